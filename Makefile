@@ -1,0 +1,33 @@
+GO ?= go
+FUZZTIME ?= 10s
+
+.PHONY: test build run fuzz bench clean
+
+# The whole test suite: vet, then every test (fuzz seed corpora included)
+# with the race detector.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -timeout 12m ./...
+
+build:
+	$(GO) build -o bin/switchboard ./cmd/switchboard
+
+# Start a server on the embedded defaults (domain localhost, data in ./data).
+run:
+	$(GO) run ./cmd/switchboard serve
+
+# Run every fuzz target for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+# Benchmarks (one short pass; use BENCHTIME=2s for real figures).
+BENCHTIME ?= 1x
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,313 @@
+// Command switchboard runs the Switchboard XMPP server and administers it.
+//
+//	switchboard serve                      start with the embedded defaults
+//	switchboard --config FILE serve        start from a TOML file
+//	switchboard config check FILE          validate a configuration
+//	switchboard user add alice@localhost   create an account
+//	switchboard version
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"switchboard/store"
+	"switchboard/xmpp/config"
+	"switchboard/xmpp/server"
+)
+
+func main() {
+	if err := newRoot(os.Stdin, os.Stdout, os.Stderr).Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		os.Exit(1)
+	}
+}
+
+// globals are the persistent flags shared by every command.
+type globals struct {
+	configFile string
+	dataDir    string
+	domains    []string
+}
+
+// load returns the configuration from the file (or the defaults) with the
+// persistent flag overrides applied.
+func (g *globals) load() (config.Config, error) {
+	cfg := config.Defaults()
+	if g.configFile != "" {
+		var err error
+		cfg, err = config.Load(g.configFile)
+		if err != nil {
+			return cfg, err
+		}
+	}
+	if g.dataDir != "" {
+		cfg.Server.DataDir = g.dataDir
+	}
+	if len(g.domains) > 0 {
+		cfg.SetDomains(g.domains)
+	}
+	return cfg, cfg.Validate()
+}
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "switchboard",
+		Short:         "Switchboard, an XMPP server for businesses",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configFile, "config", "", "TOML configuration file (default: embedded defaults)")
+	pf.StringVar(&g.dataDir, "data", "", "data directory (overrides server.data_dir)")
+	pf.StringArrayVar(&g.domains, "domain", nil, "served domain, repeatable (replaces the configured hosts)")
+	root.AddCommand(newServe(g), newConfigCmd(g), newUserCmd(g), newVersion())
+	return root
+}
+
+func newVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "switchboard %s\n", server.Version)
+		},
+	}
+}
+
+func newServe(g *globals) *cobra.Command {
+	var c2s, c2sTLS, s2s, httpAddr string
+	var registration bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil && !isValidation(err) {
+				return err
+			}
+			f := cmd.Flags()
+			if f.Changed("c2s") {
+				cfg.Listen.C2S = c2s
+			}
+			if f.Changed("c2s-tls") {
+				cfg.Listen.C2STLS = c2sTLS
+			}
+			if f.Changed("s2s") {
+				cfg.Listen.S2S = s2s
+			}
+			if f.Changed("http") {
+				cfg.Listen.HTTP = httpAddr
+			}
+			if f.Changed("registration") {
+				cfg.SetRegistration(registration)
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			log := newLogger(cfg.Log, cmd.ErrOrStderr())
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.New(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			return srv.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c2s, "c2s", "", "client listener with STARTTLS (host:port, empty disables)")
+	f.StringVar(&c2sTLS, "c2s-tls", "", "client listener with direct TLS, XEP-0368 (host:port, empty disables)")
+	f.StringVar(&s2s, "s2s", "", "server-to-server listener (host:port, empty disables)")
+	f.StringVar(&httpAddr, "http", "", "HTTP listener for web features (host:port, empty disables)")
+	f.BoolVar(&registration, "registration", false, "open in-band registration (XEP-0077) on every host")
+	return cmd
+}
+
+// isValidation reports whether err came from Validate (and may be fixed by
+// serve's own flags) rather than from reading the file.
+func isValidation(err error) bool {
+	var fe *config.FieldError
+	return errors.As(err, &fe)
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	if c.Format == config.FormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func newConfigCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Configuration tools"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check [FILE]",
+		Short: "Validate a configuration file without starting anything",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				g.configFile = args[0]
+			}
+			if g.configFile == "" {
+				return errors.New("config check: name a file (argument or --config)")
+			}
+			if _, err := g.load(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK\n", g.configFile)
+			return nil
+		},
+	})
+	return cmd
+}
+
+func newUserCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage accounts (through the running server's admin socket, or the data file when it is stopped)"}
+	var password string
+	add := &cobra.Command{
+		Use:   "add USER@HOST",
+		Short: "Create an account (password from --password, a prompt, or standard input)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := readPassword(cmd, password)
+			if err != nil {
+				return err
+			}
+			return g.admin(cmd, server.AdminRequest{Command: server.CmdUserAdd, Args: map[string]string{"jid": args[0], "password": pw}})
+		},
+	}
+	add.Flags().StringVar(&password, "password", "", "the password (visible to other local users: prefer the prompt or stdin)")
+	passwd := &cobra.Command{
+		Use:   "passwd USER@HOST",
+		Short: "Change an account's password",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := readPassword(cmd, password)
+			if err != nil {
+				return err
+			}
+			return g.admin(cmd, server.AdminRequest{Command: server.CmdUserPasswd, Args: map[string]string{"jid": args[0], "password": pw}})
+		},
+	}
+	passwd.Flags().StringVar(&password, "password", "", "the new password")
+	del := &cobra.Command{
+		Use:   "del USER@HOST",
+		Short: "Delete an account",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.admin(cmd, server.AdminRequest{Command: server.CmdUserDel, Args: map[string]string{"jid": args[0]}})
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list [HOST]",
+		Short: "List accounts",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := server.AdminRequest{Command: server.CmdUserList, Args: map[string]string{}}
+			if len(args) == 1 {
+				req.Args["host"] = args[0]
+			}
+			return g.admin(cmd, req)
+		},
+	}
+	cmd.AddCommand(add, passwd, del, list)
+	return cmd
+}
+
+// admin runs a command through the running server's admin socket or, when
+// no server runs, directly on the data file.
+func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
+	cfg, err := g.load()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+	defer cancel()
+	var result []string
+	db, err := store.Open(ctx, cfg.DBPath(), store.Options{LockTimeout: 300 * time.Millisecond})
+	switch {
+	case err == nil:
+		defer db.Close()
+		result, err = server.RunCommand(ctx, server.NewAccounts(db.Users(), cfg.Domains()), req, nil)
+		if err != nil {
+			return err
+		}
+	case errors.Is(err, store.ErrLocked):
+		path := cfg.AdminSocketPath()
+		if path == "" {
+			return fmt.Errorf("the data file %s is in use by a running server and its admin socket is disabled (listen.admin_socket): stop the server or enable the socket", cfg.DBPath())
+		}
+		resp, cerr := server.AdminCall(ctx, path, req)
+		if cerr != nil {
+			if resp.Error != "" {
+				return errors.New(resp.Error)
+			}
+			return fmt.Errorf("the data file %s is in use by a running server, and its admin socket is not reachable: %w", cfg.DBPath(), cerr)
+		}
+		result = resp.Result
+	default:
+		return err
+	}
+	for _, line := range result {
+		fmt.Fprintln(cmd.OutOrStdout(), line)
+	}
+	if req.Command != server.CmdUserList {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s %s: done\n", req.Command, req.Args["jid"])
+	}
+	return nil
+}
+
+// readPassword returns the flag value, or prompts on a terminal (twice,
+// without echo), or reads one line from standard input.
+func readPassword(cmd *cobra.Command, flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(cmd.ErrOrStderr(), "Password: ")
+		a, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(cmd.ErrOrStderr(), "Again: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", err
+		}
+		if string(a) != string(b) {
+			return "", errors.New("the passwords differ")
+		}
+		return string(a), nil
+	}
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password given (use --password, a terminal, or standard input)")
+	}
+	return line, nil
+}

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+)
+
+// Bucket names. Every top-level bucket is created by a migration.
+const (
+	bucketMeta  = "meta"
+	bucketUsers = "users"
+)
+
+// keySchema in the meta bucket holds the schema version as a uvarint: the
+// number of migrations applied to the file.
+const keySchema = "schema"
+
+// SchemaVersion is the schema version this build writes. It equals the
+// number of migrations; Open brings older files up to it.
+const SchemaVersion = 1
+
+// A migration moves the file from schema version i to i+1, where i is its
+// index in migrations(). Migrations are append-only: never edit or reorder
+// a released one, add a new one instead (and bump SchemaVersion).
+type migration struct {
+	name  string
+	apply func(tx *bbolt.Tx) error
+}
+
+// migrations returns the ordered migration list. It is a function, not a
+// package variable, so that nothing can modify it.
+func migrations() []migration {
+	return []migration{
+		{name: "create users bucket", apply: func(tx *bbolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists([]byte(bucketUsers))
+			return err
+		}},
+	}
+}
+
+// readSchema returns the schema version stored in tx. A file without a meta
+// bucket is version 0 if it is empty, and rejected if it holds other
+// buckets (it is some other program's bbolt file).
+func readSchema(tx *bbolt.Tx) (uint64, error) {
+	meta := tx.Bucket([]byte(bucketMeta))
+	if meta == nil {
+		if k, _ := tx.Cursor().First(); k != nil {
+			return 0, fmt.Errorf("%w: not a switchboard database (no %q bucket, found bucket %q)", ErrCorrupt, bucketMeta, k)
+		}
+		return 0, nil
+	}
+	v := meta.Get([]byte(keySchema))
+	if v == nil {
+		return 0, nil
+	}
+	d := decoder{buf: v}
+	n := d.uvarint()
+	if err := d.done(); err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return n, nil
+}
+
+// migrate brings the file up to SchemaVersion. All pending migrations and
+// the version bump run in one transaction: a crash leaves the old version.
+func (db *DB) migrate(ctx context.Context) error {
+	ms := migrations()
+	var have uint64
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		have, err = readSchema(tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", db.path, err)
+	}
+	switch {
+	case have > uint64(len(ms)):
+		return fmt.Errorf("store: open %s: file has schema version %d, this build supports up to %d (upgrade switchboard): %w",
+			db.path, have, len(ms), ErrSchemaTooNew)
+	case have == uint64(len(ms)):
+		return nil
+	case db.readOnly:
+		return fmt.Errorf("store: open %s: file has schema version %d, this build needs %d; open it read-write once to migrate: %w",
+			db.path, have, len(ms), ErrReadOnly)
+	}
+
+	var applied []migration
+	err = db.update(ctx, func(tx *bbolt.Tx) error {
+		applied = applied[:0]
+		// We hold the exclusive file lock, but re-read inside the write
+		// transaction anyway so the decision and the writes agree.
+		have, err := readSchema(tx)
+		if err != nil {
+			return err
+		}
+		meta, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		for i := have; i < uint64(len(ms)); i++ {
+			if err := ms[i].apply(tx); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", i+1, ms[i].name, err)
+			}
+			applied = append(applied, ms[i])
+		}
+		return meta.Put([]byte(keySchema), appendUvarint(nil, uint64(len(ms))))
+	})
+	if err != nil {
+		return fmt.Errorf("store: open %s: migrate: %w", db.path, err)
+	}
+	from := len(ms) - len(applied)
+	for i, m := range applied {
+		db.log.Info("store migration applied", "path", db.path, "schema", from+i+1, "migration", m.name)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Sentinel errors. Functions wrap them with context; test with errors.Is.
+var (
+	// ErrNotFound is returned when the requested record does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists is returned when creating a record that already exists.
+	ErrExists = errors.New("store: already exists")
+	// ErrLocked is returned by Open when the file lock cannot be taken
+	// within Options.LockTimeout.
+	ErrLocked = errors.New("store: database is in use by another process (probably a running server; stop it or use the admin API)")
+	// ErrSchemaTooNew is returned by Open when the file was written by a
+	// newer build with a schema this build does not know.
+	ErrSchemaTooNew = errors.New("store: database schema is newer than this build supports")
+	// ErrReadOnly is returned by writes on a DB opened with Options.ReadOnly.
+	ErrReadOnly = errors.New("store: database opened read-only")
+	// ErrInvalid is returned for arguments that cannot be stored (empty or
+	// over-long JID parts, incomplete credentials).
+	ErrInvalid = errors.New("store: invalid argument")
+	// ErrCorrupt is returned when a stored key or value cannot be decoded.
+	ErrCorrupt = errors.New("store: corrupt record")
+	// ErrClosed is returned by operations on a closed DB.
+	ErrClosed = errors.New("store: database closed")
+)
+
+// DefaultLockTimeout is used when Options.LockTimeout is zero.
+const DefaultLockTimeout = time.Second
+
+// fileMode is the mode of the data file: SCRAM StoredKey/ServerKey are
+// password-equivalent for an attacker who can read them.
+const (
+	fileMode os.FileMode = 0o600
+	dirMode  os.FileMode = 0o700
+)
+
+// Options configures Open.
+type Options struct {
+	// LockTimeout bounds the wait for the exclusive file lock (shared when
+	// ReadOnly). Zero means DefaultLockTimeout; negative is invalid.
+	LockTimeout time.Duration
+	// ReadOnly opens an existing, already migrated file without writing to
+	// it. Several read-only openers may share the file, but not with a
+	// read-write opener.
+	ReadOnly bool
+	// Logger receives lifecycle and migration messages. Nil discards them.
+	Logger *slog.Logger
+}
+
+// DB is an open Switchboard database. It is safe for concurrent use.
+type DB struct {
+	bolt     *bbolt.DB
+	path     string
+	readOnly bool
+	log      *slog.Logger
+	users    *Users
+	closed   atomic.Bool
+}
+
+// Open opens the database at path, creating it (and its parent directory,
+// mode 0700) if needed, with file mode 0600. An existing file with looser
+// permissions is tightened to 0600 (read-write opens) or reported (read-only
+// opens). Open then migrates the schema to SchemaVersion in one transaction.
+//
+// If another process (or another DB in this process) holds the file, Open
+// fails after opts.LockTimeout with an error wrapping ErrLocked. A file
+// written by a newer build fails with ErrSchemaTooNew.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if path == "" {
+		return nil, fmt.Errorf("store: open: empty path: %w", ErrInvalid)
+	}
+	if opts.LockTimeout < 0 {
+		return nil, fmt.Errorf("store: open %s: negative lock timeout %s: %w", path, opts.LockTimeout, ErrInvalid)
+	}
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+	}
+	bdb, err := bbolt.Open(path, fileMode, &bbolt.Options{
+		Timeout:  opts.LockTimeout,
+		ReadOnly: opts.ReadOnly,
+	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: could not lock %s within %s", ErrLocked, path, opts.LockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db := &DB{bolt: bdb, path: path, readOnly: opts.ReadOnly, log: log}
+	db.users = &Users{db: db}
+
+	if err := db.checkMode(); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	log.Info("store opened", "path", path, "schema", SchemaVersion, "read_only", opts.ReadOnly)
+	return db, nil
+}
+
+// checkMode makes sure the data file is not readable by group or others.
+func (db *DB) checkMode() error {
+	fi, err := os.Stat(db.path)
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", db.path, err)
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	if db.readOnly {
+		db.log.Warn("store file is accessible by group or others; it holds password-equivalent credentials",
+			"path", db.path, "mode", perm.String())
+		return nil
+	}
+	if err := os.Chmod(db.path, fileMode); err != nil {
+		return fmt.Errorf("store: open %s: restrict mode: %w", db.path, err)
+	}
+	db.log.Warn("store file was accessible by group or others; restricted to 0600",
+		"path", db.path, "old_mode", perm.String())
+	return nil
+}
+
+// Close closes the database. It waits for open transactions to finish.
+// Later calls return nil; other methods then fail with ErrClosed.
+func (db *DB) Close() error {
+	if db.closed.Swap(true) {
+		return nil
+	}
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", db.path, err)
+	}
+	db.log.Info("store closed", "path", db.path)
+	return nil
+}
+
+// Path returns the path the database was opened with.
+func (db *DB) Path() string { return db.path }
+
+// Users returns the user-account sub-store.
+func (db *DB) Users() *Users { return db.users }
+
+// view runs fn in a read-only transaction after checking ctx.
+func (db *DB) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return closedErr(db.bolt.View(fn))
+}
+
+// update runs fn in a read-write transaction after checking ctx.
+func (db *DB) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if db.readOnly {
+		return ErrReadOnly
+	}
+	return closedErr(db.bolt.Update(fn))
+}
+
+// closedErr translates bbolt's "not open" into ErrClosed, so that callers
+// need not import bbolt.
+func closedErr(err error) error {
+	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// bucket returns the named top-level bucket, or an error if the schema is
+// missing it (a damaged file: migrations always create every bucket).
+func bucket(tx *bbolt.Tx, name string) (*bbolt.Bucket, error) {
+	b := tx.Bucket([]byte(name))
+	if b == nil {
+		return nil, fmt.Errorf("%w: bucket %q missing", ErrCorrupt, name)
+	}
+	return b, nil
+}

@@ -1,0 +1,742 @@
+package c2s
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/xmpp"
+	"switchboard/xmpp/auth"
+	"switchboard/xmpp/wire"
+)
+
+// Namespaces of stream features.
+const (
+	nsRegister        = "jabber:iq:register"
+	nsRegisterFeature = "http://jabber.org/features/iq-register"
+	nsSASLCB          = "urn:xmpp:sasl-cb:0"
+)
+
+// streamError ends the stream with a condition (RFC 6120 §4.9.3).
+type streamError struct {
+	cond, text string
+}
+
+func (e *streamError) Error() string {
+	if e.text == "" {
+		return "stream error: " + e.cond
+	}
+	return "stream error: " + e.cond + ": " + e.text
+}
+
+func serr(cond, text string) error { return &streamError{cond: cond, text: text} }
+
+// conn is one client connection and, once bound, its session.
+type conn struct {
+	srv *Server
+	log *slog.Logger
+	id  string
+
+	raw net.Conn // the TCP connection
+	nc  net.Conn // raw or the TLS connection over it
+	in  *limitedReader
+	dec *wire.Decoder
+
+	secure     bool
+	tlsState   *tls.ConnectionState
+	host       string
+	authed     string // authenticated localpart
+	headerSent bool
+
+	directTLS bool
+	full      jid.JID // set once at bind, before the writer starts
+	bound     bool    // guarded by mu
+
+	// Outbox, guarded by mu.
+	mu        sync.Mutex
+	queue     []*xmpp.Stanza
+	spare     []*xmpp.Stanza
+	qbytes    int
+	closed    bool
+	closeCond string
+	closeText string
+	signal    chan struct{} // capacity 1: "the outbox changed"
+	writerEnd chan struct{}
+}
+
+var _ xmpp.Session = (*conn)(nil)
+
+func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
+	id := s.nextID.Add(1)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	c := &conn{
+		srv: s,
+		id:  hex.EncodeToString(b[:]),
+		raw: nc,
+		nc:  nc,
+	}
+	c.log = s.log.With(xmpp.LogConn, id, xmpp.LogRemote, nc.RemoteAddr().String())
+	c.in = &limitedReader{conn: c, rate: s.opts.Limits.RateBytesPerSecond, burst: s.opts.Limits.RateBurstBytes}
+	c.in.tokens = float64(c.in.burst)
+	c.dec = wire.NewDecoder(c.in, wire.Limits{MaxStanza: s.opts.Limits.MaxStanzaSize})
+	c.directTLS = directTLS
+	return c
+}
+
+// JID implements xmpp.Session.
+func (c *conn) JID() jid.JID { return c.full }
+
+// refuse answers a connection that is not admitted with a stream error.
+func (c *conn) refuse(cond, text string) {
+	_ = c.raw.SetDeadline(time.Now().Add(5 * time.Second))
+	var b []byte
+	b = c.appendHeader(b, "localhost", "")
+	b = appendStreamError(b, cond, text)
+	_, _ = c.raw.Write(b)
+	c.raw.Close()
+}
+
+func (c *conn) run(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug must not take the server down: close this stream only.
+			c.log.Error("panic in connection", "panic", r)
+			c.finish(ctx, &streamError{cond: "internal-server-error"})
+		}
+	}()
+	deadline := time.Now().Add(c.srv.opts.Limits.AuthTimeout)
+	_ = c.raw.SetReadDeadline(deadline)
+	c.in.deadline = deadline
+	if c.directTLS {
+		if err := c.startTLS(); err != nil {
+			c.log.Debug("direct TLS handshake failed", xmpp.LogErr, err)
+			c.raw.Close()
+			return
+		}
+	}
+	err := c.negotiate(ctx)
+	if err == nil {
+		c.log.Info("session bound", xmpp.LogJID, c.full.String())
+		c.startWriter()
+		err = c.serve(ctx)
+	}
+	c.finish(ctx, err)
+}
+
+// finish ends the connection after err (nil or ErrStreamEnd: clean close).
+func (c *conn) finish(ctx context.Context, err error) {
+	cond, text := "", ""
+	var se *streamError
+	var we *wire.Error
+	var ne net.Error
+	switch {
+	case err == nil, errors.Is(err, wire.ErrStreamEnd):
+	case errors.As(err, &se):
+		cond, text = se.cond, se.text
+	case errors.As(err, &we):
+		cond, text = we.Condition, we.Msg
+	case errors.As(err, &ne) && ne.Timeout():
+		cond = "connection-timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF):
+		cond = "-" // transport gone: nothing to write
+	default:
+		var opErr *net.OpError
+		if errors.As(err, &opErr) || errors.Is(err, os.ErrDeadlineExceeded) {
+			cond = "-"
+		} else {
+			cond = "internal-server-error"
+			c.log.Error("connection failed", xmpp.LogErr, err)
+		}
+	}
+	if cond != "" && cond != "-" {
+		c.log.Debug("closing stream", "condition", cond, "text", text)
+	}
+	c.mu.Lock()
+	bound := c.bound
+	c.mu.Unlock()
+	if bound {
+		c.srv.deps.Router.Unbind(ctx, c, c.full)
+		c.Close(cond, text)
+		<-c.writerEnd
+		c.log.Info("session closed", xmpp.LogJID, c.full.String())
+		return
+	}
+	// Negotiation phase: this goroutine is the only writer.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	var b []byte
+	if cond != "-" {
+		if !c.headerSent {
+			b = c.appendHeader(b, c.srv.defaultHost(), "")
+		}
+		if cond != "" {
+			b = appendStreamError(b, cond, text)
+		}
+		b = append(b, "</stream:stream>"...)
+		_, _ = c.nc.Write(b)
+	}
+	c.nc.Close()
+}
+
+// Close implements xmpp.Session: the writer flushes what is queued, writes
+// the stream error (if any) and the closing tag, and closes the transport.
+func (c *conn) Close(cond, text string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.closeCond, c.closeText = cond, text
+	bound := c.bound
+	c.mu.Unlock()
+	if !bound {
+		// Negotiating: unblock the reader; finish writes nothing more.
+		c.nc.Close()
+		return
+	}
+	c.wake()
+}
+
+func (c *conn) wake() {
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Deliver implements xmpp.Session.
+func (c *conn) Deliver(st *xmpp.Stanza) bool {
+	n := len(st.Bytes())
+	lim := &c.srv.opts.Limits
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= lim.OutboxStanzas || c.qbytes+n > lim.OutboxBytes {
+		c.closed = true
+		c.closeCond, c.closeText = "policy-violation", "slow consumer: outbox full"
+		c.mu.Unlock()
+		c.log.Warn("slow consumer: closing session", xmpp.LogJID, c.full.String())
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.wake()
+		return false
+	}
+	c.queue = append(c.queue, st)
+	c.qbytes += n
+	c.mu.Unlock()
+	c.wake()
+	return true
+}
+
+func (c *conn) startWriter() {
+	c.writerEnd = make(chan struct{})
+	go c.writer()
+	c.wake() // stanzas may have been queued between bind and now
+}
+
+// writer is the only writer after bind: it writes each batch of queued
+// stanzas with one Write.
+func (c *conn) writer() {
+	defer close(c.writerEnd)
+	defer c.nc.Close()
+	trace := c.srv.opts.TraceXML
+	for range c.signal {
+		c.mu.Lock()
+		batch := c.queue
+		c.queue, c.spare = c.spare[:0], nil
+		c.qbytes = 0
+		closed, cond, text := c.closed, c.closeCond, c.closeText
+		c.mu.Unlock()
+		buf := getBuffer()
+		for i, st := range batch {
+			buf = append(buf, st.Bytes()...)
+			if trace {
+				c.log.Debug("out", "xml", string(st.Bytes()))
+			}
+			batch[i] = nil
+		}
+		if closed && cond != "-" {
+			if cond != "" {
+				buf = appendStreamError(buf, cond, text)
+			}
+			buf = append(buf, "</stream:stream>"...)
+		}
+		if len(buf) > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.Limits.WriteTimeout))
+			if _, err := c.nc.Write(buf); err != nil {
+				putBuffer(buf)
+				c.mu.Lock()
+				c.closed = true
+				c.mu.Unlock()
+				return
+			}
+		}
+		putBuffer(buf)
+		c.mu.Lock()
+		if c.spare == nil && cap(batch) <= 64 {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
+		if closed {
+			// Give the peer a moment to close its side, then drop.
+			return
+		}
+	}
+}
+
+var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuffer() []byte { return (*bufferPool.Get().(*[]byte))[:0] }
+
+func putBuffer(b []byte) {
+	if cap(b) > 64<<10 {
+		return
+	}
+	bufferPool.Put(&b)
+}
+
+func (s *Server) defaultHost() string { return s.opts.DefaultHost }
+
+func (c *conn) appendHeader(b []byte, from, to string) []byte {
+	b = append(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='"...)
+	b = append(b, c.id...)
+	b = append(b, "' from='"...)
+	b = wire.AppendEscapedAttr(b, from)
+	if to != "" {
+		b = append(b, "' to='"...)
+		b = wire.AppendEscapedAttr(b, to)
+	}
+	b = append(b, "' version='1.0' xml:lang='en'>"...)
+	c.headerSent = true
+	return b
+}
+
+func appendStreamError(b []byte, cond, text string) []byte {
+	b = append(b, "<stream:error><"...)
+	b = append(b, cond...)
+	b = append(b, " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"...)
+	if text != "" {
+		b = append(b, "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>"...)
+		b = wire.AppendEscapedText(b, text)
+		b = append(b, "</text>"...)
+	}
+	return append(b, "</stream:error>"...)
+}
+
+// write sends bytes during negotiation (before the writer exists).
+func (c *conn) write(b []byte) error {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.Limits.WriteTimeout))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+func (c *conn) writeElement(e *wire.Element) error {
+	return c.write(e.AppendXML(nil, ""))
+}
+
+func (c *conn) startTLS() error {
+	tc := tls.Server(c.raw, c.srv.opts.TLS)
+	ctx, cancel := context.WithDeadline(context.Background(), c.in.deadline)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("c2s: TLS handshake: %w", err)
+	}
+	st := tc.ConnectionState()
+	c.nc, c.secure, c.tlsState = tc, true, &st
+	c.dec.Reset(c.in)
+	return nil
+}
+
+// openStream reads the client's stream header and answers it with ours and
+// the features of the current state (RFC 6120 §4.2, §4.3.2).
+func (c *conn) openStream() error {
+	h, err := c.dec.ReadHeader()
+	if err != nil {
+		return err
+	}
+	// RFC 6120 §4.9.1.3: our header precedes any stream error.
+	host := strings.ToLower(h.To)
+	if !c.srv.deps.Router.IsLocal(host) {
+		c.write(c.appendHeader(nil, c.srv.defaultHost(), ""))
+		if h.To == "" {
+			return serr("host-unknown", "the stream header has no 'to'")
+		}
+		return serr("host-unknown", "")
+	}
+	if c.host != "" && c.host != host {
+		c.write(c.appendHeader(nil, c.host, ""))
+		return serr("host-unknown", "the host changed on stream restart")
+	}
+	c.host = host
+	b := c.appendHeader(nil, host, "")
+	switch {
+	case h.Space != wire.NSStream:
+		c.write(b)
+		return serr("invalid-namespace", "stream namespace must be "+wire.NSStream)
+	case h.Default != wire.NSClient:
+		c.write(b)
+		return serr("invalid-namespace", "content namespace must be jabber:client")
+	case h.Name != "stream" && !strings.HasSuffix(h.Name, ":stream"):
+		c.write(b)
+		return serr("invalid-xml", "the stream element must be <stream>")
+	}
+	if major, _, _ := strings.Cut(h.Version, "."); h.Version == "" || major == "0" {
+		// RFC 6120 §4.7.5: we only speak XMPP 1.0 and later.
+		c.write(b)
+		return serr("unsupported-version", "")
+	} else if n, err := strconv.Atoi(major); err != nil || n < 1 {
+		c.write(b)
+		return serr("unsupported-version", "")
+	}
+	b = append(b, "<stream:features>"...)
+	b = c.appendFeatures(b)
+	b = append(b, "</stream:features>"...)
+	return c.write(b)
+}
+
+func (c *conn) appendFeatures(b []byte) []byte {
+	tlsAvail := c.srv.opts.TLS != nil && !c.secure
+	switch {
+	case c.authed == "":
+		if tlsAvail {
+			b = append(b, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>"...)
+			if c.srv.opts.RequireTLS {
+				b = append(b, "<required/>"...)
+			}
+			b = append(b, "</starttls>"...)
+			if c.srv.opts.RequireTLS {
+				return b // RFC 6120 §5.3.1: TLS is the only feature offered
+			}
+		}
+		b = append(b, "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"...)
+		for _, m := range c.srv.deps.Auth.Mechanisms(c.tlsState) {
+			b = append(b, "<mechanism>"...)
+			b = append(b, m...)
+			b = append(b, "</mechanism>"...)
+		}
+		b = append(b, "</mechanisms>"...)
+		if cbs := c.srv.deps.Auth.ChannelBindings(c.tlsState); len(cbs) > 0 {
+			// XEP-0440: the channel binding types we support.
+			b = append(b, "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>"...)
+			for _, t := range cbs {
+				b = append(b, "<channel-binding type='"...)
+				b = append(b, t...)
+				b = append(b, "'/>"...)
+			}
+			b = append(b, "</sasl-channel-binding>"...)
+		}
+		if c.srv.opts.Registration[c.host] && c.srv.deps.Registrar != nil {
+			b = append(b, "<register xmlns='http://jabber.org/features/iq-register'/>"...)
+		}
+	default:
+		b = append(b, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"...)
+		b = append(b, "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"...)
+	}
+	return b
+}
+
+// negotiate runs the stream until a resource is bound.
+func (c *conn) negotiate(ctx context.Context) error {
+	if err := c.openStream(); err != nil {
+		return err
+	}
+	attempts := 0
+	for {
+		el, err := c.dec.ReadElement()
+		if err != nil {
+			return err
+		}
+		if c.srv.opts.TraceXML {
+			c.log.Debug("in", "xml", traceable(el))
+		}
+		switch {
+		case el.Name == "starttls" && el.Space == xmpp.NSTLS:
+			if c.secure || c.srv.opts.TLS == nil || c.authed != "" {
+				c.write([]byte("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))
+				return serr("-", "")
+			}
+			if c.dec.Buffered() > 0 {
+				// RFC 6120 §5.4.3.3: nothing may follow <starttls/>
+				// before the handshake.
+				return serr("policy-violation", "data after <starttls/>")
+			}
+			if err := c.write([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
+				return err
+			}
+			if err := c.startTLS(); err != nil {
+				c.log.Debug("STARTTLS handshake failed", xmpp.LogErr, err)
+				return serr("-", "")
+			}
+			if err := c.openStream(); err != nil {
+				return err
+			}
+		case el.Name == "auth" && el.Space == xmpp.NSSASL:
+			if c.authed != "" {
+				return serr("policy-violation", "already authenticated")
+			}
+			if c.srv.opts.RequireTLS && !c.secure {
+				c.write(saslFailure("encryption-required", ""))
+				continue
+			}
+			attempts++
+			if attempts > c.srv.opts.Limits.MaxAuthAttempts {
+				return serr("policy-violation", "too many authentication attempts")
+			}
+			ok, err := c.sasl(ctx, el)
+			if err != nil {
+				return err
+			}
+			if ok {
+				c.dec.Restart()
+				if err := c.openStream(); err != nil {
+					return err
+				}
+			}
+		case el.Name == "iq" && el.Space == wire.NSClient && c.authed == "":
+			if err := c.preAuthIQ(ctx, el); err != nil {
+				return err
+			}
+		case el.Name == "iq" && el.Space == wire.NSClient:
+			done, err := c.bindIQ(ctx, el)
+			if err != nil || done {
+				return err
+			}
+		default:
+			if el.Space == wire.NSClient && (el.Name == "message" || el.Name == "presence") {
+				// RFC 6120 §6.4.1 / §7.2.1: stanzas before auth and bind.
+				return serr("not-authorized", "")
+			}
+			return serr("unsupported-stanza-type", "")
+		}
+	}
+}
+
+func traceable(el *wire.Element) string {
+	if el.Space == xmpp.NSSASL || (el.Name == "iq" && el.Child("query", nsRegister) != nil) {
+		return "<" + el.Name + " xmlns='" + el.Space + "'>[redacted]"
+	}
+	return string(el.Raw())
+}
+
+func saslFailure(cond, text string) []byte {
+	b := []byte("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><")
+	b = append(b, cond...)
+	b = append(b, "/>"...)
+	if text != "" {
+		b = append(b, "<text xml:lang='en'>"...)
+		b = wire.AppendEscapedText(b, text)
+		b = append(b, "</text>"...)
+	}
+	return append(b, "</failure>"...)
+}
+
+// sasl runs one SASL exchange (RFC 6120 §6.4). It returns true on success.
+func (c *conn) sasl(ctx context.Context, el *wire.Element) (bool, error) {
+	ip := remoteIP(c.raw.RemoteAddr())
+	if th := c.srv.deps.Throttle; th != nil {
+		if d := th.Delay(ip); d > 0 {
+			// Slow down guessing from one address; this blocks only
+			// this connection.
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return false, serr("system-shutdown", "")
+			}
+		}
+	}
+	mech := el.AttrValue("mechanism")
+	ex, err := c.srv.deps.Auth.Start(c.host, mech, c.tlsState)
+	if err != nil {
+		return false, c.write(saslFailureFor(err))
+	}
+	in, err := decodeSASL(el.Text)
+	if err != nil {
+		return false, c.write(saslFailure("incorrect-encoding", ""))
+	}
+	for {
+		out, done, err := ex.Step(ctx, in)
+		if err != nil {
+			if th := c.srv.deps.Throttle; th != nil {
+				th.Failed(ip)
+			}
+			c.log.Info("authentication failed", "mechanism", mech, xmpp.LogErr, err)
+			return false, c.write(saslFailureFor(err))
+		}
+		if done {
+			if th := c.srv.deps.Throttle; th != nil {
+				th.Succeeded(ip)
+			}
+			c.authed = ex.Localpart()
+			c.log = c.log.With(xmpp.LogJID, c.authed+"@"+c.host)
+			b := []byte("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>")
+			if len(out) > 0 {
+				b = base64.StdEncoding.AppendEncode(b, out)
+			}
+			b = append(b, "</success>"...)
+			return true, c.write(b)
+		}
+		b := []byte("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>")
+		if len(out) > 0 {
+			b = base64.StdEncoding.AppendEncode(b, out)
+		} else {
+			b = append(b, '=')
+		}
+		b = append(b, "</challenge>"...)
+		if err := c.write(b); err != nil {
+			return false, err
+		}
+		resp, err := c.dec.ReadElement()
+		if err != nil {
+			return false, err
+		}
+		if resp.Space != xmpp.NSSASL {
+			return false, serr("policy-violation", "expected a SASL response")
+		}
+		switch resp.Name {
+		case "abort":
+			return false, c.write(saslFailure("aborted", ""))
+		case "response":
+		default:
+			return false, c.write(saslFailure("malformed-request", ""))
+		}
+		in, err = decodeSASL(resp.Text)
+		if err != nil {
+			return false, c.write(saslFailure("incorrect-encoding", ""))
+		}
+	}
+}
+
+// decodeSASL decodes a SASL payload: "=" is an empty response, empty text
+// is no response (RFC 6120 §6.4.2).
+func decodeSASL(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	if s == "=" {
+		return []byte{}, nil
+	}
+	return base64.StdEncoding.DecodeString(s)
+}
+
+func saslFailureFor(err error) []byte {
+	var f *auth.Failure
+	if errors.As(err, &f) {
+		return saslFailure(f.Condition, f.Text)
+	}
+	return saslFailure("temporary-auth-failure", "")
+}
+
+// preAuthIQ answers IQs before authentication: only XEP-0077 registration.
+func (c *conn) preAuthIQ(ctx context.Context, el *wire.Element) error {
+	st, err := xmpp.NewStanza(el)
+	if err != nil {
+		return serr("not-authorized", "")
+	}
+	q := st.Payload()
+	if q == nil || q.Space != nsRegister || !c.srv.opts.Registration[c.host] || c.srv.deps.Registrar == nil {
+		return serr("not-authorized", "")
+	}
+	reply := func(r *xmpp.Stanza) error {
+		return c.writeElement(r.El)
+	}
+	errReply := func(err error) error {
+		return reply(st.With(jid.JID{}, jid.JID{}).ErrorReply(xmpp.AsStanzaError(err)))
+	}
+	if c.srv.opts.RequireTLS && !c.secure {
+		return errReply(xmpp.StanzaError(stanza.NotAuthorized, "registration requires TLS"))
+	}
+	switch st.Type {
+	case xmpp.TypeGet:
+		// XEP-0077 §3.1: the fields required to register.
+		form := wire.New("query", nsRegister).AddChild(
+			wire.New("instructions", nsRegister).SetText("Choose a username and password."),
+			wire.New("username", nsRegister),
+			wire.New("password", nsRegister),
+		)
+		return reply(xmpp.Build(xmpp.KindIQ, xmpp.TypeResult, st.ID, jid.JID{}, jid.JID{}, form))
+	case xmpp.TypeSet:
+		if q.Child("remove", nsRegister) != nil {
+			return errReply(xmpp.StanzaError(stanza.NotAuthorized, ""))
+		}
+		user := q.ChildText("username", nsRegister)
+		pass := q.ChildText("password", nsRegister)
+		if q.Child("username", nsRegister) == nil || q.Child("password", nsRegister) == nil || user == "" || pass == "" {
+			return errReply(xmpp.StanzaError(stanza.NotAcceptable, "username and password are required"))
+		}
+		if err := c.srv.deps.Registrar.Register(ctx, c.host, user, pass); err != nil {
+			var se stanza.Error
+			if !errors.As(err, &se) {
+				c.log.Error("registration failed", xmpp.LogErr, err)
+			}
+			return errReply(err)
+		}
+		c.log.Info("account registered in band", xmpp.LogJID, user+"@"+c.host)
+		return reply(xmpp.Build(xmpp.KindIQ, xmpp.TypeResult, st.ID, jid.JID{}, jid.JID{}))
+	}
+	return errReply(xmpp.StanzaError(stanza.BadRequest, ""))
+}
+
+// bindIQ handles IQs between authentication and bind. It returns true once
+// a resource is bound (RFC 6120 §7).
+func (c *conn) bindIQ(ctx context.Context, el *wire.Element) (bool, error) {
+	st, err := xmpp.NewStanza(el)
+	if err != nil {
+		return false, serr("not-authorized", "")
+	}
+	b := st.Payload()
+	if st.Type != xmpp.TypeSet || b == nil || b.Name != "bind" || b.Space != xmpp.NSBind {
+		// RFC 6120 §7.2.1: nothing but bind before a resource is bound.
+		return false, serr("not-authorized", "bind a resource first")
+	}
+	bare, err := jid.New(c.authed, c.host, "")
+	if err != nil {
+		return false, serr("internal-server-error", "")
+	}
+	res := strings.TrimSpace(b.ChildText("resource", xmpp.NSBind))
+	if res != "" {
+		if _, err := bare.WithResource(res); err != nil {
+			// RFC 6120 §7.7.2.1: a resource that is not allowed.
+			e := st.With(jid.JID{}, jid.JID{}).ErrorReply(xmpp.StanzaError(stanza.BadRequest, "invalid resourcepart"))
+			return false, c.writeElement(e.El)
+		}
+	}
+	// The writer must exist before the router can deliver to us.
+	c.signal = make(chan struct{}, 1)
+	full, err := c.srv.deps.Router.Bind(ctx, c, bare, res)
+	if err != nil {
+		e := st.With(jid.JID{}, jid.JID{}).ErrorReply(xmpp.AsStanzaError(err))
+		return false, c.writeElement(e.El)
+	}
+	c.full = full
+	c.mu.Lock()
+	c.bound = true
+	c.mu.Unlock()
+	_ = c.nc.SetReadDeadline(time.Time{})
+	c.in.deadline = time.Time{}
+	result := xmpp.Build(xmpp.KindIQ, xmpp.TypeResult, st.ID, jid.JID{}, jid.JID{},
+		wire.New("bind", xmpp.NSBind).AddChild(wire.New("jid", xmpp.NSBind).SetText(full.String())))
+	if err := c.writeElement(result.El); err != nil {
+		return false, err
+	}
+	return true, nil
+}

@@ -1,0 +1,19 @@
+// Package c2s accepts client connections and runs their streams.
+//
+// It implements the server side of RFC 6120 stream negotiation itself —
+// stream headers (§4.7), STARTTLS (§5) and direct TLS (XEP-0368), SASL
+// (§6, with the mechanisms of package auth and XEP-0440 channel-binding
+// advertisement), resource binding (§7) and the legacy session feature
+// (RFC 3921 §3, advertised optional) — and pre-authentication in-band
+// registration (XEP-0077 §3.1).
+//
+// Each connection has two goroutines: the ingress loop, the only reader,
+// which frames and parses elements with package wire, stamps 'from'
+// (RFC 6120 §8.1.2.1) and hands stanzas to the router; and, once a resource
+// is bound, the writer, the only writer, which drains a bounded outbox and
+// writes each batch with one call. Deliver never blocks: a session whose
+// outbox overflows is closed with a policy-violation stream error.
+//
+// Stream errors follow RFC 6120 §4.9: the server's stream header is always
+// sent before an error, and the stream is then closed.
+package c2s

@@ -1,0 +1,271 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/xmpp"
+	"switchboard/xmpp/auth"
+)
+
+// Router is what a client session needs from the router.
+type Router interface {
+	xmpp.Router
+	IsLocal(domain string) bool
+	Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, resource string) (jid.JID, error)
+	Unbind(ctx context.Context, sess xmpp.Session, full jid.JID)
+}
+
+// Registrar creates accounts for XEP-0077 in-band registration. Errors
+// that are stanza errors (conflict, not-acceptable) are sent as they are.
+type Registrar interface {
+	Register(ctx context.Context, host, username, password string) error
+}
+
+// Limits bound what one connection may use.
+type Limits struct {
+	MaxStanzaSize      int
+	AuthTimeout        time.Duration
+	IdleTimeout        time.Duration // 0 = none
+	RateBytesPerSecond int           // 0 = unlimited
+	RateBurstBytes     int
+	OutboxStanzas      int
+	OutboxBytes        int
+	MaxConnsPerIP      int // 0 = unlimited
+	MaxAuthAttempts    int
+	WriteTimeout       time.Duration
+}
+
+// Options configure a Server.
+type Options struct {
+	// DefaultHost names the server in stream headers sent before the
+	// client said which host it wants.
+	DefaultHost string
+	// Registration lists hosts with in-band registration open.
+	Registration map[string]bool
+	// TLS is the server's TLS configuration; nil disables STARTTLS.
+	TLS *tls.Config
+	// RequireTLS makes STARTTLS mandatory before authentication.
+	RequireTLS bool
+	Limits     Limits
+	Logger     *slog.Logger
+	// TraceXML logs every element read and stanza written at debug level.
+	TraceXML bool
+}
+
+// Deps are the Server's collaborators.
+type Deps struct {
+	Router    Router
+	Auth      *auth.Server
+	Throttle  *auth.Throttle
+	Registrar Registrar
+}
+
+// Server accepts client connections.
+type Server struct {
+	opts Options
+	deps Deps
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	listeners map[net.Listener]bool
+	conns     map[*conn]bool
+	perIP     map[string]int
+	closing   bool
+	wg        sync.WaitGroup
+	nextID    atomic.Uint64
+}
+
+// New returns a Server.
+func New(opts Options, deps Deps) (*Server, error) {
+	if deps.Router == nil || deps.Auth == nil {
+		return nil, errors.New("c2s: missing router or authenticator")
+	}
+	if opts.RequireTLS && opts.TLS == nil {
+		return nil, errors.New("c2s: TLS required but not configured")
+	}
+	l := &opts.Limits
+	if l.MaxStanzaSize <= 0 {
+		l.MaxStanzaSize = 256 << 10
+	}
+	if l.AuthTimeout <= 0 {
+		l.AuthTimeout = 30 * time.Second
+	}
+	if l.OutboxStanzas <= 0 {
+		l.OutboxStanzas = 4096
+	}
+	if l.OutboxBytes <= 0 {
+		l.OutboxBytes = 4 << 20
+	}
+	if l.MaxAuthAttempts <= 0 {
+		l.MaxAuthAttempts = 5
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = 30 * time.Second
+	}
+	if l.RateBytesPerSecond > 0 && l.RateBurstBytes < l.MaxStanzaSize {
+		l.RateBurstBytes = l.MaxStanzaSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DefaultHost == "" {
+		opts.DefaultHost = "localhost"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		opts: opts, deps: deps, log: opts.Logger,
+		ctx: ctx, cancel: cancel,
+		listeners: map[net.Listener]bool{},
+		conns:     map[*conn]bool{},
+		perIP:     map[string]int{},
+	}, nil
+}
+
+// Serve accepts connections on ln until Shutdown or a listener error.
+// With directTLS the TLS handshake happens first (XEP-0368).
+func (s *Server) Serve(ln net.Listener, directTLS bool) error {
+	if directTLS && s.opts.TLS == nil {
+		return errors.New("c2s: direct TLS without a TLS configuration")
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.listeners[ln] = true
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			if isTemporaryAccept(err) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", xmpp.LogErr, err)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("c2s: accept: %w", err)
+		}
+		delay = 0
+		s.accept(nc, directTLS)
+	}
+}
+
+func isTemporaryAccept(err error) bool {
+	// Timeouts, EMFILE/ENFILE and aborted handshakes are transient.
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var se interface{ Temporary() bool }
+	return errors.As(err, &se) && se.Temporary()
+}
+
+func (s *Server) accept(nc net.Conn, directTLS bool) {
+	ip := remoteIP(nc.RemoteAddr())
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	over := s.opts.Limits.MaxConnsPerIP > 0 && s.perIP[ip] >= s.opts.Limits.MaxConnsPerIP
+	if !over {
+		s.perIP[ip]++
+	}
+	c := newConn(s, nc, directTLS)
+	if !over {
+		s.conns[c] = true
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		if over {
+			s.log.Warn("too many connections from address", xmpp.LogRemote, ip)
+			c.refuse("policy-violation", "too many connections from your address")
+			return
+		}
+		c.run(s.ctx)
+		s.mu.Lock()
+		delete(s.conns, c)
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
+		s.mu.Unlock()
+	}()
+}
+
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// Shutdown stops accepting, closes every connection with a system-shutdown
+// stream error and waits for them to end or ctx to expire.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close("system-shutdown", "")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		s.cancel()
+		<-done
+		return fmt.Errorf("c2s: shutdown: %w", ctx.Err())
+	}
+}
+
+// ConnCount returns the number of open connections.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

@@ -1,0 +1,332 @@
+package config
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// File names inside [Server.DataDir].
+const (
+	DBFileName         = "switchboard.db"
+	AdminSocketName    = "admin.sock"
+	SelfSignedCertName = "tls-cert.pem"
+	SelfSignedKeyName  = "tls-key.pem"
+)
+
+// DisabledSocket as [Listen.AdminSocket] disables the admin socket.
+const DisabledSocket = "-"
+
+// Log levels accepted by [Log.Level].
+const (
+	LevelDebug = "debug"
+	LevelInfo  = "info"
+	LevelWarn  = "warn"
+	LevelError = "error"
+)
+
+// Log formats accepted by [Log.Format].
+const (
+	FormatText = "text"
+	FormatJSON = "json"
+)
+
+// TLS versions accepted by [TLS.MinVersion].
+const (
+	TLS12 = "1.2"
+	TLS13 = "1.3"
+)
+
+// MinStanzaSize is the smallest accepted [Limits.MaxStanzaSize]: RFC 6120
+// §13.12 forbids blocking stanzas smaller than 10000 bytes.
+const MinStanzaSize = 10000
+
+// ResourceConflict is the policy applied when a client binds a full JID that
+// is already bound (RFC 6120 §7.7.2.2).
+type ResourceConflict string
+
+// Resource conflict policies.
+const (
+	// KickOld terminates the existing session with a <conflict/> stream
+	// error and binds the new one.
+	KickOld ResourceConflict = "kick_old"
+	// Refuse answers the new bind request with a <conflict/> stanza error.
+	Refuse ResourceConflict = "refuse"
+	// Random binds the new session to a server-generated resourcepart.
+	Random ResourceConflict = "random"
+)
+
+// Config is the complete server configuration. The zero value is not valid;
+// start from [Defaults] or use [Load]/[Parse].
+//
+// A Config is a plain value. Its slices are never modified in place by this
+// package, so a Config may be shared read-only between goroutines.
+type Config struct {
+	Server Server `toml:"server"`
+	Log    Log    `toml:"log"`
+	Listen Listen `toml:"listen"`
+	TLS    TLS    `toml:"tls"`
+	Limits Limits `toml:"limits"`
+	C2S    C2S    `toml:"c2s"`
+	Hosts  []Host `toml:"host"`
+}
+
+// Server holds process-wide settings ([server]).
+type Server struct {
+	// DataDir holds switchboard.db, the generated TLS certificate and key
+	// and admin.sock. Relative paths are relative to the working directory.
+	DataDir string `toml:"data_dir"`
+	// ShutdownTimeout bounds the graceful shutdown; remaining connections
+	// are closed when it expires.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+}
+
+// Log configures logging ([log]).
+type Log struct {
+	Level  string `toml:"level"`  // LevelDebug, LevelInfo, LevelWarn or LevelError
+	Format string `toml:"format"` // FormatText or FormatJSON
+	// TraceXML logs every stanza's XML at debug level (never passwords or
+	// SASL payloads).
+	TraceXML bool `toml:"trace_xml"`
+}
+
+// Listen holds listener addresses ([listen]). An empty address disables the
+// listener.
+type Listen struct {
+	C2S    string `toml:"c2s"`     // client-to-server with STARTTLS
+	C2STLS string `toml:"c2s_tls"` // client-to-server with direct TLS (XEP-0368)
+	S2S    string `toml:"s2s"`     // server-to-server
+	HTTP   string `toml:"http"`    // web features
+	// AdminSocket is the Unix socket of the admin API: "" means
+	// <data_dir>/admin.sock, DisabledSocket ("-") disables it. Use
+	// [Config.AdminSocketPath] rather than reading this field.
+	AdminSocket string `toml:"admin_socket"`
+}
+
+// TLS configures certificates and TLS policy ([tls]).
+type TLS struct {
+	// CertFile and KeyFile are PEM files. Both empty means a self-signed
+	// certificate generated in the data directory (see [Config.CertFiles]).
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// RequireC2S makes clients negotiate STARTTLS before authenticating.
+	RequireC2S bool `toml:"require_c2s"`
+	// MinVersion is TLS12 or TLS13; see [TLS.MinTLSVersion].
+	MinVersion string `toml:"min_version"`
+}
+
+// Limits holds resource limits ([limits]). Sizes are in bytes.
+type Limits struct {
+	// MaxStanzaSize closes the stream with <policy-violation/> when a
+	// stanza exceeds it. At least MinStanzaSize.
+	MaxStanzaSize int `toml:"max_stanza_size"`
+	// AuthTimeout is the time an unauthenticated connection has to
+	// complete SASL and resource binding. Positive.
+	AuthTimeout Duration `toml:"auth_timeout"`
+	// IdleTimeout closes a stream with <connection-timeout/> when nothing
+	// was received for that long. Zero means never.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// RateBytesPerSecond refills a per-connection token bucket on inbound
+	// bytes of RateBurstBytes capacity. Zero means unlimited.
+	RateBytesPerSecond int `toml:"rate_bytes_per_second"`
+	RateBurstBytes     int `toml:"rate_burst_bytes"`
+	// MaxSessionsPerUser bounds concurrently bound resources per account.
+	MaxSessionsPerUser int `toml:"max_sessions_per_user"`
+	// MaxConnectionsPerIP bounds concurrent connections from one address.
+	// Zero means unlimited.
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// OutboxStanzas and OutboxBytes bound each session's outbox; a session
+	// whose outbox overflows is closed as a slow consumer.
+	OutboxStanzas int `toml:"outbox_stanzas"`
+	OutboxBytes   int `toml:"outbox_bytes"`
+	// AuthFailureDelay is the delay after a failed login from an address;
+	// it doubles with each further failure up to AuthFailureMaxDelay.
+	AuthFailureDelay    Duration `toml:"auth_failure_delay"`
+	AuthFailureMaxDelay Duration `toml:"auth_failure_max_delay"`
+}
+
+// C2S configures client sessions ([c2s]).
+type C2S struct {
+	ResourceConflict ResourceConflict `toml:"resource_conflict"`
+}
+
+// Host is one virtual host ([[host]]).
+type Host struct {
+	// Domain is the lowercase domain served, e.g. "example.org".
+	Domain string `toml:"domain"`
+	// Registration opens XEP-0077 in-band registration on this host.
+	Registration bool `toml:"registration"`
+	// Admins are bare JIDs (user@domain) with administrative rights.
+	Admins []string `toml:"admins"`
+}
+
+// Defaults returns the default configuration: every section's defaults and
+// one host, "localhost".
+func Defaults() Config {
+	return Config{
+		Server: ServerDefaults(),
+		Log:    LogDefaults(),
+		Listen: ListenDefaults(),
+		TLS:    TLSDefaults(),
+		Limits: LimitsDefaults(),
+		C2S:    C2SDefaults(),
+		Hosts:  []Host{HostDefaults("localhost")},
+	}
+}
+
+// ServerDefaults returns the defaults of [server].
+func ServerDefaults() Server {
+	return Server{
+		DataDir:         "./data",
+		ShutdownTimeout: Duration(10 * time.Second),
+	}
+}
+
+// LogDefaults returns the defaults of [log].
+func LogDefaults() Log {
+	return Log{Level: LevelInfo, Format: FormatText}
+}
+
+// ListenDefaults returns the defaults of [listen].
+func ListenDefaults() Listen {
+	return Listen{
+		C2S:    ":5222",
+		C2STLS: ":5223",
+		S2S:    ":5269",
+		HTTP:   ":5280",
+	}
+}
+
+// TLSDefaults returns the defaults of [tls].
+func TLSDefaults() TLS {
+	return TLS{RequireC2S: true, MinVersion: TLS12}
+}
+
+// LimitsDefaults returns the defaults of [limits].
+func LimitsDefaults() Limits {
+	return Limits{
+		MaxStanzaSize:       256 << 10,
+		AuthTimeout:         Duration(30 * time.Second),
+		IdleTimeout:         Duration(10 * time.Minute),
+		RateBytesPerSecond:  0,
+		RateBurstBytes:      1 << 20,
+		MaxSessionsPerUser:  10,
+		MaxConnectionsPerIP: 100,
+		OutboxStanzas:       4096,
+		OutboxBytes:         4 << 20,
+		AuthFailureDelay:    Duration(time.Second),
+		AuthFailureMaxDelay: Duration(30 * time.Second),
+	}
+}
+
+// C2SDefaults returns the defaults of [c2s].
+func C2SDefaults() C2S {
+	return C2S{ResourceConflict: KickOld}
+}
+
+// HostDefaults returns the defaults of a [[host]] table serving domain.
+func HostDefaults(domain string) Host {
+	return Host{Domain: domain, Admins: []string{}}
+}
+
+// Host returns the host serving domain (compared case-insensitively). The
+// returned Host does not share memory with c.
+func (c Config) Host(domain string) (Host, bool) {
+	domain = strings.ToLower(domain)
+	for _, h := range c.Hosts {
+		if h.Domain == domain {
+			h.Admins = slices.Clone(h.Admins)
+			return h, true
+		}
+	}
+	return Host{}, false
+}
+
+// Domains returns the domains of all hosts, in configuration order.
+func (c Config) Domains() []string {
+	domains := make([]string, len(c.Hosts))
+	for i, h := range c.Hosts {
+		domains[i] = h.Domain
+	}
+	return domains
+}
+
+// DBPath returns the path of the database file, <data_dir>/switchboard.db.
+func (c Config) DBPath() string {
+	return filepath.Join(c.Server.DataDir, DBFileName)
+}
+
+// AdminSocketPath returns the admin API socket path: listen.admin_socket if
+// set, <data_dir>/admin.sock if empty, and "" if disabled ("-").
+func (c Config) AdminSocketPath() string {
+	switch c.Listen.AdminSocket {
+	case DisabledSocket:
+		return ""
+	case "":
+		return filepath.Join(c.Server.DataDir, AdminSocketName)
+	default:
+		return c.Listen.AdminSocket
+	}
+}
+
+// CertFiles returns the certificate and key files to use. When tls.cert_file
+// and tls.key_file are empty, they are <data_dir>/tls-cert.pem and
+// <data_dir>/tls-key.pem and selfSigned is true: the server generates a
+// self-signed certificate there if the files do not exist.
+func (c Config) CertFiles() (certFile, keyFile string, selfSigned bool) {
+	if c.TLS.CertFile == "" && c.TLS.KeyFile == "" {
+		return filepath.Join(c.Server.DataDir, SelfSignedCertName),
+			filepath.Join(c.Server.DataDir, SelfSignedKeyName), true
+	}
+	return c.TLS.CertFile, c.TLS.KeyFile, false
+}
+
+// SetDomains replaces the hosts with one per domain, in order. A host whose
+// domain was already configured keeps its settings; new ones get
+// [HostDefaults]. Call [Config.Validate] afterwards.
+func (c *Config) SetDomains(domains []string) {
+	hosts := make([]Host, 0, len(domains))
+	for _, d := range domains {
+		h, ok := c.Host(d)
+		if !ok || h.Domain != d {
+			h = HostDefaults(d)
+		}
+		hosts = append(hosts, h)
+	}
+	c.Hosts = hosts
+}
+
+// SetRegistration opens (or closes) in-band registration on every host.
+func (c *Config) SetRegistration(open bool) {
+	hosts := slices.Clone(c.Hosts)
+	for i := range hosts {
+		hosts[i].Registration = open
+	}
+	c.Hosts = hosts
+}
+
+// SlogLevel returns Level as a slog.Level; unknown levels map to Info.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case LevelDebug:
+		return slog.LevelDebug
+	case LevelWarn:
+		return slog.LevelWarn
+	case LevelError:
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// MinTLSVersion returns MinVersion as a crypto/tls version constant;
+// unknown values map to TLS 1.2.
+func (t TLS) MinTLSVersion() uint16 {
+	if t.MinVersion == TLS13 {
+		return tls.VersionTLS13
+	}
+	return tls.VersionTLS12
+}

@@ -1,0 +1,309 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Validate checks the whole configuration. It returns nil or every problem
+// found, as [*FieldError]s joined with errors.Join, in schema order.
+func (c *Config) Validate() error {
+	var p problems
+	c.Server.validate(&p)
+	c.Log.validate(&p)
+	c.Listen.validate(&p)
+	c.TLS.validate(&p)
+	c.Limits.validate(&p)
+	c.C2S.validate(&p)
+	validateHosts(&p, c.Hosts)
+	return p.err()
+}
+
+// Validate checks [server].
+func (s Server) Validate() error { return validated(s.validate) }
+
+// Validate checks [log].
+func (l Log) Validate() error { return validated(l.validate) }
+
+// Validate checks [listen].
+func (l Listen) Validate() error { return validated(l.validate) }
+
+// Validate checks [tls].
+func (t TLS) Validate() error { return validated(t.validate) }
+
+// Validate checks [limits].
+func (l Limits) Validate() error { return validated(l.validate) }
+
+// Validate checks [c2s].
+func (c C2S) Validate() error { return validated(c.validate) }
+
+// Validate checks one [[host]] table; keys are reported as "host.<key>".
+func (h Host) Validate() error {
+	var p problems
+	h.validate(&p, "host")
+	return p.err()
+}
+
+func validated(check func(*problems)) error {
+	var p problems
+	check(&p)
+	return p.err()
+}
+
+func (s Server) validate(p *problems) {
+	switch {
+	case s.DataDir == "":
+		p.add("server.data_dir", "must not be empty")
+	case strings.ContainsRune(s.DataDir, 0):
+		p.add("server.data_dir", "must not contain NUL")
+	}
+	nonNegative(p, "server.shutdown_timeout", s.ShutdownTimeout)
+}
+
+func (l Log) validate(p *problems) {
+	oneOf(p, "log.level", l.Level, LevelDebug, LevelInfo, LevelWarn, LevelError)
+	oneOf(p, "log.format", l.Format, FormatText, FormatJSON)
+}
+
+func (l Listen) validate(p *problems) {
+	addrs := []struct{ key, addr string }{
+		{"listen.c2s", l.C2S},
+		{"listen.c2s_tls", l.C2STLS},
+		{"listen.s2s", l.S2S},
+		{"listen.http", l.HTTP},
+	}
+	seen := make(map[string]string, len(addrs)) // address → key
+	for _, a := range addrs {
+		if a.addr == "" {
+			continue
+		}
+		port, err := checkAddress(a.addr)
+		if err != nil {
+			p.addErr(a.key, err)
+			continue
+		}
+		if port == 0 {
+			continue // ephemeral ports never collide
+		}
+		if prev, ok := seen[a.addr]; ok {
+			p.addAlso(a.key, []string{prev}, "address %q is already used by %s", a.addr, prev)
+			continue
+		}
+		seen[a.addr] = a.key
+	}
+	if strings.ContainsRune(l.AdminSocket, 0) {
+		p.add("listen.admin_socket", "must not contain NUL")
+	}
+}
+
+func (t TLS) validate(p *problems) {
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		p.addAlso("tls.cert_file", []string{"tls.key_file"}, "tls.key_file must be set too (or both left empty for a self-signed certificate)")
+	case t.CertFile == "" && t.KeyFile != "":
+		p.addAlso("tls.key_file", []string{"tls.cert_file"}, "tls.cert_file must be set too (or both left empty for a self-signed certificate)")
+	}
+	if strings.ContainsRune(t.CertFile, 0) {
+		p.add("tls.cert_file", "must not contain NUL")
+	}
+	if strings.ContainsRune(t.KeyFile, 0) {
+		p.add("tls.key_file", "must not contain NUL")
+	}
+	oneOf(p, "tls.min_version", t.MinVersion, TLS12, TLS13)
+}
+
+func (l Limits) validate(p *problems) {
+	if l.MaxStanzaSize < MinStanzaSize {
+		p.add("limits.max_stanza_size", "must be at least %d (RFC 6120 §13.12), got %d", MinStanzaSize, l.MaxStanzaSize)
+	}
+	if l.AuthTimeout <= 0 {
+		p.add("limits.auth_timeout", "must be positive, got %q", l.AuthTimeout)
+	}
+	nonNegative(p, "limits.idle_timeout", l.IdleTimeout)
+	atLeast(p, "limits.rate_bytes_per_second", l.RateBytesPerSecond, 0)
+	atLeast(p, "limits.rate_burst_bytes", l.RateBurstBytes, 1)
+	atLeast(p, "limits.max_sessions_per_user", l.MaxSessionsPerUser, 1)
+	atLeast(p, "limits.max_connections_per_ip", l.MaxConnectionsPerIP, 0)
+	atLeast(p, "limits.outbox_stanzas", l.OutboxStanzas, 1)
+	atLeast(p, "limits.outbox_bytes", l.OutboxBytes, 1)
+	nonNegative(p, "limits.auth_failure_delay", l.AuthFailureDelay)
+	nonNegative(p, "limits.auth_failure_max_delay", l.AuthFailureMaxDelay)
+	if l.AuthFailureDelay >= 0 && l.AuthFailureMaxDelay >= 0 && l.AuthFailureMaxDelay < l.AuthFailureDelay {
+		p.addAlso("limits.auth_failure_max_delay", []string{"limits.auth_failure_delay"},
+			"must not be less than limits.auth_failure_delay (%s), got %q", l.AuthFailureDelay, l.AuthFailureMaxDelay)
+	}
+}
+
+func (c C2S) validate(p *problems) {
+	oneOf(p, "c2s.resource_conflict", c.ResourceConflict, KickOld, Refuse, Random)
+}
+
+func validateHosts(p *problems, hosts []Host) {
+	if len(hosts) == 0 {
+		p.add("host", "at least one [[host]] is required")
+		return
+	}
+	seen := make(map[string]int, len(hosts))
+	for i, h := range hosts {
+		key := indexKey("host", i)
+		h.validate(p, key)
+		if h.Domain == "" {
+			continue
+		}
+		if j, ok := seen[h.Domain]; ok {
+			p.addAlso(key+".domain", []string{indexKey("host", j) + ".domain"},
+				"duplicate domain %q (also host[%d])", h.Domain, j)
+			continue
+		}
+		seen[h.Domain] = i
+	}
+}
+
+func (h Host) validate(p *problems, key string) {
+	if err := checkDomain(h.Domain); err != nil {
+		p.addErr(key+".domain", err)
+	}
+	for i, a := range h.Admins {
+		if err := checkBareJID(a); err != nil {
+			p.addErr(indexKey(key+".admins", i), err)
+		}
+	}
+}
+
+func oneOf[T ~string](p *problems, key string, v T, allowed ...T) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	quoted := make([]string, len(allowed))
+	for i, a := range allowed {
+		quoted[i] = strconv.Quote(string(a))
+	}
+	p.add(key, "invalid value %q (want one of %s)", v, strings.Join(quoted, ", "))
+}
+
+func nonNegative(p *problems, key string, d Duration) {
+	if d < 0 {
+		p.add(key, "must not be negative, got %q", d)
+	}
+}
+
+func atLeast(p *problems, key string, v, limit int) {
+	if v < limit {
+		p.add(key, "must be at least %d, got %d", limit, v)
+	}
+}
+
+// checkAddress checks a listener address "host:port" and returns the port.
+func checkAddress(addr string) (int, error) {
+	bad := func(why string) (int, error) {
+		return 0, fmt.Errorf("invalid address %q: %s (want host:port, e.g. \":5222\")", addr, why)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return bad(ae.Err)
+		}
+		return bad(err.Error())
+	}
+	if port == "" {
+		return bad("missing port number")
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return bad(fmt.Sprintf("port %q is not a number from 0 to 65535", port))
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil && checkHostname(host) != nil {
+			return bad(fmt.Sprintf("host %q is neither an IP address nor a host name", host))
+		}
+	}
+	return int(n), nil
+}
+
+// checkDomain checks that s is a lowercase DNS name (an XMPP domainpart
+// without internationalised labels; use the xn-- form for those).
+func checkDomain(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	if s != strings.ToLower(s) {
+		return fmt.Errorf("invalid domain %q: must be lowercase", s)
+	}
+	if err := checkHostname(s); err != nil {
+		return fmt.Errorf("invalid domain %q: %w", s, err)
+	}
+	return nil
+}
+
+// checkHostname checks s as a DNS host name of letters, digits and hyphens.
+func checkHostname(s string) error {
+	if len(s) > 253 {
+		return fmt.Errorf("longer than 253 bytes")
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" {
+			return fmt.Errorf("empty label")
+		}
+		if len(label) > 63 {
+			return fmt.Errorf("label longer than 63 bytes")
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("label %q starts or ends with '-'", label)
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("invalid character %q", rune(c))
+			}
+		}
+	}
+	return nil
+}
+
+// checkBareJID checks that s looks like a bare JID localpart@domainpart
+// (RFC 7622) with a lowercase localpart and a domain accepted by checkDomain.
+func checkBareJID(s string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("invalid bare JID %q: %s (want user@domain)", s, why)
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok {
+		return bad("missing '@'")
+	}
+	if strings.Contains(domain, "/") {
+		return bad("must not have a resource")
+	}
+	if local == "" {
+		return bad("empty localpart")
+	}
+	if domain == "" {
+		return bad("empty domainpart")
+	}
+	if len(local) > 1023 {
+		return bad("localpart longer than 1023 bytes")
+	}
+	if !utf8.ValidString(local) {
+		return bad("localpart is not valid UTF-8")
+	}
+	for _, r := range local {
+		if strings.ContainsRune(`"&'/:<>@`, r) || unicode.IsSpace(r) || unicode.IsControl(r) {
+			return bad(fmt.Sprintf("character %q is not allowed in a localpart", r))
+		}
+	}
+	if local != strings.ToLower(local) {
+		return bad("localpart must be lowercase")
+	}
+	if err := checkDomain(domain); err != nil {
+		return bad(err.Error())
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+package xmpp
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Namespaces of the core protocols.
+const (
+	NSClient    = "jabber:client"
+	NSServer    = "jabber:server"
+	NSStream    = "http://etherx.jabber.org/streams"
+	NSStreamErr = "urn:ietf:params:xml:ns:xmpp-streams"
+	NSTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
+	NSSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
+	NSBind      = "urn:ietf:params:xml:ns:xmpp-bind"
+	NSSession   = "urn:ietf:params:xml:ns:xmpp-session"
+	NSDiscoInfo = "http://jabber.org/protocol/disco#info"
+	NSDiscoItem = "http://jabber.org/protocol/disco#items"
+)
+
+// Log keys shared by all packages.
+const (
+	LogConn   = "conn"
+	LogJID    = "jid"
+	LogRemote = "remote"
+	LogDomain = "domain"
+	LogID     = "id"
+	LogErr    = "err"
+)
+
+// Session is a bound stream that stanzas are delivered to.
+type Session interface {
+	// JID is the session's full JID.
+	JID() jid.JID
+	// Deliver queues st for writing. It never blocks; it returns false
+	// when the session is closed or its outbox overflowed (in which case
+	// the session closes itself as a slow consumer).
+	Deliver(st *Stanza) bool
+	// Close ends the session with the stream error condition cond
+	// ("" for a normal close).
+	Close(cond, text string)
+}
+
+// Router routes stanzas between local sessions, the server, components and
+// remote domains (RFC 6120 §10, RFC 6121 §8).
+type Router interface {
+	// Route delivers st according to its 'to' address. st.From must
+	// already be trustworthy (stamped by the ingress).
+	Route(ctx context.Context, st *Stanza)
+}
+
+// Component handles every stanza addressed to its domain (a MUC service,
+// an upload service, an external component).
+type Component interface {
+	Domain() string
+	Route(ctx context.Context, st *Stanza)
+}
+
+// IQHandler answers an IQ request. It returns the reply (a result or an
+// error stanza), nil when it has sent the reply itself, or an error that
+// the caller turns into an error reply (RFC 6120 §8.3).
+type IQHandler func(ctx context.Context, st *Stanza) (*Stanza, error)
+
+// Target says whose behalf an IQ handler answers on.
+type Target uint8
+
+const (
+	// TargetHost is a server domain: <iq to='example.com'>.
+	TargetHost Target = 1 << iota
+	// TargetAccount is a user's bare JID, or no 'to' at all
+	// (RFC 6120 §10.3.3, RFC 6121 §8.5.2.1.3).
+	TargetAccount
+)
+
+// Feature is a disco#info feature or identity a module adds.
+type Feature struct {
+	Target Target
+	Var    string
+}
+
+// Identity is a disco#info identity.
+type Identity struct {
+	Target         Target
+	Category, Type string
+	Name           string
+}
+
+type iqKey struct {
+	target Target
+	typ    string
+	space  string
+	local  string
+}
+
+// Registry holds the IQ handlers and disco features of the server's
+// modules. Registration happens at startup; lookups are lock-free after
+// Freeze.
+type Registry struct {
+	mu         sync.RWMutex
+	frozen     bool
+	iq         map[iqKey]IQHandler
+	owners     map[iqKey]string
+	features   []Feature
+	identities []Identity
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{iq: map[iqKey]IQHandler{}, owners: map[iqKey]string{}}
+}
+
+// HandleIQ registers h for IQs of type typ ("get" or "set") whose payload
+// is <local xmlns=space>, addressed to the targets in t. module names the
+// owner for error messages; a duplicate registration is an error.
+func (r *Registry) HandleIQ(module string, t Target, typ, space, local string, h IQHandler) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.frozen {
+		return fmt.Errorf("registry: %s: registration after startup", module)
+	}
+	for _, tg := range []Target{TargetHost, TargetAccount} {
+		if t&tg == 0 {
+			continue
+		}
+		k := iqKey{tg, typ, space, local}
+		if owner, ok := r.owners[k]; ok {
+			return fmt.Errorf("registry: %s: IQ %s {%s}%s already handled by %s", module, typ, space, local, owner)
+		}
+		r.iq[k] = h
+		r.owners[k] = module
+	}
+	return nil
+}
+
+// AddFeature advertises a disco#info feature on the targets.
+func (r *Registry) AddFeature(t Target, vars ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range vars {
+		r.features = append(r.features, Feature{Target: t, Var: v})
+	}
+}
+
+// AddIdentity advertises a disco#info identity.
+func (r *Registry) AddIdentity(id Identity) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.identities = append(r.identities, id)
+}
+
+// Freeze ends registration.
+func (r *Registry) Freeze() {
+	r.mu.Lock()
+	r.frozen = true
+	r.mu.Unlock()
+}
+
+// IQ returns the handler for an IQ request, or nil.
+func (r *Registry) IQ(t Target, st *Stanza) IQHandler {
+	p := st.Payload()
+	if p == nil {
+		return nil
+	}
+	r.mu.RLock()
+	h := r.iq[iqKey{t, st.Type, p.Space, p.Name}]
+	r.mu.RUnlock()
+	return h
+}
+
+// Features returns the sorted, de-duplicated features for target t.
+func (r *Registry) Features(t Target) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range r.features {
+		if f.Target&t != 0 && !seen[f.Var] {
+			seen[f.Var] = true
+			out = append(out, f.Var)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Identities returns the identities for target t.
+func (r *Registry) Identities(t Target) []Identity {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []Identity
+	for _, id := range r.identities {
+		if id.Target&t != 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Hook is a typed list of handlers run in registration order.
+type Hook[E any] struct {
+	mu  sync.RWMutex
+	fns []func(context.Context, E)
+}
+
+// Add appends a handler.
+func (h *Hook[E]) Add(fn func(context.Context, E)) {
+	h.mu.Lock()
+	h.fns = append(h.fns, fn)
+	h.mu.Unlock()
+}
+
+// Run calls every handler with e.
+func (h *Hook[E]) Run(ctx context.Context, e E) {
+	h.mu.RLock()
+	fns := h.fns
+	h.mu.RUnlock()
+	for _, fn := range fns {
+		fn(ctx, e)
+	}
+}
+
+// Filter is a typed list of handlers that may consume an event: Run stops
+// at the first handler returning true and reports whether one did.
+type Filter[E any] struct {
+	mu  sync.RWMutex
+	fns []func(context.Context, E) bool
+}
+
+// Add appends a handler.
+func (f *Filter[E]) Add(fn func(context.Context, E) bool) {
+	f.mu.Lock()
+	f.fns = append(f.fns, fn)
+	f.mu.Unlock()
+}
+
+// Run calls handlers until one returns true.
+func (f *Filter[E]) Run(ctx context.Context, e E) bool {
+	f.mu.RLock()
+	fns := f.fns
+	f.mu.RUnlock()
+	for _, fn := range fns {
+		if fn(ctx, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// SessionEvent describes a session that was bound or closed.
+type SessionEvent struct {
+	Session Session
+	JID     jid.JID
+}
+
+// Hooks are the events modules cooperate through.
+type Hooks struct {
+	// SessionBound runs after a resource is bound.
+	SessionBound Hook[SessionEvent]
+	// SessionClosed runs after a bound session ended.
+	SessionClosed Hook[SessionEvent]
+	// Inbound runs for every stanza before routing; a handler returning
+	// true has consumed (dropped or answered) it.
+	Inbound Filter[*Stanza]
+	// Undeliverable runs for a message that no session could take
+	// (RFC 6121 §8.5.2.2.1); a handler returning true stored it, otherwise
+	// the router bounces it with service-unavailable.
+	Undeliverable Filter[*Stanza]
+	// PresenceBroadcast runs after a session's broadcast presence
+	// (available or unavailable) was recorded and sent to the user's own
+	// resources; the presence module sends it on to contacts.
+	PresenceBroadcast Hook[*Stanza]
+}
+
+// Module is a feature registered with the server at startup.
+type Module interface {
+	// Name is a short unique name ("disco", "ping").
+	Name() string
+	// Register adds the module's IQ handlers, features and hooks.
+	Register(reg *Registry, hooks *Hooks) error
+}

@@ -1,0 +1,16 @@
+// Package router delivers stanzas between local sessions, the server's own
+// IQ handlers, components and (later) remote domains, and keeps the session
+// table (the "session manager").
+//
+// Delivery follows RFC 6120 §10 (server rules for processing XML stanzas)
+// and RFC 6121 §8.5 (local user: no such user, bare JID with and without
+// available resources, full JID with and without a matching resource).
+// Resource conflicts on bind follow RFC 6120 §7.7.2.2 with a configurable
+// policy.
+//
+// Concurrency: the session table is a map of users under an RWMutex; each
+// user publishes an immutable snapshot of its resources through an
+// atomic.Pointer, so delivery reads take no per-user lock. Lock order:
+// Router.mu before user.mu; nothing else is held while calling into a
+// session (Deliver never blocks).
+package router

@@ -1,0 +1,618 @@
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/xmpp"
+)
+
+// Resource conflict policies (RFC 6120 §7.7.2.2).
+const (
+	ConflictKickOld = "kick_old"
+	ConflictRefuse  = "refuse"
+	ConflictRandom  = "random"
+)
+
+// UserDirectory tells whether an account exists.
+type UserDirectory interface {
+	Exists(ctx context.Context, host, local string) (bool, error)
+}
+
+// Options configure a Router.
+type Options struct {
+	// Hosts are the local domains.
+	Hosts []string
+	// ResourceConflict is one of the Conflict* policies.
+	ResourceConflict string
+	// MaxSessionsPerUser caps concurrent resources of one account.
+	MaxSessionsPerUser int
+	Logger             *slog.Logger
+}
+
+// Deps are the Router's collaborators.
+type Deps struct {
+	Registry *xmpp.Registry
+	Hooks    *xmpp.Hooks
+	Users    UserDirectory
+}
+
+type userKey struct{ local, domain string }
+
+// resource is an immutable view of one bound session.
+type resource struct {
+	name      string
+	full      jid.JID
+	sess      xmpp.Session
+	available bool
+	priority  int
+	presence  *xmpp.Stanza // last broadcast presence, nil before initial presence
+}
+
+type user struct {
+	mu  sync.Mutex                  // serialises writers of res
+	res atomic.Pointer[[]*resource] // immutable snapshot
+}
+
+func (u *user) snapshot() []*resource {
+	if p := u.res.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Router is the in-process router and session manager.
+type Router struct {
+	opts  Options
+	log   *slog.Logger
+	reg   *xmpp.Registry
+	hooks *xmpp.Hooks
+	users UserDirectory
+	hosts map[string]bool
+
+	mu         sync.RWMutex
+	sessions   map[userKey]*user
+	components map[string]xmpp.Component
+	count      atomic.Int64
+}
+
+var _ xmpp.Router = (*Router)(nil)
+
+// New returns a Router.
+func New(opts Options, deps Deps) (*Router, error) {
+	if len(opts.Hosts) == 0 {
+		return nil, errors.New("router: no hosts")
+	}
+	switch opts.ResourceConflict {
+	case "":
+		opts.ResourceConflict = ConflictKickOld
+	case ConflictKickOld, ConflictRefuse, ConflictRandom:
+	default:
+		return nil, fmt.Errorf("router: unknown resource conflict policy %q", opts.ResourceConflict)
+	}
+	if opts.MaxSessionsPerUser <= 0 {
+		opts.MaxSessionsPerUser = 10
+	}
+	if deps.Registry == nil || deps.Hooks == nil || deps.Users == nil {
+		return nil, errors.New("router: missing dependency")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Router{
+		opts: opts, log: opts.Logger, reg: deps.Registry, hooks: deps.Hooks, users: deps.Users,
+		hosts:      map[string]bool{},
+		sessions:   map[userKey]*user{},
+		components: map[string]xmpp.Component{},
+	}
+	for _, h := range opts.Hosts {
+		r.hosts[h] = true
+	}
+	return r, nil
+}
+
+// IsLocal reports whether domain is one of the server's hosts.
+func (r *Router) IsLocal(domain string) bool { return r.hosts[domain] }
+
+// AddComponent routes every stanza for c.Domain() to c.
+func (r *Router) AddComponent(c xmpp.Component) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := c.Domain()
+	if r.hosts[d] || r.components[d] != nil {
+		return fmt.Errorf("router: domain %s already served", d)
+	}
+	r.components[d] = c
+	return nil
+}
+
+// SessionCount returns the number of bound sessions.
+func (r *Router) SessionCount() int { return int(r.count.Load()) }
+
+func keyOf(j jid.JID) userKey { return userKey{j.Localpart(), j.Domainpart()} }
+
+// Bind binds sess as a resource of the account bare, applying the resource
+// conflict policy. An empty resource gets a server-generated one
+// (RFC 6120 §7.6). It returns the full JID or a stanza error
+// (conflict, resource-constraint).
+func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, resourcepart string) (jid.JID, error) {
+	if resourcepart == "" {
+		resourcepart = randomResource()
+	}
+	full, err := bare.WithResource(resourcepart)
+	if err != nil {
+		return jid.JID{}, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
+	}
+	var kicked xmpp.Session
+	r.mu.Lock()
+	u := r.sessions[keyOf(bare)]
+	if u == nil {
+		u = &user{}
+		r.sessions[keyOf(bare)] = u
+	}
+	u.mu.Lock()
+	old := u.snapshot()
+	idx := -1
+	for i, res := range old {
+		if res.name == full.Resourcepart() {
+			idx = i
+		}
+	}
+	if idx >= 0 {
+		switch r.opts.ResourceConflict {
+		case ConflictRefuse:
+			u.mu.Unlock()
+			r.mu.Unlock()
+			return jid.JID{}, xmpp.StanzaError(stanza.Conflict, "resource in use")
+		case ConflictRandom:
+			full, _ = bare.WithResource(full.Resourcepart() + "." + randomResource()[:8])
+			idx = -1
+		}
+	}
+	if idx < 0 && len(old) >= r.opts.MaxSessionsPerUser {
+		u.mu.Unlock()
+		r.mu.Unlock()
+		return jid.JID{}, xmpp.StanzaError(stanza.ResourceConstraint, "too many sessions")
+	}
+	next := make([]*resource, 0, len(old)+1)
+	for i, res := range old {
+		if i == idx {
+			kicked = res.sess
+			continue
+		}
+		next = append(next, res)
+	}
+	next = append(next, &resource{name: full.Resourcepart(), full: full, sess: sess})
+	u.res.Store(&next)
+	u.mu.Unlock()
+	r.mu.Unlock()
+	if kicked == nil {
+		r.count.Add(1)
+	}
+	if kicked != nil {
+		r.log.Info("resource conflict: closing old session", xmpp.LogJID, full.String())
+		// RFC 6120 §7.7.2.2: terminate the existing session.
+		kicked.Close("conflict", "replaced by a new connection")
+	}
+	r.hooks.SessionBound.Run(ctx, xmpp.SessionEvent{Session: sess, JID: full})
+	return full, nil
+}
+
+func randomResource() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "sb-" + hex.EncodeToString(b[:])
+}
+
+// Unbind removes sess, bound as full. If the resource was available, its
+// unavailable presence is broadcast as RFC 6121 §4.5.2 requires when a
+// session ends without one.
+func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
+	var gone *resource
+	r.mu.Lock()
+	if u := r.sessions[keyOf(full)]; u != nil {
+		u.mu.Lock()
+		old := u.snapshot()
+		next := make([]*resource, 0, len(old))
+		for _, res := range old {
+			if res.sess == sess {
+				gone = res
+				continue
+			}
+			next = append(next, res)
+		}
+		if len(next) == 0 {
+			delete(r.sessions, keyOf(full))
+		}
+		u.res.Store(&next)
+		u.mu.Unlock()
+	}
+	r.mu.Unlock()
+	if gone == nil {
+		return
+	}
+	r.count.Add(-1)
+	if gone.available {
+		unavailable := xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", full, jid.JID{})
+		r.broadcastOwn(ctx, full, unavailable)
+		r.hooks.PresenceBroadcast.Run(ctx, unavailable)
+	}
+	r.hooks.SessionClosed.Run(ctx, xmpp.SessionEvent{Session: sess, JID: full})
+}
+
+// CloseAll closes every session with the stream error condition.
+func (r *Router) CloseAll(cond, text string) {
+	r.mu.RLock()
+	var all []xmpp.Session
+	for _, u := range r.sessions {
+		for _, res := range u.snapshot() {
+			all = append(all, res.sess)
+		}
+	}
+	r.mu.RUnlock()
+	for _, s := range all {
+		s.Close(cond, text)
+	}
+}
+
+// CloseUser closes every session of the account.
+func (r *Router) CloseUser(bare jid.JID, cond, text string) {
+	for _, res := range r.lookup(bare) {
+		res.sess.Close(cond, text)
+	}
+}
+
+func (r *Router) lookup(j jid.JID) []*resource {
+	r.mu.RLock()
+	u := r.sessions[keyOf(j)]
+	r.mu.RUnlock()
+	if u == nil {
+		return nil
+	}
+	return u.snapshot()
+}
+
+// Resources returns the full JIDs bound for the account, for admin tools
+// and tests.
+func (r *Router) Resources(bare jid.JID) []jid.JID {
+	var out []jid.JID
+	for _, res := range r.lookup(bare) {
+		out = append(out, res.full)
+	}
+	return out
+}
+
+// Route implements xmpp.Router.
+func (r *Router) Route(ctx context.Context, st *xmpp.Stanza) {
+	if r.hooks.Inbound.Run(ctx, st) {
+		return
+	}
+	if xmpp.IsZero(st.To) {
+		r.routeNoTo(ctx, st)
+		return
+	}
+	domain := st.To.Domainpart()
+	if !r.hosts[domain] {
+		r.mu.RLock()
+		c := r.components[domain]
+		r.mu.RUnlock()
+		if c != nil {
+			c.Route(ctx, st)
+			return
+		}
+		// Federation is not available yet: RFC 6120 §10.4.
+		r.bounce(ctx, st, stanza.RemoteServerNotFound, "")
+		return
+	}
+	if st.To.Localpart() == "" {
+		r.routeHost(ctx, st)
+		return
+	}
+	if st.To.Resourcepart() != "" {
+		r.routeFull(ctx, st)
+		return
+	}
+	r.routeBare(ctx, st)
+}
+
+// routeNoTo handles a stanza without 'to' from a local client
+// (RFC 6120 §10.3).
+func (r *Router) routeNoTo(ctx context.Context, st *xmpp.Stanza) {
+	if !r.hosts[st.From.Domainpart()] || st.From.Localpart() == "" {
+		return
+	}
+	switch st.Kind {
+	case xmpp.KindPresence:
+		r.broadcastPresence(ctx, st)
+	case xmpp.KindMessage:
+		// RFC 6120 §10.3.1: as if addressed to the sender's bare JID.
+		r.routeBare(ctx, st.With(st.From, st.From.Bare()))
+	case xmpp.KindIQ:
+		r.handleIQ(ctx, xmpp.TargetAccount, st)
+	}
+}
+
+// routeHost handles a stanza addressed to a local domain.
+func (r *Router) routeHost(ctx context.Context, st *xmpp.Stanza) {
+	switch st.Kind {
+	case xmpp.KindIQ:
+		r.handleIQ(ctx, xmpp.TargetHost, st)
+	case xmpp.KindMessage:
+		// No server-side message handling: RFC 6120 §10.5.4 allows
+		// silently ignoring it; errors are never answered.
+	case xmpp.KindPresence:
+		// Presence to the server itself carries no meaning here.
+	}
+}
+
+func (r *Router) handleIQ(ctx context.Context, t xmpp.Target, st *xmpp.Stanza) {
+	if !st.IsIQRequest() {
+		return // a response to nothing we track: ignore
+	}
+	if len(st.El.Children) != 1 {
+		// RFC 6120 §8.2.3: a get or set has exactly one child.
+		r.bounce(ctx, st, stanza.BadRequest, "IQ get/set must have exactly one child")
+		return
+	}
+	h := r.reg.IQ(t, st)
+	if h == nil {
+		r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+		return
+	}
+	reply, err := h(ctx, st)
+	if err != nil {
+		se := xmpp.AsStanzaError(err)
+		if se.Condition == stanza.InternalServerError {
+			r.log.Error("IQ handler failed", xmpp.LogJID, st.From.String(), xmpp.LogID, st.ID, xmpp.LogErr, err)
+		}
+		if e := st.ErrorReply(se); e != nil {
+			r.Route(ctx, e)
+		}
+		return
+	}
+	if reply != nil {
+		r.Route(ctx, reply)
+	}
+}
+
+// bounce answers st with an error unless st is itself an error.
+func (r *Router) bounce(ctx context.Context, st *xmpp.Stanza, cond stanza.Condition, text string) {
+	if xmpp.IsZero(st.From) {
+		return
+	}
+	if e := st.ErrorReply(xmpp.StanzaError(cond, text)); e != nil {
+		r.Route(ctx, e)
+	}
+}
+
+func (r *Router) exists(ctx context.Context, j jid.JID) bool {
+	if len(r.lookup(j)) > 0 {
+		return true
+	}
+	ok, err := r.users.Exists(ctx, j.Domainpart(), j.Localpart())
+	if err != nil {
+		r.log.Error("user lookup failed", xmpp.LogJID, j.String(), xmpp.LogErr, err)
+		return false
+	}
+	return ok
+}
+
+// routeBare applies RFC 6121 §8.5.1 and §8.5.2.
+func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
+	if st.Kind == xmpp.KindIQ {
+		if !r.exists(ctx, st.To) {
+			if st.IsIQRequest() {
+				r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+			}
+			return
+		}
+		// §8.5.2.1.3: the server answers on the user's behalf.
+		r.handleIQ(ctx, xmpp.TargetAccount, st)
+		return
+	}
+	resources := r.lookup(st.To)
+	if st.Kind == xmpp.KindPresence {
+		switch st.Type {
+		case "", xmpp.TypeUnavailable:
+			// §8.5.2.1.2: directed presence to every available resource.
+			r.deliverAvailable(st, resources, false)
+		case xmpp.TypeProbe:
+			// Answered by the presence module once rosters exist;
+			// without a subscription nothing may be revealed.
+		default:
+			// Subscription states (RFC 6121 §3) without a roster
+			// module: hand the request to available resources.
+			if r.exists(ctx, st.To) {
+				r.deliverAvailable(st, resources, false)
+			}
+		}
+		return
+	}
+	// Messages.
+	switch st.Type {
+	case xmpp.TypeError:
+		if !r.deliverAvailable(st, resources, true) {
+			return // §8.5.2.2.1: silently ignore
+		}
+	case xmpp.TypeGroupchat:
+		r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+	case xmpp.TypeHeadline:
+		r.deliverAvailable(st, resources, true)
+	default:
+		if r.deliverHighest(st, resources) {
+			return
+		}
+		if !r.exists(ctx, st.To) {
+			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+			return
+		}
+		if r.hooks.Undeliverable.Run(ctx, st) {
+			return
+		}
+		r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+	}
+}
+
+// deliverAvailable delivers to every available resource (with a
+// non-negative priority when nonNegative); it reports whether any took it.
+func (r *Router) deliverAvailable(st *xmpp.Stanza, resources []*resource, nonNegative bool) bool {
+	any := false
+	for _, res := range resources {
+		if !res.available || (nonNegative && res.priority < 0) {
+			continue
+		}
+		if res.sess.Deliver(st) {
+			any = true
+		}
+	}
+	return any
+}
+
+// deliverHighest delivers to the available resources with the highest
+// non-negative priority (RFC 6121 §8.5.2.1.1, option "most available").
+func (r *Router) deliverHighest(st *xmpp.Stanza, resources []*resource) bool {
+	best := -1
+	for _, res := range resources {
+		if res.available && res.priority > best {
+			best = res.priority
+		}
+	}
+	if best < 0 {
+		return false
+	}
+	any := false
+	for _, res := range resources {
+		if res.available && res.priority == best && res.sess.Deliver(st) {
+			any = true
+		}
+	}
+	return any
+}
+
+// routeFull applies RFC 6121 §8.5.3.
+func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
+	resources := r.lookup(st.To)
+	for _, res := range resources {
+		if res.name == st.To.Resourcepart() {
+			// §8.5.3.1: deliver to the connected resource.
+			if !res.sess.Deliver(st) && st.Kind == xmpp.KindIQ {
+				r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+			}
+			return
+		}
+	}
+	// §8.5.3.2: no resource matches.
+	switch st.Kind {
+	case xmpp.KindMessage:
+		switch st.Type {
+		case xmpp.TypeGroupchat:
+			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+		case xmpp.TypeError:
+		default:
+			r.routeBare(ctx, st)
+		}
+	case xmpp.KindPresence:
+		switch st.Type {
+		case "", xmpp.TypeUnavailable:
+		default:
+			r.routeBare(ctx, st)
+		}
+	case xmpp.KindIQ:
+		if st.IsIQRequest() {
+			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+		}
+	}
+}
+
+// broadcastPresence records a session's broadcast presence (RFC 6121 §4.2
+// initial, §4.4 subsequent, §4.5 unavailable) and sends it to the user's own
+// available resources; the presence module fans it out to contacts through
+// the PresenceBroadcast hook.
+func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
+	switch st.Type {
+	case "", xmpp.TypeUnavailable:
+	default:
+		return
+	}
+	available := st.Type == ""
+	prio := 0
+	if p := st.El.ChildText("priority", xmpp.NSClient); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < -128 || n > 127 {
+			r.bounce(ctx, st, stanza.BadRequest, "priority must be an integer from -128 to 127")
+			return
+		}
+		prio = n
+	}
+	r.mu.RLock()
+	u := r.sessions[keyOf(st.From)]
+	r.mu.RUnlock()
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	old := u.snapshot()
+	next := make([]*resource, len(old))
+	found := false
+	for i, res := range old {
+		if res.name == st.From.Resourcepart() {
+			c := *res
+			c.available, c.priority = available, prio
+			if available {
+				c.presence = st
+			} else {
+				c.presence = nil
+			}
+			res = &c
+			found = true
+		}
+		next[i] = res
+	}
+	u.res.Store(&next)
+	u.mu.Unlock()
+	if !found {
+		return
+	}
+	r.broadcastOwn(ctx, st.From, st)
+	if !available {
+		// The now-unavailable sender still sees its own presence.
+		for _, res := range old {
+			if res.name == st.From.Resourcepart() && res.available {
+				res.sess.Deliver(st.With(st.From, st.From))
+			}
+		}
+	}
+	r.hooks.PresenceBroadcast.Run(ctx, st)
+}
+
+// broadcastOwn sends a presence from one resource to every available
+// resource of the same account, the sender included (RFC 6121 §4.2.2).
+func (r *Router) broadcastOwn(ctx context.Context, from jid.JID, st *xmpp.Stanza) {
+	for _, res := range r.lookup(from) {
+		if res.available {
+			res.sess.Deliver(st.With(from, res.full))
+		}
+	}
+}
+
+// Presence returns the last available presence of each available resource
+// of the account (for probes and admin tools).
+func (r *Router) Presence(bare jid.JID) []*xmpp.Stanza {
+	var out []*xmpp.Stanza
+	for _, res := range r.lookup(bare) {
+		if res.available && res.presence != nil {
+			out = append(out, res.presence)
+		}
+	}
+	return out
+}

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/auth"
+)
+
+// Accounts manages user accounts over the store: creation, passwords and
+// deletion, with SCRAM credentials derived here so that no password is
+// ever stored (RFC 5802 §3).
+type Accounts struct {
+	users      *store.Users
+	hosts      map[string]bool
+	iterations int
+}
+
+// NewAccounts returns an account manager for the given hosts.
+func NewAccounts(users *store.Users, hosts []string) *Accounts {
+	a := &Accounts{users: users, hosts: map[string]bool{}, iterations: auth.DefaultIterations}
+	for _, h := range hosts {
+		a.hosts[h] = true
+	}
+	return a
+}
+
+// Hosts returns the served domains.
+func (a *Accounts) Hosts() []string {
+	out := make([]string, 0, len(a.hosts))
+	for h := range a.hosts {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Errors of account operations, checked with errors.Is.
+var (
+	ErrUnknownHost     = errors.New("accounts: unknown host")
+	ErrInvalidUsername = errors.New("accounts: invalid username")
+	ErrInvalidPassword = errors.New("accounts: invalid password")
+)
+
+// Normalize validates and normalises user@host, returning the localpart
+// and domainpart (RFC 7622 §3.3 PRECIS UsernameCaseMapped).
+func (a *Accounts) Normalize(host, local string) (string, string, error) {
+	j, err := jid.New(local, host, "")
+	if err != nil || j.Localpart() == "" {
+		return "", "", fmt.Errorf("%w %q: %v", ErrInvalidUsername, local, errInvalid(err))
+	}
+	if !a.hosts[j.Domainpart()] {
+		return "", "", fmt.Errorf("accounts: %s: %w", j.Domainpart(), ErrUnknownHost)
+	}
+	return j.Localpart(), j.Domainpart(), nil
+}
+
+func errInvalid(err error) error {
+	if err == nil {
+		return errors.New("empty localpart")
+	}
+	return err
+}
+
+func toStore(c auth.Credential) store.ScramCredential {
+	return store.ScramCredential{Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey}
+}
+
+func fromStore(c store.ScramCredential) auth.Credential {
+	return auth.Credential{Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey}
+}
+
+// Create adds an account.
+func (a *Accounts) Create(ctx context.Context, host, local, password string) error {
+	local, host, err := a.Normalize(host, local)
+	if err != nil {
+		return err
+	}
+	creds, err := auth.Derive(password, a.iterations)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidPassword, err)
+	}
+	u := store.User{Host: host, Local: local, SHA1: toStore(creds.SHA1), SHA256: toStore(creds.SHA256), Created: time.Now()}
+	if err := a.users.Create(ctx, u); err != nil {
+		return fmt.Errorf("accounts: create %s@%s: %w", local, host, err)
+	}
+	return nil
+}
+
+// SetPassword replaces an account's credentials.
+func (a *Accounts) SetPassword(ctx context.Context, host, local, password string) error {
+	local, host, err := a.Normalize(host, local)
+	if err != nil {
+		return err
+	}
+	creds, err := auth.Derive(password, a.iterations)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidPassword, err)
+	}
+	if err := a.users.SetCredentials(ctx, host, local, toStore(creds.SHA1), toStore(creds.SHA256)); err != nil {
+		return fmt.Errorf("accounts: password %s@%s: %w", local, host, err)
+	}
+	return nil
+}
+
+// Delete removes an account.
+func (a *Accounts) Delete(ctx context.Context, host, local string) error {
+	local, host, err := a.Normalize(host, local)
+	if err != nil {
+		return err
+	}
+	if err := a.users.Delete(ctx, host, local); err != nil {
+		return fmt.Errorf("accounts: delete %s@%s: %w", local, host, err)
+	}
+	return nil
+}
+
+// List returns the localparts of a host's accounts.
+func (a *Accounts) List(ctx context.Context, host string) ([]string, error) {
+	if !a.hosts[host] {
+		return nil, fmt.Errorf("accounts: %s: %w", host, ErrUnknownHost)
+	}
+	return a.users.List(ctx, host)
+}
+
+// Exists implements router.UserDirectory.
+func (a *Accounts) Exists(ctx context.Context, host, local string) (bool, error) {
+	return a.users.Exists(ctx, host, local)
+}
+
+// Lookup implements auth.CredentialLookup.
+func (a *Accounts) Lookup(ctx context.Context, host, local string) (auth.Credentials, error) {
+	u, err := a.users.Get(ctx, host, local)
+	if errors.Is(err, store.ErrNotFound) {
+		return auth.Credentials{}, fmt.Errorf("%s@%s: %w", local, host, auth.ErrUnknownUser)
+	}
+	if err != nil {
+		return auth.Credentials{}, err
+	}
+	return auth.Credentials{SHA1: fromStore(u.SHA1), SHA256: fromStore(u.SHA256)}, nil
+}
+
+// Register implements c2s.Registrar: errors become the XEP-0077 §3.1
+// stanza errors (conflict for an existing account, not-acceptable for a
+// bad username or password).
+func (a *Accounts) Register(ctx context.Context, host, local, password string) error {
+	err := a.Create(ctx, host, local, password)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrExists):
+		return xmpp.StanzaError(stanza.Conflict, "the username is taken")
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, ErrUnknownHost):
+		return xmpp.StanzaError(stanza.NotAcceptable, "invalid username")
+	case errors.Is(err, ErrInvalidUsername), errors.Is(err, ErrInvalidPassword):
+		return xmpp.StanzaError(stanza.NotAcceptable, "invalid username or password")
+	}
+	return err
+}

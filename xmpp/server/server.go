@@ -1,0 +1,276 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/auth"
+	"switchboard/xmpp/c2s"
+	"switchboard/xmpp/config"
+	"switchboard/xmpp/disco"
+	"switchboard/xmpp/entitytime"
+	"switchboard/xmpp/ping"
+	"switchboard/xmpp/register"
+	"switchboard/xmpp/router"
+	"switchboard/xmpp/version"
+)
+
+// Version is the server's software version, reported by XEP-0092 and the
+// CLI.
+const Version = "0.1.0"
+
+// Server is a configured server. Build it with New, then Start it.
+type Server struct {
+	cfg config.Config
+	log *slog.Logger
+
+	db       *store.DB
+	accounts *Accounts
+	registry *xmpp.Registry
+	hooks    *xmpp.Hooks
+	router   *router.Router
+	c2s      *c2s.Server
+	tls      *tls.Config
+
+	mu        sync.Mutex
+	listeners map[string]net.Listener
+	admin     *adminServer
+	serveWG   sync.WaitGroup
+	started   bool
+	stopped   bool
+}
+
+// New opens the store and builds every component; it listens on nothing
+// yet.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Server.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: data directory: %w", err)
+	}
+	db, err := store.Open(ctx, cfg.DBPath(), store.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, db: db, listeners: map[string]net.Listener{}}
+	if err := s.build(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) build() error {
+	cfg := s.cfg
+	domains := cfg.Domains()
+	s.accounts = NewAccounts(s.db.Users(), domains)
+	s.registry = xmpp.NewRegistry()
+	s.hooks = &xmpp.Hooks{}
+	rt, err := router.New(router.Options{
+		Hosts:              domains,
+		ResourceConflict:   string(cfg.C2S.ResourceConflict),
+		MaxSessionsPerUser: cfg.Limits.MaxSessionsPerUser,
+		Logger:             s.log,
+	}, router.Deps{Registry: s.registry, Hooks: s.hooks, Users: s.accounts})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.router = rt
+
+	// The modules, in order. Registration is data: a duplicate IQ
+	// handler fails startup.
+	modules := []xmpp.Module{
+		disco.New(nil),
+		ping.Module{},
+		&version.Module{Software: "Switchboard", Version: Version},
+		&entitytime.Module{},
+		register.New(s.accounts, rt, s.closeAccount),
+	}
+	for _, m := range modules {
+		if err := m.Register(s.registry, s.hooks); err != nil {
+			return fmt.Errorf("server: module %s: %w", m.Name(), err)
+		}
+	}
+	s.registry.Freeze()
+
+	certFile, keyFile, selfSigned := cfg.CertFiles()
+	cert, err := loadOrCreateCert(certFile, keyFile, selfSigned, domains, s.log)
+	if err != nil {
+		return err
+	}
+	s.tls = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   cfg.TLS.MinTLSVersion(),
+	}
+
+	authSrv, err := auth.NewServer(auth.Options{Lookup: s.accounts})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	reg := map[string]bool{}
+	for _, h := range cfg.Hosts {
+		reg[h.Domain] = h.Registration
+	}
+	lim := cfg.Limits
+	s.c2s, err = c2s.New(c2s.Options{
+		DefaultHost:  domains[0],
+		Registration: reg,
+		TLS:          s.tls,
+		RequireTLS:   cfg.TLS.RequireC2S,
+		Logger:       s.log,
+		TraceXML:     cfg.Log.TraceXML,
+		Limits: c2s.Limits{
+			MaxStanzaSize:      lim.MaxStanzaSize,
+			AuthTimeout:        lim.AuthTimeout.Duration(),
+			IdleTimeout:        lim.IdleTimeout.Duration(),
+			RateBytesPerSecond: lim.RateBytesPerSecond,
+			RateBurstBytes:     lim.RateBurstBytes,
+			OutboxStanzas:      lim.OutboxStanzas,
+			OutboxBytes:        lim.OutboxBytes,
+			MaxConnsPerIP:      lim.MaxConnectionsPerIP,
+		},
+	}, c2s.Deps{
+		Router:    rt,
+		Auth:      authSrv,
+		Throttle:  auth.NewThrottle(lim.AuthFailureDelay.Duration(), lim.AuthFailureMaxDelay.Duration(), time.Now),
+		Registrar: s.accounts,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+// closeAccount ends every session of an account (after its removal).
+func (s *Server) closeAccount(bare jid.JID) {
+	s.router.CloseUser(bare, "not-authorized", "account removed")
+}
+
+func (s *Server) closeUserSessions(host, local string) {
+	if bare, err := jid.New(local, host, ""); err == nil {
+		s.closeAccount(bare)
+	}
+}
+
+// Accounts returns the account manager.
+func (s *Server) Accounts() *Accounts { return s.accounts }
+
+// Router returns the router.
+func (s *Server) Router() *router.Router { return s.router }
+
+// Config returns the configuration the server runs with.
+func (s *Server) Config() config.Config { return s.cfg }
+
+// Start opens the listeners and the admin socket and starts serving.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("server: already started")
+	}
+	s.started = true
+	type lst struct {
+		name, addr string
+		tls        bool
+	}
+	for _, l := range []lst{{"c2s", s.cfg.Listen.C2S, false}, {"c2s_tls", s.cfg.Listen.C2STLS, true}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			s.closeListenersLocked()
+			return fmt.Errorf("server: listen %s on %s: %w", l.name, l.addr, err)
+		}
+		s.listeners[l.name] = ln
+		s.log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
+		s.serveWG.Add(1)
+		go func(ln net.Listener, directTLS bool, name string) {
+			defer s.serveWG.Done()
+			if err := s.c2s.Serve(ln, directTLS); err != nil {
+				s.log.Error("listener stopped", "listener", name, xmpp.LogErr, err)
+			}
+		}(ln, l.tls, l.name)
+	}
+	if path := s.cfg.AdminSocketPath(); path != "" {
+		a, err := startAdmin(path, s, s.log)
+		if err != nil {
+			s.closeListenersLocked()
+			return err
+		}
+		s.admin = a
+	}
+	s.log.Info("server started", "domains", s.cfg.Domains(), "version", Version)
+	return nil
+}
+
+func (s *Server) closeListenersLocked() {
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// Addr returns the bound address of a listener ("c2s", "c2s_tls") or nil.
+func (s *Server) Addr(name string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ln := s.listeners[name]; ln != nil {
+		return ln.Addr()
+	}
+	return nil
+}
+
+// Shutdown stops the server in reverse order of startup: listeners and
+// sessions (closed with system-shutdown), the admin socket, the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	admin := s.admin
+	s.mu.Unlock()
+	var errs []error
+	if err := s.c2s.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	s.serveWG.Wait()
+	if admin != nil {
+		admin.close()
+	}
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("server: close store: %w", err))
+	}
+	s.log.Info("server stopped")
+	return errors.Join(errs...)
+}
+
+// Run starts the server and serves until ctx is done, then shuts down
+// within the configured timeout.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		s.db.Close()
+		return err
+	}
+	<-ctx.Done()
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.Duration())
+	defer cancel()
+	return s.Shutdown(sctx)
+}

@@ -1,0 +1,268 @@
+package xmpp
+
+import (
+	"errors"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/xmpp/wire"
+)
+
+// Kind is the kind of a stanza (RFC 6120 §8).
+type Kind uint8
+
+// Stanza kinds.
+const (
+	KindMessage Kind = iota + 1
+	KindPresence
+	KindIQ
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindMessage:
+		return "message"
+	case KindPresence:
+		return "presence"
+	case KindIQ:
+		return "iq"
+	}
+	return "unknown"
+}
+
+// Stanza types used by the router.
+const (
+	TypeGet          = "get"
+	TypeSet          = "set"
+	TypeResult       = "result"
+	TypeError        = "error"
+	TypeChat         = "chat"
+	TypeNormal       = "normal"
+	TypeGroupchat    = "groupchat"
+	TypeHeadline     = "headline"
+	TypeUnavailable  = "unavailable"
+	TypeProbe        = "probe"
+	TypeSubscribe    = "subscribe"
+	TypeSubscribed   = "subscribed"
+	TypeUnsubscribe  = "unsubscribe"
+	TypeUnsubscribed = "unsubscribed"
+)
+
+// ErrNotStanza is returned by NewStanza for an element that is not a
+// message, presence or iq in the stream's content namespace.
+var ErrNotStanza = errors.New("xmpp: not a stanza")
+
+// Stanza is a routed message, presence or IQ. It is immutable once built:
+// fan-out derives copies with With, and Bytes is computed once and shared
+// by every recipient.
+type Stanza struct {
+	Kind Kind
+	// Type is the 'type' attribute ("" when absent).
+	Type string
+	// ID is the 'id' attribute.
+	ID string
+	// From and To are the addresses; the zero JID when absent.
+	From, To jid.JID
+	// El is the element as it will be written (its from/to attributes
+	// match From and To).
+	El *wire.Element
+
+	once sync.Once
+	enc  []byte
+}
+
+// IsZero reports whether j is the empty JID (an absent address).
+func IsZero(j jid.JID) bool { return j.Domainpart() == "" }
+
+// NewStanza builds a Stanza from a top-level element. Malformed 'to' or
+// 'from' addresses give a jid-malformed stanza error (RFC 6120 §8.3.3.8).
+func NewStanza(e *wire.Element) (*Stanza, error) {
+	if e.Prefix != "" || (e.Space != wire.NSClient && e.Space != wire.NSServer) {
+		return nil, ErrNotStanza
+	}
+	st := &Stanza{El: e}
+	switch e.Name {
+	case "message":
+		st.Kind = KindMessage
+	case "presence":
+		st.Kind = KindPresence
+	case "iq":
+		st.Kind = KindIQ
+	default:
+		return nil, ErrNotStanza
+	}
+	for _, a := range e.Attrs {
+		var err error
+		switch a.Name {
+		case "type":
+			st.Type = a.Value
+		case "id":
+			st.ID = a.Value
+		case "to":
+			st.To, err = jid.Parse(a.Value)
+		case "from":
+			st.From, err = jid.Parse(a.Value)
+		}
+		if err != nil {
+			return st, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed}
+		}
+	}
+	return st, nil
+}
+
+// Build returns a Stanza for a constructed element of the given kind with
+// from and to set.
+func Build(kind Kind, typ, id string, from, to jid.JID, children ...*wire.Element) *Stanza {
+	e := wire.New(kind.String(), wire.NSClient)
+	if typ != "" {
+		e.Attrs = append(e.Attrs, wire.Attr{Name: "type", Value: typ})
+	}
+	if id != "" {
+		e.Attrs = append(e.Attrs, wire.Attr{Name: "id", Value: id})
+	}
+	if !IsZero(from) {
+		e.Attrs = append(e.Attrs, wire.Attr{Name: "from", Value: from.String()})
+	}
+	if !IsZero(to) {
+		e.Attrs = append(e.Attrs, wire.Attr{Name: "to", Value: to.String()})
+	}
+	e.Children = children
+	return &Stanza{Kind: kind, Type: typ, ID: id, From: from, To: to, El: e}
+}
+
+// With returns a copy addressed from from to to. The payload is shared and
+// written verbatim.
+func (s *Stanza) With(from, to jid.JID) *Stanza {
+	e := s.El
+	if !from.Equal(s.From) || e.AttrValue("from") == "" && !IsZero(from) {
+		e = setAddr(e, "from", from)
+	}
+	if !to.Equal(s.To) || e.AttrValue("to") == "" && !IsZero(to) {
+		e = setAddr(e, "to", to)
+	}
+	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: from, To: to, El: e}
+}
+
+// WithElement returns a copy with a new element (whose addresses must
+// match From and To).
+func (s *Stanza) WithElement(e *wire.Element) *Stanza {
+	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: s.From, To: s.To, El: e}
+}
+
+func setAddr(e *wire.Element, name string, j jid.JID) *wire.Element {
+	if IsZero(j) {
+		return e.WithoutAttr(name)
+	}
+	return e.WithAttr(name, j.String())
+}
+
+// Bytes returns the stanza's XML for writing at the top level of a stream.
+// It is computed once; callers must not modify it.
+func (s *Stanza) Bytes() []byte {
+	s.once.Do(func() {
+		s.enc = s.El.AppendXML(make([]byte, 0, 64+len(s.El.Raw())), s.El.Space)
+	})
+	return s.enc
+}
+
+// Payload returns the first child element (the IQ payload) or nil.
+func (s *Stanza) Payload() *wire.Element { return s.El.FirstChild() }
+
+// IsIQRequest reports whether s is an IQ get or set.
+func (s *Stanza) IsIQRequest() bool {
+	return s.Kind == KindIQ && (s.Type == TypeGet || s.Type == TypeSet)
+}
+
+// Result returns the IQ result for request s, with the optional payload.
+func (s *Stanza) Result(payload *wire.Element) *Stanza {
+	var children []*wire.Element
+	if payload != nil {
+		children = []*wire.Element{payload}
+	}
+	return Build(KindIQ, TypeResult, s.ID, s.To, s.From, children...)
+}
+
+// ErrorReply returns the error stanza answering s (RFC 6120 §8.3): the
+// addresses swapped, type "error", the original payload and the error
+// element. It returns nil for a stanza of type error, which must never be
+// answered with an error (RFC 6120 §8.3.1).
+func (s *Stanza) ErrorReply(se stanza.Error) *Stanza {
+	if s.Type == TypeError {
+		return nil
+	}
+	from := s.To
+	if !IsZero(se.By) {
+		from = se.By
+	}
+	children := make([]*wire.Element, 0, len(s.El.Children)+1)
+	if s.Kind != KindIQ || s.Type == TypeGet || s.Type == TypeSet {
+		children = append(children, s.El.Children...)
+	}
+	children = append(children, ErrorElement(se))
+	return Build(s.Kind, TypeError, s.ID, from, s.From, children...)
+}
+
+// NSStanzas is the namespace of stanza error conditions.
+const NSStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+// ErrorElement renders a stanza error element.
+func ErrorElement(se stanza.Error) *wire.Element {
+	typ := string(se.Type)
+	if typ == "" {
+		typ = string(stanza.Cancel)
+	}
+	cond := string(se.Condition)
+	if cond == "" {
+		cond = string(stanza.UndefinedCondition)
+	}
+	e := wire.New("error", wire.NSClient, wire.Attr{Name: "type", Value: typ})
+	e.AddChild(wire.New(cond, NSStanzas))
+	for lang, text := range se.Text {
+		t := wire.New("text", NSStanzas)
+		if lang != "" {
+			t.Attrs = append(t.Attrs, wire.Attr{Name: "xml:lang", Value: lang})
+		}
+		e.AddChild(t.SetText(text))
+	}
+	return e
+}
+
+// StanzaError returns a stanza error with condition cond, the RFC 6120
+// §8.3.3 default type for it, and an optional English text.
+func StanzaError(cond stanza.Condition, text string) stanza.Error {
+	se := stanza.Error{Type: defaultErrorType(cond), Condition: cond}
+	if text != "" {
+		se.Text = map[string]string{"en": text}
+	}
+	return se
+}
+
+func defaultErrorType(cond stanza.Condition) stanza.ErrorType {
+	switch cond {
+	case stanza.BadRequest, stanza.JIDMalformed, stanza.NotAcceptable, stanza.PolicyViolation,
+		stanza.Redirect, stanza.Gone:
+		return stanza.Modify
+	case stanza.Forbidden, stanza.NotAuthorized, stanza.RegistrationRequired, stanza.SubscriptionRequired:
+		return stanza.Auth
+	case stanza.RecipientUnavailable, stanza.RemoteServerTimeout, stanza.ResourceConstraint,
+		stanza.UnexpectedRequest:
+		return stanza.Wait
+	}
+	return stanza.Cancel
+}
+
+// AsStanzaError maps an error to the stanza error sent to the peer: a
+// stanza.Error passes through; anything else is internal-server-error
+// without detail (the cause is for our logs only).
+func AsStanzaError(err error) stanza.Error {
+	var se stanza.Error
+	if errors.As(err, &se) {
+		if se.Type == "" {
+			se.Type = defaultErrorType(se.Condition)
+		}
+		return se
+	}
+	return stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError}
+}

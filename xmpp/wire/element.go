@@ -1,0 +1,329 @@
+package wire
+
+import (
+	"strings"
+)
+
+// Namespaces used by the stream layer.
+const (
+	NSStream = "http://etherx.jabber.org/streams"
+	NSClient = "jabber:client"
+	NSServer = "jabber:server"
+	NSXML    = "http://www.w3.org/XML/1998/namespace"
+)
+
+// Attr is one attribute as written: Name is the qualified name ("to",
+// "xml:lang", "xmlns", "xmlns:foo") and Value the decoded value.
+type Attr struct {
+	Name  string
+	Value string
+}
+
+// Element is an XML element. Parsed elements are immutable and their strings
+// may alias Raw; constructed elements (Raw == nil) are built by the server.
+type Element struct {
+	// Name is the local name and Prefix the prefix as written ("" when
+	// unprefixed).
+	Name   string
+	Prefix string
+	// Space is the resolved namespace URI.
+	Space string
+	// Attrs are the attributes in document order, namespace declarations
+	// included.
+	Attrs []Attr
+	// Children are the child elements in document order.
+	Children []*Element
+	// Text is the concatenated, decoded character data directly inside
+	// this element.
+	Text string
+
+	// buf holds the document the element was parsed from; the element
+	// spans buf[start:end] and its content buf[innerStart:innerEnd]. buf
+	// is nil for constructed elements and after a change of content.
+	buf                              []byte
+	start, innerStart, innerEnd, end int
+	// outer lists prefix bindings inherited from outside the element that
+	// its subtree uses; AppendXML declares them on the start tag.
+	outer []Attr
+	// appendRaw are children added after the verbatim content.
+	appendRaw []*Element
+}
+
+// New returns a constructed element in namespace space with the given
+// attributes.
+func New(name, space string, attrs ...Attr) *Element {
+	return &Element{Name: name, Space: space, Attrs: attrs}
+}
+
+// Raw returns the bytes the element was parsed from, or nil.
+func (e *Element) Raw() []byte {
+	if e.buf == nil {
+		return nil
+	}
+	return e.buf[e.start:e.end:e.end]
+}
+
+// Attr returns the value of the unprefixed or qualified attribute name and
+// whether it is present.
+func (e *Element) Attr(name string) (string, bool) {
+	for i := range e.Attrs {
+		if e.Attrs[i].Name == name {
+			return e.Attrs[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// AttrValue returns the attribute's value or "".
+func (e *Element) AttrValue(name string) string {
+	v, _ := e.Attr(name)
+	return v
+}
+
+// Child returns the first child with the local name and namespace; an empty
+// space matches any namespace.
+func (e *Element) Child(name, space string) *Element {
+	for _, c := range e.Children {
+		if c.Name == name && (space == "" || c.Space == space) {
+			return c
+		}
+	}
+	return nil
+}
+
+// ChildText returns the text of the first matching child or "".
+func (e *Element) ChildText(name, space string) string {
+	if c := e.Child(name, space); c != nil {
+		return c.Text
+	}
+	return ""
+}
+
+// FirstChild returns the first child element or nil.
+func (e *Element) FirstChild() *Element {
+	if len(e.Children) == 0 {
+		return nil
+	}
+	return e.Children[0]
+}
+
+// shallow copies e keeping its content.
+func (e *Element) shallow() *Element {
+	c := *e
+	c.Attrs = append([]Attr(nil), e.Attrs...)
+	return &c
+}
+
+// WithAttr returns a copy of e with attribute name set to value (appended
+// when absent). The content is shared and still written verbatim.
+func (e *Element) WithAttr(name, value string) *Element {
+	c := e.shallow()
+	for i := range c.Attrs {
+		if c.Attrs[i].Name == name {
+			c.Attrs[i].Value = value
+			return c
+		}
+	}
+	c.Attrs = append(c.Attrs, Attr{Name: name, Value: value})
+	return c
+}
+
+// WithoutAttr returns a copy of e without the attribute.
+func (e *Element) WithoutAttr(name string) *Element {
+	c := e.shallow()
+	out := c.Attrs[:0]
+	for _, a := range c.Attrs {
+		if a.Name != name {
+			out = append(out, a)
+		}
+	}
+	c.Attrs = out
+	return c
+}
+
+// WithChildren returns a copy of e whose content is text followed by
+// children; the copy is written from its tree, not verbatim.
+func (e *Element) WithChildren(text string, children ...*Element) *Element {
+	c := e.shallow()
+	c.Children = children
+	c.Text = text
+	c.buf = nil
+	return c
+}
+
+// Append returns a copy of e with children added after the existing ones.
+func (e *Element) Append(children ...*Element) *Element {
+	all := make([]*Element, 0, len(e.Children)+len(children))
+	all = append(all, e.Children...)
+	all = append(all, children...)
+	if e.buf != nil && hasMixedContent(e) {
+		// The tree alone cannot reproduce mixed content; keep the raw
+		// inner bytes and append the new children after them.
+		c := e.shallow()
+		c.Children = all
+		c.appendRaw = append(append([]*Element(nil), e.appendRaw...), children...)
+		return c
+	}
+	return e.WithChildren(e.Text, all...)
+}
+
+// SetText sets the text of a constructed element and returns it, for use
+// while building; it panics if e was parsed.
+func (e *Element) SetText(text string) *Element {
+	if e.buf != nil {
+		panic("wire: SetText on a parsed element")
+	}
+	e.Text = text
+	return e
+}
+
+// AddChild appends a child to a constructed element and returns e, for use
+// while building; it panics if e was parsed.
+func (e *Element) AddChild(children ...*Element) *Element {
+	if e.buf != nil {
+		panic("wire: AddChild on a parsed element")
+	}
+	e.Children = append(e.Children, children...)
+	return e
+}
+
+func hasMixedContent(e *Element) bool {
+	return len(e.Children) > 0 && strings.TrimSpace(e.Text) != ""
+}
+
+// qname returns the qualified name as written.
+func (e *Element) qname() string {
+	if e.Prefix == "" {
+		return e.Name
+	}
+	return e.Prefix + ":" + e.Name
+}
+
+// AppendXML appends the element's XML to dst. parentNS is the default
+// namespace in scope where the element is written: an unprefixed element
+// whose namespace differs declares it. Top-level stanzas are written with
+// parentNS equal to their own namespace so that they inherit the stream's
+// content namespace (jabber:client or jabber:server).
+func (e *Element) AppendXML(dst []byte, parentNS string) []byte {
+	q := e.qname()
+	dst = append(dst, '<')
+	dst = append(dst, q...)
+	wroteNS := false
+	for _, a := range e.Attrs {
+		if a.Name == "xmlns" {
+			if e.Prefix != "" || e.Space == parentNS {
+				// The default namespace is only needed by the
+				// verbatim content if it differs from parentNS.
+				if e.buf == nil || a.Value == parentNS {
+					continue
+				}
+			}
+			wroteNS = true
+		}
+		dst = appendAttr(dst, a.Name, a.Value)
+	}
+	if e.Prefix == "" && !wroteNS && e.Space != parentNS {
+		dst = appendAttr(dst, "xmlns", e.Space)
+	}
+	for _, a := range e.outer {
+		dst = appendAttr(dst, a.Name, a.Value)
+	}
+	ns := e.Space
+	if e.Prefix != "" {
+		ns = parentNS
+		if v, ok := e.Attr("xmlns"); ok {
+			ns = v
+		}
+	}
+	if e.buf != nil {
+		if e.innerEnd == e.innerStart && len(e.appendRaw) == 0 {
+			return append(dst, '/', '>')
+		}
+		dst = append(dst, '>')
+		dst = append(dst, e.buf[e.innerStart:e.innerEnd]...)
+		for _, c := range e.appendRaw {
+			dst = c.AppendXML(dst, ns)
+		}
+	} else {
+		if e.Text == "" && len(e.Children) == 0 {
+			return append(dst, '/', '>')
+		}
+		dst = append(dst, '>')
+		dst = AppendEscapedText(dst, e.Text)
+		for _, c := range e.Children {
+			dst = c.AppendXML(dst, ns)
+		}
+	}
+	dst = append(dst, '<', '/')
+	dst = append(dst, q...)
+	return append(dst, '>')
+}
+
+// String returns the element's XML with its namespace declared.
+func (e *Element) String() string {
+	return string(e.AppendXML(nil, ""))
+}
+
+func appendAttr(dst []byte, name, value string) []byte {
+	dst = append(dst, ' ')
+	dst = append(dst, name...)
+	dst = append(dst, '=', '\'')
+	dst = AppendEscapedAttr(dst, value)
+	return append(dst, '\'')
+}
+
+// AppendEscapedText appends s escaped for character data.
+func AppendEscapedText(dst []byte, s string) []byte {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '&':
+			esc = "&amp;"
+		case '\r':
+			esc = "&#13;"
+		default:
+			continue
+		}
+		dst = append(dst, s[last:i]...)
+		dst = append(dst, esc...)
+		last = i + 1
+	}
+	return append(dst, s[last:]...)
+}
+
+// AppendEscapedAttr appends s escaped for a single-quoted attribute value.
+func AppendEscapedAttr(dst []byte, s string) []byte {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '&':
+			esc = "&amp;"
+		case '\'':
+			esc = "&apos;"
+		case '"':
+			esc = "&quot;"
+		case '\t':
+			esc = "&#9;"
+		case '\n':
+			esc = "&#10;"
+		case '\r':
+			esc = "&#13;"
+		default:
+			continue
+		}
+		dst = append(dst, s[last:i]...)
+		dst = append(dst, esc...)
+		last = i + 1
+	}
+	return append(dst, s[last:]...)
+}

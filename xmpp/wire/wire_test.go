@@ -1,0 +1,352 @@
+package wire
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0' xml:lang='en'>`
+
+func TestParse(t *testing.T) {
+	cases := []struct {
+		name  string
+		in    string
+		check func(t *testing.T, e *Element)
+	}{
+		{"message", `<message to='a@b' type='chat' id="x1"><body>hi &amp; bye</body></message>`, func(t *testing.T, e *Element) {
+			if e.Name != "message" || e.Space != NSClient {
+				t.Fatalf("name %q space %q", e.Name, e.Space)
+			}
+			if got := e.AttrValue("to"); got != "a@b" {
+				t.Fatalf("to = %q", got)
+			}
+			if got := e.ChildText("body", NSClient); got != "hi & bye" {
+				t.Fatalf("body = %q", got)
+			}
+		}},
+		{"namespaces", `<iq type='get' id='1'><query xmlns='jabber:iq:roster'><item jid='x'/></query></iq>`, func(t *testing.T, e *Element) {
+			q := e.Child("query", "jabber:iq:roster")
+			if q == nil || q.Children[0].Space != "jabber:iq:roster" {
+				t.Fatalf("query not resolved: %+v", e.Children)
+			}
+		}},
+		{"prefixed", `<message><p:x xmlns:p='urn:p' p:a='1'><p:y/></p:x></message>`, func(t *testing.T, e *Element) {
+			x := e.Child("x", "urn:p")
+			if x == nil || x.Prefix != "p" || x.Children[0].Space != "urn:p" {
+				t.Fatalf("prefixed child: %+v", x)
+			}
+		}},
+		{"cdata", `<message><body><![CDATA[a<b]]> c</body></message>`, func(t *testing.T, e *Element) {
+			if got := e.ChildText("body", ""); got != "a<b c" {
+				t.Fatalf("body = %q", got)
+			}
+		}},
+		{"char refs", `<m a='&#x41;&#66;&lt;'>&#x1F600;&quot;</m>`, func(t *testing.T, e *Element) {
+			if e.AttrValue("a") != "AB<" || e.Text != "😀\"" {
+				t.Fatalf("got %q %q", e.AttrValue("a"), e.Text)
+			}
+		}},
+		{"attr normalisation", "<m a='x\ty\nz'/>", func(t *testing.T, e *Element) {
+			if e.AttrValue("a") != "x y z" {
+				t.Fatalf("got %q", e.AttrValue("a"))
+			}
+		}},
+		{"xml lang", `<m xml:lang='de'/>`, func(t *testing.T, e *Element) {
+			if e.AttrValue("xml:lang") != "de" {
+				t.Fatal("xml:lang lost")
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := Parse([]byte(tc.in), NewScope(NSClient))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, e)
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, in, cond string
+	}{
+		{"mismatched", `<a><b></a></b>`, CondNotWellFormed},
+		{"unclosed", `<a><b></b>`, CondNotWellFormed},
+		{"comment", `<a><!-- x --></a>`, CondRestrictedXML},
+		{"pi", `<a><?php x ?></a>`, CondRestrictedXML},
+		{"doctype", `<a><!DOCTYPE x></a>`, CondRestrictedXML},
+		{"entity", `<a>&foo;</a>`, CondRestrictedXML},
+		{"bad ref", `<a>&#xZZ;</a>`, CondNotWellFormed},
+		{"null char ref", `<a>&#0;</a>`, CondNotWellFormed},
+		{"control char", "<a>\x01</a>", CondNotWellFormed},
+		{"bad utf8", "<a>\xff</a>", CondNotWellFormed},
+		{"dup attr", `<a x='1' x='2'/>`, CondNotWellFormed},
+		{"unquoted", `<a x=1/>`, CondNotWellFormed},
+		{"lt in attr", `<a x='<'/>`, CondNotWellFormed},
+		{"unbound prefix", `<p:a/>`, CondNotWellFormed},
+		{"unbound attr prefix", `<a p:x='1'/>`, CondNotWellFormed},
+		{"no space between attrs", `<a x='1'y='2'/>`, CondNotWellFormed},
+		{"bad name", `<1a/>`, CondNotWellFormed},
+		{"trailing", `<a/><b/>`, CondNotWellFormed},
+		{"too deep", strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100), CondPolicyViolation},
+		{"undeclare prefix", `<a xmlns:p=''/>`, CondNotWellFormed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.in), NewScope(NSClient))
+			var we *Error
+			if !errors.As(err, &we) {
+				t.Fatalf("err = %v, want *Error", err)
+			}
+			if we.Condition != tc.cond {
+				t.Fatalf("condition %q, want %q (%v)", we.Condition, tc.cond, err)
+			}
+		})
+	}
+}
+
+func TestAppendXMLRoundTrip(t *testing.T) {
+	in := `<message to='a@b' from='c@d/r'><body>x &lt; y</body><p:x xmlns:p='urn:p'><p:y>t</p:y></p:x><html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'>a <b>b</b> c</body></html></message>`
+	e, err := Parse([]byte(in), NewScope(NSClient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := e.WithAttr("from", "z@y/w").WithoutAttr("to").AppendXML(nil, NSClient)
+	want := `<message from='z@y/w'>` + in[strings.Index(in, "<body>"):]
+	if string(out) != want {
+		t.Fatalf("got\n%s\nwant\n%s", out, want)
+	}
+	// Written into a foreign default namespace, the element declares its own.
+	out = e.AppendXML(nil, "urn:xmpp:forward:0")
+	if !strings.HasPrefix(string(out), `<message to='a@b' from='c@d/r' xmlns='jabber:client'>`) {
+		t.Fatalf("got %s", out)
+	}
+	again, err := Parse(out, Scope{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Space != NSClient || again.Child("html", "").Child("body", "").Text != "a  c" {
+		t.Fatalf("reparsed: %+v", again)
+	}
+}
+
+func TestPrefixFromOuterScope(t *testing.T) {
+	sc := NewScope(NSClient).Bind("stream", NSStream)
+	e, err := Parse([]byte(`<stream:error><x xmlns='urn:x'/></stream:error>`), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Space != NSStream {
+		t.Fatalf("space %q", e.Space)
+	}
+	out := e.AppendXML(nil, "")
+	again, err := Parse(out, Scope{})
+	if err != nil {
+		t.Fatalf("standalone copy does not parse: %v: %s", err, out)
+	}
+	if again.Space != NSStream {
+		t.Fatalf("space after copy %q", again.Space)
+	}
+}
+
+func TestConstructed(t *testing.T) {
+	e := New("iq", NSClient, Attr{"type", "result"}, Attr{"id", "a'b"}).AddChild(
+		New("query", "jabber:iq:version").AddChild(New("name", "jabber:iq:version").SetText("S<b>")),
+	)
+	got := string(e.AppendXML(nil, NSClient))
+	want := `<iq type='result' id='a&apos;b'><query xmlns='jabber:iq:version'><name>S&lt;b&gt;</name></query></iq>`
+	if got != want {
+		t.Fatalf("got %s\nwant %s", got, want)
+	}
+}
+
+func readAll(t *testing.T, d *Decoder) ([]*Element, error) {
+	t.Helper()
+	var els []*Element
+	for {
+		e, err := d.ReadElement()
+		if err != nil {
+			return els, err
+		}
+		els = append(els, e)
+	}
+}
+
+func TestDecoderFraming(t *testing.T) {
+	stream := header + "\n <message><body>1</body></message> \n<presence/><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq><message><body><![CDATA[</message>]]></body></message></stream:stream>"
+	for _, oneByte := range []bool{false, true} {
+		var r io.Reader = strings.NewReader(stream)
+		if oneByte {
+			r = iotest.OneByteReader(r)
+		}
+		d := NewDecoder(r, Limits{ReadBuffer: 16})
+		h, err := d.ReadHeader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.To != "example.com" || h.Version != "1.0" || h.Default != NSClient || h.Space != NSStream || h.Lang != "en" {
+			t.Fatalf("header %+v", h)
+		}
+		els, err := readAll(t, d)
+		if !errors.Is(err, ErrStreamEnd) {
+			t.Fatalf("err = %v", err)
+		}
+		names := []string{}
+		for _, e := range els {
+			names = append(names, e.Name)
+		}
+		if strings.Join(names, ",") != "message,presence,iq,message" {
+			t.Fatalf("elements %v", names)
+		}
+		if els[3].ChildText("body", "") != "</message>" {
+			t.Fatalf("cdata body %q", els[3].ChildText("body", ""))
+		}
+		if string(els[1].Raw()) != "<presence/>" {
+			t.Fatalf("raw %q", els[1].Raw())
+		}
+	}
+}
+
+func TestDecoderErrors(t *testing.T) {
+	cases := []struct {
+		name, stream, cond string
+	}{
+		{"oversized", header + "<message><body>" + strings.Repeat("x", 3000) + "</body></message>", CondPolicyViolation},
+		{"comment at top", header + "<!-- hi -->", CondRestrictedXML},
+		{"pi at top", header + "<?foo?>", CondRestrictedXML},
+		{"text at top", header + "hello", CondNotWellFormed},
+		{"bad close", header + "</stream:streamx>", CondNotWellFormed},
+		{"too deep", header + strings.Repeat("<a>", 80), CondPolicyViolation},
+		{"mismatch", header + "<a></b>", CondNotWellFormed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := NewDecoder(strings.NewReader(tc.stream), Limits{MaxStanza: 2000, ReadBuffer: 64})
+			if _, err := d.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := readAll(t, d)
+			var we *Error
+			if !errors.As(err, &we) || we.Condition != tc.cond {
+				t.Fatalf("err = %v, want condition %s", err, tc.cond)
+			}
+		})
+	}
+}
+
+func TestDecoderRestart(t *testing.T) {
+	s := header + "<auth/>" + header + "<iq/>"
+	d := NewDecoder(strings.NewReader(s), Limits{})
+	if _, err := d.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := d.ReadElement(); err != nil || e.Name != "auth" {
+		t.Fatalf("%v %v", e, err)
+	}
+	d.Restart()
+	if _, err := d.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := d.ReadElement(); err != nil || e.Name != "iq" {
+		t.Fatalf("%v %v", e, err)
+	}
+	if _, err := d.ReadElement(); !errors.Is(err, io.EOF) {
+		t.Fatalf("err = %v, want EOF", err)
+	}
+}
+
+func TestHeaderErrors(t *testing.T) {
+	for _, in := range []string{"hello", "<?php ?><stream:stream>", "<stream:stream/>", "<stream:stream a=1>"} {
+		d := NewDecoder(strings.NewReader(in), Limits{})
+		if _, err := d.ReadHeader(); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`<message to='a@b'><body>hi</body></message>`,
+		`<a xmlns:p='u'><p:b p:c='&amp;'/><![CDATA[x]]></a>`,
+		`<iq><query xmlns='jabber:iq:roster'/></iq>`,
+		`<a>&#x10FFFF;</a>`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sc := NewScope(NSClient).Bind("stream", NSStream)
+		e, err := Parse(data, sc)
+		if err != nil {
+			return
+		}
+		out := e.AppendXML(nil, NSClient)
+		again, err := Parse(out, NewScope(NSClient))
+		if err != nil {
+			t.Fatalf("re-encoded element does not parse: %v\nin:  %q\nout: %q", err, data, out)
+		}
+		if !equivalent(e, again) {
+			t.Fatalf("round trip changed the element\nin:  %q\nout: %q", data, out)
+		}
+	})
+}
+
+func equivalent(a, b *Element) bool {
+	if a.Name != b.Name || a.Space != b.Space || a.Text != b.Text || len(a.Children) != len(b.Children) {
+		return false
+	}
+	for _, x := range a.Attrs {
+		if strings.HasPrefix(x.Name, "xmlns") {
+			continue
+		}
+		if v, ok := b.Attr(x.Name); !ok || v != x.Value {
+			return false
+		}
+	}
+	for i := range a.Children {
+		if !equivalent(a.Children[i], b.Children[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzDecoder(f *testing.F) {
+	f.Add([]byte("<message><body>1</body></message><presence/></stream:stream>"), uint8(7))
+	f.Add([]byte("<a><![CDATA[<b>]]></a>"), uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		r := io.MultiReader(strings.NewReader(header), &chunkReader{data: data, n: int(chunk%32) + 1})
+		d := NewDecoder(r, Limits{MaxStanza: 4096, ReadBuffer: 32})
+		if _, err := d.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 1000; i++ {
+			e, err := d.ReadElement()
+			if err != nil {
+				return
+			}
+			if len(e.Raw()) > 4096 {
+				t.Fatalf("element of %d bytes passed a 4096 limit", len(e.Raw()))
+			}
+		}
+	})
+}
+
+type chunkReader struct {
+	data []byte
+	n    int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := min(c.n, len(p), len(c.data))
+	copy(p, c.data[:n])
+	c.data = c.data[n:]
+	return n, nil
+}
