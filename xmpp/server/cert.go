@@ -80,3 +80,25 @@ func writeSelfSigned(certFile, keyFile string, domains []string) error {
 	}
 	return nil
 }
+
+// secretFile holds the server's random secret (for values that must be
+// stable across restarts but unguessable, such as SCRAM decoy salts).
+const secretFile = "server-secret"
+
+func loadOrCreateSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("server: read secret: %w", err)
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("server: secret: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("server: write secret: %w", err)
+	}
+	return b, nil
+}

@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -118,7 +120,23 @@ func (s *Server) build() error {
 		MinVersion:   cfg.TLS.MinTLSVersion(),
 	}
 
-	authSrv, err := auth.NewServer(auth.Options{Lookup: s.accounts})
+	secret, err := loadOrCreateSecret(filepath.Join(cfg.Server.DataDir, secretFile))
+	if err != nil {
+		return err
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("server: parse certificate: %w", err)
+	}
+	authSrv, err := auth.NewServer(auth.Options{
+		Lookup: s.accounts,
+		// Unknown users get stable fake SCRAM parameters, so that
+		// login probes cannot tell which accounts exist.
+		DecoySecret:           secret,
+		UnknownUserIterations: auth.DefaultIterations,
+		// tls-server-end-point channel binding (RFC 5929 §4, XEP-0440).
+		ServerCertificate: func(*tls.ConnectionState) *x509.Certificate { return leaf },
+	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
