@@ -79,6 +79,12 @@ func IsZero(j jid.JID) bool { return j.Domainpart() == "" }
 // NewStanza builds a Stanza from a top-level element. Malformed 'to' or
 // 'from' addresses give a jid-malformed stanza error (RFC 6120 §8.3.3.8).
 func NewStanza(e *wire.Element) (*Stanza, error) {
+	return NewStanzaCached(e, nil)
+}
+
+// NewStanzaCached is NewStanza parsing addresses through a connection's
+// JIDCache.
+func NewStanzaCached(e *wire.Element, cache *JIDCache) (*Stanza, error) {
 	if e.Prefix != "" || (e.Space != wire.NSClient && e.Space != wire.NSServer) {
 		return nil, ErrNotStanza
 	}
@@ -101,9 +107,9 @@ func NewStanza(e *wire.Element) (*Stanza, error) {
 		case "id":
 			st.ID = a.Value
 		case "to":
-			st.To, err = jid.Parse(a.Value)
+			st.To, err = cache.Parse(a.Value)
 		case "from":
-			st.From, err = jid.Parse(a.Value)
+			st.From, err = cache.Parse(a.Value)
 		}
 		if err != nil {
 			return st, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed}
@@ -143,6 +149,17 @@ func (s *Stanza) With(from, to jid.JID) *Stanza {
 		e = setAddr(e, "to", to)
 	}
 	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: from, To: to, El: e}
+}
+
+// Stamped returns a copy from the sender's full JID, given with its string
+// form (which the sender's connection keeps, so that stamping does not
+// format the address for every stanza). The 'to' address is unchanged.
+func (s *Stanza) Stamped(from jid.JID, fromStr string) *Stanza {
+	e := s.El
+	if e.AttrValue("from") != fromStr {
+		e = e.WithAttr("from", fromStr)
+	}
+	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: from, To: s.To, El: e}
 }
 
 // WithElement returns a copy with a new element (whose addresses must

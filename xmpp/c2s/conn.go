@@ -164,6 +164,12 @@ func (c *conn) finish(ctx context.Context, err error) {
 			c.log.Error("connection failed", xmpp.LogErr, err)
 		}
 	}
+	c.mu.Lock()
+	if c.closed && !c.bound && c.closeCond != "" {
+		// Closed by the server (shutdown, kick) while negotiating.
+		cond, text = c.closeCond, c.closeText
+	}
+	c.mu.Unlock()
 	if cond != "" && cond != "-" {
 		c.log.Debug("closing stream", "condition", cond, "text", text)
 	}
@@ -204,10 +210,11 @@ func (c *conn) Close(cond, text string) {
 	c.closed = true
 	c.closeCond, c.closeText = cond, text
 	bound := c.bound
+	nc := c.nc
 	c.mu.Unlock()
 	if !bound {
-		// Negotiating: unblock the reader; finish writes nothing more.
-		c.nc.Close()
+		// Negotiating: interrupt the reader; finish writes the error.
+		_ = nc.SetReadDeadline(time.Now())
 		return
 	}
 	c.wake()
@@ -359,7 +366,10 @@ func (c *conn) startTLS() error {
 		return fmt.Errorf("c2s: TLS handshake: %w", err)
 	}
 	st := tc.ConnectionState()
-	c.nc, c.secure, c.tlsState = tc, true, &st
+	c.mu.Lock()
+	c.nc = tc
+	c.mu.Unlock()
+	c.secure, c.tlsState = true, &st
 	c.dec.Reset(c.in)
 	return nil
 }
@@ -385,7 +395,9 @@ func (c *conn) openStream() error {
 		return serr("host-unknown", "the host changed on stream restart")
 	}
 	c.host = host
-	b := c.appendHeader(nil, host, "")
+	// RFC 6120 §4.7.2: the response header's 'to' echoes the initiating
+	// entity's 'from' (unverified; clients check it against their own).
+	b := c.appendHeader(nil, host, h.From)
 	switch {
 	case h.Space != wire.NSStream:
 		c.write(b)

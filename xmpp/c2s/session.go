@@ -17,6 +17,8 @@ import (
 func (c *conn) serve(ctx context.Context) error {
 	router := c.srv.deps.Router
 	bare := c.full.Bare()
+	fullStr := c.full.String()
+	var cache xmpp.JIDCache
 	for {
 		el, err := c.dec.ReadElement()
 		if err != nil {
@@ -30,7 +32,7 @@ func (c *conn) serve(ctx context.Context) error {
 			// support (no stream management is offered yet).
 			return serr("unsupported-stanza-type", "")
 		}
-		st, err := xmpp.NewStanza(el)
+		st, err := xmpp.NewStanzaCached(el, &cache)
 		if errors.Is(err, xmpp.ErrNotStanza) {
 			return serr("unsupported-stanza-type", "")
 		}
@@ -55,7 +57,7 @@ func (c *conn) serve(ctx context.Context) error {
 				continue
 			}
 		}
-		router.Route(ctx, st.With(c.full, st.To))
+		router.Route(ctx, st.Stamped(c.full, fullStr))
 	}
 }
 

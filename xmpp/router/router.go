@@ -154,6 +154,7 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 		return jid.JID{}, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
 	}
 	var kicked xmpp.Session
+	var kickedRes *resource
 	r.mu.Lock()
 	u := r.sessions[keyOf(bare)]
 	if u == nil {
@@ -187,7 +188,7 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 	next := make([]*resource, 0, len(old)+1)
 	for i, res := range old {
 		if i == idx {
-			kicked = res.sess
+			kicked, kickedRes = res.sess, res
 			continue
 		}
 		next = append(next, res)
@@ -203,6 +204,13 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 		r.log.Info("resource conflict: closing old session", xmpp.LogJID, full.String())
 		// RFC 6120 §7.7.2.2: terminate the existing session.
 		kicked.Close("conflict", "replaced by a new connection")
+		if kickedRes.available {
+			// The replaced session's presence ends with it.
+			unavailable := xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", full, jid.JID{})
+			r.broadcastOwn(ctx, full, unavailable)
+			r.hooks.PresenceBroadcast.Run(ctx, unavailable)
+		}
+		r.hooks.SessionClosed.Run(ctx, xmpp.SessionEvent{Session: kicked, JID: full})
 	}
 	r.hooks.SessionBound.Run(ctx, xmpp.SessionEvent{Session: sess, JID: full})
 	return full, nil
