@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -61,3 +62,60 @@ func assertUser(t testing.TB, got, want User) {
 		t.Errorf("user = %+v\nwant   %+v", got, want)
 	}
 }
+
+// openNoSync is openTest without fsync on commit, for tests that make
+// thousands of transactions. Durability across a crash is not what they
+// test; reopening in the same process still reads every commit.
+func openNoSync(t testing.TB) *DB {
+	t.Helper()
+	db := openTest(t)
+	db.bolt.NoSync = true
+	return db
+}
+
+// checkStrictCodec checks that enc decodes, and that every strict prefix of
+// enc and enc with a trailing byte are rejected with ErrCorrupt (never a
+// panic or a short read).
+func checkStrictCodec[T any](t *testing.T, enc []byte, decode func([]byte) (T, error)) T {
+	t.Helper()
+	got, err := decode(enc)
+	if err != nil {
+		t.Fatalf("decode(%x): %v", enc, err)
+	}
+	for i := range len(enc) {
+		if _, err := decode(enc[:i]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("decode(prefix %d of %d) = %v, want ErrCorrupt", i, len(enc), err)
+		}
+	}
+	if _, err := decode(append(bytes.Clone(enc), 0)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("decode with trailing byte = %v, want ErrCorrupt", err)
+	}
+	return got
+}
+
+// fuzzCodec is the body of a codec fuzz test: decoding arbitrary bytes
+// never panics and fails only with ErrCorrupt, and whatever decodes
+// re-encodes to the same bytes and decodes to the same value.
+func fuzzCodec[T any](t *testing.T, data []byte, decode func([]byte) (T, error), encode func([]byte, T) []byte) {
+	v, err := decode(data)
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("decode error %v does not wrap ErrCorrupt", err)
+		}
+		return
+	}
+	enc := encode(nil, v)
+	if !bytes.Equal(enc, data) {
+		t.Fatalf("encode(decode(x)) != x\n x   %x\n got %x", data, enc)
+	}
+	again, err := decode(enc)
+	if err != nil {
+		t.Fatalf("decode(encode(decode(x))): %v", err)
+	}
+	if !reflect.DeepEqual(again, v) {
+		t.Fatalf("decode(encode(v)) = %+v, want %+v", again, v)
+	}
+}
+
+// codecTime is a time with microsecond precision in UTC, as codecs return.
+var codecTime = time.Date(2025, 3, 4, 5, 6, 7, 891011000, time.UTC)

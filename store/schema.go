@@ -11,6 +11,16 @@ import (
 const (
 	bucketMeta  = "meta"
 	bucketUsers = "users"
+
+	// Added by migration 2.
+	bucketRoster           = "roster"
+	bucketRosterIndex      = "roster_index"
+	bucketSubRequests      = "sub_requests"
+	bucketOffline          = "offline"
+	bucketOfflineCount     = "offline_count"
+	bucketBlocklist        = "blocklist"
+	bucketActivity         = "activity"
+	bucketPresenceOverride = "presence_override"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
@@ -19,7 +29,7 @@ const keySchema = "schema"
 
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -36,6 +46,17 @@ func migrations() []migration {
 		{name: "create users bucket", apply: func(tx *bbolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists([]byte(bucketUsers))
 			return err
+		}},
+		{name: "create roster, subscription request, offline, blocklist, activity and presence override buckets", apply: func(tx *bbolt.Tx) error {
+			for _, name := range []string{
+				bucketRoster, bucketRosterIndex, bucketSubRequests, bucketOffline,
+				bucketOfflineCount, bucketBlocklist, bucketActivity, bucketPresenceOverride,
+			} {
+				if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+					return err
+				}
+			}
+			return nil
 		}},
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,9 @@ var (
 	ErrCorrupt = errors.New("store: corrupt record")
 	// ErrClosed is returned by operations on a closed DB.
 	ErrClosed = errors.New("store: database closed")
+	// ErrQuota is returned when a per-account limit is reached (offline
+	// messages, pending subscription requests).
+	ErrQuota = errors.New("store: quota exceeded")
 )
 
 // DefaultLockTimeout is used when Options.LockTimeout is zero.
@@ -65,8 +69,15 @@ type DB struct {
 	path     string
 	readOnly bool
 	log      *slog.Logger
-	users    *Users
 	closed   atomic.Bool
+
+	users     *Users
+	rosters   *Rosters
+	subReqs   *SubRequests
+	offline   *Offline
+	blocks    *Blocklists
+	activity  *Activities
+	overrides *PresenceOverrides
 }
 
 // Open opens the database at path, creating it (and its parent directory,
@@ -112,6 +123,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	db := &DB{bolt: bdb, path: path, readOnly: opts.ReadOnly, log: log}
 	db.users = &Users{db: db}
+	db.rosters = &Rosters{db: db}
+	db.subReqs = &SubRequests{db: db}
+	db.offline = &Offline{db: db}
+	db.blocks = &Blocklists{db: db}
+	db.activity = &Activities{db: db}
+	db.overrides = &PresenceOverrides{db: db}
 
 	if err := db.checkMode(); err != nil {
 		_ = bdb.Close()
@@ -167,6 +184,25 @@ func (db *DB) Path() string { return db.path }
 // Users returns the user-account sub-store.
 func (db *DB) Users() *Users { return db.users }
 
+// Rosters returns the roster sub-store (RFC 6121 §2 items with versions).
+func (db *DB) Rosters() *Rosters { return db.rosters }
+
+// SubRequests returns the sub-store of pending inbound subscription
+// requests (RFC 6121 §3.1.3).
+func (db *DB) SubRequests() *SubRequests { return db.subReqs }
+
+// Offline returns the offline-message sub-store (XEP-0160).
+func (db *DB) Offline() *Offline { return db.offline }
+
+// Blocklists returns the sub-store of blocked JIDs (XEP-0191).
+func (db *DB) Blocklists() *Blocklists { return db.blocks }
+
+// Activity returns the last-activity sub-store (XEP-0012).
+func (db *DB) Activity() *Activities { return db.activity }
+
+// PresenceOverrides returns the sub-store of externally set presence.
+func (db *DB) PresenceOverrides() *PresenceOverrides { return db.overrides }
+
 // view runs fn in a read-only transaction after checking ctx.
 func (db *DB) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
@@ -193,6 +229,29 @@ func closedErr(err error) error {
 		return ErrClosed
 	}
 	return err
+}
+
+// deletePrefix deletes every key of b that starts with prefix. It collects
+// the keys first: deleting under a live cursor can skip entries.
+func deletePrefix(b *bbolt.Bucket, prefix []byte) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasKey reports whether b holds key. Unlike Get it does not depend on the
+// value being non-empty.
+func hasKey(b *bbolt.Bucket, key []byte) bool {
+	k, _ := b.Cursor().Seek(key)
+	return k != nil && bytes.Equal(k, key)
 }
 
 // bucket returns the named top-level bucket, or an error if the schema is

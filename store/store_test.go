@@ -256,3 +256,97 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatalf("Backup after Close = %v, want ErrClosed", err)
 	}
 }
+
+// schema2Buckets are the buckets migration 2 creates.
+var schema2Buckets = []string{
+	bucketRoster, bucketRosterIndex, bucketSubRequests, bucketOffline,
+	bucketOfflineCount, bucketBlocklist, bucketActivity, bucketPresenceOverride,
+}
+
+func TestMigrateFromSchema1(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "db")
+	juliet := testUser("example.org", "juliet")
+	// A file as the schema-1 build left it: migration 1 only, one user.
+	rawBolt(t, path, func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucket([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		if err := migrations()[0].apply(tx); err != nil {
+			return err
+		}
+		if err := meta.Put([]byte(keySchema), appendUvarint(nil, 1)); err != nil {
+			return err
+		}
+		val, err := encodeUser(nil, juliet)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bucketUsers)).Put(userKey(juliet.Host, juliet.Local), val)
+	})
+
+	db := openAt(t, path, Options{})
+	if v := schemaOf(t, db); v != SchemaVersion {
+		t.Fatalf("schema after Open = %d, want %d", v, SchemaVersion)
+	}
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		for _, name := range schema2Buckets {
+			if tx.Bucket([]byte(name)) == nil {
+				t.Errorf("bucket %q missing after migration", name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Users().Get(ctx, "example.org", "juliet")
+	if err != nil {
+		t.Fatalf("user after migration: %v", err)
+	}
+	assertUser(t, got, juliet)
+	if _, ver, _ := mustUpdate(t, db.Rosters(), "juliet@example.org", "romeo@example.net", putItem("Romeo", SubBoth)); ver != 1 {
+		t.Fatalf("first roster version = %d", ver)
+	}
+	if _, err := db.Offline().Put(ctx, "juliet@example.org", []byte("<m/>"), codecTime, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Opening again is a no-op for the schema and keeps everything.
+	db = openAt(t, path, Options{ReadOnly: true})
+	if v := schemaOf(t, db); v != SchemaVersion {
+		t.Fatalf("schema after reopen = %d", v)
+	}
+	if n, err := db.Rosters().Count(ctx, "juliet@example.org"); err != nil || n != 1 {
+		t.Fatalf("roster count after reopen = %d, %v", n, err)
+	}
+	if n, err := db.Offline().Count(ctx, "juliet@example.org"); err != nil || n != 1 {
+		t.Fatalf("offline count after reopen = %d, %v", n, err)
+	}
+}
+
+func TestOpenReadOnlySchema1(t *testing.T) {
+	// A read-only opener cannot migrate a schema-1 file.
+	path := filepath.Join(t.TempDir(), "db")
+	rawBolt(t, path, func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucket([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		if err := migrations()[0].apply(tx); err != nil {
+			return err
+		}
+		return meta.Put([]byte(keySchema), appendUvarint(nil, 1))
+	})
+	db, err := Open(t.Context(), path, Options{ReadOnly: true})
+	if err == nil {
+		_ = db.Close()
+	}
+	if !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("read-only Open of schema-1 file = %v, want ErrReadOnly", err)
+	}
+}

@@ -17,6 +17,11 @@ import (
 // in bytes.
 const maxJIDPart = 1023
 
+// maxJID is the longest JID in bytes: three RFC 7622 parts of maxJIDPart
+// bytes plus the '@' and '/' separators. Owners, contacts and blocked JIDs
+// are checked against it.
+const maxJID = 3*maxJIDPart + 2
+
 // userCodecV1 is the first byte of every value in the users bucket.
 const userCodecV1 = 1
 
@@ -93,6 +98,15 @@ type Users struct {
 func validateJIDPart(what, s string) error {
 	if s == "" || len(s) > maxJIDPart {
 		return fmt.Errorf("%s must be 1 to %d bytes, got %d: %w", what, maxJIDPart, len(s), ErrInvalid)
+	}
+	return nil
+}
+
+// validateJID checks a JID string (bare, full or domain, as given) for use
+// in a key.
+func validateJID(what, s string) error {
+	if s == "" || len(s) > maxJID {
+		return fmt.Errorf("%s must be 1 to %d bytes, got %d: %w", what, maxJID, len(s), ErrInvalid)
 	}
 	return nil
 }
@@ -220,7 +234,11 @@ func (u *Users) Exists(ctx context.Context, host, local string) (bool, error) {
 	return ok, nil
 }
 
-// Delete removes the user, or fails with ErrNotFound.
+// Delete removes the user, or fails with ErrNotFound. In the same
+// transaction it removes everything the sub-stores keep for the account
+// local@host: roster items, tombstones and version, pending subscription
+// requests, offline messages, blocklist, last activity and presence
+// override.
 func (u *Users) Delete(ctx context.Context, host, local string) error {
 	if err := validateUserKey(host, local); err != nil {
 		return fmt.Errorf("store: delete user: %w", err)
@@ -234,12 +252,31 @@ func (u *Users) Delete(ctx context.Context, host, local string) error {
 		if b.Get(key) == nil {
 			return ErrNotFound
 		}
-		// Sub-stores keyed by this account (roster, offline, …) will
-		// delete their records here, in the same transaction.
+		if err := deleteAccountData(tx, local+"@"+host); err != nil {
+			return err
+		}
 		return b.Delete(key)
 	})
 	if err != nil {
 		return fmt.Errorf("store: delete user %s@%s: %w", local, host, err)
+	}
+	return nil
+}
+
+// deleteAccountData removes every record that a sub-store keys by owner
+// (the bare JID local@host). Add each new per-account sub-store here.
+func deleteAccountData(tx *bbolt.Tx, owner string) error {
+	for _, del := range []func(*bbolt.Tx, string) error{
+		deleteRosterOwner,
+		deleteSubRequestsOwner,
+		deleteOfflineOwner,
+		deleteBlocklistOwner,
+		deleteActivityOwner,
+		deletePresenceOverrideOwner,
+	} {
+		if err := del(tx, owner); err != nil {
+			return err
+		}
 	}
 	return nil
 }

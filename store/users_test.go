@@ -6,11 +6,15 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
 
 func TestUsersCreate(t *testing.T) {
@@ -388,5 +392,133 @@ func BenchmarkUsersGet(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// fillAccount stores something for owner in every per-account sub-store.
+func fillAccount(t *testing.T, db *DB, owner string) {
+	t.Helper()
+	ctx := t.Context()
+	r := db.Rosters()
+	mustUpdate(t, r, owner, "romeo@example.net", putItem("Romeo", SubBoth, "Friends"))
+	mustUpdate(t, r, owner, "nurse@example.net", putItem("Nurse", SubTo))
+	mustUpdate(t, r, owner, "tybalt@example.net", putItem("", SubNone))
+	mustUpdate(t, r, owner, "tybalt@example.net", deleteItem) // a tombstone
+	if err := db.SubRequests().Put(ctx, owner, subReq("paris@example.net", codecTime)); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"<m1/>", "<m2/>"} {
+		if _, err := db.Offline().Put(ctx, owner, []byte(m), codecTime, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Blocklists().Add(ctx, owner, "tybalt@example.net", "spam.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Activity().Set(ctx, owner, Activity{LastLogout: codecTime, Status: []byte("<p/>")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PresenceOverrides().Set(ctx, owner, PresenceOverride{Show: "dnd", Set: codecTime}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// accountKeys counts the keys of every per-account bucket that belong to
+// owner.
+func accountKeys(t *testing.T, db *DB, owner string) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		for _, name := range schema2Buckets {
+			if n := countPrefix(tx.Bucket([]byte(name)), lp(owner), math.MaxInt); n > 0 {
+				got[name] = n
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestUsersDeleteCascade(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	// juliet@example.org is a prefix of juliet@example.org.uk's owner
+	// string, and romeo shares the host.
+	owners := map[string][2]string{
+		"juliet@example.org":    {"example.org", "juliet"},
+		"juliet@example.org.uk": {"example.org.uk", "juliet"},
+		"romeo@example.org":     {"example.org", "romeo"},
+	}
+	for owner, u := range owners {
+		if err := db.Users().Create(ctx, testUser(u[0], u[1])); err != nil {
+			t.Fatal(err)
+		}
+		fillAccount(t, db, owner)
+	}
+	fillAccount(t, db, "ghost@example.org") // data without an account
+	want := accountKeys(t, db, "romeo@example.org")
+	if len(want) != len(schema2Buckets) {
+		t.Fatalf("fillAccount covers %v, want all of %q", want, schema2Buckets)
+	}
+
+	if err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
+		t.Fatal(err)
+	}
+	if left := accountKeys(t, db, "juliet@example.org"); len(left) != 0 {
+		t.Errorf("keys left after Delete: %v", left)
+	}
+	for _, owner := range []string{"juliet@example.org.uk", "romeo@example.org", "ghost@example.org"} {
+		if got := accountKeys(t, db, owner); !reflect.DeepEqual(got, want) {
+			t.Errorf("keys of %s after deleting juliet@example.org = %v, want %v", owner, got, want)
+		}
+	}
+
+	// Through the API too.
+	const owner = "juliet@example.org"
+	if items, ver, err := db.Rosters().Items(ctx, owner); err != nil || items != nil || ver != 0 {
+		t.Errorf("Items = %v, %d, %v; want none at version 0", items, ver, err)
+	}
+	if _, _, _, ok, err := db.Rosters().Since(ctx, owner, 3); err != nil || ok {
+		t.Errorf("Since(3) = ok %v, %v; want unknown", ok, err)
+	}
+	if reqs, err := db.SubRequests().List(ctx, owner); err != nil || reqs != nil {
+		t.Errorf("SubRequests = %v, %v", reqs, err)
+	}
+	if n, err := db.Offline().Count(ctx, owner); err != nil || n != 0 {
+		t.Errorf("Offline.Count = %d, %v", n, err)
+	}
+	if msgs, err := db.Offline().List(ctx, owner); err != nil || msgs != nil {
+		t.Errorf("Offline.List = %v, %v", msgs, err)
+	}
+	if jids, err := db.Blocklists().List(ctx, owner); err != nil || jids != nil {
+		t.Errorf("Blocklist = %v, %v", jids, err)
+	}
+	if _, err := db.Activity().Get(ctx, owner); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Activity.Get = %v, want ErrNotFound", err)
+	}
+	if _, err := db.PresenceOverrides().Get(ctx, owner); !errors.Is(err, ErrNotFound) {
+		t.Errorf("PresenceOverrides.Get = %v, want ErrNotFound", err)
+	}
+	if all, err := db.PresenceOverrides().All(ctx); err != nil || len(all) != 3 {
+		t.Errorf("PresenceOverrides.All = %v, %v; want the 3 other owners", all, err)
+	}
+
+	// Deleting an unknown account fails and touches no data.
+	if err := db.Users().Delete(ctx, "example.org", "ghost"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Delete(ghost) = %v, want ErrNotFound", err)
+	}
+	if got := accountKeys(t, db, "ghost@example.org"); !reflect.DeepEqual(got, want) {
+		t.Errorf("keys of ghost after failed Delete = %v, want %v", got, want)
+	}
+
+	// A re-created account starts empty.
+	if err := db.Users().Create(ctx, testUser("example.org", "juliet")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ver, _ := mustUpdate(t, db.Rosters(), owner, "romeo@example.net", putItem("R", SubNone)); ver != 1 {
+		t.Errorf("roster version of re-created account = %d, want 1", ver)
 	}
 }

@@ -257,6 +257,38 @@ type SessionEvent struct {
 	JID     jid.JID
 }
 
+// Delivery describes a message delivered to local sessions.
+type Delivery struct {
+	Stanza *Stanza
+	// To are the full JIDs of the sessions that took it.
+	To []jid.JID
+}
+
+// Transform is a typed list of functions that may replace a value, run in
+// registration order, each seeing the previous one's result.
+type Transform[E any] struct {
+	mu  sync.RWMutex
+	fns []func(context.Context, E) E
+}
+
+// Add appends a function.
+func (t *Transform[E]) Add(fn func(context.Context, E) E) {
+	t.mu.Lock()
+	t.fns = append(t.fns, fn)
+	t.mu.Unlock()
+}
+
+// Run applies the functions in order.
+func (t *Transform[E]) Run(ctx context.Context, e E) E {
+	t.mu.RLock()
+	fns := t.fns
+	t.mu.RUnlock()
+	for _, fn := range fns {
+		e = fn(ctx, e)
+	}
+	return e
+}
+
 // Hooks are the events modules cooperate through.
 type Hooks struct {
 	// SessionBound runs after a resource is bound.
@@ -270,10 +302,50 @@ type Hooks struct {
 	// (RFC 6121 §8.5.2.2.1); a handler returning true stored it, otherwise
 	// the router bounces it with service-unavailable.
 	Undeliverable Filter[*Stanza]
+	// UserSend runs for every stanza a local client sends, after the
+	// sender was stamped and before routing (Prosody's pre-*/ejabberd's
+	// user_send_packet); a handler returning true has consumed it.
+	UserSend Filter[*Stanza]
+	// PresenceIn runs for a presence addressed to a local account (its
+	// bare JID, or a full JID for subscription states and probes) before
+	// the default delivery; a handler returning true has consumed it.
+	PresenceIn Filter[*Stanza]
+	// InitialPresence runs after a resource's first available presence
+	// (RFC 6121 §4.2) was recorded and broadcast.
+	InitialPresence Hook[*Stanza]
+	// Delivered runs after a message was delivered to one or more local
+	// sessions (message carbons copy it to the others).
+	Delivered Hook[Delivery]
+	// BroadcastPresence may rewrite a resource's broadcast presence before
+	// it is recorded and sent (presence set from outside replaces show
+	// and status).
+	BroadcastPresence Transform[*Stanza]
 	// PresenceBroadcast runs after a session's broadcast presence
 	// (available or unavailable) was recorded and sent to the user's own
 	// resources; the presence module sends it on to contacts.
 	PresenceBroadcast Hook[*Stanza]
+}
+
+// Resource describes one bound resource of an account, for modules.
+type Resource struct {
+	JID       jid.JID
+	Available bool
+	Priority  int
+	// Interested: the resource requested the roster (RFC 6121 §2.1.6).
+	Interested bool
+	// Presence is the last broadcast available presence, or nil.
+	Presence *Stanza
+	Session  Session
+}
+
+// Sessions is what modules may ask of the session manager.
+type Sessions interface {
+	// Sessions returns the bound resources of an account.
+	Sessions(bare jid.JID) []Resource
+	// SetInterested marks a resource as interested in roster pushes.
+	SetInterested(full jid.JID)
+	// IsLocal reports whether domain is served here.
+	IsLocal(domain string) bool
 }
 
 // Module is a feature registered with the server at startup.

@@ -77,7 +77,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.configFile, "config", "", "TOML configuration file (default: embedded defaults)")
 	pf.StringVar(&g.dataDir, "data", "", "data directory (overrides server.data_dir)")
 	pf.StringArrayVar(&g.domains, "domain", nil, "served domain, repeatable (replaces the configured hosts)")
-	root.AddCommand(newServe(g), newConfigCmd(g), newUserCmd(g), newVersion())
+	root.AddCommand(newServe(g), newConfigCmd(g), newUserCmd(g), newPresenceCmd(g), newVersion())
 	return root
 }
 
@@ -233,6 +233,37 @@ func newUserCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+func newPresenceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "presence",
+		Short: "Set presence from outside (e.g. \"busy: on a call\" from a phone system)",
+	}
+	var show, status, call string
+	set := &cobra.Command{
+		Use:   "set USER@HOST",
+		Short: "Override the user's availability on all of their devices until cleared",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.admin(cmd, server.AdminRequest{Command: server.CmdPresenceSet, Args: map[string]string{
+				"jid": args[0], "show": show, "status": status, "call": call,
+			}})
+		},
+	}
+	set.Flags().StringVar(&show, "show", "", "availability: away, chat, dnd (busy) or xa; empty is available")
+	set.Flags().StringVar(&status, "status", "", "status message, e.g. \"On a call\"")
+	set.Flags().StringVar(&call, "call", "", "call state: ringing, on-call, in-meeting, forwarding or private")
+	clear := &cobra.Command{
+		Use:   "clear USER@HOST",
+		Short: "Remove the override; the user's own presence shows again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.admin(cmd, server.AdminRequest{Command: server.CmdPresenceClear, Args: map[string]string{"jid": args[0]}})
+		},
+	}
+	cmd.AddCommand(set, clear)
+	return cmd
+}
+
 // admin runs a command through the running server's admin socket or, when
 // no server runs, directly on the data file.
 func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
@@ -247,7 +278,10 @@ func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
 	switch {
 	case err == nil:
 		defer db.Close()
-		result, err = server.RunCommand(ctx, server.NewAccounts(db.Users(), cfg.Domains()), req, nil)
+		result, err = server.RunCommand(ctx, server.Backend{
+			Accounts:  server.NewAccounts(db.Users(), cfg.Domains()),
+			Overrides: server.StoredOverrides{Store: db.PresenceOverrides()},
+		}, req)
 		if err != nil {
 			return err
 		}

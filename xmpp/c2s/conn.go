@@ -377,6 +377,10 @@ func (c *conn) startTLS() error {
 // openStream reads the client's stream header and answers it with ours and
 // the features of the current state (RFC 6120 §4.2, §4.3.2).
 func (c *conn) openStream() error {
+	// A new stream (initial, or restarted after TLS or SASL) has no
+	// header of ours yet: a stream error in answer to a bad client header
+	// must be preceded by one (RFC 6120 §4.9.1.2), which finish writes.
+	c.headerSent = false
 	h, err := c.dec.ReadHeader()
 	if err != nil {
 		return err
@@ -460,6 +464,9 @@ func (c *conn) appendFeatures(b []byte) []byte {
 	default:
 		b = append(b, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"...)
 		b = append(b, "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"...)
+		for _, f := range c.srv.opts.PostAuthFeatures {
+			b = append(b, f...)
+		}
 	}
 	return b
 }

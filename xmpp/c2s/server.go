@@ -20,6 +20,8 @@ import (
 // Router is what a client session needs from the router.
 type Router interface {
 	xmpp.Router
+	// RouteFromClient routes a stanza the client sent.
+	RouteFromClient(ctx context.Context, st *xmpp.Stanza)
 	IsLocal(domain string) bool
 	Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, resource string) (jid.JID, error)
 	Unbind(ctx context.Context, sess xmpp.Session, full jid.JID)
@@ -50,6 +52,9 @@ type Options struct {
 	// DefaultHost names the server in stream headers sent before the
 	// client said which host it wants.
 	DefaultHost string
+	// PostAuthFeatures are extra stream feature elements (XML) offered
+	// with resource binding, e.g. roster versioning.
+	PostAuthFeatures []string
 	// Registration lists hosts with in-band registration open.
 	Registration map[string]bool
 	// TLS is the server's TLS configuration; nil disables STARTTLS.

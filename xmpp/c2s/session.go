@@ -57,7 +57,7 @@ func (c *conn) serve(ctx context.Context) error {
 				continue
 			}
 		}
-		router.Route(ctx, st.Stamped(c.full, fullStr))
+		router.RouteFromClient(ctx, st.Stamped(c.full, fullStr))
 	}
 }
 
@@ -119,9 +119,12 @@ func (r *limitedReader) Read(p []byte) (int, error) {
 	c := r.conn
 	idle := c.srv.opts.Limits.IdleTimeout
 	if r.deadline.IsZero() && idle > 0 {
-		// Refresh the idle deadline at most once a second.
+		// Refresh the idle deadline at most once a second, or a
+		// quarter of the timeout if shorter: the stream may then close
+		// up to that much early, not a whole second (which would cut
+		// active streams with a timeout under a second).
 		now := time.Now()
-		if now.Sub(r.lastSet) > time.Second {
+		if now.Sub(r.lastSet) > min(time.Second, idle/4) {
 			_ = c.nc.SetReadDeadline(now.Add(idle))
 			r.lastSet = now
 		}

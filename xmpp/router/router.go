@@ -57,6 +57,9 @@ type resource struct {
 	available bool
 	priority  int
 	presence  *xmpp.Stanza // last broadcast presence, nil before initial presence
+	// interested: the resource requested the roster and gets roster
+	// pushes (RFC 6121 §2.1.6).
+	interested bool
 }
 
 type user struct {
@@ -300,6 +303,15 @@ func (r *Router) Resources(bare jid.JID) []jid.JID {
 	return out
 }
 
+// RouteFromClient routes a stanza a local client sent (its sender already
+// stamped): the UserSend hooks see it first.
+func (r *Router) RouteFromClient(ctx context.Context, st *xmpp.Stanza) {
+	if r.hooks.UserSend.Run(ctx, st) {
+		return
+	}
+	r.Route(ctx, st)
+}
+
 // Route implements xmpp.Router.
 func (r *Router) Route(ctx context.Context, st *xmpp.Stanza) {
 	if r.hooks.Inbound.Run(ctx, st) {
@@ -428,6 +440,9 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 		r.handleIQ(ctx, xmpp.TargetAccount, st)
 		return
 	}
+	if st.Kind == xmpp.KindPresence && r.hooks.PresenceIn.Run(ctx, st) {
+		return
+	}
 	resources := r.lookup(st.To)
 	if st.Kind == xmpp.KindPresence {
 		switch st.Type {
@@ -449,15 +464,15 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 	// Messages.
 	switch st.Type {
 	case xmpp.TypeError:
-		if !r.deliverAvailable(st, resources, true) {
-			return // §8.5.2.2.1: silently ignore
-		}
+		// §8.5.2.1.1 and §8.5.2.2.1: silently ignore, whether or not
+		// a resource is available.
 	case xmpp.TypeGroupchat:
 		r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 	case xmpp.TypeHeadline:
 		r.deliverAvailable(st, resources, true)
 	default:
-		if r.deliverHighest(st, resources) {
+		if to := r.deliverHighest(st, resources); len(to) > 0 {
+			r.hooks.Delivered.Run(ctx, xmpp.Delivery{Stanza: st, To: to})
 			return
 		}
 		if !r.exists(ctx, st.To) {
@@ -488,7 +503,7 @@ func (r *Router) deliverAvailable(st *xmpp.Stanza, resources []*resource, nonNeg
 
 // deliverHighest delivers to the available resources with the highest
 // non-negative priority (RFC 6121 §8.5.2.1.1, option "most available").
-func (r *Router) deliverHighest(st *xmpp.Stanza, resources []*resource) bool {
+func (r *Router) deliverHighest(st *xmpp.Stanza, resources []*resource) []jid.JID {
 	best := -1
 	for _, res := range resources {
 		if res.available && res.priority > best {
@@ -496,15 +511,15 @@ func (r *Router) deliverHighest(st *xmpp.Stanza, resources []*resource) bool {
 		}
 	}
 	if best < 0 {
-		return false
+		return nil
 	}
-	any := false
+	var to []jid.JID
 	for _, res := range resources {
 		if res.available && res.priority == best && res.sess.Deliver(st) {
-			any = true
+			to = append(to, res.full)
 		}
 	}
-	return any
+	return to
 }
 
 // routeFull applies RFC 6121 §8.5.3.
@@ -513,8 +528,12 @@ func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
 	for _, res := range resources {
 		if res.name == st.To.Resourcepart() {
 			// §8.5.3.1: deliver to the connected resource.
-			if !res.sess.Deliver(st) && st.Kind == xmpp.KindIQ {
+			ok := res.sess.Deliver(st)
+			if !ok && st.Kind == xmpp.KindIQ {
 				r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+			}
+			if ok && st.Kind == xmpp.KindMessage {
+				r.hooks.Delivered.Run(ctx, xmpp.Delivery{Stanza: st, To: []jid.JID{res.full}})
 			}
 			return
 		}
@@ -531,9 +550,11 @@ func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
 		}
 	case xmpp.KindPresence:
 		switch st.Type {
-		case "", xmpp.TypeUnavailable:
+		case "", xmpp.TypeUnavailable, xmpp.TypeError:
+			// §8.5.3.2.2: silently ignore.
 		default:
-			r.routeBare(ctx, st)
+			// Subscription states and probes: as if to the bare JID.
+			r.routeBare(ctx, st.With(st.From, st.To.Bare()))
 		}
 	case xmpp.KindIQ:
 		if st.IsIQRequest() {
@@ -553,6 +574,9 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 		return
 	}
 	available := st.Type == ""
+	if available {
+		st = r.hooks.BroadcastPresence.Run(ctx, st)
+	}
 	prio := 0
 	if p := st.El.ChildText("priority", xmpp.NSClient); p != "" {
 		n, err := strconv.Atoi(p)
@@ -571,9 +595,10 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 	u.mu.Lock()
 	old := u.snapshot()
 	next := make([]*resource, len(old))
-	found := false
+	found, initial := false, false
 	for i, res := range old {
 		if res.name == st.From.Resourcepart() {
+			initial = available && !res.available
 			c := *res
 			c.available, c.priority = available, prio
 			if available {
@@ -601,6 +626,9 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 		}
 	}
 	r.hooks.PresenceBroadcast.Run(ctx, st)
+	if initial {
+		r.hooks.InitialPresence.Run(ctx, st)
+	}
 }
 
 // broadcastOwn sends a presence from one resource to every available
@@ -611,6 +639,44 @@ func (r *Router) broadcastOwn(ctx context.Context, from jid.JID, st *xmpp.Stanza
 			res.sess.Deliver(st.With(from, res.full))
 		}
 	}
+}
+
+// SetInterested marks a resource as interested in roster pushes.
+func (r *Router) SetInterested(full jid.JID) {
+	r.updateResource(full, func(res *resource) { res.interested = true })
+}
+
+func (r *Router) updateResource(full jid.JID, fn func(*resource)) {
+	r.mu.RLock()
+	u := r.sessions[keyOf(full)]
+	r.mu.RUnlock()
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := u.snapshot()
+	next := make([]*resource, len(old))
+	for i, res := range old {
+		if res.name == full.Resourcepart() {
+			c := *res
+			fn(&c)
+			res = &c
+		}
+		next[i] = res
+	}
+	u.res.Store(&next)
+}
+
+// Sessions returns the bound resources of an account.
+func (r *Router) Sessions(bare jid.JID) []xmpp.Resource {
+	res := r.lookup(bare)
+	out := make([]xmpp.Resource, 0, len(res))
+	for _, x := range res {
+		out = append(out, xmpp.Resource{JID: x.full, Available: x.available, Priority: x.priority,
+			Interested: x.interested, Presence: x.presence, Session: x.sess})
+	}
+	return out
 }
 
 // Presence returns the last available presence of each available resource

@@ -13,6 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
+	"switchboard/presence"
+	"switchboard/store"
 	"switchboard/xmpp"
 )
 
@@ -37,11 +41,49 @@ const (
 	CmdUserPasswd = "user.passwd"
 	CmdUserDel    = "user.del"
 	CmdUserList   = "user.list"
+
+	CmdPresenceSet   = "presence.set"
+	CmdPresenceClear = "presence.clear"
 )
 
-// RunCommand executes an admin command on the accounts. Sessions of a
-// deleted account are closed when closeUser is not nil.
-func RunCommand(ctx context.Context, a *Accounts, req AdminRequest, closeUser func(host, local string)) ([]string, error) {
+// Overrides sets and clears presence set from outside.
+type Overrides interface {
+	SetOverride(ctx context.Context, bare jid.JID, o store.PresenceOverride) error
+	ClearOverride(ctx context.Context, bare jid.JID) error
+}
+
+// StoredOverrides sets overrides in the store only (the server is stopped;
+// they apply at the user's next login).
+type StoredOverrides struct{ Store *store.PresenceOverrides }
+
+// SetOverride implements Overrides.
+func (s StoredOverrides) SetOverride(ctx context.Context, bare jid.JID, o store.PresenceOverride) error {
+	if err := presence.ValidateOverride(o); err != nil {
+		return err
+	}
+	if o.Set.IsZero() {
+		o.Set = time.Now()
+	}
+	return s.Store.Set(ctx, bare.String(), o)
+}
+
+// ClearOverride implements Overrides.
+func (s StoredOverrides) ClearOverride(ctx context.Context, bare jid.JID) error {
+	return s.Store.Clear(ctx, bare.String())
+}
+
+// Backend is what admin commands act on.
+type Backend struct {
+	Accounts  *Accounts
+	Overrides Overrides
+	// CloseUser ends a deleted account's sessions (nil when no server
+	// runs).
+	CloseUser func(host, local string)
+}
+
+// RunCommand executes an admin command.
+func RunCommand(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	a, closeUser := b.Accounts, b.CloseUser
 	split := func() (string, string, error) {
 		local, host, ok := strings.Cut(req.Args["jid"], "@")
 		if !ok || local == "" || host == "" || strings.Contains(host, "/") {
@@ -71,6 +113,28 @@ func RunCommand(ctx context.Context, a *Accounts, req AdminRequest, closeUser fu
 			closeUser(host, local)
 		}
 		return nil, nil
+	case CmdPresenceSet, CmdPresenceClear:
+		host, local, err := split()
+		if err != nil {
+			return nil, err
+		}
+		local, host, err = a.Normalize(host, local)
+		if err != nil {
+			return nil, err
+		}
+		if ok, err := a.Exists(ctx, host, local); err != nil || !ok {
+			return nil, fmt.Errorf("no account %s@%s", local, host)
+		}
+		bare, err := jid.New(local, host, "")
+		if err != nil {
+			return nil, err
+		}
+		if req.Command == CmdPresenceClear {
+			return nil, b.Overrides.ClearOverride(ctx, bare)
+		}
+		return nil, b.Overrides.SetOverride(ctx, bare, store.PresenceOverride{
+			Show: req.Args["show"], Status: req.Args["status"], CallState: req.Args["call"],
+		})
 	case CmdUserList:
 		hosts := []string{req.Args["host"]}
 		if hosts[0] == "" {
@@ -144,7 +208,7 @@ func (a *adminServer) serve(c net.Conn, s *Server) {
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			resp.Error = "malformed request: " + err.Error()
 		} else {
-			res, err := RunCommand(context.Background(), s.accounts, req, s.closeUserSessions)
+			res, err := RunCommand(context.Background(), Backend{Accounts: s.accounts, Overrides: s.presence, CloseUser: s.closeUserSessions}, req)
 			if err != nil {
 				resp.Error = err.Error()
 			} else {

@@ -15,13 +15,19 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"switchboard/presence"
+	"switchboard/roster"
 	"switchboard/store"
 	"switchboard/xmpp"
 	"switchboard/xmpp/auth"
+	"switchboard/xmpp/blocking"
 	"switchboard/xmpp/c2s"
+	"switchboard/xmpp/carbons"
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/disco"
 	"switchboard/xmpp/entitytime"
+	"switchboard/xmpp/lastactivity"
+	"switchboard/xmpp/offline"
 	"switchboard/xmpp/ping"
 	"switchboard/xmpp/register"
 	"switchboard/xmpp/router"
@@ -42,6 +48,7 @@ type Server struct {
 	registry *xmpp.Registry
 	hooks    *xmpp.Hooks
 	router   *router.Router
+	presence *presence.Module
 	c2s      *c2s.Server
 	tls      *tls.Config
 
@@ -103,6 +110,35 @@ func (s *Server) build() error {
 		&entitytime.Module{},
 		register.New(s.accounts, rt, s.closeAccount),
 	}
+	rosterMod, err := roster.New(roster.Options{Logger: s.log}, roster.Deps{
+		Rosters: s.db.Rosters(), Requests: s.db.SubRequests(), Router: rt, Users: s.accounts,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	presenceMod, err := presence.New(presence.Deps{
+		Rosters: s.db.Rosters(), Activity: s.db.Activity(), Overrides: s.db.PresenceOverrides(),
+		Router: rt, Users: s.accounts, Logger: s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.presence = presenceMod
+	offlineMod, err := offline.New(offline.Options{Logger: s.log}, s.db.Offline(), rt)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	blockingMod, err := blocking.New(s.db.Blocklists(), rt, s.log)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	lastMod, err := lastactivity.New(lastactivity.Deps{Rosters: s.db.Rosters(), Activity: s.db.Activity(), Sessions: rt})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	// Blocking first: its filters must see stanzas before the others.
+	modules = append([]xmpp.Module{blockingMod}, modules...)
+	modules = append(modules, rosterMod, presenceMod, offlineMod, carbons.New(rt), lastMod)
 	for _, m := range modules {
 		if err := m.Register(s.registry, s.hooks); err != nil {
 			return fmt.Errorf("server: module %s: %w", m.Name(), err)
@@ -146,7 +182,12 @@ func (s *Server) build() error {
 	}
 	lim := cfg.Limits
 	s.c2s, err = c2s.New(c2s.Options{
-		DefaultHost:  domains[0],
+		DefaultHost: domains[0],
+		// Stream features of the modules, offered after authentication.
+		PostAuthFeatures: []string{
+			"<ver xmlns='" + roster.NSVersioning + "'/>",
+			"<sub xmlns='" + roster.NSPreApproval + "'/>",
+		},
 		Registration: reg,
 		TLS:          s.tls,
 		RequireTLS:   cfg.TLS.RequireC2S,
@@ -187,6 +228,9 @@ func (s *Server) closeUserSessions(host, local string) {
 
 // Accounts returns the account manager.
 func (s *Server) Accounts() *Accounts { return s.accounts }
+
+// Presence returns the presence module (presence set from outside).
+func (s *Server) Presence() *presence.Module { return s.presence }
 
 // Router returns the router.
 func (s *Server) Router() *router.Router { return s.router }

@@ -295,6 +295,12 @@ func (d *Decoder) ReadElement() (*Element, error) {
 				d.rpos = end
 				return nil, ErrStreamEnd
 			}
+			// scanFrame checks the size only of a frame it has not
+			// finished; one that arrived whole within the read buffer's
+			// slack (MaxStanza+1024) is checked here.
+			if err := d.checkSize(end); err != nil {
+				return nil, err
+			}
 			raw := make([]byte, end-d.frame)
 			copy(raw, d.buf[d.frame:end])
 			d.rpos = end

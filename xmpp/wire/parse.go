@@ -77,7 +77,6 @@ func ParseDepth(data []byte, sc Scope, maxDepth int) (*Element, error) {
 		maxDepth: maxDepth,
 	}
 	p.bindings = append(p.bindings, sc.bindings...)
-	p.base = len(p.bindings)
 	p.skipSpace()
 	if p.pos >= len(p.s) || p.s[p.pos] != '<' {
 		return nil, errf(CondNotWellFormed, "expected an element")
@@ -98,10 +97,46 @@ type parser struct {
 	s        string
 	pos      int
 	bindings []binding
-	base     int
 	depth    int
 	maxDepth int
-	root     *Element
+	// open[:nOpen] are the elements being parsed, outermost first (the
+	// first len(open) in the array, deeper ones in moreOpen: no
+	// allocation for usual depths).
+	open     [16]openElement
+	nOpen    int
+	moreOpen []openElement
+}
+
+// openElement is an element being parsed with the binding depth it
+// started at.
+type openElement struct {
+	e  *Element
+	nb int
+}
+
+func (p *parser) push(e *Element, nb int) {
+	if p.nOpen < len(p.open) {
+		p.open[p.nOpen] = openElement{e, nb}
+	} else {
+		p.moreOpen = append(p.moreOpen, openElement{e, nb})
+	}
+	p.nOpen++
+}
+
+func (p *parser) pop() {
+	p.nOpen--
+	if p.nOpen >= len(p.open) {
+		p.moreOpen = p.moreOpen[:p.nOpen-len(p.open)]
+	} else {
+		p.open[p.nOpen] = openElement{}
+	}
+}
+
+func (p *parser) openAt(i int) *openElement {
+	if i < len(p.open) {
+		return &p.open[i]
+	}
+	return &p.moreOpen[i-len(p.open)]
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
@@ -201,30 +236,47 @@ func splitName(q string) (prefix, local string) {
 	return "", q
 }
 
-// lookup resolves prefix; outer reports a binding from the enclosing scope.
-func (p *parser) lookup(prefix string) (uri string, outer, ok bool) {
+// lookup resolves prefix; at is the index of its binding, or -1 for the
+// predeclared xml prefix and an unbound default namespace.
+func (p *parser) lookup(prefix string) (uri string, at int, ok bool) {
 	if prefix == "xml" {
-		return NSXML, false, true
+		return NSXML, -1, true
 	}
 	for i := len(p.bindings) - 1; i >= 0; i-- {
 		if p.bindings[i].prefix == prefix {
-			return p.bindings[i].uri, i < p.base, true
+			return p.bindings[i].uri, i, true
 		}
 	}
 	if prefix == "" {
-		return "", false, true
+		return "", -1, true
 	}
-	return "", false, false
+	return "", -1, false
 }
 
-func (p *parser) noteOuter(prefix, uri string) {
+// noteOuter records that e (whose own bindings start at nb) uses a prefix
+// bound at index at: e and each open ancestor declared inside that binding
+// need it declared when written on their own, outside the original
+// document (the root in another stream, a child moved into a new parent).
+func (p *parser) noteOuter(e *Element, nb int, prefix, uri string, at int) {
+	if at < 0 || prefix == "" {
+		return
+	}
+	if at < nb {
+		addOuter(e, prefix, uri)
+	}
+	for i := p.nOpen - 1; i >= 0 && p.openAt(i).nb > at; i-- {
+		addOuter(p.openAt(i).e, prefix, uri)
+	}
+}
+
+func addOuter(e *Element, prefix, uri string) {
 	name := "xmlns:" + prefix
-	for _, a := range p.root.outer {
+	for _, a := range e.outer {
 		if a.Name == name {
 			return
 		}
 	}
-	p.root.outer = append(p.root.outer, Attr{Name: name, Value: uri})
+	e.outer = append(e.outer, Attr{Name: name, Value: uri})
 }
 
 // startTag parses a start tag at '<' and pushes its namespace bindings;
@@ -237,9 +289,6 @@ func (p *parser) startTag() (e *Element, qname string, selfClosing bool, nb int,
 		return nil, "", false, 0, err
 	}
 	e = &Element{buf: p.data, start: tagStart}
-	if p.root == nil {
-		p.root = e
-	}
 	nb = len(p.bindings)
 	fail := func(err error) (*Element, string, bool, int, error) { return nil, "", false, 0, err }
 	for {
@@ -311,26 +360,22 @@ func (p *parser) startTag() (e *Element, qname string, selfClosing bool, nb int,
 		}
 	}
 	prefix, local := splitName(qname)
-	uri, outer, ok := p.lookup(prefix)
+	uri, at, ok := p.lookup(prefix)
 	if !ok {
 		return fail(errf(CondNotWellFormed, "unbound prefix "+strconv.Quote(prefix)))
 	}
-	if outer && prefix != "" {
-		p.noteOuter(prefix, uri)
-	}
+	p.noteOuter(e, nb, prefix, uri, at)
 	e.Name, e.Prefix, e.Space = local, prefix, uri
 	for _, a := range e.Attrs {
 		ap, _ := splitName(a.Name)
 		if ap == "" || ap == "xmlns" {
 			continue
 		}
-		auri, aouter, ok := p.lookup(ap)
+		auri, at, ok := p.lookup(ap)
 		if !ok {
 			return fail(errf(CondNotWellFormed, "unbound attribute prefix "+strconv.Quote(ap)))
 		}
-		if aouter && ap != "xml" {
-			p.noteOuter(ap, auri)
-		}
+		p.noteOuter(e, nb, ap, auri, at)
 	}
 	return e, qname, selfClosing, nb, nil
 }
@@ -353,6 +398,7 @@ func (p *parser) element(parent *Element) (*Element, error) {
 		p.depth--
 		return e, nil
 	}
+	p.push(e, nb)
 	var text strings.Builder
 	var single string
 	segments := 0
@@ -414,6 +460,7 @@ func (p *parser) element(parent *Element) (*Element, error) {
 			}
 			e.end = p.pos
 			p.bindings = p.bindings[:nb]
+			p.pop()
 			p.depth--
 			return e, nil
 		case '!':

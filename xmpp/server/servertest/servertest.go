@@ -22,6 +22,7 @@ import (
 	"mellium.im/xmlstream"
 	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/server"
@@ -130,6 +131,9 @@ type ClientOptions struct {
 	Resource   string           // "" = server-assigned
 	TLS        *tls.Config      // default s.TLSConfig()
 	DirectTLS  bool
+	// NoTLS authenticates over plain TCP without STARTTLS; the server
+	// must not require TLS (config TLS.RequireC2S = false).
+	NoTLS bool
 }
 
 // Client is a mellium client session with a reader of incoming elements.
@@ -151,9 +155,15 @@ func (s *Server) Login(ctx context.Context, user jid.JID, password string, o Cli
 	var conn net.Conn
 	var err error
 	features := []mxmpp.StreamFeature{}
-	if o.DirectTLS {
+	var state mxmpp.SessionState
+	switch {
+	case o.DirectTLS:
 		conn, err = tls.Dial("tcp", s.C2STLS, o.TLS)
-	} else {
+	case o.NoTLS:
+		conn, err = net.Dial("tcp", s.C2S)
+		// mellium negotiates SASL only on a stream it believes secure.
+		state = mxmpp.Secure
+	default:
 		conn, err = net.Dial("tcp", s.C2S)
 		features = append(features, mxmpp.StartTLS(o.TLS))
 	}
@@ -164,8 +174,11 @@ func (s *Server) Login(ctx context.Context, user jid.JID, password string, o Cli
 	if o.Resource != "" {
 		origin, _ = origin.WithResource(o.Resource)
 	}
-	features = append(features, mxmpp.SASL("", password, o.Mechanisms...), mxmpp.BindResource())
-	sess, err := mxmpp.NewClientSession(ctx, origin, conn, features...)
+	features = append(features, mxmpp.SASL("", password, o.Mechanisms...), bindResource(o.Resource))
+	sess, err := mxmpp.NewSession(ctx, origin.Domain(), origin, conn, state,
+		mxmpp.NewNegotiator(func(*mxmpp.Session, *mxmpp.StreamConfig) mxmpp.StreamConfig {
+			return mxmpp.StreamConfig{Features: features}
+		}))
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -189,6 +202,63 @@ func (s *Server) MustLogin(t testing.TB, user jid.JID, password string, o Client
 	return c
 }
 
+// bindResource is mellium's resource binding feature with a client side
+// that sends the requested resource (RFC 6120 §7.7): mellium v0.22.0 writes
+// the still empty JID into <resource/>, so every bind would get a
+// server-generated resource.
+func bindResource(resource string) mxmpp.StreamFeature {
+	f := mxmpp.BindResource()
+	f.Negotiate = func(ctx context.Context, sess *mxmpp.Session, _ any) (mxmpp.SessionState, io.ReadWriter, error) {
+		const id = "servertest-bind"
+		iq := xml.StartElement{Name: xml.Name{Space: "jabber:client", Local: "iq"},
+			Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "set"}, {Name: xml.Name{Local: "id"}, Value: id}}}
+		bind := xml.StartElement{Name: xml.Name{Space: "urn:ietf:params:xml:ns:xmpp-bind", Local: "bind"}}
+		toks := []xml.Token{iq, bind}
+		if resource != "" {
+			res := xml.StartElement{Name: xml.Name{Local: "resource"}}
+			toks = append(toks, res, xml.CharData(resource), res.End())
+		}
+		toks = append(toks, bind.End(), iq.End())
+		w := sess.TokenWriter()
+		for _, t := range toks {
+			if err := w.EncodeToken(t); err != nil {
+				w.Close()
+				return 0, nil, err
+			}
+		}
+		if err := w.Close(); err != nil { // Close flushes
+			return 0, nil, err
+		}
+		r := sess.TokenReader()
+		defer r.Close()
+		d := xml.NewTokenDecoder(r)
+		var resp struct {
+			Type string       `xml:"type,attr"`
+			ID   string       `xml:"id,attr"`
+			JID  string       `xml:"urn:ietf:params:xml:ns:xmpp-bind bind>jid"`
+			Err  stanza.Error `xml:"error"`
+		}
+		if err := d.Decode(&resp); err != nil {
+			return 0, nil, err
+		}
+		switch {
+		case resp.ID != id:
+			return 0, nil, fmt.Errorf("servertest: bind answered with id %q", resp.ID)
+		case resp.Type == "error":
+			return 0, nil, resp.Err
+		case resp.Type != "result":
+			return 0, nil, fmt.Errorf("servertest: bind answered with type %q", resp.Type)
+		}
+		j, err := jid.Parse(resp.JID)
+		if err != nil {
+			return 0, nil, fmt.Errorf("servertest: bound JID: %w", err)
+		}
+		sess.UpdateAddr(j)
+		return mxmpp.Ready, nil, nil
+	}
+	return f
+}
+
 func (c *Client) read() {
 	defer close(c.in)
 	r := c.TokenReader()
@@ -208,7 +278,19 @@ func (c *Client) read() {
 		if err := enc.EncodeToken(start); err != nil {
 			return
 		}
-		if _, err := xmlstream.Copy(enc, xmlstream.Inner(r)); err != nil {
+		// Children need their namespace declarations dropped too: the
+		// encoder writes xmlns from Name.Space, and a second xmlns
+		// would make wire.Parse reject (and this loop drop) the stanza.
+		inner := xmlstream.Inner(r)
+		children := xmlstream.ReaderFunc(func() (xml.Token, error) {
+			tok, err := inner.Token()
+			if s, ok := tok.(xml.StartElement); ok {
+				s.Attr = cleanAttrs(s.Attr)
+				tok = s
+			}
+			return tok, err
+		})
+		if _, err := xmlstream.Copy(enc, children); err != nil {
 			return
 		}
 		if err := enc.EncodeToken(start.End()); err != nil {

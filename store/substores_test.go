@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+)
+
+// perAccountCalls returns one call of every method of the per-account
+// sub-stores, split into reads and writes.
+func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func() error) {
+	const owner, other = "juliet@example.org", "romeo@example.net"
+	reads = map[string]func() error{
+		"Rosters.Items": func() error { _, _, err := db.Rosters().Items(ctx, owner); return err },
+		"Rosters.Item":  func() error { _, err := db.Rosters().Item(ctx, owner, other); return err },
+		"Rosters.Since": func() error { _, _, _, _, err := db.Rosters().Since(ctx, owner, 0); return err },
+		"Rosters.Count": func() error { _, err := db.Rosters().Count(ctx, owner); return err },
+		"SubRequests.Get": func() error {
+			_, err := db.SubRequests().Get(ctx, owner, other)
+			return err
+		},
+		"SubRequests.List":      func() error { _, err := db.SubRequests().List(ctx, owner); return err },
+		"Offline.List":          func() error { _, err := db.Offline().List(ctx, owner); return err },
+		"Offline.Count":         func() error { _, err := db.Offline().Count(ctx, owner); return err },
+		"Blocklists.List":       func() error { _, err := db.Blocklists().List(ctx, owner); return err },
+		"Blocklists.Contains":   func() error { _, err := db.Blocklists().Contains(ctx, owner, other); return err },
+		"Activity.Get":          func() error { _, err := db.Activity().Get(ctx, owner); return err },
+		"PresenceOverrides.Get": func() error { _, err := db.PresenceOverrides().Get(ctx, owner); return err },
+		"PresenceOverrides.All": func() error { _, err := db.PresenceOverrides().All(ctx); return err },
+	}
+	writes = map[string]func() error{
+		"Rosters.Update": func() error {
+			_, _, _, err := db.Rosters().Update(ctx, owner, other, putItem("Romeo", SubNone))
+			return err
+		},
+		"SubRequests.Put":    func() error { return db.SubRequests().Put(ctx, owner, subReq(other, codecTime)) },
+		"SubRequests.Delete": func() error { return db.SubRequests().Delete(ctx, owner, other) },
+		"Offline.Put": func() error {
+			_, err := db.Offline().Put(ctx, owner, []byte("<m/>"), codecTime, 0)
+			return err
+		},
+		"Offline.Take":            func() error { _, err := db.Offline().Take(ctx, owner); return err },
+		"Blocklists.Add":          func() error { return db.Blocklists().Add(ctx, owner, other) },
+		"Blocklists.Remove":       func() error { return db.Blocklists().Remove(ctx, owner, other) },
+		"Blocklists.Remove all":   func() error { return db.Blocklists().Remove(ctx, owner) },
+		"Activity.Set":            func() error { return db.Activity().Set(ctx, owner, Activity{LastLogout: codecTime}) },
+		"PresenceOverrides.Set":   func() error { return db.PresenceOverrides().Set(ctx, owner, PresenceOverride{Show: "dnd"}) },
+		"PresenceOverrides.Clear": func() error { return db.PresenceOverrides().Clear(ctx, owner) },
+	}
+	return reads, writes
+}
+
+func TestSubStoresCancelledContext(t *testing.T) {
+	db := openTest(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	reads, writes := perAccountCalls(ctx, db)
+	for _, calls := range []map[string]func() error{reads, writes} {
+		for name, call := range calls {
+			if err := call(); !errors.Is(err, context.Canceled) {
+				t.Errorf("%s with cancelled ctx = %v, want context.Canceled", name, err)
+			}
+		}
+	}
+}
+
+func TestSubStoresReadOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db := openAt(t, path, Options{})
+	_, writes := perAccountCalls(t.Context(), db)
+	for name, write := range writes {
+		if err := write(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ro := openAt(t, path, Options{ReadOnly: true})
+	reads, writes := perAccountCalls(t.Context(), ro)
+	for name, read := range reads {
+		if err := read(); err != nil && !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s on read-only DB = %v", name, err)
+		}
+	}
+	for name, write := range writes {
+		if err := write(); !errors.Is(err, ErrReadOnly) {
+			t.Errorf("%s on read-only DB = %v, want ErrReadOnly", name, err)
+		}
+	}
+}
+
+func TestSubStoresClosed(t *testing.T) {
+	db := openTest(t)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reads, writes := perAccountCalls(t.Context(), db)
+	for _, calls := range []map[string]func() error{reads, writes} {
+		for name, call := range calls {
+			if err := call(); !errors.Is(err, ErrClosed) {
+				t.Errorf("%s after Close = %v, want ErrClosed", name, err)
+			}
+		}
+	}
+}

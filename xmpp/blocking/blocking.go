@@ -1,0 +1,265 @@
+// Package blocking implements XEP-0191 Blocking Command (1.3): users block
+// and unblock JIDs (a full JID, a bare JID, a domain or domain/resource);
+// the server then drops everything a blocked entity sends the user —
+// answering messages and IQs with service-unavailable, dropping presence —
+// and refuses the user's own stanzas to it with not-acceptable and
+// <blocked xmlns='urn:xmpp:blocking:errors'/>. Blocking sends the blocked
+// entity the user's unavailable presence (§3.3); changes are pushed to the
+// user's resources that fetched the list.
+package blocking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// Namespaces.
+const (
+	NS       = "urn:xmpp:blocking"
+	NSErrors = "urn:xmpp:blocking:errors"
+)
+
+// MaxItems bounds a blocklist.
+const MaxItems = 1000
+
+// Router is what the module needs of the router.
+type Router interface {
+	xmpp.Router
+	xmpp.Sessions
+}
+
+// Module implements blocking.
+type Module struct {
+	store  *store.Blocklists
+	router Router
+	log    *slog.Logger
+	pushID atomic.Uint64
+
+	mu sync.RWMutex
+	// cache holds loaded blocklists by owner (nil slice: empty list).
+	cache map[string][]string
+	// interested: resources that fetched their blocklist (§3.2).
+	interested map[string]bool
+}
+
+var _ xmpp.Module = (*Module)(nil)
+
+// New returns the module.
+func New(st *store.Blocklists, router Router, log *slog.Logger) (*Module, error) {
+	if st == nil || router == nil {
+		return nil, errors.New("blocking: missing dependency")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Module{store: st, router: router, log: log, cache: map[string][]string{}, interested: map[string]bool{}}, nil
+}
+
+// Name implements xmpp.Module.
+func (*Module) Name() string { return "blocking" }
+
+// Register implements xmpp.Module.
+func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
+	t := xmpp.TargetAccount
+	reg.AddFeature(xmpp.TargetHost|xmpp.TargetAccount, NS)
+	if err := reg.HandleIQ(m.Name(), t, xmpp.TypeGet, NS, "blocklist", m.get); err != nil {
+		return err
+	}
+	if err := reg.HandleIQ(m.Name(), t, xmpp.TypeSet, NS, "block", m.change(true)); err != nil {
+		return err
+	}
+	if err := reg.HandleIQ(m.Name(), t, xmpp.TypeSet, NS, "unblock", m.change(false)); err != nil {
+		return err
+	}
+	hooks.Inbound.Add(m.inbound)
+	hooks.UserSend.Add(m.outbound)
+	hooks.SessionClosed.Add(func(_ context.Context, ev xmpp.SessionEvent) {
+		m.mu.Lock()
+		delete(m.interested, ev.JID.String())
+		m.mu.Unlock()
+	})
+	return nil
+}
+
+func own(st *xmpp.Stanza) bool { return xmpp.IsZero(st.To) || st.To.Equal(st.From.Bare()) }
+
+// list returns the owner's blocklist, loading it once.
+func (m *Module) list(ctx context.Context, owner string) ([]string, error) {
+	m.mu.RLock()
+	l, ok := m.cache[owner]
+	m.mu.RUnlock()
+	if ok {
+		return l, nil
+	}
+	l, err := m.store.List(ctx, owner)
+	if err != nil {
+		return nil, fmt.Errorf("blocking: list %s: %w", owner, err)
+	}
+	m.mu.Lock()
+	m.cache[owner] = l
+	m.mu.Unlock()
+	return l, nil
+}
+
+// blocked reports whether j matches an item (XEP-0191 §3.4 with the JID
+// matching rules of XEP-0016 §2.1: full JID, bare JID, domain/resource,
+// domain).
+func blocked(items []string, j jid.JID) bool {
+	if len(items) == 0 || xmpp.IsZero(j) {
+		return false
+	}
+	full, bare := j.String(), j.Bare().String()
+	domain := j.Domainpart()
+	domRes := domain + "/" + j.Resourcepart()
+	for _, it := range items {
+		if it == full || it == bare || it == domain || (j.Resourcepart() != "" && it == domRes) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
+	if !own(st) {
+		return nil, xmpp.StanzaError(stanza.Forbidden, "")
+	}
+	l, err := m.list(ctx, st.From.Bare().String())
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.interested[st.From.String()] = true
+	m.mu.Unlock()
+	q := wire.New("blocklist", NS)
+	for _, it := range l {
+		q.AddChild(wire.New("item", NS, wire.Attr{Name: "jid", Value: it}))
+	}
+	return st.Result(q), nil
+}
+
+func (m *Module) change(block bool) xmpp.IQHandler {
+	return func(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
+		if !own(st) {
+			return nil, xmpp.StanzaError(stanza.Forbidden, "")
+		}
+		owner := st.From.Bare().String()
+		var items []string
+		for _, c := range st.Payload().Children {
+			if c.Name != "item" || c.Space != NS {
+				continue
+			}
+			j, err := jid.Parse(c.AttrValue("jid"))
+			if err != nil || c.AttrValue("jid") == "" {
+				return nil, xmpp.StanzaError(stanza.JIDMalformed, "")
+			}
+			items = append(items, j.String())
+		}
+		if block && len(items) == 0 {
+			// §3.3: a block without items is a bad request.
+			return nil, xmpp.StanzaError(stanza.BadRequest, "")
+		}
+		var err error
+		if block {
+			cur, lerr := m.list(ctx, owner)
+			if lerr != nil {
+				return nil, lerr
+			}
+			if len(cur)+len(items) > MaxItems {
+				return nil, xmpp.StanzaError(stanza.ResourceConstraint, "blocklist full")
+			}
+			err = m.store.Add(ctx, owner, items...)
+		} else {
+			err = m.store.Remove(ctx, owner, items...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("blocking: update %s: %w", owner, err)
+		}
+		m.mu.Lock()
+		delete(m.cache, owner)
+		m.mu.Unlock()
+		m.router.Route(ctx, st.Result(nil))
+		m.push(ctx, st.From.Bare(), st.Payload())
+		if block {
+			// §3.3: the blocked entities see the user go offline.
+			for _, it := range items {
+				to, _ := jid.Parse(it)
+				for _, r := range m.router.Sessions(st.From.Bare()) {
+					if r.Available {
+						m.router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.JID, to))
+					}
+				}
+			}
+		}
+		return nil, nil
+	}
+}
+
+// push sends the change to the resources that fetched the blocklist (§3.3).
+func (m *Module) push(ctx context.Context, bare jid.JID, payload *wire.Element) {
+	for _, r := range m.router.Sessions(bare) {
+		m.mu.RLock()
+		ok := m.interested[r.JID.String()]
+		m.mu.RUnlock()
+		if !ok {
+			continue
+		}
+		id := "block" + strconv.FormatUint(m.pushID.Add(1), 10)
+		m.router.Route(ctx, xmpp.Build(xmpp.KindIQ, xmpp.TypeSet, id, bare, r.JID, payload))
+	}
+}
+
+// inbound drops stanzas from blocked entities to a local user (§3.4).
+func (m *Module) inbound(ctx context.Context, st *xmpp.Stanza) bool {
+	if xmpp.IsZero(st.To) || st.To.Localpart() == "" || xmpp.IsZero(st.From) || !m.router.IsLocal(st.To.Domainpart()) {
+		return false
+	}
+	l, err := m.list(ctx, st.To.Bare().String())
+	if err != nil {
+		m.log.Error("blocking: load", xmpp.LogJID, st.To.String(), xmpp.LogErr, err)
+		return false
+	}
+	if !blocked(l, st.From) {
+		return false
+	}
+	if st.Kind == xmpp.KindPresence || st.Type == xmpp.TypeError || (st.Kind == xmpp.KindIQ && !st.IsIQRequest()) {
+		return true
+	}
+	if e := st.ErrorReply(xmpp.StanzaError(stanza.ServiceUnavailable, "")); e != nil {
+		m.router.Route(ctx, e)
+	}
+	return true
+}
+
+// outbound refuses the user's stanzas to blocked entities (§3.5).
+func (m *Module) outbound(ctx context.Context, st *xmpp.Stanza) bool {
+	if xmpp.IsZero(st.To) {
+		return false
+	}
+	l, err := m.list(ctx, st.From.Bare().String())
+	if err != nil || !blocked(l, st.To) {
+		return false
+	}
+	if st.Kind == xmpp.KindPresence {
+		return true
+	}
+	if st.Type == xmpp.TypeError || (st.Kind == xmpp.KindIQ && !st.IsIQRequest()) {
+		return true
+	}
+	// The application condition goes inside <error/> (§3.5).
+	errEl := xmpp.ErrorElement(xmpp.StanzaError(stanza.NotAcceptable, "")).AddChild(wire.New("blocked", NSErrors))
+	children := append(append([]*wire.Element(nil), st.El.Children...), errEl)
+	m.router.Route(ctx, xmpp.Build(st.Kind, xmpp.TypeError, st.ID, st.To, st.From, children...))
+	return true
+}

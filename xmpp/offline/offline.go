@@ -1,0 +1,168 @@
+// Package offline stores messages for users with no available resource
+// and delivers them at their next available presence: XEP-0160 Best
+// Practices for Handling Offline Messages (1.0.1), stamped with XEP-0203
+// Delayed Delivery (2.0), honouring XEP-0334 Message Processing Hints
+// (no-store, store) and a per-user quota.
+package offline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// Namespaces.
+const (
+	NSDelay    = "urn:xmpp:delay"
+	NSHints    = "urn:xmpp:hints"
+	NSOffline  = "msgoffline" // XEP-0160 §4 disco feature
+	NSChatStat = "http://jabber.org/protocol/chatstates"
+)
+
+// DefaultQuota is the per-user limit when none is configured.
+const DefaultQuota = 1000
+
+// Sessions finds a user's sessions.
+type Sessions interface {
+	xmpp.Sessions
+}
+
+// Options configure the module.
+type Options struct {
+	// Quota bounds stored messages per user (DefaultQuota when 0;
+	// negative: unlimited).
+	Quota  int
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Module is offline storage.
+type Module struct {
+	opts     Options
+	store    *store.Offline
+	sessions Sessions
+	log      *slog.Logger
+}
+
+var _ xmpp.Module = (*Module)(nil)
+
+// New returns the module.
+func New(opts Options, st *store.Offline, sessions Sessions) (*Module, error) {
+	if st == nil || sessions == nil {
+		return nil, errors.New("offline: missing dependency")
+	}
+	if opts.Quota == 0 {
+		opts.Quota = DefaultQuota
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Module{opts: opts, store: st, sessions: sessions, log: opts.Logger}, nil
+}
+
+// Name implements xmpp.Module.
+func (*Module) Name() string { return "offline" }
+
+// Register implements xmpp.Module.
+func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
+	reg.AddFeature(xmpp.TargetHost, NSOffline)
+	hooks.Undeliverable.Add(m.storeMessage)
+	hooks.InitialPresence.Add(m.deliver)
+	return nil
+}
+
+// storable reports whether a message is worth keeping: it has content a
+// person reads (XEP-0160 §3, XEP-0334 §4), not just a chat state.
+func storable(el *wire.Element) (keep, silent bool) {
+	hasContent := false
+	for _, c := range el.Children {
+		switch {
+		case c.Space == NSHints && (c.Name == "no-store" || c.Name == "no-permanent-store"):
+			return false, true
+		case c.Space == NSHints && c.Name == "store":
+			return true, false
+		case c.Space == NSChatStat, c.Space == "urn:xmpp:receipts", c.Space == "urn:xmpp:chat-markers:0",
+			c.Name == "thread" && c.Space == xmpp.NSClient:
+		default:
+			hasContent = true
+		}
+	}
+	return hasContent, !hasContent
+}
+
+// storeMessage is the Undeliverable hook: it stores the message with a
+// delay stamp, or drops a content-less one silently; over quota it lets
+// the router bounce it.
+func (m *Module) storeMessage(ctx context.Context, st *xmpp.Stanza) bool {
+	if st.Kind != xmpp.KindMessage {
+		return false
+	}
+	keep, silent := storable(st.El)
+	if !keep {
+		return silent
+	}
+	now := m.opts.Now().UTC()
+	delay := wire.New("delay", NSDelay,
+		wire.Attr{Name: "from", Value: st.To.Domainpart()},
+		wire.Attr{Name: "stamp", Value: now.Format("2006-01-02T15:04:05.000Z")},
+	).SetText("Offline Storage")
+	stamped := st.WithElement(st.El.Append(delay))
+	owner := st.To.Bare().String()
+	if _, err := m.store.Put(ctx, owner, stamped.Bytes(), now, m.opts.Quota); err != nil {
+		if errors.Is(err, store.ErrQuota) {
+			m.log.Info("offline storage full", xmpp.LogJID, owner)
+		} else {
+			m.log.Error("offline: store", xmpp.LogJID, owner, xmpp.LogErr, err)
+		}
+		return false
+	}
+	return true
+}
+
+// deliver sends the stored messages to a resource that became available
+// with a non-negative priority (XEP-0160 §3).
+func (m *Module) deliver(ctx context.Context, st *xmpp.Stanza) {
+	var target *xmpp.Resource
+	for _, r := range m.sessions.Sessions(st.From.Bare()) {
+		if r.JID.Equal(st.From) {
+			target = &r
+		}
+	}
+	if target == nil || target.Priority < 0 {
+		return
+	}
+	owner := st.From.Bare().String()
+	msgs, err := m.store.Take(ctx, owner)
+	if err != nil {
+		m.log.Error("offline: take", xmpp.LogJID, owner, xmpp.LogErr, err)
+		return
+	}
+	for i, msg := range msgs {
+		el, err := wire.Parse(msg.Stanza, wire.NewScope(wire.NSClient))
+		if err != nil {
+			m.log.Error("offline: stored message unreadable", xmpp.LogJID, owner, xmpp.LogErr, err)
+			continue
+		}
+		p, err := xmpp.NewStanza(el)
+		if err != nil {
+			continue
+		}
+		if !target.Session.Deliver(p) {
+			// The session went away: keep the rest for next time.
+			for _, rest := range msgs[i:] {
+				if _, err := m.store.Put(ctx, owner, rest.Stanza, rest.Stored, -1); err != nil {
+					m.log.Error("offline: restore", xmpp.LogJID, owner, xmpp.LogErr, err)
+				}
+			}
+			return
+		}
+	}
+}
