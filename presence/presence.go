@@ -25,9 +25,20 @@ type UserDirectory interface {
 	Exists(ctx context.Context, host, local string) (bool, error)
 }
 
+// Contacts answers who is subscribed to whom (the roster module, with
+// shared contacts included).
+type Contacts interface {
+	// Subscribers receive the user's presence.
+	Subscribers(ctx context.Context, user jid.JID) ([]jid.JID, error)
+	// Subscriptions are the contacts whose presence the user receives.
+	Subscriptions(ctx context.Context, user jid.JID) ([]jid.JID, error)
+	// IsSubscriber reports whether contact may see user's presence.
+	IsSubscriber(ctx context.Context, user, contact jid.JID) (bool, error)
+}
+
 // Deps are the module's collaborators.
 type Deps struct {
-	Rosters  *store.Rosters
+	Contacts Contacts
 	Activity *store.Activities
 	// Overrides holds presence set from outside (optional).
 	Overrides *store.PresenceOverrides
@@ -59,7 +70,7 @@ var _ xmpp.Module = (*Module)(nil)
 
 // New returns the presence module.
 func New(deps Deps) (*Module, error) {
-	if deps.Rosters == nil || deps.Activity == nil || deps.Router == nil || deps.Users == nil {
+	if deps.Contacts == nil || deps.Activity == nil || deps.Router == nil || deps.Users == nil {
 		return nil, errors.New("presence: missing dependency")
 	}
 	if deps.Logger == nil {
@@ -104,30 +115,20 @@ func (m *Module) sessionClosed(ctx context.Context, ev xmpp.SessionEvent) {
 	}
 }
 
-func hasFrom(s store.Subscription) bool { return s == store.SubFrom || s == store.SubBoth }
-func hasTo(s store.Subscription) bool   { return s == store.SubTo || s == store.SubBoth }
-
 // broadcast sends a resource's broadcast presence to the contacts
 // subscribed to the user (RFC 6121 §4.2.2, §4.4.2, §4.5.2) and, for
 // unavailable presence, to the entities it sent directed presence to
 // (§4.6.3).
 func (m *Module) broadcast(ctx context.Context, st *xmpp.Stanza) {
 	user := st.From.Bare()
-	items, _, err := m.deps.Rosters.Items(ctx, user.String())
+	subscribers, err := m.deps.Contacts.Subscribers(ctx, user)
 	if err != nil {
 		m.log.Error("presence: roster", xmpp.LogJID, user.String(), xmpp.LogErr, err)
 		return
 	}
 	sent := map[string]bool{}
-	for _, it := range items {
-		if !hasFrom(it.Subscription) {
-			continue
-		}
-		contact, err := jid.Parse(it.Contact)
-		if err != nil {
-			continue
-		}
-		sent[it.Contact] = true
+	for _, contact := range subscribers {
+		sent[contact.String()] = true
 		m.deps.Router.Route(ctx, st.With(st.From, contact))
 	}
 	if st.Type != xmpp.TypeUnavailable {
@@ -159,19 +160,12 @@ func (m *Module) broadcast(ctx context.Context, st *xmpp.Stanza) {
 // when a resource becomes available (RFC 6121 §4.2.2).
 func (m *Module) probeContacts(ctx context.Context, st *xmpp.Stanza) {
 	user := st.From.Bare()
-	items, _, err := m.deps.Rosters.Items(ctx, user.String())
+	contacts, err := m.deps.Contacts.Subscriptions(ctx, user)
 	if err != nil {
 		m.log.Error("presence: roster", xmpp.LogJID, user.String(), xmpp.LogErr, err)
 		return
 	}
-	for _, it := range items {
-		if !hasTo(it.Subscription) {
-			continue
-		}
-		contact, err := jid.Parse(it.Contact)
-		if err != nil {
-			continue
-		}
+	for _, contact := range contacts {
 		if !m.deps.Router.IsLocal(contact.Domainpart()) {
 			// No federation yet: remote contacts cannot be probed.
 			continue
@@ -200,12 +194,12 @@ func (m *Module) presenceIn(ctx context.Context, st *xmpp.Stanza) bool {
 		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribed, "", user, prober.Bare()))
 		return true
 	}
-	it, err := m.deps.Rosters.Item(ctx, user.String(), prober.Bare().String())
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	ok, err := m.deps.Contacts.IsSubscriber(ctx, user, prober)
+	if err != nil {
 		m.log.Error("presence: roster item", xmpp.LogJID, user.String(), xmpp.LogErr, err)
 		return true
 	}
-	if err != nil || !hasFrom(it.Subscription) {
+	if !ok {
 		// Not subscribed: reveal nothing; "unsubscribed" lets the
 		// prober's server correct its state (§4.3.2).
 		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribed, "", user, prober.Bare()))

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -38,6 +40,9 @@ const (
 type Router interface {
 	xmpp.Router
 	xmpp.Sessions
+	// IsComponent reports whether domain is a service (rooms, uploads),
+	// not a host of user accounts.
+	IsComponent(domain string) bool
 }
 
 // UserDirectory tells whether a local account exists.
@@ -49,7 +54,9 @@ type UserDirectory interface {
 type Options struct {
 	// MaxItems bounds a roster's size (default DefaultLimit).
 	MaxItems int
-	Logger   *slog.Logger
+	// Hosts are the per-host policies (shared roster, monitors).
+	Hosts  map[string]HostPolicy
+	Logger *slog.Logger
 }
 
 // Deps are the module's collaborators.
@@ -58,6 +65,8 @@ type Deps struct {
 	Requests *store.SubRequests
 	Router   Router
 	Users    UserDirectory
+	// Directory lists a host's accounts (shared roster); optional.
+	Directory Directory
 }
 
 // Module implements rosters and subscriptions.
@@ -66,6 +75,9 @@ type Module struct {
 	deps   Deps
 	log    *slog.Logger
 	pushID atomic.Uint64
+
+	mu    sync.RWMutex
+	users map[string][]string // cached account lists by host (shared roster)
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -81,7 +93,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Module{opts: opts, deps: deps, log: opts.Logger}, nil
+	return &Module{opts: opts, deps: deps, log: opts.Logger, users: map[string][]string{}}, nil
 }
 
 // Name implements xmpp.Module.
@@ -143,9 +155,17 @@ func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 	}
 	o := owner(st.From)
 	m.deps.Router.SetInterested(st.From)
+	items, current, sharedView, err := m.view(ctx, st.From.Bare())
+	if err != nil {
+		return nil, err
+	}
 	q := st.Payload()
 	if v, ok := q.Attr("ver"); ok && v != "" {
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if v == current {
+			// XEP-0237 §3: up to date: an empty result.
+			return st.Result(nil), nil
+		}
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil && !sharedView {
 			changed, removed, _, ok, err := m.deps.Rosters.Since(ctx, o, n)
 			if err != nil {
 				return nil, fmt.Errorf("roster: since: %w", err)
@@ -175,11 +195,7 @@ func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 			}
 		}
 	}
-	items, current, err := m.deps.Rosters.Items(ctx, o)
-	if err != nil {
-		return nil, fmt.Errorf("roster: items: %w", err)
-	}
-	res := wire.New("query", NS, wire.Attr{Name: "ver", Value: ver(current)})
+	res := wire.New("query", NS, wire.Attr{Name: "ver", Value: current})
 	for _, it := range items {
 		res.AddChild(itemElement(it, false))
 	}
@@ -208,7 +224,10 @@ func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 	}
 	o, c := user.String(), contact.String()
 	if el.AttrValue("subscription") == "remove" {
-		return m.remove(ctx, st, user, contact)
+		if err := m.removeItem(ctx, user, contact); err != nil {
+			return nil, err
+		}
+		return st.Result(nil), nil
 	}
 	name := el.AttrValue("name")
 	if len(name) > MaxNameLen {
@@ -234,6 +253,12 @@ func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 	if len(groups) > MaxGroups {
 		return nil, xmpp.StanzaError(stanza.NotAcceptable, "too many groups")
 	}
+	pol := m.opts.Hosts[user.Domainpart()]
+	monitor := pol.MonitorGroup != "" && slices.Contains(groups, pol.MonitorGroup)
+	if monitor && (contact.Localpart() == "" || m.deps.Router.IsComponent(contact.Domainpart())) {
+		// Only people can be monitored, not rooms or services.
+		return nil, xmpp.StanzaError(stanza.NotAcceptable, "only user JIDs can be monitored")
+	}
 	count, err := m.deps.Rosters.Count(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("roster: count: %w", err)
@@ -254,14 +279,17 @@ func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 		return nil, err
 	}
 	if changed {
-		m.push(ctx, user, itemElement(item, false), version)
+		m.push(ctx, user, itemElement(m.viewItem(ctx, user, item), false), version)
+	}
+	if monitor {
+		m.enforceMonitors(ctx, user, c)
 	}
 	return st.Result(nil), nil
 }
 
-// remove deletes an item (RFC 6121 §2.5.2), cancelling subscriptions in
-// both directions first.
-func (m *Module) remove(ctx context.Context, st *xmpp.Stanza, user, contact jid.JID) (*xmpp.Stanza, error) {
+// removeItem deletes an item (RFC 6121 §2.5.2), cancelling subscriptions
+// in both directions.
+func (m *Module) removeItem(ctx context.Context, user, contact jid.JID) error {
 	o, c := user.String(), contact.String()
 	pendingIn := m.pendingIn(ctx, o, c)
 	var before store.RosterItem
@@ -274,10 +302,10 @@ func (m *Module) remove(ctx context.Context, st *xmpp.Stanza, user, contact jid.
 		return store.UpdateDelete, nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !existed && !pendingIn {
-		return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
+		return xmpp.StanzaError(stanza.ItemNotFound, "")
 	}
 	s := State{Sub: before.Subscription, PendingOut: before.Ask, PendingIn: pendingIn}
 	if pendingIn {
@@ -286,7 +314,12 @@ func (m *Module) remove(ctx context.Context, st *xmpp.Stanza, user, contact jid.
 		}
 	}
 	if changed {
-		m.push(ctx, user, itemElement(store.RosterItem{Contact: c}, true), version)
+		if m.isShared(ctx, user, c) {
+			// The contact stays, shared by the configuration.
+			m.push(ctx, user, itemElement(m.viewItem(ctx, user, store.RosterItem{Contact: c}), false), version)
+		} else {
+			m.push(ctx, user, itemElement(store.RosterItem{Contact: c}, true), version)
+		}
 	}
 	// §2.5.2: unsubscribe if the user was subscribed (or asked),
 	// unsubscribed if the contact was (or asked).
@@ -297,7 +330,7 @@ func (m *Module) remove(ctx context.Context, st *xmpp.Stanza, user, contact jid.
 		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribed, "", user, contact))
 		m.sendUnavailable(ctx, user, contact)
 	}
-	return st.Result(nil), nil
+	return nil
 }
 
 // push sends a roster push to every interested resource of the user
@@ -371,6 +404,12 @@ func (m *Module) userSend(ctx context.Context, st *xmpp.Stanza) bool {
 		if next == s {
 			return store.UpdateKeep, nil
 		}
+		if !exists && next.Sub == store.SubNone && !next.PendingOut {
+			// Declining a request (A.2.4, None + Pending In) only
+			// drops the request: the requester is not added to the
+			// roster.
+			return store.UpdateKeep, nil
+		}
 		sendPresence = st.Type == xmpp.TypeSubscribed && next.hasFrom()
 		sendUnavailable = st.Type == xmpp.TypeUnsubscribed && s.hasFrom()
 		if st.Type == xmpp.TypeSubscribed {
@@ -392,7 +431,7 @@ func (m *Module) userSend(ctx context.Context, st *xmpp.Stanza) bool {
 		}
 	}
 	if changed {
-		m.push(ctx, user, itemElement(item, false), version)
+		m.push(ctx, user, itemElement(m.viewItem(ctx, user, item), false), version)
 	}
 	if route {
 		// §3.1.2: the user's server stamps the bare JID.
@@ -490,7 +529,7 @@ func (m *Module) presenceIn(ctx context.Context, st *xmpp.Stanza) bool {
 		}
 	}
 	if changed {
-		m.push(ctx, user, itemElement(item, false), version)
+		m.push(ctx, user, itemElement(m.viewItem(ctx, user, item), false), version)
 	}
 	if autoReply {
 		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeSubscribed, "", user, contact))

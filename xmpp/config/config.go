@@ -161,7 +161,38 @@ type Host struct {
 	Registration bool `toml:"registration"`
 	// Admins are bare JIDs (user@domain) with administrative rights.
 	Admins []string `toml:"admins"`
+	// OfflineQuota bounds the messages stored for a user who is offline
+	// (XEP-0160); beyond it messages are bounced. 0 disables storage.
+	OfflineQuota int `toml:"offline_quota"`
+	// SharedRoster puts every user of the host in every other user's
+	// roster with a mutual subscription, in group SharedRosterGroup.
+	SharedRoster      bool   `toml:"shared_roster"`
+	SharedRosterGroup string `toml:"shared_roster_group"`
+	// MonitorGroup is the roster group of temporary monitors; a user may
+	// keep at most MaxMonitors of them (0: no limit), and adding one more
+	// removes the oldest.
+	MonitorGroup string `toml:"monitor_group"`
+	MaxMonitors  int    `toml:"max_monitors"`
+	// Groups are shared groups ([[host.group]]): each member sees every
+	// other member in the roster, with a mutual subscription.
+	Groups []SharedGroup `toml:"group"`
 }
+
+// SharedGroup is a configured shared roster group ([[host.group]]).
+type SharedGroup struct {
+	// Name is the roster group the members appear in.
+	Name string `toml:"name"`
+	// Members are localparts of this host's users or bare JIDs.
+	Members []string `toml:"members"`
+}
+
+// Host defaults.
+const (
+	DefaultOfflineQuota      = 1000
+	DefaultSharedRosterGroup = "Colleagues"
+	DefaultMonitorGroup      = "Monitored"
+	DefaultMaxMonitors       = 20
+)
 
 // Defaults returns the default configuration: every section's defaults and
 // one host, "localhost".
@@ -229,7 +260,14 @@ func C2SDefaults() C2S {
 
 // HostDefaults returns the defaults of a [[host]] table serving domain.
 func HostDefaults(domain string) Host {
-	return Host{Domain: domain, Admins: []string{}}
+	return Host{
+		Domain: domain, Admins: []string{},
+		OfflineQuota:      DefaultOfflineQuota,
+		SharedRosterGroup: DefaultSharedRosterGroup,
+		MonitorGroup:      DefaultMonitorGroup,
+		MaxMonitors:       DefaultMaxMonitors,
+		Groups:            []SharedGroup{},
+	}
 }
 
 // Host returns the host serving domain (compared case-insensitively). The

@@ -174,6 +174,37 @@ func (h Host) validate(p *problems, key string) {
 			p.addErr(indexKey(key+".admins", i), err)
 		}
 	}
+	atLeast(p, key+".offline_quota", h.OfflineQuota, 0)
+	atLeast(p, key+".max_monitors", h.MaxMonitors, 0)
+	checkGroupName(p, key+".shared_roster_group", h.SharedRosterGroup)
+	checkGroupName(p, key+".monitor_group", h.MonitorGroup)
+	names := map[string]bool{}
+	for i, g := range h.Groups {
+		gk := indexKey(key+".group", i)
+		checkGroupName(p, gk+".name", g.Name)
+		if names[g.Name] {
+			p.add(gk+".name", "duplicate group %q", g.Name)
+		}
+		names[g.Name] = true
+		for j, m := range g.Members {
+			member := m
+			if !strings.Contains(m, "@") {
+				member = m + "@" + h.Domain
+			}
+			if err := checkBareJID(member); err != nil {
+				p.addErr(indexKey(gk+".members", j), err)
+			}
+		}
+	}
+}
+
+func checkGroupName(p *problems, key, name string) {
+	switch {
+	case strings.TrimSpace(name) == "":
+		p.add(key, "must not be empty")
+	case len(name) > 1023:
+		p.add(key, "longer than 1023 bytes")
+	}
 }
 
 func oneOf[T ~string](p *problems, key string, v T, allowed ...T) {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"switchboard/store"
@@ -22,9 +23,14 @@ import (
 // NS is the XEP-0012 namespace.
 const NS = "jabber:iq:last"
 
+// Subscriptions tells who may see a user's presence.
+type Subscriptions interface {
+	IsSubscriber(ctx context.Context, user, contact jid.JID) (bool, error)
+}
+
 // Deps are the module's collaborators.
 type Deps struct {
-	Rosters  *store.Rosters
+	Contacts Subscriptions
 	Activity *store.Activities
 	Sessions xmpp.Sessions
 	Now      func() time.Time
@@ -38,7 +44,7 @@ var _ xmpp.Module = (*Module)(nil)
 
 // New returns the module.
 func New(deps Deps) (*Module, error) {
-	if deps.Rosters == nil || deps.Activity == nil || deps.Sessions == nil {
+	if deps.Contacts == nil || deps.Activity == nil || deps.Sessions == nil {
 		return nil, errors.New("lastactivity: missing dependency")
 	}
 	if deps.Now == nil {
@@ -77,11 +83,11 @@ func (m *Module) query(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, erro
 		user = st.To.Bare()
 	}
 	if !user.Equal(st.From.Bare()) {
-		it, err := m.deps.Rosters.Item(ctx, user.String(), st.From.Bare().String())
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		ok, err := m.deps.Contacts.IsSubscriber(ctx, user, st.From)
+		if err != nil {
 			return nil, fmt.Errorf("lastactivity: roster: %w", err)
 		}
-		if err != nil || (it.Subscription != store.SubFrom && it.Subscription != store.SubBoth) {
+		if !ok {
 			// §4: only subscribers may know.
 			return nil, xmpp.StanzaError(stanza.Forbidden, "")
 		}

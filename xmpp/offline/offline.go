@@ -34,9 +34,9 @@ type Sessions interface {
 
 // Options configure the module.
 type Options struct {
-	// Quota bounds stored messages per user (DefaultQuota when 0;
-	// negative: unlimited).
-	Quota  int
+	// Quota returns the bound on stored messages per user of a host
+	// (nil: DefaultQuota; 0: no storage; negative: unlimited).
+	Quota  func(host string) int
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -56,8 +56,8 @@ func New(opts Options, st *store.Offline, sessions Sessions) (*Module, error) {
 	if st == nil || sessions == nil {
 		return nil, errors.New("offline: missing dependency")
 	}
-	if opts.Quota == 0 {
-		opts.Quota = DefaultQuota
+	if opts.Quota == nil {
+		opts.Quota = func(string) int { return DefaultQuota }
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -75,7 +75,10 @@ func (*Module) Name() string { return "offline" }
 func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	reg.AddFeature(xmpp.TargetHost, NSOffline)
 	hooks.Undeliverable.Add(m.storeMessage)
-	hooks.InitialPresence.Add(m.deliver)
+	// Every available presence, not only the initial one: a resource
+	// that raises its priority from negative to non-negative gets what
+	// was stored meanwhile (XEP-0160 §3).
+	hooks.PresenceBroadcast.Add(m.presence)
 	return nil
 }
 
@@ -116,7 +119,11 @@ func (m *Module) storeMessage(ctx context.Context, st *xmpp.Stanza) bool {
 	).SetText("Offline Storage")
 	stamped := st.WithElement(st.El.Append(delay))
 	owner := st.To.Bare().String()
-	if _, err := m.store.Put(ctx, owner, stamped.Bytes(), now, m.opts.Quota); err != nil {
+	quota := m.opts.Quota(st.To.Domainpart())
+	if quota == 0 {
+		return false // storage disabled: the router bounces it
+	}
+	if _, err := m.store.Put(ctx, owner, stamped.Bytes(), now, quota); err != nil {
 		if errors.Is(err, store.ErrQuota) {
 			m.log.Info("offline storage full", xmpp.LogJID, owner)
 		} else {
@@ -124,22 +131,57 @@ func (m *Module) storeMessage(ctx context.Context, st *xmpp.Stanza) bool {
 		}
 		return false
 	}
+	// A resource may have become available with a non-negative priority
+	// between the router's attempt and the Put, and have found nothing
+	// to deliver then: hand the message over now rather than at its
+	// next presence.
+	if r, ok := bestResource(m.sessions.Sessions(st.To.Bare())); ok {
+		m.deliver(ctx, r)
+	}
 	return true
 }
 
-// deliver sends the stored messages to a resource that became available
-// with a non-negative priority (XEP-0160 §3).
-func (m *Module) deliver(ctx context.Context, st *xmpp.Stanza) {
-	var target *xmpp.Resource
-	for _, r := range m.sessions.Sessions(st.From.Bare()) {
-		if r.JID.Equal(st.From) {
-			target = &r
+// bestResource returns the available resource with the highest
+// non-negative priority.
+func bestResource(resources []xmpp.Resource) (xmpp.Resource, bool) {
+	var best xmpp.Resource
+	found := false
+	for _, r := range resources {
+		if r.Available && r.Priority >= 0 && (!found || r.Priority > best.Priority) {
+			best, found = r, true
 		}
 	}
-	if target == nil || target.Priority < 0 {
+	return best, found
+}
+
+// presence is the PresenceBroadcast hook: it delivers the stored messages
+// to a resource that is available with a non-negative priority
+// (XEP-0160 §3), whether by its initial presence or by a later one that
+// raised its priority.
+func (m *Module) presence(ctx context.Context, st *xmpp.Stanza) {
+	if st.Type != "" {
 		return
 	}
-	owner := st.From.Bare().String()
+	for _, r := range m.sessions.Sessions(st.From.Bare()) {
+		if r.JID.Equal(st.From) && r.Available && r.Priority >= 0 {
+			m.deliver(ctx, r)
+			return
+		}
+	}
+}
+
+// deliver sends the user's stored messages to the resource target, oldest
+// first; those it cannot take stay stored.
+func (m *Module) deliver(ctx context.Context, target xmpp.Resource) {
+	owner := target.JID.Bare().String()
+	// Most presences find nothing stored: look before taking, which
+	// writes.
+	if n, err := m.store.Count(ctx, owner); err != nil || n == 0 {
+		if err != nil {
+			m.log.Error("offline: count", xmpp.LogJID, owner, xmpp.LogErr, err)
+		}
+		return
+	}
 	msgs, err := m.store.Take(ctx, owner)
 	if err != nil {
 		m.log.Error("offline: take", xmpp.LogJID, owner, xmpp.LogErr, err)

@@ -139,6 +139,13 @@ func (r *Router) AddComponent(c xmpp.Component) error {
 	return nil
 }
 
+// IsComponent reports whether a component serves domain.
+func (r *Router) IsComponent(domain string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.components[domain] != nil
+}
+
 // SessionCount returns the number of bound sessions.
 func (r *Router) SessionCount() int { return int(r.count.Load()) }
 

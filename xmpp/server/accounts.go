@@ -19,6 +19,9 @@ import (
 // deletion, with SCRAM credentials derived here so that no password is
 // ever stored (RFC 5802 §3).
 type Accounts struct {
+	// OnChange, when set, is called with the host after an account was
+	// created or deleted.
+	OnChange   func(host string)
 	users      *store.Users
 	hosts      map[string]bool
 	iterations int
@@ -92,6 +95,9 @@ func (a *Accounts) Create(ctx context.Context, host, local, password string) err
 	if err := a.users.Create(ctx, u); err != nil {
 		return fmt.Errorf("accounts: create %s@%s: %w", local, host, err)
 	}
+	if a.OnChange != nil {
+		a.OnChange(host)
+	}
 	return nil
 }
 
@@ -119,6 +125,9 @@ func (a *Accounts) Delete(ctx context.Context, host, local string) error {
 	}
 	if err := a.users.Delete(ctx, host, local); err != nil {
 		return fmt.Errorf("accounts: delete %s@%s: %w", local, host, err)
+	}
+	if a.OnChange != nil {
+		a.OnChange(host)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,21 +111,44 @@ func (s *Server) build() error {
 		&entitytime.Module{},
 		register.New(s.accounts, rt, s.closeAccount),
 	}
-	rosterMod, err := roster.New(roster.Options{Logger: s.log}, roster.Deps{
+	policies := map[string]roster.HostPolicy{}
+	quotas := map[string]int{}
+	for _, h := range cfg.Hosts {
+		pol := roster.HostPolicy{
+			SharedRoster: h.SharedRoster, SharedGroup: h.SharedRosterGroup,
+			MonitorGroup: h.MonitorGroup, MaxMonitors: h.MaxMonitors,
+		}
+		for _, g := range h.Groups {
+			sg := roster.SharedGroup{Name: g.Name}
+			for _, mem := range g.Members {
+				if !strings.Contains(mem, "@") {
+					mem += "@" + h.Domain
+				}
+				if j, err := jid.Parse(mem); err == nil {
+					sg.Members = append(sg.Members, j.Bare().String())
+				}
+			}
+			pol.Groups = append(pol.Groups, sg)
+		}
+		policies[h.Domain] = pol
+		quotas[h.Domain] = h.OfflineQuota
+	}
+	rosterMod, err := roster.New(roster.Options{Logger: s.log, Hosts: policies}, roster.Deps{
 		Rosters: s.db.Rosters(), Requests: s.db.SubRequests(), Router: rt, Users: s.accounts,
+		Directory: s.accounts,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	presenceMod, err := presence.New(presence.Deps{
-		Rosters: s.db.Rosters(), Activity: s.db.Activity(), Overrides: s.db.PresenceOverrides(),
+		Contacts: rosterMod, Activity: s.db.Activity(), Overrides: s.db.PresenceOverrides(),
 		Router: rt, Users: s.accounts, Logger: s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.presence = presenceMod
-	offlineMod, err := offline.New(offline.Options{Logger: s.log}, s.db.Offline(), rt)
+	offlineMod, err := offline.New(offline.Options{Logger: s.log, Quota: func(host string) int { return quotas[host] }}, s.db.Offline(), rt)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -132,7 +156,8 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	lastMod, err := lastactivity.New(lastactivity.Deps{Rosters: s.db.Rosters(), Activity: s.db.Activity(), Sessions: rt})
+	lastMod, err := lastactivity.New(lastactivity.Deps{Contacts: rosterMod, Activity: s.db.Activity(), Sessions: rt})
+	s.accounts.OnChange = rosterMod.AccountsChanged
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
