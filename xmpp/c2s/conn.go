@@ -50,7 +50,6 @@ func serr(cond, text string) error { return &streamError{cond: cond, text: text}
 type conn struct {
 	srv *Server
 	log *slog.Logger
-	id  string
 
 	raw net.Conn // the TCP connection
 	nc  net.Conn // raw or the TLS connection over it
@@ -83,11 +82,8 @@ var _ xmpp.Session = (*conn)(nil)
 
 func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
 	id := s.nextID.Add(1)
-	var b [8]byte
-	_, _ = rand.Read(b[:])
 	c := &conn{
 		srv: s,
-		id:  hex.EncodeToString(b[:]),
 		raw: nc,
 		nc:  nc,
 	}
@@ -323,7 +319,11 @@ func (s *Server) defaultHost() string { return s.opts.DefaultHost }
 
 func (c *conn) appendHeader(b []byte, from, to string) []byte {
 	b = append(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='"...)
-	b = append(b, c.id...)
+	// RFC 6120 §4.7.3: a fresh, unpredictable id for every stream,
+	// restarts included.
+	var idb [12]byte
+	_, _ = rand.Read(idb[:])
+	b = hex.AppendEncode(b, idb[:])
 	b = append(b, "' from='"...)
 	b = wire.AppendEscapedAttr(b, from)
 	if to != "" {
