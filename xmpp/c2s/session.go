@@ -3,6 +3,7 @@ package c2s
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -113,7 +114,12 @@ type limitedReader struct {
 	last     time.Time
 	deadline time.Time // negotiation deadline; zero after bind
 	lastSet  time.Time
+	pinged   bool // a keepalive ping is outstanding
 }
+
+// pingTimeout is how long a silent client has to answer the keepalive
+// ping sent when its idle timeout expires.
+const pingTimeout = time.Minute
 
 func (r *limitedReader) Read(p []byte) (int, error) {
 	c := r.conn
@@ -132,11 +138,36 @@ func (r *limitedReader) Read(p []byte) (int, error) {
 	if r.rate > 0 && len(p) > r.burst {
 		p = p[:r.burst]
 	}
-	n, err := c.nc.Read(p)
-	if n > 0 && r.rate > 0 {
-		r.throttle(n)
+	for {
+		n, err := c.nc.Read(p)
+		if n > 0 {
+			r.pinged = false
+			if r.rate > 0 {
+				r.throttle(n)
+			}
+			return n, err
+		}
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() && r.deadline.IsZero() && idle > 0 && !r.pinged && c.isBound() {
+			// Silent for the idle timeout: ask before closing
+			// (XEP-0199 §4.2, server-to-client ping). Any data,
+			// the answer included, keeps the session.
+			r.pinged = true
+			now := time.Now()
+			_ = c.nc.SetReadDeadline(now.Add(min(pingTimeout, idle)))
+			r.lastSet = now
+			c.Deliver(xmpp.Build(xmpp.KindIQ, xmpp.TypeGet, "keepalive", c.full.Domain(), c.full,
+				wire.New("ping", "urn:xmpp:ping")))
+			continue
+		}
+		return n, err
 	}
-	return n, err
+}
+
+func (c *conn) isBound() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bound && !c.closed
 }
 
 // throttle is a token bucket on inbound bytes: reading stops while the

@@ -175,7 +175,18 @@ func (s *Server) Login(ctx context.Context, user jid.JID, password string, o Cli
 		origin, _ = origin.WithResource(o.Resource)
 	}
 	features = append(features, mxmpp.SASL("", password, o.Mechanisms...), bindResource(o.Resource))
-	sess, err := mxmpp.NewSession(ctx, origin.Domain(), origin, conn, state,
+	// mellium starts a goroutine per call that moves the connection's
+	// deadline into the past once the call's context is done; if that
+	// goroutine runs only after the call returned and the context was
+	// cancelled, it breaks a later read or write. So mellium only gets a
+	// context that never ends, and ctx's deadline becomes a socket
+	// deadline for the negotiation.
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(30 * time.Second)
+	}
+	_ = conn.SetDeadline(dl)
+	sess, err := mxmpp.NewSession(context.Background(), origin.Domain(), origin, conn, state,
 		mxmpp.NewNegotiator(func(*mxmpp.Session, *mxmpp.StreamConfig) mxmpp.StreamConfig {
 			return mxmpp.StreamConfig{Features: features}
 		}))
@@ -183,6 +194,7 @@ func (s *Server) Login(ctx context.Context, user jid.JID, password string, o Cli
 		conn.Close()
 		return nil, err
 	}
+	_ = conn.SetDeadline(time.Time{})
 	c := &Client{Session: sess, JID: sess.LocalAddr(), in: make(chan *wire.Element, 256)}
 	go c.read()
 	return c, nil
@@ -322,8 +334,14 @@ func cleanAttrs(attrs []xml.Attr) []xml.Attr {
 }
 
 // SendRaw writes one stanza given as XML text.
+//
+// ctx only stops a send that has not started: mellium must not be given a
+// context that ends (see Login).
 func (c *Client) SendRaw(ctx context.Context, s string) error {
-	return c.Send(ctx, xml.NewDecoder(strings.NewReader(s)))
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.Send(context.Background(), xml.NewDecoder(strings.NewReader(s)))
 }
 
 // Next returns the next element matching match, skipping others, or fails
