@@ -478,12 +478,15 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 	case xmpp.TypeHeadline:
 		r.deliverAvailable(st, resources, true)
 	default:
-		if to := r.deliverHighest(st, resources); len(to) > 0 {
-			r.hooks.Delivered.Run(ctx, xmpp.Delivery{Stanza: st, To: to})
+		if len(resources) == 0 && !r.exists(ctx, st.To) {
+			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 			return
 		}
-		if !r.exists(ctx, st.To) {
-			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+		// Archived (and stamped with a stanza-id) before it is
+		// delivered or stored offline.
+		st = r.hooks.MessageIn.Run(ctx, st)
+		if to := r.deliverHighest(st, resources); len(to) > 0 {
+			r.hooks.Delivered.Run(ctx, xmpp.Delivery{Stanza: st, To: to})
 			return
 		}
 		if r.hooks.Undeliverable.Run(ctx, st) {
@@ -531,10 +534,23 @@ func (r *Router) deliverHighest(st *xmpp.Stanza, resources []*resource) []jid.JI
 
 // routeFull applies RFC 6121 §8.5.3.
 func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
+	if st.Kind == xmpp.KindPresence {
+		switch st.Type {
+		case xmpp.TypeProbe, xmpp.TypeSubscribe, xmpp.TypeSubscribed, xmpp.TypeUnsubscribe, xmpp.TypeUnsubscribed:
+			// §8.5.3.1: probes (§4.3) and subscription states (§3)
+			// are the server's business even when the resource is
+			// connected: as if addressed to the bare JID.
+			r.routeBare(ctx, st.With(st.From, st.To.Bare()))
+			return
+		}
+	}
 	resources := r.lookup(st.To)
 	for _, res := range resources {
 		if res.name == st.To.Resourcepart() {
 			// §8.5.3.1: deliver to the connected resource.
+			if st.Kind == xmpp.KindMessage && (st.Type == xmpp.TypeChat || st.Type == xmpp.TypeNormal || st.Type == "") {
+				st = r.hooks.MessageIn.Run(ctx, st)
+			}
 			ok := res.sess.Deliver(st)
 			if !ok && st.Kind == xmpp.KindIQ {
 				r.bounce(ctx, st, stanza.ServiceUnavailable, "")

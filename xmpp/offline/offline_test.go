@@ -1,0 +1,329 @@
+package offline_test
+
+import (
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/offline"
+	"switchboard/xmpp/wire"
+)
+
+var (
+	bob     = jid.MustParse("bob@localhost")
+	bobRes  = jid.MustParse("bob@localhost/phone")
+	alice   = jid.MustParse("alice@localhost/desk")
+	fixedAt = time.Date(2024, 5, 6, 7, 8, 9, 123e6, time.UTC)
+)
+
+// fakeSessions is the session manager: a fixed list of resources.
+type fakeSessions struct {
+	mu  sync.Mutex
+	res []xmpp.Resource
+}
+
+func (f *fakeSessions) Sessions(bare jid.JID) []xmpp.Resource {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []xmpp.Resource
+	for _, r := range f.res {
+		if r.JID.Bare().Equal(bare) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (f *fakeSessions) SetInterested(jid.JID)      {}
+func (f *fakeSessions) IsLocal(domain string) bool { return domain == "localhost" }
+
+func (f *fakeSessions) set(res ...xmpp.Resource) {
+	f.mu.Lock()
+	f.res = res
+	f.mu.Unlock()
+}
+
+// fakeSession records what it is given; it takes at most accept stanzas
+// (negative: any number).
+type fakeSession struct {
+	full   jid.JID
+	mu     sync.Mutex
+	accept int
+	got    []*xmpp.Stanza
+}
+
+func (s *fakeSession) JID() jid.JID { return s.full }
+
+func (s *fakeSession) Deliver(st *xmpp.Stanza) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.accept >= 0 && len(s.got) >= s.accept {
+		return false
+	}
+	s.got = append(s.got, st)
+	return true
+}
+
+func (s *fakeSession) Close(string, string) {}
+
+func (s *fakeSession) bodies() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, st := range s.got {
+		out = append(out, st.El.ChildText("body", xmpp.NSClient))
+	}
+	return out
+}
+
+type fixture struct {
+	hooks    *xmpp.Hooks
+	store    *store.Offline
+	sessions *fakeSessions
+}
+
+// newFixture returns the module registered with hooks over a real store;
+// quota is the quota of every host (nil: the default).
+func newFixture(t *testing.T, quota func(string) int) *fixture {
+	t.Helper()
+	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "offline.db"), store.Options{})
+	if err != nil {
+		t.Fatalf("store: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &fixture{hooks: &xmpp.Hooks{}, store: db.Offline(), sessions: &fakeSessions{}}
+	m, err := offline.New(offline.Options{Quota: quota, Now: func() time.Time { return fixedAt }}, f.store, f.sessions)
+	if err != nil {
+		t.Fatalf("new: %v", err)
+	}
+	if err := m.Register(xmpp.NewRegistry(), f.hooks); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	return f
+}
+
+// stanza parses a stanza given as XML in jabber:client.
+func stanza(t *testing.T, s string) *xmpp.Stanza {
+	t.Helper()
+	el, err := wire.Parse([]byte(s), wire.NewScope(wire.NSClient))
+	if err != nil {
+		t.Fatalf("parse %s: %v", s, err)
+	}
+	st, err := xmpp.NewStanza(el)
+	if err != nil {
+		t.Fatalf("stanza %s: %v", s, err)
+	}
+	return st
+}
+
+func chat(t *testing.T, body string) *xmpp.Stanza {
+	t.Helper()
+	return stanza(t, "<message type='chat' from='"+alice.String()+"' to='"+bob.String()+"'><body>"+body+"</body></message>")
+}
+
+func (f *fixture) count(t *testing.T) int {
+	t.Helper()
+	n, err := f.store.Count(t.Context(), bob.String())
+	if err != nil {
+		t.Fatalf("count: %v", err)
+	}
+	return n
+}
+
+// presence runs the hooks the router runs for a broadcast presence of
+// res, after recording it.
+func (f *fixture) presence(t *testing.T, res xmpp.Resource, typ string) {
+	t.Helper()
+	if typ == "" {
+		f.sessions.set(res)
+	} else {
+		f.sessions.set()
+	}
+	st := xmpp.Build(xmpp.KindPresence, typ, "", res.JID, jid.JID{})
+	f.hooks.PresenceBroadcast.Run(t.Context(), st)
+	if typ == "" {
+		f.hooks.InitialPresence.Run(t.Context(), st)
+	}
+}
+
+// TestStorable covers XEP-0160 §3 and XEP-0334 §4: what an undeliverable
+// message leads to.
+func TestStorable(t *testing.T) {
+	const (
+		from = "from='alice@localhost/desk' to='bob@localhost'"
+	)
+	cases := []struct {
+		name     string
+		xml      string
+		consumed bool // the hook took it: stored, or dropped without a bounce
+		stored   bool
+	}{
+		{"chat with body", "<message type='chat' " + from + "><body>hi</body></message>", true, true},
+		{"normal with subject", "<message " + from + "><subject>s</subject></message>", true, true},
+		{"chat state only", "<message type='chat' " + from + "><active xmlns='http://jabber.org/protocol/chatstates'/></message>", true, false},
+		{"chat state and thread", "<message type='chat' " + from + "><composing xmlns='http://jabber.org/protocol/chatstates'/><thread>t1</thread></message>", true, false},
+		{"receipt only", "<message " + from + "><received xmlns='urn:xmpp:receipts' id='x'/></message>", true, false},
+		{"chat marker only", "<message " + from + "><displayed xmlns='urn:xmpp:chat-markers:0' id='x'/></message>", true, false},
+		{"no-store with body", "<message type='chat' " + from + "><body>secret</body><no-store xmlns='urn:xmpp:hints'/></message>", true, false},
+		{"no-permanent-store with body", "<message type='chat' " + from + "><body>secret</body><no-permanent-store xmlns='urn:xmpp:hints'/></message>", true, false},
+		{"store hint on a chat state", "<message type='chat' " + from + "><gone xmlns='http://jabber.org/protocol/chatstates'/><store xmlns='urn:xmpp:hints'/></message>", true, true},
+		{"presence", "<presence " + from + "/>", false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			if got := f.hooks.Undeliverable.Run(t.Context(), stanza(t, tc.xml)); got != tc.consumed {
+				t.Errorf("Undeliverable = %v, want %v", got, tc.consumed)
+			}
+			want := 0
+			if tc.stored {
+				want = 1
+			}
+			if n := f.count(t); n != want {
+				t.Errorf("stored %d messages, want %d", n, want)
+			}
+		})
+	}
+}
+
+// TestQuota: beyond the per-user quota the hook declines, so that the
+// router bounces the message with service-unavailable (XEP-0160 §3).
+func TestQuota(t *testing.T) {
+	cases := []struct {
+		name   string
+		quota  int
+		send   int
+		stored int
+	}{
+		{"quota 1", 1, 3, 1},
+		{"quota 3", 3, 5, 3},
+		{"unlimited", -1, 5, 5},
+		{"storage disabled", 0, 2, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(host string) int {
+				if host != "localhost" {
+					t.Errorf("quota asked for host %q", host)
+				}
+				return tc.quota
+			})
+			for i := range tc.send {
+				got := f.hooks.Undeliverable.Run(t.Context(), chat(t, "m"+strconv.Itoa(i)))
+				if want := i < tc.stored; got != want {
+					t.Fatalf("message %d: Undeliverable = %v, want %v", i, got, want)
+				}
+			}
+			if n := f.count(t); n != tc.stored {
+				t.Fatalf("stored %d, want %d", n, tc.stored)
+			}
+			// Delivery frees the quota.
+			sess := &fakeSession{full: bobRes, accept: -1}
+			f.presence(t, xmpp.Resource{JID: bobRes, Available: true, Session: sess}, "")
+			if got := len(sess.bodies()); got != tc.stored {
+				t.Fatalf("delivered %d, want %d", got, tc.stored)
+			}
+			f.sessions.set()
+			if got := f.hooks.Undeliverable.Run(t.Context(), chat(t, "after delivery")); got != (tc.quota != 0) {
+				t.Fatalf("message after delivery: Undeliverable = %v", got)
+			}
+		})
+	}
+}
+
+// TestDeliver covers XEP-0160 §3 with XEP-0203: stored messages go, oldest
+// first and stamped, to a resource available with a non-negative priority,
+// whether by its initial presence or a later one that raised its priority;
+// not to one with a negative priority, nor on unavailable presence.
+func TestDeliver(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, b := range []string{"one", "two", "three"} {
+		if !f.hooks.Undeliverable.Run(t.Context(), chat(t, b)) {
+			t.Fatalf("message %q not stored", b)
+		}
+	}
+	sess := &fakeSession{full: bobRes, accept: -1}
+
+	f.presence(t, xmpp.Resource{JID: bobRes, Available: true, Priority: -1, Session: sess}, "")
+	if got := sess.bodies(); len(got) != 0 {
+		t.Fatalf("negative priority: delivered %q", got)
+	}
+	f.presence(t, xmpp.Resource{JID: bobRes, Session: sess}, xmpp.TypeUnavailable)
+	if got := sess.bodies(); len(got) != 0 {
+		t.Fatalf("unavailable: delivered %q", got)
+	}
+	// A later presence raises the priority (not an initial presence:
+	// only PresenceBroadcast runs).
+	f.sessions.set(xmpp.Resource{JID: bobRes, Available: true, Priority: 0, Session: sess})
+	f.hooks.PresenceBroadcast.Run(t.Context(), xmpp.Build(xmpp.KindPresence, "", "", bobRes, jid.JID{}))
+	if got, want := sess.bodies(), []string{"one", "two", "three"}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %q, want %q", got, want)
+	}
+	for _, st := range sess.got {
+		d := st.El.Child("delay", offline.NSDelay)
+		if d == nil {
+			t.Fatalf("no delay in %s", st.El)
+		}
+		stamp, err := time.Parse(time.RFC3339, d.AttrValue("stamp"))
+		if err != nil || !stamp.Equal(fixedAt) || d.AttrValue("from") != "localhost" {
+			t.Errorf("delay = %s (stamp %v, %v), want from localhost at %v", d, stamp, err, fixedAt)
+		}
+		if !st.From.Equal(alice) || !st.To.Equal(bob) {
+			t.Errorf("delivered from %s to %s", st.From, st.To)
+		}
+	}
+	if n := f.count(t); n != 0 {
+		t.Fatalf("%d messages left after delivery", n)
+	}
+	f.hooks.PresenceBroadcast.Run(t.Context(), xmpp.Build(xmpp.KindPresence, "", "", bobRes, jid.JID{}))
+	if n := len(sess.bodies()); n != 3 {
+		t.Fatalf("second presence: %d messages delivered in all, want 3", n)
+	}
+}
+
+// TestDeliverSessionGone: what a closing session cannot take stays stored,
+// in order.
+func TestDeliverSessionGone(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, b := range []string{"one", "two", "three"} {
+		f.hooks.Undeliverable.Run(t.Context(), chat(t, b))
+	}
+	sess := &fakeSession{full: bobRes, accept: 1}
+	f.presence(t, xmpp.Resource{JID: bobRes, Available: true, Session: sess}, "")
+	if got := sess.bodies(); !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("delivered %q, want [one]", got)
+	}
+	next := &fakeSession{full: bobRes, accept: -1}
+	f.presence(t, xmpp.Resource{JID: bobRes, Available: true, Session: next}, "")
+	if got := next.bodies(); !slices.Equal(got, []string{"two", "three"}) {
+		t.Fatalf("next session got %q, want [two three]", got)
+	}
+}
+
+// TestStoreWhileBecomingAvailable: a message the router found no resource
+// for, stored after a resource became available (and found nothing to
+// deliver), is delivered at once rather than at the next presence.
+func TestStoreWhileBecomingAvailable(t *testing.T) {
+	f := newFixture(t, nil)
+	sess := &fakeSession{full: bobRes, accept: -1}
+	f.presence(t, xmpp.Resource{JID: bobRes, Available: true, Session: sess}, "")
+	if !f.hooks.Undeliverable.Run(t.Context(), chat(t, "late")) {
+		t.Fatal("message not taken")
+	}
+	if got := sess.bodies(); !slices.Equal(got, []string{"late"}) {
+		t.Fatalf("delivered %q, want [late]", got)
+	}
+	if n := f.count(t); n != 0 {
+		t.Fatalf("%d messages left stored", n)
+	}
+}
+
+var _ xmpp.Session = (*fakeSession)(nil)
+var _ offline.Sessions = (*fakeSessions)(nil)
