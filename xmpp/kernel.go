@@ -107,6 +107,8 @@ type Registry struct {
 	owners     map[iqKey]string
 	features   []Feature
 	identities []Identity
+	commands   map[string]Command
+	nodes      map[string]DiscoNode
 }
 
 // NewRegistry returns an empty registry.

@@ -176,6 +176,12 @@ type Host struct {
 	// Groups are shared groups ([[host.group]]): each member sees every
 	// other member in the roster, with a mutual subscription.
 	Groups []SharedGroup `toml:"group"`
+	// ArchiveDefault is the default archiving mode of the host's users
+	// (XEP-0313 preferences): always, roster or never.
+	ArchiveDefault string `toml:"archive_default"`
+	// ArchiveRetentionDays deletes archived messages older than this
+	// many days; 0 keeps them forever.
+	ArchiveRetentionDays int `toml:"archive_retention_days"`
 }
 
 // SharedGroup is a configured shared roster group ([[host.group]]).
@@ -267,6 +273,7 @@ func HostDefaults(domain string) Host {
 		MonitorGroup:      DefaultMonitorGroup,
 		MaxMonitors:       DefaultMaxMonitors,
 		Groups:            []SharedGroup{},
+		ArchiveDefault:    "always",
 	}
 }
 

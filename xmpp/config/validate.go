@@ -175,6 +175,8 @@ func (h Host) validate(p *problems, key string) {
 		}
 	}
 	atLeast(p, key+".offline_quota", h.OfflineQuota, 0)
+	oneOf(p, key+".archive_default", h.ArchiveDefault, "always", "roster", "never")
+	atLeast(p, key+".archive_retention_days", h.ArchiveRetentionDays, 0)
 	atLeast(p, key+".max_monitors", h.MaxMonitors, 0)
 	checkGroupName(p, key+".shared_roster_group", h.SharedRosterGroup)
 	checkGroupName(p, key+".monitor_group", h.MonitorGroup)

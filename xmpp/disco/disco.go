@@ -55,19 +55,24 @@ func target(st *xmpp.Stanza) xmpp.Target {
 func (m *Module) info(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
 	q := st.Payload()
 	node := q.AttrValue("node")
-	if node != "" {
-		// No nodes are published (XEP-0030 §3.2).
-		return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
-	}
 	t := target(st)
+	if node != "" {
+		n, ok := m.reg.Node(t, node)
+		if !ok {
+			return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
+		}
+		res := wire.New("query", xmpp.NSDiscoInfo, wire.Attr{Name: "node", Value: node})
+		for _, id := range n.Identities {
+			res.AddChild(identity(id))
+		}
+		for _, f := range n.Features {
+			res.AddChild(wire.New("feature", xmpp.NSDiscoInfo, wire.Attr{Name: "var", Value: f}))
+		}
+		return st.Result(res), nil
+	}
 	res := wire.New("query", xmpp.NSDiscoInfo)
 	for _, id := range m.reg.Identities(t) {
-		e := wire.New("identity", xmpp.NSDiscoInfo,
-			wire.Attr{Name: "category", Value: id.Category}, wire.Attr{Name: "type", Value: id.Type})
-		if id.Name != "" {
-			e.Attrs = append(e.Attrs, wire.Attr{Name: "name", Value: id.Name})
-		}
-		res.AddChild(e)
+		res.AddChild(identity(id))
 	}
 	for _, f := range m.reg.Features(t) {
 		res.AddChild(wire.New("feature", xmpp.NSDiscoInfo, wire.Attr{Name: "var", Value: f}))
@@ -75,9 +80,35 @@ func (m *Module) info(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) 
 	return st.Result(res), nil
 }
 
-func (m *Module) itemsIQ(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	if st.Payload().AttrValue("node") != "" {
-		return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
+func identity(id xmpp.Identity) *wire.Element {
+	e := wire.New("identity", xmpp.NSDiscoInfo,
+		wire.Attr{Name: "category", Value: id.Category}, wire.Attr{Name: "type", Value: id.Type})
+	if id.Name != "" {
+		e.Attrs = append(e.Attrs, wire.Attr{Name: "name", Value: id.Name})
+	}
+	return e
+}
+
+func (m *Module) itemsIQ(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
+	if node := st.Payload().AttrValue("node"); node != "" {
+		n, ok := m.reg.Node(target(st), node)
+		if !ok {
+			return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
+		}
+		res := wire.New("query", xmpp.NSDiscoItem, wire.Attr{Name: "node", Value: node})
+		if n.Items != nil {
+			for _, it := range n.Items(ctx, st) {
+				e := wire.New("item", xmpp.NSDiscoItem, wire.Attr{Name: "jid", Value: it.JID})
+				if it.Node != "" {
+					e.Attrs = append(e.Attrs, wire.Attr{Name: "node", Value: it.Node})
+				}
+				if it.Name != "" {
+					e.Attrs = append(e.Attrs, wire.Attr{Name: "name", Value: it.Name})
+				}
+				res.AddChild(e)
+			}
+		}
+		return st.Result(res), nil
 	}
 	res := wire.New("query", xmpp.NSDiscoItem)
 	if target(st) == xmpp.TargetHost && m.items != nil {
