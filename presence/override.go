@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"mellium.im/xmpp/jid"
 
@@ -27,6 +28,9 @@ var Shows = []string{"", "away", "chat", "dnd", "xa"}
 
 // ErrInvalidOverride reports an unknown show or call state.
 var ErrInvalidOverride = errors.New("presence: invalid override")
+
+// ErrNoOverrides reports a module built without an override store.
+var ErrNoOverrides = errors.New("presence: overrides not configured")
 
 // ValidateOverride checks show and call state values.
 func ValidateOverride(o store.PresenceOverride) error {
@@ -71,6 +75,9 @@ func (m *Module) SetOverride(ctx context.Context, bare jid.JID, o store.Presence
 	if err := ValidateOverride(o); err != nil {
 		return err
 	}
+	if m.deps.Overrides == nil {
+		return ErrNoOverrides
+	}
 	if o.Set.IsZero() {
 		o.Set = m.deps.Now()
 	}
@@ -87,6 +94,9 @@ func (m *Module) SetOverride(ctx context.Context, bare jid.JID, o store.Presence
 // ClearOverride removes presence set from outside and broadcasts the
 // user's own last presence again.
 func (m *Module) ClearOverride(ctx context.Context, bare jid.JID) error {
+	if m.deps.Overrides == nil {
+		return ErrNoOverrides
+	}
 	if err := m.deps.Overrides.Clear(ctx, bare.String()); err != nil {
 		return fmt.Errorf("presence: clear override: %w", err)
 	}
@@ -117,6 +127,14 @@ func (m *Module) rebroadcast(ctx context.Context, bare jid.JID) {
 // transform is the BroadcastPresence hook: it remembers the client's own
 // presence and applies an override.
 func (m *Module) transform(_ context.Context, st *xmpp.Stanza) *xmpp.Stanza {
+	if p := st.El.ChildText("priority", xmpp.NSClient); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < -128 || n > 127 {
+			// The router refuses it (RFC 6121 §4.7.2.3): it must not
+			// replace the resource's last valid presence, which a
+			// rebroadcast sends again.
+			return st
+		}
+	}
 	m.mu.Lock()
 	// Rebroadcasts re-send this original too, so it is always the
 	// client's own presence.

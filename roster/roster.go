@@ -305,6 +305,10 @@ func (m *Module) removeItem(ctx context.Context, user, contact jid.JID) error {
 		return err
 	}
 	if !existed && !pendingIn {
+		if m.isShared(ctx, user, c) {
+			// Shared by the configuration: it cannot be removed.
+			return xmpp.StanzaError(stanza.NotAllowed, "the contact is shared by the server configuration")
+		}
 		return xmpp.StanzaError(stanza.ItemNotFound, "")
 	}
 	s := State{Sub: before.Subscription, PendingOut: before.Ask, PendingIn: pendingIn}
@@ -482,11 +486,13 @@ func (m *Module) presenceIn(ctx context.Context, st *xmpp.Stanza) bool {
 	}
 	o, c := user.String(), contact.String()
 	pendingIn := m.pendingIn(ctx, o, c)
+	// Contacts shared by the configuration are subscribed already.
+	shared := m.isShared(ctx, user, c)
 	var deliver, autoReply, storeRequest, dropRequest, sendPresence bool
 	item, version, changed, err := m.deps.Rosters.Update(ctx, o, c, func(it *store.RosterItem, exists bool) (store.UpdateOp, error) {
 		s := State{Sub: it.Subscription, PendingOut: it.Ask, PendingIn: pendingIn}
 		if st.Type == xmpp.TypeSubscribe {
-			if s.hasFrom() {
+			if s.hasFrom() || shared {
 				autoReply = true // §3.1.3: already subscribed
 				return store.UpdateKeep, nil
 			}

@@ -57,6 +57,15 @@ func (m *Module) hostUsers(ctx context.Context, host string) ([]string, error) {
 	if m.deps.Directory == nil {
 		return nil, nil
 	}
+	// The list is read under the lock that AccountsChanged takes, so a
+	// change (made in the store before AccountsChanged) is either seen
+	// by this read or drops its result afterwards: a list read before
+	// the change never outlives it in the cache.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.users[host]; ok {
+		return l, nil
+	}
 	locals, err := m.deps.Directory.List(ctx, host)
 	if err != nil {
 		return nil, fmt.Errorf("roster: users of %s: %w", host, err)
@@ -65,9 +74,7 @@ func (m *Module) hostUsers(ctx context.Context, host string) ([]string, error) {
 	for i, lp := range locals {
 		l[i] = lp + "@" + host
 	}
-	m.mu.Lock()
 	m.users[host] = l
-	m.mu.Unlock()
 	return l, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -44,12 +45,16 @@ type Router interface {
 type Module struct {
 	store  *store.Blocklists
 	router Router
+	subs   Subscriptions
 	log    *slog.Logger
 	pushID atomic.Uint64
 
 	mu sync.RWMutex
 	// cache holds loaded blocklists by owner (nil slice: empty list).
 	cache map[string][]string
+	// gen counts blocklist changes, so that a list loaded while one was
+	// changed is not cached over the change.
+	gen uint64
 	// interested: resources that fetched their blocklist (§3.2).
 	interested map[string]bool
 }
@@ -57,6 +62,24 @@ type Module struct {
 var _ xmpp.Module = (*Module)(nil)
 
 // New returns the module.
+// Subscriptions tells whether a contact may see a user's presence.
+type Subscriptions interface {
+	IsSubscriber(ctx context.Context, user, contact jid.JID) (bool, error)
+}
+
+// SetSubscriptions gives the module presence subscription information, so
+// that blocking sends unavailable presence and unblocking the current
+// presence only to contacts allowed to see it (§3.3, §3.4).
+func (m *Module) SetSubscriptions(s Subscriptions) { m.subs = s }
+
+func (m *Module) subscribed(ctx context.Context, user, contact jid.JID) bool {
+	if m.subs == nil {
+		return true
+	}
+	ok, err := m.subs.IsSubscriber(ctx, user, contact)
+	return err == nil && ok
+}
+
 func New(st *store.Blocklists, router Router, log *slog.Logger) (*Module, error) {
 	if st == nil || router == nil {
 		return nil, errors.New("blocking: missing dependency")
@@ -99,6 +122,7 @@ func own(st *xmpp.Stanza) bool { return xmpp.IsZero(st.To) || st.To.Equal(st.Fro
 func (m *Module) list(ctx context.Context, owner string) ([]string, error) {
 	m.mu.RLock()
 	l, ok := m.cache[owner]
+	gen := m.gen
 	m.mu.RUnlock()
 	if ok {
 		return l, nil
@@ -108,14 +132,34 @@ func (m *Module) list(ctx context.Context, owner string) ([]string, error) {
 		return nil, fmt.Errorf("blocking: list %s: %w", owner, err)
 	}
 	m.mu.Lock()
-	m.cache[owner] = l
+	// A change since the load may have been read before it: keep such a
+	// list out of the cache, the next lookup loads again.
+	if m.gen == gen {
+		m.cache[owner] = l
+	}
 	m.mu.Unlock()
 	return l, nil
 }
 
-// blocked reports whether j matches an item (XEP-0191 §3.4 with the JID
-// matching rules of XEP-0016 §2.1: full JID, bare JID, domain/resource,
-// domain).
+// exempt reports whether a stanza between from and to is outside blocking:
+// between an account's own resources, or between a user and the user's own
+// server (a user blocking the own domain blocks its other users, not the
+// server's answers and pushes).
+func exempt(from, to jid.JID) bool {
+	if from.Bare().Equal(to.Bare()) {
+		return true
+	}
+	server := func(j, of jid.JID) bool {
+		return j.Localpart() == "" && j.Resourcepart() == "" && j.Domainpart() == of.Domainpart()
+	}
+	return server(from, to) || server(to, from)
+}
+
+// blocked reports whether j matches an item (XEP-0191 §6, consistent with
+// XEP-0016 §2.1): a full JID matches only itself, a bare JID any of its
+// resources, domain/resource only that resource of the domain, and a domain
+// the domain itself, every address at it and every address at a subdomain
+// of it.
 func blocked(items []string, j jid.JID) bool {
 	if len(items) == 0 || xmpp.IsZero(j) {
 		return false
@@ -124,7 +168,10 @@ func blocked(items []string, j jid.JID) bool {
 	domain := j.Domainpart()
 	domRes := domain + "/" + j.Resourcepart()
 	for _, it := range items {
-		if it == full || it == bare || it == domain || (j.Resourcepart() != "" && it == domRes) {
+		switch {
+		case it == full || it == bare || it == domain || (j.Resourcepart() != "" && it == domRes):
+			return true
+		case !strings.ContainsAny(it, "@/") && strings.HasSuffix(domain, "."+it):
 			return true
 		}
 	}
@@ -170,7 +217,10 @@ func (m *Module) change(block bool) xmpp.IQHandler {
 			// §3.3: a block without items is a bad request.
 			return nil, xmpp.StanzaError(stanza.BadRequest, "")
 		}
-		var err error
+		before, err := m.list(ctx, owner)
+		if err != nil {
+			return nil, err
+		}
 		if block {
 			cur, lerr := m.list(ctx, owner)
 			if lerr != nil {
@@ -188,17 +238,28 @@ func (m *Module) change(block bool) xmpp.IQHandler {
 		}
 		m.mu.Lock()
 		delete(m.cache, owner)
+		m.gen++
 		m.mu.Unlock()
 		m.router.Route(ctx, st.Result(nil))
 		m.push(ctx, st.From.Bare(), st.Payload())
-		if block {
-			// §3.3: the blocked entities see the user go offline.
-			for _, it := range items {
-				to, _ := jid.Parse(it)
-				for _, r := range m.router.Sessions(st.From.Bare()) {
-					if r.Available {
-						m.router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.JID, to))
-					}
+		user := st.From.Bare()
+		if !block && len(items) == 0 {
+			items = before // unblock all
+		}
+		for _, it := range items {
+			to, err := jid.Parse(it)
+			if err != nil || to.Localpart() == "" || !m.subscribed(ctx, user, to) {
+				continue
+			}
+			for _, r := range m.router.Sessions(user) {
+				switch {
+				case !r.Available:
+				case block:
+					// §3.3: a blocked contact sees the user go offline.
+					m.router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.JID, to))
+				case r.Presence != nil:
+					// §3.4: an unblocked contact sees the user again.
+					m.router.Route(ctx, r.Presence.With(r.JID, to))
 				}
 			}
 		}
@@ -220,9 +281,18 @@ func (m *Module) push(ctx context.Context, bare jid.JID, payload *wire.Element) 
 	}
 }
 
-// inbound drops stanzas from blocked entities to a local user (§3.4).
+// inbound drops stanzas from blocked entities to a local user (§3.3), and
+// the presence the server sends on a local user's behalf (broadcasts, probe
+// answers) to entities the user blocked (§3.3: the user's server must not
+// route the user's stanzas to them).
 func (m *Module) inbound(ctx context.Context, st *xmpp.Stanza) bool {
-	if xmpp.IsZero(st.To) || st.To.Localpart() == "" || xmpp.IsZero(st.From) || !m.router.IsLocal(st.To.Domainpart()) {
+	if xmpp.IsZero(st.To) || xmpp.IsZero(st.From) || exempt(st.From, st.To) {
+		return false
+	}
+	if m.presenceOut(ctx, st) {
+		return true
+	}
+	if st.To.Localpart() == "" || !m.router.IsLocal(st.To.Domainpart()) {
 		return false
 	}
 	l, err := m.list(ctx, st.To.Bare().String())
@@ -242,9 +312,26 @@ func (m *Module) inbound(ctx context.Context, st *xmpp.Stanza) bool {
 	return true
 }
 
-// outbound refuses the user's stanzas to blocked entities (§3.5).
+// presenceOut reports whether st is available presence or a probe the
+// server sends on behalf of a local user to an entity the user blocked.
+// Unavailable presence passes: it is what the blocked entity must see
+// (§3.3), and the user appears offline to it anyway.
+func (m *Module) presenceOut(ctx context.Context, st *xmpp.Stanza) bool {
+	if st.Kind != xmpp.KindPresence || (st.Type != "" && st.Type != xmpp.TypeProbe) ||
+		st.From.Localpart() == "" || !m.router.IsLocal(st.From.Domainpart()) {
+		return false
+	}
+	l, err := m.list(ctx, st.From.Bare().String())
+	if err != nil {
+		m.log.Error("blocking: load", xmpp.LogJID, st.From.String(), xmpp.LogErr, err)
+		return false
+	}
+	return blocked(l, st.To)
+}
+
+// outbound refuses the user's stanzas to blocked entities (§3.3).
 func (m *Module) outbound(ctx context.Context, st *xmpp.Stanza) bool {
-	if xmpp.IsZero(st.To) {
+	if xmpp.IsZero(st.To) || exempt(st.From, st.To) {
 		return false
 	}
 	l, err := m.list(ctx, st.From.Bare().String())
@@ -257,9 +344,19 @@ func (m *Module) outbound(ctx context.Context, st *xmpp.Stanza) bool {
 	if st.Type == xmpp.TypeError || (st.Kind == xmpp.KindIQ && !st.IsIQRequest()) {
 		return true
 	}
-	// The application condition goes inside <error/> (§3.5).
-	errEl := xmpp.ErrorElement(xmpp.StanzaError(stanza.NotAcceptable, "")).AddChild(wire.New("blocked", NSErrors))
+	// The application condition goes inside <error/>, of type cancel
+	// as in the example of §3.3: resending cannot help.
+	se := xmpp.StanzaError(stanza.NotAcceptable, "")
+	se.Type = stanza.Cancel
+	errEl := xmpp.ErrorElement(se).AddChild(wire.New("blocked", NSErrors))
 	children := append(append([]*wire.Element(nil), st.El.Children...), errEl)
-	m.router.Route(ctx, xmpp.Build(st.Kind, xmpp.TypeError, st.ID, st.To, st.From, children...))
+	reply := xmpp.Build(st.Kind, xmpp.TypeError, st.ID, st.To, st.From, children...)
+	// Straight to the sending session: routed, the error would come
+	// from the blocked entity and be dropped by inbound.
+	for _, r := range m.router.Sessions(st.From.Bare()) {
+		if r.JID.Equal(st.From) {
+			r.Session.Deliver(reply)
+		}
+	}
 	return true
 }

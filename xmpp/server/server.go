@@ -156,11 +156,12 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	blockingMod.SetSubscriptions(rosterMod)
 	lastMod, err := lastactivity.New(lastactivity.Deps{Contacts: rosterMod, Activity: s.db.Activity(), Sessions: rt})
-	s.accounts.OnChange = rosterMod.AccountsChanged
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	s.accounts.OnChange = rosterMod.AccountsChanged
 	// Blocking first: its filters must see stanzas before the others.
 	modules = append([]xmpp.Module{blockingMod}, modules...)
 	modules = append(modules, rosterMod, presenceMod, offlineMod, carbons.New(rt), lastMod)
