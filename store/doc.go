@@ -36,11 +36,13 @@
 // # Buckets
 //
 // Owners are bare JID strings "local@host", normalised by the caller; every
-// per-account key starts with lp(owner). ∅ marks an empty value (the key
-// holds everything). Times are Unix microseconds, read back in UTC.
+// per-account key starts with lp(owner), except in the time-ordered
+// mam_time and audit. ∅ marks an empty value (the key holds everything).
+// Times are Unix microseconds, read back in UTC.
 //
 //	bucket             key                                  value
 //	meta               "schema"                             uvarint schema version
+//	                   "archive_last_id"                    0x01 ‖ uvarint(highest archive id committed)
 //	users              lp(host) ‖ localpart                 0x01 ‖ cred(SCRAM-SHA-1) ‖ cred(SCRAM-SHA-256) ‖ varint(created)
 //	roster             lp(owner) ‖ contact                  0x01 ‖ bytes(name) ‖ uvarint(n) ‖ n×bytes(group) ‖ sub ‖ flags ‖ varint(added) ‖ uvarint(version)
 //	roster_index       lp(owner) ‖ 0x00                     0x01 ‖ uvarint(version) ‖ uvarint(floor) ‖ uvarint(items) ‖ uvarint(tombstones)
@@ -53,6 +55,11 @@
 //	blocklist          lp(owner) ‖ jid                      ∅
 //	activity           lp(owner)                            0x01 ‖ varint(last logout) ‖ bytes(status stanza)
 //	presence_override  lp(owner)                            0x01 ‖ bytes(show) ‖ bytes(status) ‖ bytes(call state) ‖ varint(set)
+//	mam                lp(archive) ‖ be64(id)               0x01 ‖ direction ‖ bytes(with) ‖ flags ‖ bytes(stanza)
+//	mam_with           lp(archive) ‖ lp(with) ‖ be64(id)    ∅
+//	mam_time           be64(id) ‖ lp(archive)               ∅
+//	conv               lp(archive) ‖ with                   0x01 ‖ uvarint(last id) ‖ uvarint(unread) ‖ uvarint(read id)
+//	audit              be64(id)                             0x01 ‖ varint(time) ‖ bytes(actor) ‖ bytes(action) ‖ bytes(target) ‖ bytes(detail)
 //
 // where cred = bytes(salt) ‖ uvarint(iterations) ‖ bytes(StoredKey) ‖
 // bytes(ServerKey). As RFC 5802 §3 recommends, the server keeps StoredKey
@@ -87,7 +94,45 @@
 //   - Blocklists: XEP-0191 1.3 blocked JIDs, stored as given.
 //   - Activities: XEP-0012 2.0 last logout and last unavailable presence.
 //   - PresenceOverrides: presence set from outside XMPP.
+//   - Archive: the message archive and conversation list of the account
+//     (see below).
 //
-// Planned buckets (DESIGN.md §5): mam, mam_with, rooms, pep, vcards,
-// uploads, audit — one file per sub-store, sharing codec.go.
+// # Message archive (XEP-0313 1.1.3, XEP-0359 0.7.0, XEP-0333 1.0.0)
+//
+// An archive belongs to an account (its bare JID) or a room (its JID).
+// Record ids are unique across the database and are times: id =
+// max(now in µs, previous id + 1), assigned by ArchiveWriter.Append before
+// the record is durable so that the XEP-0359 stanza-id can be stamped
+// before delivery. The highest id committed is kept in meta, so ids keep
+// increasing across restarts even when the newest records were deleted.
+// Because an id is a time, a time range is an id range: Archive.Query
+// seeks to the first (or, paging backwards, the last) matching key of mam
+// or, for one conversation, of mam_with, and reads one page plus one
+// probe for "complete" — O(page) however large the archive. XEP-0059 RSM
+// counts (WantCount) read the keys of the matching range. mam_time orders
+// every record by id, so retention (ExpireBefore) deletes from its start
+// in bounded batches.
+//
+// ArchiveWriter is the archive's single writer (DESIGN.md §4–§5): callers
+// queue records without blocking (bounded queue, ErrBusy when full) and
+// one goroutine commits them in batches of up to MaxBatch records or
+// MaxDelay, one bbolt transaction per batch; done callbacks run after the
+// commit. A failed commit fails every record of its batch and stores
+// none.
+//
+// The conv bucket is the conversation list (like MongooseIM's inbox): per
+// archive and party, the newest id, the unread count and the id read up
+// to. The writer updates it in the batch's transaction: every record sets
+// the newest id; an incoming record adds one unread unless flagged
+// FlagNoUnread; an outgoing one clears the count. Archive.MarkRead
+// (XEP-0333 displayed) recounts from the read marker.
+//
+// # Audit log
+//
+// Audit keeps administrative actions in bucket audit, keyed by ids that
+// are times like archive ids (max(time in µs, previous id + 1)), so a
+// listing since a time starts with one seek.
+//
+// Planned buckets (DESIGN.md §5): rooms, pep, vcards, uploads — one file
+// per sub-store, sharing codec.go.
 package store

@@ -21,15 +21,30 @@ const (
 	bucketBlocklist        = "blocklist"
 	bucketActivity         = "activity"
 	bucketPresenceOverride = "presence_override"
+
+	// Added by migration 3.
+	bucketMAM     = "mam"
+	bucketMAMWith = "mam_with"
+	bucketMAMTime = "mam_time"
+	bucketConv    = "conv"
+	bucketAudit   = "audit"
+
+	// Added by migration 4.
+	bucketArchivePrefs = "mam_prefs"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
 // number of migrations applied to the file.
 const keySchema = "schema"
 
+// keyArchiveLastID in the meta bucket holds the highest archive id ever
+// committed (archiveLastIDCodecV1 ‖ uvarint), so that ids keep increasing
+// across restarts even when the newest records were deleted.
+const keyArchiveLastID = "archive_last_id"
+
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 2
+const SchemaVersion = 4
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -57,6 +72,18 @@ func migrations() []migration {
 				}
 			}
 			return nil
+		}},
+		{name: "create message archive, conversation and audit buckets", apply: func(tx *bbolt.Tx) error {
+			for _, name := range []string{bucketMAM, bucketMAMWith, bucketMAMTime, bucketConv, bucketAudit} {
+				if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{name: "create archive preferences bucket", apply: func(tx *bbolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists([]byte(bucketArchivePrefs))
+			return err
 		}},
 	}
 }

@@ -38,6 +38,9 @@ var (
 	// ErrQuota is returned when a per-account limit is reached (offline
 	// messages, pending subscription requests).
 	ErrQuota = errors.New("store: quota exceeded")
+	// ErrBusy is returned by ArchiveWriter.Append when its queue is full:
+	// the record was not accepted and no id was assigned.
+	ErrBusy = errors.New("store: archive writer queue full")
 )
 
 // DefaultLockTimeout is used when Options.LockTimeout is zero.
@@ -78,6 +81,9 @@ type DB struct {
 	blocks    *Blocklists
 	activity  *Activities
 	overrides *PresenceOverrides
+	prefs     *ArchivePrefsStore
+	archive   *Archive
+	audit     *Audit
 }
 
 // Open opens the database at path, creating it (and its parent directory,
@@ -129,6 +135,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.blocks = &Blocklists{db: db}
 	db.activity = &Activities{db: db}
 	db.overrides = &PresenceOverrides{db: db}
+	db.prefs = &ArchivePrefsStore{db: db}
+	db.archive = &Archive{db: db}
+	db.audit = &Audit{db: db}
 
 	if err := db.checkMode(); err != nil {
 		_ = bdb.Close()
@@ -137,6 +146,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err := db.migrate(ctx); err != nil {
 		_ = bdb.Close()
 		return nil, err
+	}
+	if err := db.archive.loadLastID(ctx); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	log.Info("store opened", "path", path, "schema", SchemaVersion, "read_only", opts.ReadOnly)
 	return db, nil
@@ -202,6 +215,16 @@ func (db *DB) Activity() *Activities { return db.activity }
 
 // PresenceOverrides returns the sub-store of externally set presence.
 func (db *DB) PresenceOverrides() *PresenceOverrides { return db.overrides }
+
+// ArchivePrefs returns the archiving preferences sub-store.
+func (db *DB) ArchivePrefs() *ArchivePrefsStore { return db.prefs }
+
+// Archive returns the message archive sub-store (XEP-0313) with its
+// conversation index.
+func (db *DB) Archive() *Archive { return db.archive }
+
+// Audit returns the admin audit log.
+func (db *DB) Audit() *Audit { return db.audit }
 
 // view runs fn in a read-only transaction after checking ctx.
 func (db *DB) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {

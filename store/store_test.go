@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -348,5 +349,99 @@ func TestOpenReadOnlySchema1(t *testing.T) {
 	}
 	if !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("read-only Open of schema-1 file = %v, want ErrReadOnly", err)
+	}
+}
+
+// schema3Buckets are the buckets migration 3 creates.
+var schema3Buckets = []string{bucketMAM, bucketMAMWith, bucketMAMTime, bucketConv, bucketAudit}
+
+func TestMigrateFromSchema2(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "db")
+	juliet := testUser("example.org", "juliet")
+	// A file as the schema-2 build left it: a user with an offline
+	// message, no archive buckets and no archive id in meta.
+	rawBolt(t, path, func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucket([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		for _, m := range migrations()[:2] {
+			if err := m.apply(tx); err != nil {
+				return err
+			}
+		}
+		if err := meta.Put([]byte(keySchema), appendUvarint(nil, 2)); err != nil {
+			return err
+		}
+		val, err := encodeUser(nil, juliet)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte(bucketUsers)).Put(userKey(juliet.Host, juliet.Local), val); err != nil {
+			return err
+		}
+		msg := encodeOfflineMessage(nil, OfflineMessage{Stored: codecTime, Stanza: []byte("<m/>")})
+		if err := tx.Bucket([]byte(bucketOffline)).Put(appendBE64(lp("juliet@example.org"), 1), msg); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bucketOfflineCount)).Put(lp("juliet@example.org"), encodeOfflineCount(nil, 1))
+	})
+	// A read-only opener cannot migrate it.
+	if db, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrReadOnly) {
+		if err == nil {
+			_ = db.Close()
+		}
+		t.Fatalf("read-only Open of schema-2 file = %v, want ErrReadOnly", err)
+	}
+
+	db := openAt(t, path, Options{})
+	if v := schemaOf(t, db); v != SchemaVersion {
+		t.Fatalf("schema after Open = %d, want %d", v, SchemaVersion)
+	}
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		for _, name := range append(slices.Clone(schema2Buckets), schema3Buckets...) {
+			if tx.Bucket([]byte(name)) == nil {
+				t.Errorf("bucket %q missing after migration", name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Users().Get(ctx, "example.org", "juliet")
+	if err != nil {
+		t.Fatalf("user after migration: %v", err)
+	}
+	assertUser(t, got, juliet)
+	if n, err := db.Offline().Count(ctx, "juliet@example.org"); err != nil || n != 1 {
+		t.Fatalf("offline count after migration = %d, %v", n, err)
+	}
+	w := db.Archive().NewWriter(WriterOptions{})
+	w.Start(ctx)
+	id, err := w.Append(ArchiveRecord{Archive: "juliet@example.org", With: "romeo@example.net", Stanza: []byte("<m/>")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Audit().Add(ctx, AuditEntry{Actor: "cli", Action: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = openAt(t, path, Options{ReadOnly: true})
+	if v := schemaOf(t, db); v != SchemaVersion {
+		t.Fatalf("schema after reopen = %d", v)
+	}
+	if rec, err := db.Archive().Get(ctx, "juliet@example.org", id); err != nil || string(rec.Stanza) != "<m/>" {
+		t.Fatalf("archived record after reopen = %+v, %v", rec, err)
+	}
+	if entries, err := db.Audit().List(ctx, time.Time{}, 0); err != nil || len(entries) != 1 {
+		t.Fatalf("audit after reopen = %+v, %v", entries, err)
 	}
 }

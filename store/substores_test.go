@@ -28,6 +28,13 @@ func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func
 		"Activity.Get":          func() error { _, err := db.Activity().Get(ctx, owner); return err },
 		"PresenceOverrides.Get": func() error { _, err := db.PresenceOverrides().Get(ctx, owner); return err },
 		"PresenceOverrides.All": func() error { _, err := db.PresenceOverrides().All(ctx); return err },
+		"Archive.Query": func() error {
+			_, err := db.Archive().Query(ctx, ArchiveQuery{Archive: owner, With: other, Max: 10, Last: true, WantCount: true})
+			return err
+		},
+		"Archive.Get":           func() error { _, err := db.Archive().Get(ctx, owner, 1); return err },
+		"Archive.Conversations": func() error { _, err := db.Archive().Conversations(ctx, owner, 0); return err },
+		"Audit.List":            func() error { _, err := db.Audit().List(ctx, codecTime, 10); return err },
 	}
 	writes = map[string]func() error{
 		"Rosters.Update": func() error {
@@ -47,6 +54,14 @@ func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func
 		"Activity.Set":            func() error { return db.Activity().Set(ctx, owner, Activity{LastLogout: codecTime}) },
 		"PresenceOverrides.Set":   func() error { return db.PresenceOverrides().Set(ctx, owner, PresenceOverride{Show: "dnd"}) },
 		"PresenceOverrides.Clear": func() error { return db.PresenceOverrides().Clear(ctx, owner) },
+		"Archive.DeleteWith":      func() error { _, err := db.Archive().DeleteWith(ctx, owner, other); return err },
+		"Archive.DeleteArchive":   func() error { _, err := db.Archive().DeleteArchive(ctx, owner); return err },
+		"Archive.ExpireBefore":    func() error { _, err := db.Archive().ExpireBefore(ctx, codecTime, 100); return err },
+		"Archive.MarkRead":        func() error { return db.Archive().MarkRead(ctx, owner, other, 1) },
+		"Audit.Add": func() error {
+			_, err := db.Audit().Add(ctx, AuditEntry{Actor: "cli", Action: "test", Target: owner})
+			return err
+		},
 	}
 	return reads, writes
 }

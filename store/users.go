@@ -237,8 +237,8 @@ func (u *Users) Exists(ctx context.Context, host, local string) (bool, error) {
 // Delete removes the user, or fails with ErrNotFound. In the same
 // transaction it removes everything the sub-stores keep for the account
 // local@host: roster items, tombstones and version, pending subscription
-// requests, offline messages, blocklist, last activity and presence
-// override.
+// requests, offline messages, blocklist, last activity, presence override,
+// and the message archive with its conversations.
 func (u *Users) Delete(ctx context.Context, host, local string) error {
 	if err := validateUserKey(host, local); err != nil {
 		return fmt.Errorf("store: delete user: %w", err)
@@ -273,6 +273,8 @@ func deleteAccountData(tx *bbolt.Tx, owner string) error {
 		deleteBlocklistOwner,
 		deleteActivityOwner,
 		deletePresenceOverrideOwner,
+		deleteArchiveOwner,
+		deleteArchivePrefsOwner,
 	} {
 		if err := del(tx, owner); err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 	"switchboard/roster"
 	"switchboard/store"
 	"switchboard/xmpp"
+	"switchboard/xmpp/adhoc"
 	"switchboard/xmpp/auth"
 	"switchboard/xmpp/blocking"
 	"switchboard/xmpp/c2s"
@@ -28,6 +29,7 @@ import (
 	"switchboard/xmpp/disco"
 	"switchboard/xmpp/entitytime"
 	"switchboard/xmpp/lastactivity"
+	"switchboard/xmpp/mam"
 	"switchboard/xmpp/offline"
 	"switchboard/xmpp/ping"
 	"switchboard/xmpp/register"
@@ -50,8 +52,11 @@ type Server struct {
 	hooks    *xmpp.Hooks
 	router   *router.Router
 	presence *presence.Module
-	c2s      *c2s.Server
-	tls      *tls.Config
+	// archiveWriter group-commits archived messages.
+	archiveWriter *store.ArchiveWriter
+	stopJobs      context.CancelFunc
+	c2s           *c2s.Server
+	tls           *tls.Config
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -162,9 +167,22 @@ func (s *Server) build() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.accounts.OnChange = rosterMod.AccountsChanged
+	s.archiveWriter = s.db.Archive().NewWriter(store.WriterOptions{Logger: s.log})
+	modes := map[string]string{}
+	for _, h := range cfg.Hosts {
+		modes[h.Domain] = h.ArchiveDefault
+	}
+	mamMod, err := mam.New(mam.Options{Logger: s.log, DefaultMode: func(host string) string { return modes[host] }}, mam.Deps{
+		Archive: s.db.Archive(), Writer: s.archiveWriter, Rosters: s.db.Rosters(), Prefs: s.db.ArchivePrefs(), Router: rt,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	// Blocking first: its filters must see stanzas before the others.
+	// The archive before offline storage, so that stored messages carry
+	// their stanza-id.
 	modules = append([]xmpp.Module{blockingMod}, modules...)
-	modules = append(modules, rosterMod, presenceMod, offlineMod, carbons.New(rt), lastMod)
+	modules = append(modules, rosterMod, presenceMod, mamMod, offlineMod, carbons.New(rt), lastMod, adhoc.New())
 	for _, m := range modules {
 		if err := m.Register(s.registry, s.hooks); err != nil {
 			return fmt.Errorf("server: module %s: %w", m.Name(), err)
@@ -295,6 +313,14 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}(ln, l.tls, l.name)
 	}
+	s.archiveWriter.Start(context.Background())
+	jobs, stop := context.WithCancel(context.Background())
+	s.stopJobs = stop
+	s.serveWG.Add(1)
+	go func() {
+		defer s.serveWG.Done()
+		s.retention(jobs)
+	}()
 	if path := s.cfg.AdminSocketPath(); path != "" {
 		a, err := startAdmin(path, s, s.log)
 		if err != nil {
@@ -338,7 +364,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.c2s.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if s.stopJobs != nil {
+		s.stopJobs()
+	}
 	s.serveWG.Wait()
+	// Sessions are gone: flush the archive before the store closes.
+	if err := s.archiveWriter.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("server: archive: %w", err))
+	}
 	if admin != nil {
 		admin.close()
 	}

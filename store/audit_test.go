@@ -1,0 +1,106 @@
+package store
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAudit(t *testing.T) {
+	ctx := t.Context()
+	a := openTest(t).Audit()
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	adds := []AuditEntry{
+		{Time: t0, Actor: "admin@example.org", Action: "user.create", Target: "juliet@example.org"},
+		{Time: t0.Add(time.Second), Actor: "cli", Action: "user.delete", Target: "romeo@example.net", Detail: "requested by ticket 42"},
+		// Same time: the id is bumped, the time kept.
+		{Time: t0.Add(time.Second), Actor: "cli", Action: "archive.delete", Target: "romeo@example.net"},
+		// Out of order: listed in the order added, but not "since" later times.
+		{Time: t0.Add(-time.Hour), Actor: "api:import", Action: "user.import"},
+		{Time: t0.Add(time.Minute), Action: "config.reload"},
+	}
+	var added []AuditEntry
+	var last uint64
+	for _, e := range adds {
+		id, err := a.Add(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id <= last || id < uint64(e.Time.UnixMicro()) {
+			t.Fatalf("id %d after %d for time %v", id, last, e.Time)
+		}
+		last = id
+		e.ID = id
+		added = append(added, e)
+	}
+	tests := []struct {
+		name  string
+		since time.Time
+		limit int
+		want  []AuditEntry
+	}{
+		{"all", time.Time{}, 0, added},
+		{"limit", time.Time{}, 2, added[:2]},
+		{"since exact", t0.Add(time.Second), 0, []AuditEntry{added[1], added[2], added[4]}},
+		{"since between", t0.Add(time.Millisecond), 1, []AuditEntry{added[1]}},
+		{"since after all", t0.Add(time.Hour), 0, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := a.List(ctx, tc.since, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("List = %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+
+	id, err := a.Add(ctx, AuditEntry{Action: "now"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.List(ctx, time.Now().Add(-time.Minute), 0)
+	if err != nil || len(got) != 1 || got[0].ID != id || time.Since(got[0].Time) > time.Minute {
+		t.Fatalf("entry with zero time = %+v, %v", got, err)
+	}
+
+	for name, e := range map[string]AuditEntry{
+		"no action":   {Actor: "cli"},
+		"long actor":  {Action: "x", Actor: strings.Repeat("a", MaxAuditFieldLen+1)},
+		"long target": {Action: "x", Target: strings.Repeat("a", MaxAuditFieldLen+1)},
+		"long detail": {Action: "x", Detail: strings.Repeat("a", MaxAuditDetailLen+1)},
+	} {
+		if _, err := a.Add(ctx, e); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Add = %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestAuditEntryCodec(t *testing.T) {
+	for _, e := range []AuditEntry{
+		{Time: codecTime, Actor: "cli", Action: "user.delete", Target: "juliet@example.org", Detail: "because"},
+		{Time: time.UnixMicro(0).UTC()},
+		{Time: time.Date(1901, 1, 1, 0, 0, 0, 0, time.UTC), Detail: strings.Repeat("d", 300)},
+	} {
+		got := checkStrictCodec(t, encodeAuditEntry(nil, e), decodeAuditEntry)
+		if !reflect.DeepEqual(got, e) {
+			t.Errorf("decode(encode(%+v)) = %+v", e, got)
+		}
+	}
+	if _, err := decodeAuditEntry([]byte{2, 0, 0, 0, 0, 0}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("unknown codec version = %v, want ErrCorrupt", err)
+	}
+}
+
+func FuzzAuditEntryCodec(f *testing.F) {
+	f.Add(encodeAuditEntry(nil, AuditEntry{Time: codecTime, Actor: "cli", Action: "user.delete", Target: "juliet@example.org"}))
+	f.Add(encodeAuditEntry(nil, AuditEntry{}))
+	f.Add([]byte{auditCodecV1, 0, 0x80, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzCodec(t, data, decodeAuditEntry, encodeAuditEntry)
+	})
+}

@@ -1,0 +1,330 @@
+// Package mam keeps every user's message history and answers queries for
+// it: XEP-0313 Message Archive Management (urn:xmpp:mam:2, 1.1) with
+// XEP-0059 Result Set Management (1.0) paging, XEP-0359 Unique and Stable
+// Stanza IDs (0.7) stamped on archived messages with the archive as 'by',
+// archiving preferences (always / never / roster), and a conversation list
+// with unread counts (namespace urn:switchboard:conversations:0), where
+// "read" follows the XEP-0333 displayed markers the user sends from any of
+// their devices.
+//
+// Archiving goes through the store's group-commit writer: the id (and so
+// the stanza-id) is assigned before delivery; the record becomes durable
+// within a batch (DESIGN §5).
+package mam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// Namespaces.
+const (
+	NS        = "urn:xmpp:mam:2"
+	NSExt     = "urn:xmpp:mam:2#extended"
+	NSSID     = "urn:xmpp:sid:0"
+	NSForward = "urn:xmpp:forward:0"
+	NSDelay   = "urn:xmpp:delay"
+	NSRSM     = "http://jabber.org/protocol/rsm"
+	NSData    = "jabber:x:data"
+	NSHints   = "urn:xmpp:hints"
+	NSMarkers = "urn:xmpp:chat-markers:0"
+	NSConv    = "urn:switchboard:conversations:0"
+	NSOMEMO   = "eu.siacs.conversations.axolotl"
+)
+
+// Archiving modes (XEP-0313 §6 preferences).
+const (
+	ModeAlways = "always"
+	ModeNever  = "never"
+	ModeRoster = "roster"
+)
+
+// Paging limits.
+const (
+	DefaultPage = 50
+	MaxPage     = 250
+)
+
+// Prefs is a user's archiving preferences.
+type Prefs = store.ArchivePrefs
+
+// Router is what the module needs of the router.
+type Router interface {
+	xmpp.Router
+	xmpp.Sessions
+}
+
+// Options configure the module.
+type Options struct {
+	// DefaultMode returns a host's default archiving mode.
+	DefaultMode func(host string) string
+	Logger      *slog.Logger
+}
+
+// Deps are the module's collaborators.
+type Deps struct {
+	Archive *store.Archive
+	Writer  *store.ArchiveWriter
+	Rosters *store.Rosters
+	Prefs   *store.ArchivePrefsStore
+	Router  Router
+}
+
+// Module is the archive.
+type Module struct {
+	opts Options
+	deps Deps
+	log  *slog.Logger
+
+	mu    sync.RWMutex
+	prefs map[string]Prefs // cached preferences by owner
+}
+
+var _ xmpp.Module = (*Module)(nil)
+
+// New returns the module.
+func New(opts Options, deps Deps) (*Module, error) {
+	if deps.Archive == nil || deps.Writer == nil || deps.Rosters == nil || deps.Prefs == nil || deps.Router == nil {
+		return nil, errors.New("mam: missing dependency")
+	}
+	if opts.DefaultMode == nil {
+		opts.DefaultMode = func(string) string { return ModeAlways }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Module{opts: opts, deps: deps, log: opts.Logger, prefs: map[string]Prefs{}}, nil
+}
+
+// Name implements xmpp.Module.
+func (*Module) Name() string { return "mam" }
+
+// Register implements xmpp.Module.
+func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
+	reg.AddFeature(xmpp.TargetAccount, NS, NSExt, NSSID)
+	reg.AddFeature(xmpp.TargetHost, NSConv)
+	t := xmpp.TargetAccount
+	for _, h := range []struct {
+		typ, local string
+		fn         xmpp.IQHandler
+	}{
+		{xmpp.TypeGet, "query", m.form},
+		{xmpp.TypeSet, "query", m.query},
+		{xmpp.TypeGet, "prefs", m.getPrefs},
+		{xmpp.TypeSet, "prefs", m.setPrefs},
+		{xmpp.TypeGet, "metadata", m.metadata},
+	} {
+		if err := reg.HandleIQ(m.Name(), t, h.typ, NS, h.local, h.fn); err != nil {
+			return err
+		}
+	}
+	if err := reg.HandleIQ(m.Name(), t, xmpp.TypeGet, NSConv, "conversations", m.conversations); err != nil {
+		return err
+	}
+	hooks.UserSend.Add(m.outgoing)
+	hooks.MessageIn.Add(m.incoming)
+	return reg.AddCommand(xmpp.Command{
+		Node: NodeDeleteConversation,
+		Name: "Delete a conversation from my history",
+		Allowed: func(_ context.Context, st *xmpp.Stanza) bool {
+			return st.From.Localpart() != "" && st.From.Domainpart() == st.To.Domainpart()
+		},
+		Form: func(context.Context, *xmpp.Stanza) *wire.Element {
+			return wire.New("x", NSData, wire.Attr{Name: "type", Value: "form"}).AddChild(
+				wire.New("title", NSData).SetText("Delete a conversation"),
+				wire.New("instructions", NSData).SetText("Every archived message exchanged with this address is deleted from your history on all devices."),
+				wire.New("field", NSData, wire.Attr{Name: "var", Value: "with"}, wire.Attr{Name: "type", Value: "jid-single"},
+					wire.Attr{Name: "label", Value: "Contact or room"}).AddChild(wire.New("required", NSData)),
+			)
+		},
+		Run: m.deleteConversation,
+	})
+}
+
+// NodeDeleteConversation is the ad-hoc command that deletes one
+// conversation from the requester's own archive.
+const NodeDeleteConversation = "urn:switchboard:mam:delete-conversation"
+
+func (m *Module) deleteConversation(ctx context.Context, st *xmpp.Stanza, fields map[string][]string) (string, error) {
+	v := fields["with"]
+	if len(v) != 1 || v[0] == "" {
+		return "", xmpp.StanzaError(stanza.BadRequest, "'with' is required")
+	}
+	with, err := jid.Parse(v[0])
+	if err != nil {
+		return "", xmpp.StanzaError(stanza.JIDMalformed, "")
+	}
+	owner := st.From.Bare().String()
+	if err := m.deps.Writer.Flush(ctx); err != nil {
+		return "", fmt.Errorf("mam: flush: %w", err)
+	}
+	n, err := m.deps.Archive.DeleteWith(ctx, owner, with.Bare().String())
+	if err != nil {
+		return "", fmt.Errorf("mam: delete conversation: %w", err)
+	}
+	m.log.Info("conversation deleted from archive", xmpp.LogJID, owner, "with", with.Bare().String(), "messages", n)
+	return fmt.Sprintf("Deleted %d messages exchanged with %s.", n, with.Bare()), nil
+}
+
+// archivable reports whether a message belongs in the archive
+// (XEP-0313 §5.1.1: messages with a body or other content a person reads;
+// XEP-0334 hints honoured).
+func archivable(st *xmpp.Stanza) bool {
+	if st.Kind != xmpp.KindMessage {
+		return false
+	}
+	switch st.Type {
+	case xmpp.TypeChat, xmpp.TypeNormal, "":
+	default:
+		return false
+	}
+	keep := false
+	for _, c := range st.El.Children {
+		switch {
+		case c.Space == NSHints && (c.Name == "no-store" || c.Name == "no-permanent-store"):
+			return false
+		case c.Space == NSHints && c.Name == "store":
+			keep = true
+		case c.Name == "body" && c.Space == xmpp.NSClient:
+			keep = true
+		case c.Name == "encrypted" && c.Space == NSOMEMO:
+			keep = true
+		}
+	}
+	return keep
+}
+
+func (m *Module) loadPrefs(ctx context.Context, owner jid.JID) Prefs {
+	key := owner.String()
+	m.mu.RLock()
+	p, ok := m.prefs[key]
+	m.mu.RUnlock()
+	if ok {
+		return p
+	}
+	p, err := m.deps.Prefs.Get(ctx, key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		m.log.Error("mam: prefs", xmpp.LogJID, key, xmpp.LogErr, err)
+	}
+	if err != nil {
+		p = Prefs{Default: m.opts.DefaultMode(owner.Domainpart())}
+	}
+	m.mu.Lock()
+	m.prefs[key] = p
+	m.mu.Unlock()
+	return p
+}
+
+// wanted applies the owner's preferences to a conversation partner
+// (XEP-0313 §6.1).
+func (m *Module) wanted(ctx context.Context, owner, with jid.JID) bool {
+	p := m.loadPrefs(ctx, owner)
+	w, wb := with.String(), with.Bare().String()
+	for _, j := range p.Never {
+		if j == w || j == wb {
+			return false
+		}
+	}
+	for _, j := range p.Always {
+		if j == w || j == wb {
+			return true
+		}
+	}
+	switch p.Default {
+	case ModeNever:
+		return false
+	case ModeRoster:
+		_, err := m.deps.Rosters.Item(ctx, owner.String(), wb)
+		return err == nil
+	}
+	return true
+}
+
+// outgoing archives a message a local user sends in their archive.
+func (m *Module) outgoing(ctx context.Context, st *xmpp.Stanza) bool {
+	if st.Kind == xmpp.KindMessage && !xmpp.IsZero(st.To) && st.El.Child("displayed", NSMarkers) != nil {
+		m.markRead(ctx, st)
+	}
+	if !archivable(st) || xmpp.IsZero(st.To) {
+		return false
+	}
+	owner := st.From.Bare()
+	if !m.wanted(ctx, owner, st.To) {
+		return false
+	}
+	m.append(owner, st.To.Bare().String(), store.DirOut, st)
+	return false
+}
+
+// incoming archives a message to a local user in their archive and stamps
+// the archive's stanza-id on the copy that is delivered (XEP-0359 §3):
+// any stanza-id claiming to be by this archive is removed first.
+func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
+	owner := st.To.Bare()
+	st = stripOwnIDs(st, owner.String())
+	if !archivable(st) || xmpp.IsZero(st.From) || !m.wanted(ctx, owner, st.From) {
+		return st
+	}
+	id, ok := m.append(owner, st.From.Bare().String(), store.DirIn, st)
+	if !ok {
+		return st
+	}
+	sid := wire.New("stanza-id", NSSID,
+		wire.Attr{Name: "by", Value: owner.String()}, wire.Attr{Name: "id", Value: formatID(id)})
+	stamped := st.WithElement(st.El.Append(sid))
+	return stamped
+}
+
+func stripOwnIDs(st *xmpp.Stanza, by string) *xmpp.Stanza {
+	spoofed := false
+	for _, c := range st.El.Children {
+		if c.Name == "stanza-id" && c.Space == NSSID && c.AttrValue("by") == by {
+			spoofed = true
+		}
+	}
+	if !spoofed {
+		return st
+	}
+	var keep []*wire.Element
+	for _, c := range st.El.Children {
+		if !(c.Name == "stanza-id" && c.Space == NSSID && c.AttrValue("by") == by) {
+			keep = append(keep, c)
+		}
+	}
+	return st.WithElement(st.El.WithChildren("", keep...))
+}
+
+func (m *Module) append(owner jid.JID, with string, dir store.Direction, st *xmpp.Stanza) (uint64, bool) {
+	rec := store.ArchiveRecord{Archive: owner.String(), With: with, Direction: dir, Stanza: append([]byte(nil), st.Bytes()...)}
+	id, err := m.deps.Writer.Append(rec, func(err error) {
+		if err != nil {
+			m.log.Error("mam: archive write failed", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
+		}
+	})
+	if err != nil {
+		m.log.Warn("mam: archive busy, message not archived", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
+		return 0, false
+	}
+	return id, true
+}
+
+func formatID(id uint64) string { return strconv.FormatUint(id, 10) }
+
+func parseID(s string) (uint64, bool) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	return id, err == nil && id > 0
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }
