@@ -74,6 +74,7 @@ type conn struct {
 	closed    bool
 	closeCond string
 	closeText string
+	flushBy   time.Time     // once cut off as a slow consumer: the last write deadline
 	signal    chan struct{} // capacity 1: "the outbox changed"
 	writerEnd chan struct{}
 }
@@ -235,9 +236,12 @@ func (c *conn) Deliver(st *xmpp.Stanza) bool {
 	if len(c.queue) >= lim.OutboxStanzas || c.qbytes+n > lim.OutboxBytes {
 		c.closed = true
 		c.closeCond, c.closeText = "policy-violation", "slow consumer: outbox full"
+		// A second to take what is queued, the write in progress
+		// included; under mu, so the writer cannot extend it.
+		c.flushBy = time.Now().Add(time.Second)
+		_ = c.nc.SetWriteDeadline(c.flushBy)
 		c.mu.Unlock()
 		c.log.Warn("slow consumer: closing session", xmpp.LogJID, c.full.String())
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		c.wake()
 		return false
 	}
@@ -282,7 +286,13 @@ func (c *conn) writer() {
 			buf = append(buf, "</stream:stream>"...)
 		}
 		if len(buf) > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.Limits.WriteTimeout))
+			c.mu.Lock()
+			dl := time.Now().Add(c.srv.opts.Limits.WriteTimeout)
+			if !c.flushBy.IsZero() && c.flushBy.Before(dl) {
+				dl = c.flushBy
+			}
+			_ = c.nc.SetWriteDeadline(dl)
+			c.mu.Unlock()
 			if _, err := c.nc.Write(buf); err != nil {
 				putBuffer(buf)
 				c.mu.Lock()
