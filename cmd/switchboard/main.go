@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"os/user"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -77,7 +79,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.configFile, "config", "", "TOML configuration file (default: embedded defaults)")
 	pf.StringVar(&g.dataDir, "data", "", "data directory (overrides server.data_dir)")
 	pf.StringArrayVar(&g.domains, "domain", nil, "served domain, repeatable (replaces the configured hosts)")
-	root.AddCommand(newServe(g), newConfigCmd(g), newUserCmd(g), newPresenceCmd(g), newVersion())
+	root.AddCommand(newServe(g), newConfigCmd(g), newUserCmd(g), newPresenceCmd(g), newHistoryCmd(g), newAuditCmd(g), newVersion())
 	return root
 }
 
@@ -264,6 +266,65 @@ func newPresenceCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// actor names who runs an admin command, for the audit log.
+func actor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+func newHistoryCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "history", Short: "Archived messages"}
+	var userJID, room, with, since, until, format string
+	export := &cobra.Command{
+		Use:   "export (--user USER@HOST | --room ROOM@SERVICE) [--with JID] [--since T] [--until T] --format jsonl|csv",
+		Short: "Stream archived messages (time, id, author, body, ...) as JSON Lines or CSV",
+		Long: "Stream archived messages, oldest first. Times are RFC 3339, a date (2006-01-02), \"today\", " +
+			"\"yesterday\" or an age such as 7d, 30d or 12h. The export is recorded in the audit log.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			archive := userJID
+			if (userJID == "") == (room == "") {
+				return errors.New("give exactly one of --user and --room")
+			}
+			if room != "" {
+				archive = room
+			}
+			return g.admin(cmd, server.AdminRequest{Command: server.CmdHistoryExport, Args: map[string]string{
+				"archive": archive, "with": with, "since": since, "until": until, "format": format,
+			}})
+		},
+	}
+	f := export.Flags()
+	f.StringVar(&userJID, "user", "", "the user whose archive to export")
+	f.StringVar(&room, "room", "", "the room whose archive to export")
+	f.StringVar(&with, "with", "", "only the conversation with this JID")
+	f.StringVar(&since, "since", "", "only messages from this time on")
+	f.StringVar(&until, "until", "", "only messages up to this time")
+	f.StringVar(&format, "format", "jsonl", "jsonl or csv")
+	cmd.AddCommand(export)
+	return cmd
+}
+
+func newAuditCmd(g *globals) *cobra.Command {
+	var since string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "audit [--since T] [--limit N]",
+		Short: "Show the admin audit log (time, actor, action, target, detail)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.admin(cmd, server.AdminRequest{Command: server.CmdAuditList, Args: map[string]string{
+				"since": since, "limit": strconv.Itoa(limit),
+			}})
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "entries from this time on (RFC 3339, a date, today, yesterday, 7d, ...)")
+	cmd.Flags().IntVar(&limit, "limit", 1000, "at most this many entries")
+	return cmd
+}
+
 // admin runs a command through the running server's admin socket or, when
 // no server runs, directly on the data file.
 func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
@@ -271,8 +332,20 @@ func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Minute)
 	defer cancel()
+	if req.Args == nil {
+		req.Args = map[string]string{}
+	}
+	req.Args["actor"] = actor()
+	var emit func(string) error
+	if req.Command == server.CmdHistoryExport {
+		out := cmd.OutOrStdout()
+		emit = func(l string) error {
+			_, err := fmt.Fprintln(out, l)
+			return err
+		}
+	}
 	var result []string
 	db, err := store.Open(ctx, cfg.DBPath(), store.Options{LockTimeout: 300 * time.Millisecond})
 	switch {
@@ -281,6 +354,9 @@ func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
 		result, err = server.RunCommand(ctx, server.Backend{
 			Accounts:  server.NewAccounts(db.Users(), cfg.Domains()),
 			Overrides: server.StoredOverrides{Store: db.PresenceOverrides()},
+			Archive:   db.Archive(),
+			Audit:     db.Audit(),
+			Emit:      emit,
 		}, req)
 		if err != nil {
 			return err
@@ -290,7 +366,7 @@ func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
 		if path == "" {
 			return fmt.Errorf("the data file %s is in use by a running server and its admin socket is disabled (listen.admin_socket): stop the server or enable the socket", cfg.DBPath())
 		}
-		resp, cerr := server.AdminCall(ctx, path, req)
+		resp, cerr := server.AdminCallStream(ctx, path, req, emit)
 		if cerr != nil {
 			if resp.Error != "" {
 				return errors.New(resp.Error)
@@ -304,7 +380,7 @@ func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
 	for _, line := range result {
 		fmt.Fprintln(cmd.OutOrStdout(), line)
 	}
-	if req.Command != server.CmdUserList {
+	if req.Command != server.CmdUserList && req.Command != server.CmdHistoryExport && req.Command != server.CmdAuditList {
 		fmt.Fprintf(cmd.ErrOrStderr(), "%s %s: done\n", req.Command, req.Args["jid"])
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,11 +29,14 @@ type AdminRequest struct {
 	Args    map[string]string `json:"args,omitempty"`
 }
 
-// AdminResponse answers an AdminRequest.
+// AdminResponse answers an AdminRequest. A streaming command (an export)
+// first sends responses with only Line set, one per line, then the final
+// response.
 type AdminResponse struct {
 	OK     bool     `json:"ok"`
 	Error  string   `json:"error,omitempty"`
 	Result []string `json:"result,omitempty"`
+	Line   *string  `json:"line,omitempty"`
 }
 
 // Admin commands.
@@ -44,6 +48,9 @@ const (
 
 	CmdPresenceSet   = "presence.set"
 	CmdPresenceClear = "presence.clear"
+
+	CmdHistoryExport = "history.export"
+	CmdAuditList     = "audit.list"
 )
 
 // Overrides sets and clears presence set from outside.
@@ -76,13 +83,54 @@ func (s StoredOverrides) ClearOverride(ctx context.Context, bare jid.JID) error 
 type Backend struct {
 	Accounts  *Accounts
 	Overrides Overrides
+	Archive   *store.Archive
+	Audit     *store.Audit
+	// Emit receives the lines of a streaming command (an export); when
+	// nil they are returned as the result.
+	Emit func(line string) error
 	// CloseUser ends a deleted account's sessions (nil when no server
 	// runs).
 	CloseUser func(host, local string)
 }
 
-// RunCommand executes an admin command.
+// RunCommand executes an admin command and records it in the audit log
+// (every command that changes something, and exports).
 func RunCommand(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	res, detail, err := runCommand(ctx, b, req)
+	if err != nil || b.Audit == nil {
+		return res, err
+	}
+	switch req.Command {
+	case CmdUserList, CmdAuditList:
+		return res, nil
+	}
+	actor := req.Args["actor"]
+	if actor == "" {
+		actor = "admin"
+	}
+	target := req.Args["jid"]
+	if req.Command == CmdHistoryExport {
+		target = req.Args["archive"]
+	}
+	if _, aerr := b.Audit.Add(ctx, store.AuditEntry{Actor: actor, Action: req.Command, Target: target, Detail: detail}); aerr != nil {
+		return res, fmt.Errorf("done, but the audit log failed: %w", aerr)
+	}
+	return res, nil
+}
+
+func runCommand(ctx context.Context, b Backend, req AdminRequest) ([]string, string, error) {
+	res, err := runCommandResult(ctx, b, req)
+	detail := ""
+	switch req.Command {
+	case CmdPresenceSet:
+		detail = fmt.Sprintf("show=%q status=%q call=%q", req.Args["show"], req.Args["status"], req.Args["call"])
+	case CmdHistoryExport:
+		detail = fmt.Sprintf("with=%q since=%q until=%q format=%q", req.Args["with"], req.Args["since"], req.Args["until"], req.Args["format"])
+	}
+	return res, detail, err
+}
+
+func runCommandResult(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
 	a, closeUser := b.Accounts, b.CloseUser
 	split := func() (string, string, error) {
 		local, host, ok := strings.Cut(req.Args["jid"], "@")
@@ -135,6 +183,67 @@ func RunCommand(ctx context.Context, b Backend, req AdminRequest) ([]string, err
 		return nil, b.Overrides.SetOverride(ctx, bare, store.PresenceOverride{
 			Show: req.Args["show"], Status: req.Args["status"], CallState: req.Args["call"],
 		})
+	case CmdHistoryExport:
+		if b.Archive == nil {
+			return nil, errors.New("no archive")
+		}
+		now := time.Now()
+		since, err := ParseTime(req.Args["since"], now)
+		if err != nil {
+			return nil, err
+		}
+		until, err := ParseTime(req.Args["until"], now)
+		if err != nil {
+			return nil, err
+		}
+		q := ExportQuery{Archive: req.Args["archive"], Since: since, Until: until}
+		if q.Archive == "" {
+			return nil, errors.New("name a user or a room to export")
+		}
+		if with := req.Args["with"]; with != "" {
+			j, err := jid.Parse(with)
+			if err != nil {
+				return nil, fmt.Errorf("invalid --with %q: %w", with, err)
+			}
+			q.With = j.Bare().String()
+		}
+		arch, err := jid.Parse(q.Archive)
+		if err != nil {
+			return nil, fmt.Errorf("invalid archive %q: %w", q.Archive, err)
+		}
+		q.Archive = arch.Bare().String()
+		var out []string
+		emit := b.Emit
+		if emit == nil {
+			emit = func(l string) error { out = append(out, l); return nil }
+		}
+		if _, err := Export(ctx, b.Archive, q, req.Args["format"], emit); err != nil {
+			return nil, err
+		}
+		return out, nil
+	case CmdAuditList:
+		if b.Audit == nil {
+			return nil, errors.New("no audit log")
+		}
+		since, err := ParseTime(req.Args["since"], time.Now())
+		if err != nil {
+			return nil, err
+		}
+		limit := 1000
+		if l := req.Args["limit"]; l != "" {
+			if limit, err = strconv.Atoi(l); err != nil || limit < 1 {
+				return nil, fmt.Errorf("invalid limit %q", l)
+			}
+		}
+		entries, err := b.Audit.List(ctx, since, limit)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, 0, len(entries))
+		for _, e := range entries {
+			out = append(out, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", e.Time.UTC().Format(time.RFC3339), e.Actor, e.Action, e.Target, e.Detail))
+		}
+		return out, nil
 	case CmdUserList:
 		hosts := []string{req.Args["host"]}
 		if hosts[0] == "" {
@@ -208,7 +317,19 @@ func (a *adminServer) serve(c net.Conn, s *Server) {
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			resp.Error = "malformed request: " + err.Error()
 		} else {
-			res, err := RunCommand(context.Background(), Backend{Accounts: s.accounts, Overrides: s.presence, CloseUser: s.closeUserSessions}, req)
+			backend := Backend{Accounts: s.accounts, Overrides: s.presence, CloseUser: s.closeUserSessions,
+				Archive: s.db.Archive(), Audit: s.db.Audit()}
+			if req.Command == CmdHistoryExport {
+				// Stream the lines; an export may be long.
+				backend.Emit = func(l string) error {
+					_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+					return enc.Encode(AdminResponse{Line: &l})
+				}
+				if err := s.archiveWriter.Flush(context.Background()); err != nil {
+					a.log.Error("admin export: flush", xmpp.LogErr, err)
+				}
+			}
+			res, err := RunCommand(context.Background(), backend, req)
 			if err != nil {
 				resp.Error = err.Error()
 			} else {
@@ -229,6 +350,12 @@ func (a *adminServer) close() {
 
 // AdminCall sends one request to a running server's admin socket.
 func AdminCall(ctx context.Context, path string, req AdminRequest) (AdminResponse, error) {
+	return AdminCallStream(ctx, path, req, nil)
+}
+
+// AdminCallStream is AdminCall that hands streamed lines to onLine (or
+// adds them to the result when onLine is nil).
+func AdminCallStream(ctx context.Context, path string, req AdminRequest, onLine func(string) error) (AdminResponse, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
@@ -244,9 +371,24 @@ func AdminCall(ctx context.Context, path string, req AdminRequest) (AdminRespons
 		return AdminResponse{}, fmt.Errorf("admin socket: %w", err)
 	}
 	var resp AdminResponse
-	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&resp); err != nil {
-		return AdminResponse{}, fmt.Errorf("admin socket: %w", err)
+	dec := json.NewDecoder(bufio.NewReader(c))
+	var lines []string
+	for {
+		resp = AdminResponse{}
+		if err := dec.Decode(&resp); err != nil {
+			return AdminResponse{}, fmt.Errorf("admin socket: %w", err)
+		}
+		if resp.Line == nil {
+			break
+		}
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		if onLine == nil {
+			lines = append(lines, *resp.Line)
+		} else if err := onLine(*resp.Line); err != nil {
+			return AdminResponse{}, err
+		}
 	}
+	resp.Result = append(lines, resp.Result...)
 	if !resp.OK {
 		return resp, errors.New(resp.Error)
 	}
