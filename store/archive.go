@@ -670,30 +670,38 @@ func (at archiveTx) expire(cutoff uint64, limit int) (int, error) {
 		}
 		keys = append(keys, tk)
 	}
+	if err := at.expireRecords(keys); err != nil {
+		return 0, err
+	}
+	return len(keys), nil
+}
+
+// expireRecords deletes the records of an expiry walk. Expiry runs in id
+// order: once a conversation's newest record goes, all of its older ones
+// have gone too, and so does its conversation entry.
+func (at archiveTx) expireRecords(keys []archiveTime) error {
 	for _, tk := range keys {
 		v := at.mam.Get(recordKey(tk.archive, tk.id))
 		if v == nil {
-			return 0, fmt.Errorf("%w: time index names missing record %d of %s", ErrCorrupt, tk.id, tk.archive)
+			return fmt.Errorf("%w: time index names missing record %d of %s", ErrCorrupt, tk.id, tk.archive)
 		}
 		rec, err := decodeArchiveRecord(v)
 		if err != nil {
-			return 0, fmt.Errorf("record %d of %s: %w", tk.id, tk.archive, err)
+			return fmt.Errorf("record %d of %s: %w", tk.id, tk.archive, err)
 		}
 		if err := at.deleteRecord(tk.archive, rec.With, tk.id); err != nil {
-			return 0, err
+			return err
 		}
-		// Expiry runs in id order: once a conversation's newest record
-		// goes, all of its older ones have gone too.
 		ck := convKey(tk.archive, rec.With)
 		if v := at.conv.Get(ck); v != nil {
 			if cv, err := decodeConvState(v); err != nil || cv.lastID <= tk.id {
 				if err := at.conv.Delete(ck); err != nil {
-					return 0, err
+					return err
 				}
 			}
 		}
 	}
-	return len(keys), nil
+	return nil
 }
 
 func (at archiveTx) markRead(archive, with string, upTo uint64) error {
@@ -1122,26 +1130,8 @@ func (a *Archive) ExpireFunc(ctx context.Context, latest time.Time, resumeAfter 
 				doomed = append(doomed, tk)
 			}
 		}
-		for _, tk := range doomed {
-			v := at.mam.Get(recordKey(tk.archive, tk.id))
-			if v == nil {
-				return fmt.Errorf("%w: time index names missing record %d of %s", ErrCorrupt, tk.id, tk.archive)
-			}
-			rec, err := decodeArchiveRecord(v)
-			if err != nil {
-				return fmt.Errorf("record %d of %s: %w", tk.id, tk.archive, err)
-			}
-			if err := at.deleteRecord(tk.archive, rec.With, tk.id); err != nil {
-				return err
-			}
-			ck := convKey(tk.archive, rec.With)
-			if v := at.conv.Get(ck); v != nil {
-				if cv, err := decodeConvState(v); err != nil || cv.lastID <= tk.id {
-					if err := at.conv.Delete(ck); err != nil {
-						return err
-					}
-				}
-			}
+		if err := at.expireRecords(doomed); err != nil {
+			return err
 		}
 		deleted = len(doomed)
 		return nil

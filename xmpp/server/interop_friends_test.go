@@ -1,20 +1,11 @@
 package server_test
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
-	"switchboard/xmpp/config"
 	"switchboard/xmpp/server/servertest"
 	"switchboard/xmpp/wire"
 )
@@ -80,34 +71,4 @@ func TestSlixmppFriends(t *testing.T) {
 			t.Errorf("%s's roster item for %s = %v, want subscription both without ask (roster %s)", tc.user, tc.contact, item, res)
 		}
 	}
-}
-
-// runSlixmppScript runs a slixmpp script of testdata against s, trusting
-// its certificate, and returns the combined output.
-func runSlixmppScript(t *testing.T, s *servertest.Server, script string, args ...string) (string, error) {
-	t.Helper()
-	host, port, err := net.SplitHostPort(s.C2S)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	args = append([]string{script,
-		"--host", host, "--port", port,
-		"--ca", filepath.Join(s.DataDir, config.SelfSignedCertName),
-		"--domain", s.Domain, "--timeout", "20",
-	}, args...)
-	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
-		args = append(args, "--debug")
-	}
-	cmd := exec.CommandContext(ctx, python, args...)
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONWARNINGS=ignore::DeprecationWarning")
-	cmd.WaitDelay = 5 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		err = errors.New("killed after 60s")
-	}
-	return out.String(), err
 }

@@ -138,16 +138,31 @@ func runSlixmpp(t *testing.T, s *servertest.Server, args ...string) (string, err
 // runSlixmppCA is runSlixmpp trusting the certificates in caFile.
 func runSlixmppCA(t *testing.T, s *servertest.Server, caFile string, args ...string) (string, error) {
 	t.Helper()
+	return runPython(t, s, "testdata/slixmpp_chat.py", caFile, "10", args...)
+}
+
+// runSlixmppScript runs a slixmpp script of testdata against s, trusting
+// its certificate, and returns the combined output.
+func runSlixmppScript(t *testing.T, s *servertest.Server, script string, args ...string) (string, error) {
+	t.Helper()
+	return runPython(t, s, script, filepath.Join(s.DataDir, config.SelfSignedCertName), "20", args...)
+}
+
+// runPython runs a client script against s's STARTTLS listener with the
+// common arguments (address, CA file, domain, the script's own timeout in
+// seconds), bounded by a minute.
+func runPython(t *testing.T, s *servertest.Server, script, caFile, timeout string, args ...string) (string, error) {
+	t.Helper()
 	host, port, err := net.SplitHostPort(s.C2S)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	args = append([]string{"testdata/slixmpp_chat.py",
+	args = append([]string{script,
 		"--host", host, "--port", port,
 		"--ca", caFile,
-		"--domain", s.Domain, "--timeout", "10",
+		"--domain", s.Domain, "--timeout", timeout,
 	}, args...)
 	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
 		args = append(args, "--debug")
