@@ -60,6 +60,7 @@
 //	mam_time           be64(id) ‖ lp(archive)               ∅
 //	conv               lp(archive) ‖ with                   0x01 ‖ uvarint(last id) ‖ uvarint(unread) ‖ uvarint(read id)
 //	audit              be64(id)                             0x01 ‖ varint(time) ‖ bytes(actor) ‖ bytes(action) ‖ bytes(target) ‖ bytes(detail)
+//	rooms              lp(service) ‖ localpart              0x01 ‖ room (see Rooms below)
 //
 // where cred = bytes(salt) ‖ uvarint(iterations) ‖ bytes(StoredKey) ‖
 // bytes(ServerKey). As RFC 5802 §3 recommends, the server keeps StoredKey
@@ -133,6 +134,30 @@
 // are times like archive ids (max(time in µs, previous id + 1)), so a
 // listing since a time starts with one seek.
 //
-// Planned buckets (DESIGN.md §5): rooms, pep, vcards, uploads — one file
-// per sub-store, sharing codec.go.
+// # Rooms (XEP-0045 1.34)
+//
+// Rooms keeps persistent multi-user chat rooms, keyed like users by
+// service domain then localpart: the room JID "lobby@conference.example.org"
+// is lp("conference.example.org") ‖ "lobby", so Rooms.List of one service
+// is one seek. Key order is localpart order, which is not quite JID order
+// ("a" < "a.b" but "a.b@s" < "a@s"), so List sorts its result by JID.
+// A room's value is one
+// record (configuration, subject, affiliations, reserved nicks, access
+// list, issue key, creation), rewritten whole by Rooms.Put:
+//
+//	room = kind ‖ whois ‖ flags ‖ bytes(name) ‖ bytes(description) ‖ bytes(password) ‖
+//	       uvarint(max users) ‖ uvarint(history length) ‖ bytes(subject) ‖ bytes(subject nick) ‖ varint(subject set) ‖
+//	       uvarint(n) ‖ n×(bytes(jid) ‖ affiliation) ‖ uvarint(n) ‖ n×(bytes(jid) ‖ bytes(nick)) ‖
+//	       uvarint(n) ‖ n×bytes(access entry) ‖ bytes(issue key) ‖ varint(created) ‖ bytes(creator)
+//
+// Kind, whois and affiliation are one-byte enumerations (0 is invalid),
+// flags one byte of eight booleans. Both maps are written in increasing
+// JID order and decoders reject any other order, so equal rooms encode to
+// equal bytes; the access list keeps its order. Put enforces the Max*
+// limits of rooms.go (ErrInvalid), and decoders enforce them too
+// (ErrCorrupt). Rooms are not per-account data: Users.Delete leaves them,
+// and Rooms.Delete leaves the room's message archive.
+//
+// Planned buckets (DESIGN.md §5): pep, vcards, uploads — one file per
+// sub-store, sharing codec.go.
 package store

@@ -31,6 +31,9 @@ const (
 
 	// Added by migration 4.
 	bucketArchivePrefs = "mam_prefs"
+
+	// Added by migration 5.
+	bucketRooms = "rooms"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
@@ -44,7 +47,7 @@ const keyArchiveLastID = "archive_last_id"
 
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -83,6 +86,10 @@ func migrations() []migration {
 		}},
 		{name: "create archive preferences bucket", apply: func(tx *bbolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists([]byte(bucketArchivePrefs))
+			return err
+		}},
+		{name: "create rooms bucket", apply: func(tx *bbolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists([]byte(bucketRooms))
 			return err
 		}},
 	}

@@ -84,6 +84,7 @@ type DB struct {
 	prefs     *ArchivePrefsStore
 	archive   *Archive
 	audit     *Audit
+	rooms     *Rooms
 }
 
 // Open opens the database at path, creating it (and its parent directory,
@@ -138,6 +139,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.prefs = &ArchivePrefsStore{db: db}
 	db.archive = &Archive{db: db}
 	db.audit = &Audit{db: db}
+	db.rooms = &Rooms{db: db}
 
 	if err := db.checkMode(); err != nil {
 		_ = bdb.Close()
@@ -225,6 +227,10 @@ func (db *DB) Archive() *Archive { return db.archive }
 
 // Audit returns the admin audit log.
 func (db *DB) Audit() *Audit { return db.audit }
+
+// Rooms returns the sub-store of persistent multi-user chat rooms
+// (XEP-0045).
+func (db *DB) Rooms() *Rooms { return db.rooms }
 
 // view runs fn in a read-only transaction after checking ctx.
 func (db *DB) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -443,5 +444,83 @@ func TestMigrateFromSchema2(t *testing.T) {
 	}
 	if entries, err := db.Audit().List(ctx, time.Time{}, 0); err != nil || len(entries) != 1 {
 		t.Fatalf("audit after reopen = %+v, %v", entries, err)
+	}
+}
+
+func TestMigrateFromSchema4(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "db")
+	juliet := testUser("example.org", "juliet")
+	prefs := ArchivePrefs{Default: "roster", Always: []string{"romeo@example.net"}}
+	// A file as the schema-4 build left it: a user with archive
+	// preferences, no rooms bucket.
+	rawBolt(t, path, func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucket([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		for _, m := range migrations()[:4] {
+			if err := m.apply(tx); err != nil {
+				return err
+			}
+		}
+		if err := meta.Put([]byte(keySchema), appendUvarint(nil, 4)); err != nil {
+			return err
+		}
+		val, err := encodeUser(nil, juliet)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte(bucketUsers)).Put(userKey(juliet.Host, juliet.Local), val); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bucketArchivePrefs)).Put(lp("juliet@example.org"), encodeArchivePrefs(nil, prefs))
+	})
+	// A read-only opener cannot migrate it.
+	if db, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrReadOnly) {
+		if err == nil {
+			_ = db.Close()
+		}
+		t.Fatalf("read-only Open of schema-4 file = %v, want ErrReadOnly", err)
+	}
+
+	db := openAt(t, path, Options{})
+	if v := schemaOf(t, db); v != SchemaVersion {
+		t.Fatalf("schema after Open = %d, want %d", v, SchemaVersion)
+	}
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket([]byte(bucketRooms)) == nil {
+			t.Errorf("bucket %q missing after migration", bucketRooms)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Users().Get(ctx, "example.org", "juliet")
+	if err != nil {
+		t.Fatalf("user after migration: %v", err)
+	}
+	assertUser(t, got, juliet)
+	if p, err := db.ArchivePrefs().Get(ctx, "juliet@example.org"); err != nil || p.Default != "roster" {
+		t.Fatalf("archive prefs after migration = %+v, %v", p, err)
+	}
+	if n, err := db.Rooms().Count(ctx, ""); err != nil || n != 0 {
+		t.Fatalf("rooms after migration = %d, %v", n, err)
+	}
+	room := fullRoom("lobby@conference.example.org")
+	if err := db.Rooms().Put(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = openAt(t, path, Options{ReadOnly: true})
+	if v := schemaOf(t, db); v != SchemaVersion {
+		t.Fatalf("schema after reopen = %d", v)
+	}
+	if r, err := db.Rooms().Get(ctx, room.JID); err != nil || !reflect.DeepEqual(r, room) {
+		t.Fatalf("room after reopen = %+v, %v", r, err)
 	}
 }

@@ -8,9 +8,11 @@ import (
 )
 
 // perAccountCalls returns one call of every method of the per-account
-// sub-stores, split into reads and writes.
+// sub-stores, and of Rooms (not per-account, but held to the same
+// context, read-only and closed checks), split into reads and writes.
 func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func() error) {
 	const owner, other = "juliet@example.org", "romeo@example.net"
+	const room = "lobby@conference.example.org"
 	reads = map[string]func() error{
 		"Rosters.Items": func() error { _, _, err := db.Rosters().Items(ctx, owner); return err },
 		"Rosters.Item":  func() error { _, err := db.Rosters().Item(ctx, owner, other); return err },
@@ -35,6 +37,9 @@ func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func
 		"Archive.Get":           func() error { _, err := db.Archive().Get(ctx, owner, 1); return err },
 		"Archive.Conversations": func() error { _, err := db.Archive().Conversations(ctx, owner, 0); return err },
 		"Audit.List":            func() error { _, err := db.Audit().List(ctx, codecTime, 10); return err },
+		"Rooms.Get":             func() error { _, err := db.Rooms().Get(ctx, room); return err },
+		"Rooms.List":            func() error { _, err := db.Rooms().List(ctx, "conference.example.org"); return err },
+		"Rooms.Count":           func() error { _, err := db.Rooms().Count(ctx, ""); return err },
 	}
 	writes = map[string]func() error{
 		"Rosters.Update": func() error {
@@ -61,6 +66,16 @@ func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func
 		"Audit.Add": func() error {
 			_, err := db.Audit().Add(ctx, AuditEntry{Actor: "cli", Action: "test", Target: owner})
 			return err
+		},
+		"Rooms.Put": func() error { return db.Rooms().Put(ctx, fullRoom(room)) },
+		"Rooms.Delete": func() error {
+			// Put first: writes run in map order, and Delete of an absent
+			// room is ErrNotFound.
+			const gone = "gone@conference.example.org"
+			if err := db.Rooms().Put(ctx, minimalRoom(gone)); err != nil {
+				return err
+			}
+			return db.Rooms().Delete(ctx, gone)
 		},
 	}
 	return reads, writes

@@ -182,6 +182,31 @@ type Host struct {
 	// ArchiveRetentionDays deletes archived messages older than this
 	// many days; 0 keeps them forever.
 	ArchiveRetentionDays int `toml:"archive_retention_days"`
+	// MUCDomain is the chat room service: "" means conference.<domain>,
+	// "-" disables it.
+	MUCDomain string `toml:"muc_domain"`
+	// IssuesDomain is the issue chat service: "" means issues.<domain>,
+	// "-" disables it.
+	IssuesDomain string `toml:"issues_domain"`
+	// RoomCreators says who may create rooms: everyone, local (the
+	// host's users), admins, or listed (RoomCreatorList).
+	RoomCreators    string   `toml:"room_creators"`
+	RoomCreatorList []string `toml:"room_creator_list"`
+	// CompanyRoom names a company-wide room on the room service whose
+	// members are all users of the host ("" = none).
+	CompanyRoom string `toml:"company_room"`
+}
+
+// ServiceDomain resolves a service setting: "" gives prefix.<domain>, "-"
+// disables ("").
+func (h Host) ServiceDomain(setting, prefix string) string {
+	switch setting {
+	case "":
+		return prefix + "." + h.Domain
+	case DisabledSocket:
+		return ""
+	}
+	return setting
 }
 
 // SharedGroup is a configured shared roster group ([[host.group]]).
@@ -274,6 +299,8 @@ func HostDefaults(domain string) Host {
 		MaxMonitors:       DefaultMaxMonitors,
 		Groups:            []SharedGroup{},
 		ArchiveDefault:    "always",
+		RoomCreators:      "local",
+		RoomCreatorList:   []string{},
 	}
 }
 

@@ -177,6 +177,25 @@ func (h Host) validate(p *problems, key string) {
 	atLeast(p, key+".offline_quota", h.OfflineQuota, 0)
 	oneOf(p, key+".archive_default", h.ArchiveDefault, "always", "roster", "never")
 	atLeast(p, key+".archive_retention_days", h.ArchiveRetentionDays, 0)
+	oneOf(p, key+".room_creators", h.RoomCreators, "everyone", "local", "admins", "listed")
+	for i, e := range h.RoomCreatorList {
+		if strings.HasPrefix(e, "group:") {
+			continue
+		}
+		if err := checkBareJID(e); err != nil {
+			p.addErr(indexKey(key+".room_creator_list", i), err)
+		}
+	}
+	for _, d := range []struct{ key, v string }{{".muc_domain", h.MUCDomain}, {".issues_domain", h.IssuesDomain}} {
+		if d.v != "" && d.v != DisabledSocket {
+			if err := checkDomain(d.v); err != nil {
+				p.addErr(key+d.key, err)
+			}
+		}
+	}
+	if h.CompanyRoom != "" && (strings.ContainsAny(h.CompanyRoom, "@/ ") || len(h.CompanyRoom) > 1023) {
+		p.add(key+".company_room", "must be a room name (no @, / or spaces)")
+	}
 	atLeast(p, key+".max_monitors", h.MaxMonitors, 0)
 	checkGroupName(p, key+".shared_roster_group", h.SharedRosterGroup)
 	checkGroupName(p, key+".monitor_group", h.MonitorGroup)

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -42,6 +43,9 @@ const (
 	NSMarkers = "urn:xmpp:chat-markers:0"
 	NSConv    = "urn:switchboard:conversations:0"
 	NSOMEMO   = "eu.siacs.conversations.axolotl"
+
+	// NSDataValidate is XEP-0122 Data Forms Validation.
+	NSDataValidate = "http://jabber.org/protocol/xdata-validate"
 )
 
 // Archiving modes (XEP-0313 §6 preferences).
@@ -273,7 +277,7 @@ func (m *Module) outgoing(ctx context.Context, st *xmpp.Stanza) bool {
 // any stanza-id claiming to be by this archive is removed first.
 func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 	owner := st.To.Bare()
-	st = stripOwnIDs(st, owner.String())
+	st = stripOwnIDs(st, owner)
 	if !archivable(st) || xmpp.IsZero(st.From) || !m.wanted(ctx, owner, st.From) {
 		return st
 	}
@@ -287,22 +291,21 @@ func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 	return stamped
 }
 
-func stripOwnIDs(st *xmpp.Stanza, by string) *xmpp.Stanza {
-	spoofed := false
-	for _, c := range st.El.Children {
-		if c.Name == "stanza-id" && c.Space == NSSID && c.AttrValue("by") == by {
-			spoofed = true
+// stripOwnIDs removes the stanza-ids that claim to be by the archive by.
+// 'by' is compared as a JID, the way clients compare it: a spoofed
+// by='Bob@Example.org' names bob@example.org's archive as well.
+func stripOwnIDs(st *xmpp.Stanza, by jid.JID) *xmpp.Stanza {
+	own := func(c *wire.Element) bool {
+		if c.Name != "stanza-id" || c.Space != NSSID {
+			return false
 		}
+		j, err := jid.Parse(c.AttrValue("by"))
+		return err == nil && j.Equal(by)
 	}
-	if !spoofed {
+	if !slices.ContainsFunc(st.El.Children, own) {
 		return st
 	}
-	var keep []*wire.Element
-	for _, c := range st.El.Children {
-		if !(c.Name == "stanza-id" && c.Space == NSSID && c.AttrValue("by") == by) {
-			keep = append(keep, c)
-		}
-	}
+	keep := slices.DeleteFunc(slices.Clone(st.El.Children), own)
 	return st.WithElement(st.El.WithChildren("", keep...))
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -41,7 +42,9 @@ func (m *Module) form(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) 
 		field("end", "text-single"),
 		field("before-id", "text-single"),
 		field("after-id", "text-single"),
-		field("ids", "list-multi"),
+		// §4.1.5: the list of ids is open (XEP-0122).
+		field("ids", "list-multi").AddChild(
+			wire.New("validate", NSDataValidate, wire.Attr{Name: "datatype", Value: "xs:string"}).AddChild(wire.New("open", NSDataValidate))),
 	)
 	return st.Result(wire.New("query", NS).AddChild(x)), nil
 }
@@ -58,9 +61,24 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, badRequest("invalid date and time " + strconv.Quote(s))
 }
 
-// parseQuery turns a XEP-0313 query into a store query.
-func parseQuery(owner string, q *wire.Element) (store.ArchiveQuery, bool, error) {
-	aq := store.ArchiveQuery{Archive: owner, Max: DefaultPage}
+// parsedQuery is a XEP-0313 query: the store query, whether the page is
+// flipped, and the ids the query names, which must be in the archive
+// (§4.1.3, §4.3.1).
+type parsedQuery struct {
+	store.ArchiveQuery
+	flip  bool
+	known []uint64
+}
+
+// parseQuery turns a XEP-0313 query into a store query. The RSM <after/>
+// and <before/> ids are paging cursors; the form fields after-id and
+// before-id filter the result set (as 'start' and 'end' do: ids are
+// microsecond times, see store.ArchiveQuery) and do not make the query
+// page backwards (§9).
+func parseQuery(owner string, q *wire.Element) (parsedQuery, error) {
+	pq := parsedQuery{ArchiveQuery: store.ArchiveQuery{Archive: owner, Max: DefaultPage}}
+	aq := &pq.ArchiveQuery
+	var afterID, beforeID uint64
 	if x := q.Child("x", NSData); x != nil {
 		for _, f := range x.Children {
 			if f.Name != "field" || f.Space != NSData {
@@ -80,12 +98,12 @@ func parseQuery(owner string, q *wire.Element) (store.ArchiveQuery, bool, error)
 			switch f.AttrValue("var") {
 			case "FORM_TYPE":
 				if one != NS {
-					return aq, false, badRequest("unknown FORM_TYPE")
+					return pq, badRequest("unknown FORM_TYPE")
 				}
 			case "with":
 				j, perr := jid.Parse(one)
 				if perr != nil {
-					return aq, false, xmpp.StanzaError(stanza.JIDMalformed, "invalid 'with'")
+					return pq, xmpp.StanzaError(stanza.JIDMalformed, "invalid 'with'")
 				}
 				aq.With = j.Bare().String()
 			case "start":
@@ -95,47 +113,65 @@ func parseQuery(owner string, q *wire.Element) (store.ArchiveQuery, bool, error)
 			case "after-id":
 				id, ok := parseID(one)
 				if !ok {
-					return aq, false, xmpp.StanzaError(stanza.ItemNotFound, "unknown after-id")
+					return pq, xmpp.StanzaError(stanza.ItemNotFound, "unknown after-id")
 				}
-				aq.AfterID = id
+				pq.known = append(pq.known, id)
+				afterID = max(afterID, id)
 			case "before-id":
 				id, ok := parseID(one)
 				if !ok {
-					return aq, false, xmpp.StanzaError(stanza.ItemNotFound, "unknown before-id")
+					return pq, xmpp.StanzaError(stanza.ItemNotFound, "unknown before-id")
 				}
-				aq.BeforeID = id
+				pq.known = append(pq.known, id)
+				if beforeID == 0 || id < beforeID {
+					beforeID = id
+				}
 			case "ids":
 				for _, v := range values {
 					id, ok := parseID(v)
 					if !ok {
-						return aq, false, xmpp.StanzaError(stanza.ItemNotFound, "unknown id")
+						return pq, xmpp.StanzaError(stanza.ItemNotFound, "unknown id")
 					}
+					pq.known = append(pq.known, id)
 					aq.IDs = append(aq.IDs, id)
 				}
 			default:
-				// XEP-0313 §5.1.1: unknown fields are an error.
-				return aq, false, badRequest("unsupported field " + strconv.Quote(f.AttrValue("var")))
+				// XEP-0313 §4.1.5: an unknown field is
+				// feature-not-implemented.
+				return pq, xmpp.StanzaError(stanza.FeatureNotImplemented, "unsupported field "+strconv.Quote(f.AttrValue("var")))
 			}
 			if err != nil {
-				return aq, false, err
+				return pq, err
 			}
 		}
 	}
-	flip := q.Child("flip-page", NS) != nil
+	// An id past the int64 range names no record (ids are times): the
+	// existence check answers item-not-found.
+	if afterID != 0 && afterID < math.MaxInt64 {
+		if s := time.UnixMicro(int64(afterID) + 1); s.After(aq.Start) {
+			aq.Start = s
+		}
+	}
+	if beforeID != 0 && beforeID <= math.MaxInt64 {
+		if e := time.UnixMicro(int64(beforeID) - 1); aq.End.IsZero() || e.Before(aq.End) {
+			aq.End = e
+		}
+	}
+	pq.flip = q.Child("flip-page", NS) != nil
 	if set := q.Child("set", NSRSM); set != nil {
 		if s := set.Child("max", NSRSM); s != nil {
 			n, err := strconv.Atoi(s.Text)
 			if err != nil || n < 0 {
-				return aq, false, badRequest("invalid <max/>")
+				return pq, badRequest("invalid <max/>")
 			}
 			aq.Max = min(n, MaxPage)
 		}
 		if a := set.Child("after", NSRSM); a != nil {
 			id, ok := parseID(a.Text)
 			if !ok {
-				return aq, false, xmpp.StanzaError(stanza.ItemNotFound, "unknown <after/> id")
+				return pq, xmpp.StanzaError(stanza.ItemNotFound, "unknown <after/> id")
 			}
-			aq.AfterID = max(aq.AfterID, id)
+			aq.AfterID = id
 		}
 		if b := set.Child("before", NSRSM); b != nil {
 			if b.Text == "" {
@@ -143,24 +179,18 @@ func parseQuery(owner string, q *wire.Element) (store.ArchiveQuery, bool, error)
 			} else {
 				id, ok := parseID(b.Text)
 				if !ok {
-					return aq, false, xmpp.StanzaError(stanza.ItemNotFound, "unknown <before/> id")
+					return pq, xmpp.StanzaError(stanza.ItemNotFound, "unknown <before/> id")
 				}
-				if aq.BeforeID == 0 || id < aq.BeforeID {
-					aq.BeforeID = id
-				}
+				aq.BeforeID = id
 				aq.Last = true
 			}
 		}
 		if set.Child("index", NSRSM) != nil {
-			return aq, false, xmpp.StanzaError(stanza.FeatureNotImplemented, "<index/> is not supported")
+			return pq, xmpp.StanzaError(stanza.FeatureNotImplemented, "<index/> is not supported")
 		}
 	}
-	if aq.BeforeID != 0 && aq.AfterID == 0 && !aq.Last {
-		// before-id alone asks for the newest page before it.
-		aq.Last = true
-	}
 	aq.WantCount = aq.Max == 0
-	return aq, flip, nil
+	return pq, nil
 }
 
 // query answers an archive query (XEP-0313 §4): the results as messages,
@@ -169,25 +199,35 @@ func (m *Module) query(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, erro
 	if !own(st) {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
-	owner := st.From.Bare()
+	return m.QueryArchive(ctx, st.From.Bare(), st)
+}
+
+// QueryArchive answers a XEP-0313 query st on the archive of owner (a
+// user's or a room's): the results are sent to the requester from owner,
+// and the returned IQ result carries <fin/>. The caller checks that the
+// requester may read the archive.
+func (m *Module) QueryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanza) (*xmpp.Stanza, error) {
 	q := st.Payload()
-	aq, flip, err := parseQuery(owner.String(), q)
+	pq, err := parseQuery(owner.String(), q)
 	if err != nil {
 		return nil, err
 	}
-	for _, cursor := range []uint64{aq.AfterID, aq.BeforeID} {
-		if cursor == 0 {
-			continue
-		}
-		if _, err := m.deps.Archive.Get(ctx, owner.String(), cursor); errors.Is(err, store.ErrNotFound) {
-			return nil, xmpp.StanzaError(stanza.ItemNotFound, "unknown id")
-		} else if err != nil {
-			return nil, fmt.Errorf("mam: cursor: %w", err)
-		}
-	}
-	// Everything appended before the query is visible to it.
+	aq, flip := pq.ArchiveQuery, pq.flip
+	// Everything appended before the query is visible to it, the
+	// messages whose stanza-ids the client has just seen included: flush
+	// before the ids are looked up.
 	if err := m.deps.Writer.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("mam: flush: %w", err)
+	}
+	for _, id := range append(pq.known, aq.AfterID, aq.BeforeID) {
+		if id == 0 {
+			continue
+		}
+		if _, err := m.deps.Archive.Get(ctx, owner.String(), id); errors.Is(err, store.ErrNotFound) {
+			return nil, xmpp.StanzaError(stanza.ItemNotFound, "unknown id "+formatID(id))
+		} else if err != nil {
+			return nil, fmt.Errorf("mam: look up id: %w", err)
+		}
 	}
 	page, err := m.deps.Archive.Query(ctx, aq)
 	if err != nil {
@@ -375,23 +415,69 @@ func (m *Module) conversations(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stan
 }
 
 // markRead applies a XEP-0333 displayed marker the user sent from any
-// device: the conversation with the marker's recipient is read up to its
-// newest message.
+// device: the conversation with the marker's recipient is read up to the
+// message the marker names and so everything before it (XEP-0333 §4),
+// while newer messages stay unread. A marker naming no message found
+// among the conversation's newest markerScan incoming messages reads the
+// whole conversation.
 func (m *Module) markRead(ctx context.Context, st *xmpp.Stanza) {
 	owner, with := st.From.Bare().String(), st.To.Bare().String()
 	if err := m.deps.Writer.Flush(ctx); err != nil {
 		return
 	}
-	convs, err := m.deps.Archive.Conversations(ctx, owner, MaxPage)
+	convs, err := m.deps.Archive.Conversations(ctx, owner, 0)
 	if err != nil {
 		return
 	}
 	for _, c := range convs {
 		if c.With == with {
-			if err := m.deps.Archive.MarkRead(ctx, owner, with, c.LastID); err != nil {
+			upTo := c.LastID
+			if id, ok := m.markedID(ctx, owner, with, st.El.Child("displayed", NSMarkers).AttrValue("id")); ok {
+				upTo = id
+			}
+			if err := m.deps.Archive.MarkRead(ctx, owner, with, upTo); err != nil {
 				m.log.Error("mam: mark read", xmpp.LogJID, owner, xmpp.LogErr, err)
 			}
 			return
 		}
 	}
+}
+
+// markerScan bounds the messages markedID looks at.
+const markerScan = MaxPage
+
+// markedID finds the incoming message of owner's conversation with with
+// that a displayed marker names, newest first: by its 'id' attribute (as
+// XEP-0333 has it for one-to-one chats) or by its archive id (the
+// stanza-id, as for groupchat).
+func (m *Module) markedID(ctx context.Context, owner, with, marker string) (uint64, bool) {
+	if marker == "" {
+		return 0, false
+	}
+	q := store.ArchiveQuery{Archive: owner, With: with, Max: 25, Last: true}
+	for scanned := 0; scanned < markerScan; {
+		page, err := m.deps.Archive.Query(ctx, q)
+		if err != nil {
+			m.log.Error("mam: find marked message", xmpp.LogJID, owner, xmpp.LogErr, err)
+			return 0, false
+		}
+		for i := len(page.Records) - 1; i >= 0; i-- {
+			r := page.Records[i]
+			if r.Direction != store.DirIn {
+				continue
+			}
+			if formatID(r.ID) == marker {
+				return r.ID, true
+			}
+			if el, err := wire.Parse(r.Stanza, wire.NewScope(wire.NSClient)); err == nil && el.AttrValue("id") == marker {
+				return r.ID, true
+			}
+		}
+		scanned += len(page.Records)
+		if page.Complete || len(page.Records) == 0 {
+			break
+		}
+		q.BeforeID = page.Records[0].ID
+	}
+	return 0, false
 }

@@ -102,3 +102,5 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+func (s *Server) secretPath() string { return filepath.Join(s.cfg.Server.DataDir, secretFile) }

@@ -52,7 +52,14 @@ func (s *Server) expireArchives(ctx context.Context, days map[string]int) {
 		if err != nil {
 			return time.Time{}
 		}
-		if d, ok := days[j.Domainpart()]; ok {
+		domain := j.Domainpart()
+		if h, ok := s.mucHosts[domain]; ok {
+			if h == issueHost {
+				return time.Time{} // an issue's history lives as long as the issue
+			}
+			domain = h // a room's archive follows its host's retention
+		}
+		if d, ok := days[domain]; ok {
 			return now.AddDate(0, 0, -d)
 		}
 		return time.Time{}

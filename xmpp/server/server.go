@@ -16,6 +16,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"switchboard/muc"
 	"switchboard/presence"
 	"switchboard/roster"
 	"switchboard/store"
@@ -55,8 +56,12 @@ type Server struct {
 	// archiveWriter group-commits archived messages.
 	archiveWriter *store.ArchiveWriter
 	stopJobs      context.CancelFunc
-	c2s           *c2s.Server
-	tls           *tls.Config
+	// mucs are the room and issue services by domain, with the host
+	// each belongs to.
+	mucs     []*muc.Service
+	mucHosts map[string]string
+	c2s      *c2s.Server
+	tls      *tls.Config
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -110,7 +115,7 @@ func (s *Server) build() error {
 	// The modules, in order. Registration is data: a duplicate IQ
 	// handler fails startup.
 	modules := []xmpp.Module{
-		disco.New(nil),
+		disco.New(s.serviceItems),
 		ping.Module{},
 		&version.Module{Software: "Switchboard", Version: Version},
 		&entitytime.Module{},
@@ -177,6 +182,9 @@ func (s *Server) build() error {
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
+	}
+	if err := s.buildMUC(mamMod); err != nil {
+		return err
 	}
 	// Blocking first: its filters must see stanzas before the others.
 	// The archive before offline storage, so that stored messages carry
@@ -314,6 +322,12 @@ func (s *Server) Start(ctx context.Context) error {
 		}(ln, l.tls, l.name)
 	}
 	s.archiveWriter.Start(context.Background())
+	for _, m := range s.mucs {
+		if err := m.Start(ctx); err != nil {
+			s.closeListenersLocked()
+			return err
+		}
+	}
 	jobs, stop := context.WithCancel(context.Background())
 	s.stopJobs = stop
 	s.serveWG.Add(1)
@@ -368,7 +382,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopJobs()
 	}
 	s.serveWG.Wait()
-	// Sessions are gone: flush the archive before the store closes.
+	// Sessions are gone: stop the rooms, then flush the archive before
+	// the store closes.
+	for _, m := range s.mucs {
+		m.Stop()
+	}
 	if err := s.archiveWriter.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("server: archive: %w", err))
 	}

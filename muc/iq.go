@@ -1,0 +1,534 @@
+package muc
+
+import (
+	"context"
+	"strconv"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// iq answers IQs to the room (disco, owner, admin, archive) and to
+// occupants (self-ping, XEP-0410).
+func (r *room) iq(ctx context.Context, st *xmpp.Stanza) {
+	if !st.IsIQRequest() {
+		return
+	}
+	p := st.Payload()
+	if p == nil {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.BadRequest, ""))
+		return
+	}
+	o := r.sender(st.From)
+	if st.To.Resourcepart() != "" {
+		// XEP-0410: a ping to one's own occupant JID tells whether one
+		// is still joined.
+		if p.Name == "ping" && p.Space == NSPing && o != nil && o.nick == st.To.Resourcepart() {
+			r.send(ctx, st.Result(nil))
+			return
+		}
+		if o == nil {
+			r.fail(ctx, st, xmpp.StanzaError(stanza.NotAcceptable, "not an occupant"))
+			return
+		}
+		r.fail(ctx, st, xmpp.StanzaError(stanza.ServiceUnavailable, ""))
+		return
+	}
+	if !r.exists {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.ItemNotFound, "no such room"))
+		return
+	}
+	var reply *xmpp.Stanza
+	var err error
+	switch {
+	case p.Space == xmpp.NSDiscoInfo && st.Type == xmpp.TypeGet:
+		reply = r.discoInfo(st)
+	case p.Space == xmpp.NSDiscoItem && st.Type == xmpp.TypeGet:
+		reply = st.Result(wire.New("query", xmpp.NSDiscoItem))
+	case p.Space == NSMAM && p.Name == "query":
+		reply, err = r.archiveQuery(ctx, st, o)
+	case p.Space == NSOwner:
+		reply, err = r.owner(ctx, st, o)
+	case p.Space == NSAdmin:
+		reply, err = r.admin(ctx, st, o)
+	case p.Space == NSPing:
+		reply = st.Result(nil)
+	default:
+		err = xmpp.StanzaError(stanza.ServiceUnavailable, "")
+	}
+	if err != nil {
+		r.fail(ctx, st, err)
+		return
+	}
+	if reply != nil {
+		r.send(ctx, reply)
+	}
+}
+
+func boolStr(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// discoInfo describes the room (§6.4) with the muc#roominfo form.
+func (r *room) discoInfo(st *xmpp.Stanza) *xmpp.Stanza {
+	q := wire.New("query", xmpp.NSDiscoInfo).AddChild(wire.New("identity", xmpp.NSDiscoInfo,
+		wire.Attr{Name: "category", Value: "conference"}, wire.Attr{Name: "type", Value: "text"},
+		wire.Attr{Name: "name", Value: r.data.Name}))
+	feats := []string{NS, NSMAM, NSSID, NSOccupant, xmpp.NSDiscoInfo}
+	pick := func(b bool, yes, no string) {
+		if b {
+			feats = append(feats, yes)
+		} else {
+			feats = append(feats, no)
+		}
+	}
+	pick(r.data.Public, "muc_public", "muc_hidden")
+	pick(r.data.Persistent, "muc_persistent", "muc_temporary")
+	pick(r.data.MembersOnly, "muc_membersonly", "muc_open")
+	pick(r.data.Moderated, "muc_moderated", "muc_unmoderated")
+	pick(r.data.PasswordProtected, "muc_passwordprotected", "muc_unsecured")
+	pick(r.data.WhoIs == "anyone", "muc_nonanonymous", "muc_semianonymous")
+	for _, f := range feats {
+		q.AddChild(wire.New("feature", xmpp.NSDiscoInfo, wire.Attr{Name: "var", Value: f}))
+	}
+	q.AddChild(wire.New("x", NSData, wire.Attr{Name: "type", Value: "result"}).AddChild(
+		field("FORM_TYPE", "hidden", NSRoomInfo),
+		field("muc#roominfo_description", "", r.data.Description),
+		field("muc#roominfo_subject", "", r.data.Subject),
+		field("muc#roominfo_occupants", "", strconv.Itoa(len(r.occupants))),
+	))
+	return st.Result(q)
+}
+
+func field(v, typ string, values ...string) *wire.Element {
+	f := wire.New("field", NSData, wire.Attr{Name: "var", Value: v})
+	if typ != "" {
+		f.Attrs = append(f.Attrs, wire.Attr{Name: "type", Value: typ})
+	}
+	for _, val := range values {
+		f.AddChild(wire.New("value", NSData).SetText(val))
+	}
+	return f
+}
+
+// archiveQuery lets occupants and members read the room's archive
+// (XEP-0313 §5 for MUC).
+func (r *room) archiveQuery(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.Stanza, error) {
+	aff := r.affiliation(st.From)
+	if o == nil && aff != affOwner && aff != affAdmin && aff != affMember && !r.data.Public {
+		return nil, xmpp.StanzaError(stanza.Forbidden, "join the room to read its history")
+	}
+	if aff == affOutcast {
+		return nil, xmpp.StanzaError(stanza.Forbidden, "")
+	}
+	if r.svc.deps.MAM == nil {
+		return nil, xmpp.StanzaError(stanza.ServiceUnavailable, "")
+	}
+	return r.svc.deps.MAM.QueryArchive(ctx, r.jid, st)
+}
+
+// configForm is the muc#roomconfig form (§10.2) with the current values.
+func (r *room) configForm() *wire.Element {
+	d := r.data
+	allowPM := "anyone"
+	if !d.AllowPM {
+		allowPM = "moderators"
+	}
+	access := field("switchboard#access", "text-multi", d.Access...)
+	access.Attrs = append(access.Attrs, wire.Attr{Name: "label", Value: "Access list: user@host, group:NAME or domain:example.org"})
+	return wire.New("x", NSData, wire.Attr{Name: "type", Value: "form"}).AddChild(
+		wire.New("title", NSData).SetText("Configuration of "+r.jid.String()),
+		field("FORM_TYPE", "hidden", NSRoomConf),
+		field("muc#roomconfig_roomname", "text-single", d.Name),
+		field("muc#roomconfig_roomdesc", "text-single", d.Description),
+		field("muc#roomconfig_publicroom", "boolean", boolStr(d.Public)),
+		field("muc#roomconfig_persistentroom", "boolean", boolStr(d.Persistent)),
+		field("muc#roomconfig_membersonly", "boolean", boolStr(d.MembersOnly)),
+		field("muc#roomconfig_moderatedroom", "boolean", boolStr(d.Moderated)),
+		field("muc#roomconfig_passwordprotectedroom", "boolean", boolStr(d.PasswordProtected)),
+		field("muc#roomconfig_roomsecret", "text-private", d.Password),
+		field("muc#roomconfig_maxusers", "text-single", strconv.Itoa(d.MaxUsers)),
+		field("muc#roomconfig_whois", "list-single", d.WhoIs).AddChild(option("moderators"), option("anyone")),
+		field("muc#roomconfig_changesubject", "boolean", boolStr(d.ParticipantsChangeSubject)),
+		field("muc#roomconfig_allowinvites", "boolean", boolStr(d.AllowInvites)),
+		field("muc#roomconfig_allowpm", "list-single", allowPM).AddChild(option("anyone"), option("moderators")),
+		field("muc#maxhistoryfetch", "text-single", strconv.Itoa(d.HistoryLength)),
+		access,
+	)
+}
+
+func option(v string) *wire.Element {
+	return wire.New("option", NSData).AddChild(wire.New("value", NSData).SetText(v))
+}
+
+func formValues(x *wire.Element) map[string][]string {
+	out := map[string][]string{}
+	for _, f := range x.Children {
+		if f.Name != "field" || f.Space != NSData {
+			continue
+		}
+		v := f.AttrValue("var")
+		out[v] = []string{}
+		for _, val := range f.Children {
+			if val.Name == "value" && val.Space == NSData {
+				out[v] = append(out[v], val.Text)
+			}
+		}
+	}
+	return out
+}
+
+func truthy(v []string) (bool, bool) {
+	if len(v) == 0 {
+		return false, false
+	}
+	return v[0] == "1" || v[0] == "true", true
+}
+
+// owner handles the owner use cases: configuration (§10.2) and
+// destruction (§10.9).
+func (r *room) owner(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.Stanza, error) {
+	if r.affiliation(st.From) != affOwner {
+		return nil, xmpp.StanzaError(stanza.Forbidden, "only owners may do this")
+	}
+	q := st.Payload()
+	if st.Type == xmpp.TypeGet {
+		return st.Result(wire.New("query", NSOwner).AddChild(r.configForm())), nil
+	}
+	if d := q.Child("destroy", NSOwner); d != nil {
+		r.destroy(ctx, d)
+		return st.Result(nil), nil
+	}
+	x := q.Child("x", NSData)
+	if x == nil {
+		return nil, xmpp.StanzaError(stanza.BadRequest, "")
+	}
+	switch x.AttrValue("type") {
+	case "cancel":
+		return st.Result(nil), nil
+	case "submit":
+	default:
+		return nil, xmpp.StanzaError(stanza.BadRequest, "")
+	}
+	v := formValues(x)
+	if len(v) == 0 {
+		// §10.1.2: an empty submission accepts the defaults (an
+		// instant room).
+		r.save(ctx)
+		return st.Result(nil), nil
+	}
+	d := &r.data
+	before := *d
+	if s, ok := v["muc#roomconfig_roomname"]; ok && len(s) > 0 {
+		d.Name = s[0]
+	}
+	if s, ok := v["muc#roomconfig_roomdesc"]; ok && len(s) > 0 {
+		d.Description = s[0]
+	}
+	for key, dst := range map[string]*bool{
+		"muc#roomconfig_publicroom":            &d.Public,
+		"muc#roomconfig_persistentroom":        &d.Persistent,
+		"muc#roomconfig_membersonly":           &d.MembersOnly,
+		"muc#roomconfig_moderatedroom":         &d.Moderated,
+		"muc#roomconfig_passwordprotectedroom": &d.PasswordProtected,
+		"muc#roomconfig_changesubject":         &d.ParticipantsChangeSubject,
+		"muc#roomconfig_allowinvites":          &d.AllowInvites,
+	} {
+		if b, ok := truthy(v[key]); ok {
+			*dst = b
+		}
+	}
+	if s := v["muc#roomconfig_roomsecret"]; len(s) > 0 {
+		d.Password = s[0]
+	}
+	if d.PasswordProtected && d.Password == "" {
+		*d = before
+		return nil, xmpp.StanzaError(stanza.NotAcceptable, "a password-protected room needs a password")
+	}
+	if s := v["muc#roomconfig_maxusers"]; len(s) > 0 {
+		n, err := strconv.Atoi(s[0])
+		if err != nil || n < 0 {
+			*d = before
+			return nil, xmpp.StanzaError(stanza.NotAcceptable, "invalid maxusers")
+		}
+		d.MaxUsers = n
+	}
+	if s := v["muc#roomconfig_whois"]; len(s) > 0 {
+		if s[0] != "moderators" && s[0] != "anyone" {
+			*d = before
+			return nil, xmpp.StanzaError(stanza.NotAcceptable, "invalid whois")
+		}
+		d.WhoIs = s[0]
+	}
+	if s := v["muc#roomconfig_allowpm"]; len(s) > 0 {
+		d.AllowPM = s[0] == "anyone" || s[0] == "participants"
+	}
+	if s := v["muc#maxhistoryfetch"]; len(s) > 0 {
+		n, err := strconv.Atoi(s[0])
+		if err != nil || n < 0 {
+			*d = before
+			return nil, xmpp.StanzaError(stanza.NotAcceptable, "invalid history length")
+		}
+		d.HistoryLength = min(n, 1000)
+	}
+	if s, ok := v["switchboard#access"]; ok {
+		var list []string
+		for _, e := range s {
+			if e != "" {
+				list = append(list, e)
+			}
+		}
+		d.Access = list
+	}
+	if before.Persistent && !d.Persistent {
+		if err := r.svc.deps.Rooms.Delete(ctx, r.jid.String()); err != nil {
+			r.svc.log.Error("muc: unpersist room", "room", r.jid.String(), xmpp.LogErr, err)
+		}
+	}
+	r.save(ctx)
+	r.publicTemp.Store(d.Public)
+	// §10.2.1: occupants learn of the change (104; 172/173 for
+	// anonymity).
+	codes := []string{"104"}
+	if before.WhoIs != d.WhoIs {
+		if d.WhoIs == "anyone" {
+			codes = append(codes, "172")
+		} else {
+			codes = append(codes, "173")
+		}
+	}
+	x2 := wire.New("x", NSUser)
+	for _, c := range codes {
+		x2.AddChild(wire.New("status", NSUser, wire.Attr{Name: "code", Value: c}))
+	}
+	for _, rec := range r.occupants {
+		for _, s := range rec.sessions {
+			r.send(ctx, xmpp.Build(xmpp.KindMessage, xmpp.TypeGroupchat, "", r.jid, s, x2))
+		}
+	}
+	r.applyAccess(ctx)
+	return st.Result(nil), nil
+}
+
+// applyAccess removes occupants who lost access (a members-only change, an
+// access list change) with status 322, at once (§9.6).
+func (r *room) applyAccess(ctx context.Context) {
+	if !r.data.MembersOnly {
+		return
+	}
+	for _, occ := range r.occupants {
+		occ.aff = r.affiliation(occ.bare)
+		if occ.aff == affNone {
+			for _, s := range append([]jid.JID(nil), occ.sessions...) {
+				r.leave(ctx, occ, s, []string{"322"})
+			}
+		}
+	}
+}
+
+// destroy ends the room (§10.9), telling occupants of an alternate venue.
+func (r *room) destroy(ctx context.Context, d *wire.Element) {
+	dest := wire.New("destroy", NSUser)
+	if alt := d.AttrValue("jid"); alt != "" {
+		dest.Attrs = append(dest.Attrs, wire.Attr{Name: "jid", Value: alt})
+	}
+	if reason := d.ChildText("reason", NSOwner); reason != "" {
+		dest.AddChild(wire.New("reason", NSUser).SetText(reason))
+	}
+	for _, occ := range r.occupants {
+		x := wire.New("x", NSUser).AddChild(
+			wire.New("item", NSUser, wire.Attr{Name: "affiliation", Value: affNone}, wire.Attr{Name: "role", Value: roleNone}),
+			dest)
+		for _, s := range occ.sessions {
+			r.send(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.nickJID(occ.nick), s, x))
+		}
+	}
+	if err := r.svc.deps.Rooms.Delete(ctx, r.jid.String()); err != nil && r.data.Persistent {
+		r.svc.log.Error("muc: destroy room", "room", r.jid.String(), xmpp.LogErr, err)
+	}
+	r.svc.log.Info("room destroyed", "room", r.jid.String())
+	r.occupants = map[string]*occupant{}
+	r.byJID = map[string]string{}
+	r.exists = false
+	r.publicTemp.Store(false)
+}
+
+func rank(aff string) int {
+	switch aff {
+	case affOwner:
+		return 4
+	case affAdmin:
+		return 3
+	case affMember:
+		return 2
+	case affNone:
+		return 1
+	}
+	return 0
+}
+
+// admin handles the moderator and admin use cases (§8, §9): lists of
+// affiliations and roles, kick, voice, moderator, ban, membership.
+func (r *room) admin(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.Stanza, error) {
+	actorAff := r.affiliation(st.From)
+	actorRole := roleNone
+	if o != nil {
+		actorRole = o.role
+	}
+	q := st.Payload()
+	items := []*wire.Element{}
+	for _, c := range q.Children {
+		if c.Name == "item" && c.Space == NSAdmin {
+			items = append(items, c)
+		}
+	}
+	if len(items) == 0 {
+		return nil, xmpp.StanzaError(stanza.BadRequest, "")
+	}
+	if st.Type == xmpp.TypeGet {
+		return r.adminList(st, items[0], actorAff, actorRole)
+	}
+	for _, it := range items {
+		if err := r.adminSet(ctx, it, st.From, actorAff, actorRole); err != nil {
+			return nil, err
+		}
+	}
+	r.save(ctx)
+	return st.Result(nil), nil
+}
+
+func (r *room) adminList(st *xmpp.Stanza, it *wire.Element, actorAff, actorRole string) (*xmpp.Stanza, error) {
+	res := wire.New("query", NSAdmin)
+	if aff := it.AttrValue("affiliation"); aff != "" {
+		if rank(actorAff) < 3 && !(aff == affMember && actorRole == roleModerator) {
+			return nil, xmpp.StanzaError(stanza.Forbidden, "")
+		}
+		for j, a := range r.data.Affiliations {
+			if a == aff {
+				res.AddChild(wire.New("item", NSAdmin, wire.Attr{Name: "affiliation", Value: a}, wire.Attr{Name: "jid", Value: j}))
+			}
+		}
+		return st.Result(res), nil
+	}
+	role := it.AttrValue("role")
+	if role == "" || actorRole != roleModerator {
+		return nil, xmpp.StanzaError(stanza.Forbidden, "")
+	}
+	for _, occ := range r.occupants {
+		if occ.role == role {
+			res.AddChild(wire.New("item", NSAdmin, wire.Attr{Name: "role", Value: occ.role},
+				wire.Attr{Name: "nick", Value: occ.nick}, wire.Attr{Name: "affiliation", Value: occ.aff},
+				wire.Attr{Name: "jid", Value: occ.bare.String()}))
+		}
+	}
+	return st.Result(res), nil
+}
+
+func (r *room) adminSet(ctx context.Context, it *wire.Element, actor jid.JID, actorAff, actorRole string) error {
+	reason := it.ChildText("reason", NSAdmin)
+	var extra []*wire.Element
+	if reason != "" {
+		extra = append(extra, wire.New("reason", NSUser).SetText(reason))
+	}
+	if role := it.AttrValue("role"); role != "" {
+		target := r.occupants[it.AttrValue("nick")]
+		if target == nil {
+			return xmpp.StanzaError(stanza.ItemNotFound, "no such occupant")
+		}
+		switch {
+		case actorRole != roleModerator:
+			return xmpp.StanzaError(stanza.Forbidden, "moderators only")
+		case role == roleModerator && rank(actorAff) < 3:
+			return xmpp.StanzaError(stanza.Forbidden, "admins grant moderation")
+		case rank(target.aff) > rank(actorAff) || (rank(target.aff) >= 3 && role != roleModerator):
+			// §8.2: nobody kicks or silences someone of a higher
+			// (or, for admins, equal) affiliation.
+			return xmpp.StanzaError(stanza.NotAllowed, "")
+		}
+		switch role {
+		case roleNone:
+			// §8.2 kick: status 307.
+			for _, s := range append([]jid.JID(nil), target.sessions...) {
+				r.leave(ctx, target, s, []string{"307"}, extra...)
+			}
+		case roleVisitor, roleParticipant, roleModerator:
+			target.role = role
+			r.broadcastPresence(ctx, target, "", nil, nil)
+		default:
+			return xmpp.StanzaError(stanza.BadRequest, "unknown role")
+		}
+		return nil
+	}
+	aff := it.AttrValue("affiliation")
+	j, err := jid.Parse(it.AttrValue("jid"))
+	if err != nil || it.AttrValue("jid") == "" {
+		if occ := r.occupants[it.AttrValue("nick")]; occ != nil {
+			j = occ.bare
+		} else {
+			return xmpp.StanzaError(stanza.JIDMalformed, "")
+		}
+	}
+	key := j.Bare().String()
+	if j.Localpart() == "" {
+		key = j.Domainpart() // a whole domain ("company")
+	}
+	old := r.data.Affiliations[key]
+	if old == "" {
+		old = affNone
+	}
+	switch aff {
+	case affOwner, affAdmin, affMember, affOutcast, affNone:
+	default:
+		return xmpp.StanzaError(stanza.BadRequest, "unknown affiliation")
+	}
+	// §9/§10: admins manage members and outcasts below them; owners
+	// manage everyone.
+	if actorAff != affOwner && (rank(aff) >= 3 || rank(old) >= 3 || actorAff != affAdmin) {
+		return xmpp.StanzaError(stanza.Forbidden, "")
+	}
+	if old == affOwner && aff != affOwner {
+		owners := 0
+		for _, a := range r.data.Affiliations {
+			if a == affOwner {
+				owners++
+			}
+		}
+		if owners <= 1 {
+			return xmpp.StanzaError(stanza.Conflict, "a room needs an owner")
+		}
+	}
+	if aff == affNone {
+		delete(r.data.Affiliations, key)
+	} else {
+		r.data.Affiliations[key] = aff
+	}
+	_ = actor
+	for _, occ := range r.occupants {
+		if !occ.bare.Equal(j.Bare()) && occ.bare.Domainpart() != key {
+			continue
+		}
+		occ.aff = r.affiliation(occ.bare)
+		switch {
+		case occ.aff == affOutcast:
+			// §9.1 ban: status 301.
+			for _, s := range append([]jid.JID(nil), occ.sessions...) {
+				r.leave(ctx, occ, s, []string{"301"}, extra...)
+			}
+		case r.data.MembersOnly && occ.aff == affNone:
+			// §9.4: removed from a members-only room: 321.
+			for _, s := range append([]jid.JID(nil), occ.sessions...) {
+				r.leave(ctx, occ, s, []string{"321"}, extra...)
+			}
+		default:
+			occ.role = r.defaultRole(occ.aff)
+			r.broadcastPresence(ctx, occ, "", nil, nil)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package muc
+
+import (
+	"context"
+	"strconv"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// message handles groupchat messages, subject changes, private messages
+// and mediated invitations (XEP-0045 §7.4, §7.5, §7.8, §8.1).
+func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
+	if st.Type == xmpp.TypeError {
+		if o := r.sender(st.From); o != nil && st.To.Resourcepart() == "" {
+			r.leave(ctx, o, st.From, []string{"333"}) // §18.1 (XEP-0045 1.34: kicked for an error)
+		}
+		return
+	}
+	o := r.sender(st.From)
+	if x := st.El.Child("x", NSUser); x != nil && x.Child("invite", NSUser) != nil && st.To.Resourcepart() == "" {
+		r.invite(ctx, st, o, x)
+		return
+	}
+	if o == nil {
+		// §7.4: only occupants may send to the room.
+		r.fail(ctx, st, xmpp.StanzaError(stanza.NotAcceptable, "join the room first"))
+		return
+	}
+	if st.To.Resourcepart() != "" {
+		r.private(ctx, st, o)
+		return
+	}
+	if st.Type != xmpp.TypeGroupchat {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.BadRequest, "messages to the room are of type groupchat"))
+		return
+	}
+	if o.role == roleVisitor || o.role == roleNone {
+		// §7.4: visitors in a moderated room have no voice.
+		r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "you have no voice in this room"))
+		return
+	}
+	if subj := st.El.Child("subject", xmpp.NSClient); subj != nil && st.El.Child("body", xmpp.NSClient) == nil {
+		// §8.1: subject change.
+		if o.role != roleModerator && !r.data.ParticipantsChangeSubject {
+			r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "only moderators may change the subject"))
+			return
+		}
+		r.data.Subject, r.data.SubjectBy = subj.Text, o.nick
+		r.save(ctx)
+	}
+	r.broadcastMessage(ctx, o, st)
+}
+
+// broadcastMessage archives a groupchat message in the room's archive
+// (XEP-0313 for MUC), stamps the stanza-id by the room (XEP-0359) and the
+// occupant id (XEP-0421), and sends it to every occupant session.
+func (r *room) broadcastMessage(ctx context.Context, o *occupant, st *xmpp.Stanza) {
+	var children []*wire.Element
+	for _, c := range st.El.Children {
+		if (c.Name == "stanza-id" && c.Space == NSSID) || c.Space == NSOccupant {
+			continue // never trust these from the sender
+		}
+		children = append(children, c)
+	}
+	children = append(children, wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: o.id}))
+	from := r.nickJID(o.nick)
+	out := xmpp.Build(xmpp.KindMessage, xmpp.TypeGroupchat, st.ID, from, r.jid, children...)
+	if archivable(out) {
+		rec := store.ArchiveRecord{Archive: r.jid.String(), With: o.bare.String(), Direction: store.DirIn,
+			Flags: store.FlagNoUnread, Stanza: append([]byte(nil), out.Bytes()...)}
+		id, err := r.svc.deps.Writer.Append(rec, nil)
+		if err == nil {
+			out = out.WithElement(out.El.Append(wire.New("stanza-id", NSSID,
+				wire.Attr{Name: "by", Value: r.jid.String()}, wire.Attr{Name: "id", Value: strconv.FormatUint(id, 10)})))
+		} else {
+			r.svc.log.Warn("muc: archive busy", "room", r.jid.String(), xmpp.LogErr, err)
+		}
+	}
+	for _, rec := range r.occupants {
+		for _, s := range rec.sessions {
+			r.send(ctx, out.With(from, s))
+		}
+	}
+}
+
+func archivable(st *xmpp.Stanza) bool {
+	for _, c := range st.El.Children {
+		if c.Space == xmpp.NSClient && (c.Name == "body" || c.Name == "subject") {
+			return true
+		}
+	}
+	return false
+}
+
+// private relays a private message between occupants (§7.5).
+func (r *room) private(ctx context.Context, st *xmpp.Stanza, o *occupant) {
+	to := r.occupants[st.To.Resourcepart()]
+	switch {
+	case to == nil:
+		r.fail(ctx, st, xmpp.StanzaError(stanza.ItemNotFound, "no such occupant"))
+		return
+	case st.Type == xmpp.TypeGroupchat:
+		r.fail(ctx, st, xmpp.StanzaError(stanza.BadRequest, "private messages are not groupchat"))
+		return
+	case !r.data.AllowPM && o.role != roleModerator:
+		r.fail(ctx, st, xmpp.StanzaError(stanza.NotAllowed, "private messages are off in this room"))
+		return
+	}
+	var children []*wire.Element
+	for _, c := range st.El.Children {
+		if c.Space != NSOccupant {
+			children = append(children, c)
+		}
+	}
+	// Marked so that carbons and clients treat it as a MUC PM.
+	children = append(children, wire.New("x", NSUser), wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: o.id}))
+	from := r.nickJID(o.nick)
+	for _, s := range to.sessions {
+		r.send(ctx, xmpp.Build(xmpp.KindMessage, st.Type, st.ID, from, s, children...))
+	}
+}
+
+// invite sends a mediated invitation (§7.8.2); in a members-only room an
+// invitation by an admin or owner also grants membership.
+func (r *room) invite(ctx context.Context, st *xmpp.Stanza, o *occupant, x *wire.Element) {
+	if o == nil {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.NotAcceptable, "join the room first"))
+		return
+	}
+	if !r.data.AllowInvites && o.aff != affOwner && o.aff != affAdmin {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "invitations are restricted"))
+		return
+	}
+	for _, inv := range x.Children {
+		if inv.Name != "invite" || inv.Space != NSUser {
+			continue
+		}
+		to, err := jid.Parse(inv.AttrValue("to"))
+		if err != nil || inv.AttrValue("to") == "" {
+			r.fail(ctx, st, xmpp.StanzaError(stanza.JIDMalformed, "invalid invitee"))
+			return
+		}
+		if r.data.MembersOnly && r.affiliation(to) == affNone {
+			if o.aff != affOwner && o.aff != affAdmin {
+				r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "only admins may invite new members"))
+				return
+			}
+			r.data.Affiliations[to.Bare().String()] = affMember
+			r.save(ctx)
+		}
+		reason := inv.ChildText("reason", NSUser)
+		out := wire.New("x", NSUser).AddChild(func() *wire.Element {
+			e := wire.New("invite", NSUser, wire.Attr{Name: "from", Value: st.From.Bare().String()})
+			if reason != "" {
+				e.AddChild(wire.New("reason", NSUser).SetText(reason))
+			}
+			return e
+		}())
+		if r.data.PasswordProtected {
+			out.AddChild(wire.New("password", NSUser).SetText(r.data.Password))
+		}
+		body := st.From.Bare().String() + " invites you to the room " + r.jid.String()
+		if reason != "" {
+			body += ": " + reason
+		}
+		r.send(ctx, xmpp.Build(xmpp.KindMessage, "", "", r.jid, to, out,
+			wire.New("body", xmpp.NSClient).SetText(body)))
+	}
+}

@@ -1,0 +1,518 @@
+package muc
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// Affiliations and roles (XEP-0045 §5).
+const (
+	affOwner   = "owner"
+	affAdmin   = "admin"
+	affMember  = "member"
+	affOutcast = "outcast"
+	affNone    = "none"
+
+	roleModerator   = "moderator"
+	roleParticipant = "participant"
+	roleVisitor     = "visitor"
+	roleNone        = "none"
+)
+
+// inboxSize bounds a room's queue; when full, senders get
+// resource-constraint.
+const inboxSize = 1024
+
+type occupant struct {
+	nick     string
+	bare     jid.JID
+	sessions []jid.JID
+	role     string
+	aff      string
+	presence *xmpp.Stanza // the occupant's last presence, as sent
+	id       string       // XEP-0421 occupant id
+}
+
+func (o *occupant) hasSession(j jid.JID) bool {
+	for _, s := range o.sessions {
+		if s.Equal(j) {
+			return true
+		}
+	}
+	return false
+}
+
+// room is the actor of one room: one goroutine owns its state.
+type room struct {
+	svc        *Service
+	jid        jid.JID
+	inbox      chan *xmpp.Stanza
+	publicTemp atomic.Bool
+
+	// Owned by run.
+	data      store.Room
+	exists    bool
+	occupants map[string]*occupant // by nick
+	byJID     map[string]string    // occupant full JID → nick
+}
+
+func newRoom(s *Service, rj jid.JID) *room {
+	return &room{svc: s, jid: rj, inbox: make(chan *xmpp.Stanza, inboxSize),
+		occupants: map[string]*occupant{}, byJID: map[string]string{}}
+}
+
+func (r *room) post(st *xmpp.Stanza) bool {
+	select {
+	case r.inbox <- st:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *room) run(ctx context.Context) {
+	data, err := r.svc.deps.Rooms.Get(ctx, r.jid.String())
+	switch {
+	case err == nil:
+		r.data, r.exists = data, true
+	case errors.Is(err, store.ErrNotFound):
+	default:
+		r.svc.log.Error("muc: load room", "room", r.jid.String(), xmpp.LogErr, err)
+	}
+	idle := time.NewTimer(r.svc.opts.IdleStop)
+	defer idle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case st := <-r.inbox:
+			r.handle(ctx, st)
+			if len(r.occupants) == 0 {
+				idle.Reset(r.svc.opts.IdleStop)
+			}
+		case <-idle.C:
+			if len(r.occupants) == 0 && r.svc.stopped(r) {
+				return
+			}
+			idle.Reset(r.svc.opts.IdleStop)
+		}
+	}
+}
+
+func (r *room) handle(ctx context.Context, st *xmpp.Stanza) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.svc.log.Error("muc: panic in room", "room", r.jid.String(), "panic", p)
+		}
+	}()
+	switch st.Kind {
+	case xmpp.KindPresence:
+		r.presence(ctx, st)
+	case xmpp.KindMessage:
+		r.message(ctx, st)
+	case xmpp.KindIQ:
+		r.iq(ctx, st)
+	}
+}
+
+func (r *room) send(ctx context.Context, st *xmpp.Stanza) { r.svc.deps.Router.Route(ctx, st) }
+
+func (r *room) fail(ctx context.Context, st *xmpp.Stanza, err error) {
+	if e := st.ErrorReply(xmpp.AsStanzaError(err)); e != nil {
+		r.send(ctx, e)
+	}
+}
+
+func (r *room) save(ctx context.Context) {
+	if !r.data.Persistent {
+		return
+	}
+	if err := r.svc.deps.Rooms.Put(ctx, r.data); err != nil {
+		r.svc.log.Error("muc: save room", "room", r.jid.String(), xmpp.LogErr, err)
+	}
+}
+
+// affiliation of a user: explicit, then the rules of business rooms (the
+// company room's members are the host's users; a private room's access
+// list grants membership).
+func (r *room) affiliation(user jid.JID) string {
+	bare := user.Bare().String()
+	if a, ok := r.data.Affiliations[bare]; ok {
+		return a
+	}
+	if a, ok := r.data.Affiliations[user.Domainpart()]; ok {
+		return a
+	}
+	if r.data.Kind == KindCompany && user.Domainpart() == r.svc.opts.Host {
+		return affMember
+	}
+	for _, e := range r.data.Access {
+		switch {
+		case e == bare:
+			return affMember
+		case strings.HasPrefix(e, "domain:") && strings.TrimPrefix(e, "domain:") == user.Domainpart():
+			return affMember
+		case strings.HasPrefix(e, "group:") && r.svc.opts.InGroup != nil && r.svc.opts.InGroup(user.Bare(), strings.TrimPrefix(e, "group:")):
+			return affMember
+		}
+	}
+	return affNone
+}
+
+func (r *room) defaultRole(aff string) string {
+	switch aff {
+	case affOwner, affAdmin:
+		return roleModerator
+	case affMember:
+		return roleParticipant
+	case affOutcast:
+		return roleNone
+	}
+	if r.data.Moderated {
+		return roleVisitor
+	}
+	return roleParticipant
+}
+
+func (r *room) occupantID(bare jid.JID) string {
+	m := hmac.New(sha256.New, r.svc.opts.Secret)
+	m.Write([]byte(r.jid.String()))
+	m.Write([]byte{0})
+	m.Write([]byte(bare.String()))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+func (r *room) nickJID(nick string) jid.JID {
+	j, _ := r.jid.WithResource(nick)
+	return j
+}
+
+// sender finds the occupant of a real full JID.
+func (r *room) sender(from jid.JID) *occupant {
+	if nick, ok := r.byJID[from.String()]; ok {
+		return r.occupants[nick]
+	}
+	return nil
+}
+
+// userX is the muc#user payload describing o for a recipient.
+func (r *room) userX(o *occupant, recipient *occupant, codes ...string) *wire.Element {
+	item := wire.New("item", NSUser, wire.Attr{Name: "affiliation", Value: o.aff}, wire.Attr{Name: "role", Value: o.role})
+	if r.data.WhoIs == "anyone" || (recipient != nil && recipient.role == roleModerator) || recipient == o {
+		item.Attrs = append(item.Attrs, wire.Attr{Name: "jid", Value: o.sessionJID(recipient).String()})
+	}
+	x := wire.New("x", NSUser).AddChild(item)
+	for _, c := range codes {
+		x.AddChild(wire.New("status", NSUser, wire.Attr{Name: "code", Value: c}))
+	}
+	return x
+}
+
+func (o *occupant) sessionJID(_ *occupant) jid.JID {
+	if len(o.sessions) > 0 {
+		return o.sessions[0]
+	}
+	return o.bare
+}
+
+// presenceOf builds o's presence for one session of a recipient.
+func (r *room) presenceOf(o *occupant, typ string, to jid.JID, recipient *occupant, x *wire.Element) *xmpp.Stanza {
+	var children []*wire.Element
+	if o.presence != nil && typ == "" {
+		for _, c := range o.presence.El.Children {
+			if c.Space == NS || c.Space == NSUser || c.Space == NSOccupant {
+				continue
+			}
+			children = append(children, c)
+		}
+	}
+	children = append(children, x, wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: o.id}))
+	return xmpp.Build(xmpp.KindPresence, typ, "", r.nickJID(o.nick), to, children...)
+}
+
+// broadcastPresence sends o's presence to every occupant (self-presence
+// gets status 110 and the extra self codes).
+func (r *room) broadcastPresence(ctx context.Context, o *occupant, typ string, codes, selfCodes []string, extra ...*wire.Element) {
+	for _, rec := range r.occupants {
+		cs := codes
+		if rec == o {
+			cs = append(append([]string{}, codes...), "110")
+			cs = append(cs, selfCodes...)
+		}
+		x := r.userX(o, rec, cs...)
+		for _, e := range extra {
+			x.AddChild(e)
+		}
+		for _, s := range rec.sessions {
+			r.send(ctx, r.presenceOf(o, typ, s, rec, x))
+		}
+	}
+}
+
+// presence handles joins, presence changes, nick changes and leaving
+// (XEP-0045 §7.2, §7.6, §7.7, §7.14).
+func (r *room) presence(ctx context.Context, st *xmpp.Stanza) {
+	nick := st.To.Resourcepart()
+	cur := r.sender(st.From)
+	switch {
+	case st.Type == xmpp.TypeUnavailable:
+		if cur != nil {
+			r.leave(ctx, cur, st.From, nil)
+		}
+	case st.Type == xmpp.TypeError:
+		if cur != nil {
+			// §18.1: an error bounced from an occupant removes it.
+			r.leave(ctx, cur, st.From, nil)
+		}
+	case st.Type != "":
+		// Subscriptions and probes to rooms carry no meaning.
+	case nick == "":
+		// §7.2.1: joining needs a nickname.
+		r.fail(ctx, st, xmpp.StanzaError(stanza.JIDMalformed, "a nickname is required"))
+	case cur == nil:
+		r.join(ctx, st, nick)
+	case cur.nick != nick:
+		r.changeNick(ctx, cur, st, nick)
+	default:
+		cur.presence = st
+		r.broadcastPresence(ctx, cur, "", nil, nil)
+	}
+}
+
+func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
+	user := st.From
+	created := false
+	if !r.exists {
+		if r.svc.opts.Issues {
+			if user.Domainpart() != r.svc.opts.Host {
+				r.fail(ctx, st, xmpp.StanzaError(stanza.NotAllowed, "issue chats are for local users"))
+				return
+			}
+		} else if r.svc.opts.MayCreate != nil && !r.svc.opts.MayCreate(ctx, user) {
+			// §10.1.1: creation restricted.
+			r.fail(ctx, st, xmpp.StanzaError(stanza.NotAllowed, "you may not create rooms"))
+			return
+		}
+		r.data = r.svc.newRoomData(r.jid, user)
+		r.exists, created = true, true
+		if r.svc.opts.Issues {
+			r.save(ctx)
+		}
+		r.svc.log.Info("room created", "room", r.jid.String(), xmpp.LogJID, user.Bare().String())
+	}
+	aff := r.affiliation(user)
+	if r.svc.opts.Issues && aff == affNone && user.Domainpart() == r.svc.opts.Host {
+		aff = affMember
+	}
+	join := st.El.Child("x", NS)
+	switch {
+	case aff == affOutcast:
+		r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "you are banned from this room"))
+		return
+	case r.data.MembersOnly && aff == affNone:
+		r.fail(ctx, st, xmpp.StanzaError(stanza.RegistrationRequired, "members only"))
+		return
+	case r.data.PasswordProtected && aff != affOwner && (join == nil || join.ChildText("password", NS) != r.data.Password):
+		r.fail(ctx, st, xmpp.StanzaError(stanza.NotAuthorized, "a password is required"))
+		return
+	}
+	if o := r.occupants[nick]; o != nil && !o.bare.Equal(user.Bare()) {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is in use"))
+		return
+	}
+	for bare, reserved := range r.data.Nicks {
+		if reserved == nick && bare != user.Bare().String() {
+			r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is reserved"))
+			return
+		}
+	}
+	if r.data.MaxUsers > 0 && len(r.occupants) >= r.data.MaxUsers && aff != affOwner && aff != affAdmin && r.occupants[nick] == nil {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.ServiceUnavailable, "the room is full"))
+		return
+	}
+	o := r.occupants[nick]
+	if o == nil {
+		o = &occupant{nick: nick, bare: user.Bare(), aff: aff, role: r.defaultRole(aff), id: r.occupantID(user.Bare())}
+		r.occupants[nick] = o
+	}
+	o.sessions = append(o.sessions, user)
+	o.presence = st
+	r.byJID[user.String()] = nick
+	r.publicTemp.Store(r.data.Public)
+
+	// §7.2.3: the others' presence to the newcomer, then its own
+	// presence to everyone, then history and subject.
+	for _, other := range r.occupants {
+		if other == o {
+			continue
+		}
+		r.send(ctx, r.presenceOf(other, "", user, o, r.userX(other, o)))
+	}
+	var self []string
+	if r.data.WhoIs == "anyone" {
+		self = append(self, "100")
+	}
+	self = append(self, "170") // the room is logged (archived)
+	if created {
+		self = append(self, "201")
+	}
+	if len(o.sessions) > 1 {
+		// Another session of the same occupant: only it learns.
+		r.send(ctx, r.presenceOf(o, "", user, o, r.userX(o, o, append([]string{"110"}, self...)...)))
+	} else {
+		r.broadcastPresence(ctx, o, "", nil, self)
+	}
+	r.sendHistory(ctx, user, join)
+	subject := wire.New("subject", xmpp.NSClient).SetText(r.data.Subject)
+	from := r.jid
+	if r.data.SubjectBy != "" {
+		from = r.nickJID(r.data.SubjectBy)
+	}
+	r.send(ctx, xmpp.Build(xmpp.KindMessage, xmpp.TypeGroupchat, "", from, user, subject))
+}
+
+// leave removes one session of an occupant; codes and extra describe why
+// (kicked, banned, ...).
+func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []string, extra ...*wire.Element) {
+	delete(r.byJID, session.String())
+	rest := o.sessions[:0]
+	for _, s := range o.sessions {
+		if !s.Equal(session) {
+			rest = append(rest, s)
+		}
+	}
+	o.sessions = rest
+	if len(o.sessions) > 0 {
+		x := r.userX(o, o, append([]string{"110"}, codes...)...)
+		r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, session, o, x))
+		return
+	}
+	// Unavailable to everyone, the leaver included (110 to self).
+	o.role = roleNone
+	r.broadcastPresence(ctx, o, xmpp.TypeUnavailable, codes, nil, extra...)
+	x := r.userX(o, o, append([]string{"110"}, codes...)...)
+	for _, e := range extra {
+		x.AddChild(e)
+	}
+	r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, session, o, x))
+	delete(r.occupants, o.nick)
+	if len(r.occupants) == 0 && !r.data.Persistent {
+		// §10.9: a temporary room ends with its last occupant.
+		r.exists = false
+		r.data = store.Room{}
+		r.publicTemp.Store(false)
+	}
+}
+
+// changeNick renames an occupant (§7.6): unavailable with 303 and the new
+// nick, then available under the new nick.
+func (r *room) changeNick(ctx context.Context, o *occupant, st *xmpp.Stanza, nick string) {
+	if other := r.occupants[nick]; other != nil && !other.bare.Equal(o.bare) {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is in use"))
+		return
+	}
+	for bare, reserved := range r.data.Nicks {
+		if reserved == nick && bare != o.bare.String() {
+			r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is reserved"))
+			return
+		}
+	}
+	for _, rec := range r.occupants {
+		codes := []string{"303"}
+		if rec == o {
+			codes = append(codes, "110")
+		}
+		x := r.userX(o, rec, codes...)
+		// The item carries the new nick.
+		x.Children[0].Attrs = append(x.Children[0].Attrs, wire.Attr{Name: "nick", Value: nick})
+		for _, s := range rec.sessions {
+			r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, s, rec, x))
+		}
+	}
+	delete(r.occupants, o.nick)
+	o.nick = nick
+	o.presence = st
+	r.occupants[nick] = o
+	for _, s := range o.sessions {
+		r.byJID[s.String()] = nick
+	}
+	r.broadcastPresence(ctx, o, "", nil, nil)
+}
+
+// sendHistory sends the discussion history to a joining session (§7.2.15)
+// honouring <history maxchars maxstanzas seconds since/>.
+func (r *room) sendHistory(ctx context.Context, to jid.JID, join *wire.Element) {
+	max := r.data.HistoryLength
+	var since time.Time
+	maxChars := -1
+	if join != nil {
+		if h := join.Child("history", NS); h != nil {
+			if v, err := strconv.Atoi(h.AttrValue("maxstanzas")); err == nil && v >= 0 {
+				max = min(max, v)
+			}
+			if v, err := strconv.Atoi(h.AttrValue("maxchars")); err == nil && v >= 0 {
+				maxChars = v
+			}
+			if v, err := strconv.Atoi(h.AttrValue("seconds")); err == nil && v >= 0 {
+				since = time.Now().Add(-time.Duration(v) * time.Second)
+			}
+			if v := h.AttrValue("since"); v != "" {
+				if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.After(since) {
+					since = t
+				}
+			}
+		}
+	}
+	if max <= 0 || maxChars == 0 {
+		return
+	}
+	if err := r.svc.deps.Writer.Flush(ctx); err != nil {
+		return
+	}
+	page, err := r.svc.deps.History.Query(ctx, store.ArchiveQuery{Archive: r.jid.String(), Start: since, Max: max, Last: true})
+	if err != nil {
+		r.svc.log.Error("muc: history", "room", r.jid.String(), xmpp.LogErr, err)
+		return
+	}
+	var out []*xmpp.Stanza
+	chars := 0
+	for i := len(page.Records) - 1; i >= 0; i-- {
+		rec := page.Records[i]
+		el, err := wire.Parse(rec.Stanza, wire.NewScope(wire.NSClient))
+		if err != nil {
+			continue
+		}
+		msg, err := xmpp.NewStanza(el)
+		if err != nil {
+			continue
+		}
+		delay := wire.New("delay", NSDelay, wire.Attr{Name: "from", Value: r.jid.String()},
+			wire.Attr{Name: "stamp", Value: rec.Time().UTC().Format("2006-01-02T15:04:05.000000Z")})
+		h := msg.With(msg.From, to)
+		h = h.WithElement(h.El.Append(delay))
+		if maxChars > 0 {
+			chars += len(h.Bytes())
+			if chars > maxChars {
+				break
+			}
+		}
+		out = append(out, h)
+	}
+	for i := len(out) - 1; i >= 0; i-- {
+		r.send(ctx, out[i])
+	}
+}

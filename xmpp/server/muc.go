@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/muc"
+	"switchboard/xmpp/config"
+	"switchboard/xmpp/disco"
+	"switchboard/xmpp/mam"
+)
+
+// buildMUC creates each host's room and issue services and registers them
+// with the router.
+func (s *Server) buildMUC(archive *mam.Module) error {
+	secret, err := loadOrCreateSecret(s.secretPath())
+	if err != nil {
+		return err
+	}
+	s.mucHosts = map[string]string{}
+	for _, h := range s.cfg.Hosts {
+		for _, svc := range []struct {
+			domain string
+			issues bool
+		}{{h.ServiceDomain(h.MUCDomain, "conference"), false}, {h.ServiceDomain(h.IssuesDomain, "issues"), true}} {
+			if svc.domain == "" {
+				continue
+			}
+			opts := muc.Options{
+				Domain: svc.domain, Host: h.Domain, Issues: svc.issues,
+				MayCreate: s.mayCreateRooms(h), InGroup: groupMembership(h),
+				Secret: secret, Logger: s.log,
+			}
+			if !svc.issues {
+				opts.CompanyRoom = h.CompanyRoom
+			}
+			m, err := muc.New(opts, muc.Deps{
+				Rooms: s.db.Rooms(), History: s.db.Archive(), Writer: s.archiveWriter, MAM: archive, Router: s.router,
+			})
+			if err != nil {
+				return fmt.Errorf("server: %w", err)
+			}
+			if err := s.router.AddComponent(m); err != nil {
+				return fmt.Errorf("server: %w", err)
+			}
+			s.mucs = append(s.mucs, m)
+			s.mucHosts[svc.domain] = h.Domain
+			if svc.issues {
+				s.mucHosts[svc.domain] = issueHost
+			}
+		}
+	}
+	return nil
+}
+
+// issueHost marks issue services in mucHosts: their archives are kept for
+// the life of the issue, whatever the host's retention.
+const issueHost = "-issues-"
+
+// serviceItems lists a host's services for disco#items (XEP-0030).
+func (s *Server) serviceItems(host string) []disco.Item {
+	var out []disco.Item
+	for _, m := range s.mucs {
+		if h, ok := s.mucHosts[m.Domain()]; ok && (h == host || (h == issueHost && strings.HasSuffix(m.Domain(), "."+host))) {
+			name := "Chat rooms"
+			if h == issueHost {
+				name = "Issue chats"
+			}
+			out = append(out, disco.Item{JID: m.Domain(), Name: name})
+		}
+	}
+	return out
+}
+
+// mayCreateRooms is a host's room creation ACL.
+func (s *Server) mayCreateRooms(h config.Host) func(context.Context, jid.JID) bool {
+	inGroup := groupMembership(h)
+	return func(_ context.Context, user jid.JID) bool {
+		bare := user.Bare().String()
+		switch h.RoomCreators {
+		case "everyone":
+			return true
+		case "admins":
+			return slices.Contains(h.Admins, bare)
+		case "listed":
+			for _, e := range h.RoomCreatorList {
+				if e == bare || (strings.HasPrefix(e, "group:") && inGroup(user.Bare(), strings.TrimPrefix(e, "group:"))) {
+					return true
+				}
+			}
+			return false
+		}
+		return user.Domainpart() == h.Domain
+	}
+}
+
+// groupMembership tells whether a user belongs to one of the host's
+// configured shared groups.
+func groupMembership(h config.Host) func(jid.JID, string) bool {
+	return func(user jid.JID, group string) bool {
+		for _, g := range h.Groups {
+			if g.Name != group {
+				continue
+			}
+			for _, m := range g.Members {
+				if !strings.Contains(m, "@") {
+					m += "@" + h.Domain
+				}
+				if m == user.Bare().String() {
+					return true
+				}
+			}
+		}
+		return false
+	}
+}
