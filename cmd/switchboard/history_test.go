@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"switchboard/xmpp/server/servertest"
+	"switchboard/xmpp/wire"
 )
 
 // TestHistoryExportAndAudit: archived messages stream out as JSON Lines
@@ -89,5 +90,46 @@ func TestHistoryExportAndAudit(t *testing.T) {
 	}
 	if !strings.Contains(audit, "cli") {
 		t.Errorf("audit log names no actor:\n%s", audit)
+	}
+}
+
+// TestRoomHistoryExport: an issue chat's history exports as a JSON array
+// of the issue's comments (time, author, body, stanza id).
+func TestRoomHistoryExport(t *testing.T) {
+	dir := t.TempDir()
+	cfg := servertest.Config(dir)
+	cfg.Listen.AdminSocket = filepath.Join(dir, "admin.sock")
+	s := servertest.StartConfig(t, cfg)
+	data := []string{"--data", dir}
+	mustRun(t, "", append(data, "user", "add", "alice@localhost", "--password", "pw")...)
+	alice := s.MustLogin(t, jid.MustParse("alice@localhost"), "pw", servertest.ClientOptions{Resource: "a"})
+	room := "test-123@issues.localhost"
+	if err := alice.SendRaw(context.Background(), "<presence to='"+room+"/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"); err != nil {
+		t.Fatal(err)
+	}
+	alice.Next(t, 5*time.Second, servertest.Named("presence", "from", room+"/Alice"))
+	comments := []string{"Reproduced on 2.1", "Fixed in build 42"}
+	for _, c := range comments {
+		if err := alice.SendRaw(context.Background(), "<message to='"+room+"' type='groupchat'><body>"+c+"</body></message>"); err != nil {
+			t.Fatal(err)
+		}
+		alice.Next(t, 5*time.Second, func(e *wire.Element) bool { return e.Name == "message" && e.ChildText("body", "") == c })
+	}
+	out := mustRun(t, "", append(data, "room", "history", room)...)
+	var recs []struct{ ID, Time, From, With, Body string }
+	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+		t.Fatalf("not a JSON array: %v\n%s", err, out)
+	}
+	if len(recs) != len(comments) {
+		t.Fatalf("%d records, want %d: %s", len(recs), len(comments), out)
+	}
+	for i, r := range recs {
+		if r.Body != comments[i] || r.From != room+"/Alice" || r.With != "alice@localhost" || r.ID == "" || r.Time == "" {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+	}
+	csvOut := mustRun(t, "", append(data, "room", "history", room, "--format", "csv", "--since", "1d")...)
+	if rows, err := csv.NewReader(strings.NewReader(csvOut)).ReadAll(); err != nil || len(rows) != 1+len(comments) {
+		t.Fatalf("CSV: %v %q", err, csvOut)
 	}
 }

@@ -79,7 +79,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.configFile, "config", "", "TOML configuration file (default: embedded defaults)")
 	pf.StringVar(&g.dataDir, "data", "", "data directory (overrides server.data_dir)")
 	pf.StringArrayVar(&g.domains, "domain", nil, "served domain, repeatable (replaces the configured hosts)")
-	root.AddCommand(newServe(g), newConfigCmd(g), newUserCmd(g), newPresenceCmd(g), newHistoryCmd(g), newAuditCmd(g), newVersion())
+	root.AddCommand(newServe(g), newConfigCmd(g), newUserCmd(g), newPresenceCmd(g), newHistoryCmd(g), newRoomCmd(g), newAuditCmd(g), newVersion())
 	return root
 }
 
@@ -304,6 +304,26 @@ func newHistoryCmd(g *globals) *cobra.Command {
 	f.StringVar(&until, "until", "", "only messages up to this time")
 	f.StringVar(&format, "format", "jsonl", "jsonl or csv")
 	cmd.AddCommand(export)
+	return cmd
+}
+
+func newRoomCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "room", Short: "Chat rooms and issue chats"}
+	var since, until, format string
+	history := &cobra.Command{
+		Use:   "history ROOM@SERVICE [--since T] [--until T] --format json|csv",
+		Short: "Export a room's history, e.g. an issue chat as the issue's comment log (time, author, body, stanza id)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.admin(cmd, server.AdminRequest{Command: server.CmdHistoryExport, Args: map[string]string{
+				"archive": args[0], "since": since, "until": until, "format": format,
+			}})
+		},
+	}
+	history.Flags().StringVar(&since, "since", "", "only messages from this time on")
+	history.Flags().StringVar(&until, "until", "", "only messages up to this time")
+	history.Flags().StringVar(&format, "format", "json", "json, jsonl or csv")
+	cmd.AddCommand(history)
 	return cmd
 }
 

@@ -39,7 +39,7 @@ type ExportRecord struct {
 }
 
 // ExportFormats are the supported formats.
-var ExportFormats = []string{"jsonl", "csv"}
+var ExportFormats = []string{"json", "jsonl", "csv"}
 
 // exportCSVHeader is the first line of a CSV export.
 var exportCSVHeader = []string{"time", "id", "archive", "with", "direction", "from", "to", "type", "body"}
@@ -50,6 +50,21 @@ var exportCSVHeader = []string{"time", "id", "archive", "with", "direction", "fr
 func Export(ctx context.Context, a *store.Archive, q ExportQuery, format string, emit func(string) error) (int, error) {
 	var line func(ExportRecord) (string, error)
 	switch format {
+	case "json":
+		// One JSON array, one record per line.
+		if err := emit("["); err != nil {
+			return 0, err
+		}
+		first := true
+		line = func(r ExportRecord) (string, error) {
+			b, err := json.Marshal(r)
+			sep := ","
+			if first {
+				sep, first = " ", false
+			}
+			return sep + string(b), err
+		}
+		defer func() { _ = emit("]") }()
 	case "jsonl":
 		line = func(r ExportRecord) (string, error) {
 			b, err := json.Marshal(r)
