@@ -98,23 +98,12 @@ func (r *room) discoInfo(st *xmpp.Stanza) *xmpp.Stanza {
 		q.AddChild(wire.New("feature", xmpp.NSDiscoInfo, wire.Attr{Name: "var", Value: f}))
 	}
 	q.AddChild(wire.New("x", NSData, wire.Attr{Name: "type", Value: "result"}).AddChild(
-		field("FORM_TYPE", "hidden", NSRoomInfo),
-		field("muc#roominfo_description", "", r.data.Description),
-		field("muc#roominfo_subject", "", r.data.Subject),
-		field("muc#roominfo_occupants", "", strconv.Itoa(len(r.occupants))),
+		xmpp.FormField("FORM_TYPE", "hidden", NSRoomInfo),
+		xmpp.FormField("muc#roominfo_description", "", r.data.Description),
+		xmpp.FormField("muc#roominfo_subject", "", r.data.Subject),
+		xmpp.FormField("muc#roominfo_occupants", "", strconv.Itoa(len(r.occupants))),
 	))
 	return st.Result(q)
-}
-
-func field(v, typ string, values ...string) *wire.Element {
-	f := wire.New("field", NSData, wire.Attr{Name: "var", Value: v})
-	if typ != "" {
-		f.Attrs = append(f.Attrs, wire.Attr{Name: "type", Value: typ})
-	}
-	for _, val := range values {
-		f.AddChild(wire.New("value", NSData).SetText(val))
-	}
-	return f
 }
 
 // archiveQuery lets occupants and members read the room's archive
@@ -140,48 +129,31 @@ func (r *room) configForm() *wire.Element {
 	if !d.AllowPM {
 		allowPM = "moderators"
 	}
-	access := field("switchboard#access", "text-multi", d.Access...)
+	access := xmpp.FormField("switchboard#access", "text-multi", d.Access...)
 	access.Attrs = append(access.Attrs, wire.Attr{Name: "label", Value: "Access list: user@host, group:NAME or domain:example.org"})
 	return wire.New("x", NSData, wire.Attr{Name: "type", Value: "form"}).AddChild(
 		wire.New("title", NSData).SetText("Configuration of "+r.jid.String()),
-		field("FORM_TYPE", "hidden", NSRoomConf),
-		field("muc#roomconfig_roomname", "text-single", d.Name),
-		field("muc#roomconfig_roomdesc", "text-single", d.Description),
-		field("muc#roomconfig_publicroom", "boolean", boolStr(d.Public)),
-		field("muc#roomconfig_persistentroom", "boolean", boolStr(d.Persistent)),
-		field("muc#roomconfig_membersonly", "boolean", boolStr(d.MembersOnly)),
-		field("muc#roomconfig_moderatedroom", "boolean", boolStr(d.Moderated)),
-		field("muc#roomconfig_passwordprotectedroom", "boolean", boolStr(d.PasswordProtected)),
-		field("muc#roomconfig_roomsecret", "text-private", d.Password),
-		field("muc#roomconfig_maxusers", "text-single", strconv.Itoa(d.MaxUsers)),
-		field("muc#roomconfig_whois", "list-single", d.WhoIs).AddChild(option("moderators"), option("anyone")),
-		field("muc#roomconfig_changesubject", "boolean", boolStr(d.ParticipantsChangeSubject)),
-		field("muc#roomconfig_allowinvites", "boolean", boolStr(d.AllowInvites)),
-		field("muc#roomconfig_allowpm", "list-single", allowPM).AddChild(option("anyone"), option("moderators")),
-		field("muc#maxhistoryfetch", "text-single", strconv.Itoa(d.HistoryLength)),
+		xmpp.FormField("FORM_TYPE", "hidden", NSRoomConf),
+		xmpp.FormField("muc#roomconfig_roomname", "text-single", d.Name),
+		xmpp.FormField("muc#roomconfig_roomdesc", "text-single", d.Description),
+		xmpp.FormField("muc#roomconfig_publicroom", "boolean", boolStr(d.Public)),
+		xmpp.FormField("muc#roomconfig_persistentroom", "boolean", boolStr(d.Persistent)),
+		xmpp.FormField("muc#roomconfig_membersonly", "boolean", boolStr(d.MembersOnly)),
+		xmpp.FormField("muc#roomconfig_moderatedroom", "boolean", boolStr(d.Moderated)),
+		xmpp.FormField("muc#roomconfig_passwordprotectedroom", "boolean", boolStr(d.PasswordProtected)),
+		xmpp.FormField("muc#roomconfig_roomsecret", "text-private", d.Password),
+		xmpp.FormField("muc#roomconfig_maxusers", "text-single", strconv.Itoa(d.MaxUsers)),
+		xmpp.FormField("muc#roomconfig_whois", "list-single", d.WhoIs).AddChild(option("moderators"), option("anyone")),
+		xmpp.FormField("muc#roomconfig_changesubject", "boolean", boolStr(d.ParticipantsChangeSubject)),
+		xmpp.FormField("muc#roomconfig_allowinvites", "boolean", boolStr(d.AllowInvites)),
+		xmpp.FormField("muc#roomconfig_allowpm", "list-single", allowPM).AddChild(option("anyone"), option("moderators")),
+		xmpp.FormField("muc#maxhistoryfetch", "text-single", strconv.Itoa(d.HistoryLength)),
 		access,
 	)
 }
 
 func option(v string) *wire.Element {
 	return wire.New("option", NSData).AddChild(wire.New("value", NSData).SetText(v))
-}
-
-func formValues(x *wire.Element) map[string][]string {
-	out := map[string][]string{}
-	for _, f := range x.Children {
-		if f.Name != "field" || f.Space != NSData {
-			continue
-		}
-		v := f.AttrValue("var")
-		out[v] = []string{}
-		for _, val := range f.Children {
-			if val.Name == "value" && val.Space == NSData {
-				out[v] = append(out[v], val.Text)
-			}
-		}
-	}
-	return out
 }
 
 func truthy(v []string) (bool, bool) {
@@ -216,7 +188,7 @@ func (r *room) owner(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 	default:
 		return nil, xmpp.StanzaError(stanza.BadRequest, "")
 	}
-	v := formValues(x)
+	v := xmpp.FormValues(x)
 	if len(v) == 0 {
 		// §10.1.2: an empty submission accepts the defaults (an
 		// instant room).

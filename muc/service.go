@@ -25,7 +25,7 @@ const (
 	NSOwner      = "http://jabber.org/protocol/muc#owner"
 	NSRoomConf   = "http://jabber.org/protocol/muc#roomconfig"
 	NSRoomInfo   = "http://jabber.org/protocol/muc#roominfo"
-	NSData       = "jabber:x:data"
+	NSData       = xmpp.NSData
 	NSDelay      = "urn:xmpp:delay"
 	NSSID        = "urn:xmpp:sid:0"
 	NSOccupant   = "urn:xmpp:occupant-id:0"

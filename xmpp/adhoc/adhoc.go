@@ -18,7 +18,7 @@ import (
 )
 
 // NSData is the XEP-0004 namespace.
-const NSData = "jabber:x:data"
+const NSData = xmpp.NSData
 
 // Module serves ad-hoc commands.
 type Module struct {
@@ -57,26 +57,6 @@ func (m *Module) list(ctx context.Context, st *xmpp.Stanza) []xmpp.DiscoItem {
 	for _, c := range m.reg.Commands() {
 		if m.allowed(ctx, st, c) {
 			out = append(out, xmpp.DiscoItem{JID: st.To.String(), Node: c.Node, Name: c.Name})
-		}
-	}
-	return out
-}
-
-func fields(x *wire.Element) map[string][]string {
-	out := map[string][]string{}
-	if x == nil {
-		return out
-	}
-	for _, f := range x.Children {
-		if f.Name != "field" || f.Space != NSData {
-			continue
-		}
-		v := f.AttrValue("var")
-		out[v] = out[v][:0:0]
-		for _, val := range f.Children {
-			if val.Name == "value" && val.Space == NSData {
-				out[v] = append(out[v], val.Text)
-			}
 		}
 	}
 	return out
@@ -129,7 +109,7 @@ func (m *Module) execute(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, er
 		actions := wire.New("actions", xmpp.NSCommands, wire.Attr{Name: "execute", Value: "complete"}).AddChild(wire.New("complete", xmpp.NSCommands))
 		return reply(st, node, session, "executing", actions, cmd.Form(ctx, st)), nil
 	}
-	note, err := cmd.Run(ctx, st, fields(x))
+	note, err := cmd.Run(ctx, st, xmpp.FormValues(x))
 	if err != nil {
 		return nil, err
 	}

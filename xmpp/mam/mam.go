@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -38,7 +37,7 @@ const (
 	NSForward = "urn:xmpp:forward:0"
 	NSDelay   = "urn:xmpp:delay"
 	NSRSM     = "http://jabber.org/protocol/rsm"
-	NSData    = "jabber:x:data"
+	NSData    = xmpp.NSData
 	NSHints   = "urn:xmpp:hints"
 	NSMarkers = "urn:xmpp:chat-markers:0"
 	NSConv    = "urn:switchboard:conversations:0"
@@ -91,9 +90,6 @@ type Module struct {
 	opts Options
 	deps Deps
 	log  *slog.Logger
-
-	mu    sync.RWMutex
-	prefs map[string]Prefs // cached preferences by owner
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -109,7 +105,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Module{opts: opts, deps: deps, log: opts.Logger, prefs: map[string]Prefs{}}, nil
+	return &Module{opts: opts, deps: deps, log: opts.Logger}, nil
 }
 
 // Name implements xmpp.Module.
@@ -210,24 +206,17 @@ func archivable(st *xmpp.Stanza) bool {
 	return keep
 }
 
+// loadPrefs returns owner's preferences, or the host default. They are
+// read from the store each time (one read transaction): a cache would
+// outlive the account's deletion, which removes them from the store.
 func (m *Module) loadPrefs(ctx context.Context, owner jid.JID) Prefs {
-	key := owner.String()
-	m.mu.RLock()
-	p, ok := m.prefs[key]
-	m.mu.RUnlock()
-	if ok {
-		return p
-	}
-	p, err := m.deps.Prefs.Get(ctx, key)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		m.log.Error("mam: prefs", xmpp.LogJID, key, xmpp.LogErr, err)
-	}
+	p, err := m.deps.Prefs.Get(ctx, owner.String())
 	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			m.log.Error("mam: prefs", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
+		}
 		p = Prefs{Default: m.opts.DefaultMode(owner.Domainpart())}
 	}
-	m.mu.Lock()
-	m.prefs[key] = p
-	m.mu.Unlock()
 	return p
 }
 

@@ -19,31 +19,20 @@ import (
 // own reports whether an IQ concerns the sender's own archive.
 func own(st *xmpp.Stanza) bool { return xmpp.IsZero(st.To) || st.To.Equal(st.From.Bare()) }
 
-func field(v, typ string, values ...string) *wire.Element {
-	f := wire.New("field", NSData, wire.Attr{Name: "var", Value: v})
-	if typ != "" {
-		f.Attrs = append(f.Attrs, wire.Attr{Name: "type", Value: typ})
-	}
-	for _, val := range values {
-		f.AddChild(wire.New("value", NSData).SetText(val))
-	}
-	return f
-}
-
 // form answers a form request (XEP-0313 §5.3 and §7 extended fields).
 func (m *Module) form(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
 	if !own(st) {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	x := wire.New("x", NSData, wire.Attr{Name: "type", Value: "form"}).AddChild(
-		field("FORM_TYPE", "hidden", NS),
-		field("with", "jid-single"),
-		field("start", "text-single"),
-		field("end", "text-single"),
-		field("before-id", "text-single"),
-		field("after-id", "text-single"),
+		xmpp.FormField("FORM_TYPE", "hidden", NS),
+		xmpp.FormField("with", "jid-single"),
+		xmpp.FormField("start", "text-single"),
+		xmpp.FormField("end", "text-single"),
+		xmpp.FormField("before-id", "text-single"),
+		xmpp.FormField("after-id", "text-single"),
 		// §4.1.5: the list of ids is open (XEP-0122).
-		field("ids", "list-multi").AddChild(
+		xmpp.FormField("ids", "list-multi").AddChild(
 			wire.New("validate", NSDataValidate, wire.Attr{Name: "datatype", Value: "xs:string"}).AddChild(wire.New("open", NSDataValidate))),
 	)
 	return st.Result(wire.New("query", NS).AddChild(x)), nil
@@ -359,9 +348,6 @@ func (m *Module) setPrefs(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, e
 	if err := m.deps.Prefs.Set(ctx, owner, p); err != nil {
 		return nil, fmt.Errorf("mam: set prefs: %w", err)
 	}
-	m.mu.Lock()
-	m.prefs[owner] = p
-	m.mu.Unlock()
 	return st.Result(prefsElement(p)), nil
 }
 

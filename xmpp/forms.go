@@ -1,0 +1,41 @@
+package xmpp
+
+import "switchboard/xmpp/wire"
+
+// NSData is the namespace of XEP-0004 Data Forms.
+const NSData = "jabber:x:data"
+
+// FormField builds a data form field (XEP-0004 §3.2) with optional type
+// and values.
+func FormField(v, typ string, values ...string) *wire.Element {
+	f := wire.New("field", NSData, wire.Attr{Name: "var", Value: v})
+	if typ != "" {
+		f.Attrs = append(f.Attrs, wire.Attr{Name: "type", Value: typ})
+	}
+	for _, val := range values {
+		f.AddChild(wire.New("value", NSData).SetText(val))
+	}
+	return f
+}
+
+// FormValues returns the values of a submitted form's fields by var; a
+// field without values maps to an empty slice.
+func FormValues(x *wire.Element) map[string][]string {
+	out := map[string][]string{}
+	if x == nil {
+		return out
+	}
+	for _, f := range x.Children {
+		if f.Name != "field" || f.Space != NSData {
+			continue
+		}
+		v := f.AttrValue("var")
+		out[v] = []string{}
+		for _, val := range f.Children {
+			if val.Name == "value" && val.Space == NSData {
+				out[v] = append(out[v], val.Text)
+			}
+		}
+	}
+	return out
+}
