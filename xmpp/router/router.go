@@ -476,6 +476,8 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 	case xmpp.TypeGroupchat:
 		r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 	case xmpp.TypeHeadline:
+		// Not archived, but a forged stanza-id is removed all the same.
+		st = r.hooks.MessageIn.Run(ctx, st)
 		r.deliverAvailable(st, resources, true)
 	default:
 		if len(resources) == 0 && !r.exists(ctx, st.To) {
@@ -548,7 +550,7 @@ func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
 	for _, res := range resources {
 		if res.name == st.To.Resourcepart() {
 			// §8.5.3.1: deliver to the connected resource.
-			if st.Kind == xmpp.KindMessage && (st.Type == xmpp.TypeChat || st.Type == xmpp.TypeNormal || st.Type == "") {
+			if st.Kind == xmpp.KindMessage && st.Type != xmpp.TypeError {
 				st = r.hooks.MessageIn.Run(ctx, st)
 			}
 			ok := res.sess.Deliver(st)

@@ -1278,6 +1278,18 @@ func TestMAMPreferences(t *testing.T) {
 	if aOut || aIn || dIn || dOut {
 		t.Errorf("after restart alice with dave: alice out %t in %t, dave in %t out %t; want none archived", aOut, aIn, dIn, dOut)
 	}
+
+	// An account's preferences go with it: the same name registered
+	// again starts from the host default.
+	mtLogout(t, a)
+	if err := s.Accounts().Delete(t.Context(), s.Domain, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	s.AddUser(t, "alice", mtPassword)
+	a = mtOnline(t, s, alice, "desk")
+	if p := mtGetPrefs(t, a); !p.equal(mtPrefs{def: "never"}) {
+		t.Errorf("prefs of the re-created account %+v, want the host default never", p)
+	}
 }
 
 // TestMAMDeleteConversation covers the ad-hoc command (XEP-0050) that
