@@ -3,11 +3,13 @@ FUZZTIME ?= 10s
 
 .PHONY: test build run fuzz bench clean
 
-# The whole test suite: vet, then every test (fuzz seed corpora included)
-# with the race detector.
+# The whole test suite: vet, every test (fuzz seed corpora included) with
+# the race detector, and one pass of every benchmark as a smoke test (no
+# timing is asserted).
 test:
 	$(GO) vet ./...
 	$(GO) test -race -timeout 12m ./...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 5m ./...
 
 build:
 	$(GO) build -o bin/switchboard ./cmd/switchboard
