@@ -76,7 +76,7 @@ func (r *room) broadcastMessage(ctx context.Context, o *occupant, st *xmpp.Stanz
 		id, err := r.svc.deps.Writer.Append(rec, nil)
 		if err == nil {
 			out = out.WithElement(out.El.Append(wire.New("stanza-id", NSSID,
-				wire.Attr{Name: "by", Value: r.jid.String()}, wire.Attr{Name: "id", Value: strconv.FormatUint(id, 10)})))
+				wire.Attr{Name: "by", Value: r.jid.String()}, wire.Attr{Name: "id", Value: r.formatID(id)})))
 		} else {
 			r.svc.log.Warn("muc: archive busy", "room", r.jid.String(), xmpp.LogErr, err)
 		}
@@ -89,8 +89,11 @@ func (r *room) broadcastMessage(ctx context.Context, o *occupant, st *xmpp.Stanz
 }
 
 func archivable(st *xmpp.Stanza) bool {
+	// A subject change (subject, no body) is not archived: replayed as
+	// history it would reach a joining occupant before the history ends,
+	// and the subject message is the marker of a completed join (§7.2.15).
 	for _, c := range st.El.Children {
-		if c.Space == xmpp.NSClient && (c.Name == "body" || c.Name == "subject") {
+		if c.Space == xmpp.NSClient && c.Name == "body" {
 			return true
 		}
 	}
@@ -171,4 +174,12 @@ func (r *room) invite(ctx context.Context, st *xmpp.Stanza, o *occupant, x *wire
 		r.send(ctx, xmpp.Build(xmpp.KindMessage, "", "", r.jid, to, out,
 			wire.New("body", xmpp.NSClient).SetText(body)))
 	}
+}
+
+// formatID is the opaque stanza-id of an archive id (XEP-0359 §5).
+func (r *room) formatID(id uint64) string {
+	if r.svc.deps.MAM != nil {
+		return r.svc.deps.MAM.FormatID(id)
+	}
+	return strconv.FormatUint(id, 10)
 }

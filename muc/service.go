@@ -73,6 +73,8 @@ type Options struct {
 type Archive interface {
 	// Query answers a MAM query on a room's archive for requester.
 	QueryArchive(ctx context.Context, archive jid.JID, st *xmpp.Stanza) (*xmpp.Stanza, error)
+	// FormatID returns the opaque id clients see for an archive id.
+	FormatID(id uint64) string
 }
 
 // Deps are the service's collaborators.
@@ -188,12 +190,12 @@ func (s *Service) Route(ctx context.Context, st *xmpp.Stanza) {
 		s.routeService(ctx, st)
 		return
 	}
-	r, err := s.room(st.To.Bare())
+	posted, err := s.deliver(st.To.Bare(), st)
 	if err != nil {
 		s.bounce(ctx, st, xmpp.StanzaError(stanza.ServiceUnavailable, "the service is shutting down"))
 		return
 	}
-	if !r.post(st) {
+	if !posted {
 		s.bounce(ctx, st, xmpp.StanzaError(stanza.ResourceConstraint, "the room is busy"))
 	}
 }
@@ -204,16 +206,19 @@ func (s *Service) bounce(ctx context.Context, st *xmpp.Stanza, err error) {
 	}
 }
 
-// room returns the running actor of a room, starting it.
-func (s *Service) room(rj jid.JID) (*room, error) {
+// deliver posts st to the running actor of a room, starting it. Finding
+// the actor and posting happen under s.mu, as the actor's decision to stop
+// (stopped) does: a stanza is never posted to an actor that has already
+// decided to stop with an empty inbox.
+func (s *Service) deliver(rj jid.JID, st *xmpp.Stanza) (bool, error) {
 	key := rj.String()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errors.New("muc: closed")
+		return false, errors.New("muc: closed")
 	}
 	if r := s.active[key]; r != nil {
-		return r, nil
+		return r.post(st), nil
 	}
 	r := newRoom(s, rj)
 	s.active[key] = r
@@ -222,7 +227,7 @@ func (s *Service) room(rj jid.JID) (*room, error) {
 		defer s.wg.Done()
 		r.run(s.ctx)
 	}()
-	return r, nil
+	return r.post(st), nil
 }
 
 // stopped removes an actor that ended (idle or destroyed); it reports

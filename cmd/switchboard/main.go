@@ -371,7 +371,12 @@ func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
 	switch {
 	case err == nil:
 		defer db.Close()
+		ids, ierr := server.ArchiveIDs(cfg.Server.DataDir)
+		if ierr != nil {
+			return ierr
+		}
 		result, err = server.RunCommand(ctx, server.Backend{
+			IDs:       ids,
 			Accounts:  server.NewAccounts(db.Users(), cfg.Domains()),
 			Overrides: server.StoredOverrides{Store: db.PresenceOverrides()},
 			Archive:   db.Archive(),

@@ -18,7 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
+
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -73,7 +73,9 @@ type Router interface {
 type Options struct {
 	// DefaultMode returns a host's default archiving mode.
 	DefaultMode func(host string) string
-	Logger      *slog.Logger
+	// IDSecret keys the opaque archive ids (see IDCodec).
+	IDSecret []byte
+	Logger   *slog.Logger
 }
 
 // Deps are the module's collaborators.
@@ -90,6 +92,7 @@ type Module struct {
 	opts Options
 	deps Deps
 	log  *slog.Logger
+	ids  IDCodec
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -105,7 +108,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Module{opts: opts, deps: deps, log: opts.Logger}, nil
+	return &Module{opts: opts, deps: deps, log: opts.Logger, ids: NewIDCodec(opts.IDSecret)}, nil
 }
 
 // Name implements xmpp.Module.
@@ -275,7 +278,7 @@ func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 		return st
 	}
 	sid := wire.New("stanza-id", NSSID,
-		wire.Attr{Name: "by", Value: owner.String()}, wire.Attr{Name: "id", Value: formatID(id)})
+		wire.Attr{Name: "by", Value: owner.String()}, wire.Attr{Name: "id", Value: m.ids.Format(id)})
 	stamped := st.WithElement(st.El.Append(sid))
 	return stamped
 }
@@ -310,13 +313,6 @@ func (m *Module) append(owner jid.JID, with string, dir store.Direction, st *xmp
 		return 0, false
 	}
 	return id, true
-}
-
-func formatID(id uint64) string { return strconv.FormatUint(id, 10) }
-
-func parseID(s string) (uint64, bool) {
-	id, err := strconv.ParseUint(s, 10, 64)
-	return id, err == nil && id > 0
 }
 
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }

@@ -64,7 +64,7 @@ type parsedQuery struct {
 // before-id filter the result set (as 'start' and 'end' do: ids are
 // microsecond times, see store.ArchiveQuery) and do not make the query
 // page backwards (§9).
-func parseQuery(owner string, q *wire.Element) (parsedQuery, error) {
+func parseQuery(owner string, q *wire.Element, ids IDCodec) (parsedQuery, error) {
 	pq := parsedQuery{ArchiveQuery: store.ArchiveQuery{Archive: owner, Max: DefaultPage}}
 	aq := &pq.ArchiveQuery
 	var afterID, beforeID uint64
@@ -100,14 +100,14 @@ func parseQuery(owner string, q *wire.Element) (parsedQuery, error) {
 			case "end":
 				aq.End, err = parseTime(one)
 			case "after-id":
-				id, ok := parseID(one)
+				id, ok := ids.Parse(one)
 				if !ok {
 					return pq, xmpp.StanzaError(stanza.ItemNotFound, "unknown after-id")
 				}
 				pq.known = append(pq.known, id)
 				afterID = max(afterID, id)
 			case "before-id":
-				id, ok := parseID(one)
+				id, ok := ids.Parse(one)
 				if !ok {
 					return pq, xmpp.StanzaError(stanza.ItemNotFound, "unknown before-id")
 				}
@@ -117,7 +117,7 @@ func parseQuery(owner string, q *wire.Element) (parsedQuery, error) {
 				}
 			case "ids":
 				for _, v := range values {
-					id, ok := parseID(v)
+					id, ok := ids.Parse(v)
 					if !ok {
 						return pq, xmpp.StanzaError(stanza.ItemNotFound, "unknown id")
 					}
@@ -156,7 +156,7 @@ func parseQuery(owner string, q *wire.Element) (parsedQuery, error) {
 			aq.Max = min(n, MaxPage)
 		}
 		if a := set.Child("after", NSRSM); a != nil {
-			id, ok := parseID(a.Text)
+			id, ok := ids.Parse(a.Text)
 			if !ok {
 				return pq, xmpp.StanzaError(stanza.ItemNotFound, "unknown <after/> id")
 			}
@@ -166,7 +166,7 @@ func parseQuery(owner string, q *wire.Element) (parsedQuery, error) {
 			if b.Text == "" {
 				aq.Last = true
 			} else {
-				id, ok := parseID(b.Text)
+				id, ok := ids.Parse(b.Text)
 				if !ok {
 					return pq, xmpp.StanzaError(stanza.ItemNotFound, "unknown <before/> id")
 				}
@@ -191,13 +191,16 @@ func (m *Module) query(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, erro
 	return m.QueryArchive(ctx, st.From.Bare(), st)
 }
 
+// FormatID returns the opaque id clients see for an archive id.
+func (m *Module) FormatID(id uint64) string { return m.ids.Format(id) }
+
 // QueryArchive answers a XEP-0313 query st on the archive of owner (a
 // user's or a room's): the results are sent to the requester from owner,
 // and the returned IQ result carries <fin/>. The caller checks that the
 // requester may read the archive.
 func (m *Module) QueryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanza) (*xmpp.Stanza, error) {
 	q := st.Payload()
-	pq, err := parseQuery(owner.String(), q)
+	pq, err := parseQuery(owner.String(), q, m.ids)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +216,7 @@ func (m *Module) QueryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanz
 			continue
 		}
 		if _, err := m.deps.Archive.Get(ctx, owner.String(), id); errors.Is(err, store.ErrNotFound) {
-			return nil, xmpp.StanzaError(stanza.ItemNotFound, "unknown id "+formatID(id))
+			return nil, xmpp.StanzaError(stanza.ItemNotFound, "unknown id "+m.ids.Format(id))
 		} else if err != nil {
 			return nil, fmt.Errorf("mam: look up id: %w", err)
 		}
@@ -233,10 +236,10 @@ func (m *Module) QueryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanz
 	for _, r := range records {
 		el, err := wire.Parse(r.Stanza, wire.NewScope(wire.NSClient))
 		if err != nil {
-			m.log.Error("mam: stored message unreadable", xmpp.LogJID, owner.String(), xmpp.LogID, formatID(r.ID), xmpp.LogErr, err)
+			m.log.Error("mam: stored message unreadable", xmpp.LogJID, owner.String(), xmpp.LogID, m.ids.Format(r.ID), xmpp.LogErr, err)
 			continue
 		}
-		res := wire.New("result", NS, wire.Attr{Name: "id", Value: formatID(r.ID)})
+		res := wire.New("result", NS, wire.Attr{Name: "id", Value: m.ids.Format(r.ID)})
 		if queryID != "" {
 			res.Attrs = append(res.Attrs, wire.Attr{Name: "queryid", Value: queryID})
 		}
@@ -252,11 +255,11 @@ func (m *Module) QueryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanz
 	}
 	set := wire.New("set", NSRSM)
 	if len(page.Records) > 0 {
-		first := wire.New("first", NSRSM).SetText(formatID(page.Records[0].ID))
+		first := wire.New("first", NSRSM).SetText(m.ids.Format(page.Records[0].ID))
 		if page.Index >= 0 {
 			first.Attrs = append(first.Attrs, wire.Attr{Name: "index", Value: strconv.Itoa(page.Index)})
 		}
-		set.AddChild(first, wire.New("last", NSRSM).SetText(formatID(page.Records[len(page.Records)-1].ID)))
+		set.AddChild(first, wire.New("last", NSRSM).SetText(m.ids.Format(page.Records[len(page.Records)-1].ID)))
 	}
 	if page.Count >= 0 {
 		set.AddChild(wire.New("count", NSRSM).SetText(strconv.Itoa(page.Count)))
@@ -287,8 +290,8 @@ func (m *Module) metadata(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, e
 	if len(first.Records) > 0 && len(last.Records) > 0 {
 		f, l := first.Records[0], last.Records[0]
 		md.AddChild(
-			wire.New("start", NS, wire.Attr{Name: "id", Value: formatID(f.ID)}, wire.Attr{Name: "timestamp", Value: stamp(f.Time())}),
-			wire.New("end", NS, wire.Attr{Name: "id", Value: formatID(l.ID)}, wire.Attr{Name: "timestamp", Value: stamp(l.Time())}),
+			wire.New("start", NS, wire.Attr{Name: "id", Value: m.ids.Format(f.ID)}, wire.Attr{Name: "timestamp", Value: stamp(f.Time())}),
+			wire.New("end", NS, wire.Attr{Name: "id", Value: m.ids.Format(l.ID)}, wire.Attr{Name: "timestamp", Value: stamp(l.Time())}),
 		)
 	}
 	return st.Result(md), nil
@@ -386,7 +389,7 @@ func (m *Module) conversations(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stan
 		e := wire.New("conversation", NSConv,
 			wire.Attr{Name: "with", Value: c.With},
 			wire.Attr{Name: "unread", Value: strconv.Itoa(c.Unread)},
-			wire.Attr{Name: "last-id", Value: formatID(c.LastID)},
+			wire.Attr{Name: "last-id", Value: m.ids.Format(c.LastID)},
 			wire.Attr{Name: "last-time", Value: stamp(time.UnixMicro(int64(c.LastID)))},
 		)
 		if rec, err := m.deps.Archive.Get(ctx, owner, c.LastID); err == nil {
@@ -452,7 +455,7 @@ func (m *Module) markedID(ctx context.Context, owner, with, marker string) (uint
 			if r.Direction != store.DirIn {
 				continue
 			}
-			if formatID(r.ID) == marker {
+			if m.ids.Format(r.ID) == marker {
 				return r.ID, true
 			}
 			if el, err := wire.Parse(r.Stanza, wire.NewScope(wire.NSClient)); err == nil && el.AttrValue("id") == marker {

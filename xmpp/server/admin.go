@@ -19,6 +19,7 @@ import (
 	"switchboard/presence"
 	"switchboard/store"
 	"switchboard/xmpp"
+	"switchboard/xmpp/mam"
 )
 
 // AdminRequest is one command of the admin API. The same commands run
@@ -84,6 +85,7 @@ type Backend struct {
 	Accounts  *Accounts
 	Overrides Overrides
 	Archive   *store.Archive
+	IDs       mam.IDCodec
 	Audit     *store.Audit
 	// Emit receives the lines of a streaming command (an export); when
 	// nil they are returned as the result.
@@ -217,7 +219,7 @@ func runCommandResult(ctx context.Context, b Backend, req AdminRequest) ([]strin
 		if emit == nil {
 			emit = func(l string) error { out = append(out, l); return nil }
 		}
-		if _, err := Export(ctx, b.Archive, q, req.Args["format"], emit); err != nil {
+		if _, err := Export(ctx, b.Archive, b.IDs, q, req.Args["format"], emit); err != nil {
 			return nil, err
 		}
 		return out, nil
@@ -318,7 +320,7 @@ func (a *adminServer) serve(c net.Conn, s *Server) {
 			resp.Error = "malformed request: " + err.Error()
 		} else {
 			backend := Backend{Accounts: s.accounts, Overrides: s.presence, CloseUser: s.closeUserSessions,
-				Archive: s.db.Archive(), Audit: s.db.Audit()}
+				Archive: s.db.Archive(), IDs: s.archiveIDs, Audit: s.db.Audit()}
 			if req.Command == CmdHistoryExport {
 				// Stream the lines; an export may be long.
 				backend.Emit = func(l string) error {

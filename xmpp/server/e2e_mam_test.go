@@ -15,6 +15,7 @@ import (
 
 	"switchboard/store"
 	"switchboard/xmpp/config"
+	"switchboard/xmpp/server"
 	"switchboard/xmpp/server/servertest"
 	"switchboard/xmpp/wire"
 )
@@ -838,10 +839,14 @@ func TestMAMQueryHistory(t *testing.T) {
 	alice := s.AddUser(t, "alice", mtPassword)
 	a := mtOnline(t, s, alice, "desk")
 
+	codec, err := server.ArchiveIDs(cfg.Server.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	idsOf := func(is ...int) []string {
 		var out []string
 		for _, i := range is {
-			out = append(out, strconv.FormatUint(ids[i], 10))
+			out = append(out, codec.Format(ids[i]))
 		}
 		return out
 	}
@@ -905,7 +910,7 @@ func TestMAMQueryHistory(t *testing.T) {
 	if len(p.ids) != 3 || p.bodies()[2] != "today" {
 		t.Fatalf("yesterday after a new message: %q", p.bodies())
 	}
-	if n, err := strconv.ParseUint(p.ids[2], 10, 64); err != nil || n <= ids[len(ids)-1] {
+	if n, ok := codec.Parse(p.ids[2]); !ok || n <= ids[len(ids)-1] {
 		t.Errorf("new id %s is not above the newest seeded id %d", p.ids[2], ids[len(ids)-1])
 	}
 }
@@ -1535,12 +1540,16 @@ func TestMAMRestart(t *testing.T) {
 		t.Errorf("conversations after restart %+v, want %+v", got, convBefore)
 	}
 	sid := mtStanzaID(t, mtReceive(t, b, mtChat(t, a, bob.String(), "four")), "bob@localhost")
-	newID, err := strconv.ParseUint(sid, 10, 64)
+	codec, err := server.ArchiveIDs(s.DataDir)
 	if err != nil {
-		t.Fatalf("stanza-id %q: %v", sid, err)
+		t.Fatal(err)
+	}
+	newID, ok := codec.Parse(sid)
+	if !ok {
+		t.Fatalf("stanza-id %q is not one of this server's", sid)
 	}
 	for _, id := range before.ids {
-		if old, _ := strconv.ParseUint(id, 10, 64); newID <= old {
+		if old, _ := codec.Parse(id); newID <= old {
 			t.Errorf("new id %d is not above old id %d", newID, old)
 		}
 	}

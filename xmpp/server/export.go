@@ -6,12 +6,14 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"switchboard/store"
 	"switchboard/xmpp"
+	"switchboard/xmpp/mam"
 	"switchboard/xmpp/wire"
 )
 
@@ -47,7 +49,7 @@ var exportCSVHeader = []string{"time", "id", "archive", "with", "direction", "fr
 // Export streams the archived messages matching q, oldest first, one line
 // per message (JSON Lines, or CSV after a header line), through emit. It
 // pages through the archive, so memory does not grow with its size.
-func Export(ctx context.Context, a *store.Archive, q ExportQuery, format string, emit func(string) error) (int, error) {
+func Export(ctx context.Context, a *store.Archive, ids mam.IDCodec, q ExportQuery, format string, emit func(string) error) (int, error) {
 	var line func(ExportRecord) (string, error)
 	switch format {
 	case "json":
@@ -88,7 +90,7 @@ func Export(ctx context.Context, a *store.Archive, q ExportQuery, format string,
 			return n, fmt.Errorf("export: %w", err)
 		}
 		for _, rec := range page.Records {
-			l, err := line(toExport(rec))
+			l, err := line(toExport(rec, ids))
 			if err != nil {
 				return n, err
 			}
@@ -104,9 +106,10 @@ func Export(ctx context.Context, a *store.Archive, q ExportQuery, format string,
 	}
 }
 
-func toExport(rec store.ArchiveRecord) ExportRecord {
+func toExport(rec store.ArchiveRecord, ids mam.IDCodec) ExportRecord {
 	r := ExportRecord{
-		ID:      strconv.FormatUint(rec.ID, 10),
+		// The stanza id clients saw (XEP-0359), opaque.
+		ID:      ids.Format(rec.ID),
 		Time:    rec.Time().UTC().Format(time.RFC3339Nano),
 		Archive: rec.Archive,
 		With:    rec.With,
@@ -159,4 +162,15 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("invalid time %q (RFC 3339, YYYY-MM-DD, today, yesterday, or an age like 7d or 12h)", s)
+}
+
+// ArchiveIDs returns the codec of the opaque archive ids of the server
+// whose data directory is dataDir (for exports with the server stopped and
+// for tests).
+func ArchiveIDs(dataDir string) (mam.IDCodec, error) {
+	secret, err := loadOrCreateSecret(filepath.Join(dataDir, secretFile))
+	if err != nil {
+		return mam.IDCodec{}, err
+	}
+	return mam.NewIDCodec(secret), nil
 }

@@ -58,10 +58,12 @@ type Server struct {
 	stopJobs      context.CancelFunc
 	// mucs are the room and issue services by domain, with the host
 	// each belongs to.
-	mucs     []*muc.Service
-	mucHosts map[string]string
-	c2s      *c2s.Server
-	tls      *tls.Config
+	mam        *mam.Module
+	archiveIDs mam.IDCodec
+	mucs       []*muc.Service
+	mucHosts   map[string]string
+	c2s        *c2s.Server
+	tls        *tls.Config
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -177,12 +179,17 @@ func (s *Server) build() error {
 	for _, h := range cfg.Hosts {
 		modes[h.Domain] = h.ArchiveDefault
 	}
-	mamMod, err := mam.New(mam.Options{Logger: s.log, DefaultMode: func(host string) string { return modes[host] }}, mam.Deps{
+	idSecret, err := loadOrCreateSecret(s.secretPath())
+	if err != nil {
+		return err
+	}
+	mamMod, err := mam.New(mam.Options{Logger: s.log, IDSecret: idSecret, DefaultMode: func(host string) string { return modes[host] }}, mam.Deps{
 		Archive: s.db.Archive(), Writer: s.archiveWriter, Rosters: s.db.Rosters(), Prefs: s.db.ArchivePrefs(), Router: rt,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	s.mam, s.archiveIDs = mamMod, mam.NewIDCodec(idSecret)
 	if err := s.buildMUC(mamMod); err != nil {
 		return err
 	}
