@@ -75,8 +75,13 @@ type conn struct {
 	closeCond string
 	closeText string
 	flushBy   time.Time     // once cut off as a slow consumer: the last write deadline
-	signal    chan struct{} // capacity 1: "the outbox changed"
-	writerEnd chan struct{}
+	// The writer runs only while there is something to write: an idle
+	// session holds no goroutine but its reader. writing says one runs;
+	// writerOn is set once the bind result is out (nothing may precede
+	// it); writers waits for the last one.
+	writing  bool
+	writerOn bool
+	writers  sync.WaitGroup
 }
 
 var _ xmpp.Session = (*conn)(nil)
@@ -176,7 +181,7 @@ func (c *conn) finish(ctx context.Context, err error) {
 	if bound {
 		c.srv.deps.Router.Unbind(ctx, c, c.full)
 		c.Close(cond, text)
-		<-c.writerEnd
+		c.writers.Wait()
 		c.log.Info("session closed", xmpp.LogJID, c.full.String())
 		return
 	}
@@ -214,14 +219,20 @@ func (c *conn) Close(cond, text string) {
 		_ = nc.SetReadDeadline(time.Now())
 		return
 	}
-	c.wake()
+	c.mu.Lock()
+	c.kickLocked()
+	c.mu.Unlock()
 }
 
-func (c *conn) wake() {
-	select {
-	case c.signal <- struct{}{}:
-	default:
+// kickLocked starts the writer unless it runs (or may not yet); c.mu is
+// held.
+func (c *conn) kickLocked() {
+	if c.writing || !c.writerOn {
+		return
 	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.writer()
 }
 
 // Deliver implements xmpp.Session.
@@ -240,36 +251,47 @@ func (c *conn) Deliver(st *xmpp.Stanza) bool {
 		// included; under mu, so the writer cannot extend it.
 		c.flushBy = time.Now().Add(time.Second)
 		_ = c.nc.SetWriteDeadline(c.flushBy)
+		c.kickLocked()
 		c.mu.Unlock()
 		c.log.Warn("slow consumer: closing session", xmpp.LogJID, c.full.String())
-		c.wake()
 		return false
 	}
 	c.queue = append(c.queue, st)
 	c.qbytes += n
+	c.kickLocked()
 	c.mu.Unlock()
-	c.wake()
 	return true
 }
 
+// startWriter allows writing once the bind result is out, and starts the
+// writer for what was queued meanwhile.
 func (c *conn) startWriter() {
-	c.writerEnd = make(chan struct{})
-	go c.writer()
-	c.wake() // stanzas may have been queued between bind and now
+	c.mu.Lock()
+	c.writerOn = true
+	if len(c.queue) > 0 || c.closed {
+		c.kickLocked()
+	}
+	c.mu.Unlock()
 }
 
 // writer is the only writer after bind: it writes each batch of queued
-// stanzas with one Write.
+// stanzas with one Write, until the outbox is empty (then it ends) or the
+// session is closed (then it writes the end of the stream and closes the
+// transport).
 func (c *conn) writer() {
-	defer close(c.writerEnd)
-	defer c.nc.Close()
+	defer c.writers.Done()
 	trace := c.srv.opts.TraceXML
-	for range c.signal {
+	for {
 		c.mu.Lock()
 		batch := c.queue
+		closed, cond, text := c.closed, c.closeCond, c.closeText
+		if len(batch) == 0 && !closed {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
 		c.queue, c.spare = c.spare[:0], nil
 		c.qbytes = 0
-		closed, cond, text := c.closed, c.closeCond, c.closeText
 		c.mu.Unlock()
 		buf := getBuffer()
 		for i, st := range batch {
@@ -294,10 +316,13 @@ func (c *conn) writer() {
 			_ = c.nc.SetWriteDeadline(dl)
 			c.mu.Unlock()
 			if _, err := c.nc.Write(buf); err != nil {
+				// The writer stays marked as running: nothing more
+				// is written to this transport.
 				putBuffer(buf)
 				c.mu.Lock()
 				c.closed = true
 				c.mu.Unlock()
+				c.nc.Close()
 				return
 			}
 		}
@@ -308,7 +333,7 @@ func (c *conn) writer() {
 		}
 		c.mu.Unlock()
 		if closed {
-			// Give the peer a moment to close its side, then drop.
+			c.nc.Close()
 			return
 		}
 	}
@@ -749,8 +774,6 @@ func (c *conn) bindIQ(ctx context.Context, el *wire.Element) (bool, error) {
 			return false, c.writeElement(e.El)
 		}
 	}
-	// The writer must exist before the router can deliver to us.
-	c.signal = make(chan struct{}, 1)
 	full, err := c.srv.deps.Router.Bind(ctx, c, bare, res)
 	if err != nil {
 		e := st.With(jid.JID{}, jid.JID{}).ErrorReply(xmpp.AsStanzaError(err))

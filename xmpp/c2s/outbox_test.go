@@ -27,7 +27,7 @@ func TestOutboxCutOffGrace(t *testing.T) {
 	server, client := net.Pipe() // unbuffered: a client that does not read blocks every write
 	defer client.Close()
 	c := &conn{srv: srv, log: srv.log, raw: server, nc: server, bound: true,
-		full: jid.MustParse("bob@localhost/r"), signal: make(chan struct{}, 1)}
+		full: jid.MustParse("bob@localhost/r")}
 	msg := func(i int) *xmpp.Stanza {
 		return xmpp.Build(xmpp.KindMessage, xmpp.TypeChat, fmt.Sprintf("m%d", i),
 			jid.MustParse("alice@localhost/r"), c.full, wire.New("body", wire.NSClient).SetText("hi"))
@@ -57,8 +57,10 @@ func TestOutboxCutOffGrace(t *testing.T) {
 	if _, err := io.ReadFull(client, make([]byte, len(first.Bytes())-1)); err != nil {
 		t.Fatalf("read the first message: %v", err)
 	}
+	writerEnd := make(chan struct{})
+	go func() { c.writers.Wait(); close(writerEnd) }()
 	select {
-	case <-c.writerEnd:
+	case <-writerEnd:
 		if d := time.Since(cut); d > 10*time.Second {
 			t.Errorf("writer ended %s after the cut", d)
 		}
