@@ -10,15 +10,19 @@
 // Implemented: joining with the errors of §7.2 (registration-required,
 // not-authorized, forbidden, conflict, service-unavailable when full,
 // not-allowed when creation is refused), occupant presence with status
-// codes (100, 110, 170, 201, 210, 301, 303, 307, 321, 322), nickname
-// changes, multi-session nicknames, groupchat messages archived in the
-// room's XEP-0313 archive with XEP-0359 stanza ids and XEP-0421 occupant
-// ids, history on join (maxchars, maxstanzas, seconds, since), subject,
-// private messages, mediated invitations, the room configuration form
-// (muc#roomconfig), owner/admin/member/outcast affiliations and
+// codes (100, 110, 170, 201, 301, 303, 307, 321, 322; 104, 172 and 173 in
+// configuration change notices), nickname changes, multi-session
+// nicknames, a join from a session already joined answered as a full
+// synchronisation (§17.1), groupchat messages reflected with their ids
+// (muc#stable_id) and archived in the room's XEP-0313 archive with
+// XEP-0359 stanza ids and XEP-0421 occupant ids, history on join
+// (maxchars, maxstanzas, seconds, since) carrying those stanza ids,
+// subject, private messages, mediated invitations, the room configuration
+// form (muc#roomconfig), owner/admin/member/outcast affiliations and
 // moderator/participant/visitor roles (grant, revoke, kick, ban, voice),
 // destruction with an alternate venue, XEP-0410 self-ping, room disco with
-// muc#roominfo.
+// muc#roominfo. A chat room that ends (destroyed, or temporary and empty)
+// takes its archive with it; an issue chat's archive stays.
 //
 // Business rooms: a creation ACL; private rooms whose access lists of
 // users, groups ("group:NAME") and whole domains ("domain:example.org")

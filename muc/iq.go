@@ -80,7 +80,8 @@ func (r *room) discoInfo(st *xmpp.Stanza) *xmpp.Stanza {
 	q := wire.New("query", xmpp.NSDiscoInfo).AddChild(wire.New("identity", xmpp.NSDiscoInfo,
 		wire.Attr{Name: "category", Value: "conference"}, wire.Attr{Name: "type", Value: "text"},
 		wire.Attr{Name: "name", Value: r.data.Name}))
-	feats := []string{NS, NSMAM, NSSID, NSOccupant, xmpp.NSDiscoInfo}
+	// muc#stable_id: groupchat messages are reflected with the sender's id.
+	feats := []string{NS, NS + "#stable_id", NSMAM, NSSID, NSOccupant, xmpp.NSDiscoInfo}
 	pick := func(b bool, yes, no string) {
 		if b {
 			feats = append(feats, yes)
@@ -110,7 +111,11 @@ func (r *room) discoInfo(st *xmpp.Stanza) *xmpp.Stanza {
 // (XEP-0313 §5 for MUC).
 func (r *room) archiveQuery(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.Stanza, error) {
 	aff := r.affiliation(st.From)
-	if o == nil && aff != affOwner && aff != affAdmin && aff != affMember && !r.data.Public {
+	// From outside, the archive is open to those affiliated and, in a
+	// public room anyone may enter (neither members-only nor
+	// password-protected), to everyone.
+	open := r.data.Public && !r.data.MembersOnly && !r.data.PasswordProtected
+	if o == nil && aff != affOwner && aff != affAdmin && aff != affMember && !open {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "join the room to read its history")
 	}
 	if aff == affOutcast {
@@ -119,7 +124,10 @@ func (r *room) archiveQuery(ctx context.Context, st *xmpp.Stanza, o *occupant) (
 	if r.svc.deps.MAM == nil {
 		return nil, xmpp.StanzaError(stanza.ServiceUnavailable, "")
 	}
-	return r.svc.deps.MAM.QueryArchive(ctx, r.jid, st)
+	// Only what was said since this room was created: a room reusing an
+	// old name does not show its predecessor's history (which stays in
+	// the archive for admins' exports).
+	return r.svc.deps.MAM.QueryArchive(ctx, r.jid, st, r.data.Created)
 }
 
 // configForm is the muc#roomconfig form (§10.2) with the current values.

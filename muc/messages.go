@@ -116,7 +116,12 @@ func (r *room) private(ctx context.Context, st *xmpp.Stanza, o *occupant) {
 	}
 	var children []*wire.Element
 	for _, c := range st.El.Children {
-		if c.Space != NSOccupant {
+		switch {
+		case c.Space == NSOccupant, c.Space == NSUser && c.Name == "x":
+			// The room's own (the client's <x/> of §7.5 would repeat it).
+		case c.Space == NSSID && c.Name == "stanza-id" && c.AttrValue("by") == r.jid.String():
+			// Spoofed: only the room speaks for the room (XEP-0359).
+		default:
 			children = append(children, c)
 		}
 	}

@@ -89,6 +89,11 @@ func (r *room) run(ctx context.Context) {
 	switch {
 	case err == nil:
 		r.data, r.exists = data, true
+		if r.data.Affiliations == nil {
+			// The store reads an empty map back as nil (the company
+			// room has no affiliations); grants write to it.
+			r.data.Affiliations = map[string]string{}
+		}
 	case errors.Is(err, store.ErrNotFound):
 	default:
 		r.svc.log.Error("muc: load room", "room", r.jid.String(), xmpp.LogErr, err)
@@ -253,10 +258,7 @@ func (r *room) broadcastPresence(ctx context.Context, o *occupant, typ string, c
 			cs = append(append([]string{}, codes...), "110")
 			cs = append(cs, selfCodes...)
 		}
-		x := r.userX(o, rec, cs...)
-		for _, e := range extra {
-			x.AddChild(e)
-		}
+		x := itemChildren(r.userX(o, rec, cs...), extra)
 		for _, s := range rec.sessions {
 			r.send(ctx, r.presenceOf(o, typ, s, rec, x))
 		}
@@ -289,6 +291,10 @@ func (r *room) presence(ctx context.Context, st *xmpp.Stanza) {
 		r.changeNick(ctx, cur, st, nick)
 	default:
 		cur.presence = st
+		if join := st.El.Child("x", NS); join != nil {
+			r.resync(ctx, cur, st.From, join)
+			return
+		}
 		r.broadcastPresence(ctx, cur, "", nil, nil)
 	}
 }
@@ -356,12 +362,53 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 
 	// §7.2.3: the others' presence to the newcomer, then its own
 	// presence to everyone, then history and subject.
-	for _, other := range r.occupants {
-		if other == o {
-			continue
-		}
-		r.send(ctx, r.presenceOf(other, "", user, o, r.userX(other, o)))
+	r.othersTo(ctx, o, user)
+	self := r.selfCodes(created)
+	if len(o.sessions) > 1 {
+		// Another session of the same occupant: only it learns.
+		r.send(ctx, r.presenceOf(o, "", user, o, r.userX(o, o, append([]string{"110"}, self...)...)))
+	} else {
+		r.broadcastPresence(ctx, o, "", nil, self)
 	}
+	r.sendHistory(ctx, user, join)
+	r.sendSubject(ctx, user)
+}
+
+// resync answers a join from a session that is already joined: XEP-0045
+// §17.1 makes it a full synchronisation request, answered with everything
+// a join brings; the others get the occupant's presence update.
+func (r *room) resync(ctx context.Context, o *occupant, session jid.JID, join *wire.Element) {
+	r.othersTo(ctx, o, session)
+	for _, rec := range r.occupants {
+		var codes []string
+		if rec == o {
+			codes = []string{"110"}
+		}
+		x := r.userX(o, rec, codes...)
+		for _, s := range rec.sessions {
+			if rec != o || !s.Equal(session) {
+				r.send(ctx, r.presenceOf(o, "", s, rec, x))
+			}
+		}
+	}
+	r.send(ctx, r.presenceOf(o, "", session, o, r.userX(o, o, append([]string{"110"}, r.selfCodes(false)...)...)))
+	r.sendHistory(ctx, session, join)
+	r.sendSubject(ctx, session)
+}
+
+// othersTo sends the presence of every other occupant to a joining
+// session of o.
+func (r *room) othersTo(ctx context.Context, o *occupant, session jid.JID) {
+	for _, other := range r.occupants {
+		if other != o {
+			r.send(ctx, r.presenceOf(other, "", session, o, r.userX(other, o)))
+		}
+	}
+}
+
+// selfCodes are the status codes of a joining occupant's self-presence
+// besides 110.
+func (r *room) selfCodes(created bool) []string {
 	var self []string
 	if r.data.WhoIs == "anyone" {
 		self = append(self, "100")
@@ -370,23 +417,30 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 	if created {
 		self = append(self, "201")
 	}
-	if len(o.sessions) > 1 {
-		// Another session of the same occupant: only it learns.
-		r.send(ctx, r.presenceOf(o, "", user, o, r.userX(o, o, append([]string{"110"}, self...)...)))
-	} else {
-		r.broadcastPresence(ctx, o, "", nil, self)
-	}
-	r.sendHistory(ctx, user, join)
+	return self
+}
+
+// sendSubject sends the subject, which ends a join (§7.2.15).
+func (r *room) sendSubject(ctx context.Context, to jid.JID) {
 	subject := wire.New("subject", xmpp.NSClient).SetText(r.data.Subject)
 	from := r.jid
 	if r.data.SubjectBy != "" {
 		from = r.nickJID(r.data.SubjectBy)
 	}
-	r.send(ctx, xmpp.Build(xmpp.KindMessage, xmpp.TypeGroupchat, "", from, user, subject))
+	r.send(ctx, xmpp.Build(xmpp.KindMessage, xmpp.TypeGroupchat, "", from, to, subject))
 }
 
-// leave removes one session of an occupant; codes and extra describe why
-// (kicked, banned, ...).
+// itemChildren adds children (the reason of a kick, ban or removal) to the
+// <item/> of a muc#user payload x, where XEP-0045 puts them (§8.2, §9.1).
+func itemChildren(x *wire.Element, children []*wire.Element) *wire.Element {
+	if len(children) > 0 {
+		x.Children[0].AddChild(children...)
+	}
+	return x
+}
+
+// leave removes one session of an occupant; codes and extra (children of
+// the item) describe why (kicked, banned, ...).
 func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []string, extra ...*wire.Element) {
 	delete(r.byJID, session.String())
 	rest := o.sessions[:0]
@@ -397,17 +451,14 @@ func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []
 	}
 	o.sessions = rest
 	if len(o.sessions) > 0 {
-		x := r.userX(o, o, append([]string{"110"}, codes...)...)
+		x := itemChildren(r.userX(o, o, append([]string{"110"}, codes...)...), extra)
 		r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, session, o, x))
 		return
 	}
 	// Unavailable to everyone, the leaver included (110 to self).
 	o.role = roleNone
 	r.broadcastPresence(ctx, o, xmpp.TypeUnavailable, codes, nil, extra...)
-	x := r.userX(o, o, append([]string{"110"}, codes...)...)
-	for _, e := range extra {
-		x.AddChild(e)
-	}
+	x := itemChildren(r.userX(o, o, append([]string{"110"}, codes...)...), extra)
 	r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, session, o, x))
 	delete(r.occupants, o.nick)
 	if len(r.occupants) == 0 && !r.data.Persistent {
@@ -421,7 +472,10 @@ func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []
 // changeNick renames an occupant (§7.6): unavailable with 303 and the new
 // nick, then available under the new nick.
 func (r *room) changeNick(ctx context.Context, o *occupant, st *xmpp.Stanza, nick string) {
-	if other := r.occupants[nick]; other != nil && !other.bare.Equal(o.bare) {
+	// Taken even by another occupant of the same user (a session joined
+	// under another nick): renaming onto it would replace that occupant
+	// and orphan its sessions.
+	if other := r.occupants[nick]; other != nil && other != o {
 		r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is in use"))
 		return
 	}
@@ -483,6 +537,10 @@ func (r *room) sendHistory(ctx context.Context, to jid.JID, join *wire.Element) 
 	if err := r.svc.deps.Writer.Flush(ctx); err != nil {
 		return
 	}
+	// Only what was said since this room was created (see archiveQuery).
+	if since.Before(r.data.Created) {
+		since = r.data.Created
+	}
 	page, err := r.svc.deps.History.Query(ctx, store.ArchiveQuery{Archive: r.jid.String(), Start: since, Max: max, Last: true})
 	if err != nil {
 		r.svc.log.Error("muc: history", "room", r.jid.String(), xmpp.LogErr, err)
@@ -502,8 +560,12 @@ func (r *room) sendHistory(ctx context.Context, to jid.JID, join *wire.Element) 
 		}
 		delay := wire.New("delay", NSDelay, wire.Attr{Name: "from", Value: r.jid.String()},
 			wire.Attr{Name: "stamp", Value: rec.Time().UTC().Format("2006-01-02T15:04:05.000000Z")})
+		// The stanza id the occupants got live (XEP-0359), so that
+		// clients tell history from what they already have or fetch by
+		// MAM.
+		sid := wire.New("stanza-id", NSSID, wire.Attr{Name: "by", Value: r.jid.String()}, wire.Attr{Name: "id", Value: r.formatID(rec.ID)})
 		h := msg.With(msg.From, to)
-		h = h.WithElement(h.El.Append(delay))
+		h = h.WithElement(h.El.Append(sid, delay))
 		if maxChars > 0 {
 			chars += len(h.Bytes())
 			if chars > maxChars {

@@ -72,7 +72,8 @@ type Options struct {
 // Archive is the room archive (XEP-0313 for rooms).
 type Archive interface {
 	// Query answers a MAM query on a room's archive for requester.
-	QueryArchive(ctx context.Context, archive jid.JID, st *xmpp.Stanza) (*xmpp.Stanza, error)
+	// Records before notBefore are not shown.
+	QueryArchive(ctx context.Context, archive jid.JID, st *xmpp.Stanza, notBefore time.Time) (*xmpp.Stanza, error)
 	// FormatID returns the opaque id clients see for an archive id.
 	FormatID(id uint64) string
 }

@@ -188,7 +188,7 @@ func (m *Module) query(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, erro
 	if !own(st) {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
-	return m.QueryArchive(ctx, st.From.Bare(), st)
+	return m.QueryArchive(ctx, st.From.Bare(), st, time.Time{})
 }
 
 // FormatID returns the opaque id clients see for an archive id.
@@ -197,14 +197,18 @@ func (m *Module) FormatID(id uint64) string { return m.ids.Format(id) }
 // QueryArchive answers a XEP-0313 query st on the archive of owner (a
 // user's or a room's): the results are sent to the requester from owner,
 // and the returned IQ result carries <fin/>. The caller checks that the
-// requester may read the archive.
-func (m *Module) QueryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanza) (*xmpp.Stanza, error) {
+// requester may read the archive. Records before notBefore are not shown
+// (a room shows only what was said since it was created).
+func (m *Module) QueryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanza, notBefore time.Time) (*xmpp.Stanza, error) {
 	q := st.Payload()
 	pq, err := parseQuery(owner.String(), q, m.ids)
 	if err != nil {
 		return nil, err
 	}
 	aq, flip := pq.ArchiveQuery, pq.flip
+	if !notBefore.IsZero() && aq.Start.Before(notBefore) {
+		aq.Start = notBefore
+	}
 	// Everything appended before the query is visible to it, the
 	// messages whose stanza-ids the client has just seen included: flush
 	// before the ids are looked up.
