@@ -60,7 +60,7 @@ func (o *occupant) hasSession(j jid.JID) bool {
 type room struct {
 	svc        *Service
 	jid        jid.JID
-	inbox      chan *xmpp.Stanza
+	inbox      chan item
 	publicTemp atomic.Bool
 
 	// Owned by run.
@@ -70,14 +70,21 @@ type room struct {
 	byJID     map[string]string    // occupant full JID → nick
 }
 
+// item is what a room's inbox carries: a stanza, or an admin operation
+// run by the room's goroutine.
+type item struct {
+	st *xmpp.Stanza
+	fn func(ctx context.Context, r *room)
+}
+
 func newRoom(s *Service, rj jid.JID) *room {
-	return &room{svc: s, jid: rj, inbox: make(chan *xmpp.Stanza, inboxSize),
+	return &room{svc: s, jid: rj, inbox: make(chan item, inboxSize),
 		occupants: map[string]*occupant{}, byJID: map[string]string{}}
 }
 
-func (r *room) post(st *xmpp.Stanza) bool {
+func (r *room) post(it item) bool {
 	select {
-	case r.inbox <- st:
+	case r.inbox <- it:
 		return true
 	default:
 		return false
@@ -104,8 +111,12 @@ func (r *room) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case st := <-r.inbox:
-			r.handle(ctx, st)
+		case it := <-r.inbox:
+			if it.fn != nil {
+				it.fn(ctx, r)
+			} else {
+				r.handle(ctx, it.st)
+			}
 			if len(r.occupants) == 0 {
 				idle.Reset(r.svc.opts.IdleStop)
 			}

@@ -191,7 +191,7 @@ func (s *Service) Route(ctx context.Context, st *xmpp.Stanza) {
 		s.routeService(ctx, st)
 		return
 	}
-	posted, err := s.deliver(st.To.Bare(), st)
+	posted, err := s.deliver(st.To.Bare(), item{st: st})
 	if err != nil {
 		s.bounce(ctx, st, xmpp.StanzaError(stanza.ServiceUnavailable, "the service is shutting down"))
 		return
@@ -211,7 +211,7 @@ func (s *Service) bounce(ctx context.Context, st *xmpp.Stanza, err error) {
 // the actor and posting happen under s.mu, as the actor's decision to stop
 // (stopped) does: a stanza is never posted to an actor that has already
 // decided to stop with an empty inbox.
-func (s *Service) deliver(rj jid.JID, st *xmpp.Stanza) (bool, error) {
+func (s *Service) deliver(rj jid.JID, it item) (bool, error) {
 	key := rj.String()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -219,7 +219,7 @@ func (s *Service) deliver(rj jid.JID, st *xmpp.Stanza) (bool, error) {
 		return false, errors.New("muc: closed")
 	}
 	if r := s.active[key]; r != nil {
-		return r.post(st), nil
+		return r.post(it), nil
 	}
 	r := newRoom(s, rj)
 	s.active[key] = r
@@ -228,7 +228,7 @@ func (s *Service) deliver(rj jid.JID, st *xmpp.Stanza) (bool, error) {
 		defer s.wg.Done()
 		r.run(s.ctx)
 	}()
-	return r.post(st), nil
+	return r.post(it), nil
 }
 
 // stopped removes an actor that ended (idle or destroyed); it reports

@@ -133,3 +133,51 @@ func TestRoomHistoryExport(t *testing.T) {
 		t.Fatalf("CSV: %v %q", err, csvOut)
 	}
 }
+
+// TestRoomCreateDestroy: admins create rooms ahead of use and destroy
+// them (occupants are told why), through a running server and with it
+// stopped; both are audited.
+func TestRoomCreateDestroy(t *testing.T) {
+	dir := t.TempDir()
+	data := []string{"--data", dir}
+	// With no server running: straight into the data file.
+	mustRun(t, "", append(data, "room", "create", "support@conference.localhost", "--owner", "alice@localhost")...)
+	if _, _, err := run(t, "", append(data, "room", "create", "support@conference.localhost")...); err == nil {
+		t.Fatal("creating an existing room succeeded")
+	}
+	cfg := servertest.Config(dir)
+	cfg.Listen.AdminSocket = filepath.Join(dir, "admin.sock")
+	s := servertest.StartConfig(t, cfg)
+	mustRun(t, "", append(data, "user", "add", "bob@localhost", "--password", "pw")...)
+	bob := s.MustLogin(t, jid.MustParse("bob@localhost"), "pw", servertest.ClientOptions{Resource: "b"})
+	room := "support@conference.localhost"
+	if err := bob.SendRaw(context.Background(), "<presence to='"+room+"/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>"); err != nil {
+		t.Fatal(err)
+	}
+	self := bob.Next(t, 5*time.Second, servertest.Named("presence", "from", room+"/Bob"))
+	for _, st := range self.Child("x", "http://jabber.org/protocol/muc#user").Children {
+		if st.AttrValue("code") == "201" {
+			t.Fatal("the admin-created room was created again on join")
+		}
+	}
+	// Through the running server: the occupant is told.
+	mustRun(t, "", append(data, "room", "destroy", room, "--reason", "Moved to the helpdesk")...)
+	gone := bob.Next(t, 5*time.Second, servertest.Named("presence", "from", room+"/Bob", "type", "unavailable"))
+	d := gone.Child("x", "http://jabber.org/protocol/muc#user").Child("destroy", "")
+	if d == nil || d.ChildText("reason", "") != "Moved to the helpdesk" {
+		t.Fatalf("destroy presence %s", gone)
+	}
+	mustRun(t, "", append(data, "room", "create", "TEST-7@issues.localhost")...)
+	if _, _, err := run(t, "", append(data, "room", "destroy", "nothing@conference.localhost")...); err == nil {
+		t.Fatal("destroying a missing room succeeded")
+	}
+	if _, _, err := run(t, "", append(data, "room", "create", "x@elsewhere.example")...); err == nil {
+		t.Fatal("a room on an unknown service was created")
+	}
+	audit := mustRun(t, "", append(data, "audit")...)
+	for _, want := range []string{"room.create\tsupport@conference.localhost", "room.destroy\tsupport@conference.localhost", "room.create\tTEST-7@issues.localhost"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit lacks %q:\n%s", want, audit)
+		}
+	}
+}

@@ -323,7 +323,26 @@ func newRoomCmd(g *globals) *cobra.Command {
 	history.Flags().StringVar(&since, "since", "", "only messages from this time on")
 	history.Flags().StringVar(&until, "until", "", "only messages up to this time")
 	history.Flags().StringVar(&format, "format", "json", "json, jsonl or csv")
-	cmd.AddCommand(history)
+	var owner, reason string
+	create := &cobra.Command{
+		Use:   "create ROOM@SERVICE [--owner USER@HOST]",
+		Short: "Create a persistent room (an issue chat on the issue service) before anyone joins it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.admin(cmd, server.AdminRequest{Command: server.CmdRoomCreate, Args: map[string]string{"room": args[0], "owner": owner}})
+		},
+	}
+	create.Flags().StringVar(&owner, "owner", "", "the room's owner")
+	destroy := &cobra.Command{
+		Use:   "destroy ROOM@SERVICE [--reason TEXT]",
+		Short: "Destroy a room; occupants are told the reason. Its history stays exportable",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.admin(cmd, server.AdminRequest{Command: server.CmdRoomDestroy, Args: map[string]string{"room": args[0], "reason": reason}})
+		},
+	}
+	destroy.Flags().StringVar(&reason, "reason", "", "why, shown to the occupants")
+	cmd.AddCommand(history, create, destroy)
 	return cmd
 }
 
@@ -377,6 +396,7 @@ func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
 		}
 		result, err = server.RunCommand(ctx, server.Backend{
 			IDs:       ids,
+			Rooms:     server.StoredRooms{Store: db.Rooms(), Config: cfg},
 			Accounts:  server.NewAccounts(db.Users(), cfg.Domains()),
 			Overrides: server.StoredOverrides{Store: db.PresenceOverrides()},
 			Archive:   db.Archive(),
@@ -406,7 +426,11 @@ func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
 		fmt.Fprintln(cmd.OutOrStdout(), line)
 	}
 	if req.Command != server.CmdUserList && req.Command != server.CmdHistoryExport && req.Command != server.CmdAuditList {
-		fmt.Fprintf(cmd.ErrOrStderr(), "%s %s: done\n", req.Command, req.Args["jid"])
+		target := req.Args["jid"]
+		if target == "" {
+			target = req.Args["room"]
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s %s: done\n", req.Command, target)
 	}
 	return nil
 }

@@ -52,7 +52,16 @@ const (
 
 	CmdHistoryExport = "history.export"
 	CmdAuditList     = "audit.list"
+
+	CmdRoomCreate  = "room.create"
+	CmdRoomDestroy = "room.destroy"
 )
+
+// RoomAdmin creates and destroys rooms for admin commands.
+type RoomAdmin interface {
+	CreateRoom(ctx context.Context, room, owner jid.JID) error
+	DestroyRoom(ctx context.Context, room jid.JID, reason string) error
+}
 
 // Overrides sets and clears presence set from outside.
 type Overrides interface {
@@ -86,6 +95,7 @@ type Backend struct {
 	Overrides Overrides
 	Archive   *store.Archive
 	IDs       mam.IDCodec
+	Rooms     RoomAdmin
 	Audit     *store.Audit
 	// Emit receives the lines of a streaming command (an export); when
 	// nil they are returned as the result.
@@ -111,8 +121,11 @@ func RunCommand(ctx context.Context, b Backend, req AdminRequest) ([]string, err
 		actor = "admin"
 	}
 	target := req.Args["jid"]
-	if req.Command == CmdHistoryExport {
+	switch req.Command {
+	case CmdHistoryExport:
 		target = req.Args["archive"]
+	case CmdRoomCreate, CmdRoomDestroy:
+		target = req.Args["room"]
 	}
 	if _, aerr := b.Audit.Add(ctx, store.AuditEntry{Actor: actor, Action: req.Command, Target: target, Detail: detail}); aerr != nil {
 		return res, fmt.Errorf("done, but the audit log failed: %w", aerr)
@@ -128,6 +141,10 @@ func runCommand(ctx context.Context, b Backend, req AdminRequest) ([]string, str
 		detail = fmt.Sprintf("show=%q status=%q call=%q", req.Args["show"], req.Args["status"], req.Args["call"])
 	case CmdHistoryExport:
 		detail = fmt.Sprintf("with=%q since=%q until=%q format=%q", req.Args["with"], req.Args["since"], req.Args["until"], req.Args["format"])
+	case CmdRoomCreate:
+		detail = fmt.Sprintf("owner=%q", req.Args["owner"])
+	case CmdRoomDestroy:
+		detail = fmt.Sprintf("reason=%q", req.Args["reason"])
 	}
 	return res, detail, err
 }
@@ -185,6 +202,24 @@ func runCommandResult(ctx context.Context, b Backend, req AdminRequest) ([]strin
 		return nil, b.Overrides.SetOverride(ctx, bare, store.PresenceOverride{
 			Show: req.Args["show"], Status: req.Args["status"], CallState: req.Args["call"],
 		})
+	case CmdRoomCreate, CmdRoomDestroy:
+		if b.Rooms == nil {
+			return nil, errors.New("no rooms")
+		}
+		room, err := jid.Parse(req.Args["room"])
+		if err != nil || room.Localpart() == "" || room.Resourcepart() != "" {
+			return nil, fmt.Errorf("expected ROOM@SERVICE, got %q", req.Args["room"])
+		}
+		if req.Command == CmdRoomDestroy {
+			return nil, b.Rooms.DestroyRoom(ctx, room, req.Args["reason"])
+		}
+		var owner jid.JID
+		if o := req.Args["owner"]; o != "" {
+			if owner, err = jid.Parse(o); err != nil {
+				return nil, fmt.Errorf("invalid owner %q: %w", o, err)
+			}
+		}
+		return nil, b.Rooms.CreateRoom(ctx, room, owner)
 	case CmdHistoryExport:
 		if b.Archive == nil {
 			return nil, errors.New("no archive")
@@ -320,7 +355,7 @@ func (a *adminServer) serve(c net.Conn, s *Server) {
 			resp.Error = "malformed request: " + err.Error()
 		} else {
 			backend := Backend{Accounts: s.accounts, Overrides: s.presence, CloseUser: s.closeUserSessions,
-				Archive: s.db.Archive(), IDs: s.archiveIDs, Audit: s.db.Audit()}
+				Archive: s.db.Archive(), IDs: s.archiveIDs, Audit: s.db.Audit(), Rooms: runningRooms{s}}
 			if req.Command == CmdHistoryExport {
 				// Stream the lines; an export may be long.
 				backend.Emit = func(l string) error {

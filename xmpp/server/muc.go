@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"switchboard/muc"
+	"switchboard/store"
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/disco"
 	"switchboard/xmpp/mam"
@@ -117,4 +119,78 @@ func groupMembership(h config.Host) func(jid.JID, string) bool {
 		}
 		return false
 	}
+}
+
+// runningRooms creates and destroys rooms through the running services.
+type runningRooms struct{ s *Server }
+
+func (rr runningRooms) service(room jid.JID) (*muc.Service, error) {
+	for _, m := range rr.s.mucs {
+		if m.Domain() == room.Domainpart() {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("no room service %s", room.Domainpart())
+}
+
+func (rr runningRooms) CreateRoom(ctx context.Context, room, owner jid.JID) error {
+	m, err := rr.service(room)
+	if err != nil {
+		return err
+	}
+	return m.CreateRoom(ctx, room.Localpart(), owner)
+}
+
+func (rr runningRooms) DestroyRoom(ctx context.Context, room jid.JID, reason string) error {
+	m, err := rr.service(room)
+	if err != nil {
+		return err
+	}
+	return m.DestroyRoom(ctx, room.Localpart(), reason)
+}
+
+// StoredRooms creates and destroys rooms in the store (the server is
+// stopped; nobody is in them).
+type StoredRooms struct {
+	Store  *store.Rooms
+	Config config.Config
+}
+
+func (sr StoredRooms) kind(room jid.JID) (issues bool, err error) {
+	for _, h := range sr.Config.Hosts {
+		switch room.Domainpart() {
+		case h.ServiceDomain(h.MUCDomain, "conference"):
+			return false, nil
+		case h.ServiceDomain(h.IssuesDomain, "issues"):
+			return true, nil
+		}
+	}
+	return false, fmt.Errorf("no room service %s", room.Domainpart())
+}
+
+// CreateRoom implements RoomAdmin.
+func (sr StoredRooms) CreateRoom(ctx context.Context, room, owner jid.JID) error {
+	issues, err := sr.kind(room)
+	if err != nil {
+		return err
+	}
+	if _, err := sr.Store.Get(ctx, room.Bare().String()); err == nil {
+		return fmt.Errorf("%w: %s", muc.ErrRoomExists, room.Bare())
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return sr.Store.Put(ctx, muc.DefaultRoom(room, issues, owner, 0))
+}
+
+// DestroyRoom implements RoomAdmin.
+func (sr StoredRooms) DestroyRoom(ctx context.Context, room jid.JID, _ string) error {
+	if _, err := sr.kind(room); err != nil {
+		return err
+	}
+	if err := sr.Store.Delete(ctx, room.Bare().String()); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s", muc.ErrRoomNotFound, room.Bare())
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
