@@ -3,6 +3,7 @@ package muc
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -73,12 +74,16 @@ func (r *room) broadcastMessage(ctx context.Context, o *occupant, st *xmpp.Stanz
 	if archivable(out) {
 		rec := store.ArchiveRecord{Archive: r.jid.String(), With: o.bare.String(), Direction: store.DirIn,
 			Flags: store.FlagNoUnread, Stanza: append([]byte(nil), out.Bytes()...)}
-		id, err := r.svc.deps.Writer.Append(rec, nil)
+		// The room waits for room in the archive's queue rather than
+		// leaving the message out (bounded: see mam's appendWait).
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		id, err := r.svc.deps.Writer.AppendWait(actx, rec, nil)
+		cancel()
 		if err == nil {
 			out = out.WithElement(out.El.Append(wire.New("stanza-id", NSSID,
 				wire.Attr{Name: "by", Value: r.jid.String()}, wire.Attr{Name: "id", Value: r.formatID(id)})))
 		} else {
-			r.svc.log.Warn("muc: archive busy", "room", r.jid.String(), xmpp.LogErr, err)
+			r.svc.log.Error("muc: message not archived", "room", r.jid.String(), xmpp.LogErr, err)
 		}
 	}
 	for _, rec := range r.occupants {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -13,7 +14,7 @@ import (
 
 // Defaults for WriterOptions.
 const (
-	DefaultWriterMaxBatch  = 512
+	DefaultWriterMaxBatch  = 2048
 	DefaultWriterMaxDelay  = 10 * time.Millisecond
 	DefaultWriterQueueSize = 8192
 )
@@ -66,6 +67,9 @@ type ArchiveWriter struct {
 	appended uint64 // sequence number of the last record queued
 	finished uint64 // sequence number of the last record committed or failed
 	waiters  []*flushWaiter
+	// room is closed (and replaced) each time the goroutine takes a batch
+	// off the queue, waking AppendWait callers waiting for room.
+	room chan struct{}
 }
 
 // pendingRecord is a queued record.
@@ -106,6 +110,7 @@ func (a *Archive) NewWriter(opts WriterOptions) *ArchiveWriter {
 		exited:   make(chan struct{}),
 		queue:    make(chan pendingRecord, opts.QueueSize),
 		kick:     make(chan struct{}, 1),
+		room:     make(chan struct{}),
 	}
 }
 
@@ -155,6 +160,28 @@ func (w *ArchiveWriter) Append(rec ArchiveRecord, done func(error)) (uint64, err
 	w.appended++
 	w.queue <- pendingRecord{seq: w.appended, entry: entry, done: done}
 	return entry.id, nil
+}
+
+// AppendWait is Append that waits, until ctx ends, for room in a full
+// queue instead of failing with ErrBusy: archiving slows the callers down
+// rather than losing records when the disk cannot keep up.
+func (w *ArchiveWriter) AppendWait(ctx context.Context, rec ArchiveRecord, done func(error)) (uint64, error) {
+	for {
+		// Take the wake-up channel before trying, so that room made
+		// after a failed try is not missed.
+		w.mu.Lock()
+		room := w.room
+		w.mu.Unlock()
+		id, err := w.Append(rec, done)
+		if !errors.Is(err, ErrBusy) {
+			return id, err
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return 0, err
+		}
+	}
 }
 
 // Flush waits until every record appended before the call is committed
@@ -307,6 +334,11 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 		if timer != nil && expired != nil {
 			timer.Stop()
 		}
+		// The batch left the queue: wake those waiting for room.
+		w.mu.Lock()
+		close(w.room)
+		w.room = make(chan struct{})
+		w.mu.Unlock()
 		if len(batch) > 0 {
 			w.commit(batch)
 		}

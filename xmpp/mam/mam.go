@@ -260,7 +260,7 @@ func (m *Module) outgoing(ctx context.Context, st *xmpp.Stanza) bool {
 	if !m.wanted(ctx, owner, st.To) {
 		return false
 	}
-	m.append(owner, st.To.Bare().String(), store.DirOut, st)
+	m.append(ctx, owner, st.To.Bare().String(), store.DirOut, st)
 	return false
 }
 
@@ -273,7 +273,7 @@ func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 	if !archivable(st) || xmpp.IsZero(st.From) || !m.wanted(ctx, owner, st.From) {
 		return st
 	}
-	id, ok := m.append(owner, st.From.Bare().String(), store.DirIn, st)
+	id, ok := m.append(ctx, owner, st.From.Bare().String(), store.DirIn, st)
 	if !ok {
 		return st
 	}
@@ -301,15 +301,23 @@ func stripOwnIDs(st *xmpp.Stanza, by jid.JID) *xmpp.Stanza {
 	return st.WithElement(st.El.WithChildren("", keep...))
 }
 
-func (m *Module) append(owner jid.JID, with string, dir store.Direction, st *xmpp.Stanza) (uint64, bool) {
+// appendWait bounds how long archiving may hold a sender back when the
+// writer's queue is full (the disk does not keep up): the sender is slowed
+// rather than its message left out; only past this bound (a disk that has
+// stopped) is a message delivered unarchived, and logged.
+const appendWait = 10 * time.Second
+
+func (m *Module) append(ctx context.Context, owner jid.JID, with string, dir store.Direction, st *xmpp.Stanza) (uint64, bool) {
 	rec := store.ArchiveRecord{Archive: owner.String(), With: with, Direction: dir, Stanza: append([]byte(nil), st.Bytes()...)}
-	id, err := m.deps.Writer.Append(rec, func(err error) {
+	ctx, cancel := context.WithTimeout(ctx, appendWait)
+	defer cancel()
+	id, err := m.deps.Writer.AppendWait(ctx, rec, func(err error) {
 		if err != nil {
 			m.log.Error("mam: archive write failed", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
 		}
 	})
 	if err != nil {
-		m.log.Warn("mam: archive busy, message not archived", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
+		m.log.Error("mam: message not archived", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
 		return 0, false
 	}
 	return id, true
