@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"switchboard/xmpp/config"
+	"switchboard/xmpp/server/servertest"
+)
+
+// startServer runs a Switchboard for the scenarios: no TLS requirement,
+// open registration, no per-IP connection limit.
+func startServer(t *testing.T) *servertest.Server {
+	t.Helper()
+	return servertest.Start(t, servertest.WithConfig(func(c *config.Config) {
+		c.TLS.RequireC2S = false
+		c.Hosts[0].Registration = true
+		c.Limits.MaxConnectionsPerIP = 0
+	}))
+}
+
+// run executes xmppbench with args against srv and returns its result.
+func run(t *testing.T, srv *servertest.Server, args ...string) Result {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "result.json")
+	root := newRoot()
+	var stdout bytes.Buffer
+	root.SetOut(&stdout)
+	root.SetErr(&stdout)
+	root.SetArgs(append([]string{"--addr", srv.C2S, "--domain", srv.Domain, "--register",
+		"--pid", strconv.Itoa(os.Getpid()), "--json", out}, args...))
+	if err := root.ExecuteContext(t.Context()); err != nil {
+		t.Fatalf("xmppbench %s: %v\n%s", strings.Join(args, " "), err, stdout.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatalf("result JSON: %v\n%s", err, data)
+	}
+	t.Logf("xmppbench %s\n%s", strings.Join(args, " "), stdout.String())
+	return r
+}
+
+// want checks metric name against a predicate.
+func want(t *testing.T, r Result, name string, ok func(float64) bool, what string) {
+	t.Helper()
+	v, found := r.Metrics.Get(name)
+	if !found {
+		t.Errorf("%s: no metric %q", r.Scenario, name)
+		return
+	}
+	if !ok(v) {
+		t.Errorf("%s: %s = %v, want %s", r.Scenario, name, v, what)
+	}
+}
+
+func eq(x float64) func(float64) bool { return func(v float64) bool { return v == x } }
+func positive(v float64) bool         { return v > 0 }
+
+func TestScenarios(t *testing.T) {
+	srv := startServer(t)
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, r Result)
+	}{
+		{"login SCRAM-SHA-1 cached", []string{"--prefix", "lg", "--users", "10", "login", "--logins", "40"}, func(t *testing.T, r Result) {
+			want(t, r, "logins_ok", eq(40), "40")
+			want(t, r, "errors", eq(0), "0")
+			want(t, r, "logins_per_s", positive, "> 0")
+			want(t, r, "login_latency_p99_ms", positive, "> 0")
+			want(t, r, "server_cpu_us_per_login", positive, "> 0")
+		}},
+		{"login SCRAM-SHA-256 mellium", []string{"--prefix", "lg", "--users", "10", "--mech", "SCRAM-SHA-256", "--scram-cache=false", "login", "--logins", "10"}, func(t *testing.T, r Result) {
+			want(t, r, "logins_ok", eq(10), "10")
+			want(t, r, "errors", eq(0), "0")
+		}},
+		{"login PLAIN starttls", []string{"--prefix", "lg", "--users", "10", "--mech", "PLAIN", "--tls", "starttls", "login", "--logins", "10"}, func(t *testing.T, r Result) {
+			want(t, r, "logins_ok", eq(10), "10")
+			want(t, r, "errors", eq(0), "0")
+		}},
+		{"idle", []string{"--prefix", "id", "--users", "10", "--duration", "1s", "idle"}, func(t *testing.T, r Result) {
+			want(t, r, "sessions", eq(10), "10")
+			want(t, r, "dropped", eq(0), "0")
+			want(t, r, "server_rss_after_mb", positive, "> 0")
+		}},
+		{"chat saturation", []string{"--prefix", "ch", "--users", "10", "--duration", "1s", "--warmup", "200ms", "chat"}, func(t *testing.T, r Result) {
+			want(t, r, "delivered_per_s", positive, "> 0")
+			want(t, r, "loss", eq(0), "0")
+			want(t, r, "errors", eq(0), "0")
+			want(t, r, "latency_p99_ms", positive, "> 0")
+			want(t, r, "server_cpu_us_per_msg", positive, "> 0")
+		}},
+		{"chat rate", []string{"--prefix", "ch", "--users", "10", "--duration", "1s", "--warmup", "200ms", "chat", "--rate", "200"}, func(t *testing.T, r Result) {
+			want(t, r, "delivered_per_s", func(v float64) bool { return v > 100 && v < 300 }, "about 200")
+			want(t, r, "loss", eq(0), "0")
+		}},
+		{"muc", []string{"--prefix", "mu", "--users", "10", "--duration", "1s", "--warmup", "200ms", "muc", "--senders", "2"}, func(t *testing.T, r Result) {
+			want(t, r, "occupants", eq(10), "10")
+			want(t, r, "deliveries_per_s", positive, "> 0")
+			want(t, r, "loss", eq(0), "0")
+			want(t, r, "errors", eq(0), "0")
+		}},
+		{"presence", []string{"--prefix", "pr", "--users", "10", "presence", "--contacts", "4"}, func(t *testing.T, r Result) {
+			want(t, r, "incomplete_users", eq(0), "0")
+			want(t, r, "presence_complete_s", positive, "> 0")
+		}},
+		{"presence again on existing rosters", []string{"--prefix", "pr", "--users", "10", "presence", "--contacts", "4"}, func(t *testing.T, r Result) {
+			want(t, r, "incomplete_users", eq(0), "0")
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, srv, tc.args...)
+			if r.Server.Addr != srv.C2S {
+				t.Errorf("server addr %q, want %q", r.Server.Addr, srv.C2S)
+			}
+			tc.check(t, r)
+		})
+	}
+}
