@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"slices"
 
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -93,6 +94,14 @@ type Module struct {
 	deps Deps
 	log  *slog.Logger
 	ids  IDCodec
+
+	// prefs caches preferences by owner (every archived message consults
+	// them). gen counts changes, so that a value read from the store
+	// while it changed is not cached over the change; an account created
+	// or deleted clears the cache (AccountsChanged).
+	mu    sync.Mutex
+	prefs map[string]Prefs
+	gen   uint64
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -213,14 +222,54 @@ func archivable(st *xmpp.Stanza) bool {
 // read from the store each time (one read transaction): a cache would
 // outlive the account's deletion, which removes them from the store.
 func (m *Module) loadPrefs(ctx context.Context, owner jid.JID) Prefs {
-	p, err := m.deps.Prefs.Get(ctx, owner.String())
+	key := owner.String()
+	m.mu.Lock()
+	p, ok := m.prefs[key]
+	gen := m.gen
+	m.mu.Unlock()
+	if ok {
+		return p
+	}
+	p, err := m.deps.Prefs.Get(ctx, key)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
-			m.log.Error("mam: prefs", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
+			m.log.Error("mam: prefs", xmpp.LogJID, key, xmpp.LogErr, err)
+			return Prefs{Default: m.opts.DefaultMode(owner.Domainpart())}
 		}
 		p = Prefs{Default: m.opts.DefaultMode(owner.Domainpart())}
 	}
+	m.mu.Lock()
+	if m.gen == gen {
+		if m.prefs == nil || len(m.prefs) >= maxCachedPrefs {
+			m.prefs = map[string]Prefs{}
+		}
+		m.prefs[key] = p
+	}
+	m.mu.Unlock()
 	return p
+}
+
+// maxCachedPrefs bounds the preference cache; when full it starts over.
+const maxCachedPrefs = 100000
+
+// setCachedPrefs records a preference change made in the store.
+func (m *Module) setCachedPrefs(owner string, p Prefs) {
+	m.mu.Lock()
+	m.gen++
+	if m.prefs == nil {
+		m.prefs = map[string]Prefs{}
+	}
+	m.prefs[owner] = p
+	m.mu.Unlock()
+}
+
+// AccountsChanged drops the cached preferences: an account was created
+// or deleted (a re-created account starts from the host's default).
+func (m *Module) AccountsChanged(string) {
+	m.mu.Lock()
+	m.gen++
+	m.prefs = nil
+	m.mu.Unlock()
 }
 
 // wanted applies the owner's preferences to a conversation partner

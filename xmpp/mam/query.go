@@ -355,6 +355,7 @@ func (m *Module) setPrefs(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, e
 	if err := m.deps.Prefs.Set(ctx, owner, p); err != nil {
 		return nil, fmt.Errorf("mam: set prefs: %w", err)
 	}
+	m.setCachedPrefs(owner, p)
 	return st.Result(prefsElement(p)), nil
 }
 

@@ -173,7 +173,6 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	s.accounts.OnChange = rosterMod.AccountsChanged
 	s.archiveWriter = s.db.Archive().NewWriter(store.WriterOptions{Logger: s.log})
 	modes := map[string]string{}
 	for _, h := range cfg.Hosts {
@@ -190,6 +189,10 @@ func (s *Server) build() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.mam, s.archiveIDs = mamMod, mam.NewIDCodec(idSecret)
+	s.accounts.OnChange = func(host string) {
+		rosterMod.AccountsChanged(host)
+		mamMod.AccountsChanged(host)
+	}
 	if err := s.buildMUC(mamMod); err != nil {
 		return err
 	}
