@@ -96,7 +96,7 @@ func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
 	c.log = s.log.With(xmpp.LogConn, id, xmpp.LogRemote, nc.RemoteAddr().String())
 	c.in = &limitedReader{conn: c, rate: s.opts.Limits.RateBytesPerSecond, burst: s.opts.Limits.RateBurstBytes}
 	c.in.tokens = float64(c.in.burst)
-	c.dec = wire.NewDecoder(c.in, wire.Limits{MaxStanza: s.opts.Limits.MaxStanzaSize})
+	c.dec = wire.NewDecoder(c.in, wire.Limits{MaxStanza: s.opts.Limits.MaxStanzaSize, ReadBuffer: readBuffer})
 	c.directTLS = directTLS
 	return c
 }
@@ -792,3 +792,8 @@ func (c *conn) bindIQ(ctx context.Context, el *wire.Element) (bool, error) {
 	}
 	return true, nil
 }
+
+// readBuffer is a connection's initial read buffer: most stanzas are a few
+// hundred bytes; the decoder grows it for larger ones and returns to this
+// size when they are gone, so an idle session holds little.
+const readBuffer = 512
