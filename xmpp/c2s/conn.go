@@ -74,7 +74,7 @@ type conn struct {
 	closed    bool
 	closeCond string
 	closeText string
-	flushBy   time.Time     // once cut off as a slow consumer: the last write deadline
+	flushBy   time.Time // once cut off as a slow consumer: the last write deadline
 	// The writer runs only while there is something to write: an idle
 	// session holds no goroutine but its reader. writing says one runs;
 	// writerOn is set once the bind result is out (nothing may precede
