@@ -67,6 +67,7 @@ die() { log "error: $*"; exit 1; }
 # ---------------------------------------------------------------- cleanup
 
 SB_PROFILE=""   # set while starting a Switchboard that writes a CPU profile
+SB_SOURCE=""    # the commit built
 SERVER_PID=""   # the server process being measured (beam.smp for ejabberd)
 RUNNER_PID=""   # what we started (ejabberdctl's shell for ejabberd)
 LOAD_PID=""     # the xmppbench call in progress
@@ -612,7 +613,7 @@ machine_info() {
 		echo "kernel: $(uname -sr)"
 		echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
 		echo "go: $(go version | awk '{print $3}')"
-		echo "switchboard: $("$WORK/bin/switchboard" version 2>/dev/null | head -1), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus uncommitted changes')"
+		echo "switchboard: $("$WORK/bin/switchboard" version 2>/dev/null | head -1), $SB_SOURCE"
 		echo "prosody: $(dpkg-query -W -f='${Version}' prosody 2>/dev/null || echo unknown) (Debian package), on $(head -1 "$(command -v prosody)" | sed 's|^#! *||; s|^/usr/bin/env ||')"
 		echo "ejabberd: $(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null || echo unknown) (Debian package), Erlang/OTP $(dpkg-query -W -f='${Version}' erlang-base 2>/dev/null || echo unknown)"
 		echo "open files limit: $(ulimit -n)"
@@ -654,6 +655,9 @@ main() {
 	log "scratch directory $WORK"
 
 	log "building switchboard and xmppbench"
+	# What was built (the tree may change while the benchmark runs).
+	SB_SOURCE="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	git diff --quiet HEAD 2>/dev/null || SB_SOURCE+=" plus uncommitted changes"
 	go build -o "$WORK/bin/switchboard" ./cmd/switchboard
 	go build -o "$WORK/bin/xmppbench" ./cmd/xmppbench
 
