@@ -222,11 +222,7 @@ func (m *Module) change(block bool) xmpp.IQHandler {
 			return nil, err
 		}
 		if block {
-			cur, lerr := m.list(ctx, owner)
-			if lerr != nil {
-				return nil, lerr
-			}
-			if len(cur)+len(items) > MaxItems {
+			if len(before)+len(items) > MaxItems {
 				return nil, xmpp.StanzaError(stanza.ResourceConstraint, "blocklist full")
 			}
 			err = m.store.Add(ctx, owner, items...)
