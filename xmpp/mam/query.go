@@ -416,25 +416,47 @@ func (m *Module) conversations(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stan
 // whole conversation.
 func (m *Module) markRead(ctx context.Context, st *xmpp.Stanza) {
 	owner, with := st.From.Bare().String(), st.To.Bare().String()
-	if err := m.deps.Writer.Flush(ctx); err != nil {
-		return
-	}
-	convs, err := m.deps.Archive.Conversations(ctx, owner, 0)
-	if err != nil {
-		return
-	}
-	for _, c := range convs {
-		if c.With == with {
-			upTo := c.LastID
-			if id, ok := m.markedID(ctx, owner, with, st.El.Child("displayed", NSMarkers).AttrValue("id")); ok {
-				upTo = id
-			}
-			if err := m.deps.Archive.MarkRead(ctx, owner, with, upTo); err != nil {
-				m.log.Error("mam: mark read", xmpp.LogJID, owner, xmpp.LogErr, err)
-			}
+	marker := st.El.Child("displayed", NSMarkers).AttrValue("id")
+	upTo, ok := m.markedByArchiveID(ctx, owner, with, marker)
+	if !ok && marker != "" {
+		// The marked message may still be on its way into the archive;
+		// only this path waits for the writer.
+		if err := m.deps.Writer.Flush(ctx); err != nil {
 			return
 		}
+		upTo, ok = m.markedID(ctx, owner, with, marker)
 	}
+	if !ok {
+		convs, err := m.deps.Archive.Conversations(ctx, owner, 0)
+		if err != nil {
+			return
+		}
+		for _, c := range convs {
+			if c.With == with {
+				upTo, ok = c.LastID, true
+			}
+		}
+	}
+	if !ok {
+		return // no such conversation
+	}
+	if err := m.deps.Archive.MarkRead(ctx, owner, with, upTo); err != nil {
+		m.log.Error("mam: mark read", xmpp.LogJID, owner, xmpp.LogErr, err)
+	}
+}
+
+// markedByArchiveID resolves a marker that names an archived incoming
+// message by its stanza-id, with one lookup.
+func (m *Module) markedByArchiveID(ctx context.Context, owner, with, marker string) (uint64, bool) {
+	id, ok := m.ids.Parse(marker)
+	if !ok {
+		return 0, false
+	}
+	r, err := m.deps.Archive.Get(ctx, owner, id)
+	if err != nil || r.With != with || r.Direction != store.DirIn {
+		return 0, false
+	}
+	return id, true
 }
 
 // markerScan bounds the messages markedID looks at.
@@ -448,6 +470,7 @@ func (m *Module) markedID(ctx context.Context, owner, with, marker string) (uint
 	if marker == "" {
 		return 0, false
 	}
+	archiveID, byArchiveID := m.ids.Parse(marker)
 	q := store.ArchiveQuery{Archive: owner, With: with, Max: 25, Last: true}
 	for scanned := 0; scanned < markerScan; {
 		page, err := m.deps.Archive.Query(ctx, q)
@@ -460,7 +483,7 @@ func (m *Module) markedID(ctx context.Context, owner, with, marker string) (uint
 			if r.Direction != store.DirIn {
 				continue
 			}
-			if m.ids.Format(r.ID) == marker {
+			if byArchiveID && r.ID == archiveID {
 				return r.ID, true
 			}
 			if el, err := wire.Parse(r.Stanza, wire.NewScope(wire.NSClient)); err == nil && el.AttrValue("id") == marker {
