@@ -62,9 +62,10 @@ type conn struct {
 	authed     string // authenticated localpart
 	headerSent bool
 
-	directTLS bool
-	full      jid.JID // set once at bind, before the writer starts
-	bound     bool    // guarded by mu
+	directTLS     bool
+	registrations int     // XEP-0077 attempts that reached the registrar
+	full          jid.JID // set once at bind, before the writer starts
+	bound         bool    // guarded by mu
 
 	// Outbox, guarded by mu.
 	mu        sync.Mutex
@@ -737,6 +738,11 @@ func (c *conn) preAuthIQ(ctx context.Context, el *wire.Element) error {
 		if q.Child("username", nsRegister) == nil || q.Child("password", nsRegister) == nil || user == "" || pass == "" {
 			return errReply(xmpp.StanzaError(stanza.NotAcceptable, "username and password are required"))
 		}
+		// Each attempt costs a password derivation and a store write:
+		// bounded per connection like authentication attempts.
+		if c.registrations++; c.registrations > maxRegistrations {
+			return serr("policy-violation", "too many registration attempts")
+		}
 		if err := c.srv.deps.Registrar.Register(ctx, c.host, user, pass); err != nil {
 			var se stanza.Error
 			if !errors.As(err, &se) {
@@ -797,3 +803,6 @@ func (c *conn) bindIQ(ctx context.Context, el *wire.Element) (bool, error) {
 // hundred bytes; the decoder grows it for larger ones and returns to this
 // size when they are gone, so an idle session holds little.
 const readBuffer = 512
+
+// maxRegistrations bounds in-band registration attempts per connection.
+const maxRegistrations = 10

@@ -259,7 +259,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
-			c.nc.Close()
+			// The TCP connection (set once), not the TLS layer over it:
+			// no close_notify to a peer that is not reading.
+			c.raw.Close()
 		}
 		s.mu.Unlock()
 		s.cancel()

@@ -186,7 +186,12 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 			r.mu.Unlock()
 			return jid.JID{}, xmpp.StanzaError(stanza.Conflict, "resource in use")
 		case ConflictRandom:
-			full, _ = bare.WithResource(full.Resourcepart() + "." + randomResource()[:8])
+			if f, err := bare.WithResource(full.Resourcepart() + "." + randomResource()[:8]); err == nil {
+				full = f
+			} else {
+				// The suffix made it too long: a resource of our own.
+				full, _ = bare.WithResource(randomResource())
+			}
 			idx = -1
 		}
 	}
@@ -452,19 +457,11 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 	}
 	resources := r.lookup(st.To)
 	if st.Kind == xmpp.KindPresence {
-		switch st.Type {
-		case "", xmpp.TypeUnavailable:
-			// §8.5.2.1.2: directed presence to every available resource.
+		// §8.5.2.1.2: directed presence (and, without a roster module,
+		// subscription states) to every available resource; probes are
+		// the presence module's (nothing is revealed without it).
+		if st.Type != xmpp.TypeProbe {
 			r.deliverAvailable(st, resources, false)
-		case xmpp.TypeProbe:
-			// Answered by the presence module once rosters exist;
-			// without a subscription nothing may be revealed.
-		default:
-			// Subscription states (RFC 6121 §3) without a roster
-			// module: hand the request to available resources.
-			if r.exists(ctx, st.To) {
-				r.deliverAvailable(st, resources, false)
-			}
 		}
 		return
 	}
