@@ -164,3 +164,11 @@ func (m *Module) transform(_ context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 	}
 	return st.WithElement(st.El.WithChildren("", children...))
 }
+
+// AccountsChanged reloads the overrides from the store: an account was
+// created or deleted, and a deleted account's override went with it.
+func (m *Module) AccountsChanged(string) {
+	if err := m.loadOverrides(context.Background()); err != nil {
+		m.log.Error("presence: reload overrides", xmpp.LogErr, err)
+	}
+}

@@ -135,6 +135,11 @@ func (m *Module) list(ctx context.Context, owner string) ([]string, error) {
 	// A change since the load may have been read before it: keep such a
 	// list out of the cache, the next lookup loads again.
 	if m.gen == gen {
+		if len(m.cache) >= maxCached {
+			// Lookups for any address of a local domain land here:
+			// start over rather than grow without bound.
+			m.cache = map[string][]string{}
+		}
 		m.cache[owner] = l
 	}
 	m.mu.Unlock()
@@ -355,4 +360,16 @@ func (m *Module) outbound(ctx context.Context, st *xmpp.Stanza) bool {
 		}
 	}
 	return true
+}
+
+// maxCached bounds the cache of loaded blocklists.
+const maxCached = 100000
+
+// AccountsChanged forgets the cached blocklists: an account was created or
+// deleted (a re-created account must not inherit a deleted one's list).
+func (m *Module) AccountsChanged(string) {
+	m.mu.Lock()
+	m.gen++
+	m.cache = map[string][]string{}
+	m.mu.Unlock()
 }

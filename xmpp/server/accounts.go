@@ -109,7 +109,10 @@ func (a *Accounts) SetPassword(ctx context.Context, host, local, password string
 	}
 	creds, err := auth.Derive(password, a.iterations)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidPassword, err)
+		// A stanza error too, so that XEP-0077 password changes get
+		// not-acceptable rather than internal-server-error.
+		return errors.Join(fmt.Errorf("%w: %v", ErrInvalidPassword, err),
+			xmpp.StanzaError(stanza.NotAcceptable, "invalid password"))
 	}
 	if err := a.users.SetCredentials(ctx, host, local, toStore(creds.SHA1), toStore(creds.SHA256)); err != nil {
 		return fmt.Errorf("accounts: password %s@%s: %w", local, host, err)

@@ -192,6 +192,8 @@ func (s *Server) build() error {
 	s.accounts.OnChange = func(host string) {
 		rosterMod.AccountsChanged(host)
 		mamMod.AccountsChanged(host)
+		blockingMod.AccountsChanged(host)
+		presenceMod.AccountsChanged(host)
 	}
 	if err := s.buildMUC(mamMod); err != nil {
 		return err
