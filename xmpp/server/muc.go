@@ -23,7 +23,7 @@ func (s *Server) buildMUC(archive *mam.Module) error {
 	if err != nil {
 		return err
 	}
-	s.mucHosts = map[string]string{}
+	s.mucHosts = map[string]mucService{}
 	for _, h := range s.cfg.Hosts {
 		for _, svc := range []struct {
 			domain string
@@ -50,26 +50,27 @@ func (s *Server) buildMUC(archive *mam.Module) error {
 				return fmt.Errorf("server: %w", err)
 			}
 			s.mucs = append(s.mucs, m)
-			s.mucHosts[svc.domain] = h.Domain
-			if svc.issues {
-				s.mucHosts[svc.domain] = issueHost
-			}
+			s.mucHosts[svc.domain] = mucService{host: h.Domain, issues: svc.issues}
 		}
 	}
 	return nil
 }
 
-// issueHost marks issue services in mucHosts: their archives are kept for
-// the life of the issue, whatever the host's retention.
-const issueHost = "-issues-"
+// mucService is what the server keeps about a room service: its host,
+// and whether it serves issue chats (whose archives are kept for the life
+// of the issue, whatever the host's retention).
+type mucService struct {
+	host   string
+	issues bool
+}
 
 // serviceItems lists a host's services for disco#items (XEP-0030).
 func (s *Server) serviceItems(host string) []disco.Item {
 	var out []disco.Item
 	for _, m := range s.mucs {
-		if h, ok := s.mucHosts[m.Domain()]; ok && (h == host || (h == issueHost && strings.HasSuffix(m.Domain(), "."+host))) {
+		if svc, ok := s.mucHosts[m.Domain()]; ok && svc.host == host {
 			name := "Chat rooms"
-			if h == issueHost {
+			if svc.issues {
 				name = "Issue chats"
 			}
 			out = append(out, disco.Item{JID: m.Domain(), Name: name})

@@ -53,11 +53,11 @@ func (s *Server) expireArchives(ctx context.Context, days map[string]int) {
 			return time.Time{}
 		}
 		domain := j.Domainpart()
-		if h, ok := s.mucHosts[domain]; ok {
-			if h == issueHost {
+		if svc, ok := s.mucHosts[domain]; ok {
+			if svc.issues {
 				return time.Time{} // an issue's history lives as long as the issue
 			}
-			domain = h // a room's archive follows its host's retention
+			domain = svc.host // a room's archive follows its host's retention
 		}
 		if d, ok := days[domain]; ok {
 			return now.AddDate(0, 0, -d)

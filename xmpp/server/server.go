@@ -61,7 +61,7 @@ type Server struct {
 	mam        *mam.Module
 	archiveIDs mam.IDCodec
 	mucs       []*muc.Service
-	mucHosts   map[string]string
+	mucHosts   map[string]mucService
 	c2s        *c2s.Server
 	tls        *tls.Config
 
