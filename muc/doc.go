@@ -21,8 +21,10 @@
 // form (muc#roomconfig), owner/admin/member/outcast affiliations and
 // moderator/participant/visitor roles (grant, revoke, kick, ban, voice),
 // destruction with an alternate venue, XEP-0410 self-ping, room disco with
-// muc#roominfo. A chat room that ends (destroyed, or temporary and empty)
-// takes its archive with it; an issue chat's archive stays.
+// muc#roominfo. The archive outlives its room (it is evidence, and the
+// host's retention expires it); a room created again under the same name
+// does not see it, since history and archive queries start at the room's
+// creation. An issue chat's archive is kept whatever the retention.
 //
 // Business rooms: a creation ACL; private rooms whose access lists of
 // users, groups ("group:NAME") and whole domains ("domain:example.org")

@@ -6,6 +6,9 @@
 // tracked so that its recipients learn when the sender goes offline (§4.6);
 // the last unavailable presence is kept for probes and last activity.
 //
-// <show/> and <status/> pass through unchanged, so every contact and every
-// device of the user sees the same availability and status message.
+// <show/> and <status/> pass through unchanged unless an override set from
+// outside (the admin socket, e.g. "dnd: on a call" from the phone system)
+// replaces them, with its call state, in every presence the user's
+// resources broadcast; every contact and every device of the user sees the
+// same availability and status message.
 package presence

@@ -111,7 +111,7 @@
 // or, for one conversation, of mam_with, and reads one page plus one
 // probe for "complete" — O(page) however large the archive. XEP-0059 RSM
 // counts (WantCount) read the keys of the matching range. mam_time orders
-// every record by id, so retention (ExpireBefore) deletes from its start
+// every record by id, so retention (ExpireBefore, ExpireFunc) deletes from its start
 // in bounded batches.
 //
 // ArchiveWriter is the archive's single writer (DESIGN.md §4–§5): callers

@@ -98,8 +98,8 @@ type iqKey struct {
 }
 
 // Registry holds the IQ handlers and disco features of the server's
-// modules. Registration happens at startup; lookups are lock-free after
-// Freeze.
+// modules. Registration happens at startup and ends with Freeze; lookups
+// take a read lock, which is uncontended after Freeze.
 type Registry struct {
 	mu         sync.RWMutex
 	frozen     bool

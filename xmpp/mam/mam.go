@@ -219,8 +219,8 @@ func archivable(st *xmpp.Stanza) bool {
 }
 
 // loadPrefs returns owner's preferences, or the host default. They are
-// read from the store each time (one read transaction): a cache would
-// outlive the account's deletion, which removes them from the store.
+// cached per owner (see Module.prefs): a change of preferences updates the
+// entry, a change of accounts drops the cache.
 func (m *Module) loadPrefs(ctx context.Context, owner jid.JID) Prefs {
 	key := owner.String()
 	m.mu.Lock()
