@@ -292,8 +292,8 @@ func newHistoryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "history", Short: "Archived messages"}
 	var userJID, room, with, since, until, format string
 	export := &cobra.Command{
-		Use:   "export (--user USER@HOST | --room ROOM@SERVICE) [--with JID] [--since T] [--until T] --format jsonl|csv",
-		Short: "Stream archived messages (time, id, author, body, ...) as JSON Lines or CSV",
+		Use:   "export (--user USER@HOST | --room ROOM@SERVICE) [--with JID] [--since T] [--until T] --format json|jsonl|csv",
+		Short: "Stream archived messages (time, id, author, body, ...) as JSON, JSON Lines or CSV",
 		Long: "Stream archived messages, oldest first. Times are RFC 3339, a date (2006-01-02), \"today\", " +
 			"\"yesterday\" or an age such as 7d, 30d or 12h. The export is recorded in the audit log.",
 		Args: cobra.NoArgs,
@@ -316,7 +316,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 	f.StringVar(&with, "with", "", "only the conversation with this JID")
 	f.StringVar(&since, "since", "", "only messages from this time on")
 	f.StringVar(&until, "until", "", "only messages up to this time")
-	f.StringVar(&format, "format", "jsonl", "jsonl or csv")
+	f.StringVar(&format, "format", "jsonl", "json, jsonl or csv")
 	cmd.AddCommand(export)
 	return cmd
 }
@@ -325,7 +325,7 @@ func newRoomCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "room", Short: "Chat rooms and issue chats"}
 	var since, until, format string
 	history := &cobra.Command{
-		Use:   "history ROOM@SERVICE [--since T] [--until T] --format json|csv",
+		Use:   "history ROOM@SERVICE [--since T] [--until T] --format json|jsonl|csv",
 		Short: "Export a room's history, e.g. an issue chat as the issue's comment log (time, author, body, stanza id)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
