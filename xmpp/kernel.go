@@ -21,6 +21,8 @@ const (
 	NSSession   = "urn:ietf:params:xml:ns:xmpp-session"
 	NSDiscoInfo = "http://jabber.org/protocol/disco#info"
 	NSDiscoItem = "http://jabber.org/protocol/disco#items"
+	// NSHints is XEP-0334 (message processing hints).
+	NSHints = "urn:xmpp:hints"
 )
 
 // Log keys shared by all packages.

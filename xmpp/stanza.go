@@ -184,6 +184,22 @@ func (s *Stanza) Bytes() []byte {
 	return s.enc
 }
 
+// HasHint reports whether the stanza carries any of the named XEP-0334
+// processing hints (no-store, no-permanent-store, no-copy, store).
+func (s *Stanza) HasHint(names ...string) bool {
+	for _, c := range s.El.Children {
+		if c.Space != NSHints {
+			continue
+		}
+		for _, n := range names {
+			if c.Name == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Payload returns the first child element (the IQ payload) or nil.
 func (s *Stanza) Payload() *wire.Element { return s.El.FirstChild() }
 

@@ -20,7 +20,7 @@ import (
 const (
 	NS        = "urn:xmpp:carbons:2"
 	NSForward = "urn:xmpp:forward:0"
-	NSHints   = "urn:xmpp:hints"
+	NSHints   = xmpp.NSHints
 	NSMUCUser = "http://jabber.org/protocol/muc#user"
 )
 

@@ -39,7 +39,7 @@ const (
 	NSDelay   = "urn:xmpp:delay"
 	NSRSM     = "http://jabber.org/protocol/rsm"
 	NSData    = xmpp.NSData
-	NSHints   = "urn:xmpp:hints"
+	NSHints   = xmpp.NSHints
 	NSMarkers = "urn:xmpp:chat-markers:0"
 	NSConv    = "urn:switchboard:conversations:0"
 	NSOMEMO   = "eu.siacs.conversations.axolotl"

@@ -19,7 +19,7 @@ import (
 // Namespaces.
 const (
 	NSDelay    = "urn:xmpp:delay"
-	NSHints    = "urn:xmpp:hints"
+	NSHints    = xmpp.NSHints
 	NSOffline  = "msgoffline" // XEP-0160 §4 disco feature
 	NSChatStat = "http://jabber.org/protocol/chatstates"
 )
