@@ -349,35 +349,43 @@ func (a *adminServer) serve(c net.Conn, s *Server) {
 	sc.Buffer(make([]byte, 4096), 64<<10)
 	enc := json.NewEncoder(c)
 	for sc.Scan() {
-		var req AdminRequest
-		var resp AdminResponse
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-			resp.Error = "malformed request: " + err.Error()
-		} else {
-			backend := Backend{Accounts: s.accounts, Overrides: s.presence, CloseUser: s.closeUserSessions,
-				Archive: s.db.Archive(), IDs: s.archiveIDs, Audit: s.db.Audit(), Rooms: runningRooms{s}}
-			if req.Command == CmdHistoryExport {
-				// Stream the lines; an export may be long.
-				backend.Emit = func(l string) error {
-					_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-					return enc.Encode(AdminResponse{Line: &l})
-				}
-				if err := s.archiveWriter.Flush(context.Background()); err != nil {
-					a.log.Error("admin export: flush", xmpp.LogErr, err)
-				}
-			}
-			res, err := RunCommand(context.Background(), backend, req)
-			if err != nil {
-				resp.Error = err.Error()
-			} else {
-				resp.OK, resp.Result = true, res
-				a.log.Info("admin command", "command", req.Command, xmpp.LogJID, req.Args["jid"])
-			}
-		}
-		if err := enc.Encode(resp); err != nil {
+		if err := enc.Encode(a.handle(c, enc, s, sc.Bytes())); err != nil {
 			return
 		}
 	}
+}
+
+// handle runs one request line and returns its final response; an export
+// streams its lines to enc first.
+func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []byte) AdminResponse {
+	var req AdminRequest
+	if err := json.Unmarshal(line, &req); err != nil {
+		return AdminResponse{Error: "malformed request: " + err.Error()}
+	}
+	backend := Backend{Accounts: s.accounts, Overrides: s.presence, CloseUser: s.closeUserSessions,
+		Archive: s.db.Archive(), IDs: s.archiveIDs, Audit: s.db.Audit(), Rooms: runningRooms{s}}
+	if req.Command == CmdHistoryExport {
+		// Stream the lines; an export may be long.
+		backend.Emit = func(l string) error {
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			return enc.Encode(AdminResponse{Line: &l})
+		}
+		// The export must include what was said until now: an archive
+		// that cannot be flushed would give an incomplete record.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.archiveWriter.Flush(ctx)
+		cancel()
+		if err != nil {
+			a.log.Error("admin export: flush", xmpp.LogErr, err)
+			return AdminResponse{Error: "archive not written: " + err.Error()}
+		}
+	}
+	res, err := RunCommand(context.Background(), backend, req)
+	if err != nil {
+		return AdminResponse{Error: err.Error()}
+	}
+	a.log.Info("admin command", "command", req.Command, xmpp.LogJID, req.Args["jid"])
+	return AdminResponse{OK: true, Result: res}
 }
 
 func (a *adminServer) close() {
