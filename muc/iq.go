@@ -121,9 +121,6 @@ func (r *room) archiveQuery(ctx context.Context, st *xmpp.Stanza, o *occupant) (
 	if aff == affOutcast {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
-	if r.svc.deps.MAM == nil {
-		return nil, xmpp.StanzaError(stanza.ServiceUnavailable, "")
-	}
 	// Only what was said since this room was created: a room reusing an
 	// old name does not show its predecessor's history (which stays in
 	// the archive for admins' exports).

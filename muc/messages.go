@@ -2,8 +2,6 @@ package muc
 
 import (
 	"context"
-	"strconv"
-	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -75,8 +73,8 @@ func (r *room) broadcastMessage(ctx context.Context, o *occupant, st *xmpp.Stanz
 		rec := store.ArchiveRecord{Archive: r.jid.String(), With: o.bare.String(), Direction: store.DirIn,
 			Flags: store.FlagNoUnread, Stanza: append([]byte(nil), out.Bytes()...)}
 		// The room waits for room in the archive's queue rather than
-		// leaving the message out (bounded: see mam's appendWait).
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// leaving the message out (bounded by store.MaxAppendWait).
+		actx, cancel := context.WithTimeout(ctx, store.MaxAppendWait)
 		id, err := r.svc.deps.Writer.AppendWait(actx, rec, nil)
 		cancel()
 		if err == nil {
@@ -194,8 +192,5 @@ func (r *room) invite(ctx context.Context, st *xmpp.Stanza, o *occupant, x *wire
 
 // formatID is the opaque stanza-id of an archive id (XEP-0359 §5).
 func (r *room) formatID(id uint64) string {
-	if r.svc.deps.MAM != nil {
-		return r.svc.deps.MAM.FormatID(id)
-	}
-	return strconv.FormatUint(id, 10)
+	return r.svc.deps.MAM.FormatID(id)
 }

@@ -107,7 +107,7 @@ var _ xmpp.Component = (*Service)(nil)
 
 // New returns a service.
 func New(opts Options, deps Deps) (*Service, error) {
-	if deps.Rooms == nil || deps.History == nil || deps.Writer == nil || deps.Router == nil {
+	if deps.Rooms == nil || deps.History == nil || deps.Writer == nil || deps.MAM == nil || deps.Router == nil {
 		return nil, errors.New("muc: missing dependency")
 	}
 	d, err := jid.Parse(opts.Domain)

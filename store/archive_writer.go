@@ -162,6 +162,13 @@ func (w *ArchiveWriter) Append(rec ArchiveRecord, done func(error)) (uint64, err
 	return entry.id, nil
 }
 
+// MaxAppendWait bounds how long archiving may hold a sender back when the
+// writer's queue is full (the disk does not keep up): the sender is slowed
+// rather than its message left out; only past this bound (a disk that has
+// stopped) is a message delivered unarchived, and logged. Callers of
+// AppendWait put it on their context.
+const MaxAppendWait = 10 * time.Second
+
 // AppendWait is Append that waits, until ctx ends, for room in a full
 // queue instead of failing with ErrBusy: archiving slows the callers down
 // rather than losing records when the disk cannot keep up.

@@ -350,15 +350,9 @@ func stripOwnIDs(st *xmpp.Stanza, by jid.JID) *xmpp.Stanza {
 	return st.WithElement(st.El.WithChildren("", keep...))
 }
 
-// appendWait bounds how long archiving may hold a sender back when the
-// writer's queue is full (the disk does not keep up): the sender is slowed
-// rather than its message left out; only past this bound (a disk that has
-// stopped) is a message delivered unarchived, and logged.
-const appendWait = 10 * time.Second
-
 func (m *Module) append(ctx context.Context, owner jid.JID, with string, dir store.Direction, st *xmpp.Stanza) (uint64, bool) {
 	rec := store.ArchiveRecord{Archive: owner.String(), With: with, Direction: dir, Stanza: append([]byte(nil), st.Bytes()...)}
-	ctx, cancel := context.WithTimeout(ctx, appendWait)
+	ctx, cancel := context.WithTimeout(ctx, store.MaxAppendWait)
 	defer cancel()
 	id, err := m.deps.Writer.AppendWait(ctx, rec, func(err error) {
 		if err != nil {
