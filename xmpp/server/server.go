@@ -376,7 +376,8 @@ func (s *Server) Addr(name string) net.Addr {
 }
 
 // Shutdown stops the server in reverse order of startup: listeners and
-// sessions (closed with system-shutdown), the admin socket, the store.
+// sessions (closed with system-shutdown), background jobs, room services,
+// the archive writer (flushed), the admin socket, the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
