@@ -317,9 +317,11 @@ type Hooks struct {
 	// InitialPresence runs after a resource's first available presence
 	// (RFC 6121 §4.2) was recorded and broadcast.
 	InitialPresence Hook[*Stanza]
-	// MessageIn may replace a chat or normal message addressed to a local
-	// account before it is delivered or stored offline (the archive stamps
-	// its stanza-id here).
+	// MessageIn may replace a message addressed to a local account before
+	// it is delivered or stored offline: chat, normal and headline messages
+	// to the bare JID, and any non-error message to a connected full JID
+	// (the archive stamps the stanza-id of what it keeps here, and strips
+	// forged ones from everything).
 	MessageIn Transform[*Stanza]
 	// Delivered runs after a message was delivered to one or more local
 	// sessions (message carbons copy it to the others).
