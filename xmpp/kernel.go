@@ -321,7 +321,7 @@ type Hooks struct {
 	// it is delivered or stored offline: chat, normal and headline messages
 	// to the bare JID, and any non-error message to a connected full JID
 	// (the archive stamps the stanza-id of what it keeps here, and strips
-	// forged ones from everything).
+	// forged ones that claim to be by the account's archive).
 	MessageIn Transform[*Stanza]
 	// Delivered runs after a message was delivered to one or more local
 	// sessions (message carbons copy it to the others).
