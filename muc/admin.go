@@ -19,15 +19,28 @@ var (
 
 // DefaultRoom returns the record of a new persistent room of a service
 // (for admin tools that create rooms with the server stopped): an issue
-// chat on an issue service, otherwise a public room.
-func DefaultRoom(room jid.JID, issues bool, owner jid.JID, history int) store.Room {
+// chat on an issue service, otherwise a public room. name is the room's
+// localpart as typed (an issue key keeps its case).
+func DefaultRoom(room jid.JID, name string, issues bool, owner jid.JID, history int) store.Room {
 	s := &Service{opts: Options{Issues: issues, DefaultHistory: history}}
 	if s.opts.DefaultHistory <= 0 {
 		s.opts.DefaultHistory = 20
 	}
 	r := s.newRoomData(room.Bare(), owner)
 	r.Persistent = true
+	s.nameIssue(&r, room, name)
 	return r
+}
+
+// nameIssue gives an issue chat the key as typed, when it names the room
+// (only case or width differ from the normalised localpart).
+func (s *Service) nameIssue(r *store.Room, rj jid.JID, name string) {
+	if !s.opts.Issues {
+		return
+	}
+	if j, err := jid.New(name, rj.Domainpart(), ""); err == nil && j.Equal(rj.Bare()) {
+		r.IssueKey, r.Name = name, name
+	}
 }
 
 // do runs fn in the room's goroutine and waits for it.
@@ -69,6 +82,7 @@ func (s *Service) CreateRoom(ctx context.Context, name string, owner jid.JID) er
 		}
 		r.data = s.newRoomData(rj, owner)
 		r.data.Persistent = true
+		s.nameIssue(&r.data, rj, name)
 		r.exists = true
 		if err := s.deps.Rooms.Put(ctx, r.data); err != nil {
 			r.exists = false

@@ -11,10 +11,14 @@ import (
 	"switchboard/xmpp/wire"
 )
 
-// iq answers IQs to the room (disco, owner, admin, archive) and to
-// occupants (self-ping, XEP-0410).
+// iq answers IQs to the room (disco, owner, admin, archive,
+// registration), and forwards IQs between occupants (self-ping, XEP-0410,
+// is answered by the room).
 func (r *room) iq(ctx context.Context, st *xmpp.Stanza) {
 	if !st.IsIQRequest() {
+		if (st.Type == xmpp.TypeResult || st.Type == xmpp.TypeError) && st.To.Resourcepart() != "" {
+			r.answerIQ(ctx, st)
+		}
 		return
 	}
 	p := st.Payload()
@@ -34,18 +38,25 @@ func (r *room) iq(ctx context.Context, st *xmpp.Stanza) {
 			r.fail(ctx, st, xmpp.StanzaError(stanza.NotAcceptable, "not an occupant"))
 			return
 		}
-		r.fail(ctx, st, xmpp.StanzaError(stanza.ServiceUnavailable, ""))
+		r.forwardIQ(ctx, st, o)
 		return
 	}
-	if !r.exists {
+	if !r.exists || (r.locked && r.affiliation(st.From) != affOwner) {
+		// §7.2.10: a locked room does not exist yet but for its owner.
 		r.fail(ctx, st, xmpp.StanzaError(stanza.ItemNotFound, "no such room"))
 		return
 	}
 	var reply *xmpp.Stanza
 	var err error
 	switch {
+	case p.Space == xmpp.NSDiscoInfo && st.Type == xmpp.TypeGet && p.AttrValue("node") == nodeRoomUser:
+		reply = r.reservedNick(st)
+	case p.Space == xmpp.NSDiscoInfo && st.Type == xmpp.TypeGet && p.AttrValue("node") != "":
+		err = xmpp.StanzaError(stanza.ItemNotFound, "no such node")
 	case p.Space == xmpp.NSDiscoInfo && st.Type == xmpp.TypeGet:
 		reply = r.discoInfo(st)
+	case p.Space == NSRegister && p.Name == "query":
+		reply, err = r.register(ctx, st)
 	case p.Space == xmpp.NSDiscoItem && st.Type == xmpp.TypeGet:
 		reply = st.Result(wire.New("query", xmpp.NSDiscoItem))
 	case p.Space == NSMAM && p.Name == "query":
@@ -81,7 +92,7 @@ func (r *room) discoInfo(st *xmpp.Stanza) *xmpp.Stanza {
 		wire.Attr{Name: "category", Value: "conference"}, wire.Attr{Name: "type", Value: "text"},
 		wire.Attr{Name: "name", Value: r.data.Name}))
 	// muc#stable_id: groupchat messages are reflected with the sender's id.
-	feats := []string{NS, NS + "#stable_id", NSMAM, NSSID, NSOccupant, xmpp.NSDiscoInfo}
+	feats := []string{NS, NS + "#stable_id", NSMAM, NSSID, NSOccupant, xmpp.NSDiscoInfo, NSRegister, NSMUCRegister}
 	pick := func(b bool, yes, no string) {
 		if b {
 			feats = append(feats, yes)
@@ -188,6 +199,11 @@ func (r *room) owner(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 	}
 	switch x.AttrValue("type") {
 	case "cancel":
+		if r.locked {
+			// §10.1.1 step 6: cancelling the initial configuration
+			// destroys the room.
+			r.destroy(ctx, wire.New("destroy", NSOwner))
+		}
 		return st.Result(nil), nil
 	case "submit":
 	default:
@@ -196,7 +212,8 @@ func (r *room) owner(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 	v := xmpp.FormValues(x)
 	if len(v) == 0 {
 		// §10.1.2: an empty submission accepts the defaults (an
-		// instant room).
+		// instant room) and unlocks it.
+		r.unlock()
 		r.save(ctx)
 		return st.Result(nil), nil
 	}
@@ -268,6 +285,8 @@ func (r *room) owner(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 			r.svc.log.Error("muc: unpersist room", "room", r.jid.String(), xmpp.LogErr, err)
 		}
 	}
+	// §10.1.3: a configured room is unlocked.
+	r.unlock()
 	r.save(ctx)
 	r.publicTemp.Store(d.Public)
 	// §10.2.1: occupants learn of the change (104; 172/173 for
@@ -333,7 +352,9 @@ func (r *room) destroy(ctx context.Context, d *wire.Element) {
 	r.occupants = map[string]*occupant{}
 	r.byJID = map[string]string{}
 	r.exists = false
+	r.unlock()
 	r.publicTemp.Store(false)
+	r.iqs, r.invited = nil, nil
 }
 
 func rank(aff string) int {
@@ -410,6 +431,11 @@ func (r *room) adminList(st *xmpp.Stanza, it *wire.Element, actorAff, actorRole 
 func (r *room) adminSet(ctx context.Context, it *wire.Element, actor jid.JID, actorAff, actorRole string) error {
 	reason := it.ChildText("reason", NSAdmin)
 	var extra []*wire.Element
+	if ao := r.sender(actor); ao != nil {
+		// §8.2, §9.1: who kicked or banned, by nick (the real JID
+		// would unmask a moderator of a semi-anonymous room).
+		extra = append(extra, wire.New("actor", NSUser, wire.Attr{Name: "nick", Value: ao.nick}))
+	}
 	if reason != "" {
 		extra = append(extra, wire.New("reason", NSUser).SetText(reason))
 	}
@@ -485,7 +511,6 @@ func (r *room) adminSet(ctx context.Context, it *wire.Element, actor jid.JID, ac
 	} else {
 		r.data.Affiliations[key] = aff
 	}
-	_ = actor
 	for _, occ := range r.occupants {
 		if !occ.bare.Equal(j.Bare()) && occ.bare.Domainpart() != key {
 			continue

@@ -15,14 +15,27 @@ import (
 // and mediated invitations (XEP-0045 §7.4, §7.5, §7.8, §8.1).
 func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 	if st.Type == xmpp.TypeError {
-		if o := r.sender(st.From); o != nil && st.To.Resourcepart() == "" {
-			r.leave(ctx, o, st.From, []string{"333"}) // §18.1 (XEP-0045 1.34: kicked for an error)
+		// §18.1.2: a delivery error for something the room sent to an
+		// occupant (a groupchat message from room/nick, a private
+		// message) shows a ghost: it is removed with 333 (§11.1).
+		if o := r.sender(st.From); o != nil && deliveryFailed(st) {
+			r.leave(ctx, o, st.From, []string{"333"})
 		}
 		return
 	}
 	o := r.sender(st.From)
-	if x := st.El.Child("x", NSUser); x != nil && x.Child("invite", NSUser) != nil && st.To.Resourcepart() == "" {
-		r.invite(ctx, st, o, x)
+	if x := st.El.Child("x", NSUser); x != nil && st.To.Resourcepart() == "" {
+		switch {
+		case x.Child("invite", NSUser) != nil:
+			r.invite(ctx, st, o, x)
+			return
+		case x.Child("decline", NSUser) != nil:
+			r.decline(ctx, st, x.Child("decline", NSUser))
+			return
+		}
+	}
+	if form := requestForm(st); form != nil && st.To.Resourcepart() == "" && st.Type != xmpp.TypeGroupchat {
+		r.voiceRequest(ctx, st, o, form)
 		return
 	}
 	if o == nil {
@@ -170,6 +183,7 @@ func (r *room) invite(ctx context.Context, st *xmpp.Stanza, o *occupant, x *wire
 			r.data.Affiliations[to.Bare().String()] = affMember
 			r.save(ctx)
 		}
+		r.noteInvitation(to.Bare().String(), st.From.Bare().String())
 		reason := inv.ChildText("reason", NSUser)
 		out := wire.New("x", NSUser).AddChild(func() *wire.Element {
 			e := wire.New("invite", NSUser, wire.Attr{Name: "from", Value: st.From.Bare().String()})
@@ -193,4 +207,66 @@ func (r *room) invite(ctx context.Context, st *xmpp.Stanza, o *occupant, x *wire
 // formatID is the opaque stanza-id of an archive id (XEP-0359 §5).
 func (r *room) formatID(id uint64) string {
 	return r.svc.deps.MAM.FormatID(id)
+}
+
+// deliveryFailed reports whether an error stanza says that its recipient
+// is gone, the conditions XEP-0045 §18.1.2 names.
+func deliveryFailed(st *xmpp.Stanza) bool {
+	e := st.El.Child("error", xmpp.NSClient)
+	if e == nil {
+		return false
+	}
+	for _, c := range e.Children {
+		if c.Space != xmpp.NSStanzas {
+			continue
+		}
+		switch stanza.Condition(c.Name) {
+		case stanza.Gone, stanza.ItemNotFound, stanza.RecipientUnavailable, stanza.Redirect,
+			stanza.RemoteServerNotFound, stanza.RemoteServerTimeout:
+			return true
+		}
+	}
+	return false
+}
+
+// maxInvitations bounds the invitations a room remembers for declines.
+const maxInvitations = 1024
+
+// noteInvitation remembers who invited invitee, for its decline.
+func (r *room) noteInvitation(invitee, inviter string) {
+	if r.invited == nil {
+		r.invited = map[string]string{}
+	}
+	if _, ok := r.invited[invitee]; !ok && len(r.invited) >= maxInvitations {
+		for k := range r.invited {
+			delete(r.invited, k) // any one: the oldest is not worth tracking
+			break
+		}
+	}
+	r.invited[invitee] = inviter
+}
+
+// decline passes an invitee's refusal back to the inviter (§7.8.2). Only
+// an invitation the room sent can be declined, so that the room relays
+// nothing to addresses of the decliner's choosing; the inviter is the one
+// the room remembers, whatever 'to' says.
+func (r *room) decline(ctx context.Context, st *xmpp.Stanza, d *wire.Element) {
+	bare := st.From.Bare().String()
+	inviter, ok := r.invited[bare]
+	if !ok {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.NotAcceptable, "there is no invitation to decline"))
+		return
+	}
+	delete(r.invited, bare)
+	to, err := jid.Parse(inviter)
+	if err != nil {
+		return
+	}
+	out := wire.New("decline", NSUser, wire.Attr{Name: "from", Value: bare})
+	if reason := d.ChildText("reason", NSUser); reason != "" {
+		out.AddChild(wire.New("reason", NSUser).SetText(reason))
+	}
+	body := bare + " declined your invitation to the room " + r.jid.String()
+	r.send(ctx, xmpp.Build(xmpp.KindMessage, "", "", r.jid, to, wire.New("x", NSUser).AddChild(out),
+		wire.New("body", xmpp.NSClient).SetText(body)))
 }

@@ -45,6 +45,9 @@ type occupant struct {
 	aff      string
 	presence *xmpp.Stanza // the occupant's last presence, as sent
 	id       string       // XEP-0421 occupant id
+	// voiceAsked is when the occupant last asked for voice (§7.13),
+	// to bound how often moderators are asked.
+	voiceAsked time.Time
 }
 
 func (o *occupant) hasSession(j jid.JID) bool {
@@ -68,13 +71,27 @@ type room struct {
 	exists    bool
 	occupants map[string]*occupant // by nick
 	byJID     map[string]string    // occupant full JID → nick
+	// locked: created by a join and not yet configured by its owner
+	// (§10.1.1); others cannot enter until the owner submits a
+	// configuration (or accepts the defaults), or lockTimer fires.
+	locked    bool
+	lockTimer *time.Timer
+	// iqs are the IQs forwarded between occupants awaiting an answer
+	// (§18.2), by the id the room gave them; at most maxPendingIQs.
+	iqs   map[string]pendingIQ
+	iqSeq uint64
+	// invited maps an invitee's bare JID to the bare JID of the last
+	// occupant who invited it, so that a decline goes back to the
+	// inviter only (§7.8.2); at most maxInvitations.
+	invited map[string]string
 }
 
-// item is what a room's inbox carries: a stanza, or an admin operation
-// run by the room's goroutine.
+// item is what a room's inbox carries: a stanza, an admin operation run
+// by the room's goroutine, or the service's shutdown.
 type item struct {
-	st *xmpp.Stanza
-	fn func(ctx context.Context, r *room)
+	st   *xmpp.Stanza
+	fn   func(ctx context.Context, r *room)
+	stop bool
 }
 
 func newRoom(s *Service, rj jid.JID) *room {
@@ -107,11 +124,29 @@ func (r *room) run(ctx context.Context) {
 	}
 	idle := time.NewTimer(r.svc.opts.IdleStop)
 	defer idle.Stop()
+	defer func() {
+		if r.lockTimer != nil {
+			r.lockTimer.Stop()
+		}
+	}()
 	for {
+		var lockC <-chan time.Time
+		if r.lockTimer != nil {
+			lockC = r.lockTimer.C
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-lockC:
+			// §10.1.1 step 5: the owner did not configure the room in
+			// time and is taken to accept the defaults.
+			r.unlock()
+			r.svc.log.Info("room unlocked after the lock timeout", "room", r.jid.String())
 		case it := <-r.inbox:
+			if it.stop {
+				r.shutdown(ctx)
+				return
+			}
 			if it.fn != nil {
 				it.fn(ctx, r)
 			} else {
@@ -288,14 +323,20 @@ func (r *room) presence(ctx context.Context, st *xmpp.Stanza) {
 		}
 	case st.Type == xmpp.TypeError:
 		if cur != nil {
-			// §18.1: an error bounced from an occupant removes it.
-			r.leave(ctx, cur, st.From, nil)
+			// §18.1: an error bounced from an occupant removes it,
+			// with 333 (removed because of an error, §11.1).
+			r.leave(ctx, cur, st.From, []string{"333"})
 		}
 	case st.Type != "":
 		// Subscriptions and probes to rooms carry no meaning.
 	case nick == "":
 		// §7.2.1: joining needs a nickname.
 		r.fail(ctx, st, xmpp.StanzaError(stanza.JIDMalformed, "a nickname is required"))
+	case cur == nil && st.El.Child("x", NS) == nil:
+		// §7.2.18 (since XEP-0045 1.32): presence without the MUC <x/>
+		// from a non-occupant is a groupchat 1.0 join or a client that
+		// lost track of its membership; it gets an explicit kick.
+		r.notInRoom(ctx, st)
 	case cur == nil:
 		r.join(ctx, st, nick)
 	case cur.nick != nick:
@@ -327,7 +368,14 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 		r.data = r.svc.newRoomData(r.jid, user)
 		r.exists, created = true, true
 		if r.svc.opts.Issues {
+			// Issue chats are ready at once; the key keeps the case
+			// the first joiner typed (the room JID is case-folded).
+			name, _, _ := strings.Cut(st.El.AttrValue("to"), "@")
+			r.svc.nameIssue(&r.data, r.jid, name)
 			r.save(ctx)
+		} else {
+			// §10.1.1: locked until the owner configures it.
+			r.lock()
 		}
 		r.svc.log.Info("room created", "room", r.jid.String(), xmpp.LogJID, user.Bare().String())
 	}
@@ -337,6 +385,11 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 	}
 	join := st.El.Child("x", NS)
 	switch {
+	case r.locked && aff != affOwner:
+		// §7.2.10: the room does not exist yet for
+		// anyone but its owner.
+		r.fail(ctx, st, xmpp.StanzaError(stanza.ItemNotFound, "the room is being configured"))
+		return
 	case aff == affOutcast:
 		r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "you are banned from this room"))
 		return
@@ -369,12 +422,15 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 	o.sessions = append(o.sessions, user)
 	o.presence = st
 	r.byJID[user.String()] = nick
-	r.publicTemp.Store(r.data.Public)
+	r.publicTemp.Store(r.data.Public && !r.locked)
 
 	// §7.2.3: the others' presence to the newcomer, then its own
 	// presence to everyone, then history and subject.
 	r.othersTo(ctx, o, user)
 	self := r.selfCodes(created)
+	if nickModified(st, nick) {
+		self = append(self, "210")
+	}
 	if len(o.sessions) > 1 {
 		// Another session of the same occupant: only it learns.
 		r.send(ctx, r.presenceOf(o, "", user, o, r.userX(o, o, append([]string{"110"}, self...)...)))
@@ -476,7 +532,9 @@ func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []
 		// §10.9: a temporary room ends with its last occupant.
 		r.exists = false
 		r.data = store.Room{}
+		r.unlock()
 		r.publicTemp.Store(false)
+		r.iqs, r.invited = nil, nil
 	}
 }
 
@@ -496,6 +554,18 @@ func (r *room) changeNick(ctx context.Context, o *occupant, st *xmpp.Stanza, nic
 			return
 		}
 	}
+	var self []string
+	if nickModified(st, nick) {
+		self = []string{"210"}
+	}
+	r.rename(ctx, o, nick, st, nil, self)
+}
+
+// rename moves o to nick (§7.6): unavailable with 303 and the new nick
+// under the old one, then presence under the new one, with codes to
+// everyone and selfCodes to o only. st is the presence that asked for it,
+// nil when the service renames (§7.10: a registered nick).
+func (r *room) rename(ctx context.Context, o *occupant, nick string, st *xmpp.Stanza, codes, selfCodes []string) {
 	for _, rec := range r.occupants {
 		codes := []string{"303"}
 		if rec == o {
@@ -510,12 +580,71 @@ func (r *room) changeNick(ctx context.Context, o *occupant, st *xmpp.Stanza, nic
 	}
 	delete(r.occupants, o.nick)
 	o.nick = nick
-	o.presence = st
+	if st != nil {
+		o.presence = st
+	}
 	r.occupants[nick] = o
 	for _, s := range o.sessions {
 		r.byJID[s.String()] = nick
 	}
-	r.broadcastPresence(ctx, o, "", nil, nil)
+	r.broadcastPresence(ctx, o, "", codes, selfCodes)
+}
+
+// nickModified reports whether the nick the room uses differs from the one
+// the client typed: the occupant JID's resourcepart is normalised
+// (RFC 7622 §3.4), and the client is told with 210 (§12, §7.10).
+func nickModified(st *xmpp.Stanza, nick string) bool {
+	raw := st.El.AttrValue("to")
+	i := strings.IndexByte(raw, '/')
+	return i >= 0 && raw[i+1:] != nick
+}
+
+// notInRoom answers presence from a session that is not in the room with a
+// kick (110, 307, 333) so that the client knows it must join again.
+func (r *room) notInRoom(ctx context.Context, st *xmpp.Stanza) {
+	x := wire.New("x", NSUser).AddChild(
+		wire.New("item", NSUser, wire.Attr{Name: "affiliation", Value: affNone}, wire.Attr{Name: "role", Value: roleNone}).AddChild(
+			wire.New("reason", NSUser).SetText("You are not in the room.")),
+		statusEl("110"), statusEl("307"), statusEl("333"))
+	r.send(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, st.ID, st.To, st.From, x))
+}
+
+func statusEl(code string) *wire.Element {
+	return wire.New("status", NSUser, wire.Attr{Name: "code", Value: code})
+}
+
+// lock keeps a room created by a join closed to everyone but its owners
+// until they configure it (§10.1.1), for at most Options.LockTimeout.
+func (r *room) lock() {
+	r.locked = true
+	r.lockTimer = time.NewTimer(r.svc.opts.LockTimeout)
+}
+
+// unlock opens a locked room (and stops its timer).
+func (r *room) unlock() {
+	if r.lockTimer != nil {
+		r.lockTimer.Stop()
+		r.lockTimer = nil
+	}
+	if r.locked {
+		r.locked = false
+		r.publicTemp.Store(r.exists && r.data.Public)
+	}
+}
+
+// shutdown tells every occupant session that the service is going down
+// (332, §11.2) as it removes them.
+func (r *room) shutdown(ctx context.Context) {
+	x := wire.New("x", NSUser).AddChild(
+		wire.New("item", NSUser, wire.Attr{Name: "affiliation", Value: affNone}, wire.Attr{Name: "role", Value: roleNone}),
+		statusEl("110"), statusEl("332"))
+	for _, o := range r.occupants {
+		for _, s := range o.sessions {
+			r.send(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.nickJID(o.nick), s, x))
+		}
+	}
+	r.occupants = map[string]*occupant{}
+	r.byJID = map[string]string{}
 }
 
 // sendHistory sends the discussion history to a joining session (§7.2.15)

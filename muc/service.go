@@ -64,6 +64,10 @@ type Options struct {
 	// IdleStop stops an empty room's goroutine after this long (default
 	// 5 minutes); it restarts from the store on the next stanza.
 	IdleStop time.Duration
+	// LockTimeout is how long a room created by a join stays locked
+	// awaiting its owner's configuration (XEP-0045 §10.1.1) before it
+	// opens with the defaults (default 5 minutes).
+	LockTimeout time.Duration
 	// Secret keys occupant ids (XEP-0421).
 	Secret []byte
 	Logger *slog.Logger
@@ -120,6 +124,9 @@ func New(opts Options, deps Deps) (*Service, error) {
 	if opts.IdleStop <= 0 {
 		opts.IdleStop = 5 * time.Minute
 	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 5 * time.Minute
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -157,13 +164,37 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends every room goroutine.
+// stopGrace bounds how long Stop waits for the rooms to drain their
+// queues and tell their occupants (332) before it cancels them.
+const stopGrace = 5 * time.Second
+
+// Stop ends every room goroutine: from now on stanzas are refused
+// (service-unavailable); each room handles what it had queued, then tells
+// its occupants that the service is going down (XEP-0045 §11.2, 332).
 func (s *Service) Stop() {
 	s.mu.Lock()
 	s.closed = true
+	rooms := make([]*room, 0, len(s.active))
+	for _, r := range s.active {
+		rooms = append(rooms, r)
+	}
 	s.mu.Unlock()
+	for _, r := range rooms {
+		r.post(item{stop: true}) // a full inbox: cancelled below
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 	s.cancel()
-	s.wg.Wait()
+	<-done
 }
 
 func (s *Service) newRoomData(rj jid.JID, creator jid.JID) store.Room {

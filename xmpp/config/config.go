@@ -195,6 +195,10 @@ type Host struct {
 	// CompanyRoom names a company-wide room on the room service whose
 	// members are all users of the host ("" = none).
 	CompanyRoom string `toml:"company_room"`
+	// RoomLockTimeout is how long a room created by a join waits for its
+	// owner's configuration, closed to others (XEP-0045 §10.1.1), before
+	// it opens with the default configuration.
+	RoomLockTimeout Duration `toml:"room_lock_timeout"`
 }
 
 // ServiceDomain resolves a service setting: "" gives prefix.<domain>, "-"
@@ -289,6 +293,9 @@ func C2SDefaults() C2S {
 	return C2S{ResourceConflict: KickOld}
 }
 
+// DefaultRoomLockTimeout is the default of room_lock_timeout.
+const DefaultRoomLockTimeout = 5 * time.Minute
+
 // HostDefaults returns the defaults of a [[host]] table serving domain.
 func HostDefaults(domain string) Host {
 	return Host{
@@ -301,6 +308,7 @@ func HostDefaults(domain string) Host {
 		ArchiveDefault:    "always",
 		RoomCreators:      "local",
 		RoomCreatorList:   []string{},
+		RoomLockTimeout:   Duration(DefaultRoomLockTimeout),
 	}
 }
 

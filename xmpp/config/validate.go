@@ -196,6 +196,9 @@ func (h Host) validate(p *problems, key string) {
 	if h.CompanyRoom != "" && (strings.ContainsAny(h.CompanyRoom, "@/ ") || len(h.CompanyRoom) > 1023) {
 		p.add(key+".company_room", "must be a room name (no @, / or spaces)")
 	}
+	if h.RoomLockTimeout <= 0 {
+		p.add(key+".room_lock_timeout", "must be positive, got %q", h.RoomLockTimeout)
+	}
 	atLeast(p, key+".max_monitors", h.MaxMonitors, 0)
 	checkGroupName(p, key+".shared_roster_group", h.SharedRosterGroup)
 	checkGroupName(p, key+".monitor_group", h.MonitorGroup)

@@ -59,7 +59,9 @@ const (
 
 // RoomAdmin creates and destroys rooms for admin commands.
 type RoomAdmin interface {
-	CreateRoom(ctx context.Context, room, owner jid.JID) error
+	// CreateRoom creates room; name is its localpart as the admin typed
+	// it (an issue key keeps its case: TEST-123).
+	CreateRoom(ctx context.Context, room jid.JID, name string, owner jid.JID) error
 	DestroyRoom(ctx context.Context, room jid.JID, reason string) error
 }
 
@@ -219,7 +221,8 @@ func runCommandResult(ctx context.Context, b Backend, req AdminRequest) ([]strin
 				return nil, fmt.Errorf("invalid owner %q: %w", o, err)
 			}
 		}
-		return nil, b.Rooms.CreateRoom(ctx, room, owner)
+		name, _, _ := strings.Cut(req.Args["room"], "@")
+		return nil, b.Rooms.CreateRoom(ctx, room, name, owner)
 	case CmdHistoryExport:
 		if b.Archive == nil {
 			return nil, errors.New("no archive")

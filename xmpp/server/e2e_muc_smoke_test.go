@@ -42,6 +42,14 @@ func TestMUCSmoke(t *testing.T) {
 		t.Fatalf("creator's self-presence lacks 110/201: %s", self)
 	}
 	alice.Next(t, w, servertest.Named("message", "type", "groupchat")) // subject
+	// Accept the default configuration (an instant room), which unlocks
+	// the room for others (XEP-0045 §10.1.2).
+	if err := alice.SendRaw(ctx, "<iq type='set' id='instant' to='"+room+"'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>"); err != nil {
+		t.Fatal(err)
+	}
+	if res := alice.Next(t, w, servertest.Named("iq", "id", "instant")); res.AttrValue("type") != "result" {
+		t.Fatalf("instant room: %s", res)
+	}
 
 	if err := bob.SendRaw(ctx, "<presence to='"+room+"/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>"); err != nil {
 		t.Fatal(err)

@@ -408,6 +408,10 @@ func mcAffiliations(t testing.TB, c *servertest.Client, room, aff string) []stri
 	return out
 }
 
+// mcInstant is the owner's acceptance of the default configuration (an
+// instant room, §10.1.2), which also unlocks a new room.
+const mcInstant = "<query xmlns='" + mcNSOwner + "'><x xmlns='" + mcNSData + "' type='submit'/></query>"
+
 // mcCreate creates room with owner as nick and accepts the default
 // configuration (an instant room, §10.1.2), then applies the form fields.
 func mcCreate(t testing.TB, owner *servertest.Client, room, nick string, fields ...string) {
@@ -416,7 +420,7 @@ func mcCreate(t testing.TB, owner *servertest.Client, room, nick string, fields 
 	if !slices.Contains(mcStatuses(self), "201") {
 		t.Fatalf("creator's self-presence lacks 201: %s", self)
 	}
-	mcOK(t, owner, room, "set", "<query xmlns='"+mcNSOwner+"'><x xmlns='"+mcNSData+"' type='submit'/></query>")
+	mcOK(t, owner, room, "set", mcInstant)
 	if len(fields) > 0 {
 		mcOK(t, owner, room, "set", mcForm(fields...))
 	}
@@ -456,6 +460,12 @@ func TestMUCCreateConfigure(t *testing.T) {
 	if it := mcItem(self); it == nil || it.AttrValue("affiliation") != "owner" || it.AttrValue("role") != "moderator" {
 		t.Fatalf("creator's item: %s", self)
 	}
+	// §7.2.10: locked until its owner configures it; then open.
+	if cond := mcJoinFails(t, bob, room, "Bob", ""); cond != "item-not-found" {
+		t.Fatalf("join of a locked room: %s, want item-not-found", cond)
+	}
+	mcFail(t, bob, room, "get", "<query xmlns='"+mcNSInfo+"'/>", "item-not-found")
+	mcOK(t, alice, room, "set", mcInstant)
 	mcJoin(t, bob, room, "Bob", "")
 	alice.Next(t, mcWait, mcPresence(room+"/Bob", ""))
 
@@ -654,7 +664,10 @@ func TestMUCJoinLeave(t *testing.T) {
 				t.Fatalf("Bob's presence to the moderator: %s", p)
 			}
 			mcOK(t, bob, room+"/Bob", "get", "<ping xmlns='"+mcNSPing+"'/>")
-			mcFail(t, bob, room+"/Alice", "get", "<ping xmlns='"+mcNSPing+"'/>", "service-unavailable")
+			// §17.4: an IQ to another occupant reaches its real JID,
+			// from the sender's occupant JID and with an id of the
+			// room's; the answer comes back the same way.
+			mcForwardPing(t, bob, alice, room, "Bob", "Alice")
 			out := mcLeave(t, bob, room, "Bob")
 			if st := mcStatuses(out); !slices.Contains(st, "110") {
 				t.Fatalf("own unavailable presence lacks 110: %s", out)
@@ -1046,6 +1059,7 @@ func TestMUCCreationACL(t *testing.T) {
 				if !slices.Contains(mcStatuses(self), "201") {
 					t.Fatalf("%s: created room without 201: %s", users[i], self)
 				}
+				mcOK(t, c, room, "set", mcInstant)
 			}
 			// Anyone may join a room that exists.
 			creator := slices.Index(tc.may, true)
@@ -1797,5 +1811,25 @@ func TestMUCRoomReuse(t *testing.T) {
 				t.Fatalf("new room's archive holds the old room's messages: %v %s", h, res)
 			}
 		})
+	}
+}
+
+// mcForwardPing has from (occupant fromNick) ping occupant toNick through
+// the room; to answers; the answer must reach from with its own id, from
+// room/toNick, and neither side may see the other's real JID.
+func mcForwardPing(t testing.TB, from, to *servertest.Client, room, fromNick, toNick string) {
+	t.Helper()
+	id := mcID("fwd")
+	mcSend(t, from, "<iq type='get' id='%s' to='%s/%s'><ping xmlns='%s'/></iq>", id, room, toNick, mcNSPing)
+	fwd := to.Next(t, mcWait, func(e *wire.Element) bool {
+		return e.Name == "iq" && e.AttrValue("type") == "get" && e.AttrValue("from") == room+"/"+fromNick
+	})
+	if fwd.AttrValue("id") == id || strings.Contains(fwd.String(), from.JID.Bare().String()) {
+		t.Fatalf("forwarded IQ keeps the sender's id or shows its JID: %s", fwd)
+	}
+	mcSend(t, to, "<iq type='result' id='%s' to='%s/%s'/>", fwd.AttrValue("id"), room, fromNick)
+	ans := from.Next(t, mcWait, func(e *wire.Element) bool { return e.Name == "iq" && e.AttrValue("id") == id })
+	if ans.AttrValue("type") != "result" || ans.AttrValue("from") != room+"/"+toNick || strings.Contains(ans.String(), to.JID.Bare().String()) {
+		t.Fatalf("answer to a forwarded IQ: %s", ans)
 	}
 }

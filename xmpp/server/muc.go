@@ -35,7 +35,7 @@ func (s *Server) buildMUC(archive *mam.Module) error {
 			opts := muc.Options{
 				Domain: svc.domain, Host: h.Domain, Issues: svc.issues,
 				MayCreate: s.mayCreateRooms(h), InGroup: groupMembership(h),
-				Secret: secret, Logger: s.log,
+				LockTimeout: h.RoomLockTimeout.Duration(), Secret: secret, Logger: s.log,
 			}
 			if !svc.issues {
 				opts.CompanyRoom = h.CompanyRoom
@@ -134,12 +134,12 @@ func (rr runningRooms) service(room jid.JID) (*muc.Service, error) {
 	return nil, fmt.Errorf("no room service %s", room.Domainpart())
 }
 
-func (rr runningRooms) CreateRoom(ctx context.Context, room, owner jid.JID) error {
+func (rr runningRooms) CreateRoom(ctx context.Context, room jid.JID, name string, owner jid.JID) error {
 	m, err := rr.service(room)
 	if err != nil {
 		return err
 	}
-	return m.CreateRoom(ctx, room.Localpart(), owner)
+	return m.CreateRoom(ctx, name, owner)
 }
 
 func (rr runningRooms) DestroyRoom(ctx context.Context, room jid.JID, reason string) error {
@@ -170,7 +170,7 @@ func (sr StoredRooms) kind(room jid.JID) (issues bool, err error) {
 }
 
 // CreateRoom implements RoomAdmin.
-func (sr StoredRooms) CreateRoom(ctx context.Context, room, owner jid.JID) error {
+func (sr StoredRooms) CreateRoom(ctx context.Context, room jid.JID, name string, owner jid.JID) error {
 	issues, err := sr.kind(room)
 	if err != nil {
 		return err
@@ -180,7 +180,7 @@ func (sr StoredRooms) CreateRoom(ctx context.Context, room, owner jid.JID) error
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return sr.Store.Put(ctx, muc.DefaultRoom(room, issues, owner, 0))
+	return sr.Store.Put(ctx, muc.DefaultRoom(room, name, issues, owner, 0))
 }
 
 // DestroyRoom implements RoomAdmin.

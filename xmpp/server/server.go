@@ -375,9 +375,10 @@ func (s *Server) Addr(name string) net.Addr {
 	return nil
 }
 
-// Shutdown stops the server in reverse order of startup: listeners and
-// sessions (closed with system-shutdown), background jobs, room services,
-// the archive writer (flushed), the admin socket, the store.
+// Shutdown stops the server: the room services first, so that occupants
+// still connected learn that rooms go down (XEP-0045 §11.2, status 332),
+// then listeners and sessions (closed with system-shutdown), background
+// jobs, the archive writer (flushed), the admin socket, the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
@@ -388,6 +389,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	admin := s.admin
 	s.mu.Unlock()
 	var errs []error
+	for _, m := range s.mucs {
+		m.Stop()
+	}
 	if err := s.c2s.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -395,11 +399,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopJobs()
 	}
 	s.serveWG.Wait()
-	// Sessions are gone: stop the rooms, then flush the archive before
-	// the store closes.
-	for _, m := range s.mucs {
-		m.Stop()
-	}
+	// Sessions and rooms are gone: flush the archive before the store
+	// closes.
 	if err := s.archiveWriter.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("server: archive: %w", err))
 	}
