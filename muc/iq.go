@@ -12,8 +12,8 @@ import (
 )
 
 // iq answers IQs to the room (disco, owner, admin, archive,
-// registration), and forwards IQs between occupants (self-ping, XEP-0410,
-// is answered by the room).
+// registration) and self-pings (XEP-0410), and forwards other IQs between
+// occupants (§17.4).
 func (r *room) iq(ctx context.Context, st *xmpp.Stanza) {
 	if !st.IsIQRequest() {
 		if (st.Type == xmpp.TypeResult || st.Type == xmpp.TypeError) && st.To.Resourcepart() != "" {

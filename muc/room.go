@@ -77,7 +77,7 @@ type room struct {
 	locked    bool
 	lockTimer *time.Timer
 	// iqs are the IQs forwarded between occupants awaiting an answer
-	// (§18.2), by the id the room gave them; at most maxPendingIQs.
+	// (§17.4), by the id the room gave them; at most maxPendingIQs.
 	iqs   map[string]pendingIQ
 	iqSeq uint64
 	// invited maps an invitee's bare JID to the bare JID of the last
