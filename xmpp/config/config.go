@@ -262,7 +262,7 @@ func ListenDefaults() Listen {
 		C2S:    ":5222",
 		C2STLS: ":5223",
 		S2S:    ":5269",
-		HTTP:   ":5280",
+		HTTP:   ":5443",
 	}
 }
 

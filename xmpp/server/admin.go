@@ -19,16 +19,14 @@ import (
 	"switchboard/presence"
 	"switchboard/store"
 	"switchboard/xmpp"
+	"switchboard/xmpp/httpapi"
 	"switchboard/xmpp/mam"
 )
 
 // AdminRequest is one command of the admin API. The same commands run
-// against the admin socket of a running server and, with the server
-// stopped, directly on the data file.
-type AdminRequest struct {
-	Command string            `json:"command"`
-	Args    map[string]string `json:"args,omitempty"`
-}
+// against the admin socket of a running server, over the admin HTTP API
+// and, with the server stopped, directly on the data file.
+type AdminRequest = httpapi.Request
 
 // AdminResponse answers an AdminRequest. A streaming command (an export)
 // first sends responses with only Line set, one per line, then the final
@@ -47,11 +45,11 @@ const (
 	CmdUserDel    = "user.del"
 	CmdUserList   = "user.list"
 
-	CmdPresenceSet   = "presence.set"
-	CmdPresenceClear = "presence.clear"
+	CmdPresenceSet   = httpapi.CmdPresenceSet
+	CmdPresenceClear = httpapi.CmdPresenceClear
 
-	CmdHistoryExport = "history.export"
-	CmdAuditList     = "audit.list"
+	CmdHistoryExport = httpapi.CmdHistoryExport
+	CmdAuditList     = httpapi.CmdAuditList
 
 	CmdRoomCreate  = "room.create"
 	CmdRoomDestroy = "room.destroy"
@@ -365,22 +363,16 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 	if err := json.Unmarshal(line, &req); err != nil {
 		return AdminResponse{Error: "malformed request: " + err.Error()}
 	}
-	backend := Backend{Accounts: s.accounts, Overrides: s.presence, CloseUser: s.closeUserSessions,
-		Archive: s.db.Archive(), IDs: s.archiveIDs, Audit: s.db.Audit(), Rooms: runningRooms{s}}
+	backend := s.adminBackend()
 	if req.Command == CmdHistoryExport {
 		// Stream the lines; an export may be long.
 		backend.Emit = func(l string) error {
 			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 			return enc.Encode(AdminResponse{Line: &l})
 		}
-		// The export must include what was said until now: an archive
-		// that cannot be flushed would give an incomplete record.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := s.archiveWriter.Flush(ctx)
-		cancel()
-		if err != nil {
-			a.log.Error("admin export: flush", xmpp.LogErr, err)
-			return AdminResponse{Error: "archive not written: " + err.Error()}
+		// The export must include what was said until now.
+		if err := s.flushArchive(context.Background()); err != nil {
+			return AdminResponse{Error: err.Error()}
 		}
 	}
 	res, err := RunCommand(context.Background(), backend, req)

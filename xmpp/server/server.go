@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[string]net.Listener
 	admin     *adminServer
+	http      *http.Server // the admin HTTP API; nil when not listening
 	serveWG   sync.WaitGroup
 	started   bool
 	stopped   bool
@@ -333,6 +335,19 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}(ln, l.tls, l.name)
 	}
+	if addr := s.cfg.Listen.HTTP; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			s.closeListenersLocked()
+			return fmt.Errorf("server: listen http on %s: %w", addr, err)
+		}
+		s.listeners["http"] = ln
+		if s.http, err = s.startAdminHTTP(ln); err != nil {
+			s.closeListenersLocked()
+			return err
+		}
+		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
+	}
 	s.archiveWriter.Start(context.Background())
 	for _, m := range s.mucs {
 		if err := m.Start(ctx); err != nil {
@@ -365,7 +380,8 @@ func (s *Server) closeListenersLocked() {
 	}
 }
 
-// Addr returns the bound address of a listener ("c2s", "c2s_tls") or nil.
+// Addr returns the bound address of a listener ("c2s", "c2s_tls", "http")
+// or nil.
 func (s *Server) Addr(name string) net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -375,10 +391,11 @@ func (s *Server) Addr(name string) net.Addr {
 	return nil
 }
 
-// Shutdown stops the server: the room services first, so that occupants
-// still connected learn that rooms go down (XEP-0045 §11.2, status 332),
-// then listeners and sessions (closed with system-shutdown), background
-// jobs, the archive writer (flushed), the admin socket, the store.
+// Shutdown stops the server: the admin HTTP API (requests in flight, such
+// as an export, finish), the room services, so that occupants still
+// connected learn that rooms go down (XEP-0045 §11.2, status 332), then
+// listeners and sessions (closed with system-shutdown), background jobs,
+// the archive writer (flushed), the admin socket, the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
@@ -386,9 +403,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.stopped = true
-	admin := s.admin
+	admin, hs := s.admin, s.http
 	s.mu.Unlock()
 	var errs []error
+	if hs != nil {
+		// In-flight admin requests (an export) finish first.
+		if err := hs.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("server: http: %w", err))
+		}
+	}
 	for _, m := range s.mucs {
 		m.Stop()
 	}

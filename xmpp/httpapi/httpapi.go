@@ -1,0 +1,303 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/store"
+	"switchboard/xmpp/auth"
+)
+
+// The commands the routes run (the server's admin command names).
+const (
+	CmdPresenceSet   = "presence.set"
+	CmdPresenceClear = "presence.clear"
+	CmdHistoryExport = "history.export"
+	CmdAuditList     = "audit.list"
+)
+
+// Request is one admin command.
+type Request struct {
+	Command string            `json:"command"`
+	Args    map[string]string `json:"args,omitempty"`
+}
+
+// Response answers a Request.
+type Response struct {
+	OK     bool     `json:"ok"`
+	Error  string   `json:"error,omitempty"`
+	Result []string `json:"result,omitempty"`
+}
+
+// Options configure the API.
+type Options struct {
+	// FailureDelay and FailureMaxDelay throttle failed authentications
+	// per address (the login throttle's settings); 0 disables it.
+	FailureDelay, FailureMaxDelay time.Duration
+	Logger                        *slog.Logger
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	// Authenticate reports whether user (a bare JID) and password are
+	// an admin's credentials, and the admin. It must take as long for
+	// a non-admin as for an admin with a wrong password.
+	Authenticate func(ctx context.Context, user, password string) (jid.JID, bool)
+	// Run runs a command as admin. For an export, emit receives its
+	// lines as they come (and Run returns no result); otherwise emit is
+	// nil.
+	Run func(ctx context.Context, admin jid.JID, req Request, emit func(line string) error) ([]string, error)
+}
+
+// maxBody bounds a request body.
+const maxBody = 64 << 10
+
+// cacheTTL is how long a verified Authorization header is reused;
+// maxCache bounds the cache.
+const (
+	cacheTTL = time.Minute
+	maxCache = 1024
+)
+
+// Handler serves the API.
+type Handler struct {
+	deps     Deps
+	log      *slog.Logger
+	throttle *auth.Throttle
+	mux      *http.ServeMux
+
+	mu       sync.Mutex
+	verified map[[32]byte]verifiedAdmin // by SHA-256 of the header
+}
+
+type verifiedAdmin struct {
+	admin   jid.JID
+	expires time.Time
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns the API's handler.
+func New(opts Options, deps Deps) (*Handler, error) {
+	if deps.Authenticate == nil || deps.Run == nil {
+		return nil, errors.New("httpapi: missing dependency")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{
+		deps: deps, log: opts.Logger.With("listener", "http"),
+		throttle: auth.NewThrottle(opts.FailureDelay, opts.FailureMaxDelay, time.Now),
+		mux:      http.NewServeMux(), verified: map[[32]byte]verifiedAdmin{},
+	}
+	h.mux.Handle("POST /api/v1/commands", h.authed(h.command))
+	h.mux.Handle("GET /api/v1/rooms/{room}/history", h.authed(h.history("room")))
+	h.mux.Handle("GET /api/v1/users/{jid}/history", h.authed(h.history("jid")))
+	h.mux.Handle("PUT /api/v1/users/{jid}/presence", h.authed(h.presence))
+	h.mux.Handle("DELETE /api/v1/users/{jid}/presence", h.authed(h.presence))
+	h.mux.Handle("GET /api/v1/audit", h.authed(h.audit))
+	return h, nil
+}
+
+// ServeHTTP routes a request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// adminHandler handles a request of an authenticated admin.
+type adminHandler func(w http.ResponseWriter, r *http.Request, admin jid.JID)
+
+// authed authenticates a request, then hands it to next.
+func (h *Handler) authed(next adminHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			addr = r.RemoteAddr
+		}
+		if d := h.throttle.Delay(addr); d > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+			writeJSON(w, http.StatusTooManyRequests, Response{Error: "too many failed attempts; retry later"})
+			return
+		}
+		admin, ok := h.authenticate(r)
+		if !ok {
+			h.throttle.Failed(addr)
+			h.log.Warn("admin API: authentication failed", "remote", addr)
+			w.Header().Set("WWW-Authenticate", `Basic realm="switchboard admin", charset="UTF-8"`)
+			writeJSON(w, http.StatusUnauthorized, Response{Error: "an admin's JID and password are required"})
+			return
+		}
+		h.throttle.Succeeded(addr)
+		next(w, r, admin)
+	})
+}
+
+// authenticate checks HTTP Basic credentials, from the cache when the
+// same header was verified less than cacheTTL ago.
+func (h *Handler) authenticate(r *http.Request) (jid.JID, bool) {
+	user, password, ok := r.BasicAuth()
+	if !ok || user == "" || password == "" {
+		return jid.JID{}, false
+	}
+	key := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+	now := time.Now()
+	h.mu.Lock()
+	v, cached := h.verified[key]
+	h.mu.Unlock()
+	if cached && now.Before(v.expires) {
+		return v.admin, true
+	}
+	admin, ok := h.deps.Authenticate(r.Context(), user, password)
+	if !ok {
+		return jid.JID{}, false
+	}
+	h.mu.Lock()
+	if len(h.verified) >= maxCache {
+		clear(h.verified)
+	}
+	h.verified[key] = verifiedAdmin{admin: admin, expires: now.Add(cacheTTL)}
+	h.mu.Unlock()
+	return admin, true
+}
+
+// run executes a command as admin and writes its answer.
+func (h *Handler) run(w http.ResponseWriter, r *http.Request, admin jid.JID, req Request) {
+	if req.Command == CmdHistoryExport {
+		h.export(w, r, admin, req)
+		return
+	}
+	res, err := h.deps.Run(r.Context(), admin, req, nil)
+	if err != nil {
+		writeJSON(w, status(err), Response{Error: err.Error()})
+		return
+	}
+	h.log.Info("admin command", "command", req.Command, "admin", admin.String())
+	writeJSON(w, http.StatusOK, Response{OK: true, Result: res})
+}
+
+// export streams an export.
+func (h *Handler) export(w http.ResponseWriter, r *http.Request, admin jid.JID, req Request) {
+	format := req.Args["format"]
+	if format == "" {
+		format = "json"
+		req.Args["format"] = format
+	}
+	started := false
+	emit := func(line string) error {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", contentType(format))
+			w.WriteHeader(http.StatusOK)
+		}
+		_, err := w.Write(append([]byte(line), '\n'))
+		return err
+	}
+	_, err := h.deps.Run(r.Context(), admin, req, emit)
+	switch {
+	case err != nil && !started:
+		writeJSON(w, status(err), Response{Error: err.Error()})
+	case err != nil:
+		h.log.Error("admin API: export failed part-way", "archive", req.Args["archive"], "err", err)
+		panic(http.ErrAbortHandler)
+	default:
+		h.log.Info("admin export", "archive", req.Args["archive"], "admin", admin.String())
+	}
+}
+
+func contentType(format string) string {
+	switch format {
+	case "csv":
+		return "text/csv; charset=utf-8"
+	case "jsonl":
+		return "application/x-ndjson"
+	}
+	return "application/json"
+}
+
+// decode reads a JSON body into v, refusing unknown fields.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, Response{Error: fmt.Sprintf("malformed request: %v", err)})
+		return false
+	}
+	return true
+}
+
+// command runs any command given as a Request body.
+func (h *Handler) command(w http.ResponseWriter, r *http.Request, admin jid.JID) {
+	var req Request
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Args == nil {
+		req.Args = map[string]string{}
+	}
+	h.run(w, r, admin, req)
+}
+
+// history exports a room's or a user's archive; key names the path
+// wildcard ("room" or "jid").
+func (h *Handler) history(key string) adminHandler {
+	return func(w http.ResponseWriter, r *http.Request, admin jid.JID) {
+		q := r.URL.Query()
+		h.run(w, r, admin, Request{Command: CmdHistoryExport, Args: map[string]string{
+			"archive": r.PathValue(key), "with": q.Get("with"), "since": q.Get("since"),
+			"until": q.Get("until"), "format": q.Get("format"),
+		}})
+	}
+}
+
+// presence sets (PUT) or clears (DELETE) a user's presence from outside.
+func (h *Handler) presence(w http.ResponseWriter, r *http.Request, admin jid.JID) {
+	req := Request{Command: CmdPresenceClear, Args: map[string]string{"jid": r.PathValue("jid")}}
+	if r.Method == http.MethodPut {
+		var body struct {
+			Show   string `json:"show"`
+			Status string `json:"status"`
+			Call   string `json:"call"`
+		}
+		if !decode(w, r, &body) {
+			return
+		}
+		req.Command = CmdPresenceSet
+		req.Args["show"], req.Args["status"], req.Args["call"] = body.Show, body.Status, body.Call
+	}
+	h.run(w, r, admin, req)
+}
+
+// audit lists the audit log.
+func (h *Handler) audit(w http.ResponseWriter, r *http.Request, admin jid.JID) {
+	q := r.URL.Query()
+	h.run(w, r, admin, Request{Command: CmdAuditList, Args: map[string]string{"since": q.Get("since"), "limit": q.Get("limit")}})
+}
+
+// status is the HTTP status of a failed command.
+func status(err error) int {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, store.ErrExists):
+		return http.StatusConflict
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrBusy):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
+}
+
+func writeJSON(w http.ResponseWriter, code int, resp Response) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(resp)
+}

@@ -1,0 +1,144 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/store"
+)
+
+// fakeServer records what the API asks of the server.
+type fakeServer struct {
+	mu    sync.Mutex
+	auths int
+	runs  []Request
+}
+
+func (f *fakeServer) authenticate(_ context.Context, user, password string) (jid.JID, bool) {
+	f.mu.Lock()
+	f.auths++
+	f.mu.Unlock()
+	if user == "boss@example.org" && password == "pw" {
+		return jid.MustParse(user), true
+	}
+	return jid.JID{}, false
+}
+
+func (f *fakeServer) run(_ context.Context, admin jid.JID, req Request, emit func(string) error) ([]string, error) {
+	f.mu.Lock()
+	f.runs = append(f.runs, req)
+	f.mu.Unlock()
+	if admin.String() != "boss@example.org" {
+		return nil, fmt.Errorf("run as %s", admin)
+	}
+	switch req.Args["archive"] {
+	case "missing@example.org":
+		return nil, fmt.Errorf("no such archive: %w", store.ErrNotFound)
+	case "broken@example.org":
+		_ = emit("line 1")
+		return nil, errors.New("disk on fire")
+	case "":
+		return []string{"done " + req.Command}, nil
+	}
+	for _, l := range []string{"a", "b"} {
+		if err := emit(l); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+func TestHandler(t *testing.T) {
+	f := &fakeServer{}
+	h, err := New(Options{}, Deps{Authenticate: f.authenticate, Run: f.run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	do := func(t *testing.T, method, path, password, body string) (*http.Response, string, error) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("boss@example.org", password)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp, string(b), err
+	}
+	for _, tc := range []struct {
+		name, method, path, password, body string
+		code                               int
+		contentType, contains              string
+		want                               *Request // what the server was asked to run
+	}{
+		{"wrong password", "GET", "/api/v1/audit", "bad", "", 401, "application/json", "admin", nil},
+		{"audit", "GET", "/api/v1/audit?since=7d&limit=5", "pw", "", 200, "application/json", "done audit.list",
+			&Request{Command: CmdAuditList, Args: map[string]string{"since": "7d", "limit": "5"}}},
+		{"command", "POST", "/api/v1/commands", "pw", `{"command": "user.list", "args": {"host": "example.org"}}`, 200, "application/json", "done user.list",
+			&Request{Command: "user.list", Args: map[string]string{"host": "example.org"}}},
+		{"command without args", "POST", "/api/v1/commands", "pw", `{"command": "user.list"}`, 200, "application/json", "done user.list",
+			&Request{Command: "user.list", Args: map[string]string{}}},
+		{"presence set", "PUT", "/api/v1/users/alice@example.org/presence", "pw", `{"show": "dnd", "status": "On a call", "call": "on-call"}`, 200, "application/json", "done",
+			&Request{Command: CmdPresenceSet, Args: map[string]string{"jid": "alice@example.org", "show": "dnd", "status": "On a call", "call": "on-call"}}},
+		{"presence clear", "DELETE", "/api/v1/users/alice@example.org/presence", "pw", "", 200, "application/json", "done",
+			&Request{Command: CmdPresenceClear, Args: map[string]string{"jid": "alice@example.org"}}},
+		{"room history as CSV", "GET", "/api/v1/rooms/test-1@issues.example.org/history?format=csv&since=30d", "pw", "", 200, "text/csv", "a\nb\n",
+			&Request{Command: CmdHistoryExport, Args: map[string]string{"archive": "test-1@issues.example.org", "format": "csv", "since": "30d", "with": "", "until": ""}}},
+		{"user history, default JSON", "GET", "/api/v1/users/alice@example.org/history?with=bob@example.org", "pw", "", 200, "application/json", "a\nb\n",
+			&Request{Command: CmdHistoryExport, Args: map[string]string{"archive": "alice@example.org", "format": "json", "with": "bob@example.org", "since": "", "until": ""}}},
+		{"export of a missing archive", "GET", "/api/v1/users/missing@example.org/history", "pw", "", 404, "application/json", "no such archive", nil},
+		{"malformed body", "POST", "/api/v1/commands", "pw", `{"command": `, 400, "application/json", "malformed", nil},
+		{"unknown field", "PUT", "/api/v1/users/alice@example.org/presence", "pw", `{"mood": "happy"}`, 400, "application/json", "malformed", nil},
+		{"unknown route", "GET", "/api/v1/nothing", "pw", "", 404, "", "", nil},
+		{"wrong method", "GET", "/api/v1/commands", "pw", "", 405, "", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.mu.Lock()
+			f.runs = nil
+			f.mu.Unlock()
+			resp, body, err := do(t, tc.method, tc.path, tc.password, tc.body)
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if resp.StatusCode != tc.code || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.contentType) || !strings.Contains(body, tc.contains) {
+				t.Fatalf("%d %q %q, want %d %q containing %q", resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.code, tc.contentType, tc.contains)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			switch {
+			case tc.want == nil:
+			case len(f.runs) != 1:
+				t.Fatalf("ran %v, want %v", f.runs, *tc.want)
+			case f.runs[0].Command != tc.want.Command || fmt.Sprint(f.runs[0].Args) != fmt.Sprint(tc.want.Args):
+				t.Fatalf("ran %+v, want %+v", f.runs[0], *tc.want)
+			}
+		})
+	}
+	// One PBKDF2-backed check per distinct header and minute: every
+	// request above with the right password shares one; each wrong
+	// one is checked.
+	if f.auths != 2 {
+		t.Fatalf("the server was asked to authenticate %d times, want 2", f.auths)
+	}
+	// A failure after the first line of an export aborts the response.
+	// (Before or after the headers: either way the client gets an error,
+	// not a short document.)
+	if resp, body, err := do(t, "GET", "/api/v1/users/broken@example.org/history", "pw", ""); err == nil {
+		t.Fatalf("an export that failed part-way was delivered whole: %d %q", resp.StatusCode, body)
+	}
+}
