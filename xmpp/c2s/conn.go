@@ -47,9 +47,18 @@ func (e *streamError) Error() string {
 func serr(cond, text string) error { return &streamError{cond: cond, text: text} }
 
 // conn is one client connection and, once bound, its session.
+//
+// Its ingress runs on one goroutine at a time, but not always the same one
+// (serve, await): negotiation runs on the goroutine accept started, which
+// goes on serving the session while input keeps coming. Once no input has
+// come for a moment (slimAfter), the goroutine waiting for it hands the
+// session to a fresh one and ends: an idle session parks a goroutine whose
+// stack never grew past what waiting for input takes, rather than one as
+// deep as authenticating or routing a stanza left it; a busy one pays
+// nothing for that.
 type conn struct {
 	srv *Server
-	log *slog.Logger
+	id  uint64
 
 	raw net.Conn // the TCP connection
 	nc  net.Conn // raw or the TLS connection over it
@@ -65,7 +74,11 @@ type conn struct {
 	directTLS     bool
 	registrations int     // XEP-0077 attempts that reached the registrar
 	full          jid.JID // set once at bind, before the writer starts
+	fullStr       string  // full as a string, set with it
 	bound         bool    // guarded by mu
+	// cache is the ingress loop's (one goroutine at a time); its slots
+	// are allocated with the first address it parses.
+	cache xmpp.JIDCache
 
 	// Outbox, guarded by mu.
 	mu        sync.Mutex
@@ -88,13 +101,12 @@ type conn struct {
 var _ xmpp.Session = (*conn)(nil)
 
 func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
-	id := s.nextID.Add(1)
 	c := &conn{
 		srv: s,
+		id:  s.nextID.Add(1),
 		raw: nc,
 		nc:  nc,
 	}
-	c.log = s.log.With(xmpp.LogConn, id, xmpp.LogRemote, nc.RemoteAddr().String())
 	c.in = &limitedReader{conn: c, rate: s.opts.Limits.RateBytesPerSecond, burst: s.opts.Limits.RateBurstBytes}
 	c.in.tokens = float64(c.in.burst)
 	c.dec = wire.NewDecoder(c.in, wire.Limits{MaxStanza: s.opts.Limits.MaxStanzaSize, ReadBuffer: readBuffer})
@@ -104,6 +116,29 @@ func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
 
 // JID implements xmpp.Session.
 func (c *conn) JID() jid.JID { return c.full }
+
+// logger is the connection's logger, made for each message rather than
+// kept: a parked session holds no logger of its own. The JID is the bound
+// one, or the authenticated account while negotiating (set before any other
+// goroutine can reach the conn, and then fixed).
+func (c *conn) logger() *slog.Logger {
+	l := c.srv.log.With(xmpp.LogConn, c.id, xmpp.LogRemote, c.raw.RemoteAddr().String())
+	switch {
+	case c.fullStr != "":
+		l = l.With(xmpp.LogJID, c.fullStr)
+	case c.authed != "":
+		l = l.With(xmpp.LogJID, c.authed+"@"+c.host)
+	}
+	return l
+}
+
+// debug logs at debug level, building the logger only when that level is
+// on.
+func (c *conn) debug(msg string, args ...any) {
+	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug(msg, args...)
+	}
+}
 
 // refuse answers a connection that is not admitted with a stream error.
 func (c *conn) refuse(cond, text string) {
@@ -115,31 +150,68 @@ func (c *conn) refuse(cond, text string) {
 	c.raw.Close()
 }
 
+// run negotiates the stream and, once a resource is bound, serves it. The
+// connection's end (finish, then the server's release) happens on whichever
+// goroutine serves it then (see await).
 func (c *conn) run(ctx context.Context) {
-	defer func() {
-		if r := recover(); r != nil {
-			// A bug must not take the server down: close this stream only.
-			c.log.Error("panic in connection", "panic", r)
-			c.finish(ctx, &streamError{cond: "internal-server-error"})
-		}
-	}()
+	defer c.recoverPanic(ctx)
 	deadline := time.Now().Add(c.srv.opts.Limits.AuthTimeout)
 	_ = c.raw.SetReadDeadline(deadline)
 	c.in.deadline = deadline
 	if c.directTLS {
 		if err := c.startTLS(); err != nil {
-			c.log.Debug("direct TLS handshake failed", xmpp.LogErr, err)
+			c.debug("direct TLS handshake failed", xmpp.LogErr, err)
 			c.raw.Close()
+			c.srv.release(c)
 			return
 		}
 	}
 	err := c.negotiate(ctx)
 	if err == nil {
-		c.log.Info("session bound", xmpp.LogJID, c.full.String())
+		c.logger().Info("session bound")
 		c.startWriter()
 		err = c.serve(ctx)
 	}
+	c.endOrPark(ctx, err)
+}
+
+// await continues the ingress of a session that was idle for slimAfter on a
+// fresh goroutine, whose stack is as small as a goroutine's can be while it
+// waits for input; what arrives it serves itself.
+func (c *conn) await(ctx context.Context) {
+	defer c.recoverPanic(ctx)
+	c.in.fresh = true
+	err := c.dec.Fill()
+	if err == nil {
+		err = c.serve(ctx)
+	}
+	c.endOrPark(ctx, err)
+}
+
+// endOrPark follows serve: after slimAfter without input (wire.ErrNoInput)
+// a fresh goroutine takes over; any other error ends the connection.
+func (c *conn) endOrPark(ctx context.Context, err error) {
+	if err == wire.ErrNoInput {
+		go c.await(ctx)
+		return
+	}
+	c.end(ctx, err)
+}
+
+// end finishes the connection after err and releases it.
+func (c *conn) end(ctx context.Context, err error) {
 	c.finish(ctx, err)
+	c.srv.release(c)
+}
+
+// recoverPanic, deferred by each goroutine serving the connection, turns a
+// panic into the end of this stream only: a bug must not take the server
+// down.
+func (c *conn) recoverPanic(ctx context.Context) {
+	if r := recover(); r != nil {
+		c.logger().Error("panic in connection", "panic", r)
+		c.end(ctx, &streamError{cond: "internal-server-error"})
+	}
 }
 
 // finish ends the connection after err (nil or ErrStreamEnd: clean close).
@@ -164,7 +236,7 @@ func (c *conn) finish(ctx context.Context, err error) {
 			cond = "-"
 		} else {
 			cond = "internal-server-error"
-			c.log.Error("connection failed", xmpp.LogErr, err)
+			c.logger().Error("connection failed", xmpp.LogErr, err)
 		}
 	}
 	c.mu.Lock()
@@ -174,7 +246,7 @@ func (c *conn) finish(ctx context.Context, err error) {
 	}
 	c.mu.Unlock()
 	if cond != "" && cond != "-" {
-		c.log.Debug("closing stream", "condition", cond, "text", text)
+		c.debug("closing stream", "condition", cond, "text", text)
 	}
 	c.mu.Lock()
 	bound := c.bound
@@ -183,7 +255,7 @@ func (c *conn) finish(ctx context.Context, err error) {
 		c.srv.deps.Router.Unbind(ctx, c, c.full)
 		c.Close(cond, text)
 		c.writers.Wait()
-		c.log.Info("session closed", xmpp.LogJID, c.full.String())
+		c.logger().Info("session closed")
 		return
 	}
 	// Negotiation phase: this goroutine is the only writer.
@@ -254,7 +326,7 @@ func (c *conn) Deliver(st *xmpp.Stanza) bool {
 		_ = c.nc.SetWriteDeadline(c.flushBy)
 		c.kickLocked()
 		c.mu.Unlock()
-		c.log.Warn("slow consumer: closing session", xmpp.LogJID, c.full.String())
+		c.logger().Warn("slow consumer: closing session")
 		return false
 	}
 	c.queue = append(c.queue, st)
@@ -298,7 +370,7 @@ func (c *conn) writer() {
 		for i, st := range batch {
 			buf = append(buf, st.Bytes()...)
 			if trace {
-				c.log.Debug("out", "xml", string(st.Bytes()))
+				c.debug("out", "xml", string(st.Bytes()))
 			}
 			batch[i] = nil
 		}
@@ -519,7 +591,7 @@ func (c *conn) negotiate(ctx context.Context) error {
 			return err
 		}
 		if c.srv.opts.TraceXML {
-			c.log.Debug("in", "xml", traceable(el))
+			c.debug("in", "xml", traceable(el))
 		}
 		switch {
 		case el.Name == "starttls" && el.Space == xmpp.NSTLS:
@@ -536,7 +608,7 @@ func (c *conn) negotiate(ctx context.Context) error {
 				return err
 			}
 			if err := c.startTLS(); err != nil {
-				c.log.Debug("STARTTLS handshake failed", xmpp.LogErr, err)
+				c.debug("STARTTLS handshake failed", xmpp.LogErr, err)
 				return serr("-", "")
 			}
 			if err := c.openStream(); err != nil {
@@ -633,7 +705,7 @@ func (c *conn) sasl(ctx context.Context, el *wire.Element) (bool, error) {
 			if th := c.srv.deps.Throttle; th != nil {
 				th.Failed(ip)
 			}
-			c.log.Info("authentication failed", "mechanism", mech, xmpp.LogErr, err)
+			c.logger().Info("authentication failed", "mechanism", mech, xmpp.LogErr, err)
 			return false, c.write(saslFailureFor(err))
 		}
 		if done {
@@ -641,7 +713,6 @@ func (c *conn) sasl(ctx context.Context, el *wire.Element) (bool, error) {
 				th.Succeeded(ip)
 			}
 			c.authed = ex.Localpart()
-			c.log = c.log.With(xmpp.LogJID, c.authed+"@"+c.host)
 			b := []byte("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>")
 			if len(out) > 0 {
 				b = base64.StdEncoding.AppendEncode(b, out)
@@ -746,11 +817,11 @@ func (c *conn) preAuthIQ(ctx context.Context, el *wire.Element) error {
 		if err := c.srv.deps.Registrar.Register(ctx, c.host, user, pass); err != nil {
 			var se stanza.Error
 			if !errors.As(err, &se) {
-				c.log.Error("registration failed", xmpp.LogErr, err)
+				c.logger().Error("registration failed", xmpp.LogErr, err)
 			}
 			return errReply(err)
 		}
-		c.log.Info("account registered in band", xmpp.LogJID, user+"@"+c.host)
+		c.logger().Info("account registered in band", xmpp.LogJID, user+"@"+c.host)
 		return reply(xmpp.Build(xmpp.KindIQ, xmpp.TypeResult, st.ID, jid.JID{}, jid.JID{}))
 	}
 	return errReply(xmpp.StanzaError(stanza.BadRequest, ""))
@@ -785,7 +856,9 @@ func (c *conn) bindIQ(ctx context.Context, el *wire.Element) (bool, error) {
 		e := st.With(jid.JID{}, jid.JID{}).ErrorReply(xmpp.AsStanzaError(err))
 		return false, c.writeElement(e.El)
 	}
-	c.full = full
+	c.full, c.fullStr = full, full.String()
+	// Channel binding data is for SASL only; a bound session keeps none.
+	c.tlsState = nil
 	c.mu.Lock()
 	c.bound = true
 	c.mu.Unlock()

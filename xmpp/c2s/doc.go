@@ -7,12 +7,15 @@
 // (RFC 3921 §3, advertised optional) — and pre-authentication in-band
 // registration (XEP-0077 §3.1).
 //
-// Each connection has two goroutines: the ingress loop, the only reader,
-// which frames and parses elements with package wire, stamps 'from'
+// Each connection has at most two goroutines: the ingress loop, the only
+// reader, which frames and parses elements with package wire, stamps 'from'
 // (RFC 6120 §8.1.2.1) and hands stanzas to the router; and, once a resource
-// is bound, the writer, the only writer, which drains a bounded outbox and
-// writes each batch with one call. Deliver never blocks: a session whose
-// outbox overflows is closed with a policy-violation stream error.
+// is bound and only while something is queued, the writer, the only writer,
+// which drains a bounded outbox and writes each batch with one call.
+// Deliver never blocks: a session whose outbox overflows is closed with a
+// policy-violation stream error. An idle session thus holds one goroutine,
+// and a small one: after half a second without input the ingress loop moves
+// to a fresh goroutine whose stack has not grown.
 //
 // Stream errors follow RFC 6120 §4.9: the server's stream header is always
 // sent before an error, and the stream is then closed.

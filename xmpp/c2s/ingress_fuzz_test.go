@@ -87,7 +87,7 @@ func FuzzIngress(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			c.run(t.Context())
+			runToEnd(t.Context(), c)
 		}()
 		select {
 		case <-done:
@@ -370,6 +370,14 @@ func (c *memConn) SetDeadline(time.Time) error      { return nil }
 func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
 
+// runToEnd runs c as accept does and returns once it has ended: run itself
+// returns when the bound session first waits for input.
+func runToEnd(ctx context.Context, c *conn) {
+	c.srv.wg.Add(1)
+	c.run(ctx)
+	c.srv.wg.Wait()
+}
+
 // TestIngressHarness checks that FuzzIngress's fixed prefix really reaches
 // the bound state and that stanzas come back through the writer: otherwise
 // the fuzzer would exercise negotiation only.
@@ -378,7 +386,7 @@ func TestIngressHarness(t *testing.T) {
 	in := `<message to='bob@localhost' id='m1'><body>hi</body></message>` +
 		`<iq type='get' id='i1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq></stream:stream>`
 	nc := &memConn{in: strings.NewReader(fuzzBound + in)}
-	newConn(srv.Server, nc, false).run(t.Context())
+	runToEnd(t.Context(), newConn(srv.Server, nc, false))
 	els, closed := checkOutput(t, []byte(in), nc.output())
 	if !closed {
 		t.Error("the stream was not closed")

@@ -26,7 +26,7 @@ func TestOutboxCutOffGrace(t *testing.T) {
 	}
 	server, client := net.Pipe() // unbuffered: a client that does not read blocks every write
 	defer client.Close()
-	c := &conn{srv: srv, log: srv.log, raw: server, nc: server, bound: true,
+	c := &conn{srv: srv, raw: server, nc: server, bound: true,
 		full: jid.MustParse("bob@localhost/r")}
 	msg := func(i int) *xmpp.Stanza {
 		return xmpp.Build(xmpp.KindMessage, xmpp.TypeChat, fmt.Sprintf("m%d", i),

@@ -203,21 +203,29 @@ func (s *Server) accept(nc net.Conn, directTLS bool) {
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		if over {
+	if over {
+		go func() {
+			defer s.wg.Done()
 			s.log.Warn("too many connections from address", xmpp.LogRemote, ip)
 			c.refuse("policy-violation", "too many connections from your address")
-			return
-		}
-		c.run(s.ctx)
-		s.mu.Lock()
-		delete(s.conns, c)
-		if s.perIP[ip]--; s.perIP[ip] <= 0 {
-			delete(s.perIP, ip)
-		}
-		s.mu.Unlock()
-	}()
+		}()
+		return
+	}
+	// The connection is released (release) by whichever goroutine ends
+	// it: run's, or a later one of its ingress (conn.await).
+	go c.run(s.ctx)
+}
+
+// release forgets an admitted connection that has ended.
+func (s *Server) release(c *conn) {
+	ip := remoteIP(c.raw.RemoteAddr())
+	s.mu.Lock()
+	delete(s.conns, c)
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+	s.mu.Unlock()
+	s.wg.Done()
 }
 
 func remoteIP(a net.Addr) string {

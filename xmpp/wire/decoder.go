@@ -5,12 +5,18 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"unsafe"
 )
 
 // ErrStreamEnd is returned by ReadElement when the peer closed its stream
 // with the end tag of the stream element.
 var ErrStreamEnd = errors.New("wire: stream closed by peer")
+
+// ErrNoInput may be returned by a Decoder's reader, with no data, to make
+// Fill or ReadElement return without input. Unlike any other error of the
+// reader it does not end the decoder: the next call reads again.
+var ErrNoInput = errors.New("wire: no input")
 
 // Header is the opening tag of a stream (RFC 6120 §4.7).
 type Header struct {
@@ -76,8 +82,14 @@ type Decoder struct {
 	prev   byte // previous significant byte in a tag
 	closed bool // scanning a stream end tag
 
-	header *Header
-	rerr   error
+	// What the stream needs of its header once it is open: the name its
+	// end tag must repeat and the namespaces of top-level elements. Only
+	// these are kept (the common ones as constants), not the header: a
+	// parked session holds as little as possible.
+	open  bool
+	name  string
+	scope Scope
+	rerr  error
 }
 
 // NewDecoder returns a Decoder reading from r.
@@ -108,14 +120,16 @@ func (d *Decoder) Buffered() int { return d.wpos - d.rpos }
 // Restart expects a new stream header on the same transport, keeping input
 // already buffered (after SASL success, RFC 6120 §6.4.6).
 func (d *Decoder) Restart() {
-	d.header = nil
+	d.open, d.name, d.scope = false, "", Scope{}
 	d.frame = -1
 	d.scan = d.rpos
 	d.state, d.depth, d.quote, d.prev, d.closed = stTop, 0, 0, 0, false
 }
 
-// Header returns the current stream header or nil before ReadHeader.
-func (d *Decoder) Header() *Header { return d.header }
+// Fill reads more input (at least one byte, or an error), blocking until
+// the reader returns. With ReadBuffered it lets the caller choose where to
+// wait for input; ReadElement is the two in a loop.
+func (d *Decoder) Fill() error { return d.fill() }
 
 // fill reads more input, compacting or growing the buffer as needed.
 func (d *Decoder) fill() error {
@@ -150,7 +164,9 @@ func (d *Decoder) fill() error {
 	n, err := d.r.Read(d.buf[d.wpos:])
 	d.wpos += n
 	if err != nil && n == 0 {
-		d.rerr = err
+		if err != ErrNoInput {
+			d.rerr = err
+		}
 		return err
 	}
 	return nil
@@ -235,9 +251,44 @@ done:
 	if err != nil {
 		return nil, err
 	}
-	d.header = h
+	d.open, d.name, d.scope = true, intern(h.Name), h.Scope.interned()
 	d.state, d.depth, d.frame = stTop, 0, -1
 	return h, nil
+}
+
+// intern returns the constant for the names every stream uses, else a copy
+// of s: what the decoder keeps must not pin the header's buffer.
+func intern(s string) string {
+	switch s {
+	case "stream:stream":
+		return "stream:stream"
+	case "stream":
+		return "stream"
+	case "":
+		return ""
+	}
+	return strings.Clone(s)
+}
+
+// interned is a copy of s holding no string of the parsed input.
+func (s Scope) interned() Scope {
+	b := make([]binding, len(s.bindings))
+	for i, x := range s.bindings {
+		b[i] = binding{intern(x.prefix), internNS(x.uri)}
+	}
+	return Scope{bindings: b}
+}
+
+func internNS(s string) string {
+	switch s {
+	case NSClient:
+		return NSClient
+	case NSStream:
+		return NSStream
+	case NSServer:
+		return NSServer
+	}
+	return strings.Clone(s)
 }
 
 func parseHeader(tag []byte) (*Header, error) {
@@ -282,36 +333,44 @@ func indexFrom(b []byte, from int, sep string) int {
 // ErrStreamEnd when the peer closes the stream, a *Error for bad XML or an
 // exceeded limit, or the transport's error.
 func (d *Decoder) ReadElement() (*Element, error) {
-	if d.header == nil {
-		return nil, errors.New("wire: ReadElement before ReadHeader")
-	}
 	for {
-		end, err := d.scanFrame()
-		if err != nil {
-			return nil, err
-		}
-		if end >= 0 {
-			if d.closed {
-				d.rpos = end
-				return nil, ErrStreamEnd
-			}
-			// scanFrame checks the size only of a frame it has not
-			// finished; one that arrived whole within the read buffer's
-			// slack (MaxStanza+1024) is checked here.
-			if err := d.checkSize(end); err != nil {
-				return nil, err
-			}
-			raw := make([]byte, end-d.frame)
-			copy(raw, d.buf[d.frame:end])
-			d.rpos = end
-			d.frame = -1
-			d.shrink()
-			return ParseDepth(raw, d.header.Scope, d.limits.MaxDepth)
+		el, err := d.ReadBuffered()
+		if el != nil || err != nil {
+			return el, err
 		}
 		if err := d.fill(); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// ReadBuffered is ReadElement without reading: it returns the next
+// top-level element when the input already read holds all of it, and nil
+// with no error when more input is needed (see Fill).
+func (d *Decoder) ReadBuffered() (*Element, error) {
+	if !d.open {
+		return nil, errors.New("wire: ReadElement before ReadHeader")
+	}
+	end, err := d.scanFrame()
+	if err != nil || end < 0 {
+		return nil, err
+	}
+	if d.closed {
+		d.rpos = end
+		return nil, ErrStreamEnd
+	}
+	// scanFrame checks the size only of a frame it has not finished; one
+	// that arrived whole within the read buffer's slack (MaxStanza+1024)
+	// is checked here.
+	if err := d.checkSize(end); err != nil {
+		return nil, err
+	}
+	raw := make([]byte, end-d.frame)
+	copy(raw, d.buf[d.frame:end])
+	d.rpos = end
+	d.frame = -1
+	d.shrink()
+	return ParseDepth(raw, d.scope, d.limits.MaxDepth)
 }
 
 // scanFrame advances the scanner over buffered input; it returns the end
@@ -385,7 +444,7 @@ func (d *Decoder) scanFrame() (int, error) {
 			}
 			if d.closed {
 				name := string(trimSpace(buf[d.frame+2 : i]))
-				if name != d.header.Name {
+				if name != d.name {
 					return -1, errf(CondNotWellFormed, "end tag "+strconv.Quote(name)+" does not close the stream")
 				}
 				d.scan = i + 1

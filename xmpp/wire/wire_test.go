@@ -350,3 +350,59 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	c.data = c.data[n:]
 	return n, nil
 }
+
+// pausingReader returns its chunks one Read at a time, with ErrNoInput
+// between them.
+type pausingReader struct {
+	chunks []string
+	paused bool
+}
+
+func (r *pausingReader) Read(p []byte) (int, error) {
+	if !r.paused {
+		r.paused = true
+		return 0, ErrNoInput
+	}
+	r.paused = false
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.chunks[0])
+	r.chunks[0] = r.chunks[0][n:]
+	if r.chunks[0] == "" {
+		r.chunks = r.chunks[1:]
+	}
+	return n, nil
+}
+
+// TestDecoderNoInput: ErrNoInput from the reader interrupts ReadElement and
+// Fill without ending the decoder, mid-element included; ReadBuffered
+// returns only what is already read.
+func TestDecoderNoInput(t *testing.T) {
+	r := &pausingReader{chunks: []string{header, "<message><bo", "dy>1</body></message><presence/>", "</stream:stream>"}}
+	r.paused = true
+	d := NewDecoder(r, Limits{})
+	if _, err := d.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		el, err := d.ReadElement()
+		if err == ErrNoInput {
+			if el, err := d.ReadBuffered(); el != nil || err != nil {
+				t.Fatalf("ReadBuffered after ErrNoInput: %v, %v", el, err)
+			}
+			continue
+		}
+		if errors.Is(err, ErrStreamEnd) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, el.Name)
+	}
+	if strings.Join(got, " ") != "message presence" {
+		t.Fatalf("got %q", got)
+	}
+}
