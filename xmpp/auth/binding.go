@@ -34,11 +34,33 @@ func (s *Server) advertisesPlus(tlsState *tls.ConnectionState) bool {
 func (s *Server) channelBindings(tlsState *tls.ConnectionState) []string {
 	var out []string
 	for _, name := range [...]string{BindingTLSExporter, BindingTLSUnique, BindingTLSServerEndPoint} {
-		if _, ok := s.channelBindingData(tlsState, name); ok {
+		if s.hasChannelBinding(tlsState, name) {
 			out = append(out, name)
 		}
 	}
 	return out
+}
+
+// hasChannelBinding reports whether channelBindingData would return data of
+// type name, without deriving it (features are advertised on every login;
+// the data is needed only by a -PLUS exchange).
+func (s *Server) hasChannelBinding(tlsState *tls.ConnectionState, name string) bool {
+	if tlsState == nil || !tlsState.HandshakeComplete {
+		return false
+	}
+	switch name {
+	case BindingTLSExporter:
+		return tlsState.Version >= tls.VersionTLS13
+	case BindingTLSUnique:
+		return tlsState.Version < tls.VersionTLS13 && len(tlsState.TLSUnique) > 0
+	case BindingTLSServerEndPoint:
+		if s.serverCert == nil {
+			return false
+		}
+		cert := s.serverCert(tlsState)
+		return cert != nil && len(cert.Raw) > 0 && serverEndPointHash(cert.SignatureAlgorithm) != nil
+	}
+	return false
 }
 
 // channelBindingData returns the channel binding data of type name, or false
@@ -83,17 +105,24 @@ func serverEndPoint(cert *x509.Certificate) ([]byte, bool) {
 	if cert == nil || len(cert.Raw) == 0 {
 		return nil, false
 	}
-	var h func() hash.Hash
-	switch cert.SignatureAlgorithm {
-	case x509.MD5WithRSA, x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1,
-		x509.SHA256WithRSA, x509.SHA256WithRSAPSS, x509.DSAWithSHA256, x509.ECDSAWithSHA256:
-		h = sha256.New
-	case x509.SHA384WithRSA, x509.SHA384WithRSAPSS, x509.ECDSAWithSHA384:
-		h = sha512.New384
-	case x509.SHA512WithRSA, x509.SHA512WithRSAPSS, x509.ECDSAWithSHA512:
-		h = sha512.New
-	default:
+	h := serverEndPointHash(cert.SignatureAlgorithm)
+	if h == nil {
 		return nil, false
 	}
 	return hashSum(h, cert.Raw), true
+}
+
+// serverEndPointHash is the hash tls-server-end-point uses for a
+// certificate signed with alg, or nil.
+func serverEndPointHash(alg x509.SignatureAlgorithm) func() hash.Hash {
+	switch alg {
+	case x509.MD5WithRSA, x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1,
+		x509.SHA256WithRSA, x509.SHA256WithRSAPSS, x509.DSAWithSHA256, x509.ECDSAWithSHA256:
+		return sha256.New
+	case x509.SHA384WithRSA, x509.SHA384WithRSAPSS, x509.ECDSAWithSHA384:
+		return sha512.New384
+	case x509.SHA512WithRSA, x509.SHA512WithRSAPSS, x509.ECDSAWithSHA512:
+		return sha512.New
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/tls"
 	"crypto/x509"
 	"math/big"
 	"testing"
@@ -64,6 +65,26 @@ func TestServerEndPoint(t *testing.T) {
 			got, ok := serverEndPoint(tc.cert)
 			if ok != (tc.sum != nil) {
 				t.Fatalf("available = %v, want %v", ok, tc.sum != nil)
+			}
+			// Advertisement checks availability without the data:
+			// both must agree, on every TLS version.
+			s := &Server{serverCert: func(*tls.ConnectionState) *x509.Certificate { return tc.cert }}
+			for _, st := range []*tls.ConnectionState{
+				nil,
+				{Version: tls.VersionTLS13},
+				{Version: tls.VersionTLS13, HandshakeComplete: true},
+				{Version: tls.VersionTLS12, HandshakeComplete: true},
+				{Version: tls.VersionTLS12, HandshakeComplete: true, TLSUnique: []byte{1}},
+			} {
+				for _, name := range []string{BindingTLSExporter, BindingTLSUnique, BindingTLSServerEndPoint} {
+					if name == BindingTLSExporter && st != nil && st.HandshakeComplete && st.Version >= tls.VersionTLS13 {
+						continue // needs a real connection's keying material
+					}
+					_, ok := s.channelBindingData(st, name)
+					if has := s.hasChannelBinding(st, name); has != ok {
+						t.Errorf("%s on %+v: advertised %v, data %v", name, st, has, ok)
+					}
+				}
 			}
 			if ok && !bytes.Equal(got, tc.sum(tc.cert.Raw)) {
 				t.Errorf("data = %x", got)
