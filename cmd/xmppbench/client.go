@@ -47,6 +47,76 @@ type clientConfig struct {
 	// SASL authenticates; it is shared by all connections (it caches
 	// SCRAM keys).
 	SASL *saslClient
+	// Curves are the TLS key exchanges offered (nil: Go's defaults).
+	Curves []tls.CurveID
+	// Sources are local addresses to connect from, in turn (nil: the
+	// kernel chooses); next picks the turn.
+	Sources []net.IP
+	next    atomic.Uint64
+}
+
+// curveNames are the --tls-curves names.
+var curveNames = map[string]tls.CurveID{
+	"x25519":         tls.X25519,
+	"p256":           tls.CurveP256,
+	"p384":           tls.CurveP384,
+	"x25519mlkem768": tls.X25519MLKEM768,
+}
+
+// parseCurves reads --tls-curves.
+func parseCurves(s string) ([]tls.CurveID, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []tls.CurveID
+	for _, name := range strings.Split(s, ",") {
+		id, ok := curveNames[strings.ToLower(strings.TrimSpace(name))]
+		if !ok {
+			return nil, fmt.Errorf("--tls-curves: unknown key exchange %q (want x25519, p256, p384 or x25519mlkem768)", name)
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// parseSources reads --source: loopback IPs separated by commas, each
+// possibly a range of IPv4 addresses "A-B" (at most 256).
+func parseSources(s string) ([]net.IP, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []net.IP
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		from, to, isRange := strings.Cut(part, "-")
+		a := net.ParseIP(from)
+		if a == nil || !a.IsLoopback() {
+			return nil, fmt.Errorf("--source %q: %w", part, errNotLoopback)
+		}
+		if !isRange {
+			out = append(out, a)
+			continue
+		}
+		b := net.ParseIP(to).To4()
+		a4 := a.To4()
+		if a4 == nil || b == nil || !b.IsLoopback() || a4[0] != b[0] || a4[1] != b[1] || a4[2] != b[2] || a4[3] > b[3] {
+			return nil, fmt.Errorf("--source %q: a range is A-B with A and B loopback IPv4 addresses differing in the last byte only", part)
+		}
+		for i := int(a4[3]); i <= int(b[3]); i++ {
+			out = append(out, net.IPv4(a4[0], a4[1], a4[2], byte(i)))
+		}
+	}
+	return out, nil
+}
+
+// dialer returns the dialer of the next connection: from the next source
+// address when --source is set.
+func (cfg *clientConfig) dialer() *net.Dialer {
+	d := &net.Dialer{}
+	if n := len(cfg.Sources); n > 0 {
+		d.LocalAddr = &net.TCPAddr{IP: cfg.Sources[(cfg.next.Add(1)-1)%uint64(n)]}
+	}
+	return d
 }
 
 // Handler receives the stanzas a connection does not answer itself. It
@@ -124,8 +194,7 @@ func dial(ctx context.Context, cfg *clientConfig) (*Conn, *wire.Element, error) 
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	nc, err := cfg.dialer().DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,7 +230,8 @@ func dial(ctx context.Context, cfg *clientConfig) (*Conn, *wire.Element, error) 
 		}
 		// A load generator on loopback: the server's certificate is
 		// typically self-signed, so it is not verified.
-		tc := tls.Client(nc, &tls.Config{ServerName: cfg.Domain, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // loopback benchmark
+		tc := tls.Client(nc, &tls.Config{ServerName: cfg.Domain, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, //nolint:gosec // loopback benchmark
+			CurvePreferences: cfg.Curves})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, nil, fmt.Errorf("TLS handshake: %w", err)

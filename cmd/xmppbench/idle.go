@@ -16,10 +16,15 @@ func (b *bench) idleCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "idle",
 		Short: "Hold N authenticated sessions: server memory per session, drops",
-		Long: `Opens --sessions authenticated sessions (accounts 0..N-1, one each) with
-initial presence, waits until all are up, reports the server's RSS growth
-per session (needs --pid), then holds them for --duration, sending a white
-space keepalive every --keepalive, and reports sessions the server dropped.`,
+		Long: `Opens --sessions authenticated sessions with initial presence, waits until
+all are up, reports the server's RSS growth per session (needs --pid), then
+holds them for --duration, sending a white space keepalive every
+--keepalive, and reports sessions the server dropped.
+
+Sessions use accounts 0..--users-1, one each; more sessions than accounts
+bind further resources of the same accounts in turn (the server's limit
+of sessions per account applies). Beyond ~28,000 sessions spread them over
+several local addresses with --source.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("sessions") {
@@ -41,7 +46,7 @@ space keepalive every --keepalive, and reports sessions the server dropped.`,
 }
 
 func (b *bench) runIdle(ctx context.Context, sessions int, keepalive time.Duration) (Metrics, error) {
-	if err := b.registerAll(ctx, sessions); err != nil {
+	if err := b.registerAll(ctx, min(sessions, b.users)); err != nil {
 		return nil, err
 	}
 	before := b.sampler.mustSample()

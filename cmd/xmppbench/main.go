@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -44,11 +45,15 @@ type bench struct {
 	concurrency int
 	jsonFile    string
 	scramCache  bool
+	cpuProfile  string
+	tlsCurves   string
+	sources     string
 
-	sampler *sampler
-	epoch   time.Time // the origin of time stamps embedded in stanzas
-	runTag  string    // distinguishes this run's stanzas from a previous run's
-	out     io.Writer
+	sampler     *sampler
+	profileFile *os.File  // --cpuprofile, while profiling
+	epoch       time.Time // the origin of time stamps embedded in stanzas
+	runTag      string    // distinguishes this run's stanzas from a previous run's
+	out         io.Writer
 }
 
 func newRoot() *cobra.Command {
@@ -73,6 +78,8 @@ is fine) or with the server's admin tools.`,
 	pf.StringVar(&b.cfg.Addr, "addr", "127.0.0.1:5222", "c2s address (loopback only)")
 	pf.StringVar(&b.cfg.Domain, "domain", "localhost", "XMPP domain of the accounts")
 	pf.StringVar(&b.cfg.TLS, "tls", tlsNone, "none|starttls (starttls does not verify the certificate)")
+	pf.StringVar(&b.tlsCurves, "tls-curves", "", "key exchanges the client offers, in order: comma-separated x25519, p256, p384, x25519mlkem768 (empty: Go's defaults, post-quantum hybrid first)")
+	pf.StringVar(&b.sources, "source", "", "local addresses to connect from, in turn: comma-separated loopback IPs, or a range such as 127.0.0.1-127.0.0.8 (each has ~28,000 ephemeral ports; empty: the kernel's choice)")
 	pf.StringVar(&b.cfg.Mech, "mech", mechScramSHA1, "SASL mechanism: SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN")
 	pf.IntVar(&b.users, "users", 200, "number of accounts used")
 	pf.StringVar(&b.prefix, "prefix", "bench", "account name prefix")
@@ -85,9 +92,32 @@ is fine) or with the server's admin tools.`,
 	pf.StringVar(&b.jsonFile, "json", "", "also write the result as JSON to this file")
 	pf.DurationVar(&b.cfg.Timeout, "timeout", 30*time.Second, "limit for connecting and negotiating one stream")
 	pf.BoolVar(&b.scramCache, "scram-cache", true, "cache SCRAM keys per account (false: mellium.im/sasl derives them on every login)")
+	pf.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of this load generator to this file (go tool pprof)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		b.out = cmd.OutOrStdout()
-		return b.validate()
+		if err := b.validate(); err != nil {
+			return err
+		}
+		if b.cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(b.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		b.profileFile = f
+		return nil
+	}
+	root.PersistentPostRunE = func(*cobra.Command, []string) error {
+		if b.profileFile == nil {
+			return nil
+		}
+		pprof.StopCPUProfile()
+		return b.profileFile.Close()
 	}
 	root.AddCommand(b.loginCmd(), b.idleCmd(), b.chatCmd(), b.mucCmd(), b.presenceCmd())
 	return root
@@ -121,6 +151,16 @@ func (b *bench) validate() error {
 	case b.pid < 0:
 		return errors.New("--pid must not be negative")
 	}
+	curves, err := parseCurves(b.tlsCurves)
+	if err != nil {
+		return err
+	}
+	b.cfg.Curves = curves
+	srcs, err := parseSources(b.sources)
+	if err != nil {
+		return err
+	}
+	b.cfg.Sources = srcs
 	b.cfg.SASL = newSASLClient(b.scramCache)
 	s, err := newSampler(b.pid)
 	if err != nil {
@@ -206,13 +246,19 @@ func (b *bench) registerAll(ctx context.Context, n int) error {
 	return nil
 }
 
-// loginAll logs accounts 0..n-1 in, conc at a time, with resource and starts their
-// readers with h(i); with presence each sends initial presence. On error
-// the sessions already open are closed.
+// loginAll opens n sessions, conc at a time, and starts their readers
+// with h(i); with presence each sends initial presence. Session i is
+// account i mod --users with resource, followed by i / --users from the
+// second round of accounts on (more sessions than accounts: several
+// resources each). On error the sessions already open are closed.
 func (b *bench) loginAll(ctx context.Context, n, conc int, resource string, h func(i int) Handler, presence bool) ([]*Conn, error) {
 	conns := make([]*Conn, n)
 	err := parallel(ctx, n, conc, func(i int) error {
-		c, err := Login(ctx, &b.cfg, b.user(i), resource)
+		res := resource
+		if i >= b.users {
+			res += strconv.Itoa(i / b.users)
+		}
+		c, err := Login(ctx, &b.cfg, b.user(i%b.users), res)
 		if err != nil {
 			return err
 		}
@@ -300,6 +346,12 @@ func (b *bench) report(scenario string, params map[string]any, m Metrics) error 
 	params["tls"] = b.cfg.TLS
 	params["mech"] = b.cfg.Mech
 	params["scram_cache"] = b.scramCache
+	if b.tlsCurves != "" {
+		params["tls_curves"] = b.tlsCurves
+	}
+	if b.sources != "" {
+		params["sources"] = b.sources
+	}
 	params["concurrency"] = b.concurrency
 	r := Result{Scenario: scenario, Server: ServerInfo{Addr: b.cfg.Addr, PID: b.pid}, Params: params, Metrics: m}
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -92,6 +92,14 @@ func TestScenarios(t *testing.T) {
 			want(t, r, "dropped", eq(0), "0")
 			want(t, r, "server_rss_after_mb", positive, "> 0")
 		}},
+		{"idle, resources and source addresses", []string{"--prefix", "id", "--users", "4", "--source", "127.0.0.1-127.0.0.3", "--duration", "1s", "idle", "--sessions", "10"}, func(t *testing.T, r Result) {
+			want(t, r, "sessions", eq(10), "10")
+			want(t, r, "dropped", eq(0), "0")
+		}},
+		{"login starttls x25519", []string{"--prefix", "lg", "--users", "10", "--tls", "starttls", "--tls-curves", "x25519", "login", "--logins", "10"}, func(t *testing.T, r Result) {
+			want(t, r, "logins_ok", eq(10), "10")
+			want(t, r, "errors", eq(0), "0")
+		}},
 		{"chat saturation", []string{"--prefix", "ch", "--users", "10", "--duration", "1s", "--warmup", "200ms", "chat"}, func(t *testing.T, r Result) {
 			want(t, r, "delivered_per_s", positive, "> 0")
 			want(t, r, "loss", eq(0), "0")

@@ -400,3 +400,49 @@ func TestPacer(t *testing.T) {
 		}
 	})
 }
+
+func TestParseSources(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     []string // nil with bad: an error
+		bad      bool
+	}{
+		{"empty", "", nil, false},
+		{"list", "127.0.0.1, 127.0.0.3", []string{"127.0.0.1", "127.0.0.3"}, false},
+		{"range", "127.0.0.2-127.0.0.4", []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}, false},
+		{"range and one", "127.0.0.9,127.0.1.1-127.0.1.2", []string{"127.0.0.9", "127.0.1.1", "127.0.1.2"}, false},
+		{"not loopback", "10.0.0.1", nil, true},
+		{"range leaves loopback", "127.0.0.1-10.0.0.1", nil, true},
+		{"range across bytes", "127.0.0.1-127.0.1.1", nil, true},
+		{"range backwards", "127.0.0.5-127.0.0.4", nil, true},
+		{"garbage", "x", nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ips, err := parseSources(tc.in)
+			if (err != nil) != tc.bad {
+				t.Fatalf("err = %v", err)
+			}
+			var got []string
+			for _, ip := range ips {
+				got = append(got, ip.String())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseCurves(t *testing.T) {
+	if c, err := parseCurves(""); err != nil || c != nil {
+		t.Fatalf("empty: %v %v", c, err)
+	}
+	c, err := parseCurves("X25519, p256")
+	if err != nil || len(c) != 2 || c[0].String() != "X25519" || c[1].String() != "CurveP256" {
+		t.Fatalf("got %v %v", c, err)
+	}
+	if _, err := parseCurves("x448"); err == nil {
+		t.Fatal("unknown curve accepted")
+	}
+}
