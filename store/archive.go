@@ -200,8 +200,15 @@ type ArchiveQuery struct {
 	// range (before BeforeID, if set), XEP-0059 <before/>. Records are
 	// still returned oldest first.
 	Last bool
-	// WantCount fills Count and Index. It reads the keys of the whole
-	// matching range, so ask only when the client asked.
+	// Index, if positive, asks for the page that starts at the record of
+	// that position in the result set, counting from 0 (XEP-0059 §2.5);
+	// past the end the page is empty. It excludes AfterID, BeforeID and
+	// Last (ErrInvalid). The position is found from the archive counters:
+	// O(slots + one slot's records), see archive_count.go.
+	Index int
+	// WantCount fills Count and Index. It reads counters, not records:
+	// O(slots on the shorter side + two slots' records) for a time range,
+	// O(1) without one, O(len(IDs)) with IDs (see archive_count.go).
 	WantCount bool
 }
 
@@ -217,7 +224,8 @@ type ArchivePage struct {
 	// ignored); -1 unless WantCount.
 	Count int
 	// Index is the position of Records[0] among them, counting from 0;
-	// -1 unless WantCount and the page is not empty.
+	// -1 unless WantCount and the page is not empty. For a query with
+	// ArchiveQuery.Index it is that index.
 	Index int
 }
 
@@ -275,12 +283,16 @@ func (q *ArchiveQuery) validate() error {
 	if q.Max < 0 {
 		return fmt.Errorf("negative page size %d: %w", q.Max, ErrInvalid)
 	}
+	if q.Index < 0 || q.Index > 0 && (q.Last || q.AfterID != 0 || q.BeforeID != 0) {
+		return fmt.Errorf("index %d with a cursor or a last page: %w", q.Index, ErrInvalid)
+	}
 	return nil
 }
 
 // Query returns one page of q.Archive's records. It costs O(Max) cursor
-// steps however large the archive (plus a pass over the matching keys with
-// WantCount): time bounds and cursors are id bounds, found with one seek.
+// steps however large the archive: time bounds and cursors are id bounds,
+// found with one seek. WantCount and Index add counter reads, never a pass
+// over the matching records (see ArchiveQuery).
 func (a *Archive) Query(ctx context.Context, q ArchiveQuery) (ArchivePage, error) {
 	if err := q.validate(); err != nil {
 		return ArchivePage{}, fmt.Errorf("store: query archive: %w", err)
@@ -486,17 +498,20 @@ func (a *Archive) MarkRead(ctx context.Context, archive, with string, upTo uint6
 	return nil
 }
 
-// archiveTx holds the archive buckets inside one transaction.
+// archiveTx holds the archive buckets inside one transaction, and the
+// counter changes (see archive_count.go) that its record writes and
+// deletions collect: every operation applies them before it returns.
 type archiveTx struct {
-	mam, with, times, conv *bbolt.Bucket
+	mam, with, times, conv, counts *bbolt.Bucket
+	deltas                         *countDeltas
 }
 
 func openArchiveTx(tx *bbolt.Tx) (archiveTx, error) {
-	var at archiveTx
+	at := archiveTx{deltas: &countDeltas{}}
 	for _, p := range []struct {
 		b    **bbolt.Bucket
 		name string
-	}{{&at.mam, bucketMAM}, {&at.with, bucketMAMWith}, {&at.times, bucketMAMTime}, {&at.conv, bucketConv}} {
+	}{{&at.mam, bucketMAM}, {&at.with, bucketMAMWith}, {&at.times, bucketMAMTime}, {&at.conv, bucketConv}, {&at.counts, bucketMAMCount}} {
 		b, err := bucket(tx, p.name)
 		if err != nil {
 			return archiveTx{}, err
@@ -558,6 +573,7 @@ func (at archiveTx) put(tx *bbolt.Tx, log *slog.Logger, entries []archiveEntry) 
 		if err := at.times.Put(archiveTimeKey(nil, archiveTime{e.id, e.archive}), []byte{}); err != nil {
 			return err
 		}
+		at.deltas.add(e.archive, e.with, e.id, 1)
 		maxID = max(maxID, e.id)
 
 		ck := string(convKey(e.archive, e.with))
@@ -584,6 +600,9 @@ func (at archiveTx) put(tx *bbolt.Tx, log *slog.Logger, entries []archiveEntry) 
 			return err
 		}
 	}
+	if err := at.deltas.apply(at.counts, log); err != nil {
+		return err
+	}
 	var last uint64
 	if v := meta.Get([]byte(keyArchiveLastID)); v != nil {
 		// A corrupt value is replaced: the records themselves (mam_time)
@@ -596,12 +615,13 @@ func (at archiveTx) put(tx *bbolt.Tx, log *slog.Logger, entries []archiveEntry) 
 	return nil
 }
 
-// deleteRecord deletes one record and its index entries. with is the
-// record's With.
+// deleteRecord deletes one record and its index entries, and counts it
+// out (at.deltas). with is the record's With.
 func (at archiveTx) deleteRecord(archive, with string, id uint64) error {
 	if err := at.mam.Delete(recordKey(archive, id)); err != nil {
 		return err
 	}
+	at.deltas.add(archive, with, id, -1)
 	if err := at.with.Delete(appendBE64(withPrefix(archive, with), id)); err != nil {
 		return err
 	}
@@ -623,6 +643,9 @@ func (at archiveTx) deleteWith(archive, with string) (int, error) {
 		if err := at.deleteRecord(archive, with, id); err != nil {
 			return 0, err
 		}
+	}
+	if err := at.deltas.apply(at.counts, nil); err != nil {
+		return 0, err
 	}
 	return len(ids), at.conv.Delete(convKey(archive, with))
 }
@@ -646,13 +669,12 @@ func (at archiveTx) deleteArchive(archive string) (int, error) {
 			return 0, err
 		}
 	}
-	// Every with-index and conversation key of the archive starts with
-	// lp(archive).
-	if err := deletePrefix(at.with, prefix); err != nil {
-		return 0, err
-	}
-	if err := deletePrefix(at.conv, prefix); err != nil {
-		return 0, err
+	// Every with-index, conversation and counter key of the archive
+	// starts with lp(archive).
+	for _, b := range []*bbolt.Bucket{at.with, at.conv, at.counts} {
+		if err := deletePrefix(b, prefix); err != nil {
+			return 0, err
+		}
 	}
 	return len(ids), nil
 }
@@ -701,7 +723,7 @@ func (at archiveTx) expireRecords(keys []archiveTime) error {
 			}
 		}
 	}
-	return nil
+	return at.deltas.apply(at.counts, nil)
 }
 
 func (at archiveTx) markRead(archive, with string, upTo uint64) error {
@@ -838,6 +860,9 @@ func (s *archiveScan) eachKey(b *bbolt.Bucket, prefix []byte, lo, hi uint64, des
 // eachID walks the ids of the IDs filter within [lo, hi] that exist (and
 // are in the With conversation, if set).
 func (s *archiveScan) eachID(lo, hi uint64, desc bool, fn func(uint64, []byte) (bool, error)) error {
+	if lo > hi {
+		return nil
+	}
 	from, _ := slices.BinarySearch(s.ids, lo)
 	to, found := slices.BinarySearch(s.ids, hi)
 	if found {
@@ -895,6 +920,21 @@ func (s *archiveScan) query(q ArchiveQuery) (ArchivePage, error) {
 	if q.BeforeID != 0 {
 		phi = min(phi, q.BeforeID-1)
 	}
+	var counter *archiveCounter // nil with an IDs filter: those are counted one by one
+	if s.ids == nil && (q.WantCount || q.Index > 0) {
+		counter = newArchiveCounter(s, q.Archive, q.With)
+	}
+	if q.Index > 0 {
+		from, ok, err := s.nth(counter, lo, hi, uint64(q.Index))
+		if err != nil {
+			return ArchivePage{}, err
+		}
+		if ok {
+			plo = from
+		} else {
+			plo, phi = 1, 0
+		}
+	}
 	more := false
 	err := s.each(plo, phi, q.Last, func(id uint64, val []byte) (bool, error) {
 		if len(page.Records) == q.Max {
@@ -926,26 +966,69 @@ func (s *archiveScan) query(q ArchiveQuery) (ArchivePage, error) {
 	if !q.WantCount {
 		return page, nil
 	}
-	var first uint64
-	if len(page.Records) > 0 {
-		first = page.Records[0].ID
-	}
-	total, before := 0, 0
-	err = s.each(lo, hi, false, func(id uint64, _ []byte) (bool, error) {
-		total++
-		if id < first {
-			before++
-		}
-		return true, nil
-	})
+	total, err := s.count(counter, lo, hi)
 	if err != nil {
 		return ArchivePage{}, err
 	}
-	page.Count = total
-	if len(page.Records) > 0 {
-		page.Index = before
+	page.Count = int(min(total, math.MaxInt))
+	if len(page.Records) == 0 {
+		return page, nil
+	}
+	switch first := page.Records[0].ID; {
+	case q.Index > 0:
+		page.Index = q.Index
+	case !q.Last && q.AfterID == 0:
+		page.Index = 0 // the page starts the result set
+	case q.Last && q.BeforeID == 0:
+		page.Index = page.Count - len(page.Records) // the page ends it
+	default:
+		before, err := s.count(counter, lo, first-1)
+		if err != nil {
+			return ArchivePage{}, err
+		}
+		page.Index = int(min(before, math.MaxInt))
 	}
 	return page, nil
+}
+
+// count returns the number of matching records with ids in [lo, hi]: from
+// the counters, or for an IDs filter by looking the ids up.
+func (s *archiveScan) count(c *archiveCounter, lo, hi uint64) (uint64, error) {
+	if c != nil {
+		return c.count(lo, hi)
+	}
+	var n uint64
+	err := s.eachID(lo, hi, false, func(uint64, []byte) (bool, error) {
+		n++
+		return true, nil
+	})
+	return n, err
+}
+
+// nth returns the id of the matching record at position index (from 0)
+// among those with ids in [lo, hi]; ok is false past the end.
+func (s *archiveScan) nth(c *archiveCounter, lo, hi, index uint64) (id uint64, ok bool, err error) {
+	if c == nil {
+		var i uint64
+		err = s.eachID(lo, hi, false, func(kid uint64, _ []byte) (bool, error) {
+			if i == index {
+				id, ok = kid, true
+				return false, nil
+			}
+			i++
+			return true, nil
+		})
+		return id, ok, err
+	}
+	before, err := c.below(lo)
+	if err != nil || index > math.MaxUint64-before {
+		return 0, false, err
+	}
+	id, ok, err = c.nth(before + index)
+	if err != nil || !ok || id > hi {
+		return 0, false, err
+	}
+	return id, true, nil
 }
 
 // parseIDSuffix reads the be64 id that ends key k after n prefix bytes.
@@ -1071,15 +1154,7 @@ func encodeArchiveLastID(dst []byte, id uint64) []byte {
 }
 
 func decodeArchiveLastID(v []byte) (uint64, error) {
-	d := decoder{buf: v}
-	if ver := d.byte(); d.err == nil && ver != archiveLastIDCodecV1 {
-		return 0, fmt.Errorf("%w: archive last id codec version %d unknown", ErrCorrupt, ver)
-	}
-	id := d.uvarint()
-	if err := d.done(); err != nil {
-		return 0, fmt.Errorf("archive last id: %w", err)
-	}
-	return id, nil
+	return decodeVersionedUvarint(v, archiveLastIDCodecV1, "archive last id")
 }
 
 // ExpireFunc deletes records older than their archive's cutoff (as

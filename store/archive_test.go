@@ -444,21 +444,48 @@ func TestArchiveQueryLargeIsOPage(t *testing.T) {
 		})
 	}
 
-	t.Run("count scans only the range", func(t *testing.T) {
-		got, steps := archiveSteps(t, db, ArchiveQuery{Archive: juliet, With: x, Start: since, Max: page, Last: true, WantCount: true})
-		inRange := 0
-		for i := range la.n {
-			if la.withs[(i*7)%len(la.withs)] == x && !time.UnixMicro(int64(la.id(i))).Before(since) {
-				inRange++
+	// A count reads slot counters (one per 2³² µs) and the keys of at
+	// most two slots, not the records of the range.
+	slotsIn := func(from, to uint64) int { return int(to>>archiveSlotShift-from>>archiveSlotShift) + 1 }
+	perSlot := la.n/slotsIn(la.id(0), la.id(la.n-1)) + 2
+	newest := la.id(la.n - 1)
+	mid := la.id(la.n / 2)
+	counted := []struct {
+		name  string
+		q     ArchiveQuery
+		slots int // slot counters the count may read
+	}{
+		{"count with X since 7 days", ArchiveQuery{With: x, Start: since, Max: page, Last: true, WantCount: true}, slotsIn(uint64(since.UnixMicro()), newest)},
+		{"count since 7 days", ArchiveQuery{Start: since, Max: page, Last: true, WantCount: true}, slotsIn(uint64(since.UnixMicro()), newest)},
+		{"count everything", ArchiveQuery{Max: page, Last: true, WantCount: true}, 0},
+		{"count with X, index of a middle page", ArchiveQuery{With: x, AfterID: mid, Max: page, WantCount: true}, slotsIn(la.id(0), newest) / 2},
+		{"index of a middle page", ArchiveQuery{BeforeID: mid, Max: page, Last: true, WantCount: true}, slotsIn(la.id(0), newest) / 2},
+		{"page at an index", ArchiveQuery{Start: since, Index: 1000, Max: page, WantCount: true}, 2 * slotsIn(uint64(since.UnixMicro()), newest)},
+	}
+	for _, tc := range counted {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.q.Archive = juliet
+			got, steps := archiveSteps(t, db, tc.q)
+			var set []uint64
+			for i := range la.n {
+				id := la.id(i)
+				if (tc.q.With == "" || la.withs[(i*7)%len(la.withs)] == tc.q.With) && (tc.q.Start.IsZero() || !time.UnixMicro(int64(id)).Before(tc.q.Start)) {
+					set = append(set, id)
+				}
 			}
-		}
-		if got.Count != inRange || got.Index != inRange-page {
-			t.Fatalf("Count, Index = %d, %d; want %d, %d", got.Count, got.Index, inRange, inRange-page)
-		}
-		if limit := 2*page + inRange + 10; steps > limit {
-			t.Errorf("count took %d steps for %d matches", steps, inRange)
-		}
-	})
+			if len(got.Records) != page {
+				t.Fatalf("got %d records, want %d", len(got.Records), page)
+			}
+			wantIndex := slices.Index(set, got.Records[0].ID)
+			if got.Count != len(set) || got.Index != wantIndex || (tc.q.Index > 0 && wantIndex != tc.q.Index) {
+				t.Fatalf("Count, Index = %d, %d; want %d, %d", got.Count, got.Index, len(set), wantIndex)
+			}
+			if limit := 2*page + 5 + tc.slots + 4*perSlot + 20; steps > limit {
+				t.Errorf("query with count took %d steps for %d matches, want at most %d", steps, len(set), limit)
+			}
+			t.Logf("%d steps for %d matches", steps, len(set))
+		})
+	}
 }
 
 // assertArchiveConsistent checks that mam, mam_with and mam_time describe
@@ -565,6 +592,30 @@ func assertArchiveConsistent(t testing.TB, db *DB) {
 		}
 		if !reflect.DeepEqual(convs, newest) {
 			t.Errorf("conversation LastIDs = %v, newest records = %v", convs, newest)
+		}
+		// The counters are exactly what counting the records gives.
+		var deltas countDeltas
+		for _, r := range fromMAM {
+			deltas.add(r.archive, r.with, r.id, 1)
+		}
+		want := map[string]int64{}
+		for k, c := range deltas.m {
+			want[k] = c.n
+		}
+		got := map[string]int64{}
+		err = at.counts.ForEach(func(k, v []byte) error {
+			n, err := decodeArchiveCount(v)
+			if err != nil {
+				return err
+			}
+			got[string(k)] = int64(n)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("archive counters disagree with the records:\ncounters %v\nrecords  %v", got, want)
 		}
 		return nil
 	})
@@ -832,7 +883,9 @@ func FuzzArchiveTimeKey(f *testing.F) {
 
 // BenchmarkArchiveQueryLarge queries a 1,000,000-record archive (built
 // once per run, directly, not through the writer). Every query is one
-// page: its cost does not depend on the archive's size.
+// page: its cost does not depend on the archive's size. The -count cases
+// add the XEP-0059 count and index, read from the archive counters; the
+// -index cases page by position (XEP-0059 §2.5).
 func BenchmarkArchiveQueryLarge(b *testing.B) {
 	db := openAt(b, filepath.Join(b.TempDir(), "large.db"), Options{})
 	la := newLargeArchive(1_000_000)
@@ -852,6 +905,13 @@ func BenchmarkArchiveQueryLarge(b *testing.B) {
 		{"all-first50-since7d", ArchiveQuery{Start: since, Max: 50}},
 		{"ids-10", ArchiveQuery{IDs: []uint64{la.id(10), la.id(20_000), la.id(500_000), la.id(999_999), 5}, Max: 50}},
 		{"with-last50-since7d-count", ArchiveQuery{With: x, Start: since, Max: 50, Last: true, WantCount: true}},
+		{"all-last50-since7d-count", ArchiveQuery{Start: since, Max: 50, Last: true, WantCount: true}},
+		{"all-last50-count", ArchiveQuery{Max: 50, Last: true, WantCount: true}},
+		{"with-last50-count", ArchiveQuery{With: x, Max: 50, Last: true, WantCount: true}},
+		{"with-after-id-50-count", ArchiveQuery{With: x, AfterID: la.id(la.n / 2), Max: 50, WantCount: true}},
+		{"all-after-id-50-count", ArchiveQuery{AfterID: la.id(la.n / 2), Max: 50, WantCount: true}},
+		{"all-index-500000-count", ArchiveQuery{Index: la.n / 2, Max: 50, WantCount: true}},
+		{"with-index-since7d-count", ArchiveQuery{With: x, Start: since, Index: 700, Max: 50, WantCount: true}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			bc.q.Archive = juliet

@@ -681,6 +681,27 @@ func BenchmarkArchiveAppend(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
 	})
+	// Every record to another of 10,000 archives and conversations: no
+	// two records of a batch share per-archive state (the worst case for
+	// the conversation and count updates of a batch).
+	b.Run("distinct", func(b *testing.B) {
+		db := openTest(b)
+		w := startWriter(b, db, WriterOptions{})
+		recs := make([]ArchiveRecord, 10_000)
+		for i := range recs {
+			recs[i] = msg(fmt.Sprintf("user%d@example.org", i), fmt.Sprintf("contact%d@example.net", i), DirIn)
+		}
+		b.ReportAllocs()
+		start, n := time.Now(), 0
+		for b.Loop() {
+			appendRetry(b, w, recs[n%len(recs)])
+			n++
+		}
+		if err := w.Flush(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "records/s")
+	})
 }
 
 func TestArchiveWriterFlushManyBatches(t *testing.T) {

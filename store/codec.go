@@ -232,3 +232,18 @@ func (d *decoder) done() error {
 	}
 	return nil
 }
+
+// decodeVersionedUvarint decodes version ‖ uvarint(n), the value of the
+// records that hold one number (counters, the archive's last id); what
+// names the record in errors.
+func decodeVersionedUvarint(v []byte, version byte, what string) (uint64, error) {
+	d := decoder{buf: v}
+	if ver := d.byte(); d.err == nil && ver != version {
+		return 0, fmt.Errorf("%w: %s codec version %d unknown", ErrCorrupt, what, ver)
+	}
+	n := d.uvarint()
+	if err := d.done(); err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	return n, nil
+}

@@ -59,6 +59,8 @@
 //	mam_with           lp(archive) ‖ lp(with) ‖ be64(id)    ∅
 //	mam_time           be64(id) ‖ lp(archive)               ∅
 //	conv               lp(archive) ‖ with                   0x01 ‖ uvarint(last id) ‖ uvarint(unread) ‖ uvarint(read id)
+//	mam_count          lp(archive) ‖ 0x00 [‖ be32(slot)]      0x01 ‖ uvarint(records of the archive [in the slot])
+//	                   lp(archive) ‖ 0x01 ‖ lp(with) [‖ be32(slot)] 0x01 ‖ uvarint(records with with [in the slot])
 //	audit              be64(id)                             0x01 ‖ varint(time) ‖ bytes(actor) ‖ bytes(action) ‖ bytes(target) ‖ bytes(detail)
 //	rooms              lp(service) ‖ localpart              0x01 ‖ room (see Rooms below)
 //
@@ -110,9 +112,14 @@
 // seeks to the first (or, paging backwards, the last) matching key of mam
 // or, for one conversation, of mam_with, and reads one page plus one
 // probe for "complete" — O(page) however large the archive. XEP-0059 RSM
-// counts (WantCount) read the keys of the matching range. mam_time orders
-// every record by id, so retention (ExpireBefore, ExpireFunc) deletes from its start
-// in bounded batches.
+// counts and indexes (WantCount, ArchiveQuery.Index) come from mam_count:
+// a total and per-slot counters (a slot is the ids sharing their upper 32
+// bits, 2³² µs ≈ 72 minutes) per archive and per conversation, written in
+// the transaction that stores or deletes the records. A count reads the
+// slot counters between its bound and the nearer end of the archive and
+// the keys of at most two slots, never the records of the range (see
+// archive_count.go). mam_time orders every record by id, so retention
+// (ExpireBefore, ExpireFunc) deletes from its start in bounded batches.
 //
 // ArchiveWriter is the archive's single writer (DESIGN.md §4–§5): callers
 // queue records without blocking (bounded queue, ErrBusy when full) and

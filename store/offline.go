@@ -235,13 +235,5 @@ func encodeOfflineCount(dst []byte, n uint64) []byte {
 }
 
 func decodeOfflineCount(v []byte) (uint64, error) {
-	d := decoder{buf: v}
-	if ver := d.byte(); d.err == nil && ver != offlineCountCodecV1 {
-		return 0, fmt.Errorf("%w: offline count codec version %d unknown", ErrCorrupt, ver)
-	}
-	n := d.uvarint()
-	if err := d.done(); err != nil {
-		return 0, fmt.Errorf("offline count: %w", err)
-	}
-	return n, nil
+	return decodeVersionedUvarint(v, offlineCountCodecV1, "offline count")
 }

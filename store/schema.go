@@ -34,6 +34,9 @@ const (
 
 	// Added by migration 5.
 	bucketRooms = "rooms"
+
+	// Added by migration 6.
+	bucketMAMCount = "mam_count"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
@@ -47,7 +50,7 @@ const keyArchiveLastID = "archive_last_id"
 
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -91,6 +94,12 @@ func migrations() []migration {
 		{name: "create rooms bucket", apply: func(tx *bbolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists([]byte(bucketRooms))
 			return err
+		}},
+		{name: "create archive counters and count the archived messages", apply: func(tx *bbolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists([]byte(bucketMAMCount)); err != nil {
+				return err
+			}
+			return countArchive(tx)
 		}},
 	}
 }

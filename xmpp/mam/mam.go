@@ -1,15 +1,3 @@
-// Package mam keeps every user's message history and answers queries for
-// it: XEP-0313 Message Archive Management (urn:xmpp:mam:2, 1.1) with
-// XEP-0059 Result Set Management (1.0) paging, XEP-0359 Unique and Stable
-// Stanza IDs (0.7) stamped on archived messages with the archive as 'by',
-// archiving preferences (always / never / roster), and a conversation list
-// with unread counts (namespace urn:switchboard:conversations:0), where
-// "read" follows the XEP-0333 displayed markers the user sends from any of
-// their devices.
-//
-// Archiving goes through the store's group-commit writer: the id (and so
-// the stanza-id) is assigned before delivery; the record becomes durable
-// within a batch (DESIGN §5).
 package mam
 
 import (

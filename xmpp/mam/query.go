@@ -174,11 +174,22 @@ func parseQuery(owner string, q *wire.Element, ids IDCodec) (parsedQuery, error)
 				aq.Last = true
 			}
 		}
-		if set.Child("index", NSRSM) != nil {
-			return pq, xmpp.StanzaError(stanza.FeatureNotImplemented, "<index/> is not supported")
+		if ix := set.Child("index", NSRSM); ix != nil {
+			// XEP-0059 §2.5: the page that starts at a position of the
+			// result set, instead of a cursor.
+			n, err := strconv.Atoi(ix.Text)
+			if err != nil || n < 0 {
+				return pq, badRequest("invalid <index/>")
+			}
+			if aq.Last || aq.AfterID != 0 {
+				return pq, badRequest("<index/> excludes <after/> and <before/>")
+			}
+			aq.Index = n
 		}
 	}
-	aq.WantCount = aq.Max == 0
+	// XEP-0059 §2.2: the count (and the first item's index) on every
+	// page; the store reads them from counters (see doc.go).
+	aq.WantCount = true
 	return pq, nil
 }
 

@@ -311,6 +311,7 @@ type mtPage struct {
 	first    string
 	last     string
 	count    string // "" if absent
+	index    string // <first index='…'>, "" if absent
 	hasFirst bool
 }
 
@@ -404,6 +405,7 @@ func mtDo(t testing.TB, c *servertest.Client, q mtQuery) (*wire.Element, mtPage)
 		}
 		if f := set.Child("first", mtNSRSM); f != nil {
 			page.first, page.hasFirst = f.Text, true
+			page.index = f.AttrValue("index")
 		}
 		page.last = set.ChildText("last", mtNSRSM)
 		if cnt := set.Child("count", mtNSRSM); cnt != nil {
@@ -856,19 +858,22 @@ func TestMAMQueryHistory(t *testing.T) {
 		q        mtQuery
 		want     []int
 		complete bool
-		count    string
+		count    string // on every answer (XEP-0059 §2.2)
+		index    string // <first index='…'> of a non-empty page
 	}{
-		{name: "yesterday", q: mtQuery{fields: []string{since(day)}}, want: []int{5, 6}, complete: true},
-		{name: "last 7 days", q: mtQuery{fields: []string{since(7 * day)}}, want: []int{2, 3, 4, 5, 6}, complete: true},
-		{name: "last 30 days", q: mtQuery{fields: []string{since(30 * day)}}, want: []int{1, 2, 3, 4, 5, 6}, complete: true},
-		{name: "all", q: mtQuery{}, want: []int{0, 1, 2, 3, 4, 5, 6}, complete: true},
-		{name: "yesterday with bob", q: mtQuery{fields: []string{since(day), mtField("with", bob)}}, want: []int{5}, complete: true},
-		{name: "last 7 days with carol", q: mtQuery{fields: []string{since(7 * day), mtField("with", carol)}}, want: []int{3, 6}, complete: true},
-		{name: "all with bob", q: mtQuery{fields: []string{mtField("with", bob)}}, want: []int{0, 2, 4, 5}, complete: true},
-		{name: "last 7 days before yesterday", q: mtQuery{fields: []string{since(7 * day), mtField("end", mtTime(now.Add(-day)))}}, want: []int{2, 3, 4}, complete: true},
-		{name: "last 30 days, newest page", q: mtQuery{fields: []string{since(30 * day)}, rsm: "<max>2</max><before/>"}, want: []int{5, 6}},
-		{name: "last 30 days, oldest page", q: mtQuery{fields: []string{since(30 * day)}, rsm: "<max>2</max>"}, want: []int{1, 2}},
-		{name: "last 30 days, next page", q: mtQuery{fields: []string{since(30 * day)}, rsm: "<max>2</max><after>" + idsOf(2)[0] + "</after>"}, want: []int{3, 4}},
+		{name: "yesterday", q: mtQuery{fields: []string{since(day)}}, want: []int{5, 6}, complete: true, count: "2", index: "0"},
+		{name: "last 7 days", q: mtQuery{fields: []string{since(7 * day)}}, want: []int{2, 3, 4, 5, 6}, complete: true, count: "5", index: "0"},
+		{name: "last 30 days", q: mtQuery{fields: []string{since(30 * day)}}, want: []int{1, 2, 3, 4, 5, 6}, complete: true, count: "6", index: "0"},
+		{name: "all", q: mtQuery{}, want: []int{0, 1, 2, 3, 4, 5, 6}, complete: true, count: "7", index: "0"},
+		{name: "yesterday with bob", q: mtQuery{fields: []string{since(day), mtField("with", bob)}}, want: []int{5}, complete: true, count: "1", index: "0"},
+		{name: "last 7 days with carol", q: mtQuery{fields: []string{since(7 * day), mtField("with", carol)}}, want: []int{3, 6}, complete: true, count: "2", index: "0"},
+		{name: "all with bob", q: mtQuery{fields: []string{mtField("with", bob)}}, want: []int{0, 2, 4, 5}, complete: true, count: "4", index: "0"},
+		{name: "last 7 days before yesterday", q: mtQuery{fields: []string{since(7 * day), mtField("end", mtTime(now.Add(-day)))}}, want: []int{2, 3, 4}, complete: true, count: "3", index: "0"},
+		{name: "last 30 days, newest page", q: mtQuery{fields: []string{since(30 * day)}, rsm: "<max>2</max><before/>"}, want: []int{5, 6}, count: "6", index: "4"},
+		{name: "last 30 days, oldest page", q: mtQuery{fields: []string{since(30 * day)}, rsm: "<max>2</max>"}, want: []int{1, 2}, count: "6", index: "0"},
+		{name: "last 30 days, next page", q: mtQuery{fields: []string{since(30 * day)}, rsm: "<max>2</max><after>" + idsOf(2)[0] + "</after>"}, want: []int{3, 4}, count: "6", index: "2"},
+		{name: "last 30 days, page at index 3", q: mtQuery{fields: []string{since(30 * day)}, rsm: "<max>2</max><index>3</index>"}, want: []int{4, 5}, count: "6", index: "3"},
+		{name: "all with bob, page at index 2", q: mtQuery{fields: []string{mtField("with", bob)}, rsm: "<max>2</max><index>2</index>"}, want: []int{4, 5}, complete: true, count: "4", index: "2"},
 		{name: "last 30 days, count", q: mtQuery{fields: []string{since(30 * day)}, rsm: "<max>0</max>"}, count: "6"},
 		{name: "yesterday with bob, count", q: mtQuery{fields: []string{since(day), mtField("with", bob)}, rsm: "<max>0</max>"}, count: "1"},
 	}
@@ -876,8 +881,8 @@ func TestMAMQueryHistory(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := mtRun(t, a, tc.q)
 			mtCheckPage(t, tc.name, p, idsOf(tc.want...), false, tc.complete)
-			if p.count != tc.count {
-				t.Errorf("count %q, want %q", p.count, tc.count)
+			if p.count != tc.count || p.index != tc.index {
+				t.Errorf("count %q, index %q; want %q, %q", p.count, p.index, tc.count, tc.index)
 			}
 			for i, r := range tc.want {
 				fwd := p.forwarded(i)
@@ -957,6 +962,11 @@ func TestMAMPaging(t *testing.T) {
 			p := mtRun(t, a, mtQuery{rsm: rsm})
 			last := page == 2
 			mtCheckPage(t, fmt.Sprintf("page %d", page), p, r(page*10, min(page*10+10, 25)), false, last)
+			// XEP-0059 §2.2: the count and the first item's index on
+			// every page.
+			if p.count != "25" || p.index != strconv.Itoa(page*10) {
+				t.Errorf("page %d: count %q, index %q; want 25, %d", page, p.count, p.index, page*10)
+			}
 			got = append(got, p.ids...)
 			if p.complete || page > 2 {
 				break
@@ -974,6 +984,9 @@ func TestMAMPaging(t *testing.T) {
 			p := mtRun(t, a, mtQuery{rsm: "<max>10</max><before>" + before + "</before>"})
 			hi := 25 - page*10
 			mtCheckPage(t, fmt.Sprintf("page %d", page), p, r(max(hi-10, 0), hi), false, page == 2)
+			if p.count != "25" || p.index != strconv.Itoa(max(hi-10, 0)) {
+				t.Errorf("page %d: count %q, index %q; want 25, %d", page, p.count, p.index, max(hi-10, 0))
+			}
 			got = append(slices.Clone(p.ids), got...)
 			if p.complete || page > 2 {
 				break
@@ -991,36 +1004,46 @@ func TestMAMPaging(t *testing.T) {
 		want     []string
 		flipped  bool
 		complete bool
-		count    string
+		count    string // <count/>: present on every answer
+		index    string // <first index='…'>: on every non-empty page
 	}{
-		{name: "flipped first page", q: mtQuery{rsm: "<max>10</max>", flip: true}, want: rev(r(0, 10)), flipped: true},
-		{name: "flipped last page", q: mtQuery{rsm: "<max>10</max><before/>", flip: true}, want: rev(r(15, 25)), flipped: true},
-		{name: "flipped complete page", q: mtQuery{rsm: "<max>10</max><after>" + ids[19] + "</after>", flip: true}, want: rev(r(20, 25)), flipped: true, complete: true},
-		{name: "after the newest", q: mtQuery{rsm: "<after>" + ids[24] + "</after>"}, complete: true},
-		{name: "before the oldest", q: mtQuery{rsm: "<before>" + ids[0] + "</before>"}, complete: true},
+		{name: "flipped first page", q: mtQuery{rsm: "<max>10</max>", flip: true}, want: rev(r(0, 10)), flipped: true, count: "25", index: "0"},
+		{name: "flipped last page", q: mtQuery{rsm: "<max>10</max><before/>", flip: true}, want: rev(r(15, 25)), flipped: true, count: "25", index: "15"},
+		{name: "flipped complete page", q: mtQuery{rsm: "<max>10</max><after>" + ids[19] + "</after>", flip: true}, want: rev(r(20, 25)), flipped: true, complete: true, count: "25", index: "20"},
+		{name: "after the newest", q: mtQuery{rsm: "<after>" + ids[24] + "</after>"}, complete: true, count: "25"},
+		{name: "before the oldest", q: mtQuery{rsm: "<before>" + ids[0] + "</before>"}, complete: true, count: "25"},
 		{name: "count", q: mtQuery{rsm: "<max>0</max>"}, count: "25"},
 		{name: "count with bob", q: mtQuery{fields: []string{mtField("with", bob.String())}, rsm: "<max>0</max>"}, count: "25"},
 		{name: "count with carol", q: mtQuery{fields: []string{mtField("with", "carol@localhost")}, rsm: "<max>0</max>"}, complete: true, count: "0"},
 		{name: "count after-id", q: mtQuery{fields: []string{mtField("after-id", ids[19])}, rsm: "<max>0</max>"}, count: "5"},
-		{name: "no count without max=0", q: mtQuery{rsm: "<max>5</max>"}, want: r(0, 5)},
-		{name: "after-id", q: mtQuery{fields: []string{mtField("after-id", ids[19])}}, want: r(20, 25), complete: true},
-		{name: "before-id", q: mtQuery{fields: []string{mtField("before-id", ids[3])}}, want: r(0, 3), complete: true},
-		{name: "between after-id and before-id", q: mtQuery{fields: []string{mtField("after-id", ids[4]), mtField("before-id", ids[8])}}, want: r(5, 8), complete: true},
-		{name: "after-id with max", q: mtQuery{fields: []string{mtField("after-id", ids[4])}, rsm: "<max>3</max>"}, want: r(5, 8)},
+		{name: "count without max=0", q: mtQuery{rsm: "<max>5</max>"}, want: r(0, 5), count: "25", index: "0"},
+		{name: "count of a default page", q: mtQuery{fields: []string{mtField("with", bob.String())}}, want: r(0, 25), complete: true, count: "25", index: "0"},
+		{name: "after-id", q: mtQuery{fields: []string{mtField("after-id", ids[19])}}, want: r(20, 25), complete: true, count: "5", index: "0"},
+		{name: "before-id", q: mtQuery{fields: []string{mtField("before-id", ids[3])}}, want: r(0, 3), complete: true, count: "3", index: "0"},
+		{name: "between after-id and before-id", q: mtQuery{fields: []string{mtField("after-id", ids[4]), mtField("before-id", ids[8])}}, want: r(5, 8), complete: true, count: "3", index: "0"},
+		{name: "after-id with max", q: mtQuery{fields: []string{mtField("after-id", ids[4])}, rsm: "<max>3</max>"}, want: r(5, 8), count: "20", index: "0"},
 		// XEP-0313 §9: before-id, unlike RSM <before/>, does not page backwards.
-		{name: "before-id with max", q: mtQuery{fields: []string{mtField("before-id", ids[10])}, rsm: "<max>3</max>"}, want: r(0, 3)},
-		{name: "before-id, last page", q: mtQuery{fields: []string{mtField("before-id", ids[10])}, rsm: "<max>3</max><before/>"}, want: r(7, 10)},
-		{name: "before-id, paging on", q: mtQuery{fields: []string{mtField("before-id", ids[10])}, rsm: "<max>3</max><after>" + ids[5] + "</after>"}, want: r(6, 9)},
-		{name: "before-id, last forward page", q: mtQuery{fields: []string{mtField("before-id", ids[10])}, rsm: "<max>3</max><after>" + ids[6] + "</after>"}, want: r(7, 10), complete: true},
-		{name: "ids", q: mtQuery{fields: []string{mtField("ids", ids[20], ids[2], ids[7])}}, want: []string{ids[2], ids[7], ids[20]}, complete: true},
-		{name: "ids with another filter", q: mtQuery{fields: []string{mtField("ids", ids[2], ids[7]), mtField("with", "carol@localhost")}}, complete: true},
+		{name: "before-id with max", q: mtQuery{fields: []string{mtField("before-id", ids[10])}, rsm: "<max>3</max>"}, want: r(0, 3), count: "10", index: "0"},
+		{name: "before-id, last page", q: mtQuery{fields: []string{mtField("before-id", ids[10])}, rsm: "<max>3</max><before/>"}, want: r(7, 10), count: "10", index: "7"},
+		{name: "before-id, paging on", q: mtQuery{fields: []string{mtField("before-id", ids[10])}, rsm: "<max>3</max><after>" + ids[5] + "</after>"}, want: r(6, 9), count: "10", index: "6"},
+		{name: "before-id, last forward page", q: mtQuery{fields: []string{mtField("before-id", ids[10])}, rsm: "<max>3</max><after>" + ids[6] + "</after>"}, want: r(7, 10), complete: true, count: "10", index: "7"},
+		{name: "ids", q: mtQuery{fields: []string{mtField("ids", ids[20], ids[2], ids[7])}}, want: []string{ids[2], ids[7], ids[20]}, complete: true, count: "3", index: "0"},
+		{name: "ids with another filter", q: mtQuery{fields: []string{mtField("ids", ids[2], ids[7]), mtField("with", "carol@localhost")}}, complete: true, count: "0"},
+		// XEP-0059 §2.5: a page by position; <first index='…'> repeats it.
+		{name: "index", q: mtQuery{rsm: "<max>5</max><index>10</index>"}, want: r(10, 15), count: "25", index: "10"},
+		{name: "index 0", q: mtQuery{rsm: "<max>5</max><index>0</index>"}, want: r(0, 5), count: "25", index: "0"},
+		{name: "index, last page", q: mtQuery{rsm: "<max>10</max><index>20</index>"}, want: r(20, 25), complete: true, count: "25", index: "20"},
+		{name: "index past the end", q: mtQuery{rsm: "<max>10</max><index>25</index>"}, complete: true, count: "25"},
+		{name: "index within after-id", q: mtQuery{fields: []string{mtField("after-id", ids[4])}, rsm: "<max>3</max><index>2</index>"}, want: r(7, 10), count: "20", index: "2"},
+		{name: "index of ids", q: mtQuery{fields: []string{mtField("ids", ids[20], ids[2], ids[7])}, rsm: "<index>1</index>"}, want: []string{ids[7], ids[20]}, complete: true, count: "3", index: "1"},
+		{name: "index, flipped", q: mtQuery{rsm: "<max>3</max><index>4</index>", flip: true}, want: rev(r(4, 7)), flipped: true, count: "25", index: "4"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := mtRun(t, a, tc.q)
 			mtCheckPage(t, tc.name, p, tc.want, tc.flipped, tc.complete)
-			if p.count != tc.count {
-				t.Errorf("count %q, want %q", p.count, tc.count)
+			if p.count != tc.count || p.index != tc.index {
+				t.Errorf("count %q, index %q; want %q, %q", p.count, p.index, tc.count, tc.index)
 			}
 		})
 	}
@@ -1045,7 +1068,9 @@ func TestMAMPaging(t *testing.T) {
 		{"malformed with", mtQuery{fields: []string{mtField("with", "@localhost")}}, "jid-malformed"},
 		// XEP-0313 §4.1.5: an unknown field is feature-not-implemented.
 		{"unknown field", mtQuery{fields: []string{mtField("{urn:example}full-text", "hello")}}, "feature-not-implemented"},
-		{"RSM index", mtQuery{rsm: "<max>5</max><index>3</index>"}, "feature-not-implemented"},
+		{"RSM index with after", mtQuery{rsm: "<max>5</max><index>3</index><after>" + ids[3] + "</after>"}, "bad-request"},
+		{"RSM index with before", mtQuery{rsm: "<max>5</max><index>3</index><before/>"}, "bad-request"},
+		{"negative RSM index", mtQuery{rsm: "<index>-3</index>"}, "bad-request"},
 		{"someone else's archive", mtQuery{to: bob.String()}, "forbidden"},
 		{"the server's archive", mtQuery{to: "localhost"}, "service-unavailable"},
 	}
@@ -1362,6 +1387,11 @@ func TestMAMDeleteConversation(t *testing.T) {
 	if p := mtRun(t, a, mtQuery{fields: []string{mtField("with", bob.String())}}); len(p.ids) != 0 || !p.complete {
 		t.Errorf("alice's archive with bob: %q", p.bodies())
 	}
+	// The counts follow the deletion (XEP-0059 <count/>).
+	count := func(fields ...string) string { return mtRun(t, a, mtQuery{fields: fields, rsm: "<max>0</max>"}).count }
+	if all, withBob := count(), count(mtField("with", bob.String())); all != "1" || withBob != "0" {
+		t.Errorf("counts after the deletion: %s in all, %s with bob; want 1, 0", all, withBob)
+	}
 	for _, cv := range mtConversations(t, a) {
 		if cv.with == bob.String() {
 			t.Errorf("alice's conversation list still has bob: %+v", cv)
@@ -1373,8 +1403,11 @@ func TestMAMDeleteConversation(t *testing.T) {
 	// The conversation starts again.
 	mtChat(t, a, bob.String(), "four")
 	mtSync(t, a)
-	if p := mtRun(t, a, mtQuery{fields: []string{mtField("with", bob.String())}}); !slices.Equal(p.bodies(), []string{"four"}) {
-		t.Errorf("alice's archive with bob after a new message: %q", p.bodies())
+	if p := mtRun(t, a, mtQuery{fields: []string{mtField("with", bob.String())}}); !slices.Equal(p.bodies(), []string{"four"}) || p.count != "1" {
+		t.Errorf("alice's archive with bob after a new message: %q, count %s", p.bodies(), p.count)
+	}
+	if all := count(); all != "2" {
+		t.Errorf("count after a new message: %s, want 2", all)
 	}
 
 	if c := mtResult(t, a, "<iq type='set' id='%s' to='localhost'><command xmlns='"+mtNSCommands+"' node='%s' action='cancel'/></iq>", mtNodeDelete); c.AttrValue("status") != "canceled" {

@@ -85,6 +85,28 @@ func TestMAMRetention(t *testing.T) {
 				}
 			}
 		}
+		// The XEP-0059 counts follow expiry: the archive counters are
+		// updated in the transaction that deletes the records.
+		counts := func(when string) {
+			t.Helper()
+			n := map[[2]string]int{}
+			for _, r := range recs {
+				n[[2]string{r.archive, ""}] = 0
+				n[[2]string{r.archive, r.with}] = 0
+			}
+			for i, r := range recs {
+				if _, err := archive.Get(ctx, r.archive, ids[i]); err == nil {
+					n[[2]string{r.archive, ""}]++
+					n[[2]string{r.archive, r.with}]++
+				}
+			}
+			for k, want := range n {
+				page, err := archive.Query(ctx, store.ArchiveQuery{Archive: k[0], With: k[1], WantCount: true})
+				if err != nil || page.Count != want {
+					t.Errorf("%s: count of %s with %q = %d, %v; want %d", when, k[0], k[1], page.Count, err, want)
+				}
+			}
+		}
 		conversations := func(when, archiveOf string, want ...string) {
 			t.Helper()
 			convs, err := archive.Conversations(ctx, archiveOf, 0)
@@ -114,6 +136,7 @@ func TestMAMRetention(t *testing.T) {
 		}()
 		synctest.Wait()
 		check("at start", false, true, false, false, true, true)
+		counts("at start")
 		conversations("at start", alice, bob)
 		conversations("at start", bob)
 		conversations("at start", carol, alice, dave)
@@ -126,6 +149,7 @@ func TestMAMRetention(t *testing.T) {
 		time.Sleep(time.Hour)
 		synctest.Wait()
 		check("an hour later", false, true, false, false, false, true)
+		counts("an hour later")
 		conversations("an hour later", alice)
 		conversations("an hour later", carol, alice, dave)
 	})
