@@ -170,6 +170,11 @@ func (r *room) handle(ctx context.Context, st *xmpp.Stanza) {
 			r.svc.log.Error("muc: panic in room", "room", r.jid.String(), "panic", p)
 		}
 	}()
+	r.dispatch(ctx, st)
+}
+
+// dispatch hands a stanza to the handler of its kind.
+func (r *room) dispatch(ctx context.Context, st *xmpp.Stanza) {
 	switch st.Kind {
 	case xmpp.KindPresence:
 		r.presence(ctx, st)
