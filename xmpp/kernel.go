@@ -317,6 +317,16 @@ type Hooks struct {
 	// InitialPresence runs after a resource's first available presence
 	// (RFC 6121 §4.2) was recorded and broadcast.
 	InitialPresence Hook[*Stanza]
+	// MessageOut runs for a message a local client sent, once the
+	// UserSend filters let it through and before it is routed. Each
+	// function gets the previous one's result and returns the copy the
+	// next one sees; the routed message stays the original. The archive
+	// archives the message here and returns it with the XEP-0359
+	// stanza-id of the sender's archive; message carbons then copy that
+	// to the sender's other resources (XEP-0280 <sent/>), so that every
+	// device learns the archive id of what another device sent. The
+	// archive must therefore be registered before carbons.
+	MessageOut Transform[*Stanza]
 	// MessageIn may replace a message addressed to a local account before
 	// it is delivered or stored offline: chat, normal and headline messages
 	// to the bare JID, and any non-error message to a connected full JID

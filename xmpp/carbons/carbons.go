@@ -58,7 +58,7 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	if err := reg.HandleIQ(m.Name(), t, xmpp.TypeSet, NS, "disable", m.toggle(false)); err != nil {
 		return err
 	}
-	hooks.UserSend.Add(m.sent)
+	hooks.MessageOut.Add(m.sent)
 	hooks.Delivered.Add(m.received)
 	hooks.SessionClosed.Add(func(_ context.Context, ev xmpp.SessionEvent) { m.set(ev.JID, false) })
 	return nil
@@ -158,16 +158,20 @@ func wrap(kind string, orig *xmpp.Stanza, account, to jid.JID) *xmpp.Stanza {
 	return xmpp.Build(xmpp.KindMessage, orig.Type, "", account, to, wire.New(kind, NS).AddChild(fwd))
 }
 
-// sent copies a message a local client sends to its other resources.
-func (m *Module) sent(_ context.Context, st *xmpp.Stanza) bool {
+// sent copies a message a local client sends to its other resources. It
+// runs after the archive (xmpp.Hooks.MessageOut), so st is the sender's
+// archived copy with its stanza-id, which the copies carry (XEP-0280 §7,
+// XEP-0313 §5.1.1 / XEP-0359 §3): the other devices can match the message
+// against what they fetch from the archive.
+func (m *Module) sent(_ context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 	if !eligible(st) || xmpp.IsZero(st.To) {
-		return false
+		return st
 	}
 	account := st.From.Bare()
 	for _, r := range m.targets(account, []jid.JID{st.From}) {
 		r.Session.Deliver(wrap("sent", st, account, r.JID))
 	}
-	return false
+	return st
 }
 
 // received copies a message delivered to some resources of an account to

@@ -9,7 +9,13 @@
 //
 // Archiving goes through the store's group-commit writer: the id (and so
 // the stanza-id) is assigned before delivery; the record becomes durable
-// within a batch (DESIGN §5).
+// within a batch (DESIGN §5). A message a user sends is archived in the
+// kernel's MessageOut hooks, which hand the archived copy, stamped with
+// the stanza-id of the sender's archive, to message carbons: the <sent/>
+// copies the sender's other devices get carry it (XEP-0280 with
+// XEP-0359 §3), so they can match them with what the archive returns.
+// The message routed to the recipient carries only the recipient's
+// archive's id.
 //
 // # Result sets (XEP-0059)
 //

@@ -133,7 +133,7 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	if err := reg.HandleIQ(m.Name(), t, xmpp.TypeGet, NSConv, "conversations", m.conversations); err != nil {
 		return err
 	}
-	hooks.UserSend.Add(m.outgoing)
+	hooks.MessageOut.Add(m.outgoing)
 	hooks.MessageIn.Add(m.incoming)
 	return reg.AddCommand(xmpp.Command{
 		Node: NodeDeleteConversation,
@@ -285,20 +285,38 @@ func (m *Module) wanted(ctx context.Context, owner, with jid.JID) bool {
 	return true
 }
 
-// outgoing archives a message a local user sends in their archive.
-func (m *Module) outgoing(ctx context.Context, st *xmpp.Stanza) bool {
+// outgoing archives a message a local user sends in their archive and
+// returns the archived copy with the archive's stanza-id, for the sent
+// carbons that the MessageOut hooks after this one deliver (the routed
+// message itself is unchanged: the id is the sender's archive's, not the
+// recipient's). The id is assigned in memory as the record is queued, so
+// this adds no store transaction to the send path. Stanza-ids that claim
+// to be by the sender's own archive are not the server's and are left out
+// of the archived copy.
+func (m *Module) outgoing(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 	if st.Kind == xmpp.KindMessage && !xmpp.IsZero(st.To) && st.El.Child("displayed", NSMarkers) != nil {
 		m.markRead(ctx, st)
 	}
 	if !archivable(st) || xmpp.IsZero(st.To) {
-		return false
+		return st
 	}
 	owner := st.From.Bare()
 	if !m.wanted(ctx, owner, st.To) {
-		return false
+		return st
 	}
-	m.append(ctx, owner, st.To.Bare().String(), store.DirOut, st)
-	return false
+	own := stripOwnIDs(st, owner)
+	id, ok := m.append(ctx, owner, st.To.Bare().String(), store.DirOut, own)
+	if !ok {
+		return own
+	}
+	return m.stampID(own, owner, id)
+}
+
+// stampID returns st with the stanza-id of archive owner's record id.
+func (m *Module) stampID(st *xmpp.Stanza, owner jid.JID, id uint64) *xmpp.Stanza {
+	sid := wire.New("stanza-id", NSSID,
+		wire.Attr{Name: "by", Value: owner.String()}, wire.Attr{Name: "id", Value: m.ids.Format(id)})
+	return st.WithElement(st.El.Append(sid))
 }
 
 // incoming archives a message to a local user in their archive and stamps
@@ -314,10 +332,7 @@ func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 	if !ok {
 		return st
 	}
-	sid := wire.New("stanza-id", NSSID,
-		wire.Attr{Name: "by", Value: owner.String()}, wire.Attr{Name: "id", Value: m.ids.Format(id)})
-	stamped := st.WithElement(st.El.Append(sid))
-	return stamped
+	return m.stampID(st, owner, id)
 }
 
 // stripOwnIDs removes the stanza-ids that claim to be by the archive by.

@@ -316,10 +316,14 @@ func (r *Router) Resources(bare jid.JID) []jid.JID {
 }
 
 // RouteFromClient routes a stanza a local client sent (its sender already
-// stamped): the UserSend hooks see it first.
+// stamped): the UserSend hooks see it first, then, for a message, the
+// MessageOut hooks (archive, sent carbons), whose result is not routed.
 func (r *Router) RouteFromClient(ctx context.Context, st *xmpp.Stanza) {
 	if r.hooks.UserSend.Run(ctx, st) {
 		return
+	}
+	if st.Kind == xmpp.KindMessage {
+		r.hooks.MessageOut.Run(ctx, st)
 	}
 	r.Route(ctx, st)
 }

@@ -1591,6 +1591,85 @@ func TestMAMRestart(t *testing.T) {
 	}
 }
 
+// TestMAMSentCarbonStanzaID covers XEP-0280 <sent/> copies with XEP-0359:
+// the copy another device of the sender gets carries the stanza-id of the
+// sender's archive, the id that device then finds in the archive, so it
+// can tell the archived message from the carbon it already shows; the
+// message the recipient gets carries only the recipient's archive's id; a
+// stanza-id that the sending client put in, claiming to be by its own
+// archive, is neither archived nor copied; a sent message the archive
+// does not keep is copied without a stanza-id.
+func TestMAMSentCarbonStanzaID(t *testing.T) {
+	const nsCarbons = "urn:xmpp:carbons:2"
+	s := servertest.Start(t)
+	alice := s.AddUser(t, "alice", mtPassword)
+	bob := s.AddUser(t, "bob", mtPassword)
+	carol := s.AddUser(t, "carol", mtPassword)
+	desk := mtOnline(t, s, alice, "desk")
+	phone := mtOnline(t, s, alice, "phone")
+	b := mtOnline(t, s, bob, "pc")
+	mtResult(t, phone, "<iq type='set' id='%s'><enable xmlns='"+nsCarbons+"'/></iq>")
+	mtSetPrefs(t, desk, mtPrefs{def: "always", never: []string{carol.String()}})
+
+	// sentCopy waits for the <sent/> carbon of the message id on phone.
+	sentCopy := func(id string) *wire.Element {
+		t.Helper()
+		c := phone.Next(t, mtWait, func(e *wire.Element) bool {
+			sent := e.Child("sent", nsCarbons)
+			return e.Name == "message" && sent != nil && sent.Child("forwarded", mtNSForward).Child("message", mtNSClient).AttrValue("id") == id
+		})
+		if c.AttrValue("from") != alice.String() || c.AttrValue("to") != phone.JID.String() {
+			t.Errorf("carbon from %q to %q, want from %s to %s", c.AttrValue("from"), c.AttrValue("to"), alice, phone.JID)
+		}
+		return c.Child("sent", nsCarbons).Child("forwarded", mtNSForward).Child("message", mtNSClient)
+	}
+
+	id := mtChat(t, desk, bob.String(), "hello from the desk")
+	fwd := sentCopy(id)
+	sid := mtStanzaID(t, fwd, alice.String())
+	delivered := mtReceive(t, b, id)
+	if got := mtStanzaIDs(delivered, alice.String()); len(got) != 0 {
+		t.Errorf("bob got alice's archive id %v: %s", got, delivered)
+	}
+	bobSID := mtStanzaID(t, delivered, bob.String())
+	if p := mtRun(t, phone, mtQuery{fields: []string{mtField("ids", sid)}}); !slices.Equal(p.ids, []string{sid}) || !slices.Equal(p.messageIDs(), []string{id}) {
+		t.Errorf("alice's archive by the carbon's stanza-id: ids %v of messages %v, want [%s] of [%s]", p.ids, p.messageIDs(), sid, id)
+	}
+	if p := mtRun(t, b, mtQuery{}); !slices.Equal(p.ids, []string{bobSID}) {
+		t.Errorf("bob's archive %v, want [%s]", p.ids, bobSID)
+	}
+
+	// A stanza-id the client claims for its own archive is dropped.
+	forged := mtMessage(t, desk, "chat", bob.String(),
+		"<body>forged</body><stanza-id xmlns='"+mtNSSID+"' by='"+alice.String()+"' id='made-up'/>")
+	fwd = sentCopy(forged)
+	sid2 := mtStanzaID(t, fwd, alice.String())
+	if sid2 == "made-up" || sid2 == sid {
+		t.Errorf("carbon of the forged message carries stanza-id %q", sid2)
+	}
+	p := mtRun(t, phone, mtQuery{fields: []string{mtField("ids", sid2)}})
+	if len(p.results) != 1 || len(mtStanzaIDs(p.forwarded(0), alice.String())) != 0 {
+		t.Errorf("archived forged message: %v", p.results)
+	}
+
+	// Not archived (preferences, or a chat state): copied without an id.
+	for _, tc := range []struct{ to, inner string }{
+		{carol.String(), "<body>never archived</body>"},
+		{bob.String(), "<composing xmlns='" + mtNSChatStates + "'/>"},
+	} {
+		id := mtMessage(t, desk, "chat", tc.to, tc.inner)
+		if got := mtStanzaIDs(sentCopy(id), alice.String()); len(got) != 0 {
+			t.Errorf("carbon of an unarchived message %s carries stanza-ids %v", tc.inner, got)
+		}
+	}
+	// The sending resource gets no copy of its own messages.
+	for _, e := range mtSync(t, desk) {
+		if e.Child("sent", nsCarbons) != nil {
+			t.Errorf("the sender got a carbon of its own message: %s", e)
+		}
+	}
+}
+
 // TestMAMCarbonsAndBlocking covers the archive's interplay with message
 // carbons and blocking: a message delivered to one resource is archived
 // once and its carbon copies to the other resources carry the same

@@ -202,7 +202,8 @@ func (s *Server) build() error {
 	}
 	// Blocking first: its filters must see stanzas before the others.
 	// The archive before offline storage, so that stored messages carry
-	// their stanza-id.
+	// their stanza-id, and before carbons, so that sent carbons carry the
+	// stanza-id of the sender's archive (xmpp.Hooks.MessageOut).
 	modules = append([]xmpp.Module{blockingMod}, modules...)
 	modules = append(modules, rosterMod, presenceMod, mamMod, offlineMod, carbons.New(rt), lastMod, adhoc.New())
 	for _, m := range modules {
