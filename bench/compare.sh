@@ -22,9 +22,11 @@
 # Knobs (environment), defaults in brackets:
 #   BENCH_RUNS [3]        runs per scenario and server (the table: medians)
 #   BENCH_SERVERS         [switchboard switchboard-archive prosody ejabberd]
-#   BENCH_GROUPS          [main idle presence] (see group_scenarios)
+#   BENCH_GROUPS          [main idle presence idle100k] (see group_scenarios)
 #   BENCH_DURATION [3s], BENCH_WARMUP [1s]   chat and MUC windows
-#   BENCH_IDLE_SESSIONS [10000], BENCH_LOGINS [2000], BENCH_TLS_LOGINS [500],
+#   BENCH_IDLE_SESSIONS [10000], BENCH_IDLE_MANY [100000] (sessions of the
+#   idle100k group: the idle accounts, up to 10 resources each),
+#   BENCH_LOGINS [2000], BENCH_TLS_LOGINS [500],
 #   BENCH_LOGIN_CONCURRENCY [200]
 #   BENCH_OUT [docs/performance.md]
 #   BENCH_WORK            scratch directory [a new mktemp -d under /tmp]
@@ -33,7 +35,9 @@
 #   BENCH_SCENARIO_TIMEOUT [180]  seconds per xmppbench call
 #
 # The defaults finish in about 18 minutes on 2 cores (seeding ~4, each of
-# the 3 runs ~4.5); BENCH_RUNS=1 takes about 8.
+# the 3 runs ~4.5), plus the idle100k group's single run: 54 s measured
+# with the 19,000 sessions a 20,000-descriptor hard limit allows (a busy
+# machine), an estimated 2 minutes with 100,000; BENCH_RUNS=1 takes about 9.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,10 +45,14 @@ cd "$ROOT"
 
 RUNS=${BENCH_RUNS:-3}
 SERVERS=${BENCH_SERVERS:-"switchboard switchboard-archive prosody ejabberd"}
-GROUPS_=${BENCH_GROUPS:-"main idle presence"}
+GROUPS_=${BENCH_GROUPS:-"main idle presence idle100k"}
 DURATION=${BENCH_DURATION:-3s}
 WARMUP=${BENCH_WARMUP:-1s}
 IDLE_SESSIONS=${BENCH_IDLE_SESSIONS:-10000}
+IDLE_MANY=${BENCH_IDLE_MANY:-100000}
+# Local addresses the idle100k sessions connect from: one loopback address
+# has ~28,000 ephemeral ports (ip_local_port_range); all of 127/8 is on lo.
+IDLE_MANY_SOURCES=127.0.0.1-127.0.0.8
 LOGINS=${BENCH_LOGINS:-2000}
 TLS_LOGINS=${BENCH_TLS_LOGINS:-500}
 OUT=${BENCH_OUT:-docs/performance.md}
@@ -352,6 +360,7 @@ scenario_args() {
 	muc_50) echo "${common[*]} --users 50 --prefix c muc --occupants 50 --senders $MUC_SENDERS --room bench50 --window 4 --size 32" ;;
 	muc_200) echo "${common[*]} --users 200 --prefix c muc --occupants 200 --senders $MUC_SENDERS --room bench200 --window 4 --size 32" ;;
 	idle) echo "--duration 2s --users $IDLE_SESSIONS --prefix i idle --sessions $IDLE_SESSIONS --keepalive 0s" ;;
+	idle_many) echo "--duration 2s --users $IDLE_SESSIONS --prefix i --source $IDLE_MANY_SOURCES --concurrency 64 idle --sessions $IDLE_MANY --keepalive 0s" ;;
 	chat_churn) scenario_args chat_sat ;;
 	presence) echo "--users $PRESENCE_USERS --prefix p presence --contacts $PRESENCE_CONTACTS --presence-timeout 2m" ;;
 	*) die "unknown scenario $1" ;;
@@ -362,13 +371,34 @@ scenario_args() {
 # main: the fresh-process rows. idle: RSS per idle session, then — the
 # same process, after those sessions logged in and out — chat again, for
 # the churn row (compared with chat_sat of a fresh process). presence: the
-# login storm on its own fresh process.
+# login storm on its own fresh process. idle100k: 100,000 idle sessions
+# (the idle accounts with several resources each), Switchboard as shipped
+# only and once (group_servers, group_runs): the target is absolute and
+# the peers have no figure for it.
 group_scenarios() {
 	case $1 in
 	main) echo "chat_sat chat_steady login_tcp login_starttls muc_50 muc_200" ;;
 	idle) echo "idle chat_churn" ;;
 	presence) echo "presence" ;;
+	idle100k) echo "idle_many" ;;
 	*) die "unknown group $1" ;;
+	esac
+}
+
+# group_servers GROUP SERVERS...: the servers GROUP runs on.
+group_servers() {
+	local group=$1 s
+	shift
+	for s in "$@"; do
+		[[ $group != idle100k || $s == switchboard-archive ]] && echo "$s"
+	done
+}
+
+# group_runs GROUP: how many runs GROUP gets.
+group_runs() {
+	case $1 in
+	idle100k) echo 1 ;;
+	*) echo "$RUNS" ;;
 	esac
 }
 
@@ -402,7 +432,7 @@ seed() {
 	local lg="$dir/xmppbench.log"
 	xmppbench --users "$CHAT_USERS" --prefix c --register login --logins 1 >>"$lg" 2>&1 ||
 		die "$server: registering the chat accounts failed (see $lg)"
-	if [[ " $GROUPS_ " == *" idle "* ]]; then
+	if [[ " $GROUPS_ " == *" idle "* || " $GROUPS_ " == *" idle100k "* ]]; then
 		xmppbench --users "$IDLE_SESSIONS" --prefix i --register --concurrency 32 login --logins 1 >>"$lg" 2>&1 ||
 			die "$server: registering the idle accounts failed (see $lg)"
 	fi
@@ -623,6 +653,7 @@ machine_info() {
 		echo "runs: $RUNS"
 		echo "duration: $DURATION measured after $WARMUP warm-up (chat, muc)"
 		echo "idle sessions: $IDLE_SESSIONS"
+		echo "idle sessions, many: $IDLE_MANY"
 		echo "logins: $LOGINS plain TCP, $TLS_LOGINS STARTTLS, $LOGIN_CONCURRENCY in parallel"
 		echo "servers: $SERVERS"
 		echo "groups: $GROUPS_"
@@ -637,14 +668,34 @@ main() {
 	install_peers
 	command -v go >/dev/null || die "go is not installed"
 
-	# 10k idle sessions need 10k descriptors in the server and in the
-	# client; raise the soft limit as far as the hard one allows.
-	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+	# Idle sessions need a descriptor each in the server and in the
+	# client: raise the limits (root may raise the hard one up to
+	# fs.nr_open), else go as far as the hard limit allows and scale the
+	# idle scenarios down.
+	local need=$((IDLE_MANY + 1000))
+	((need > IDLE_SESSIONS + 1000)) || need=$((IDLE_SESSIONS + 1000))
+	((need >= 65536)) || need=65536
+	if ! ulimit -n "$need" 2>/dev/null; then
+		local nr_open
+		nr_open=$(cat /proc/sys/fs/nr_open 2>/dev/null || echo "$need")
+		((need <= nr_open)) || need=$nr_open
+		ulimit -Hn "$need" 2>/dev/null && ulimit -n "$need" 2>/dev/null ||
+			ulimit -n "$(ulimit -Hn)" || true
+	fi
 	local fds
 	fds=$(ulimit -n)
 	if [[ $fds != unlimited ]] && ((fds < IDLE_SESSIONS + 1000)); then
 		log "open files limit is $fds: idle sessions scaled from $IDLE_SESSIONS to $((fds - 1000))"
 		IDLE_SESSIONS=$((fds - 1000))
+	fi
+	# The many idle sessions are the idle accounts with up to 10 resources
+	# each (max_sessions_per_user).
+	if [[ $fds != unlimited ]] && ((fds < IDLE_MANY + 1000)); then
+		log "open files limit is $fds (the hard limit could not be raised): $IDLE_MANY idle sessions scaled to $((fds - 1000))"
+		IDLE_MANY=$((fds - 1000))
+	fi
+	if ((IDLE_MANY > 10 * IDLE_SESSIONS)); then
+		IDLE_MANY=$((10 * IDLE_SESSIONS))
 	fi
 
 	if [[ -n ${BENCH_WORK:-} ]]; then
@@ -681,8 +732,11 @@ main() {
 	done
 
 	for group in $GROUPS_; do
-		for run in $(seq "$RUNS"); do
-			read -r -a order <<<"$(rotate $((run - 1)) "${servers[@]}")"
+		local gservers
+		read -r -a gservers <<<"$(group_servers "$group" "${servers[@]}" | tr '\n' ' ')"
+		((${#gservers[@]})) || continue
+		for run in $(seq "$(group_runs "$group")"); do
+			read -r -a order <<<"$(rotate $((run - 1)) "${gservers[@]}")"
 			for server in "${order[@]}"; do
 				measure "$group" "$run" "$server"
 			done
