@@ -44,4 +44,8 @@
 // members are every user of the host; issue chats, open at once (never
 // locked), named by the issue key as typed (TEST-123) while the room JID
 // is case-folded (RFC 7622).
+//
+// Rooms a user has entered appear in the user's conversation list (package
+// mam), with unread counts from XEP-0333 displayed markers and no write per
+// room message: see inbox.go.
 package muc

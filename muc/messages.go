@@ -51,6 +51,7 @@ func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 		r.fail(ctx, st, xmpp.StanzaError(stanza.BadRequest, "messages to the room are of type groupchat"))
 		return
 	}
+	r.svc.deps.Inbox.marker(r, o, st)
 	if o.role == roleVisitor || o.role == roleNone {
 		// §7.4: visitors in a moderated room have no voice.
 		r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "you have no voice in this room"))

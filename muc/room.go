@@ -428,6 +428,7 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 	o.presence = st
 	r.byJID[user.String()] = nick
 	r.publicTemp.Store(r.data.Public && !r.locked)
+	r.svc.deps.Inbox.joined(r, user)
 
 	// §7.2.3: the others' presence to the newcomer, then its own
 	// presence to everyone, then history and subject.

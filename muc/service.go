@@ -89,6 +89,7 @@ type Deps struct {
 	Writer  *store.ArchiveWriter
 	MAM     Archive
 	Router  xmpp.Router
+	Inbox   *Inbox // optional: rooms in users' conversation lists (inbox.go)
 }
 
 // Service is a multi-user chat service (a component).

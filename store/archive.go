@@ -472,6 +472,83 @@ func (a *Archive) Conversations(ctx context.Context, archive string, limit int) 
 	return convs, nil
 }
 
+// ArchiveSummary is what a conversation list shows of a shared archive (a
+// room's) for one of its parties; see Archive.Summary.
+type ArchiveSummary struct {
+	// Last is the newest record not before the summary's notBefore; its
+	// ID is 0 if there is none.
+	Last ArchiveRecord
+	// OwnLast is the id of the party's own newest record (the newest
+	// with With = the party), 0 if none.
+	OwnLast uint64
+	// Unread counts the records newer than the party's read marker, its
+	// own last record and notBefore, at most the summary's limit; More
+	// reports that there are more.
+	Unread int
+	More   bool
+}
+
+// Summary summarises archive for the party with: the newest record with
+// an id of at least notBefore, the party's own newest record, and how many
+// records are newer than all of readID, that record and notBefore (other
+// parties' records, since the party's own are not newer than its last),
+// counted up to limit. It walks the archive's keys back from the newest,
+// reading one record: O(min(unread, limit)), whatever the archive's size.
+func (a *Archive) Summary(ctx context.Context, archive, with string, notBefore, readID uint64, limit int) (ArchiveSummary, error) {
+	if err := validateJID("archive", archive); err != nil {
+		return ArchiveSummary{}, fmt.Errorf("store: summarise archive: %w", err)
+	}
+	if err := validateJID("with", with); err != nil {
+		return ArchiveSummary{}, fmt.Errorf("store: summarise archive: %w", err)
+	}
+	var sum ArchiveSummary
+	err := a.db.view(ctx, func(tx *bbolt.Tx) error {
+		s, err := newArchiveScan(tx, archive, "", nil)
+		if err != nil {
+			return err
+		}
+		sum, err = s.summary(archive, with, notBefore, readID, limit)
+		return err
+	})
+	if err != nil {
+		return ArchiveSummary{}, fmt.Errorf("store: summarise archive %s for %s: %w", archive, with, err)
+	}
+	return sum, nil
+}
+
+// summary is Summary inside the scan's transaction.
+func (s *archiveScan) summary(archive, with string, notBefore, readID uint64, limit int) (ArchiveSummary, error) {
+	var sum ArchiveSummary
+	if v := s.at.conv.Get(convKey(archive, with)); v != nil {
+		cv, err := decodeConvState(v)
+		if err != nil {
+			return sum, fmt.Errorf("conversation %s: %w", with, err)
+		}
+		sum.OwnLast = cv.lastID
+	}
+	base := max(readID, sum.OwnLast, max(notBefore, 1)-1)
+	err := s.each(max(notBefore, 1), math.MaxUint64, true, func(id uint64, val []byte) (bool, error) {
+		if sum.Last.ID == 0 {
+			rec, err := decodeArchiveRecord(val)
+			if err != nil {
+				return false, fmt.Errorf("record %d: %w", id, err)
+			}
+			rec.ID, rec.Archive = id, archive
+			sum.Last = rec
+		}
+		if id <= base {
+			return false, nil
+		}
+		if sum.Unread == limit {
+			sum.More = true
+			return false, nil
+		}
+		sum.Unread++
+		return true, nil
+	})
+	return sum, err
+}
+
 // MarkRead records that the owner of archive has read the conversation
 // with with up to id upTo (XEP-0333 displayed): ReadID becomes
 // max(ReadID, upTo) and Unread the number of incoming records (without

@@ -62,6 +62,7 @@
 //	mam_count          lp(archive) ‖ 0x00 [‖ be32(slot)]      0x01 ‖ uvarint(records of the archive [in the slot])
 //	                   lp(archive) ‖ 0x01 ‖ lp(with) [‖ be32(slot)] 0x01 ‖ uvarint(records with with [in the slot])
 //	audit              be64(id)                             0x01 ‖ varint(time) ‖ bytes(actor) ‖ bytes(action) ‖ bytes(target) ‖ bytes(detail)
+//	room_inbox         lp(owner) ‖ room                     0x01 ‖ varint(joined) ‖ uvarint(read id)
 //	rooms              lp(service) ‖ localpart              0x01 ‖ room (see Rooms below)
 //
 // where cred = bytes(salt) ‖ uvarint(iterations) ‖ bytes(StoredKey) ‖
@@ -99,6 +100,10 @@
 //   - PresenceOverrides: presence set from outside XMPP.
 //   - Archive: the message archive and conversation list of the account
 //     (see below).
+//   - RoomInbox: the rooms the account follows in its conversation list,
+//     with when it first entered each and the room archive id it has read
+//     up to; written in batches on joins and displayed markers, never per
+//     room message (unread counts come from Archive.Summary, O(limit)).
 //
 // # Message archive (XEP-0313 1.1.3, XEP-0359 0.7.0, XEP-0333 1.0.0)
 //

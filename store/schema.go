@@ -37,6 +37,9 @@ const (
 
 	// Added by migration 6.
 	bucketMAMCount = "mam_count"
+
+	// Added by migration 7.
+	bucketRoomInbox = "room_inbox"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
@@ -50,7 +53,7 @@ const keyArchiveLastID = "archive_last_id"
 
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -100,6 +103,10 @@ func migrations() []migration {
 				return err
 			}
 			return countArchive(tx)
+		}},
+		{name: "create room inbox bucket", apply: func(tx *bbolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists([]byte(bucketRoomInbox))
+			return err
 		}},
 	}
 }

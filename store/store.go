@@ -85,6 +85,7 @@ type DB struct {
 	archive   *Archive
 	audit     *Audit
 	rooms     *Rooms
+	inbox     *RoomInbox
 }
 
 // Open opens the database at path, creating it (and its parent directory,
@@ -145,6 +146,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.archive = &Archive{db: db}
 	db.audit = &Audit{db: db}
 	db.rooms = &Rooms{db: db}
+	db.inbox = &RoomInbox{db: db}
 
 	if err := db.checkMode(); err != nil {
 		_ = bdb.Close()
@@ -236,6 +238,10 @@ func (db *DB) Audit() *Audit { return db.audit }
 // Rooms returns the sub-store of persistent multi-user chat rooms
 // (XEP-0045).
 func (db *DB) Rooms() *Rooms { return db.rooms }
+
+// RoomInbox returns the sub-store of the rooms each account follows in
+// its conversation list, with its read markers.
+func (db *DB) RoomInbox() *RoomInbox { return db.inbox }
 
 // view runs fn in a read-only transaction after checking ctx.
 func (db *DB) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {

@@ -238,7 +238,7 @@ func (u *Users) Exists(ctx context.Context, host, local string) (bool, error) {
 // transaction it removes everything the sub-stores keep for the account
 // local@host: roster items, tombstones and version, pending subscription
 // requests, offline messages, blocklist, last activity, presence override,
-// and the message archive with its conversations.
+// the message archive with its conversations, and the rooms it follows.
 func (u *Users) Delete(ctx context.Context, host, local string) error {
 	if err := validateUserKey(host, local); err != nil {
 		return fmt.Errorf("store: delete user: %w", err)
@@ -275,6 +275,7 @@ func deleteAccountData(tx *bbolt.Tx, owner string) error {
 		deletePresenceOverrideOwner,
 		deleteArchiveOwner,
 		deleteArchivePrefsOwner,
+		deleteRoomInboxOwner,
 	} {
 		if err := del(tx, owner); err != nil {
 			return err

@@ -5,7 +5,10 @@
 // archiving preferences (always / never / roster), and a conversation list
 // with unread counts (namespace urn:switchboard:conversations:0), where
 // "read" follows the XEP-0333 displayed markers the user sends from any of
-// their devices.
+// their devices. The list also holds the rooms the user follows
+// (type='groupchat'), which package muc supplies through Deps.Rooms: which
+// rooms, and how their unread counts are kept without a write per room
+// message, is described in muc/inbox.go.
 //
 // Archiving goes through the store's group-commit writer: the id (and so
 // the stanza-id) is assigned before delivery; the record becomes durable

@@ -74,7 +74,41 @@ type Deps struct {
 	Rosters *store.Rosters
 	Prefs   *store.ArchivePrefsStore
 	Router  Router
+	// Rooms, if set, adds the rooms a user follows to the conversation
+	// list (package muc provides it).
+	Rooms Rooms
 }
+
+// Rooms lists the rooms a user follows, for the conversation list.
+type Rooms interface {
+	// RoomConversations returns the rooms user follows and may still
+	// read, in any order.
+	RoomConversations(ctx context.Context, user jid.JID) ([]RoomConversation, error)
+	// ForgetRoom takes room off user's list (until the user enters it,
+	// or marks it read, again) and reports whether it was there.
+	ForgetRoom(ctx context.Context, user, room jid.JID) (bool, error)
+}
+
+// RoomConversation is a room in a user's conversation list.
+type RoomConversation struct {
+	Room jid.JID
+	// Since is when the user started following the room (first entered
+	// it); it orders a room without messages.
+	Since time.Time
+	// Last is the room's newest message (its ID is 0 if none), as the
+	// room archived it.
+	Last store.ArchiveRecord
+	// Unread counts the room's messages newer than the user's read
+	// marker, own last message and Since, up to RoomUnreadCap; More
+	// reports that there are more ("99+").
+	Unread int
+	More   bool
+}
+
+// RoomUnreadCap is the most unread room messages counted; beyond it a
+// room shows unread='99' with unread-more='true', so that the list costs
+// O(rooms × cap), not O(unread messages).
+const RoomUnreadCap = 99
 
 // Module is the archive.
 type Module struct {
@@ -175,6 +209,17 @@ func (m *Module) deleteConversation(ctx context.Context, st *xmpp.Stanza, fields
 		return "", fmt.Errorf("mam: delete conversation: %w", err)
 	}
 	m.log.Info("conversation deleted from archive", xmpp.LogJID, owner, "with", with.Bare().String(), "messages", n)
+	// A room leaves the list too; its history is the room's, not the
+	// user's, and stays.
+	if m.deps.Rooms != nil {
+		forgot, err := m.deps.Rooms.ForgetRoom(ctx, st.From.Bare(), with.Bare())
+		if err != nil {
+			return "", fmt.Errorf("mam: forget room: %w", err)
+		}
+		if forgot {
+			return fmt.Sprintf("Deleted %d messages exchanged with %s and removed the room from your conversations.", n, with.Bare()), nil
+		}
+	}
 	return fmt.Sprintf("Deleted %d messages exchanged with %s.", n, with.Bare()), nil
 }
 
@@ -294,7 +339,9 @@ func (m *Module) wanted(ctx context.Context, owner, with jid.JID) bool {
 // to be by the sender's own archive are not the server's and are left out
 // of the archived copy.
 func (m *Module) outgoing(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
-	if st.Kind == xmpp.KindMessage && !xmpp.IsZero(st.To) && st.El.Child("displayed", NSMarkers) != nil {
+	// A marker in a room (groupchat) names the room's message and is the
+	// room's to record (package muc); here only one-to-one ones.
+	if st.Type != xmpp.TypeGroupchat && !xmpp.IsZero(st.To) && st.El.Child("displayed", NSMarkers) != nil {
 		m.markRead(ctx, st)
 	}
 	if !archivable(st) || xmpp.IsZero(st.To) {

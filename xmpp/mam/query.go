@@ -1,10 +1,12 @@
 package mam
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -371,7 +373,7 @@ func (m *Module) setPrefs(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, e
 }
 
 // conversations answers the conversation list: each contact or room the
-// user talked with, newest first, with the last message, its time and the
+// user talks with, newest first, with the last message, its time and the
 // number of unread messages.
 //
 //	<iq type='get'><conversations xmlns='urn:switchboard:conversations:0' max='50'/></iq>
@@ -379,7 +381,17 @@ func (m *Module) setPrefs(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, e
 //	  <conversation with='bob@example.org' unread='2' last-id='…' last-time='…'>
 //	    <forwarded xmlns='urn:xmpp:forward:0'><delay …/><message …/></forwarded>
 //	  </conversation>
+//	  <conversation with='team@conference.example.org' type='groupchat' unread='99' unread-more='true'
+//	      last-id='…' last-by='team@conference.example.org' last-time='…'>…</conversation>
 //	</conversations></iq>
+//
+// A room (type='groupchat', from Deps.Rooms) carries the room's stanza-id
+// of its last message and names the room in last-by; private messages from
+// its occupants, archived with the room's JID, are the same entry (their
+// unread counts add up, and last-by is the user's own archive when one of
+// them is the newest). A room's unread count stops at RoomUnreadCap, with
+// unread-more='true' beyond it. A room with no message yet is ordered by
+// when the user entered it and has no last-id.
 func (m *Module) conversations(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
 	if !own(st) {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
@@ -392,31 +404,117 @@ func (m *Module) conversations(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stan
 		}
 		limit = min(n, MaxPage)
 	}
-	owner := st.From.Bare().String()
+	owner := st.From.Bare()
 	if err := m.deps.Writer.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("mam: flush: %w", err)
 	}
-	convs, err := m.deps.Archive.Conversations(ctx, owner, limit)
+	var rooms []RoomConversation
+	if m.deps.Rooms != nil {
+		var err error
+		if rooms, err = m.deps.Rooms.RoomConversations(ctx, owner); err != nil {
+			return nil, fmt.Errorf("mam: room conversations: %w", err)
+		}
+	}
+	fetch := limit
+	if len(rooms) > 0 {
+		fetch = 0 // all: private messages from a room join the room's entry
+	}
+	convs, err := m.deps.Archive.Conversations(ctx, owner.String(), fetch)
 	if err != nil {
 		return nil, fmt.Errorf("mam: conversations: %w", err)
 	}
+	entries := mergeConversations(owner.String(), convs, rooms)
+	if len(entries) > limit {
+		entries = entries[:limit]
+	}
 	res := wire.New("conversations", NSConv)
-	for _, c := range convs {
-		e := wire.New("conversation", NSConv,
-			wire.Attr{Name: "with", Value: c.With},
-			wire.Attr{Name: "unread", Value: strconv.Itoa(c.Unread)},
-			wire.Attr{Name: "last-id", Value: m.ids.Format(c.LastID)},
-			wire.Attr{Name: "last-time", Value: stamp(time.UnixMicro(int64(c.LastID)))},
-		)
-		if rec, err := m.deps.Archive.Get(ctx, owner, c.LastID); err == nil {
-			if el, err := wire.Parse(rec.Stanza, wire.NewScope(wire.NSClient)); err == nil {
-				e.AddChild(wire.New("forwarded", NSForward).AddChild(
-					wire.New("delay", NSDelay, wire.Attr{Name: "stamp", Value: stamp(rec.Time())}), el))
-			}
-		}
-		res.AddChild(e)
+	for _, c := range entries {
+		res.AddChild(m.conversationElement(ctx, owner.String(), c))
 	}
 	return st.Result(res), nil
+}
+
+// listEntry is an entry of the conversation list: a one-to-one
+// conversation, a room, or both (private messages from a room's
+// occupants are archived with the room's JID).
+type listEntry struct {
+	with   string
+	room   bool
+	unread int
+	more   bool
+	// The newest message: the archive holding it (the user's or the
+	// room's), its id there (0: none), and the record when at hand.
+	lastBy string
+	lastID uint64
+	last   *store.ArchiveRecord
+	order  uint64 // lastID, or when a room was entered if later
+}
+
+// mergeConversations merges owner's one-to-one conversations and rooms
+// into one list, newest first.
+func mergeConversations(owner string, convs []store.Conversation, rooms []RoomConversation) []listEntry {
+	entries := make([]listEntry, 0, len(convs)+len(rooms))
+	at := make(map[string]int, len(convs))
+	for _, c := range convs {
+		at[c.With] = len(entries)
+		entries = append(entries, listEntry{with: c.With, unread: c.Unread, lastBy: owner, lastID: c.LastID, order: c.LastID})
+	}
+	for _, r := range rooms {
+		with := r.Room.String()
+		i, merged := at[with]
+		e := listEntry{with: with}
+		if merged {
+			e = entries[i]
+		}
+		e.room, e.unread, e.more = true, e.unread+r.Unread, r.More
+		if r.Last.ID > e.lastID {
+			last := r.Last
+			e.lastBy, e.lastID, e.last = with, last.ID, &last
+		}
+		e.order = max(e.order, e.lastID, uint64(max(r.Since.UnixMicro(), 0)))
+		if merged {
+			entries[i] = e
+		} else {
+			entries = append(entries, e)
+		}
+	}
+	slices.SortFunc(entries, func(x, y listEntry) int {
+		return cmp.Or(cmp.Compare(y.order, x.order), cmp.Compare(x.with, y.with))
+	})
+	return entries
+}
+
+// conversationElement renders an entry with its last message.
+func (m *Module) conversationElement(ctx context.Context, owner string, e listEntry) *wire.Element {
+	el := wire.New("conversation", NSConv, wire.Attr{Name: "with", Value: e.with})
+	if e.room {
+		el.Attrs = append(el.Attrs, wire.Attr{Name: "type", Value: xmpp.TypeGroupchat})
+	}
+	el.Attrs = append(el.Attrs, wire.Attr{Name: "unread", Value: strconv.Itoa(e.unread)})
+	if e.more {
+		el.Attrs = append(el.Attrs, wire.Attr{Name: "unread-more", Value: "true"})
+	}
+	if e.lastID == 0 {
+		return el
+	}
+	el.Attrs = append(el.Attrs, wire.Attr{Name: "last-id", Value: m.ids.Format(e.lastID)})
+	if e.room {
+		el.Attrs = append(el.Attrs, wire.Attr{Name: "last-by", Value: e.lastBy})
+	}
+	el.Attrs = append(el.Attrs, wire.Attr{Name: "last-time", Value: stamp(time.UnixMicro(int64(min(e.lastID, math.MaxInt64))))})
+	rec := e.last
+	if rec == nil {
+		if r, err := m.deps.Archive.Get(ctx, e.lastBy, e.lastID); err == nil {
+			rec = &r
+		}
+	}
+	if rec != nil {
+		if msg, err := wire.Parse(rec.Stanza, wire.NewScope(wire.NSClient)); err == nil {
+			el.AddChild(wire.New("forwarded", NSForward).AddChild(
+				wire.New("delay", NSDelay, wire.Attr{Name: "stamp", Value: stamp(rec.Time())}), msg))
+		}
+	}
+	return el
 }
 
 // markRead applies a XEP-0333 displayed marker the user sent from any

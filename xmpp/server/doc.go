@@ -3,6 +3,6 @@
 // ordered list), room services, client listeners and the admin socket —
 // and shuts it down in reverse order: listeners and sessions
 // (system-shutdown stream error, RFC 6120 §4.9.3.22), background jobs
-// (retention), room services, the archive writer (flushed), the admin
-// socket, the store.
+// (retention), room services, the room inbox (pending joins and markers
+// written), the archive writer (flushed), the admin socket, the store.
 package server

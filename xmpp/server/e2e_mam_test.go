@@ -458,6 +458,8 @@ type mtConv struct {
 	unread         int
 	lastID, body   string
 	lastTime, with string
+	typ, lastBy    string // type='groupchat' and last-by of a room
+	more           bool   // unread-more='true'
 }
 
 // mtConversations fetches the user's conversation list, newest first.
@@ -476,7 +478,8 @@ func mtConversations(t testing.TB, c *servertest.Client) []mtConv {
 		if err != nil {
 			t.Fatalf("%s: conversation with bad unread count: %s", c.JID, e)
 		}
-		cv := mtConv{with: e.AttrValue("with"), unread: n, lastID: e.AttrValue("last-id"), lastTime: e.AttrValue("last-time")}
+		cv := mtConv{with: e.AttrValue("with"), unread: n, lastID: e.AttrValue("last-id"), lastTime: e.AttrValue("last-time"),
+			typ: e.AttrValue("type"), lastBy: e.AttrValue("last-by"), more: e.AttrValue("unread-more") == "true"}
 		if fwd := e.Child("forwarded", mtNSForward); fwd != nil {
 			cv.body = fwd.Child("message", mtNSClient).ChildText("body", mtNSClient)
 		}
@@ -1716,5 +1719,162 @@ func TestMAMCarbonsAndBlocking(t *testing.T) {
 	}
 	if got := mtUnread(t, phone)[bob.String()]; got != 1 {
 		t.Errorf("alice: unread with bob %d, want 1", got)
+	}
+}
+
+// mtJoin enters room with nick from c and waits for the room's subject
+// message, the end of the join (XEP-0045 §7.2.16).
+func mtJoin(t testing.TB, c *servertest.Client, room, nick string) {
+	t.Helper()
+	mtSend(t, c, "<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room, nick)
+	c.Next(t, mtWait, func(e *wire.Element) bool {
+		return e.Name == "message" && e.AttrValue("type") == "groupchat" && e.Child("subject", mtNSClient) != nil
+	})
+}
+
+// mtGroupchat posts body to room from c and returns the room's stanza-id
+// of the message, as c gets it reflected.
+func mtGroupchat(t testing.TB, c *servertest.Client, room, body string) string {
+	t.Helper()
+	id := mtMessage(t, c, "groupchat", room, "<body>"+body+"</body>")
+	return mtStanzaID(t, mtReceive(t, c, id), room)
+}
+
+// mtConvWith returns the entry of the list with with, if any.
+func mtConvWith(t testing.TB, c *servertest.Client, with string) (mtConv, bool) {
+	t.Helper()
+	for _, cv := range mtConversations(t, c) {
+		if cv.with == with {
+			return cv, true
+		}
+	}
+	return mtConv{}, false
+}
+
+// TestMAMRoomConversations covers rooms in the conversation list: a room
+// the user entered is listed (type='groupchat') with its last message and
+// the room's stanza-id of it; unread counts what others said since the
+// user's displayed marker, sent in the room from any joined device, or
+// since the user's own last message, and stops at 99 with unread-more;
+// private messages from the room's occupants join the room's entry; a
+// user who never entered the room does not list it; the delete
+// conversation command removes it until the user enters again; a
+// destroyed room leaves the list. Groupchat messages are not archived in
+// the occupants' own archives.
+func TestMAMRoomConversations(t *testing.T) {
+	s := servertest.Start(t)
+	alice := s.AddUser(t, "alice", mtPassword)
+	bob := s.AddUser(t, "bob", mtPassword)
+	carol := s.AddUser(t, "carol", mtPassword)
+	const room = "team@conference.localhost"
+	desk := mtOnline(t, s, alice, "desk")
+	phone := mtOnline(t, s, alice, "phone")
+	b := mtOnline(t, s, bob, "pc")
+	c := mtOnline(t, s, carol, "laptop")
+
+	mtJoin(t, desk, room, "Alice")
+	// An instant room (XEP-0045 §10.1.2), open to others.
+	mtResult(t, desk, "<iq type='set' id='%s' to='"+room+"'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>")
+	mtJoin(t, phone, room, "Alice")
+	mtJoin(t, b, room, "Bob")
+
+	cv, ok := mtConvWith(t, desk, room)
+	if !ok || cv.typ != "groupchat" || cv.unread != 0 || cv.lastID != "" {
+		t.Fatalf("alice's list after entering the room: %+v, %v; want the room, nothing unread, no last message", cv, ok)
+	}
+	if _, ok := mtConvWith(t, c, room); ok {
+		t.Fatal("carol, who never entered the room, lists it")
+	}
+
+	var sids []string
+	for i := range 3 {
+		sids = append(sids, mtGroupchat(t, b, room, fmt.Sprintf("bob %d", i)))
+	}
+	cv, _ = mtConvWith(t, desk, room)
+	if cv.unread != 3 || cv.lastID != sids[2] || cv.lastBy != room || cv.body != "bob 2" || cv.more {
+		t.Fatalf("after 3 messages from bob: %+v; want 3 unread, last %s by the room, body 'bob 2'", cv, sids[2])
+	}
+	if cv2, _ := mtConvWith(t, b, room); cv2.unread != 0 {
+		t.Errorf("bob's own messages are unread for him: %+v", cv2)
+	}
+	// The room's messages are the room's: not in alice's archive.
+	if p := mtRun(t, desk, mtQuery{fields: []string{mtField("with", room)}}); len(p.ids) != 0 {
+		t.Errorf("groupchat messages in alice's own archive: %q", p.bodies())
+	}
+
+	// A displayed marker from the phone, naming the room's stanza-id of
+	// bob's second message, is seen from the desk.
+	// (The room reflects markers: once the phone has it back, the room
+	// has recorded it.)
+	mtReceive(t, phone, mtMessage(t, phone, "groupchat", room, "<displayed xmlns='"+mtNSMarkers+"' id='"+sids[1]+"'/>"))
+	if cv, _ = mtConvWith(t, desk, room); cv.unread != 1 {
+		t.Errorf("after a marker on bob's second message: %d unread, want 1", cv.unread)
+	}
+	// A marker naming something else changes nothing.
+	mtReceive(t, phone, mtMessage(t, phone, "groupchat", room, "<displayed xmlns='"+mtNSMarkers+"' id='not-an-id'/>"))
+	if cv, _ = mtConvWith(t, desk, room); cv.unread != 1 {
+		t.Errorf("after a marker with an unknown id: %d unread, want 1", cv.unread)
+	}
+	// Alice's own message reads the room.
+	own := mtGroupchat(t, desk, room, "alice here")
+	if cv, _ = mtConvWith(t, desk, room); cv.unread != 0 || cv.lastID != own || cv.body != "alice here" {
+		t.Errorf("after alice's own message: %+v, want nothing unread, last %s", cv, own)
+	}
+
+	// A busy room: the count stops at 99, "99+".
+	for i := range 119 {
+		mtMessage(t, b, "groupchat", room, fmt.Sprintf("<body>flood %d</body>", i))
+	}
+	mtGroupchat(t, b, room, "flood 119") // the room has taken them all
+	if cv, _ = mtConvWith(t, desk, room); cv.unread != 99 || !cv.more || cv.body != "flood 119" {
+		t.Errorf("after 120 messages: %+v, want 99 unread and more, last 'flood 119'", cv)
+	}
+
+	// A private message from an occupant is part of the room's entry.
+	// (The phone leaves first: the room sends a private message to each
+	// session of the occupant, and each copy is archived.)
+	mtSend(t, phone, "<presence to='%s/Alice' type='unavailable'/>", room)
+	phone.Next(t, mtWait, func(e *wire.Element) bool {
+		return e.Name == "presence" && e.AttrValue("type") == "unavailable" && e.AttrValue("from") == room+"/Alice"
+	})
+	pm := mtMessage(t, b, "chat", room+"/Alice", "<body>psst</body>")
+	mtReceive(t, desk, pm)
+	mtSync(t, b)
+	list := mtConversations(t, desk)
+	n := 0
+	for _, e := range list {
+		if e.with == room {
+			n++
+			cv = e
+		}
+	}
+	if n != 1 || cv.unread != 99+1 || !cv.more || cv.body != "psst" || cv.lastBy != alice.String() || list[0].with != room {
+		t.Errorf("after a private message from the room: %d entries, %+v; want one, first, 100 unread and more, last 'psst' by alice's archive", n, cv)
+	}
+
+	// Delete conversation: the room leaves the list until alice enters
+	// it again.
+	execute := "<iq type='set' id='%s' to='localhost'><command xmlns='" + mtNSCommands + "' node='%s' action='execute'/></iq>"
+	session := mtResult(t, desk, execute, mtNodeDelete).AttrValue("sessionid")
+	submit := "<iq type='set' id='%s' to='localhost'><command xmlns='" + mtNSCommands + "' node='%s' sessionid='%s' action='complete'>" +
+		"<x xmlns='" + mtNSData + "' type='submit'>%s</x></command></iq>"
+	if note := mtResult(t, desk, submit, mtNodeDelete, session, mtField("with", room)).Child("note", mtNSCommands); note == nil || !strings.Contains(note.Text, "removed the room") {
+		t.Errorf("delete conversation with the room answered %v", note)
+	}
+	if _, ok := mtConvWith(t, desk, room); ok {
+		t.Error("the room is still listed after deleting the conversation")
+	}
+	mtSend(t, desk, "<presence to='%s/Alice' type='unavailable'/>", room)
+	mtSync(t, desk)
+	mtJoin(t, desk, room, "Alice")
+	if cv, ok = mtConvWith(t, desk, room); !ok || cv.unread != 0 {
+		t.Errorf("after entering again: %+v, %v; want the room, nothing unread", cv, ok)
+	}
+
+	// A destroyed room leaves the list; bob's private messages to the
+	// room's occupant stay a one-to-one conversation of his.
+	mtResult(t, desk, "<iq type='set' id='%s' to='"+room+"'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>")
+	if cv, ok := mtConvWith(t, b, room); ok && (cv.typ == "groupchat" || cv.body != "psst") {
+		t.Errorf("bob's list after the room was destroyed: %+v; want only his private message", cv)
 	}
 }

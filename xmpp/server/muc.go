@@ -42,6 +42,7 @@ func (s *Server) buildMUC(archive *mam.Module) error {
 			}
 			m, err := muc.New(opts, muc.Deps{
 				Rooms: s.db.Rooms(), History: s.db.Archive(), Writer: s.archiveWriter, MAM: archive, Router: s.router,
+				Inbox: s.inbox,
 			})
 			if err != nil {
 				return fmt.Errorf("server: %w", err)
@@ -50,6 +51,7 @@ func (s *Server) buildMUC(archive *mam.Module) error {
 				return fmt.Errorf("server: %w", err)
 			}
 			s.mucs = append(s.mucs, m)
+			s.inbox.AddService(m)
 			s.mucHosts[svc.domain] = mucService{host: h.Domain, issues: svc.issues}
 		}
 	}

@@ -63,6 +63,7 @@ type Server struct {
 	archiveIDs mam.IDCodec
 	mucs       []*muc.Service
 	mucHosts   map[string]mucService
+	inbox      *muc.Inbox // the rooms users follow, for their conversation lists
 	c2s        *c2s.Server
 	tls        *tls.Config
 
@@ -184,8 +185,15 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	s.inbox, err = muc.NewInbox(muc.InboxDeps{
+		Inbox: s.db.RoomInbox(), Archive: s.db.Archive(), Rooms: s.db.Rooms(), IDs: mam.NewIDCodec(idSecret), Logger: s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	mamMod, err := mam.New(mam.Options{Logger: s.log, IDSecret: idSecret, DefaultMode: func(host string) string { return modes[host] }}, mam.Deps{
 		Archive: s.db.Archive(), Writer: s.archiveWriter, Rosters: s.db.Rosters(), Prefs: s.db.ArchivePrefs(), Router: rt,
+		Rooms: s.inbox,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -350,6 +358,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
 	}
 	s.archiveWriter.Start(context.Background())
+	s.inbox.Start()
 	for _, m := range s.mucs {
 		if err := m.Start(ctx); err != nil {
 			s.closeListenersLocked()
@@ -396,7 +405,8 @@ func (s *Server) Addr(name string) net.Addr {
 // as an export, finish), the room services, so that occupants still
 // connected learn that rooms go down (XEP-0045 §11.2, status 332), then
 // listeners and sessions (closed with system-shutdown), background jobs,
-// the archive writer (flushed), the admin socket, the store.
+// the rooms users follow (written), the archive writer (flushed), the
+// admin socket, the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
@@ -423,8 +433,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopJobs()
 	}
 	s.serveWG.Wait()
-	// Sessions and rooms are gone: flush the archive before the store
-	// closes.
+	// Sessions and rooms are gone: write the rooms users follow and
+	// flush the archive before the store closes.
+	if err := s.inbox.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("server: %w", err))
+	}
 	if err := s.archiveWriter.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("server: archive: %w", err))
 	}

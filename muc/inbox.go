@@ -1,0 +1,394 @@
+package muc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/mam"
+)
+
+// Rooms in the conversation list.
+//
+// A user's conversation list (package mam, urn:switchboard:conversations:0)
+// shows the rooms the user follows: every room the user has entered as an
+// occupant, from any device and on any room service of the server, since
+// the user first entered it. Posting needs an occupant, so the rooms the
+// user posted in are among them. Affiliation alone does not add a room (a
+// company room would otherwise appear for every user of the host, opened
+// or not). A room leaves the list when it no longer exists (destroyed, or
+// a temporary room that emptied) and when the user removes it with the
+// delete-conversation command (until the user enters it, or sends a marker
+// to it, again); it is hidden, and comes back, while the
+// user may not read its history (banned, or no longer a member of a
+// members-only room) — the rule of room archive queries.
+//
+// Each entry shows the room's last message and the number of messages
+// since the newest of: the user's last XEP-0333 displayed marker in the
+// room (a groupchat message carrying <displayed id='the room's
+// stanza-id'/>, from any of the user's devices), the user's own last
+// message in the room, and the user's first entry. Nothing is written per
+// room message: the unread count is computed from the room's archive when
+// the list is read, counting back from the newest message up to
+// mam.RoomUnreadCap (shown as unread-more, "99+"), so a list costs
+// O(rooms followed × cap) however busy the rooms are. What is written is
+// one record per (user, room): when the user enters the room and when a
+// marker moves it on, batched by a background writer (Inbox.Start) so
+// that neither joins nor markers wait for the disk in the room's
+// goroutine; reading the list writes the pending changes first.
+
+// Inbox keeps the rooms users follow and answers the conversation list's
+// questions about them (it implements mam.Rooms). One Inbox serves every
+// room service of the server: create it with NewInbox, give it to each
+// service (Deps.Inbox) and tell it about each (AddService), Start it, and
+// Stop it after the services.
+type Inbox struct {
+	deps InboxDeps
+	log  *slog.Logger
+
+	mu       sync.Mutex // guards the fields below
+	services map[string]*Service
+	// pending holds the changes not yet written, by (user, room); at
+	// most maxInboxPending (beyond: dropped and logged, read state being
+	// advisory).
+	pending map[[2]string]store.RoomInboxChange
+	started bool
+
+	// kick (capacity 1) wakes the writer when the first change is
+	// pending; a full channel already does.
+	kick chan struct{}
+	stop chan struct{} // closed by Stop
+	done chan struct{} // closed when the writer has exited
+
+	flushMu sync.Mutex // one write of pending changes at a time
+}
+
+var _ mam.Rooms = (*Inbox)(nil)
+
+// InboxDeps are the Inbox's collaborators.
+type InboxDeps struct {
+	Inbox   *store.RoomInbox
+	Archive *store.Archive
+	Rooms   *store.Rooms
+	// IDs reads the stanza-ids that displayed markers name.
+	IDs    mam.IDCodec
+	Logger *slog.Logger
+}
+
+// Batching of the Inbox's writes.
+const (
+	inboxDelay      = 50 * time.Millisecond
+	maxInboxPending = 65536
+	// inboxViewWait bounds how long the list waits for a running room's
+	// goroutine to describe the room.
+	inboxViewWait = 2 * time.Second
+	// markerSkew is how far ahead of the clock a marked id may be (ids
+	// are times, and run ahead of the clock under load).
+	markerSkew = time.Minute
+)
+
+// NewInbox returns an Inbox.
+func NewInbox(deps InboxDeps) (*Inbox, error) {
+	if deps.Inbox == nil || deps.Archive == nil || deps.Rooms == nil {
+		return nil, errors.New("muc: inbox: missing dependency")
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Inbox{deps: deps, log: log, services: map[string]*Service{}, pending: map[[2]string]store.RoomInboxChange{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// AddService makes the Inbox answer for a room service's rooms.
+func (in *Inbox) AddService(s *Service) {
+	in.mu.Lock()
+	in.services[s.Domain()] = s
+	in.mu.Unlock()
+}
+
+// Start runs the writer. Later calls do nothing.
+func (in *Inbox) Start() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.started {
+		return
+	}
+	in.started = true
+	go in.run()
+}
+
+// Stop writes the pending changes and ends the writer (started or not);
+// ctx bounds the wait. Call it after the room services stopped.
+func (in *Inbox) Stop(ctx context.Context) error {
+	in.mu.Lock()
+	started := in.started
+	in.started = true // no Start after Stop
+	select {
+	case <-in.stop:
+	default:
+		close(in.stop)
+	}
+	in.mu.Unlock()
+	if !started {
+		return in.flush(ctx)
+	}
+	select {
+	case <-in.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("muc: inbox: %w", ctx.Err())
+	}
+}
+
+// run writes pending changes, inboxDelay after the first of a batch.
+func (in *Inbox) run() {
+	defer close(in.done)
+	t := time.NewTimer(inboxDelay)
+	t.Stop()
+	for {
+		select {
+		case <-in.kick:
+		case <-in.stop:
+			_ = in.flush(context.Background())
+			return
+		}
+		t.Reset(inboxDelay)
+		select {
+		case <-t.C:
+		case <-in.stop:
+			t.Stop()
+			_ = in.flush(context.Background())
+			return
+		}
+		_ = in.flush(context.Background())
+	}
+}
+
+// change queues a change, merged with one pending for the same pair.
+func (in *Inbox) change(c store.RoomInboxChange) {
+	key := [2]string{c.Owner, c.Room}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	p, ok := in.pending[key]
+	switch {
+	case ok:
+		if p.Joined.IsZero() || (!c.Joined.IsZero() && c.Joined.Before(p.Joined)) {
+			p.Joined = c.Joined
+		}
+		p.ReadID = max(p.ReadID, c.ReadID)
+		in.pending[key] = p
+		return
+	case len(in.pending) >= maxInboxPending:
+		in.log.Warn("muc: inbox: too many pending changes, one dropped", xmpp.LogJID, c.Owner, "room", c.Room)
+		return
+	}
+	in.pending[key] = c
+	if len(in.pending) == 1 {
+		select {
+		case in.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flush writes the pending changes in one transaction.
+func (in *Inbox) flush(ctx context.Context) error {
+	in.flushMu.Lock()
+	defer in.flushMu.Unlock()
+	in.mu.Lock()
+	if len(in.pending) == 0 {
+		in.mu.Unlock()
+		return nil
+	}
+	changes := make([]store.RoomInboxChange, 0, len(in.pending))
+	for _, c := range in.pending {
+		changes = append(changes, c)
+	}
+	clear(in.pending)
+	in.mu.Unlock()
+	// Key order: the writes walk the tree once.
+	slices.SortFunc(changes, func(a, b store.RoomInboxChange) int {
+		return strings.Compare(a.Owner+"\x00"+a.Room, b.Owner+"\x00"+b.Room)
+	})
+	skipped, err := in.deps.Inbox.Apply(ctx, changes)
+	if err != nil {
+		in.log.Error("muc: inbox: write", "changes", len(changes), xmpp.LogErr, err)
+		return fmt.Errorf("muc: inbox: %w", err)
+	}
+	if skipped > 0 {
+		in.log.Warn("muc: inbox: rooms not followed, the per-user limit is reached", "skipped", skipped, "limit", store.MaxRoomInbox)
+	}
+	return nil
+}
+
+// joined records that user entered the room (called by the room's
+// goroutine when a join succeeds; it does not wait for the disk).
+func (in *Inbox) joined(r *room, user jid.JID) {
+	if in == nil || user.Localpart() == "" {
+		return
+	}
+	in.change(store.RoomInboxChange{Owner: user.Bare().String(), Room: r.jid.String(), Joined: time.Now()})
+}
+
+// marker records the XEP-0333 displayed marker in a groupchat message an
+// occupant sent to the room: the room is read up to the message whose
+// stanza-id (the room's) it names. Other ids are ignored.
+func (in *Inbox) marker(r *room, o *occupant, st *xmpp.Stanza) {
+	if in == nil || o == nil || st.Type != xmpp.TypeGroupchat || o.bare.Localpart() == "" {
+		return
+	}
+	d := st.El.Child("displayed", mam.NSMarkers)
+	if d == nil {
+		return
+	}
+	id, ok := in.deps.IDs.Parse(d.AttrValue("id"))
+	if !ok || id > uint64(time.Now().Add(markerSkew).UnixMicro()) {
+		return
+	}
+	in.change(store.RoomInboxChange{Owner: o.bare.String(), Room: r.jid.String(), Joined: time.Now(), ReadID: id})
+}
+
+// RoomConversations implements mam.Rooms: the rooms user follows and may
+// read, with their last message and unread count. Rooms that no longer
+// exist are taken off the list.
+func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.RoomConversation, error) {
+	owner := user.Bare()
+	if err := in.flush(ctx); err != nil {
+		return nil, err
+	}
+	entries, err := in.deps.Inbox.List(ctx, owner.String())
+	if err != nil {
+		return nil, fmt.Errorf("muc: inbox: %w", err)
+	}
+	var (
+		out  []mam.RoomConversation
+		gone []string
+	)
+	for _, e := range entries {
+		rj, err := jid.Parse(e.Room)
+		if err != nil {
+			gone = append(gone, e.Room)
+			continue
+		}
+		in.mu.Lock()
+		svc := in.services[rj.Domainpart()]
+		in.mu.Unlock()
+		if svc == nil {
+			continue // a service no longer configured: kept, not shown
+		}
+		v, err := svc.inboxView(ctx, rj, owner)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case !v.exists:
+			gone = append(gone, e.Room)
+			continue
+		case !v.readable:
+			continue
+		}
+		var notBefore uint64
+		if !v.created.IsZero() {
+			notBefore = uint64(max(v.created.UnixMicro(), 0))
+		}
+		read := max(e.ReadID, uint64(max(e.Joined.UnixMicro(), 0)))
+		sum, err := in.deps.Archive.Summary(ctx, e.Room, owner.String(), notBefore, read, mam.RoomUnreadCap)
+		if err != nil {
+			return nil, fmt.Errorf("muc: inbox: %w", err)
+		}
+		out = append(out, mam.RoomConversation{Room: rj, Since: e.Joined, Last: sum.Last, Unread: sum.Unread, More: sum.More})
+	}
+	if len(gone) > 0 {
+		if _, err := in.deps.Inbox.Remove(ctx, owner.String(), gone...); err != nil {
+			in.log.Error("muc: inbox: remove rooms that are gone", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
+		}
+	}
+	return out, nil
+}
+
+// ForgetRoom implements mam.Rooms.
+func (in *Inbox) ForgetRoom(ctx context.Context, user, room jid.JID) (bool, error) {
+	if err := in.flush(ctx); err != nil {
+		return false, err
+	}
+	n, err := in.deps.Inbox.Remove(ctx, user.Bare().String(), room.Bare().String())
+	if err != nil {
+		return false, fmt.Errorf("muc: inbox: %w", err)
+	}
+	return n > 0, nil
+}
+
+// inboxView is what the conversation list needs to know of a room for a
+// user.
+type inboxView struct {
+	exists   bool
+	created  time.Time
+	readable bool // the user may read its history
+}
+
+// inboxView describes room rj for user: from its goroutine if it runs
+// (the only place a temporary room exists), else from the store.
+func (s *Service) inboxView(ctx context.Context, rj, user jid.JID) (inboxView, error) {
+	ch := make(chan inboxView, 1)
+	s.mu.Lock()
+	r := s.active[rj.String()]
+	// Posted under s.mu, as deliver does: a room that decided to stop
+	// has left active; one that has not will run the item.
+	running := r != nil
+	posted := running && !s.closed && r.post(item{fn: func(_ context.Context, r *room) { ch <- r.viewFor(user) }})
+	s.mu.Unlock()
+	if running && !posted {
+		// Busy or shutting down: not shown this time, not forgotten.
+		return inboxView{exists: true}, nil
+	}
+	if posted {
+		t := time.NewTimer(inboxViewWait)
+		defer t.Stop()
+		select {
+		case v := <-ch:
+			return v, nil
+		case <-t.C:
+			return inboxView{}, fmt.Errorf("muc: inbox: room %s did not answer", rj)
+		case <-ctx.Done():
+			return inboxView{}, fmt.Errorf("muc: inbox: %w", ctx.Err())
+		}
+	}
+	data, err := s.deps.Rooms.Get(ctx, rj.String())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return inboxView{}, nil
+	case err != nil:
+		return inboxView{}, fmt.Errorf("muc: inbox: %w", err)
+	}
+	stored := &room{svc: s, jid: rj, data: data, exists: true}
+	return stored.viewFor(user), nil
+}
+
+// viewFor describes the room for user, with the rule of room archive
+// queries: occupants, the affiliated and, in a room anyone may enter,
+// everyone may read the history, outcasts never; a locked room only its
+// owners.
+func (r *room) viewFor(user jid.JID) inboxView {
+	if !r.exists {
+		return inboxView{}
+	}
+	aff := r.affiliation(user)
+	occupant := false
+	for _, o := range r.occupants {
+		occupant = occupant || o.bare.Equal(user.Bare())
+	}
+	open := r.data.Public && !r.data.MembersOnly && !r.data.PasswordProtected
+	readable := aff != affOutcast && (occupant || aff == affOwner || aff == affAdmin || aff == affMember || open) &&
+		(!r.locked || aff == affOwner)
+	return inboxView{exists: true, created: r.data.Created, readable: readable}
+}

@@ -1,0 +1,222 @@
+package muc
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/mam"
+	"switchboard/xmpp/wire"
+)
+
+// inboxRouter drops what a room sends.
+type inboxRouter struct{}
+
+func (inboxRouter) Route(context.Context, *xmpp.Stanza) {}
+
+// codecArchive formats stanza-ids with the server's codec; room archive
+// queries are not used here.
+type codecArchive struct{ ids mam.IDCodec }
+
+func (a codecArchive) QueryArchive(_ context.Context, _ jid.JID, st *xmpp.Stanza, _ time.Time) (*xmpp.Stanza, error) {
+	return st.Result(nil), nil
+}
+
+func (a codecArchive) FormatID(id uint64) string { return a.ids.Format(id) }
+
+// inboxFixture is a room service with an Inbox that is not started, so
+// that what it would write stays pending for the test to see.
+type inboxFixture struct {
+	db  *store.DB
+	w   *store.ArchiveWriter
+	in  *Inbox
+	svc *Service
+	ids mam.IDCodec
+}
+
+func newInboxFixture(t *testing.T) *inboxFixture {
+	t.Helper()
+	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	w := db.Archive().NewWriter(store.WriterOptions{})
+	w.Start(context.Background())
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	f := &inboxFixture{db: db, w: w, ids: mam.NewIDCodec([]byte("inbox test"))}
+	f.in, err = NewInbox(InboxDeps{Inbox: db.RoomInbox(), Archive: db.Archive(), Rooms: db.Rooms(), IDs: f.ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc, err = New(Options{Domain: "conf.example.org", Host: "example.org", Secret: []byte("inbox")},
+		Deps{Rooms: db.Rooms(), History: db.Archive(), Writer: w, MAM: codecArchive{f.ids}, Router: inboxRouter{}, Inbox: f.in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.in.AddService(f.svc)
+	t.Cleanup(f.svc.Stop)
+	return f
+}
+
+// send routes a stanza from a full JID to the service.
+func (f *inboxFixture) send(t *testing.T, from jid.JID, xml string) {
+	t.Helper()
+	el, err := wire.Parse([]byte(xml), wire.NewScope(wire.NSClient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := xmpp.NewStanza(el)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Route(t.Context(), st.Stamped(from, from.String()))
+}
+
+// barrier waits until the room has handled everything sent before.
+func (f *inboxFixture) barrier(t *testing.T, rj jid.JID) {
+	t.Helper()
+	if err := f.svc.do(t.Context(), rj, func(context.Context, *room) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *inboxFixture) pending() map[[2]string]store.RoomInboxChange {
+	f.in.mu.Lock()
+	defer f.in.mu.Unlock()
+	out := map[[2]string]store.RoomInboxChange{}
+	for k, v := range f.in.pending {
+		out[k] = v
+	}
+	return out
+}
+
+// TestInboxWritesPerUserNotPerMessage: 200 occupants enter a room and 50
+// messages fan out to them; the Inbox has one change per occupant (its
+// entry) and none per message; markers are one change per user, however
+// many; the list computes unread counts from the room's archive.
+func TestInboxWritesPerUserNotPerMessage(t *testing.T) {
+	ctx := t.Context()
+	f := newInboxFixture(t)
+	owner := jid.MustParse("owner@example.org")
+	if err := f.svc.CreateRoom(ctx, "r", owner); err != nil {
+		t.Fatal(err)
+	}
+	rj := jid.MustParse("r@conf.example.org")
+	const occupants, messages = 200, 50
+	users := make([]jid.JID, occupants)
+	for i := range users {
+		users[i] = jid.MustParse(fmt.Sprintf("u%03d@example.org/res", i))
+		f.send(t, users[i], fmt.Sprintf("<presence to='r@conf.example.org/U%03d'><x xmlns='%s'/></presence>", i, NS))
+	}
+	f.barrier(t, rj)
+	if p := f.pending(); len(p) != occupants {
+		t.Fatalf("%d pending changes after %d joins, want one per occupant", len(p), occupants)
+	}
+	if err := f.in.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Message i comes from users[i%7].
+	for i := range messages {
+		f.send(t, users[i%7], fmt.Sprintf("<message to='r@conf.example.org' type='groupchat' id='m%d'><body>%d</body></message>", i, i))
+	}
+	f.barrier(t, rj)
+	if p := f.pending(); len(p) != 0 {
+		t.Fatalf("%d pending changes after %d messages to %d occupants, want none", len(p), messages, occupants)
+	}
+	if err := f.w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	page, err := f.db.Archive().Query(ctx, store.ArchiveQuery{Archive: rj.String(), Max: messages})
+	if err != nil || len(page.Records) != messages {
+		t.Fatalf("room archive: %d records, %v", len(page.Records), err)
+	}
+	id := func(i int) uint64 { return page.Records[i].ID }
+
+	// u010 marks message 20 read, then 30, then (late) 5; u011 marks 40.
+	// Markers carry the room's stanza-id; others are ignored.
+	for _, m := range []struct {
+		user int
+		mark string
+	}{{10, f.ids.Format(id(20))}, {10, f.ids.Format(id(30))}, {10, f.ids.Format(id(5))}, {11, f.ids.Format(id(40))}, {12, "m3"}} {
+		f.send(t, users[m.user], fmt.Sprintf("<message to='r@conf.example.org' type='groupchat'><displayed xmlns='%s' id='%s'/></message>", mam.NSMarkers, m.mark))
+	}
+	f.barrier(t, rj)
+	p := f.pending()
+	if len(p) != 2 || p[[2]string{"u010@example.org", rj.String()}].ReadID != id(30) || p[[2]string{"u011@example.org", rj.String()}].ReadID != id(40) {
+		t.Fatalf("pending after markers: %+v; want u010 at message 30, u011 at 40", p)
+	}
+
+	list := func(user string) []mam.RoomConversation {
+		t.Helper()
+		convs, err := f.in.RoomConversations(ctx, jid.MustParse(user))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return convs
+	}
+	for _, tc := range []struct {
+		user   string
+		unread int
+	}{
+		{"u010@example.org", messages - 31}, // after message 30
+		{"u011@example.org", messages - 41}, // after message 40
+		{"u003@example.org", 4},             // after its own last message, 45
+		{"u100@example.org", messages},      // never marked, never posted: all since it entered
+	} {
+		convs := list(tc.user)
+		if len(convs) != 1 || !convs[0].Room.Equal(rj) || convs[0].Unread != tc.unread || convs[0].Last.ID != id(messages-1) {
+			t.Errorf("%s: %+v; want the room with %d unread and message %d last", tc.user, convs, tc.unread, messages-1)
+		}
+	}
+	if convs := list("stranger@example.org"); len(convs) != 0 {
+		t.Errorf("a user who never entered lists %+v", convs)
+	}
+
+	// An outcast no longer sees the room; the entry is kept.
+	err = f.svc.do(ctx, rj, func(ctx context.Context, r *room) error {
+		r.data.Affiliations["u003@example.org"] = affOutcast
+		r.save(ctx)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if convs := list("u003@example.org"); len(convs) != 0 {
+		t.Errorf("an outcast lists %+v", convs)
+	}
+
+	// A destroyed room leaves the lists.
+	if err := f.svc.DestroyRoom(ctx, "r", ""); err != nil {
+		t.Fatal(err)
+	}
+	if convs := list("u010@example.org"); len(convs) != 0 {
+		t.Errorf("after the room was destroyed: %+v", convs)
+	}
+	if entries, err := f.db.RoomInbox().List(ctx, "u010@example.org"); err != nil || len(entries) != 0 {
+		t.Errorf("u010's entries after the room was destroyed: %+v, %v", entries, err)
+	}
+}
+
+// TestInboxStopWritesPending: what is pending when the Inbox stops is
+// written.
+func TestInboxStopWritesPending(t *testing.T) {
+	ctx := t.Context()
+	f := newInboxFixture(t)
+	f.in.Start()
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: "r@conf.example.org", Joined: time.Now(), ReadID: 9})
+	if err := f.in.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := f.db.RoomInbox().List(ctx, "u@example.org")
+	if err != nil || len(entries) != 1 || entries[0].ReadID != 9 {
+		t.Fatalf("after Stop: %+v, %v", entries, err)
+	}
+}
