@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"switchboard/store"
 	"switchboard/xmpp"
 	"switchboard/xmpp/auth"
+	"switchboard/xmpp/c2s"
+	"switchboard/xmpp/register"
 )
 
 // Accounts manages user accounts over the store: creation, passwords and
@@ -176,4 +179,66 @@ func (a *Accounts) Register(ctx context.Context, host, local, password string) e
 		return xmpp.StanzaError(stanza.NotAcceptable, "invalid username or password")
 	}
 	return err
+}
+
+// SelfService is the account manager as users reach it themselves over
+// XEP-0077: in-band registration (c2s.Registrar), password change and
+// account removal (register.Accounts). Each change that succeeds is
+// recorded in the audit log with the user as actor and the admin
+// command's action name, so that `switchboard audit` shows what users did
+// to their accounts next to what admins did. The change stands when the
+// audit write fails; that failure is logged.
+type SelfService struct {
+	Accounts *Accounts
+	Audit    *store.Audit
+	Logger   *slog.Logger
+}
+
+var (
+	_ c2s.Registrar     = SelfService{}
+	_ register.Accounts = SelfService{}
+)
+
+// Register implements c2s.Registrar.
+func (s SelfService) Register(ctx context.Context, host, local, password string) error {
+	if err := s.Accounts.Register(ctx, host, local, password); err != nil {
+		return err
+	}
+	s.record(ctx, host, local, CmdUserAdd, "in-band registration (XEP-0077)")
+	return nil
+}
+
+// SetPassword implements register.Accounts.
+func (s SelfService) SetPassword(ctx context.Context, host, local, password string) error {
+	if err := s.Accounts.SetPassword(ctx, host, local, password); err != nil {
+		return err
+	}
+	s.record(ctx, host, local, CmdUserPasswd, "password changed by the user (XEP-0077)")
+	return nil
+}
+
+// Delete implements register.Accounts.
+func (s SelfService) Delete(ctx context.Context, host, local string) error {
+	if err := s.Accounts.Delete(ctx, host, local); err != nil {
+		return err
+	}
+	s.record(ctx, host, local, CmdUserDel, "account removed by the user (XEP-0077)")
+	return nil
+}
+
+// record adds an audit entry for local@host, acting on itself.
+func (s SelfService) record(ctx context.Context, host, local, action, detail string) {
+	if s.Audit == nil {
+		return
+	}
+	if l, h, err := s.Accounts.Normalize(host, local); err == nil {
+		local, host = l, h
+	}
+	user := local + "@" + host
+	// The change is made: record it even if the request's context ends.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.Audit.Add(ctx, store.AuditEntry{Actor: user, Action: action, Target: user, Detail: detail}); err != nil && s.Logger != nil {
+		s.Logger.Error("audit: account change by the user not recorded", xmpp.LogJID, user, "action", action, xmpp.LogErr, err)
+	}
 }

@@ -124,7 +124,7 @@ func (s *Server) build() error {
 		ping.Module{},
 		&version.Module{Software: "Switchboard", Version: Version},
 		&entitytime.Module{},
-		register.New(s.accounts, rt, s.closeAccount),
+		register.New(s.selfService(), rt, s.closeAccount),
 	}
 	policies := map[string]roster.HostPolicy{}
 	quotas := map[string]int{}
@@ -282,12 +282,18 @@ func (s *Server) build() error {
 		Router:    rt,
 		Auth:      authSrv,
 		Throttle:  auth.NewThrottle(lim.AuthFailureDelay.Duration(), lim.AuthFailureMaxDelay.Duration(), time.Now),
-		Registrar: s.accounts,
+		Registrar: s.selfService(),
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
+}
+
+// selfService is the account manager for users acting on their own
+// accounts (XEP-0077), which audits what they do.
+func (s *Server) selfService() SelfService {
+	return SelfService{Accounts: s.accounts, Audit: s.db.Audit(), Logger: s.log}
 }
 
 // closeAccount ends every session of an account (after its removal).
