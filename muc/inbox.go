@@ -375,20 +375,11 @@ func (s *Service) inboxView(ctx context.Context, rj, user jid.JID) (inboxView, e
 }
 
 // viewFor describes the room for user, with the rule of room archive
-// queries: occupants, the affiliated and, in a room anyone may enter,
-// everyone may read the history, outcasts never; a locked room only its
-// owners.
+// queries (mayReadHistory).
 func (r *room) viewFor(user jid.JID) inboxView {
 	if !r.exists {
 		return inboxView{}
 	}
-	aff := r.affiliation(user)
-	occupant := false
-	for _, o := range r.occupants {
-		occupant = occupant || o.bare.Equal(user.Bare())
-	}
-	open := r.data.Public && !r.data.MembersOnly && !r.data.PasswordProtected
-	readable := aff != affOutcast && (occupant || aff == affOwner || aff == affAdmin || aff == affMember || open) &&
-		(!r.locked || aff == affOwner)
-	return inboxView{exists: true, created: r.data.Created, readable: readable}
+	occupant := len(r.occupantsOf(user.Bare())) > 0
+	return inboxView{exists: true, created: r.data.Created, readable: r.mayReadHistory(user, occupant)}
 }

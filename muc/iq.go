@@ -121,21 +121,24 @@ func (r *room) discoInfo(st *xmpp.Stanza) *xmpp.Stanza {
 // archiveQuery lets occupants and members read the room's archive
 // (XEP-0313 §5 for MUC).
 func (r *room) archiveQuery(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.Stanza, error) {
-	aff := r.affiliation(st.From)
-	// From outside, the archive is open to those affiliated and, in a
-	// public room anyone may enter (neither members-only nor
-	// password-protected), to everyone.
-	open := r.data.Public && !r.data.MembersOnly && !r.data.PasswordProtected
-	if o == nil && aff != affOwner && aff != affAdmin && aff != affMember && !open {
+	if !r.mayReadHistory(st.From, o != nil) {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "join the room to read its history")
-	}
-	if aff == affOutcast {
-		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	// Only what was said since this room was created: a room reusing an
 	// old name does not show its predecessor's history (which stays in
 	// the archive for admins' exports).
 	return r.svc.deps.MAM.QueryArchive(ctx, r.jid, st, r.data.Created)
+}
+
+// mayReadHistory is who may read the room's archive: occupants, the
+// affiliated and, in a public room anyone may enter (neither members-only
+// nor password-protected), everyone; outcasts never; a locked room only
+// its owners.
+func (r *room) mayReadHistory(user jid.JID, occupant bool) bool {
+	aff := r.affiliation(user)
+	open := r.data.Public && !r.data.MembersOnly && !r.data.PasswordProtected
+	return aff != affOutcast && (occupant || aff == affOwner || aff == affAdmin || aff == affMember || open) &&
+		(!r.locked || aff == affOwner)
 }
 
 // configForm is the muc#roomconfig form (§10.2) with the current values.
