@@ -18,7 +18,9 @@
 // copies the sender's other devices get carry it (XEP-0280 with
 // XEP-0359 §3), so they can match them with what the archive returns.
 // The message routed to the recipient carries only the recipient's
-// archive's id.
+// archive's id. A private message through a room (XEP-0045 §7.5) reaches
+// each session of an occupant joined from several as its own copy; the
+// recipient's archive keeps one record and every copy carries its id.
 //
 // # Result sets (XEP-0059)
 //

@@ -124,6 +124,73 @@ type Module struct {
 	mu    sync.Mutex
 	prefs map[string]Prefs
 	gen   uint64
+
+	// roomPMs remembers the room private messages just archived: a room
+	// sends one copy to each session of an occupant joined from several
+	// (XEP-0045 §7.5, §7.2 multi-session nicks), and the account's
+	// archive keeps one record, whose id every copy carries.
+	pmMu    sync.Mutex
+	roomPMs map[roomPMKey]roomPM
+}
+
+// roomPMKey identifies a room private message among its copies: they
+// differ only in their 'to'.
+type roomPMKey struct{ owner, from, id, body string }
+
+type roomPM struct {
+	id uint64
+	at time.Time
+}
+
+// Copies of one room private message arrive back to back (the room's
+// goroutine routes them in a row); roomPMWindow bounds how long one is
+// remembered, maxRoomPMs how many.
+const (
+	roomPMWindow = 5 * time.Second
+	maxRoomPMs   = 1024
+)
+
+// NSMUCUser marks a private message sent through a room (XEP-0045 §7.5).
+const NSMUCUser = "http://jabber.org/protocol/muc#user"
+
+// roomPMKeyOf returns the key of a room private message to owner, or false
+// for any other message.
+func roomPMKeyOf(owner jid.JID, st *xmpp.Stanza) (roomPMKey, bool) {
+	if st.From.Resourcepart() == "" || st.El.Child("x", NSMUCUser) == nil {
+		return roomPMKey{}, false
+	}
+	return roomPMKey{owner: owner.String(), from: st.From.String(), id: st.ID, body: st.El.ChildText("body", xmpp.NSClient)}, true
+}
+
+// archivedRoomPM returns the archive id of a copy already archived.
+func (m *Module) archivedRoomPM(k roomPMKey, now time.Time) (uint64, bool) {
+	m.pmMu.Lock()
+	defer m.pmMu.Unlock()
+	pm, ok := m.roomPMs[k]
+	if !ok || now.Sub(pm.at) > roomPMWindow {
+		return 0, false
+	}
+	return pm.id, true
+}
+
+// noteRoomPM remembers an archived room private message.
+func (m *Module) noteRoomPM(k roomPMKey, id uint64, now time.Time) {
+	m.pmMu.Lock()
+	defer m.pmMu.Unlock()
+	if m.roomPMs == nil {
+		m.roomPMs = map[roomPMKey]roomPM{}
+	}
+	if len(m.roomPMs) >= maxRoomPMs {
+		for key, pm := range m.roomPMs {
+			if now.Sub(pm.at) > roomPMWindow {
+				delete(m.roomPMs, key)
+			}
+		}
+		if len(m.roomPMs) >= maxRoomPMs {
+			clear(m.roomPMs)
+		}
+	}
+	m.roomPMs[k] = roomPM{id: id, at: now}
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -375,9 +442,19 @@ func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 	if !archivable(st) || xmpp.IsZero(st.From) || !m.wanted(ctx, owner, st.From) {
 		return st
 	}
+	now := time.Now()
+	pmKey, roomPM := roomPMKeyOf(owner, st)
+	if roomPM {
+		if id, ok := m.archivedRoomPM(pmKey, now); ok {
+			return m.stampID(st, owner, id) // another session's copy
+		}
+	}
 	id, ok := m.append(ctx, owner, st.From.Bare().String(), store.DirIn, st)
 	if !ok {
 		return st
+	}
+	if roomPM {
+		m.noteRoomPM(pmKey, id, now)
 	}
 	return m.stampID(st, owner, id)
 }
