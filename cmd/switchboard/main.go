@@ -146,6 +146,16 @@ func newServe(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			gcCtx, stopGC := context.WithCancel(ctx)
+			gcDone := make(chan struct{})
+			go func() {
+				defer close(gcDone)
+				keepGCHeadroom(gcCtx)
+			}()
+			defer func() {
+				stopGC()
+				<-gcDone
+			}()
 			return srv.Run(ctx)
 		},
 	}
