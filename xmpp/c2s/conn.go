@@ -181,7 +181,10 @@ func (c *conn) run(ctx context.Context) {
 func (c *conn) await(ctx context.Context) {
 	defer c.recoverPanic(ctx)
 	c.in.fresh = true
-	err := c.dec.Fill()
+	err := c.waitInput()
+	if err == nil {
+		err = c.dec.Fill()
+	}
 	if err == nil {
 		err = c.serve(ctx)
 	}

@@ -15,7 +15,8 @@
 // Deliver never blocks: a session whose outbox overflows is closed with a
 // policy-violation stream error. An idle session thus holds one goroutine,
 // and a small one: after half a second without input the ingress loop moves
-// to a fresh goroutine whose stack has not grown.
+// to a fresh goroutine whose stack has not grown, which on plain TCP waits
+// for input without a read buffer.
 //
 // Stream errors follow RFC 6120 §4.9: the server's stream header is always
 // sent before an error, and the stream is then closed.

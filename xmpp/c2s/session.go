@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"syscall"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -236,6 +237,37 @@ func (r *limitedReader) ping() bool {
 	c.Deliver(xmpp.Build(xmpp.KindIQ, xmpp.TypeGet, "keepalive", c.full.Domain(), c.full,
 		wire.New("ping", "urn:xmpp:ping")))
 	return true
+}
+
+// waitInput waits, on a plain TCP connection with nothing buffered, until
+// the socket has input, without a read buffer: an idle session holds none.
+// Elsewhere (TLS may hold decrypted input the socket no longer shows) it
+// returns at once and the read waits. The idle timeout and its keepalive
+// ping apply as to a read.
+func (c *conn) waitInput() error {
+	if c.secure {
+		return nil
+	}
+	sc, ok := c.raw.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil || !c.dec.Release() {
+		return nil
+	}
+	r := c.in
+	r.arm()
+	for {
+		err := rc.Read(readable)
+		if err == nil {
+			return nil
+		}
+		if r.deadline.IsZero() && isTimeout(err) && r.ping() {
+			continue
+		}
+		return err
+	}
 }
 
 func isTimeout(err error) bool {

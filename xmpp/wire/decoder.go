@@ -126,6 +126,18 @@ func (d *Decoder) Restart() {
 	d.state, d.depth, d.quote, d.prev, d.closed = stTop, 0, 0, 0, false
 }
 
+// Release drops the read buffer if it holds nothing (between elements), so
+// that a decoder waiting for input holds none; the next read allocates it
+// again. It reports whether it did.
+func (d *Decoder) Release() bool {
+	if d.rpos != d.wpos || d.frame >= 0 || d.state != stTop || d.rerr != nil {
+		return false
+	}
+	d.buf = nil
+	d.rpos, d.wpos, d.scan = 0, 0, 0
+	return true
+}
+
 // Fill reads more input (at least one byte, or an error), blocking until
 // the reader returns. With ReadBuffered it lets the caller choose where to
 // wait for input; ReadElement is the two in a loop.

@@ -406,3 +406,41 @@ func TestDecoderNoInput(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestDecoderRelease: the read buffer is dropped only between elements
+// with nothing buffered, and reading goes on after.
+func TestDecoderRelease(t *testing.T) {
+	r := &pausingReader{chunks: []string{header, "<message><bo", "dy>1</body></message>", "<presence/>", "</stream:stream>"}}
+	r.paused = true
+	d := NewDecoder(r, Limits{})
+	if _, err := d.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Release() {
+		t.Fatal("Release refused with nothing buffered after the header")
+	}
+	var got []string
+	for {
+		el, err := d.ReadElement()
+		if err == ErrNoInput {
+			// Mid-element the buffer holds input: it stays.
+			if d.Buffered() > 0 && d.Release() {
+				t.Fatal("Release dropped buffered input")
+			}
+			continue
+		}
+		if errors.Is(err, ErrStreamEnd) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, el.Name)
+		if d.Buffered() == 0 && !d.Release() {
+			t.Fatal("Release refused between elements")
+		}
+	}
+	if strings.Join(got, " ") != "message presence" {
+		t.Fatalf("got %q", got)
+	}
+}
