@@ -14,7 +14,7 @@ import (
 
 // Defaults for WriterOptions.
 const (
-	DefaultWriterMaxBatch  = 2048
+	DefaultWriterMaxBatch  = 8192
 	DefaultWriterMaxDelay  = 10 * time.Millisecond
 	DefaultWriterQueueSize = 8192
 )
@@ -269,7 +269,9 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 	defer close(w.exited)
 	w.log.Info("archive writer started", "max_batch", w.maxBatch, "max_delay", w.maxDelay, "queue", cap(w.queue))
 	stopping := ctx.Done()
-	batch := make([]pendingRecord, 0, w.maxBatch)
+	// Grown as batches need: at low rates a batch is a few hundred
+	// records, and the slice is scanned by every collection.
+	batch := make([]pendingRecord, 0, min(w.maxBatch, 256))
 	var timer *time.Timer
 	for {
 		batch = batch[:0]
@@ -348,6 +350,8 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 		w.mu.Unlock()
 		if len(batch) > 0 {
 			w.commit(batch)
+			// Drop the committed records' references for the collector.
+			clear(batch)
 		}
 		if !open {
 			w.log.Info("archive writer stopped")
