@@ -61,6 +61,23 @@ func mcBenchFanout(b *testing.B, n int) {
 				break
 			}
 		}
+		if i == 0 {
+			// The creator accepts the default configuration, which
+			// unlocks the room for the others (XEP-0045 §10.1.2).
+			c.Write(b, "<iq type='set' id='instant' to='"+room+"'>"+mcInstant+"</iq>")
+			for {
+				el, err := c.Read()
+				if err != nil {
+					b.Fatalf("%s: configure: %v", c.JID, err)
+				}
+				if el.Name == "iq" && el.AttrValue("id") == "instant" {
+					if el.AttrValue("type") != "result" {
+						b.Fatalf("%s: instant room: %s", c.JID, el)
+					}
+					break
+				}
+			}
+		}
 		_ = c.Conn.SetDeadline(time.Time{})
 		wg.Go(func() {
 			for {
