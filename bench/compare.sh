@@ -691,7 +691,9 @@ main() {
 	# The many idle sessions are the idle accounts with up to 10 resources
 	# each (max_sessions_per_user).
 	if [[ $fds != unlimited ]] && ((fds < IDLE_MANY + 1000)); then
-		log "open files limit is $fds (the hard limit could not be raised): $IDLE_MANY idle sessions scaled to $((fds - 1000))"
+		if [[ " $GROUPS_ " == *" idle100k "* ]]; then
+			log "open files limit is $fds (the hard limit could not be raised): $IDLE_MANY idle sessions scaled to $((fds - 1000))"
+		fi
 		IDLE_MANY=$((fds - 1000))
 	fi
 	if ((IDLE_MANY > 10 * IDLE_SESSIONS)); then
