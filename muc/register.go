@@ -70,17 +70,12 @@ func (r *room) register(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, err
 	if err != nil {
 		return nil, xmpp.StanzaError(stanza.JIDMalformed, "that nickname cannot be used")
 	}
-	nick := nj.Resourcepart()
-	if len(nick) > 1023 {
-		return nil, xmpp.StanzaError(stanza.NotAcceptable, "that nickname is too long")
-	}
+	nick := nj.Resourcepart() // normalised and at most 1023 bytes (RFC 7622 §3.4)
 	if r.data.MembersOnly && aff == affNone {
 		return nil, xmpp.StanzaError(stanza.NotAllowed, "only members may register with this room")
 	}
-	for bare, reserved := range r.data.Nicks {
-		if reserved == nick && bare != key {
-			return nil, xmpp.StanzaError(stanza.Conflict, "that nickname is registered by someone else")
-		}
+	if r.reservedByOther(nick, user) {
+		return nil, xmpp.StanzaError(stanza.Conflict, "that nickname is registered by someone else")
 	}
 	if o := r.occupants[nick]; o != nil && !o.bare.Equal(user) {
 		return nil, xmpp.StanzaError(stanza.Conflict, "that nickname is in use")
@@ -137,6 +132,19 @@ func (r *room) unregister(ctx context.Context, st *xmpp.Stanza, user jid.JID) (*
 		r.broadcastPresence(ctx, o, "", nil, nil)
 	}
 	return st.Result(nil), nil
+}
+
+// reservedByOther reports whether nick is registered with the room by
+// someone other than user (§7.10: such a nick is refused to others, on
+// entering, changing nick or registering).
+func (r *room) reservedByOther(nick string, user jid.JID) bool {
+	key := user.Bare().String()
+	for bare, reserved := range r.data.Nicks {
+		if reserved == nick && bare != key {
+			return true
+		}
+	}
+	return false
 }
 
 // occupantsOf returns the occupants of one user (a user may be in the room

@@ -409,11 +409,9 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 		r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is in use"))
 		return
 	}
-	for bare, reserved := range r.data.Nicks {
-		if reserved == nick && bare != user.Bare().String() {
-			r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is reserved"))
-			return
-		}
+	if r.reservedByOther(nick, user) {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is reserved"))
+		return
 	}
 	if r.data.MaxUsers > 0 && len(r.occupants) >= r.data.MaxUsers && aff != affOwner && aff != affAdmin && r.occupants[nick] == nil {
 		r.fail(ctx, st, xmpp.StanzaError(stanza.ServiceUnavailable, "the room is full"))
@@ -554,11 +552,9 @@ func (r *room) changeNick(ctx context.Context, o *occupant, st *xmpp.Stanza, nic
 		r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is in use"))
 		return
 	}
-	for bare, reserved := range r.data.Nicks {
-		if reserved == nick && bare != o.bare.String() {
-			r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is reserved"))
-			return
-		}
+	if r.reservedByOther(nick, o.bare) {
+		r.fail(ctx, st, xmpp.StanzaError(stanza.Conflict, "that nickname is reserved"))
+		return
 	}
 	var self []string
 	if nickModified(st, nick) {
