@@ -354,18 +354,7 @@ func (r *Rooms) Count(ctx context.Context, service string) (int, error) {
 		}
 		prefix = lp(service)
 	}
-	var n int
-	err := r.db.view(ctx, func(tx *bbolt.Tx) error {
-		b, err := bucket(tx, bucketRooms)
-		if err != nil {
-			return err
-		}
-		c := b.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			n++
-		}
-		return nil
-	})
+	n, err := r.db.countKeys(ctx, bucketRooms, prefix)
 	if err != nil {
 		return 0, fmt.Errorf("store: count rooms of %q: %w", service, err)
 	}

@@ -296,6 +296,24 @@ func hasKey(b *bbolt.Bucket, key []byte) bool {
 
 // bucket returns the named top-level bucket, or an error if the schema is
 // missing it (a damaged file: migrations always create every bucket).
+// countKeys counts the keys of a bucket that start with prefix, reading
+// keys only.
+func (db *DB) countKeys(ctx context.Context, name string, prefix []byte) (int, error) {
+	var n int
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		b, err := bucket(tx, name)
+		if err != nil {
+			return err
+		}
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 func bucket(tx *bbolt.Tx, name string) (*bbolt.Bucket, error) {
 	b := tx.Bucket([]byte(name))
 	if b == nil {

@@ -352,18 +352,7 @@ func (u *Users) Count(ctx context.Context, host string) (int, error) {
 		}
 		prefix = lp(host)
 	}
-	var n int
-	err := u.db.view(ctx, func(tx *bbolt.Tx) error {
-		b, err := bucket(tx, bucketUsers)
-		if err != nil {
-			return err
-		}
-		c := b.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			n++
-		}
-		return nil
-	})
+	n, err := u.db.countKeys(ctx, bucketUsers, prefix)
 	if err != nil {
 		return 0, fmt.Errorf("store: count users of %q: %w", host, err)
 	}
