@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -141,6 +142,10 @@ func newServe(g *globals) *cobra.Command {
 					return fmt.Errorf("cpu profile: %w", err)
 				}
 				defer pprof.StopCPUProfile()
+			}
+			if n := processorsFor(cfg.Server.ArchiveCommitPriority, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n != runtime.GOMAXPROCS(0) {
+				log.Info("one Go processor more than CPUs for idle-priority archive commits", "gomaxprocs", n)
+				runtime.GOMAXPROCS(n)
 			}
 			srv, err := server.New(ctx, cfg, log)
 			if err != nil {

@@ -82,7 +82,17 @@ type Server struct {
 	// ShutdownTimeout bounds the graceful shutdown; remaining connections
 	// are closed when it expires.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// ArchiveCommitPriority is the CPU priority of message archive
+	// commits: PriorityIdle (commits run on CPU time nothing else wants,
+	// while the archive keeps up) or PriorityNormal.
+	ArchiveCommitPriority string `toml:"archive_commit_priority"`
 }
+
+// Values of Server.ArchiveCommitPriority.
+const (
+	PriorityIdle   = "idle"
+	PriorityNormal = "normal"
+)
 
 // Log configures logging ([log]).
 type Log struct {
@@ -246,8 +256,9 @@ func Defaults() Config {
 // ServerDefaults returns the defaults of [server].
 func ServerDefaults() Server {
 	return Server{
-		DataDir:         "./data",
-		ShutdownTimeout: Duration(10 * time.Second),
+		DataDir:               "./data",
+		ShutdownTimeout:       Duration(10 * time.Second),
+		ArchiveCommitPriority: PriorityIdle,
 	}
 }
 

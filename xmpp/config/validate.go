@@ -64,6 +64,7 @@ func (s Server) validate(p *problems) {
 		p.add("server.data_dir", "must not contain NUL")
 	}
 	nonNegative(p, "server.shutdown_timeout", s.ShutdownTimeout)
+	oneOf(p, "server.archive_commit_priority", s.ArchiveCommitPriority, PriorityIdle, PriorityNormal)
 }
 
 func (l Log) validate(p *problems) {

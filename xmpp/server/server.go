@@ -176,7 +176,9 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	s.archiveWriter = s.db.Archive().NewWriter(store.WriterOptions{Logger: s.log})
+	s.archiveWriter = s.db.Archive().NewWriter(store.WriterOptions{
+		Background: cfg.Server.ArchiveCommitPriority == config.PriorityIdle, Logger: s.log,
+	})
 	modes := map[string]string{}
 	for _, h := range cfg.Hosts {
 		modes[h.Domain] = h.ArchiveDefault

@@ -1,0 +1,178 @@
+//go:build linux
+
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// schedIdle is SCHED_IDLE in /proc/PID/task/TID/stat's policy field.
+const schedIdle = 5
+
+// idleThreads returns this process's threads with the SCHED_IDLE policy
+// and their voluntary context switches.
+func idleThreads(t *testing.T) map[string]int {
+	t.Helper()
+	dirs, err := filepath.Glob("/proc/self/task/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := map[string]int{}
+	for _, d := range dirs {
+		stat, err := os.ReadFile(filepath.Join(d, "stat"))
+		if err != nil {
+			continue // the thread ended
+		}
+		// Fields after the command's closing parenthesis start at the
+		// third (state); policy is the 41st (proc(5)).
+		s := string(stat)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) < 39 {
+			t.Fatalf("%s/stat: %d fields after the command", d, len(fields))
+		}
+		if p, _ := strconv.Atoi(fields[41-3]); p != schedIdle {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join(d, "status"))
+		if err != nil {
+			continue
+		}
+		var switches int
+		for line := range strings.Lines(string(status)) {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				switches, _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+		}
+		idle[filepath.Base(d)] = switches
+	}
+	return idle
+}
+
+func TestArchiveWriterBackgroundCommitsOnIdleThread(t *testing.T) {
+	if n := len(idleThreads(t)); n != 0 {
+		t.Fatalf("%d SCHED_IDLE threads before the writer started", n)
+	}
+	db := openTest(t)
+	// No delay and no Flush: every batch is small and unwaited for, so
+	// it goes to the background committer.
+	w := db.Archive().NewWriter(WriterOptions{MaxDelay: -1, Background: true})
+	w.Start(t.Context())
+	idle := idleThreads(t)
+	if len(idle) != 1 {
+		t.Fatalf("%d SCHED_IDLE threads after Start, want the committer's 1", len(idle))
+	}
+	var tid string
+	var before int
+	for tid, before = range idle {
+	}
+
+	const records = 50
+	done := make(chan error, records)
+	for i := range records {
+		rec := msg(fmt.Sprintf("user%d@example.org", i%7), "romeo@example.net", DirIn)
+		if _, err := w.Append(rec, func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // separate batches
+	}
+	for range records {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("commit: %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("records not committed within a minute")
+		}
+	}
+	// The committer's thread waits for each batch and syncs each commit:
+	// it switched at least once per commit, which were several.
+	if after := idleThreads(t)[tid]; after-before < 4 {
+		t.Errorf("committer thread %s: %d voluntary context switches during %d appends; commits did not run on it", tid, after-before, records)
+	}
+	page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: "user0@example.org", WantCount: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Count != (records+6)/7 {
+		t.Errorf("user0 archive count %d, want %d", page.Count, (records+6)/7)
+	}
+
+	if err := w.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The committer's goroutine kept its thread locked: the thread ends
+	// with it rather than serving other goroutines at idle priority.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(idleThreads(t)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("SCHED_IDLE threads left after Stop: %v (pid %d)", idleThreads(t), os.Getpid())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestArchiveWriterBackgroundBoost(t *testing.T) {
+	db := openTest(t)
+	var logs lockedBuffer
+	w := db.Archive().NewWriter(WriterOptions{MaxDelay: -1, Background: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	// Every background commit outlasts this: each is raised to normal
+	// priority, and the first sends the next ones to normal priority.
+	w.boostAfter = 0
+	w.Start(t.Context())
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	if n := len(idleThreads(t)); n != 1 {
+		t.Fatalf("%d SCHED_IDLE threads after Start, want 1", n)
+	}
+	const records = 5
+	for i := range records {
+		done := make(chan error, 1)
+		if _, err := w.Append(msg(juliet, "romeo@example.net", DirIn), func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if got := strings.Count(logs.String(), "lacked idle CPU"); got != 1 {
+		t.Errorf("%d boosts logged, want 1 (then normal priority for a while):\n%s", got, logs.String())
+	}
+	if idle := idleThreads(t); len(idle) != 0 {
+		t.Errorf("SCHED_IDLE threads after a boost: %v", idle)
+	}
+	page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, WantCount: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Count != records {
+		t.Errorf("archive count %d, want %d", page.Count, records)
+	}
+}
