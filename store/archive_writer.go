@@ -28,11 +28,13 @@ const (
 
 // Background commits (WriterOptions.Background).
 const (
-	// boostAfter is how long a background commit may run before the
-	// writer raises its thread to normal priority: the machine has no
-	// idle CPU for it, and meanwhile it holds bbolt's write lock and a Go
+	// boostAfter is how often the writer checks a running background
+	// commit: one whose thread ran less than minShare of the last
+	// boostAfter is raised to normal priority. The machine has no idle
+	// CPU for it, and meanwhile it holds bbolt's write lock and a Go
 	// processor, which a stop-the-world phase of the collector waits for.
 	boostAfter = 50 * time.Millisecond
+	minShare   = 0.5
 	// starvedFor is how long the writer then commits at normal priority.
 	starvedFor = 10 * time.Second
 )
@@ -55,10 +57,13 @@ type WriterOptions struct {
 	// thread of idle CPU priority (Linux SCHED_IDLE; elsewhere it has no
 	// effect), so that a commit — milliseconds of CPU — never delays
 	// threads serving connections: they preempt it whenever they wake.
-	// A batch commits at normal priority instead when it is full or more
-	// records wait (the writer is behind), when a Flush or Stop waits
-	// for it, and for starvedFor after a background commit ran longer
-	// than boostAfter, which also raises that commit's thread to normal
+	// A batch commits at normal priority instead when it holds a quarter
+	// of MaxBatch or more, or as many records wait (the writer is busy or
+	// behind), when a Flush or Stop waits for it, when less than a
+	// quarter of the machine's CPU time was idle since the last look
+	// (minIdleShare), and for starvedFor
+	// after a background commit starved (its thread ran less than half of
+	// a boostAfter), which also raises that commit's thread to normal
 	// priority. Raising a thread's priority takes CAP_SYS_NICE or an
 	// RLIMIT_NICE of 20 or more; without it (or elsewhere than on Linux)
 	// every batch commits at normal priority. The thread holds a Go
@@ -89,13 +94,16 @@ type ArchiveWriter struct {
 	// background asks Start for the idle-priority committer; bg is its
 	// job channel (nil without one), owned by the writer goroutine like
 	// normalUntil, the time before which commits stay at normal priority.
+	// boostAfter and minShare are the constants (changed in tests).
 	background  bool
-	bg          chan []archiveEntry
 	boostAfter  time.Duration
+	minShare    float64
+	bg          chan []archiveEntry
 	bgResult    chan error
 	bgExited    chan struct{}
 	bgThread    int // the committer's OS thread id
 	normalUntil time.Time
+	idleCPU     idleMeter
 
 	// queue holds appended records in id order. Capacity QueueSize;
 	// Append checks for room under mu and fails with ErrBusy when it is
@@ -152,6 +160,8 @@ func (a *Archive) NewWriter(opts WriterOptions) *ArchiveWriter {
 		log:        log,
 		background: opts.Background,
 		boostAfter: boostAfter,
+		minShare:   minShare,
+		idleCPU:    idleMeter{read: readCPUTimes},
 		exited:     make(chan struct{}),
 		queue:      make(chan pendingRecord, opts.QueueSize),
 		kick:       make(chan struct{}, 1),
@@ -402,7 +412,8 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 			w.mu.Lock()
 			urgent := len(w.waiters) > 0
 			w.mu.Unlock()
-			bg := w.bg != nil && inBackground(len(batch), w.maxBatch, len(w.queue), urgent, time.Now(), w.normalUntil)
+			bg := w.bg != nil && inBackground(len(batch), w.maxBatch, len(w.queue), urgent, time.Now(), w.normalUntil) &&
+				w.idleCPU.hasIdleCPU()
 			w.commit(batch, bg)
 			// Drop the committed records' references for the collector.
 			clear(batch)
@@ -415,12 +426,12 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 }
 
 // inBackground reports whether a batch of n records goes to the
-// idle-priority committer: only while the writer keeps up (the batch is
-// not full and fewer than a quarter of a batch wait behind it), nobody
-// waits for it, and no starvation was seen lately (now is not before
-// normalUntil).
+// idle-priority committer: only while the writer keeps up (the batch and
+// the records queued behind it are each less than a quarter of a full
+// batch), nobody waits for it, and no starvation was seen lately (now is
+// not before normalUntil).
 func inBackground(n, maxBatch, queued int, urgent bool, now, normalUntil time.Time) bool {
-	return n < maxBatch && queued < maxBatch/4 && !urgent && !now.Before(normalUntil)
+	return n < maxBatch/4 && queued < maxBatch/4 && !urgent && !now.Before(normalUntil)
 }
 
 // commit stores batch in one transaction, on the idle-priority committer
@@ -545,27 +556,36 @@ func (w *ArchiveWriter) stopBackground() {
 }
 
 // storeInBackground commits entries on the idle-priority committer and
-// waits for it. A commit still running after boostAfter lacks idle CPU:
-// its thread is raised to normal priority — it holds bbolt's write lock,
-// and a Go processor that the collector's stop-the-world phases would
-// wait for — and the next starvedFor of commits run at normal priority.
+// waits for it. Every boostAfter it checks the committer's share of CPU
+// since the last check: below minShare the machine lacks idle CPU, and
+// the commit's thread is raised to normal priority (it holds bbolt's write
+// lock, and a Go processor that the collector's stop-the-world phases
+// would wait for); the next starvedFor of commits run at normal priority.
 func (w *ArchiveWriter) storeInBackground(entries []archiveEntry) error {
 	// The committer waits for this job: no commit runs on its thread.
 	if err := setThreadIdlePriority(w.bgThread); err != nil {
 		w.log.Warn("archive writer: committing at normal priority", "err", err)
 	}
+	since, cpu := time.Now(), threadCPUTime(w.bgThread)
 	w.bg <- entries
-	boost := time.NewTimer(w.boostAfter)
-	defer boost.Stop()
-	select {
-	case err := <-w.bgResult:
+	tick := time.NewTicker(w.boostAfter)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-w.bgResult:
+			return err
+		case <-tick.C:
+		}
+		now, nowCPU := time.Now(), threadCPUTime(w.bgThread)
+		if share := float64(nowCPU-cpu) / float64(now.Sub(since)); share >= w.minShare {
+			since, cpu = now, nowCPU
+			continue
+		}
+		boostErr := setNormalPriority(w.bgThread)
+		err := <-w.bgResult
+		w.normalUntil = time.Now().Add(starvedFor)
+		w.log.Warn("archive writer: a background commit lacked idle CPU; raised to normal priority, as are the next commits for a while",
+			"records", len(entries), "normal_for", starvedFor, "err", boostErr)
 		return err
-	case <-boost.C:
 	}
-	boostErr := setNormalPriority(w.bgThread)
-	err := <-w.bgResult
-	w.normalUntil = time.Now().Add(starvedFor)
-	w.log.Warn("archive writer: a background commit lacked idle CPU; raised to normal priority, as are the next commits for a while",
-		"after", w.boostAfter, "records", len(entries), "normal_for", starvedFor, "err", boostErr)
-	return err
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -17,6 +18,8 @@ func TestInBackground(t *testing.T) {
 		{"keeping up", 100, 0, false, time.Time{}, true},
 		{"some queued behind", 100, 255, false, time.Time{}, true},
 		{"a quarter batch queued behind", 100, 256, false, time.Time{}, false},
+		{"a quarter batch", 256, 0, false, time.Time{}, false},
+		{"just under a quarter batch", 255, 0, false, time.Time{}, true},
 		{"full batch", 1024, 0, false, time.Time{}, false},
 		{"flush waiting", 100, 0, true, time.Time{}, false},
 		{"starved lately", 100, 0, false, now.Add(time.Second), false},
@@ -28,5 +31,66 @@ func TestInBackground(t *testing.T) {
 				t.Errorf("inBackground(n=%d, queued=%d, urgent=%v) = %v, want %v", tt.n, tt.queued, tt.urgent, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseCPUTimes(t *testing.T) {
+	tests := []struct {
+		name    string
+		stat    string
+		want    cpuTimes
+		wantErr bool
+	}{
+		{"linux 6", "cpu  100 5 50 1000 20 3 2 1 7 0\ncpu0 50 2 25 500 10 1 1 0 3 0\n", cpuTimes{idle: 1020, total: 1181}, false},
+		{"no guest fields", "cpu 1 2 3 4 5 6 7 8\n", cpuTimes{idle: 9, total: 36}, false},
+		{"per-cpu line first", "cpu0 1 2 3 4 5 6 7 8\n", cpuTimes{}, true},
+		{"too few fields", "cpu 1 2 3 4 5 6 7\n", cpuTimes{}, true},
+		{"not a number", "cpu 1 2 3 x 5 6 7 8\n", cpuTimes{}, true},
+		{"empty", "", cpuTimes{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseCPUTimes(tt.stat)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseCPUTimes(%q) = %+v, %v; want %+v, error %v", tt.stat, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestIdleMeter(t *testing.T) {
+	// Each step: the idle and total ticks since the previous sample (a
+	// negative idle makes the read fail), and the answer.
+	steps := []struct {
+		idle, total int64
+		want        bool
+	}{
+		{0, 0, false},     // first sample: no answer yet
+		{50, 100, true},   // half idle
+		{20, 100, false},  // a fifth idle
+		{25, 100, true},   // a quarter idle
+		{0, 5, true},      // too short: the last answer stands...
+		{0, 5, false},     // ...until the interval is long enough (0 of 10 idle)
+		{-1, 0, false},    // unreadable
+		{100, 100, false}, // first sample again
+		{100, 100, true},  // all idle
+	}
+	var now cpuTimes
+	var fail bool
+	m := idleMeter{read: func() (cpuTimes, error) {
+		if fail {
+			return cpuTimes{}, errors.New("no /proc")
+		}
+		return now, nil
+	}}
+	for i, s := range steps {
+		fail = s.idle < 0
+		if !fail {
+			now.idle += uint64(s.idle)
+			now.total += uint64(s.total)
+		}
+		if got := m.hasIdleCPU(); got != s.want {
+			t.Errorf("step %d (+%d idle of +%d): hasIdleCPU() = %v, want %v", i, s.idle, s.total, got, s.want)
+		}
 	}
 }

@@ -66,6 +66,7 @@ func TestArchiveWriterBackgroundCommitsOnIdleThread(t *testing.T) {
 	// No delay and no Flush: every batch is small and unwaited for, so
 	// it goes to the background committer.
 	w := db.Archive().NewWriter(WriterOptions{MaxDelay: -1, Background: true})
+	w.idleCPU.read = idleMachine()
 	w.Start(t.Context())
 	idle := idleThreads(t)
 	if len(idle) != 1 {
@@ -94,6 +95,9 @@ func TestArchiveWriterBackgroundCommitsOnIdleThread(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatal("records not committed within a minute")
 		}
+	}
+	if cpu := threadCPUTime(mustAtoi(t, tid)); cpu <= 0 {
+		t.Errorf("committer thread %s: CPU time %v after %d commits", tid, cpu, records)
 	}
 	// The committer's thread waits for each batch and syncs each commit:
 	// it switched at least once per commit, which were several.
@@ -144,9 +148,11 @@ func TestArchiveWriterBackgroundBoost(t *testing.T) {
 	db := openTest(t)
 	var logs lockedBuffer
 	w := db.Archive().NewWriter(WriterOptions{MaxDelay: -1, Background: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	// Every background commit outlasts this: each is raised to normal
-	// priority, and the first sends the next ones to normal priority.
-	w.boostAfter = 0
+	// Every background commit is checked at once and found short of CPU
+	// (no thread runs more than all the time): it is raised to normal
+	// priority, and sends the next ones to normal priority.
+	w.boostAfter, w.minShare = time.Nanosecond, 2
+	w.idleCPU.read = idleMachine()
 	w.Start(t.Context())
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
 	if n := len(idleThreads(t)); n != 1 {
@@ -174,5 +180,25 @@ func TestArchiveWriterBackgroundBoost(t *testing.T) {
 	}
 	if page.Count != records {
 		t.Errorf("archive count %d, want %d", page.Count, records)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// idleMachine stands in for readCPUTimes: a machine whose CPUs are always
+// idle, 100 ticks a call.
+func idleMachine() func() (cpuTimes, error) {
+	var t cpuTimes
+	return func() (cpuTimes, error) {
+		t.idle += 100
+		t.total += 100
+		return t, nil
 	}
 }

@@ -2,7 +2,10 @@
 
 package store
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // setThreadIdlePriority is not supported here: background commits run
 // at the process's normal priority.
@@ -13,9 +16,17 @@ func setThreadIdlePriority(int) error {
 // setNormalPriority is not needed here: setThreadIdlePriority fails.
 func setNormalPriority(int) error { return nil }
 
+// threadCPUTime is unknown here.
+func threadCPUTime(int) time.Duration { return 0 }
+
 // threadID is unknown here.
 func threadID() int { return 0 }
 
 // onMainThread is unknown here, and does not matter:
 // setThreadIdlePriority fails.
 func onMainThread() bool { return false }
+
+// readCPUTimes is not supported here.
+func readCPUTimes() (cpuTimes, error) {
+	return cpuTimes{}, errors.New("machine CPU times are not available here")
+}
