@@ -358,7 +358,11 @@ func (s *Service) inboxView(ctx context.Context, rj, user jid.JID) (inboxView, e
 		case v := <-ch:
 			return v, nil
 		case <-t.C:
-			return inboxView{}, fmt.Errorf("muc: inbox: room %s did not answer", rj)
+			// A room slow to answer (its goroutine waiting for the
+			// archive) is treated like a busy one: the rest of the
+			// list does not fail for it.
+			s.log.Warn("muc: inbox: room did not answer in time; left out of this list", "room", rj.String(), "wait", inboxViewWait)
+			return inboxView{exists: true}, nil
 		case <-ctx.Done():
 			return inboxView{}, fmt.Errorf("muc: inbox: %w", ctx.Err())
 		}

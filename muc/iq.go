@@ -518,22 +518,29 @@ func (r *room) adminSet(ctx context.Context, it *wire.Element, actor jid.JID, ac
 		if !occ.bare.Equal(j.Bare()) && occ.bare.Domainpart() != key {
 			continue
 		}
-		occ.aff = r.affiliation(occ.bare)
-		switch {
-		case occ.aff == affOutcast:
-			// §9.1 ban: status 301.
-			for _, s := range append([]jid.JID(nil), occ.sessions...) {
-				r.leave(ctx, occ, s, []string{"301"}, extra...)
-			}
-		case r.data.MembersOnly && occ.aff == affNone:
-			// §9.4: removed from a members-only room: 321.
-			for _, s := range append([]jid.JID(nil), occ.sessions...) {
-				r.leave(ctx, occ, s, []string{"321"}, extra...)
-			}
-		default:
-			occ.role = r.defaultRole(occ.aff)
-			r.broadcastPresence(ctx, occ, "", nil, nil)
-		}
+		r.affiliationChanged(ctx, occ, extra...)
 	}
 	return nil
+}
+
+// affiliationChanged applies occ's affiliation as it now stands in the
+// room's data: a banned occupant leaves with 301 (§9.1), one no longer a
+// member of a members-only room with 321 (§9.4); anyone else takes the
+// default role of the affiliation, announced to the room. extra goes
+// into the status of those who leave (an actor, a reason).
+func (r *room) affiliationChanged(ctx context.Context, occ *occupant, extra ...*wire.Element) {
+	occ.aff = r.affiliation(occ.bare)
+	switch {
+	case occ.aff == affOutcast:
+		for _, s := range append([]jid.JID(nil), occ.sessions...) {
+			r.leave(ctx, occ, s, []string{"301"}, extra...)
+		}
+	case r.data.MembersOnly && occ.aff == affNone:
+		for _, s := range append([]jid.JID(nil), occ.sessions...) {
+			r.leave(ctx, occ, s, []string{"321"}, extra...)
+		}
+	default:
+		occ.role = r.defaultRole(occ.aff)
+		r.broadcastPresence(ctx, occ, "", nil, nil)
+	}
 }

@@ -102,7 +102,7 @@ func (r *room) register(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, err
 			o.role = r.defaultRole(o.aff)
 		}
 		if o.nick != nick && r.occupants[nick] == nil {
-			r.rename(ctx, o, nick, nil, []string{"210"}, nil)
+			r.rename(ctx, o, nick, nil, nil, []string{"210"})
 		} else if becameMember {
 			r.broadcastPresence(ctx, o, "", nil, nil)
 		}
@@ -122,14 +122,7 @@ func (r *room) unregister(ctx context.Context, st *xmpp.Stanza, user jid.JID) (*
 	}
 	r.save(ctx)
 	for _, o := range r.occupantsOf(user) {
-		o.aff = r.affiliation(o.bare)
-		if r.data.MembersOnly && o.aff == affNone {
-			for _, s := range append([]jid.JID(nil), o.sessions...) {
-				r.leave(ctx, o, s, []string{"321"})
-			}
-			continue
-		}
-		r.broadcastPresence(ctx, o, "", nil, nil)
+		r.affiliationChanged(ctx, o)
 	}
 	return st.Result(nil), nil
 }

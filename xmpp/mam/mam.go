@@ -155,8 +155,10 @@ const NSMUCUser = "http://jabber.org/protocol/muc#user"
 
 // roomPMKeyOf returns the key of a room private message to owner, or false
 // for any other message.
+// Without an id two copies cannot be told from two messages saying the
+// same thing, so such messages are not deduplicated.
 func roomPMKeyOf(owner jid.JID, st *xmpp.Stanza) (roomPMKey, bool) {
-	if st.From.Resourcepart() == "" || st.El.Child("x", NSMUCUser) == nil {
+	if st.ID == "" || st.From.Resourcepart() == "" || st.El.Child("x", NSMUCUser) == nil {
 		return roomPMKey{}, false
 	}
 	return roomPMKey{owner: owner.String(), from: st.From.String(), id: st.ID, body: st.El.ChildText("body", xmpp.NSClient)}, true

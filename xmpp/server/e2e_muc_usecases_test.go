@@ -215,7 +215,9 @@ func TestMUCNickRegistration(t *testing.T) {
 		mcItem(renamed[0]).AttrValue("affiliation") != "member" {
 		t.Fatalf("presence after registration: %s", renamed[0])
 	}
-	if p := alice.Next(t, mcWait, mcPresence(room+"/Robert", "")); mcItem(p).AttrValue("affiliation") != "member" {
+	// 210 is for the renamed occupant only (§7.10, like §7.2.5).
+	if p := alice.Next(t, mcWait, mcPresence(room+"/Robert", "")); mcItem(p).AttrValue("affiliation") != "member" ||
+		slices.Contains(mcStatuses(p), "210") {
 		t.Fatalf("others' view of the registered occupant: %s", p)
 	}
 	if m := mcAffiliations(t, alice, room, "member"); !slices.Contains(m, "bob@localhost") {
