@@ -88,9 +88,7 @@ func (r *room) broadcastMessage(ctx context.Context, o *occupant, st *xmpp.Stanz
 			Flags: store.FlagNoUnread, Stanza: append([]byte(nil), out.Bytes()...)}
 		// The room waits for room in the archive's queue rather than
 		// leaving the message out (bounded by store.MaxAppendWait).
-		actx, cancel := context.WithTimeout(ctx, store.MaxAppendWait)
-		id, err := r.svc.deps.Writer.AppendWait(actx, rec, nil)
-		cancel()
+		id, err := r.svc.deps.Writer.AppendWait(ctx, rec, nil)
 		if err == nil {
 			out = out.WithElement(out.El.Append(wire.New("stanza-id", NSSID,
 				wire.Attr{Name: "by", Value: r.jid.String()}, wire.Attr{Name: "id", Value: r.formatID(id)})))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -101,7 +100,8 @@ type ArchiveWriter struct {
 	bg          chan []archiveEntry
 	bgResult    chan error
 	bgExited    chan struct{}
-	bgThread    int // the committer's OS thread id
+	bgThread    int  // the committer's OS thread id
+	bgRaised    bool // its priority was raised (storeInBackground)
 	normalUntil time.Time
 	idleCPU     idleMeter
 
@@ -220,20 +220,26 @@ func (w *ArchiveWriter) Append(rec ArchiveRecord, done func(error)) (uint64, err
 	return entry.id, nil
 }
 
-// MaxAppendWait bounds how long archiving may hold a sender back when the
+// MaxAppendWait bounds how long AppendWait holds a sender back when the
 // writer's queue is full (the disk does not keep up): the sender is slowed
 // rather than its message left out; only past this bound (a disk that has
-// stopped) is a message delivered unarchived, and logged. Callers of
-// AppendWait put it on their context.
+// stopped) is a message delivered unarchived, and logged by the caller.
 const MaxAppendWait = 10 * time.Second
 
-// AppendWait is Append that waits, until ctx ends, for room in a full
-// queue instead of failing with ErrBusy: archiving slows the callers down
-// rather than losing records when the disk cannot keep up.
+// AppendWait is Append that waits, until ctx ends or for MaxAppendWait at
+// most, for room in a full queue instead of failing with ErrBusy:
+// archiving slows the callers down rather than losing records when the
+// disk cannot keep up. Without a full queue it costs what Append does.
 func (w *ArchiveWriter) AppendWait(ctx context.Context, rec ArchiveRecord, done func(error)) (uint64, error) {
+	id, err := w.Append(rec, done)
+	if !errors.Is(err, ErrBusy) {
+		return id, err
+	}
+	limit := time.NewTimer(MaxAppendWait)
+	defer limit.Stop()
 	for {
-		// Take the wake-up channel before trying, so that room made
-		// after a failed try is not missed.
+		// Take the wake-up channel before trying again, so that room
+		// made after that try is not missed.
 		w.mu.Lock()
 		room := w.room
 		w.mu.Unlock()
@@ -244,6 +250,8 @@ func (w *ArchiveWriter) AppendWait(ctx context.Context, rec ArchiveRecord, done 
 		select {
 		case <-room:
 		case <-ctx.Done():
+			return 0, err
+		case <-limit.C:
 			return 0, err
 		}
 	}
@@ -407,11 +415,9 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 		w.mu.Lock()
 		close(w.room)
 		w.room = make(chan struct{})
+		urgent = len(w.waiters) > 0
 		w.mu.Unlock()
 		if len(batch) > 0 {
-			w.mu.Lock()
-			urgent := len(w.waiters) > 0
-			w.mu.Unlock()
 			bg := w.bg != nil && inBackground(len(batch), w.maxBatch, len(w.queue), urgent, time.Now(), w.normalUntil) &&
 				w.idleCPU.hasIdleCPU()
 			w.commit(batch, bg)
@@ -492,24 +498,7 @@ func (w *ArchiveWriter) startBackground() {
 	ready := make(chan error, 1)
 	exited := make(chan struct{})
 	var thread int
-	go func() {
-		runtime.LockOSThread()
-		if !onMainThread() {
-			w.commitLoop(&thread, jobs, ready, exited)
-			return
-		}
-		// The process's main thread never ends, even when its locked
-		// goroutine does: it must not take the priority. Hold it until
-		// another goroutine has locked another thread.
-		locked := make(chan struct{})
-		go func() {
-			runtime.LockOSThread()
-			close(locked)
-			w.commitLoop(&thread, jobs, ready, exited)
-		}()
-		<-locked
-		runtime.UnlockOSThread()
-	}()
+	onOwnThread(func() { w.commitLoop(&thread, jobs, ready, exited) })
 	if err := <-ready; err != nil {
 		<-exited
 		w.log.Info("archive writer: committing at normal priority", "err", err)
@@ -523,17 +512,12 @@ func (w *ArchiveWriter) startBackground() {
 // serve other goroutines at idle priority, and ends when this goroutine
 // returns. It sets *thread, checks that the thread's priority can be
 // raised again (see storeInBackground), and reports on ready; then it
-// commits jobs until the channel closes (storeInBackground sets the
-// priority of each).
+// commits jobs until the channel closes.
 func (w *ArchiveWriter) commitLoop(thread *int, jobs <-chan []archiveEntry, ready chan<- error, exited chan<- struct{}) {
 	defer close(exited)
 	*thread = threadID()
-	if err := setThreadIdlePriority(*thread); err != nil {
+	if err := probeIdlePriority(*thread); err != nil {
 		ready <- err
-		return
-	}
-	if err := setNormalPriority(*thread); err != nil {
-		ready <- fmt.Errorf("cannot raise a thread's priority again (needs CAP_SYS_NICE or an RLIMIT_NICE of 20): %w", err)
 		return
 	}
 	if err := setThreadIdlePriority(*thread); err != nil {
@@ -556,24 +540,36 @@ func (w *ArchiveWriter) stopBackground() {
 }
 
 // storeInBackground commits entries on the idle-priority committer and
-// waits for it. Every boostAfter it checks the committer's share of CPU
-// since the last check: below minShare the machine lacks idle CPU, and
-// the commit's thread is raised to normal priority (it holds bbolt's write
-// lock, and a Go processor that the collector's stop-the-world phases
-// would wait for); the next starvedFor of commits run at normal priority.
+// waits for it. A Flush or Stop arriving meanwhile raises the commit's
+// thread to normal priority: someone waits for it. So does starvation:
+// every boostAfter the writer checks the committer's share of CPU since
+// the last check, and below minShare the machine lacks idle CPU (the
+// commit holds bbolt's write lock, and a Go processor that the collector's
+// stop-the-world phases would wait for); the next starvedFor of commits
+// then run at normal priority.
 func (w *ArchiveWriter) storeInBackground(entries []archiveEntry) error {
 	// The committer waits for this job: no commit runs on its thread.
-	if err := setThreadIdlePriority(w.bgThread); err != nil {
-		w.log.Warn("archive writer: committing at normal priority", "err", err)
+	if w.bgRaised {
+		if err := setThreadIdlePriority(w.bgThread); err != nil {
+			w.log.Warn("archive writer: committing at normal priority", "err", err)
+			return w.store(entries)
+		}
+		w.bgRaised = false
 	}
 	since, cpu := time.Now(), threadCPUTime(w.bgThread)
 	w.bg <- entries
 	tick := time.NewTicker(w.boostAfter)
 	defer tick.Stop()
+	kick := w.kick
 	for {
 		select {
 		case err := <-w.bgResult:
 			return err
+		case <-kick:
+			// Taken from the run loop, which sees the waiter itself.
+			kick = nil
+			w.raise()
+			continue
 		case <-tick.C:
 		}
 		now, nowCPU := time.Now(), threadCPUTime(w.bgThread)
@@ -581,11 +577,22 @@ func (w *ArchiveWriter) storeInBackground(entries []archiveEntry) error {
 			since, cpu = now, nowCPU
 			continue
 		}
-		boostErr := setNormalPriority(w.bgThread)
+		w.raise()
 		err := <-w.bgResult
 		w.normalUntil = time.Now().Add(starvedFor)
 		w.log.Warn("archive writer: a background commit lacked idle CPU; raised to normal priority, as are the next commits for a while",
-			"records", len(entries), "normal_for", starvedFor, "err", boostErr)
+			"records", len(entries), "normal_for", starvedFor)
 		return err
+	}
+}
+
+// raise gives the committer's thread normal priority (once per commit).
+func (w *ArchiveWriter) raise() {
+	if w.bgRaised {
+		return
+	}
+	w.bgRaised = true
+	if err := setNormalPriority(w.bgThread); err != nil {
+		w.log.Warn("archive writer: could not raise a background commit's priority", "err", err)
 	}
 }

@@ -202,3 +202,21 @@ func idleMachine() func() (cpuTimes, error) {
 		return t, nil
 	}
 }
+
+func TestCheckIdlePriority(t *testing.T) {
+	err := CheckIdlePriority()
+	// The probe's thread is back at normal priority or gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(idleThreads(t)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("SCHED_IDLE threads left by the probe: %v", idleThreads(t))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A writer agrees with the probe.
+	db := openTest(t)
+	w := startWriter(t, db, WriterOptions{Background: true})
+	if got := w.bg != nil; got != (err == nil) {
+		t.Errorf("background committer running: %v; CheckIdlePriority: %v", got, err)
+	}
+}

@@ -131,7 +131,9 @@
 // one goroutine commits them in batches of up to MaxBatch records or
 // MaxDelay, one bbolt transaction per batch; done callbacks run after the
 // commit. A failed commit fails every record of its batch and stores
-// none.
+// none. With WriterOptions.Background (Linux), small batches commit on a
+// SCHED_IDLE thread while the machine has idle CPU (cpuidle.go,
+// idle_linux.go), so commits do not delay connection threads.
 //
 // The conv bucket is the conversation list (like MongooseIM's inbox): per
 // archive and party, the newest id, the unread count and the id read up

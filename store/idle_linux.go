@@ -50,11 +50,18 @@ func threadID() int { return unix.Gettid() }
 // main thread.
 func onMainThread() bool { return unix.Gettid() == unix.Getpid() }
 
-// readCPUTimes reads the machine's CPU times from /proc/stat.
+// readCPUTimes reads the machine's CPU times from the first line of
+// /proc/stat (the rest, per CPU and interrupt counts, can be large).
 func readCPUTimes() (cpuTimes, error) {
-	b, err := os.ReadFile("/proc/stat")
+	f, err := os.Open("/proc/stat")
 	if err != nil {
 		return cpuTimes{}, err
 	}
-	return parseCPUTimes(string(b))
+	defer f.Close()
+	var buf [512]byte
+	n, err := f.Read(buf[:])
+	if n == 0 {
+		return cpuTimes{}, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	return parseCPUTimes(string(buf[:n]))
 }

@@ -143,9 +143,16 @@ func newServe(g *globals) *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			if n := processorsFor(cfg.Server.ArchiveCommitPriority, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n != runtime.GOMAXPROCS(0) {
-				log.Info("one Go processor more than CPUs for idle-priority archive commits", "gomaxprocs", n)
-				runtime.GOMAXPROCS(n)
+			idle := cfg.Server.ArchiveCommitPriority == config.PriorityIdle
+			if idle {
+				if err := store.CheckIdlePriority(); err != nil {
+					log.Info("archive commits at normal priority", "err", err)
+					idle = false
+				}
+			}
+			if cur := runtime.GOMAXPROCS(0); processorsFor(idle, os.Getenv("GOMAXPROCS"), cur) != cur {
+				log.Info("one Go processor more than CPUs for idle-priority archive commits", "gomaxprocs", cur+1)
+				runtime.GOMAXPROCS(cur + 1)
 			}
 			srv, err := server.New(ctx, cfg, log)
 			if err != nil {

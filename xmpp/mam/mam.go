@@ -481,8 +481,6 @@ func stripOwnIDs(st *xmpp.Stanza, by jid.JID) *xmpp.Stanza {
 
 func (m *Module) append(ctx context.Context, owner jid.JID, with string, dir store.Direction, st *xmpp.Stanza) (uint64, bool) {
 	rec := store.ArchiveRecord{Archive: owner.String(), With: with, Direction: dir, Stanza: append([]byte(nil), st.Bytes()...)}
-	ctx, cancel := context.WithTimeout(ctx, store.MaxAppendWait)
-	defer cancel()
 	id, err := m.deps.Writer.AppendWait(ctx, rec, func(err error) {
 		if err != nil {
 			m.log.Error("mam: archive write failed", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
