@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -294,8 +295,6 @@ func hasKey(b *bbolt.Bucket, key []byte) bool {
 	return k != nil && bytes.Equal(k, key)
 }
 
-// bucket returns the named top-level bucket, or an error if the schema is
-// missing it (a damaged file: migrations always create every bucket).
 // countKeys counts the keys of a bucket that start with prefix, reading
 // keys only.
 func (db *DB) countKeys(ctx context.Context, name string, prefix []byte) (int, error) {
@@ -305,15 +304,14 @@ func (db *DB) countKeys(ctx context.Context, name string, prefix []byte) (int, e
 		if err != nil {
 			return err
 		}
-		c := b.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			n++
-		}
+		n = countPrefix(b, prefix, math.MaxInt)
 		return nil
 	})
 	return n, err
 }
 
+// bucket returns the named top-level bucket, or an error if the schema is
+// missing it (a damaged file: migrations always create every bucket).
 func bucket(tx *bbolt.Tx, name string) (*bbolt.Bucket, error) {
 	b := tx.Bucket([]byte(name))
 	if b == nil {
