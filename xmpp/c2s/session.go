@@ -118,7 +118,7 @@ func (c *conn) reject(st *xmpp.Stanza, err error) {
 // the negotiation or idle deadline and the inbound byte rate.
 //
 // After bind it also arms the deadline at which the goroutine reading hands
-// the session to a fresh one (conn.ingress): slimAfter while the goroutine
+// the session to a fresh one (conn.endOrPark, conn.await): slimAfter while the goroutine
 // reading has served stanzas (its stack has grown), the idle timeout once
 // a fresh goroutine waits. The idle timeout thus counts from the hand-over,
 // at most slimAfter after the last input.

@@ -187,8 +187,9 @@ func (s *Server) build() error {
 	if err != nil {
 		return err
 	}
+	s.archiveIDs = mam.NewIDCodec(idSecret)
 	s.inbox, err = muc.NewInbox(muc.InboxDeps{
-		Inbox: s.db.RoomInbox(), Archive: s.db.Archive(), Rooms: s.db.Rooms(), IDs: mam.NewIDCodec(idSecret), Logger: s.log,
+		Inbox: s.db.RoomInbox(), Archive: s.db.Archive(), Rooms: s.db.Rooms(), IDs: s.archiveIDs, Logger: s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -200,7 +201,7 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	s.mam, s.archiveIDs = mamMod, mam.NewIDCodec(idSecret)
+	s.mam = mamMod
 	s.accounts.OnChange = func(host string) {
 		rosterMod.AccountsChanged(host)
 		mamMod.AccountsChanged(host)
