@@ -38,7 +38,10 @@ func (a *Activities) Set(ctx context.Context, owner string, act Activity) error 
 		act.LastLogout = time.Now()
 	}
 	val := encodeActivity(nil, act)
-	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
+	// Batched: when many sessions end together (an office's network
+	// drops, a restart) their writes share commits instead of paying one
+	// sync each.
+	err := a.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, bucketActivity)
 		if err != nil {
 			return err

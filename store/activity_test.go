@@ -3,11 +3,15 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
 
 func TestActivity(t *testing.T) {
@@ -76,6 +80,72 @@ func TestActivityIsolationZeroTimeAndReopen(t *testing.T) {
 	if _, err := db.Activity().Get(ctx, "a@"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get(a@) = %v, want ErrNotFound", err)
 	}
+}
+
+// Many sessions ending together share commits (updateBatched), and every
+// write is still there afterwards, also after a reopen.
+func TestActivitySetConcurrentSharesCommits(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "db")
+	db := openAt(t, path, Options{})
+	const writers = 200
+	before := lastTxID(t, db)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			st := fmt.Appendf(nil, "<presence type='unavailable'><status>%d</status></presence>", i)
+			errs <- db.Activity().Set(ctx, fmt.Sprintf("u%d@x", i), Activity{LastLogout: codecTime.Add(time.Duration(i) * time.Second), Status: st})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+	}
+	// One commit per writer would be 200; batches of up to 1,000 calls
+	// within 10 ms make it a handful. Half leaves room for a slow machine.
+	if commits := lastTxID(t, db) - before; commits > writers/2 {
+		t.Errorf("%d writes took %d commits, want at most %d", writers, commits, writers/2)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, Options{})
+	for i := range writers {
+		got, err := db.Activity().Get(ctx, fmt.Sprintf("u%d@x", i))
+		want := fmt.Sprintf("<status>%d</status>", i)
+		if err != nil || !got.LastLogout.Equal(codecTime.Add(time.Duration(i)*time.Second)) || !strings.Contains(string(got.Status), want) {
+			t.Fatalf("Get(u%d@x) = %+v, %v", i, got, err)
+		}
+	}
+}
+
+func TestActivitySetReadOnlyAndClosed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db := openAt(t, path, Options{})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Activity().Set(t.Context(), "a@x", Activity{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Set on a closed database = %v, want ErrClosed", err)
+	}
+	ro := openAt(t, path, Options{ReadOnly: true})
+	if err := ro.Activity().Set(t.Context(), "a@x", Activity{}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Set on a read-only database = %v, want ErrReadOnly", err)
+	}
+}
+
+// lastTxID is the id of the database's last committed write transaction.
+func lastTxID(t *testing.T, db *DB) int {
+	t.Helper()
+	var id int
+	if err := db.bolt.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 func TestActivityCodec(t *testing.T) {

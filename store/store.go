@@ -254,13 +254,35 @@ func (db *DB) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 
 // update runs fn in a read-write transaction after checking ctx.
 func (db *DB) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := db.writable(ctx); err != nil {
+		return err
+	}
+	return closedErr(db.bolt.Update(fn))
+}
+
+// updateBatched is update for writes that many sessions make at once and
+// that may share a commit: bbolt's Batch joins calls made within a few
+// milliseconds of each other into one transaction and one sync. fn may
+// run more than once (a failing fn is retried alone, the rest again
+// together), so it must only change the transaction and variables it
+// sets afresh on every run. The caller waits until its write is durable.
+func (db *DB) updateBatched(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := db.writable(ctx); err != nil {
+		return err
+	}
+	return closedErr(db.bolt.Batch(fn))
+}
+
+// writable is ctx's error, or ErrReadOnly if the database was opened
+// read-only.
+func (db *DB) writable(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if db.readOnly {
 		return ErrReadOnly
 	}
-	return closedErr(db.bolt.Update(fn))
+	return nil
 }
 
 // closedErr translates bbolt's "not open" into ErrClosed, so that callers
