@@ -9,8 +9,9 @@
 #      the presence contacts subscribed, stopped; its data directory is the
 #      seed every measured run starts from;
 #   4. per group of scenarios × run × server (the server order rotates run
-#      by run): a fresh process on a copy of the seed, its own config and
-#      loopback port, xmppbench --pid against it, the process stopped;
+#      by run; main and idle run back to back per server, see stages): a
+#      fresh process on a copy of the seed, its own config and loopback
+#      port, xmppbench --pid against it, the process stopped;
 #   5. one more chat run per Switchboard config with a CPU profile
 #      (SWITCHBOARD_CPUPROFILE), outside the measured runs;
 #   6. bench/report.go: medians of the runs, written to docs/performance.md
@@ -385,6 +386,27 @@ group_scenarios() {
 	esac
 }
 
+# stages GROUPS...: the order groups run in. main and idle, when both
+# run, form one stage "main+idle": each server's two groups run back to
+# back, so that the churn row's two chats (chat_sat of main, chat_churn of
+# idle) are measured within about half a minute of each other. This
+# machine's speed drifts by several percent over minutes (the same work,
+# the same system calls per message, more CPU time per message), and the
+# row is the ratio of the two.
+stages() {
+	local g out=()
+	local both=0
+	[[ " $* " == *" main "* && " $* " == *" idle "* ]] && both=1
+	for g in "$@"; do
+		if ((both)) && [[ $g == main || $g == idle ]]; then
+			[[ " ${out[*]} " == *" main+idle "* ]] || out+=("main+idle")
+			continue
+		fi
+		out+=("$g")
+	done
+	echo "${out[*]}"
+}
+
 # group_servers GROUP SERVERS...: the servers GROUP runs on.
 group_servers() {
 	local group=$1 s
@@ -733,14 +755,23 @@ main() {
 		seeded+="$(seed_of "$server") "
 	done
 
-	for group in $GROUPS_; do
+	local stage stages sgroups
+	read -r -a stages <<<"$(stages $GROUPS_)"
+	for stage in "${stages[@]}"; do
+		IFS=+ read -r -a sgroups <<<"$stage"
 		local gservers
-		read -r -a gservers <<<"$(group_servers "$group" "${servers[@]}" | tr '\n' ' ')"
+		read -r -a gservers <<<"$(group_servers "${sgroups[0]}" "${servers[@]}" | tr '\n' ' ')"
 		((${#gservers[@]})) || continue
-		for run in $(seq "$(group_runs "$group")"); do
+		for run in $(seq "$(group_runs "${sgroups[0]}")"); do
 			read -r -a order <<<"$(rotate $((run - 1)) "${gservers[@]}")"
 			for server in "${order[@]}"; do
-				measure "$group" "$run" "$server"
+				# Paired groups alternate which goes first, run by run,
+				# so that a drift of the machine's speed favours neither.
+				local turn
+				read -r -a turn <<<"$(rotate $((run - 1)) "${sgroups[@]}")"
+				for group in "${turn[@]}"; do
+					measure "$group" "$run" "$server"
+				done
 			done
 		done
 	done

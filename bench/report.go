@@ -324,11 +324,33 @@ func (rw row) cell(res results, srv string) cell {
 	xs, all, notes := rw.values(res, srv, rw.scenario)
 	c := cell{value: median(xs), ok: len(xs), all: all, notes: notes}
 	if rw.ratioTo != "" {
-		base, _, _ := rw.values(res, srv, rw.ratioTo)
 		c.base = c.value
-		c.value = c.value / median(base)
+		c.value = rw.pairedRatio(res, srv)
 	}
 	return c
+}
+
+// pairedRatio is the median over runs of metric(scenario) /
+// metric(ratioTo) within the same run number: compare.sh measures the two
+// back to back, so a slow drift of the machine's speed cancels in each
+// ratio instead of landing in the ratio of two medians. Runs where either
+// side failed are left out; NaN if none remain.
+func (rw row) pairedRatio(res results, srv string) float64 {
+	base := map[int]float64{}
+	for _, r := range res[srv][rw.ratioTo] {
+		if v, ok := r.m[rw.metric]; ok && r.err == "" && v > 0 {
+			base[r.n] = v
+		}
+	}
+	var ratios []float64
+	for _, r := range res[srv][rw.scenario] {
+		v, ok := r.m[rw.metric]
+		b, paired := base[r.n]
+		if ok && paired && r.err == "" {
+			ratios = append(ratios, v/b)
+		}
+	}
+	return median(ratios)
 }
 
 func num(v float64) string {
@@ -641,7 +663,10 @@ func run1(resDir, machineFile, profiles, out string) error {
 	p("  200 occupants; (2) idle sessions, then chat again on the same process after those\n")
 	p("  sessions logged in and out (the churn row, against (1)'s fresh chat); (3) the\n")
 	p("  presence storm. Within a group, runs alternate servers and the order rotates run\n")
-	p("  by run.\n")
+	p("  by run. Groups (1) and (2) run back to back for each server, (1) first in odd\n")
+	p("  runs and (2) first in even ones; the churn row's percentage is the median of the\n")
+	p("  per-run ratios (run n's churned chat over run n's fresh chat), so that a drift of\n")
+	p("  the machine's speed over minutes cancels; its msgs/s is the median of the runs.\n")
 	p("- Chat: 200 users in pairs, 32-byte bodies, at most 8 messages in flight per sender.\n")
 	p("  MUC: 10 of the occupants send, 32-byte bodies, at most 4 messages per sender not\n")
 	p("  yet received by every occupant. Both: %s.\n", get(kv, "duration"))
