@@ -112,15 +112,34 @@ is fine) or with the server's admin tools.`,
 		b.profileFile = f
 		return nil
 	}
-	root.PersistentPostRunE = func(*cobra.Command, []string) error {
-		if b.profileFile == nil {
-			return nil
-		}
-		pprof.StopCPUProfile()
-		return b.profileFile.Close()
-	}
 	root.AddCommand(b.loginCmd(), b.idleCmd(), b.chatCmd(), b.mucCmd(), b.presenceCmd())
+	// The profile ends with the scenario whether it succeeded or not
+	// (cobra skips PersistentPostRunE after an error): a failed run's
+	// profile is often the one worth reading.
+	for _, sub := range root.Commands() {
+		if runE := sub.RunE; runE != nil {
+			sub.RunE = func(cmd *cobra.Command, args []string) error {
+				err := runE(cmd, args)
+				if perr := b.stopProfile(); err == nil && perr != nil {
+					err = fmt.Errorf("--cpuprofile: %w", perr)
+				}
+				return err
+			}
+		}
+	}
 	return root
+}
+
+// stopProfile ends the --cpuprofile profile, if one is running, and
+// closes its file.
+func (b *bench) stopProfile() error {
+	if b.profileFile == nil {
+		return nil
+	}
+	pprof.StopCPUProfile()
+	err := b.profileFile.Close()
+	b.profileFile = nil
+	return err
 }
 
 func (b *bench) validate() error {

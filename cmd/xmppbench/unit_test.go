@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -291,6 +294,31 @@ func TestCLIRefusesRemote(t *testing.T) {
 	root.SetOut(new(discardWriter))
 	if err := root.ExecuteContext(t.Context()); !errors.Is(err, errNotLoopback) {
 		t.Errorf("remote address: err = %v, want errNotLoopback", err)
+	}
+}
+
+// A scenario that fails still leaves a complete CPU profile.
+func TestCPUProfileWrittenWhenScenarioFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: every login fails
+	prof := filepath.Join(t.TempDir(), "cpu.pprof")
+	root := newRoot()
+	root.SetArgs([]string{"--addr", addr, "--cpuprofile", prof, "--timeout", "2s", "--users", "1", "login", "--logins", "1"})
+	root.SetOut(new(discardWriter))
+	if err := root.ExecuteContext(t.Context()); err == nil {
+		t.Fatal("login against a closed port succeeded")
+	}
+	data, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A profile is gzip-compressed protobuf; an unstopped one is empty.
+	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		t.Fatalf("profile is %d bytes, not a gzip stream", len(data))
 	}
 }
 
