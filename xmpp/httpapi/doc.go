@@ -9,7 +9,9 @@
 // header is reused for a minute so that a busy integration does not pay
 // for PBKDF2 on each call; failures are throttled per address (429 with
 // Retry-After, RFC 6585 §4). Every command runs as the authenticated
-// admin, who is the audit log's actor whatever the request says.
+// admin, who is the audit log's actor whatever the request says; a
+// command the admin may not run (Deps.Run returning ErrForbidden, such as
+// one on another host) is a 403.
 //
 // Routes (Go 1.22 patterns):
 //

@@ -283,9 +283,15 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, admin jid.JID) {
 	h.run(w, r, admin, Request{Command: CmdAuditList, Args: map[string]string{"since": q.Get("since"), "limit": q.Get("limit")}})
 }
 
+// ErrForbidden is what Deps.Run returns (wrapped) for a command the admin
+// may not run, such as one on another host's accounts: 403.
+var ErrForbidden = errors.New("forbidden")
+
 // status is the HTTP status of a failed command.
 func status(err error) int {
 	switch {
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrExists):

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -91,6 +92,9 @@ func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Re
 		args[k] = v
 	}
 	args["actor"] = admin.String()
+	if err := s.scopeToHost(req.Command, args, admin.Domainpart()); err != nil {
+		return nil, err
+	}
 	b := s.adminBackend()
 	if req.Command == CmdHistoryExport {
 		if err := s.flushArchive(ctx); err != nil {
@@ -98,7 +102,64 @@ func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Re
 		}
 		b.Emit = emit
 	}
-	return RunCommand(ctx, b, AdminRequest{Command: req.Command, Args: args})
+	res, err := RunCommand(ctx, b, AdminRequest{Command: req.Command, Args: args})
+	if err == nil && req.Command == CmdAuditList {
+		res = s.auditOfHost(res, admin.Domainpart())
+	}
+	return res, err
+}
+
+// hostOf is the host a JID argument belongs to: its domain, or the host
+// whose room service it is. "" if no configured host owns it.
+func (s *Server) hostOf(arg string) string {
+	_, domain, ok := strings.Cut(arg, "@")
+	if !ok {
+		domain = arg
+	}
+	domain, _, _ = strings.Cut(domain, "/")
+	if _, ok := s.cfg.Host(domain); ok {
+		return domain
+	}
+	if svc, ok := s.mucHosts[domain]; ok {
+		return svc.host
+	}
+	return ""
+}
+
+// scopeToHost keeps an admin of host to host's accounts, archives and
+// rooms (the admin socket, local to the machine, is not scoped): a JID a
+// command names may not belong to another configured host, and
+// user.list without a host lists host's accounts.
+func (s *Server) scopeToHost(command string, args map[string]string, host string) error {
+	key := ""
+	switch command {
+	case CmdUserAdd, CmdUserPasswd, CmdUserDel, CmdPresenceSet, CmdPresenceClear:
+		key = "jid"
+	case CmdHistoryExport:
+		key = "archive"
+	case CmdRoomCreate, CmdRoomDestroy:
+		key = "room"
+	case CmdUserList:
+		if args["host"] == "" {
+			args["host"] = host
+		}
+		key = "host"
+	}
+	// A JID of no configured host is left to the command, which refuses
+	// or finds nothing.
+	if other := s.hostOf(args[key]); key != "" && other != "" && other != host {
+		return fmt.Errorf("%s %q is not of %s: %w", key, args[key], host, httpapi.ErrForbidden)
+	}
+	return nil
+}
+
+// auditOfHost keeps the audit lines (time, actor, action, target, detail;
+// tab-separated) whose target belongs to host.
+func (s *Server) auditOfHost(lines []string, host string) []string {
+	return slices.DeleteFunc(lines, func(l string) bool {
+		f := strings.SplitN(l, "\t", 5)
+		return len(f) < 4 || s.hostOf(f[3]) != host
+	})
 }
 
 // adminBackend is what admin commands act on in a running server.

@@ -267,3 +267,64 @@ func TestAdminHTTPRoomHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminHTTPHostScope: an admin of one host acts on that host only:
+// another host's accounts, archives and rooms are 403, user.list lists
+// the admin's host, and the audit log shows the admin's host.
+func TestAdminHTTPHostScope(t *testing.T) {
+	t.Parallel()
+	s, base, c := ahServer(t, servertest.WithConfig(func(c *config.Config) {
+		other := config.HostDefaults("example.org")
+		other.Admins = []string{"chief@example.org"}
+		c.Hosts = append(c.Hosts, other)
+	}))
+	if err := s.Accounts().Create(t.Context(), "example.org", "dave", "dave pw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Accounts().Create(t.Context(), "example.org", "chief", ahPassword); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []server.AdminRequest{
+		{Command: server.CmdUserAdd, Args: map[string]string{"jid": "eve@example.org", "password": "eve pw"}},
+		{Command: server.CmdUserPasswd, Args: map[string]string{"jid": "dave@example.org", "password": "new pw"}},
+		{Command: server.CmdUserDel, Args: map[string]string{"jid": "dave@example.org"}},
+		{Command: server.CmdUserList, Args: map[string]string{"host": "example.org"}},
+		{Command: server.CmdPresenceSet, Args: map[string]string{"jid": "dave@example.org", "show": "dnd"}},
+		{Command: server.CmdHistoryExport, Args: map[string]string{"archive": "dave@example.org"}},
+		{Command: server.CmdRoomCreate, Args: map[string]string{"room": "ops@conference.example.org"}},
+	} {
+		if code, resp := ahCommand(t, c, base, tc); code != http.StatusForbidden || resp.OK || resp.Error == "" {
+			t.Errorf("%s %v by localhost's admin: %d %+v, want 403", tc.Command, tc.Args, code, resp)
+		}
+	}
+	if code, _, body := ahDo(t, c, "GET", base+"/api/v1/users/dave@example.org/history", "boss@localhost", ahPassword, ""); code != http.StatusForbidden {
+		t.Errorf("another host's user history: %d %s, want 403", code, body)
+	}
+	code, resp := ahCommand(t, c, base, server.AdminRequest{Command: server.CmdUserList})
+	if code != http.StatusOK || !slices.Contains(resp.Result, "boss@localhost") || slices.Contains(resp.Result, "dave@example.org") {
+		t.Fatalf("user.list of localhost's admin: %d %+v", code, resp)
+	}
+	// example.org's admin changes something there; localhost's admin
+	// does not see it in the audit log, example.org's does.
+	b, _ := json.Marshal(server.AdminRequest{Command: server.CmdUserAdd, Args: map[string]string{"jid": "erin@example.org", "password": "erin pw"}})
+	if code, _, body := ahDo(t, c, "POST", base+"/api/v1/commands", "chief@example.org", ahPassword, string(b)); code != http.StatusOK {
+		t.Fatalf("user.add by example.org's admin: %d %s", code, body)
+	}
+	audit := func(user string) []string {
+		code, _, body := ahDo(t, c, "GET", base+"/api/v1/audit", user, ahPassword, "")
+		var resp server.AdminResponse
+		if err := json.Unmarshal(body, &resp); err != nil || code != http.StatusOK {
+			t.Fatalf("audit as %s: %d %s", user, code, body)
+		}
+		return resp.Result
+	}
+	hasErin := func(lines []string) bool {
+		return slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "\terin@example.org\t") })
+	}
+	if l := audit("boss@localhost"); hasErin(l) {
+		t.Errorf("localhost's admin sees example.org's audit entry: %q", l)
+	}
+	if l := audit("chief@example.org"); !hasErin(l) {
+		t.Errorf("example.org's admin does not see its own audit entry: %q", l)
+	}
+}
