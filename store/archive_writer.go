@@ -28,12 +28,16 @@ const (
 // Background commits (WriterOptions.Background).
 const (
 	// boostAfter is how often the writer checks a running background
-	// commit: one whose thread ran less than minShare of the last
-	// boostAfter is raised to normal priority. The machine has no idle
-	// CPU for it, and meanwhile it holds bbolt's write lock and a Go
-	// processor, which a stop-the-world phase of the collector waits for.
-	boostAfter = 50 * time.Millisecond
-	minShare   = 0.5
+	// commit: one whose thread waited for a CPU more than maxWaitShare
+	// of the last boostAfter (its run delay; waiting for the disk does
+	// not count) is raised to normal priority. Where the kernel keeps
+	// no run delay, the rule is a CPU share under minShare. The machine
+	// has no idle CPU for it, and meanwhile it holds bbolt's write lock
+	// and a Go processor, which a stop-the-world phase of the collector
+	// waits for.
+	boostAfter   = 50 * time.Millisecond
+	maxWaitShare = 0.5
+	minShare     = 0.5
 	// starvedFor is how long the writer then commits at normal priority.
 	starvedFor = 10 * time.Second
 )
@@ -93,17 +97,19 @@ type ArchiveWriter struct {
 	// background asks Start for the idle-priority committer; bg is its
 	// job channel (nil without one), owned by the writer goroutine like
 	// normalUntil, the time before which commits stay at normal priority.
-	// boostAfter and minShare are the constants (changed in tests).
-	background  bool
-	boostAfter  time.Duration
-	minShare    float64
-	bg          chan []archiveEntry
-	bgResult    chan error
-	bgExited    chan struct{}
-	bgThread    int  // the committer's OS thread id
-	bgRaised    bool // its priority was raised (storeInBackground)
-	normalUntil time.Time
-	idleCPU     idleMeter
+	// boostAfter, maxWaitShare and minShare are the constants (changed
+	// in tests).
+	background   bool
+	boostAfter   time.Duration
+	maxWaitShare float64
+	minShare     float64
+	bg           chan []archiveEntry
+	bgResult     chan error
+	bgExited     chan struct{}
+	bgThread     int  // the committer's OS thread id
+	bgRaised     bool // its priority was raised (storeInBackground)
+	normalUntil  time.Time
+	idleCPU      idleMeter
 
 	// queue holds appended records in id order. Capacity QueueSize;
 	// Append checks for room under mu and fails with ErrBusy when it is
@@ -154,18 +160,19 @@ func (a *Archive) NewWriter(opts WriterOptions) *ArchiveWriter {
 		log = a.db.log
 	}
 	return &ArchiveWriter{
-		a:          a,
-		maxBatch:   opts.MaxBatch,
-		maxDelay:   opts.MaxDelay,
-		log:        log,
-		background: opts.Background,
-		boostAfter: boostAfter,
-		minShare:   minShare,
-		idleCPU:    idleMeter{read: readCPUTimes},
-		exited:     make(chan struct{}),
-		queue:      make(chan pendingRecord, opts.QueueSize),
-		kick:       make(chan struct{}, 1),
-		room:       make(chan struct{}),
+		a:            a,
+		maxBatch:     opts.MaxBatch,
+		maxDelay:     opts.MaxDelay,
+		log:          log,
+		background:   opts.Background,
+		boostAfter:   boostAfter,
+		maxWaitShare: maxWaitShare,
+		minShare:     minShare,
+		idleCPU:      idleMeter{read: readCPUTimes},
+		exited:       make(chan struct{}),
+		queue:        make(chan pendingRecord, opts.QueueSize),
+		kick:         make(chan struct{}, 1),
+		room:         make(chan struct{}),
 	}
 }
 
@@ -542,11 +549,11 @@ func (w *ArchiveWriter) stopBackground() {
 // storeInBackground commits entries on the idle-priority committer and
 // waits for it. A Flush or Stop arriving meanwhile raises the commit's
 // thread to normal priority: someone waits for it. So does starvation:
-// every boostAfter the writer checks the committer's share of CPU since
-// the last check, and below minShare the machine lacks idle CPU (the
-// commit holds bbolt's write lock, and a Go processor that the collector's
-// stop-the-world phases would wait for); the next starvedFor of commits
-// then run at normal priority.
+// every boostAfter the writer checks how long the committer waited for a
+// CPU since the last check (threadStarved), and past the limit the
+// machine lacks idle CPU (the commit holds bbolt's write lock, and a Go
+// processor that the collector's stop-the-world phases would wait for);
+// the next starvedFor of commits then run at normal priority.
 func (w *ArchiveWriter) storeInBackground(entries []archiveEntry) error {
 	// The committer waits for this job: no commit runs on its thread.
 	if w.bgRaised {
@@ -556,25 +563,26 @@ func (w *ArchiveWriter) storeInBackground(entries []archiveEntry) error {
 		}
 		w.bgRaised = false
 	}
-	since, cpu := time.Now(), threadCPUTime(w.bgThread)
+	last := sampleThread(w.bgThread)
 	w.bg <- entries
 	tick := time.NewTicker(w.boostAfter)
 	defer tick.Stop()
-	kick := w.kick
+	kick, check := w.kick, tick.C
 	for {
 		select {
 		case err := <-w.bgResult:
 			return err
 		case <-kick:
 			// Taken from the run loop, which sees the waiter itself.
-			kick = nil
+			// Raised: nothing left to check.
+			kick, check = nil, nil
 			w.raise()
 			continue
-		case <-tick.C:
+		case <-check:
 		}
-		now, nowCPU := time.Now(), threadCPUTime(w.bgThread)
-		if share := float64(nowCPU-cpu) / float64(now.Sub(since)); share >= w.minShare {
-			since, cpu = now, nowCPU
+		now := sampleThread(w.bgThread)
+		if !w.threadStarved(last, now) {
+			last = now
 			continue
 		}
 		w.raise()
@@ -584,6 +592,34 @@ func (w *ArchiveWriter) storeInBackground(entries []archiveEntry) error {
 			"records", len(entries), "normal_for", starvedFor)
 		return err
 	}
+}
+
+// threadSample is what the writer reads of the committer's thread.
+type threadSample struct {
+	at        time.Time
+	cpu       time.Duration // CPU time used
+	runDelay  time.Duration // time waited for a CPU
+	haveDelay bool          // runDelay is known
+}
+
+func sampleThread(tid int) threadSample {
+	d, ok := threadRunDelay(tid)
+	return threadSample{at: time.Now(), cpu: threadCPUTime(tid), runDelay: d, haveDelay: ok}
+}
+
+// threadStarved reports whether the committer lacked CPU between two
+// samples: it waited on a run queue more than maxWaitShare of the time
+// or, where run delays are unknown, ran less than minShare of it (which
+// also counts disk waits).
+func (w *ArchiveWriter) threadStarved(a, b threadSample) bool {
+	elapsed := float64(b.at.Sub(a.at))
+	if elapsed <= 0 {
+		return false
+	}
+	if a.haveDelay && b.haveDelay {
+		return float64(b.runDelay-a.runDelay)/elapsed > w.maxWaitShare
+	}
+	return float64(b.cpu-a.cpu)/elapsed < w.minShare
 }
 
 // raise gives the committer's thread normal priority (once per commit).

@@ -94,3 +94,30 @@ func TestIdleMeter(t *testing.T) {
 		}
 	}
 }
+
+func TestThreadStarved(t *testing.T) {
+	w := &ArchiveWriter{maxWaitShare: maxWaitShare, minShare: minShare}
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	tests := []struct {
+		name string
+		a, b threadSample
+		want bool
+	}{
+		{"ran all the time", threadSample{at: at(0), haveDelay: true}, threadSample{at: at(50), cpu: ms(50), haveDelay: true}, false},
+		{"waited for the disk", threadSample{at: at(0), haveDelay: true}, threadSample{at: at(50), cpu: ms(5), runDelay: ms(2), haveDelay: true}, false},
+		{"waited for a CPU most of the time", threadSample{at: at(0), runDelay: ms(10), haveDelay: true}, threadSample{at: at(50), cpu: ms(5), runDelay: ms(50), haveDelay: true}, true},
+		{"waited half the time", threadSample{at: at(0), haveDelay: true}, threadSample{at: at(50), runDelay: ms(25), haveDelay: true}, false},
+		{"no run delay: low CPU share", threadSample{at: at(0)}, threadSample{at: at(50), cpu: ms(10)}, true},
+		{"no run delay: high CPU share", threadSample{at: at(0)}, threadSample{at: at(50), cpu: ms(40)}, false},
+		{"no time passed", threadSample{at: at(0)}, threadSample{at: at(0)}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := w.threadStarved(tc.a, tc.b); got != tc.want {
+				t.Errorf("threadStarved = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -58,7 +58,33 @@ func idleThreads(t *testing.T) map[string]int {
 	return idle
 }
 
+// needIdlePriority skips a test that needs the background committer where
+// this process may not raise a thread back from SCHED_IDLE (neither
+// CAP_SYS_NICE nor an RLIMIT_NICE of 20): the writer then commits at
+// normal priority, which TestCheckIdlePriority checks.
+func needIdlePriority(t *testing.T) {
+	t.Helper()
+	if err := CheckIdlePriority(); err != nil {
+		t.Skipf("idle priority not possible here: %v", err)
+	}
+	waitNoIdleThreads(t)
+}
+
+// waitNoIdleThreads waits until no thread of this process is SCHED_IDLE
+// (a probe's thread is raised back or ends shortly after it answered).
+func waitNoIdleThreads(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(idleThreads(t)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("SCHED_IDLE threads left by the probe: %v", idleThreads(t))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestArchiveWriterBackgroundCommitsOnIdleThread(t *testing.T) {
+	needIdlePriority(t)
 	if n := len(idleThreads(t)); n != 0 {
 		t.Fatalf("%d SCHED_IDLE threads before the writer started", n)
 	}
@@ -145,13 +171,15 @@ func (b *lockedBuffer) String() string {
 }
 
 func TestArchiveWriterBackgroundBoost(t *testing.T) {
+	needIdlePriority(t)
 	db := openTest(t)
 	var logs lockedBuffer
 	w := db.Archive().NewWriter(WriterOptions{MaxDelay: -1, Background: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	// Every background commit is checked at once and found short of CPU
-	// (no thread runs more than all the time): it is raised to normal
-	// priority, and sends the next ones to normal priority.
-	w.boostAfter, w.minShare = time.Nanosecond, 2
+	// (no thread waits less than never, nor runs more than all the
+	// time): it is raised to normal priority, and sends the next ones to
+	// normal priority.
+	w.boostAfter, w.maxWaitShare, w.minShare = time.Nanosecond, -1, 2
 	w.idleCPU.read = idleMachine()
 	w.Start(t.Context())
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
@@ -206,17 +234,26 @@ func idleMachine() func() (cpuTimes, error) {
 func TestCheckIdlePriority(t *testing.T) {
 	err := CheckIdlePriority()
 	// The probe's thread is back at normal priority or gone.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(idleThreads(t)) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("SCHED_IDLE threads left by the probe: %v", idleThreads(t))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitNoIdleThreads(t)
 	// A writer agrees with the probe.
 	db := openTest(t)
 	w := startWriter(t, db, WriterOptions{Background: true})
 	if got := w.bg != nil; got != (err == nil) {
 		t.Errorf("background committer running: %v; CheckIdlePriority: %v", got, err)
+	}
+}
+
+func TestThreadRunDelay(t *testing.T) {
+	tid := threadID()
+	a, ok := threadRunDelay(tid)
+	if !ok {
+		t.Skip("the kernel keeps no run delays (schedstat)")
+	}
+	b, ok := threadRunDelay(tid)
+	if !ok || b < a {
+		t.Fatalf("run delay went from %v to %v (ok %v)", a, b, ok)
+	}
+	if _, ok := threadRunDelay(-1); ok {
+		t.Fatal("a run delay for thread -1")
 	}
 }

@@ -43,6 +43,22 @@ func threadCPUTime(tid int) time.Duration {
 	return time.Duration(ts.Nano())
 }
 
+// threadRunDelay is how long OS thread tid of this process has waited on
+// a run queue for a CPU, the second field of its schedstat (proc(5)):
+// time spent waiting for a disk or a lock is not in it. ok is false if the
+// kernel does not keep it.
+func threadRunDelay(tid int) (d time.Duration, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/schedstat", tid))
+	if err != nil {
+		return 0, false
+	}
+	var run, wait, slices uint64
+	if n, _ := fmt.Sscan(string(b), &run, &wait, &slices); n != 3 {
+		return 0, false
+	}
+	return time.Duration(wait), true
+}
+
 // threadID is the calling OS thread's id.
 func threadID() int { return unix.Gettid() }
 

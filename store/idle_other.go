@@ -19,6 +19,9 @@ func setNormalPriority(int) error { return nil }
 // threadCPUTime is unknown here.
 func threadCPUTime(int) time.Duration { return 0 }
 
+// threadRunDelay is unknown here.
+func threadRunDelay(int) (time.Duration, bool) { return 0, false }
+
 // threadID is unknown here.
 func threadID() int { return 0 }
 
