@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -216,13 +214,18 @@ func (in *Inbox) flush(ctx context.Context) error {
 	}
 	clear(in.pending)
 	in.mu.Unlock()
-	// Key order: the writes walk the tree once.
-	slices.SortFunc(changes, func(a, b store.RoomInboxChange) int {
-		return strings.Compare(a.Owner+"\x00"+a.Room, b.Owner+"\x00"+b.Room)
-	})
-	skipped, err := in.deps.Inbox.Apply(ctx, changes)
+	// The changes are everyone's, so the caller's cancellation does not
+	// stop the write, and a write that failed for the store's sake queues
+	// them again (merged with any made meanwhile) for the next flush; a
+	// change the store refuses as invalid would only fail again.
+	skipped, err := in.deps.Inbox.Apply(context.WithoutCancel(ctx), changes)
 	if err != nil {
 		in.log.Error("muc: inbox: write", "changes", len(changes), xmpp.LogErr, err)
+		if !errors.Is(err, store.ErrInvalid) {
+			for _, c := range changes {
+				in.change(c)
+			}
+		}
 		return fmt.Errorf("muc: inbox: %w", err)
 	}
 	if skipped > 0 {
@@ -244,7 +247,8 @@ func (in *Inbox) joined(r *room, user jid.JID) {
 // occupant sent to the room: the room is read up to the message whose
 // stanza-id (the room's) it names. Other ids are ignored.
 func (in *Inbox) marker(r *room, o *occupant, st *xmpp.Stanza) {
-	if in == nil || o == nil || st.Type != xmpp.TypeGroupchat || o.bare.Localpart() == "" {
+	// Called for groupchat messages from occupants only.
+	if in == nil || o.bare.Localpart() == "" {
 		return
 	}
 	d := st.El.Child("displayed", mam.NSMarkers)
@@ -271,8 +275,9 @@ func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.Roo
 		return nil, fmt.Errorf("muc: inbox: %w", err)
 	}
 	var (
-		out  []mam.RoomConversation
-		gone []string
+		out      []mam.RoomConversation
+		gone     []string
+		deadline = time.Now().Add(inboxViewWait)
 	)
 	for _, e := range entries {
 		rj, err := jid.Parse(e.Room)
@@ -286,7 +291,7 @@ func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.Roo
 		if svc == nil {
 			continue // a service no longer configured: kept, not shown
 		}
-		v, err := svc.inboxView(ctx, rj, owner)
+		v, err := svc.inboxView(ctx, rj, owner, deadline)
 		if err != nil {
 			return nil, err
 		}
@@ -337,22 +342,26 @@ type inboxView struct {
 }
 
 // inboxView describes room rj for user: from its goroutine if it runs
-// (the only place a temporary room exists), else from the store.
-func (s *Service) inboxView(ctx context.Context, rj, user jid.JID) (inboxView, error) {
+// (the only place a temporary room exists), else from the store. Running
+// rooms are waited for until deadline, shared by the whole list, so that
+// many slow rooms cost the list inboxViewWait once, not each.
+func (s *Service) inboxView(ctx context.Context, rj, user jid.JID, deadline time.Time) (inboxView, error) {
 	ch := make(chan inboxView, 1)
+	wait := time.Until(deadline)
 	s.mu.Lock()
 	r := s.active[rj.String()]
 	// Posted under s.mu, as deliver does: a room that decided to stop
 	// has left active; one that has not will run the item.
 	running := r != nil
-	posted := running && !s.closed && r.post(item{fn: func(_ context.Context, r *room) { ch <- r.viewFor(user) }})
+	posted := running && wait > 0 && !s.closed && r.post(item{fn: func(_ context.Context, r *room) { ch <- r.viewFor(user) }})
 	s.mu.Unlock()
 	if running && !posted {
-		// Busy or shutting down: not shown this time, not forgotten.
+		// Busy, out of time or shutting down: not shown this time, not
+		// forgotten.
 		return inboxView{exists: true}, nil
 	}
 	if posted {
-		t := time.NewTimer(inboxViewWait)
+		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
 		case v := <-ch:
@@ -361,7 +370,7 @@ func (s *Service) inboxView(ctx context.Context, rj, user jid.JID) (inboxView, e
 			// A room slow to answer (its goroutine waiting for the
 			// archive) is treated like a busy one: the rest of the
 			// list does not fail for it.
-			s.log.Warn("muc: inbox: room did not answer in time; left out of this list", "room", rj.String(), "wait", inboxViewWait)
+			s.log.Warn("muc: inbox: room did not answer in time; left out of this list", "room", rj.String(), "wait", wait)
 			return inboxView{exists: true}, nil
 		case <-ctx.Done():
 			return inboxView{}, fmt.Errorf("muc: inbox: %w", ctx.Err())

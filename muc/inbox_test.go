@@ -220,3 +220,33 @@ func TestInboxStopWritesPending(t *testing.T) {
 		t.Fatalf("after Stop: %+v, %v", entries, err)
 	}
 }
+
+// A flush made for a request whose context has ended still writes
+// everyone's pending changes; a failed write keeps them pending.
+func TestInboxFlushOutlivesCallerAndKeepsFailedChanges(t *testing.T) {
+	f := newInboxFixture(t)
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: "r@conf.example.org", Joined: time.Now(), ReadID: 9})
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := f.in.flush(cancelled); err != nil {
+		t.Fatalf("flush with an ended context: %v", err)
+	}
+	entries, err := f.db.RoomInbox().List(t.Context(), "u@example.org")
+	if err != nil || len(entries) != 1 || entries[0].ReadID != 9 {
+		t.Fatalf("after flush: %+v, %v", entries, err)
+	}
+	if n := len(f.pending()); n != 0 {
+		t.Fatalf("%d changes pending after a flush that wrote them", n)
+	}
+
+	f.in.change(store.RoomInboxChange{Owner: "v@example.org", Room: "r@conf.example.org", Joined: time.Now(), ReadID: 3})
+	if err := f.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.in.flush(t.Context()); err == nil {
+		t.Fatal("flush into a closed database succeeded")
+	}
+	if p := f.pending(); len(p) != 1 || p[[2]string{"v@example.org", "r@conf.example.org"}].ReadID != 3 {
+		t.Fatalf("pending after a failed flush: %+v", p)
+	}
+}

@@ -208,7 +208,9 @@ type ArchiveQuery struct {
 	Index int
 	// WantCount fills Count and Index. It reads counters, not records:
 	// O(slots on the shorter side + two slots' records) for a time range,
-	// O(1) without one, O(len(IDs)) with IDs (see archive_count.go).
+	// O(1) without one, O(len(IDs)) with IDs (see archive_count.go); a
+	// page after a cursor costs one more lookup for its Index, O(slots +
+	// one slot's records).
 	WantCount bool
 }
 
@@ -225,7 +227,7 @@ type ArchivePage struct {
 	Count int
 	// Index is the position of Records[0] among them, counting from 0;
 	// -1 unless WantCount and the page is not empty. For a query with
-	// ArchiveQuery.Index it is that index.
+	// ArchiveQuery.Index and WantCount it is that index.
 	Index int
 }
 
@@ -539,7 +541,7 @@ func (s *archiveScan) summary(archive, with string, notBefore, readID uint64, li
 		if id <= base {
 			return false, nil
 		}
-		if sum.Unread == limit {
+		if sum.Unread >= limit { // >=: a negative limit is 0, not unbounded
 			sum.More = true
 			return false, nil
 		}

@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -82,6 +84,12 @@ func (ri *RoomInbox) Apply(ctx context.Context, changes []RoomInboxChange) (skip
 	if err != nil || len(changes) == 0 {
 		return 0, err
 	}
+	// In key order (lp(owner), then room; exact for owners shorter than
+	// 128 bytes, whose length prefix is one byte): the writes walk the
+	// tree once.
+	slices.SortFunc(changes, func(a, b RoomInboxChange) int {
+		return cmp.Or(cmp.Compare(len(a.Owner), len(b.Owner)), strings.Compare(a.Owner, b.Owner), strings.Compare(a.Room, b.Room))
+	})
 	err = ri.db.update(ctx, func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, bucketRoomInbox)
 		if err != nil {
@@ -92,11 +100,17 @@ func (ri *RoomInbox) Apply(ctx context.Context, changes []RoomInboxChange) (skip
 			key := append(lp(c.Owner), c.Room...)
 			e := RoomInboxEntry{Joined: c.Joined}
 			if v := b.Get(key); v != nil {
-				if e, err = decodeRoomInboxEntry(v); err != nil {
-					return fmt.Errorf("room %s of %s: %w", c.Room, c.Owner, err)
-				}
-				if e.ReadID >= c.ReadID {
+				old, err := decodeRoomInboxEntry(v)
+				switch {
+				case err != nil:
+					// One bad value must not fail every later batch,
+					// which carries everyone's joins and markers: it
+					// is replaced.
+					ri.db.log.Error("store: replacing corrupt room inbox entry", "jid", c.Owner, "room", c.Room, "err", err)
+				case old.ReadID >= c.ReadID:
 					continue
+				default:
+					e = old
 				}
 			} else if countPrefix(b, lp(c.Owner), MaxRoomInbox) >= MaxRoomInbox {
 				skipped++
@@ -132,7 +146,10 @@ func (ri *RoomInbox) List(ctx context.Context, owner string) ([]RoomInboxEntry, 
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			e, err := decodeRoomInboxEntry(v)
 			if err != nil {
-				return fmt.Errorf("room %q: %w", k[len(prefix):], err)
+				// Left out rather than failing the whole list; the
+				// next join or marker for the room replaces it.
+				ri.db.log.Error("store: skipping corrupt room inbox entry", "jid", owner, "room", string(k[len(prefix):]), "err", err)
+				continue
 			}
 			e.Room = string(k[len(prefix):])
 			out = append(out, e)

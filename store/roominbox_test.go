@@ -174,6 +174,7 @@ func TestArchiveSummary(t *testing.T) {
 		{"never posted", "tybalt@example.net", 0, 0, 100, rid(19), 0, 20, false},
 		{"never posted, joined late", "tybalt@example.net", rid(12), 0, 100, rid(19), 0, 8, false},
 		{"capped", "tybalt@example.net", 0, 0, 5, rid(19), 0, 5, true},
+		{"negative limit counts nothing", "tybalt@example.net", 0, 0, -1, rid(19), 0, 0, true},
 		{"cap reached exactly", "tybalt@example.net", rid(15), 0, 5, rid(19), 0, 5, false},
 		{"all read", nurse, 0, rid(19), 100, rid(19), rid(19), 0, false},
 		{"nothing since notBefore", romeo, rid(19) + 10, 0, 100, 0, rid(10), 0, false},
@@ -252,4 +253,44 @@ func FuzzRoomInboxCodec(f *testing.F) {
 			t.Fatalf("decode(%x) = %+v, re-encodes as %x", v, e, enc)
 		}
 	})
+}
+
+// A corrupt entry is left out of its owner's list and replaced by the next
+// change to it; the other changes of the same batch still land.
+func TestRoomInboxCorruptEntry(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	ri := db.RoomInbox()
+	t0 := time.UnixMicro(1_700_000_000_000_000).UTC()
+	balcony := "balcony@conference.example.org"
+	if _, err := ri.Apply(ctx, []RoomInboxChange{
+		{Owner: juliet, Room: lobby, Joined: t0},
+		{Owner: juliet, Room: balcony, Joined: t0},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(bucketRoomInbox)).Put(append(lp(juliet), lobby...), []byte{0xff, 0xff})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ri.List(ctx, juliet)
+	if want := []RoomInboxEntry{{Room: balcony, Joined: t0}}; err != nil || !slices.Equal(got, want) {
+		t.Fatalf("List with a corrupt entry = %+v, %v; want %+v", got, err, want)
+	}
+	other := juliet + "x"
+	if _, err := ri.Apply(ctx, []RoomInboxChange{
+		{Owner: juliet, Room: lobby, Joined: t0.Add(time.Hour), ReadID: 7},
+		{Owner: other, Room: lobby, Joined: t0},
+	}); err != nil {
+		t.Fatalf("Apply over a corrupt entry: %v", err)
+	}
+	got, err = ri.List(ctx, juliet)
+	want := []RoomInboxEntry{{Room: balcony, Joined: t0}, {Room: lobby, Joined: t0.Add(time.Hour), ReadID: 7}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("List after the replacement = %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := ri.List(ctx, other); err != nil || len(got) != 1 {
+		t.Fatalf("List(%s) = %+v, %v; want the lobby", other, got, err)
+	}
 }
