@@ -41,7 +41,7 @@ func (r *room) iq(ctx context.Context, st *xmpp.Stanza) {
 		r.forwardIQ(ctx, st, o)
 		return
 	}
-	if !r.exists || (r.locked && r.affiliation(st.From) != affOwner) {
+	if !r.exists || (r.locked() && r.affiliation(st.From) != affOwner) {
 		// §7.2.10: a locked room does not exist yet but for its owner.
 		r.fail(ctx, st, xmpp.StanzaError(stanza.ItemNotFound, "no such room"))
 		return
@@ -138,7 +138,7 @@ func (r *room) mayReadHistory(user jid.JID, occupant bool) bool {
 	aff := r.affiliation(user)
 	open := r.data.Public && !r.data.MembersOnly && !r.data.PasswordProtected
 	return aff != affOutcast && (occupant || aff == affOwner || aff == affAdmin || aff == affMember || open) &&
-		(!r.locked || aff == affOwner)
+		(!r.locked() || aff == affOwner)
 }
 
 // configForm is the muc#roomconfig form (§10.2) with the current values.
@@ -202,7 +202,7 @@ func (r *room) owner(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 	}
 	switch x.AttrValue("type") {
 	case "cancel":
-		if r.locked {
+		if r.locked() {
 			// §10.1.1 step 6: cancelling the initial configuration
 			// destroys the room.
 			r.destroy(ctx, wire.New("destroy", NSOwner))
@@ -354,10 +354,7 @@ func (r *room) destroy(ctx context.Context, d *wire.Element) {
 	r.svc.log.Info("room destroyed", "room", r.jid.String())
 	r.occupants = map[string]*occupant{}
 	r.byJID = map[string]string{}
-	r.exists = false
-	r.unlock()
-	r.publicTemp.Store(false)
-	r.iqs, r.invited = nil, nil
+	r.end()
 }
 
 func rank(aff string) int {

@@ -34,9 +34,12 @@ func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 			return
 		}
 	}
-	if form := requestForm(st); form != nil && st.To.Resourcepart() == "" && st.Type != xmpp.TypeGroupchat {
-		r.voiceRequest(ctx, st, o, form)
-		return
+	if st.Type != xmpp.TypeGroupchat && st.To.Resourcepart() == "" {
+		// Cheap checks first: groupchat messages are not scanned.
+		if form := requestForm(st); form != nil {
+			r.voiceRequest(ctx, st, o, form)
+			return
+		}
 	}
 	if o == nil {
 		// §7.4: only occupants may send to the room.

@@ -102,7 +102,7 @@ func (r *room) register(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, err
 			o.role = r.defaultRole(o.aff)
 		}
 		if o.nick != nick && r.occupants[nick] == nil {
-			r.rename(ctx, o, nick, nil, nil, []string{"210"})
+			r.rename(ctx, o, nick, nil, []string{"210"})
 		} else if becameMember {
 			r.broadcastPresence(ctx, o, "", nil, nil)
 		}

@@ -71,10 +71,10 @@ type room struct {
 	exists    bool
 	occupants map[string]*occupant // by nick
 	byJID     map[string]string    // occupant full JID → nick
-	// locked: created by a join and not yet configured by its owner
-	// (§10.1.1); others cannot enter until the owner submits a
-	// configuration (or accepts the defaults), or lockTimer fires.
-	locked    bool
+	// lockTimer is set while the room is locked (locked): created by a
+	// join and not yet configured by its owner (§10.1.1); others cannot
+	// enter until the owner submits a configuration (or accepts the
+	// defaults), or the timer fires.
 	lockTimer *time.Timer
 	// iqs are the IQs forwarded between occupants awaiting an answer
 	// (§17.4), by the id the room gave them; at most maxPendingIQs.
@@ -390,7 +390,7 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 	}
 	join := st.El.Child("x", NS)
 	switch {
-	case r.locked && aff != affOwner:
+	case r.locked() && aff != affOwner:
 		// §7.2.10: the room does not exist yet for
 		// anyone but its owner.
 		r.fail(ctx, st, xmpp.StanzaError(stanza.ItemNotFound, "the room is being configured"))
@@ -425,7 +425,7 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 	o.sessions = append(o.sessions, user)
 	o.presence = st
 	r.byJID[user.String()] = nick
-	r.publicTemp.Store(r.data.Public && !r.locked)
+	r.publicTemp.Store(r.data.Public && !r.locked())
 	r.svc.deps.Inbox.joined(r, user)
 
 	// §7.2.3: the others' presence to the newcomer, then its own
@@ -534,12 +534,19 @@ func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []
 	delete(r.occupants, o.nick)
 	if len(r.occupants) == 0 && !r.data.Persistent {
 		// §10.9: a temporary room ends with its last occupant.
-		r.exists = false
-		r.data = store.Room{}
-		r.unlock()
-		r.publicTemp.Store(false)
-		r.iqs, r.invited = nil, nil
+		r.end()
 	}
+}
+
+// end forgets the room (its last occupant left a temporary room, or it
+// was destroyed): what a later creation under the same JID must not
+// inherit.
+func (r *room) end() {
+	r.exists = false
+	r.data = store.Room{}
+	r.unlock()
+	r.publicTemp.Store(false)
+	r.iqs, r.invited = nil, nil
 }
 
 // changeNick renames an occupant (§7.6): unavailable with 303 and the new
@@ -560,14 +567,14 @@ func (r *room) changeNick(ctx context.Context, o *occupant, st *xmpp.Stanza, nic
 	if nickModified(st, nick) {
 		self = []string{"210"}
 	}
-	r.rename(ctx, o, nick, st, nil, self)
+	r.rename(ctx, o, nick, st, self)
 }
 
 // rename moves o to nick (§7.6): unavailable with 303 and the new nick
-// under the old one, then presence under the new one, with codes to
-// everyone and selfCodes to o only. st is the presence that asked for it,
-// nil when the service renames (§7.10: a registered nick).
-func (r *room) rename(ctx context.Context, o *occupant, nick string, st *xmpp.Stanza, codes, selfCodes []string) {
+// under the old one to everyone, then presence under the new one, with
+// selfCodes to o only. st is the presence that
+// asked for it, nil when the service renames (§7.10: a registered nick).
+func (r *room) rename(ctx context.Context, o *occupant, nick string, st *xmpp.Stanza, selfCodes []string) {
 	for _, rec := range r.occupants {
 		codes := []string{"303"}
 		if rec == o {
@@ -589,7 +596,7 @@ func (r *room) rename(ctx context.Context, o *occupant, nick string, st *xmpp.St
 	for _, s := range o.sessions {
 		r.byJID[s.String()] = nick
 	}
-	r.broadcastPresence(ctx, o, "", codes, selfCodes)
+	r.broadcastPresence(ctx, o, "", nil, selfCodes)
 }
 
 // nickModified reports whether the nick the room uses differs from the one
@@ -618,18 +625,17 @@ func statusEl(code string) *wire.Element {
 // lock keeps a room created by a join closed to everyone but its owners
 // until they configure it (§10.1.1), for at most Options.LockTimeout.
 func (r *room) lock() {
-	r.locked = true
 	r.lockTimer = time.NewTimer(r.svc.opts.LockTimeout)
 }
+
+// locked reports whether the room waits for its owner's configuration.
+func (r *room) locked() bool { return r.lockTimer != nil }
 
 // unlock opens a locked room (and stops its timer).
 func (r *room) unlock() {
 	if r.lockTimer != nil {
 		r.lockTimer.Stop()
 		r.lockTimer = nil
-	}
-	if r.locked {
-		r.locked = false
 		r.publicTemp.Store(r.exists && r.data.Public)
 	}
 }
