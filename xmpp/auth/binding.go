@@ -64,34 +64,26 @@ func (s *Server) hasChannelBinding(tlsState *tls.ConnectionState, name string) b
 }
 
 // channelBindingData returns the channel binding data of type name, or false
-// if that type is not available on tlsState.
+// if that type is not available on tlsState (hasChannelBinding decides).
 func (s *Server) channelBindingData(tlsState *tls.ConnectionState, name string) ([]byte, bool) {
-	if tlsState == nil || !tlsState.HandshakeComplete {
+	if !s.hasChannelBinding(tlsState, name) {
 		return nil, false
 	}
 	switch name {
 	case BindingTLSExporter:
-		// RFC 9266 §3 allows TLS 1.2 only with extended master secret, and
-		// tls.ConnectionState does not tell whether it was negotiated.
-		if tlsState.Version < tls.VersionTLS13 {
-			return nil, false
-		}
+		// TLS 1.3 only: RFC 9266 §3 allows TLS 1.2 only with extended
+		// master secret, and tls.ConnectionState does not tell whether
+		// it was negotiated.
 		b, err := tlsState.ExportKeyingMaterial(exporterLabel, nil, exporterLen)
 		if err != nil || len(b) != exporterLen {
 			return nil, false
 		}
 		return b, true
 	case BindingTLSUnique:
-		// tls-unique is undefined for TLS 1.3 (RFC 9266 §1); Go leaves
-		// TLSUnique empty when it would be unsafe.
-		if tlsState.Version >= tls.VersionTLS13 || len(tlsState.TLSUnique) == 0 {
-			return nil, false
-		}
+		// Before TLS 1.3 only (RFC 9266 §1); Go leaves TLSUnique empty
+		// when it would be unsafe.
 		return append([]byte(nil), tlsState.TLSUnique...), true
 	case BindingTLSServerEndPoint:
-		if s.serverCert == nil {
-			return nil, false
-		}
 		return serverEndPoint(s.serverCert(tlsState))
 	}
 	return nil, false
