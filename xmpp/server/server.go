@@ -410,8 +410,12 @@ func (s *Server) Addr(name string) net.Addr {
 	return nil
 }
 
+// adminHTTPShutdownWait bounds how long Shutdown lets admin HTTP requests
+// in flight (an export) finish.
+const adminHTTPShutdownWait = 5 * time.Second
+
 // Shutdown stops the server: the admin HTTP API (requests in flight, such
-// as an export, finish), the room services, so that occupants still
+// as an export, finish within adminHTTPShutdownWait), the room services, so that occupants still
 // connected learn that rooms go down (XEP-0045 §11.2, status 332), then
 // listeners and sessions (closed with system-shutdown), background jobs,
 // the rooms users follow (written), the archive writer (flushed), the
@@ -427,8 +431,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	var errs []error
 	if hs != nil {
-		// In-flight admin requests (an export) finish first.
-		if err := hs.Shutdown(ctx); err != nil {
+		// In-flight admin requests (an export) finish first, for a
+		// while: the rest of the shutdown needs its share of ctx. Those
+		// still running are then cut off, which ends their store reads
+		// before the store closes.
+		hctx, cancel := context.WithTimeout(ctx, adminHTTPShutdownWait)
+		err := hs.Shutdown(hctx)
+		cancel()
+		if err != nil {
+			hs.Close()
 			errs = append(errs, fmt.Errorf("server: http: %w", err))
 		}
 	}
