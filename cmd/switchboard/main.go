@@ -146,13 +146,17 @@ func newServe(g *globals) *cobra.Command {
 			idle := cfg.Server.ArchiveCommitPriority == config.PriorityIdle
 			if idle {
 				if err := store.CheckIdlePriority(); err != nil {
+					// Decided here once: the archive writer then neither
+					// probes again nor logs it a second time.
 					log.Info("archive commits at normal priority", "err", err)
 					idle = false
+					cfg.Server.ArchiveCommitPriority = config.PriorityNormal
 				}
 			}
-			if cur := runtime.GOMAXPROCS(0); processorsFor(idle, os.Getenv("GOMAXPROCS"), cur) != cur {
-				log.Info("one Go processor more than CPUs for idle-priority archive commits", "gomaxprocs", cur+1)
-				runtime.GOMAXPROCS(cur + 1)
+			cur := runtime.GOMAXPROCS(0)
+			if n := processorsFor(idle, os.Getenv("GOMAXPROCS"), cur); n != cur {
+				log.Info("one Go processor more than CPUs for idle-priority archive commits", "gomaxprocs", n)
+				runtime.GOMAXPROCS(n)
 			}
 			srv, err := server.New(ctx, cfg, log)
 			if err != nil {

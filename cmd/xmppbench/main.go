@@ -49,11 +49,10 @@ type bench struct {
 	tlsCurves   string
 	sources     string
 
-	sampler     *sampler
-	profileFile *os.File  // --cpuprofile, while profiling
-	epoch       time.Time // the origin of time stamps embedded in stanzas
-	runTag      string    // distinguishes this run's stanzas from a previous run's
-	out         io.Writer
+	sampler *sampler
+	epoch   time.Time // the origin of time stamps embedded in stanzas
+	runTag  string    // distinguishes this run's stanzas from a previous run's
+	out     io.Writer
 }
 
 func newRoot() *cobra.Command {
@@ -95,51 +94,41 @@ is fine) or with the server's admin tools.`,
 	pf.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of this load generator to this file (go tool pprof)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		b.out = cmd.OutOrStdout()
-		if err := b.validate(); err != nil {
-			return err
-		}
-		if b.cpuProfile == "" {
-			return nil
-		}
-		f, err := os.Create(b.cpuProfile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		b.profileFile = f
-		return nil
+		return b.validate()
 	}
 	root.AddCommand(b.loginCmd(), b.idleCmd(), b.chatCmd(), b.mucCmd(), b.presenceCmd())
-	// The profile ends with the scenario whether it succeeded or not
-	// (cobra skips PersistentPostRunE after an error): a failed run's
-	// profile is often the one worth reading.
 	for _, sub := range root.Commands() {
 		if runE := sub.RunE; runE != nil {
 			sub.RunE = func(cmd *cobra.Command, args []string) error {
-				err := runE(cmd, args)
-				if perr := b.stopProfile(); err == nil && perr != nil {
-					err = fmt.Errorf("--cpuprofile: %w", perr)
-				}
-				return err
+				return b.profiled(func() error { return runE(cmd, args) })
 			}
 		}
 	}
 	return root
 }
 
-// stopProfile ends the --cpuprofile profile, if one is running, and
-// closes its file.
-func (b *bench) stopProfile() error {
-	if b.profileFile == nil {
-		return nil
+// profiled runs scenario under the --cpuprofile profile, if one was asked
+// for. The profile is written whether the scenario succeeded or not: a
+// failed run's profile is often the one worth reading.
+func (b *bench) profiled(scenario func() error) (err error) {
+	if b.cpuProfile == "" {
+		return scenario()
 	}
-	pprof.StopCPUProfile()
-	err := b.profileFile.Close()
-	b.profileFile = nil
-	return err
+	f, err := os.Create(b.cpuProfile)
+	if err != nil {
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	defer func() {
+		pprof.StopCPUProfile()
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("--cpuprofile: %w", cerr)
+		}
+	}()
+	return scenario()
 }
 
 func (b *bench) validate() error {
