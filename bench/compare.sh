@@ -389,7 +389,9 @@ group_scenarios() {
 # stages GROUPS...: the order groups run in. main and idle, when both
 # run, form one stage "main+idle": each server's two groups run back to
 # back, so that the churn row's two chats (chat_sat of main, chat_churn of
-# idle) are measured within about half a minute of each other. This
+# idle) are measured close together: adjacent when idle goes first (even
+# runs), with the rest of main and the idle logins between them when main
+# goes first (odd runs; ~30 s for Switchboard, ~70 s for Prosody). This
 # machine's speed drifts by several percent over minutes (the same work,
 # the same system calls per message, more CPU time per message), and the
 # row is the ratio of the two.
@@ -762,13 +764,13 @@ main() {
 		local gservers
 		read -r -a gservers <<<"$(group_servers "${sgroups[0]}" "${servers[@]}" | tr '\n' ' ')"
 		((${#gservers[@]})) || continue
+		local turn
 		for run in $(seq "$(group_runs "${sgroups[0]}")"); do
 			read -r -a order <<<"$(rotate $((run - 1)) "${gservers[@]}")"
+			# Paired groups alternate which goes first, run by run, so
+			# that a drift of the machine's speed favours neither.
+			read -r -a turn <<<"$(rotate $((run - 1)) "${sgroups[@]}")"
 			for server in "${order[@]}"; do
-				# Paired groups alternate which goes first, run by run,
-				# so that a drift of the machine's speed favours neither.
-				local turn
-				read -r -a turn <<<"$(rotate $((run - 1)) "${sgroups[@]}")"
 				for group in "${turn[@]}"; do
 					measure "$group" "$run" "$server"
 				done

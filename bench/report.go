@@ -324,18 +324,23 @@ func (rw row) cell(res results, srv string) cell {
 	xs, all, notes := rw.values(res, srv, rw.scenario)
 	c := cell{value: median(xs), ok: len(xs), all: all, notes: notes}
 	if rw.ratioTo != "" {
+		var pairs int
+		var unpaired []string
 		c.base = c.value
-		c.value = rw.pairedRatio(res, srv)
+		c.value, pairs, unpaired = rw.pairedRatio(res, srv)
+		c.ok = pairs
+		c.notes = append(c.notes, unpaired...)
 	}
 	return c
 }
 
 // pairedRatio is the median over runs of metric(scenario) /
 // metric(ratioTo) within the same run number: compare.sh measures the two
-// back to back, so a slow drift of the machine's speed cancels in each
+// close together (see its stages), so a slow drift of the machine's speed cancels in each
 // ratio instead of landing in the ratio of two medians. Runs where either
-// side failed are left out; NaN if none remain.
-func (rw row) pairedRatio(res results, srv string) float64 {
+// side failed are left out, with a note each when only the fresh side
+// is missing; the ratio is NaN if no pair remains.
+func (rw row) pairedRatio(res results, srv string) (ratio float64, pairs int, notes []string) {
 	base := map[int]float64{}
 	for _, r := range res[srv][rw.ratioTo] {
 		if v, ok := r.m[rw.metric]; ok && r.err == "" && v > 0 {
@@ -345,12 +350,17 @@ func (rw row) pairedRatio(res results, srv string) float64 {
 	var ratios []float64
 	for _, r := range res[srv][rw.scenario] {
 		v, ok := r.m[rw.metric]
-		b, paired := base[r.n]
-		if ok && paired && r.err == "" {
-			ratios = append(ratios, v/b)
+		if !ok || r.err != "" {
+			continue // values() already notes it
 		}
+		b, paired := base[r.n]
+		if !paired {
+			notes = append(notes, fmt.Sprintf("run %d: no fresh %s of the same run to compare with", r.n, rw.ratioTo))
+			continue
+		}
+		ratios = append(ratios, v/b)
 	}
-	return median(ratios)
+	return median(ratios), len(ratios), notes
 }
 
 func num(v float64) string {
@@ -393,7 +403,11 @@ func (rw row) format(c cell) string {
 	}
 	s := num(c.value)
 	if rw.ratioTo != "" {
-		s = fmt.Sprintf("%s msgs/s (%.0f %% of fresh)", num(c.base), 100*c.value)
+		pct := "—"
+		if !math.IsNaN(c.value) {
+			pct = strconv.FormatFloat(100*c.value, 'f', 0, 64)
+		}
+		s = fmt.Sprintf("%s msgs/s (%s %% of fresh)", num(c.base), pct)
 	}
 	if len(c.notes) > 0 {
 		s += " †"
@@ -429,11 +443,13 @@ func (rw row) met(sb cell, peers []cell, archiveOn bool) string {
 		return "no data"
 	}
 	valid := len(sb.notes) == 0
-	if rw.absOnly {
+	if rw.absOnly || (rw.abs > 0 && !archiveOn) {
 		switch {
 		case rw.short != "":
 			return "**no** (" + rw.short + ")"
-		case sb.value <= rw.abs && valid:
+		case !valid:
+			return "**no** (" + strings.Join(sb.notes, "; ") + ")"
+		case sb.value <= rw.abs:
 			return fmt.Sprintf("yes (%s ≤ %s)", num(sb.value), num(rw.abs))
 		}
 		return fmt.Sprintf("**no** (%s > %s)", num(sb.value), num(rw.abs))
@@ -441,12 +457,6 @@ func (rw row) met(sb cell, peers []cell, archiveOn bool) string {
 	factor := rw.factor
 	if archiveOn && rw.ratioTo == "" {
 		factor = archiveFactor
-	}
-	if rw.abs > 0 && !archiveOn {
-		if sb.value <= rw.abs && valid {
-			return fmt.Sprintf("yes (%.3g ≤ %.3g)", sb.value, rw.abs)
-		}
-		return fmt.Sprintf("**no** (%.3g > %.3g)", sb.value, rw.abs)
 	}
 	if rw.ratioTo != "" {
 		if sb.value >= rw.factor && valid {
@@ -667,6 +677,8 @@ func run1(resDir, machineFile, profiles, out string) error {
 	p("  runs and (2) first in even ones; the churn row's percentage is the median of the\n")
 	p("  per-run ratios (run n's churned chat over run n's fresh chat), so that a drift of\n")
 	p("  the machine's speed over minutes cancels; its msgs/s is the median of the runs.\n")
+	p("  The two chats are adjacent when (2) goes first; when (1) goes first, the rest of\n")
+	p("  (1) and (2)'s logins lie between them.\n")
 	p("- Chat: 200 users in pairs, 32-byte bodies, at most 8 messages in flight per sender.\n")
 	p("  MUC: 10 of the occupants send, 32-byte bodies, at most 4 messages per sender not\n")
 	p("  yet received by every occupant. Both: %s.\n", get(kv, "duration"))
