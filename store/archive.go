@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -113,13 +114,20 @@ func (r ArchiveRecord) validate() error {
 //
 // Buckets: mam (lp(archive) ‖ be64(id) → record), mam_with
 // (lp(archive) ‖ lp(with) ‖ be64(id), an index per conversation), mam_time
-// (be64(id) ‖ lp(archive), an index in time order for expiry) and conv
-// (lp(archive) ‖ with → conversation state).
+// (be64(id) ‖ lp(archive), an index in time order for expiry), conv
+// (lp(archive) ‖ with → conversation state), mam_count (see
+// archive_count.go) and mam_journal (records not yet in the others; see
+// archive_journal.go).
 type Archive struct {
 	db *DB
 
 	mu     sync.Mutex // guards lastID
 	lastID uint64     // highest id handed out (or committed before Open)
+
+	// journalHigh is the newest id committed to the journal, indexedHigh
+	// the newest up to which every journaled record is indexed: records
+	// wait in the journal while indexedHigh < journalHigh.
+	journalHigh, indexedHigh atomic.Uint64
 }
 
 // loadLastID initialises the id allocator from the file: the highest id
@@ -153,7 +161,7 @@ func (a *Archive) loadLastID(ctx context.Context) error {
 		return fmt.Errorf("archive last id: %w", err)
 	}
 	a.mu.Lock()
-	a.lastID = max(a.lastID, last)
+	a.lastID = max(a.lastID, last, a.journalHigh.Load())
 	a.mu.Unlock()
 	return nil
 }
@@ -299,6 +307,9 @@ func (a *Archive) Query(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 	if err := q.validate(); err != nil {
 		return ArchivePage{}, fmt.Errorf("store: query archive: %w", err)
 	}
+	if err := a.catchUp(ctx); err != nil {
+		return ArchivePage{}, fmt.Errorf("store: query archive %s: %w", q.Archive, err)
+	}
 	var page ArchivePage
 	err := a.db.view(ctx, func(tx *bbolt.Tx) error {
 		s, err := newArchiveScan(tx, q.Archive, q.With, q.IDs)
@@ -318,6 +329,9 @@ func (a *Archive) Query(ctx context.Context, q ArchiveQuery) (ArchivePage, error
 func (a *Archive) Get(ctx context.Context, archive string, id uint64) (ArchiveRecord, error) {
 	if err := validateJID("archive", archive); err != nil {
 		return ArchiveRecord{}, fmt.Errorf("store: get archived message: %w", err)
+	}
+	if err := a.catchUp(ctx); err != nil {
+		return ArchiveRecord{}, fmt.Errorf("store: get archived message %d of %s: %w", id, archive, err)
 	}
 	var rec ArchiveRecord
 	err := a.db.view(ctx, func(tx *bbolt.Tx) error {
@@ -351,7 +365,7 @@ func (a *Archive) DeleteWith(ctx context.Context, archive, with string) (int, er
 	}
 	var n int
 	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
-		at, err := openArchiveTx(tx)
+		at, err := a.openWrite(tx)
 		if err != nil {
 			return err
 		}
@@ -372,7 +386,7 @@ func (a *Archive) DeleteArchive(ctx context.Context, archive string) (int, error
 	}
 	var n int
 	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
-		at, err := openArchiveTx(tx)
+		at, err := a.openWrite(tx)
 		if err != nil {
 			return err
 		}
@@ -385,10 +399,10 @@ func (a *Archive) DeleteArchive(ctx context.Context, archive string) (int, error
 	return n, nil
 }
 
-// deleteArchiveOwner removes owner's archive and conversations (the
+// deleteOwner removes owner's archive and conversations (the
 // Users.Delete cascade).
-func deleteArchiveOwner(tx *bbolt.Tx, owner string) error {
-	at, err := openArchiveTx(tx)
+func (a *Archive) deleteOwner(tx *bbolt.Tx, owner string) error {
+	at, err := a.openWrite(tx)
 	if err != nil {
 		return err
 	}
@@ -409,7 +423,7 @@ func (a *Archive) ExpireBefore(ctx context.Context, before time.Time, limit int)
 	cutoff := uint64(max(ceilMicros(before), 1))
 	var n int
 	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
-		at, err := openArchiveTx(tx)
+		at, err := a.openWrite(tx)
 		if err != nil {
 			return err
 		}
@@ -443,6 +457,9 @@ type Conversation struct {
 func (a *Archive) Conversations(ctx context.Context, archive string, limit int) ([]Conversation, error) {
 	if err := validateJID("archive", archive); err != nil {
 		return nil, fmt.Errorf("store: list conversations: %w", err)
+	}
+	if err := a.catchUp(ctx); err != nil {
+		return nil, fmt.Errorf("store: list conversations of %s: %w", archive, err)
 	}
 	var convs []Conversation
 	err := a.db.view(ctx, func(tx *bbolt.Tx) error {
@@ -502,6 +519,9 @@ func (a *Archive) Summary(ctx context.Context, archive, with string, notBefore, 
 	}
 	if err := validateJID("with", with); err != nil {
 		return ArchiveSummary{}, fmt.Errorf("store: summarise archive: %w", err)
+	}
+	if err := a.catchUp(ctx); err != nil {
+		return ArchiveSummary{}, fmt.Errorf("store: summarise archive %s: %w", archive, err)
 	}
 	var sum ArchiveSummary
 	err := a.db.view(ctx, func(tx *bbolt.Tx) error {
@@ -565,7 +585,7 @@ func (a *Archive) MarkRead(ctx context.Context, archive, with string, upTo uint6
 		return fmt.Errorf("store: mark conversation read: %w", err)
 	}
 	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
-		at, err := openArchiveTx(tx)
+		at, err := a.openWrite(tx)
 		if err != nil {
 			return err
 		}
@@ -1260,7 +1280,7 @@ func (a *Archive) ExpireFunc(ctx context.Context, latest time.Time, resumeAfter 
 	cut := map[string]uint64{}
 	err = a.db.update(ctx, func(tx *bbolt.Tx) error {
 		deleted, next = 0, 0
-		at, err := openArchiveTx(tx)
+		at, err := a.openWrite(tx)
 		if err != nil {
 			return err
 		}

@@ -6,29 +6,57 @@ import (
 	"time"
 )
 
-func TestInBackground(t *testing.T) {
-	now := time.Now()
+func TestKeepsUp(t *testing.T) {
 	tests := []struct {
-		name        string
-		n, queued   int
-		urgent      bool
-		normalUntil time.Time
-		want        bool
+		name      string
+		n, queued int
+		urgent    bool
+		want      bool
 	}{
-		{"keeping up", 100, 0, false, time.Time{}, true},
-		{"some queued behind", 100, 255, false, time.Time{}, true},
-		{"a quarter batch queued behind", 100, 256, false, time.Time{}, false},
-		{"a quarter batch", 256, 0, false, time.Time{}, false},
-		{"just under a quarter batch", 255, 0, false, time.Time{}, true},
-		{"full batch", 1024, 0, false, time.Time{}, false},
-		{"flush waiting", 100, 0, true, time.Time{}, false},
-		{"starved lately", 100, 0, false, now.Add(time.Second), false},
-		{"starvation over", 100, 0, false, now, true},
+		{"keeping up", 100, 0, false, true},
+		{"some queued behind", 100, 255, false, true},
+		{"a quarter batch queued behind", 100, 256, false, false},
+		{"a quarter batch", 256, 0, false, false},
+		{"just under a quarter batch", 255, 0, false, true},
+		{"full batch", 1024, 0, false, false},
+		{"flush waiting", 100, 0, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := inBackground(tt.n, 1024, tt.queued, tt.urgent, now, tt.normalUntil); got != tt.want {
-				t.Errorf("inBackground(n=%d, queued=%d, urgent=%v) = %v, want %v", tt.n, tt.queued, tt.urgent, got, tt.want)
+			if got := keepsUp(tt.n, 1024, tt.queued, tt.urgent); got != tt.want {
+				t.Errorf("keepsUp(n=%d, queued=%d, urgent=%v) = %v, want %v", tt.n, tt.queued, tt.urgent, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMayIdle(t *testing.T) {
+	// The idle meter answers yes after its first sample (all idle).
+	var ticks uint64
+	idle := idleMeter{read: func() (cpuTimes, error) {
+		ticks += 1000
+		return cpuTimes{idle: ticks, total: ticks}, nil
+	}}
+	idle.hasIdleCPU()
+	tests := []struct {
+		name        string
+		committer   bool
+		normalUntil time.Time
+		want        bool
+	}{
+		{"idle machine", true, time.Time{}, true},
+		{"no idle-priority committer", false, time.Time{}, false},
+		{"starved lately", true, time.Now().Add(time.Hour), false},
+		{"starvation over", true, time.Now().Add(-time.Second), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &ArchiveWriter{normalUntil: tt.normalUntil, idleCPU: idle}
+			if tt.committer {
+				w.bg = make(chan func() error)
+			}
+			if got := w.mayIdle(); got != tt.want {
+				t.Errorf("mayIdle() = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -37,7 +37,7 @@
 //
 // Owners are bare JID strings "local@host", normalised by the caller; every
 // per-account key starts with lp(owner), except in the time-ordered
-// mam_time and audit. ∅ marks an empty value (the key holds everything).
+// mam_time, mam_journal and audit. ∅ marks an empty value (the key holds everything).
 // Times are Unix microseconds, read back in UTC.
 //
 //	bucket             key                                  value
@@ -61,6 +61,7 @@
 //	conv               lp(archive) ‖ with                   0x01 ‖ uvarint(last id) ‖ uvarint(unread) ‖ uvarint(read id)
 //	mam_count          lp(archive) ‖ 0x00 [‖ be32(slot)]      0x01 ‖ uvarint(records of the archive [in the slot])
 //	                   lp(archive) ‖ 0x01 ‖ lp(with) [‖ be32(slot)] 0x01 ‖ uvarint(records with with [in the slot])
+//	mam_journal        be64(id)                             0x01 ‖ bytes(archive) ‖ the record's mam value
 //	audit              be64(id)                             0x01 ‖ varint(time) ‖ bytes(actor) ‖ bytes(action) ‖ bytes(target) ‖ bytes(detail)
 //	room_inbox         lp(owner) ‖ room                     0x01 ‖ varint(joined) ‖ uvarint(read id)
 //	rooms              lp(service) ‖ localpart              0x01 ‖ room (see Rooms below)
@@ -131,9 +132,18 @@
 // one goroutine commits them in batches of up to MaxBatch records or
 // MaxDelay, one bbolt transaction per batch; done callbacks run after the
 // commit. A failed commit fails every record of its batch and stores
-// none. With WriterOptions.Background (Linux), small batches commit on a
-// SCHED_IDLE thread while the machine has idle CPU (cpuidle.go,
-// idle_linux.go), so commits do not delay connection threads.
+// none. Small batches (the writer keeps up and nobody waits) commit to
+// mam_journal only, at the end of one bucket; the journal is indexed into
+// mam, mam_with, mam_time, conv and mam_count once its records are
+// IndexDelay old (1 s) or a full batch, by every other transaction that
+// writes the archive before it does, by every archive read before it
+// reads, and at Open after a crash (archive_journal.go). Indexing touches
+// each active archive's tail pages once per pass instead of once per
+// batch: at a steady rate that is most of a commit's cost. With
+// WriterOptions.Background (Linux), small batches and journal passes
+// commit on a SCHED_IDLE thread while the machine has idle CPU
+// (cpuidle.go, idle_linux.go), so commits do not delay connection
+// threads.
 //
 // The conv bucket is the conversation list (like MongooseIM's inbox): per
 // archive and party, the newest id, the unread count and the id read up

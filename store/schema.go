@@ -40,6 +40,9 @@ const (
 
 	// Added by migration 7.
 	bucketRoomInbox = "room_inbox"
+
+	// Added by migration 8.
+	bucketMAMJournal = "mam_journal"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
@@ -53,7 +56,7 @@ const keyArchiveLastID = "archive_last_id"
 
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -106,6 +109,10 @@ func migrations() []migration {
 		}},
 		{name: "create room inbox bucket", apply: func(tx *bbolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists([]byte(bucketRoomInbox))
+			return err
+		}},
+		{name: "create archive journal bucket", apply: func(tx *bbolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists([]byte(bucketMAMJournal))
 			return err
 		}},
 	}

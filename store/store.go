@@ -157,6 +157,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		_ = bdb.Close()
 		return nil, err
 	}
+	if err := db.archive.loadJournal(ctx); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	if err := db.archive.loadLastID(ctx); err != nil {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

@@ -252,7 +252,7 @@ func (u *Users) Delete(ctx context.Context, host, local string) error {
 		if b.Get(key) == nil {
 			return ErrNotFound
 		}
-		if err := deleteAccountData(tx, local+"@"+host); err != nil {
+		if err := deleteAccountData(tx, u.db.archive, local+"@"+host); err != nil {
 			return err
 		}
 		return b.Delete(key)
@@ -265,7 +265,7 @@ func (u *Users) Delete(ctx context.Context, host, local string) error {
 
 // deleteAccountData removes every record that a sub-store keys by owner
 // (the bare JID local@host). Add each new per-account sub-store here.
-func deleteAccountData(tx *bbolt.Tx, owner string) error {
+func deleteAccountData(tx *bbolt.Tx, a *Archive, owner string) error {
 	for _, del := range []func(*bbolt.Tx, string) error{
 		deleteRosterOwner,
 		deleteSubRequestsOwner,
@@ -273,7 +273,7 @@ func deleteAccountData(tx *bbolt.Tx, owner string) error {
 		deleteBlocklistOwner,
 		deleteActivityOwner,
 		deletePresenceOverrideOwner,
-		deleteArchiveOwner,
+		a.deleteOwner,
 		deleteArchivePrefsOwner,
 		deleteRoomInboxOwner,
 	} {

@@ -1,0 +1,226 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+)
+
+// The archive journal (bucket mam_journal) takes the writer's small
+// batches: be64(id) → journalCodecV1 ‖ lp(archive) ‖ the record's mam
+// value. A commit there is durable like any other but writes a few pages
+// at the end of one bucket, where indexing a batch writes each archive's
+// tail pages in mam and mam_with and its entries in conv and mam_count: a
+// commit's cost grows with the archives it touches, not with its records,
+// so at a steady rate most of it went to rewriting the same pages many
+// times a second. The journal is indexed (applied to those buckets and
+// emptied) in one transaction per pass: by the writer once its records
+// are IndexDelay old or a full batch, and first thing in every other
+// transaction that writes the archive (drainJournal), so that records
+// stay in id order per archive; a reader applies it first too
+// (Archive.catchUp), so nothing reads a record that is only journaled.
+// Open applies what a crash left. A read-only DB does not: its readers
+// see the indexed records only (Open logs how many are not).
+const journalCodecV1 = 1
+
+// journalKey is be64(id).
+func journalKey(id uint64) []byte { return appendBE64(nil, id) }
+
+// encodeJournalEntry appends e's journal value to dst.
+func encodeJournalEntry(dst []byte, e archiveEntry) []byte {
+	dst = append(dst, journalCodecV1)
+	dst = appendString(dst, e.archive)
+	return append(dst, e.val...)
+}
+
+// decodeJournalEntry decodes a journal key and value into an entry whose
+// bytes do not alias them.
+func decodeJournalEntry(k, v []byte) (archiveEntry, error) {
+	id, rest, err := readBE64(k)
+	if err != nil || len(rest) != 0 {
+		return archiveEntry{}, fmt.Errorf("%w: archive journal key of %d bytes", ErrCorrupt, len(k))
+	}
+	d := decoder{buf: v}
+	if ver := d.byte(); d.err == nil && ver != journalCodecV1 {
+		return archiveEntry{}, fmt.Errorf("%w: archive journal codec version %d unknown", ErrCorrupt, ver)
+	}
+	archive := d.string()
+	if d.err != nil {
+		return archiveEntry{}, fmt.Errorf("archive journal entry %d: %w", id, d.err)
+	}
+	if archive == "" {
+		return archiveEntry{}, fmt.Errorf("%w: archive journal entry %d has no archive", ErrCorrupt, id)
+	}
+	rec, err := decodeArchiveRecord(d.buf)
+	if err != nil {
+		return archiveEntry{}, fmt.Errorf("archive journal entry %d: %w", id, err)
+	}
+	if rec.With == "" {
+		return archiveEntry{}, fmt.Errorf("%w: archive journal entry %d has no with", ErrCorrupt, id)
+	}
+	return archiveEntry{
+		id: id, archive: archive, with: rec.With, dir: rec.Direction, flags: rec.Flags,
+		val: bytes.Clone(d.buf),
+	}, nil
+}
+
+// journal stores entries in the journal: one writer batch.
+func journal(tx *bbolt.Tx, entries []archiveEntry) error {
+	b, err := bucket(tx, bucketMAMJournal)
+	if err != nil {
+		return err
+	}
+	b.FillPercent = appendFill
+	for _, e := range entries {
+		// bbolt keeps the value until the commit: no shared buffer. A
+		// JID's length prefix takes at most 2 bytes (≤ 3,071 bytes).
+		v := encodeJournalEntry(make([]byte, 0, 3+len(e.archive)+len(e.val)), e)
+		if err := b.Put(journalKey(e.id), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openWrite opens the archive buckets for a transaction that writes them,
+// after indexing the journal in it (drainJournal with no limit).
+func (a *Archive) openWrite(tx *bbolt.Tx) (archiveTx, error) {
+	at, err := openArchiveTx(tx)
+	if err != nil {
+		return archiveTx{}, err
+	}
+	if _, err := a.drainJournal(tx, at, 0); err != nil {
+		return archiveTx{}, err
+	}
+	return at, nil
+}
+
+// drainJournal indexes the oldest journaled records, at most limit of
+// them (all if limit ≤ 0), and deletes them from the journal; it returns
+// how many it indexed. A journal entry that does not decode is logged and
+// dropped: one bad value must not fail every later archive write. Once
+// tx commits, every record journaled before tx began is known indexed if
+// the journal was emptied (Archive.indexedHigh).
+func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx, limit int) (int, error) {
+	j, err := bucket(tx, bucketMAMJournal)
+	if err != nil {
+		return 0, err
+	}
+	// Under the write lock: every journal commit whose id is in
+	// journalHigh already finished (the writer stores it after the
+	// commit), so this transaction sees it.
+	journaled := a.journalHigh.Load()
+	var (
+		entries []archiveEntry
+		keys    [][]byte
+		c       = j.Cursor()
+		k, v    = c.First()
+	)
+	for ; k != nil && (limit <= 0 || len(keys) < limit); k, v = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+		e, err := decodeJournalEntry(k, v)
+		if err != nil {
+			a.db.log.Error("store: dropping a corrupt archive journal entry", "key", fmt.Sprintf("%x", k), "err", err)
+			continue
+		}
+		entries = append(entries, e)
+	}
+	emptied := k == nil
+	if len(entries) > 0 {
+		if err := at.put(tx, a.db.log, entries); err != nil {
+			return 0, err
+		}
+	}
+	for _, k := range keys {
+		if err := j.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	var high uint64
+	if len(entries) > 0 {
+		high = entries[len(entries)-1].id
+	}
+	if emptied {
+		high = max(high, journaled)
+	}
+	if high > 0 {
+		tx.OnCommit(func() { a.noteIndexed(high) })
+	}
+	return len(entries), nil
+}
+
+// noteIndexed records that every journaled record up to id is indexed.
+func (a *Archive) noteIndexed(id uint64) {
+	for {
+		cur := a.indexedHigh.Load()
+		if id <= cur || a.indexedHigh.CompareAndSwap(cur, id) {
+			return
+		}
+	}
+}
+
+// noteJournaled records that the journal holds records up to id.
+func (a *Archive) noteJournaled(id uint64) {
+	for {
+		cur := a.journalHigh.Load()
+		if id <= cur || a.journalHigh.CompareAndSwap(cur, id) {
+			return
+		}
+	}
+}
+
+// journalPending reports whether records may wait in the journal.
+func (a *Archive) journalPending() bool {
+	return a.indexedHigh.Load() < a.journalHigh.Load()
+}
+
+// catchUp indexes the journal before a read, when records wait there. A
+// read-only DB cannot: it reads what is indexed.
+func (a *Archive) catchUp(ctx context.Context) error {
+	if !a.journalPending() || a.db.readOnly {
+		return nil
+	}
+	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
+		_, err := a.openWrite(tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("index archive journal: %w", err)
+	}
+	return nil
+}
+
+// loadJournal reads the newest journaled id at Open (journalHigh) and,
+// unless the DB is read-only, indexes what a crash left in the journal.
+func (a *Archive) loadJournal(ctx context.Context) error {
+	var n int
+	err := a.db.view(ctx, func(tx *bbolt.Tx) error {
+		j, err := bucket(tx, bucketMAMJournal)
+		if err != nil {
+			return err
+		}
+		if k, _ := j.Cursor().Last(); k != nil {
+			id, _, err := readBE64(k)
+			if err != nil {
+				return fmt.Errorf("archive journal key of %d bytes: %w", len(k), err)
+			}
+			a.noteJournaled(id)
+			n = j.Stats().KeyN
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		return err
+	}
+	if a.db.readOnly {
+		a.db.log.Warn("store: archived messages not yet indexed; reads miss them until the file is opened read-write", "records", n)
+		return nil
+	}
+	if err := a.catchUp(ctx); err != nil {
+		return err
+	}
+	a.db.log.Info("store: indexed the archive journal", "records", n)
+	return nil
+}

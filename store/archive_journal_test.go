@@ -1,0 +1,360 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// journalKeys returns how many records wait in the journal and how many
+// are in mam, read directly.
+func journalKeys(t *testing.T, db *DB) (journaled, indexed int) {
+	t.Helper()
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		journaled = tx.Bucket([]byte(bucketMAMJournal)).Stats().KeyN
+		indexed = tx.Bucket([]byte(bucketMAM)).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return journaled, indexed
+}
+
+// appendCommitted appends recs and waits until each is committed (its
+// done callback), without a Flush: a Flush waiting for a batch commits it
+// past the journal.
+func appendCommitted(t *testing.T, w *ArchiveWriter, recs ...ArchiveRecord) []uint64 {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(recs))
+	ids := make([]uint64, 0, len(recs))
+	for _, rec := range recs {
+		wg.Add(1)
+		id, err := w.Append(rec, func(err error) {
+			errs <- err
+			wg.Done()
+		})
+		if err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		ids = append(ids, id)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	}
+	return ids
+}
+
+// journalOnly writes entries to the journal directly, as a writer's
+// commit would, and records them as journaled.
+func journalOnly(t *testing.T, db *DB, recs ...ArchiveRecord) {
+	t.Helper()
+	entries := make([]archiveEntry, len(recs))
+	for i, rec := range recs {
+		entries[i] = newArchiveEntry(rec)
+	}
+	if err := db.bolt.Update(func(tx *bbolt.Tx) error { return journal(tx, entries) }); err != nil {
+		t.Fatal(err)
+	}
+	db.archive.noteJournaled(recs[len(recs)-1].ID)
+}
+
+func TestArchiveJournalReadIndexesFirst(t *testing.T) {
+	db := openNoSync(t)
+	w := startWriter(t, db, WriterOptions{MaxBatch: 1024, IndexDelay: time.Hour})
+	recs := []ArchiveRecord{
+		msg(juliet, "romeo@example.net", DirIn),
+		msg(juliet, "romeo@example.net", DirIn),
+		msg(juliet, "nurse@example.net", DirOut),
+	}
+	ids := appendCommitted(t, w, recs...)
+	if j, m := journalKeys(t, db); j != 3 || m != 0 {
+		t.Fatalf("after small commits: %d journaled, %d indexed; want 3, 0", j, m)
+	}
+	// Every kind of read indexes the journal first.
+	reads := []struct {
+		name string
+		read func(db *DB) (string, error)
+		want string
+	}{
+		{"Get", func(db *DB) (string, error) {
+			rec, err := db.Archive().Get(t.Context(), juliet, ids[2])
+			return rec.With, err
+		}, "nurse@example.net"},
+		{"Query", func(db *DB) (string, error) {
+			page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, Max: 10, WantCount: true})
+			return fmt.Sprintf("%d records, count %d", len(page.Records), page.Count), err
+		}, "3 records, count 3"},
+		{"Conversations", func(db *DB) (string, error) {
+			convs, err := db.Archive().Conversations(t.Context(), juliet, 10)
+			var b strings.Builder
+			for _, c := range convs {
+				fmt.Fprintf(&b, "%s:%d ", c.With, c.Unread)
+			}
+			return b.String(), err
+		}, "nurse@example.net:0 romeo@example.net:2 "},
+		{"Summary", func(db *DB) (string, error) {
+			sum, err := db.Archive().Summary(t.Context(), juliet, "romeo@example.net", 0, 0, 10)
+			return fmt.Sprintf("last %v, own last %v", sum.Last.ID == ids[2], sum.OwnLast == ids[1]), err
+		}, "last true, own last true"},
+	}
+	for _, r := range reads {
+		t.Run(r.name, func(t *testing.T) {
+			// Journal the records again for each read: it must not
+			// depend on an earlier one.
+			db2 := openNoSync(t)
+			for i, rec := range recs {
+				rec.ID = ids[i]
+				journalOnly(t, db2, rec)
+			}
+			if j, m := journalKeys(t, db2); j != 3 || m != 0 {
+				t.Fatalf("journaled %d, indexed %d; want 3, 0", j, m)
+			}
+			got, err := r.read(db2)
+			if err != nil || got != r.want {
+				t.Fatalf("%s = %q, %v; want %q", r.name, got, err, r.want)
+			}
+			if j, m := journalKeys(t, db2); j != 0 || m != 3 {
+				t.Errorf("after %s: journaled %d, indexed %d; want 0, 3", r.name, j, m)
+			}
+		})
+	}
+}
+
+func TestArchiveJournalIndexedByWriter(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  WriterOptions
+		count int
+	}{
+		// Indexed once the records are IndexDelay old...
+		{"after the delay", WriterOptions{MaxBatch: 1024, IndexDelay: 20 * time.Millisecond}, 5},
+		// ...or once a full batch of them waits.
+		{"a full batch", WriterOptions{MaxBatch: 8, MaxDelay: -1, IndexDelay: time.Hour}, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openNoSync(t)
+			w := startWriter(t, db, tc.opts)
+			for range tc.count {
+				appendCommitted(t, w, msg(juliet, "romeo@example.net", DirIn))
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				j, m := journalKeys(t, db)
+				if j == 0 && m == tc.count {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("journaled %d, indexed %d after 10 s; want 0, %d", j, m, tc.count)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func TestArchiveJournalStopIndexes(t *testing.T) {
+	db := openNoSync(t)
+	w := db.Archive().NewWriter(WriterOptions{MaxBatch: 1024, IndexDelay: time.Hour})
+	w.Start(t.Context())
+	appendCommitted(t, w, msg(juliet, "romeo@example.net", DirIn), msg(juliet, "romeo@example.net", DirOut))
+	if j, _ := journalKeys(t, db); j != 2 {
+		t.Fatalf("journaled %d before Stop, want 2", j)
+	}
+	if err := w.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if j, m := journalKeys(t, db); j != 0 || m != 2 {
+		t.Fatalf("after Stop: journaled %d, indexed %d; want 0, 2", j, m)
+	}
+}
+
+func TestArchiveJournalBigBatchAfterJournal(t *testing.T) {
+	// A batch that is not small (here: a Flush waits for it) is indexed
+	// at once, after the journaled records before it: the conversation
+	// state counts both, in id order.
+	db := openNoSync(t)
+	w := startWriter(t, db, WriterOptions{MaxBatch: 1024, IndexDelay: time.Hour})
+	first := appendCommitted(t, w, msg(juliet, "romeo@example.net", DirIn), msg(juliet, "romeo@example.net", DirIn))
+	last := mustAppend(t, w, msg(juliet, "romeo@example.net", DirIn))
+	if err := w.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if j, m := journalKeys(t, db); j != 0 || m != 3 {
+		t.Fatalf("after a flushed batch: journaled %d, indexed %d; want 0, 3", j, m)
+	}
+	convs, err := db.Archive().Conversations(t.Context(), juliet, 10)
+	if err != nil || len(convs) != 1 || convs[0].Unread != 3 || convs[0].LastID != last || last <= first[1] {
+		t.Fatalf("Conversations = %+v, %v; want 3 unread, last id %d", convs, err, last)
+	}
+}
+
+func TestArchiveJournalWritesIndexFirst(t *testing.T) {
+	// Every transaction that writes the archive applies the journal
+	// first: a deletion must not miss journaled records (which would
+	// come back when indexed later).
+	tests := []struct {
+		name  string
+		write func(db *DB) error
+		want  int // records left in juliet's archive
+	}{
+		{"DeleteArchive", func(db *DB) error { _, err := db.Archive().DeleteArchive(t.Context(), juliet); return err }, 0},
+		{"DeleteWith", func(db *DB) error {
+			_, err := db.Archive().DeleteWith(t.Context(), juliet, "romeo@example.net")
+			return err
+		}, 1},
+		{"ExpireBefore", func(db *DB) error {
+			_, err := db.Archive().ExpireBefore(t.Context(), time.UnixMicro(int64(rid(2))), 100)
+			return err
+		}, 1},
+		{"Users.Delete", func(db *DB) error { return db.Users().Delete(t.Context(), "example.org", "juliet") }, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openNoSync(t)
+			if err := db.Users().Create(t.Context(), testUser("example.org", "juliet")); err != nil {
+				t.Fatal(err)
+			}
+			journalOnly(t, db,
+				ArchiveRecord{ID: rid(0), Archive: juliet, With: "romeo@example.net", Stanza: testStanza},
+				ArchiveRecord{ID: rid(1), Archive: juliet, With: "romeo@example.net", Stanza: testStanza},
+				ArchiveRecord{ID: rid(2), Archive: juliet, With: "nurse@example.net", Stanza: testStanza})
+			// Nothing reads between the journal and the write.
+			db.archive.indexedHigh.Store(db.archive.journalHigh.Load())
+			if err := tc.write(db); err != nil {
+				t.Fatal(err)
+			}
+			if j, m := journalKeys(t, db); j != 0 || m != tc.want {
+				t.Fatalf("journaled %d, indexed %d; want 0, %d", j, m, tc.want)
+			}
+		})
+	}
+}
+
+func TestArchiveJournalOpenAfterCrash(t *testing.T) {
+	// Records journaled when the process died are indexed at the next
+	// Open, and ids keep increasing past them.
+	path := filepath.Join(t.TempDir(), "db")
+	db := openAt(t, path, Options{})
+	future := uint64(time.Now().Add(time.Hour).UnixMicro())
+	journalOnly(t, db,
+		ArchiveRecord{ID: future, Archive: juliet, With: "romeo@example.net", Stanza: testStanza},
+		ArchiveRecord{ID: future + 1, Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Read-only: the journal is left alone (and logged); ids still
+	// account for it.
+	var logs bytes.Buffer
+	ro := openAt(t, path, Options{ReadOnly: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !strings.Contains(logs.String(), "not yet indexed") || !strings.Contains(logs.String(), "records=2") {
+		t.Errorf("read-only Open logged %q; want the journaled record count", logs.String())
+	}
+	if id := ro.archive.nextID(time.Now()); id <= future+1 {
+		t.Errorf("read-only next id %d, want > %d", id, future+1)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = openAt(t, path, Options{})
+	if j, m := journalKeys(t, db); j != 0 || m != 2 {
+		t.Fatalf("after Open: journaled %d, indexed %d; want 0, 2", j, m)
+	}
+	w := startWriter(t, db, WriterOptions{})
+	if id := mustAppend(t, w, msg(juliet, "romeo@example.net", DirIn)); id <= future+1 {
+		t.Errorf("next id %d, want > %d", id, future+1)
+	}
+	if err := w.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, Max: 10})
+	if err != nil || len(page.Records) != 3 || page.Records[0].ID != future {
+		t.Fatalf("Query = %d records, %v; want the two journaled records and the new one", len(page.Records), err)
+	}
+}
+
+func TestArchiveJournalCorruptEntry(t *testing.T) {
+	// A journal entry that does not decode is logged and dropped; the
+	// others are indexed and later writes work.
+	var logs bytes.Buffer
+	db := openAt(t, filepath.Join(t.TempDir(), "db"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	journalOnly(t, db,
+		ArchiveRecord{ID: rid(0), Archive: juliet, With: "romeo@example.net", Stanza: testStanza},
+		ArchiveRecord{ID: rid(2), Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(bucketMAMJournal)).Put(journalKey(rid(1)), []byte{journalCodecV1, 3, 'x'})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, Max: 10})
+	if err != nil || len(page.Records) != 2 {
+		t.Fatalf("Query = %d records, %v; want the 2 good ones", len(page.Records), err)
+	}
+	if j, _ := journalKeys(t, db); j != 0 {
+		t.Errorf("journaled %d after indexing, want 0", j)
+	}
+	if !strings.Contains(logs.String(), "corrupt archive journal entry") {
+		t.Errorf("log %q does not name the corrupt entry", logs.String())
+	}
+}
+
+func TestJournalEntryCodec(t *testing.T) {
+	e := newArchiveEntry(ArchiveRecord{ID: rid(3), Archive: juliet, With: "romeo@example.net", Direction: DirOut, Flags: FlagNoUnread, Stanza: testStanza})
+	k, v := journalKey(e.id), encodeJournalEntry(nil, e)
+	got, err := decodeJournalEntry(k, v)
+	if err != nil || got.id != e.id || got.archive != e.archive || got.with != e.with || got.dir != e.dir || got.flags != e.flags || !bytes.Equal(got.val, e.val) {
+		t.Fatalf("decode(encode(%+v)) = %+v, %v", e, got, err)
+	}
+	bad := []struct {
+		name string
+		k, v []byte
+	}{
+		{"short key", k[:7], v},
+		{"long key", append(bytes.Clone(k), 0), v},
+		{"unknown version", k, append([]byte{2}, v[1:]...)},
+		{"no archive", k, encodeJournalEntry(nil, archiveEntry{val: e.val})},
+		{"truncated record", k, v[:len(v)-1]},
+		{"trailing byte", k, append(bytes.Clone(v), 0)},
+		{"empty", k, nil},
+	}
+	for _, tc := range bad {
+		if _, err := decodeJournalEntry(tc.k, tc.v); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: error %v, want ErrCorrupt", tc.name, err)
+		}
+	}
+}
+
+func FuzzJournalEntryCodec(f *testing.F) {
+	e := newArchiveEntry(ArchiveRecord{ID: rid(3), Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
+	f.Add(append(journalKey(e.id), encodeJournalEntry(nil, e)...))
+	f.Add(append(journalKey(1), journalCodecV1, 0))
+	f.Add([]byte{})
+	decode := func(b []byte) (archiveEntry, error) {
+		if len(b) < 8 {
+			return archiveEntry{}, fmt.Errorf("%w: short", ErrCorrupt)
+		}
+		return decodeJournalEntry(b[:8], b[8:])
+	}
+	encode := func(dst []byte, e archiveEntry) []byte {
+		return encodeJournalEntry(append(dst, journalKey(e.id)...), e)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzCodec(t, data, decode, encode)
+	})
+}
