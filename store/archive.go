@@ -128,6 +128,8 @@ type Archive struct {
 	// the newest up to which every journaled record is indexed: records
 	// wait in the journal while indexedHigh < journalHigh.
 	journalHigh, indexedHigh atomic.Uint64
+	// writer is the started ArchiveWriter, if any (catchUp).
+	writer atomic.Pointer[ArchiveWriter]
 }
 
 // loadLastID initialises the id allocator from the file: the highest id

@@ -177,10 +177,18 @@ func (a *Archive) journalPending() bool {
 }
 
 // catchUp indexes the journal before a read, when records wait there. A
-// read-only DB cannot: it reads what is indexed.
+// read-only DB cannot: it reads what is indexed. It first asks the
+// running writer (kick) to raise a pass it may be running at idle
+// priority: the read waits for bbolt's write lock that the pass holds.
 func (a *Archive) catchUp(ctx context.Context) error {
 	if !a.journalPending() || a.db.readOnly {
 		return nil
+	}
+	if w := a.writer.Load(); w != nil {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
 	}
 	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
 		_, err := a.openWrite(tx)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -131,6 +132,41 @@ func TestArchiveJournalReadIndexesFirst(t *testing.T) {
 				t.Errorf("after %s: journaled %d, indexed %d; want 0, 3", r.name, j, m)
 			}
 		})
+	}
+}
+
+func TestArchiveJournalReadKicksWriter(t *testing.T) {
+	// A read that indexes the journal asks the writer to raise a pass
+	// it may be running at idle priority (the kick).
+	db := openNoSync(t)
+	w := db.Archive().NewWriter(WriterOptions{MaxBatch: 1024, IndexDelay: time.Hour})
+	w.Start(t.Context())
+	defer func() { _ = w.Stop(context.Background()) }()
+	// Hold bbolt's write lock, as a running pass would, so that the
+	// writer cannot take the kick before the test sees it.
+	tx, err := db.bolt.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.archive.noteJournaled(rid(0))
+	read := make(chan error, 1)
+	go func() {
+		_, err := db.Archive().Query(context.Background(), ArchiveQuery{Archive: juliet, Max: 1})
+		read <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(w.kick) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	kicked := len(w.kick) == 1
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if !kicked {
+		t.Error("a read waiting to index the journal did not kick the writer")
+	}
+	if err := <-read; err != nil {
+		t.Fatalf("Query: %v", err)
 	}
 }
 

@@ -208,6 +208,7 @@ func (w *ArchiveWriter) Start(ctx context.Context) {
 		if w.background {
 			w.startBackground()
 		}
+		w.a.writer.Store(w)
 		go w.run(ctx)
 	})
 }
@@ -364,6 +365,7 @@ func (w *ArchiveWriter) closeLocked() {
 // closed and drained.
 func (w *ArchiveWriter) run(ctx context.Context) {
 	defer close(w.exited)
+	defer w.a.writer.CompareAndSwap(w, nil)
 	defer w.stopBackground()
 	w.log.Info("archive writer started", "max_batch", w.maxBatch, "max_delay", w.maxDelay, "queue", cap(w.queue),
 		"background", w.bg != nil)
