@@ -469,7 +469,7 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 		w.mu.Unlock()
 		if len(batch) > 0 {
 			keepsUp := keepsUp(len(batch), w.maxBatch, len(w.queue), urgent)
-			bg := w.bg != nil && keepsUp && w.mayIdle()
+			bg := keepsUp && w.mayIdle()
 			w.commit(batch, keepsUp && w.indexDelay > 0, bg)
 			// Drop the committed records' references for the collector.
 			clear(batch)
