@@ -128,8 +128,9 @@ type Archive struct {
 	// the newest up to which every journaled record is indexed: records
 	// wait in the journal while indexedHigh < journalHigh.
 	journalHigh, indexedHigh atomic.Uint64
-	// writer is the started ArchiveWriter, if any (catchUp).
-	writer atomic.Pointer[ArchiveWriter]
+	// readersWaiting counts reads waiting to index the journal
+	// (catchUp): the writer raises a pass they wait for.
+	readersWaiting atomic.Int32
 }
 
 // loadLastID initialises the id allocator from the file: the highest id

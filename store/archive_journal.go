@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -177,25 +178,33 @@ func (a *Archive) journalPending() bool {
 }
 
 // catchUp indexes the journal before a read, when records wait there. A
-// read-only DB cannot: it reads what is indexed. It first asks the
-// running writer (kick) to raise a pass it may be running at idle
-// priority: the read waits for bbolt's write lock that the pass holds.
+// read-only DB cannot: it reads what is indexed. While it waits for
+// bbolt's write lock it counts in readersWaiting, which raises a pass the
+// writer may be running at idle priority. If indexing fails (a full
+// disk, say) the read goes on with the indexed records: only ctx's end
+// fails it.
 func (a *Archive) catchUp(ctx context.Context) error {
 	if !a.journalPending() || a.db.readOnly {
 		return nil
 	}
-	if w := a.writer.Load(); w != nil {
-		select {
-		case w.kick <- struct{}{}:
-		default:
-		}
-	}
+	a.readersWaiting.Add(1)
+	entered := false
 	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
+		if !entered {
+			entered = true
+			a.readersWaiting.Add(-1)
+		}
 		_, err := a.openWrite(tx)
 		return err
 	})
+	if !entered {
+		a.readersWaiting.Add(-1)
+	}
 	if err != nil {
-		return fmt.Errorf("index archive journal: %w", err)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("index archive journal: %w", ctxErr)
+		}
+		a.db.log.Error("store: could not index the archive journal before a read; reading the indexed records only", "err", err)
 	}
 	return nil
 }
@@ -210,11 +219,10 @@ func (a *Archive) loadJournal(ctx context.Context) error {
 			return err
 		}
 		if k, _ := j.Cursor().Last(); k != nil {
-			id, _, err := readBE64(k)
-			if err != nil {
-				return fmt.Errorf("archive journal key of %d bytes: %w", len(k), err)
+			// A malformed key is dropped when the journal is indexed.
+			if len(k) == 8 {
+				a.noteJournaled(binary.BigEndian.Uint64(k))
 			}
-			a.noteJournaled(id)
 			n = j.Stats().KeyN
 		}
 		return nil
@@ -226,8 +234,12 @@ func (a *Archive) loadJournal(ctx context.Context) error {
 		a.db.log.Warn("store: archived messages not yet indexed; reads miss them until the file is opened read-write", "records", n)
 		return nil
 	}
-	if err := a.catchUp(ctx); err != nil {
+	err = a.db.update(ctx, func(tx *bbolt.Tx) error {
+		_, err := a.openWrite(tx)
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("index archive journal: %w", err)
 	}
 	a.db.log.Info("store: indexed the archive journal", "records", n)
 	return nil

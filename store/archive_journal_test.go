@@ -135,15 +135,12 @@ func TestArchiveJournalReadIndexesFirst(t *testing.T) {
 	}
 }
 
-func TestArchiveJournalReadKicksWriter(t *testing.T) {
-	// A read that indexes the journal asks the writer to raise a pass
-	// it may be running at idle priority (the kick).
+func TestArchiveJournalReadWaitingIsCounted(t *testing.T) {
+	// A read waiting to index the journal counts in readersWaiting (which
+	// raises a pass the writer runs at idle priority) until it has the
+	// write lock.
 	db := openNoSync(t)
-	w := db.Archive().NewWriter(WriterOptions{MaxBatch: 1024, IndexDelay: time.Hour})
-	w.Start(t.Context())
-	defer func() { _ = w.Stop(context.Background()) }()
-	// Hold bbolt's write lock, as a running pass would, so that the
-	// writer cannot take the kick before the test sees it.
+	// Hold bbolt's write lock, as a running pass would.
 	tx, err := db.bolt.Begin(true)
 	if err != nil {
 		t.Fatal(err)
@@ -155,18 +152,39 @@ func TestArchiveJournalReadKicksWriter(t *testing.T) {
 		read <- err
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for len(w.kick) == 0 && time.Now().Before(deadline) {
+	for db.archive.readersWaiting.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	kicked := len(w.kick) == 1
+	waiting := db.archive.readersWaiting.Load()
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	if !kicked {
-		t.Error("a read waiting to index the journal did not kick the writer")
+	if waiting != 1 {
+		t.Errorf("readersWaiting = %d while a read waited for the write lock, want 1", waiting)
 	}
 	if err := <-read; err != nil {
 		t.Fatalf("Query: %v", err)
+	}
+	if n := db.archive.readersWaiting.Load(); n != 0 {
+		t.Errorf("readersWaiting = %d after the read, want 0", n)
+	}
+	// A read whose context ends while it waits fails with that error
+	// and is no longer counted.
+	tx, err = db.bolt.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.archive.noteJournaled(rid(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := db.Archive().Query(ctx, ArchiveQuery{Archive: juliet, Max: 1}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Query with an ended context = %v, want context.Canceled", err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.archive.readersWaiting.Load(); n != 0 {
+		t.Errorf("readersWaiting = %d after a cancelled read, want 0", n)
 	}
 }
 
@@ -393,4 +411,31 @@ func FuzzJournalEntryCodec(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzCodec(t, data, decode, encode)
 	})
+}
+
+func TestArchiveJournalMalformedKeyAtOpen(t *testing.T) {
+	// A journal key that is not an id is dropped at Open (logged), and
+	// does not feed the id allocator.
+	path := filepath.Join(t.TempDir(), "db")
+	db := openAt(t, path, Options{})
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(bucketMAMJournal)).Put([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, []byte{journalCodecV1})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	db = openAt(t, path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if j, _ := journalKeys(t, db); j != 0 {
+		t.Errorf("journaled %d after Open, want 0", j)
+	}
+	if !strings.Contains(logs.String(), "corrupt archive journal entry") {
+		t.Errorf("Open logged %q; want the corrupt entry", logs.String())
+	}
+	if id := db.archive.nextID(time.Now()); id > uint64(time.Now().Add(time.Hour).UnixMicro()) {
+		t.Errorf("next id %d taken from a malformed journal key", id)
+	}
 }

@@ -45,6 +45,10 @@ const (
 	minShare     = 0.5
 	// starvedFor is how long the writer then commits at normal priority.
 	starvedFor = 10 * time.Second
+	// passPatience is how long an index pass may starve at idle
+	// priority before it is raised: meanwhile it holds bbolt's write
+	// lock (every other write of the DB waits) and a Go processor.
+	passPatience = 250 * time.Millisecond
 )
 
 // WriterOptions configures an ArchiveWriter.
@@ -110,6 +114,7 @@ type ArchiveWriter struct {
 	indexDelay  time.Duration
 	journaled   int
 	journaledAt time.Time
+	stopping    bool // the queue is closed and drained: passes run at normal priority
 	log         *slog.Logger
 	startOnce   sync.Once
 	exited      chan struct{} // closed when the goroutine has drained the queue and returned
@@ -208,7 +213,6 @@ func (w *ArchiveWriter) Start(ctx context.Context) {
 		if w.background {
 			w.startBackground()
 		}
-		w.a.writer.Store(w)
 		go w.run(ctx)
 	})
 }
@@ -365,7 +369,6 @@ func (w *ArchiveWriter) closeLocked() {
 // closed and drained.
 func (w *ArchiveWriter) run(ctx context.Context) {
 	defer close(w.exited)
-	defer w.a.writer.CompareAndSwap(w, nil)
 	defer w.stopBackground()
 	w.log.Info("archive writer started", "max_batch", w.maxBatch, "max_delay", w.maxDelay, "queue", cap(w.queue),
 		"background", w.bg != nil)
@@ -478,7 +481,9 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 			}
 		}
 		if !open {
-			// Leave the journal empty on a clean stop.
+			// Leave the journal empty on a clean stop, at normal
+			// priority: Stop waits for it.
+			w.stopping = true
 			for w.journaled > 0 && w.index() {
 			}
 			w.log.Info("archive writer stopped")
@@ -585,7 +590,8 @@ func (w *ArchiveWriter) index() bool {
 			return err
 		})
 	}
-	if err := w.runJob(pass, w.journaled, true, w.mayIdle()); err != nil {
+	bg := !w.stopping && w.a.readersWaiting.Load() == 0 && w.mayIdle()
+	if err := w.runJob(pass, w.journaled, true, bg); err != nil {
 		w.log.Error("archive journal indexing failed; retrying later", "records", w.journaled, "err", err)
 		w.journaledAt = time.Now()
 		return false
@@ -664,10 +670,11 @@ func (w *ArchiveWriter) stopBackground() {
 // machine lacks idle CPU (the commit holds bbolt's write lock, and a Go
 // processor that the collector's stop-the-world phases would wait for);
 // the next starvedFor of commits then run at normal priority. An index
-// pass is different: nobody reads what it writes, its records are
-// durable in the journal and it is long (tens of milliseconds), so it
-// waits for idle CPU however long that takes, unless appended records
-// pile up behind it (a quarter of the queue), which raises it alone.
+// pass is different: its records are durable in the journal and it is
+// long (tens of milliseconds), so short waits for idle CPU are fine; it
+// alone is raised once appended records pile up behind it (a quarter of
+// the queue), a read waits to index the journal (Archive.readersWaiting),
+// or it starved over its first passPatience or longer.
 func (w *ArchiveWriter) storeInBackground(job func() error, records int, pass bool) error {
 	// The committer waits for this job: no commit runs on its thread.
 	if w.bgRaised {
@@ -678,6 +685,7 @@ func (w *ArchiveWriter) storeInBackground(job func() error, records int, pass bo
 		w.bgRaised = false
 	}
 	last := sampleThread(w.bgThread)
+	start := last
 	w.bg <- job
 	tick := time.NewTicker(w.boostAfter)
 	defer tick.Stop()
@@ -695,7 +703,11 @@ func (w *ArchiveWriter) storeInBackground(job func() error, records int, pass bo
 		case <-check:
 		}
 		if pass {
-			if len(w.queue) >= cap(w.queue)/4 {
+			// Raised (this pass only) when records pile up behind it,
+			// a read waits for it, or it starved for passPatience.
+			now := sampleThread(w.bgThread)
+			if len(w.queue) >= cap(w.queue)/4 || w.a.readersWaiting.Load() > 0 ||
+				now.at.Sub(start.at) >= passPatience && w.threadStarved(start, now) {
 				kick, check = nil, nil
 				w.raise()
 			}
