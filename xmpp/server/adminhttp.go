@@ -110,13 +110,15 @@ func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Re
 }
 
 // hostOf is the host a JID argument belongs to: its domain, or the host
-// whose room service it is. "" if no configured host owns it.
+// whose room service it is, after the normalisation the commands apply
+// (RFC 7622: "EXAMPLE.org." is example.org). "" if it is not a JID or no
+// configured host owns it.
 func (s *Server) hostOf(arg string) string {
-	_, domain, ok := strings.Cut(arg, "@")
-	if !ok {
-		domain = arg
+	j, err := jid.Parse(arg)
+	if err != nil {
+		return ""
 	}
-	domain, _, _ = strings.Cut(domain, "/")
+	domain := j.Domainpart()
 	if _, ok := s.cfg.Host(domain); ok {
 		return domain
 	}
@@ -145,9 +147,12 @@ func (s *Server) scopeToHost(command string, args map[string]string, host string
 		}
 		key = "host"
 	}
-	// A JID of no configured host is left to the command, which refuses
-	// or finds nothing.
-	if other := s.hostOf(args[key]); key != "" && other != "" && other != host {
+	if key == "" {
+		return nil
+	}
+	// A JID of no configured host (or no JID) is left to the command,
+	// which normalises it as hostOf does and refuses or finds nothing.
+	if other := s.hostOf(args[key]); other != "" && other != host {
 		return fmt.Errorf("%s %q is not of %s: %w", key, args[key], host, httpapi.ErrForbidden)
 	}
 	return nil

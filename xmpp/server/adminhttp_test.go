@@ -292,6 +292,11 @@ func TestAdminHTTPHostScope(t *testing.T) {
 		{Command: server.CmdPresenceSet, Args: map[string]string{"jid": "dave@example.org", "show": "dnd"}},
 		{Command: server.CmdHistoryExport, Args: map[string]string{"archive": "dave@example.org"}},
 		{Command: server.CmdRoomCreate, Args: map[string]string{"room": "ops@conference.example.org"}},
+		// The same JIDs written otherwise, as the commands normalise them.
+		{Command: server.CmdUserDel, Args: map[string]string{"jid": "dave@example.org."}},
+		{Command: server.CmdUserDel, Args: map[string]string{"jid": "dave@EXAMPLE.org"}},
+		{Command: server.CmdHistoryExport, Args: map[string]string{"archive": "Dave@Example.Org"}},
+		{Command: server.CmdRoomCreate, Args: map[string]string{"room": "ops@CONFERENCE.example.org"}},
 	} {
 		if code, resp := ahCommand(t, c, base, tc); code != http.StatusForbidden || resp.OK || resp.Error == "" {
 			t.Errorf("%s %v by localhost's admin: %d %+v, want 403", tc.Command, tc.Args, code, resp)
@@ -299,6 +304,10 @@ func TestAdminHTTPHostScope(t *testing.T) {
 	}
 	if code, _, body := ahDo(t, c, "GET", base+"/api/v1/users/dave@example.org/history", "boss@localhost", ahPassword, ""); code != http.StatusForbidden {
 		t.Errorf("another host's user history: %d %s, want 403", code, body)
+	}
+	// Its own host written otherwise is its own.
+	if code, resp := ahCommand(t, c, base, server.AdminRequest{Command: server.CmdPresenceSet, Args: map[string]string{"jid": "boss@LOCALHOST", "show": "dnd"}}); code != http.StatusOK || !resp.OK {
+		t.Errorf("presence.set boss@LOCALHOST by localhost's admin: %d %+v", code, resp)
 	}
 	code, resp := ahCommand(t, c, base, server.AdminRequest{Command: server.CmdUserList})
 	if code != http.StatusOK || !slices.Contains(resp.Result, "boss@localhost") || slices.Contains(resp.Result, "dave@example.org") {
