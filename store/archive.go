@@ -1194,6 +1194,18 @@ func encodeArchiveRecord(dst []byte, rec ArchiveRecord) []byte {
 // decodeArchiveRecord decodes a mam value; ID and Archive are left zero, an
 // empty Stanza decodes as nil. The result does not alias v.
 func decodeArchiveRecord(v []byte) (ArchiveRecord, error) {
+	rec, err := decodeArchiveHeader(v)
+	if len(rec.Stanza) == 0 {
+		rec.Stanza = nil
+	} else {
+		rec.Stanza = bytes.Clone(rec.Stanza)
+	}
+	return rec, err
+}
+
+// decodeArchiveHeader is decodeArchiveRecord with a Stanza that aliases v
+// (empty, not nil, when empty): for callers that only check the value.
+func decodeArchiveHeader(v []byte) (ArchiveRecord, error) {
 	d := decoder{buf: v}
 	if ver := d.byte(); d.err == nil && ver != archiveCodecV1 {
 		return ArchiveRecord{}, fmt.Errorf("%w: archive codec version %d unknown", ErrCorrupt, ver)
@@ -1202,7 +1214,14 @@ func decodeArchiveRecord(v []byte) (ArchiveRecord, error) {
 	rec.Direction = Direction(d.byte())
 	rec.With = d.string()
 	rec.Flags = d.byte()
-	rec.Stanza = d.bytes()
+	if d.err == nil {
+		b, rest, err := readBytes(d.buf)
+		if err != nil {
+			d.fail(err)
+		} else {
+			rec.Stanza, d.buf = b, rest
+		}
+	}
 	if err := d.done(); err != nil {
 		return ArchiveRecord{}, fmt.Errorf("archived message: %w", err)
 	}

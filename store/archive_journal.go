@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"go.etcd.io/bbolt"
 )
@@ -54,7 +56,7 @@ func decodeJournalEntry(k, v []byte) (archiveEntry, error) {
 	if archive == "" {
 		return archiveEntry{}, fmt.Errorf("%w: archive journal entry %d has no archive", ErrCorrupt, id)
 	}
-	rec, err := decodeArchiveRecord(d.buf)
+	rec, err := decodeArchiveHeader(d.buf)
 	if err != nil {
 		return archiveEntry{}, fmt.Errorf("archive journal entry %d: %w", id, err)
 	}
@@ -153,20 +155,16 @@ func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx, limit int) (int, erro
 }
 
 // noteIndexed records that every journaled record up to id is indexed.
-func (a *Archive) noteIndexed(id uint64) {
-	for {
-		cur := a.indexedHigh.Load()
-		if id <= cur || a.indexedHigh.CompareAndSwap(cur, id) {
-			return
-		}
-	}
-}
+func (a *Archive) noteIndexed(id uint64) { storeMax(&a.indexedHigh, id) }
 
 // noteJournaled records that the journal holds records up to id.
-func (a *Archive) noteJournaled(id uint64) {
+func (a *Archive) noteJournaled(id uint64) { storeMax(&a.journalHigh, id) }
+
+// storeMax raises *p to v if v is higher.
+func storeMax(p *atomic.Uint64, v uint64) {
 	for {
-		cur := a.journalHigh.Load()
-		if id <= cur || a.journalHigh.CompareAndSwap(cur, id) {
+		cur := p.Load()
+		if v <= cur || p.CompareAndSwap(cur, v) {
 			return
 		}
 	}
@@ -188,23 +186,34 @@ func (a *Archive) catchUp(ctx context.Context) error {
 		return nil
 	}
 	a.readersWaiting.Add(1)
-	entered := false
-	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
-		if !entered {
-			entered = true
-			a.readersWaiting.Add(-1)
-		}
-		_, err := a.openWrite(tx)
-		return err
-	})
-	if !entered {
-		a.readersWaiting.Add(-1)
-	}
-	if err != nil {
+	defer a.readersWaiting.Add(-1)
+	if err := a.indexJournal(ctx, false); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("index archive journal: %w", ctxErr)
 		}
 		a.db.log.Error("store: could not index the archive journal before a read; reading the indexed records only", "err", err)
+	}
+	return nil
+}
+
+// errNothingJournaled rolls back an indexJournal transaction that found
+// the journal already indexed (by the writer or another read meanwhile):
+// an empty commit would still write and sync bbolt's meta page.
+var errNothingJournaled = errors.New("nothing journaled")
+
+// indexJournal indexes the whole journal in one transaction; unless
+// always, only if records wait there (journalPending) when it gets the
+// write lock.
+func (a *Archive) indexJournal(ctx context.Context, always bool) error {
+	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
+		if !always && !a.journalPending() {
+			return errNothingJournaled
+		}
+		_, err := a.openWrite(tx)
+		return err
+	})
+	if err != nil && !errors.Is(err, errNothingJournaled) {
+		return fmt.Errorf("index archive journal: %w", err)
 	}
 	return nil
 }
@@ -234,12 +243,9 @@ func (a *Archive) loadJournal(ctx context.Context) error {
 		a.db.log.Warn("store: archived messages not yet indexed; reads miss them until the file is opened read-write", "records", n)
 		return nil
 	}
-	err = a.db.update(ctx, func(tx *bbolt.Tx) error {
-		_, err := a.openWrite(tx)
+	// Always: the journal may hold only malformed keys, which this drops.
+	if err := a.indexJournal(ctx, true); err != nil {
 		return err
-	})
-	if err != nil {
-		return fmt.Errorf("index archive journal: %w", err)
 	}
 	a.db.log.Info("store: indexed the archive journal", "records", n)
 	return nil

@@ -439,3 +439,43 @@ func TestArchiveJournalMalformedKeyAtOpen(t *testing.T) {
 		t.Errorf("next id %d taken from a malformed journal key", id)
 	}
 }
+
+func TestArchiveJournalBoundedWhenIndexingFails(t *testing.T) {
+	// Passes that keep failing must not let the journal grow: past a
+	// full batch journaled, records commit with their indexes, and the
+	// failure reaches their callbacks.
+	var logs lockedBuffer
+	db := openAt(t, filepath.Join(t.TempDir(), "db"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	db.bolt.NoSync = true
+	// A nested bucket where juliet's conversation state goes: every
+	// write of that conversation's state fails.
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.Bucket([]byte(bucketConv)).CreateBucket(convKey(juliet, "romeo@example.net"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const maxBatch = 8
+	w := startWriter(t, db, WriterOptions{MaxBatch: maxBatch, MaxDelay: -1, IndexDelay: time.Hour})
+	for i := range maxBatch {
+		appendCommitted(t, w, msg(juliet, "romeo@example.net", DirIn))
+		if j, _ := journalKeys(t, db); j != i+1 {
+			t.Fatalf("journaled %d after %d records, want %d", j, i+1, i+1)
+		}
+	}
+	done := make(chan error, 1)
+	if _, err := w.Append(msg(juliet, "romeo@example.net", DirIn), func(err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Error("a record past a full journal committed although indexing fails")
+	}
+	// The pass after the eighth commit ran before the ninth.
+	if !strings.Contains(logs.String(), "archive journal indexing failed") {
+		t.Errorf("a failed pass was not logged: %q", logs.String())
+	}
+	if j, _ := journalKeys(t, db); j != maxBatch {
+		t.Errorf("journaled %d, want %d (bounded)", j, maxBatch)
+	}
+}

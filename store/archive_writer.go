@@ -81,10 +81,11 @@ type WriterOptions struct {
 	// of MaxBatch or more, or as many records wait (the writer is busy or
 	// behind), when a Flush or Stop waits for it, when less than a
 	// quarter of the machine's CPU time was idle since the last look
-	// (minIdleShare), and for starvedFor
-	// after a background commit starved (its thread ran less than half of
-	// a boostAfter), which also raises that commit's thread to normal
-	// priority. Raising a thread's priority takes CAP_SYS_NICE or an
+	// (minIdleShare), and for starvedFor after a background commit
+	// starved (its thread waited for a CPU more than half of a boostAfter,
+	// or where the kernel does not say, ran less than half of it), which
+	// also raises that commit's thread to normal priority. Journal index
+	// passes also run there; see storeInBackground for when one is raised. Raising a thread's priority takes CAP_SYS_NICE or an
 	// RLIMIT_NICE of 20 or more; without it (or elsewhere than on Linux)
 	// every batch commits at normal priority. The thread holds a Go
 	// processor while it waits for CPU: a process using this should run
@@ -114,7 +115,7 @@ type ArchiveWriter struct {
 	indexDelay  time.Duration
 	journaled   int
 	journaledAt time.Time
-	stopping    bool // the queue is closed and drained: passes run at normal priority
+	draining    bool // the queue is closed and drained: passes run at normal priority
 	log         *slog.Logger
 	startOnce   sync.Once
 	exited      chan struct{} // closed when the goroutine has drained the queue and returned
@@ -473,7 +474,10 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 		if len(batch) > 0 {
 			keepsUp := keepsUp(len(batch), w.maxBatch, len(w.queue), urgent)
 			bg := keepsUp && w.mayIdle()
-			w.commit(batch, keepsUp && w.indexDelay > 0, bg)
+			// Past a full batch journaled (passes failing, or behind),
+			// commit with the indexes: the journal stays bounded and
+			// an indexing failure reaches the records' callbacks.
+			w.commit(batch, keepsUp && w.indexDelay > 0 && w.journaled < w.maxBatch, bg)
 			// Drop the committed records' references for the collector.
 			clear(batch)
 			if w.journaled >= w.maxBatch || w.journaled > 0 && time.Since(w.journaledAt) >= w.indexDelay {
@@ -483,7 +487,7 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 		if !open {
 			// Leave the journal empty on a clean stop, at normal
 			// priority: Stop waits for it.
-			w.stopping = true
+			w.draining = true
 			for w.journaled > 0 && w.index() {
 			}
 			w.log.Info("archive writer stopped")
@@ -573,7 +577,9 @@ func (w *ArchiveWriter) store(entries []archiveEntry, toJournal bool) error {
 // index runs one pass over the journal: it indexes up to MaxBatch of the
 // oldest journaled records in one transaction, on the idle-priority
 // committer when it may. It reports whether records remain journaled; a
-// failed pass is logged and retried IndexDelay later.
+// failed pass is logged and retried after IndexDelay, or with the next
+// commit once a full batch is journaled (which then goes past the journal,
+// so that the failure reaches its records' callbacks).
 func (w *ArchiveWriter) index() bool {
 	if !w.a.journalPending() {
 		w.journaled = 0
@@ -590,7 +596,7 @@ func (w *ArchiveWriter) index() bool {
 			return err
 		})
 	}
-	bg := !w.stopping && w.a.readersWaiting.Load() == 0 && w.mayIdle()
+	bg := !w.draining && w.a.readersWaiting.Load() == 0 && w.mayIdle()
 	if err := w.runJob(pass, w.journaled, true, bg); err != nil {
 		w.log.Error("archive journal indexing failed; retrying later", "records", w.journaled, "err", err)
 		w.journaledAt = time.Now()

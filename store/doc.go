@@ -137,7 +137,11 @@
 // mam, mam_with, mam_time, conv and mam_count once its records are
 // IndexDelay old (1 s) or a full batch, by every other transaction that
 // writes the archive before it does, by every archive read before it
-// reads, and at Open after a crash (archive_journal.go). Indexing touches
+// reads, and at Open after a crash (archive_journal.go). A journaled
+// record is acknowledged (done) once the journal commit is durable; an
+// entry that later fails to decode is logged and dropped. At most a full
+// batch is journaled: past that (passes failing or behind) batches commit
+// with their indexes, and a failure reaches their callbacks. Indexing touches
 // each active archive's tail pages once per pass instead of once per
 // batch: at a steady rate that is most of a commit's cost. With
 // WriterOptions.Background (Linux), small batches and journal passes
