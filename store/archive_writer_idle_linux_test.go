@@ -154,7 +154,6 @@ func TestArchiveWriterBackgroundCommitsOnIdleThread(t *testing.T) {
 	}
 }
 
-
 func TestArchiveWriterBackgroundBoost(t *testing.T) {
 	needIdlePriority(t)
 	db := openTest(t)
