@@ -126,7 +126,10 @@ func (in *Inbox) Start() {
 }
 
 // Stop writes the pending changes and ends the writer (started or not);
-// ctx bounds the wait. Call it after the room services stopped.
+// ctx bounds the wait for a started writer. Without Start, Stop writes the
+// changes itself, and a write in progress is not cut short by ctx (the
+// changes are everyone's; see flush). Call it after the room services
+// stopped.
 func (in *Inbox) Stop(ctx context.Context) error {
 	in.mu.Lock()
 	started := in.started
