@@ -339,12 +339,20 @@ func (rw row) cell(res results, srv string) cell {
 // close together (see its stages), so a slow drift of the machine's speed cancels in each
 // ratio instead of landing in the ratio of two medians. Runs where either
 // side failed are left out, with a note each when only the fresh side
-// is missing; the ratio is NaN if no pair remains.
+// is missing; a fresh run that does not count as the row describes it
+// (lost messages) is noted; the ratio is NaN if no pair remains.
 func (rw row) pairedRatio(res results, srv string) (ratio float64, pairs int, notes []string) {
 	base := map[int]float64{}
 	for _, r := range res[srv][rw.ratioTo] {
 		if v, ok := r.m[rw.metric]; ok && r.err == "" && v > 0 {
 			base[r.n] = v
+			// Noted as the churned side is (values): the cell does
+			// not count as the row describes it.
+			if rw.invalid != nil {
+				if why := rw.invalid(r.m); why != "" {
+					notes = append(notes, fmt.Sprintf("run %d: fresh %s: %s", r.n, rw.ratioTo, why))
+				}
+			}
 		}
 	}
 	var ratios []float64
