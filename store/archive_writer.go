@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -144,6 +146,14 @@ type ArchiveWriter struct {
 	// kick (capacity 1) asks the goroutine to commit the batch it is
 	// collecting now rather than after MaxDelay. A full kick is enough.
 	kick chan struct{}
+	// While the goroutine collects a batch it does not receive from the
+	// queue record by record (each would wake it: a scheduler round trip
+	// and often a futex call on the sender's path, per record); it sleeps
+	// until MaxDelay, a kick, or wake (capacity 1), which Append signals
+	// once the queue holds wakeAt records: what fills the batch, or half
+	// the queue. wakeAt is math.MaxInt64 at other times.
+	wake   chan struct{}
+	wakeAt atomic.Int64
 
 	mu       sync.Mutex // guards the fields below; held while assigning an id and queueing
 	closed   bool
@@ -188,7 +198,7 @@ func (a *Archive) NewWriter(opts WriterOptions) *ArchiveWriter {
 	if log == nil {
 		log = a.db.log
 	}
-	return &ArchiveWriter{
+	w := &ArchiveWriter{
 		a:            a,
 		maxBatch:     opts.MaxBatch,
 		maxDelay:     opts.MaxDelay,
@@ -202,8 +212,11 @@ func (a *Archive) NewWriter(opts WriterOptions) *ArchiveWriter {
 		exited:       make(chan struct{}),
 		queue:        make(chan pendingRecord, opts.QueueSize),
 		kick:         make(chan struct{}, 1),
+		wake:         make(chan struct{}, 1),
 		room:         make(chan struct{}),
 	}
+	w.wakeAt.Store(math.MaxInt64)
+	return w
 }
 
 // Start runs the writer's goroutine. Later calls do nothing. When ctx ends
@@ -254,6 +267,12 @@ func (w *ArchiveWriter) Append(rec ArchiveRecord, done func(error)) (uint64, err
 	entry.id = w.a.nextID(time.Now())
 	w.appended++
 	w.queue <- pendingRecord{seq: w.appended, entry: entry, done: done}
+	if int64(len(w.queue)) >= w.wakeAt.Load() {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
 	return entry.id, nil
 }
 
@@ -358,6 +377,13 @@ func (w *ArchiveWriter) wait(ctx context.Context, wt *flushWaiter, also <-chan s
 	return nil
 }
 
+// madeRoom wakes the AppendWait callers waiting for room in the queue;
+// mu is held.
+func (w *ArchiveWriter) madeRoom() {
+	close(w.room)
+	w.room = make(chan struct{})
+}
+
 // closeLocked stops accepting records and closes the queue; mu is held.
 func (w *ArchiveWriter) closeLocked() {
 	if !w.closed {
@@ -430,26 +456,38 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 		}
 	collect:
 		for open && len(batch) < w.maxBatch {
-			select {
-			case p, ok := <-w.queue:
-				if !ok {
-					open = false
-					break collect
+			took := len(batch)
+			for drained := false; !drained && len(batch) < w.maxBatch; {
+				select {
+				case p, ok := <-w.queue:
+					if !ok {
+						open = false
+						break collect
+					}
+					batch = append(batch, p)
+				default:
+					drained = true
 				}
-				batch = append(batch, p)
-				continue
-			default:
 			}
-			if expired == nil {
+			if len(batch) > took {
+				// Senders may wait for room (AppendWait) that this
+				// drain made: not until the batch is complete.
+				w.mu.Lock()
+				w.madeRoom()
+				w.mu.Unlock()
+			}
+			if expired == nil || len(batch) >= w.maxBatch {
 				break
 			}
+			// Records queued from here on see wakeAt; those queued
+			// since the drain are counted now.
+			wakeAt := min(w.maxBatch-len(batch), max(1, cap(w.queue)/2))
+			w.wakeAt.Store(int64(wakeAt))
+			if len(w.queue) >= wakeAt {
+				continue
+			}
 			select {
-			case p, ok := <-w.queue:
-				if !ok {
-					open = false
-					break collect
-				}
-				batch = append(batch, p)
+			case <-w.wake:
 			case <-expired:
 				expired = nil
 				break collect
@@ -462,13 +500,13 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 				w.mu.Unlock()
 			}
 		}
+		w.wakeAt.Store(math.MaxInt64)
 		if timer != nil && expired != nil {
 			timer.Stop()
 		}
 		// The batch left the queue: wake those waiting for room.
 		w.mu.Lock()
-		close(w.room)
-		w.room = make(chan struct{})
+		w.madeRoom()
 		urgent = len(w.waiters) > 0
 		w.mu.Unlock()
 		if len(batch) > 0 {

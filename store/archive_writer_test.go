@@ -445,6 +445,29 @@ func TestArchiveWriterBatchFullCommitsAtOnce(t *testing.T) {
 	}
 }
 
+func TestArchiveWriterRoomWhileCollecting(t *testing.T) {
+	// The batch (up to 1,000 records, MaxDelay an hour) is far larger
+	// than the queue (4): senders waiting for room must get it as the
+	// writer drains the queue, not once the batch is complete.
+	db := openNoSync(t)
+	w := startWriter(t, db, WriterOptions{MaxBatch: 1000, QueueSize: 4, MaxDelay: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	const n = 200
+	for i := range n {
+		if _, err := w.AppendWait(ctx, msg(juliet, "romeo@example.net", DirIn), nil); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if err := w.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, Max: 0, WantCount: true})
+	if err != nil || page.Count != n {
+		t.Fatalf("records = %d, %v; want %d", page.Count, err, n)
+	}
+}
+
 func TestArchiveWriterMaxDelay(t *testing.T) {
 	db := openTest(t)
 	synctest.Test(t, func(t *testing.T) {
