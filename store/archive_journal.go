@@ -136,9 +136,20 @@ func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx, limit int) (int, erro
 			return 0, err
 		}
 	}
-	for _, k := range keys {
-		if err := j.Delete(k); err != nil {
-			return 0, err
+	if emptied && len(keys) > 0 {
+		// All of it: dropping the bucket frees its pages at once,
+		// where deleting key by key seeks for each and rebalances.
+		if err := tx.DeleteBucket([]byte(bucketMAMJournal)); err != nil {
+			return 0, fmt.Errorf("empty archive journal: %w", err)
+		}
+		if _, err := tx.CreateBucket([]byte(bucketMAMJournal)); err != nil {
+			return 0, fmt.Errorf("empty archive journal: %w", err)
+		}
+	} else {
+		for _, k := range keys {
+			if err := j.Delete(k); err != nil {
+				return 0, err
+			}
 		}
 	}
 	var high uint64
