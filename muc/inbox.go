@@ -86,6 +86,10 @@ type InboxDeps struct {
 const (
 	inboxDelay      = 50 * time.Millisecond
 	maxInboxPending = 65536
+	// maxInboxRetry bounds the wait before a write that failed for the
+	// store's sake (a full disk) is tried again: the wait doubles from
+	// inboxDelay with each failure in a row, and so do the error lines.
+	maxInboxRetry = 5 * time.Second
 	// inboxViewWait bounds how long the list waits for a running room's
 	// goroutine to describe the room.
 	inboxViewWait = 2 * time.Second
@@ -151,11 +155,13 @@ func (in *Inbox) Stop(ctx context.Context) error {
 	}
 }
 
-// run writes pending changes, inboxDelay after the first of a batch.
+// run writes pending changes, inboxDelay after the first of a batch, or
+// later after failed writes (inboxRetryDelay).
 func (in *Inbox) run() {
 	defer close(in.done)
 	t := time.NewTimer(inboxDelay)
 	t.Stop()
+	failures := 0
 	for {
 		select {
 		case <-in.kick:
@@ -163,7 +169,7 @@ func (in *Inbox) run() {
 			_ = in.flush(context.Background())
 			return
 		}
-		t.Reset(inboxDelay)
+		t.Reset(inboxRetryDelay(failures))
 		select {
 		case <-t.C:
 		case <-in.stop:
@@ -171,8 +177,27 @@ func (in *Inbox) run() {
 			_ = in.flush(context.Background())
 			return
 		}
-		_ = in.flush(context.Background())
+		// A change the store refused as invalid is not retried, and
+		// does not hold back the next batch.
+		if err := in.flush(context.Background()); err != nil && !errors.Is(err, store.ErrInvalid) {
+			failures++
+		} else {
+			failures = 0
+		}
 	}
+}
+
+// inboxRetryDelay is how long a batch waits after failures write failures
+// in a row: inboxDelay, doubled for each, at most maxInboxRetry.
+func inboxRetryDelay(failures int) time.Duration {
+	d := inboxDelay
+	for range failures {
+		if d >= maxInboxRetry {
+			break
+		}
+		d *= 2
+	}
+	return min(d, maxInboxRetry)
 }
 
 // change queues a change, merged with one pending for the same pair.

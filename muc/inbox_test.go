@@ -3,7 +3,9 @@ package muc
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,4 +251,68 @@ func TestInboxFlushOutlivesCallerAndKeepsFailedChanges(t *testing.T) {
 	if p := f.pending(); len(p) != 1 || p[[2]string{"v@example.org", "r@conf.example.org"}].ReadID != 3 {
 		t.Fatalf("pending after a failed flush: %+v", p)
 	}
+}
+
+func TestInboxRetryDelay(t *testing.T) {
+	for _, tc := range []struct {
+		failures int
+		want     time.Duration
+	}{
+		{0, inboxDelay},
+		{1, 2 * inboxDelay},
+		{3, 8 * inboxDelay},
+		{6, 3200 * time.Millisecond},
+		{7, maxInboxRetry},
+		{1000, maxInboxRetry},
+	} {
+		if got := inboxRetryDelay(tc.failures); got != tc.want {
+			t.Errorf("inboxRetryDelay(%d) = %v, want %v", tc.failures, got, tc.want)
+		}
+	}
+}
+
+// countWrites counts the Inbox's failed-write error lines.
+type countWrites struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countWrites) Enabled(context.Context, slog.Level) bool { return true }
+func (c *countWrites) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "muc: inbox: write" {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+	return nil
+}
+func (c *countWrites) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *countWrites) WithGroup(string) slog.Handler      { return c }
+func (c *countWrites) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// A store that keeps failing is tried less and less often, not every
+// inboxDelay; the changes stay pending.
+func TestInboxBacksOffWhileTheStoreFails(t *testing.T) {
+	f := newInboxFixture(t)
+	var writes countWrites
+	f.in.log = slog.New(&writes)
+	if err := f.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.in.Start()
+	f.in.change(store.RoomInboxChange{Owner: "v@example.org", Room: "r@conf.example.org", Joined: time.Now(), ReadID: 3})
+	// Retries at 50, 150, 350, 750, 1550 ms and so on: 5 attempts in 2 s,
+	// where a fixed inboxDelay would make about 40.
+	time.Sleep(2 * time.Second)
+	if n := writes.count(); n < 2 || n > 6 {
+		t.Errorf("%d failed writes in 2 s, want 2 to 6", n)
+	}
+	if p := f.pending(); len(p) != 1 {
+		t.Errorf("pending after failed writes: %+v", p)
+	}
+	_ = f.in.Stop(t.Context()) // its last write fails too: the store is closed
 }
