@@ -134,10 +134,12 @@ type ArchiveWriter struct {
 	bg           chan func() error
 	bgResult     chan error
 	bgExited     chan struct{}
-	bgThread     int  // the committer's OS thread id
-	bgRaised     bool // its priority was raised (storeInBackground)
-	normalUntil  time.Time
-	idleCPU      idleMeter
+	bgThread     int // the committer's OS thread id
+	// lowerPriority is setThreadIdlePriority (changed in tests).
+	lowerPriority func(tid int) error
+	bgRaised      bool // its priority was raised (storeInBackground)
+	normalUntil   time.Time
+	idleCPU       idleMeter
 
 	// queue holds appended records in id order. Capacity QueueSize;
 	// Append checks for room under mu and fails with ErrBusy when it is
@@ -199,21 +201,22 @@ func (a *Archive) NewWriter(opts WriterOptions) *ArchiveWriter {
 		log = a.db.log
 	}
 	w := &ArchiveWriter{
-		a:            a,
-		maxBatch:     opts.MaxBatch,
-		maxDelay:     opts.MaxDelay,
-		indexDelay:   opts.IndexDelay,
-		log:          log,
-		background:   opts.Background,
-		boostAfter:   boostAfter,
-		maxWaitShare: maxWaitShare,
-		minShare:     minShare,
-		idleCPU:      idleMeter{read: readCPUTimes},
-		exited:       make(chan struct{}),
-		queue:        make(chan pendingRecord, opts.QueueSize),
-		kick:         make(chan struct{}, 1),
-		wake:         make(chan struct{}, 1),
-		room:         make(chan struct{}),
+		a:             a,
+		maxBatch:      opts.MaxBatch,
+		maxDelay:      opts.MaxDelay,
+		indexDelay:    opts.IndexDelay,
+		log:           log,
+		background:    opts.Background,
+		boostAfter:    boostAfter,
+		maxWaitShare:  maxWaitShare,
+		minShare:      minShare,
+		idleCPU:       idleMeter{read: readCPUTimes},
+		lowerPriority: setThreadIdlePriority,
+		exited:        make(chan struct{}),
+		queue:         make(chan pendingRecord, opts.QueueSize),
+		kick:          make(chan struct{}, 1),
+		wake:          make(chan struct{}, 1),
+		room:          make(chan struct{}),
 	}
 	w.wakeAt.Store(math.MaxInt64)
 	return w
@@ -722,8 +725,12 @@ func (w *ArchiveWriter) stopBackground() {
 func (w *ArchiveWriter) storeInBackground(job func() error, records int, pass bool) error {
 	// The committer waits for this job: no commit runs on its thread.
 	if w.bgRaised {
-		if err := setThreadIdlePriority(w.bgThread); err != nil {
-			w.log.Warn("archive writer: committing at normal priority", "err", err)
+		if err := w.lowerPriority(w.bgThread); err != nil {
+			// It would fail again for every commit: the committer
+			// (its thread at normal priority) ends, and the writer
+			// commits everything itself from now on.
+			w.log.Warn("archive writer: cannot lower the committer's priority again; committing at normal priority from now on", "err", err)
+			w.stopBackground()
 			return job()
 		}
 		w.bgRaised = false

@@ -4,12 +4,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -239,5 +241,51 @@ func TestThreadRunDelay(t *testing.T) {
 	}
 	if _, ok := threadRunDelay(-1); ok {
 		t.Fatal("a run delay for thread -1")
+	}
+}
+
+// When the committer's thread, raised for a commit, cannot be given idle
+// priority again, the writer says so once, ends the committer and commits
+// every later batch itself.
+func TestArchiveWriterStopsCommitterWhenPriorityCannotBeLowered(t *testing.T) {
+	needIdlePriority(t)
+	db := openNoSync(t)
+	var logs lockedBuffer
+	w := db.Archive().NewWriter(WriterOptions{MaxDelay: -1, Background: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	w.idleCPU.read = idleMachine()
+	w.maxWaitShare, w.minShare = 2, -1
+	var tries atomic.Int32
+	w.lowerPriority = func(int) error {
+		tries.Add(1)
+		return errors.New("operation not permitted")
+	}
+	w.bgRaised = true // as after a commit someone waited for
+	w.Start(t.Context())
+	const records = 20
+	done := make(chan error, records)
+	for range records {
+		if _, err := w.Append(msg(juliet, "romeo@example.net", DirIn), func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // separate batches
+	}
+	for range records {
+		if err := <-done; err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	}
+	if n := tries.Load(); n != 1 {
+		t.Errorf("lowering the priority tried %d times, want once", n)
+	}
+	if n := strings.Count(logs.String(), "cannot lower the committer's priority"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
+	}
+	waitNoIdleThreads(t)
+	if err := w.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, WantCount: true})
+	if err != nil || page.Count != records {
+		t.Fatalf("records = %d, %v; want %d", page.Count, err, records)
 	}
 }
