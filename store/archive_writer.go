@@ -263,6 +263,11 @@ func (w *ArchiveWriter) Append(rec ArchiveRecord, done func(error)) (uint64, err
 	case w.closed:
 		return 0, fmt.Errorf("store: archive message for %s: writer stopped: %w", rec.Archive, ErrClosed)
 	case len(w.queue) == cap(w.queue):
+		// The writer sleeping on a batch takes the queue now.
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 		return 0, fmt.Errorf("store: archive message for %s: %d records pending: %w", rec.Archive, cap(w.queue), ErrBusy)
 	}
 	// Only senders hold mu, so the room checked above is still there, and
@@ -482,20 +487,26 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 			if expired == nil || len(batch) >= w.maxBatch {
 				break
 			}
-			// Records queued from here on see wakeAt; those queued
-			// since the drain are counted now.
+			// Under mu, which Append holds from its send to its look at
+			// wakeAt: records queued from here on see wakeAt, those
+			// queued since the drain are counted now.
 			wakeAt := min(w.maxBatch-len(batch), max(1, cap(w.queue)/2))
+			w.mu.Lock()
 			w.wakeAt.Store(int64(wakeAt))
-			if len(w.queue) >= wakeAt {
+			queued := len(w.queue)
+			w.mu.Unlock()
+			if queued >= wakeAt {
 				continue
 			}
 			select {
 			case <-w.wake:
 			case <-expired:
+				// One last drain: what was queued while it slept
+				// belongs in this batch.
 				expired = nil
-				break collect
 			case <-w.kick:
-				break collect
+				timer.Stop()
+				expired = nil
 			case <-stopping:
 				stopping = nil
 				w.mu.Lock()

@@ -468,6 +468,42 @@ func TestArchiveWriterRoomWhileCollecting(t *testing.T) {
 	}
 }
 
+func TestArchiveWriterBatchTakesWhatQueuedWhileItSlept(t *testing.T) {
+	// The writer sleeps while it collects: when MaxDelay ends (or a
+	// Flush kicks it) the batch must take what was queued meanwhile,
+	// not leave it for the next window.
+	db := openTest(t)
+	synctest.Test(t, func(t *testing.T) {
+		w := db.Archive().NewWriter(WriterOptions{MaxDelay: 10 * time.Millisecond})
+		w.Start(t.Context())
+		var mu sync.Mutex
+		committed := map[string]bool{}
+		appendRec := func(name string) {
+			if _, err := w.Append(msg(juliet, "romeo@example.net", DirIn), func(err error) {
+				mu.Lock()
+				committed[name] = err == nil
+				mu.Unlock()
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		appendRec("a")
+		time.Sleep(5 * time.Millisecond)
+		synctest.Wait()
+		appendRec("b")
+		time.Sleep(6 * time.Millisecond) // a's MaxDelay has passed
+		synctest.Wait()
+		mu.Lock()
+		if !committed["a"] || !committed["b"] {
+			t.Errorf("after MaxDelay: committed %v, want a and b in one batch", committed)
+		}
+		mu.Unlock()
+		if err := w.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 func TestArchiveWriterMaxDelay(t *testing.T) {
 	db := openTest(t)
 	synctest.Test(t, func(t *testing.T) {
