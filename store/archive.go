@@ -634,7 +634,18 @@ const appendFill = 1.0
 
 // recordKey returns lp(archive) ‖ be64(id).
 func recordKey(archive string, id uint64) []byte {
-	return appendBE64(lp(archive), id)
+	return appendRecordKey(make([]byte, 0, len(archive)+maxVarintLen+8), archive, id)
+}
+
+// appendRecordKey appends recordKey(archive, id) to dst.
+func appendRecordKey(dst []byte, archive string, id uint64) []byte {
+	return appendBE64(appendString(dst, archive), id)
+}
+
+// appendWithKey appends a mam_with key, withPrefix(archive, with) ‖
+// be64(id), to dst.
+func appendWithKey(dst []byte, archive, with string, id uint64) []byte {
+	return appendBE64(appendString(appendString(dst, archive), with), id)
 }
 
 // withPrefix returns lp(archive) ‖ lp(with).
@@ -688,7 +699,7 @@ func (at archiveTx) put(tx *bbolt.Tx, log *slog.Logger, entries []archiveEntry) 
 		maxID = max(maxID, e.id)
 	}
 	keys := newEntryKeys(entries, func(dst []byte, e *archiveEntry) []byte {
-		return appendBE64(appendString(dst, e.archive), e.id)
+		return appendRecordKey(dst, e.archive, e.id)
 	})
 	for _, k := range keys.order {
 		if err := at.mam.Put(keys.key(k), entries[k.entry].val); err != nil {
@@ -698,7 +709,7 @@ func (at archiveTx) put(tx *bbolt.Tx, log *slog.Logger, entries []archiveEntry) 
 	// With-index keys sort by conversation, then id: each conversation's
 	// records come together, in id order, for its state.
 	keys = newEntryKeys(entries, func(dst []byte, e *archiveEntry) []byte {
-		return appendBE64(appendString(appendString(dst, e.archive), e.with), e.id)
+		return appendWithKey(dst, e.archive, e.with, e.id)
 	})
 	var (
 		cur    *archiveEntry
@@ -790,7 +801,7 @@ func (at archiveTx) deleteRecord(archive, with string, id uint64) error {
 		return err
 	}
 	at.deltas.add(archive, with, id, -1)
-	if err := at.with.Delete(appendBE64(withPrefix(archive, with), id)); err != nil {
+	if err := at.with.Delete(appendWithKey(nil, archive, with, id)); err != nil {
 		return err
 	}
 	return at.times.Delete(archiveTimeKey(nil, archiveTime{id, archive}))

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -23,13 +22,11 @@ import (
 // are IndexDelay old or a full batch, and first thing in every other
 // transaction that writes the archive (drainJournal), so that records
 // stay in id order per archive; a reader applies it first too
-// (Archive.catchUp), so nothing reads a record that is only journaled.
+// (Archive.catchUp), so nothing reads a record that is only journaled
+// unless that indexing fails (the read then serves the indexed records).
 // Open applies what a crash left. A read-only DB does not: its readers
 // see the indexed records only (Open logs how many are not).
 const journalCodecV1 = 1
-
-// journalKey is be64(id).
-func journalKey(id uint64) []byte { return appendBE64(nil, id) }
 
 // encodeJournalEntry appends e's journal value to dst.
 func encodeJournalEntry(dst []byte, e archiveEntry) []byte {
@@ -41,9 +38,9 @@ func encodeJournalEntry(dst []byte, e archiveEntry) []byte {
 // decodeJournalEntry decodes a journal key and value into an entry whose
 // bytes do not alias them.
 func decodeJournalEntry(k, v []byte) (archiveEntry, error) {
-	id, rest, err := readBE64(k)
-	if err != nil || len(rest) != 0 {
-		return archiveEntry{}, fmt.Errorf("%w: archive journal key of %d bytes", ErrCorrupt, len(k))
+	id, err := parseIDSuffix(k, 0)
+	if err != nil {
+		return archiveEntry{}, fmt.Errorf("archive journal: %w", err)
 	}
 	d := decoder{buf: v}
 	if ver := d.byte(); d.err == nil && ver != journalCodecV1 {
@@ -80,7 +77,7 @@ func journal(tx *bbolt.Tx, entries []archiveEntry) error {
 		// bbolt keeps the value until the commit: no shared buffer. A
 		// JID's length prefix takes at most 2 bytes (≤ 3,071 bytes).
 		v := encodeJournalEntry(make([]byte, 0, 3+len(e.archive)+len(e.val)), e)
-		if err := b.Put(journalKey(e.id), v); err != nil {
+		if err := b.Put(be64(e.id), v); err != nil {
 			return err
 		}
 	}
@@ -88,41 +85,38 @@ func journal(tx *bbolt.Tx, entries []archiveEntry) error {
 }
 
 // openWrite opens the archive buckets for a transaction that writes them,
-// after indexing the journal in it (drainJournal with no limit).
+// after indexing the journal in it (drainJournal).
 func (a *Archive) openWrite(tx *bbolt.Tx) (archiveTx, error) {
 	at, err := openArchiveTx(tx)
 	if err != nil {
 		return archiveTx{}, err
 	}
-	if _, err := a.drainJournal(tx, at, 0); err != nil {
+	if err := a.drainJournal(tx, at); err != nil {
 		return archiveTx{}, err
 	}
 	return at, nil
 }
 
-// drainJournal indexes the oldest journaled records, at most limit of
-// them (all if limit ≤ 0), and deletes them from the journal; it returns
-// how many it indexed. A journal entry that does not decode is logged and
-// dropped: one bad value must not fail every later archive write. Once
-// tx commits, every record journaled before tx began is known indexed if
-// the journal was emptied (Archive.indexedHigh).
-func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx, limit int) (int, error) {
+// drainJournal indexes every journaled record and empties the journal. A
+// journal entry that does not decode is logged and dropped: one bad value
+// must not fail every later archive write. Once tx commits, every record
+// journaled before tx began is known indexed (Archive.indexedHigh). The
+// journal never holds much more than a batch (see ArchiveWriter.commit),
+// so one transaction takes it all.
+func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx) error {
 	j, err := bucket(tx, bucketMAMJournal)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	// Under the write lock: every journal commit whose id is in
 	// journalHigh already finished (the writer stores it after the
 	// commit), so this transaction sees it.
-	journaled := a.journalHigh.Load()
-	var (
-		entries []archiveEntry
-		keys    [][]byte
-		c       = j.Cursor()
-		k, v    = c.First()
-	)
-	for ; k != nil && (limit <= 0 || len(keys) < limit); k, v = c.Next() {
-		keys = append(keys, bytes.Clone(k))
+	high := a.journalHigh.Load()
+	var entries []archiveEntry
+	c := j.Cursor()
+	k, v := c.First()
+	empty := k == nil
+	for ; k != nil; k, v = c.Next() {
 		e, err := decodeJournalEntry(k, v)
 		if err != nil {
 			a.db.log.Error("store: dropping a corrupt archive journal entry", "key", fmt.Sprintf("%x", k), "err", err)
@@ -130,39 +124,26 @@ func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx, limit int) (int, erro
 		}
 		entries = append(entries, e)
 	}
-	emptied := k == nil
 	if len(entries) > 0 {
 		if err := at.put(tx, a.db.log, entries); err != nil {
-			return 0, err
+			return err
 		}
+		high = max(high, entries[len(entries)-1].id)
 	}
-	if emptied && len(keys) > 0 {
-		// All of it: dropping the bucket frees its pages at once,
-		// where deleting key by key seeks for each and rebalances.
+	if !empty {
+		// Dropping the bucket frees its pages at once, where deleting
+		// key by key seeks for each and rebalances.
 		if err := tx.DeleteBucket([]byte(bucketMAMJournal)); err != nil {
-			return 0, fmt.Errorf("empty archive journal: %w", err)
+			return fmt.Errorf("empty archive journal: %w", err)
 		}
 		if _, err := tx.CreateBucket([]byte(bucketMAMJournal)); err != nil {
-			return 0, fmt.Errorf("empty archive journal: %w", err)
+			return fmt.Errorf("empty archive journal: %w", err)
 		}
-	} else {
-		for _, k := range keys {
-			if err := j.Delete(k); err != nil {
-				return 0, err
-			}
-		}
-	}
-	var high uint64
-	if len(entries) > 0 {
-		high = entries[len(entries)-1].id
-	}
-	if emptied {
-		high = max(high, journaled)
 	}
 	if high > 0 {
 		tx.OnCommit(func() { a.noteIndexed(high) })
 	}
-	return len(entries), nil
+	return nil
 }
 
 // noteIndexed records that every journaled record up to id is indexed.
@@ -240,8 +221,8 @@ func (a *Archive) loadJournal(ctx context.Context) error {
 		}
 		if k, _ := j.Cursor().Last(); k != nil {
 			// A malformed key is dropped when the journal is indexed.
-			if len(k) == 8 {
-				a.noteJournaled(binary.BigEndian.Uint64(k))
+			if id, err := parseIDSuffix(k, 0); err == nil {
+				a.noteJournaled(id)
 			}
 			n = j.Stats().KeyN
 		}

@@ -351,7 +351,7 @@ func TestArchiveJournalCorruptEntry(t *testing.T) {
 		ArchiveRecord{ID: rid(0), Archive: juliet, With: "romeo@example.net", Stanza: testStanza},
 		ArchiveRecord{ID: rid(2), Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket([]byte(bucketMAMJournal)).Put(journalKey(rid(1)), []byte{journalCodecV1, 3, 'x'})
+		return tx.Bucket([]byte(bucketMAMJournal)).Put(be64(rid(1)), []byte{journalCodecV1, 3, 'x'})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -370,7 +370,7 @@ func TestArchiveJournalCorruptEntry(t *testing.T) {
 
 func TestJournalEntryCodec(t *testing.T) {
 	e := newArchiveEntry(ArchiveRecord{ID: rid(3), Archive: juliet, With: "romeo@example.net", Direction: DirOut, Flags: FlagNoUnread, Stanza: testStanza})
-	k, v := journalKey(e.id), encodeJournalEntry(nil, e)
+	k, v := be64(e.id), encodeJournalEntry(nil, e)
 	got, err := decodeJournalEntry(k, v)
 	if err != nil || got.id != e.id || got.archive != e.archive || got.with != e.with || got.dir != e.dir || got.flags != e.flags || !bytes.Equal(got.val, e.val) {
 		t.Fatalf("decode(encode(%+v)) = %+v, %v", e, got, err)
@@ -396,8 +396,8 @@ func TestJournalEntryCodec(t *testing.T) {
 
 func FuzzJournalEntryCodec(f *testing.F) {
 	e := newArchiveEntry(ArchiveRecord{ID: rid(3), Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
-	f.Add(append(journalKey(e.id), encodeJournalEntry(nil, e)...))
-	f.Add(append(journalKey(1), journalCodecV1, 0))
+	f.Add(append(be64(e.id), encodeJournalEntry(nil, e)...))
+	f.Add(append(be64(1), journalCodecV1, 0))
 	f.Add([]byte{})
 	decode := func(b []byte) (archiveEntry, error) {
 		if len(b) < 8 {
@@ -406,7 +406,7 @@ func FuzzJournalEntryCodec(f *testing.F) {
 		return decodeJournalEntry(b[:8], b[8:])
 	}
 	encode := func(dst []byte, e archiveEntry) []byte {
-		return encodeJournalEntry(append(dst, journalKey(e.id)...), e)
+		return encodeJournalEntry(append(dst, be64(e.id)...), e)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzCodec(t, data, decode, encode)

@@ -8,7 +8,6 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -87,9 +86,11 @@ type WriterOptions struct {
 	// starved (its thread waited for a CPU more than half of a boostAfter,
 	// or where the kernel does not say, ran less than half of it), which
 	// also raises that commit's thread to normal priority. Journal index
-	// passes also run there; see storeInBackground for when one is raised. Raising a thread's priority takes CAP_SYS_NICE or an
+	// passes also run there; see storeInBackground for when one is
+	// raised. Raising a thread's priority takes CAP_SYS_NICE or an
 	// RLIMIT_NICE of 20 or more; without it (or elsewhere than on Linux)
-	// every batch commits at normal priority. The thread holds a Go
+	// every batch commits at normal priority, as every later one does if
+	// a raised thread cannot be given idle priority again. The thread holds a Go
 	// processor while it waits for CPU: a process using this should run
 	// with one processor (GOMAXPROCS) more than it has CPUs.
 	Background bool
@@ -101,8 +102,9 @@ type WriterOptions struct {
 // ArchiveWriter is the single writer of the message archive (DESIGN §4–§5):
 // Append assigns an id at once and queues the record; one goroutine
 // commits queued records in batches ("group commit"), up to MaxBatch
-// records or MaxDelay per bbolt transaction, together with their
-// conversation updates. Create it with Archive.NewWriter, run it with
+// records or MaxDelay per bbolt transaction, either with their indexes
+// and conversation updates or, while it keeps up, to the journal that a
+// later pass indexes (archive_journal.go). Create it with Archive.NewWriter, run it with
 // Start, and Stop it before closing the DB. Use one writer per DB: ids are
 // unique in any case, but conversation state assumes records of one
 // conversation commit in id order. It is safe for concurrent use.
@@ -117,7 +119,6 @@ type ArchiveWriter struct {
 	indexDelay  time.Duration
 	journaled   int
 	journaledAt time.Time
-	draining    bool // the queue is closed and drained: passes run at normal priority
 	log         *slog.Logger
 	startOnce   sync.Once
 	exited      chan struct{} // closed when the goroutine has drained the queue and returned
@@ -153,11 +154,11 @@ type ArchiveWriter struct {
 	// and often a futex call on the sender's path, per record); it sleeps
 	// until MaxDelay, a kick, or wake (capacity 1), which Append signals
 	// once the queue holds wakeAt records: what fills the batch, or half
-	// the queue. wakeAt is math.MaxInt64 at other times.
-	wake   chan struct{}
-	wakeAt atomic.Int64
+	// the queue. wakeAt (under mu) is math.MaxInt at other times.
+	wake chan struct{}
 
 	mu       sync.Mutex // guards the fields below; held while assigning an id and queueing
+	wakeAt   int
 	closed   bool
 	appended uint64 // sequence number of the last record queued
 	finished uint64 // sequence number of the last record committed or failed
@@ -218,7 +219,7 @@ func (a *Archive) NewWriter(opts WriterOptions) *ArchiveWriter {
 		wake:          make(chan struct{}, 1),
 		room:          make(chan struct{}),
 	}
-	w.wakeAt.Store(math.MaxInt64)
+	w.wakeAt = math.MaxInt
 	return w
 }
 
@@ -275,7 +276,7 @@ func (w *ArchiveWriter) Append(rec ArchiveRecord, done func(error)) (uint64, err
 	entry.id = w.a.nextID(time.Now())
 	w.appended++
 	w.queue <- pendingRecord{seq: w.appended, entry: entry, done: done}
-	if int64(len(w.queue)) >= w.wakeAt.Load() {
+	if len(w.queue) >= w.wakeAt {
 		select {
 		case w.wake <- struct{}{}:
 		default:
@@ -422,7 +423,7 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 			if w.journaled > 0 {
 				d := time.Until(w.journaledAt.Add(w.indexDelay))
 				if d <= 0 {
-					w.index()
+					w.index(false)
 					continue
 				}
 				if indexTimer == nil {
@@ -440,7 +441,7 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 					open = false
 				}
 			case <-due:
-				w.index()
+				w.index(false)
 			case <-stopping:
 				stopping = nil
 				w.mu.Lock()
@@ -492,7 +493,7 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 			// queued since the drain are counted now.
 			wakeAt := min(w.maxBatch-len(batch), max(1, cap(w.queue)/2))
 			w.mu.Lock()
-			w.wakeAt.Store(int64(wakeAt))
+			w.wakeAt = wakeAt
 			queued := len(w.queue)
 			w.mu.Unlock()
 			if queued >= wakeAt {
@@ -514,12 +515,12 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 				w.mu.Unlock()
 			}
 		}
-		w.wakeAt.Store(math.MaxInt64)
 		if timer != nil && expired != nil {
 			timer.Stop()
 		}
 		// The batch left the queue: wake those waiting for room.
 		w.mu.Lock()
+		w.wakeAt = math.MaxInt
 		w.madeRoom()
 		urgent = len(w.waiters) > 0
 		w.mu.Unlock()
@@ -532,15 +533,16 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 			w.commit(batch, keepsUp && w.indexDelay > 0 && w.journaled < w.maxBatch, bg)
 			// Drop the committed records' references for the collector.
 			clear(batch)
-			if w.journaled >= w.maxBatch || w.journaled > 0 && time.Since(w.journaledAt) >= w.indexDelay {
-				w.index()
+			// A pass due by age runs when the loop next waits.
+			if w.journaled >= w.maxBatch {
+				w.index(false)
 			}
 		}
 		if !open {
 			// Leave the journal empty on a clean stop, at normal
 			// priority: Stop waits for it.
-			w.draining = true
-			for w.journaled > 0 && w.index() {
+			if w.journaled > 0 {
+				w.index(true)
 			}
 			w.log.Info("archive writer stopped")
 			return
@@ -626,41 +628,30 @@ func (w *ArchiveWriter) store(entries []archiveEntry, toJournal bool) error {
 	})
 }
 
-// index runs one pass over the journal: it indexes up to MaxBatch of the
-// oldest journaled records in one transaction, on the idle-priority
-// committer when it may. It reports whether records remain journaled; a
-// failed pass is logged and retried after IndexDelay, or with the next
-// commit once a full batch is journaled (which then goes past the journal,
-// so that the failure reaches its records' callbacks).
-func (w *ArchiveWriter) index() bool {
+// index runs one pass over the journal: it indexes every journaled
+// record in one transaction, on the idle-priority committer when it may
+// (never when stopping: Stop waits for it). A failed pass is logged and
+// retried after IndexDelay, or with the next commit once a full batch is
+// journaled (which then goes past the journal, so that the failure
+// reaches its records' callbacks).
+func (w *ArchiveWriter) index(stopping bool) {
 	if !w.a.journalPending() {
 		w.journaled = 0
-		return false
+		return
 	}
-	var n int
 	pass := func() error {
 		return w.a.db.update(context.Background(), func(tx *bbolt.Tx) error {
-			at, err := openArchiveTx(tx)
-			if err != nil {
-				return err
-			}
-			n, err = w.a.drainJournal(tx, at, w.maxBatch)
+			_, err := w.a.openWrite(tx)
 			return err
 		})
 	}
-	bg := !w.draining && w.a.readersWaiting.Load() == 0 && w.mayIdle()
+	bg := !stopping && w.a.readersWaiting.Load() == 0 && w.mayIdle()
 	if err := w.runJob(pass, w.journaled, true, bg); err != nil {
 		w.log.Error("archive journal indexing failed; retrying later", "records", w.journaled, "err", err)
 		w.journaledAt = time.Now()
-		return false
+		return
 	}
-	if !w.a.journalPending() {
-		w.journaled = 0
-		return false
-	}
-	// More than a pass waits: the next one is due at once.
-	w.journaled = max(w.journaled-n, 1)
-	return true
+	w.journaled = 0
 }
 
 // runJob runs a commit (job, of records records; an index pass if pass)
@@ -721,8 +712,9 @@ func (w *ArchiveWriter) stopBackground() {
 }
 
 // storeInBackground runs a commit (job, of records records) on the
-// idle-priority committer and waits for it. A Flush or Stop arriving meanwhile raises the commit's
-// thread to normal priority: someone waits for it. So does starvation:
+// idle-priority committer and waits for it. A Flush or Stop arriving
+// meanwhile raises the commit's thread to normal priority: someone waits
+// for it. So does starvation:
 // every boostAfter the writer checks how long the committer waited for a
 // CPU since the last check (threadStarved), and past the limit the
 // machine lacks idle CPU (the commit holds bbolt's write lock, and a Go
@@ -732,7 +724,9 @@ func (w *ArchiveWriter) stopBackground() {
 // long (tens of milliseconds), so short waits for idle CPU are fine; it
 // alone is raised once appended records pile up behind it (a quarter of
 // the queue), a read waits to index the journal (Archive.readersWaiting),
-// or it starved over its first passPatience or longer.
+// or it starved over its first passPatience or longer. A raised thread is
+// given idle priority again before the next job; if that fails the
+// committer ends and the writer commits everything itself from then on.
 func (w *ArchiveWriter) storeInBackground(job func() error, records int, pass bool) error {
 	// The committer waits for this job: no commit runs on its thread.
 	if w.bgRaised {

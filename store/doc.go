@@ -151,7 +151,8 @@
 //
 // The conv bucket is the conversation list (like MongooseIM's inbox): per
 // archive and party, the newest id, the unread count and the id read up
-// to. The writer updates it in the batch's transaction: every record sets
+// to. It is updated where records are indexed (a batch's transaction, or
+// the pass that indexes journaled batches): every record sets
 // the newest id; an incoming record adds one unread unless flagged
 // FlagNoUnread; an outgoing one clears the count. Archive.MarkRead
 // (XEP-0333 displayed) recounts from the read marker.
