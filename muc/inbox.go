@@ -66,6 +66,8 @@ type Inbox struct {
 	kick chan struct{}
 	stop chan struct{} // closed by Stop
 	done chan struct{} // closed when the writer has exited
+	// lastErr is the writer's final write's error, set before done closes.
+	lastErr error
 
 	flushMu sync.Mutex // one write of pending changes at a time
 }
@@ -129,8 +131,9 @@ func (in *Inbox) Start() {
 	go in.run()
 }
 
-// Stop writes the pending changes and ends the writer (started or not);
-// ctx bounds the wait for a started writer. Without Start, Stop writes the
+// Stop writes the pending changes and ends the writer (started or not),
+// and returns that last write's error; ctx bounds the wait for a started
+// writer. Without Start, Stop writes the
 // changes itself, and a write in progress is not cut short by ctx (the
 // changes are everyone's; see flush). Call it after the room services
 // stopped.
@@ -149,7 +152,7 @@ func (in *Inbox) Stop(ctx context.Context) error {
 	}
 	select {
 	case <-in.done:
-		return nil
+		return in.lastErr
 	case <-ctx.Done():
 		return fmt.Errorf("muc: inbox: %w", ctx.Err())
 	}
@@ -166,7 +169,7 @@ func (in *Inbox) run() {
 		select {
 		case <-in.kick:
 		case <-in.stop:
-			_ = in.flush(context.Background())
+			in.lastErr = in.flush(context.Background())
 			return
 		}
 		t.Reset(inboxRetryDelay(failures))
@@ -174,7 +177,7 @@ func (in *Inbox) run() {
 		case <-t.C:
 		case <-in.stop:
 			t.Stop()
-			_ = in.flush(context.Background())
+			in.lastErr = in.flush(context.Background())
 			return
 		}
 		// A change the store refused as invalid is not retried, and

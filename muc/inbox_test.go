@@ -311,9 +311,11 @@ func TestInboxBacksOffWhileTheStoreFails(t *testing.T) {
 	if n := writes.count(); n < 2 || n > 6 {
 		t.Errorf("%d failed writes in 2 s, want 2 to 6", n)
 	}
-	// Stop's last write fails too (the store is closed) and keeps the
-	// change.
-	_ = f.in.Stop(t.Context())
+	// Stop's last write fails too (the store is closed), says so, and
+	// keeps the change.
+	if err := f.in.Stop(t.Context()); err == nil {
+		t.Error("Stop after a last write into a closed store: no error")
+	}
 	if p := f.pending(); len(p) != 1 {
 		t.Errorf("pending after failed writes: %+v", p)
 	}

@@ -15,8 +15,8 @@ import (
 // roomInboxCodecV1 is the first byte of every value in room_inbox.
 const roomInboxCodecV1 = 1
 
-// MaxRoomInbox bounds the rooms one account follows (RoomInbox.Join fails
-// with ErrQuota beyond it).
+// MaxRoomInbox bounds the rooms one account follows (RoomInbox.Apply skips
+// a change beyond it and counts it).
 const MaxRoomInbox = 1000
 
 // RoomInboxEntry is a room in an account's conversation list.
@@ -55,7 +55,8 @@ type RoomInboxChange struct {
 // many were. An invalid change fails the whole call with ErrInvalid.
 // Changes that change nothing (joins of rooms already followed, markers
 // behind the stored one) cost a read: when all are such, Apply does not
-// write at all.
+// write at all. A stored entry that does not decode is logged and replaced
+// by the change.
 func (ri *RoomInbox) Apply(ctx context.Context, changes []RoomInboxChange) (skipped int, err error) {
 	for _, c := range changes {
 		if err := validateJID("owner", c.Owner); err != nil {
@@ -129,7 +130,8 @@ func (ri *RoomInbox) Apply(ctx context.Context, changes []RoomInboxChange) (skip
 	return skipped, nil
 }
 
-// List returns owner's rooms in room order.
+// List returns owner's rooms in room order; an entry that does not decode
+// is logged and left out.
 func (ri *RoomInbox) List(ctx context.Context, owner string) ([]RoomInboxEntry, error) {
 	if err := validateJID("owner", owner); err != nil {
 		return nil, fmt.Errorf("store: list room inbox: %w", err)
