@@ -91,10 +91,11 @@ func (a *Audit) Add(ctx context.Context, e AuditEntry) (uint64, error) {
 	return id, nil
 }
 
-// List returns the entries whose Time is not before since, in id order
-// (oldest first for entries added with a zero Time), at most limit of them
-// (limit <= 0: all). It seeks to since; it does not read older entries.
-func (a *Audit) List(ctx context.Context, since time.Time, limit int) ([]AuditEntry, error) {
+// List returns the entries whose Time is not before since and that keep
+// accepts (nil: all), in id order (oldest first for entries added with a
+// zero Time), at most limit of them (limit <= 0: all): limit counts kept
+// entries. It seeks to since; it does not read older entries.
+func (a *Audit) List(ctx context.Context, since time.Time, limit int, keep func(AuditEntry) bool) ([]AuditEntry, error) {
 	var entries []AuditEntry
 	err := a.db.view(ctx, func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, bucketAudit)
@@ -122,6 +123,9 @@ func (a *Audit) List(ctx context.Context, since time.Time, limit int) ([]AuditEn
 				continue
 			}
 			e.ID = id
+			if keep != nil && !keep(e) {
+				continue
+			}
 			entries = append(entries, e)
 		}
 		return nil

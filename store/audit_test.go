@@ -39,17 +39,20 @@ func TestAudit(t *testing.T) {
 		name  string
 		since time.Time
 		limit int
+		keep  func(AuditEntry) bool
 		want  []AuditEntry
 	}{
-		{"all", time.Time{}, 0, added},
-		{"limit", time.Time{}, 2, added[:2]},
-		{"since exact", t0.Add(time.Second), 0, []AuditEntry{added[1], added[2], added[4]}},
-		{"since between", t0.Add(time.Millisecond), 1, []AuditEntry{added[1]}},
-		{"since after all", t0.Add(time.Hour), 0, nil},
+		{"all", time.Time{}, 0, nil, added},
+		{"limit", time.Time{}, 2, nil, added[:2]},
+		{"since exact", t0.Add(time.Second), 0, nil, []AuditEntry{added[1], added[2], added[4]}},
+		{"since between", t0.Add(time.Millisecond), 1, nil, []AuditEntry{added[1]}},
+		{"since after all", t0.Add(time.Hour), 0, nil, nil},
+		// limit counts kept entries only.
+		{"keep with limit", time.Time{}, 1, func(e AuditEntry) bool { return e.Action == "config.reload" }, []AuditEntry{added[4]}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := a.List(ctx, tc.since, tc.limit)
+			got, err := a.List(ctx, tc.since, tc.limit, tc.keep)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,7 +66,7 @@ func TestAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := a.List(ctx, time.Now().Add(-time.Minute), 0)
+	got, err := a.List(ctx, time.Now().Add(-time.Minute), 0, nil)
 	if err != nil || len(got) != 1 || got[0].ID != id || time.Since(got[0].Time) > time.Minute {
 		t.Fatalf("entry with zero time = %+v, %v", got, err)
 	}

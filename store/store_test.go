@@ -442,7 +442,7 @@ func TestMigrateFromSchema2(t *testing.T) {
 	if rec, err := db.Archive().Get(ctx, "juliet@example.org", id); err != nil || string(rec.Stanza) != "<m/>" {
 		t.Fatalf("archived record after reopen = %+v, %v", rec, err)
 	}
-	if entries, err := db.Audit().List(ctx, time.Time{}, 0); err != nil || len(entries) != 1 {
+	if entries, err := db.Audit().List(ctx, time.Time{}, 0, nil); err != nil || len(entries) != 1 {
 		t.Fatalf("audit after reopen = %+v, %v", entries, err)
 	}
 }

@@ -36,7 +36,7 @@ func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func
 		},
 		"Archive.Get":           func() error { _, err := db.Archive().Get(ctx, owner, 1); return err },
 		"Archive.Conversations": func() error { _, err := db.Archive().Conversations(ctx, owner, 0); return err },
-		"Audit.List":            func() error { _, err := db.Audit().List(ctx, codecTime, 10); return err },
+		"Audit.List":            func() error { _, err := db.Audit().List(ctx, codecTime, 10, nil); return err },
 		"Rooms.Get":             func() error { _, err := db.Rooms().Get(ctx, room); return err },
 		"Rooms.List":            func() error { _, err := db.Rooms().List(ctx, "conference.example.org"); return err },
 		"Rooms.Count":           func() error { _, err := db.Rooms().Count(ctx, ""); return err },

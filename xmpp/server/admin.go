@@ -97,6 +97,9 @@ type Backend struct {
 	IDs       mam.IDCodec
 	Rooms     RoomAdmin
 	Audit     *store.Audit
+	// AuditTargets, if not nil, limits audit.list to the entries whose
+	// target it accepts (an HTTP admin sees their own host's).
+	AuditTargets func(target string) bool
 	// Emit receives the lines of a streaming command (an export); when
 	// nil they are returned as the result.
 	Emit func(line string) error
@@ -273,7 +276,11 @@ func runCommandResult(ctx context.Context, b Backend, req AdminRequest) ([]strin
 				return nil, fmt.Errorf("invalid limit %q", l)
 			}
 		}
-		entries, err := b.Audit.List(ctx, since, limit)
+		var keep func(store.AuditEntry) bool
+		if b.AuditTargets != nil {
+			keep = func(e store.AuditEntry) bool { return b.AuditTargets(e.Target) }
+		}
+		entries, err := b.Audit.List(ctx, since, limit, keep)
 		if err != nil {
 			return nil, err
 		}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -96,17 +95,14 @@ func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Re
 		return nil, err
 	}
 	b := s.adminBackend()
+	b.AuditTargets = func(target string) bool { return s.hostOf(target) == admin.Domainpart() }
 	if req.Command == CmdHistoryExport {
 		if err := s.flushArchive(ctx); err != nil {
 			return nil, err
 		}
 		b.Emit = emit
 	}
-	res, err := RunCommand(ctx, b, AdminRequest{Command: req.Command, Args: args})
-	if err == nil && req.Command == CmdAuditList {
-		res = s.auditOfHost(res, admin.Domainpart())
-	}
-	return res, err
+	return RunCommand(ctx, b, AdminRequest{Command: req.Command, Args: args})
 }
 
 // hostOf is the host a JID argument belongs to: its domain, or the host
@@ -156,15 +152,6 @@ func (s *Server) scopeToHost(command string, args map[string]string, host string
 		return fmt.Errorf("%s %q is not of %s: %w", key, args[key], host, httpapi.ErrForbidden)
 	}
 	return nil
-}
-
-// auditOfHost keeps the audit lines (time, actor, action, target, detail;
-// tab-separated) whose target belongs to host.
-func (s *Server) auditOfHost(lines []string, host string) []string {
-	return slices.DeleteFunc(lines, func(l string) bool {
-		f := strings.SplitN(l, "\t", 5)
-		return len(f) < 4 || s.hostOf(f[3]) != host
-	})
 }
 
 // adminBackend is what admin commands act on in a running server.
