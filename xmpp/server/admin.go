@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,12 @@ const (
 	CmdRoomCreate  = "room.create"
 	CmdRoomDestroy = "room.destroy"
 )
+
+// adminCommands are the commands RunCommand runs; any other is unknown.
+var adminCommands = []string{
+	CmdUserAdd, CmdUserPasswd, CmdUserDel, CmdUserList, CmdPresenceSet, CmdPresenceClear,
+	CmdHistoryExport, CmdAuditList, CmdRoomCreate, CmdRoomDestroy,
+}
 
 // RoomAdmin creates and destroys rooms for admin commands.
 type RoomAdmin interface {
@@ -153,6 +160,9 @@ func runCommand(ctx context.Context, b Backend, req AdminRequest) ([]string, str
 }
 
 func runCommandResult(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	if !slices.Contains(adminCommands, req.Command) {
+		return nil, fmt.Errorf("unknown command %q", req.Command)
+	}
 	a, closeUser := b.Accounts, b.CloseUser
 	split := func() (string, string, error) {
 		local, host, ok := strings.Cut(req.Args["jid"], "@")

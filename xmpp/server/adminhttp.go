@@ -142,8 +142,15 @@ func (s *Server) scopeToHost(command string, args map[string]string, host string
 			args["host"] = host
 		}
 		key = "host"
-	}
-	if key == "" {
+	case CmdAuditList:
+		return nil // scoped by Backend.AuditTargets
+	default:
+		// A command added later is refused here until its scope is
+		// decided, rather than run for every host. Unknown commands
+		// are the command runner's to refuse.
+		if slices.Contains(adminCommands, command) {
+			return fmt.Errorf("%s is not scoped to a host: %w", command, httpapi.ErrForbidden)
+		}
 		return nil
 	}
 	// A JID of no configured host (or no JID) is left to the command,
