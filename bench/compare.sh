@@ -453,13 +453,15 @@ seed() {
 	rm -f "$WORK/seed/$server.nopresence"
 	prepare_instance "$server" "$dir"
 	start_server "$server" "$dir" || die "$server: the seed instance did not start"
-	local lg="$dir/xmppbench.log"
+	local lg="$dir/xmppbench.log" step=$SECONDS
 	xmppbench --users "$CHAT_USERS" --prefix c --register login --logins 1 >>"$lg" 2>&1 ||
 		die "$server: registering the chat accounts failed (see $lg)"
 	if [[ " $GROUPS_ " == *" idle "* || " $GROUPS_ " == *" idle100k "* ]]; then
 		xmppbench --users "$IDLE_SESSIONS" --prefix i --register --concurrency 32 login --logins 1 >>"$lg" 2>&1 ||
 			die "$server: registering the idle accounts failed (see $lg)"
 	fi
+	log "  $server: accounts registered in $((SECONDS - step)) s"
+	step=$SECONDS
 	if [[ " $GROUPS_ " == *" presence "* ]]; then
 		if [[ $server == prosody ]]; then
 			# Prosody confirms about 90 subscriptions/s here (one core
@@ -478,6 +480,7 @@ seed() {
 			log "$server: setting up the presence contacts failed (see $lg); its presence row is skipped"
 			echo "presence setup failed: $(tail -1 "$lg")" >"$WORK/seed/$server.nopresence"
 		fi
+		log "  $server: presence contacts set up in $((SECONDS - step)) s"
 	fi
 	stop_server
 	rm -rf "$WORK/seed/$server"

@@ -384,6 +384,8 @@ func (m *Module) userSend(ctx context.Context, st *xmpp.Stanza) bool {
 	pendingIn := m.pendingIn(ctx, o, c)
 	var route, sendPresence, sendUnavailable bool
 	item, version, changed, err := m.deps.Rosters.Update(ctx, o, c, func(it *store.RosterItem, exists bool) (store.UpdateOp, error) {
+		// Update may call this more than once: only the last call counts.
+		route, sendPresence, sendUnavailable = false, false, false
 		s := State{Sub: it.Subscription, PendingOut: it.Ask, PendingIn: pendingIn}
 		if st.Type == xmpp.TypeSubscribed && !pendingIn {
 			// §3.4: pre-approval, unless the contact already has a
@@ -490,6 +492,8 @@ func (m *Module) presenceIn(ctx context.Context, st *xmpp.Stanza) bool {
 	shared := m.isShared(ctx, user, c)
 	var deliver, autoReply, storeRequest, dropRequest, sendPresence bool
 	item, version, changed, err := m.deps.Rosters.Update(ctx, o, c, func(it *store.RosterItem, exists bool) (store.UpdateOp, error) {
+		// Update may call this more than once: only the last call counts.
+		deliver, autoReply, storeRequest, dropRequest, sendPresence = false, false, false, false, false
 		s := State{Sub: it.Subscription, PendingOut: it.Ask, PendingIn: pendingIn}
 		if st.Type == xmpp.TypeSubscribe {
 			if s.hasFrom() || shared {

@@ -105,8 +105,9 @@ func TestActivitySetConcurrentSharesCommits(t *testing.T) {
 			t.Fatalf("Set: %v", err)
 		}
 	}
-	// One commit per writer would be 200; batches of up to 1,000 calls
-	// within 10 ms make it a handful. Half leaves room for a slow machine.
+	// One commit per writer would be 200; writes that arrive during a
+	// commit share the next one, which makes it a handful. Half leaves
+	// room for a slow machine.
 	if commits := lastTxID(t, db) - before; commits > writers/2 {
 		t.Errorf("%d writes took %d commits, want at most %d", writers, commits, writers/2)
 	}

@@ -77,6 +77,18 @@
 // Users.Delete removes, in the same transaction, every per-account record
 // of the other sub-stores (owner = local@host).
 //
+// # Shared commits
+//
+// Every commit syncs the file, and a sync costs more than the small
+// writes of a roster change or an offline message. Rosters.Update,
+// SubRequests, Offline, PresenceOverrides, Activities and Users.Create
+// therefore write through DB.updateBatched (groupcommit.go): writes that
+// arrive while a transaction commits share the next one (up to 1,024),
+// and a lone write starts at once, with no timer to wait for. Their
+// functions may run more than once: when one function in a shared
+// transaction fails, the transaction rolls back, the others run again
+// without it and it runs again alone in its caller's goroutine.
+//
 // # Rosters (RFC 6121 §2, roster versioning of §2.6 and XEP-0237 1.3)
 //
 // Each change to an owner's roster bumps a per-owner version by one and

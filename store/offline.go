@@ -49,7 +49,7 @@ func (o *Offline) Put(ctx context.Context, owner string, stanza []byte, stored t
 		stored = time.Now()
 	}
 	var id uint64
-	err := o.db.update(ctx, func(tx *bbolt.Tx) error {
+	err := o.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
 		msgs, counts, err := offlineBuckets(tx)
 		if err != nil {
 			return err
@@ -84,7 +84,7 @@ func (o *Offline) Take(ctx context.Context, owner string) ([]OfflineMessage, err
 		return nil, fmt.Errorf("store: take offline messages: %w", err)
 	}
 	var msgs []OfflineMessage
-	err := o.db.update(ctx, func(tx *bbolt.Tx) error {
+	err := o.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
 		b, counts, err := offlineBuckets(tx)
 		if err != nil {
 			return err

@@ -66,7 +66,7 @@ func (p *PresenceOverrides) Set(ctx context.Context, owner string, o PresenceOve
 		o.Set = time.Now()
 	}
 	val := encodePresenceOverride(nil, o)
-	err := p.db.update(ctx, func(tx *bbolt.Tx) error {
+	err := p.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, bucketPresenceOverride)
 		if err != nil {
 			return err
@@ -84,7 +84,7 @@ func (p *PresenceOverrides) Clear(ctx context.Context, owner string) error {
 	if err := validateJID("owner", owner); err != nil {
 		return fmt.Errorf("store: clear presence override: %w", err)
 	}
-	err := p.db.update(ctx, func(tx *bbolt.Tx) error {
+	err := p.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
 		return deletePresenceOverrideOwner(tx, owner)
 	})
 	if err != nil {

@@ -263,10 +263,14 @@ func (r *Rosters) Count(ctx context.Context, owner string) (int, error) {
 // item. Update returns the resulting item (zero if there is none after the
 // call), the roster version after the call, and whether anything changed.
 //
-// fn is called exactly once, inside the transaction: it must be quick and
-// must not use the DB (bbolt allows one writer; a nested write deadlocks).
-// If fn returns an error, nothing is stored and Update returns it wrapped
-// (errors.Is matches it).
+// fn is called inside the transaction: it must be quick and must not use
+// the DB (bbolt allows one writer; a nested write deadlocks). The
+// transaction may be shared with other writers (DB.updateBatched), so fn
+// may be called more than once, each time with the item as stored then;
+// only the last call's result and side effects on its own variables
+// count, so fn must set every variable it reports through afresh on each
+// call. If fn returns an error, nothing is stored and Update returns it
+// wrapped (errors.Is matches it).
 func (r *Rosters) Update(ctx context.Context, owner, contact string, fn func(item *RosterItem, exists bool) (UpdateOp, error)) (RosterItem, uint64, bool, error) {
 	if err := validateRosterKey(owner, contact); err != nil {
 		return RosterItem{}, 0, false, fmt.Errorf("store: update roster item: %w", err)
@@ -279,7 +283,7 @@ func (r *Rosters) Update(ctx context.Context, owner, contact string, fn func(ite
 		ver     uint64
 		changed bool
 	)
-	err := r.db.update(ctx, func(tx *bbolt.Tx) error {
+	err := r.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
 		rt, err := openRosterTx(tx, owner)
 		if err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -858,4 +859,25 @@ func contactsOf(items []RosterItem) []string {
 		out = append(out, it.Contact)
 	}
 	return out
+}
+
+// Roster changes from many sessions at once (a subscription storm), each
+// durable before Update returns: they share commits (DB.updateBatched).
+// ns/op is the wall time per change with 32 writers per core.
+func BenchmarkRostersUpdateParallel(b *testing.B) {
+	db := openTest(b)
+	var n atomic.Int64
+	b.SetParallelism(32) // 32 × GOMAXPROCS writers
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		owner := fmt.Sprintf("u%d@example.org", n.Add(1))
+		i := 0
+		for pb.Next() {
+			i++
+			_, _, _, err := db.Rosters().Update(b.Context(), owner, fmt.Sprintf("c%d@example.org", i%500), putItem("", SubBoth))
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

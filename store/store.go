@@ -74,6 +74,7 @@ type DB struct {
 	readOnly bool
 	log      *slog.Logger
 	closed   atomic.Bool
+	group    groupCommit // see updateBatched
 
 	users     *Users
 	rosters   *Rosters
@@ -135,7 +136,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, path: path, readOnly: opts.ReadOnly, log: log}
+	db := &DB{bolt: bdb, path: path, readOnly: opts.ReadOnly, log: log, group: groupCommit{bolt: bdb}}
 	db.users = &Users{db: db}
 	db.rosters = &Rosters{db: db}
 	db.subReqs = &SubRequests{db: db}
@@ -264,17 +265,19 @@ func (db *DB) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	return closedErr(db.bolt.Update(fn))
 }
 
-// updateBatched is update for writes that many sessions make at once and
-// that may share a commit: bbolt's Batch joins calls made within a few
-// milliseconds of each other into one transaction and one sync. fn may
-// run more than once (a failing fn is retried alone, the rest again
-// together), so it must only change the transaction and variables it
-// sets afresh on every run. The caller waits until its write is durable.
+// updateBatched is update for small writes that many sessions may make
+// at once (roster and subscription changes, offline messages, logouts):
+// writes that arrive while another commits share the next transaction
+// and its sync (groupCommit). A lone write starts at once. fn may run
+// more than once (when a function in a shared transaction fails, the
+// others run again), so it must only change the transaction and the
+// variables it sets afresh on every run. The caller waits until its
+// write is durable.
 func (db *DB) updateBatched(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := db.writable(ctx); err != nil {
 		return err
 	}
-	return closedErr(db.bolt.Batch(fn))
+	return closedErr(db.group.do(fn))
 }
 
 // writable is ctx's error, or ErrReadOnly if the database was opened

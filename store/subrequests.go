@@ -52,7 +52,7 @@ func (s *SubRequests) Put(ctx context.Context, owner string, req SubRequest) err
 	val := encodeSubRequest(nil, req)
 	prefix := lp(owner)
 	key := append(bytes.Clone(prefix), req.From...)
-	err := s.db.update(ctx, func(tx *bbolt.Tx) error {
+	err := s.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, bucketSubRequests)
 		if err != nil {
 			return err
@@ -74,7 +74,7 @@ func (s *SubRequests) Delete(ctx context.Context, owner, from string) error {
 	if err := validateSubRequestKey(owner, from); err != nil {
 		return fmt.Errorf("store: delete subscription request: %w", err)
 	}
-	err := s.db.update(ctx, func(tx *bbolt.Tx) error {
+	err := s.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, bucketSubRequests)
 		if err != nil {
 			return err

@@ -136,7 +136,7 @@ func (u *Users) Create(ctx context.Context, user User) error {
 		return fmt.Errorf("store: create user %s@%s: %w", user.Local, user.Host, err)
 	}
 	key := userKey(user.Host, user.Local)
-	err = u.db.update(ctx, func(tx *bbolt.Tx) error {
+	err = u.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, bucketUsers)
 		if err != nil {
 			return err

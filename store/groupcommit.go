@@ -1,0 +1,123 @@
+package store
+
+import (
+	"errors"
+	"sync"
+
+	"go.etcd.io/bbolt"
+)
+
+// maxSharedCalls bounds how many writes share one transaction, so that
+// one commit (and the wait of everyone in it) stays small.
+const maxSharedCalls = 1024
+
+// errRunAlone tells a caller of groupCommit.do to run its function in a
+// transaction of its own: it failed or panicked in a shared one.
+var errRunAlone = errors.New("store: run alone")
+
+// groupCommit joins small writes that arrive while a commit is running
+// into the next transaction, so that they share its page writes and its
+// sync ("group commit"). A write that arrives while nothing commits
+// starts at once: unlike bbolt's Batch, nobody waits for a timer, so a
+// lone write is as fast as db.Update and a burst (a thousand users
+// subscribing to each other, an office reconnecting) pays a few syncs
+// instead of one each.
+//
+// One goroutine, started on demand and ended when the queue is empty,
+// runs the commits. A function that fails rolls its transaction back;
+// the others in it run again in the next one and the failed one runs
+// again alone in its caller's goroutine, so functions must only change
+// the transaction and variables they set afresh on every run.
+type groupCommit struct {
+	bolt *bbolt.DB
+
+	mu      sync.Mutex
+	queue   []groupCall
+	running bool
+}
+
+// groupCall is one write waiting in a groupCommit.
+type groupCall struct {
+	fn   func(*bbolt.Tx) error
+	done chan error // buffered: the committer never blocks on it
+}
+
+// do runs fn in a read-write transaction, possibly shared with other
+// calls, and returns when that transaction has committed (fn's writes
+// are durable) or failed.
+func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
+	done := make(chan error, 1)
+	g.mu.Lock()
+	g.queue = append(g.queue, groupCall{fn: fn, done: done})
+	if !g.running {
+		g.running = true
+		go g.run()
+	}
+	g.mu.Unlock()
+	err := <-done
+	if err == errRunAlone {
+		// Here, not in the committer: a panic belongs to the caller
+		// (the connection's recovery handles it) and a failure reaches
+		// it unchanged.
+		return g.bolt.Update(fn)
+	}
+	return err
+}
+
+// run commits the queue until it is empty.
+func (g *groupCommit) run() {
+	var calls []groupCall
+	for {
+		g.mu.Lock()
+		n := min(len(g.queue), maxSharedCalls)
+		if n == 0 {
+			g.running = false
+			g.mu.Unlock()
+			return
+		}
+		calls = append(calls[:0], g.queue[:n]...)
+		rest := copy(g.queue, g.queue[n:])
+		clear(g.queue[rest:])
+		g.queue = g.queue[:rest]
+		g.mu.Unlock()
+		g.commit(calls)
+		clear(calls)
+	}
+}
+
+// commit runs calls in one transaction. A call that fails or panics is
+// sent back to run alone and the others run again without it.
+func (g *groupCommit) commit(calls []groupCall) {
+	for len(calls) > 0 {
+		failed := -1
+		err := g.bolt.Update(func(tx *bbolt.Tx) error {
+			for i, c := range calls {
+				if err := runGuarded(c.fn, tx); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			// Committed, or the commit itself failed: the same
+			// answer for everyone in it.
+			for _, c := range calls {
+				c.done <- err
+			}
+			return
+		}
+		calls[failed].done <- errRunAlone
+		calls = append(calls[:failed], calls[failed+1:]...)
+	}
+}
+
+// runGuarded is fn(tx), with a panic turned into an error.
+func runGuarded(fn func(*bbolt.Tx) error, tx *bbolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = errRunAlone
+		}
+	}()
+	return fn(tx)
+}
