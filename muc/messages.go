@@ -2,6 +2,8 @@ package muc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -152,9 +154,24 @@ func (r *room) private(ctx context.Context, st *xmpp.Stanza, o *occupant) {
 	// Marked so that carbons and clients treat it as a MUC PM.
 	children = append(children, wire.New("x", NSUser), wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: o.id}))
 	from := r.nickJID(o.nick)
-	for _, s := range to.sessions {
-		r.send(ctx, xmpp.Build(xmpp.KindMessage, st.Type, st.ID, from, s, children...))
+	id := st.ID
+	if id == "" && len(to.sessions) > 1 {
+		// The copies to an occupant's sessions are one message: the
+		// account's archive keeps one record for them, recognised by
+		// their common id, so an id-less one gets an id of the room's.
+		id = privateMessageID()
 	}
+	for _, s := range to.sessions {
+		r.send(ctx, xmpp.Build(xmpp.KindMessage, st.Type, id, from, s, children...))
+	}
+}
+
+// privateMessageID returns a fresh random id for a private message sent
+// without one.
+func privateMessageID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // invite sends a mediated invitation (§7.8.2); in a members-only room an

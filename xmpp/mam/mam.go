@@ -156,7 +156,9 @@ const NSMUCUser = "http://jabber.org/protocol/muc#user"
 // roomPMKeyOf returns the key of a room private message to owner, or false
 // for any other message.
 // Without an id two copies cannot be told from two messages saying the
-// same thing, so such messages are not deduplicated.
+// same thing, so such messages are not deduplicated; this server's rooms
+// give an id to an id-less private message they copy to several sessions
+// (muc: room.private).
 func roomPMKeyOf(owner jid.JID, st *xmpp.Stanza) (roomPMKey, bool) {
 	if st.ID == "" || st.From.Resourcepart() == "" || st.El.Child("x", NSMUCUser) == nil {
 		return roomPMKey{}, false

@@ -1838,6 +1838,26 @@ func TestMAMRoomConversations(t *testing.T) {
 	if len(deskIDs) != 1 || !slices.Equal(deskIDs, phoneIDs) {
 		t.Errorf("stanza-ids of the two copies of a private message: %v and %v, want one and the same", deskIDs, phoneIDs)
 	}
+	// Sent without an id, the two copies get one of the room's and are
+	// still one record.
+	// (Written to the connection: the client library adds ids.)
+	if _, err := fmt.Fprintf(b.Conn(), "<message type='chat' to='%s/Alice'><body>psst, no id</body></message>", room); err != nil {
+		t.Fatal(err)
+	}
+	isNoID := func(e *wire.Element) bool {
+		return e.Name == "message" && e.ChildText("body", "jabber:client") == "psst, no id"
+	}
+	deskCopy, phoneCopy := desk.Next(t, mtWait, isNoID), phone.Next(t, mtWait, isNoID)
+	if id := deskCopy.AttrValue("id"); id == "" || phoneCopy.AttrValue("id") != id {
+		t.Errorf("ids of the two copies of an id-less private message: %q and %q, want one and the same", id, phoneCopy.AttrValue("id"))
+	}
+	deskIDs, phoneIDs = mtStanzaIDs(deskCopy, alice.String()), mtStanzaIDs(phoneCopy, alice.String())
+	if len(deskIDs) != 1 || !slices.Equal(deskIDs, phoneIDs) {
+		t.Errorf("stanza-ids of the two copies of an id-less private message: %v and %v, want one and the same", deskIDs, phoneIDs)
+	}
+	if p := mtRun(t, desk, mtQuery{fields: []string{mtField("with", room+"/Bob")}}); len(p.ids) != 2 {
+		t.Errorf("alice's archive has %d records with %s/Bob, want 2 (the two private messages): %q", len(p.ids), room, p.bodies())
+	}
 	mtSync(t, b)
 	list := mtConversations(t, desk)
 	n := 0
@@ -1847,8 +1867,8 @@ func TestMAMRoomConversations(t *testing.T) {
 			cv = e
 		}
 	}
-	if n != 1 || cv.unread != 99+1 || !cv.more || cv.body != "psst" || cv.lastBy != alice.String() || list[0].with != room {
-		t.Errorf("after a private message from the room: %d entries, %+v; want one, first, 100 unread and more, last 'psst' by alice's archive", n, cv)
+	if n != 1 || cv.unread != 99+2 || !cv.more || cv.body != "psst, no id" || cv.lastBy != alice.String() || list[0].with != room {
+		t.Errorf("after two private messages from the room: %d entries, %+v; want one, first, 101 unread and more, last 'psst, no id' by alice's archive", n, cv)
 	}
 
 	// Delete conversation: the room leaves the list until alice enters
@@ -1873,7 +1893,7 @@ func TestMAMRoomConversations(t *testing.T) {
 	// A destroyed room leaves the list; bob's private messages to the
 	// room's occupant stay a one-to-one conversation of his.
 	mtResult(t, desk, "<iq type='set' id='%s' to='"+room+"'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>")
-	if cv, ok := mtConvWith(t, b, room); ok && (cv.typ == "groupchat" || cv.body != "psst") {
+	if cv, ok := mtConvWith(t, b, room); ok && (cv.typ == "groupchat" || cv.body != "psst, no id") {
 		t.Errorf("bob's list after the room was destroyed: %+v; want only his private message", cv)
 	}
 }
