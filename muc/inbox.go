@@ -70,6 +70,9 @@ type Inbox struct {
 	lastErr error
 
 	flushMu sync.Mutex // one write of pending changes at a time
+
+	// viewWait is inboxViewWait (shorter in tests).
+	viewWait time.Duration
 }
 
 var _ mam.Rooms = (*Inbox)(nil)
@@ -110,7 +113,7 @@ func NewInbox(deps InboxDeps) (*Inbox, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Inbox{deps: deps, log: log, services: map[string]*Service{}, pending: map[[2]string]store.RoomInboxChange{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), viewWait: inboxViewWait}, nil
 }
 
 // AddService makes the Inbox answer for a room service's rooms.
@@ -305,10 +308,19 @@ func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.Roo
 	if err != nil {
 		return nil, fmt.Errorf("muc: inbox: %w", err)
 	}
+	// Every running room is asked first and stored rooms are read, then
+	// the answers are awaited together (one inboxViewWait for the whole
+	// list, however many rooms are slow), then the archive is read.
+	type followed struct {
+		entry store.RoomInboxEntry
+		room  jid.JID
+		svc   *Service
+		ask   <-chan inboxView // nil: view is known
+		view  inboxView
+	}
 	var (
-		out      []mam.RoomConversation
-		gone     []string
-		deadline = time.Now().Add(inboxViewWait)
+		rooms []followed
+		gone  []string
 	)
 	for _, e := range entries {
 		rj, err := jid.Parse(e.Room)
@@ -322,27 +334,41 @@ func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.Roo
 		if svc == nil {
 			continue // a service no longer configured: kept, not shown
 		}
-		v, err := svc.inboxView(ctx, rj, owner, deadline)
+		ask, v, err := svc.askView(ctx, rj, owner)
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case !v.exists:
-			gone = append(gone, e.Room)
-			continue
-		case !v.readable:
+		rooms = append(rooms, followed{entry: e, room: rj, svc: svc, ask: ask, view: v})
+	}
+	deadline := time.Now().Add(in.viewWait)
+	var out []mam.RoomConversation
+	for i := range rooms {
+		f := &rooms[i]
+		if f.ask != nil {
+			v, err := f.svc.awaitView(ctx, f.room, f.ask, deadline)
+			if err != nil {
+				return nil, err
+			}
+			f.view = v
+		}
+		if !f.view.exists {
+			gone = append(gone, f.entry.Room)
+		}
+	}
+	for _, f := range rooms {
+		if !f.view.exists || !f.view.readable {
 			continue
 		}
 		var notBefore uint64
-		if !v.created.IsZero() {
-			notBefore = uint64(max(v.created.UnixMicro(), 0))
+		if !f.view.created.IsZero() {
+			notBefore = uint64(max(f.view.created.UnixMicro(), 0))
 		}
-		read := max(e.ReadID, uint64(max(e.Joined.UnixMicro(), 0)))
-		sum, err := in.deps.Archive.Summary(ctx, e.Room, owner.String(), notBefore, read, mam.RoomUnreadCap)
+		read := max(f.entry.ReadID, uint64(max(f.entry.Joined.UnixMicro(), 0)))
+		sum, err := in.deps.Archive.Summary(ctx, f.entry.Room, owner.String(), notBefore, read, mam.RoomUnreadCap)
 		if err != nil {
 			return nil, fmt.Errorf("muc: inbox: %w", err)
 		}
-		out = append(out, mam.RoomConversation{Room: rj, Since: e.Joined, Last: sum.Last, Unread: sum.Unread, More: sum.More})
+		out = append(out, mam.RoomConversation{Room: f.room, Since: f.entry.Joined, Last: sum.Last, Unread: sum.Unread, More: sum.More})
 	}
 	if len(gone) > 0 {
 		if _, err := in.deps.Inbox.Remove(ctx, owner.String(), gone...); err != nil {
@@ -372,50 +398,57 @@ type inboxView struct {
 	readable bool // the user may read its history
 }
 
-// inboxView describes room rj for user: from its goroutine if it runs
-// (the only place a temporary room exists), else from the store. Running
-// rooms are waited for until deadline, shared by the whole list, so that
-// many slow rooms cost the list inboxViewWait once, not each.
-func (s *Service) inboxView(ctx context.Context, rj, user jid.JID, deadline time.Time) (inboxView, error) {
+// askView asks room rj to describe itself for user if its goroutine runs
+// (the only place a temporary room exists): the answer comes on ask (see
+// awaitView). Otherwise view is the answer: from the store, or for a
+// running room that cannot take the question now (busy, or the service
+// shuts down) "exists, not shown this time" (the room is not forgotten).
+func (s *Service) askView(ctx context.Context, rj, user jid.JID) (ask <-chan inboxView, view inboxView, err error) {
 	ch := make(chan inboxView, 1)
-	wait := time.Until(deadline)
 	s.mu.Lock()
 	r := s.active[rj.String()]
 	// Posted under s.mu, as deliver does: a room that decided to stop
 	// has left active; one that has not will run the item.
 	running := r != nil
-	posted := running && wait > 0 && !s.closed && r.post(item{fn: func(_ context.Context, r *room) { ch <- r.viewFor(user) }})
+	posted := running && !s.closed && r.post(item{fn: func(_ context.Context, r *room) { ch <- r.viewFor(user) }})
 	s.mu.Unlock()
-	if running && !posted {
-		// Busy, out of time or shutting down: not shown this time, not
-		// forgotten.
-		return inboxView{exists: true}, nil
-	}
-	if posted {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case v := <-ch:
-			return v, nil
-		case <-t.C:
-			// A room slow to answer (its goroutine waiting for the
-			// archive) is treated like a busy one: the rest of the
-			// list does not fail for it.
-			s.log.Warn("muc: inbox: room did not answer in time; left out of this list", "room", rj.String(), "wait", wait)
-			return inboxView{exists: true}, nil
-		case <-ctx.Done():
-			return inboxView{}, fmt.Errorf("muc: inbox: %w", ctx.Err())
-		}
+	switch {
+	case posted:
+		return ch, inboxView{}, nil
+	case running:
+		return nil, inboxView{exists: true}, nil
 	}
 	data, err := s.deps.Rooms.Get(ctx, rj.String())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return inboxView{}, nil
+		return nil, inboxView{}, nil
 	case err != nil:
-		return inboxView{}, fmt.Errorf("muc: inbox: %w", err)
+		return nil, inboxView{}, fmt.Errorf("muc: inbox: %w", err)
 	}
 	stored := &room{svc: s, jid: rj, data: data, exists: true}
-	return stored.viewFor(user), nil
+	return nil, stored.viewFor(user), nil
+}
+
+// awaitView waits until deadline for the answer askView asked room rj
+// for. A room slow to answer (its goroutine waiting for the archive) is
+// treated like a busy one: the rest of the list does not fail for it.
+func (s *Service) awaitView(ctx context.Context, rj jid.JID, ask <-chan inboxView, deadline time.Time) (inboxView, error) {
+	select {
+	case v := <-ask:
+		return v, nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case v := <-ask:
+		return v, nil
+	case <-t.C:
+		s.log.Warn("muc: inbox: room did not answer in time; left out of this list", "room", rj.String())
+		return inboxView{exists: true}, nil
+	case <-ctx.Done():
+		return inboxView{}, fmt.Errorf("muc: inbox: %w", ctx.Err())
+	}
 }
 
 // viewFor describes the room for user, with the rule of room archive

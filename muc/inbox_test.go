@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -207,6 +208,89 @@ func TestInboxWritesPerUserNotPerMessage(t *testing.T) {
 	}
 }
 
+// A running room that does not answer in time is left out of the list
+// (not forgotten) and the other rooms are listed; once it answers again it
+// is listed again. Rooms stuck together cost the list one wait, not one
+// each.
+func TestInboxSlowRoomsLeftOutOnce(t *testing.T) {
+	ctx := t.Context()
+	f := newInboxFixture(t)
+	f.in.viewWait = 200 * time.Millisecond
+	var logged struct {
+		sync.Mutex
+		strings.Builder
+	}
+	f.svc.log = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		logged.Lock()
+		defer logged.Unlock()
+		return logged.Write(p)
+	}), nil))
+	owner := jid.MustParse("owner@example.org")
+	user := jid.MustParse("u@example.org/res")
+	rooms := []jid.JID{jid.MustParse("a@conf.example.org"), jid.MustParse("b@conf.example.org"), jid.MustParse("c@conf.example.org")}
+	for _, rj := range rooms {
+		if err := f.svc.CreateRoom(ctx, rj.Localpart(), owner); err != nil {
+			t.Fatal(err)
+		}
+		f.send(t, user, fmt.Sprintf("<presence to='%s/U'><x xmlns='%s'/></presence>", rj, NS))
+		f.barrier(t, rj)
+	}
+	listed := func() []string {
+		t.Helper()
+		convs, err := f.in.RoomConversations(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range convs {
+			out = append(out, c.Room.Localpart())
+		}
+		return out
+	}
+	if got := fmt.Sprint(listed()); got != "[a b c]" {
+		t.Fatalf("listed %s, want [a b c]", got)
+	}
+
+	// Rooms a and c are stuck (their goroutines wait for release).
+	release := make(chan struct{})
+	var stuck sync.WaitGroup
+	for _, rj := range []jid.JID{rooms[0], rooms[2]} {
+		entered := make(chan struct{})
+		stuck.Go(func() {
+			_ = f.svc.do(context.Background(), rj, func(context.Context, *room) error {
+				close(entered)
+				<-release
+				return nil
+			})
+		})
+		<-entered
+	}
+	start := time.Now()
+	got := listed()
+	took := time.Since(start)
+	close(release)
+	stuck.Wait()
+	if fmt.Sprint(got) != "[b]" {
+		t.Errorf("with a and c stuck: listed %v, want [b]", got)
+	}
+	if took < f.in.viewWait {
+		t.Errorf("the list took %s with two stuck rooms, want at least the wait, %s", took, f.in.viewWait)
+	}
+	// Each stuck room is named in a warning: neither was skipped
+	// silently because the first used up the wait.
+	logged.Lock()
+	text := logged.String()
+	logged.Unlock()
+	for _, rj := range []jid.JID{rooms[0], rooms[2]} {
+		if !strings.Contains(text, "room="+rj.String()) {
+			t.Errorf("no warning names %s; log:\n%s", rj, text)
+		}
+	}
+	if got := fmt.Sprint(listed()); got != "[a b c]" {
+		t.Errorf("after the rooms answered again: listed %s, want [a b c]", got)
+	}
+}
+
 // TestInboxStopWritesPending: what is pending when the Inbox stops is
 // written.
 func TestInboxStopWritesPending(t *testing.T) {
@@ -320,3 +404,8 @@ func TestInboxBacksOffWhileTheStoreFails(t *testing.T) {
 		t.Errorf("pending after failed writes: %+v", p)
 	}
 }
+
+// writerFunc is an io.Writer made of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
