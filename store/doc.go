@@ -87,7 +87,11 @@
 // and a lone write starts at once, with no timer to wait for. Their
 // functions may run more than once: when one function in a shared
 // transaction fails, the transaction rolls back, the others run again
-// without it and it runs again alone in its caller's goroutine.
+// without it and it runs again alone in its caller's goroutine. Expected
+// failures that precede any change (a full offline queue or request
+// list, an existing account, a roster callback's error) are refusals:
+// the transaction goes on without a rollback, so a flood of them does not
+// make the others run again and again.
 //
 // # Rosters (RFC 6121 §2, roster versioning of §2.6 and XEP-0237 1.3)
 //

@@ -15,6 +15,26 @@ const maxSharedCalls = 1024
 // transaction of its own: it failed or panicked in a shared one.
 var errRunAlone = errors.New("store: run alone")
 
+// refusal is an error a write function returns, through refuse, when it
+// fails before changing anything (a quota, an existing account): the
+// shared transaction goes on without a rollback and the caller gets err.
+type refusal struct{ err error }
+
+func (r refusal) Error() string { return r.err.Error() }
+func (r refusal) Unwrap() error { return r.err }
+
+// refuse marks err as the failure of a write function that has changed
+// nothing in the transaction. Only for functions run by updateBatched.
+func refuse(err error) error { return refusal{err} }
+
+// refused is err without the refusal mark.
+func refused(err error) error {
+	if r, ok := err.(refusal); ok {
+		return r.err
+	}
+	return err
+}
+
 // groupCommit joins small writes that arrive while a commit is running
 // into the next transaction, so that they share its page writes and its
 // sync ("group commit"). A write that arrives while nothing commits
@@ -27,7 +47,14 @@ var errRunAlone = errors.New("store: run alone")
 // runs the commits. A function that fails rolls its transaction back;
 // the others in it run again in the next one and the failed one runs
 // again alone in its caller's goroutine, so functions must only change
-// the transaction and variables they set afresh on every run.
+// the transaction and variables they set afresh on every run. A function
+// that fails before changing anything returns refuse(err) instead: the
+// transaction goes on and only its caller gets err, so that a stream of
+// expected failures (full offline queues) costs no rollbacks. A panic in
+// bbolt's commit, or a function that ends its goroutine
+// (runtime.Goexit), sends every call of that transaction back to run
+// alone in its caller. A caller waits for its transaction however its
+// context ends, as it would for bbolt's Update.
 type groupCommit struct {
 	bolt *bbolt.DB
 
@@ -59,20 +86,36 @@ func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
 		// Here, not in the committer: a panic belongs to the caller
 		// (the connection's recovery handles it) and a failure reaches
 		// it unchanged.
-		return g.bolt.Update(fn)
+		err = g.bolt.Update(fn)
 	}
-	return err
+	return refused(err)
 }
 
 // run commits the queue until it is empty.
 func (g *groupCommit) run() {
 	var calls []groupCall
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		// Ended by a runtime.Goexit in a function (commit has sent
+		// its calls back): hand the queue to a new committer.
+		g.mu.Lock()
+		g.running = len(g.queue) > 0
+		restart := g.running
+		g.mu.Unlock()
+		if restart {
+			go g.run()
+		}
+	}()
 	for {
 		g.mu.Lock()
 		n := min(len(g.queue), maxSharedCalls)
 		if n == 0 {
 			g.running = false
 			g.mu.Unlock()
+			finished = true
 			return
 		}
 		calls = append(calls[:0], g.queue[:n]...)
@@ -86,13 +129,33 @@ func (g *groupCommit) run() {
 }
 
 // commit runs calls in one transaction. A call that fails or panics is
-// sent back to run alone and the others run again without it.
+// sent back to run alone and the others run again without it; a call
+// that refuses gets its refusal once the others have committed.
 func (g *groupCommit) commit(calls []groupCall) {
+	// calls holds the calls not answered yet: if bbolt panics or a
+	// function ends the goroutine, each runs again alone.
+	normal := false
+	defer func() {
+		if normal {
+			return
+		}
+		recover() // a panic in bbolt: each caller meets it again, alone
+		for _, c := range calls {
+			c.done <- errRunAlone
+		}
+	}()
+	refusals := make([]error, len(calls))
 	for len(calls) > 0 {
 		failed := -1
 		err := g.bolt.Update(func(tx *bbolt.Tx) error {
 			for i, c := range calls {
-				if err := runGuarded(c.fn, tx); err != nil {
+				err := runGuarded(c.fn, tx)
+				refusals[i] = nil
+				if _, ok := err.(refusal); ok {
+					refusals[i] = err
+					continue
+				}
+				if err != nil {
 					failed = i
 					return err
 				}
@@ -101,18 +164,27 @@ func (g *groupCommit) commit(calls []groupCall) {
 		})
 		if failed < 0 {
 			// Committed, or the commit itself failed: the same
-			// answer for everyone in it.
-			for _, c := range calls {
-				c.done <- err
+			// answer for everyone in it but the refusals, which
+			// changed nothing.
+			for i, c := range calls {
+				if refusals[i] != nil {
+					c.done <- refusals[i]
+				} else {
+					c.done <- err
+				}
 			}
+			calls = nil
+			normal = true
 			return
 		}
 		calls[failed].done <- errRunAlone
 		calls = append(calls[:failed], calls[failed+1:]...)
+		refusals = refusals[:len(calls)]
 	}
+	normal = true
 }
 
-// runGuarded is fn(tx), with a panic turned into an error.
+// runGuarded is fn(tx), with a panic turned into errRunAlone.
 func runGuarded(fn func(*bbolt.Tx) error, tx *bbolt.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,15 +25,7 @@ func sharedCommit(t *testing.T, db *DB, want int) func() {
 		var once sync.Once
 		done <- db.updateBatched(t.Context(), func(tx *bbolt.Tx) error {
 			once.Do(func() { close(started) })
-			for {
-				db.group.mu.Lock()
-				n := len(db.group.queue)
-				db.group.mu.Unlock()
-				if n >= want {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
+			queueLen(t, db, want)
 			b, err := tx.CreateBucketIfNotExists([]byte("gc"))
 			if err != nil {
 				return err
@@ -150,12 +144,39 @@ func TestGroupCommitSharesAndIsolatesFailures(t *testing.T) {
 	}
 }
 
-// A write runs again when a function before it in the shared transaction
-// fails, and sees the data as if the failed function never ran.
+// queueLen waits until n calls wait in db's group commit.
+func queueLen(t *testing.T, db *DB, n int) {
+	t.Helper()
+	for {
+		db.group.mu.Lock()
+		got := len(db.group.queue)
+		db.group.mu.Unlock()
+		if got >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A write runs again when a function after it in the shared transaction
+// fails, and the re-run sees the data without its first run's writes.
 func TestGroupCommitRerunSeesRolledBackState(t *testing.T) {
 	db := openTest(t)
 	wait := sharedCommit(t, db, 2)
 	var wg sync.WaitGroup
+	var sawSecond []bool
+	var err error
+	wg.Go(func() {
+		err = db.updateBatched(t.Context(), func(tx *bbolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("gc"))
+			if err != nil {
+				return err
+			}
+			sawSecond = append(sawSecond, b.Get([]byte("second")) != nil)
+			return b.Put([]byte("second"), []byte("2"))
+		})
+	})
+	queueLen(t, db, 1) // queued first: it runs before the failing one
 	wg.Go(func() {
 		_ = db.updateBatched(t.Context(), func(tx *bbolt.Tx) error {
 			if err := gcPut("ghost")(tx); err != nil {
@@ -164,39 +185,130 @@ func TestGroupCommitRerunSeesRolledBackState(t *testing.T) {
 			return errors.New("fail")
 		})
 	})
-	// Queued second, so it runs after the failing one in the shared
-	// transaction.
-	for {
-		db.group.mu.Lock()
-		n := len(db.group.queue)
-		db.group.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	var sawGhost []bool
-	var err error
-	wg.Go(func() {
-		err = db.updateBatched(t.Context(), func(tx *bbolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists([]byte("gc"))
-			if err != nil {
-				return err
-			}
-			sawGhost = append(sawGhost, b.Get([]byte("ghost")) != nil)
-			return b.Put([]byte("second"), []byte("2"))
-		})
-	})
 	wait()
 	wg.Wait()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sawGhost) == 0 || sawGhost[len(sawGhost)-1] {
-		t.Errorf("runs saw the failed write's key: %v (the last run must not)", sawGhost)
+	if len(sawSecond) != 2 || sawSecond[0] || sawSecond[1] {
+		t.Errorf("runs saw their own earlier write: %v, want [false false] (run, rolled back, run again)", sawSecond)
 	}
 	if got := gcKeys(t, db); !got["second"] || got["ghost"] {
 		t.Errorf("stored %v, want second and not ghost", got)
+	}
+}
+
+// Refusals (failures before any change) do not roll back the writes they
+// share a transaction with: every function runs once, one commit, and each
+// refusing caller gets its own error.
+func TestGroupCommitRefusalsCostNoRollback(t *testing.T) {
+	db := openTest(t)
+	const writers = 40
+	wait := sharedCommit(t, db, writers)
+	before := lastTxID(t, db)
+	var runs atomic.Int32
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			errs[i] = db.updateBatched(t.Context(), func(tx *bbolt.Tx) error {
+				runs.Add(1)
+				if i%2 == 1 {
+					return refuse(fmt.Errorf("write %d: %w", i, ErrQuota))
+				}
+				return gcPut(fmt.Sprintf("k%02d", i))(tx)
+			})
+		})
+	}
+	wait()
+	wg.Wait()
+	got := gcKeys(t, db)
+	for i, err := range errs {
+		k := fmt.Sprintf("k%02d", i)
+		if i%2 == 1 {
+			if !errors.Is(err, ErrQuota) || !strings.Contains(err.Error(), fmt.Sprintf("write %d:", i)) {
+				t.Errorf("refusing write %d returned %v, want its own ErrQuota", i, err)
+			}
+			if got[k] {
+				t.Errorf("refusing write %d stored %s", i, k)
+			}
+			continue
+		}
+		if err != nil || !got[k] {
+			t.Errorf("write %d: %v, stored %v", i, err, got[k])
+		}
+	}
+	if n := runs.Load(); n != writers {
+		t.Errorf("%d function runs for %d writes, want one each", n, writers)
+	}
+	if commits := lastTxID(t, db) - before; commits != 2 {
+		t.Errorf("%d commits (the first write's, then the shared ones), want 2", commits)
+	}
+}
+
+// More than maxSharedCalls queued writes are all committed, in
+// transactions of at most maxSharedCalls.
+func TestGroupCommitMoreThanOneTransactionQueued(t *testing.T) {
+	db := openTest(t)
+	const writers = maxSharedCalls + 76
+	wait := sharedCommit(t, db, writers)
+	before := lastTxID(t, db)
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() { errs[i] = db.updateBatched(t.Context(), gcPut(fmt.Sprintf("k%04d", i))) })
+	}
+	wait()
+	wg.Wait()
+	got := gcKeys(t, db)
+	for i, err := range errs {
+		if k := fmt.Sprintf("k%04d", i); err != nil || !got[k] {
+			t.Fatalf("write %d: %v, stored %v", i, err, got[k])
+		}
+	}
+	if commits := lastTxID(t, db) - before; commits != 3 {
+		t.Errorf("%d commits (the first write's, then %d queued writes), want 3", commits, writers)
+	}
+}
+
+// A function that ends its goroutine (runtime.Goexit, as t.Fatal does)
+// ends its caller's goroutine, not the committer's work: the others in
+// its transaction are committed and later writes still are.
+func TestGroupCommitGoexit(t *testing.T) {
+	db := openTest(t)
+	wait := sharedCommit(t, db, 3)
+	var wg sync.WaitGroup
+	var errA, errB error
+	wg.Go(func() { errA = db.updateBatched(t.Context(), gcPut("a")) })
+	queueLen(t, db, 1)
+	returned := make(chan bool, 1)
+	wg.Go(func() {
+		ok := false
+		defer func() { returned <- ok }()
+		_ = db.updateBatched(t.Context(), func(tx *bbolt.Tx) error {
+			if err := gcPut("exit")(tx); err != nil {
+				return err
+			}
+			runtime.Goexit()
+			return nil
+		})
+		ok = true
+	})
+	queueLen(t, db, 2)
+	wg.Go(func() { errB = db.updateBatched(t.Context(), gcPut("b")) })
+	wait()
+	wg.Wait()
+	if <-returned {
+		t.Error("updateBatched returned to a caller whose function called Goexit")
+	}
+	if errA != nil || errB != nil {
+		t.Fatalf("the other writes: %v, %v", errA, errB)
+	}
+	if err := db.updateBatched(t.Context(), gcPut("later")); err != nil {
+		t.Fatalf("a write after the Goexit: %v", err)
+	}
+	if got := gcKeys(t, db); !got["a"] || !got["b"] || !got["later"] || got["exit"] {
+		t.Errorf("stored %v, want a, b and later, not exit", got)
 	}
 }
 

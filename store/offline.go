@@ -60,7 +60,7 @@ func (o *Offline) Put(ctx context.Context, owner string, stanza []byte, stored t
 			return err
 		}
 		if limit > 0 && n >= uint64(limit) {
-			return fmt.Errorf("%d messages stored: %w", n, ErrQuota)
+			return refuse(fmt.Errorf("%d messages stored: %w", n, ErrQuota))
 		}
 		if id, err = msgs.NextSequence(); err != nil {
 			return err

@@ -58,7 +58,7 @@ func (s *SubRequests) Put(ctx context.Context, owner string, req SubRequest) err
 			return err
 		}
 		if b.Get(key) == nil && countPrefix(b, prefix, MaxSubRequests) >= MaxSubRequests {
-			return fmt.Errorf("%d requests pending: %w", MaxSubRequests, ErrQuota)
+			return refuse(fmt.Errorf("%d requests pending: %w", MaxSubRequests, ErrQuota))
 		}
 		return b.Put(key, val)
 	})

@@ -142,7 +142,7 @@ func (u *Users) Create(ctx context.Context, user User) error {
 			return err
 		}
 		if b.Get(key) != nil {
-			return ErrExists
+			return refuse(ErrExists)
 		}
 		return b.Put(key, val)
 	})
