@@ -35,8 +35,9 @@
 #   BENCH_PORT_BASE [27000]   first loopback port tried
 #   BENCH_SCENARIO_TIMEOUT [180]  seconds per xmppbench call
 #
-# The defaults finish in about 18 minutes on 2 cores (seeding ~4, each of
-# the 3 runs ~4.5), plus the idle100k group's single run: 54 s measured
+# The defaults finish in 17 to 20 minutes on 2 cores (seeding 3.5, most of
+# it ejabberd and Prosody registering their accounts; each of the 3 runs
+# ~4.5), plus the idle100k group's single run: 54 s measured
 # with the 19,000 sessions a 20,000-descriptor hard limit allows (a busy
 # machine), an estimated 2 minutes with 100,000; BENCH_RUNS=1 takes about 9.
 set -euo pipefail

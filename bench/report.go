@@ -492,7 +492,17 @@ func (rw row) met(sb cell, peers []cell, archiveOn bool) string {
 	if adv < factor || !valid {
 		verdict = "**no**"
 	}
-	return fmt.Sprintf("%s (%.2f×)", verdict, adv)
+	return fmt.Sprintf("%s (%s×)", verdict, advantage(adv, factor))
+}
+
+// advantage formats adv with two decimals, or three where two would
+// round a miss of factor up to it (1.997 is not 2.00).
+func advantage(adv, factor float64) string {
+	s := fmt.Sprintf("%.2f", adv)
+	if adv < factor && s == fmt.Sprintf("%.2f", factor) {
+		s = fmt.Sprintf("%.3f", adv)
+	}
+	return s
 }
 
 func readMachine(path string) ([][2]string, error) {
