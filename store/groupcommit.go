@@ -147,10 +147,14 @@ func (g *groupCommit) commit(calls []groupCall) {
 	refusals := make([]error, len(calls))
 	for len(calls) > 0 {
 		failed := -1
+		// Afresh for each try: refusals[i] belongs to calls[i] as it
+		// is now, and a transaction that fails to begin (a closed DB)
+		// runs no function at all.
+		refusals = refusals[:len(calls)]
+		clear(refusals)
 		err := g.bolt.Update(func(tx *bbolt.Tx) error {
 			for i, c := range calls {
 				err := runGuarded(c.fn, tx)
-				refusals[i] = nil
 				if _, ok := err.(refusal); ok {
 					refusals[i] = err
 					continue
@@ -179,7 +183,6 @@ func (g *groupCommit) commit(calls []groupCall) {
 		}
 		calls[failed].done <- errRunAlone
 		calls = append(calls[:failed], calls[failed+1:]...)
-		refusals = refusals[:len(calls)]
 	}
 	normal = true
 }
