@@ -3,7 +3,6 @@ package muc
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -159,19 +158,11 @@ func (r *room) private(ctx context.Context, st *xmpp.Stanza, o *occupant) {
 		// The copies to an occupant's sessions are one message: the
 		// account's archive keeps one record for them, recognised by
 		// their common id, so an id-less one gets an id of the room's.
-		id = privateMessageID()
+		id = rand.Text()
 	}
 	for _, s := range to.sessions {
 		r.send(ctx, xmpp.Build(xmpp.KindMessage, st.Type, id, from, s, children...))
 	}
-}
-
-// privateMessageID returns a fresh random id for a private message sent
-// without one.
-func privateMessageID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // invite sends a mediated invitation (§7.8.2); in a members-only room an
