@@ -183,9 +183,7 @@ func (in *Inbox) run() {
 			in.lastErr = in.flush(context.Background())
 			return
 		}
-		// A change the store refused as invalid is not retried, and
-		// does not hold back the next batch.
-		if err := in.flush(context.Background()); err != nil && !errors.Is(err, store.ErrInvalid) {
+		if err := in.flush(context.Background()); err != nil {
 			failures++
 		} else {
 			failures = 0
@@ -208,9 +206,18 @@ func inboxRetryDelay(failures int) time.Duration {
 
 // change queues a change, merged with one pending for the same pair.
 func (in *Inbox) change(c store.RoomInboxChange) {
-	key := [2]string{c.Owner, c.Room}
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if !in.queueLocked(c) {
+		in.log.Warn("muc: inbox: too many pending changes, one dropped", xmpp.LogJID, c.Owner, "room", c.Room)
+	}
+}
+
+// queueLocked merges c into pending, or adds it unless maxInboxPending
+// changes are pending (false: dropped), and wakes the writer for the
+// first. in.mu is held.
+func (in *Inbox) queueLocked(c store.RoomInboxChange) bool {
+	key := [2]string{c.Owner, c.Room}
 	p, ok := in.pending[key]
 	switch {
 	case ok:
@@ -219,10 +226,9 @@ func (in *Inbox) change(c store.RoomInboxChange) {
 		}
 		p.ReadID = max(p.ReadID, c.ReadID)
 		in.pending[key] = p
-		return
+		return true
 	case len(in.pending) >= maxInboxPending:
-		in.log.Warn("muc: inbox: too many pending changes, one dropped", xmpp.LogJID, c.Owner, "room", c.Room)
-		return
+		return false
 	}
 	in.pending[key] = c
 	if len(in.pending) == 1 {
@@ -231,6 +237,7 @@ func (in *Inbox) change(c store.RoomInboxChange) {
 		default:
 		}
 	}
+	return true
 }
 
 // flush writes the pending changes in one transaction.
@@ -249,16 +256,23 @@ func (in *Inbox) flush(ctx context.Context) error {
 	clear(in.pending)
 	in.mu.Unlock()
 	// The changes are everyone's, so the caller's cancellation does not
-	// stop the write, and a write that failed for the store's sake queues
-	// them again (merged with any made meanwhile) for the next flush; a
-	// change the store refuses as invalid would only fail again.
+	// stop the write, and a write that failed queues them again (merged
+	// with any made meanwhile) for the next flush. (The changes are
+	// built from parsed JIDs, so the store has no reason to refuse one as
+	// invalid.)
 	skipped, err := in.deps.Inbox.Apply(context.WithoutCancel(ctx), changes)
 	if err != nil {
 		in.log.Error("muc: inbox: write", "changes", len(changes), xmpp.LogErr, err)
-		if !errors.Is(err, store.ErrInvalid) {
-			for _, c := range changes {
-				in.change(c)
+		dropped := 0
+		in.mu.Lock()
+		for _, c := range changes {
+			if !in.queueLocked(c) {
+				dropped++
 			}
+		}
+		in.mu.Unlock()
+		if dropped > 0 {
+			in.log.Warn("muc: inbox: too many pending changes, some dropped", "dropped", dropped)
 		}
 		return fmt.Errorf("muc: inbox: %w", err)
 	}
@@ -302,7 +316,10 @@ func (in *Inbox) marker(r *room, o *occupant, st *xmpp.Stanza) {
 func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.RoomConversation, error) {
 	owner := user.Bare()
 	if err := in.flush(ctx); err != nil {
-		return nil, err
+		// Someone's batch could not be written (flush logged it); the
+		// stored list is at most that batch behind. It is still kept
+		// for the writer to retry.
+		in.log.Debug("muc: inbox: list without the pending changes", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
 	}
 	entries, err := in.deps.Inbox.List(ctx, owner.String())
 	if err != nil {
