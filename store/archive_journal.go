@@ -11,7 +11,7 @@ import (
 )
 
 // The archive journal (bucket mam_journal) takes the writer's small
-// batches: be64(id) → journalCodecV1 ‖ lp(archive) ‖ the record's mam
+// batches: be64(id) → journalCodecV1 ‖ bytes(archive) ‖ the record's mam
 // value. A commit there is durable like any other but writes a few pages
 // at the end of one bucket, where indexing a batch writes each archive's
 // tail pages in mam and mam_with and its entries in conv and mam_count: a

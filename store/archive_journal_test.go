@@ -220,6 +220,30 @@ func TestArchiveJournalIndexedByWriter(t *testing.T) {
 	}
 }
 
+// Records a read has indexed no longer count towards the full batch that
+// raises a pass: after 7 of 8 are journaled and a read indexes them, the
+// next records stay in the journal.
+func TestArchiveJournalCountRestartsAfterARead(t *testing.T) {
+	db := openNoSync(t)
+	w := startWriter(t, db, WriterOptions{MaxBatch: 8, MaxDelay: -1, IndexDelay: time.Hour})
+	for range 7 {
+		appendCommitted(t, w, msg(juliet, "romeo@example.net", DirIn))
+	}
+	if _, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, Max: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if j, m := journalKeys(t, db); j != 0 || m != 7 {
+		t.Fatalf("after the read: journaled %d, indexed %d; want 0, 7", j, m)
+	}
+	// The writer handles records in order: once the second is
+	// committed, a pass the first one raised would have run.
+	appendCommitted(t, w, msg(juliet, "romeo@example.net", DirIn))
+	appendCommitted(t, w, msg(juliet, "romeo@example.net", DirIn))
+	if j, m := journalKeys(t, db); j != 2 || m != 7 {
+		t.Errorf("journaled %d, indexed %d; want 2, 7 (no pass before a full batch since the read)", j, m)
+	}
+}
+
 func TestArchiveJournalStopIndexes(t *testing.T) {
 	db := openNoSync(t)
 	w := db.Archive().NewWriter(WriterOptions{MaxBatch: 1024, IndexDelay: time.Hour})

@@ -580,6 +580,10 @@ func (w *ArchiveWriter) commit(batch []pendingRecord, toJournal, background bool
 	}
 	switch {
 	case err == nil && toJournal:
+		if !w.a.journalPending() {
+			// A read indexed what was journaled before: count afresh.
+			w.journaled = 0
+		}
 		// Before Flush waiters learn of the commit: their reads must
 		// index the journal first.
 		w.a.noteJournaled(entries[len(entries)-1].id)
@@ -639,12 +643,9 @@ func (w *ArchiveWriter) index(stopping bool) {
 		w.journaled = 0
 		return
 	}
-	pass := func() error {
-		return w.a.db.update(context.Background(), func(tx *bbolt.Tx) error {
-			_, err := w.a.openWrite(tx)
-			return err
-		})
-	}
+	// Not always: a read may index the journal before the pass gets the
+	// write lock, and an empty commit would still sync.
+	pass := func() error { return w.a.indexJournal(context.Background(), false) }
 	bg := !stopping && w.a.readersWaiting.Load() == 0 && w.mayIdle()
 	if err := w.runJob(pass, w.journaled, true, bg); err != nil {
 		w.log.Error("archive journal indexing failed; retrying later", "records", w.journaled, "err", err)

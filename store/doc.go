@@ -155,9 +155,11 @@
 // writes the archive before it does, by every archive read before it
 // reads, and at Open after a crash (archive_journal.go). A journaled
 // record is acknowledged (done) once the journal commit is durable; an
-// entry that later fails to decode is logged and dropped. At most a full
-// batch is journaled: past that (passes failing or behind) batches commit
-// with their indexes, and a failure reaches their callbacks. Indexing touches
+// entry that later fails to decode is logged and dropped. Once a full
+// batch is journaled (at most a quarter of a batch more: small batches are
+// under a quarter), batches commit with their indexes until a pass
+// empties the journal (passes failing or behind), and a failure reaches
+// their callbacks. Indexing touches
 // each active archive's tail pages once per pass instead of once per
 // batch: at a steady rate that is most of a commit's cost. With
 // WriterOptions.Background (Linux), small batches and journal passes
