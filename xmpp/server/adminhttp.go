@@ -153,9 +153,12 @@ func (s *Server) scopeToHost(command string, args map[string]string, host string
 		}
 		return nil
 	}
-	// A JID of no configured host (or no JID) is left to the command,
-	// which normalises it as hostOf does and refuses or finds nothing.
-	if other := s.hostOf(args[key]); other != "" && other != host {
+	// A JID must be of host: another configured host's, or one of no
+	// configured host (an archive left by a host since removed from the
+	// configuration), is refused. What is not a JID of the kind the
+	// command takes (an account, archive or room has a localpart; a host
+	// has only a domain) is left to the command, which refuses it.
+	if j, err := jid.Parse(args[key]); err == nil && (j.Localpart() != "") == (key != "host") && s.hostOf(args[key]) != host {
 		return fmt.Errorf("%s %q is not of %s: %w", key, args[key], host, httpapi.ErrForbidden)
 	}
 	return nil

@@ -297,6 +297,9 @@ func TestAdminHTTPHostScope(t *testing.T) {
 		{Command: server.CmdUserDel, Args: map[string]string{"jid": "dave@EXAMPLE.org"}},
 		{Command: server.CmdHistoryExport, Args: map[string]string{"archive": "Dave@Example.Org"}},
 		{Command: server.CmdRoomCreate, Args: map[string]string{"room": "ops@CONFERENCE.example.org"}},
+		// A host no longer configured is no admin's over HTTP.
+		{Command: server.CmdHistoryExport, Args: map[string]string{"archive": "old@gone.example"}},
+		{Command: server.CmdUserList, Args: map[string]string{"host": "gone.example"}},
 	} {
 		if code, resp := ahCommand(t, c, base, tc); code != http.StatusForbidden || resp.OK || resp.Error == "" {
 			t.Errorf("%s %v by localhost's admin: %d %+v, want 403", tc.Command, tc.Args, code, resp)
