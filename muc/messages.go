@@ -100,6 +100,9 @@ func (r *room) broadcastMessage(ctx context.Context, o *occupant, st *xmpp.Stanz
 			r.svc.log.Error("muc: message not archived", "room", r.jid.String(), xmpp.LogErr, err)
 		}
 	}
+	// Every copy differs from out in its 'to' alone: written from one
+	// serialisation of the content.
+	out = out.WithElement(out.El.Frozen())
 	for _, rec := range r.occupants {
 		for _, s := range rec.sessions {
 			r.send(ctx, out.With(from, s))

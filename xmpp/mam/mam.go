@@ -467,12 +467,15 @@ func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 // 'by' is compared as a JID, the way clients compare it: a spoofed
 // by='Bob@Example.org' names bob@example.org's archive as well.
 func stripOwnIDs(st *xmpp.Stanza, by jid.JID) *xmpp.Stanza {
+	var byStr string
 	own := func(c *wire.Element) bool {
 		if c.Name != "stanza-id" || c.Space != NSSID {
 			return false
 		}
-		j, err := jid.Parse(c.AttrValue("by"))
-		return err == nil && j.Equal(by)
+		if byStr == "" {
+			byStr = by.String()
+		}
+		return xmpp.SameAddress(c.AttrValue("by"), by, byStr)
 	}
 	if !slices.ContainsFunc(st.El.Children, own) {
 		return st

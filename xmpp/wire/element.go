@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"strings"
 )
 
@@ -165,6 +166,26 @@ func (e *Element) Append(children ...*Element) *Element {
 		return c
 	}
 	return e.WithChildren(e.Text, all...)
+}
+
+// Frozen returns a copy of a constructed element that is written from one
+// serialisation of its content, as a parsed element is: copies made from it
+// with WithAttr or WithoutAttr write their start tag and copy the content's
+// bytes. A stanza fanned out to many recipients differs only in its
+// addresses, so freezing it once saves escaping its whole tree for each.
+// A parsed element, a prefixed one (whose content's namespace depends on
+// where it is written) and an empty one are returned as they are.
+func (e *Element) Frozen() *Element {
+	if e.buf != nil || e.Prefix != "" || e.Text == "" && len(e.Children) == 0 {
+		return e
+	}
+	b := e.AppendXML(nil, e.Space)
+	c := e.shallow()
+	// The start tag ends at the first '>': attribute values escape it.
+	c.buf, c.start, c.end = b, 0, len(b)
+	c.innerStart = bytes.IndexByte(b, '>') + 1
+	c.innerEnd = len(b) - len("</>") - len(e.Name)
+	return c
 }
 
 // SetText sets the text of a constructed element and returns it, for use
