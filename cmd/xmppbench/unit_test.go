@@ -474,3 +474,20 @@ func TestParseCurves(t *testing.T) {
 		t.Fatal("unknown curve accepted")
 	}
 }
+
+func TestIsMessage(t *testing.T) {
+	for in, want := range map[string]bool{
+		"<message id='1'><body>b</body></message>": true,
+		"<message>x</message>":                     true,
+		"<message/>":                               true,
+		"<message\n to='a'/>":                      true,
+		"<messages/>":                              false,
+		"<message":                                 false,
+		"<presence/>":                              false,
+		"<iq id='message'/>":                       false,
+	} {
+		if got := isMessage([]byte(in)); got != want {
+			t.Errorf("isMessage(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

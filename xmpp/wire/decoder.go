@@ -345,8 +345,14 @@ func indexFrom(b []byte, from int, sep string) int {
 // ErrStreamEnd when the peer closes the stream, a *Error for bad XML or an
 // exceeded limit, or the transport's error.
 func (d *Decoder) ReadElement() (*Element, error) {
+	return d.ReadElementShallow(nil)
+}
+
+// ReadElementShallow is ReadElement parsing only the start tag (see
+// ParseStartTag) of each element whose bytes shallow accepts.
+func (d *Decoder) ReadElementShallow(shallow func(raw []byte) bool) (*Element, error) {
 	for {
-		el, err := d.ReadBuffered()
+		el, err := d.readBuffered(shallow)
 		if el != nil || err != nil {
 			return el, err
 		}
@@ -360,6 +366,10 @@ func (d *Decoder) ReadElement() (*Element, error) {
 // top-level element when the input already read holds all of it, and nil
 // with no error when more input is needed (see Fill).
 func (d *Decoder) ReadBuffered() (*Element, error) {
+	return d.readBuffered(nil)
+}
+
+func (d *Decoder) readBuffered(shallow func(raw []byte) bool) (*Element, error) {
 	if !d.open {
 		return nil, errors.New("wire: ReadElement before ReadHeader")
 	}
@@ -382,6 +392,9 @@ func (d *Decoder) ReadBuffered() (*Element, error) {
 	d.rpos = end
 	d.frame = -1
 	d.shrink()
+	if shallow != nil && shallow(raw) {
+		return ParseStartTag(raw, d.scope)
+	}
 	return ParseDepth(raw, d.scope, d.limits.MaxDepth)
 }
 

@@ -71,15 +71,9 @@ func Parse(data []byte, sc Scope) (*Element, error) {
 // ParseDepth is Parse with a nesting limit; deeper documents give a
 // policy-violation error.
 func ParseDepth(data []byte, sc Scope, maxDepth int) (*Element, error) {
-	p := parser{
-		data:     data,
-		s:        unsafe.String(unsafe.SliceData(data), len(data)),
-		maxDepth: maxDepth,
-	}
-	p.bindings = append(p.bindings, sc.bindings...)
-	p.skipSpace()
-	if p.pos >= len(p.s) || p.s[p.pos] != '<' {
-		return nil, errf(CondNotWellFormed, "expected an element")
+	var p parser
+	if err := p.begin(data, sc, maxDepth); err != nil {
+		return nil, err
 	}
 	root, err := p.element(nil)
 	if err != nil {
@@ -90,6 +84,40 @@ func ParseDepth(data []byte, sc Scope, maxDepth int) (*Element, error) {
 		return nil, errf(CondNotWellFormed, "content after the element")
 	}
 	return root, nil
+}
+
+// ParseStartTag parses only the start tag of the one element data holds:
+// its name, namespace and attributes. The content is neither parsed nor
+// checked: Children and Text are empty and Raw is data. It is for a reader
+// that needs an element's attributes alone, such as a load generator
+// counting messages; the element must not be written back, since a prefix
+// its content takes from outside it would not be declared.
+func ParseStartTag(data []byte, sc Scope) (*Element, error) {
+	var p parser
+	if err := p.begin(data, sc, 1); err != nil {
+		return nil, err
+	}
+	e, qname, selfClosing, _, err := p.startTag()
+	if err != nil {
+		return nil, err
+	}
+	e.innerStart = p.pos
+	if selfClosing {
+		e.innerEnd, e.end = p.pos, p.pos
+	} else {
+		rest := strings.TrimRight(p.s[p.pos:], " \t\r\n")
+		i := strings.LastIndex(rest, "</")
+		if i < 0 || !strings.HasPrefix(rest[i+2:], qname) ||
+			strings.TrimLeft(rest[i+2+len(qname):], " \t\r\n") != ">" {
+			return nil, errf(CondNotWellFormed, "no end tag for "+strconv.Quote(qname))
+		}
+		e.innerEnd = p.pos + i
+		e.end = p.pos + len(rest)
+	}
+	if strings.TrimLeft(p.s[e.end:], " \t\r\n") != "" {
+		return nil, errf(CondNotWellFormed, "content after the element")
+	}
+	return e, nil
 }
 
 type parser struct {
@@ -105,6 +133,17 @@ type parser struct {
 	open     [16]openElement
 	nOpen    int
 	moreOpen []openElement
+}
+
+// begin sets p to parse data in scope sc, at its first element.
+func (p *parser) begin(data []byte, sc Scope, maxDepth int) error {
+	p.data, p.s, p.maxDepth = data, unsafe.String(unsafe.SliceData(data), len(data)), maxDepth
+	p.bindings = append(p.bindings, sc.bindings...)
+	p.skipSpace()
+	if p.pos >= len(p.s) || p.s[p.pos] != '<' {
+		return errf(CondNotWellFormed, "expected an element")
+	}
+	return nil
 }
 
 // openElement is an element being parsed with the binding depth it

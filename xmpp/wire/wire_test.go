@@ -281,8 +281,13 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sc := NewScope(NSClient).Bind("stream", NSStream)
 		e, err := Parse(data, sc)
+		shallow, serr := ParseStartTag(data, sc)
 		if err != nil {
 			return
+		}
+		// Whatever parses whole parses shallowly, to the same start tag.
+		if serr != nil || !sameStartTag(shallow, e) {
+			t.Fatalf("ParseStartTag disagrees with Parse: %v\nin: %q", serr, data)
 		}
 		out := e.AppendXML(nil, NSClient)
 		again, err := Parse(out, NewScope(NSClient))
