@@ -174,13 +174,21 @@ func (e *Element) Append(children ...*Element) *Element {
 // bytes. A stanza fanned out to many recipients differs only in its
 // addresses, so freezing it once saves escaping its whole tree for each.
 // A parsed element, a prefixed one (whose content's namespace depends on
-// where it is written) and an empty one are returned as they are.
+// where it is written), an empty one and one whose xmlns attribute is not
+// its namespace are returned as they are.
 func (e *Element) Frozen() *Element {
 	if e.buf != nil || e.Prefix != "" || e.Text == "" && len(e.Children) == 0 {
 		return e
 	}
+	if v, ok := e.Attr("xmlns"); ok && v != e.Space {
+		return e // inconsistent; the tree writer leaves such an xmlns out
+	}
 	b := e.AppendXML(nil, e.Space)
 	c := e.shallow()
+	// Children appended after verbatim content are in the tree already;
+	// an element rebuilt from one parsed (WithChildren) may still list
+	// some that its tree no longer has.
+	c.appendRaw = nil
 	// The start tag ends at the first '>': attribute values escape it.
 	c.buf, c.start, c.end = b, 0, len(b)
 	c.innerStart = bytes.IndexByte(b, '>') + 1

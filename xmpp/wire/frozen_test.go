@@ -21,6 +21,16 @@ func TestFrozenWritesAsTheTree(t *testing.T) {
 			return New("message", NSClient).AddChild(New("subject", NSClient).SetText("s"))
 		}},
 		{"other namespace", func() *Element { return New("query", "jabber:iq:roster").AddChild(New("item", "jabber:iq:roster")) }},
+		{"rebuilt from a parsed element with appended children", func() *Element {
+			// What mam's stripOwnIDs does to a message stamped before:
+			// the tree drops the stanza-id the parsed copy appended.
+			p, err := Parse([]byte(`<message>hi <body>b</body></message>`), NewScope(NSClient))
+			if err != nil {
+				panic(err)
+			}
+			stamped := p.Append(New("stanza-id", "urn:xmpp:sid:0", Attr{"id", "1"}))
+			return stamped.WithChildren("", stamped.Children[0])
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,7 +74,8 @@ func TestFrozenLeavesOthersAlone(t *testing.T) {
 	}
 	empty := New("presence", NSClient, Attr{"to", "a@b"})
 	prefixed := &Element{Name: "error", Prefix: "stream", Space: NSStream, Children: []*Element{New("x", "urn:x")}}
-	for _, e := range []*Element{parsed, empty, prefixed} {
+	otherNS := New("message", NSClient, Attr{"xmlns", "urn:other"}).AddChild(New("body", NSClient))
+	for _, e := range []*Element{parsed, empty, prefixed, otherNS} {
 		if e.Frozen() != e {
 			t.Fatalf("%s was copied", e)
 		}
