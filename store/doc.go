@@ -91,7 +91,9 @@
 // failures that precede any change (a full offline queue or request
 // list, an existing account, a roster callback's error) are refusals:
 // the transaction goes on without a rollback, so a flood of them does not
-// make the others run again and again.
+// make the others run again and again. If that commit fails, a refused
+// write is decided again alone: its refusal may rest on another's write
+// (an account created, a quota filled) that was not stored.
 //
 // # Rosters (RFC 6121 §2, roster versioning of §2.6 and XEP-0237 1.3)
 //

@@ -130,7 +130,8 @@ func (g *groupCommit) run() {
 
 // commit runs calls in one transaction. A call that fails or panics is
 // sent back to run alone and the others run again without it; a call
-// that refuses gets its refusal once the others have committed.
+// that refuses gets its refusal once the others have committed, or runs
+// again alone if the commit fails.
 func (g *groupCommit) commit(calls []groupCall) {
 	// calls holds the calls not answered yet: if bbolt panics or a
 	// function ends the goroutine, each runs again alone.
@@ -169,15 +170,19 @@ func (g *groupCommit) commit(calls []groupCall) {
 		if failed < 0 {
 			// Committed, or the commit itself failed: the same
 			// answer for everyone in it but the refusals, which
-			// changed nothing.
+			// changed nothing. A refusal may rest on another call's
+			// write (an account created, a quota filled), so after a
+			// failed commit it is decided again alone.
 			for i, c := range calls {
-				if refusals[i] != nil {
+				switch {
+				case refusals[i] != nil && err == nil:
 					c.done <- refusals[i]
-				} else {
+				case refusals[i] != nil:
+					c.done <- errRunAlone
+				default:
 					c.done <- err
 				}
 			}
-			calls = nil
 			normal = true
 			return
 		}

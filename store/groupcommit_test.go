@@ -347,3 +347,46 @@ func TestRosterUpdateConcurrentSharesCommits(t *testing.T) {
 		t.Fatalf("after reopen: %d items, version %d, %v; want %d, %d", len(items), ver, err, writers, writers)
 	}
 }
+
+// TestGroupCommitRefusalAfterFailedCommit: a refusal that rests on another
+// call's write in the same transaction is not given when that transaction
+// fails to commit; the refused call decides again alone.
+func TestGroupCommitRefusalAfterFailedCommit(t *testing.T) {
+	// MaxSize makes the commit fail when the file must grow past it.
+	bdb, err := bbolt.Open(filepath.Join(t.TempDir(), "gc.db"), 0o600, &bbolt.Options{MaxSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	if err := bdb.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	g := &groupCommit{bolt: bdb}
+	create := func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("b"))
+		if b.Get([]byte("alice")) != nil {
+			return refuse(ErrExists)
+		}
+		if err := b.Put([]byte("alice"), []byte("x")); err != nil {
+			return err
+		}
+		return b.Put([]byte("big"), make([]byte, 4<<20))
+	}
+	a := groupCall{fn: create, done: make(chan error, 1)}
+	b := groupCall{fn: create, done: make(chan error, 1)}
+	g.commit([]groupCall{a, b})
+	if err := <-a.done; err == nil || err == errRunAlone {
+		t.Fatalf("the creating call: %v, want the commit's error", err)
+	}
+	if err := <-b.done; err != errRunAlone {
+		t.Fatalf("the refused call: %v, want errRunAlone (its refusal rested on a write never stored)", err)
+	}
+	if err := bdb.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket([]byte("b")).Get([]byte("alice")) != nil {
+			return errors.New("alice stored")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -279,28 +279,26 @@ func (r *Rosters) Update(ctx context.Context, owner, contact string, fn func(ite
 		return RosterItem{}, 0, false, fmt.Errorf("store: update roster item %s of %s: nil callback: %w", contact, owner, ErrInvalid)
 	}
 	var (
-		res      RosterItem
-		ver      uint64
-		changed  bool
-		fnFailed bool
+		res     RosterItem
+		ver     uint64
+		changed bool
 	)
 	// fn runs before anything is written: its error is a refusal, which
-	// does not roll back the writes sharing the transaction.
+	// does not roll back the writes sharing the transaction (rt.update
+	// returns it unchanged).
 	checked := func(it *RosterItem, exists bool) (UpdateOp, error) {
 		op, err := fn(it, exists)
-		fnFailed = err != nil
-		return op, err
+		if err != nil {
+			return op, refuse(err)
+		}
+		return op, nil
 	}
 	err := r.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
-		fnFailed = false
 		rt, err := openRosterTx(tx, owner)
 		if err != nil {
 			return err
 		}
 		res, ver, changed, err = rt.update(contact, checked)
-		if err != nil && fnFailed {
-			return refuse(err)
-		}
 		return err
 	})
 	if err != nil {
