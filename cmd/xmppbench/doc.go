@@ -36,7 +36,10 @@
 //   - XEP-0199 XMPP Ping 2.0.1: server pings are answered.
 //
 // The client side is deliberately cheap — one reader goroutine per
-// connection, switchboard/xmpp/wire for framing, pre-built stanza bytes,
-// send time stamps in stanza ids — so that the server, not the tool, is
-// measured; every result also reports the tool's own CPU (client_cpu_pct).
+// connection, switchboard/xmpp/wire for framing, messages parsed only to
+// the end of their start tag (the scenarios read their id and type alone;
+// malformed content inside a message therefore goes unnoticed), pre-built
+// stanza bytes, send time stamps in stanza ids — so that the server, not
+// the tool, is measured; every result also reports the tool's own CPU
+// (client_cpu_pct).
 package main

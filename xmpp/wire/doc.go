@@ -13,7 +13,9 @@
 //     the element's own bytes (Parse), resolving XML namespaces;
 //   - write a parsed element again by re-emitting its start tag and copying its
 //     inner bytes verbatim, so that routing a stanza costs one start tag, not a
-//     re-encoding of the payload (Element.AppendXML).
+//     re-encoding of the payload (Element.AppendXML); a constructed element
+//     sent to many recipients is serialised once and then written the same
+//     way (Element.Frozen).
 //
 // Errors carry the stream error condition that RFC 6120 §4.9.3 names for them
 // (not-well-formed, restricted-xml, invalid-namespace, policy-violation, ...).

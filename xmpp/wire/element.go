@@ -148,7 +148,9 @@ func (e *Element) WithChildren(text string, children ...*Element) *Element {
 	c := e.shallow()
 	c.Children = children
 	c.Text = text
-	c.buf = nil
+	// Written from the tree now: children once appended after the
+	// verbatim content are in it or gone.
+	c.buf, c.appendRaw = nil, nil
 	return c
 }
 
@@ -185,10 +187,6 @@ func (e *Element) Frozen() *Element {
 	}
 	b := e.AppendXML(nil, e.Space)
 	c := e.shallow()
-	// Children appended after verbatim content are in the tree already;
-	// an element rebuilt from one parsed (WithChildren) may still list
-	// some that its tree no longer has.
-	c.appendRaw = nil
 	// The start tag ends at the first '>': attribute values escape it.
 	c.buf, c.start, c.end = b, 0, len(b)
 	c.innerStart = bytes.IndexByte(b, '>') + 1
