@@ -259,8 +259,9 @@ func runCommandResult(ctx context.Context, b Backend, req AdminRequest) ([]strin
 			q.With = j.Bare().String()
 		}
 		arch, err := jid.Parse(q.Archive)
-		if err != nil {
-			return nil, fmt.Errorf("invalid archive %q: %w", q.Archive, err)
+		if err != nil || arch.Localpart() == "" {
+			// Archives are accounts' and rooms'; a bare domain has none.
+			return nil, fmt.Errorf("expected USER@HOST or ROOM@SERVICE, got %q", q.Archive)
 		}
 		q.Archive = arch.Bare().String()
 		var out []string

@@ -308,6 +308,13 @@ func TestAdminHTTPHostScope(t *testing.T) {
 	if code, _, body := ahDo(t, c, "GET", base+"/api/v1/users/dave@example.org/history", "boss@localhost", ahPassword, ""); code != http.StatusForbidden {
 		t.Errorf("another host's user history: %d %s, want 403", code, body)
 	}
+	// A bare domain names no archive: refused, not exported (empty) and
+	// audited.
+	for _, domain := range []string{"example.org", "gone.example", "localhost"} {
+		if code, _, body := ahDo(t, c, "GET", base+"/api/v1/users/"+domain+"/history", "boss@localhost", ahPassword, ""); code != http.StatusBadRequest {
+			t.Errorf("history of the bare domain %s: %d %s, want 400", domain, code, body)
+		}
+	}
 	// Its own host written otherwise is its own.
 	if code, resp := ahCommand(t, c, base, server.AdminRequest{Command: server.CmdPresenceSet, Args: map[string]string{"jid": "boss@LOCALHOST", "show": "dnd"}}); code != http.StatusOK || !resp.OK {
 		t.Errorf("presence.set boss@LOCALHOST by localhost's admin: %d %+v", code, resp)
