@@ -24,8 +24,9 @@ import (
 // stay in id order per archive; a reader applies it first too
 // (Archive.catchUp), so nothing reads a record that is only journaled
 // unless that indexing fails (the read then serves the indexed records).
-// Open applies what a crash left. A read-only DB does not: its readers
-// see the indexed records only (Open logs how many are not).
+// Open applies what a crash left (logging a failure, as a read does). A
+// read-only DB does not: its readers see the indexed records only (Open
+// logs how many are not).
 const journalCodecV1 = 1
 
 // encodeJournalEntry appends e's journal value to dst.
@@ -179,7 +180,7 @@ func (a *Archive) catchUp(ctx context.Context) error {
 	}
 	a.readersWaiting.Add(1)
 	defer a.readersWaiting.Add(-1)
-	if err := a.indexJournal(ctx, false); err != nil {
+	if err := a.indexJournal(ctx); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("index archive journal: %w", ctxErr)
 		}
@@ -193,15 +194,25 @@ func (a *Archive) catchUp(ctx context.Context) error {
 // an empty commit would still write and sync bbolt's meta page.
 var errNothingJournaled = errors.New("nothing journaled")
 
-// indexJournal indexes the whole journal in one transaction; unless
-// always, only if records wait there (journalPending) when it gets the
-// write lock.
-func (a *Archive) indexJournal(ctx context.Context, always bool) error {
+// indexJournal indexes the whole journal in one transaction, if it holds
+// anything once the write lock is taken.
+func (a *Archive) indexJournal(ctx context.Context) error {
 	err := a.db.update(ctx, func(tx *bbolt.Tx) error {
-		if !always && !a.journalPending() {
+		// The bucket, not journalPending: indexedHigh is raised in
+		// OnCommit, which bbolt runs after releasing the write lock, so
+		// a read that waited for the lock may still see records
+		// pending that the transaction before it indexed.
+		j, err := bucket(tx, bucketMAMJournal)
+		if err != nil {
+			return err
+		}
+		if k, _ := j.Cursor().First(); k == nil {
+			// Under the write lock every journal commit noted in
+			// journalHigh has finished: all of it is indexed.
+			a.noteIndexed(a.journalHigh.Load())
 			return errNothingJournaled
 		}
-		_, err := a.openWrite(tx)
+		_, err = a.openWrite(tx)
 		return err
 	})
 	if err != nil && !errors.Is(err, errNothingJournaled) {
@@ -235,9 +246,15 @@ func (a *Archive) loadJournal(ctx context.Context) error {
 		a.db.log.Warn("store: archived messages not yet indexed; reads miss them until the file is opened read-write", "records", n)
 		return nil
 	}
-	// Always: the journal may hold only malformed keys, which this drops.
-	if err := a.indexJournal(ctx, true); err != nil {
-		return err
+	// A failure is logged, as before a read: the server still starts,
+	// reads serve the indexed records, and each later write of the
+	// archive retries (and fails while the entry that fails stays).
+	if err := a.indexJournal(ctx); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("index archive journal: %w", ctxErr)
+		}
+		a.db.log.Error("store: could not index the archive journal at open; reading the indexed records only", "records", n, "err", err)
+		return nil
 	}
 	a.db.log.Info("store: indexed the archive journal", "records", n)
 	return nil

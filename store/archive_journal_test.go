@@ -502,4 +502,96 @@ func TestArchiveJournalBoundedWhenIndexingFails(t *testing.T) {
 	if j, _ := journalKeys(t, db); j != maxBatch {
 		t.Errorf("journaled %d, want %d (bounded)", j, maxBatch)
 	}
+	// A commit with the indexes indexes the journal first: when that
+	// fails no pass follows it to fail again (the next is due by age).
+	for range 3 {
+		done := make(chan error, 1)
+		if _, err := w.Append(msg(juliet, "romeo@example.net", DirIn), func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err == nil {
+			t.Error("a record past a full journal committed although indexing fails")
+		}
+	}
+	if n := strings.Count(logs.String(), "archive journal indexing failed"); n != 1 {
+		t.Errorf("%d failed passes logged, want 1 (the one after the full journal)", n)
+	}
+}
+
+// TestArchiveJournalOpenSurvivesIndexingFailure: a journal that cannot be
+// indexed at Open is logged, as before a read; the DB opens and serves
+// what is indexed.
+func TestArchiveJournalOpenSurvivesIndexingFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db := openAt(t, path, Options{})
+	db.bolt.NoSync = true
+	w := startWriter(t, db, WriterOptions{MaxDelay: -1, IndexDelay: time.Hour})
+	// romeo's record is indexed; juliet's stays journaled and cannot be
+	// indexed (a nested bucket where its conversation state goes).
+	mustAppend(t, w, msg("romeo@example.net", juliet, DirOut))
+	if err := w.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Archive().indexJournal(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if j, i := journalKeys(t, db); j != 0 || i != 1 {
+		t.Fatalf("after Flush: journaled %d, indexed %d, want 0 and 1", j, i)
+	}
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.Bucket([]byte(bucketConv)).CreateBucket(convKey(juliet, "romeo@example.net"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendCommitted(t, w, msg(juliet, "romeo@example.net", DirIn))
+	if j, _ := journalKeys(t, db); j != 1 {
+		t.Fatalf("journaled %d, want 1", j)
+	}
+	// A crash: the file as it is, without Stop's last pass.
+	bdb := db.bolt
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	again, err := Open(t.Context(), path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatalf("Open with a journal that cannot be indexed: %v", err)
+	}
+	defer again.Close()
+	if !strings.Contains(logs.String(), "could not index the archive journal at open") {
+		t.Errorf("the failure was not logged: %q", logs.String())
+	}
+	page, err := again.Archive().Query(t.Context(), ArchiveQuery{Archive: "romeo@example.net", Max: 10})
+	if err != nil || len(page.Records) != 1 {
+		t.Fatalf("romeo's archive after Open: %+v, %v", page, err)
+	}
+}
+
+// TestArchiveJournalIndexSkipsEmptyJournal: indexJournal decides on the
+// bucket under the write lock, not on the counters (raised only after a
+// commit releases the lock): with records noted as pending but the
+// journal empty it commits nothing and settles the counters.
+func TestArchiveJournalIndexSkipsEmptyJournal(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "db"), Options{})
+	a := db.Archive()
+	txID := func() int {
+		var id int
+		if err := db.bolt.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a.noteJournaled(a.indexedHigh.Load() + 5) // as between a pass's commit and its OnCommit
+	before := txID()
+	if err := a.indexJournal(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if after := txID(); after != before {
+		t.Errorf("an empty journal was committed (txid %d -> %d)", before, after)
+	}
+	if a.journalPending() {
+		t.Error("records still noted as pending after finding the journal empty")
+	}
 }

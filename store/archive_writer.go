@@ -530,11 +530,14 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 			// Past a full batch journaled (passes failing, or behind),
 			// commit with the indexes: the journal stays bounded and
 			// an indexing failure reaches the records' callbacks.
-			w.commit(batch, keepsUp && w.indexDelay > 0 && w.journaled < w.maxBatch, bg)
+			toJournal := keepsUp && w.indexDelay > 0 && w.journaled < w.maxBatch
+			w.commit(batch, toJournal, bg)
 			// Drop the committed records' references for the collector.
 			clear(batch)
-			// A pass due by age runs when the loop next waits.
-			if w.journaled >= w.maxBatch {
+			// A pass due by age runs when the loop next waits. After a
+			// commit with the indexes none: it indexed the journal
+			// first, or failed to just now.
+			if toJournal && w.journaled >= w.maxBatch {
 				w.index(false)
 			}
 		}
@@ -643,9 +646,7 @@ func (w *ArchiveWriter) index(stopping bool) {
 		w.journaled = 0
 		return
 	}
-	// Not always: a read may index the journal before the pass gets the
-	// write lock, and an empty commit would still sync.
-	pass := func() error { return w.a.indexJournal(context.Background(), false) }
+	pass := func() error { return w.a.indexJournal(context.Background()) }
 	bg := !stopping && w.a.readersWaiting.Load() == 0 && w.mayIdle()
 	if err := w.runJob(pass, w.journaled, true, bg); err != nil {
 		w.log.Error("archive journal indexing failed; retrying later", "records", w.journaled, "err", err)

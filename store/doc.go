@@ -139,7 +139,8 @@
 // counts and indexes (WantCount, ArchiveQuery.Index) come from mam_count:
 // a total and per-slot counters (a slot is the ids sharing their upper 32
 // bits, 2³² µs ≈ 72 minutes) per archive and per conversation, written in
-// the transaction that stores or deletes the records. A count reads the
+// the transaction that indexes or deletes the records (for journaled
+// records, the one that indexes the journal). A count reads the
 // slot counters between its bound and the nearer end of the archive and
 // the keys of at most two slots, never the records of the range (see
 // archive_count.go). mam_time orders every record by id, so retention
@@ -155,7 +156,8 @@
 // mam, mam_with, mam_time, conv and mam_count once its records are
 // IndexDelay old (1 s) or a full batch, by every other transaction that
 // writes the archive before it does, by every archive read before it
-// reads, and at Open after a crash (archive_journal.go). A journaled
+// reads, and at Open after a crash (archive_journal.go; a failure there
+// is logged, as before a read, and reads serve what is indexed). A journaled
 // record is acknowledged (done) once the journal commit is durable; an
 // entry that later fails to decode is logged and dropped. Once a full
 // batch is journaled (at most a quarter of a batch more: small batches are
