@@ -480,8 +480,9 @@ seed() {
 			--presence-timeout 4m >>"$lg" 2>&1; then
 			log "$server: setting up the presence contacts failed (see $lg); its presence row is skipped"
 			echo "presence setup failed: $(tail -1 "$lg")" >"$WORK/seed/$server.nopresence"
+		else
+			log "  $server: presence accounts and contacts set up in $((SECONDS - step)) s"
 		fi
-		log "  $server: presence contacts set up in $((SECONDS - step)) s"
 	fi
 	stop_server
 	rm -rf "$WORK/seed/$server"
