@@ -392,6 +392,44 @@ func TestArchiveJournalCorruptEntry(t *testing.T) {
 	}
 }
 
+func TestArchiveJournalOverlongEntry(t *testing.T) {
+	// An entry that decodes but whose archive or with no JID can have
+	// is dropped: its index keys would exceed bbolt's MaxKeySize, and
+	// the failing indexing would fail every later archive write.
+	for _, tc := range []struct{ name, archive, with string }{
+		{"archive", strings.Repeat("a", 40000), "romeo@example.net"},
+		{"with", juliet, strings.Repeat("w", 40000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			db := openAt(t, filepath.Join(t.TempDir(), "db"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			journalOnly(t, db, ArchiveRecord{ID: rid(0), Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
+			bad := newArchiveEntry(ArchiveRecord{ID: rid(1), Archive: tc.archive, With: tc.with, Stanza: testStanza})
+			err := db.bolt.Update(func(tx *bbolt.Tx) error {
+				return tx.Bucket([]byte(bucketMAMJournal)).Put(be64(bad.id), encodeJournalEntry(nil, bad))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Archive().noteJournaled(bad.id)
+			// A batch of MaxBatch goes with the indexes, so it drains the
+			// journal in its own transaction.
+			w := startWriter(t, db, WriterOptions{MaxBatch: 1, IndexDelay: time.Hour})
+			appendCommitted(t, w, msg(juliet, "romeo@example.net", DirOut))
+			page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, Max: 10})
+			if err != nil || len(page.Records) != 2 {
+				t.Fatalf("Query = %d records, %v; want the journaled one and the new one", len(page.Records), err)
+			}
+			if j, _ := journalKeys(t, db); j != 0 {
+				t.Errorf("journaled %d after indexing, want 0", j)
+			}
+			if !strings.Contains(logs.String(), "corrupt archive journal entry") {
+				t.Errorf("log %q does not name the dropped entry", logs.String())
+			}
+		})
+	}
+}
+
 func TestJournalEntryCodec(t *testing.T) {
 	e := newArchiveEntry(ArchiveRecord{ID: rid(3), Archive: juliet, With: "romeo@example.net", Direction: DirOut, Flags: FlagNoUnread, Stanza: testStanza})
 	k, v := be64(e.id), encodeJournalEntry(nil, e)
@@ -410,6 +448,8 @@ func TestJournalEntryCodec(t *testing.T) {
 		{"truncated record", k, v[:len(v)-1]},
 		{"trailing byte", k, append(bytes.Clone(v), 0)},
 		{"empty", k, nil},
+		{"archive longer than a JID", k, encodeJournalEntry(nil, archiveEntry{archive: strings.Repeat("a", maxJID+1), val: e.val})},
+		{"with longer than a JID", k, encodeJournalEntry(nil, newArchiveEntry(ArchiveRecord{ID: rid(3), Archive: juliet, With: strings.Repeat("w", maxJID+1), Stanza: testStanza}))},
 	}
 	for _, tc := range bad {
 		if _, err := decodeJournalEntry(tc.k, tc.v); !errors.Is(err, ErrCorrupt) {
