@@ -302,6 +302,11 @@ func runCommandResult(ctx context.Context, b Backend, req AdminRequest) ([]strin
 		return out, nil
 	case CmdUserList:
 		hosts := []string{req.Args["host"]}
+		if j, err := jid.New("", hosts[0], ""); err == nil {
+			// Normalised as the other commands' JIDs are: "LOCALHOST."
+			// is localhost (RFC 7622 §3.2).
+			hosts[0] = j.Domainpart()
+		}
 		if hosts[0] == "" {
 			hosts = a.Hosts()
 		}

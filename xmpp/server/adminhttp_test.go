@@ -319,9 +319,11 @@ func TestAdminHTTPHostScope(t *testing.T) {
 	if code, resp := ahCommand(t, c, base, server.AdminRequest{Command: server.CmdPresenceSet, Args: map[string]string{"jid": "boss@LOCALHOST", "show": "dnd"}}); code != http.StatusOK || !resp.OK {
 		t.Errorf("presence.set boss@LOCALHOST by localhost's admin: %d %+v", code, resp)
 	}
-	code, resp := ahCommand(t, c, base, server.AdminRequest{Command: server.CmdUserList})
-	if code != http.StatusOK || !slices.Contains(resp.Result, "boss@localhost") || slices.Contains(resp.Result, "dave@example.org") {
-		t.Fatalf("user.list of localhost's admin: %d %+v", code, resp)
+	for _, host := range []string{"", "localhost", "LOCALHOST", "localhost."} {
+		code, resp := ahCommand(t, c, base, server.AdminRequest{Command: server.CmdUserList, Args: map[string]string{"host": host}})
+		if code != http.StatusOK || !slices.Contains(resp.Result, "boss@localhost") || slices.Contains(resp.Result, "dave@example.org") {
+			t.Fatalf("user.list host=%q of localhost's admin: %d %+v", host, code, resp)
+		}
 	}
 	// example.org's admin changes something there; localhost's admin
 	// does not see it in the audit log, example.org's does.

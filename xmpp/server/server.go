@@ -71,9 +71,11 @@ type Server struct {
 	listeners map[string]net.Listener
 	admin     *adminServer
 	http      *http.Server // the admin HTTP API; nil when not listening
-	serveWG   sync.WaitGroup
-	started   bool
-	stopped   bool
+	// adminHTTPRuns owns the admin HTTP API's running commands.
+	adminHTTPRuns runGate
+	serveWG       sync.WaitGroup
+	started       bool
+	stopped       bool
 }
 
 // New opens the store and builds every component; it listens on nothing
@@ -440,6 +442,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		cancel()
 		if err != nil {
 			hs.Close()
+			errs = append(errs, fmt.Errorf("server: http: %w", err))
+		}
+		// Close cancels the requests' contexts, but net/http does not
+		// wait for their handlers: the commands still running end
+		// before what they use stops.
+		if err := s.adminHTTPRuns.close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("server: http: %w", err))
 		}
 	}
