@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"strings"
 )
 
 // Namespaces used by the stream layer.
@@ -159,9 +158,11 @@ func (e *Element) Append(children ...*Element) *Element {
 	all := make([]*Element, 0, len(e.Children)+len(children))
 	all = append(all, e.Children...)
 	all = append(all, children...)
-	if e.buf != nil && hasMixedContent(e) {
-		// The tree alone cannot reproduce mixed content; keep the raw
-		// inner bytes and append the new children after them.
+	if e.buf != nil {
+		// Keep the verbatim inner bytes and write the new children after
+		// them: the content is copied rather than escaped again from the
+		// tree (mam stamps a stanza-id on every archived message), and
+		// mixed content, which the tree alone cannot reproduce, stays.
 		c := e.shallow()
 		c.Children = all
 		c.appendRaw = append(append([]*Element(nil), e.appendRaw...), children...)
@@ -212,10 +213,6 @@ func (e *Element) AddChild(children ...*Element) *Element {
 	}
 	e.Children = append(e.Children, children...)
 	return e
-}
-
-func hasMixedContent(e *Element) bool {
-	return len(e.Children) > 0 && strings.TrimSpace(e.Text) != ""
 }
 
 // qname returns the qualified name as written.

@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -297,6 +298,17 @@ func FuzzParse(f *testing.F) {
 		if !equivalent(e, again) {
 			t.Fatalf("round trip changed the element\nin:  %q\nout: %q", data, out)
 		}
+		// Append keeps the parsed bytes and writes the new child after
+		// them: the same element as appending to the tree.
+		child := New("stanza-id", "urn:xmpp:sid:0", Attr{"id", "<1>"})
+		out = e.Append(child).AppendXML(nil, NSClient)
+		again, err = Parse(out, NewScope(NSClient))
+		if err != nil {
+			t.Fatalf("element with a child appended does not parse: %v\nin:  %q\nout: %q", err, data, out)
+		}
+		if want := e.WithChildren(e.Text, append(slices.Clone(e.Children), child)...); !equivalent(want, again) {
+			t.Fatalf("Append changed the element\nin:  %q\nout: %q", data, out)
+		}
 	})
 }
 
@@ -447,5 +459,38 @@ func TestDecoderRelease(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "message presence" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// Appending to a parsed element copies its content's bytes as they were
+// read and writes the new children after them, mixed content or not.
+func TestAppendKeepsParsedContent(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`<message to='a@b'><body>a&#x41;</body></message>`,
+			`<message to='a@b'><body>a&#x41;</body><x xmlns='urn:x'/></message>`},
+		{`<message><body>hi</body>
+  <thread>t</thread>
+</message>`, `<message><body>hi</body>
+  <thread>t</thread>
+<x xmlns='urn:x'/></message>`},
+		{`<message>x<b/>y</message>`, `<message>x<b/>y<x xmlns='urn:x'/></message>`},
+		{`<message/>`, `<message><x xmlns='urn:x'/></message>`},
+		{`<message xmlns:p='urn:p'><p:q/></message>`, `<message xmlns:p='urn:p'><p:q/><x xmlns='urn:x'/></message>`},
+	} {
+		e, err := Parse([]byte(tc.in), NewScope(NSClient))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.in, err)
+		}
+		x := New("x", "urn:x")
+		got := e.Append(x)
+		if out := string(got.AppendXML(nil, NSClient)); out != tc.want {
+			t.Errorf("Append to %q wrote\n%s\nwant\n%s", tc.in, out, tc.want)
+		}
+		if n := len(got.Children); n != len(e.Children)+1 || got.Children[n-1] != x {
+			t.Errorf("Append to %q: children %v, want the parsed ones and x", tc.in, got.Children)
+		}
+		if out := string(e.AppendXML(nil, NSClient)); out != tc.in {
+			t.Errorf("Append changed the element it was called on: %s", out)
+		}
 	}
 }
