@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -780,17 +781,66 @@ func (s entryKeys) key(k entryKey) []byte { return s.buf[k.start:k.end:k.end] }
 
 // newEntryKeys builds each entry's key with appendKey and sorts them.
 // bbolt keeps the key slices it is given until the transaction ends, so
-// the buffer is not reused.
+// the buffer is not reused. Every key is a prefix (the archive, or the
+// archive and the correspondent) ‖ be64(id), and a batch has many records
+// per prefix: the keys are grouped by prefix, the few prefixes sorted, and
+// a group sorted by id only when its ids do not already ascend (a batch's
+// ids ascend in append order). This costs a map lookup per key where
+// comparing whole keys cost a dozen comparisons.
 func newEntryKeys(entries []archiveEntry, appendKey func(dst []byte, e *archiveEntry) []byte) entryKeys {
 	s := entryKeys{order: make([]entryKey, len(entries))}
+	keys := make([]entryKey, len(entries))
+	groupOf := make([]int32, len(entries))
+	groups := make(map[string]int32, min(len(entries), 256))
+	var prefixes []string
 	for i := range entries {
 		start := len(s.buf)
 		s.buf = appendKey(s.buf, &entries[i])
-		s.order[i] = entryKey{start: start, end: len(s.buf), entry: i}
+		if i == 0 {
+			// Keys of one batch are about as long as each other.
+			s.buf = slices.Grow(s.buf, len(s.buf)*(len(entries)+len(entries)/4))
+		}
+		keys[i] = entryKey{start: start, end: len(s.buf), entry: i}
+		p := s.buf[start : len(s.buf)-8]
+		g, ok := groups[string(p)]
+		if !ok {
+			g = int32(len(prefixes))
+			prefixes = append(prefixes, string(p))
+			groups[prefixes[g]] = g
+		}
+		groupOf[i] = g
 	}
-	slices.SortFunc(s.order, func(a, b entryKey) int {
-		return bytes.Compare(s.key(a), s.key(b))
-	})
+	// rank[g] is group g's place among the sorted prefixes; start[r] is
+	// where the group of rank r begins in s.order.
+	byPrefix := make([]int32, len(prefixes))
+	for g := range byPrefix {
+		byPrefix[g] = int32(g)
+	}
+	slices.SortFunc(byPrefix, func(a, b int32) int { return strings.Compare(prefixes[a], prefixes[b]) })
+	rank := make([]int32, len(prefixes))
+	for r, g := range byPrefix {
+		rank[g] = int32(r)
+	}
+	start := make([]int, len(prefixes)+1)
+	for _, g := range groupOf {
+		start[rank[g]+1]++
+	}
+	for r := 1; r < len(start); r++ {
+		start[r] += start[r-1]
+	}
+	next := slices.Clone(start[:len(prefixes)])
+	for i, g := range groupOf {
+		r := rank[g]
+		s.order[next[r]] = keys[i]
+		next[r]++
+	}
+	for r := range prefixes {
+		group := s.order[start[r]:start[r+1]]
+		byID := func(a, b entryKey) int { return bytes.Compare(s.key(a), s.key(b)) }
+		if !slices.IsSortedFunc(group, byID) {
+			slices.SortFunc(group, byID)
+		}
+	}
 	return s
 }
 
