@@ -68,6 +68,10 @@ type Inbox struct {
 	done chan struct{} // closed when the writer has exited
 	// lastErr is the writer's final write's error, set before done closes.
 	lastErr error
+	// failing is set while the last write of pending changes failed (a
+	// full disk, say): the writer retries with backoff (run), and the
+	// conversation list does not try again for each request.
+	failing bool
 
 	flushMu sync.Mutex // one write of pending changes at a time
 
@@ -265,6 +269,7 @@ func (in *Inbox) flush(ctx context.Context) error {
 		in.log.Error("muc: inbox: write", "changes", len(changes), xmpp.LogErr, err)
 		dropped := 0
 		in.mu.Lock()
+		in.failing = true
 		for _, c := range changes {
 			if !in.queueLocked(c) {
 				dropped++
@@ -276,6 +281,9 @@ func (in *Inbox) flush(ctx context.Context) error {
 		}
 		return fmt.Errorf("muc: inbox: %w", err)
 	}
+	in.mu.Lock()
+	in.failing = false
+	in.mu.Unlock()
 	if skipped > 0 {
 		in.log.Warn("muc: inbox: rooms not followed, the per-user limit is reached", "skipped", skipped, "limit", store.MaxRoomInbox)
 	}
@@ -315,10 +323,17 @@ func (in *Inbox) marker(r *room, o *occupant, st *xmpp.Stanza) {
 // exist are taken off the list.
 func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.RoomConversation, error) {
 	owner := user.Bare()
-	if err := in.flush(ctx); err != nil {
-		// Someone's batch could not be written (flush logged it); the
-		// stored list is at most that batch behind. It is still kept
-		// for the writer to retry.
+	in.mu.Lock()
+	failing := in.failing
+	in.mu.Unlock()
+	// While writes fail, the writer retries with backoff: the list does
+	// not retry too (each try would fail and log again), and serves what
+	// is stored, at most the pending changes behind.
+	if failing {
+		in.log.Debug("muc: inbox: list without the pending changes: their write failed", xmpp.LogJID, owner.String())
+	} else if err := in.flush(ctx); err != nil {
+		// Someone's batch could not be written (flush logged it); it is
+		// still kept for the writer to retry.
 		in.log.Debug("muc: inbox: list without the pending changes", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
 	}
 	entries, err := in.deps.Inbox.List(ctx, owner.String())
@@ -396,15 +411,25 @@ func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.Roo
 }
 
 // ForgetRoom implements mam.Rooms.
+// The pending change for the pair, if any, is dropped rather than
+// written first: flushMu keeps a write of pending changes taken before
+// from landing after the removal (and putting the room back), and the
+// other pending changes wait for the writer, whose backoff a failing
+// store then keeps.
 func (in *Inbox) ForgetRoom(ctx context.Context, user, room jid.JID) (bool, error) {
-	if err := in.flush(ctx); err != nil {
-		return false, err
-	}
-	n, err := in.deps.Inbox.Remove(ctx, user.Bare().String(), room.Bare().String())
+	owner, rj := user.Bare().String(), room.Bare().String()
+	in.flushMu.Lock()
+	defer in.flushMu.Unlock()
+	in.mu.Lock()
+	key := [2]string{owner, rj}
+	_, pending := in.pending[key]
+	delete(in.pending, key)
+	in.mu.Unlock()
+	n, err := in.deps.Inbox.Remove(ctx, owner, rj)
 	if err != nil {
 		return false, fmt.Errorf("muc: inbox: %w", err)
 	}
-	return n > 0, nil
+	return pending || n > 0, nil
 }
 
 // inboxView is what the conversation list needs to know of a room for a

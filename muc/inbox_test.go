@@ -335,6 +335,79 @@ func TestInboxFlushOutlivesCallerAndKeepsFailedChanges(t *testing.T) {
 	if p := f.pending(); len(p) != 1 || p[[2]string{"v@example.org", "r@conf.example.org"}].ReadID != 3 {
 		t.Fatalf("pending after a failed flush: %+v", p)
 	}
+	if !f.failing() {
+		t.Fatal("a failed flush left failing unset")
+	}
+}
+
+func (f *inboxFixture) failing() bool {
+	f.in.mu.Lock()
+	defer f.in.mu.Unlock()
+	return f.in.failing
+}
+
+// While writes of pending changes fail, the conversation list serves what
+// is stored and leaves the retries to the writer; once a write succeeds
+// it writes the pending changes first again.
+func TestInboxListLeavesRetriesToTheWriter(t *testing.T) {
+	f := newInboxFixture(t)
+	user := jid.MustParse("u@example.org/phone")
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: "r@conf.example.org", Joined: time.Now()})
+	f.in.mu.Lock()
+	f.in.failing = true // as a failed write leaves it
+	f.in.mu.Unlock()
+	if _, err := f.in.RoomConversations(t.Context(), user); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.pending()); n != 1 {
+		t.Fatalf("%d changes pending after a list while writes fail, want 1 (not written)", n)
+	}
+	if err := f.in.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if f.failing() {
+		t.Fatal("a successful write left failing set")
+	}
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: "s@conf.example.org", Joined: time.Now()})
+	if _, err := f.in.RoomConversations(t.Context(), user); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.pending()); n != 0 {
+		t.Fatalf("%d changes pending after a list, want 0 (written first)", n)
+	}
+}
+
+// ForgetRoom drops the pair's pending change instead of writing the
+// pending changes first: the room does not come back, it counts as
+// followed, and the other pending changes stay for the writer.
+func TestInboxForgetRoomDropsItsPendingChange(t *testing.T) {
+	f := newInboxFixture(t)
+	u := jid.MustParse("u@example.org")
+	stored, pending, other := "stored@conf.example.org", "pending@conf.example.org", "other@conf.example.org"
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: stored, Joined: time.Now()})
+	if err := f.in.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: pending, Joined: time.Now()})
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: other, Joined: time.Now()})
+	for _, room := range []string{stored, pending} {
+		if ok, err := f.in.ForgetRoom(t.Context(), u, jid.MustParse(room)); err != nil || !ok {
+			t.Fatalf("ForgetRoom(%s) = %v, %v; want true", room, ok, err)
+		}
+	}
+	if ok, err := f.in.ForgetRoom(t.Context(), u, jid.MustParse("never@conf.example.org")); err != nil || ok {
+		t.Fatalf("ForgetRoom of a room never followed = %v, %v; want false", ok, err)
+	}
+	if p := f.pending(); len(p) != 1 || p[[2]string{"u@example.org", other}].Joined.IsZero() {
+		t.Fatalf("pending after ForgetRoom: %+v, want the other room's change alone", p)
+	}
+	if err := f.in.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := f.db.RoomInbox().List(t.Context(), "u@example.org")
+	if err != nil || len(entries) != 1 || entries[0].Room != other {
+		t.Fatalf("followed after ForgetRoom and a write: %+v, %v; want %s alone", entries, err, other)
+	}
 }
 
 func TestInboxRetryDelay(t *testing.T) {
