@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"strings"
 )
 
 // Namespaces used by the stream layer.
@@ -158,11 +159,14 @@ func (e *Element) Append(children ...*Element) *Element {
 	all := make([]*Element, 0, len(e.Children)+len(children))
 	all = append(all, e.Children...)
 	all = append(all, children...)
-	if e.buf != nil {
+	if e.buf != nil && (e.Prefix == "" || hasMixedContent(e)) {
 		// Keep the verbatim inner bytes and write the new children after
 		// them: the content is copied rather than escaped again from the
 		// tree (mam stamps a stanza-id on every archived message), and
 		// mixed content, which the tree alone cannot reproduce, stays.
+		// A prefixed element's content is in the default namespace of
+		// where it was parsed, which it does not declare: written
+		// elsewhere, only the tree says what that was.
 		c := e.shallow()
 		c.Children = all
 		c.appendRaw = append(append([]*Element(nil), e.appendRaw...), children...)
@@ -213,6 +217,10 @@ func (e *Element) AddChild(children ...*Element) *Element {
 	}
 	e.Children = append(e.Children, children...)
 	return e
+}
+
+func hasMixedContent(e *Element) bool {
+	return len(e.Children) > 0 && strings.TrimSpace(e.Text) != ""
 }
 
 // qname returns the qualified name as written.

@@ -306,8 +306,26 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("element with a child appended does not parse: %v\nin:  %q\nout: %q", err, data, out)
 		}
-		if want := e.WithChildren(e.Text, append(slices.Clone(e.Children), child)...); !equivalent(want, again) {
+		want := e.WithChildren(e.Text, append(slices.Clone(e.Children), child)...)
+		if !equivalent(want, again) {
 			t.Fatalf("Append changed the element\nin:  %q\nout: %q", data, out)
+		}
+		// Written inside an element of another default namespace (a
+		// forwarded copy), with or without the child, it is the same.
+		// An unprefixed element declares the namespace its verbatim
+		// content is in; a prefixed one is left out here (see
+		// TestAppendPrefixedInAnotherNamespace).
+		if e.Prefix == "" {
+			for _, el := range []*Element{e, e.Append(child)} {
+				wrapped := append(append([]byte(`<w xmlns='urn:wrap'>`), el.AppendXML(nil, "urn:wrap")...), `</w>`...)
+				w, err := Parse(wrapped, Scope{})
+				if err != nil || len(w.Children) != 1 {
+					t.Fatalf("wrapped copy does not parse: %v\nin:  %q\nout: %q", err, data, wrapped)
+				}
+				if !equivalent(el, w.Children[0]) {
+					t.Fatalf("written in another namespace, the element changed\nin:  %q\nout: %q", data, wrapped)
+				}
+			}
 		}
 	})
 }
@@ -459,6 +477,25 @@ func TestDecoderRelease(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "message presence" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// A prefixed parsed element's content is in the default namespace of
+// where it was parsed, which it does not declare: Append rebuilds it from
+// the tree, which writes that namespace where it is needed.
+func TestAppendPrefixedInAnotherNamespace(t *testing.T) {
+	e, err := Parse([]byte(`<cl:message xmlns:cl='jabber:client'><body>hi</body></cl:message>`), NewScope(NSClient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := append(append([]byte(`<w xmlns='urn:wrap'>`), e.Append(New("x", "urn:x")).AppendXML(nil, "urn:wrap")...), `</w>`...)
+	w, err := Parse(out, Scope{})
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	m := w.Child("message", NSClient)
+	if m == nil || m.Child("body", NSClient) == nil || m.Child("x", "urn:x") == nil {
+		t.Fatalf("written in another namespace: %s; want body in %s and x", out, NSClient)
 	}
 }
 
