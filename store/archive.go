@@ -786,7 +786,10 @@ func (s entryKeys) key(k entryKey) []byte { return s.buf[k.start:k.end:k.end] }
 // per prefix: the keys are grouped by prefix, the few prefixes sorted, and
 // a group sorted by id only when its ids do not already ascend (a batch's
 // ids ascend in append order). This costs a map lookup per key where
-// comparing whole keys cost a dozen comparisons.
+// comparing whole keys cost a dozen comparisons. appendKey must append
+// such a key, and no prefix may be a proper prefix of another (each part
+// is length-prefixed, as appendString writes it): otherwise sorting by
+// prefix first is not sorting by key.
 func newEntryKeys(entries []archiveEntry, appendKey func(dst []byte, e *archiveEntry) []byte) entryKeys {
 	s := entryKeys{order: make([]entryKey, len(entries))}
 	keys := make([]entryKey, len(entries))
@@ -797,8 +800,10 @@ func newEntryKeys(entries []archiveEntry, appendKey func(dst []byte, e *archiveE
 		start := len(s.buf)
 		s.buf = appendKey(s.buf, &entries[i])
 		if i == 0 {
-			// Keys of one batch are about as long as each other.
-			s.buf = slices.Grow(s.buf, len(s.buf)*(len(entries)+len(entries)/4))
+			// Keys of one batch are mostly about as long as each other;
+			// a long first one (a JID can take 3 KiB) must not size the
+			// buffer for all: longer keys grow it as appends do.
+			s.buf = slices.Grow(s.buf, min(len(s.buf), 96)*(len(entries)+len(entries)/4))
 		}
 		keys[i] = entryKey{start: start, end: len(s.buf), entry: i}
 		p := s.buf[start : len(s.buf)-8]

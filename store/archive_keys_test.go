@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -59,6 +60,17 @@ func TestNewEntryKeysOrder(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A long first key does not size the buffer for every key.
+func TestNewEntryKeysLongFirstKey(t *testing.T) {
+	entries := randomEntries(rand.New(rand.NewPCG(3, 4)), DefaultWriterMaxBatch, 200, false)
+	entries[0].with = strings.Repeat("w", maxJID)
+	keys := newEntryKeys(entries, keyFuncs["with"])
+	need := len(keys.buf)
+	if c := cap(keys.buf); c > 4*need {
+		t.Fatalf("buffer of %d bytes for %d bytes of keys", c, need)
 	}
 }
 
