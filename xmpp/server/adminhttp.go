@@ -84,7 +84,7 @@ func (g *runGate) enter() bool {
 func (g *runGate) leave() { g.running.Done() }
 
 // close refuses later commands and waits for the running ones, until ctx
-// ends.
+// ends (the goroutine that waits then lives until they end).
 func (g *runGate) close(ctx context.Context) error {
 	g.mu.Lock()
 	g.closed = true

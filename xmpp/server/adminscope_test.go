@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +65,54 @@ func TestAdminHTTPRunGate(t *testing.T) {
 	s.adminHTTPRuns.closed = true
 	if _, err := s.runAdminHTTP(t.Context(), jid.MustParse("boss@localhost"), httpapi.Request{Command: CmdUserList}, nil); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("a command after shutdown: %v, want store.ErrClosed (503)", err)
+	}
+}
+
+// Shutdown waits for an admin HTTP command still running before it stops
+// what commands use (the archive writer, the store), and waits for one
+// that does not end only adminHTTPCloseGrace: the rest of the shutdown
+// still runs.
+func TestShutdownWaitsForAdminHTTPCommands(t *testing.T) {
+	for _, ends := range []bool{true, false} {
+		t.Run(map[bool]string{true: "command ends", false: "command never ends"}[ends], func(t *testing.T) {
+			cfg := config.Defaults()
+			cfg.Server.DataDir = t.TempDir()
+			cfg.Listen.AdminSocket = config.DisabledSocket
+			cfg.Listen.C2S, cfg.Listen.C2STLS, cfg.Listen.HTTP = "127.0.0.1:0", "", "127.0.0.1:0"
+			s, err := New(t.Context(), cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if !s.adminHTTPRuns.enter() { // a command the API is running
+				t.Fatal("the gate of a running server is closed")
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Shutdown(context.Background()) }()
+			select {
+			case err := <-done:
+				t.Fatalf("Shutdown returned %v while a command ran", err)
+			case <-time.After(adminHTTPCloseGrace / 4):
+			}
+			if _, err := s.db.Users().List(t.Context(), "localhost"); err != nil {
+				t.Fatalf("the store, while a command runs: %v", err)
+			}
+			if !ends {
+				if err := <-done; err == nil || !strings.Contains(err.Error(), "admin commands still running") {
+					t.Fatalf("Shutdown past the grace: %v, want the commands still running named", err)
+				}
+				if _, err := s.db.Users().List(t.Context(), "localhost"); !errors.Is(err, store.ErrClosed) {
+					t.Fatalf("the store after Shutdown: %v, want ErrClosed", err)
+				}
+				s.adminHTTPRuns.leave()
+				return
+			}
+			s.adminHTTPRuns.leave()
+			if err := <-done; err != nil {
+				t.Fatalf("Shutdown after the command ended: %v", err)
+			}
+		})
 	}
 }

@@ -416,6 +416,10 @@ func (s *Server) Addr(name string) net.Addr {
 // in flight (an export) finish.
 const adminHTTPShutdownWait = 5 * time.Second
 
+// adminHTTPCloseGrace bounds how long Shutdown waits, after cutting the
+// admin HTTP connections, for the commands they ran to end.
+const adminHTTPCloseGrace = time.Second
+
 // Shutdown stops the server: the admin HTTP API (requests in flight, such
 // as an export, finish within adminHTTPShutdownWait), the room services, so that occupants still
 // connected learn that rooms go down (XEP-0045 §11.2, status 332), then
@@ -446,8 +450,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		// Close cancels the requests' contexts, but net/http does not
 		// wait for their handlers: the commands still running end
-		// before what they use stops.
-		if err := s.adminHTTPRuns.close(ctx); err != nil {
+		// before what they use stops, within adminHTTPCloseGrace (the
+		// rest of the shutdown keeps its share of ctx; one that does
+		// not end then fails on the stopped writer or closed store).
+		gctx, cancel := context.WithTimeout(ctx, adminHTTPCloseGrace)
+		err = s.adminHTTPRuns.close(gctx)
+		cancel()
+		if err != nil {
 			errs = append(errs, fmt.Errorf("server: http: %w", err))
 		}
 	}
