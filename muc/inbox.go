@@ -422,11 +422,17 @@ func (in *Inbox) ForgetRoom(ctx context.Context, user, room jid.JID) (bool, erro
 	defer in.flushMu.Unlock()
 	in.mu.Lock()
 	key := [2]string{owner, rj}
-	_, pending := in.pending[key]
+	change, pending := in.pending[key]
 	delete(in.pending, key)
 	in.mu.Unlock()
 	n, err := in.deps.Inbox.Remove(ctx, owner, rj)
 	if err != nil {
+		// Nothing was forgotten: the pending change stays too.
+		if pending {
+			in.mu.Lock()
+			in.queueLocked(change)
+			in.mu.Unlock()
+		}
 		return false, fmt.Errorf("muc: inbox: %w", err)
 	}
 	return pending || n > 0, nil

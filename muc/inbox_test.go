@@ -408,6 +408,17 @@ func TestInboxForgetRoomDropsItsPendingChange(t *testing.T) {
 	if err != nil || len(entries) != 1 || entries[0].Room != other {
 		t.Fatalf("followed after ForgetRoom and a write: %+v, %v; want %s alone", entries, err, other)
 	}
+	// A ForgetRoom that fails forgets nothing: the pending change stays.
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: pending, Joined: time.Now()})
+	if err := f.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.in.ForgetRoom(t.Context(), u, jid.MustParse(pending)); err == nil || ok {
+		t.Fatalf("ForgetRoom into a closed store = %v, %v; want an error", ok, err)
+	}
+	if p := f.pending(); p[[2]string{"u@example.org", pending}].Joined.IsZero() {
+		t.Fatalf("pending after a failed ForgetRoom: %+v, want the room's change kept", p)
+	}
 }
 
 func TestInboxRetryDelay(t *testing.T) {
