@@ -325,11 +325,68 @@ func runCommandResult(ctx context.Context, b Backend, req AdminRequest) ([]strin
 	return nil, fmt.Errorf("unknown command %q", req.Command)
 }
 
+// adminGate owns the admin commands that run, over the socket or the
+// HTTP API: Shutdown closes it and waits for the running ones before it
+// stops what they use (the archive writer, the store), and a command
+// that comes later is refused. Neither transport waits for its
+// handlers on its own: net/http does not once http.Server.Close
+// returns, and the socket's connections outlive their listener. The
+// zero value is open.
+type adminGate struct {
+	mu      sync.Mutex
+	closed  bool
+	running int
+	drained chan struct{} // made by close; closed once closed and running is 0
+}
+
+// enter reports whether a command may run; if so, leave must follow.
+func (g *adminGate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.running++
+	return true
+}
+
+func (g *adminGate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.running--
+	if g.closed && g.running == 0 {
+		close(g.drained)
+	}
+}
+
+// close refuses later commands and waits for the running ones until ctx
+// ends.
+func (g *adminGate) close(ctx context.Context) error {
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		g.drained = make(chan struct{})
+		if g.running == 0 {
+			close(g.drained)
+		}
+	}
+	drained := g.drained
+	g.mu.Unlock()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("admin commands still running: %w", ctx.Err())
+	}
+}
+
 // adminServer serves the admin API on a Unix socket (mode 0600).
 type adminServer struct {
-	ln  net.Listener
-	wg  sync.WaitGroup
-	log *slog.Logger
+	ln    net.Listener
+	wg    sync.WaitGroup
+	log   *slog.Logger
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // open connections, for close
 }
 
 func startAdmin(path string, s *Server, log *slog.Logger) (*adminServer, error) {
@@ -346,7 +403,7 @@ func startAdmin(path string, s *Server, log *slog.Logger) (*adminServer, error) 
 		ln.Close()
 		return nil, fmt.Errorf("server: admin socket: %w", err)
 	}
-	a := &adminServer{ln: ln, log: log}
+	a := &adminServer{ln: ln, log: log, conns: map[net.Conn]struct{}{}}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -355,10 +412,21 @@ func startAdmin(path string, s *Server, log *slog.Logger) (*adminServer, error) 
 			if err != nil {
 				return
 			}
+			a.mu.Lock()
+			if a.conns == nil { // closed
+				a.mu.Unlock()
+				c.Close()
+				return
+			}
+			a.conns[c] = struct{}{}
 			a.wg.Add(1)
+			a.mu.Unlock()
 			go func() {
 				defer a.wg.Done()
 				a.serve(c, s)
+				a.mu.Lock()
+				delete(a.conns, c)
+				a.mu.Unlock()
 			}()
 		}
 	}()
@@ -386,6 +454,10 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 	if err := json.Unmarshal(line, &req); err != nil {
 		return AdminResponse{Error: "malformed request: " + err.Error()}
 	}
+	if !s.adminRuns.enter() {
+		return AdminResponse{Error: "server shutting down"}
+	}
+	defer s.adminRuns.leave()
 	backend := s.adminBackend()
 	if req.Command == CmdHistoryExport {
 		// Stream the lines; an export may be long.
@@ -406,9 +478,33 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 	return AdminResponse{OK: true, Result: res}
 }
 
-func (a *adminServer) close() {
+// stopAccepting closes the listener: a connection already open can
+// still run commands, until the gate closes.
+func (a *adminServer) stopAccepting() { a.ln.Close() }
+
+// close closes the listener and every connection (one waiting for its
+// next request would otherwise hold on for its 30 s deadline), and waits
+// for their goroutines until ctx ends. Call it once the gate is closed:
+// a command still running then loses its connection.
+func (a *adminServer) close(ctx context.Context) error {
 	a.ln.Close()
-	a.wg.Wait()
+	a.mu.Lock()
+	for c := range a.conns {
+		c.Close()
+	}
+	a.conns = nil
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		a.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("admin socket: %w", ctx.Err())
+	}
 }
 
 // AdminCall sends one request to a running server's admin socket.

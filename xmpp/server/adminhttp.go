@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -59,49 +58,6 @@ func (s *Server) startAdminHTTP(ln net.Listener) (*http.Server, error) {
 	return hs, nil
 }
 
-// runGate owns the commands the admin HTTP API runs. net/http does not
-// wait for handlers once http.Server.Close returns, so Shutdown closes
-// the gate and waits for those still running before it stops what they
-// use (the archive writer, the store); a command that comes later is
-// refused.
-type runGate struct {
-	mu      sync.Mutex
-	closed  bool
-	running sync.WaitGroup
-}
-
-// enter reports whether a command may run; if so, leave must follow.
-func (g *runGate) enter() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return false
-	}
-	g.running.Add(1)
-	return true
-}
-
-func (g *runGate) leave() { g.running.Done() }
-
-// close refuses later commands and waits for the running ones, until ctx
-// ends (the goroutine that waits then lives until they end).
-func (g *runGate) close(ctx context.Context) error {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		g.running.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("admin commands still running: %w", ctx.Err())
-	}
-}
-
 // authenticateAdmin checks that user is the bare JID of an admin of its
 // host and password its password (SCRAM-SHA-256 credentials). Anyone else
 // is checked against decoy, so that timing tells nothing about who is an
@@ -131,10 +87,10 @@ func (s *Server) authenticateAdmin(ctx context.Context, user, password string, d
 // runAdminHTTP runs an admin command for the HTTP API as admin (the
 // audit log's actor, whatever the request says).
 func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Request, emit func(string) error) ([]string, error) {
-	if !s.adminHTTPRuns.enter() {
+	if !s.adminRuns.enter() {
 		return nil, fmt.Errorf("server: shutting down: %w", store.ErrClosed)
 	}
-	defer s.adminHTTPRuns.leave()
+	defer s.adminRuns.leave()
 	args := make(map[string]string, len(req.Args)+1)
 	for k, v := range req.Args {
 		args[k] = v

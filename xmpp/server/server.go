@@ -71,11 +71,11 @@ type Server struct {
 	listeners map[string]net.Listener
 	admin     *adminServer
 	http      *http.Server // the admin HTTP API; nil when not listening
-	// adminHTTPRuns owns the admin HTTP API's running commands.
-	adminHTTPRuns runGate
-	serveWG       sync.WaitGroup
-	started       bool
-	stopped       bool
+	// adminRuns owns the running admin commands, of both transports.
+	adminRuns adminGate
+	serveWG   sync.WaitGroup
+	started   bool
+	stopped   bool
 }
 
 // New opens the store and builds every component; it listens on nothing
@@ -413,19 +413,21 @@ func (s *Server) Addr(name string) net.Addr {
 }
 
 // adminHTTPShutdownWait bounds how long Shutdown lets admin HTTP requests
-// in flight (an export) finish.
+// in flight (an export) finish; it takes at most half of what is left of
+// Shutdown's context.
 const adminHTTPShutdownWait = 5 * time.Second
 
-// adminHTTPCloseGrace bounds how long Shutdown waits, after cutting the
-// admin HTTP connections, for the commands they ran to end.
-const adminHTTPCloseGrace = time.Second
+// adminCloseGrace bounds how long Shutdown then waits for the admin
+// commands still running (their HTTP connections cut) to end.
+const adminCloseGrace = time.Second
 
-// Shutdown stops the server: the admin HTTP API (requests in flight, such
-// as an export, finish within adminHTTPShutdownWait), the room services, so that occupants still
-// connected learn that rooms go down (XEP-0045 §11.2, status 332), then
-// listeners and sessions (closed with system-shutdown), background jobs,
-// the rooms users follow (written), the archive writer (flushed), the
-// admin socket, the store.
+// Shutdown stops the server: the admin interfaces (admin HTTP requests in
+// flight, such as an export, finish within adminHTTPShutdownWait, then
+// the commands still running of either transport get adminCloseGrace),
+// the room services, so that occupants still connected learn that rooms
+// go down (XEP-0045 §11.2, status 332), then listeners and sessions
+// (closed with system-shutdown), background jobs, the rooms users follow
+// (written), the archive writer (flushed), the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
@@ -436,30 +438,41 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	admin, hs := s.admin, s.http
 	s.mu.Unlock()
 	var errs []error
+	if admin != nil {
+		admin.stopAccepting()
+	}
 	if hs != nil {
 		// In-flight admin requests (an export) finish first, for a
 		// while: the rest of the shutdown needs its share of ctx. Those
-		// still running are then cut off, which ends their store reads
-		// before the store closes.
-		hctx, cancel := context.WithTimeout(ctx, adminHTTPShutdownWait)
+		// still running are then cut off, which cancels their contexts
+		// (net/http does not wait for their handlers: the gate below
+		// does).
+		wait := adminHTTPShutdownWait
+		if dl, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(dl)/2)
+		}
+		hctx, cancel := context.WithTimeout(ctx, wait)
 		err := hs.Shutdown(hctx)
 		cancel()
 		if err != nil {
 			hs.Close()
 			errs = append(errs, fmt.Errorf("server: http: %w", err))
 		}
-		// Close cancels the requests' contexts, but net/http does not
-		// wait for their handlers: the commands still running end
-		// before what they use stops, within adminHTTPCloseGrace (the
-		// rest of the shutdown keeps its share of ctx; one that does
-		// not end then fails on the stopped writer or closed store).
-		gctx, cancel := context.WithTimeout(ctx, adminHTTPCloseGrace)
-		err = s.adminHTTPRuns.close(gctx)
-		cancel()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("server: http: %w", err))
+	}
+	// The commands still running end before what they use stops, within
+	// adminCloseGrace (the rest of the shutdown keeps its share of ctx;
+	// one that does not end then fails on the stopped writer or closed
+	// store).
+	gctx, cancel := context.WithTimeout(ctx, adminCloseGrace)
+	if err := s.adminRuns.close(gctx); err != nil {
+		errs = append(errs, fmt.Errorf("server: %w", err))
+	}
+	if admin != nil {
+		if err := admin.close(gctx); err != nil {
+			errs = append(errs, fmt.Errorf("server: %w", err))
 		}
 	}
+	cancel()
 	for _, m := range s.mucs {
 		m.Stop()
 	}
@@ -477,9 +490,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err := s.archiveWriter.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("server: archive: %w", err))
-	}
-	if admin != nil {
-		admin.close()
 	}
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: close store: %w", err))
