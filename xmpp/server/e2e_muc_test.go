@@ -1352,9 +1352,16 @@ func TestMUCPrivateMessages(t *testing.T) {
 		len(mcWhere(m.Children, servertest.Named("x"))) != 1 || m.Child("x", mcNSUser) == nil || m.AttrValue("to") != alice.JID.String() {
 		t.Fatalf("private message: %s", m)
 	}
-	for _, sid := range mcWhere(m.Children, servertest.Named("stanza-id")) {
-		if sid.AttrValue("by") == room {
-			t.Fatalf("private message with the sender's stanza id in the room's name: %s", m)
+	// The room's address written otherwise names the room as well, for a
+	// client that compares it as a JID (RFC 7622 §3.2).
+	mcSend(t, bob, "<message to='%s/Alice' type='chat' id='pm1b'><body>psst again</body><stanza-id xmlns='%s' by='%s.' id='forged'/></message>",
+		room, mcNSSID, strings.ToUpper(room))
+	m2 := alice.Next(t, mcWait, mcBody("psst again"))
+	for _, m := range []*wire.Element{m, m2} {
+		for _, sid := range mcWhere(m.Children, servertest.Named("stanza-id")) {
+			if strings.EqualFold(strings.TrimSuffix(sid.AttrValue("by"), "."), room) {
+				t.Fatalf("private message with the sender's stanza id in the room's name: %s", m)
+			}
 		}
 	}
 	mcSend(t, alice, "<message to='%s/Bob' type='chat'><body>yes?</body></message>", room)
