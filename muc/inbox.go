@@ -42,7 +42,8 @@ import (
 // one record per (user, room): when the user enters the room and when a
 // marker moves it on, batched by a background writer (Inbox.Start) so
 // that neither joins nor markers wait for the disk in the room's
-// goroutine; reading the list writes the pending changes first.
+// goroutine; reading the list writes the pending changes first, unless
+// the last write failed (the writer then retries with backoff).
 
 // Inbox keeps the rooms users follow and answers the conversation list's
 // questions about them (it implements mam.Rooms). One Inbox serves every
@@ -68,10 +69,11 @@ type Inbox struct {
 	done chan struct{} // closed when the writer has exited
 	// lastErr is the writer's final write's error, set before done closes.
 	lastErr error
-	// failing is set while the last write of pending changes failed (a
-	// full disk, say): the writer retries with backoff (run), and the
-	// conversation list does not try again for each request.
-	failing bool
+	// failures counts the writes of pending changes that failed in a row
+	// (a full disk, say): the writer backs off by it (inboxRetryDelay),
+	// and the conversation list does not try again for each request
+	// while it is not 0. A write with nothing pending resets it.
+	failures int
 
 	flushMu sync.Mutex // one write of pending changes at a time
 
@@ -140,10 +142,9 @@ func (in *Inbox) Start() {
 
 // Stop writes the pending changes and ends the writer (started or not),
 // and returns that last write's error; ctx bounds the wait for a started
-// writer. Without Start, Stop writes the
-// changes itself, and a write in progress is not cut short by ctx (the
-// changes are everyone's; see flush). Call it after the room services
-// stopped.
+// writer. Without Start, Stop writes the changes itself, and a write in
+// progress is not cut short by ctx (the changes are everyone's; see
+// flush). Call it after the room services stopped.
 func (in *Inbox) Stop(ctx context.Context) error {
 	in.mu.Lock()
 	started := in.started
@@ -171,7 +172,6 @@ func (in *Inbox) run() {
 	defer close(in.done)
 	t := time.NewTimer(inboxDelay)
 	t.Stop()
-	failures := 0
 	for {
 		select {
 		case <-in.kick:
@@ -179,6 +179,9 @@ func (in *Inbox) run() {
 			in.lastErr = in.flush(context.Background())
 			return
 		}
+		in.mu.Lock()
+		failures := in.failures
+		in.mu.Unlock()
 		t.Reset(inboxRetryDelay(failures))
 		select {
 		case <-t.C:
@@ -187,11 +190,7 @@ func (in *Inbox) run() {
 			in.lastErr = in.flush(context.Background())
 			return
 		}
-		if err := in.flush(context.Background()); err != nil {
-			failures++
-		} else {
-			failures = 0
-		}
+		_ = in.flush(context.Background()) // logged; failures counts it
 	}
 }
 
@@ -250,6 +249,9 @@ func (in *Inbox) flush(ctx context.Context) error {
 	defer in.flushMu.Unlock()
 	in.mu.Lock()
 	if len(in.pending) == 0 {
+		// Nothing is waiting to be written, so nothing fails: a
+		// ForgetRoom may have taken the last change of a failed write.
+		in.failures = 0
 		in.mu.Unlock()
 		return nil
 	}
@@ -261,15 +263,20 @@ func (in *Inbox) flush(ctx context.Context) error {
 	in.mu.Unlock()
 	// The changes are everyone's, so the caller's cancellation does not
 	// stop the write, and a write that failed queues them again (merged
-	// with any made meanwhile) for the next flush. (The changes are
-	// built from parsed JIDs, so the store has no reason to refuse one as
-	// invalid.)
+	// with any made meanwhile) for the next flush, unless the store
+	// refused them as invalid: written again they would fail again, and
+	// hold everyone's changes back with them. (The changes are built
+	// from parsed JIDs, so that should not happen.)
 	skipped, err := in.deps.Inbox.Apply(context.WithoutCancel(ctx), changes)
+	if errors.Is(err, store.ErrInvalid) {
+		in.log.Error("muc: inbox: changes refused, dropped", "changes", len(changes), xmpp.LogErr, err)
+		return fmt.Errorf("muc: inbox: %w", err)
+	}
 	if err != nil {
 		in.log.Error("muc: inbox: write", "changes", len(changes), xmpp.LogErr, err)
 		dropped := 0
 		in.mu.Lock()
-		in.failing = true
+		in.failures++
 		for _, c := range changes {
 			if !in.queueLocked(c) {
 				dropped++
@@ -282,7 +289,7 @@ func (in *Inbox) flush(ctx context.Context) error {
 		return fmt.Errorf("muc: inbox: %w", err)
 	}
 	in.mu.Lock()
-	in.failing = false
+	in.failures = 0
 	in.mu.Unlock()
 	if skipped > 0 {
 		in.log.Warn("muc: inbox: rooms not followed, the per-user limit is reached", "skipped", skipped, "limit", store.MaxRoomInbox)
@@ -324,7 +331,7 @@ func (in *Inbox) marker(r *room, o *occupant, st *xmpp.Stanza) {
 func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.RoomConversation, error) {
 	owner := user.Bare()
 	in.mu.Lock()
-	failing := in.failing
+	failing := in.failures > 0
 	in.mu.Unlock()
 	// While writes fail, the writer retries with backoff: the list does
 	// not retry too (each try would fail and log again), and serves what

@@ -2,6 +2,7 @@ package muc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -336,14 +337,14 @@ func TestInboxFlushOutlivesCallerAndKeepsFailedChanges(t *testing.T) {
 		t.Fatalf("pending after a failed flush: %+v", p)
 	}
 	if !f.failing() {
-		t.Fatal("a failed flush left failing unset")
+		t.Fatal("a failed flush counted no failure")
 	}
 }
 
 func (f *inboxFixture) failing() bool {
 	f.in.mu.Lock()
 	defer f.in.mu.Unlock()
-	return f.in.failing
+	return f.in.failures > 0
 }
 
 // While writes of pending changes fail, the conversation list serves what
@@ -354,7 +355,7 @@ func TestInboxListLeavesRetriesToTheWriter(t *testing.T) {
 	user := jid.MustParse("u@example.org/phone")
 	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: "r@conf.example.org", Joined: time.Now()})
 	f.in.mu.Lock()
-	f.in.failing = true // as a failed write leaves it
+	f.in.failures = 1 // as a failed write leaves it
 	f.in.mu.Unlock()
 	if _, err := f.in.RoomConversations(t.Context(), user); err != nil {
 		t.Fatal(err)
@@ -366,7 +367,7 @@ func TestInboxListLeavesRetriesToTheWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	if f.failing() {
-		t.Fatal("a successful write left failing set")
+		t.Fatal("a successful write left failures counted")
 	}
 	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: "s@conf.example.org", Joined: time.Now()})
 	if _, err := f.in.RoomConversations(t.Context(), user); err != nil {
@@ -374,6 +375,38 @@ func TestInboxListLeavesRetriesToTheWriter(t *testing.T) {
 	}
 	if n := len(f.pending()); n != 0 {
 		t.Fatalf("%d changes pending after a list, want 0 (written first)", n)
+	}
+}
+
+// A write with nothing pending (ForgetRoom took the last change of a
+// failed write) ends the failures: the list writes first again.
+func TestInboxFailuresEndWithNothingPending(t *testing.T) {
+	f := newInboxFixture(t)
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: "r@conf.example.org", Joined: time.Now()})
+	f.in.mu.Lock()
+	f.in.failures = 2 // as two failed writes leave it
+	f.in.mu.Unlock()
+	if _, err := f.in.ForgetRoom(t.Context(), jid.MustParse("u@example.org"), jid.MustParse("r@conf.example.org")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.in.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if f.failing() {
+		t.Fatal("failures still counted with nothing pending")
+	}
+}
+
+// Changes the store refuses as invalid are dropped, not queued again:
+// written again they would fail again, with everyone's changes.
+func TestInboxDropsInvalidChanges(t *testing.T) {
+	f := newInboxFixture(t)
+	f.in.change(store.RoomInboxChange{Owner: strings.Repeat("u", 4000) + "@example.org", Room: "r@conf.example.org", Joined: time.Now()})
+	if err := f.in.flush(t.Context()); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("flush of an invalid change: %v, want ErrInvalid", err)
+	}
+	if n := len(f.pending()); n != 0 || f.failing() {
+		t.Fatalf("after a refused write: %d pending, failing %v; want none, false", n, f.failing())
 	}
 }
 
