@@ -680,7 +680,8 @@ func newArchiveEntry(rec ArchiveRecord) archiveEntry {
 // A corrupt conversation state is logged and replaced, so that one bad
 // value cannot fail every later batch.
 //
-// Each bucket is written in its key order: bbolt seeks from the root for
+// mam and mam_with are written in their key order (conv in that of
+// mam_with, the counters as they come): bbolt seeks from the root for
 // every Put, and with 200 archives interleaved in id order consecutive
 // puts land in different leaves; in key order they follow one another in
 // the same leaf, whose path stays in the CPU's caches (a pass of 8,000
@@ -779,9 +780,8 @@ type entryKey struct {
 
 func (s entryKeys) key(k entryKey) []byte { return s.buf[k.start:k.end:k.end] }
 
-// newEntryKeys builds each entry's key with appendKey and sorts them.
-// bbolt keeps the key slices it is given until the transaction ends, so
-// the buffer is not reused. Every key is a prefix (the archive, or the
+// newEntryKeys builds each entry's key with appendKey, into one buffer,
+// and sorts them. Every key is a prefix (the archive, or the
 // archive and the correspondent) ‖ be64(id), and a batch has many records
 // per prefix: the keys are grouped by prefix, the few prefixes sorted, and
 // a group sorted by id only when its ids do not already ascend (a batch's

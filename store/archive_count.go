@@ -68,8 +68,7 @@ type countDeltas struct {
 	buf []byte // scratch for keys
 }
 
-// countDelta is the change to one counter; key outlives the transaction's
-// Put, as bbolt requires.
+// countDelta is the change to one counter, whose key is key.
 type countDelta struct {
 	key []byte
 	n   int64

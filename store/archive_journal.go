@@ -51,18 +51,19 @@ func decodeJournalEntry(k, v []byte) (archiveEntry, error) {
 	if d.err != nil {
 		return archiveEntry{}, fmt.Errorf("archive journal entry %d: %w", id, d.err)
 	}
-	// Lengths beyond a JID's are corruption too, and must be dropped
-	// here: such a key could exceed bbolt's MaxKeySize and fail the
-	// indexing, which would then fail every later archive write.
-	if archive == "" || len(archive) > maxJID {
-		return archiveEntry{}, fmt.Errorf("%w: archive journal entry %d has an archive of %d bytes", ErrCorrupt, id, len(archive))
+	// What ArchiveRecord.validate refuses is corruption here, and must
+	// be dropped: a key longer than a JID could exceed bbolt's MaxKeySize
+	// and fail the indexing, which would then fail every later archive
+	// write.
+	if err := validateJID("archive", archive); err != nil {
+		return archiveEntry{}, fmt.Errorf("%w: archive journal entry %d: %v", ErrCorrupt, id, err)
 	}
 	rec, err := decodeArchiveHeader(d.buf)
 	if err != nil {
 		return archiveEntry{}, fmt.Errorf("archive journal entry %d: %w", id, err)
 	}
-	if rec.With == "" || len(rec.With) > maxJID {
-		return archiveEntry{}, fmt.Errorf("%w: archive journal entry %d has a with of %d bytes", ErrCorrupt, id, len(rec.With))
+	if err := validateJID("with", rec.With); err != nil {
+		return archiveEntry{}, fmt.Errorf("%w: archive journal entry %d: %v", ErrCorrupt, id, err)
 	}
 	return archiveEntry{
 		id: id, archive: archive, with: rec.With, dir: rec.Direction, flags: rec.Flags,

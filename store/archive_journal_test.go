@@ -616,19 +616,12 @@ func TestArchiveJournalOpenSurvivesIndexingFailure(t *testing.T) {
 func TestArchiveJournalIndexSkipsEmptyJournal(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "db"), Options{})
 	a := db.Archive()
-	txID := func() int {
-		var id int
-		if err := db.bolt.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil }); err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
 	a.noteJournaled(a.indexedHigh.Load() + 5) // as between a pass's commit and its OnCommit
-	before := txID()
+	before := lastTxID(t, db)
 	if err := a.indexJournal(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if after := txID(); after != before {
+	if after := lastTxID(t, db); after != before {
 		t.Errorf("an empty journal was committed (txid %d -> %d)", before, after)
 	}
 	if a.journalPending() {

@@ -581,12 +581,11 @@ func (w *ArchiveWriter) commit(batch []pendingRecord, toJournal, background bool
 		err = fmt.Errorf("store: archive %d messages: %w", len(batch), err)
 		w.log.Error("archive commit failed", "records", len(batch), "err", err)
 	}
-	switch {
-	case err == nil && toJournal:
-		if !w.a.journalPending() {
-			// A read indexed what was journaled before: count afresh.
-			w.journaled = 0
-		}
+	if !w.a.journalPending() {
+		// Indexed (by this commit, a pass or a read): count afresh.
+		w.journaled = 0
+	}
+	if err == nil && toJournal {
 		// Before Flush waiters learn of the commit: their reads must
 		// index the journal first.
 		w.a.noteJournaled(entries[len(entries)-1].id)
@@ -594,8 +593,6 @@ func (w *ArchiveWriter) commit(batch []pendingRecord, toJournal, background bool
 			w.journaledAt = time.Now()
 		}
 		w.journaled += len(entries)
-	case !w.a.journalPending():
-		w.journaled = 0
 	}
 	for _, p := range batch {
 		if p.done != nil {

@@ -159,7 +159,10 @@
 // reads, and at Open after a crash (archive_journal.go; a failure there
 // is logged, as before a read, and reads serve what is indexed). A journaled
 // record is acknowledged (done) once the journal commit is durable; an
-// entry that later fails to decode is logged and dropped. Once a full
+// entry that later fails to decode, or names an archive or correspondent
+// no record could have, is logged and dropped. Indexing can then fail only
+// for the whole store (a full disk), and while it does every archive
+// write fails with it. Once a full
 // batch is journaled (at most a quarter of a batch more: small batches are
 // under a quarter), batches commit with their indexes until a pass
 // empties the journal (passes failing or behind), and a failure reaches

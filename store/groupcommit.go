@@ -29,7 +29,7 @@ func refuse(err error) error { return refusal{err} }
 
 // refused is err without the refusal mark.
 func refused(err error) error {
-	if r, ok := err.(refusal); ok {
+	if r, ok := errors.AsType[refusal](err); ok {
 		return r.err
 	}
 	return err
@@ -156,7 +156,7 @@ func (g *groupCommit) commit(calls []groupCall) {
 		err := g.bolt.Update(func(tx *bbolt.Tx) error {
 			for i, c := range calls {
 				err := runGuarded(c.fn, tx)
-				if _, ok := err.(refusal); ok {
+				if _, ok := errors.AsType[refusal](err); ok {
 					refusals[i] = err
 					continue
 				}

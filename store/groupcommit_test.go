@@ -147,7 +147,11 @@ func TestGroupCommitSharesAndIsolatesFailures(t *testing.T) {
 // queueLen waits until n calls wait in db's group commit.
 func queueLen(t *testing.T, db *DB, n int) {
 	t.Helper()
+	deadline := time.Now().Add(time.Minute)
 	for {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d calls queued after a minute", n)
+		}
 		db.group.mu.Lock()
 		got := len(db.group.queue)
 		db.group.mu.Unlock()

@@ -284,8 +284,7 @@ func (r *Rosters) Update(ctx context.Context, owner, contact string, fn func(ite
 		changed bool
 	)
 	// fn runs before anything is written: its error is a refusal, which
-	// does not roll back the writes sharing the transaction (rt.update
-	// returns it unchanged).
+	// does not roll back the writes sharing the transaction.
 	checked := func(it *RosterItem, exists bool) (UpdateOp, error) {
 		op, err := fn(it, exists)
 		if err != nil {
