@@ -122,6 +122,8 @@ func (cfg *clientConfig) dialer() *net.Dialer {
 // Handler receives the stanzas a connection does not answer itself. It
 // runs on the connection's reader goroutine and must not block for long:
 // while it runs nothing else is read from that connection.
+// A message arrives parsed to its start tag only (wire.ParseStartTag):
+// its attributes are there, its children and text are not.
 type Handler func(c *Conn, el *wire.Element)
 
 // Conn is one authenticated, bound client stream. After Start a reader

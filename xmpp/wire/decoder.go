@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"unsafe"
 )
 
 // ErrStreamEnd is returned by ReadElement when the peer closed its stream
@@ -304,7 +303,10 @@ func internNS(s string) string {
 }
 
 func parseHeader(tag []byte) (*Header, error) {
-	p := parser{data: tag, s: unsafe.String(unsafe.SliceData(tag), len(tag)), maxDepth: 1}
+	var p parser
+	if err := p.begin(tag, Scope{}); err != nil {
+		return nil, err
+	}
 	e, qname, selfClosing, _, err := p.startTag()
 	if err != nil {
 		return nil, err

@@ -1,9 +1,6 @@
 package wire
 
-import (
-	"bytes"
-	"strings"
-)
+import "bytes"
 
 // Namespaces used by the stream layer.
 const (
@@ -21,7 +18,8 @@ type Attr struct {
 }
 
 // Element is an XML element. Parsed elements are immutable and their strings
-// may alias Raw; constructed elements (Raw == nil) are built by the server.
+// may alias Raw; constructed elements are built by the server (Raw is nil
+// unless they were frozen: see Frozen).
 type Element struct {
 	// Name is the local name and Prefix the prefix as written ("" when
 	// unprefixed).
@@ -46,6 +44,10 @@ type Element struct {
 	// outer lists prefix bindings inherited from outside the element that
 	// its subtree uses; AppendXML declares them on the start tag.
 	outer []Attr
+	// contentNS is, for a parsed prefixed element, the default namespace
+	// in scope inside it (its own xmlns, or inherited): its verbatim
+	// content is in it, and AppendXML declares it where it differs.
+	contentNS string
 	// appendRaw are children added after the verbatim content.
 	appendRaw []*Element
 }
@@ -56,7 +58,8 @@ func New(name, space string, attrs ...Attr) *Element {
 	return &Element{Name: name, Space: space, Attrs: attrs}
 }
 
-// Raw returns the bytes the element was parsed from, or nil.
+// Raw returns the bytes the element was parsed from (a frozen element's:
+// its serialisation), or nil.
 func (e *Element) Raw() []byte {
 	if e.buf == nil {
 		return nil
@@ -159,14 +162,11 @@ func (e *Element) Append(children ...*Element) *Element {
 	all := make([]*Element, 0, len(e.Children)+len(children))
 	all = append(all, e.Children...)
 	all = append(all, children...)
-	if e.buf != nil && (e.Prefix == "" || hasMixedContent(e)) {
+	if e.buf != nil {
 		// Keep the verbatim inner bytes and write the new children after
 		// them: the content is copied rather than escaped again from the
 		// tree (mam stamps a stanza-id on every archived message), and
 		// mixed content, which the tree alone cannot reproduce, stays.
-		// A prefixed element's content is in the default namespace of
-		// where it was parsed, which it does not declare: written
-		// elsewhere, only the tree says what that was.
 		c := e.shallow()
 		c.Children = all
 		c.appendRaw = append(append([]*Element(nil), e.appendRaw...), children...)
@@ -200,27 +200,23 @@ func (e *Element) Frozen() *Element {
 }
 
 // SetText sets the text of a constructed element and returns it, for use
-// while building; it panics if e was parsed.
+// while building; it panics if e was parsed or frozen.
 func (e *Element) SetText(text string) *Element {
 	if e.buf != nil {
-		panic("wire: SetText on a parsed element")
+		panic("wire: SetText on a parsed or frozen element")
 	}
 	e.Text = text
 	return e
 }
 
 // AddChild appends a child to a constructed element and returns e, for use
-// while building; it panics if e was parsed.
+// while building; it panics if e was parsed or frozen.
 func (e *Element) AddChild(children ...*Element) *Element {
 	if e.buf != nil {
-		panic("wire: AddChild on a parsed element")
+		panic("wire: AddChild on a parsed or frozen element")
 	}
 	e.Children = append(e.Children, children...)
 	return e
-}
-
-func hasMixedContent(e *Element) bool {
-	return len(e.Children) > 0 && strings.TrimSpace(e.Text) != ""
 }
 
 // qname returns the qualified name as written.
@@ -257,11 +253,19 @@ func (e *Element) AppendXML(dst []byte, parentNS string) []byte {
 	if e.Prefix == "" && !wroteNS && e.Space != parentNS {
 		dst = appendAttr(dst, "xmlns", e.Space)
 	}
+	if e.Prefix != "" && e.buf != nil && !wroteNS && e.contentNS != parentNS {
+		// The verbatim content's default namespace, which it does not
+		// declare where it was parsed.
+		dst = appendAttr(dst, "xmlns", e.contentNS)
+	}
 	for _, a := range e.outer {
 		dst = appendAttr(dst, a.Name, a.Value)
 	}
 	ns := e.Space
-	if e.Prefix != "" {
+	switch {
+	case e.Prefix != "" && e.buf != nil:
+		ns = e.contentNS
+	case e.Prefix != "":
 		ns = parentNS
 		if v, ok := e.Attr("xmlns"); ok {
 			ns = v

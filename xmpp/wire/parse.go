@@ -72,7 +72,8 @@ func Parse(data []byte, sc Scope) (*Element, error) {
 // policy-violation error.
 func ParseDepth(data []byte, sc Scope, maxDepth int) (*Element, error) {
 	var p parser
-	if err := p.begin(data, sc, maxDepth); err != nil {
+	p.maxDepth = maxDepth
+	if err := p.begin(data, sc); err != nil {
 		return nil, err
 	}
 	root, err := p.element(nil)
@@ -88,13 +89,15 @@ func ParseDepth(data []byte, sc Scope, maxDepth int) (*Element, error) {
 
 // ParseStartTag parses only the start tag of the one element data holds:
 // its name, namespace and attributes. The content is neither parsed nor
-// checked: Children and Text are empty and Raw is data. It is for a reader
+// checked: Children and Text are empty (WithChildren(e.Text, e.Children...)
+// would write an empty element) and Raw is the element's bytes, without
+// the white space around them. It is for a reader
 // that needs an element's attributes alone, such as a load generator
 // counting messages; the element must not be written back, since a prefix
 // its content takes from outside it would not be declared.
 func ParseStartTag(data []byte, sc Scope) (*Element, error) {
 	var p parser
-	if err := p.begin(data, sc, 1); err != nil {
+	if err := p.begin(data, sc); err != nil {
 		return nil, err
 	}
 	e, qname, selfClosing, _, err := p.startTag()
@@ -104,7 +107,12 @@ func ParseStartTag(data []byte, sc Scope) (*Element, error) {
 	e.innerStart = p.pos
 	if selfClosing {
 		e.innerEnd, e.end = p.pos, p.pos
+		if strings.TrimLeft(p.s[e.end:], " \t\r\n") != "" {
+			return nil, errf(CondNotWellFormed, "content after the element")
+		}
 	} else {
+		// The end tag is the last thing in data but white space: past
+		// it, nothing is left to check.
 		rest := strings.TrimRight(p.s[p.pos:], " \t\r\n")
 		i := strings.LastIndex(rest, "</")
 		if i < 0 || !strings.HasPrefix(rest[i+2:], qname) ||
@@ -113,9 +121,6 @@ func ParseStartTag(data []byte, sc Scope) (*Element, error) {
 		}
 		e.innerEnd = p.pos + i
 		e.end = p.pos + len(rest)
-	}
-	if strings.TrimLeft(p.s[e.end:], " \t\r\n") != "" {
-		return nil, errf(CondNotWellFormed, "content after the element")
 	}
 	return e, nil
 }
@@ -136,8 +141,8 @@ type parser struct {
 }
 
 // begin sets p to parse data in scope sc, at its first element.
-func (p *parser) begin(data []byte, sc Scope, maxDepth int) error {
-	p.data, p.s, p.maxDepth = data, unsafe.String(unsafe.SliceData(data), len(data)), maxDepth
+func (p *parser) begin(data []byte, sc Scope) error {
+	p.data, p.s = data, unsafe.String(unsafe.SliceData(data), len(data))
 	p.bindings = append(p.bindings, sc.bindings...)
 	p.skipSpace()
 	if p.pos >= len(p.s) || p.s[p.pos] != '<' {
@@ -405,6 +410,9 @@ func (p *parser) startTag() (e *Element, qname string, selfClosing bool, nb int,
 	}
 	p.noteOuter(e, nb, prefix, uri, at)
 	e.Name, e.Prefix, e.Space = local, prefix, uri
+	if prefix != "" {
+		e.contentNS, _, _ = p.lookup("")
+	}
 	for _, a := range e.Attrs {
 		ap, _ := splitName(a.Name)
 		if ap == "" || ap == "xmlns" {

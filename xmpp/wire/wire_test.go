@@ -311,20 +311,16 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Append changed the element\nin:  %q\nout: %q", data, out)
 		}
 		// Written inside an element of another default namespace (a
-		// forwarded copy), with or without the child, it is the same.
-		// An unprefixed element declares the namespace its verbatim
-		// content is in; a prefixed one is left out here (see
-		// TestAppendPrefixedInAnotherNamespace).
-		if e.Prefix == "" {
-			for _, el := range []*Element{e, e.Append(child)} {
-				wrapped := append(append([]byte(`<w xmlns='urn:wrap'>`), el.AppendXML(nil, "urn:wrap")...), `</w>`...)
-				w, err := Parse(wrapped, Scope{})
-				if err != nil || len(w.Children) != 1 {
-					t.Fatalf("wrapped copy does not parse: %v\nin:  %q\nout: %q", err, data, wrapped)
-				}
-				if !equivalent(el, w.Children[0]) {
-					t.Fatalf("written in another namespace, the element changed\nin:  %q\nout: %q", data, wrapped)
-				}
+		// forwarded copy), with or without the child, it is the same:
+		// it declares the namespace its verbatim content is in.
+		for _, el := range []*Element{e, e.Append(child)} {
+			wrapped := append(append([]byte(`<w xmlns='urn:wrap'>`), el.AppendXML(nil, "urn:wrap")...), `</w>`...)
+			w, err := Parse(wrapped, Scope{})
+			if err != nil || len(w.Children) != 1 {
+				t.Fatalf("wrapped copy does not parse: %v\nin:  %q\nout: %q", err, data, wrapped)
+			}
+			if !equivalent(el, w.Children[0]) {
+				t.Fatalf("written in another namespace, the element changed\nin:  %q\nout: %q", data, wrapped)
 			}
 		}
 	})
@@ -359,6 +355,13 @@ func FuzzDecoder(f *testing.F) {
 		if _, err := d.ReadHeader(); err != nil {
 			t.Fatal(err)
 		}
+		// The same stream read shallowly (every element parsed to its
+		// start tag only) gives the same start tags while the whole
+		// reads succeed.
+		shallow := NewDecoder(io.MultiReader(strings.NewReader(header), &chunkReader{data: data, n: int(chunk%32) + 1}), Limits{MaxStanza: 4096, ReadBuffer: 32})
+		if _, err := shallow.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
 		for i := 0; i < 1000; i++ {
 			e, err := d.ReadElement()
 			if err != nil {
@@ -366,6 +369,10 @@ func FuzzDecoder(f *testing.F) {
 			}
 			if len(e.Raw()) > 4096 {
 				t.Fatalf("element of %d bytes passed a 4096 limit", len(e.Raw()))
+			}
+			se, err := shallow.ReadElementShallow(func([]byte) bool { return true })
+			if err != nil || !sameStartTag(se, e) {
+				t.Fatalf("element %d read shallowly: %v, %v; read whole: %q", i, se, err, e.Raw())
 			}
 		}
 	})
@@ -481,21 +488,36 @@ func TestDecoderRelease(t *testing.T) {
 }
 
 // A prefixed parsed element's content is in the default namespace of
-// where it was parsed, which it does not declare: Append rebuilds it from
-// the tree, which writes that namespace where it is needed.
-func TestAppendPrefixedInAnotherNamespace(t *testing.T) {
-	e, err := Parse([]byte(`<cl:message xmlns:cl='jabber:client'><body>hi</body></cl:message>`), NewScope(NSClient))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := append(append([]byte(`<w xmlns='urn:wrap'>`), e.Append(New("x", "urn:x")).AppendXML(nil, "urn:wrap")...), `</w>`...)
-	w, err := Parse(out, Scope{})
-	if err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	m := w.Child("message", NSClient)
-	if m == nil || m.Child("body", NSClient) == nil || m.Child("x", "urn:x") == nil {
-		t.Fatalf("written in another namespace: %s; want body in %s and x", out, NSClient)
+// where it was parsed, which it need not declare: written where another
+// default namespace is in scope, it declares it, appended to or not, and
+// so does a prefixed element inside it.
+func TestPrefixedInAnotherNamespace(t *testing.T) {
+	for _, in := range []string{
+		`<cl:message xmlns:cl='jabber:client'><body>hi</body></cl:message>`,
+		`<cl:message xmlns:cl='jabber:client'><cl:x><body>hi</body></cl:x></cl:message>`,
+		`<cl:message xmlns:cl='jabber:client'>a<body>hi</body>b</cl:message>`,
+	} {
+		e, err := Parse([]byte(in), NewScope(NSClient))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, el := range []*Element{e, e.Append(New("x", "urn:x"))} {
+			out := append(append([]byte(`<w xmlns='urn:wrap'>`), el.AppendXML(nil, "urn:wrap")...), `</w>`...)
+			w, err := Parse(out, Scope{})
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			m := w.Child("message", NSClient)
+			if m == nil {
+				t.Fatalf("written in another namespace: %s", out)
+			}
+			if x := m.Child("x", NSClient); x != nil {
+				m = x
+			}
+			if m.Child("body", NSClient) == nil {
+				t.Fatalf("written in another namespace: %s; want body in %s", out, NSClient)
+			}
+		}
 	}
 }
 
