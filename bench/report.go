@@ -460,7 +460,7 @@ func (rw row) met(sb cell, peers []cell, archiveOn bool) string {
 		case sb.value <= rw.abs:
 			return fmt.Sprintf("yes (%s ≤ %s)", num(sb.value), num(rw.abs))
 		}
-		return fmt.Sprintf("**no** (%s > %s)", num(sb.value), num(rw.abs))
+		return fmt.Sprintf("**no** (%s > %s)", shown(sb.value, rw.abs, num), num(rw.abs))
 	}
 	factor := rw.factor
 	if archiveOn && rw.ratioTo == "" {
@@ -492,17 +492,17 @@ func (rw row) met(sb cell, peers []cell, archiveOn bool) string {
 	if adv < factor || !valid {
 		verdict = "**no**"
 	}
-	return fmt.Sprintf("%s (%s×)", verdict, advantage(adv, factor))
+	s := shown(adv, factor, func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) })
+	return fmt.Sprintf("%s (%s×)", verdict, s)
 }
 
-// advantage formats adv with two decimals, or three where two would
-// round a miss of factor up to it (1.997 is not 2.00).
-func advantage(adv, factor float64) string {
-	s := fmt.Sprintf("%.2f", adv)
-	if adv < factor && s == fmt.Sprintf("%.2f", factor) {
-		s = fmt.Sprintf("%.3f", adv)
+// shown formats v as format does, or in full where that would show a
+// value other than target as target (1.9996 is not 2.00, 0.503 not 0.50).
+func shown(v, target float64, format func(float64) string) string {
+	if s := format(v); v == target || s != format(target) {
+		return s
 	}
-	return s
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 func readMachine(path string) ([][2]string, error) {
