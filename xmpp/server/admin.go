@@ -370,8 +370,13 @@ func (g *adminGate) close(ctx context.Context) error {
 			close(g.drained)
 		}
 	}
-	drained := g.drained
+	drained, done := g.drained, g.running == 0
 	g.mu.Unlock()
+	if done {
+		// select picks at random among ready cases: with none running,
+		// an ended ctx must not win.
+		return nil
+	}
 	select {
 	case <-drained:
 		return nil
