@@ -104,8 +104,8 @@ func (r *room) broadcastMessage(ctx context.Context, o *occupant, st *xmpp.Stanz
 	// serialisation of the content.
 	out = out.WithElement(out.El.Frozen())
 	for _, rec := range r.occupants {
-		for _, s := range rec.sessions {
-			r.send(ctx, out.With(from, s))
+		for i, s := range rec.sessions {
+			r.send(ctx, out.WithTo(s, rec.addrs[i]))
 		}
 	}
 }

@@ -41,6 +41,9 @@ type occupant struct {
 	nick     string
 	bare     jid.JID
 	sessions []jid.JID
+	// addrs holds sessions' string forms, index for index, so that a
+	// fan-out addresses each copy without formatting the JID.
+	addrs    []string
 	role     string
 	aff      string
 	presence *xmpp.Stanza // the occupant's last presence, as sent
@@ -422,9 +425,11 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 		o = &occupant{nick: nick, bare: user.Bare(), aff: aff, role: r.defaultRole(aff), id: r.occupantID(user.Bare())}
 		r.occupants[nick] = o
 	}
+	addr := user.String()
 	o.sessions = append(o.sessions, user)
+	o.addrs = append(o.addrs, addr)
 	o.presence = st
-	r.byJID[user.String()] = nick
+	r.byJID[addr] = nick
 	r.publicTemp.Store(r.data.Public && !r.locked())
 	r.svc.deps.Inbox.joined(r, user)
 
@@ -514,13 +519,13 @@ func itemChildren(x *wire.Element, children []*wire.Element) *wire.Element {
 // the item) describe why (kicked, banned, ...).
 func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []string, extra ...*wire.Element) {
 	delete(r.byJID, session.String())
-	rest := o.sessions[:0]
-	for _, s := range o.sessions {
+	rest, addrs := o.sessions[:0], o.addrs[:0]
+	for i, s := range o.sessions {
 		if !s.Equal(session) {
-			rest = append(rest, s)
+			rest, addrs = append(rest, s), append(addrs, o.addrs[i])
 		}
 	}
-	o.sessions = rest
+	o.sessions, o.addrs = rest, addrs
 	if len(o.sessions) > 0 {
 		x := itemChildren(r.userX(o, o, append([]string{"110"}, codes...)...), extra)
 		r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, session, o, x))
@@ -593,8 +598,8 @@ func (r *room) rename(ctx context.Context, o *occupant, nick string, st *xmpp.St
 		o.presence = st
 	}
 	r.occupants[nick] = o
-	for _, s := range o.sessions {
-		r.byJID[s.String()] = nick
+	for _, a := range o.addrs {
+		r.byJID[a] = nick
 	}
 	r.broadcastPresence(ctx, o, "", nil, selfCodes)
 }

@@ -128,8 +128,9 @@ func (m *Module) broadcast(ctx context.Context, st *xmpp.Stanza) {
 	}
 	sent := map[string]bool{}
 	for _, contact := range subscribers {
-		sent[contact.String()] = true
-		m.deps.Router.Route(ctx, st.With(st.From, contact))
+		addr := contact.String()
+		sent[addr] = true
+		m.deps.Router.Route(ctx, st.WithTo(contact, addr))
 	}
 	if st.Type != xmpp.TypeUnavailable {
 		return

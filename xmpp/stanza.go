@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"errors"
+	"strings"
 	"sync"
 
 	"mellium.im/xmpp/jid"
@@ -68,6 +69,10 @@ type Stanza struct {
 	// El is the element as it will be written (its from/to attributes
 	// match From and To).
 	El *wire.Element
+
+	// toStr is To's string form when a copy was addressed with it
+	// (WithTo), else "".
+	toStr string
 
 	once sync.Once
 	enc  []byte
@@ -159,13 +164,41 @@ func (s *Stanza) Stamped(from jid.JID, fromStr string) *Stanza {
 	if e.AttrValue("from") != fromStr {
 		e = e.WithAttr("from", fromStr)
 	}
-	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: from, To: s.To, El: e}
+	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: from, To: s.To, El: e, toStr: s.toStr}
+}
+
+// WithTo returns a copy addressed to to, given with its string form
+// (which the caller keeps, so that a fan-out does not format the address
+// for every copy). The 'from' address is unchanged (and written, as
+// With writes it).
+func (s *Stanza) WithTo(to jid.JID, toStr string) *Stanza {
+	e := s.El
+	if e.AttrValue("from") == "" && !IsZero(s.From) {
+		e = setAddr(e, "from", s.From)
+	}
+	if e.AttrValue("to") != toStr {
+		e = e.WithAttr("to", toStr)
+	}
+	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: s.From, To: to, El: e, toStr: toStr}
+}
+
+// BareTo returns the string form of To's bare JID, from the form WithTo
+// was given when there is one: its first '/' starts the resourcepart
+// (RFC 7622 §3.1; §3.3.1 excludes '/' from the localpart).
+func (s *Stanza) BareTo() string {
+	if s.toStr == "" {
+		return s.To.Bare().String()
+	}
+	if i := strings.IndexByte(s.toStr, '/'); i >= 0 {
+		return s.toStr[:i]
+	}
+	return s.toStr
 }
 
 // WithElement returns a copy with a new element (whose addresses must
 // match From and To).
 func (s *Stanza) WithElement(e *wire.Element) *Stanza {
-	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: s.From, To: s.To, El: e}
+	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: s.From, To: s.To, El: e, toStr: s.toStr}
 }
 
 func setAddr(e *wire.Element, name string, j jid.JID) *wire.Element {

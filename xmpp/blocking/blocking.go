@@ -296,7 +296,7 @@ func (m *Module) inbound(ctx context.Context, st *xmpp.Stanza) bool {
 	if st.To.Localpart() == "" || !m.router.IsLocal(st.To.Domainpart()) {
 		return false
 	}
-	l, err := m.list(ctx, st.To.Bare().String())
+	l, err := m.list(ctx, st.BareTo())
 	if err != nil {
 		m.log.Error("blocking: load", xmpp.LogJID, st.To.String(), xmpp.LogErr, err)
 		return false
