@@ -132,7 +132,7 @@ func archivable(st *xmpp.Stanza) bool {
 func (r *room) private(ctx context.Context, st *xmpp.Stanza, o *occupant) {
 	to := r.occupants[st.To.Resourcepart()]
 	switch {
-	case to == nil:
+	case to == nil || len(to.sessions) == 0:
 		r.fail(ctx, st, xmpp.StanzaError(stanza.ItemNotFound, "no such occupant"))
 		return
 	case st.Type == xmpp.TypeGroupchat:
@@ -164,8 +164,9 @@ func (r *room) private(ctx context.Context, st *xmpp.Stanza, o *occupant) {
 		// their common id, so an id-less one gets an id of the room's.
 		id = rand.Text()
 	}
-	for _, s := range to.sessions {
-		r.send(ctx, xmpp.Build(xmpp.KindMessage, st.Type, id, from, s, children...))
+	pm := xmpp.Build(xmpp.KindMessage, st.Type, id, from, to.sessions[0], children...)
+	for i, s := range to.sessions {
+		r.send(ctx, pm.WithTo(s, to.addrs[i]))
 	}
 }
 
