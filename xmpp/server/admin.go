@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,10 +55,61 @@ const (
 	CmdRoomDestroy = "room.destroy"
 )
 
+// adminCommand describes an admin command once: how it runs, what it acts
+// on, how it is kept to a host over the HTTP API and what the audit log
+// records of it.
+type adminCommand struct {
+	run func(ctx context.Context, b Backend, req AdminRequest) ([]string, error)
+	// target is the argument naming what the command acts on: the audit
+	// entry's target, and what scopeToHost checks.
+	target string
+	scope  hostScope
+	// detail are the arguments the audit entry's detail records.
+	detail []string
+	// noAudit commands (the listings) are not recorded.
+	noAudit bool
+}
+
+// hostScope is how the HTTP API keeps a command to the admin's host.
+type hostScope int
+
+const (
+	// scopeUndecided is a command added without its scope decided:
+	// refused over HTTP rather than run for every host.
+	scopeUndecided hostScope = iota
+	// scopeJID: the target is an account, archive or room JID, which
+	// must be of the admin's host.
+	scopeJID
+	// scopeHost: the target is a host, which must be the admin's (and
+	// is when not given).
+	scopeHost
+	// scopeAuditLog: the entries listed are the admin's host's
+	// (Backend.AuditTargets).
+	scopeAuditLog
+)
+
 // adminCommands are the commands RunCommand runs; any other is unknown.
-var adminCommands = []string{
-	CmdUserAdd, CmdUserPasswd, CmdUserDel, CmdUserList, CmdPresenceSet, CmdPresenceClear,
-	CmdHistoryExport, CmdAuditList, CmdRoomCreate, CmdRoomDestroy,
+var adminCommands = map[string]adminCommand{
+	CmdUserAdd:       {run: runUserSet, target: "jid", scope: scopeJID},
+	CmdUserPasswd:    {run: runUserSet, target: "jid", scope: scopeJID},
+	CmdUserDel:       {run: runUserDel, target: "jid", scope: scopeJID},
+	CmdUserList:      {run: runUserList, target: "host", scope: scopeHost, noAudit: true},
+	CmdPresenceSet:   {run: runPresence, target: "jid", scope: scopeJID, detail: []string{"show", "status", "call"}},
+	CmdPresenceClear: {run: runPresence, target: "jid", scope: scopeJID},
+	CmdHistoryExport: {run: runExport, target: "archive", scope: scopeJID, detail: []string{"with", "since", "until", "format"}},
+	CmdAuditList:     {run: runAuditList, scope: scopeAuditLog, noAudit: true},
+	CmdRoomCreate:    {run: runRoom, target: "room", scope: scopeJID, detail: []string{"owner"}},
+	CmdRoomDestroy:   {run: runRoom, target: "room", scope: scopeJID, detail: []string{"reason"}},
+}
+
+// lookupCommand is the one check that a command exists, made where a
+// request enters (RunCommand, runAdminHTTP).
+func lookupCommand(name string) (adminCommand, error) {
+	cmd, ok := adminCommands[name]
+	if !ok {
+		return adminCommand{}, fmt.Errorf("unknown command %q", name)
+	}
+	return cmd, nil
 }
 
 // RoomAdmin creates and destroys rooms for admin commands.
@@ -118,211 +168,214 @@ type Backend struct {
 // RunCommand executes an admin command and records it in the audit log
 // (every command that changes something, and exports).
 func RunCommand(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
-	res, detail, err := runCommand(ctx, b, req)
-	if err != nil || b.Audit == nil {
-		return res, err
+	cmd, err := lookupCommand(req.Command)
+	if err != nil {
+		return nil, err
 	}
-	switch req.Command {
-	case CmdUserList, CmdAuditList:
-		return res, nil
+	return cmd.runAudited(ctx, b, req)
+}
+
+// runAudited runs req, a request for cmd, and records it in the audit log.
+func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	res, err := cmd.run(ctx, b, req)
+	if err != nil || b.Audit == nil || cmd.noAudit {
+		return res, err
 	}
 	actor := req.Args["actor"]
 	if actor == "" {
 		actor = "admin"
 	}
-	target := req.Args["jid"]
-	switch req.Command {
-	case CmdHistoryExport:
-		target = req.Args["archive"]
-	case CmdRoomCreate, CmdRoomDestroy:
-		target = req.Args["room"]
+	var detail strings.Builder
+	for i, k := range cmd.detail {
+		if i > 0 {
+			detail.WriteByte(' ')
+		}
+		fmt.Fprintf(&detail, "%s=%q", k, req.Args[k])
 	}
-	if _, aerr := b.Audit.Add(ctx, store.AuditEntry{Actor: actor, Action: req.Command, Target: target, Detail: detail}); aerr != nil {
+	e := store.AuditEntry{Actor: actor, Action: req.Command, Target: req.Args[cmd.target], Detail: detail.String()}
+	if _, aerr := b.Audit.Add(ctx, e); aerr != nil {
 		return res, fmt.Errorf("done, but the audit log failed: %w", aerr)
 	}
 	return res, nil
 }
 
-func runCommand(ctx context.Context, b Backend, req AdminRequest) ([]string, string, error) {
-	res, err := runCommandResult(ctx, b, req)
-	detail := ""
-	switch req.Command {
-	case CmdPresenceSet:
-		detail = fmt.Sprintf("show=%q status=%q call=%q", req.Args["show"], req.Args["status"], req.Args["call"])
-	case CmdHistoryExport:
-		detail = fmt.Sprintf("with=%q since=%q until=%q format=%q", req.Args["with"], req.Args["since"], req.Args["until"], req.Args["format"])
-	case CmdRoomCreate:
-		detail = fmt.Sprintf("owner=%q", req.Args["owner"])
-	case CmdRoomDestroy:
-		detail = fmt.Sprintf("reason=%q", req.Args["reason"])
+// splitAccount splits the USER@HOST an account command names.
+func splitAccount(arg string) (host, local string, err error) {
+	local, host, ok := strings.Cut(arg, "@")
+	if !ok || local == "" || host == "" || strings.Contains(host, "/") {
+		return "", "", fmt.Errorf("expected USER@HOST, got %q", arg)
 	}
-	return res, detail, err
+	return host, local, nil
 }
 
-func runCommandResult(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
-	if !slices.Contains(adminCommands, req.Command) {
-		return nil, fmt.Errorf("unknown command %q", req.Command)
+// runUserSet runs user.add and user.passwd.
+func runUserSet(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	host, local, err := splitAccount(req.Args["jid"])
+	if err != nil {
+		return nil, err
 	}
-	a, closeUser := b.Accounts, b.CloseUser
-	split := func() (string, string, error) {
-		local, host, ok := strings.Cut(req.Args["jid"], "@")
-		if !ok || local == "" || host == "" || strings.Contains(host, "/") {
-			return "", "", fmt.Errorf("expected USER@HOST, got %q", req.Args["jid"])
-		}
-		return host, local, nil
+	if req.Command == CmdUserAdd {
+		return nil, b.Accounts.Create(ctx, host, local, req.Args["password"])
 	}
-	switch req.Command {
-	case CmdUserAdd, CmdUserPasswd:
-		host, local, err := split()
-		if err != nil {
-			return nil, err
-		}
-		if req.Command == CmdUserAdd {
-			return nil, a.Create(ctx, host, local, req.Args["password"])
-		}
-		return nil, a.SetPassword(ctx, host, local, req.Args["password"])
-	case CmdUserDel:
-		host, local, err := split()
-		if err != nil {
-			return nil, err
-		}
-		if err := a.Delete(ctx, host, local); err != nil {
-			return nil, err
-		}
-		if closeUser != nil {
-			closeUser(host, local)
-		}
-		return nil, nil
-	case CmdPresenceSet, CmdPresenceClear:
-		host, local, err := split()
-		if err != nil {
-			return nil, err
-		}
-		local, host, err = a.Normalize(host, local)
-		if err != nil {
-			return nil, err
-		}
-		if ok, err := a.Exists(ctx, host, local); err != nil || !ok {
-			return nil, fmt.Errorf("no account %s@%s", local, host)
-		}
-		bare, err := jid.New(local, host, "")
-		if err != nil {
-			return nil, err
-		}
-		if req.Command == CmdPresenceClear {
-			return nil, b.Overrides.ClearOverride(ctx, bare)
-		}
-		return nil, b.Overrides.SetOverride(ctx, bare, store.PresenceOverride{
-			Show: req.Args["show"], Status: req.Args["status"], CallState: req.Args["call"],
-		})
-	case CmdRoomCreate, CmdRoomDestroy:
-		if b.Rooms == nil {
-			return nil, errors.New("no rooms")
-		}
-		room, err := jid.Parse(req.Args["room"])
-		if err != nil || room.Localpart() == "" || room.Resourcepart() != "" {
-			return nil, fmt.Errorf("expected ROOM@SERVICE, got %q", req.Args["room"])
-		}
-		if req.Command == CmdRoomDestroy {
-			return nil, b.Rooms.DestroyRoom(ctx, room, req.Args["reason"])
-		}
-		var owner jid.JID
-		if o := req.Args["owner"]; o != "" {
-			if owner, err = jid.Parse(o); err != nil {
-				return nil, fmt.Errorf("invalid owner %q: %w", o, err)
-			}
-		}
-		name, _, _ := strings.Cut(req.Args["room"], "@")
-		return nil, b.Rooms.CreateRoom(ctx, room, name, owner)
-	case CmdHistoryExport:
-		if b.Archive == nil {
-			return nil, errors.New("no archive")
-		}
-		now := time.Now()
-		since, err := ParseTime(req.Args["since"], now)
-		if err != nil {
-			return nil, err
-		}
-		until, err := ParseTime(req.Args["until"], now)
-		if err != nil {
-			return nil, err
-		}
-		q := ExportQuery{Archive: req.Args["archive"], Since: since, Until: until}
-		if q.Archive == "" {
-			return nil, errors.New("name a user or a room to export")
-		}
-		if with := req.Args["with"]; with != "" {
-			j, err := jid.Parse(with)
-			if err != nil {
-				return nil, fmt.Errorf("invalid --with %q: %w", with, err)
-			}
-			q.With = j.Bare().String()
-		}
-		arch, err := jid.Parse(q.Archive)
-		if err != nil || arch.Localpart() == "" {
-			// Archives are accounts' and rooms'; a bare domain has none.
-			return nil, fmt.Errorf("expected USER@HOST or ROOM@SERVICE, got %q", q.Archive)
-		}
-		q.Archive = arch.Bare().String()
-		var out []string
-		emit := b.Emit
-		if emit == nil {
-			emit = func(l string) error { out = append(out, l); return nil }
-		}
-		if _, err := Export(ctx, b.Archive, b.IDs, q, req.Args["format"], emit); err != nil {
-			return nil, err
-		}
-		return out, nil
-	case CmdAuditList:
-		if b.Audit == nil {
-			return nil, errors.New("no audit log")
-		}
-		since, err := ParseTime(req.Args["since"], time.Now())
-		if err != nil {
-			return nil, err
-		}
-		limit := 1000
-		if l := req.Args["limit"]; l != "" {
-			if limit, err = strconv.Atoi(l); err != nil || limit < 1 {
-				return nil, fmt.Errorf("invalid limit %q", l)
-			}
-		}
-		var keep func(store.AuditEntry) bool
-		if b.AuditTargets != nil {
-			keep = func(e store.AuditEntry) bool { return b.AuditTargets(e.Target) }
-		}
-		entries, err := b.Audit.List(ctx, since, limit, keep)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]string, 0, len(entries))
-		for _, e := range entries {
-			out = append(out, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", e.Time.UTC().Format(time.RFC3339), e.Actor, e.Action, e.Target, e.Detail))
-		}
-		return out, nil
-	case CmdUserList:
-		hosts := []string{req.Args["host"]}
-		if j, err := jid.New("", hosts[0], ""); err == nil {
-			// Normalised as the other commands' JIDs are: "LOCALHOST."
-			// is localhost (RFC 7622 §3.2).
-			hosts[0] = j.Domainpart()
-		}
-		if hosts[0] == "" {
-			hosts = a.Hosts()
-		}
-		var out []string
-		for _, h := range hosts {
-			users, err := a.List(ctx, h)
-			if err != nil {
-				return nil, err
-			}
-			for _, u := range users {
-				out = append(out, u+"@"+h)
-			}
-		}
-		return out, nil
+	return nil, b.Accounts.SetPassword(ctx, host, local, req.Args["password"])
+}
+
+// runUserDel runs user.del.
+func runUserDel(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	host, local, err := splitAccount(req.Args["jid"])
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("unknown command %q", req.Command)
+	if err := b.Accounts.Delete(ctx, host, local); err != nil {
+		return nil, err
+	}
+	if b.CloseUser != nil {
+		b.CloseUser(host, local)
+	}
+	return nil, nil
+}
+
+// runPresence runs presence.set and presence.clear.
+func runPresence(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	host, local, err := splitAccount(req.Args["jid"])
+	if err != nil {
+		return nil, err
+	}
+	local, host, err = b.Accounts.Normalize(host, local)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := b.Accounts.Exists(ctx, host, local); err != nil || !ok {
+		return nil, fmt.Errorf("no account %s@%s", local, host)
+	}
+	bare, err := jid.New(local, host, "")
+	if err != nil {
+		return nil, err
+	}
+	if req.Command == CmdPresenceClear {
+		return nil, b.Overrides.ClearOverride(ctx, bare)
+	}
+	return nil, b.Overrides.SetOverride(ctx, bare, store.PresenceOverride{
+		Show: req.Args["show"], Status: req.Args["status"], CallState: req.Args["call"],
+	})
+}
+
+// runRoom runs room.create and room.destroy.
+func runRoom(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	if b.Rooms == nil {
+		return nil, errors.New("no rooms")
+	}
+	room, err := jid.Parse(req.Args["room"])
+	if err != nil || room.Localpart() == "" || room.Resourcepart() != "" {
+		return nil, fmt.Errorf("expected ROOM@SERVICE, got %q", req.Args["room"])
+	}
+	if req.Command == CmdRoomDestroy {
+		return nil, b.Rooms.DestroyRoom(ctx, room, req.Args["reason"])
+	}
+	var owner jid.JID
+	if o := req.Args["owner"]; o != "" {
+		if owner, err = jid.Parse(o); err != nil {
+			return nil, fmt.Errorf("invalid owner %q: %w", o, err)
+		}
+	}
+	name, _, _ := strings.Cut(req.Args["room"], "@")
+	return nil, b.Rooms.CreateRoom(ctx, room, name, owner)
+}
+
+// runExport runs history.export.
+func runExport(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	if b.Archive == nil {
+		return nil, errors.New("no archive")
+	}
+	now := time.Now()
+	since, err := ParseTime(req.Args["since"], now)
+	if err != nil {
+		return nil, err
+	}
+	until, err := ParseTime(req.Args["until"], now)
+	if err != nil {
+		return nil, err
+	}
+	q := ExportQuery{Archive: req.Args["archive"], Since: since, Until: until}
+	if q.Archive == "" {
+		return nil, errors.New("name a user or a room to export")
+	}
+	if with := req.Args["with"]; with != "" {
+		j, err := jid.Parse(with)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --with %q: %w", with, err)
+		}
+		q.With = j.Bare().String()
+	}
+	arch, err := jid.Parse(q.Archive)
+	if err != nil || arch.Localpart() == "" {
+		// Archives are accounts' and rooms'; a bare domain has none.
+		return nil, fmt.Errorf("expected USER@HOST or ROOM@SERVICE, got %q", q.Archive)
+	}
+	q.Archive = arch.Bare().String()
+	var out []string
+	emit := b.Emit
+	if emit == nil {
+		emit = func(l string) error { out = append(out, l); return nil }
+	}
+	if _, err := Export(ctx, b.Archive, b.IDs, q, req.Args["format"], emit); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// runAuditList runs audit.list.
+func runAuditList(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	if b.Audit == nil {
+		return nil, errors.New("no audit log")
+	}
+	since, err := ParseTime(req.Args["since"], time.Now())
+	if err != nil {
+		return nil, err
+	}
+	limit := 1000
+	if l := req.Args["limit"]; l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit < 1 {
+			return nil, fmt.Errorf("invalid limit %q", l)
+		}
+	}
+	var keep func(store.AuditEntry) bool
+	if b.AuditTargets != nil {
+		keep = func(e store.AuditEntry) bool { return b.AuditTargets(e.Target) }
+	}
+	entries, err := b.Audit.List(ctx, since, limit, keep)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, fmt.Sprintf("%s\t%s\t%s\t%s\t%s", e.Time.UTC().Format(time.RFC3339), e.Actor, e.Action, e.Target, e.Detail))
+	}
+	return out, nil
+}
+
+// runUserList runs user.list.
+func runUserList(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	hosts := []string{req.Args["host"]}
+	if j, err := jid.New("", hosts[0], ""); err == nil {
+		// Normalised as the other commands' JIDs are: "LOCALHOST."
+		// is localhost (RFC 7622 §3.2).
+		hosts[0] = j.Domainpart()
+	}
+	if hosts[0] == "" {
+		hosts = b.Accounts.Hosts()
+	}
+	var out []string
+	for _, h := range hosts {
+		users, err := b.Accounts.List(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range users {
+			out = append(out, u+"@"+h)
+		}
+	}
+	return out, nil
 }
 
 // adminGate owns the admin commands that run, over the socket or the

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -91,37 +92,39 @@ func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Re
 		return nil, fmt.Errorf("server: shutting down: %w", store.ErrClosed)
 	}
 	defer s.adminRuns.leave()
+	cmd, err := lookupCommand(req.Command)
+	if err != nil {
+		return nil, err
+	}
 	args := make(map[string]string, len(req.Args)+1)
 	for k, v := range req.Args {
 		args[k] = v
 	}
 	args["actor"] = admin.String()
-	if err := s.scopeToHost(req.Command, args, admin.Domainpart()); err != nil {
+	if err := s.scopeToHost(req.Command, cmd, args, admin.Domainpart()); err != nil {
 		return nil, err
 	}
 	b := s.adminBackend()
-	b.AuditTargets = func(target string) bool { return s.hostOf(target) == admin.Domainpart() }
+	b.AuditTargets = s.auditScope(admin.Domainpart())
 	if req.Command == CmdHistoryExport {
 		if err := s.flushArchive(ctx); err != nil {
 			return nil, err
 		}
 		b.Emit = emit
 	}
-	return RunCommand(ctx, b, AdminRequest{Command: req.Command, Args: args})
+	return cmd.runAudited(ctx, b, AdminRequest{Command: req.Command, Args: args})
 }
 
-// hostOf is the host a JID argument belongs to: its domain, or the host
-// whose room service it is, after the normalisation the commands apply
-// (RFC 7622: "EXAMPLE.org." is example.org). "" if it is not a JID or no
-// configured host owns it.
-func (s *Server) hostOf(arg string) string {
-	j, err := jid.Parse(arg)
-	if err != nil {
-		return ""
-	}
-	domain := j.Domainpart()
-	if _, ok := s.cfg.Host(domain); ok {
-		return domain
+// hostOf is the host a domain, normalised as a JID's is (RFC 7622:
+// "EXAMPLE.org." is example.org), belongs to: the domain itself if it is
+// a configured host, or the host whose room service it is; "" if none.
+func (s *Server) hostOf(domain string) string {
+	// Not cfg.Host, which copies the host's admins.
+	lower := strings.ToLower(domain)
+	for i := range s.cfg.Hosts {
+		if s.cfg.Hosts[i].Domain == lower {
+			return domain
+		}
 	}
 	if svc, ok := s.mucHosts[domain]; ok {
 		return svc.host
@@ -129,41 +132,65 @@ func (s *Server) hostOf(arg string) string {
 	return ""
 }
 
-// scopeToHost keeps an admin of host to host's accounts, archives and
-// rooms (the admin socket, local to the machine, is not scoped): a JID a
-// command names may not belong to another configured host, and
-// user.list without a host lists host's accounts.
-func (s *Server) scopeToHost(command string, args map[string]string, host string) error {
-	key := ""
-	switch command {
-	case CmdUserAdd, CmdUserPasswd, CmdUserDel, CmdPresenceSet, CmdPresenceClear:
-		key = "jid"
-	case CmdHistoryExport:
-		key = "archive"
-	case CmdRoomCreate, CmdRoomDestroy:
-		key = "room"
-	case CmdUserList:
-		if args["host"] == "" {
-			args["host"] = host
+// auditScope keeps an audit listing to the entries whose target is a JID
+// of host (Backend.AuditTargets). It runs for every entry the listing
+// reads, so what it learns is kept for the listing: the host each domain,
+// as written, belongs to, and whether each target of host's is a JID
+// (its other parts can make it none). Those targets are at most about
+// the listing's limit, since it keeps them. Not for concurrent use.
+func (s *Server) auditScope(host string) func(target string) bool {
+	hosts := map[string]string{} // domainpart as written → its host
+	isJID := map[string]bool{}   // host's targets
+	return func(target string) bool {
+		_, domain, _, err := jid.SplitString(target)
+		if err != nil {
+			return false
 		}
-		key = "host"
-	case CmdAuditList:
+		h, known := hosts[domain]
+		if !known {
+			if d, err := jid.New("", domain, ""); err == nil {
+				h = s.hostOf(d.Domainpart())
+			}
+			hosts[domain] = h
+		}
+		if h != host {
+			return false
+		}
+		ok, known := isJID[target]
+		if !known {
+			_, err := jid.Parse(target)
+			ok = err == nil
+			isJID[target] = ok
+		}
+		return ok
+	}
+}
+
+// scopeToHost keeps an admin of host to host's accounts, archives and
+// rooms (the admin socket, local to the machine, is not scoped): a JID
+// the command name (described by cmd) acts on may not belong to another
+// configured host, and user.list without a host lists host's accounts.
+func (s *Server) scopeToHost(name string, cmd adminCommand, args map[string]string, host string) error {
+	switch cmd.scope {
+	case scopeJID: // checked below
+	case scopeHost:
+		if args[cmd.target] == "" {
+			args[cmd.target] = host
+		}
+	case scopeAuditLog:
 		return nil // scoped by Backend.AuditTargets
 	default:
 		// A command added later is refused here until its scope is
-		// decided, rather than run for every host. Unknown commands
-		// are the command runner's to refuse.
-		if slices.Contains(adminCommands, command) {
-			return fmt.Errorf("%s is not scoped to a host: %w", command, httpapi.ErrForbidden)
-		}
-		return nil
+		// decided, rather than run for every host.
+		return fmt.Errorf("%s is not scoped to a host: %w", name, httpapi.ErrForbidden)
 	}
 	// A JID must be of host: another configured host's, or one of no
 	// configured host (an archive left by a host since removed from the
 	// configuration), is refused. What is not a JID of the kind the
 	// command takes (an account, archive or room has a localpart; a host
 	// has only a domain) is left to the command, which refuses it.
-	if j, err := jid.Parse(args[key]); err == nil && (j.Localpart() != "") == (key != "host") && s.hostOf(args[key]) != host {
+	key := cmd.target
+	if j, err := jid.Parse(args[key]); err == nil && (j.Localpart() != "") == (cmd.scope == scopeJID) && s.hostOf(j.Domainpart()) != host {
 		return fmt.Errorf("%s %q is not of %s: %w", key, args[key], host, httpapi.ErrForbidden)
 	}
 	return nil

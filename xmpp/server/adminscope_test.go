@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,24 +19,124 @@ import (
 	"switchboard/xmpp/httpapi"
 )
 
-// Every admin command has its host scope decided: none reaches
-// scopeToHost's refusal of commands added without one, which a name
-// outside adminCommands does not reach either (RunCommand refuses it).
+// Every admin command has its host scope decided and names its target
+// (the audit entry's, and what the scope checks); one added without a
+// scope is refused over HTTP rather than run for every host, and a name
+// outside adminCommands is refused where a request enters.
 func TestScopeToHostCoversEveryCommand(t *testing.T) {
 	s := &Server{cfg: config.Config{Hosts: []config.Host{config.HostDefaults("localhost")}}}
-	for _, cmd := range adminCommands {
-		if err := s.scopeToHost(cmd, map[string]string{}, "localhost"); err != nil {
-			t.Errorf("%s: %v", cmd, err)
+	for name, cmd := range adminCommands {
+		if cmd.scope == scopeUndecided {
+			t.Errorf("%s: no host scope", name)
+		}
+		if cmd.target == "" && (cmd.scope != scopeAuditLog || !cmd.noAudit) {
+			t.Errorf("%s: no target argument", name)
+		}
+		if err := s.scopeToHost(name, cmd, map[string]string{}, "localhost"); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if err := s.scopeToHost("no.such", map[string]string{}, "localhost"); err != nil {
-		t.Errorf("unknown command: %v", err)
-	}
-	saved := adminCommands
-	t.Cleanup(func() { adminCommands = saved })
-	adminCommands = append(append([]string{}, saved...), "new.command")
-	if err := s.scopeToHost("new.command", map[string]string{}, "localhost"); !errors.Is(err, httpapi.ErrForbidden) {
+	if err := s.scopeToHost("new.command", adminCommand{target: "jid"}, map[string]string{}, "localhost"); !errors.Is(err, httpapi.ErrForbidden) {
 		t.Errorf("a command with no scope: %v, want ErrForbidden", err)
+	}
+	for _, tc := range []struct {
+		name string
+		run  func(AdminRequest) ([]string, error)
+	}{
+		{"RunCommand", func(req AdminRequest) ([]string, error) { return RunCommand(t.Context(), Backend{}, req) }},
+		{"HTTP", func(req AdminRequest) ([]string, error) {
+			return s.runAdminHTTP(t.Context(), jid.MustParse("boss@localhost"), req, nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := tc.run(AdminRequest{Command: "no.such"}); err == nil || err.Error() != `unknown command "no.such"` {
+				t.Errorf("unknown command: %v", err)
+			}
+		})
+	}
+}
+
+// The audit listing of an admin over HTTP keeps the entries whose target
+// is a JID of the admin's host or of its room services, written however
+// the commands accept it.
+func TestAuditScope(t *testing.T) {
+	s := &Server{
+		cfg: config.Config{Hosts: []config.Host{config.HostDefaults("localhost"), config.HostDefaults("example.org")}},
+		mucHosts: map[string]mucService{
+			"conference.localhost": {host: "localhost"}, "conference.example.org": {host: "example.org"},
+		},
+	}
+	keep := s.auditScope("localhost")
+	for _, tc := range []struct {
+		name, target string
+		want         bool
+	}{
+		{"account", "carol@localhost", true},
+		{"account written otherwise", "Carol@LOCALHOST.", true},
+		{"room", "ops@conference.localhost", true},
+		{"full JID", "carol@localhost/phone", true},
+		{"the host itself", "localhost", true},
+		{"another host's account", "dave@example.org", false},
+		{"another host's room", "ops@conference.example.org", false},
+		{"a host no longer configured", "old@gone.example", false},
+		{"not a JID: localpart", "a b@localhost", false},
+		{"not a JID: empty localpart", "@localhost", false},
+		{"not a JID: domain", "a@b@localhost", false},
+		{"empty", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 2 { // the second time, the domain is known
+				if got := keep(tc.target); got != tc.want {
+					t.Fatalf("keep(%q) = %v, want %v", tc.target, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// The audit log records each command's target and detail as the table
+// describes them, and does not record the listings.
+func TestAuditEntries(t *testing.T) {
+	args := map[string]string{
+		"jid": "carol@localhost", "archive": "ops@conference.localhost", "room": "TEST-1@issues.localhost", "host": "localhost",
+		"show": "dnd", "status": "On a call", "with": "bob@localhost", "since": "7d", "owner": "carol@localhost", "reason": "done",
+	}
+	for _, tc := range []struct {
+		command, target, detail string
+		audited                 bool
+	}{
+		{CmdUserAdd, "carol@localhost", "", true},
+		{CmdUserDel, "carol@localhost", "", true},
+		{CmdUserList, "", "", false},
+		{CmdPresenceSet, "carol@localhost", `show="dnd" status="On a call" call=""`, true},
+		{CmdPresenceClear, "carol@localhost", "", true},
+		{CmdHistoryExport, "ops@conference.localhost", `with="bob@localhost" since="7d" until="" format=""`, true},
+		{CmdAuditList, "", "", false},
+		{CmdRoomCreate, "TEST-1@issues.localhost", `owner="carol@localhost"`, true},
+		{CmdRoomDestroy, "TEST-1@issues.localhost", `reason="done"`, true},
+	} {
+		t.Run(tc.command, func(t *testing.T) {
+			db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			cmd := adminCommands[tc.command]
+			cmd.run = func(context.Context, Backend, AdminRequest) ([]string, error) { return nil, nil }
+			if _, err := cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, AdminRequest{Command: tc.command, Args: args}); err != nil {
+				t.Fatal(err)
+			}
+			entries, err := db.Audit().List(t.Context(), time.Time{}, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case !tc.audited && len(entries) != 0:
+				t.Errorf("recorded: %+v", entries)
+			case tc.audited && (len(entries) != 1 || entries[0].Actor != "admin" || entries[0].Target != tc.target || entries[0].Detail != tc.detail):
+				t.Errorf("recorded %+v, want target %q, detail %q", entries, tc.target, tc.detail)
+			}
+		})
 	}
 }
 
@@ -157,5 +259,41 @@ func TestShutdownWaitsForAdminHTTPCommands(t *testing.T) {
 				t.Fatalf("Shutdown after the command ended: %v", err)
 			}
 		})
+	}
+}
+
+// BenchmarkAuditListScoped lists an audit log of 1000 entries as an admin
+// of localhost over the HTTP API's path: every entry is read, and those
+// whose target is another host's (example.org's, or a host no longer
+// configured) are skipped. Half the targets are distinct.
+func BenchmarkAuditListScoped(b *testing.B) {
+	cfg := config.Defaults()
+	cfg.Server.DataDir = b.TempDir()
+	cfg.Hosts = append(cfg.Hosts, config.HostDefaults("example.org"))
+	s, err := New(b.Context(), cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	const n = 1000
+	for i := range n {
+		target := [...]string{
+			fmt.Sprintf("user%d@localhost", i),
+			fmt.Sprintf("room%d@conference.localhost", i%20),
+			fmt.Sprintf("user%d@example.org", i),
+			"old@gone.example",
+		}[i%4]
+		if _, err := s.db.Audit().Add(b.Context(), store.AuditEntry{Actor: "admin", Action: CmdUserAdd, Target: target}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	admin := jid.MustParse("boss@localhost")
+	req := httpapi.Request{Command: CmdAuditList, Args: map[string]string{"limit": strconv.Itoa(n)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := s.runAdminHTTP(b.Context(), admin, req, nil)
+		if err != nil || len(res) != n/2 {
+			b.Fatalf("audit.list: %d entries, %v; want %d", len(res), err, n/2)
+		}
 	}
 }
