@@ -245,8 +245,10 @@ func runPresence(ctx context.Context, b Backend, req AdminRequest) ([]string, er
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := b.Accounts.Exists(ctx, host, local); err != nil || !ok {
-		return nil, fmt.Errorf("no account %s@%s", local, host)
+	if ok, err := b.Accounts.Exists(ctx, host, local); err != nil {
+		return nil, fmt.Errorf("account %s@%s: %w", local, host, err)
+	} else if !ok {
+		return nil, fmt.Errorf("no account %s@%s: %w", local, host, store.ErrNotFound)
 	}
 	bare, err := jid.New(local, host, "")
 	if err != nil {

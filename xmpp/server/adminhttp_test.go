@@ -204,12 +204,17 @@ func TestAdminHTTPPresence(t *testing.T) {
 		name, url, body string
 		want            int
 	}{
-		{"unknown user", base + "/api/v1/users/nobody@localhost/presence", `{"show": "dnd"}`, http.StatusBadRequest},
+		{"unknown user", base + "/api/v1/users/nobody@localhost/presence", `{"show": "dnd"}`, http.StatusNotFound},
+		{"unknown user, DELETE", base + "/api/v1/users/nobody@localhost/presence", "", http.StatusNotFound},
 		{"bad show", url, `{"show": "sleeping"}`, http.StatusBadRequest},
 		{"unknown field", url, `{"mood": "happy"}`, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if code, _, b := ahDo(t, c, "PUT", tc.url, "boss@localhost", ahPassword, tc.body); code != tc.want {
+			method := "PUT"
+			if tc.body == "" {
+				method = "DELETE"
+			}
+			if code, _, b := ahDo(t, c, method, tc.url, "boss@localhost", ahPassword, tc.body); code != tc.want {
 				t.Fatalf("status %d, want %d: %s", code, tc.want, b)
 			}
 		})
