@@ -708,48 +708,39 @@ func (at archiveTx) put(tx *bbolt.Tx, log *slog.Logger, entries []archiveEntry) 
 			return err
 		}
 	}
-	// With-index keys sort by conversation, then id: each conversation's
-	// records come together, in id order, for its state.
+	// With-index keys sort by conversation, then id: each group of keys
+	// (one prefix, lp(archive) ‖ lp(with)) is one conversation's records,
+	// in id order, for its state.
 	keys = newEntryKeys(entries, func(dst []byte, e *archiveEntry) []byte {
 		return appendWithKey(dst, e.archive, e.with, e.id)
 	})
-	var (
-		cur    *archiveEntry
-		cv     convState
-		update = func() error {
-			if cur == nil {
-				return nil
+	for g := range keys.groups() {
+		group := keys.group(g)
+		first := &entries[group[0].entry]
+		ck := convKey(first.archive, first.with)
+		var cv convState
+		if v := at.conv.Get(ck); v != nil {
+			if cv, err = decodeConvState(v); err != nil {
+				log.Error("store: replacing corrupt conversation state", "jid", first.archive, "with", first.with, "err", err)
+				cv = convState{}
 			}
-			return at.conv.Put(convKey(cur.archive, cur.with), encodeConvState(nil, cv))
 		}
-	)
-	for _, k := range keys.order {
-		if err := at.with.Put(keys.key(k), []byte{}); err != nil {
-			return err
-		}
-		e := &entries[k.entry]
-		if cur == nil || e.archive != cur.archive || e.with != cur.with {
-			if err := update(); err != nil {
+		for _, k := range group {
+			if err := at.with.Put(keys.key(k), []byte{}); err != nil {
 				return err
 			}
-			cur, cv = e, convState{}
-			if v := at.conv.Get(convKey(e.archive, e.with)); v != nil {
-				if cv, err = decodeConvState(v); err != nil {
-					log.Error("store: replacing corrupt conversation state", "jid", e.archive, "with", e.with, "err", err)
-					cv = convState{}
-				}
+			e := &entries[k.entry]
+			cv.lastID = max(cv.lastID, e.id)
+			switch {
+			case e.dir == DirOut:
+				cv.unread = 0
+			case e.flags&FlagNoUnread == 0 && cv.unread < math.MaxUint32:
+				cv.unread++
 			}
 		}
-		cv.lastID = max(cv.lastID, e.id)
-		switch {
-		case e.dir == DirOut:
-			cv.unread = 0
-		case e.flags&FlagNoUnread == 0 && cv.unread < math.MaxUint32:
-			cv.unread++
+		if err := at.conv.Put(ck, encodeConvState(nil, cv)); err != nil {
+			return err
 		}
-	}
-	if err := update(); err != nil {
-		return err
 	}
 	if err := at.deltas.apply(at.counts, log); err != nil {
 		return err
@@ -767,10 +758,12 @@ func (at archiveTx) put(tx *bbolt.Tx, log *slog.Logger, entries []archiveEntry) 
 }
 
 // entryKeys is one key per entry, built into one buffer, and their
-// order.
+// order. Keys with the same prefix (see newEntryKeys) form a group:
+// group g is order[starts[g]:starts[g+1]].
 type entryKeys struct {
-	buf   []byte
-	order []entryKey
+	buf    []byte
+	order  []entryKey
+	starts []int
 }
 
 // entryKey is entry's key: buf[start:end].
@@ -779,6 +772,12 @@ type entryKey struct {
 }
 
 func (s entryKeys) key(k entryKey) []byte { return s.buf[k.start:k.end:k.end] }
+
+// groups is the number of groups, in key order.
+func (s entryKeys) groups() int { return len(s.starts) - 1 }
+
+// group returns group g's keys, in key order.
+func (s entryKeys) group(g int) []entryKey { return s.order[s.starts[g]:s.starts[g+1]] }
 
 // newEntryKeys builds each entry's key with appendKey, into one buffer,
 // and sorts them. Every key is a prefix (the archive, or the
@@ -789,7 +788,8 @@ func (s entryKeys) key(k entryKey) []byte { return s.buf[k.start:k.end:k.end] }
 // comparing whole keys cost a dozen comparisons. appendKey must append
 // such a key, and no prefix may be a proper prefix of another (each part
 // is length-prefixed, as appendString writes it): otherwise sorting by
-// prefix first is not sorting by key.
+// prefix first is not sorting by key. The keys of one prefix are a group
+// of the result (entryKeys.group), the groups in key order.
 func newEntryKeys(entries []archiveEntry, appendKey func(dst []byte, e *archiveEntry) []byte) entryKeys {
 	s := entryKeys{order: make([]entryKey, len(entries))}
 	keys := make([]entryKey, len(entries))
@@ -839,8 +839,9 @@ func newEntryKeys(entries []archiveEntry, appendKey func(dst []byte, e *archiveE
 		s.order[next[r]] = keys[i]
 		next[r]++
 	}
+	s.starts = start
 	for r := range prefixes {
-		group := s.order[start[r]:start[r+1]]
+		group := s.group(r)
 		byID := func(a, b entryKey) int { return bytes.Compare(s.key(a), s.key(b)) }
 		if !slices.IsSortedFunc(group, byID) {
 			slices.SortFunc(group, byID)

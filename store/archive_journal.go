@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 
 	"go.etcd.io/bbolt"
@@ -96,19 +97,23 @@ func (a *Archive) openWrite(tx *bbolt.Tx) (archiveTx, error) {
 	if err != nil {
 		return archiveTx{}, err
 	}
-	if err := a.drainJournal(tx, at); err != nil {
+	if err := a.drainJournal(tx, at, a.db.log, nil); err != nil {
 		return archiveTx{}, err
 	}
 	return at, nil
 }
 
-// drainJournal indexes every journaled record and empties the journal. A
-// journal entry that does not decode is logged and dropped: one bad value
-// must not fail every later archive write. Once tx commits, every record
-// journaled before tx began is known indexed (Archive.indexedHigh). The
-// journal never holds much more than a batch (see ArchiveWriter.commit),
-// so one transaction takes it all.
-func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx) error {
+// drainJournal indexes every journaled record and empties the journal,
+// storing batch (a writer batch, or nil) with its indexes in the same
+// put: the batch's ids follow the journal's (the writer queues records
+// in id order, and Open starts ids past the journal's), so the entries
+// stay in id order, as put wants them. A journal entry that does not
+// decode is logged and dropped: one bad value must not fail every later
+// archive write. Once tx commits, every record journaled before tx
+// began is known indexed (Archive.indexedHigh). The journal never holds
+// much more than a batch (see ArchiveWriter.commit), so one transaction
+// takes it all. put logs to log.
+func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx, log *slog.Logger, batch []archiveEntry) error {
 	j, err := bucket(tx, bucketMAMJournal)
 	if err != nil {
 		return err
@@ -130,10 +135,15 @@ func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx) error {
 		entries = append(entries, e)
 	}
 	if len(entries) > 0 {
-		if err := at.put(tx, a.db.log, entries); err != nil {
+		high = max(high, entries[len(entries)-1].id)
+		entries = append(entries, batch...)
+	} else {
+		entries = batch
+	}
+	if len(entries) > 0 {
+		if err := at.put(tx, log, entries); err != nil {
 			return err
 		}
-		high = max(high, entries[len(entries)-1].id)
 	}
 	if !empty {
 		// Dropping the bucket frees its pages at once, where deleting

@@ -59,6 +59,29 @@ func TestNewEntryKeysOrder(t *testing.T) {
 					t.Fatalf("%s %+v: keys %d and %d out of order", name, tc, i-1, i)
 				}
 			}
+			// The groups cover the keys in order, one prefix each.
+			n, prefixes := 0, map[string]bool{}
+			for g := range keys.groups() {
+				group := keys.group(g)
+				if len(group) == 0 || &group[0] != &keys.order[n] {
+					t.Fatalf("%s %+v: group %d does not start at key %d", name, tc, g, n)
+				}
+				prefix := func(k entryKey) string { return string(keys.key(k)[:k.end-k.start-8]) }
+				p := prefix(group[0])
+				for _, k := range group {
+					if prefix(k) != p {
+						t.Fatalf("%s %+v: group %d mixes prefixes %x and %x", name, tc, g, p, prefix(k))
+					}
+				}
+				if prefixes[p] {
+					t.Fatalf("%s %+v: prefix %x in two groups", name, tc, p)
+				}
+				prefixes[p] = true
+				n += len(group)
+			}
+			if n != len(keys.order) {
+				t.Fatalf("%s %+v: groups hold %d of %d keys", name, tc, n, len(keys.order))
+			}
 		}
 	}
 }

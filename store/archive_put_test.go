@@ -16,10 +16,52 @@ import (
 // counters, for interleaved archives and conversations in both
 // directions, with and without FlagNoUnread.
 func TestArchivePutBatchEqualsOneByOne(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
+	entries := mixedEntries(rand.New(rand.NewPCG(1, 2)), 500)
+	one, batch := openNoSync(t), openNoSync(t)
+	putOneByOne(t, one, entries)
+	// Two batches: the second starts from the states the first left.
+	putBatches(t, batch, entries[:200], entries[200:])
+	assertSameArchive(t, one, batch)
+	convs, err := batch.Archive().Conversations(t.Context(), entries[0].archive, 0)
+	if err != nil || len(convs) == 0 {
+		t.Fatalf("Conversations = %v, %v", convs, err)
+	}
+}
+
+// TestArchiveJournalAndBatchEqualsOneByOne: a writer batch committed with
+// its indexes shares one put with the journaled records before it
+// (drainJournal), and conversations and counters span both: the archive
+// buckets end as putting every record one at a time leaves them, and the
+// journal is emptied.
+func TestArchiveJournalAndBatchEqualsOneByOne(t *testing.T) {
+	entries := mixedEntries(rand.New(rand.NewPCG(3, 4)), 500)
+	one, both := openNoSync(t), openNoSync(t)
+	putOneByOne(t, one, entries)
+	journaled, batch := entries[:300], entries[300:]
+	if err := both.bolt.Update(func(tx *bbolt.Tx) error { return journal(tx, journaled) }); err != nil {
+		t.Fatal(err)
+	}
+	both.archive.noteJournaled(journaled[len(journaled)-1].id)
+	w := both.Archive().NewWriter(WriterOptions{})
+	if err := w.store(batch, false); err != nil {
+		t.Fatal(err)
+	}
+	if j, m := journalKeys(t, both); j != 0 || m != len(entries) {
+		t.Fatalf("journaled %d, indexed %d; want 0, %d", j, m, len(entries))
+	}
+	assertSameArchive(t, one, both)
+	if both.archive.journalPending() {
+		t.Error("journal still pending after its records were indexed")
+	}
+}
+
+// mixedEntries returns n entries in id order among five users, each
+// stored by the sender (DirOut) or the recipient (DirIn, a quarter of
+// them with FlagNoUnread): interleaved archives and conversations.
+func mixedEntries(rng *rand.Rand, n int) []archiveEntry {
 	users := []string{"a@example.org", "bb@example.org", "c@example.net", "dddd@example.org", "e@x.example"}
 	var entries []archiveEntry
-	for id := uint64(1_000_000); len(entries) < 500; id++ {
+	for id := uint64(1_000_000); len(entries) < n; id++ {
 		from, to := users[rng.IntN(len(users))], users[rng.IntN(len(users))]
 		if from == to {
 			continue
@@ -33,40 +75,45 @@ func TestArchivePutBatchEqualsOneByOne(t *testing.T) {
 		}
 		entries = append(entries, newArchiveEntry(rec))
 	}
-	put := func(db *DB, batches [][]archiveEntry) {
-		t.Helper()
-		for _, b := range batches {
-			if err := db.bolt.Update(func(tx *bbolt.Tx) error {
-				at, err := openArchiveTx(tx)
-				if err != nil {
-					return err
-				}
-				return at.put(tx, db.log, b)
-			}); err != nil {
-				t.Fatal(err)
+	return entries
+}
+
+// putBatches puts each batch in a transaction of its own.
+func putBatches(t *testing.T, db *DB, batches ...[]archiveEntry) {
+	t.Helper()
+	for _, b := range batches {
+		if err := db.bolt.Update(func(tx *bbolt.Tx) error {
+			at, err := openArchiveTx(tx)
+			if err != nil {
+				return err
 			}
+			return at.put(tx, db.log, b)
+		}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	one, batch := openNoSync(t), openNoSync(t)
-	var single [][]archiveEntry
+}
+
+// putOneByOne puts entries one at a time, in order.
+func putOneByOne(t *testing.T, db *DB, entries []archiveEntry) {
+	t.Helper()
 	for i := range entries {
-		single = append(single, entries[i:i+1])
+		putBatches(t, db, entries[i:i+1])
 	}
-	put(one, single)
-	// Two batches: the second starts from the states the first left.
-	put(batch, [][]archiveEntry{entries[:200], entries[200:]})
+}
+
+// assertSameArchive checks that want and got hold the same records,
+// indexes, conversation states and counters, byte for byte.
+func assertSameArchive(t *testing.T, want, got *DB) {
+	t.Helper()
 	for _, name := range []string{bucketMAM, bucketMAMWith, bucketMAMTime, bucketConv, bucketMAMCount, bucketMeta} {
-		a, b := dumpBucket(t, one, name), dumpBucket(t, batch, name)
+		a, b := dumpBucket(t, want, name), dumpBucket(t, got, name)
 		if len(a) == 0 {
 			t.Fatalf("bucket %s: empty", name)
 		}
 		if !bytes.Equal(a, b) {
-			t.Errorf("bucket %s differs after a batch put from one record at a time", name)
+			t.Errorf("bucket %s differs from putting one record at a time", name)
 		}
-	}
-	convs, err := batch.Archive().Conversations(t.Context(), users[0], 0)
-	if err != nil || len(convs) == 0 {
-		t.Fatalf("Conversations = %v, %v", convs, err)
 	}
 }
 

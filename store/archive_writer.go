@@ -616,19 +616,19 @@ func (w *ArchiveWriter) commit(batch []pendingRecord, toJournal, background bool
 }
 
 // store commits entries in one transaction: in the journal if
-// toJournal, else with their indexes after the journal's. Queued records
-// are committed even when the writer's context has ended: they were
-// accepted.
+// toJournal, else with their indexes, in one put with the journal's
+// records (drainJournal). Queued records are committed even when the
+// writer's context has ended: they were accepted.
 func (w *ArchiveWriter) store(entries []archiveEntry, toJournal bool) error {
 	return w.a.db.update(context.Background(), func(tx *bbolt.Tx) error {
 		if toJournal {
 			return journal(tx, entries)
 		}
-		at, err := w.a.openWrite(tx)
+		at, err := openArchiveTx(tx)
 		if err != nil {
 			return err
 		}
-		return at.put(tx, w.log, entries)
+		return w.a.drainJournal(tx, at, w.log, entries)
 	})
 }
 

@@ -2,6 +2,8 @@ package store
 
 import (
 	"errors"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 
 	"go.etcd.io/bbolt"
@@ -51,15 +53,22 @@ func refused(err error) error {
 // that fails before changing anything returns refuse(err) instead: the
 // transaction goes on and only its caller gets err, so that a stream of
 // expected failures (full offline queues) costs no rollbacks. A panic in
-// bbolt's commit, or a function that ends its goroutine
+// bbolt's commit (logged once, with its stack: the calls running alone
+// may not meet it again), or a function that ends its goroutine
 // (runtime.Goexit), sends every call of that transaction back to run
 // alone in its caller. A caller waits for its transaction however its
 // context ends, as it would for bbolt's Update.
 type groupCommit struct {
 	bolt *bbolt.DB
+	log  *slog.Logger // not nil
 
-	mu      sync.Mutex
-	queue   []groupCall
+	mu    sync.Mutex
+	queue []groupCall
+	// spare is the committer's batch buffer while no committer runs,
+	// emptied and cleared: a batch that takes the whole queue swaps
+	// buffers with it rather than copying it (double buffering). It
+	// never shares the queue's array.
+	spare   []groupCall
 	running bool
 }
 
@@ -93,7 +102,10 @@ func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
 
 // run commits the queue until it is empty.
 func (g *groupCommit) run() {
-	var calls []groupCall
+	g.mu.Lock()
+	calls := g.spare
+	g.spare = nil
+	g.mu.Unlock()
 	finished := false
 	defer func() {
 		if finished {
@@ -114,14 +126,21 @@ func (g *groupCommit) run() {
 		n := min(len(g.queue), maxSharedCalls)
 		if n == 0 {
 			g.running = false
+			g.spare = calls[:0]
 			g.mu.Unlock()
 			finished = true
 			return
 		}
-		calls = append(calls[:0], g.queue[:n]...)
-		rest := copy(g.queue, g.queue[n:])
-		clear(g.queue[rest:])
-		g.queue = g.queue[:rest]
+		if n == len(g.queue) {
+			// The queue becomes this batch, the last batch's buffer
+			// (cleared) the queue.
+			calls, g.queue = g.queue, calls[:0]
+		} else {
+			calls = append(calls[:0], g.queue[:n]...)
+			rest := copy(g.queue, g.queue[n:])
+			clear(g.queue[rest:])
+			g.queue = g.queue[:rest]
+		}
 		g.mu.Unlock()
 		g.commit(calls)
 		clear(calls)
@@ -140,7 +159,12 @@ func (g *groupCommit) commit(calls []groupCall) {
 		if normal {
 			return
 		}
-		recover() // a panic in bbolt: each caller meets it again, alone
+		// A panic in bbolt (nil for a Goexit): a caller running alone
+		// may not meet it again, so it is logged here.
+		if p := recover(); p != nil {
+			g.log.Error("store: shared write transaction panicked; its calls run again alone",
+				"calls", len(calls), "panic", p, "stack", string(debug.Stack()))
+		}
 		for _, c := range calls {
 			c.done <- errRunAlone
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -365,7 +366,7 @@ func TestGroupCommitRefusalAfterFailedCommit(t *testing.T) {
 	if err := bdb.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
 		t.Fatal(err)
 	}
-	g := &groupCommit{bolt: bdb}
+	g := &groupCommit{bolt: bdb, log: slog.New(slog.DiscardHandler)}
 	create := func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte("b"))
 		if b.Get([]byte("alice")) != nil {
@@ -392,5 +393,34 @@ func TestGroupCommitRefusalAfterFailedCommit(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGroupCommitCommitPanicLogged: a panic in bbolt's commit of a shared
+// transaction (here an OnCommit handler) sends every call back to run
+// alone, and is logged once with its stack: running alone, the calls may
+// not meet it again.
+func TestGroupCommitCommitPanicLogged(t *testing.T) {
+	bdb, err := bbolt.Open(filepath.Join(t.TempDir(), "gc.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	var logs strings.Builder
+	g := &groupCommit{bolt: bdb, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	a := groupCall{fn: gcPut("a"), done: make(chan error, 1)}
+	b := groupCall{fn: func(tx *bbolt.Tx) error {
+		tx.OnCommit(func() { panic("in commit") })
+		return gcPut("b")(tx)
+	}, done: make(chan error, 1)}
+	g.commit([]groupCall{a, b})
+	for name, c := range map[string]groupCall{"a": a, "b": b} {
+		if err := <-c.done; err != errRunAlone {
+			t.Errorf("call %s: %v, want errRunAlone", name, err)
+		}
+	}
+	out := logs.String()
+	if n := strings.Count(out, "level=ERROR"); n != 1 || !strings.Contains(out, "in commit") || !strings.Contains(out, "groupcommit_test.go") {
+		t.Fatalf("logged %d errors, want one with the panic and its stack:\n%s", n, out)
 	}
 }

@@ -136,7 +136,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, path: path, readOnly: opts.ReadOnly, log: log, group: groupCommit{bolt: bdb}}
+	db := &DB{bolt: bdb, path: path, readOnly: opts.ReadOnly, log: log, group: groupCommit{bolt: bdb, log: log}}
 	db.users = &Users{db: db}
 	db.rosters = &Rosters{db: db}
 	db.subReqs = &SubRequests{db: db}
