@@ -169,7 +169,8 @@ func (s *Stanza) Stamped(from jid.JID, fromStr string) *Stanza {
 
 // WithTo returns a copy addressed to to, given with its string form
 // (which the caller keeps, so that a fan-out does not format the address
-// for every copy). The 'from' address is unchanged (and written, as
+// for every copy); toStr must be to.String(), which BareTo and the
+// written 'to' rely on. The 'from' address is unchanged (and written, as
 // With writes it).
 func (s *Stanza) WithTo(to jid.JID, toStr string) *Stanza {
 	e := s.El

@@ -436,6 +436,11 @@ func (g *adminGate) close(ctx context.Context) error {
 	case <-drained:
 		return nil
 	case <-ctx.Done():
+		select {
+		case <-drained: // the last one left as ctx ended
+			return nil
+		default:
+		}
 		return fmt.Errorf("admin commands still running: %w", ctx.Err())
 	}
 }
