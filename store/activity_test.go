@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"go.etcd.io/bbolt"
 )
 
 func TestActivity(t *testing.T) {
@@ -137,16 +135,6 @@ func TestActivitySetReadOnlyAndClosed(t *testing.T) {
 	if err := ro.Activity().Set(t.Context(), "a@x", Activity{}); !errors.Is(err, ErrReadOnly) {
 		t.Errorf("Set on a read-only database = %v, want ErrReadOnly", err)
 	}
-}
-
-// lastTxID is the id of the database's last committed write transaction.
-func lastTxID(t *testing.T, db *DB) int {
-	t.Helper()
-	var id int
-	if err := db.bolt.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 func TestActivityCodec(t *testing.T) {

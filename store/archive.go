@@ -842,7 +842,8 @@ func newEntryKeys(entries []archiveEntry, appendKey func(dst []byte, e *archiveE
 	s.starts = start
 	for r := range prefixes {
 		group := s.group(r)
-		byID := func(a, b entryKey) int { return bytes.Compare(s.key(a), s.key(b)) }
+		// Within a group the prefix is the same: be64(id) orders.
+		byID := func(a, b entryKey) int { return cmp.Compare(entries[a.entry].id, entries[b.entry].id) }
 		if !slices.IsSortedFunc(group, byID) {
 			slices.SortFunc(group, byID)
 		}

@@ -68,7 +68,7 @@ type countDeltas struct {
 	buf []byte // scratch for keys
 }
 
-// countDelta is the change to one counter, whose key is key.
+// countDelta is the change to one counter.
 type countDelta struct {
 	key []byte
 	n   int64

@@ -111,8 +111,8 @@ func (a *Archive) openWrite(tx *bbolt.Tx) (archiveTx, error) {
 // decode is logged and dropped: one bad value must not fail every later
 // archive write. Once tx commits, every record journaled before tx
 // began is known indexed (Archive.indexedHigh). The journal never holds
-// much more than a batch (see ArchiveWriter.commit), so one transaction
-// takes it all. put logs to log.
+// much more than a batch (see ArchiveWriter.run), so one transaction
+// takes it all. Both it and put log to log.
 func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx, log *slog.Logger, batch []archiveEntry) error {
 	j, err := bucket(tx, bucketMAMJournal)
 	if err != nil {
@@ -129,19 +129,17 @@ func (a *Archive) drainJournal(tx *bbolt.Tx, at archiveTx, log *slog.Logger, bat
 	for ; k != nil; k, v = c.Next() {
 		e, err := decodeJournalEntry(k, v)
 		if err != nil {
-			a.db.log.Error("store: dropping a corrupt archive journal entry", "key", fmt.Sprintf("%x", k), "err", err)
+			log.Error("store: dropping a corrupt archive journal entry", "key", fmt.Sprintf("%x", k), "err", err)
 			continue
 		}
 		entries = append(entries, e)
 	}
 	if len(entries) > 0 {
 		high = max(high, entries[len(entries)-1].id)
-		entries = append(entries, batch...)
-	} else {
-		entries = batch
+		batch = append(entries, batch...)
 	}
-	if len(entries) > 0 {
-		if err := at.put(tx, log, entries); err != nil {
+	if len(batch) > 0 {
+		if err := at.put(tx, log, batch); err != nil {
 			return err
 		}
 	}

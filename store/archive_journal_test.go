@@ -366,59 +366,50 @@ func TestArchiveJournalOpenAfterCrash(t *testing.T) {
 	}
 }
 
+// TestArchiveJournalCorruptEntry: a journal entry that does not decode,
+// or whose archive or with no JID can have (its index keys would exceed
+// bbolt's MaxKeySize, and the failing indexing would fail every later
+// archive write), is logged and dropped, whether a read or a writer batch
+// indexes the journal; the others are indexed and later writes work.
 func TestArchiveJournalCorruptEntry(t *testing.T) {
-	// A journal entry that does not decode is logged and dropped; the
-	// others are indexed and later writes work.
-	var logs bytes.Buffer
-	db := openAt(t, filepath.Join(t.TempDir(), "db"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	journalOnly(t, db,
-		ArchiveRecord{ID: rid(0), Archive: juliet, With: "romeo@example.net", Stanza: testStanza},
-		ArchiveRecord{ID: rid(2), Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket([]byte(bucketMAMJournal)).Put(be64(rid(1)), []byte{journalCodecV1, 3, 'x'})
-	})
-	if err != nil {
-		t.Fatal(err)
+	overlong := func(archive, with string) []byte {
+		return encodeJournalEntry(nil, newArchiveEntry(ArchiveRecord{ID: rid(1), Archive: archive, With: with, Stanza: testStanza}))
 	}
-	page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, Max: 10})
-	if err != nil || len(page.Records) != 2 {
-		t.Fatalf("Query = %d records, %v; want the 2 good ones", len(page.Records), err)
-	}
-	if j, _ := journalKeys(t, db); j != 0 {
-		t.Errorf("journaled %d after indexing, want 0", j)
-	}
-	if !strings.Contains(logs.String(), "corrupt archive journal entry") {
-		t.Errorf("log %q does not name the corrupt entry", logs.String())
-	}
-}
-
-func TestArchiveJournalOverlongEntry(t *testing.T) {
-	// An entry that decodes but whose archive or with no JID can have
-	// is dropped: its index keys would exceed bbolt's MaxKeySize, and
-	// the failing indexing would fail every later archive write.
-	for _, tc := range []struct{ name, archive, with string }{
-		{"archive", strings.Repeat("a", 40000), "romeo@example.net"},
-		{"with", juliet, strings.Repeat("w", 40000)},
+	for _, tc := range []struct {
+		name      string
+		value     []byte
+		viaWriter bool // indexed by a writer batch, else by a read
+	}{
+		{"undecodable", []byte{journalCodecV1, 3, 'x'}, false},
+		{"overlong archive", overlong(strings.Repeat("a", 40000), "romeo@example.net"), true},
+		{"overlong with", overlong(juliet, strings.Repeat("w", 40000)), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			db := openAt(t, filepath.Join(t.TempDir(), "db"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			journalOnly(t, db, ArchiveRecord{ID: rid(0), Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
-			bad := newArchiveEntry(ArchiveRecord{ID: rid(1), Archive: tc.archive, With: tc.with, Stanza: testStanza})
+			journalOnly(t, db,
+				ArchiveRecord{ID: rid(0), Archive: juliet, With: "romeo@example.net", Stanza: testStanza},
+				ArchiveRecord{ID: rid(2), Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
 			err := db.bolt.Update(func(tx *bbolt.Tx) error {
-				return tx.Bucket([]byte(bucketMAMJournal)).Put(be64(bad.id), encodeJournalEntry(nil, bad))
+				return tx.Bucket([]byte(bucketMAMJournal)).Put(be64(rid(1)), tc.value)
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			db.Archive().noteJournaled(bad.id)
-			// A batch of MaxBatch goes with the indexes, so it drains the
-			// journal in its own transaction.
-			w := startWriter(t, db, WriterOptions{MaxBatch: 1, IndexDelay: time.Hour})
-			appendCommitted(t, w, msg(juliet, "romeo@example.net", DirOut))
+			want := 2
+			if tc.viaWriter {
+				// A batch of MaxBatch goes with the indexes, so it
+				// drains the journal in its own transaction.
+				w := startWriter(t, db, WriterOptions{MaxBatch: 1, IndexDelay: time.Hour})
+				appendCommitted(t, w, msg(juliet, "romeo@example.net", DirOut))
+				if j, _ := journalKeys(t, db); j != 0 {
+					t.Fatalf("journaled %d after the writer's batch, want 0", j)
+				}
+				want = 3
+			}
 			page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, Max: 10})
-			if err != nil || len(page.Records) != 2 {
-				t.Fatalf("Query = %d records, %v; want the journaled one and the new one", len(page.Records), err)
+			if err != nil || len(page.Records) != want {
+				t.Fatalf("Query = %d records, %v; want %d (the good ones)", len(page.Records), err, want)
 			}
 			if j, _ := journalKeys(t, db); j != 0 {
 				t.Errorf("journaled %d after indexing, want 0", j)

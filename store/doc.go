@@ -164,9 +164,9 @@
 // for the whole store (a full disk), and while it does every archive
 // write fails with it. Once a full
 // batch is journaled (at most a quarter of a batch more: small batches are
-// under a quarter), batches commit with their indexes until a pass
-// empties the journal (passes failing or behind), and a failure reaches
-// their callbacks. Indexing touches
+// under a quarter), the next batch commits with its indexes and the
+// journal's records in one transaction (passes failing or behind), and a
+// failure reaches its callbacks. Indexing touches
 // each active archive's tail pages once per pass instead of once per
 // batch: at a steady rate that is most of a commit's cost. With
 // WriterOptions.Background (Linux), small batches and journal passes

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -16,6 +17,10 @@ const maxSharedCalls = 1024
 // errRunAlone tells a caller of groupCommit.do to run its function in a
 // transaction of its own: it failed or panicked in a shared one.
 var errRunAlone = errors.New("store: run alone")
+
+// errCommitPanicked is a call's answer when bbolt panicked in the commit
+// of its shared transaction: whether it reached the disk is unknown.
+var errCommitPanicked = errors.New("store: write transaction panicked in commit")
 
 // refusal is an error a write function returns, through refuse, when it
 // fails before changing anything (a quota, an existing account): the
@@ -53,22 +58,19 @@ func refused(err error) error {
 // that fails before changing anything returns refuse(err) instead: the
 // transaction goes on and only its caller gets err, so that a stream of
 // expected failures (full offline queues) costs no rollbacks. A panic in
-// bbolt's commit (logged once, with its stack: the calls running alone
-// may not meet it again), or a function that ends its goroutine
-// (runtime.Goexit), sends every call of that transaction back to run
-// alone in its caller. A caller waits for its transaction however its
-// context ends, as it would for bbolt's Update.
+// bbolt's commit fails every call of that transaction with
+// errCommitPanicked, logged once with its stack: the commit may already
+// be on disk (bbolt runs OnCommit handlers after it), so running the
+// calls again could write twice. A function that ends its goroutine
+// (runtime.Goexit) committed nothing: every call of that transaction
+// runs again alone in its caller. A caller waits for its transaction
+// however its context ends, as it would for bbolt's Update.
 type groupCommit struct {
 	bolt *bbolt.DB
 	log  *slog.Logger // not nil
 
-	mu    sync.Mutex
-	queue []groupCall
-	// spare is the committer's batch buffer while no committer runs,
-	// emptied and cleared: a batch that takes the whole queue swaps
-	// buffers with it rather than copying it (double buffering). It
-	// never shares the queue's array.
-	spare   []groupCall
+	mu      sync.Mutex
+	queue   []groupCall
 	running bool
 }
 
@@ -102,10 +104,7 @@ func (g *groupCommit) do(fn func(*bbolt.Tx) error) error {
 
 // run commits the queue until it is empty.
 func (g *groupCommit) run() {
-	g.mu.Lock()
-	calls := g.spare
-	g.spare = nil
-	g.mu.Unlock()
+	var calls []groupCall
 	finished := false
 	defer func() {
 		if finished {
@@ -126,21 +125,14 @@ func (g *groupCommit) run() {
 		n := min(len(g.queue), maxSharedCalls)
 		if n == 0 {
 			g.running = false
-			g.spare = calls[:0]
 			g.mu.Unlock()
 			finished = true
 			return
 		}
-		if n == len(g.queue) {
-			// The queue becomes this batch, the last batch's buffer
-			// (cleared) the queue.
-			calls, g.queue = g.queue, calls[:0]
-		} else {
-			calls = append(calls[:0], g.queue[:n]...)
-			rest := copy(g.queue, g.queue[n:])
-			clear(g.queue[rest:])
-			g.queue = g.queue[:rest]
-		}
+		calls = append(calls[:0], g.queue[:n]...)
+		rest := copy(g.queue, g.queue[n:])
+		clear(g.queue[rest:])
+		g.queue = g.queue[:rest]
 		g.mu.Unlock()
 		g.commit(calls)
 		clear(calls)
@@ -152,21 +144,23 @@ func (g *groupCommit) run() {
 // that refuses gets its refusal once the others have committed, or runs
 // again alone if the commit fails.
 func (g *groupCommit) commit(calls []groupCall) {
-	// calls holds the calls not answered yet: if bbolt panics or a
-	// function ends the goroutine, each runs again alone.
+	// calls holds the calls not answered yet: if bbolt panics each
+	// fails, if a function ends the goroutine each runs again alone.
 	normal := false
 	defer func() {
 		if normal {
 			return
 		}
-		// A panic in bbolt (nil for a Goexit): a caller running alone
-		// may not meet it again, so it is logged here.
+		// A panic in bbolt (the functions' own are caught by
+		// runGuarded), or nil for a Goexit.
+		answer := errRunAlone
 		if p := recover(); p != nil {
-			g.log.Error("store: shared write transaction panicked; its calls run again alone",
+			g.log.Error("store: shared write transaction panicked",
 				"calls", len(calls), "panic", p, "stack", string(debug.Stack()))
+			answer = fmt.Errorf("%w: %v", errCommitPanicked, p)
 		}
 		for _, c := range calls {
-			c.done <- errRunAlone
+			c.done <- answer
 		}
 	}()
 	refusals := make([]error, len(calls))

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
 
 // openTest opens a fresh database in t.TempDir and closes it at cleanup.
@@ -137,4 +139,14 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// lastTxID is the id of the database's last committed write transaction.
+func lastTxID(t *testing.T, db *DB) int {
+	t.Helper()
+	var id int
+	if err := db.bolt.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
