@@ -269,6 +269,10 @@ func (in *Inbox) flush(ctx context.Context) error {
 	// from parsed JIDs, so that should not happen.)
 	skipped, err := in.deps.Inbox.Apply(context.WithoutCancel(ctx), changes)
 	if errors.Is(err, store.ErrInvalid) {
+		// The store answered: nothing is failing that a retry waits for.
+		in.mu.Lock()
+		in.failures = 0
+		in.mu.Unlock()
 		in.log.Error("muc: inbox: changes refused, dropped", "changes", len(changes), xmpp.LogErr, err)
 		return fmt.Errorf("muc: inbox: %w", err)
 	}

@@ -147,7 +147,7 @@ func (r *room) private(ctx context.Context, st *xmpp.Stanza, o *occupant) {
 		switch {
 		case c.Space == NSOccupant, c.Space == NSUser && c.Name == "x":
 			// The room's own (the client's <x/> of §7.5 would repeat it).
-		case c.Space == NSSID && c.Name == "stanza-id" && xmpp.SameAddress(c.AttrValue("by"), r.jid, r.jid.String()):
+		case xmpp.IsStanzaIDBy(c, r.jid, ""):
 			// Spoofed: only the room speaks for the room (XEP-0359),
 			// however its address is written.
 		default:

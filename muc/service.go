@@ -27,7 +27,7 @@ const (
 	NSRoomInfo   = "http://jabber.org/protocol/muc#roominfo"
 	NSData       = xmpp.NSData
 	NSDelay      = "urn:xmpp:delay"
-	NSSID        = "urn:xmpp:sid:0"
+	NSSID        = xmpp.NSStanzaID
 	NSOccupant   = "urn:xmpp:occupant-id:0"
 	NSPing       = "urn:xmpp:ping"
 	NSMAM        = "urn:xmpp:mam:2"

@@ -146,13 +146,8 @@ func Build(kind Kind, typ, id string, from, to jid.JID, children ...*wire.Elemen
 // With returns a copy addressed from from to to. The payload is shared and
 // written verbatim.
 func (s *Stanza) With(from, to jid.JID) *Stanza {
-	e := s.El
-	if !from.Equal(s.From) || e.AttrValue("from") == "" && !IsZero(from) {
-		e = setAddr(e, "from", from)
-	}
-	if !to.Equal(s.To) || e.AttrValue("to") == "" && !IsZero(to) {
-		e = setAddr(e, "to", to)
-	}
+	e := readdressed(s.El, "from", from, s.From)
+	e = readdressed(e, "to", to, s.To)
 	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: from, To: to, El: e}
 }
 
@@ -173,10 +168,7 @@ func (s *Stanza) Stamped(from jid.JID, fromStr string) *Stanza {
 // written 'to' rely on. The 'from' address is unchanged (and written, as
 // With writes it).
 func (s *Stanza) WithTo(to jid.JID, toStr string) *Stanza {
-	e := s.El
-	if e.AttrValue("from") == "" && !IsZero(s.From) {
-		e = setAddr(e, "from", s.From)
-	}
+	e := readdressed(s.El, "from", s.From, s.From)
 	if e.AttrValue("to") != toStr {
 		e = e.WithAttr("to", toStr)
 	}
@@ -200,6 +192,15 @@ func (s *Stanza) BareTo() string {
 // match From and To).
 func (s *Stanza) WithElement(e *wire.Element) *Stanza {
 	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: s.From, To: s.To, El: e, toStr: s.toStr}
+}
+
+// readdressed is e with its address attribute name for j, where it was
+// written for old (rewritten only if j differs, or is missing from e).
+func readdressed(e *wire.Element, name string, j, old jid.JID) *wire.Element {
+	if !j.Equal(old) || e.AttrValue(name) == "" && !IsZero(j) {
+		return setAddr(e, name, j)
+	}
+	return e
 }
 
 func setAddr(e *wire.Element, name string, j jid.JID) *wire.Element {

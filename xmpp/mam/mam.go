@@ -22,7 +22,7 @@ import (
 const (
 	NS        = "urn:xmpp:mam:2"
 	NSExt     = "urn:xmpp:mam:2#extended"
-	NSSID     = "urn:xmpp:sid:0"
+	NSSID     = xmpp.NSStanzaID
 	NSForward = "urn:xmpp:forward:0"
 	NSDelay   = "urn:xmpp:delay"
 	NSRSM     = "http://jabber.org/protocol/rsm"
@@ -467,16 +467,8 @@ func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 // 'by' is compared as a JID, the way clients compare it: a spoofed
 // by='Bob@Example.org' names bob@example.org's archive as well.
 func stripOwnIDs(st *xmpp.Stanza, by jid.JID) *xmpp.Stanza {
-	var byStr string
-	own := func(c *wire.Element) bool {
-		if c.Name != "stanza-id" || c.Space != NSSID {
-			return false
-		}
-		if byStr == "" {
-			byStr = by.String()
-		}
-		return xmpp.SameAddress(c.AttrValue("by"), by, byStr)
-	}
+	// by is formatted only for a stanza-id: most messages carry none.
+	own := func(c *wire.Element) bool { return xmpp.IsStanzaIDBy(c, by, "") }
 	if !slices.ContainsFunc(st.El.Children, own) {
 		return st
 	}
