@@ -447,11 +447,16 @@ func (g *adminGate) close(ctx context.Context) error {
 
 // adminServer serves the admin API on a Unix socket (mode 0600).
 type adminServer struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	log   *slog.Logger
-	mu    sync.Mutex
-	conns map[net.Conn]struct{} // open connections, for close
+	ln  net.Listener
+	log *slog.Logger
+	// ctx is the commands' context, cancelled by cut (as net/http
+	// cancels a request's when it cuts its connection).
+	ctx    context.Context
+	cancel context.CancelFunc
+	// running holds the accept loop and each connection's goroutine.
+	running adminGate
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{} // open connections, for cut; nil once cut
 }
 
 func startAdmin(path string, s *Server, log *slog.Logger) (*adminServer, error) {
@@ -469,25 +474,27 @@ func startAdmin(path string, s *Server, log *slog.Logger) (*adminServer, error) 
 		return nil, fmt.Errorf("server: admin socket: %w", err)
 	}
 	a := &adminServer{ln: ln, log: log, conns: map[net.Conn]struct{}{}}
-	a.wg.Add(1)
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.running.enter()
 	go func() {
-		defer a.wg.Done()
+		defer a.running.leave()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
 			a.mu.Lock()
-			if a.conns == nil { // closed
+			if a.conns == nil { // cut
 				a.mu.Unlock()
 				c.Close()
 				return
 			}
 			a.conns[c] = struct{}{}
-			a.wg.Add(1)
+			// Before cut (under mu), so before running closes: open.
+			a.running.enter()
 			a.mu.Unlock()
 			go func() {
-				defer a.wg.Done()
+				defer a.running.leave()
 				a.serve(c, s)
 				a.mu.Lock()
 				delete(a.conns, c)
@@ -531,11 +538,11 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 			return enc.Encode(AdminResponse{Line: &l})
 		}
 		// The export must include what was said until now.
-		if err := s.flushArchive(context.Background()); err != nil {
+		if err := s.flushArchive(a.ctx); err != nil {
 			return AdminResponse{Error: err.Error()}
 		}
 	}
-	res, err := RunCommand(context.Background(), backend, req)
+	res, err := RunCommand(a.ctx, backend, req)
 	if err != nil {
 		return AdminResponse{Error: err.Error()}
 	}
@@ -547,11 +554,10 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 // still run commands, until the gate closes.
 func (a *adminServer) stopAccepting() { a.ln.Close() }
 
-// close closes the listener and every connection (one waiting for its
-// next request would otherwise hold on for its 30 s deadline), and waits
-// for their goroutines until ctx ends. Call it once the gate is closed:
-// a command still running then loses its connection.
-func (a *adminServer) close(ctx context.Context) error {
+// cut closes the listener and every connection (one waiting for its
+// next request would otherwise hold on for its 30 s deadline), and
+// cancels the commands still running. Call it once the gate is closed.
+func (a *adminServer) cut() {
 	a.ln.Close()
 	a.mu.Lock()
 	for c := range a.conns {
@@ -559,17 +565,16 @@ func (a *adminServer) close(ctx context.Context) error {
 	}
 	a.conns = nil
 	a.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		a.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("admin socket: %w", ctx.Err())
+	a.cancel()
+}
+
+// wait waits, after cut, for the accept loop and the connections'
+// goroutines until ctx ends.
+func (a *adminServer) wait(ctx context.Context) error {
+	if err := a.running.close(ctx); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
 	}
+	return nil
 }
 
 // AdminCall sends one request to a running server's admin socket.

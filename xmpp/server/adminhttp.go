@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -119,12 +118,8 @@ func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Re
 // "EXAMPLE.org." is example.org), belongs to: the domain itself if it is
 // a configured host, or the host whose room service it is; "" if none.
 func (s *Server) hostOf(domain string) string {
-	// Not cfg.Host, which copies the host's admins.
-	lower := strings.ToLower(domain)
-	for i := range s.cfg.Hosts {
-		if s.cfg.Hosts[i].Domain == lower {
-			return domain
-		}
+	if s.router.IsLocal(domain) {
+		return domain
 	}
 	if svc, ok := s.mucHosts[domain]; ok {
 		return svc.host
@@ -190,7 +185,14 @@ func (s *Server) scopeToHost(name string, cmd adminCommand, args map[string]stri
 	// command takes (an account, archive or room has a localpart; a host
 	// has only a domain) is left to the command, which refuses it.
 	key := cmd.target
-	if j, err := jid.Parse(args[key]); err == nil && (j.Localpart() != "") == (cmd.scope == scopeJID) && s.hostOf(j.Domainpart()) != host {
+	j, err := jid.Parse(args[key])
+	if err != nil {
+		return nil
+	}
+	if ofKind := (j.Localpart() != "") == (cmd.scope == scopeJID); !ofKind {
+		return nil
+	}
+	if s.hostOf(j.Domainpart()) != host {
 		return fmt.Errorf("%s %q is not of %s: %w", key, args[key], host, httpapi.ErrForbidden)
 	}
 	return nil

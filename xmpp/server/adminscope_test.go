@@ -19,12 +19,32 @@ import (
 	"switchboard/xmpp/httpapi"
 )
 
+// scopeServer is a server (not started) for the hosts localhost and
+// example.org, each with its default room service (conference.HOST).
+func scopeServer(t testing.TB) *Server {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.Server.DataDir = t.TempDir()
+	cfg.Hosts = append(cfg.Hosts, config.HostDefaults("example.org"))
+	s, err := New(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	for _, svc := range []string{"conference.localhost", "conference.example.org"} {
+		if _, ok := s.mucHosts[svc]; !ok {
+			t.Fatalf("no room service %s", svc)
+		}
+	}
+	return s
+}
+
 // Every admin command has its host scope decided and names its target
 // (the audit entry's, and what the scope checks); one added without a
 // scope is refused over HTTP rather than run for every host, and a name
 // outside adminCommands is refused where a request enters.
 func TestScopeToHostCoversEveryCommand(t *testing.T) {
-	s := &Server{cfg: config.Config{Hosts: []config.Host{config.HostDefaults("localhost")}}}
+	s := scopeServer(t)
 	for name, cmd := range adminCommands {
 		if cmd.scope == scopeUndecided {
 			t.Errorf("%s: no host scope", name)
@@ -60,12 +80,7 @@ func TestScopeToHostCoversEveryCommand(t *testing.T) {
 // is a JID of the admin's host or of its room services, written however
 // the commands accept it.
 func TestAuditScope(t *testing.T) {
-	s := &Server{
-		cfg: config.Config{Hosts: []config.Host{config.HostDefaults("localhost"), config.HostDefaults("example.org")}},
-		mucHosts: map[string]mucService{
-			"conference.localhost": {host: "localhost"}, "conference.example.org": {host: "example.org"},
-		},
-	}
+	s := scopeServer(t)
 	keep := s.auditScope("localhost")
 	for _, tc := range []struct {
 		name, target string
@@ -143,7 +158,7 @@ func TestAuditEntries(t *testing.T) {
 // The admin commands' gate: close gives up on a running command when its
 // context ends (with none running it returns at once, whatever the
 // context), and refuses the commands that come after it (that close waits
-// for a running command is TestShutdownWaitsForAdminHTTPCommands).
+// for a running command is TestShutdownWaitsForAdminCommands).
 func TestAdminGate(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -223,14 +238,28 @@ func TestShutdownClosesIdleAdminSocketConnections(t *testing.T) {
 	}
 }
 
-// Shutdown waits for an admin HTTP command still running before it stops
-// what commands use (the archive writer, the store), and waits for one
-// that does not end only adminCloseGrace: the rest of the shutdown
-// still runs.
-func TestShutdownWaitsForAdminHTTPCommands(t *testing.T) {
-	for _, ends := range []bool{true, false} {
-		t.Run(map[bool]string{true: "command ends", false: "command never ends"}[ends], func(t *testing.T) {
-			s := startForShutdown(t, config.DisabledSocket, "127.0.0.1:0")
+// Shutdown waits for an admin command still running (over HTTP or the
+// socket: one gate) before it stops what commands use (the archive
+// writer, the store), and waits for one that does not end only
+// adminCloseGrace: the rest of the shutdown still runs, the socket's
+// commands are cancelled, and the socket's own wait does not add an
+// error of its own for the spent grace.
+func TestShutdownWaitsForAdminCommands(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ends bool
+	}{
+		{"command ends", true},
+		{"command never ends", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "admin.sock")
+			s := startForShutdown(t, sock, "127.0.0.1:0")
+			idle, err := net.Dial("unix", sock) // a connection between requests
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer idle.Close()
 			if !s.adminRuns.enter() { // a command the API is running
 				t.Fatal("the gate of a running server is closed")
 			}
@@ -244,12 +273,19 @@ func TestShutdownWaitsForAdminHTTPCommands(t *testing.T) {
 			if _, err := s.db.Users().List(t.Context(), "localhost"); err != nil {
 				t.Fatalf("the store, while a command runs: %v", err)
 			}
-			if !ends {
-				if err := <-done; err == nil || !strings.Contains(err.Error(), "admin commands still running") {
-					t.Fatalf("Shutdown past the grace: %v, want the commands still running named", err)
+			if s.admin.ctx.Err() != nil {
+				t.Fatal("socket commands cancelled while the grace runs")
+			}
+			if !tc.ends {
+				err := <-done
+				if err == nil || !strings.Contains(err.Error(), "admin commands still running") || strings.Contains(err.Error(), "admin socket") {
+					t.Fatalf("Shutdown past the grace: %v, want the commands still running named, and only them", err)
 				}
 				if _, err := s.db.Users().List(t.Context(), "localhost"); !errors.Is(err, store.ErrClosed) {
 					t.Fatalf("the store after Shutdown: %v, want ErrClosed", err)
+				}
+				if s.admin.ctx.Err() == nil {
+					t.Fatal("socket commands not cancelled after the grace")
 				}
 				s.adminRuns.leave()
 				return
@@ -267,14 +303,7 @@ func TestShutdownWaitsForAdminHTTPCommands(t *testing.T) {
 // whose target is another host's (example.org's, or a host no longer
 // configured) are skipped. Half the targets are distinct.
 func BenchmarkAuditListScoped(b *testing.B) {
-	cfg := config.Defaults()
-	cfg.Server.DataDir = b.TempDir()
-	cfg.Hosts = append(cfg.Hosts, config.HostDefaults("example.org"))
-	s, err := New(b.Context(), cfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	s := scopeServer(b)
 	const n = 1000
 	for i := range n {
 		target := [...]string{

@@ -462,17 +462,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// The commands still running end before what they use stops, within
 	// adminCloseGrace (the rest of the shutdown keeps its share of ctx;
 	// one that does not end then fails on the stopped writer or closed
-	// store).
+	// store). Socket commands keep their connection meanwhile, to
+	// answer; then the socket is cut, which cancels any still running.
 	gctx, cancel := context.WithTimeout(ctx, adminCloseGrace)
-	if err := s.adminRuns.close(gctx); err != nil {
-		errs = append(errs, fmt.Errorf("server: %w", err))
+	gateErr := s.adminRuns.close(gctx)
+	cancel()
+	if gateErr != nil {
+		errs = append(errs, fmt.Errorf("server: %w", gateErr))
 	}
 	if admin != nil {
-		if err := admin.close(gctx); err != nil {
-			errs = append(errs, fmt.Errorf("server: %w", err))
+		admin.cut()
+		// Its own grace: the gate's may be spent. With commands
+		// still running, their goroutines are not waited for.
+		if gateErr == nil {
+			actx, cancel := context.WithTimeout(ctx, adminCloseGrace)
+			if err := admin.wait(actx); err != nil {
+				errs = append(errs, fmt.Errorf("server: %w", err))
+			}
+			cancel()
 		}
 	}
-	cancel()
 	for _, m := range s.mucs {
 		m.Stop()
 	}
