@@ -80,7 +80,8 @@ func (f *inboxFixture) send(t *testing.T, from jid.JID, xml string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.svc.Route(t.Context(), st.Stamped(from, from.String()))
+	st.Stamp(from, from.String())
+	f.svc.Route(t.Context(), st)
 }
 
 // barrier waits until the room has handled everything sent before.

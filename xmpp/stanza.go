@@ -151,15 +151,16 @@ func (s *Stanza) With(from, to jid.JID) *Stanza {
 	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: from, To: to, El: e}
 }
 
-// Stamped returns a copy from the sender's full JID, given with its string
-// form (which the sender's connection keeps, so that stamping does not
-// format the address for every stanza). The 'to' address is unchanged.
-func (s *Stanza) Stamped(from jid.JID, fromStr string) *Stanza {
-	e := s.El
-	if e.AttrValue("from") != fromStr {
-		e = e.WithAttr("from", fromStr)
+// Stamp sets the sender's full JID, given with its string form (which the
+// sender's connection keeps, so that stamping does not format the address
+// for every stanza), on s itself; the 'to' address is unchanged. Only for
+// a stanza nothing else holds yet, and before its Bytes: the one its
+// connection just read (a copy would be garbage at once).
+func (s *Stanza) Stamp(from jid.JID, fromStr string) {
+	if s.El.AttrValue("from") != fromStr {
+		s.El.SetAttr("from", fromStr)
 	}
-	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: from, To: s.To, El: e, toStr: s.toStr}
+	s.From = from
 }
 
 // WithTo returns a copy addressed to to, given with its string form

@@ -68,7 +68,9 @@ func (c *conn) serve(ctx context.Context) error {
 				continue
 			}
 		}
-		router.RouteFromClient(ctx, st.Stamped(c.full, c.fullStr))
+		// Nothing else holds st yet: stamped in place, not copied.
+		st.Stamp(c.full, c.fullStr)
+		router.RouteFromClient(ctx, st)
 	}
 }
 

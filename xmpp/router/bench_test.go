@@ -60,7 +60,8 @@ func BenchmarkIngressRouteDeliver(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r.Route(ctx, st.Stamped(alice, aliceStr))
+		st.Stamp(alice, aliceStr)
+		r.Route(ctx, st)
 	}
 	if bob.n.Load() == 0 {
 		b.Fatal("nothing delivered")

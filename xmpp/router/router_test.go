@@ -99,7 +99,8 @@ func stanzaFrom(t *testing.T, from, xml string) *xmpp.Stanza {
 		t.Fatalf("%s: %v", xml, err)
 	}
 	f := jid.MustParse(from)
-	return st.Stamped(f, f.String())
+	st.Stamp(f, f.String())
+	return st
 }
 
 // errorCondition is the condition of an error stanza ("" if none).

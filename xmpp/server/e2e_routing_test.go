@@ -758,13 +758,21 @@ func BenchmarkRouteMessage(b *testing.B) {
 
 	b.ReportAllocs()
 	b.ResetTimer()
-	// The sender runs ahead; the receiver drains concurrently so that
-	// neither its read buffer nor the server's outbox fills up.
+	// The sender runs ahead by at most a window of messages; the receiver
+	// drains concurrently. Unbounded, the sender could fill the
+	// receiver's outbox, and the server rightly closes a slow consumer.
+	window := make(chan struct{}, 256)
 	sent := make(chan error, 1) // capacity 1: the sender's only result
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		for range b.N {
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				sent <- ctx.Err()
+				return
+			}
 			if err := from.SendRaw(ctx, msg); err != nil {
 				sent <- err
 				return
@@ -780,6 +788,7 @@ func BenchmarkRouteMessage(b *testing.B) {
 	}()
 	for range b.N {
 		to.Next(b, wait, isMsg)
+		<-window
 	}
 	b.StopTimer()
 	err := <-sent

@@ -41,6 +41,16 @@ type Element struct {
 	// is nil for constructed elements and after a change of content.
 	buf                              []byte
 	start, innerStart, innerEnd, end int
+	// rare is what few elements have, nil for the others: the common
+	// element (an unprefixed stanza and its payloads) stays in a smaller
+	// allocation size.
+	rare *elementRare
+}
+
+// elementRare holds the fields of an Element that most elements leave
+// empty. Copies share it: it is filled in while its element is parsed or
+// made, and a copy that changes it gets its own.
+type elementRare struct {
 	// outer lists prefix bindings inherited from outside the element that
 	// its subtree uses; AppendXML declares them on the start tag.
 	outer []Attr
@@ -50,6 +60,23 @@ type Element struct {
 	contentNS string
 	// appendRaw are children added after the verbatim content.
 	appendRaw []*Element
+}
+
+// rareFields returns e's rare fields, empty ones when it has none.
+func (e *Element) rareFields() elementRare {
+	if e.rare == nil {
+		return elementRare{}
+	}
+	return *e.rare
+}
+
+// ownRare returns e's rare fields for writing while e is parsed, adding
+// them when it has none.
+func (e *Element) ownRare() *elementRare {
+	if e.rare == nil {
+		e.rare = new(elementRare)
+	}
+	return e.rare
 }
 
 // New returns a constructed element in namespace space with the given
@@ -132,6 +159,20 @@ func (e *Element) WithAttr(name, value string) *Element {
 	return c
 }
 
+// SetAttr sets attribute name to value on e itself (appended when absent).
+// Only for an element nothing else holds yet, such as the one a Decoder
+// just returned to its reader: elements that may be shared are immutable,
+// and WithAttr makes the changed copy.
+func (e *Element) SetAttr(name, value string) {
+	for i := range e.Attrs {
+		if e.Attrs[i].Name == name {
+			e.Attrs[i].Value = value
+			return
+		}
+	}
+	e.Attrs = append(e.Attrs, Attr{Name: name, Value: value})
+}
+
 // WithoutAttr returns a copy of e without the attribute.
 func (e *Element) WithoutAttr(name string) *Element {
 	c := e.shallow()
@@ -153,7 +194,11 @@ func (e *Element) WithChildren(text string, children ...*Element) *Element {
 	c.Text = text
 	// Written from the tree now: children once appended after the
 	// verbatim content are in it or gone.
-	c.buf, c.appendRaw = nil, nil
+	c.buf = nil
+	if r := c.rareFields(); r.appendRaw != nil {
+		r.appendRaw = nil
+		c.rare = &r
+	}
 	return c
 }
 
@@ -169,7 +214,9 @@ func (e *Element) Append(children ...*Element) *Element {
 		// mixed content, which the tree alone cannot reproduce, stays.
 		c := e.shallow()
 		c.Children = all
-		c.appendRaw = append(append([]*Element(nil), e.appendRaw...), children...)
+		r := e.rareFields()
+		r.appendRaw = append(append([]*Element(nil), r.appendRaw...), children...)
+		c.rare = &r
 		return c
 	}
 	return e.WithChildren(e.Text, all...)
@@ -234,18 +281,23 @@ func (e *Element) qname() string {
 // content namespace (jabber:client or jabber:server).
 func (e *Element) AppendXML(dst []byte, parentNS string) []byte {
 	q := e.qname()
+	rare := e.rareFields()
 	dst = append(dst, '<')
 	dst = append(dst, q...)
 	wroteNS := false
 	for _, a := range e.Attrs {
 		if a.Name == "xmlns" {
-			if e.Prefix != "" || e.Space == parentNS {
-				// The default namespace is only needed by the
-				// verbatim content if it differs from parentNS.
-				if e.buf == nil || a.Value == parentNS {
-					continue
-				}
+			switch {
+			case a.Value == parentNS && (e.Prefix != "" || e.Space == parentNS):
+				// Already in scope.
+				continue
+			case e.Prefix == "" && e.Space == parentNS && e.buf == nil:
+				// Inconsistent with the element's own namespace:
+				// the tree writes its children in e.Space.
+				continue
 			}
+			// A prefixed element's default namespace is its content's
+			// (verbatim, or the children's written from the tree).
 			wroteNS = true
 		}
 		dst = appendAttr(dst, a.Name, a.Value)
@@ -253,18 +305,18 @@ func (e *Element) AppendXML(dst []byte, parentNS string) []byte {
 	if e.Prefix == "" && !wroteNS && e.Space != parentNS {
 		dst = appendAttr(dst, "xmlns", e.Space)
 	}
-	if e.Prefix != "" && e.buf != nil && !wroteNS && e.contentNS != parentNS {
+	if e.Prefix != "" && e.buf != nil && !wroteNS && rare.contentNS != parentNS {
 		// The verbatim content's default namespace, which it does not
 		// declare where it was parsed.
-		dst = appendAttr(dst, "xmlns", e.contentNS)
+		dst = appendAttr(dst, "xmlns", rare.contentNS)
 	}
-	for _, a := range e.outer {
+	for _, a := range rare.outer {
 		dst = appendAttr(dst, a.Name, a.Value)
 	}
 	ns := e.Space
 	switch {
 	case e.Prefix != "" && e.buf != nil:
-		ns = e.contentNS
+		ns = rare.contentNS
 	case e.Prefix != "":
 		ns = parentNS
 		if v, ok := e.Attr("xmlns"); ok {
@@ -272,12 +324,12 @@ func (e *Element) AppendXML(dst []byte, parentNS string) []byte {
 		}
 	}
 	if e.buf != nil {
-		if e.innerEnd == e.innerStart && len(e.appendRaw) == 0 {
+		if e.innerEnd == e.innerStart && len(rare.appendRaw) == 0 {
 			return append(dst, '/', '>')
 		}
 		dst = append(dst, '>')
 		dst = append(dst, e.buf[e.innerStart:e.innerEnd]...)
-		for _, c := range e.appendRaw {
+		for _, c := range rare.appendRaw {
 			dst = c.AppendXML(dst, ns)
 		}
 	} else {

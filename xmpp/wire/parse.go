@@ -315,12 +315,13 @@ func (p *parser) noteOuter(e *Element, nb int, prefix, uri string, at int) {
 
 func addOuter(e *Element, prefix, uri string) {
 	name := "xmlns:" + prefix
-	for _, a := range e.outer {
+	r := e.ownRare()
+	for _, a := range r.outer {
 		if a.Name == name {
 			return
 		}
 	}
-	e.outer = append(e.outer, Attr{Name: name, Value: uri})
+	r.outer = append(r.outer, Attr{Name: name, Value: uri})
 }
 
 // startTag parses a start tag at '<' and pushes its namespace bindings;
@@ -411,7 +412,7 @@ func (p *parser) startTag() (e *Element, qname string, selfClosing bool, nb int,
 	p.noteOuter(e, nb, prefix, uri, at)
 	e.Name, e.Prefix, e.Space = local, prefix, uri
 	if prefix != "" {
-		e.contentNS, _, _ = p.lookup("")
+		e.ownRare().contentNS, _, _ = p.lookup("")
 	}
 	for _, a := range e.Attrs {
 		ap, _ := splitName(a.Name)

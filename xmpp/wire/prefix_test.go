@@ -52,3 +52,82 @@ func TestChildDeclaresInheritedPrefixes(t *testing.T) {
 		})
 	}
 }
+
+// TestCopiesKeepRareFields: copies share an element's rare fields (the
+// bindings it inherited, a prefixed element's content namespace, children
+// appended after its verbatim content); a copy that changes them leaves
+// the element and its other copies as they were.
+func TestCopiesKeepRareFields(t *testing.T) {
+	sc := NewScope(NSClient).Bind("stream", NSStream)
+	for _, in := range []string{
+		`<message xmlns:p='urn:p'><p:q><x/></p:q></message>`,
+		`<stream:error xmlns='urn:inner'><x/></stream:error>`,
+		`<message><body>hi</body></message>`,
+	} {
+		t.Run(in, func(t *testing.T) {
+			root, err := Parse([]byte(in), sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			el := root
+			if el.Prefix == "" && len(el.Children) > 0 && el.Children[0].Prefix != "" {
+				el = el.Children[0] // the prefixed child, with its inherited binding
+			}
+			alone := string(el.AppendXML(nil, ""))
+			a := el.Append(New("a", "urn:a"))
+			b := el.Append(New("b", "urn:b"))
+			aa := a.Append(New("aa", "urn:a"))
+			tree := aa.WithChildren("", aa.Children...)
+			if got := string(el.AppendXML(nil, "")); got != alone {
+				t.Fatalf("the element changed with its copies:\n%s\nwas\n%s", got, alone)
+			}
+			for name, c := range map[string]struct {
+				el   *Element
+				want []string
+			}{
+				"a":    {a, []string{"a"}},
+				"b":    {b, []string{"b"}},
+				"aa":   {aa, []string{"a", "aa"}},
+				"tree": {tree, []string{"a", "aa"}},
+			} {
+				out := c.el.AppendXML(nil, "")
+				again, err := Parse(out, Scope{})
+				if err != nil {
+					t.Fatalf("%s: %v\nout: %s", name, err, out)
+				}
+				if !equivalent(c.el, again) {
+					t.Fatalf("%s: written and parsed again, it changed\nout: %s", name, out)
+				}
+				var added []string
+				for _, ch := range again.Children[len(el.Children):] {
+					added = append(added, ch.Name)
+				}
+				if strings.Join(added, " ") != strings.Join(c.want, " ") {
+					t.Errorf("%s: added children %v, want %v\nout: %s", name, added, c.want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestSetAttr(t *testing.T) {
+	for _, tc := range []struct {
+		in, name, value, want string
+	}{
+		{`<message to='a@b' id='1'><body>x</body></message>`, "from", "c@d/r", `<message to='a@b' id='1' from='c@d/r'><body>x</body></message>`},
+		{`<message from='e@f' to='a@b'><body>x</body></message>`, "from", "c@d/r", `<message from='c@d/r' to='a@b'><body>x</body></message>`},
+		{`<message/>`, "from", "<&'>", `<message from='&lt;&amp;&apos;&gt;'/>`},
+	} {
+		e, err := Parse([]byte(tc.in), NewScope(NSClient))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.SetAttr(tc.name, tc.value)
+		if got := e.AttrValue(tc.name); got != tc.value {
+			t.Errorf("%s: %s=%q, want %q", tc.in, tc.name, got, tc.value)
+		}
+		if got := string(e.AppendXML(nil, NSClient)); got != tc.want {
+			t.Errorf("%s: wrote\n%s\nwant\n%s", tc.in, got, tc.want)
+		}
+	}
+}
