@@ -90,9 +90,11 @@ type WriterOptions struct {
 	// raised. Raising a thread's priority takes CAP_SYS_NICE or an
 	// RLIMIT_NICE of 20 or more; without it (or elsewhere than on Linux)
 	// every batch commits at normal priority, as every later one does if
-	// a raised thread cannot be given idle priority again. The thread holds a Go
-	// processor while it waits for CPU: a process using this should run
-	// with one processor (GOMAXPROCS) more than it has CPUs.
+	// a raised thread cannot be given idle priority again. The thread
+	// holds a Go processor while it waits for CPU: while background
+	// commits run, and for a few seconds after the last, the process has
+	// one processor more (GOMAXPROCS; processorLoan), unless GOMAXPROCS is
+	// set in the environment.
 	Background bool
 	// Logger receives commit failures (Error) and lifecycle messages.
 	// Nil uses the DB's logger.
@@ -138,7 +140,8 @@ type ArchiveWriter struct {
 	bgThread     int // the committer's OS thread id
 	// lowerPriority is setThreadIdlePriority (changed in tests).
 	lowerPriority func(tid int) error
-	bgRaised      bool // its priority was raised (storeInBackground)
+	bgRaised      bool           // its priority was raised (storeInBackground)
+	loan          *processorLoan // nil: GOMAXPROCS left alone
 	normalUntil   time.Time
 	idleCPU       idleMeter
 
@@ -213,6 +216,7 @@ func (a *Archive) NewWriter(opts WriterOptions) *ArchiveWriter {
 		minShare:      minShare,
 		idleCPU:       idleMeter{read: readCPUTimes},
 		lowerPriority: setThreadIdlePriority,
+		loan:          loanFor(opts.Background),
 		exited:        make(chan struct{}),
 		queue:         make(chan pendingRecord, opts.QueueSize),
 		kick:          make(chan struct{}, 1),
@@ -739,6 +743,7 @@ func (w *ArchiveWriter) storeInBackground(job func() error, records int, pass bo
 		}
 		w.bgRaised = false
 	}
+	defer w.loan.borrow()()
 	last := sampleThread(w.bgThread)
 	start := last
 	w.bg <- job

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -143,20 +142,13 @@ func newServe(g *globals) *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			idle := cfg.Server.ArchiveCommitPriority == config.PriorityIdle
-			if idle {
+			if cfg.Server.ArchiveCommitPriority == config.PriorityIdle {
 				if err := store.CheckIdlePriority(); err != nil {
 					// Decided here once: the archive writer then neither
 					// probes again nor logs it a second time.
 					log.Info("archive commits at normal priority", "err", err)
-					idle = false
 					cfg.Server.ArchiveCommitPriority = config.PriorityNormal
 				}
-			}
-			cur := runtime.GOMAXPROCS(0)
-			if n := processorsFor(idle, os.Getenv("GOMAXPROCS"), cur); n != cur {
-				log.Info("one Go processor more than CPUs for idle-priority archive commits", "gomaxprocs", n)
-				runtime.GOMAXPROCS(n)
 			}
 			srv, err := server.New(ctx, cfg, log)
 			if err != nil {
