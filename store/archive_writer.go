@@ -93,8 +93,9 @@ type WriterOptions struct {
 	// a raised thread cannot be given idle priority again. The thread
 	// holds a Go processor while it waits for CPU: while background
 	// commits run, and for a few seconds after the last, the process has
-	// one processor more (GOMAXPROCS; processorLoan), unless GOMAXPROCS is
-	// set in the environment.
+	// one processor more (GOMAXPROCS; processorLoan) if the program turned
+	// that on (LendProcessors) and GOMAXPROCS is not set in the
+	// environment.
 	Background bool
 	// Logger receives commit failures (Error) and lifecycle messages.
 	// Nil uses the DB's logger.

@@ -3,7 +3,9 @@ package store
 import (
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,8 +26,12 @@ const loanQuiet = 5 * time.Second
 // once per burst of commits, not per commit.
 //
 // GOMAXPROCS is the process's, so the loan is too: every writer shares
-// processors.
+// processors, and only the program that owns the process turns it on
+// (LendProcessors). While raised, the runtime does not follow changes of
+// the CPUs it may use (cgroup quota, affinity) until it lowers again.
 type processorLoan struct {
+	enabled atomic.Bool // LendProcessors was called
+
 	quiet time.Duration
 	now   func() time.Time
 	raise func() // one processor more
@@ -48,10 +54,21 @@ var processors = &processorLoan{
 	lower: runtime.SetDefaultGOMAXPROCS,
 }
 
+// LendProcessors lets the writers created after it raise GOMAXPROCS by
+// one while their background commits run (WriterOptions.Background,
+// processorLoan). For the program that owns the process (`switchboard
+// serve`): a program embedding the store, or a test, keeps the GOMAXPROCS
+// it set. A GOMAXPROCS in the environment still wins.
+func LendProcessors() { processors.enabled.Store(true) }
+
 // loanFor is the loan a writer uses: processors for background commits
-// unless GOMAXPROCS is set in the environment, else nil.
+// when lending is on (LendProcessors) and GOMAXPROCS is not set in the
+// environment (as the runtime reads it: a positive whole number), else nil.
 func loanFor(background bool) *processorLoan {
-	if !background || os.Getenv("GOMAXPROCS") != "" {
+	if !background || !processors.enabled.Load() {
+		return nil
+	}
+	if n, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && n > 0 {
 		return nil
 	}
 	return processors
@@ -89,12 +106,12 @@ func (l *processorLoan) expire() {
 		return
 	}
 	idle := l.now().Sub(l.last)
-	if l.active > 0 || idle < l.quiet {
-		wait := l.quiet - idle
-		if l.active > 0 || wait <= 0 {
-			wait = l.quiet
-		}
-		l.timer.Reset(wait)
+	if l.active > 0 {
+		l.timer.Reset(l.quiet)
+		return
+	}
+	if idle < l.quiet {
+		l.timer.Reset(l.quiet - idle)
 		return
 	}
 	l.lower()

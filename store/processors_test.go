@@ -90,15 +90,22 @@ func TestProcessorLoan(t *testing.T) {
 }
 
 func TestLoanFor(t *testing.T) {
+	t.Cleanup(func() { processors.enabled.Store(false) })
 	t.Setenv("GOMAXPROCS", "")
+	if loanFor(true) != nil {
+		t.Error("a background writer borrows before LendProcessors")
+	}
+	LendProcessors()
 	if loanFor(false) != nil {
 		t.Error("a writer without background commits borrows")
 	}
 	if loanFor(true) != processors {
 		t.Error("a background writer does not share the process's loan")
 	}
-	t.Setenv("GOMAXPROCS", "2")
-	if loanFor(true) != nil {
-		t.Error("GOMAXPROCS set, yet a background writer would change it")
+	for env, lends := range map[string]bool{"2": false, "1": false, "0": true, "x": true, "-1": true} {
+		t.Setenv("GOMAXPROCS", env)
+		if got := loanFor(true) != nil; got != lends {
+			t.Errorf("GOMAXPROCS=%q: lends %v, want %v (the runtime takes only a positive number)", env, got, lends)
+		}
 	}
 }

@@ -143,6 +143,9 @@ func newServe(g *globals) *cobra.Command {
 				defer pprof.StopCPUProfile()
 			}
 			if cfg.Server.ArchiveCommitPriority == config.PriorityIdle {
+				// This process is ours: idle-priority commits may
+				// lend the runtime a processor while they run.
+				store.LendProcessors()
 				if err := store.CheckIdlePriority(); err != nil {
 					// Decided here once: the archive writer then neither
 					// probes again nor logs it a second time.
