@@ -492,12 +492,16 @@ func (rw row) met(sb cell, peers []cell, archiveOn bool) string {
 	if adv < factor || !valid {
 		verdict = "**no**"
 	}
-	s := shown(adv, factor, func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) })
+	two := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+	s := two(adv)
+	if adv < factor {
+		s = shown(adv, factor, two)
+	}
 	return fmt.Sprintf("%s (%s×)", verdict, s)
 }
 
-// shown formats v as format does, or in full where that would show a
-// value other than target as target (1.9996 is not 2.00, 0.503 not 0.50).
+// shown formats a miss v as format does, or in full where that would show
+// it as its target (1.9996 is not 2.00, 0.503 not 0.50).
 func shown(v, target float64, format func(float64) string) string {
 	if s := format(v); v == target || s != format(target) {
 		return s

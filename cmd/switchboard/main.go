@@ -143,14 +143,15 @@ func newServe(g *globals) *cobra.Command {
 				defer pprof.StopCPUProfile()
 			}
 			if cfg.Server.ArchiveCommitPriority == config.PriorityIdle {
-				// This process is ours: idle-priority commits may
-				// lend the runtime a processor while they run.
-				store.LendProcessors()
 				if err := store.CheckIdlePriority(); err != nil {
 					// Decided here once: the archive writer then neither
 					// probes again nor logs it a second time.
 					log.Info("archive commits at normal priority", "err", err)
 					cfg.Server.ArchiveCommitPriority = config.PriorityNormal
+				} else {
+					// This process is ours: idle-priority commits may
+					// lend the runtime a processor while they run.
+					store.LendProcessors()
 				}
 			}
 			srv, err := server.New(ctx, cfg, log)

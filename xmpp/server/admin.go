@@ -18,7 +18,6 @@ import (
 
 	"switchboard/presence"
 	"switchboard/store"
-	"switchboard/xmpp"
 	"switchboard/xmpp/httpapi"
 	"switchboard/xmpp/mam"
 )
@@ -68,6 +67,10 @@ type adminCommand struct {
 	detail []string
 	// noAudit commands (the listings) are not recorded.
 	noAudit bool
+	// streams: the command writes its result through Backend.Emit, and
+	// a running server writes out the archive first (an export includes
+	// what was said until it was asked for).
+	streams bool
 }
 
 // hostScope is how the HTTP API keeps a command to the admin's host.
@@ -96,7 +99,7 @@ var adminCommands = map[string]adminCommand{
 	CmdUserList:      {run: runUserList, target: "host", scope: scopeHost, noAudit: true},
 	CmdPresenceSet:   {run: runPresence, target: "jid", scope: scopeJID, detail: []string{"show", "status", "call"}},
 	CmdPresenceClear: {run: runPresence, target: "jid", scope: scopeJID},
-	CmdHistoryExport: {run: runExport, target: "archive", scope: scopeJID, detail: []string{"with", "since", "until", "format"}},
+	CmdHistoryExport: {run: runExport, target: "archive", scope: scopeJID, detail: []string{"with", "since", "until", "format"}, streams: true},
 	CmdAuditList:     {run: runAuditList, scope: scopeAuditLog, noAudit: true},
 	CmdRoomCreate:    {run: runRoom, target: "room", scope: scopeJID, detail: []string{"owner"}},
 	CmdRoomDestroy:   {run: runRoom, target: "room", scope: scopeJID, detail: []string{"reason"}},
@@ -513,52 +516,64 @@ func (a *adminServer) serve(c net.Conn, s *Server) {
 	sc.Buffer(make([]byte, 4096), 64<<10)
 	enc := json.NewEncoder(c)
 	for sc.Scan() {
-		if err := enc.Encode(a.handle(c, enc, s, sc.Bytes())); err != nil {
+		// The gate covers the answer too: Shutdown cuts the
+		// connections only once no command is inside it.
+		if !s.adminRuns.enter() {
+			_ = enc.Encode(AdminResponse{Error: "server shutting down"})
+			return
+		}
+		err := enc.Encode(a.handle(c, enc, s, sc.Bytes()))
+		s.adminRuns.leave()
+		if err != nil {
 			return
 		}
 	}
 }
 
-// handle runs one request line and returns its final response; an export
-// streams its lines to enc first.
+// handle runs one request line and returns its final response; a
+// streaming command (an export) writes its lines to enc first.
 func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []byte) AdminResponse {
 	var req AdminRequest
 	if err := json.Unmarshal(line, &req); err != nil {
 		return AdminResponse{Error: "malformed request: " + err.Error()}
 	}
-	if !s.adminRuns.enter() {
-		return AdminResponse{Error: "server shutting down"}
-	}
-	defer s.adminRuns.leave()
-	backend := s.adminBackend()
-	if req.Command == CmdHistoryExport {
-		// Stream the lines; an export may be long.
-		backend.Emit = func(l string) error {
-			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-			return enc.Encode(AdminResponse{Line: &l})
-		}
-		// The export must include what was said until now.
-		if err := s.flushArchive(a.ctx); err != nil {
-			return AdminResponse{Error: err.Error()}
-		}
-	}
-	res, err := RunCommand(a.ctx, backend, req)
+	cmd, err := lookupCommand(req.Command)
 	if err != nil {
 		return AdminResponse{Error: err.Error()}
 	}
-	a.log.Info("admin command", "command", req.Command, xmpp.LogJID, req.Args["jid"])
+	emit := func(l string) error {
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		return enc.Encode(AdminResponse{Line: &l})
+	}
+	res, err := s.runAdmin(a.ctx, cmd, s.adminBackend(), req, emit)
+	if err != nil {
+		return AdminResponse{Error: err.Error()}
+	}
+	a.log.Info("admin command", "command", req.Command, "target", req.Args[cmd.target])
 	return AdminResponse{OK: true, Result: res}
+}
+
+// runAdmin runs req, a request for cmd, on a running server: a streaming
+// command writes through emit, after the archive writer's queue is on
+// disk.
+func (s *Server) runAdmin(ctx context.Context, cmd adminCommand, b Backend, req AdminRequest, emit func(string) error) ([]string, error) {
+	if cmd.streams {
+		if err := s.flushArchive(ctx); err != nil {
+			return nil, err
+		}
+		b.Emit = emit
+	}
+	return cmd.runAudited(ctx, b, req)
 }
 
 // stopAccepting closes the listener: a connection already open can
 // still run commands, until the gate closes.
 func (a *adminServer) stopAccepting() { a.ln.Close() }
 
-// cut closes the listener and every connection (one waiting for its
-// next request would otherwise hold on for its 30 s deadline), and
-// cancels the commands still running. Call it once the gate is closed.
+// cut closes every connection (one waiting for its next request would
+// otherwise hold on for its 30 s deadline) and cancels the commands still
+// running. Call it after stopAccepting, once the gate is closed.
 func (a *adminServer) cut() {
-	a.ln.Close()
 	a.mu.Lock()
 	for c := range a.conns {
 		c.Close()

@@ -105,13 +105,7 @@ func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Re
 	}
 	b := s.adminBackend()
 	b.AuditTargets = s.auditScope(admin.Domainpart())
-	if req.Command == CmdHistoryExport {
-		if err := s.flushArchive(ctx); err != nil {
-			return nil, err
-		}
-		b.Emit = emit
-	}
-	return cmd.runAudited(ctx, b, AdminRequest{Command: req.Command, Args: args})
+	return s.runAdmin(ctx, cmd, b, AdminRequest{Command: req.Command, Args: args}, emit)
 }
 
 // hostOf is the host a domain, normalised as a JID's is (RFC 7622:

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -186,8 +187,15 @@ func TestAdminGate(t *testing.T) {
 		t.Fatalf("a command over HTTP after shutdown: %v, want store.ErrClosed (503)", err)
 	}
 	a := &adminServer{log: slog.New(slog.DiscardHandler)}
-	if resp := a.handle(nil, nil, s, []byte(`{"command":"user.list"}`)); resp.OK || !strings.Contains(resp.Error, "shutting down") {
-		t.Fatalf("a command over the socket after shutdown: %+v, want refused", resp)
+	client, conn := net.Pipe()
+	defer client.Close()
+	go a.serve(conn, s)
+	if _, err := client.Write([]byte(`{"command":"user.list"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	var resp AdminResponse
+	if err := json.NewDecoder(client).Decode(&resp); err != nil || resp.OK || !strings.Contains(resp.Error, "shutting down") {
+		t.Fatalf("a command over the socket after shutdown: %+v, %v; want refused", resp, err)
 	}
 }
 
@@ -295,6 +303,74 @@ func TestShutdownWaitsForAdminCommands(t *testing.T) {
 				t.Fatalf("Shutdown after the command ended: %v", err)
 			}
 		})
+	}
+}
+
+// A socket command whose answer is still being written when Shutdown
+// starts keeps its connection until the answer is out: the gate covers the
+// answer, not only the run. The answer here is larger than the socket's
+// buffer and the client reads it only after Shutdown started.
+func TestShutdownLetsSocketCommandsAnswer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	s := startForShutdown(t, sock, "")
+	const n = 4000
+	long := strings.Repeat("x", 200)
+	errs := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			for i := w; i < n; i += 8 {
+				target := fmt.Sprintf("user%d-%s@localhost", i, long)
+				if _, err := s.db.Audit().Add(t.Context(), store.AuditEntry{Actor: "admin", Action: CmdUserAdd, Target: target}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintf(c, `{"command":%q,"args":{"limit":"%d"}}`+"\n", CmdAuditList, n); err != nil {
+		t.Fatal(err)
+	}
+	// The command is inside the gate (writing its answer, which the
+	// client does not read yet).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		s.adminRuns.mu.Lock()
+		running := s.adminRuns.running
+		s.adminRuns.mu.Unlock()
+		if running == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command never entered the gate")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v while an answer was being written", err)
+	case <-time.After(adminCloseGrace / 4):
+	}
+	var res AdminResponse
+	if err := json.NewDecoder(c).Decode(&res); err != nil {
+		t.Fatalf("the answer, read after Shutdown started: %v", err)
+	}
+	if !res.OK || len(res.Result) != n {
+		t.Fatalf("answer: ok %v, %d entries, error %q; want %d entries", res.OK, len(res.Result), res.Error, n)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown after the answer: %v", err)
 	}
 }
 

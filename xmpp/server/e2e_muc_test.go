@@ -15,6 +15,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"switchboard/xmpp"
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/server"
 	"switchboard/xmpp/server/servertest"
@@ -1359,7 +1360,7 @@ func TestMUCPrivateMessages(t *testing.T) {
 	m2 := alice.Next(t, mcWait, mcBody("psst again"))
 	for _, m := range []*wire.Element{m, m2} {
 		for _, sid := range mcWhere(m.Children, servertest.Named("stanza-id")) {
-			if strings.EqualFold(strings.TrimSuffix(sid.AttrValue("by"), "."), room) {
+			if xmpp.IsStanzaIDBy(sid, jid.MustParse(room), room) {
 				t.Fatalf("private message with the sender's stanza id in the room's name: %s", m)
 			}
 		}
