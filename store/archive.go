@@ -676,7 +676,8 @@ func newArchiveEntry(rec ArchiveRecord) archiveEntry {
 }
 
 // put stores entries (in id order) with their index entries, updates
-// their conversations and raises the persisted last id: one writer batch.
+// their conversations and raises the persisted last id: one writer batch,
+// or the journal's records and the batch that drains them.
 // A corrupt conversation state is logged and replaced, so that one bad
 // value cannot fail every later batch.
 //

@@ -52,18 +52,16 @@ func decodeJournalEntry(k, v []byte) (archiveEntry, error) {
 	if d.err != nil {
 		return archiveEntry{}, fmt.Errorf("archive journal entry %d: %w", id, d.err)
 	}
-	// What ArchiveRecord.validate refuses is corruption here, and must
-	// be dropped: a key longer than a JID could exceed bbolt's MaxKeySize
-	// and fail the indexing, which would then fail every later archive
-	// write.
-	if err := validateJID("archive", archive); err != nil {
-		return archiveEntry{}, fmt.Errorf("%w: archive journal entry %d: %v", ErrCorrupt, id, err)
-	}
 	rec, err := decodeArchiveHeader(d.buf)
 	if err != nil {
 		return archiveEntry{}, fmt.Errorf("archive journal entry %d: %w", id, err)
 	}
-	if err := validateJID("with", rec.With); err != nil {
+	// What ArchiveRecord.validate refuses is corruption here, and must
+	// be dropped: a key longer than a JID could exceed bbolt's MaxKeySize
+	// and fail the indexing, which would then fail every later archive
+	// write.
+	rec.Archive = archive
+	if err := rec.validate(); err != nil {
 		return archiveEntry{}, fmt.Errorf("%w: archive journal entry %d: %v", ErrCorrupt, id, err)
 	}
 	return archiveEntry{

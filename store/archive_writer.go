@@ -716,7 +716,8 @@ func (w *ArchiveWriter) stopBackground() {
 }
 
 // storeInBackground runs a commit (job, of records records) on the
-// idle-priority committer and waits for it. A Flush or Stop arriving
+// idle-priority committer and waits for it, with a Go processor lent
+// meanwhile (w.loan). A Flush or Stop arriving
 // meanwhile raises the commit's thread to normal priority: someone waits
 // for it. So does starvation:
 // every boostAfter the writer checks how long the committer waited for a

@@ -97,6 +97,8 @@ func TestArchiveWriterBackgroundCommitsOnIdleThread(t *testing.T) {
 	// CPU long enough to count as starved, which would move the commits
 	// to normal priority: not what this test is about.
 	w.maxWaitShare, w.minShare = 2, -1
+	loan := newFakeLoan(t)
+	w.loan = loan.processorLoan
 	w.Start(t.Context())
 	idle := idleThreads(t)
 	if len(idle) != 1 {
@@ -141,6 +143,12 @@ func TestArchiveWriterBackgroundCommitsOnIdleThread(t *testing.T) {
 	if page.Count != (records+6)/7 {
 		t.Errorf("user0 archive count %d, want %d", page.Count, (records+6)/7)
 	}
+	// The background commits borrowed a processor, raised once, and
+	// gave each borrow back.
+	loan.check(t, "after the commits", 1, 0)
+	if n := loan.running(); n != 0 {
+		t.Errorf("%d background commits still borrowing after all committed", n)
+	}
 
 	if err := w.Stop(context.Background()); err != nil {
 		t.Fatal(err)
@@ -167,6 +175,8 @@ func TestArchiveWriterBackgroundBoost(t *testing.T) {
 	// normal priority.
 	w.boostAfter, w.maxWaitShare, w.minShare = time.Nanosecond, -1, 2
 	w.idleCPU.read = idleMachine()
+	loan := newFakeLoan(t)
+	w.loan = loan.processorLoan
 	w.Start(t.Context())
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
 	if n := len(idleThreads(t)); n != 1 {
@@ -194,6 +204,11 @@ func TestArchiveWriterBackgroundBoost(t *testing.T) {
 	}
 	if page.Count != records {
 		t.Errorf("archive count %d, want %d", page.Count, records)
+	}
+	// The starved commit borrowed and, raised, still gave it back.
+	loan.check(t, "after the boost", 1, 0)
+	if n := loan.running(); n != 0 {
+		t.Errorf("%d background commits still borrowing after a boost", n)
 	}
 }
 
@@ -260,6 +275,8 @@ func TestArchiveWriterStopsCommitterWhenPriorityCannotBeLowered(t *testing.T) {
 		return errors.New("operation not permitted")
 	}
 	w.bgRaised = true // as after a commit someone waited for
+	loan := newFakeLoan(t)
+	w.loan = loan.processorLoan
 	w.Start(t.Context())
 	// One batch at a time: the first commit may run at normal priority
 	// (the idle-CPU meter's first look only primes it), later ones go to
@@ -277,6 +294,8 @@ func TestArchiveWriterStopsCommitterWhenPriorityCannotBeLowered(t *testing.T) {
 	if n := tries.Load(); n != 1 {
 		t.Errorf("lowering the priority tried %d times, want once", n)
 	}
+	// The committer ended before its first job: nothing was lent.
+	loan.check(t, "committing at normal priority", 0, 0)
 	if n := strings.Count(logs.String(), "cannot lower the committer's priority"); n != 1 {
 		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
 	}

@@ -160,9 +160,9 @@
 // is logged, as before a read, and reads serve what is indexed). A journaled
 // record is acknowledged (done) once the journal commit is durable; an
 // entry that later fails to decode, or names an archive or correspondent
-// no record could have, is logged and dropped. Indexing can then fail only
-// for the whole store (a full disk), and while it does every archive
-// write fails with it. Once a full
+// no record could have, is logged and dropped. Indexing can still fail (a
+// full disk, or a damaged file where an entry's indexes go), and while it
+// does every archive write fails with it. Once a full
 // batch is journaled (at most a quarter of a batch more: small batches are
 // under a quarter), the next batch commits with its indexes and the
 // journal's records in one transaction (passes failing or behind), and a

@@ -36,7 +36,7 @@ func refuse(err error) error { return refusal{err} }
 
 // refused is err without the refusal mark.
 func refused(err error) error {
-	if r, ok := errors.AsType[refusal](err); ok {
+	if r, ok := err.(refusal); ok {
 		return r.err
 	}
 	return err
@@ -174,7 +174,10 @@ func (g *groupCommit) commit(calls []groupCall) {
 		err := g.bolt.Update(func(tx *bbolt.Tx) error {
 			for i, c := range calls {
 				err := runGuarded(c.fn, tx)
-				if _, ok := errors.AsType[refusal](err); ok {
+				// Returned as refuse made it: a refusal wrapped by a
+				// function that changed something after it is a
+				// failure, which rolls the transaction back.
+				if _, ok := err.(refusal); ok {
 					refusals[i] = err
 					continue
 				}

@@ -102,9 +102,6 @@ func (l *processorLoan) borrow() (release func()) {
 func (l *processorLoan) expire() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.raised {
-		return
-	}
 	idle := l.now().Sub(l.last)
 	if l.active > 0 {
 		l.timer.Reset(l.quiet)
