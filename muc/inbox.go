@@ -72,7 +72,8 @@ type Inbox struct {
 	// failures counts the writes of pending changes that failed in a row
 	// (a full disk, say): the writer backs off by it (inboxRetryDelay),
 	// and the conversation list does not try again for each request
-	// while it is not 0. A write with nothing pending resets it.
+	// while it is not 0. A write that the store answers (done, refused
+	// as invalid, or with nothing pending) resets it.
 	failures int
 
 	flushMu sync.Mutex // one write of pending changes at a time
@@ -268,33 +269,33 @@ func (in *Inbox) flush(ctx context.Context) error {
 	// hold everyone's changes back with them. (The changes are built
 	// from parsed JIDs, so that should not happen.)
 	skipped, err := in.deps.Inbox.Apply(context.WithoutCancel(ctx), changes)
-	if errors.Is(err, store.ErrInvalid) {
-		// The store answered: nothing is failing that a retry waits for.
-		in.mu.Lock()
-		in.failures = 0
-		in.mu.Unlock()
-		in.log.Error("muc: inbox: changes refused, dropped", "changes", len(changes), xmpp.LogErr, err)
-		return fmt.Errorf("muc: inbox: %w", err)
-	}
-	if err != nil {
-		in.log.Error("muc: inbox: write", "changes", len(changes), xmpp.LogErr, err)
-		dropped := 0
-		in.mu.Lock()
+	invalid := errors.Is(err, store.ErrInvalid)
+	dropped := 0
+	in.mu.Lock()
+	if err != nil && !invalid {
 		in.failures++
 		for _, c := range changes {
 			if !in.queueLocked(c) {
 				dropped++
 			}
 		}
-		in.mu.Unlock()
+	} else {
+		// Written, or refused as invalid: the store answered, and
+		// nothing is failing that a retry waits for.
+		in.failures = 0
+	}
+	in.mu.Unlock()
+	switch {
+	case invalid:
+		in.log.Error("muc: inbox: changes refused, dropped", "changes", len(changes), xmpp.LogErr, err)
+		return fmt.Errorf("muc: inbox: %w", err)
+	case err != nil:
+		in.log.Error("muc: inbox: write", "changes", len(changes), xmpp.LogErr, err)
 		if dropped > 0 {
 			in.log.Warn("muc: inbox: too many pending changes, some dropped", "dropped", dropped)
 		}
 		return fmt.Errorf("muc: inbox: %w", err)
 	}
-	in.mu.Lock()
-	in.failures = 0
-	in.mu.Unlock()
 	if skipped > 0 {
 		in.log.Warn("muc: inbox: rooms not followed, the per-user limit is reached", "skipped", skipped, "limit", store.MaxRoomInbox)
 	}
@@ -414,7 +415,7 @@ func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.Roo
 		out = append(out, mam.RoomConversation{Room: f.room, Since: f.entry.Joined, Last: sum.Last, Unread: sum.Unread, More: sum.More})
 	}
 	if len(gone) > 0 {
-		if _, err := in.deps.Inbox.Remove(ctx, owner.String(), gone...); err != nil {
+		if _, err := in.remove(ctx, owner.String(), gone...); err != nil {
 			in.log.Error("muc: inbox: remove rooms that are gone", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
 		}
 	}
@@ -422,31 +423,40 @@ func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.Roo
 }
 
 // ForgetRoom implements mam.Rooms.
-// The pending change for the pair, if any, is dropped rather than
-// written first: flushMu keeps a write of pending changes taken before
-// from landing after the removal (and putting the room back), and the
-// other pending changes wait for the writer, whose backoff a failing
-// store then keeps.
 func (in *Inbox) ForgetRoom(ctx context.Context, user, room jid.JID) (bool, error) {
-	owner, rj := user.Bare().String(), room.Bare().String()
+	return in.remove(ctx, user.Bare().String(), room.Bare().String())
+}
+
+// remove removes owner's entries for rooms, and reports whether any was
+// stored or pending. The pending changes for those pairs are dropped
+// rather than written first: flushMu keeps a write of pending changes
+// taken before from landing after the removal (and putting a room back),
+// and the other pending changes wait for the writer, whose backoff a
+// failing store then keeps.
+func (in *Inbox) remove(ctx context.Context, owner string, rooms ...string) (bool, error) {
 	in.flushMu.Lock()
 	defer in.flushMu.Unlock()
+	var dropped []store.RoomInboxChange
 	in.mu.Lock()
-	key := [2]string{owner, rj}
-	change, pending := in.pending[key]
-	delete(in.pending, key)
-	in.mu.Unlock()
-	n, err := in.deps.Inbox.Remove(ctx, owner, rj)
-	if err != nil {
-		// Nothing was forgotten: the pending change stays too.
-		if pending {
-			in.mu.Lock()
-			in.queueLocked(change)
-			in.mu.Unlock()
+	for _, room := range rooms {
+		key := [2]string{owner, room}
+		if c, ok := in.pending[key]; ok {
+			dropped = append(dropped, c)
+			delete(in.pending, key)
 		}
+	}
+	in.mu.Unlock()
+	n, err := in.deps.Inbox.Remove(ctx, owner, rooms...)
+	if err != nil {
+		// Nothing was removed: the pending changes stay too.
+		in.mu.Lock()
+		for _, c := range dropped {
+			in.queueLocked(c)
+		}
+		in.mu.Unlock()
 		return false, fmt.Errorf("muc: inbox: %w", err)
 	}
-	return pending || n > 0, nil
+	return len(dropped) > 0 || n > 0, nil
 }
 
 // inboxView is what the conversation list needs to know of a room for a

@@ -55,9 +55,10 @@ const (
 // message, presence or iq in the stream's content namespace.
 var ErrNotStanza = errors.New("xmpp: not a stanza")
 
-// Stanza is a routed message, presence or IQ. It is immutable once built:
-// fan-out derives copies with With, and Bytes is computed once and shared
-// by every recipient.
+// Stanza is a routed message, presence or IQ. It is immutable once built
+// (but for Stamp, on the stanza a connection just read): fan-out derives
+// copies with With, and Bytes is computed once and shared by every
+// recipient.
 type Stanza struct {
 	Kind Kind
 	// Type is the 'type' attribute ("" when absent).
@@ -169,7 +170,10 @@ func (s *Stanza) Stamp(from jid.JID, fromStr string) {
 // written 'to' rely on. The 'from' address is unchanged (and written, as
 // With writes it).
 func (s *Stanza) WithTo(to jid.JID, toStr string) *Stanza {
-	e := readdressed(s.El, "from", s.From, s.From)
+	e := s.El
+	if e.AttrValue("from") == "" && !IsZero(s.From) {
+		e = setAddr(e, "from", s.From)
+	}
 	if e.AttrValue("to") != toStr {
 		e = e.WithAttr("to", toStr)
 	}

@@ -12,7 +12,7 @@ import (
 
 // WithTo addresses a copy with the string form it is given, and BareTo
 // answers from that form what To.Bare().String() would, through the copies
-// that keep the address (Stamped, WithElement).
+// that keep the address (WithElement).
 func TestWithToBareTo(t *testing.T) {
 	room := jid.MustParse("room@conference.example.com")
 	from := jid.MustParse("room@conference.example.com/nick")
@@ -56,6 +56,40 @@ func TestWithToBareTo(t *testing.T) {
 			bare := &xmpp.Stanza{Kind: xmpp.KindMessage, From: from, El: wire.New("message", wire.NSClient)}
 			if got := bare.WithTo(j, j.String()).El.AttrValue("from"); got != from.String() {
 				t.Errorf("from attribute %q, want %q", got, from.String())
+			}
+		})
+	}
+}
+
+// Stamp sets the sender on the stanza a connection just read: the 'from'
+// it is written with, whatever the client wrote (its bare JID, its full
+// JID, nothing), and the 'to' it had.
+func TestStamp(t *testing.T) {
+	full := jid.MustParse("juliet@example.com/balcony")
+	for _, tc := range []struct{ name, in string }{
+		{"no from", `<message to='romeo@example.net' id='1'><body>hi</body></message>`},
+		{"bare from", `<message from='juliet@example.com' to='romeo@example.net' id='1'><body>hi</body></message>`},
+		{"the full JID already", `<message from='juliet@example.com/balcony' to='romeo@example.net' id='1'><body>hi</body></message>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			el, err := wire.Parse([]byte(tc.in), wire.NewScope(wire.NSClient))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := xmpp.NewStanza(el)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Stamp(full, full.String())
+			if !st.From.Equal(full) || st.El.AttrValue("from") != full.String() {
+				t.Fatalf("from %s, attribute %q; want %s", st.From, st.El.AttrValue("from"), full)
+			}
+			if st.To.String() != "romeo@example.net" || st.El.AttrValue("to") != "romeo@example.net" {
+				t.Fatalf("to changed: %s, attribute %q", st.To, st.El.AttrValue("to"))
+			}
+			out := string(st.Bytes())
+			if strings.Count(out, "from=") != 1 || !strings.Contains(out, "from='"+full.String()+"'") || !strings.HasSuffix(out, "<body>hi</body></message>") {
+				t.Fatalf("written as %s", out)
 			}
 		})
 	}

@@ -467,8 +467,15 @@ func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 // 'by' is compared as a JID, the way clients compare it: a spoofed
 // by='Bob@Example.org' names bob@example.org's archive as well.
 func stripOwnIDs(st *xmpp.Stanza, by jid.JID) *xmpp.Stanza {
-	// by is formatted only for a stanza-id: most messages carry none.
-	own := func(c *wire.Element) bool { return xmpp.IsStanzaIDBy(c, by, "") }
+	// by is formatted once, for the first stanza-id: most messages carry
+	// none.
+	var byStr string
+	own := func(c *wire.Element) bool {
+		if byStr == "" && c.Name == "stanza-id" {
+			byStr = by.String()
+		}
+		return xmpp.IsStanzaIDBy(c, by, byStr)
+	}
 	if !slices.ContainsFunc(st.El.Children, own) {
 		return st
 	}

@@ -21,5 +21,6 @@
 // (not-well-formed, restricted-xml, invalid-namespace, policy-violation, ...).
 //
 // Parsed elements are immutable: their strings alias the element's Raw bytes.
-// Derive modified copies with the With* methods.
+// Derive modified copies with the With* methods. SetAttr is the exception,
+// for an element nothing else holds yet (the one a Decoder just returned).
 package wire

@@ -17,8 +17,9 @@ type Attr struct {
 	Value string
 }
 
-// Element is an XML element. Parsed elements are immutable and their strings
-// may alias Raw; constructed elements are built by the server (Raw is nil
+// Element is an XML element. Parsed elements are immutable (but for SetAttr
+// before they are shared) and their strings may alias Raw; constructed
+// elements are built by the server (Raw is nil
 // unless they were frozen: see Frozen).
 type Element struct {
 	// Name is the local name and Prefix the prefix as written ("" when
@@ -37,8 +38,9 @@ type Element struct {
 	Text string
 
 	// buf holds the document the element was parsed from; the element
-	// spans buf[start:end] and its content buf[innerStart:innerEnd]. buf
-	// is nil for constructed elements and after a change of content.
+	// spans buf[start:end] and its content buf[innerStart:innerEnd] (for
+	// a frozen element, its own serialisation). buf is nil for an element
+	// written from its tree: constructed, or after WithChildren.
 	buf                              []byte
 	start, innerStart, innerEnd, end int
 	// rare is what few elements have, nil for the others: the common
@@ -214,8 +216,11 @@ func (e *Element) Append(children ...*Element) *Element {
 		// mixed content, which the tree alone cannot reproduce, stays.
 		c := e.shallow()
 		c.Children = all
+		// The children appended after the verbatim content are always
+		// the tail of Children (WithChildren drops them with the
+		// content): the same tail of the new list, one longer.
 		r := e.rareFields()
-		r.appendRaw = append(append([]*Element(nil), r.appendRaw...), children...)
+		r.appendRaw = all[len(all)-len(r.appendRaw)-len(children):]
 		c.rare = &r
 		return c
 	}
