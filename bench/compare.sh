@@ -4,10 +4,11 @@
 #
 #   1. installs prosody and ejabberd (apt) if missing and stops the system
 #      instances the packages may have started;
-#   2. builds switchboard and xmppbench;
-#   3. per server, once: a fresh instance, accounts registered in-band and
-#      the presence contacts subscribed, stopped; its data directory is the
-#      seed every measured run starts from;
+#   2. builds switchboard and xmppbench, while step 1 runs;
+#   3. per server, once, all servers side by side: a fresh instance,
+#      accounts registered in-band and the presence contacts subscribed,
+#      stopped; its data directory is the seed every measured run starts
+#      from;
 #   4. per group of scenarios × run × server (the server order rotates run
 #      by run; main and idle run back to back per server, see stages): a
 #      fresh process on a copy of the seed, its own config and loopback
@@ -33,13 +34,16 @@
 #   BENCH_WORK            scratch directory [a new mktemp -d under /tmp]
 #   BENCH_KEEP=1          keep it (raw JSON per run, server logs)
 #   BENCH_PORT_BASE [27000]   first loopback port tried
-#   BENCH_SCENARIO_TIMEOUT [180]  seconds per xmppbench call
+#   BENCH_SCENARIO_TIMEOUT [180]  seconds per measured xmppbench call
+#   BENCH_SEED_TIMEOUT [600]      seconds per xmppbench call while seeding
 #
-# The defaults finish in 17 to 20 minutes on 2 cores (seeding 3.5, most of
-# it ejabberd and Prosody registering their accounts; each of the 3 runs
-# ~4.5), plus the idle100k group's single run: 54 s measured
-# with the 19,000 sessions a 20,000-descriptor hard limit allows (a busy
-# machine), an estimated 2 minutes with 100,000; BENCH_RUNS=1 takes about 9.
+# The defaults finish in 17 to 20 minutes on 2 cores (seeding 3, the
+# servers side by side, most of it ejabberd registering its accounts;
+# each of the 3 runs ~4.5), plus the idle100k group's single run: 14 to
+# 54 s measured with the 19,000 sessions a 20,000-descriptor hard limit
+# allows, an estimated 2 minutes with 100,000; BENCH_RUNS=1 takes about 8.
+# On a fresh machine the peers' installation (apt) and the first build
+# (module downloads) add about a minute; they run at the same time.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -69,6 +73,8 @@ STEADY_RATE=5000     # msgs/s for the latency row
 # one: with few workers its rate would measure that wait, not the CPU.
 LOGIN_CONCURRENCY=${BENCH_LOGIN_CONCURRENCY:-200}
 SCENARIO_TIMEOUT=${BENCH_SCENARIO_TIMEOUT:-180}  # seconds, per xmppbench call
+# Seeds run side by side (seed_all) and share the CPU: their calls get longer.
+SEED_TIMEOUT=${BENCH_SEED_TIMEOUT:-600}
 
 T0=$(date +%s)
 log() { printf '[%4ds] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
@@ -81,6 +87,8 @@ SB_SOURCE=""    # the commit built
 SERVER_PID=""   # the server process being measured (beam.smp for ejabberd)
 RUNNER_PID=""   # what we started (ejabberdctl's shell for ejabberd)
 LOAD_PID=""     # the xmppbench call in progress
+SEED_PIDS=""    # the subshells seeding servers side by side (seed_all)
+BUILD_PID=""    # the build running while the peers install
 WORK=""
 
 # tree PID: PID and its descendants, parents first.
@@ -130,6 +138,9 @@ alive() {
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
+	local p
+	for p in $SEED_PIDS $BUILD_PID; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in $SEED_PIDS $BUILD_PID; do wait "$p" 2>/dev/null || true; done
 	if [[ -n $LOAD_PID ]]; then kill -TERM "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
 	stop_server
 	if [[ -n $WORK && -d $WORK ]]; then
@@ -216,7 +227,8 @@ port_unused() {
 # pick_port: sets PICKED to the next unused port after the last one
 # picked. Every instance gets a port of its own, below the ephemeral range
 # (/proc/sys/net/ipv4/ip_local_port_range) so that no client socket holds it.
-NEXT_PORT=${BENCH_PORT_BASE:-27000}
+PORT_BASE=${BENCH_PORT_BASE:-27000}
+NEXT_PORT=$PORT_BASE
 pick_port() {
 	while ! port_unused "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
 	PICKED=$NEXT_PORT
@@ -450,6 +462,7 @@ seed_of() {
 # presence contacts subscribed, stopped; its data is $WORK/seed/SERVER.
 seed() {
 	local server=$1 dir="$WORK/inst/$1-seed" t=$SECONDS
+	local SCENARIO_TIMEOUT=$SEED_TIMEOUT # seen by xmppbench (dynamic scope)
 	mkdir -p "$WORK/seed"
 	rm -f "$WORK/seed/$server.nopresence"
 	prepare_instance "$server" "$dir"
@@ -488,6 +501,58 @@ seed() {
 	rm -rf "$WORK/seed/$server"
 	cp -a "$(data_dir "$server" "$dir")" "$WORK/seed/$server"
 	log "seeded $server in $((SECONDS - t)) s"
+}
+
+# seed_all SERVERS...: seeds the servers side by side, each in a subshell
+# of its own (its own server process, load and range of ports; stopped by
+# its EXIT trap however it ends). Seeding is not measured, and it is most
+# of the time before the first run: Prosody registers on one core, and
+# ejabberd's registrations and subscriptions leave CPU idle too.
+seed_all() {
+	local s i=0 rc pids=() names=()
+	for s in "$@"; do
+		i=$((i + 1))
+		(
+			LOAD_PID="" SERVER_PID="" RUNNER_PID="" SEED_PIDS="" BUILD_PID=""
+			NEXT_PORT=$((PORT_BASE + 100 * i))
+			trap 'seed_cleanup' EXIT
+			trap 'exit 130' INT TERM
+			seed "$s"
+		) &
+		pids+=("$!")
+		names+=("$s")
+	done
+	SEED_PIDS="${pids[*]}"
+	# The first seed to fail ends the script (cleanup stops the others).
+	local finished p
+	while [[ -n ${SEED_PIDS// /} ]]; do
+		rc=0
+		# shellcheck disable=SC2086 # the PIDs are words
+		wait -n -p finished $SEED_PIDS || rc=$?
+		for i in "${!pids[@]}"; do
+			[[ ${pids[i]} == "$finished" ]] || continue
+			((rc == 0)) || die "seeding ${names[i]} failed"
+		done
+		((rc == 0)) || die "seeding failed (wait: $rc)"
+		local still=""
+		for p in $SEED_PIDS; do [[ $p == "$finished" ]] || still+=" $p"; done
+		SEED_PIDS=$still
+	done
+	SEED_PIDS=""
+	# Measured instances take ports after every seed's range.
+	NEXT_PORT=$((PORT_BASE + 100 * (${#pids[@]} + 1)))
+}
+
+# seed_cleanup: a seeding subshell's EXIT trap.
+seed_cleanup() {
+	local rc=$?
+	# Ignored, not reset: the main shell's cleanup signals the seeds
+	# again, which must not cut this short.
+	trap '' INT TERM
+	trap - EXIT
+	if [[ -n $LOAD_PID ]]; then kill -TERM "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
+	stop_server
+	exit "$rc"
 }
 
 # write_prosody_rosters DIR: the presence accounts' rosters as Prosody's
@@ -694,8 +759,33 @@ machine_info() {
 main() {
 	[[ $(uname -s) == Linux ]] || die "needs Linux (/proc for CPU and RSS)"
 	[[ $(id -u) == 0 ]] || die "run as root: the peers run as their own users (setpriv)"
-	install_peers
 	command -v go >/dev/null || die "go is not installed"
+
+	if [[ -n ${BENCH_WORK:-} ]]; then
+		WORK=$BENCH_WORK
+		mkdir -p "$WORK"
+	else
+		WORK=$(mktemp -d /tmp/bench-compare.XXXXXX)
+	fi
+	chmod 755 "$WORK"
+	mkdir -p "$WORK/bin" "$WORK/tls" "$WORK/results" "$WORK/inst"
+	log "scratch directory $WORK"
+
+	# The build (on a fresh machine: module downloads and a cold cache)
+	# runs while apt installs the peers.
+	log "building switchboard and xmppbench"
+	# What was built (the tree may change while the benchmark runs).
+	SB_SOURCE="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	git diff --quiet HEAD 2>/dev/null || SB_SOURCE+=" plus uncommitted changes"
+	(go build -o "$WORK/bin/switchboard" ./cmd/switchboard &&
+		go build -o "$WORK/bin/xmppbench" ./cmd/xmppbench) &
+	BUILD_PID=$!
+	install_peers
+	local built=0
+	wait "$BUILD_PID" || built=$?
+	BUILD_PID=""
+	((built == 0)) || die "the build failed"
+	log "built"
 
 	# Idle sessions need a descriptor each in the server and in the
 	# client: raise the limits (root may raise the hard one up to
@@ -729,22 +819,6 @@ main() {
 		IDLE_MANY=$((10 * IDLE_SESSIONS))
 	fi
 
-	if [[ -n ${BENCH_WORK:-} ]]; then
-		WORK=$BENCH_WORK
-		mkdir -p "$WORK"
-	else
-		WORK=$(mktemp -d /tmp/bench-compare.XXXXXX)
-	fi
-	chmod 755 "$WORK"
-	mkdir -p "$WORK/bin" "$WORK/tls" "$WORK/results" "$WORK/inst"
-	log "scratch directory $WORK"
-
-	log "building switchboard and xmppbench"
-	# What was built (the tree may change while the benchmark runs).
-	SB_SOURCE="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	git diff --quiet HEAD 2>/dev/null || SB_SOURCE+=" plus uncommitted changes"
-	go build -o "$WORK/bin/switchboard" ./cmd/switchboard
-	go build -o "$WORK/bin/xmppbench" ./cmd/xmppbench
 
 	# One self-signed certificate for the peers' STARTTLS (Switchboard
 	# generates its own on first start).
@@ -755,12 +829,12 @@ main() {
 
 	local server group run order
 	read -r -a servers <<<"$SERVERS"
-	local seeded=" "
+	local seeds=()
 	for server in "${servers[@]}"; do
-		[[ $seeded == *" $(seed_of "$server") "* ]] && continue
-		seed "$(seed_of "$server")"
-		seeded+="$(seed_of "$server") "
+		[[ " ${seeds[*]} " == *" $(seed_of "$server") "* ]] || seeds+=("$(seed_of "$server")")
 	done
+	log "seeding ${seeds[*]} side by side"
+	seed_all "${seeds[@]}"
 
 	local stage stages sgroups
 	read -r -a stages <<<"$(stages $GROUPS_)"
