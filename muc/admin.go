@@ -15,6 +15,8 @@ import (
 var (
 	ErrRoomExists   = errors.New("muc: the room exists")
 	ErrRoomNotFound = errors.New("muc: no such room")
+	// ErrRoomBusy: the room's queue of work is full; try again.
+	ErrRoomBusy = errors.New("muc: the room is busy")
 )
 
 // DefaultRoom returns the record of a new persistent room of a service
@@ -51,7 +53,7 @@ func (s *Service) do(ctx context.Context, rj jid.JID, fn func(ctx context.Contex
 		return err
 	}
 	if !posted {
-		return fmt.Errorf("muc: room %s is busy", rj)
+		return fmt.Errorf("%w: %s", ErrRoomBusy, rj)
 	}
 	select {
 	case err := <-done:

@@ -16,6 +16,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"switchboard/muc"
 	"switchboard/store"
 	"switchboard/xmpp/auth"
 )
@@ -178,7 +179,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, admin jid.JID, req
 	}
 	res, err := h.deps.Run(r.Context(), admin, req, nil)
 	if err != nil {
-		writeJSON(w, status(err), Response{Error: err.Error()})
+		h.fail(w, req, admin, err)
 		return
 	}
 	h.log.Info("admin command", "command", req.Command, "admin", admin.String())
@@ -205,7 +206,7 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, admin jid.JID, 
 	_, err := h.deps.Run(r.Context(), admin, req, emit)
 	switch {
 	case err != nil && !started:
-		writeJSON(w, status(err), Response{Error: err.Error()})
+		h.fail(w, req, admin, err)
 	case err != nil:
 		h.log.Error("admin API: export failed part-way", "archive", req.Args["archive"], "err", err)
 		panic(http.ErrAbortHandler)
@@ -283,23 +284,46 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, admin jid.JID) {
 	h.run(w, r, admin, Request{Command: CmdAuditList, Args: map[string]string{"since": q.Get("since"), "limit": q.Get("limit")}})
 }
 
-// ErrForbidden is what Deps.Run returns (wrapped) for a command the admin
-// may not run, such as one on another host's accounts: 403.
-var ErrForbidden = errors.New("forbidden")
+// Errors Deps.Run returns (wrapped, or matched by errors.Is) to set the
+// answer's status. Any error not of a kind status knows is the server's
+// own failure: a 500 whose text is logged, not shown.
+var (
+	// ErrForbidden: a command the admin may not run, such as one on
+	// another host's accounts: 403.
+	ErrForbidden = errors.New("forbidden")
+	// ErrInvalid: the request's arguments are wrong (an unknown
+	// command, a malformed address or time, a password or presence the
+	// server refuses): 400.
+	ErrInvalid = errors.New("invalid request")
+)
 
 // status is the HTTP status of a failed command.
 func status(err error) int {
 	switch {
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, ErrInvalid), errors.Is(err, store.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, muc.ErrRoomNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, store.ErrExists):
+	case errors.Is(err, store.ErrExists), errors.Is(err, muc.ErrRoomExists):
 		return http.StatusConflict
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrBusy):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrBusy),
+		errors.Is(err, muc.ErrRoomBusy):
 		return http.StatusServiceUnavailable
 	}
-	return http.StatusBadRequest
+	return http.StatusInternalServerError
+}
+
+// fail answers a command that failed before anything was written.
+func (h *Handler) fail(w http.ResponseWriter, req Request, admin jid.JID, err error) {
+	code := status(err)
+	msg := err.Error()
+	if code == http.StatusInternalServerError {
+		h.log.Error("admin API: command failed", "command", req.Command, "admin", admin.String(), "err", err)
+		msg = "internal error (the server's log has the details)"
+	}
+	writeJSON(w, code, Response{Error: msg})
 }
 
 func writeJSON(w http.ResponseWriter, code int, resp Response) {

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"switchboard/muc"
 	"switchboard/store"
 )
 
@@ -46,6 +49,16 @@ func (f *fakeServer) run(_ context.Context, admin jid.JID, req Request, emit fun
 	case "broken@example.org":
 		_ = emit("line 1")
 		return nil, errors.New("disk on fire")
+	case "failing@example.org":
+		return nil, fmt.Errorf("export: %w", errors.New("disk on fire"))
+	case "invalid@example.org":
+		return nil, fmt.Errorf("bad time: %w", ErrInvalid)
+	case "taken@example.org":
+		return nil, fmt.Errorf("%w: taken@example.org", muc.ErrRoomExists)
+	case "gone@example.org":
+		return nil, fmt.Errorf("%w: gone@example.org", muc.ErrRoomNotFound)
+	case "busy@example.org":
+		return nil, fmt.Errorf("%w: busy@example.org", muc.ErrRoomBusy)
 	case "":
 		return []string{"done " + req.Command}, nil
 	}
@@ -59,7 +72,8 @@ func (f *fakeServer) run(_ context.Context, admin jid.JID, req Request, emit fun
 
 func TestHandler(t *testing.T) {
 	f := &fakeServer{}
-	h, err := New(Options{}, Deps{Authenticate: f.authenticate, Run: f.run})
+	var logged syncBuffer
+	h, err := New(Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))}, Deps{Authenticate: f.authenticate, Run: f.run})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +116,11 @@ func TestHandler(t *testing.T) {
 		{"user history, default JSON", "GET", "/api/v1/users/alice@example.org/history?with=bob@example.org", "pw", "", 200, "application/json", "a\nb\n",
 			&Request{Command: CmdHistoryExport, Args: map[string]string{"archive": "alice@example.org", "format": "json", "with": "bob@example.org", "since": "", "until": ""}}},
 		{"export of a missing archive", "GET", "/api/v1/users/missing@example.org/history", "pw", "", 404, "application/json", "no such archive", nil},
+		{"bad argument", "GET", "/api/v1/users/invalid@example.org/history", "pw", "", 400, "application/json", "bad time", nil},
+		{"the server's own failure", "GET", "/api/v1/users/failing@example.org/history", "pw", "", 500, "application/json", "internal error", nil},
+		{"existing room", "GET", "/api/v1/rooms/taken@example.org/history", "pw", "", 409, "application/json", "room exists", nil},
+		{"missing room", "GET", "/api/v1/rooms/gone@example.org/history", "pw", "", 404, "application/json", "no such room", nil},
+		{"busy room", "GET", "/api/v1/rooms/busy@example.org/history", "pw", "", 503, "application/json", "busy", nil},
 		{"malformed body", "POST", "/api/v1/commands", "pw", `{"command": `, 400, "application/json", "malformed", nil},
 		{"unknown field", "PUT", "/api/v1/users/alice@example.org/presence", "pw", `{"mood": "happy"}`, 400, "application/json", "malformed", nil},
 		{"unknown route", "GET", "/api/v1/nothing", "pw", "", 404, "", "", nil},
@@ -141,4 +160,31 @@ func TestHandler(t *testing.T) {
 	if resp, body, err := do(t, "GET", "/api/v1/users/broken@example.org/history", "pw", ""); err == nil {
 		t.Fatalf("an export that failed part-way was delivered whole: %d %q", resp.StatusCode, body)
 	}
+	// The server's own failure is logged with its cause, which the
+	// answer leaves out.
+	if _, body, err := do(t, "GET", "/api/v1/users/failing@example.org/history", "pw", ""); err != nil || strings.Contains(body, "disk on fire") {
+		t.Fatalf("answer to a failure of the server's own: %q %v, want no cause in it", body, err)
+	}
+	if l := logged.String(); !strings.Contains(l, "disk on fire") || !strings.Contains(l, CmdHistoryExport) {
+		t.Fatalf("log %q, want the failure's cause and command", l)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger that handlers write from
+// their own goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -110,7 +110,7 @@ var adminCommands = map[string]adminCommand{
 func lookupCommand(name string) (adminCommand, error) {
 	cmd, ok := adminCommands[name]
 	if !ok {
-		return adminCommand{}, fmt.Errorf("unknown command %q", name)
+		return adminCommand{}, badArg("unknown command %q", name)
 	}
 	return cmd, nil
 }
@@ -202,11 +202,38 @@ func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequ
 	return res, nil
 }
 
+// argError is an error in a command's arguments: its text is the
+// wrapped error's, and it is an httpapi.ErrInvalid (the HTTP API's 400).
+type argError struct{ err error }
+
+func (e argError) Error() string        { return e.err.Error() }
+func (e argError) Unwrap() error        { return e.err }
+func (e argError) Is(target error) bool { return target == httpapi.ErrInvalid }
+
+// badArg is fmt.Errorf for an error in a command's arguments.
+func badArg(format string, a ...any) error {
+	return argError{fmt.Errorf(format, a...)}
+}
+
+// invalidArgs marks the errors of the account, presence and store
+// checks that say the arguments were wrong as argErrors, for the HTTP
+// API; any other error is returned as it is.
+func invalidArgs(err error) error {
+	switch {
+	case err == nil, errors.Is(err, httpapi.ErrInvalid):
+		return err
+	case errors.Is(err, ErrInvalidUsername), errors.Is(err, ErrInvalidPassword),
+		errors.Is(err, ErrUnknownHost), errors.Is(err, presence.ErrInvalidOverride):
+		return argError{err}
+	}
+	return err
+}
+
 // splitAccount splits the USER@HOST an account command names.
 func splitAccount(arg string) (host, local string, err error) {
 	local, host, ok := strings.Cut(arg, "@")
 	if !ok || local == "" || host == "" || strings.Contains(host, "/") {
-		return "", "", fmt.Errorf("expected USER@HOST, got %q", arg)
+		return "", "", badArg("expected USER@HOST, got %q", arg)
 	}
 	return host, local, nil
 }
@@ -272,7 +299,7 @@ func runRoom(ctx context.Context, b Backend, req AdminRequest) ([]string, error)
 	}
 	room, err := jid.Parse(req.Args["room"])
 	if err != nil || room.Localpart() == "" || room.Resourcepart() != "" {
-		return nil, fmt.Errorf("expected ROOM@SERVICE, got %q", req.Args["room"])
+		return nil, badArg("expected ROOM@SERVICE, got %q", req.Args["room"])
 	}
 	if req.Command == CmdRoomDestroy {
 		return nil, b.Rooms.DestroyRoom(ctx, room, req.Args["reason"])
@@ -280,7 +307,7 @@ func runRoom(ctx context.Context, b Backend, req AdminRequest) ([]string, error)
 	var owner jid.JID
 	if o := req.Args["owner"]; o != "" {
 		if owner, err = jid.Parse(o); err != nil {
-			return nil, fmt.Errorf("invalid owner %q: %w", o, err)
+			return nil, badArg("invalid owner %q: %w", o, err)
 		}
 	}
 	name, _, _ := strings.Cut(req.Args["room"], "@")
@@ -303,19 +330,19 @@ func runExport(ctx context.Context, b Backend, req AdminRequest) ([]string, erro
 	}
 	q := ExportQuery{Archive: req.Args["archive"], Since: since, Until: until}
 	if q.Archive == "" {
-		return nil, errors.New("name a user or a room to export")
+		return nil, badArg("name a user or a room to export")
 	}
 	if with := req.Args["with"]; with != "" {
 		j, err := jid.Parse(with)
 		if err != nil {
-			return nil, fmt.Errorf("invalid --with %q: %w", with, err)
+			return nil, badArg("invalid --with %q: %w", with, err)
 		}
 		q.With = j.Bare().String()
 	}
 	arch, err := jid.Parse(q.Archive)
 	if err != nil || arch.Localpart() == "" {
 		// Archives are accounts' and rooms'; a bare domain has none.
-		return nil, fmt.Errorf("expected USER@HOST or ROOM@SERVICE, got %q", q.Archive)
+		return nil, badArg("expected USER@HOST or ROOM@SERVICE, got %q", q.Archive)
 	}
 	q.Archive = arch.Bare().String()
 	var out []string
@@ -341,7 +368,7 @@ func runAuditList(ctx context.Context, b Backend, req AdminRequest) ([]string, e
 	limit := 1000
 	if l := req.Args["limit"]; l != "" {
 		if limit, err = strconv.Atoi(l); err != nil || limit < 1 {
-			return nil, fmt.Errorf("invalid limit %q", l)
+			return nil, badArg("invalid limit %q", l)
 		}
 	}
 	var keep func(store.AuditEntry) bool

@@ -105,7 +105,8 @@ func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Re
 	}
 	b := s.adminBackend()
 	b.AuditTargets = s.auditScope(admin.Domainpart())
-	return s.runAdmin(ctx, cmd, b, AdminRequest{Command: req.Command, Args: args}, emit)
+	res, err := s.runAdmin(ctx, cmd, b, AdminRequest{Command: req.Command, Args: args}, emit)
+	return res, invalidArgs(err)
 }
 
 // hostOf is the host a domain, normalised as a JID's is (RFC 7622:

@@ -136,14 +136,27 @@ func TestAdminHTTPCommands(t *testing.T) {
 	if code, resp := ahCommand(t, c, base, server.AdminRequest{Command: server.CmdUserList}); code != http.StatusOK || !slices.Contains(resp.Result, "carol@localhost") {
 		t.Fatalf("user.list: %d %+v", code, resp)
 	}
+	if code, resp := ahCommand(t, c, base, server.AdminRequest{Command: server.CmdRoomCreate, Args: map[string]string{"room": "lobby@conference.localhost"}}); code != http.StatusOK {
+		t.Fatalf("room.create: %d %+v", code, resp)
+	}
 	for _, tc := range []struct {
 		name string
 		req  server.AdminRequest
 		want int
 	}{
 		{"existing account", server.AdminRequest{Command: server.CmdUserAdd, Args: map[string]string{"jid": "carol@localhost", "password": "x pw"}}, http.StatusConflict},
+		{"existing room", server.AdminRequest{Command: server.CmdRoomCreate, Args: map[string]string{"room": "lobby@conference.localhost"}}, http.StatusConflict},
+		{"missing account", server.AdminRequest{Command: server.CmdUserDel, Args: map[string]string{"jid": "nobody@localhost"}}, http.StatusNotFound},
+		{"presence of a missing account", server.AdminRequest{Command: server.CmdPresenceSet, Args: map[string]string{"jid": "nobody@localhost", "show": "dnd"}}, http.StatusNotFound},
+		{"missing room", server.AdminRequest{Command: server.CmdRoomDestroy, Args: map[string]string{"room": "nothing@conference.localhost"}}, http.StatusNotFound},
 		{"unknown command", server.AdminRequest{Command: "no.such"}, http.StatusBadRequest},
 		{"bad JID", server.AdminRequest{Command: server.CmdUserDel, Args: map[string]string{"jid": "nobody"}}, http.StatusBadRequest},
+		{"invalid username", server.AdminRequest{Command: server.CmdUserAdd, Args: map[string]string{"jid": "two words@localhost", "password": "x pw"}}, http.StatusBadRequest},
+		{"empty password", server.AdminRequest{Command: server.CmdUserPasswd, Args: map[string]string{"jid": "carol@localhost", "password": ""}}, http.StatusBadRequest},
+		{"bad show", server.AdminRequest{Command: server.CmdPresenceSet, Args: map[string]string{"jid": "carol@localhost", "show": "asleep"}}, http.StatusBadRequest},
+		{"bad limit", server.AdminRequest{Command: server.CmdAuditList, Args: map[string]string{"limit": "0"}}, http.StatusBadRequest},
+		{"bad time", server.AdminRequest{Command: server.CmdAuditList, Args: map[string]string{"since": "last week"}}, http.StatusBadRequest},
+		{"bad format", server.AdminRequest{Command: server.CmdHistoryExport, Args: map[string]string{"archive": "carol@localhost", "format": "xml"}}, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if code, resp := ahCommand(t, c, base, tc.req); code != tc.want || resp.OK || resp.Error == "" {

@@ -80,7 +80,7 @@ func Export(ctx context.Context, a *store.Archive, ids mam.IDCodec, q ExportQuer
 			return csvLine([]string{r.Time, r.ID, r.Archive, r.With, r.Direction, r.From, r.To, r.Type, r.Body}), nil
 		}
 	default:
-		return 0, fmt.Errorf("unknown format %q (want %s)", format, strings.Join(ExportFormats, " or "))
+		return 0, badArg("unknown format %q (want %s)", format, strings.Join(ExportFormats, " or "))
 	}
 	aq := store.ArchiveQuery{Archive: q.Archive, With: q.With, Start: q.Since, End: q.Until, Max: 500}
 	n := 0
@@ -161,7 +161,7 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, fmt.Errorf("invalid time %q (RFC 3339, YYYY-MM-DD, today, yesterday, or an age like 7d or 12h)", s)
+	return time.Time{}, badArg("invalid time %q (RFC 3339, YYYY-MM-DD, today, yesterday, or an age like 7d or 12h)", s)
 }
 
 // ArchiveIDs returns the codec of the opaque archive ids of the server

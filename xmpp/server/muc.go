@@ -133,7 +133,7 @@ func (rr runningRooms) service(room jid.JID) (*muc.Service, error) {
 			return m, nil
 		}
 	}
-	return nil, fmt.Errorf("no room service %s", room.Domainpart())
+	return nil, badArg("no room service %s", room.Domainpart())
 }
 
 func (rr runningRooms) CreateRoom(ctx context.Context, room jid.JID, name string, owner jid.JID) error {
@@ -168,7 +168,7 @@ func (sr StoredRooms) kind(room jid.JID) (issues bool, err error) {
 			return true, nil
 		}
 	}
-	return false, fmt.Errorf("no room service %s", room.Domainpart())
+	return false, badArg("no room service %s", room.Domainpart())
 }
 
 // CreateRoom implements RoomAdmin.
