@@ -264,10 +264,10 @@ func (in *Inbox) flush(ctx context.Context) error {
 	in.mu.Unlock()
 	// The changes are everyone's, so the caller's cancellation does not
 	// stop the write, and a write that failed queues them again (merged
-	// with any made meanwhile) for the next flush, unless the store
-	// refused them as invalid: written again they would fail again, and
-	// hold everyone's changes back with them. (The changes are built
-	// from parsed JIDs, so that should not happen.)
+	// with any made meanwhile) for the next flush. Changes the store
+	// refused as invalid are dropped (it wrote the others): written
+	// again they would be refused again. (The changes are built from
+	// parsed JIDs, so that should not happen.)
 	skipped, err := in.deps.Inbox.Apply(context.WithoutCancel(ctx), changes)
 	invalid := errors.Is(err, store.ErrInvalid)
 	dropped := 0
@@ -280,14 +280,14 @@ func (in *Inbox) flush(ctx context.Context) error {
 			}
 		}
 	} else {
-		// Written, or refused as invalid: the store answered, and
-		// nothing is failing that a retry waits for.
+		// Written, but for what was refused as invalid: the store
+		// answered, and nothing is failing that a retry waits for.
 		in.failures = 0
 	}
 	in.mu.Unlock()
 	switch {
 	case invalid:
-		in.log.Error("muc: inbox: changes refused, dropped", "changes", len(changes), xmpp.LogErr, err)
+		in.log.Error("muc: inbox: invalid changes refused and dropped, the others written", "changes", len(changes), xmpp.LogErr, err)
 		return fmt.Errorf("muc: inbox: %w", err)
 	case err != nil:
 		in.log.Error("muc: inbox: write", "changes", len(changes), xmpp.LogErr, err)

@@ -399,19 +399,23 @@ func TestInboxFailuresEndWithNothingPending(t *testing.T) {
 }
 
 // Changes the store refuses as invalid are dropped, not queued again:
-// written again they would fail again, with everyone's changes. The store
-// answered, so earlier failures no longer count.
+// written again they would be refused again. The batch's other changes
+// are written. The store answered, so earlier failures no longer count.
 func TestInboxDropsInvalidChanges(t *testing.T) {
 	f := newInboxFixture(t)
 	f.in.mu.Lock()
 	f.in.failures = 2 // as two failed writes leave it
 	f.in.mu.Unlock()
 	f.in.change(store.RoomInboxChange{Owner: strings.Repeat("u", 4000) + "@example.org", Room: "r@conf.example.org", Joined: time.Now()})
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: "r@conf.example.org", Joined: time.Now()})
 	if err := f.in.flush(t.Context()); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("flush of an invalid change: %v, want ErrInvalid", err)
 	}
 	if n := len(f.pending()); n != 0 || f.failing() {
 		t.Fatalf("after a refused write: %d pending, failing %v; want none, false", n, f.failing())
+	}
+	if got, err := f.db.RoomInbox().List(t.Context(), "u@example.org"); err != nil || len(got) != 1 || got[0].Room != "r@conf.example.org" {
+		t.Fatalf("the valid change of the batch: %+v, %v; want it written", got, err)
 	}
 }
 

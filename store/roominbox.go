@@ -52,19 +52,26 @@ type RoomInboxChange struct {
 
 // Apply makes changes in one transaction. A change that would make an
 // account follow more than MaxRoomInbox rooms is skipped; Apply returns how
-// many were. An invalid change fails the whole call with ErrInvalid.
-// Changes that change nothing (joins of rooms already followed, markers
+// many were. Invalid changes are left out and the others written: the
+// error is then an ErrInvalid that says how many were refused (a batch
+// carries everyone's joins and markers, which one bad change must not
+// hold back). Changes that change nothing (joins of rooms already followed, markers
 // behind the stored one) cost a read: when all are such, Apply does not
 // write at all. A stored entry that does not decode is logged and replaced
 // by the change.
 func (ri *RoomInbox) Apply(ctx context.Context, changes []RoomInboxChange) (skipped int, err error) {
-	for _, c := range changes {
-		if err := validateJID("owner", c.Owner); err != nil {
-			return 0, fmt.Errorf("store: room inbox: %w", err)
+	var refused error
+	refusedN := 0
+	changes = slices.DeleteFunc(slices.Clone(changes), func(c RoomInboxChange) bool {
+		err := cmp.Or(validateJID("owner", c.Owner), validateJID("room", c.Room))
+		if err != nil {
+			refusedN++
+			refused = cmp.Or(refused, err)
 		}
-		if err := validateJID("room", c.Room); err != nil {
-			return 0, fmt.Errorf("store: room inbox: %w", err)
-		}
+		return err != nil
+	})
+	if refused != nil {
+		refused = fmt.Errorf("store: room inbox: %d changes refused, the first: %w", refusedN, refused)
 	}
 	// A read pass keeps what changes something.
 	err = ri.db.view(ctx, func(tx *bbolt.Tx) error {
@@ -72,7 +79,7 @@ func (ri *RoomInbox) Apply(ctx context.Context, changes []RoomInboxChange) (skip
 		if err != nil {
 			return err
 		}
-		changes = slices.DeleteFunc(slices.Clone(changes), func(c RoomInboxChange) bool {
+		changes = slices.DeleteFunc(changes, func(c RoomInboxChange) bool {
 			v := b.Get(append(lp(c.Owner), c.Room...))
 			if v == nil {
 				return false
@@ -82,8 +89,11 @@ func (ri *RoomInbox) Apply(ctx context.Context, changes []RoomInboxChange) (skip
 		})
 		return nil
 	})
-	if err != nil || len(changes) == 0 {
-		return 0, err
+	if err != nil {
+		return 0, fmt.Errorf("store: room inbox: %w", err)
+	}
+	if len(changes) == 0 {
+		return 0, refused
 	}
 	// In key order (lp(owner), then room; exact for owners shorter than
 	// 128 bytes, whose length prefix is one byte): the writes walk the
@@ -127,7 +137,7 @@ func (ri *RoomInbox) Apply(ctx context.Context, changes []RoomInboxChange) (skip
 	if err != nil {
 		return 0, fmt.Errorf("store: room inbox: %w", err)
 	}
-	return skipped, nil
+	return skipped, refused
 }
 
 // List returns owner's rooms in room order; an entry that does not decode

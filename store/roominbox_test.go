@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,13 +78,19 @@ func TestRoomInbox(t *testing.T) {
 		t.Fatalf("the look-alike's list: %+v", got)
 	}
 
-	for _, bad := range []RoomInboxChange{{Room: lobby}, {Owner: juliet}} {
-		if _, err := ri.Apply(ctx, []RoomInboxChange{{Owner: juliet, Room: "ok@conference.example.org"}, bad}); !errors.Is(err, ErrInvalid) {
-			t.Errorf("Apply(%+v) = %v, want ErrInvalid", bad, err)
+	// Invalid changes are refused; the batch's others are written.
+	for i, bad := range []RoomInboxChange{{Room: lobby}, {Owner: juliet}, {Owner: strings.Repeat("u", 4000) + "@example.org", Room: lobby}} {
+		room := fmt.Sprintf("ok%d@conference.example.org", i)
+		if _, err := ri.Apply(ctx, []RoomInboxChange{bad, {Owner: juliet, Room: room, ReadID: 9}, bad}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "2 changes refused") {
+			t.Errorf("Apply(%+v) = %v, want ErrInvalid for 2 changes", bad, err)
+		}
+		if got := list(juliet); len(got) != 3+i || !slices.ContainsFunc(got, func(e RoomInboxEntry) bool { return e.Room == room && e.ReadID == 9 }) {
+			t.Fatalf("after a batch with invalid changes: %+v, want %s added", got, room)
 		}
 	}
-	if got := list(juliet); len(got) != 2 {
-		t.Fatalf("an invalid batch changed the list: %+v", got)
+	// Refused changes alone: nothing to write, still an error.
+	if _, err := ri.Apply(ctx, []RoomInboxChange{{Owner: juliet}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Apply of an invalid change alone = %v, want ErrInvalid", err)
 	}
 }
 
