@@ -91,10 +91,15 @@ func (a *Audit) Add(ctx context.Context, e AuditEntry) (uint64, error) {
 	return id, nil
 }
 
+// auditCheckEvery is how many entries List reads between looks at its
+// context.
+const auditCheckEvery = 1024
+
 // List returns the entries whose Time is not before since and that keep
 // accepts (nil: all), in id order (oldest first for entries added with a
 // zero Time), at most limit of them (limit <= 0: all): limit counts kept
-// entries. It seeks to since; it does not read older entries.
+// entries. It seeks to since; it does not read older entries. It ends
+// with ctx's error when ctx ends while it reads.
 func (a *Audit) List(ctx context.Context, since time.Time, limit int, keep func(AuditEntry) bool) ([]AuditEntry, error) {
 	var entries []AuditEntry
 	err := a.db.view(ctx, func(tx *bbolt.Tx) error {
@@ -110,7 +115,16 @@ func (a *Audit) List(ctx context.Context, since time.Time, limit int, keep func(
 			from = uint64(max(floorMicros(since), 0))
 		}
 		c := b.Cursor()
+		read := 0
 		for k, v := c.Seek(be64(from)); k != nil && (limit <= 0 || len(entries) < limit); k, v = c.Next() {
+			// A listing that keeps few entries can read the whole log:
+			// it ends when its caller is gone (a cancelled admin
+			// command, a store closing at shutdown).
+			if read++; read%auditCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
 			id, err := parseIDSuffix(k, 0)
 			if err != nil {
 				return err

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -106,4 +108,35 @@ func FuzzAuditEntryCodec(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzCodec(t, data, decodeAuditEntry, encodeAuditEntry)
 	})
+}
+
+// A listing that keeps few entries reads on through the log; it ends
+// when its context does.
+func TestAuditListEndsWithItsContext(t *testing.T) {
+	db := openNoSync(t)
+	a := db.Audit()
+	for i := range 3 * auditCheckEvery {
+		if _, err := a.Add(t.Context(), AuditEntry{Actor: "admin", Action: "user.add", Target: fmt.Sprintf("u%d@example.org", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	seen := 0
+	keep := func(AuditEntry) bool {
+		if seen++; seen == 10 {
+			cancel()
+		}
+		return false
+	}
+	if got, err := a.List(ctx, time.Time{}, 5, keep); !errors.Is(err, context.Canceled) {
+		t.Fatalf("List after its context ended = %v, %v; want context.Canceled", got, err)
+	}
+	if seen > auditCheckEvery {
+		t.Fatalf("read %d entries after the context ended at the 10th, want at most %d", seen, auditCheckEvery)
+	}
+	// With its context alive it reads them all.
+	if got, err := a.List(t.Context(), time.Time{}, 0, nil); err != nil || len(got) != 3*auditCheckEvery {
+		t.Fatalf("List = %d entries, %v; want %d", len(got), err, 3*auditCheckEvery)
+	}
 }
