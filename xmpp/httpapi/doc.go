@@ -25,7 +25,11 @@
 // Answers are Response JSON objects, except exports, which stream the
 // export itself: its arguments are checked before the first line (a bad
 // one is a 400), and an error after the first line aborts the response so
-// that a truncated export is never taken for a whole one. The listener, TLS
+// that a truncated export is never taken for a whole one. A failed
+// command's status comes from its error (status): Deps.Run marks errors
+// in the request's arguments with ErrInvalid and commands an admin may
+// not run with ErrForbidden; any error of no known kind is the server's
+// own, a 500 whose cause is logged rather than answered. The listener, TLS
 // and the command set belong to the server (xmpp/server); docs/admin-api.md
 // is the reference for operators.
 package httpapi

@@ -308,8 +308,9 @@ func status(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrExists), errors.Is(err, muc.ErrRoomExists):
 		return http.StatusConflict
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrBusy),
-		errors.Is(err, muc.ErrRoomBusy):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrBusy), errors.Is(err, muc.ErrRoomBusy):
+		// Canceled: the server is shutting down (or the client left).
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

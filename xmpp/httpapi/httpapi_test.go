@@ -59,6 +59,8 @@ func (f *fakeServer) run(_ context.Context, admin jid.JID, req Request, emit fun
 		return nil, fmt.Errorf("%w: gone@example.org", muc.ErrRoomNotFound)
 	case "busy@example.org":
 		return nil, fmt.Errorf("%w: busy@example.org", muc.ErrRoomBusy)
+	case "cancelled@example.org":
+		return nil, fmt.Errorf("export: %w", context.Canceled)
 	case "":
 		return []string{"done " + req.Command}, nil
 	}
@@ -121,6 +123,7 @@ func TestHandler(t *testing.T) {
 		{"existing room", "GET", "/api/v1/rooms/taken@example.org/history", "pw", "", 409, "application/json", "room exists", nil},
 		{"missing room", "GET", "/api/v1/rooms/gone@example.org/history", "pw", "", 404, "application/json", "no such room", nil},
 		{"busy room", "GET", "/api/v1/rooms/busy@example.org/history", "pw", "", 503, "application/json", "busy", nil},
+		{"cancelled (shutdown)", "GET", "/api/v1/users/cancelled@example.org/history", "pw", "", 503, "application/json", "canceled", nil},
 		{"malformed body", "POST", "/api/v1/commands", "pw", `{"command": `, 400, "application/json", "malformed", nil},
 		{"unknown field", "PUT", "/api/v1/users/alice@example.org/presence", "pw", `{"mood": "happy"}`, 400, "application/json", "malformed", nil},
 		{"unknown route", "GET", "/api/v1/nothing", "pw", "", 404, "", "", nil},

@@ -49,11 +49,12 @@ func (a *Accounts) Hosts() []string {
 	return out
 }
 
-// Errors of account operations, checked with errors.Is.
+// Errors of account operations, checked with errors.Is. They are errors
+// in what was asked (httpapi.ErrInvalid too).
 var (
-	ErrUnknownHost     = errors.New("accounts: unknown host")
-	ErrInvalidUsername = errors.New("accounts: invalid username")
-	ErrInvalidPassword = errors.New("accounts: invalid password")
+	ErrUnknownHost     error = argError{errors.New("accounts: unknown host")}
+	ErrInvalidUsername error = argError{errors.New("accounts: invalid username")}
+	ErrInvalidPassword error = argError{errors.New("accounts: invalid password")}
 )
 
 // Normalize validates and normalises user@host, returning the localpart

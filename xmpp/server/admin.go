@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 
@@ -68,8 +70,8 @@ type adminCommand struct {
 	// noAudit commands (the listings) are not recorded.
 	noAudit bool
 	// streams: the command writes its result through Backend.Emit, and
-	// a running server writes out the archive first (an export includes
-	// what was said until it was asked for).
+	// on a running server has Backend.Flush to write out the archive
+	// first (an export includes what was said until it was asked for).
 	streams bool
 }
 
@@ -163,6 +165,9 @@ type Backend struct {
 	// Emit receives the lines of a streaming command (an export); when
 	// nil they are returned as the result.
 	Emit func(line string) error
+	// Flush, if not nil, writes out what the archive writer holds; an
+	// export calls it once its arguments are checked.
+	Flush func(ctx context.Context) error
 	// CloseUser ends a deleted account's sessions (nil when no server
 	// runs).
 	CloseUser func(host, local string)
@@ -188,18 +193,37 @@ func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequ
 	if actor == "" {
 		actor = "admin"
 	}
+	e := store.AuditEntry{Actor: actor, Action: req.Command, Target: req.Args[cmd.target], Detail: cmd.auditDetail(req.Args)}
+	if _, aerr := b.Audit.Add(ctx, e); aerr != nil {
+		// The command is done: whatever the audit log's error, this is
+		// the server's own failure (500 over HTTP), not a bad request
+		// or one to repeat.
+		return res, fmt.Errorf("done, but the audit log failed: %v", aerr)
+	}
+	return res, nil
+}
+
+// auditDetail is the audit entry's detail: cmd.detail's arguments as
+// key="value", quoted (which can make a value up to six times longer),
+// and cut to store.MaxAuditDetailLen with a mark where that is too long.
+func (cmd adminCommand) auditDetail(args map[string]string) string {
 	var detail strings.Builder
 	for i, k := range cmd.detail {
 		if i > 0 {
 			detail.WriteByte(' ')
 		}
-		fmt.Fprintf(&detail, "%s=%q", k, req.Args[k])
+		fmt.Fprintf(&detail, "%s=%q", k, args[k])
 	}
-	e := store.AuditEntry{Actor: actor, Action: req.Command, Target: req.Args[cmd.target], Detail: detail.String()}
-	if _, aerr := b.Audit.Add(ctx, e); aerr != nil {
-		return res, fmt.Errorf("done, but the audit log failed: %w", aerr)
+	d := detail.String()
+	if len(d) <= store.MaxAuditDetailLen {
+		return d
 	}
-	return res, nil
+	const mark = " [cut]"
+	n := store.MaxAuditDetailLen - len(mark)
+	for n > 0 && !utf8.RuneStart(d[n]) {
+		n-- // not into a character (quoting keeps printable ones)
+	}
+	return d[:n] + mark
 }
 
 // argError is an error in a command's arguments: its text is the
@@ -215,15 +239,11 @@ func badArg(format string, a ...any) error {
 	return argError{fmt.Errorf(format, a...)}
 }
 
-// invalidArgs marks the errors of the account, presence and store
-// checks that say the arguments were wrong as argErrors, for the HTTP
-// API; any other error is returned as it is.
+// invalidArgs marks an override the presence package refuses as an
+// argError, for the HTTP API (the account checks' errors are argErrors
+// already); any other error is returned as it is.
 func invalidArgs(err error) error {
-	switch {
-	case err == nil, errors.Is(err, httpapi.ErrInvalid):
-		return err
-	case errors.Is(err, ErrInvalidUsername), errors.Is(err, ErrInvalidPassword),
-		errors.Is(err, ErrUnknownHost), errors.Is(err, presence.ErrInvalidOverride):
+	if errors.Is(err, presence.ErrInvalidOverride) {
 		return argError{err}
 	}
 	return err
@@ -345,6 +365,15 @@ func runExport(ctx context.Context, b Backend, req AdminRequest) ([]string, erro
 		return nil, badArg("expected USER@HOST or ROOM@SERVICE, got %q", q.Archive)
 	}
 	q.Archive = arch.Bare().String()
+	if !slices.Contains(ExportFormats, req.Args["format"]) {
+		return nil, badArg("unknown format %q (want %s)", req.Args["format"], strings.Join(ExportFormats, " or "))
+	}
+	// Checked first: a bad request does not wait for the writer.
+	if b.Flush != nil {
+		if err := b.Flush(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var out []string
 	emit := b.Emit
 	if emit == nil {
@@ -585,10 +614,7 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 // disk.
 func (s *Server) runAdmin(ctx context.Context, cmd adminCommand, b Backend, req AdminRequest, emit func(string) error) ([]string, error) {
 	if cmd.streams {
-		if err := s.flushArchive(ctx); err != nil {
-			return nil, err
-		}
-		b.Emit = emit
+		b.Emit, b.Flush = emit, s.flushArchive
 	}
 	return cmd.runAudited(ctx, b, req)
 }

@@ -207,7 +207,12 @@ func (s *Server) flushArchive(ctx context.Context) error {
 	defer cancel()
 	if err := s.archiveWriter.Flush(ctx); err != nil {
 		s.log.Error("admin export: flush", xmpp.LogErr, err)
-		return fmt.Errorf("archive not written: %w", err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("archive not written in time: %w", err) // 503
+		}
+		// A commit's error comes from others' messages: not this
+		// request's fault, whatever its kind.
+		return fmt.Errorf("archive not written: %v", err)
 	}
 	return nil
 }

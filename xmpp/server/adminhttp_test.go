@@ -170,20 +170,29 @@ func TestAdminHTTPCommands(t *testing.T) {
 			t.Fatalf("malformed body %.20q: %d %s", body, code, b)
 		}
 	}
+	// A change whose audit detail, quoted, exceeds what the log takes
+	// is done and recorded, with the detail cut.
+	long := strings.Repeat("\u200b", 20000)
+	if code, _, b := ahDo(t, c, "PUT", base+"/api/v1/users/carol@localhost/presence", "boss@localhost", ahPassword, `{"show": "dnd", "status": "`+long+`"}`); code != http.StatusOK {
+		t.Fatalf("presence with a long status: %d %s", code, b)
+	}
 	code, _, body := ahDo(t, c, "GET", base+"/api/v1/audit", "boss@localhost", ahPassword, "")
 	var audit server.AdminResponse
 	if err := json.Unmarshal(body, &audit); err != nil || code != http.StatusOK {
 		t.Fatalf("audit: %d %s", code, body)
 	}
-	found := false
+	found, cut := false, false
 	for _, l := range audit.Result {
 		f := strings.Split(l, "\t")
 		if len(f) >= 4 && f[1] == "boss@localhost" && f[2] == server.CmdUserAdd && f[3] == "carol@localhost" {
 			found = true
 		}
+		if len(f) >= 5 && f[2] == server.CmdPresenceSet && f[3] == "carol@localhost" && strings.HasSuffix(f[4], " [cut]") {
+			cut = true
+		}
 	}
-	if !found {
-		t.Fatalf("audit log lacks the admin's user.add: %q", audit.Result)
+	if !found || !cut {
+		t.Fatalf("audit log lacks the admin's user.add (%v) or the presence.set with its detail cut (%v): %.300q", found, cut, audit.Result)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 
@@ -400,5 +401,58 @@ func BenchmarkAuditListScoped(b *testing.B) {
 		if err != nil || len(res) != n/2 {
 			b.Fatalf("audit.list: %d entries, %v; want %d", len(res), err, n/2)
 		}
+	}
+}
+
+// An audit entry's detail is cut to what the audit log takes, never
+// inside a character: quoting makes a value up to six times longer than
+// the 64 KiB a request may carry.
+func TestAuditDetailIsCut(t *testing.T) {
+	cmd := adminCommands[CmdPresenceSet]
+	for _, tc := range []struct {
+		name, status string
+		cut          bool
+	}{
+		{"short", "On a call", false},
+		{"escaped", strings.Repeat("\u200b", 20000), true},
+		{"printable, multi-byte", strings.Repeat("é", 40000), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := cmd.auditDetail(map[string]string{"show": "dnd", "status": tc.status})
+			if len(d) > store.MaxAuditDetailLen || !utf8.ValidString(d) || strings.HasSuffix(d, " [cut]") != tc.cut {
+				t.Fatalf("detail of %d bytes, valid UTF-8 %v, ends %q; want at most %d, valid, cut %v",
+					len(d), utf8.ValidString(d), d[max(0, len(d)-10):], store.MaxAuditDetailLen, tc.cut)
+			}
+			if !strings.HasPrefix(d, `show="dnd" status="`) {
+				t.Fatalf("detail starts %q", d[:min(len(d), 30)])
+			}
+		})
+	}
+}
+
+// An export's arguments are checked before the archive writer is asked
+// to write out what it holds: a bad request does not wait for it.
+func TestExportChecksBeforeFlushing(t *testing.T) {
+	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	flushes := 0
+	b := Backend{Archive: db.Archive(), Flush: func(context.Context) error { flushes++; return nil }}
+	for _, args := range []map[string]string{
+		{"archive": "alice@localhost", "format": "xml"},
+		{"archive": "alice@localhost", "format": "json", "since": "last week"},
+		{"archive": "localhost", "format": "json"},
+	} {
+		if _, err := runExport(t.Context(), b, AdminRequest{Command: CmdHistoryExport, Args: args}); !errors.Is(err, httpapi.ErrInvalid) {
+			t.Fatalf("export %v: %v, want an argument error", args, err)
+		}
+	}
+	if flushes != 0 {
+		t.Fatalf("bad requests flushed the archive %d times", flushes)
+	}
+	if _, err := runExport(t.Context(), b, AdminRequest{Command: CmdHistoryExport, Args: map[string]string{"archive": "alice@localhost", "format": "json"}}); err != nil || flushes != 1 {
+		t.Fatalf("export: %v after %d flushes, want one", err, flushes)
 	}
 }
