@@ -285,9 +285,12 @@ func (in *Inbox) flush(ctx context.Context) error {
 		in.failures = 0
 	}
 	in.mu.Unlock()
+	if skipped > 0 { // also when invalid changes were refused beside them
+		in.log.Warn("muc: inbox: rooms not followed, the per-user limit is reached", "skipped", skipped, "limit", store.MaxRoomInbox)
+	}
 	switch {
 	case invalid:
-		in.log.Error("muc: inbox: invalid changes refused and dropped, the others written", "changes", len(changes), xmpp.LogErr, err)
+		in.log.Error("muc: inbox: invalid changes refused and dropped, the others written", xmpp.LogErr, err)
 		return fmt.Errorf("muc: inbox: %w", err)
 	case err != nil:
 		in.log.Error("muc: inbox: write", "changes", len(changes), xmpp.LogErr, err)
@@ -295,9 +298,6 @@ func (in *Inbox) flush(ctx context.Context) error {
 			in.log.Warn("muc: inbox: too many pending changes, some dropped", "dropped", dropped)
 		}
 		return fmt.Errorf("muc: inbox: %w", err)
-	}
-	if skipped > 0 {
-		in.log.Warn("muc: inbox: rooms not followed, the per-user limit is reached", "skipped", skipped, "limit", store.MaxRoomInbox)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -99,13 +100,7 @@ func TestNewEntryKeysLongFirstKey(t *testing.T) {
 
 func BenchmarkNewEntryKeys(b *testing.B) {
 	entries := randomEntries(rand.New(rand.NewPCG(1, 2)), 2048, 200, false)
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range keyFuncs {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(keyFuncs)) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

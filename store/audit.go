@@ -118,8 +118,8 @@ func (a *Audit) List(ctx context.Context, since time.Time, limit int, keep func(
 		read := 0
 		for k, v := c.Seek(be64(from)); k != nil && (limit <= 0 || len(entries) < limit); k, v = c.Next() {
 			// A listing that keeps few entries can read the whole log:
-			// it ends when its caller is gone (a cancelled admin
-			// command, a store closing at shutdown).
+			// it ends when its caller is gone (an admin command
+			// cancelled, as at shutdown).
 			if read++; read%auditCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					return err

@@ -29,6 +29,8 @@ const loanQuiet = 5 * time.Second
 // processors, and only the program that owns the process turns it on
 // (LendProcessors). While raised, the runtime does not follow changes of
 // the CPUs it may use (cgroup quota, affinity) until it lowers again.
+// Its timer belongs to no writer: after the last writer stops, the
+// process stays raised for up to quiet more.
 type processorLoan struct {
 	enabled atomic.Bool // LendProcessors was called
 
@@ -38,10 +40,9 @@ type processorLoan struct {
 	lower func() // back to the runtime's default
 
 	mu     sync.Mutex
-	active int       // background commits running
-	last   time.Time // when the last one ended
-	raised bool
-	timer  *time.Timer // runs expire while raised
+	active int         // background commits running
+	last   time.Time   // when the last one ended
+	timer  *time.Timer // runs expire; set while raised
 }
 
 // processors is the process's loan. An explicit GOMAXPROCS in the
@@ -84,9 +85,8 @@ func (l *processorLoan) borrow() (release func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.active++
-	if !l.raised {
+	if l.timer == nil {
 		l.raise()
-		l.raised = true
 		l.timer = time.AfterFunc(l.quiet, l.expire)
 	}
 	return func() {
@@ -112,6 +112,5 @@ func (l *processorLoan) expire() {
 		return
 	}
 	l.lower()
-	l.raised = false
 	l.timer = nil
 }

@@ -71,7 +71,7 @@ func (ri *RoomInbox) Apply(ctx context.Context, changes []RoomInboxChange) (skip
 		return err != nil
 	})
 	if refused != nil {
-		refused = fmt.Errorf("store: room inbox: %d changes refused, the first: %w", refusedN, refused)
+		refused = fmt.Errorf("store: room inbox: changes refused: %d, the first: %w", refusedN, refused)
 	}
 	// A read pass keeps what changes something.
 	err = ri.db.view(ctx, func(tx *bbolt.Tx) error {

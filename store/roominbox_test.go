@@ -81,7 +81,7 @@ func TestRoomInbox(t *testing.T) {
 	// Invalid changes are refused; the batch's others are written.
 	for i, bad := range []RoomInboxChange{{Room: lobby}, {Owner: juliet}, {Owner: strings.Repeat("u", 4000) + "@example.org", Room: lobby}} {
 		room := fmt.Sprintf("ok%d@conference.example.org", i)
-		if _, err := ri.Apply(ctx, []RoomInboxChange{bad, {Owner: juliet, Room: room, ReadID: 9}, bad}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "2 changes refused") {
+		if _, err := ri.Apply(ctx, []RoomInboxChange{bad, {Owner: juliet, Room: room, ReadID: 9}, bad}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "changes refused: 2") {
 			t.Errorf("Apply(%+v) = %v, want ErrInvalid for 2 changes", bad, err)
 		}
 		if got := list(juliet); len(got) != 3+i || !slices.ContainsFunc(got, func(e RoomInboxEntry) bool { return e.Room == room && e.ReadID == 9 }) {
@@ -126,6 +126,14 @@ func TestRoomInboxQuota(t *testing.T) {
 	}
 	if l, err := ri.List(ctx, "romeo@example.net"); err != nil || len(l) != 1 {
 		t.Fatalf("romeo's list = %+v, %v", l, err)
+	}
+	// Skipped and refused changes in one batch: both are reported.
+	skipped, err = ri.Apply(ctx, []RoomInboxChange{
+		{Owner: juliet, Room: "garden@conference.example.org", Joined: time.Now()},
+		{Owner: juliet},
+	})
+	if !errors.Is(err, ErrInvalid) || skipped != 1 {
+		t.Fatalf("Apply at the quota with an invalid change = %d skipped, %v; want 1 and ErrInvalid", skipped, err)
 	}
 }
 

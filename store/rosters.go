@@ -284,7 +284,9 @@ func (r *Rosters) Update(ctx context.Context, owner, contact string, fn func(ite
 		changed bool
 	)
 	// fn runs before anything is written: its error is a refusal, which
-	// does not roll back the writes sharing the transaction.
+	// does not roll back the writes sharing the transaction, as long as
+	// rt.update returns it unchanged (groupCommit.commit tells a refusal
+	// by its type, not wrapped).
 	checked := func(it *RosterItem, exists bool) (UpdateOp, error) {
 		op, err := fn(it, exists)
 		if err != nil {
