@@ -18,8 +18,10 @@
 #   6. bench/report.go: medians of the runs, written to docs/performance.md
 #      with the machine it ran on and the profiles' top functions.
 #
-# Every server and every xmppbench call is a child of this script and is
-# stopped by PID when the script ends, however it ends. Only loopback.
+# Every server and every xmppbench call is started by this script (while
+# seeding, by one of its subshells, whose trap stops it) and is stopped by
+# PID when the script ends, however it ends. Only loopback. Needs bash 5.1
+# or later (wait -n -p).
 #
 # Knobs (environment), defaults in brackets:
 #   BENCH_RUNS [3]        runs per scenario and server (the table: medians)
@@ -33,7 +35,9 @@
 #   BENCH_OUT [docs/performance.md]
 #   BENCH_WORK            scratch directory [a new mktemp -d under /tmp]
 #   BENCH_KEEP=1          keep it (raw JSON per run, server logs)
-#   BENCH_PORT_BASE [27000]   first loopback port tried
+#   BENCH_PORT_BASE [27000]   first loopback port tried (each seed picks
+#                             from a range of 100 of its own from there,
+#                             the measured runs after those ranges)
 #   BENCH_SCENARIO_TIMEOUT [180]  seconds per measured xmppbench call
 #   BENCH_SEED_TIMEOUT [600]      seconds per xmppbench call while seeding
 #
@@ -103,7 +107,6 @@ tree() {
 # same for whatever is left of what we started.
 stop_server() {
 	local pid=$SERVER_PID runner=$RUNNER_PID p
-	SERVER_PID="" RUNNER_PID=""
 	[[ -n $runner ]] || return 0
 	local pids
 	pids=$(tree "$runner")
@@ -126,6 +129,9 @@ stop_server() {
 		fi
 	done
 	wait "$runner" 2>/dev/null || true
+	# Forgotten only now: a stop cut short by a signal is done again by
+	# the trap that signal runs.
+	SERVER_PID="" RUNNER_PID=""
 }
 
 # alive PID: the process exists and is not a zombie.
@@ -139,7 +145,8 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	local p
-	for p in $SEED_PIDS $BUILD_PID; do kill -TERM "$p" 2>/dev/null || true; done
+	# The build's go commands too, not only its subshell.
+	for p in $SEED_PIDS ${BUILD_PID:+$(tree "$BUILD_PID")}; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in $SEED_PIDS $BUILD_PID; do wait "$p" 2>/dev/null || true; done
 	if [[ -n $LOAD_PID ]]; then kill -TERM "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
 	stop_server
@@ -509,38 +516,33 @@ seed() {
 # of the time before the first run: Prosody registers on one core, and
 # ejabberd's registrations and subscriptions leave CPU idle too.
 seed_all() {
-	local s i=0 rc pids=() names=()
+	local s i=0 rc finished
+	local -A seeding=() # PID → server
 	for s in "$@"; do
-		i=$((i + 1))
 		(
 			LOAD_PID="" SERVER_PID="" RUNNER_PID="" SEED_PIDS="" BUILD_PID=""
 			NEXT_PORT=$((PORT_BASE + 100 * i))
 			trap 'seed_cleanup' EXIT
-			trap 'exit 130' INT TERM
+			# TERM only: a background subshell starts with INT
+			# ignored, for good; cleanup sends TERM on any signal.
+			trap 'exit 130' TERM
 			seed "$s"
 		) &
-		pids+=("$!")
-		names+=("$s")
+		seeding[$!]=$s
+		SEED_PIDS+=" $!" # at once: a signal now must stop this seed too
+		i=$((i + 1))
 	done
-	SEED_PIDS="${pids[*]}"
 	# The first seed to fail ends the script (cleanup stops the others).
-	local finished p
-	while [[ -n ${SEED_PIDS// /} ]]; do
-		rc=0
-		# shellcheck disable=SC2086 # the PIDs are words
-		wait -n -p finished $SEED_PIDS || rc=$?
-		for i in "${!pids[@]}"; do
-			[[ ${pids[i]} == "$finished" ]] || continue
-			((rc == 0)) || die "seeding ${names[i]} failed"
-		done
-		((rc == 0)) || die "seeding failed (wait: $rc)"
-		local still=""
-		for p in $SEED_PIDS; do [[ $p == "$finished" ]] || still+=" $p"; done
-		SEED_PIDS=$still
+	while ((${#seeding[@]})); do
+		rc=0 finished=""
+		wait -n -p finished "${!seeding[@]}" || rc=$?
+		((rc == 0)) || die "seeding ${finished:+${seeding[$finished]} }failed (status $rc)"
+		unset "seeding[$finished]"
+		SEED_PIDS=" ${!seeding[*]}"
 	done
 	SEED_PIDS=""
 	# Measured instances take ports after every seed's range.
-	NEXT_PORT=$((PORT_BASE + 100 * (${#pids[@]} + 1)))
+	NEXT_PORT=$((PORT_BASE + 100 * i))
 }
 
 # seed_cleanup: a seeding subshell's EXIT trap.
@@ -548,7 +550,7 @@ seed_cleanup() {
 	local rc=$?
 	# Ignored, not reset: the main shell's cleanup signals the seeds
 	# again, which must not cut this short.
-	trap '' INT TERM
+	trap '' TERM
 	trap - EXIT
 	if [[ -n $LOAD_PID ]]; then kill -TERM "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
 	stop_server
@@ -759,6 +761,7 @@ machine_info() {
 main() {
 	[[ $(uname -s) == Linux ]] || die "needs Linux (/proc for CPU and RSS)"
 	[[ $(id -u) == 0 ]] || die "run as root: the peers run as their own users (setpriv)"
+	((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))) || die "needs bash 5.1 or later (wait -n -p)"
 	command -v go >/dev/null || die "go is not installed"
 
 	if [[ -n ${BENCH_WORK:-} ]]; then
