@@ -535,3 +535,32 @@ func TestInboxBacksOffWhileTheStoreFails(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A room that is gone is taken off the list with its pending change,
+// which a later write would otherwise put back: here the change waits
+// behind failed writes, so the listing does not write it first.
+func TestInboxListDropsGoneRoomsPendingChanges(t *testing.T) {
+	f := newInboxFixture(t)
+	u := jid.MustParse("u@example.org")
+	gone := "gone@conf.example.org" // never created on the service
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: gone, Joined: time.Now()})
+	if err := f.in.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: gone, ReadID: 7})
+	f.in.mu.Lock()
+	f.in.failures = 2 // as two failed writes leave it: the listing does not flush
+	f.in.mu.Unlock()
+	if convs, err := f.in.RoomConversations(t.Context(), u); err != nil || len(convs) != 0 {
+		t.Fatalf("RoomConversations = %+v, %v; want none", convs, err)
+	}
+	if p := f.pending(); len(p) != 0 {
+		t.Fatalf("pending after the gone room was listed: %+v, want none", p)
+	}
+	if err := f.in.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := f.db.RoomInbox().List(t.Context(), "u@example.org"); err != nil || len(entries) != 0 {
+		t.Fatalf("followed after the listing and a write: %+v, %v; want nothing", entries, err)
+	}
+}
