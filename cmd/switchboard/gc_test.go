@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestGCPercentFor(t *testing.T) {
 	const mib = 1 << 20
@@ -24,5 +27,58 @@ func TestGCPercentFor(t *testing.T) {
 				t.Fatalf("gcPercentFor(%d MiB, base %d) = %d, want %d", tc.live/mib, tc.base, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestHeadroomFor(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name string
+		rate uint64 // bytes a second
+		want uint64
+	}{
+		{"quiet", 0, gcHeadroom},
+		{"below the floor", 200 * mib, gcHeadroom},
+		{"at the floor", gcCycleRate * gcHeadroom, gcHeadroom},
+		{"just above: rounded up to a step", gcCycleRate * (gcHeadroom + 1), gcHeadroom + headroomStep},
+		{"archive-on saturation", 600 * mib, 64 * mib},
+		{"on a step", 640 * mib, 64 * mib},
+		{"capped", 100_000 * mib, maxGCHeadroom},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := headroomFor(tc.rate); got != tc.want {
+				t.Fatalf("headroomFor(%d MiB/s) = %d MiB, want %d MiB", tc.rate/mib, got/mib, tc.want/mib)
+			}
+		})
+	}
+}
+
+func TestAllocRate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	tick := 100 * time.Millisecond
+	var r allocRate
+	if got := r.add(t0, 5000); got != 0 {
+		t.Fatalf("first sample: rate %d, want 0", got)
+	}
+	// 1 MB per tick: 10 MB/s, measured from the oldest sample kept.
+	for i := 1; i <= 3*allocWindow; i++ {
+		got := r.add(t0.Add(time.Duration(i)*tick), 5000+uint64(i)*1_000_000)
+		if got != 10_000_000 {
+			t.Fatalf("sample %d: rate %d, want 10,000,000", i, got)
+		}
+	}
+	// The rate falls to nothing once the window holds no allocations:
+	// the window's oldest sample moves on tick by tick.
+	last := 5000 + uint64(3*allocWindow)*1_000_000
+	var got uint64
+	for i := 1; i <= allocWindow; i++ {
+		got = r.add(t0.Add(time.Duration(3*allocWindow+i)*tick), last)
+		if want := uint64(allocWindow-i) * 1_000_000 * 10 / uint64(allocWindow); got != want {
+			t.Fatalf("quiet tick %d: rate %d, want %d", i, got, want)
+		}
+	}
+	if got != 0 {
+		t.Fatalf("after a quiet window: rate %d, want 0", got)
 	}
 }
