@@ -49,14 +49,19 @@ var exportCSVHeader = []string{"time", "id", "archive", "with", "direction", "fr
 // Export streams the archived messages matching q, oldest first, one line
 // per message (JSON Lines, or CSV after a header line), through emit. It
 // pages through the archive, so memory does not grow with its size.
+//
+// Nothing is emitted before the first page is read, so that a store error
+// there (the store closing at shutdown, say) reaches the caller while it
+// can still answer with an error status; and a JSON array is closed only
+// when the export is complete, so that one cut short by an error does not
+// read as a whole.
 func Export(ctx context.Context, a *store.Archive, ids mam.IDCodec, q ExportQuery, format string, emit func(string) error) (int, error) {
+	var head, tail string
 	var line func(ExportRecord) (string, error)
 	switch format {
 	case "json":
 		// One JSON array, one record per line.
-		if err := emit("["); err != nil {
-			return 0, err
-		}
+		head, tail = "[", "]"
 		first := true
 		line = func(r ExportRecord) (string, error) {
 			b, err := json.Marshal(r)
@@ -66,16 +71,13 @@ func Export(ctx context.Context, a *store.Archive, ids mam.IDCodec, q ExportQuer
 			}
 			return sep + string(b), err
 		}
-		defer func() { _ = emit("]") }()
 	case "jsonl":
 		line = func(r ExportRecord) (string, error) {
 			b, err := json.Marshal(r)
 			return string(b), err
 		}
 	case "csv":
-		if err := emit(csvLine(exportCSVHeader)); err != nil {
-			return 0, err
-		}
+		head = csvLine(exportCSVHeader)
 		line = func(r ExportRecord) (string, error) {
 			return csvLine([]string{r.Time, r.ID, r.Archive, r.With, r.Direction, r.From, r.To, r.Type, r.Body}), nil
 		}
@@ -89,6 +91,12 @@ func Export(ctx context.Context, a *store.Archive, ids mam.IDCodec, q ExportQuer
 		if err != nil {
 			return n, fmt.Errorf("export: %w", err)
 		}
+		if head != "" {
+			if err := emit(head); err != nil {
+				return n, err
+			}
+			head = ""
+		}
 		for _, rec := range page.Records {
 			l, err := line(toExport(rec, ids))
 			if err != nil {
@@ -100,6 +108,11 @@ func Export(ctx context.Context, a *store.Archive, ids mam.IDCodec, q ExportQuer
 			n++
 		}
 		if page.Complete || len(page.Records) == 0 {
+			if tail != "" {
+				if err := emit(tail); err != nil {
+					return n, err
+				}
+			}
 			return n, nil
 		}
 		aq.AfterID = page.Records[len(page.Records)-1].ID
