@@ -272,13 +272,7 @@ func TestShutdownWaitsForAdminCommands(t *testing.T) {
 			if !s.adminRuns.enter() { // a command the API is running
 				t.Fatal("the gate of a running server is closed")
 			}
-			done := make(chan error, 1)
-			go func() { done <- s.Shutdown(context.Background()) }()
-			select {
-			case err := <-done:
-				t.Fatalf("Shutdown returned %v while a command ran", err)
-			case <-time.After(adminCloseGrace / 4):
-			}
+			done := shutdownHeld(t, s, "a command ran")
 			if _, err := s.db.Users().List(t.Context(), "localhost"); err != nil {
 				t.Fatalf("the store, while a command runs: %v", err)
 			}
@@ -356,13 +350,7 @@ func TestShutdownLetsSocketCommandsAnswer(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.Shutdown(context.Background()) }()
-	select {
-	case err := <-done:
-		t.Fatalf("Shutdown returned %v while an answer was being written", err)
-	case <-time.After(adminCloseGrace / 4):
-	}
+	done := shutdownHeld(t, s, "an answer was being written")
 	var res AdminResponse
 	if err := json.NewDecoder(c).Decode(&res); err != nil {
 		t.Fatalf("the answer, read after Shutdown started: %v", err)
@@ -373,6 +361,21 @@ func TestShutdownLetsSocketCommandsAnswer(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown after the answer: %v", err)
 	}
+}
+
+// shutdownHeld starts s's Shutdown and fails unless it is still waiting
+// a quarter of adminCloseGrace later, while what is described happens;
+// Shutdown's result arrives on the channel.
+func shutdownHeld(t *testing.T, s *Server, while string) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v while %s", err, while)
+	case <-time.After(adminCloseGrace / 4):
+	}
+	return done
 }
 
 // BenchmarkAuditListScoped lists an audit log of 1000 entries as an admin
