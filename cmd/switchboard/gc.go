@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
@@ -12,9 +13,9 @@ import (
 // Go's default (GOGC=100: grow by the live heap) a server whose live heap
 // is a few MiB — a few hundred sessions — collects dozens of times a second
 // under load: at 5,000 msgs/s with the archive on, 33 collections a second,
-// each taking a processor for its marking while messages wait. Past
-// gcHeadroom of live heap the default applies unchanged, so large servers
-// (and their RSS) are not affected.
+// each taking a processor for its marking while messages wait. Once what
+// a collection scans (live heap, stacks, globals) exceeds the headroom in
+// force, the default applies unchanged.
 const gcHeadroom = 32 << 20
 
 // gcCycleRate is about the most collections a second that keepGCHeadroom
@@ -27,40 +28,40 @@ const gcHeadroom = 32 << 20
 // 600 MB/s, much of it in the store's B-tree updates: with 32 MiB of
 // headroom that was 20 collections a second; at this rate, 10. Below
 // gcCycleRate × gcHeadroom bytes a second (a quiet server, logins, chat
-// with the archive off) the headroom is gcHeadroom.
+// with the archive off) the headroom is gcHeadroom. A raised headroom
+// costs RSS only while the rate lasts: it falls with the rate.
 const gcCycleRate = 10
 
 // maxGCHeadroom bounds the headroom an allocation rate can raise.
 const maxGCHeadroom = 256 << 20
 
-// headroomStep rounds a raised headroom up, so that small changes of the
-// rate do not change the GC percentage every tick.
-const headroomStep = 8 << 20
-
-// maxGCPercent bounds the percentage keepGCHeadroom sets.
+// maxGCPercent bounds the percentage that gcHeadroom alone may set: a
+// server with a tiny heap does not keep 32 MiB of garbage for it.
 const maxGCPercent = 1000
 
-// gcPercentFor is the GOGC percentage that lets a heap of live bytes grow
-// by at least headroom before the next collection: never below base (the
-// configured percentage) nor above maxGCPercent.
-func gcPercentFor(live uint64, headroom uint64, base int) int {
-	if live == 0 {
-		return maxGCPercent
+// gcPercentFor is the GOGC percentage that lets the heap grow by about
+// headroom before the next collection, given scanned, the bytes the last
+// collection scanned (the runtime grows the heap by GOGC percent of the
+// live heap, stacks and globals): never below base (the configured
+// percentage). The floor headroom (gcHeadroom) is capped at maxGCPercent;
+// one raised by the allocation rate is bounded in bytes (maxGCHeadroom)
+// instead.
+func gcPercentFor(scanned, headroom uint64, base int) int {
+	if scanned == 0 {
+		return max(base, maxGCPercent)
 	}
-	pct := int(headroom * 100 / live)
-	return min(max(pct, base), max(base, maxGCPercent))
+	pct := int(headroom * 100 / scanned)
+	if headroom <= gcHeadroom {
+		pct = min(pct, maxGCPercent)
+	}
+	return max(pct, base)
 }
 
 // headroomFor is the headroom for an allocation rate in bytes a second:
 // gcHeadroom, or enough for at most about gcCycleRate collections a
-// second, rounded up to headroomStep and at most maxGCHeadroom.
+// second, up to maxGCHeadroom.
 func headroomFor(rate uint64) uint64 {
-	h := rate / gcCycleRate
-	if h <= gcHeadroom {
-		return gcHeadroom
-	}
-	h = (h + headroomStep - 1) / headroomStep * headroomStep
-	return min(h, maxGCHeadroom)
+	return min(max(rate/gcCycleRate, gcHeadroom), maxGCHeadroom)
 }
 
 // allocWindow is the number of ticks over which allocRate measures.
@@ -93,37 +94,50 @@ func (r *allocRate) add(now time.Time, total uint64) uint64 {
 	return rate
 }
 
-// keepGCHeadroom sets the GC percentage every tick from the live heap
-// after the last collection and the allocation rate (headroomFor), until
-// ctx ends. An explicit GOGC in the environment is the operator's choice
-// and is left alone.
-func keepGCHeadroom(ctx context.Context) {
+// keepGCHeadroom sets the GC percentage every tick from what the last
+// collection scanned and the allocation rate (headroomFor), until ctx
+// ends. An explicit GOGC in the environment is the operator's choice and
+// is left alone.
+func keepGCHeadroom(ctx context.Context, log *slog.Logger) {
 	if os.Getenv("GOGC") != "" {
 		return
 	}
+	// What the last collection scanned (live heap, stacks, globals),
+	// and the bytes allocated so far.
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"},
+		{Name: "/gc/scan/globals:bytes"}, {Name: "/gc/heap/allocs:bytes"},
+	}
+	metrics.Read(samples)
+	for _, s := range samples {
+		if s.Value.Kind() != metrics.KindUint64 {
+			log.Warn("GC headroom not kept: the runtime lacks a metric", "metric", s.Name)
+			return
+		}
+	}
 	const base = 100
-	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
 	var rate allocRate
 	current := base
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	defer debug.SetGCPercent(base)
 	for {
-		var now time.Time
 		select {
 		case <-ctx.Done():
 			return
-		case now = <-t.C:
+		case <-t.C:
 		}
 		metrics.Read(samples)
-		if samples[0].Value.Kind() != metrics.KindUint64 || samples[1].Value.Kind() != metrics.KindUint64 {
-			return // metrics unsupported: keep the default
-		}
-		headroom := headroomFor(rate.add(now, samples[1].Value.Uint64()))
-		// When the rate falls the percentage falls with it, and a heap
-		// already past the lower goal is collected at once: a burst's
-		// garbage does not stay for want of further allocations.
-		if pct := gcPercentFor(samples[0].Value.Uint64(), headroom, base); pct != current {
+		// The time of the read, not the tick's: under load the two
+		// differ, and the rate is measured over ten of them.
+		now := time.Now()
+		scanned := samples[0].Value.Uint64() + samples[1].Value.Uint64() + samples[2].Value.Uint64()
+		headroom := headroomFor(rate.add(now, samples[3].Value.Uint64()))
+		// When the rate falls the percentage falls with it: a heap
+		// already past the lower goal is collected at the next
+		// allocation that checks the trigger, not when it reaches the
+		// higher one.
+		if pct := gcPercentFor(scanned, headroom, base); pct != current {
 			debug.SetGCPercent(pct)
 			current = pct
 		}

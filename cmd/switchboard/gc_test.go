@@ -8,23 +8,27 @@ import (
 func TestGCPercentFor(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
-		name string
-		live uint64
-		base int
-		want int
+		name     string
+		scanned  uint64 // live heap, stacks and globals
+		headroom uint64
+		base     int
+		want     int
 	}{
-		{"no live heap yet", 0, 100, maxGCPercent},
-		{"tiny heap: capped", 1 * mib, 100, maxGCPercent},
-		{"small heap: the headroom", 8 * mib, 100, 400},
-		{"at the headroom: the default", 32 * mib, 100, 100},
-		{"large heap: the default", 512 * mib, 100, 100},
-		{"a higher base stays", 512 * mib, 300, 300},
-		{"a base above the cap stays", 1 * mib, 2000, 2000},
+		{"nothing scanned yet", 0, gcHeadroom, 100, maxGCPercent},
+		{"tiny heap: capped", 1 * mib, gcHeadroom, 100, maxGCPercent},
+		{"small heap: the headroom", 8 * mib, gcHeadroom, 100, 400},
+		{"at the headroom: the default", 32 * mib, gcHeadroom, 100, 100},
+		{"large heap: the default", 512 * mib, gcHeadroom, 100, 100},
+		{"a higher base stays", 512 * mib, gcHeadroom, 300, 300},
+		{"a base above the cap stays", 1 * mib, gcHeadroom, 2000, 2000},
+		{"a raised headroom is not capped by percent", 4 * mib, 64 * mib, 100, 1600},
+		{"a raised headroom on a large heap", 128 * mib, 256 * mib, 100, 200},
+		{"a raised headroom below the heap: the default", 512 * mib, 256 * mib, 100, 100},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := gcPercentFor(tc.live, gcHeadroom, tc.base); got != tc.want {
-				t.Fatalf("gcPercentFor(%d MiB, base %d) = %d, want %d", tc.live/mib, tc.base, got, tc.want)
+			if got := gcPercentFor(tc.scanned, tc.headroom, tc.base); got != tc.want {
+				t.Fatalf("gcPercentFor(%d MiB, headroom %d MiB, base %d) = %d, want %d", tc.scanned/mib, tc.headroom/mib, tc.base, got, tc.want)
 			}
 		})
 	}
@@ -40,9 +44,7 @@ func TestHeadroomFor(t *testing.T) {
 		{"quiet", 0, gcHeadroom},
 		{"below the floor", 200 * mib, gcHeadroom},
 		{"at the floor", gcCycleRate * gcHeadroom, gcHeadroom},
-		{"just above: rounded up to a step", gcCycleRate * (gcHeadroom + 1), gcHeadroom + headroomStep},
-		{"archive-on saturation", 600 * mib, 64 * mib},
-		{"on a step", 640 * mib, 64 * mib},
+		{"archive-on saturation", 600 * mib, 60 * mib},
 		{"capped", 100_000 * mib, maxGCHeadroom},
 	}
 	for _, tc := range tests {

@@ -162,7 +162,7 @@ func newServe(g *globals) *cobra.Command {
 			gcDone := make(chan struct{})
 			go func() {
 				defer close(gcDone)
-				keepGCHeadroom(gcCtx)
+				keepGCHeadroom(gcCtx, log)
 			}()
 			defer func() {
 				stopGC()
