@@ -194,16 +194,22 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, admin jid.JID, 
 		req.Args["format"] = format
 	}
 	started := false
-	emit := func(line string) error {
+	start := func() {
 		if !started {
 			started = true
 			w.Header().Set("Content-Type", contentType(format))
 			w.WriteHeader(http.StatusOK)
 		}
+	}
+	emit := func(line string) error {
+		start()
 		_, err := w.Write(append([]byte(line), '\n'))
 		return err
 	}
 	_, err := h.deps.Run(r.Context(), admin, req, emit)
+	if err == nil {
+		start() // an empty export (JSON Lines of no record) has its type too
+	}
 	switch {
 	case err != nil && !started:
 		h.fail(w, req, admin, err)
@@ -295,6 +301,10 @@ var (
 	// command, a malformed address or time, a password or presence the
 	// server refuses): 400.
 	ErrInvalid = errors.New("invalid request")
+	// ErrNotRecorded: the command was done, but could not be recorded
+	// in the audit log: a 500 that says so (not to be repeated as if
+	// nothing had happened).
+	ErrNotRecorded = errors.New("done, but not recorded in the audit log")
 )
 
 // status is the HTTP status of a failed command.
@@ -323,6 +333,9 @@ func (h *Handler) fail(w http.ResponseWriter, req Request, admin jid.JID, err er
 	if code == http.StatusInternalServerError {
 		h.log.Error("admin API: command failed", "command", req.Command, "admin", admin.String(), "err", err)
 		msg = "internal error (the server's log has the details)"
+		if errors.Is(err, ErrNotRecorded) {
+			msg = ErrNotRecorded.Error() + " (the server's log has the details)"
+		}
 	}
 	writeJSON(w, code, Response{Error: msg})
 }

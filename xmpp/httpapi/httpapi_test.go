@@ -61,6 +61,10 @@ func (f *fakeServer) run(_ context.Context, admin jid.JID, req Request, emit fun
 		return nil, fmt.Errorf("%w: busy@example.org", muc.ErrRoomBusy)
 	case "cancelled@example.org":
 		return nil, fmt.Errorf("export: %w", context.Canceled)
+	case "empty@example.org":
+		return nil, nil // an export of no record: emit is never called
+	case "unrecorded@example.org":
+		return nil, fmt.Errorf("%w: disk on fire", ErrNotRecorded)
 	case "":
 		return []string{"done " + req.Command}, nil
 	}
@@ -123,6 +127,8 @@ func TestHandler(t *testing.T) {
 		{"existing room", "GET", "/api/v1/rooms/taken@example.org/history", "pw", "", 409, "application/json", "room exists", nil},
 		{"missing room", "GET", "/api/v1/rooms/gone@example.org/history", "pw", "", 404, "application/json", "no such room", nil},
 		{"busy room", "GET", "/api/v1/rooms/busy@example.org/history", "pw", "", 503, "application/json", "busy", nil},
+		{"done, not recorded", "GET", "/api/v1/users/unrecorded@example.org/history", "pw", "", 500, "application/json", "done, but not recorded in the audit log", nil},
+		{"empty JSON Lines export", "GET", "/api/v1/users/empty@example.org/history?format=jsonl", "pw", "", 200, "application/x-ndjson", "", nil},
 		{"cancelled (shutdown)", "GET", "/api/v1/users/cancelled@example.org/history", "pw", "", 503, "application/json", "canceled", nil},
 		{"malformed body", "POST", "/api/v1/commands", "pw", `{"command": `, 400, "application/json", "malformed", nil},
 		{"unknown field", "PUT", "/api/v1/users/alice@example.org/presence", "pw", `{"mood": "happy"}`, 400, "application/json", "malformed", nil},

@@ -108,7 +108,7 @@ var adminCommands = map[string]adminCommand{
 }
 
 // lookupCommand is the one check that a command exists, made where a
-// request enters (RunCommand, runAdminHTTP).
+// request enters (RunCommand, runAdminHTTP, the admin socket's handle).
 func lookupCommand(name string) (adminCommand, error) {
 	cmd, ok := adminCommands[name]
 	if !ok {
@@ -183,28 +183,62 @@ func RunCommand(ctx context.Context, b Backend, req AdminRequest) ([]string, err
 	return cmd.runAudited(ctx, b, req)
 }
 
-// runAudited runs req, a request for cmd, and records it in the audit log.
+// auditWriteTimeout bounds the audit log's write after a command: it is
+// made whether or not the command's caller is still there.
+const auditWriteTimeout = 5 * time.Second
+
+// runAudited runs req, a request for cmd, and records it in the audit log:
+// a command that succeeded, and an export that failed after it sent
+// something (what it sent is out), with its error in the detail.
 func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	sent := false
+	if cmd.streams && b.Emit != nil {
+		emit := b.Emit
+		b.Emit = func(line string) error {
+			sent = true
+			return emit(line)
+		}
+	}
 	res, err := cmd.run(ctx, b, req)
-	if err != nil || b.Audit == nil || cmd.noAudit {
+	if (err != nil && !sent) || b.Audit == nil || cmd.noAudit {
 		return res, err
 	}
 	actor := req.Args["actor"]
 	if actor == "" {
 		actor = "admin"
 	}
-	e := store.AuditEntry{Actor: actor, Action: req.Command, Target: req.Args[cmd.target], Detail: cmd.auditDetail(req.Args)}
-	if _, aerr := b.Audit.Add(ctx, e); aerr != nil {
+	detail := cmd.auditDetail(req.Args)
+	if err != nil {
+		detail = cutAuditDetail(fmt.Sprintf("failed=%q %s", err.Error(), detail))
+	}
+	e := store.AuditEntry{Actor: actor, Action: req.Command, Target: req.Args[cmd.target], Detail: detail}
+	// What was done is recorded even when the caller has gone (an HTTP
+	// client that hung up, a socket cut at shutdown).
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+	defer cancel()
+	if _, aerr := b.Audit.Add(actx, e); aerr != nil {
+		if err != nil {
+			return res, errors.Join(err, fmt.Errorf("not recorded in the audit log: %v", aerr))
+		}
 		// The command is done: whatever the audit log's error, this is
 		// the server's own failure (500 over HTTP), not a bad request
 		// or one to repeat.
-		return res, fmt.Errorf("done, but the audit log failed: %v", aerr)
+		return res, notRecorded{aerr}
 	}
-	return res, nil
+	return res, err
 }
 
+// notRecorded is the error of a command that was done but could not be
+// recorded in the audit log: an httpapi.ErrNotRecorded, whatever the
+// audit log's error was (it is not unwrapped: its kind would make the
+// HTTP status say nothing was done).
+type notRecorded struct{ err error }
+
+func (e notRecorded) Error() string        { return "done, but the audit log failed: " + e.err.Error() }
+func (e notRecorded) Is(target error) bool { return target == httpapi.ErrNotRecorded }
+
 // auditDetail is the audit entry's detail: cmd.detail's arguments as
-// key="value", quoted (which can make a value up to six times longer),
+// key="value", quoted (which can make a value up to four times longer),
 // and cut to store.MaxAuditDetailLen with a mark where that is too long.
 func (cmd adminCommand) auditDetail(args map[string]string) string {
 	var detail strings.Builder
@@ -214,7 +248,12 @@ func (cmd adminCommand) auditDetail(args map[string]string) string {
 		}
 		fmt.Fprintf(&detail, "%s=%q", k, args[k])
 	}
-	d := detail.String()
+	return cutAuditDetail(detail.String())
+}
+
+// cutAuditDetail cuts d to store.MaxAuditDetailLen, with a mark, where it
+// is longer.
+func cutAuditDetail(d string) string {
 	if len(d) <= store.MaxAuditDetailLen {
 		return d
 	}
@@ -237,16 +276,6 @@ func (e argError) Is(target error) bool { return target == httpapi.ErrInvalid }
 // badArg is fmt.Errorf for an error in a command's arguments.
 func badArg(format string, a ...any) error {
 	return argError{fmt.Errorf(format, a...)}
-}
-
-// invalidArgs marks an override the presence package refuses as an
-// argError, for the HTTP API (the account checks' errors are argErrors
-// already); any other error is returned as it is.
-func invalidArgs(err error) error {
-	if errors.Is(err, presence.ErrInvalidOverride) {
-		return argError{err}
-	}
-	return err
 }
 
 // splitAccount splits the USER@HOST an account command names.
@@ -307,9 +336,13 @@ func runPresence(ctx context.Context, b Backend, req AdminRequest) ([]string, er
 	if req.Command == CmdPresenceClear {
 		return nil, b.Overrides.ClearOverride(ctx, bare)
 	}
-	return nil, b.Overrides.SetOverride(ctx, bare, store.PresenceOverride{
+	err = b.Overrides.SetOverride(ctx, bare, store.PresenceOverride{
 		Show: req.Args["show"], Status: req.Args["status"], CallState: req.Args["call"],
 	})
+	if errors.Is(err, presence.ErrInvalidOverride) {
+		return nil, argError{err}
+	}
+	return nil, err
 }
 
 // runRoom runs room.create and room.destroy.
@@ -484,23 +517,21 @@ func (g *adminGate) close(ctx context.Context) error {
 			close(g.drained)
 		}
 	}
-	drained, done := g.drained, g.running == 0
+	drained := g.drained
 	g.mu.Unlock()
-	if done {
-		// select picks at random among ready cases: with none running,
-		// an ended ctx must not win.
-		return nil
-	}
 	select {
 	case <-drained:
 		return nil
 	case <-ctx.Done():
+		// select picks at random among ready cases: drained may be
+		// closed too (none was running, or the last one left as ctx
+		// ended), and then it wins.
 		select {
-		case <-drained: // the last one left as ctx ended
+		case <-drained:
 			return nil
 		default:
 		}
-		return fmt.Errorf("admin commands still running: %w", ctx.Err())
+		return fmt.Errorf("still running: %w", ctx.Err())
 	}
 }
 
@@ -548,9 +579,13 @@ func startAdmin(path string, s *Server, log *slog.Logger) (*adminServer, error) 
 				c.Close()
 				return
 			}
-			a.conns[c] = struct{}{}
 			// Before cut (under mu), so before running closes: open.
-			a.running.enter()
+			if !a.running.enter() {
+				a.mu.Unlock()
+				c.Close()
+				return
+			}
+			a.conns[c] = struct{}{}
 			a.mu.Unlock()
 			go func() {
 				defer a.running.leave()
@@ -640,7 +675,7 @@ func (a *adminServer) cut() {
 // goroutines until ctx ends.
 func (a *adminServer) wait(ctx context.Context) error {
 	if err := a.running.close(ctx); err != nil {
-		return fmt.Errorf("admin socket: %w", err)
+		return fmt.Errorf("admin socket: connections %w", err)
 	}
 	return nil
 }

@@ -104,9 +104,10 @@ func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Re
 		return nil, err
 	}
 	b := s.adminBackend()
-	b.AuditTargets = s.auditScope(admin.Domainpart())
-	res, err := s.runAdmin(ctx, cmd, b, AdminRequest{Command: req.Command, Args: args}, emit)
-	return res, invalidArgs(err)
+	if cmd.scope == scopeAuditLog {
+		b.AuditTargets = s.auditScope(admin.Domainpart())
+	}
+	return s.runAdmin(ctx, cmd, b, AdminRequest{Command: req.Command, Args: args}, emit)
 }
 
 // hostOf is the host a domain, normalised as a JID's is (RFC 7622:
@@ -206,9 +207,10 @@ func (s *Server) flushArchive(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.archiveWriter.Flush(ctx); err != nil {
-		s.log.Error("admin export: flush", xmpp.LogErr, err)
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("archive not written in time: %w", err) // 503
+		if ctx.Err() != nil {
+			// Not in time (503), or the caller left or the server is
+			// shutting down (503 too).
+			return fmt.Errorf("archive not written: %w", err)
 		}
 		// A commit's error comes from others' messages: not this
 		// request's fault, whatever its kind.

@@ -157,6 +157,78 @@ func TestAuditEntries(t *testing.T) {
 	}
 }
 
+// What a command did is recorded when its caller has gone (the command's
+// context cancelled as it ends); an export that failed after it sent
+// something is recorded with its error, one that sent nothing is not; a
+// command done but not recorded says so (httpapi.ErrNotRecorded), whatever
+// the audit log's error.
+func TestAuditAfterTheCommand(t *testing.T) {
+	args := map[string]string{"jid": "carol@localhost", "archive": "carol@localhost", "format": "jsonl"}
+	for _, tc := range []struct {
+		name     string
+		command  string
+		run      func(ctx context.Context, cancel context.CancelFunc, b Backend) error
+		wantErr  bool
+		recorded bool
+		detail   string
+	}{
+		{"caller gone as the command ends", CmdUserAdd, func(_ context.Context, cancel context.CancelFunc, _ Backend) error {
+			cancel()
+			return nil
+		}, false, true, ""},
+		{"export failed part-way", CmdHistoryExport, func(_ context.Context, _ context.CancelFunc, b Backend) error {
+			if err := b.Emit("a line"); err != nil {
+				return err
+			}
+			return errors.New("disk on fire")
+		}, true, true, `failed="disk on fire" with="" since="" until="" format="jsonl"`},
+		{"export failed before sending", CmdHistoryExport, func(context.Context, context.CancelFunc, Backend) error {
+			return errors.New("disk on fire")
+		}, true, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			cmd := adminCommands[tc.command]
+			cmd.run = func(ctx context.Context, b Backend, _ AdminRequest) ([]string, error) {
+				return nil, tc.run(ctx, cancel, b)
+			}
+			b := Backend{Audit: db.Audit(), Emit: func(string) error { return nil }}
+			if _, err := cmd.runAudited(ctx, b, AdminRequest{Command: tc.command, Args: args}); (err != nil) != tc.wantErr {
+				t.Fatalf("error %v, want one: %v", err, tc.wantErr)
+			}
+			entries, err := db.Audit().List(t.Context(), time.Time{}, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case !tc.recorded && len(entries) != 0:
+				t.Errorf("recorded: %+v", entries)
+			case tc.recorded && (len(entries) != 1 || entries[0].Detail != tc.detail):
+				t.Errorf("recorded %+v, want one entry with detail %q", entries, tc.detail)
+			}
+		})
+	}
+
+	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := adminCommands[CmdUserAdd]
+	cmd.run = func(context.Context, Backend, AdminRequest) ([]string, error) {
+		return nil, db.Close() // the store closes after the change
+	}
+	_, err = cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, AdminRequest{Command: CmdUserAdd, Args: args})
+	if !errors.Is(err, httpapi.ErrNotRecorded) || errors.Is(err, store.ErrClosed) {
+		t.Fatalf("a change the audit log missed: %v, want ErrNotRecorded (and not the log's ErrClosed, a 503)", err)
+	}
+}
+
 // The admin commands' gate: close gives up on a running command when its
 // context ends (with none running it returns at once, whatever the
 // context), and refuses the commands that come after it (that close waits

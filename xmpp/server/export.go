@@ -47,7 +47,8 @@ var ExportFormats = []string{"json", "jsonl", "csv"}
 var exportCSVHeader = []string{"time", "id", "archive", "with", "direction", "from", "to", "type", "body"}
 
 // Export streams the archived messages matching q, oldest first, one line
-// per message (JSON Lines, or CSV after a header line), through emit. It
+// per message (JSON Lines; CSV after a header line; or a JSON array, its
+// brackets on lines of their own), through emit. It
 // pages through the archive, so memory does not grow with its size.
 //
 // Nothing is emitted before the first page is read, so that a store error

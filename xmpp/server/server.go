@@ -468,7 +468,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	gateErr := s.adminRuns.close(gctx)
 	cancel()
 	if gateErr != nil {
-		errs = append(errs, fmt.Errorf("server: %w", gateErr))
+		errs = append(errs, fmt.Errorf("server: admin commands %w", gateErr))
 	}
 	if admin != nil {
 		admin.cut()
