@@ -59,18 +59,24 @@ func appendCommitted(t *testing.T, w *ArchiveWriter, recs ...ArchiveRecord) []ui
 	return ids
 }
 
-// journalOnly writes entries to the journal directly, as a writer's
-// commit would, and records them as journaled.
+// journalOnly writes recs to the journal directly, as a writer's commit
+// would, and records them as journaled.
 func journalOnly(t *testing.T, db *DB, recs ...ArchiveRecord) {
 	t.Helper()
 	entries := make([]archiveEntry, len(recs))
 	for i, rec := range recs {
 		entries[i] = newArchiveEntry(rec)
 	}
+	journalEntries(t, db, entries)
+}
+
+// journalEntries is journalOnly for entries already encoded.
+func journalEntries(t *testing.T, db *DB, entries []archiveEntry) {
+	t.Helper()
 	if err := db.bolt.Update(func(tx *bbolt.Tx) error { return journal(tx, entries) }); err != nil {
 		t.Fatal(err)
 	}
-	db.archive.noteJournaled(recs[len(recs)-1].ID)
+	db.archive.noteJournaled(entries[len(entries)-1].id)
 }
 
 func TestArchiveJournalReadIndexesFirst(t *testing.T) {

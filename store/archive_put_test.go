@@ -38,10 +38,7 @@ func TestArchiveJournalAndBatchEqualsOneByOne(t *testing.T) {
 	one, both := openNoSync(t), openNoSync(t)
 	putOneByOne(t, one, entries)
 	journaled, batch := entries[:300], entries[300:]
-	if err := both.bolt.Update(func(tx *bbolt.Tx) error { return journal(tx, journaled) }); err != nil {
-		t.Fatal(err)
-	}
-	both.archive.noteJournaled(journaled[len(journaled)-1].id)
+	journalEntries(t, both, journaled)
 	w := both.Archive().NewWriter(WriterOptions{})
 	if err := w.store(batch, false); err != nil {
 		t.Fatal(err)

@@ -94,8 +94,8 @@ type WriterOptions struct {
 	// holds a Go processor while it waits for CPU: while background
 	// commits run, and for a few seconds after the last, the process has
 	// one processor more (GOMAXPROCS; processorLoan) if the program turned
-	// that on (LendProcessors) and GOMAXPROCS is not set in the
-	// environment.
+	// that on (LendProcessors) and the environment does not set
+	// GOMAXPROCS to a number.
 	Background bool
 	// Logger receives commit failures (Error) and lifecycle messages.
 	// Nil uses the DB's logger.
@@ -540,8 +540,8 @@ func (w *ArchiveWriter) run(ctx context.Context) {
 			// Drop the committed records' references for the collector.
 			clear(batch)
 			// A pass due by age runs when the loop next waits. After a
-			// commit with the indexes none: it indexed the journal
-			// first, or failed to just now.
+			// commit with the indexes none: it indexed the journal's
+			// records with the batch, or failed to just now.
 			if toJournal && w.journaled >= w.maxBatch {
 				w.index(false)
 			}

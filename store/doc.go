@@ -93,7 +93,9 @@
 // the transaction goes on without a rollback, so a flood of them does not
 // make the others run again and again. If that commit fails, a refused
 // write is decided again alone: its refusal may rest on another's write
-// (an account created, a quota filled) that was not stored.
+// (an account created, a quota filled) that was not stored. A panic in bbolt's
+// commit fails every write in it (the commit may be on disk: none runs
+// again), and a refused one is decided again alone.
 //
 // # Rosters (RFC 6121 §2, roster versioning of §2.6 and XEP-0237 1.3)
 //
@@ -172,7 +174,8 @@
 // WriterOptions.Background (Linux), small batches and journal passes
 // commit on a SCHED_IDLE thread while the machine has idle CPU
 // (cpuidle.go, idle_linux.go), so commits do not delay connection
-// threads.
+// threads; a program that calls LendProcessors lends the Go runtime a
+// processor while they run (processors.go).
 //
 // The conv bucket is the conversation list (like MongooseIM's inbox): per
 // archive and party, the newest id, the unread count and the id read up

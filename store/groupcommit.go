@@ -147,6 +147,7 @@ func (g *groupCommit) commit(calls []groupCall) {
 	// calls holds the calls not answered yet: if bbolt panics each
 	// fails, if a function ends the goroutine each runs again alone.
 	normal := false
+	var refusals []error // refusals[i] is calls[i]'s, in the try under way
 	defer func() {
 		if normal {
 			return
@@ -159,11 +160,17 @@ func (g *groupCommit) commit(calls []groupCall) {
 				"calls", len(calls), "panic", p, "stack", string(debug.Stack()))
 			answer = fmt.Errorf("%w: %v", errCommitPanicked, p)
 		}
-		for _, c := range calls {
+		for i, c := range calls {
+			if i < len(refusals) && refusals[i] != nil {
+				// Changed nothing: decided again alone, as after a
+				// failed commit.
+				c.done <- errRunAlone
+				continue
+			}
 			c.done <- answer
 		}
 	}()
-	refusals := make([]error, len(calls))
+	refusals = make([]error, len(calls))
 	for len(calls) > 0 {
 		failed := -1
 		// Afresh for each try: refusals[i] belongs to calls[i] as it

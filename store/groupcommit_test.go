@@ -413,11 +413,17 @@ func TestGroupCommitCommitPanicLogged(t *testing.T) {
 		tx.OnCommit(func() { panic("in commit") })
 		return gcPut("b")(tx)
 	}, done: make(chan error, 1)}
-	g.commit([]groupCall{a, b})
+	// A call that refused changed nothing: it is sent back to be decided
+	// alone, as after a failed commit.
+	r := groupCall{fn: func(*bbolt.Tx) error { return refuse(ErrExists) }, done: make(chan error, 1)}
+	g.commit([]groupCall{a, r, b})
 	for name, c := range map[string]groupCall{"a": a, "b": b} {
 		if err := <-c.done; !errors.Is(err, errCommitPanicked) || !strings.Contains(err.Error(), "in commit") {
 			t.Errorf("call %s: %v, want errCommitPanicked with the panic", name, err)
 		}
+	}
+	if err := <-r.done; err != errRunAlone {
+		t.Errorf("the refusing call: %v, want errRunAlone", err)
 	}
 	// The commit is on disk: both were written, and their callers are
 	// not sent back to write them again.
