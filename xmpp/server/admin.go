@@ -638,6 +638,11 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 	}
 	res, err := s.runAdmin(a.ctx, cmd, s.adminBackend(), req, emit)
 	if err != nil {
+		// The answer has the error too; the log keeps those that are
+		// not the request's (a flush's or the audit log's failure).
+		if !errors.Is(err, httpapi.ErrInvalid) {
+			a.log.Warn("admin command failed", "command", req.Command, "target", req.Args[cmd.target], "err", err)
+		}
 		return AdminResponse{Error: err.Error()}
 	}
 	a.log.Info("admin command", "command", req.Command, "target", req.Args[cmd.target])
