@@ -57,10 +57,9 @@ var ErrNotStanza = errors.New("xmpp: not a stanza")
 
 // Stanza is a routed message, presence or IQ. It is immutable once built
 // (but for Stamp, on the stanza a connection just read): fan-out derives
-// copies with With, and Bytes is computed once and shared by every
-// recipient.
+// copies with With or WithTo, and Bytes is computed once and shared by
+// every recipient.
 type Stanza struct {
-	Kind Kind
 	// Type is the 'type' attribute ("" when absent).
 	Type string
 	// ID is the 'id' attribute.
@@ -71,11 +70,14 @@ type Stanza struct {
 	// match From and To).
 	El *wire.Element
 
-	// toStr is To's string form when a copy was addressed with it
-	// (WithTo), else "".
+	// toStr is To's string form when it was at hand (Build, WithTo),
+	// else "".
 	toStr string
 
 	once sync.Once
+	// Kind after once, in its padding: a Stanza, allocated per stanza
+	// and per copy, fits the 176-byte size class (TestStanzaSize).
+	Kind Kind
 	enc  []byte
 }
 
@@ -137,11 +139,13 @@ func Build(kind Kind, typ, id string, from, to jid.JID, children ...*wire.Elemen
 	if !IsZero(from) {
 		e.Attrs = append(e.Attrs, wire.Attr{Name: "from", Value: from.String()})
 	}
+	var toStr string
 	if !IsZero(to) {
-		e.Attrs = append(e.Attrs, wire.Attr{Name: "to", Value: to.String()})
+		toStr = to.String()
+		e.Attrs = append(e.Attrs, wire.Attr{Name: "to", Value: toStr})
 	}
 	e.Children = children
-	return &Stanza{Kind: kind, Type: typ, ID: id, From: from, To: to, El: e}
+	return &Stanza{Kind: kind, Type: typ, ID: id, From: from, To: to, El: e, toStr: toStr}
 }
 
 // With returns a copy addressed from from to to. The payload is shared and
@@ -158,30 +162,25 @@ func (s *Stanza) With(from, to jid.JID) *Stanza {
 // a stanza nothing else holds yet, and before its Bytes: the one its
 // connection just read (a copy would be garbage at once).
 func (s *Stanza) Stamp(from jid.JID, fromStr string) {
-	if s.El.AttrValue("from") != fromStr {
-		s.El.SetAttr("from", fromStr)
-	}
+	s.El.SetAttr("from", fromStr)
 	s.From = from
 }
 
 // WithTo returns a copy addressed to to, given with its string form
 // (which the caller keeps, so that a fan-out does not format the address
-// for every copy); toStr must be to.String(), which BareTo and the
-// written 'to' rely on. The 'from' address is unchanged (and written, as
-// With writes it).
+// for every copy); to must not be the zero JID, and toStr must be
+// to.String(), which BareTo and the written 'to' rely on. The 'from'
+// address is unchanged (and written, as With writes it).
 func (s *Stanza) WithTo(to jid.JID, toStr string) *Stanza {
-	e := s.El
-	if e.AttrValue("from") == "" && !IsZero(s.From) {
-		e = setAddr(e, "from", s.From)
-	}
+	e := readdressed(s.El, "from", s.From, s.From)
 	if e.AttrValue("to") != toStr {
 		e = e.WithAttr("to", toStr)
 	}
 	return &Stanza{Kind: s.Kind, Type: s.Type, ID: s.ID, From: s.From, To: to, El: e, toStr: toStr}
 }
 
-// BareTo returns the string form of To's bare JID, from the form WithTo
-// was given when there is one: its first '/' starts the resourcepart
+// BareTo returns the string form of To's bare JID, from the form Build or
+// WithTo had when there is one: its first '/' starts the resourcepart
 // (RFC 7622 §3.1; §3.3.1 excludes '/' from the localpart).
 func (s *Stanza) BareTo() string {
 	if s.toStr == "" {

@@ -3,6 +3,7 @@ package xmpp_test
 import (
 	"strings"
 	"testing"
+	"unsafe"
 
 	"mellium.im/xmpp/jid"
 
@@ -92,5 +93,14 @@ func TestStamp(t *testing.T) {
 				t.Fatalf("written as %s", out)
 			}
 		})
+	}
+}
+
+// A Stanza is allocated per stanza read and per copy of a fan-out: it
+// must stay in the 176-byte size class (a field added in the wrong place
+// pads it into the 192-byte one).
+func TestStanzaSize(t *testing.T) {
+	if n := unsafe.Sizeof(xmpp.Stanza{}); n > 176 {
+		t.Fatalf("a Stanza takes %d bytes, want at most 176", n)
 	}
 }

@@ -19,8 +19,8 @@ type Attr struct {
 
 // Element is an XML element. Parsed elements are immutable (but for SetAttr
 // before they are shared) and their strings may alias Raw; constructed
-// elements are built by the server (Raw is nil
-// unless they were frozen: see Frozen).
+// elements are built by the server (Raw is nil unless they were frozen:
+// see Frozen).
 type Element struct {
 	// Name is the local name and Prefix the prefix as written ("" when
 	// unprefixed).
