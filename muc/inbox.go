@@ -399,6 +399,14 @@ func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.Roo
 			gone = append(gone, f.entry.Room)
 		}
 	}
+	// Removed as soon as they are known gone, before the archive reads:
+	// the longer the wait, the likelier that a room of the same name was
+	// made and joined meanwhile, whose pending join this would drop.
+	if len(gone) > 0 {
+		if _, err := in.remove(ctx, owner.String(), gone...); err != nil {
+			in.log.Error("muc: inbox: remove rooms that are gone", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
+		}
+	}
 	for _, f := range rooms {
 		if !f.view.exists || !f.view.readable {
 			continue
@@ -413,11 +421,6 @@ func (in *Inbox) RoomConversations(ctx context.Context, user jid.JID) ([]mam.Roo
 			return nil, fmt.Errorf("muc: inbox: %w", err)
 		}
 		out = append(out, mam.RoomConversation{Room: f.room, Since: f.entry.Joined, Last: sum.Last, Unread: sum.Unread, More: sum.More})
-	}
-	if len(gone) > 0 {
-		if _, err := in.remove(ctx, owner.String(), gone...); err != nil {
-			in.log.Error("muc: inbox: remove rooms that are gone", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
-		}
 	}
 	return out, nil
 }
