@@ -5,7 +5,8 @@
 #   1. installs prosody and ejabberd (apt) if missing and stops the system
 #      instances the packages may have started;
 #   2. builds switchboard and xmppbench, while step 1 runs;
-#   3. per server, once, all servers side by side: a fresh instance,
+#   3. per seed (the Switchboard configurations share one), once, all
+#      side by side: a fresh instance,
 #      accounts registered in-band and the presence contacts subscribed,
 #      stopped; its data directory is the seed every measured run starts
 #      from;
@@ -38,7 +39,7 @@
 #   BENCH_PORT_BASE [27000]   first loopback port tried (each seed picks
 #                             from a range of 100 of its own from there,
 #                             the measured runs after those ranges)
-#   BENCH_SCENARIO_TIMEOUT [180]  seconds per measured xmppbench call
+#   BENCH_SCENARIO_TIMEOUT [180]  seconds per xmppbench call outside seeding
 #   BENCH_SEED_TIMEOUT [600]      seconds per xmppbench call while seeding
 #
 # The defaults finish in 17 to 20 minutes on 2 cores (seeding 3, the
@@ -141,15 +142,23 @@ alive() {
 	[[ -n $st && $st != Z ]]
 }
 
+# stop_load_and_server: stops the xmppbench call and the server in
+# progress, if any.
+stop_load_and_server() {
+	if [[ -n $LOAD_PID ]]; then kill -TERM "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
+	stop_server
+}
+
 cleanup() {
 	local rc=$?
-	trap - EXIT INT TERM
+	# Ignored, not reset: a second Ctrl-C or TERM must not cut short the
+	# stops below and leave a server or the load running.
+	trap '' INT TERM
 	local p
 	# The build's go commands too, not only its subshell.
 	for p in $SEED_PIDS ${BUILD_PID:+$(tree "$BUILD_PID")}; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in $SEED_PIDS $BUILD_PID; do wait "$p" 2>/dev/null || true; done
-	if [[ -n $LOAD_PID ]]; then kill -TERM "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
-	stop_server
+	stop_load_and_server
 	if [[ -n $WORK && -d $WORK ]]; then
 		if [[ ${BENCH_KEEP:-0} == 1 || $rc != 0 ]]; then
 			log "scratch directory kept: $WORK"
@@ -160,7 +169,8 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- install
 
@@ -238,6 +248,8 @@ PORT_BASE=${BENCH_PORT_BASE:-27000}
 NEXT_PORT=$PORT_BASE
 pick_port() {
 	while ! port_unused "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
+	# A seed stays in its range (PORT_LIMIT): the seeds pick side by side.
+	((NEXT_PORT < ${PORT_LIMIT:-65536})) || die "no free port below ${PORT_LIMIT:-65536}"
 	PICKED=$NEXT_PORT
 	NEXT_PORT=$((NEXT_PORT + 1))
 }
@@ -520,25 +532,28 @@ seed_all() {
 	local -A seeding=() # PID → server
 	for s in "$@"; do
 		(
-			LOAD_PID="" SERVER_PID="" RUNNER_PID="" SEED_PIDS="" BUILD_PID=""
 			NEXT_PORT=$((PORT_BASE + 100 * i))
+			PORT_LIMIT=$((NEXT_PORT + 100))
 			trap 'seed_cleanup' EXIT
 			# TERM only: a background subshell starts with INT
 			# ignored, for good; cleanup sends TERM on any signal.
-			trap 'exit 130' TERM
+			trap 'exit 143' TERM
 			seed "$s"
 		) &
+		SEED_PIDS+=" $!" # first: a signal now must stop this seed too
 		seeding[$!]=$s
-		SEED_PIDS+=" $!" # at once: a signal now must stop this seed too
 		i=$((i + 1))
 	done
 	# The first seed to fail ends the script (cleanup stops the others).
 	while ((${#seeding[@]})); do
 		rc=0 finished=""
 		wait -n -p finished "${!seeding[@]}" || rc=$?
-		((rc == 0)) || die "seeding ${finished:+${seeding[$finished]} }failed (status $rc)"
-		unset "seeding[$finished]"
+		# Forgotten before anything else: its PID is reaped, and may
+		# be another process's by the time cleanup would signal it.
+		local server=${finished:+${seeding[$finished]}}
+		[[ -n $finished ]] && unset "seeding[$finished]"
 		SEED_PIDS=" ${!seeding[*]}"
+		((rc == 0)) || die "seeding ${server:+$server }failed (status $rc)"
 	done
 	SEED_PIDS=""
 	# Measured instances take ports after every seed's range.
@@ -551,9 +566,7 @@ seed_cleanup() {
 	# Ignored, not reset: the main shell's cleanup signals the seeds
 	# again, which must not cut this short.
 	trap '' TERM
-	trap - EXIT
-	if [[ -n $LOAD_PID ]]; then kill -TERM "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
-	stop_server
+	stop_load_and_server
 	exit "$rc"
 }
 

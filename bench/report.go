@@ -500,11 +500,17 @@ func (rw row) met(sb cell, peers []cell, archiveOn bool) string {
 	return fmt.Sprintf("%s (%s×)", verdict, s)
 }
 
-// shown formats a miss v as format does, or in full where that would show
-// it as its target (1.9996 is not 2.00, 0.503 not 0.50).
+// shown formats a miss v as format does, or with as many more decimals as
+// it takes to tell it from its target (1.9996 is not 2.00, 0.503 not
+// 0.50).
 func shown(v, target float64, format func(float64) string) string {
-	if s := format(v); v == target || s != format(target) {
+	if s := format(v); s != format(target) {
 		return s
+	}
+	for p := 3; p < 17; p++ {
+		if s := strconv.FormatFloat(v, 'f', p, 64); s != strconv.FormatFloat(target, 'f', p, 64) {
+			return s
+		}
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
 }
