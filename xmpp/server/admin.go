@@ -211,7 +211,7 @@ func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequ
 	if err != nil {
 		detail = cutAuditDetail(fmt.Sprintf("failed=%q %s", err.Error(), detail))
 	}
-	e := store.AuditEntry{Actor: actor, Action: req.Command, Target: req.Args[cmd.target], Detail: detail}
+	e := store.AuditEntry{Actor: actor, Action: req.Command, Target: cmd.auditTarget(req.Args), Detail: detail}
 	// What was done is recorded even when the caller has gone (an HTTP
 	// client that hung up, a socket cut at shutdown).
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
@@ -226,6 +226,22 @@ func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequ
 		return res, notRecorded{aerr}
 	}
 	return res, err
+}
+
+// auditTarget is the audit entry's target: the target as the request
+// wrote it (an issue key keeps its case), or, for a JID too long for the
+// audit log as written (fullwidth letters take three bytes each and
+// normalise to one), the JID it names. A command runs only on a valid
+// JID, and a normalised JID always fits.
+func (cmd adminCommand) auditTarget(args map[string]string) string {
+	target := args[cmd.target]
+	if len(target) <= store.MaxAuditFieldLen || cmd.scope != scopeJID {
+		return target
+	}
+	if j, err := jid.Parse(target); err == nil {
+		return j.String()
+	}
+	return target
 }
 
 // notRecorded is the error of a command that was done but could not be

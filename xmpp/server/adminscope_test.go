@@ -157,6 +157,37 @@ func TestAuditEntries(t *testing.T) {
 	}
 }
 
+// A target too long for the audit log as written, but a valid JID, is
+// recorded as the JID it names; one that fits is recorded as written.
+func TestAuditTargetTooLongAsWritten(t *testing.T) {
+	fullwidth := strings.Repeat("\uff41", 1023) + "@localhost" // 'ａ', three bytes each
+	for _, tc := range []struct{ name, target, want string }{
+		{"fits", "Carol@LOCALHOST", "Carol@LOCALHOST"},
+		{"fullwidth", fullwidth, strings.Repeat("a", 1023) + "@localhost"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			cmd := adminCommands[CmdUserAdd]
+			cmd.run = func(context.Context, Backend, AdminRequest) ([]string, error) { return nil, nil }
+			req := AdminRequest{Command: CmdUserAdd, Args: map[string]string{"jid": tc.target}}
+			if _, err := cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, req); err != nil {
+				t.Fatal(err)
+			}
+			entries, err := db.Audit().List(t.Context(), time.Time{}, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 || entries[0].Target != tc.want {
+				t.Errorf("recorded %+v, want target %q", entries, tc.want)
+			}
+		})
+	}
+}
+
 // What a command did is recorded when its caller has gone (the command's
 // context cancelled as it ends); an export that failed after it sent
 // something is recorded with its error, one that sent nothing is not; a
