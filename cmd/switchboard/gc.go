@@ -94,11 +94,19 @@ func (r *allocRate) add(now time.Time, total uint64) uint64 {
 	return rate
 }
 
-// keepGCHeadroom sets the GC percentage every tick from what the last
+// gcTick is how often keepGCHeadroom looks at the runtime's metrics.
+const gcTick = 100 * time.Millisecond
+
+// keepGCHeadroom sets the GC percentage every gcTick from what the last
 // collection scanned and the allocation rate (headroomFor), until ctx
-// ends. An explicit GOGC in the environment is the operator's choice and
-// is left alone.
+// ends, and then puts back the default. An explicit GOGC in the
+// environment is the operator's choice and is left alone.
 func keepGCHeadroom(ctx context.Context, log *slog.Logger) {
+	keepGCHeadroomEvery(ctx, log, gcTick)
+}
+
+// keepGCHeadroomEvery is keepGCHeadroom with a tick of every.
+func keepGCHeadroomEvery(ctx context.Context, log *slog.Logger, every time.Duration) {
 	if os.Getenv("GOGC") != "" {
 		return
 	}
@@ -118,7 +126,7 @@ func keepGCHeadroom(ctx context.Context, log *slog.Logger) {
 	const base = 100
 	var rate allocRate
 	current := base
-	t := time.NewTicker(100 * time.Millisecond)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	defer debug.SetGCPercent(base)
 	for {

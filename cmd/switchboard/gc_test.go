@@ -1,6 +1,11 @@
 package main
 
 import (
+	"context"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
@@ -83,4 +88,71 @@ func TestAllocRate(t *testing.T) {
 	if got != 0 {
 		t.Fatalf("after a quiet window: rate %d, want 0", got)
 	}
+}
+
+// gcPercent is the GC percentage in force, read without changing it.
+func gcPercent(t *testing.T) int {
+	t.Helper()
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		t.Fatal("the runtime lacks /gc/gogc:percent")
+	}
+	return int(s[0].Value.Uint64())
+}
+
+// keepGCHeadroom raises the percentage of a process with a small heap (the
+// floor headroom is more than what it scans), and puts back the default
+// when its context ends; with GOGC set it changes nothing.
+func TestKeepGCHeadroom(t *testing.T) {
+	t.Cleanup(func() { debug.SetGCPercent(100) })
+	log := slog.New(slog.DiscardHandler)
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("GC percentage %d: still not %s", gcPercent(t), what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	t.Run("GOGC unset", func(t *testing.T) {
+		t.Setenv("GOGC", "")
+		debug.SetGCPercent(100)
+		runtime.GC() // so that the last collection scanned this small heap
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			keepGCHeadroomEvery(ctx, log, time.Millisecond)
+		}()
+		// A test binary scans far less than the 32 MiB floor headroom,
+		// which raises the percentage above the default (to the cap
+		// when it scans under a tenth of it).
+		wait("raised", func() bool { return gcPercent(t) > 100 })
+		cancel()
+		<-done
+		if got := gcPercent(t); got != 100 {
+			t.Errorf("GC percentage after the context ended: %d, want 100", got)
+		}
+	})
+
+	t.Run("GOGC set", func(t *testing.T) {
+		t.Setenv("GOGC", "50")
+		debug.SetGCPercent(50)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			keepGCHeadroomEvery(t.Context(), log, time.Millisecond) // returns at once
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("still running with GOGC set")
+		}
+		if got := gcPercent(t); got != 50 {
+			t.Errorf("GC percentage: %d, want GOGC's 50", got)
+		}
+	})
 }
