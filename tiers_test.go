@@ -57,7 +57,8 @@ var tiers = map[string]int{
 	"switchboard/xmpp/server":            5,
 	"switchboard/xmpp/server/servertest": 5,
 
-	"switchboard/cmd/...": 6,
+	"switchboard/cmd/...":      6,
+	"switchboard/bench/report": 6,
 }
 
 // allowedImports are the exceptions DESIGN.md §2 names. muc → xmpp/mam

@@ -16,7 +16,7 @@
 #      port, xmppbench --pid against it, the process stopped;
 #   5. one more chat run per Switchboard config with a CPU profile
 #      (SWITCHBOARD_CPUPROFILE), outside the measured runs;
-#   6. bench/report.go: medians of the runs, written to docs/performance.md
+#   6. bench/report: medians of the runs, written to docs/performance.md
 #      with the machine it ran on and the profiles' top functions.
 #
 # Every server and every xmppbench call is started by this script (while
@@ -379,7 +379,7 @@ start_server() {
 # ---------------------------------------------------------------- load
 
 # The scenarios: xmppbench arguments per scenario key. The keys are the
-# file names bench/report.go reads; the metric names are xmppbench's.
+# file names bench/report reads; the metric names are xmppbench's.
 scenario_args() {
 	local common=(--duration "$DURATION" --warmup "$WARMUP")
 	case $1 in
@@ -881,7 +881,7 @@ main() {
 
 	machine_info "$WORK/machine.txt"
 	echo "elapsed: $((SECONDS / 60)) min $((SECONDS % 60)) s" >>"$WORK/machine.txt"
-	go run bench/report.go -results "$WORK/results" -machine "$WORK/machine.txt" -profiles "$WORK/profiles" -out "$OUT"
+	go run ./bench/report -results "$WORK/results" -machine "$WORK/machine.txt" -profiles "$WORK/profiles" -out "$OUT"
 	log "wrote $OUT in $((SECONDS / 60)) min $((SECONDS % 60)) s"
 }
 
