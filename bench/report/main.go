@@ -500,15 +500,24 @@ func (rw row) met(sb cell, peers []cell, archiveOn bool) string {
 	return fmt.Sprintf("%s (%s×)", verdict, s)
 }
 
-// shown formats a miss v as format does, or with as many more decimals as
-// it takes to tell it from its target (1.9996 is not 2.00, 0.503 not
-// 0.50).
+// shown formats a miss v as format does, or with one more decimal at a
+// time until it tells v from its target (1.9996 is not 2.00, 0.503 not
+// 0.50, 20.04 not 20.0), keeping the format's thousands separators.
 func shown(v, target float64, format func(float64) string) string {
-	if s := format(v); s != format(target) {
+	s := format(v)
+	if s != format(target) {
 		return s
 	}
-	for p := 3; p < 17; p++ {
+	p := 0
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		p = len(s) - i - 1
+	}
+	for p++; p < 17; p++ {
 		if s := strconv.FormatFloat(v, 'f', p, 64); s != strconv.FormatFloat(target, 'f', p, 64) {
+			if strings.Contains(format(v), ",") {
+				whole, frac, _ := strings.Cut(s, ".")
+				s = commas(whole) + "." + frac
+			}
 			return s
 		}
 	}

@@ -26,16 +26,16 @@ func TestShown(t *testing.T) {
 		{"absolute µs, miss by a lot", 35, 20, num, "35.0"},
 		{"absolute MiB, miss by a lot", 3000, 2048, num, "3,000"},
 		{"absolute ms, miss by a lot", 0.61, 0.5, num, "0.61"},
-		// A miss the format rounds onto its target gets decimals until it
-		// differs (from 3 on, whatever the format's own precision).
+		// A miss the format rounds onto its target gets one more decimal
+		// at a time until it differs, with the format's thousands
+		// separators.
 		{"factor, miss by 0.004", 1.996, 2, two, "1.996"},
 		{"factor, miss by 0.0004", 1.9996, 2, two, "1.9996"},
 		{"absolute ms, miss by 0.003", 0.503, 0.5, num, "0.503"},
 		{"small target, miss by 0.0001", 0.0051, 0.005, num, "0.0051"},
-		// As the report prints them today: a one-decimal format jumps to
-		// three, and num's thousands separators are lost.
-		{"two-digit target, miss by 0.04", 20.04, 20, num, "20.040"},
-		{"four-digit target, miss by 0.3", 2048.3, 2048, num, "2048.300"},
+		{"two-digit target, miss by 0.04", 20.04, 20, num, "20.04"},
+		{"four-digit target, miss by 0.3", 2048.3, 2048, num, "2,048.3"},
+		{"negative, grouped", -2048.3, -2048, num, "-2,048.3"},
 		{"just below the target", 1.9999999999999998, 2, two, "1.9999999999999998"},
 		// Equal to the target: no precision tells them apart.
 		{"equal", 2, 2, two, "2"},
