@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -377,53 +378,116 @@ func TestArchiveJournalOpenAfterCrash(t *testing.T) {
 // bbolt's MaxKeySize, and the failing indexing would fail every later
 // archive write), is logged and dropped, whether a read or a writer batch
 // indexes the journal; the others are indexed and later writes work.
+// Every kind of corrupt entry is tried both ways.
 func TestArchiveJournalCorruptEntry(t *testing.T) {
 	overlong := func(archive, with string) []byte {
 		return encodeJournalEntry(nil, newArchiveEntry(ArchiveRecord{ID: rid(1), Archive: archive, With: with, Stanza: testStanza}))
 	}
+	const logged = "corrupt archive journal entry"
 	for _, tc := range []struct {
-		name      string
-		value     []byte
-		viaWriter bool // indexed by a writer batch, else by a read
+		name  string
+		value []byte
 	}{
-		{"undecodable", []byte{journalCodecV1, 3, 'x'}, false},
-		{"overlong archive", overlong(strings.Repeat("a", 40000), "romeo@example.net"), true},
-		{"overlong with", overlong(juliet, strings.Repeat("w", 40000)), true},
+		{"undecodable", []byte{journalCodecV1, 3, 'x'}},
+		{"overlong archive", overlong(strings.Repeat("a", 40000), "romeo@example.net")},
+		{"overlong with", overlong(juliet, strings.Repeat("w", 40000))},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var logs bytes.Buffer
-			db := openAt(t, filepath.Join(t.TempDir(), "db"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			journalOnly(t, db,
-				ArchiveRecord{ID: rid(0), Archive: juliet, With: "romeo@example.net", Stanza: testStanza},
-				ArchiveRecord{ID: rid(2), Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
-			err := db.bolt.Update(func(tx *bbolt.Tx) error {
-				return tx.Bucket([]byte(bucketMAMJournal)).Put(be64(rid(1)), tc.value)
-			})
-			if err != nil {
-				t.Fatal(err)
+		for _, viaWriter := range []bool{false, true} {
+			name := tc.name + "/via a read"
+			if viaWriter {
+				name = tc.name + "/via a writer batch"
 			}
-			want := 2
-			if tc.viaWriter {
-				// A batch of MaxBatch goes with the indexes, so it
-				// drains the journal in its own transaction.
-				w := startWriter(t, db, WriterOptions{MaxBatch: 1, IndexDelay: time.Hour})
-				appendCommitted(t, w, msg(juliet, "romeo@example.net", DirOut))
-				if j, _ := journalKeys(t, db); j != 0 {
-					t.Fatalf("journaled %d after the writer's batch, want 0", j)
+			t.Run(name, func(t *testing.T) {
+				var logs lockedBuffer
+				db := openAt(t, filepath.Join(t.TempDir(), "db"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+				db.bolt.NoSync = true
+				journalOnly(t, db,
+					ArchiveRecord{ID: rid(0), Archive: juliet, With: "romeo@example.net", Stanza: testStanza},
+					ArchiveRecord{ID: rid(2), Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
+				err := db.bolt.Update(func(tx *bbolt.Tx) error {
+					return tx.Bucket([]byte(bucketMAMJournal)).Put(be64(rid(1)), tc.value)
+				})
+				if err != nil {
+					t.Fatal(err)
 				}
-				want = 3
-			}
-			page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, Max: 10})
-			if err != nil || len(page.Records) != want {
-				t.Fatalf("Query = %d records, %v; want %d (the good ones)", len(page.Records), err, want)
-			}
-			if j, _ := journalKeys(t, db); j != 0 {
-				t.Errorf("journaled %d after indexing, want 0", j)
-			}
-			if !strings.Contains(logs.String(), "corrupt archive journal entry") {
-				t.Errorf("log %q does not name the dropped entry", logs.String())
-			}
-		})
+				// A batch of MaxBatch goes with the indexes, so it
+				// drains the journal in its own transaction; a
+				// writer's own journal passes never run (IndexDelay).
+				w := startWriter(t, db, WriterOptions{MaxBatch: 1, IndexDelay: time.Hour})
+				// Nothing has indexed the journal yet: what follows
+				// is the first to.
+				if j, m := journalKeys(t, db); j != 3 || m != 0 {
+					t.Fatalf("before indexing: journaled %d, indexed %d; want 3, 0", j, m)
+				}
+				if !db.archive.journalPending() {
+					t.Fatal("the journal is not pending before indexing: a read would not index it")
+				}
+				if strings.Contains(logs.String(), logged) {
+					t.Fatalf("logged %q before anything indexed the journal", logs.String())
+				}
+				var want []uint64 // ids in juliet's archive, in order
+				if viaWriter {
+					// No read before the writer's batch: it indexes the
+					// journal.
+					want = append(appendCommitted(t, w, msg(juliet, "romeo@example.net", DirOut)), rid(0), rid(2))
+					slices.Sort(want)
+					if j, m := journalKeys(t, db); j != 0 || m != 3 {
+						t.Fatalf("after the writer's batch: journaled %d, indexed %d; want 0, 3", j, m)
+					}
+				} else {
+					// The read indexes the journal (catchUp) before it
+					// reads.
+					want = []uint64{rid(0), rid(2)}
+					checkJulietIDs(t, db, "the read", want)
+					if j, m := journalKeys(t, db); j != 0 || m != 2 {
+						t.Fatalf("after the read: journaled %d, indexed %d; want 0, 2", j, m)
+					}
+				}
+				if n := strings.Count(logs.String(), logged); n != 1 {
+					t.Errorf("logged the dropped entry %d times, want 1: %q", n, logs.String())
+				}
+				if db.archive.journalPending() {
+					t.Error("records still pending after the journal was indexed")
+				}
+				checkJulietIDs(t, db, "after indexing", want)
+				// Later writes work: through the journal (a read then
+				// a writer batch indexes it) and with the indexes.
+				// (An id from the allocator: ids grow past the writer's.)
+				later := db.archive.nextID(time.Now())
+				journalOnly(t, db, ArchiveRecord{ID: later, Archive: juliet, With: "romeo@example.net", Stanza: testStanza})
+				want = append(want, later)
+				checkJulietIDs(t, db, "a later journaled record", want)
+				want = append(want, appendCommitted(t, w, msg(juliet, "nurse@example.net", DirIn))...)
+				slices.Sort(want)
+				checkJulietIDs(t, db, "a later writer batch", want)
+				if _, err := db.Archive().DeleteWith(t.Context(), juliet, "nurse@example.net"); err != nil {
+					t.Fatalf("DeleteWith after the corrupt entry: %v", err)
+				}
+				if j, _ := journalKeys(t, db); j != 0 {
+					t.Errorf("journaled %d after the later writes, want 0", j)
+				}
+				if n := strings.Count(logs.String(), logged); n != 1 {
+					t.Errorf("logged the dropped entry %d times after later writes, want 1", n)
+				}
+			})
+		}
+	}
+}
+
+// checkJulietIDs checks that juliet's archive holds exactly the records
+// want, in id order.
+func checkJulietIDs(t *testing.T, db *DB, step string, want []uint64) {
+	t.Helper()
+	page, err := db.Archive().Query(t.Context(), ArchiveQuery{Archive: juliet, Max: 10})
+	if err != nil {
+		t.Fatalf("%s: Query: %v", step, err)
+	}
+	got := make([]uint64, len(page.Records))
+	for i, r := range page.Records {
+		got[i] = r.ID
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: juliet's archive holds ids %v, want %v (the good records)", step, got, want)
 	}
 }
 
