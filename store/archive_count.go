@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 
 	"go.etcd.io/bbolt"
 )
@@ -61,16 +63,17 @@ func slotKey(scope []byte, slot uint32) []byte {
 }
 
 // countDeltas collects counter changes of one transaction, by counter key,
-// so that a batch writes each counter once. The zero value is ready to
-// use.
+// so that a batch writes each counter once, in key order. The zero value
+// is ready to use.
 type countDeltas struct {
-	m   map[string]*countDelta
-	buf []byte // scratch for keys
+	index  map[string]int32 // key → its place in deltas
+	deltas []countDelta
+	buf    []byte // scratch for keys
 }
 
 // countDelta is the change to one counter.
 type countDelta struct {
-	key []byte
+	key string
 	n   int64
 }
 
@@ -92,50 +95,66 @@ func (d *countDeltas) add(archive, with string, id uint64, delta int64) {
 
 // bump adds delta to the counter key (which it copies if new).
 func (d *countDeltas) bump(key []byte, delta int64) {
-	if c, ok := d.m[string(key)]; ok {
-		c.n += delta
+	if i, ok := d.index[string(key)]; ok {
+		d.deltas[i].n += delta
 		return
 	}
-	if d.m == nil {
-		d.m = map[string]*countDelta{}
+	if d.index == nil {
+		d.index = map[string]int32{}
 	}
-	c := &countDelta{key: bytes.Clone(key), n: delta}
-	d.m[string(c.key)] = c
+	k := string(key)
+	d.index[k] = int32(len(d.deltas))
+	d.deltas = append(d.deltas, countDelta{key: k, n: delta})
 }
 
-// apply writes the collected changes to b and empties d. A counter that
-// reaches zero is deleted; one that would go below zero (the file was
-// damaged) is deleted too, and a corrupt value is replaced, both logged
-// when log is not nil.
+// apply writes the collected changes to b, in key order (the writes walk
+// the tree once), and empties d. A counter that reaches zero is deleted;
+// one that would go below zero (the file was damaged) is deleted too, and
+// a corrupt value is replaced, both logged when log is not nil.
 func (d *countDeltas) apply(b *bbolt.Bucket, log *slog.Logger) error {
-	for _, c := range d.m {
+	defer d.reset()
+	slices.SortFunc(d.deltas, func(a, b countDelta) int { return strings.Compare(a.key, b.key) })
+	// bbolt keeps the values put (it copies keys only) until the
+	// transaction ends: they are appended to one buffer, sized for all
+	// of them, and never written over.
+	vals := make([]byte, 0, len(d.deltas)*(1+binary.MaxVarintLen64))
+	for _, c := range d.deltas {
 		if c.n == 0 {
 			continue
 		}
+		key := append(d.buf[:0], c.key...)
+		d.buf = key
 		var cur uint64
-		if v := b.Get(c.key); v != nil {
+		if v := b.Get(key); v != nil {
 			n, err := decodeArchiveCount(v)
 			if err != nil && log != nil {
-				log.Error("store: replacing corrupt archive counter", "key", fmt.Sprintf("%x", c.key), "err", err)
+				log.Error("store: replacing corrupt archive counter", "key", fmt.Sprintf("%x", key), "err", err)
 			}
 			cur = n
 		}
 		n := int64(min(cur, math.MaxInt64)) + c.n
 		if n <= 0 {
 			if n < 0 && log != nil {
-				log.Error("store: archive counter below zero, removed", "key", fmt.Sprintf("%x", c.key), "value", n)
+				log.Error("store: archive counter below zero, removed", "key", fmt.Sprintf("%x", key), "value", n)
 			}
-			if err := b.Delete(c.key); err != nil {
+			if err := b.Delete(key); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := b.Put(c.key, encodeArchiveCount(nil, uint64(n))); err != nil {
+		start := len(vals)
+		vals = encodeArchiveCount(vals, uint64(n))
+		if err := b.Put(key, vals[start:len(vals):len(vals)]); err != nil {
 			return err
 		}
 	}
-	clear(d.m)
 	return nil
+}
+
+// reset empties d, keeping its memory.
+func (d *countDeltas) reset() {
+	clear(d.index)
+	d.deltas = d.deltas[:0]
 }
 
 // encodeArchiveCount appends archiveCountCodecV1 ‖ uvarint(n).

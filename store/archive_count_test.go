@@ -1,11 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -330,4 +334,83 @@ func FuzzArchiveCountCodec(f *testing.F) {
 			t.Fatalf("decode(%x) = %d, re-encodes as %x", v, n, enc)
 		}
 	})
+}
+
+// countDeltas.apply adds each counter's change to what is stored, deletes
+// a counter that reaches zero or would go below it, replaces a corrupt
+// one, and starts the next batch empty.
+func TestCountDeltasApply(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	db := openNoSync(t)
+	count := func(n uint64) []byte { return encodeArchiveCount(nil, n) }
+	stored := map[string][]byte{
+		"grows":     count(5),
+		"to zero":   count(1),
+		"corrupt":   {9, 9},
+		"no change": count(4),
+	}
+	var d countDeltas
+	d.bump([]byte("grows"), 2)
+	d.bump([]byte("to zero"), -1)
+	d.bump([]byte("corrupt"), 1)
+	d.bump([]byte("below zero"), -1) // not stored
+	d.bump([]byte("no change"), 1)
+	d.bump([]byte("no change"), -1)
+	d.bump([]byte("new"), 3)
+	want := map[string]uint64{"grows": 7, "corrupt": 1, "no change": 4, "new": 3}
+	read := func(tx *bbolt.Tx) map[string]uint64 {
+		got := map[string]uint64{}
+		err := tx.Bucket([]byte(bucketMAMCount)).ForEach(func(k, v []byte) error {
+			n, err := decodeArchiveCount(v)
+			got[string(k)] = n
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(bucketMAMCount))
+		for k, v := range stored {
+			if err := b.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		if err := d.apply(b, log); err != nil {
+			return err
+		}
+		// Every value put is still what it was when the transaction ends
+		// (bbolt keeps values, not copies, until then).
+		if got := read(tx); !maps.Equal(got, want) {
+			t.Errorf("counters in the transaction: %v, want %v", got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"replacing corrupt archive counter", "archive counter below zero"} {
+		if strings.Count(logs.String(), line) != 1 {
+			t.Errorf("log %q, want one %q", logs.String(), line)
+		}
+	}
+	// The next batch starts empty.
+	d.bump([]byte("new"), 1)
+	want["new"] = 4
+	err = db.bolt.Update(func(tx *bbolt.Tx) error {
+		return d.apply(tx.Bucket([]byte(bucketMAMCount)), log)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bolt.View(func(tx *bbolt.Tx) error {
+		if got := read(tx); !maps.Equal(got, want) {
+			t.Errorf("counters after the second batch: %v, want %v", got, want)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -599,8 +599,8 @@ func assertArchiveConsistent(t testing.TB, db *DB) {
 			deltas.add(r.archive, r.with, r.id, 1)
 		}
 		want := map[string]int64{}
-		for k, c := range deltas.m {
-			want[k] = c.n
+		for _, c := range deltas.deltas {
+			want[c.key] = c.n
 		}
 		got := map[string]int64{}
 		err = at.counts.ForEach(func(k, v []byte) error {
