@@ -111,6 +111,27 @@ func TestAuditScope(t *testing.T) {
 	}
 }
 
+// auditedStub runs command with args, its work stubbed out, through
+// runAudited on a fresh store, and returns what the audit log then holds.
+func auditedStub(t *testing.T, command string, args map[string]string) []store.AuditEntry {
+	t.Helper()
+	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cmd := adminCommands[command]
+	cmd.run = func(context.Context, Backend, AdminRequest) ([]string, error) { return nil, nil }
+	if _, err := cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, AdminRequest{Command: command, Args: args}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := db.Audit().List(t.Context(), time.Time{}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
 // The audit log records each command's target and detail as the table
 // describes them, and does not record the listings.
 func TestAuditEntries(t *testing.T) {
@@ -133,20 +154,7 @@ func TestAuditEntries(t *testing.T) {
 		{CmdRoomDestroy, "TEST-1@issues.localhost", `reason="done"`, true},
 	} {
 		t.Run(tc.command, func(t *testing.T) {
-			db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			cmd := adminCommands[tc.command]
-			cmd.run = func(context.Context, Backend, AdminRequest) ([]string, error) { return nil, nil }
-			if _, err := cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, AdminRequest{Command: tc.command, Args: args}); err != nil {
-				t.Fatal(err)
-			}
-			entries, err := db.Audit().List(t.Context(), time.Time{}, 0, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			entries := auditedStub(t, tc.command, args)
 			switch {
 			case !tc.audited && len(entries) != 0:
 				t.Errorf("recorded: %+v", entries)
@@ -166,21 +174,7 @@ func TestAuditTargetTooLongAsWritten(t *testing.T) {
 		{"fullwidth", fullwidth, strings.Repeat("a", 1023) + "@localhost"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			cmd := adminCommands[CmdUserAdd]
-			cmd.run = func(context.Context, Backend, AdminRequest) ([]string, error) { return nil, nil }
-			req := AdminRequest{Command: CmdUserAdd, Args: map[string]string{"jid": tc.target}}
-			if _, err := cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, req); err != nil {
-				t.Fatal(err)
-			}
-			entries, err := db.Audit().List(t.Context(), time.Time{}, 0, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			entries := auditedStub(t, CmdUserAdd, map[string]string{"jid": tc.target})
 			if len(entries) != 1 || entries[0].Target != tc.want {
 				t.Errorf("recorded %+v, want target %q", entries, tc.want)
 			}
