@@ -37,7 +37,10 @@ type AuditEntry struct {
 	Detail string
 }
 
-func (e AuditEntry) validate() error {
+// Validate checks e against the limits Audit.Add enforces (an empty
+// Action, fields longer than MaxAuditFieldLen or MaxAuditDetailLen): a
+// caller that must record an action can refuse it before doing it.
+func (e AuditEntry) Validate() error {
 	switch {
 	case e.Action == "":
 		return fmt.Errorf("empty action: %w", ErrInvalid)
@@ -59,7 +62,7 @@ type Audit struct {
 // Add appends e (its ID is ignored) and returns the id assigned:
 // max(Time in µs, previous id + 1).
 func (a *Audit) Add(ctx context.Context, e AuditEntry) (uint64, error) {
-	if err := e.validate(); err != nil {
+	if err := e.Validate(); err != nil {
 		return 0, fmt.Errorf("store: add audit entry: %w", err)
 	}
 	if e.Time.IsZero() {

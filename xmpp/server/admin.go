@@ -199,19 +199,27 @@ func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequ
 			return emit(line)
 		}
 	}
+	audited := b.Audit != nil && !cmd.noAudit
+	var e store.AuditEntry
+	if audited {
+		actor := req.Args["actor"]
+		if actor == "" {
+			actor = "admin"
+		}
+		e = store.AuditEntry{Actor: actor, Action: req.Command, Target: req.Args[cmd.target], Detail: cmd.auditDetail(req.Args)}
+		// Nothing is done that the audit log would refuse to record
+		// (an actor or target over store.MaxAuditFieldLen).
+		if err := e.Validate(); err != nil {
+			return nil, badArg("not recordable in the audit log: %v", err)
+		}
+	}
 	res, err := cmd.run(ctx, b, req)
-	if (err != nil && !sent) || b.Audit == nil || cmd.noAudit {
+	if !audited || (err != nil && !sent) {
 		return res, err
 	}
-	actor := req.Args["actor"]
-	if actor == "" {
-		actor = "admin"
-	}
-	detail := cmd.auditDetail(req.Args)
 	if err != nil {
-		detail = cutAuditDetail(fmt.Sprintf("failed=%q %s", err.Error(), detail))
+		e.Detail = cutAuditDetail(fmt.Sprintf("failed=%q %s", err.Error(), e.Detail))
 	}
-	e := store.AuditEntry{Actor: actor, Action: req.Command, Target: cmd.auditTarget(req.Args), Detail: detail}
 	// What was done is recorded even when the caller has gone (an HTTP
 	// client that hung up, a socket cut at shutdown).
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
@@ -226,22 +234,6 @@ func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequ
 		return res, notRecorded{aerr}
 	}
 	return res, err
-}
-
-// auditTarget is the audit entry's target: the target as the request
-// wrote it (an issue key keeps its case), or, for a JID too long for the
-// audit log as written (fullwidth letters take three bytes each and
-// normalise to one), the JID it names. A command runs only on a valid
-// JID, and a normalised JID always fits.
-func (cmd adminCommand) auditTarget(args map[string]string) string {
-	target := args[cmd.target]
-	if len(target) <= store.MaxAuditFieldLen || cmd.scope != scopeJID {
-		return target
-	}
-	if j, err := jid.Parse(target); err == nil {
-		return j.String()
-	}
-	return target
 }
 
 // notRecorded is the error of a command that was done but could not be

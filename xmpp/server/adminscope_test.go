@@ -112,8 +112,9 @@ func TestAuditScope(t *testing.T) {
 }
 
 // auditedStub runs command with args, its work stubbed out, through
-// runAudited on a fresh store, and returns what the audit log then holds.
-func auditedStub(t *testing.T, command string, args map[string]string) []store.AuditEntry {
+// runAudited on a fresh store: its error, whether the stub ran, and what
+// the audit log then holds.
+func auditedStub(t *testing.T, command string, args map[string]string) (entries []store.AuditEntry, ran bool, err error) {
 	t.Helper()
 	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
 	if err != nil {
@@ -121,15 +122,13 @@ func auditedStub(t *testing.T, command string, args map[string]string) []store.A
 	}
 	defer db.Close()
 	cmd := adminCommands[command]
-	cmd.run = func(context.Context, Backend, AdminRequest) ([]string, error) { return nil, nil }
-	if _, err := cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, AdminRequest{Command: command, Args: args}); err != nil {
-		t.Fatal(err)
+	cmd.run = func(context.Context, Backend, AdminRequest) ([]string, error) { ran = true; return nil, nil }
+	_, err = cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, AdminRequest{Command: command, Args: args})
+	entries, lerr := db.Audit().List(t.Context(), time.Time{}, 0, nil)
+	if lerr != nil {
+		t.Fatal(lerr)
 	}
-	entries, err := db.Audit().List(t.Context(), time.Time{}, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return entries
+	return entries, ran, err
 }
 
 // The audit log records each command's target and detail as the table
@@ -154,7 +153,10 @@ func TestAuditEntries(t *testing.T) {
 		{CmdRoomDestroy, "TEST-1@issues.localhost", `reason="done"`, true},
 	} {
 		t.Run(tc.command, func(t *testing.T) {
-			entries := auditedStub(t, tc.command, args)
+			entries, _, err := auditedStub(t, tc.command, args)
+			if err != nil {
+				t.Fatal(err)
+			}
 			switch {
 			case !tc.audited && len(entries) != 0:
 				t.Errorf("recorded: %+v", entries)
@@ -165,18 +167,28 @@ func TestAuditEntries(t *testing.T) {
 	}
 }
 
-// A target too long for the audit log as written, but a valid JID, is
-// recorded as the JID it names; one that fits is recorded as written.
-func TestAuditTargetTooLongAsWritten(t *testing.T) {
-	fullwidth := strings.Repeat("\uff41", 1023) + "@localhost" // 'ａ', three bytes each
-	for _, tc := range []struct{ name, target, want string }{
-		{"fits", "Carol@LOCALHOST", "Carol@LOCALHOST"},
-		{"fullwidth", fullwidth, strings.Repeat("a", 1023) + "@localhost"},
+// A command the audit log could not record (an actor or target over
+// store.MaxAuditFieldLen: a valid JID in fullwidth letters, three bytes
+// each) is refused as a bad request before it is done; one that fits is
+// done and recorded as written.
+func TestAuditUnrecordableRefused(t *testing.T) {
+	fullwidth := strings.Repeat("\uff41", 1023) + "@localhost" // 'ａ'
+	for _, tc := range []struct {
+		name string
+		args map[string]string
+		ok   bool
+	}{
+		{"fits", map[string]string{"jid": "Carol@LOCALHOST"}, true},
+		{"target too long", map[string]string{"jid": fullwidth}, false},
+		{"actor too long", map[string]string{"jid": "carol@localhost", "actor": strings.Repeat("a", store.MaxAuditFieldLen+1)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			entries := auditedStub(t, CmdUserAdd, map[string]string{"jid": tc.target})
-			if len(entries) != 1 || entries[0].Target != tc.want {
-				t.Errorf("recorded %+v, want target %q", entries, tc.want)
+			entries, ran, err := auditedStub(t, CmdUserAdd, tc.args)
+			switch {
+			case tc.ok && (err != nil || !ran || len(entries) != 1 || entries[0].Target != tc.args["jid"]):
+				t.Errorf("err %v, ran %v, recorded %+v; want done and recorded as written", err, ran, entries)
+			case !tc.ok && (!errors.Is(err, httpapi.ErrInvalid) || ran || len(entries) != 0):
+				t.Errorf("err %v, ran %v, recorded %+v; want refused (ErrInvalid), not run, nothing recorded", err, ran, entries)
 			}
 		})
 	}
@@ -556,3 +568,4 @@ func TestExportChecksBeforeFlushing(t *testing.T) {
 		t.Fatalf("export: %v after %d flushes, want one", err, flushes)
 	}
 }
+
