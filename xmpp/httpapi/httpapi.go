@@ -326,11 +326,17 @@ func status(err error) int {
 	return http.StatusInternalServerError
 }
 
+// ServerFault reports whether err, a failed command's error, is the
+// server's own failure (a 500): the failures worth logging. The others
+// are the request's (400, 403, 404, 409) or the moment's (503: busy, a
+// timeout, shutting down), and the answer says them.
+func ServerFault(err error) bool { return status(err) == http.StatusInternalServerError }
+
 // fail answers a command that failed before anything was written.
 func (h *Handler) fail(w http.ResponseWriter, req Request, admin jid.JID, err error) {
 	code := status(err)
 	msg := err.Error()
-	if code == http.StatusInternalServerError {
+	if ServerFault(err) {
 		h.log.Error("admin API: command failed", "command", req.Command, "admin", admin.String(), "err", err)
 		msg = "internal error (the server's log has the details)"
 		if errors.Is(err, ErrNotRecorded) {

@@ -197,3 +197,27 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// ServerFault is true for the failures that answer 500, and for no other.
+func TestServerFault(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"unclassified", errors.New("disk on fire"), true},
+		{"not recorded", fmt.Errorf("done: %w", ErrNotRecorded), true},
+		{"bad request", fmt.Errorf("x: %w", ErrInvalid), false},
+		{"store refused", fmt.Errorf("x: %w", store.ErrInvalid), false},
+		{"forbidden", ErrForbidden, false},
+		{"no account", fmt.Errorf("x: %w", store.ErrNotFound), false},
+		{"no room", muc.ErrRoomNotFound, false},
+		{"room exists", muc.ErrRoomExists, false},
+		{"shutting down", fmt.Errorf("x: %w", context.Canceled), false},
+		{"busy", store.ErrBusy, false},
+	} {
+		if got := ServerFault(tc.err); got != tc.want {
+			t.Errorf("%s: ServerFault(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}

@@ -587,7 +587,10 @@ func startAdmin(path string, s *Server, log *slog.Logger) (*adminServer, error) 
 				c.Close()
 				return
 			}
-			// Before cut (under mu), so before running closes: open.
+			// Before cut (under mu), so before running closes: enter
+			// succeeds. Checked all the same, so that a change to that
+			// order refuses the connection rather than letting it run
+			// past wait.
 			if !a.running.enter() {
 				a.mu.Unlock()
 				c.Close()
@@ -645,16 +648,28 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 		return enc.Encode(AdminResponse{Line: &l})
 	}
 	res, err := s.runAdmin(a.ctx, cmd, s.adminBackend(), req, emit)
+	target := logArg(req.Args[cmd.target])
 	if err != nil {
-		// The answer has the error too; the log keeps those that are
-		// not the request's (a flush's or the audit log's failure).
-		if !errors.Is(err, httpapi.ErrInvalid) {
-			a.log.Warn("admin command failed", "command", req.Command, "target", req.Args[cmd.target], "err", err)
+		// The answer has the error too; the log keeps the server's own
+		// failures (a flush's or the audit log's), as the HTTP API does.
+		if httpapi.ServerFault(err) {
+			a.log.Error("admin command failed", "command", req.Command, "target", target, "err", err)
 		}
 		return AdminResponse{Error: err.Error()}
 	}
-	a.log.Info("admin command", "command", req.Command, "target", req.Args[cmd.target])
+	a.log.Info("admin command", "command", req.Command, "target", target)
 	return AdminResponse{OK: true, Result: res}
+}
+
+// maxLogArg bounds a request's argument in a log line.
+const maxLogArg = 256
+
+// logArg is arg for a log line: cut to maxLogArg bytes, with a mark.
+func logArg(arg string) string {
+	if len(arg) <= maxLogArg {
+		return arg
+	}
+	return strings.ToValidUTF8(arg[:maxLogArg], "") + "…"
 }
 
 // runAdmin runs req, a request for cmd, on a running server: a streaming
