@@ -58,10 +58,11 @@ func refused(err error) error {
 // that fails before changing anything returns refuse(err) instead: the
 // transaction goes on and only its caller gets err, so that a stream of
 // expected failures (full offline queues) costs no rollbacks. A panic in
-// bbolt's commit fails every call of that transaction with
-// errCommitPanicked, logged once with its stack: the commit may already
-// be on disk (bbolt runs OnCommit handlers after it), so running the
-// calls again could write twice. A function that ends its goroutine
+// bbolt's commit fails every call of that transaction that changed
+// something with errCommitPanicked, logged once with its stack: the
+// commit may already be on disk (bbolt runs OnCommit handlers after it),
+// so running the calls again could write twice; a call that refused
+// changed nothing and is decided again alone. A function that ends its goroutine
 // (runtime.Goexit) committed nothing: every call of that transaction
 // runs again alone in its caller. A caller waits for its transaction
 // however its context ends, as it would for bbolt's Update.
@@ -160,15 +161,7 @@ func (g *groupCommit) commit(calls []groupCall) {
 				"calls", len(calls), "panic", p, "stack", string(debug.Stack()))
 			answer = fmt.Errorf("%w: %v", errCommitPanicked, p)
 		}
-		for i, c := range calls {
-			if i < len(refusals) && refusals[i] != nil {
-				// Changed nothing: decided again alone, as after a
-				// failed commit.
-				c.done <- errRunAlone
-				continue
-			}
-			c.done <- answer
-		}
+		answerAll(calls, refusals, answer)
 	}()
 	refusals = make([]error, len(calls))
 	for len(calls) > 0 {
@@ -196,21 +189,8 @@ func (g *groupCommit) commit(calls []groupCall) {
 			return nil
 		})
 		if failed < 0 {
-			// Committed, or the commit itself failed: the same
-			// answer for everyone in it but the refusals, which
-			// changed nothing. A refusal may rest on another call's
-			// write (an account created, a quota filled), so after a
-			// failed commit it is decided again alone.
-			for i, c := range calls {
-				switch {
-				case refusals[i] != nil && err == nil:
-					c.done <- refusals[i]
-				case refusals[i] != nil:
-					c.done <- errRunAlone
-				default:
-					c.done <- err
-				}
-			}
+			// Committed, or the commit itself failed.
+			answerAll(calls, refusals, err)
 			normal = true
 			return
 		}
@@ -218,6 +198,24 @@ func (g *groupCommit) commit(calls []groupCall) {
 		calls = append(calls[:failed], calls[failed+1:]...)
 	}
 	normal = true
+}
+
+// answerAll answers the calls of a transaction that ended with err (nil:
+// committed): err for everyone in it but the refusals (refusals[i] is
+// calls[i]'s, if any), which changed nothing. A refusal may rest on
+// another call's write (an account created, a quota filled), so after a
+// failed commit it is decided again alone (errRunAlone).
+func answerAll(calls []groupCall, refusals []error, err error) {
+	for i, c := range calls {
+		switch {
+		case i >= len(refusals) || refusals[i] == nil:
+			c.done <- err
+		case err == nil:
+			c.done <- refusals[i]
+		default:
+			c.done <- errRunAlone
+		}
+	}
 }
 
 // runGuarded is fn(tx), with a panic turned into errRunAlone.
