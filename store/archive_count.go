@@ -151,7 +151,7 @@ func (d *countDeltas) apply(b *bbolt.Bucket, log *slog.Logger) error {
 	return nil
 }
 
-// reset empties d, keeping its memory.
+// reset empties d (an apply that failed leaves nothing behind).
 func (d *countDeltas) reset() {
 	clear(d.index)
 	d.deltas = d.deltas[:0]

@@ -512,13 +512,14 @@ func shown(v, target float64, format func(float64) string) string {
 	if i := strings.IndexByte(s, '.'); i >= 0 {
 		p = len(s) - i - 1
 	}
+	grouped := strings.Contains(s, ",")
 	for p++; p < 17; p++ {
-		if s := strconv.FormatFloat(v, 'f', p, 64); s != strconv.FormatFloat(target, 'f', p, 64) {
-			if strings.Contains(format(v), ",") {
-				whole, frac, _ := strings.Cut(s, ".")
-				s = commas(whole) + "." + frac
+		if d := strconv.FormatFloat(v, 'f', p, 64); d != strconv.FormatFloat(target, 'f', p, 64) {
+			if grouped {
+				whole, frac, _ := strings.Cut(d, ".")
+				d = commas(whole) + "." + frac
 			}
-			return s
+			return d
 		}
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
