@@ -218,7 +218,8 @@ func (e *Element) Append(children ...*Element) *Element {
 		c.Children = all
 		// The children appended after the verbatim content are always
 		// the tail of Children (WithChildren drops them with the
-		// content): the same tail of the new list, one longer.
+		// content): the same tail of the new list, longer by the
+		// children appended now.
 		r := e.rareFields()
 		r.appendRaw = all[len(all)-len(r.appendRaw)-len(children):]
 		c.rare = &r
