@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -96,6 +97,14 @@ type conn struct {
 	writing  bool
 	writerOn bool
 	writers  sync.WaitGroup
+	// direct is the socket's raw connection, for Flush to write on the
+	// delivering goroutine; nil over TLS, with XML tracing, or on a
+	// transport that is not a socket. head is the rest of such a write
+	// that the socket did not take: the writer writes it first.
+	direct syscall.RawConn
+	head   []byte
+	// deferred is the ingress loop's (see serve).
+	deferred xmpp.Deferred
 }
 
 var _ xmpp.Session = (*conn)(nil)
@@ -312,7 +321,11 @@ func (c *conn) kickLocked() {
 }
 
 // Deliver implements xmpp.Session.
-func (c *conn) Deliver(st *xmpp.Stanza) bool {
+func (c *conn) Deliver(st *xmpp.Stanza) bool { return c.DeliverDeferred(st, nil) }
+
+// DeliverDeferred implements xmpp.DeferredSession: over a plain socket,
+// when no writer runs, the start of one is left to d (nil: started now).
+func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 	n := len(st.Bytes())
 	lim := &c.srv.opts.Limits
 	c.mu.Lock()
@@ -334,9 +347,78 @@ func (c *conn) Deliver(st *xmpp.Stanza) bool {
 	}
 	c.queue = append(c.queue, st)
 	c.qbytes += n
-	c.kickLocked()
+	if d != nil && c.direct != nil && !c.writing && c.writerOn && d.Add(c) {
+		// Flush starts the writer or stands in for it.
+		c.writing = true
+		c.writers.Add(1)
+	} else {
+		c.kickLocked()
+	}
 	c.mu.Unlock()
 	return true
+}
+
+// Flush implements xmpp.DeferredSession: c's writer was left to the
+// caller (c.writing is set, c.writers counts it). With now, what is queued
+// is written on this goroutine as far as the socket takes it without
+// waiting; the writer goroutine starts only for the rest, for what was
+// queued meanwhile, or to end a closed session.
+func (c *conn) Flush(now bool) {
+	if now {
+		c.writeQueuedNow()
+	}
+	c.mu.Lock()
+	if now && c.head == nil && len(c.queue) == 0 && !c.closed {
+		c.writing = false
+		c.writers.Done()
+	} else {
+		go c.writer()
+	}
+	c.mu.Unlock()
+}
+
+// writeQueuedNow writes the queue (a Flush's) with one non-blocking write;
+// what the socket does not take becomes c.head for the writer.
+func (c *conn) writeQueuedNow() {
+	c.mu.Lock()
+	batch := c.queue
+	// Behind an unwritten head, the writer keeps the order (a session
+	// joins a Deferred only with no writer, hence no head: this holds).
+	if len(batch) == 0 || c.closed || c.head != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.queue, c.spare = c.spare[:0], nil
+	c.qbytes = 0
+	c.mu.Unlock()
+	var b, buf []byte
+	if len(batch) == 1 {
+		b = batch[0].Bytes() // immutable: its rest can be kept as is
+	} else {
+		buf = getBuffer()
+		for _, st := range batch {
+			buf = append(buf, st.Bytes()...)
+		}
+		b = buf
+	}
+	n := writeNow(c.direct, b)
+	var rest []byte
+	if n < len(b) {
+		rest = b[n:]
+		if buf != nil {
+			rest = append([]byte(nil), rest...)
+		}
+	}
+	if buf != nil {
+		putBuffer(buf)
+	}
+	clear(batch)
+	c.mu.Lock()
+	c.head = rest
+	if c.spare == nil && cap(batch) <= 64 {
+		c.spare = batch[:0]
+	}
+	c.mu.Unlock()
 }
 
 // startWriter allows writing once the bind result is out, and starts the
@@ -344,6 +426,9 @@ func (c *conn) Deliver(st *xmpp.Stanza) bool {
 func (c *conn) startWriter() {
 	c.mu.Lock()
 	c.writerOn = true
+	if tc, ok := c.nc.(*net.TCPConn); ok && !c.srv.opts.TraceXML {
+		c.direct, _ = tc.SyscallConn()
+	}
 	if len(c.queue) > 0 || c.closed {
 		c.kickLocked()
 	}
@@ -361,15 +446,16 @@ func (c *conn) writer() {
 		c.mu.Lock()
 		batch := c.queue
 		closed, cond, text := c.closed, c.closeCond, c.closeText
-		if len(batch) == 0 && !closed {
+		if len(batch) == 0 && !closed && c.head == nil {
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
-		c.queue, c.spare = c.spare[:0], nil
+		head := c.head
+		c.queue, c.spare, c.head = c.spare[:0], nil, nil
 		c.qbytes = 0
 		c.mu.Unlock()
-		buf := getBuffer()
+		buf := append(getBuffer(), head...)
 		for i, st := range batch {
 			buf = append(buf, st.Bytes()...)
 			if trace {

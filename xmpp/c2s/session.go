@@ -27,6 +27,11 @@ import (
 func (c *conn) serve(ctx context.Context) error {
 	router := c.srv.deps.Router
 	bare := c.full.Bare()
+	// Recipients of a routed stanza leave their writers to this
+	// goroutine (see xmpp.Deferred); whatever happens, it flushes them.
+	d := &c.deferred
+	ctx = xmpp.WithDeferred(ctx, d)
+	defer d.Close(false)
 	for {
 		el, err := c.dec.ReadElement()
 		if err != nil {
@@ -70,7 +75,9 @@ func (c *conn) serve(ctx context.Context) error {
 		}
 		// Nothing else holds st yet: stamped in place, not copied.
 		st.Stamp(c.full, c.fullStr)
+		d.Open()
 		router.RouteFromClient(ctx, st)
+		d.Close(c.dec.Buffered() == 0)
 	}
 }
 

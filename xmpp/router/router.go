@@ -465,7 +465,7 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 		// subscription states) to every available resource; probes are
 		// the presence module's (nothing is revealed without it).
 		if st.Type != xmpp.TypeProbe {
-			r.deliverAvailable(st, resources, false)
+			r.deliverAvailable(ctx, st, resources, false)
 		}
 		return
 	}
@@ -479,7 +479,7 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 	case xmpp.TypeHeadline:
 		// Not archived, but a forged stanza-id is removed all the same.
 		st = r.hooks.MessageIn.Run(ctx, st)
-		r.deliverAvailable(st, resources, true)
+		r.deliverAvailable(ctx, st, resources, true)
 	default:
 		if len(resources) == 0 && !r.exists(ctx, st.To) {
 			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
@@ -488,7 +488,7 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 		// Archived (and stamped with a stanza-id) before it is
 		// delivered or stored offline.
 		st = r.hooks.MessageIn.Run(ctx, st)
-		if to := r.deliverHighest(st, resources); len(to) > 0 {
+		if to := r.deliverHighest(ctx, st, resources); len(to) > 0 {
 			r.hooks.Delivered.Run(ctx, xmpp.Delivery{Stanza: st, To: to})
 			return
 		}
@@ -501,13 +501,13 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 
 // deliverAvailable delivers to every available resource (with a
 // non-negative priority when nonNegative); it reports whether any took it.
-func (r *Router) deliverAvailable(st *xmpp.Stanza, resources []*resource, nonNegative bool) bool {
+func (r *Router) deliverAvailable(ctx context.Context, st *xmpp.Stanza, resources []*resource, nonNegative bool) bool {
 	any := false
 	for _, res := range resources {
 		if !res.available || (nonNegative && res.priority < 0) {
 			continue
 		}
-		if res.sess.Deliver(st) {
+		if xmpp.DeliverIn(ctx, res.sess, st) {
 			any = true
 		}
 	}
@@ -516,7 +516,7 @@ func (r *Router) deliverAvailable(st *xmpp.Stanza, resources []*resource, nonNeg
 
 // deliverHighest delivers to the available resources with the highest
 // non-negative priority (RFC 6121 §8.5.2.1.1, option "most available").
-func (r *Router) deliverHighest(st *xmpp.Stanza, resources []*resource) []jid.JID {
+func (r *Router) deliverHighest(ctx context.Context, st *xmpp.Stanza, resources []*resource) []jid.JID {
 	best := -1
 	for _, res := range resources {
 		if res.available && res.priority > best {
@@ -528,7 +528,7 @@ func (r *Router) deliverHighest(st *xmpp.Stanza, resources []*resource) []jid.JI
 	}
 	var to []jid.JID
 	for _, res := range resources {
-		if res.available && res.priority == best && res.sess.Deliver(st) {
+		if res.available && res.priority == best && xmpp.DeliverIn(ctx, res.sess, st) {
 			to = append(to, res.full)
 		}
 	}
@@ -554,7 +554,7 @@ func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
 			if st.Kind == xmpp.KindMessage && st.Type != xmpp.TypeError {
 				st = r.hooks.MessageIn.Run(ctx, st)
 			}
-			ok := res.sess.Deliver(st)
+			ok := xmpp.DeliverIn(ctx, res.sess, st)
 			if !ok && st.Kind == xmpp.KindIQ {
 				r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 			}

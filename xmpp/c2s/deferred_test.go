@@ -1,0 +1,422 @@
+package c2s
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, client *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := <-accepted
+	if sc == nil {
+		cc.Close()
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { sc.Close(); cc.Close() })
+	return sc.(*net.TCPConn), cc.(*net.TCPConn)
+}
+
+func deferredServer(trace bool) *Server {
+	return &Server{
+		opts: Options{
+			Limits:   Limits{OutboxStanzas: 16, OutboxBytes: 8 << 20, WriteTimeout: 10 * time.Second},
+			TraceXML: trace,
+		},
+		log: slog.New(slog.DiscardHandler),
+	}
+}
+
+// boundConn is a bound session over nc whose writer may run.
+func boundConn(srv *Server, nc net.Conn) *conn {
+	c := &conn{srv: srv, raw: nc, nc: nc, bound: true, full: jid.MustParse("bob@localhost/r")}
+	c.startWriter()
+	return c
+}
+
+func testMsg(id, body string) *xmpp.Stanza {
+	return xmpp.Build(xmpp.KindMessage, xmpp.TypeChat, id,
+		jid.MustParse("alice@localhost/r"), jid.MustParse("bob@localhost/r"),
+		wire.New("body", wire.NSClient).SetText(body))
+}
+
+func (c *conn) isWriting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writing
+}
+
+// waitWriters fails unless every writer of c (a Deferred's pending one
+// included) has ended within d.
+func waitWriters(t *testing.T, c *conn, d time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { c.writers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("writer still running after %s", d)
+	}
+}
+
+// readN reads exactly n bytes from r within d.
+func readN(t *testing.T, r net.Conn, n int, d time.Duration) []byte {
+	t.Helper()
+	_ = r.SetReadDeadline(time.Now().Add(d))
+	b := make([]byte, n)
+	if m, err := io.ReadFull(r, b); err != nil {
+		t.Fatalf("read %d of %d bytes: %v", m, n, err)
+	}
+	return b
+}
+
+// expectNothing fails if r has anything to read within d.
+func expectNothing(t *testing.T, r net.Conn, d time.Duration) {
+	t.Helper()
+	_ = r.SetReadDeadline(time.Now().Add(d))
+	var b [256]byte
+	n, err := r.Read(b[:])
+	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read %q, %v; want nothing (timeout)", b[:n], err)
+	}
+}
+
+// A stanza delivered to a plain TCP session through an open Deferred is
+// written at the Deferred's Close, not before. Closed idle (a few
+// recipients), the routing goroutine writes it itself: no writer goroutine
+// is left (c.writing is clear as Close returns); otherwise a writer
+// goroutine writes it, and ends.
+func TestDeferredDeliverTCP(t *testing.T) {
+	for _, idle := range []bool{true, false} {
+		t.Run(fmt.Sprintf("idle=%v", idle), func(t *testing.T) {
+			server, client := tcpPair(t)
+			c := boundConn(deferredServer(false), server)
+			if c.direct == nil {
+				t.Fatal("startWriter set no raw socket for a *net.TCPConn")
+			}
+			st := testMsg("m1", "hello")
+			var d xmpp.Deferred
+			ctx := xmpp.WithDeferred(context.Background(), &d)
+			d.Open()
+			if !xmpp.DeliverIn(ctx, c, st) {
+				t.Fatal("delivery refused")
+			}
+			if !c.isWriting() {
+				t.Fatal("the writer was not left to the Deferred (c.writing clear after DeliverDeferred)")
+			}
+			expectNothing(t, client, 50*time.Millisecond)
+
+			d.Close(idle)
+			if idle && c.isWriting() {
+				t.Error("Close(true) left a writer running for a stanza the socket had room for")
+			}
+			got := readN(t, client, len(st.Bytes()), time.Second)
+			if !bytes.Equal(got, st.Bytes()) {
+				t.Fatalf("client read %q, want %q", got, st.Bytes())
+			}
+			waitWriters(t, c, time.Second)
+			if c.isWriting() {
+				t.Error("c.writing still set once the writers ended")
+			}
+			c.mu.Lock()
+			head, q := c.head, len(c.queue)
+			c.mu.Unlock()
+			if head != nil || q != 0 {
+				t.Errorf("left behind: head %d bytes, %d queued", len(head), q)
+			}
+
+			// The session takes a further delivery as usual (its
+			// writer was not left marked as running).
+			st2 := testMsg("m2", "again")
+			if !c.Deliver(st2) {
+				t.Fatal("second delivery refused")
+			}
+			if got := readN(t, client, len(st2.Bytes()), time.Second); !bytes.Equal(got, st2.Bytes()) {
+				t.Fatalf("client read %q, want %q", got, st2.Bytes())
+			}
+			waitWriters(t, c, time.Second)
+		})
+	}
+}
+
+// With the socket full, Close(true) writes what the socket takes and
+// returns at once, leaving the rest to a writer goroutine; the client
+// receives the whole stanza, then one delivered after the Flush, in order.
+func TestDeferredFlushSocketFull(t *testing.T) {
+	server, client := tcpPair(t)
+	// Small buffers (the kernel doubles them), though not so small that
+	// loopback TCP crawls (a read buffer of a few KiB makes it send in
+	// tiny windows with delayed acknowledgments).
+	if err := server.SetWriteBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	c := boundConn(deferredServer(false), server)
+	big := testMsg("big", strings.Repeat("0123456789abcdef", 1<<17)) // 2 MiB of body
+	if n := len(big.Bytes()); n >= c.srv.opts.Limits.OutboxBytes {
+		t.Fatalf("stanza of %d bytes does not fit the outbox", n)
+	}
+	var d xmpp.Deferred
+	d.Open()
+	if !c.DeliverDeferred(big, &d) {
+		t.Fatal("delivery refused")
+	}
+	flushed := make(chan struct{})
+	start := time.Now()
+	go func() { d.Close(true); close(flushed) }()
+	select {
+	case <-flushed:
+	case <-time.After(500 * time.Millisecond):
+		t.Fatal("Close(true) blocked on a full socket")
+	}
+	t.Logf("Close(true) returned after %s", time.Since(start))
+	if !c.isWriting() {
+		t.Fatal("no writer goroutine took the rest the socket did not take")
+	}
+	small := testMsg("after", "next")
+	if !c.Deliver(small) {
+		t.Fatal("delivery after the Flush refused")
+	}
+	want := append(append([]byte(nil), big.Bytes()...), small.Bytes()...)
+	got := readN(t, client, len(want), 5*time.Second)
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < len(got) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("client read differs from the stanzas from byte %d of %d", i, len(want))
+	}
+	waitWriters(t, c, time.Second)
+	expectNothing(t, client, 20*time.Millisecond)
+}
+
+// Flush's write on the delivering goroutine (writeQueuedNow) takes what
+// a full socket accepts without waiting and keeps exactly the rest, in
+// c.head, for the writer, which writes it before anything queued later.
+func TestDeferredWriteNowPartial(t *testing.T) {
+	server, client := tcpPair(t)
+	if err := server.SetWriteBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	c := boundConn(deferredServer(false), server)
+	big := testMsg("big", strings.Repeat("fedcba9876543210", 1<<17))
+	var d xmpp.Deferred
+	d.Open()
+	if !c.DeliverDeferred(big, &d) {
+		t.Fatal("delivery refused")
+	}
+	c.writeQueuedNow() // Flush(true)'s first step
+	c.mu.Lock()
+	head, q, qb := c.head, len(c.queue), c.qbytes
+	c.mu.Unlock()
+	b := big.Bytes()
+	if len(head) == 0 || len(head) >= len(b) {
+		t.Fatalf("after a non-blocking write of %d bytes, head holds %d", len(b), len(head))
+	}
+	if !bytes.Equal(head, b[len(b)-len(head):]) {
+		t.Fatal("head is not the unwritten end of the stanza")
+	}
+	if q != 0 || qb != 0 {
+		t.Fatalf("outbox after the write: %d stanzas, %d bytes; want empty", q, qb)
+	}
+	t.Logf("the socket took %d of %d bytes", len(b)-len(head), len(b))
+	// Flush (here Close(true)) runs once per join, right after the
+	// delivery: it finds the queue empty and the head set, and starts the
+	// writer for it. (A second writeQueuedNow, with a stanza queued,
+	// would write that stanza ahead of head and drop head: Flush never
+	// calls it while head is set, as c.writing keeps c out of any
+	// Deferred until the writer has written head.)
+	d.Close(true)
+	if !c.isWriting() {
+		t.Fatal("Close(true) left head with no writer to write it")
+	}
+	small := testMsg("after", "next")
+	if !c.Deliver(small) {
+		t.Fatal("delivery refused")
+	}
+	want := append(append([]byte(nil), b...), small.Bytes()...)
+	if got := readN(t, client, len(want), 5*time.Second); !bytes.Equal(got, want) {
+		t.Fatal("client read differs from the stanzas")
+	}
+	waitWriters(t, c, time.Second)
+}
+
+// A session closed after a stanza was delivered to it through the
+// Deferred, before the Deferred's Close: that Close still writes the
+// stanza, then the stream error and the end of the stream, and closes the
+// transport.
+func TestDeferredSessionClosedBeforeFlush(t *testing.T) {
+	for _, idle := range []bool{true, false} {
+		t.Run(fmt.Sprintf("idle=%v", idle), func(t *testing.T) {
+			server, client := tcpPair(t)
+			c := boundConn(deferredServer(false), server)
+			st := testMsg("m1", "last words")
+			var d xmpp.Deferred
+			d.Open()
+			if !c.DeliverDeferred(st, &d) {
+				t.Fatal("delivery refused")
+			}
+			c.Close("system-shutdown", "bye")
+			if c.Deliver(testMsg("m2", "too late")) {
+				t.Error("delivery to a closed session accepted")
+			}
+			expectNothing(t, client, 30*time.Millisecond)
+			d.Close(idle)
+			want := append(append([]byte(nil), st.Bytes()...), appendStreamError(nil, "system-shutdown", "bye")...)
+			want = append(want, "</stream:stream>"...)
+			readToEOF(t, client, want)
+			waitWriters(t, c, time.Second)
+		})
+	}
+}
+
+// A session closed (by another goroutine) while Flush writes on the
+// delivering goroutine, after that write took the whole queue: Flush finds
+// nothing queued and no head, but must still start the writer to end the
+// stream and close the transport.
+func TestDeferredSessionClosedDuringFlush(t *testing.T) {
+	server, client := tcpPair(t)
+	c := boundConn(deferredServer(false), server)
+	st := testMsg("m1", "in flight")
+	var d xmpp.Deferred
+	d.Open()
+	if !c.DeliverDeferred(st, &d) {
+		t.Fatal("delivery refused")
+	}
+	// Flush(true)'s write, then the Close that lands before Flush looks
+	// at the outbox again (Close finds c.writing set: it starts no
+	// writer itself).
+	c.writeQueuedNow()
+	c.Close("conflict", "")
+	if got := readN(t, client, len(st.Bytes()), time.Second); !bytes.Equal(got, st.Bytes()) {
+		t.Fatalf("client read %q, want %q", got, st.Bytes())
+	}
+	d.Close(true) // its writeQueuedNow finds the session closed: a no-op
+	want := append(appendStreamError(nil, "conflict", ""), "</stream:stream>"...)
+	readToEOF(t, client, want)
+	waitWriters(t, c, time.Second)
+}
+
+// A session that cannot be written on the delivering goroutine (no raw
+// socket: another transport, or XML tracing) never joins the Deferred: its
+// writer starts at the delivery and writes while the Deferred is still
+// open, and the Deferred's Close has nothing of it to flush.
+func TestDeferredNotJoined(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		trace bool
+		pair  func(t *testing.T) (net.Conn, net.Conn)
+	}{
+		{"pipe", false, func(t *testing.T) (net.Conn, net.Conn) {
+			s, c := net.Pipe()
+			t.Cleanup(func() { s.Close(); c.Close() })
+			return s, c
+		}},
+		{"tcp traced", true, func(t *testing.T) (net.Conn, net.Conn) {
+			s, c := tcpPair(t)
+			return s, c
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			server, client := tc.pair(t)
+			c := boundConn(deferredServer(tc.trace), server)
+			if c.direct != nil {
+				t.Fatal("a raw socket set for this transport")
+			}
+			st := testMsg("m1", "hi")
+			var d xmpp.Deferred
+			d.Open()
+			if !xmpp.DeliverIn(xmpp.WithDeferred(context.Background(), &d), c, st) {
+				t.Fatal("delivery refused")
+			}
+			// Written with the Deferred still open.
+			if got := readN(t, client, len(st.Bytes()), time.Second); !bytes.Equal(got, st.Bytes()) {
+				t.Fatalf("client read %q, want %q", got, st.Bytes())
+			}
+			// Joined, the writer would count until the Deferred's Close.
+			waitWriters(t, c, time.Second)
+			// Joined, this Close would flush c once more: a writer
+			// with nothing to do, or writers.Done below zero.
+			d.Close(true)
+			if c.isWriting() {
+				t.Error("the Deferred's Close started a writer for a session that never joined it")
+			}
+			waitWriters(t, c, time.Second)
+		})
+	}
+}
+
+// A session whose writer may not run yet (the bind result is not out)
+// does not join the Deferred either: nothing is written before
+// startWriter, whatever the Deferred's Close.
+func TestDeferredBeforeWriterOn(t *testing.T) {
+	server, client := tcpPair(t)
+	c := &conn{srv: deferredServer(false), raw: server, nc: server, bound: true, full: jid.MustParse("bob@localhost/r")}
+	st := testMsg("m1", "early")
+	var d xmpp.Deferred
+	d.Open()
+	if !c.DeliverDeferred(st, &d) {
+		t.Fatal("delivery refused")
+	}
+	d.Close(true)
+	if c.isWriting() {
+		t.Fatal("a writer runs before startWriter")
+	}
+	expectNothing(t, client, 30*time.Millisecond)
+	c.startWriter()
+	if got := readN(t, client, len(st.Bytes()), time.Second); !bytes.Equal(got, st.Bytes()) {
+		t.Fatalf("client read %q, want %q", got, st.Bytes())
+	}
+	waitWriters(t, c, time.Second)
+}
+
+// readToEOF reads from client until the end of the stream (a second at
+// most) and checks that it was want.
+func readToEOF(t *testing.T, client net.Conn, want []byte) {
+	t.Helper()
+	_ = client.SetReadDeadline(time.Now().Add(time.Second))
+	got, err := io.ReadAll(client)
+	if err != nil {
+		t.Fatalf("read until EOF: %v (after %q)", err, got)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("client read\n%q\nwant\n%q", got, want)
+	}
+}

@@ -1,0 +1,97 @@
+package xmpp
+
+import (
+	"context"
+	"sync"
+)
+
+// DeferredSession is a Session whose writer a delivering goroutine may
+// start itself once it has routed its stanza (see Deferred), instead of
+// the session starting one at each Deliver.
+type DeferredSession interface {
+	Session
+	// DeliverDeferred queues st like Deliver. If it leaves starting its
+	// writer to d, it adds itself to d, which then calls Flush once.
+	DeliverDeferred(st *Stanza, d *Deferred) bool
+	// Flush starts writing what was queued. With now, it writes on the
+	// calling goroutine as much as the transport takes without waiting
+	// and leaves only the rest to a writer goroutine.
+	Flush(now bool)
+}
+
+// Deferred collects, while one stanza is routed, the sessions that left
+// starting their writers to the goroutine routing it. A connection's ingress
+// opens it around each stanza it routes and flushes it after: when nothing
+// more has arrived behind that stanza, it writes to the recipients itself
+// (at a steady rate, the writer goroutine's start and wakeup per stanza are
+// saved); otherwise it starts their writers, which then take together what
+// the stanzas behind it add.
+//
+// It is safe for concurrent use: a context that carries it and reaches
+// another goroutine finds it closed (and delivers as Deliver does), or open,
+// and then the owner's Close flushes what that goroutine added.
+type Deferred struct {
+	mu      sync.Mutex
+	open    bool
+	pending []DeferredSession
+	spare   []DeferredSession // the owner's: the list last flushed, reused
+}
+
+// directMax is the most recipients a Close writes to itself; beyond it,
+// their writers run in parallel.
+const directMax = 4
+
+// Open starts collecting.
+func (d *Deferred) Open() {
+	d.mu.Lock()
+	d.open = true
+	d.mu.Unlock()
+}
+
+// Add defers s's writer to d's Close; false when d is not open (s then
+// starts its writer itself).
+func (d *Deferred) Add(s DeferredSession) bool {
+	d.mu.Lock()
+	ok := d.open
+	if ok {
+		d.pending = append(d.pending, s)
+	}
+	d.mu.Unlock()
+	return ok
+}
+
+// Close stops collecting and flushes every session added since Open:
+// writing now (on this goroutine) when idle says nothing more waits to be
+// routed and there are at most directMax of them.
+func (d *Deferred) Close(idle bool) {
+	d.mu.Lock()
+	d.open = false
+	list := d.pending
+	d.pending = d.spare[:0]
+	d.mu.Unlock()
+	now := idle && len(list) <= directMax
+	for i, s := range list {
+		s.Flush(now)
+		list[i] = nil
+	}
+	d.spare = list
+}
+
+type deferredKey struct{}
+
+// WithDeferred returns a context whose deliveries (DeliverIn) may be
+// deferred to d.
+func WithDeferred(ctx context.Context, d *Deferred) context.Context {
+	return context.WithValue(ctx, deferredKey{}, d)
+}
+
+// DeliverIn delivers st to s, deferring the start of s's writer to the
+// Deferred that ctx carries, if any and if s supports it.
+func DeliverIn(ctx context.Context, s Session, st *Stanza) bool {
+	if ds, ok := s.(DeferredSession); ok {
+		if d, _ := ctx.Value(deferredKey{}).(*Deferred); d != nil {
+			return ds.DeliverDeferred(st, d)
+		}
+	}
+	return s.Deliver(st)
+}
