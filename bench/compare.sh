@@ -395,7 +395,9 @@ scenario_args() {
 	idle) echo "--duration 2s --users $IDLE_SESSIONS --prefix i idle --sessions $IDLE_SESSIONS --keepalive 0s" ;;
 	idle_many) echo "--duration 2s --users $IDLE_SESSIONS --prefix i --source $IDLE_MANY_SOURCES --concurrency 64 idle --sessions $IDLE_MANY --keepalive 0s" ;;
 	chat_churn) scenario_args chat_sat ;;
-	presence) echo "--users $PRESENCE_USERS --prefix p presence --contacts $PRESENCE_CONTACTS --presence-timeout 2m" ;;
+	# The seed's rosters hold the contacts (set up and checked while
+	# seeding): a run measures the storm alone, on an idle server.
+	presence) echo "--users $PRESENCE_USERS --prefix p presence --contacts $PRESENCE_CONTACTS --setup=false --presence-timeout 2m" ;;
 	*) die "unknown scenario $1" ;;
 	esac
 }
@@ -489,23 +491,46 @@ seed() {
 	local lg="$dir/xmppbench.log" step=$SECONDS
 	xmppbench --users "$CHAT_USERS" --prefix c --register login --logins 1 >>"$lg" 2>&1 ||
 		die "$server: registering the chat accounts failed (see $lg)"
-	if [[ " $GROUPS_ " == *" idle "* || " $GROUPS_ " == *" idle100k "* ]]; then
+	local idle=0 presence=0
+	[[ " $GROUPS_ " == *" idle "* || " $GROUPS_ " == *" idle100k "* ]] && idle=1
+	[[ " $GROUPS_ " == *" presence "* ]] && presence=1
+	if [[ $server == prosody ]]; then
+		# Prosody hashes passwords on one core, about 130
+		# registrations/s here, and confirms about 90 subscriptions/s:
+		# the other accounts are copies of c0's (the same password,
+		# so the same stored keys) and the presence accounts' rosters
+		# are written as Prosody would write them. A login checks the
+		# idle accounts; the presence scenario's setup checks the
+		# presence accounts and their rosters.
+		stop_server
+		((idle)) && write_prosody_accounts "$dir" i "$IDLE_SESSIONS"
+		if ((presence)); then
+			write_prosody_accounts "$dir" p "$PRESENCE_USERS"
+			write_prosody_rosters "$dir"
+		fi
+		start_server "$server" "$dir" || die "$server: the seed instance did not start again"
+		((idle)) && { xmppbench --users 1 --prefix i login --logins 1 >>"$lg" 2>&1 ||
+			die "$server: logging in to a written account failed (see $lg)"; }
+	elif [[ $server == ejabberd ]]; then
+		# ejabberd takes ~14 ms of CPU per registration here: the
+		# other accounts are loaded into its database as copies of
+		# c0's (the same password, so the same stored keys). A login
+		# checks them. The presence contacts are subscribed for real.
+		local accounts=()
+		((idle)) && accounts+=(i "$IDLE_SESSIONS")
+		((presence)) && accounts+=(p "$PRESENCE_USERS")
+		if ((${#accounts[@]})); then
+			load_ejabberd_accounts "$dir" "${accounts[@]}"
+			xmppbench --users 1 --prefix "${accounts[0]}" login --logins 1 >>"$lg" 2>&1 ||
+				die "$server: logging in to a loaded account failed (see $lg)"
+		fi
+	elif ((idle)); then
 		xmppbench --users "$IDLE_SESSIONS" --prefix i --register --concurrency 32 login --logins 1 >>"$lg" 2>&1 ||
 			die "$server: registering the idle accounts failed (see $lg)"
 	fi
 	log "  $server: accounts registered in $((SECONDS - step)) s"
 	step=$SECONDS
-	if [[ " $GROUPS_ " == *" presence "* ]]; then
-		if [[ $server == prosody ]]; then
-			# Prosody confirms about 90 subscriptions/s here (one core
-			# busy), so the 20,000 would take minutes: write the rosters
-			# it would have stored instead, then let the scenario check them.
-			xmppbench --users "$PRESENCE_USERS" --prefix p --register login --logins 1 >>"$lg" 2>&1 ||
-				die "$server: registering the presence accounts failed (see $lg)"
-			stop_server
-			write_prosody_rosters "$dir"
-			start_server "$server" "$dir" || die "$server: the seed instance did not start again"
-		fi
+	if ((presence)); then
 		# Registers and subscribes (real subscription stanzas, each side
 		# answering); the storm it then runs is a warm-up.
 		if ! xmppbench --users "$PRESENCE_USERS" --prefix p --register presence --contacts "$PRESENCE_CONTACTS" \
@@ -568,6 +593,56 @@ seed_cleanup() {
 	trap '' TERM
 	stop_load_and_server
 	exit "$rc"
+}
+
+# ejabberdctl_in DIR ARGS...: ejabberdctl ARGS against the instance in DIR.
+ejabberdctl_in() {
+	local dir=$1
+	shift
+	(cd "$dir" && setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
+		env HOME="$dir" ejabberdctl --config-dir "$dir" --spool "$dir/spool" --logs "$dir/logs" "$@")
+}
+
+# load_ejabberd_accounts DIR PREFIX N [PREFIX N]...: accounts PREFIX0 ..
+# PREFIX(N-1) in the running ejabberd's database, each a copy of the
+# in-band registered c0's passwd record (its SCRAM keys, salt and
+# iterations), through a Mnesia text dump (dump_table, then load).
+load_ejabberd_accounts() {
+	local dir=$1 rec head i
+	shift
+	ejabberdctl_in "$dir" dump_table "$dir/passwd.txt" passwd >/dev/null ||
+		die "ejabberd: dumping the passwd table failed"
+	head=$(head -1 "$dir/passwd.txt")
+	# A record spans lines: from c0's key to the line that ends it.
+	rec=$(awk -v key='{<<"c0">>,<<"'"$DOMAIN"'">>}' 'index($0, key) { f = 1 } f { printf "%s", $0 } f && /}}\.$/ { exit }' "$dir/passwd.txt")
+	[[ $head == "{tables,"* && $rec == "{passwd,{<<\"c0\">>,"*"}}." ]] ||
+		die "ejabberd: no passwd record of c0 in $dir/passwd.txt"
+	{
+		echo "$head"
+		while (($#)); do
+			for ((i = 0; i < $2; i++)); do
+				echo "${rec/<<\"c0\">>/<<\"$1$i\">>}"
+			done
+			shift 2
+		done
+	} >"$dir/accounts.txt"
+	chown ejabberd:ejabberd "$dir/accounts.txt"
+	ejabberdctl_in "$dir" load "$dir/accounts.txt" >/dev/null ||
+		die "ejabberd: loading the accounts failed"
+}
+
+# write_prosody_accounts DIR PREFIX N: accounts PREFIX0..PREFIX(N-1) in
+# Prosody's internal storage (data/HOST/accounts/USER.dat), each a copy of
+# the in-band registered c0's: the same password, salt and stored keys.
+# Prosody must be stopped.
+write_prosody_accounts() {
+	local adir="$1/data/$DOMAIN/accounts" i account
+	[[ -s $adir/c0.dat ]] || die "prosody: no account c0 to copy in $adir"
+	account=$(<"$adir/c0.dat")
+	for ((i = 0; i < $3; i++)); do
+		printf '%s\n' "$account" >"$adir/$2$i.dat" # a builtin: no process per file
+	done
+	chown -R prosody:prosody "$1/data"
 }
 
 # write_prosody_rosters DIR: the presence accounts' rosters as Prosody's

@@ -124,6 +124,16 @@ func TestScenarios(t *testing.T) {
 		{"presence again on existing rosters", []string{"--prefix", "pr", "--users", "10", "presence", "--contacts", "4"}, func(t *testing.T, r Result) {
 			want(t, r, "incomplete_users", eq(0), "0")
 		}},
+		{"presence without setup on set-up rosters", []string{"--prefix", "pr", "--users", "10", "presence", "--contacts", "4", "--setup=false"}, func(t *testing.T, r Result) {
+			want(t, r, "incomplete_users", eq(0), "0")
+			want(t, r, "setup_s", eq(0), "0")
+			want(t, r, "presence_complete_s", positive, "> 0")
+		}},
+		// Accounts without contacts: without the setup nobody sees
+		// anyone, and the run says so.
+		{"presence without setup on empty rosters", []string{"--prefix", "pe", "--users", "6", "--register", "presence", "--contacts", "2", "--setup=false", "--presence-timeout", "300ms"}, func(t *testing.T, r Result) {
+			want(t, r, "incomplete_users", eq(6), "6")
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
