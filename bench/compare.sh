@@ -6,10 +6,11 @@
 #      instances the packages may have started;
 #   2. builds switchboard and xmppbench, while step 1 runs;
 #   3. per seed (the Switchboard configurations share one), once, all
-#      side by side: a fresh instance,
-#      accounts registered in-band and the presence contacts subscribed,
-#      stopped; its data directory is the seed every measured run starts
-#      from;
+#      side by side: a fresh instance, the chat accounts registered
+#      in-band, the others too or (Prosody, ejabberd) copied from the
+#      first, the presence contacts subscribed (Prosody: its rosters
+#      written), stopped; its data directory is the seed every measured
+#      run starts from;
 #   4. per group of scenarios × run × server (the server order rotates run
 #      by run; main and idle run back to back per server, see stages): a
 #      fresh process on a copy of the seed, its own config and loopback
@@ -260,7 +261,7 @@ ejabberd_vm() {
 	local p
 	for p in $(tree "$1"); do
 		[[ $(cat "/proc/$p/comm" 2>/dev/null) == beam.smp ]] || continue
-		if [[ $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) == *" -s ejabberd"* ]]; then
+		if [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") == *" -s ejabberd"* ]]; then
 			echo "$p"
 			return 0
 		fi
@@ -531,8 +532,9 @@ seed() {
 	log "  $server: accounts registered in $((SECONDS - step)) s"
 	step=$SECONDS
 	if ((presence)); then
-		# Registers and subscribes (real subscription stanzas, each side
-		# answering); the storm it then runs is a warm-up.
+		# Registers (Switchboard) and subscribes (real subscription
+		# stanzas, each side answering), or checks the rosters written
+		# (Prosody); the storm it then runs is a warm-up.
 		if ! xmppbench --users "$PRESENCE_USERS" --prefix p --register presence --contacts "$PRESENCE_CONTACTS" \
 			--presence-timeout 4m >>"$lg" 2>&1; then
 			log "$server: setting up the presence contacts failed (see $lg); its presence row is skipped"

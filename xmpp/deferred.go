@@ -21,15 +21,16 @@ type DeferredSession interface {
 
 // Deferred collects, while one stanza is routed, the sessions that left
 // starting their writers to the goroutine routing it. A connection's ingress
-// opens it around each stanza it routes and flushes it after: when nothing
-// more has arrived behind that stanza, it writes to the recipients itself
-// (at a steady rate, the writer goroutine's start and wakeup per stanza are
-// saved); otherwise it starts their writers, which then take together what
-// the stanzas behind it add.
+// opens it around each stanza it routes and closes it after: when its read
+// buffer holds nothing more behind that stanza, it writes to the recipients
+// itself (at a steady rate, a writer goroutine's start and wakeup per
+// stanza are saved); otherwise it starts their writers, which then take
+// together what the stanzas behind it add.
 //
-// It is safe for concurrent use: a context that carries it and reaches
-// another goroutine finds it closed (and delivers as Deliver does), or open,
-// and then the owner's Close flushes what that goroutine added.
+// Open and Close are the owner's; Add is safe from any goroutine: a
+// context that carries d and reaches another goroutine finds it closed (and
+// delivers as Deliver does), or open, and then the owner's Close flushes
+// what that goroutine added.
 type Deferred struct {
 	mu      sync.Mutex
 	open    bool
@@ -70,11 +71,23 @@ func (d *Deferred) Close(idle bool) {
 	d.pending = d.spare[:0]
 	d.mu.Unlock()
 	now := idle && len(list) <= directMax
-	for i, s := range list {
-		s.Flush(now)
+	i := 0
+	defer func() {
+		if i < len(list) {
+			// A Flush panicked: the sessions after it go back to
+			// pending, for the owner's next Close; spare is
+			// pending's array now, so it is not reused.
+			d.mu.Lock()
+			d.pending = append(d.pending, list[i+1:]...)
+			d.mu.Unlock()
+			d.spare = nil
+		}
+	}()
+	for ; i < len(list); i++ {
+		list[i].Flush(now)
 		list[i] = nil
 	}
-	d.spare = list
+	d.spare = list[:0]
 }
 
 type deferredKey struct{}
@@ -86,7 +99,9 @@ func WithDeferred(ctx context.Context, d *Deferred) context.Context {
 }
 
 // DeliverIn delivers st to s, deferring the start of s's writer to the
-// Deferred that ctx carries, if any and if s supports it.
+// Deferred that ctx carries, if any and if s supports it. It is for a
+// stanza whose route does nothing after its delivery that may wait (a
+// commit, say): the session is written only once the route returns.
 func DeliverIn(ctx context.Context, s Session, st *Stanza) bool {
 	if ds, ok := s.(DeferredSession); ok {
 		if d, _ := ctx.Value(deferredKey{}).(*Deferred); d != nil {

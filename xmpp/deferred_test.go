@@ -352,3 +352,55 @@ func TestDeferredConcurrentAdd(t *testing.T) {
 		t.Error("Add accepted after the last Close")
 	}
 }
+
+// panickyDeferred is a fakeDeferred whose Flush panics.
+type panickyDeferred struct{ fakeDeferred }
+
+func (p *panickyDeferred) Flush(bool) { panic("flush failed") }
+
+// A Flush that panics leaves the sessions after it to the owner's next
+// Close (the ingress defers one): none is left unflushed, none flushed
+// twice, and the lists are not shared afterwards.
+func TestDeferredClosePanicKeepsRest(t *testing.T) {
+	var d Deferred
+	before, after := fakes(2), fakes(2)
+	bad := &panickyDeferred{}
+	d.Open()
+	for _, s := range []DeferredSession{before[0], before[1], bad, after[0], after[1]} {
+		if !d.Add(s) {
+			t.Fatal("Add refused on an open Deferred")
+		}
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the Flush's panic did not reach Close's caller")
+			}
+		}()
+		d.Close(false)
+	}()
+	for _, f := range after {
+		if got := f.flushed(); len(got) != 0 {
+			t.Fatalf("a session after the panic was flushed during the panicking Close: %v", got)
+		}
+	}
+	d.Close(false)
+	for i, f := range append(before, after...) {
+		if got := f.flushed(); len(got) != 1 || got[0] {
+			t.Errorf("session %d: flushes %v, want one Flush(false)", i, got)
+		}
+	}
+	// Reused afterwards: a new cycle flushes its own session only.
+	next := fakes(1)[0]
+	d.Open()
+	d.Add(next)
+	d.Close(true)
+	if got := next.flushed(); len(got) != 1 || !got[0] {
+		t.Errorf("next cycle: flushes %v, want one Flush(true)", got)
+	}
+	for i, f := range append(before, after...) {
+		if got := f.flushed(); len(got) != 1 {
+			t.Errorf("session %d flushed again: %v", i, got)
+		}
+	}
+}

@@ -334,7 +334,9 @@ type Hooks struct {
 	// forged ones that claim to be by the account's archive).
 	MessageIn Transform[*Stanza]
 	// Delivered runs after a message was delivered to one or more local
-	// sessions (message carbons copy it to the others).
+	// sessions (message carbons copy it to the others). It must not wait
+	// (on a commit, say): the recipients may be written only once the
+	// route returns (see DeliverIn).
 	Delivered Hook[Delivery]
 	// BroadcastPresence may rewrite a resource's broadcast presence before
 	// it is recorded and sent (presence set from outside replaces show

@@ -91,11 +91,13 @@ type conn struct {
 	closeText string
 	flushBy   time.Time // once cut off as a slow consumer: the last write deadline
 	// The writer runs only while there is something to write: an idle
-	// session holds no goroutine but its reader. writing says one runs;
-	// writerOn is set once the bind result is out (nothing may precede
-	// it); writers waits for the last one.
+	// session holds no goroutine but its reader. writing says one runs
+	// (or a Flush stands in for it); writerOn is set once the bind result
+	// is out (nothing may precede it); writers waits for the last one.
+	// held says the first stanza queued waits for a Deferred's Flush.
 	writing  bool
 	writerOn bool
+	held     bool
 	writers  sync.WaitGroup
 	// direct is the socket's raw connection, for Flush to write on the
 	// delivering goroutine; nil over TLS, with XML tracing, or on a
@@ -324,7 +326,8 @@ func (c *conn) kickLocked() {
 func (c *conn) Deliver(st *xmpp.Stanza) bool { return c.DeliverDeferred(st, nil) }
 
 // DeliverDeferred implements xmpp.DeferredSession: over a plain socket,
-// when no writer runs, the start of one is left to d (nil: started now).
+// when no writer runs and nothing is queued, the start of one is left to d
+// (nil: started now).
 func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 	n := len(st.Bytes())
 	lim := &c.srv.opts.Limits
@@ -347,28 +350,51 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 	}
 	c.queue = append(c.queue, st)
 	c.qbytes += n
-	if d != nil && c.direct != nil && !c.writing && c.writerOn && d.Add(c) {
-		// Flush starts the writer or stands in for it.
-		c.writing = true
-		c.writers.Add(1)
-	} else {
+	switch {
+	case c.held:
+		// More for a session whose first stanza waits for a Flush
+		// (a route answering its own session, say): the writer takes
+		// them now, and that Flush finds it started.
+		c.kickLocked()
+	case d != nil && c.direct != nil && !c.writing && c.writerOn && len(c.queue) == 1 && d.Add(c):
+		c.held = true
+	default:
 		c.kickLocked()
 	}
 	c.mu.Unlock()
 	return true
 }
 
-// Flush implements xmpp.DeferredSession: c's writer was left to the
-// caller (c.writing is set, c.writers counts it). With now, what is queued
-// is written on this goroutine as far as the socket takes it without
-// waiting; the writer goroutine starts only for the rest, for what was
-// queued meanwhile, or to end a closed session.
+// Flush implements xmpp.DeferredSession for a session held by a Deferred
+// (its first stanza queued, no writer started). With now and no writer
+// started meanwhile, what is queued is written on this goroutine, as far as
+// the socket takes it without waiting; a writer starts only for the rest,
+// for what was queued meanwhile, or to end a closed session. Otherwise the
+// writer starts, unless it runs.
 func (c *conn) Flush(now bool) {
-	if now {
-		c.writeQueuedNow()
-	}
 	c.mu.Lock()
-	if now && c.head == nil && len(c.queue) == 0 && !c.closed {
+	c.held = false
+	if !now || c.writing || c.closed {
+		if len(c.queue) > 0 || c.closed {
+			c.kickLocked()
+		}
+		c.mu.Unlock()
+		return
+	}
+	// Standing in for the writer: nothing else writes meanwhile.
+	c.writing = true
+	c.writers.Add(1)
+	c.mu.Unlock()
+	c.writeQueuedNow()
+	c.standInDone()
+}
+
+// standInDone ends a Flush's standing in for the writer: the writer starts
+// if the socket left a head, if more was queued meanwhile, or if the
+// session was closed meanwhile (to end the stream).
+func (c *conn) standInDone() {
+	c.mu.Lock()
+	if c.head == nil && len(c.queue) == 0 && !c.closed {
 		c.writing = false
 		c.writers.Done()
 	} else {
@@ -377,13 +403,14 @@ func (c *conn) Flush(now bool) {
 	c.mu.Unlock()
 }
 
-// writeQueuedNow writes the queue (a Flush's) with one non-blocking write;
-// what the socket does not take becomes c.head for the writer.
+// writeQueuedNow writes the queue without waiting (see writeNow), for a
+// Flush standing in for the writer; what the socket does not take becomes
+// c.head, which the writer writes first.
 func (c *conn) writeQueuedNow() {
 	c.mu.Lock()
 	batch := c.queue
-	// Behind an unwritten head, the writer keeps the order (a session
-	// joins a Deferred only with no writer, hence no head: this holds).
+	// Behind an unwritten head, the writer keeps the order (a Flush
+	// writes only when no writer runs, hence no head: this holds).
 	if len(batch) == 0 || c.closed || c.head != nil {
 		c.mu.Unlock()
 		return
@@ -435,10 +462,10 @@ func (c *conn) startWriter() {
 	c.mu.Unlock()
 }
 
-// writer is the only writer after bind: it writes each batch of queued
-// stanzas with one Write, until the outbox is empty (then it ends) or the
-// session is closed (then it writes the end of the stream and closes the
-// transport).
+// writer writes after bind (a Flush stands in for it at times, never at the
+// same time): it writes c.head, then each batch of queued stanzas with one
+// Write, until the outbox is empty (then it ends) or the session is closed
+// (then it writes the end of the stream and closes the transport).
 func (c *conn) writer() {
 	defer c.writers.Done()
 	trace := c.srv.opts.TraceXML

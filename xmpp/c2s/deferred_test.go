@@ -72,6 +72,12 @@ func testMsg(id, body string) *xmpp.Stanza {
 		wire.New("body", wire.NSClient).SetText(body))
 }
 
+func (c *conn) isHeld() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held
+}
+
 func (c *conn) isWriting() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -133,8 +139,8 @@ func TestDeferredDeliverTCP(t *testing.T) {
 			if !xmpp.DeliverIn(ctx, c, st) {
 				t.Fatal("delivery refused")
 			}
-			if !c.isWriting() {
-				t.Fatal("the writer was not left to the Deferred (c.writing clear after DeliverDeferred)")
+			if !c.isHeld() || c.isWriting() {
+				t.Fatal("the writer was not left to the Deferred (c.held clear or a writer started after DeliverDeferred)")
 			}
 			expectNothing(t, client, 50*time.Millisecond)
 
@@ -259,10 +265,8 @@ func TestDeferredWriteNowPartial(t *testing.T) {
 	t.Logf("the socket took %d of %d bytes", len(b)-len(head), len(b))
 	// Flush (here Close(true)) runs once per join, right after the
 	// delivery: it finds the queue empty and the head set, and starts the
-	// writer for it. (A second writeQueuedNow, with a stanza queued,
-	// would write that stanza ahead of head and drop head: Flush never
-	// calls it while head is set, as c.writing keeps c out of any
-	// Deferred until the writer has written head.)
+	// writer for it. (writeQueuedNow writes nothing behind a head: the
+	// writer keeps the order.)
 	d.Close(true)
 	if !c.isWriting() {
 		t.Fatal("Close(true) left head with no writer to write it")
@@ -279,9 +283,10 @@ func TestDeferredWriteNowPartial(t *testing.T) {
 }
 
 // A session closed after a stanza was delivered to it through the
-// Deferred, before the Deferred's Close: that Close still writes the
-// stanza, then the stream error and the end of the stream, and closes the
-// transport.
+// Deferred, before the Deferred's Close: the writer starts at the close,
+// without waiting for the Deferred, and writes the stanza, the stream error
+// and the end of the stream, and closes the transport; the Deferred's
+// Close then has nothing to do.
 func TestDeferredSessionClosedBeforeFlush(t *testing.T) {
 	for _, idle := range []bool{true, false} {
 		t.Run(fmt.Sprintf("idle=%v", idle), func(t *testing.T) {
@@ -297,11 +302,14 @@ func TestDeferredSessionClosedBeforeFlush(t *testing.T) {
 			if c.Deliver(testMsg("m2", "too late")) {
 				t.Error("delivery to a closed session accepted")
 			}
-			expectNothing(t, client, 30*time.Millisecond)
-			d.Close(idle)
 			want := append(append([]byte(nil), st.Bytes()...), appendStreamError(nil, "system-shutdown", "bye")...)
 			want = append(want, "</stream:stream>"...)
 			readToEOF(t, client, want)
+			waitWriters(t, c, time.Second)
+			d.Close(idle)
+			if c.isHeld() {
+				t.Error("still held after the Deferred's Close")
+			}
 			waitWriters(t, c, time.Second)
 		})
 	}
@@ -310,27 +318,74 @@ func TestDeferredSessionClosedBeforeFlush(t *testing.T) {
 // A session closed (by another goroutine) while Flush writes on the
 // delivering goroutine, after that write took the whole queue: Flush finds
 // nothing queued and no head, but must still start the writer to end the
-// stream and close the transport.
+// stream and close the transport (Close found the writer running, as Flush
+// stood in for it, and started none).
 func TestDeferredSessionClosedDuringFlush(t *testing.T) {
 	server, client := tcpPair(t)
 	c := boundConn(deferredServer(false), server)
 	st := testMsg("m1", "in flight")
-	var d xmpp.Deferred
-	d.Open()
-	if !c.DeliverDeferred(st, &d) {
-		t.Fatal("delivery refused")
-	}
-	// Flush(true)'s write, then the Close that lands before Flush looks
-	// at the outbox again (Close finds c.writing set: it starts no
-	// writer itself).
+	// Flush(true) by hand, with the Close between its write and its end.
+	c.mu.Lock()
+	c.queue = append(c.queue, st)
+	c.qbytes += len(st.Bytes())
+	c.writing = true
+	c.writers.Add(1)
+	c.mu.Unlock()
 	c.writeQueuedNow()
 	c.Close("conflict", "")
 	if got := readN(t, client, len(st.Bytes()), time.Second); !bytes.Equal(got, st.Bytes()) {
 		t.Fatalf("client read %q, want %q", got, st.Bytes())
 	}
-	d.Close(true) // its writeQueuedNow finds the session closed: a no-op
-	want := append(appendStreamError(nil, "conflict", ""), "</stream:stream>"...)
-	readToEOF(t, client, want)
+	expectNothing(t, client, 30*time.Millisecond) // no writer started by Close
+	c.standInDone()
+	readToEOF(t, client, append(appendStreamError(nil, "conflict", ""), "</stream:stream>"...))
+	waitWriters(t, c, time.Second)
+}
+
+// A session held by a Deferred (its first stanza queued) that is given
+// more before the Deferred's Close (a route answering its own session
+// many times, say: presence probes, archive results) starts its writer at
+// once: nothing piles up in the outbox until the route returns, so more
+// stanzas than the outbox holds all go through.
+func TestDeferredHeldThenMore(t *testing.T) {
+	server, client := tcpPair(t)
+	srv := deferredServer(false)
+	c := boundConn(srv, server)
+	var d xmpp.Deferred
+	d.Open()
+	first, second := testMsg("m0", "first"), testMsg("m1", "second")
+	if !c.DeliverDeferred(first, &d) || !c.DeliverDeferred(second, &d) {
+		t.Fatal("delivery refused")
+	}
+	want := append(append([]byte(nil), first.Bytes()...), second.Bytes()...)
+	if got := readN(t, client, len(want), time.Second); !bytes.Equal(got, want) {
+		t.Fatalf("before the Deferred's Close the client read %q, want %q", got, want)
+	}
+	// Four times the outbox's stanzas, the client reading along.
+	n := 4 * srv.opts.Limits.OutboxStanzas
+	var more []byte
+	read := make(chan []byte)
+	go func() {
+		var size int
+		for i := range n {
+			size += len(testMsg(fmt.Sprintf("x%d", i), "more").Bytes())
+		}
+		read <- readN(t, client, size, 5*time.Second)
+	}()
+	for i := range n {
+		st := testMsg(fmt.Sprintf("x%d", i), "more")
+		more = append(more, st.Bytes()...)
+		if !c.DeliverDeferred(st, &d) {
+			t.Fatalf("delivery %d of %d refused (outbox of %d)", i, n, srv.opts.Limits.OutboxStanzas)
+		}
+		if i%8 == 7 {
+			time.Sleep(time.Millisecond) // let the writer run
+		}
+	}
+	d.Close(true)
+	if got := <-read; !bytes.Equal(got, more) {
+		t.Fatal("the client read differs from the stanzas delivered")
+	}
 	waitWriters(t, c, time.Second)
 }
 

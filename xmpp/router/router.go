@@ -499,6 +499,17 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 	}
 }
 
+// deliver delivers st to sess. A message may leave the start of the
+// session's writer to the routing goroutine (xmpp.DeliverIn): after its
+// delivery its route runs only the Delivered hooks, which do not wait.
+// Other stanzas' routes may go on to commits (presence, subscriptions).
+func deliver(ctx context.Context, sess xmpp.Session, st *xmpp.Stanza) bool {
+	if st.Kind == xmpp.KindMessage {
+		return xmpp.DeliverIn(ctx, sess, st)
+	}
+	return sess.Deliver(st)
+}
+
 // deliverAvailable delivers to every available resource (with a
 // non-negative priority when nonNegative); it reports whether any took it.
 func (r *Router) deliverAvailable(ctx context.Context, st *xmpp.Stanza, resources []*resource, nonNegative bool) bool {
@@ -507,7 +518,7 @@ func (r *Router) deliverAvailable(ctx context.Context, st *xmpp.Stanza, resource
 		if !res.available || (nonNegative && res.priority < 0) {
 			continue
 		}
-		if xmpp.DeliverIn(ctx, res.sess, st) {
+		if deliver(ctx, res.sess, st) {
 			any = true
 		}
 	}
@@ -528,7 +539,7 @@ func (r *Router) deliverHighest(ctx context.Context, st *xmpp.Stanza, resources 
 	}
 	var to []jid.JID
 	for _, res := range resources {
-		if res.available && res.priority == best && xmpp.DeliverIn(ctx, res.sess, st) {
+		if res.available && res.priority == best && deliver(ctx, res.sess, st) {
 			to = append(to, res.full)
 		}
 	}
@@ -554,7 +565,7 @@ func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
 			if st.Kind == xmpp.KindMessage && st.Type != xmpp.TypeError {
 				st = r.hooks.MessageIn.Run(ctx, st)
 			}
-			ok := xmpp.DeliverIn(ctx, res.sess, st)
+			ok := deliver(ctx, res.sess, st)
 			if !ok && st.Kind == xmpp.KindIQ {
 				r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 			}

@@ -299,3 +299,52 @@ func stanzaStrings(sts []*xmpp.Stanza) []string {
 	}
 	return out
 }
+
+// deferringSession is a recording session that can leave its writer to a
+// Deferred; it records what came through DeliverDeferred.
+type deferringSession struct {
+	*recordingSession
+	viaDeferred []*xmpp.Stanza
+}
+
+func (s *deferringSession) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
+	s.mu.Lock()
+	s.viaDeferred = append(s.viaDeferred, st)
+	s.mu.Unlock()
+	if d == nil {
+		panic("DeliverDeferred without a Deferred")
+	}
+	return s.Deliver(st)
+}
+
+func (s *deferringSession) Flush(bool) {}
+
+// TestOnlyMessagesDeferred: with a Deferred in the routing context, the
+// router defers the writer for messages only; presence and IQ routes may go
+// on to commits after their delivery, so those are delivered at once.
+func TestOnlyMessagesDeferred(t *testing.T) {
+	r := newTestRouter(t, Options{})
+	j := jid.MustParse("alice@example.org/desk")
+	s := &deferringSession{recordingSession: &recordingSession{full: j}}
+	if _, err := r.Bind(t.Context(), s, j.Bare(), j.Resourcepart()); err != nil {
+		t.Fatal(err)
+	}
+	s.take()
+	var d xmpp.Deferred
+	d.Open()
+	defer d.Close(false)
+	ctx := xmpp.WithDeferred(t.Context(), &d)
+	for _, x := range []string{
+		`<message to='alice@example.org/desk' type='chat' id='m'><body>x</body></message>`,
+		`<presence to='alice@example.org/desk' id='p'/>`,
+		`<iq to='alice@example.org/desk' type='get' id='i'><ping xmlns='urn:xmpp:ping'/></iq>`,
+	} {
+		r.Route(ctx, stanzaFrom(t, "carol@example.org/c", x))
+	}
+	if got := s.take(); len(got) != 3 {
+		t.Fatalf("alice got %v, want the three stanzas", stanzaStrings(got))
+	}
+	if len(s.viaDeferred) != 1 || s.viaDeferred[0].Kind != xmpp.KindMessage {
+		t.Fatalf("deferred: %v, want the message only", stanzaStrings(s.viaDeferred))
+	}
+}
