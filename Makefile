@@ -40,7 +40,7 @@ clean:
 
 # Switchboard against Debian's Prosody and ejabberd on this machine (needs
 # root: installs the packages if missing); writes docs/performance.md.
-# About 20 minutes on 2 cores. See bench/compare.sh for the knobs.
+# About 17 minutes on 2 cores. See bench/compare.sh for the knobs.
 .PHONY: bench-compare
 bench-compare:
 	bash bench/compare.sh

@@ -43,11 +43,11 @@
 #   BENCH_SCENARIO_TIMEOUT [180]  seconds per xmppbench call outside seeding
 #   BENCH_SEED_TIMEOUT [600]      seconds per xmppbench call while seeding
 #
-# The defaults finish in 17 to 20 minutes on 2 cores (seeding 3, the
-# servers side by side, most of it ejabberd registering its accounts;
-# each of the 3 runs ~4.5), plus the idle100k group's single run: 14 to
-# 54 s measured with the 19,000 sessions a 20,000-descriptor hard limit
-# allows, an estimated 2 minutes with 100,000; BENCH_RUNS=1 takes about 8.
+# The defaults finish in about 16 minutes on 2 cores (seeding 1.5, the
+# servers side by side, most of it ejabberd's subscriptions; each of the
+# 3 runs ~4.3), plus the idle100k group's single run: 14 to 54 s measured
+# with the 19,000 sessions a 20,000-descriptor hard limit allows, an
+# estimated 2 minutes with 100,000; BENCH_RUNS=1 takes about 7.
 # On a fresh machine the peers' installation (apt) and the first build
 # (module downloads) add about a minute; they run at the same time.
 set -euo pipefail
