@@ -374,8 +374,9 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 func (c *conn) Flush(now bool) {
 	c.mu.Lock()
 	c.held = false
-	if !now || c.writing || c.closed {
-		if len(c.queue) > 0 || c.closed {
+	// A held session has one stanza queued; more, and a writer runs.
+	if !now || c.writing || c.closed || len(c.queue) != 1 {
+		if len(c.queue) > 0 || c.head != nil || c.closed {
 			c.kickLocked()
 		}
 		c.mu.Unlock()
@@ -403,49 +404,28 @@ func (c *conn) standInDone() {
 	c.mu.Unlock()
 }
 
-// writeQueuedNow writes the queue without waiting (see writeNow), for a
-// Flush standing in for the writer; what the socket does not take becomes
-// c.head, which the writer writes first.
+// writeQueuedNow writes the held session's one queued stanza without
+// waiting (see writeNow), for a Flush standing in for the writer; what the
+// socket does not take becomes c.head, which the writer writes first.
 func (c *conn) writeQueuedNow() {
 	c.mu.Lock()
-	batch := c.queue
 	// Behind an unwritten head, the writer keeps the order (a Flush
 	// writes only when no writer runs, hence no head: this holds).
-	if len(batch) == 0 || c.closed || c.head != nil {
+	if len(c.queue) != 1 || c.closed || c.head != nil {
 		c.mu.Unlock()
 		return
 	}
-	c.queue, c.spare = c.spare[:0], nil
+	st := c.queue[0]
+	c.queue[0] = nil
+	c.queue = c.queue[:0]
 	c.qbytes = 0
 	c.mu.Unlock()
-	var b, buf []byte
-	if len(batch) == 1 {
-		b = batch[0].Bytes() // immutable: its rest can be kept as is
-	} else {
-		buf = getBuffer()
-		for _, st := range batch {
-			buf = append(buf, st.Bytes()...)
-		}
-		b = buf
+	b := st.Bytes() // immutable: its rest can be kept as is
+	if n := writeNow(c.direct, b); n < len(b) {
+		c.mu.Lock()
+		c.head = b[n:]
+		c.mu.Unlock()
 	}
-	n := writeNow(c.direct, b)
-	var rest []byte
-	if n < len(b) {
-		rest = b[n:]
-		if buf != nil {
-			rest = append([]byte(nil), rest...)
-		}
-	}
-	if buf != nil {
-		putBuffer(buf)
-	}
-	clear(batch)
-	c.mu.Lock()
-	c.head = rest
-	if c.spare == nil && cap(batch) <= 64 {
-		c.spare = batch[:0]
-	}
-	c.mu.Unlock()
 }
 
 // startWriter allows writing once the bind result is out, and starts the
