@@ -95,7 +95,7 @@ type WriterOptions struct {
 	// commits run, and for a few seconds after the last, the process has
 	// one processor more (GOMAXPROCS; processorLoan) if the program turned
 	// that on (LendProcessors) and the environment does not set
-	// GOMAXPROCS to a number.
+	// GOMAXPROCS to a positive number.
 	Background bool
 	// Logger receives commit failures (Error) and lifecycle messages.
 	// Nil uses the DB's logger.

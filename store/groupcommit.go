@@ -148,7 +148,7 @@ func (g *groupCommit) commit(calls []groupCall) {
 	// calls holds the calls not answered yet: if bbolt panics each
 	// fails, if a function ends the goroutine each runs again alone.
 	normal := false
-	var refusals []error // refusals[i] is calls[i]'s, in the try under way
+	refusals := make([]error, len(calls)) // refusals[i] is calls[i]'s, in the try under way
 	defer func() {
 		if normal {
 			return
@@ -163,7 +163,6 @@ func (g *groupCommit) commit(calls []groupCall) {
 		}
 		answerAll(calls, refusals, answer)
 	}()
-	refusals = make([]error, len(calls))
 	for len(calls) > 0 {
 		failed := -1
 		// Afresh for each try: refusals[i] belongs to calls[i] as it
@@ -208,7 +207,7 @@ func (g *groupCommit) commit(calls []groupCall) {
 func answerAll(calls []groupCall, refusals []error, err error) {
 	for i, c := range calls {
 		switch {
-		case i >= len(refusals) || refusals[i] == nil:
+		case refusals[i] == nil:
 			c.done <- err
 		case err == nil:
 			c.done <- refusals[i]
