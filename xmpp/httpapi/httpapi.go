@@ -336,7 +336,7 @@ func ServerFault(err error) bool { return status(err) == http.StatusInternalServ
 func (h *Handler) fail(w http.ResponseWriter, req Request, admin jid.JID, err error) {
 	code := status(err)
 	msg := err.Error()
-	if ServerFault(err) {
+	if code == http.StatusInternalServerError { // ServerFault
 		h.log.Error("admin API: command failed", "command", req.Command, "admin", admin.String(), "err", err)
 		msg = "internal error (the server's log has the details)"
 		if errors.Is(err, ErrNotRecorded) {

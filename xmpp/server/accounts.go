@@ -237,9 +237,7 @@ func (s SelfService) record(ctx context.Context, host, local, action, detail str
 	}
 	user := local + "@" + host
 	// The change is made: record it even if the request's context ends.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if _, err := s.Audit.Add(ctx, store.AuditEntry{Actor: user, Action: action, Target: user, Detail: detail}); err != nil && s.Logger != nil {
+	if err := addAudit(ctx, s.Audit, store.AuditEntry{Actor: user, Action: action, Target: user, Detail: detail}); err != nil && s.Logger != nil {
 		s.Logger.Error("audit: account change by the user not recorded", xmpp.LogJID, user, "action", action, xmpp.LogErr, err)
 	}
 }

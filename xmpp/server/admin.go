@@ -220,30 +220,28 @@ func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequ
 	if err != nil {
 		e.Detail = cutAuditDetail(fmt.Sprintf("failed=%q %s", err.Error(), e.Detail))
 	}
-	// What was done is recorded even when the caller has gone (an HTTP
-	// client that hung up, a socket cut at shutdown).
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
-	defer cancel()
-	if _, aerr := b.Audit.Add(actx, e); aerr != nil {
-		if err != nil {
-			return res, errors.Join(err, fmt.Errorf("not recorded in the audit log: %v", aerr))
-		}
+	if aerr := addAudit(ctx, b.Audit, e); aerr != nil {
 		// The command is done: whatever the audit log's error, this is
 		// the server's own failure (500 over HTTP), not a bad request
-		// or one to repeat.
-		return res, notRecorded{aerr}
+		// or one to repeat, so the audit log's error is not wrapped
+		// (its kind would make the HTTP status say nothing was done).
+		nr := fmt.Errorf("%w: %v", httpapi.ErrNotRecorded, aerr)
+		if err != nil {
+			return res, errors.Join(err, nr)
+		}
+		return res, nr
 	}
 	return res, err
 }
 
-// notRecorded is the error of a command that was done but could not be
-// recorded in the audit log: an httpapi.ErrNotRecorded, whatever the
-// audit log's error was (it is not unwrapped: its kind would make the
-// HTTP status say nothing was done).
-type notRecorded struct{ err error }
-
-func (e notRecorded) Error() string        { return "done, but the audit log failed: " + e.err.Error() }
-func (e notRecorded) Is(target error) bool { return target == httpapi.ErrNotRecorded }
+// addAudit records e, even when the caller has gone (an HTTP client that
+// hung up, a socket cut at shutdown): what was done is recorded.
+func addAudit(ctx context.Context, a *store.Audit, e store.AuditEntry) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+	defer cancel()
+	_, err := a.Add(ctx, e)
+	return err
+}
 
 // auditDetail is the audit entry's detail: cmd.detail's arguments as
 // key="value", quoted (which can make a value up to four times longer),
@@ -266,11 +264,15 @@ func cutAuditDetail(d string) string {
 		return d
 	}
 	const mark = " [cut]"
-	n := store.MaxAuditDetailLen - len(mark)
-	for n > 0 && !utf8.RuneStart(d[n]) {
-		n-- // not into a character (quoting keeps printable ones)
+	return cutAt(d, store.MaxAuditDetailLen-len(mark)) + mark
+}
+
+// cutAt is s cut to at most n bytes, never inside a character (n < len(s)).
+func cutAt(s string, n int) string {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return d[:n] + mark
+	return s[:n]
 }
 
 // argError is an error in a command's arguments: its text is the
@@ -669,7 +671,7 @@ func logArg(arg string) string {
 	if len(arg) <= maxLogArg {
 		return arg
 	}
-	return strings.ToValidUTF8(arg[:maxLogArg], "") + "…"
+	return cutAt(arg, maxLogArg) + "…"
 }
 
 // runAdmin runs req, a request for cmd, on a running server: a streaming

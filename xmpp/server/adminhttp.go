@@ -207,7 +207,7 @@ func (s *Server) flushArchive(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.archiveWriter.Flush(ctx); err != nil {
-		if ctx.Err() != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			// Not in time (503), or the caller left or the server is
 			// shutting down (503 too).
 			return fmt.Errorf("archive not written: %w", err)

@@ -517,7 +517,7 @@ func BenchmarkAuditListScoped(b *testing.B) {
 }
 
 // An audit entry's detail is cut to what the audit log takes, never
-// inside a character: quoting makes a value up to six times longer than
+// inside a character: quoting makes a value up to four times longer than
 // the 64 KiB a request may carry.
 func TestAuditDetailIsCut(t *testing.T) {
 	cmd := adminCommands[CmdPresenceSet]
@@ -566,6 +566,14 @@ func TestExportChecksBeforeFlushing(t *testing.T) {
 	}
 	if _, err := runExport(t.Context(), b, AdminRequest{Command: CmdHistoryExport, Args: map[string]string{"archive": "alice@localhost", "format": "json"}}); err != nil || flushes != 1 {
 		t.Fatalf("export: %v after %d flushes, want one", err, flushes)
+	}
+	// A flush that fails ends the export before anything is written.
+	flushErr := errors.New("archive not written: disk gone")
+	lines := 0
+	b.Flush = func(context.Context) error { return flushErr }
+	b.Emit = func(string) error { lines++; return nil }
+	if _, err := runExport(t.Context(), b, AdminRequest{Command: CmdHistoryExport, Args: map[string]string{"archive": "alice@localhost", "format": "json"}}); !errors.Is(err, flushErr) || lines != 0 {
+		t.Fatalf("export after a failed flush: %v, %d lines written; want the flush's error and nothing written", err, lines)
 	}
 }
 

@@ -48,8 +48,8 @@ var exportCSVHeader = []string{"time", "id", "archive", "with", "direction", "fr
 
 // Export streams the archived messages matching q, oldest first, one line
 // per message (JSON Lines; CSV after a header line; or a JSON array, its
-// brackets on lines of their own), through emit. It
-// pages through the archive, so memory does not grow with its size.
+// brackets on lines of their own), through emit. It pages through the
+// archive, so memory does not grow with its size.
 //
 // Nothing is emitted before the first page is read, so that a store error
 // there (the store closing at shutdown, say) reaches the caller while it
