@@ -85,6 +85,8 @@ SEED_TIMEOUT=${BENCH_SEED_TIMEOUT:-600}
 T0=$(date +%s)
 log() { printf '[%4ds] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# has_group NAME: whether NAME is among the groups to run.
+has_group() { [[ " $GROUPS_ " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------- cleanup
 
@@ -349,9 +351,7 @@ start_server() {
 		SERVER_PID=$RUNNER_PID
 		;;
 	ejabberd)
-		(cd "$dir" && exec setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
-			env HOME="$dir" ejabberdctl --config-dir "$dir" --spool "$dir/spool" --logs "$dir/logs" foreground) \
-			>>"$dir/server.log" 2>&1 &
+		ejabberdctl_in "$dir" foreground >>"$dir/server.log" 2>&1 &
 		RUNNER_PID=$!
 		SERVER_PID=""
 		;;
@@ -480,8 +480,9 @@ seed_of() {
 	esac
 }
 
-# seed SERVER: a fresh instance with every account registered and the
-# presence contacts subscribed, stopped; its data is $WORK/seed/SERVER.
+# seed SERVER: a fresh instance with every account made (registered, or
+# copied from the first: see below) and the presence contacts subscribed,
+# stopped; its data is $WORK/seed/SERVER.
 seed() {
 	local server=$1 dir="$WORK/inst/$1-seed" t=$SECONDS
 	local SCENARIO_TIMEOUT=$SEED_TIMEOUT # seen by xmppbench (dynamic scope)
@@ -493,9 +494,9 @@ seed() {
 	xmppbench --users "$CHAT_USERS" --prefix c --register login --logins 1 >>"$lg" 2>&1 ||
 		die "$server: registering the chat accounts failed (see $lg)"
 	local idle=0 presence=0
-	[[ " $GROUPS_ " == *" idle "* || " $GROUPS_ " == *" idle100k "* ]] && idle=1
-	[[ " $GROUPS_ " == *" presence "* ]] && presence=1
-	if [[ $server == prosody ]]; then
+	has_group idle || has_group idle100k && idle=1
+	has_group presence && presence=1
+	if [[ $server == prosody ]] && ((idle || presence)); then
 		# Prosody hashes passwords on one core, about 130
 		# registrations/s here, and confirms about 90 subscriptions/s:
 		# the other accounts are copies of c0's (the same password,
@@ -509,6 +510,7 @@ seed() {
 			write_prosody_accounts "$dir" p "$PRESENCE_USERS"
 			write_prosody_rosters "$dir"
 		fi
+		chown -R prosody:prosody "$dir/data"
 		start_server "$server" "$dir" || die "$server: the seed instance did not start again"
 		((idle)) && { xmppbench --users 1 --prefix i login --logins 1 >>"$lg" 2>&1 ||
 			die "$server: logging in to a written account failed (see $lg)"; }
@@ -529,7 +531,7 @@ seed() {
 		xmppbench --users "$IDLE_SESSIONS" --prefix i --register --concurrency 32 login --logins 1 >>"$lg" 2>&1 ||
 			die "$server: registering the idle accounts failed (see $lg)"
 	fi
-	log "  $server: accounts registered in $((SECONDS - step)) s"
+	log "  $server: accounts made in $((SECONDS - step)) s"
 	step=$SECONDS
 	if ((presence)); then
 		# Registers (Switchboard) and subscribes (real subscription
@@ -552,8 +554,8 @@ seed() {
 # seed_all SERVERS...: seeds the servers side by side, each in a subshell
 # of its own (its own server process, load and range of ports; stopped by
 # its EXIT trap however it ends). Seeding is not measured, and it is most
-# of the time before the first run: Prosody registers on one core, and
-# ejabberd's registrations and subscriptions leave CPU idle too.
+# of the time before the first run: Prosody runs on one core, and
+# ejabberd's subscriptions leave CPU idle too.
 seed_all() {
 	local s i=0 rc finished
 	local -A seeding=() # PID → server
@@ -601,7 +603,7 @@ seed_cleanup() {
 ejabberdctl_in() {
 	local dir=$1
 	shift
-	(cd "$dir" && setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
+	(cd "$dir" && exec setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
 		env HOME="$dir" ejabberdctl --config-dir "$dir" --spool "$dir/spool" --logs "$dir/logs" "$@")
 }
 
@@ -636,7 +638,7 @@ load_ejabberd_accounts() {
 # write_prosody_accounts DIR PREFIX N: accounts PREFIX0..PREFIX(N-1) in
 # Prosody's internal storage (data/HOST/accounts/USER.dat), each a copy of
 # the in-band registered c0's: the same password, salt and stored keys.
-# Prosody must be stopped.
+# Prosody must be stopped; the caller gives the files to prosody.
 write_prosody_accounts() {
 	local adir="$1/data/$DOMAIN/accounts" i account
 	[[ -s $adir/c0.dat ]] || die "prosody: no account c0 to copy in $adir"
@@ -644,14 +646,13 @@ write_prosody_accounts() {
 	for ((i = 0; i < $3; i++)); do
 		printf '%s\n' "$account" >"$adir/$2$i.dat" # a builtin: no process per file
 	done
-	chown -R prosody:prosody "$1/data"
 }
 
 # write_prosody_rosters DIR: the presence accounts' rosters as Prosody's
 # internal storage keeps them (data/HOST/roster/USER.dat), every contact
 # at subscription "both": the ring of xmppbench's presence scenario (the
 # neighbours at distance 1..R/2 on both sides, the opposite user if R is
-# odd). Prosody must be stopped.
+# odd). Prosody must be stopped; the caller gives the files to prosody.
 write_prosody_rosters() {
 	local rdir="$1/data/$DOMAIN/roster"
 	mkdir -p "$rdir"
@@ -672,7 +673,6 @@ write_prosody_rosters() {
 			close(f)
 		}
 	}'
-	chown -R prosody:prosody "$1/data"
 }
 
 # measure GROUP RUN SERVER: one fresh process on a copy of the seed, the
@@ -903,7 +903,7 @@ main() {
 	# The many idle sessions are the idle accounts with up to 10 resources
 	# each (max_sessions_per_user).
 	if [[ $fds != unlimited ]] && ((fds < IDLE_MANY + 1000)); then
-		if [[ " $GROUPS_ " == *" idle100k "* ]]; then
+		if has_group idle100k; then
 			log "open files limit is $fds (the hard limit could not be raised): $IDLE_MANY idle sessions scaled to $((fds - 1000))"
 		fi
 		IDLE_MANY=$((fds - 1000))
@@ -952,7 +952,7 @@ main() {
 
 	for server in "${servers[@]}"; do
 		case $server in switchboard | switchboard-archive)
-			[[ " $GROUPS_ " == *" main "* ]] && profile "$server" ;;
+			has_group main && profile "$server" ;;
 		esac
 	done
 

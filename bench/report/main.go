@@ -492,7 +492,6 @@ func (rw row) met(sb cell, peers []cell, archiveOn bool) string {
 	if adv < factor || !valid {
 		verdict = "**no**"
 	}
-	two := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 	s := two(adv)
 	if adv < factor {
 		s = shown(adv, factor, two)
@@ -627,7 +626,8 @@ func run1(resDir, machineFile, profiles, out string) error {
 		}
 	}
 
-	table := rows(commas(get(kv, "idle sessions")), commas(get(kv, "idle sessions, many")))
+	idle, many := commas(get(kv, "idle sessions")), commas(get(kv, "idle sessions, many"))
+	table := rows(idle, many)
 
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
@@ -749,9 +749,9 @@ func run1(resDir, machineFile, profiles, out string) error {
 	p("  account, as real clients do). With STARTTLS the client offers X25519 only, the key\n")
 	p("  exchange the peers' OpenSSL 3.0 negotiates (Go's default offer would add an ML-KEM\n")
 	p("  hybrid that only Switchboard can accept and pay for).\n")
-	p("- Idle: %s sessions with initial presence (the target is stated for 10,000; fewer only\n", commas(get(kv, "idle sessions")))
+	p("- Idle: %s sessions with initial presence (the target is stated for 10,000; fewer only\n", idle)
 	p("  when the open-files limit does not allow it); RSS growth from before the logins to\n")
-	p("  1 s after the last, divided by the sessions. Many idle sessions: %s (the target is\n", commas(get(kv, "idle sessions, many")))
+	p("  1 s after the last, divided by the sessions. Many idle sessions: %s (the target is\n", many)
 	p("  stated for 100,000; fewer only when the open-files limit cannot be raised), the\n")
 	p("  idle accounts with up to 10 resources each, connecting from 127.0.0.1-127.0.0.8\n")
 	p("  (~28,000 ephemeral ports per address), Switchboard as shipped, one run; the\n")
@@ -843,3 +843,6 @@ func run1(resDir, machineFile, profiles, out string) error {
 	}
 	return os.WriteFile(out, []byte(b.String()), 0o644)
 }
+
+// two is v with two decimals.
+func two(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }

@@ -5,13 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
 
 // two formats as met does an advantage factor.
-func two(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 
 func TestShown(t *testing.T) {
 	cases := []struct {

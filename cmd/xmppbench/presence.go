@@ -270,9 +270,10 @@ func (b *bench) setupPresence(ctx context.Context, users []*presenceUser, lookup
 	if err != nil {
 		return err
 	}
+	// The setup sessions end before the storm, however the setup ends.
+	defer closeAll(conns)
 	for _, c := range conns {
 		if err := c.Write([]byte("<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>")); err != nil {
-			closeAll(conns)
 			return err
 		}
 	}
@@ -287,7 +288,6 @@ func (b *bench) setupPresence(ctx context.Context, users []*presenceUser, lookup
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			closeAll(conns)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -299,6 +299,5 @@ func (b *bench) setupPresence(ctx context.Context, users []*presenceUser, lookup
 		}
 		_ = sleep(ctx, 20*time.Millisecond)
 	}
-	closeAll(conns)
 	return nil
 }
