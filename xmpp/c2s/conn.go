@@ -90,6 +90,10 @@ type conn struct {
 	closeCond string
 	closeText string
 	flushBy   time.Time // once cut off as a slow consumer: the last write deadline
+	// wdl is the write deadline last set on the transport after
+	// negotiation began (Unix nanoseconds; 0: none), for a Flush to see
+	// that it has passed (see writeQueuedNow).
+	wdl int64
 	// The writer runs only while there is something to write: an idle
 	// session holds no goroutine but its reader. writing says one runs
 	// (or a Flush stands in for it); writerOn is set once the bind result
@@ -343,6 +347,7 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 		// included; under mu, so the writer cannot extend it.
 		c.flushBy = time.Now().Add(time.Second)
 		_ = c.nc.SetWriteDeadline(c.flushBy)
+		c.wdl = c.flushBy.UnixNano()
 		c.kickLocked()
 		c.mu.Unlock()
 		c.logger().Warn("slow consumer: closing session")
@@ -415,6 +420,17 @@ func (c *conn) writeQueuedNow() {
 		c.mu.Unlock()
 		return
 	}
+	if c.wdl != 0 && time.Now().UnixNano() >= c.wdl {
+		// The deadline the writer set last has passed, and the raw
+		// write would refuse at once: a session written to less often
+		// than every WriteTimeout would never be written directly.
+		// writeNow does not wait, so it needs no deadline; the writer
+		// sets its own again (and a slow consumer's cut-off, set after
+		// this, still applies: it is set under c.mu, which the writer
+		// reads).
+		_ = c.nc.SetWriteDeadline(time.Time{})
+		c.wdl = 0
+	}
 	st := c.queue[0]
 	c.queue[0] = nil
 	c.queue = c.queue[:0]
@@ -483,6 +499,7 @@ func (c *conn) writer() {
 				dl = c.flushBy
 			}
 			_ = c.nc.SetWriteDeadline(dl)
+			c.wdl = dl.UnixNano()
 			c.mu.Unlock()
 			if _, err := c.nc.Write(buf); err != nil {
 				// The writer stays marked as running: nothing more
@@ -553,7 +570,11 @@ func appendStreamError(b []byte, cond, text string) []byte {
 
 // write sends bytes during negotiation (before the writer exists).
 func (c *conn) write(b []byte) error {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.Limits.WriteTimeout))
+	dl := time.Now().Add(c.srv.opts.Limits.WriteTimeout)
+	_ = c.nc.SetWriteDeadline(dl)
+	c.mu.Lock()
+	c.wdl = dl.UnixNano()
+	c.mu.Unlock()
 	_, err := c.nc.Write(b)
 	return err
 }

@@ -165,14 +165,7 @@ func TestDeferredDeliverTCP(t *testing.T) {
 
 			// The session takes a further delivery as usual (its
 			// writer was not left marked as running).
-			st2 := testMsg("m2", "again")
-			if !c.Deliver(st2) {
-				t.Fatal("second delivery refused")
-			}
-			if got := readN(t, client, len(st2.Bytes()), time.Second); !bytes.Equal(got, st2.Bytes()) {
-				t.Fatalf("client read %q, want %q", got, st2.Bytes())
-			}
-			waitWriters(t, c, time.Second)
+			deliverAndRead(t, c, client, testMsg("m2", "again"))
 		})
 	}
 }
@@ -325,13 +318,7 @@ func TestDeferredSessionClosedDuringFlush(t *testing.T) {
 	c := boundConn(deferredServer(false), server)
 	st := testMsg("m1", "in flight")
 	// Flush(true) by hand, with the Close between its write and its end.
-	c.mu.Lock()
-	c.queue = append(c.queue, st)
-	c.qbytes += len(st.Bytes())
-	c.writing = true
-	c.writers.Add(1)
-	c.mu.Unlock()
-	c.writeQueuedNow()
+	standInWrite(c, st)
 	c.Close("conflict", "")
 	if got := readN(t, client, len(st.Bytes()), time.Second); !bytes.Equal(got, st.Bytes()) {
 		t.Fatalf("client read %q, want %q", got, st.Bytes())
@@ -474,4 +461,66 @@ func readToEOF(t *testing.T, client net.Conn, want []byte) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("client read\n%q\nwant\n%q", got, want)
 	}
+}
+
+// A Flush after the writer's last write deadline has passed (a session
+// written to less often than every WriteTimeout) still writes directly:
+// the raw write would otherwise refuse at once and leave the whole stanza
+// to a writer goroutine.
+func TestDeferredAfterWriteDeadline(t *testing.T) {
+	server, client := tcpPair(t)
+	srv := deferredServer(false)
+	srv.opts.Limits.WriteTimeout = 30 * time.Millisecond
+	c := boundConn(srv, server)
+	deliverAndRead(t, c, client, testMsg("m1", "first"))
+	time.Sleep(3 * srv.opts.Limits.WriteTimeout) // the writer's deadline passes
+
+	st2 := testMsg("m2", "second")
+	standInWrite(c, st2)
+	c.mu.Lock()
+	head := len(c.head)
+	c.mu.Unlock()
+	c.standInDone()
+	if head != 0 {
+		t.Errorf("the direct write left %d of %d bytes to the writer after the write deadline passed", head, len(st2.Bytes()))
+	}
+	if got := readN(t, client, len(st2.Bytes()), time.Second); !bytes.Equal(got, st2.Bytes()) {
+		t.Fatalf("client read %q, want %q", got, st2.Bytes())
+	}
+	waitWriters(t, c, time.Second)
+
+	// The writer still bounds its own writes: its deadline is set again.
+	deliverAndRead(t, c, client, testMsg("m3", "third"))
+	c.mu.Lock()
+	wdl := c.wdl
+	c.mu.Unlock()
+	if wdl == 0 {
+		t.Error("the writer set no write deadline after the direct write cleared it")
+	}
+}
+
+// deliverAndRead delivers st to c as the router does without a Deferred,
+// checks that the client reads exactly it, and waits for the writer to end.
+func deliverAndRead(t *testing.T, c *conn, client net.Conn, st *xmpp.Stanza) {
+	t.Helper()
+	if !c.Deliver(st) {
+		t.Fatalf("delivery of %s refused", st.ID)
+	}
+	if got := readN(t, client, len(st.Bytes()), time.Second); !bytes.Equal(got, st.Bytes()) {
+		t.Fatalf("client read %q, want %q", got, st.Bytes())
+	}
+	waitWriters(t, c, time.Second)
+}
+
+// standInWrite does what Flush(true) does before its end (standInDone):
+// it queues st as the one held stanza, stands in for the writer and
+// writes it directly.
+func standInWrite(c *conn, st *xmpp.Stanza) {
+	c.mu.Lock()
+	c.queue = append(c.queue, st)
+	c.qbytes += len(st.Bytes())
+	c.writing = true
+	c.writers.Add(1)
+	c.mu.Unlock()
+	c.writeQueuedNow()
 }
