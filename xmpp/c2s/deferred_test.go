@@ -108,6 +108,14 @@ func readN(t *testing.T, r net.Conn, n int, d time.Duration) []byte {
 	return b
 }
 
+// expectRead fails unless exactly want is read from r within a second.
+func expectRead(t *testing.T, r net.Conn, want []byte) {
+	t.Helper()
+	if got := readN(t, r, len(want), time.Second); !bytes.Equal(got, want) {
+		t.Fatalf("client read %q, want %q", got, want)
+	}
+}
+
 // expectNothing fails if r has anything to read within d.
 func expectNothing(t *testing.T, r net.Conn, d time.Duration) {
 	t.Helper()
@@ -148,10 +156,7 @@ func TestDeferredDeliverTCP(t *testing.T) {
 			if idle && c.isWriting() {
 				t.Error("Close(true) left a writer running for a stanza the socket had room for")
 			}
-			got := readN(t, client, len(st.Bytes()), time.Second)
-			if !bytes.Equal(got, st.Bytes()) {
-				t.Fatalf("client read %q, want %q", got, st.Bytes())
-			}
+			expectRead(t, client, st.Bytes())
 			waitWriters(t, c, time.Second)
 			if c.isWriting() {
 				t.Error("c.writing still set once the writers ended")
@@ -320,9 +325,7 @@ func TestDeferredSessionClosedDuringFlush(t *testing.T) {
 	// Flush(true) by hand, with the Close between its write and its end.
 	standInWrite(c, st)
 	c.Close("conflict", "")
-	if got := readN(t, client, len(st.Bytes()), time.Second); !bytes.Equal(got, st.Bytes()) {
-		t.Fatalf("client read %q, want %q", got, st.Bytes())
-	}
+	expectRead(t, client, st.Bytes())
 	expectNothing(t, client, 30*time.Millisecond) // no writer started by Close
 	c.standInDone()
 	readToEOF(t, client, append(appendStreamError(nil, "conflict", ""), "</stream:stream>"...))
@@ -409,9 +412,7 @@ func TestDeferredNotJoined(t *testing.T) {
 				t.Fatal("delivery refused")
 			}
 			// Written with the Deferred still open.
-			if got := readN(t, client, len(st.Bytes()), time.Second); !bytes.Equal(got, st.Bytes()) {
-				t.Fatalf("client read %q, want %q", got, st.Bytes())
-			}
+			expectRead(t, client, st.Bytes())
 			// Joined, the writer would count until the Deferred's Close.
 			waitWriters(t, c, time.Second)
 			// Joined, this Close would flush c once more: a writer
@@ -443,9 +444,7 @@ func TestDeferredBeforeWriterOn(t *testing.T) {
 	}
 	expectNothing(t, client, 30*time.Millisecond)
 	c.startWriter()
-	if got := readN(t, client, len(st.Bytes()), time.Second); !bytes.Equal(got, st.Bytes()) {
-		t.Fatalf("client read %q, want %q", got, st.Bytes())
-	}
+	expectRead(t, client, st.Bytes())
 	waitWriters(t, c, time.Second)
 }
 
@@ -484,9 +483,7 @@ func TestDeferredAfterWriteDeadline(t *testing.T) {
 	if head != 0 {
 		t.Errorf("the direct write left %d of %d bytes to the writer after the write deadline passed", head, len(st2.Bytes()))
 	}
-	if got := readN(t, client, len(st2.Bytes()), time.Second); !bytes.Equal(got, st2.Bytes()) {
-		t.Fatalf("client read %q, want %q", got, st2.Bytes())
-	}
+	expectRead(t, client, st2.Bytes())
 	waitWriters(t, c, time.Second)
 
 	// The writer still bounds its own writes: its deadline is set again.
@@ -506,9 +503,7 @@ func deliverAndRead(t *testing.T, c *conn, client net.Conn, st *xmpp.Stanza) {
 	if !c.Deliver(st) {
 		t.Fatalf("delivery of %s refused", st.ID)
 	}
-	if got := readN(t, client, len(st.Bytes()), time.Second); !bytes.Equal(got, st.Bytes()) {
-		t.Fatalf("client read %q, want %q", got, st.Bytes())
-	}
+	expectRead(t, client, st.Bytes())
 	waitWriters(t, c, time.Second)
 }
 
