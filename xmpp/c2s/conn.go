@@ -90,10 +90,6 @@ type conn struct {
 	closeCond string
 	closeText string
 	flushBy   time.Time // once cut off as a slow consumer: the last write deadline
-	// wdl is the write deadline last set on the transport after
-	// negotiation began (Unix nanoseconds; 0: none), for a Flush to see
-	// that it has passed (see writeQueuedNow).
-	wdl int64
 	// The writer runs only while there is something to write: an idle
 	// session holds no goroutine but its reader. writing says one runs
 	// (or a Flush stands in for it); writerOn is set once the bind result
@@ -347,7 +343,6 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 		// included; under mu, so the writer cannot extend it.
 		c.flushBy = time.Now().Add(time.Second)
 		_ = c.nc.SetWriteDeadline(c.flushBy)
-		c.wdl = c.flushBy.UnixNano()
 		c.kickLocked()
 		c.mu.Unlock()
 		c.logger().Warn("slow consumer: closing session")
@@ -381,25 +376,64 @@ func (c *conn) Flush(now bool) {
 	c.held = false
 	// A held session has one stanza queued; more, and a writer runs.
 	if !now || c.writing || c.closed || len(c.queue) != 1 {
-		if len(c.queue) > 0 || c.head != nil || c.closed {
+		if len(c.queue) > 0 || c.closed {
 			c.kickLocked()
 		}
 		c.mu.Unlock()
 		return
 	}
-	// Standing in for the writer: nothing else writes meanwhile.
-	c.writing = true
-	c.writers.Add(1)
+	st := c.standInLocked()
 	c.mu.Unlock()
-	c.writeQueuedNow()
-	c.standInDone()
+	c.standInDone(c.writeHeld(st))
 }
 
-// standInDone ends a Flush's standing in for the writer: the writer starts
-// if the socket left a head, if more was queued meanwhile, or if the
-// session was closed meanwhile (to end the stream).
-func (c *conn) standInDone() {
+// standInLocked starts a Flush's standing in for the writer (nothing else
+// writes meanwhile) and takes the one queued stanza for it to write. c.mu
+// is held and no writer runs, so no head is left: only a stand-in sets it,
+// and only the writer clears it.
+func (c *conn) standInLocked() *xmpp.Stanza {
+	st := c.queue[0]
+	c.queue[0] = nil
+	c.queue = c.queue[:0]
+	c.qbytes = 0
+	c.writing = true
+	c.writers.Add(1)
+	return st
+}
+
+// writeHeld writes st for a Flush standing in for the writer, without
+// waiting (see writeNow), and returns what the socket did not take.
+func (c *conn) writeHeld(st *xmpp.Stanza) []byte {
+	b := st.Bytes() // immutable: its rest can be kept as is
+	n, err := writeNow(c.direct, b)
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		// The deadline the writer set last has passed (a session
+		// written to less often than every WriteTimeout), and the raw
+		// write refused at once. writeNow does not wait, so it needs
+		// none; the writer sets its own again. A slow consumer's
+		// cut-off is set with closed, under c.mu: it is kept.
+		c.mu.Lock()
+		retry := !c.closed
+		if retry {
+			_ = c.nc.SetWriteDeadline(time.Time{})
+		}
+		c.mu.Unlock()
+		if retry {
+			n, _ = writeNow(c.direct, b)
+		}
+	}
+	return b[n:]
+}
+
+// standInDone ends a Flush's standing in for the writer: rest, what the
+// socket did not take of the stanza, becomes the head the writer writes
+// first. The writer starts for a head, for what was queued meanwhile, or
+// to end a session closed meanwhile.
+func (c *conn) standInDone(rest []byte) {
 	c.mu.Lock()
+	if len(rest) > 0 {
+		c.head = rest
+	}
 	if c.head == nil && len(c.queue) == 0 && !c.closed {
 		c.writing = false
 		c.writers.Done()
@@ -407,41 +441,6 @@ func (c *conn) standInDone() {
 		go c.writer()
 	}
 	c.mu.Unlock()
-}
-
-// writeQueuedNow writes the held session's one queued stanza without
-// waiting (see writeNow), for a Flush standing in for the writer; what the
-// socket does not take becomes c.head, which the writer writes first.
-func (c *conn) writeQueuedNow() {
-	c.mu.Lock()
-	// Behind an unwritten head, the writer keeps the order (a Flush
-	// writes only when no writer runs, hence no head: this holds).
-	if len(c.queue) != 1 || c.closed || c.head != nil {
-		c.mu.Unlock()
-		return
-	}
-	if c.wdl != 0 && time.Now().UnixNano() >= c.wdl {
-		// The deadline the writer set last has passed, and the raw
-		// write would refuse at once: a session written to less often
-		// than every WriteTimeout would never be written directly.
-		// writeNow does not wait, so it needs no deadline; the writer
-		// sets its own again (and a slow consumer's cut-off, set after
-		// this, still applies: it is set under c.mu, which the writer
-		// reads).
-		_ = c.nc.SetWriteDeadline(time.Time{})
-		c.wdl = 0
-	}
-	st := c.queue[0]
-	c.queue[0] = nil
-	c.queue = c.queue[:0]
-	c.qbytes = 0
-	c.mu.Unlock()
-	b := st.Bytes() // immutable: its rest can be kept as is
-	if n := writeNow(c.direct, b); n < len(b) {
-		c.mu.Lock()
-		c.head = b[n:]
-		c.mu.Unlock()
-	}
 }
 
 // startWriter allows writing once the bind result is out, and starts the
@@ -499,7 +498,6 @@ func (c *conn) writer() {
 				dl = c.flushBy
 			}
 			_ = c.nc.SetWriteDeadline(dl)
-			c.wdl = dl.UnixNano()
 			c.mu.Unlock()
 			if _, err := c.nc.Write(buf); err != nil {
 				// The writer stays marked as running: nothing more
@@ -570,11 +568,7 @@ func appendStreamError(b []byte, cond, text string) []byte {
 
 // write sends bytes during negotiation (before the writer exists).
 func (c *conn) write(b []byte) error {
-	dl := time.Now().Add(c.srv.opts.Limits.WriteTimeout)
-	_ = c.nc.SetWriteDeadline(dl)
-	c.mu.Lock()
-	c.wdl = dl.UnixNano()
-	c.mu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.opts.Limits.WriteTimeout))
 	_, err := c.nc.Write(b)
 	return err
 }

@@ -228,9 +228,9 @@ func TestDeferredFlushSocketFull(t *testing.T) {
 	expectNothing(t, client, 20*time.Millisecond)
 }
 
-// Flush's write on the delivering goroutine (writeQueuedNow) takes what
-// a full socket accepts without waiting and keeps exactly the rest, in
-// c.head, for the writer, which writes it before anything queued later.
+// Flush's write on the delivering goroutine (writeHeld) takes what a full
+// socket accepts without waiting and keeps exactly the rest, as c.head,
+// for the writer, which writes it before anything queued later.
 func TestDeferredWriteNowPartial(t *testing.T) {
 	server, client := tcpPair(t)
 	if err := server.SetWriteBuffer(16 << 10); err != nil {
@@ -246,9 +246,9 @@ func TestDeferredWriteNowPartial(t *testing.T) {
 	if !c.DeliverDeferred(big, &d) {
 		t.Fatal("delivery refused")
 	}
-	c.writeQueuedNow() // Flush(true)'s first step
+	head := standInWrite(c, nil) // Flush(true) before its end
 	c.mu.Lock()
-	head, q, qb := c.head, len(c.queue), c.qbytes
+	q, qb := len(c.queue), c.qbytes
 	c.mu.Unlock()
 	b := big.Bytes()
 	if len(head) == 0 || len(head) >= len(b) {
@@ -261,14 +261,14 @@ func TestDeferredWriteNowPartial(t *testing.T) {
 		t.Fatalf("outbox after the write: %d stanzas, %d bytes; want empty", q, qb)
 	}
 	t.Logf("the socket took %d of %d bytes", len(b)-len(head), len(b))
-	// Flush (here Close(true)) runs once per join, right after the
-	// delivery: it finds the queue empty and the head set, and starts the
-	// writer for it. (writeQueuedNow writes nothing behind a head: the
-	// writer keeps the order.)
-	d.Close(true)
+	// Flush's end starts the writer for the head.
+	c.standInDone(head)
 	if !c.isWriting() {
-		t.Fatal("Close(true) left head with no writer to write it")
+		t.Fatal("the stand-in's end left head with no writer to write it")
 	}
+	// The Deferred's Close finds the session no longer held and the
+	// writer running: it starts nothing more.
+	d.Close(true)
 	small := testMsg("after", "next")
 	if !c.Deliver(small) {
 		t.Fatal("delivery refused")
@@ -323,11 +323,11 @@ func TestDeferredSessionClosedDuringFlush(t *testing.T) {
 	c := boundConn(deferredServer(false), server)
 	st := testMsg("m1", "in flight")
 	// Flush(true) by hand, with the Close between its write and its end.
-	standInWrite(c, st)
+	rest := standInWrite(c, st)
 	c.Close("conflict", "")
 	expectRead(t, client, st.Bytes())
 	expectNothing(t, client, 30*time.Millisecond) // no writer started by Close
-	c.standInDone()
+	c.standInDone(rest)
 	readToEOF(t, client, append(appendStreamError(nil, "conflict", ""), "</stream:stream>"...))
 	waitWriters(t, c, time.Second)
 }
@@ -475,24 +475,20 @@ func TestDeferredAfterWriteDeadline(t *testing.T) {
 	time.Sleep(3 * srv.opts.Limits.WriteTimeout) // the writer's deadline passes
 
 	st2 := testMsg("m2", "second")
-	standInWrite(c, st2)
-	c.mu.Lock()
-	head := len(c.head)
-	c.mu.Unlock()
-	c.standInDone()
-	if head != 0 {
-		t.Errorf("the direct write left %d of %d bytes to the writer after the write deadline passed", head, len(st2.Bytes()))
+	rest := standInWrite(c, st2)
+	c.standInDone(rest)
+	if len(rest) != 0 {
+		t.Errorf("the direct write left %d of %d bytes to the writer after the write deadline passed", len(rest), len(st2.Bytes()))
 	}
 	expectRead(t, client, st2.Bytes())
 	waitWriters(t, c, time.Second)
 
-	// The writer still bounds its own writes: its deadline is set again.
+	// The writer still bounds its own writes: its deadline is set again,
+	// and once passed, a raw write is refused at once.
 	deliverAndRead(t, c, client, testMsg("m3", "third"))
-	c.mu.Lock()
-	wdl := c.wdl
-	c.mu.Unlock()
-	if wdl == 0 {
-		t.Error("the writer set no write deadline after the direct write cleared it")
+	time.Sleep(3 * srv.opts.Limits.WriteTimeout)
+	if n, err := writeNow(c.direct, []byte(" ")); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a raw write after the writer's deadline passed: %d bytes, %v; want 0, a deadline error (the writer set no deadline)", n, err)
 	}
 }
 
@@ -508,14 +504,17 @@ func deliverAndRead(t *testing.T, c *conn, client net.Conn, st *xmpp.Stanza) {
 }
 
 // standInWrite does what Flush(true) does before its end (standInDone):
-// it queues st as the one held stanza, stands in for the writer and
-// writes it directly.
-func standInWrite(c *conn, st *xmpp.Stanza) {
+// with st queued first, as DeliverDeferred queues it (nil: one is queued
+// already), it stands in for the writer, writes the one queued stanza
+// directly and returns what the socket did not take.
+func standInWrite(c *conn, st *xmpp.Stanza) []byte {
 	c.mu.Lock()
-	c.queue = append(c.queue, st)
-	c.qbytes += len(st.Bytes())
-	c.writing = true
-	c.writers.Add(1)
+	if st != nil {
+		c.queue = append(c.queue, st)
+		c.qbytes += len(st.Bytes())
+	}
+	c.held = false
+	held := c.standInLocked()
 	c.mu.Unlock()
-	c.writeQueuedNow()
+	return c.writeHeld(held)
 }

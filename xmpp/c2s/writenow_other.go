@@ -6,4 +6,4 @@ import "syscall"
 
 // writeNow writes nothing where sockets are not file descriptors: the
 // writer goroutine writes everything.
-func writeNow(syscall.RawConn, []byte) int { return 0 }
+func writeNow(syscall.RawConn, []byte) (int, error) { return 0, nil }

@@ -5,12 +5,12 @@ package c2s
 import "syscall"
 
 // writeNow writes as much of b as the socket takes without waiting and
-// returns how much that was: 0 when its buffer is full, on an error (the
-// writer's own write meets it again and ends the session) or when the
-// connection's write deadline has passed (raw.Write then calls nothing).
-func writeNow(raw syscall.RawConn, b []byte) int {
-	n := 0
-	_ = raw.Write(func(fd uintptr) bool {
+// returns how much that was: 0 when its buffer is full or on an error (the
+// writer's own write meets it again and ends the session). err is the raw
+// connection's: os.ErrDeadlineExceeded (wrapped) when the connection's
+// write deadline has passed, and then nothing was tried.
+func writeNow(raw syscall.RawConn, b []byte) (n int, err error) {
+	err = raw.Write(func(fd uintptr) bool {
 		for n < len(b) {
 			m, err := syscall.Write(int(fd), b[n:])
 			if err == syscall.EINTR {
@@ -23,5 +23,5 @@ func writeNow(raw syscall.RawConn, b []byte) int {
 		}
 		return true
 	})
-	return n
+	return n, err
 }
