@@ -172,7 +172,10 @@ func (s *Stanza) Stamp(from jid.JID, fromStr string) {
 // to.String(), which BareTo and the written 'to' rely on. The 'from'
 // address is unchanged (and written, as With writes it).
 func (s *Stanza) WithTo(to jid.JID, toStr string) *Stanza {
-	e := readdressed(s.El, "from", s.From, s.From)
+	e := s.El
+	if e.AttrValue("from") == "" && !IsZero(s.From) {
+		e = setAddr(e, "from", s.From)
+	}
 	if e.AttrValue("to") != toStr {
 		e = e.WithAttr("to", toStr)
 	}

@@ -503,6 +503,9 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 // session's writer to the routing goroutine (xmpp.DeliverIn): after its
 // delivery its route runs only the Delivered hooks, which do not wait.
 // Other stanzas' routes may go on to commits (presence, subscriptions).
+// A message routed from inside another route (an archive query's results,
+// from its IQ's handler) waits for that route's end too, but only the
+// first one per session: a second delivery starts the session's writer.
 func deliver(ctx context.Context, sess xmpp.Session, st *xmpp.Stanza) bool {
 	if st.Kind == xmpp.KindMessage {
 		return xmpp.DeliverIn(ctx, sess, st)

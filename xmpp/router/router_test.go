@@ -329,6 +329,9 @@ func TestOnlyMessagesDeferred(t *testing.T) {
 	if _, err := r.Bind(t.Context(), s, j.Bare(), j.Resourcepart()); err != nil {
 		t.Fatal(err)
 	}
+	// Available (initial presence), so that a message to the bare JID
+	// reaches this resource (RFC 6121 §8.5.2.1.1).
+	r.Route(t.Context(), stanzaFrom(t, j.String(), "<presence/>"))
 	s.take()
 	var d xmpp.Deferred
 	d.Open()
@@ -338,13 +341,15 @@ func TestOnlyMessagesDeferred(t *testing.T) {
 		`<message to='alice@example.org/desk' type='chat' id='m'><body>x</body></message>`,
 		`<presence to='alice@example.org/desk' id='p'/>`,
 		`<iq to='alice@example.org/desk' type='get' id='i'><ping xmlns='urn:xmpp:ping'/></iq>`,
+		// To the bare JID: the highest-priority resource's delivery.
+		`<message to='alice@example.org' type='chat' id='mb'><body>x</body></message>`,
 	} {
 		r.Route(ctx, stanzaFrom(t, "carol@example.org/c", x))
 	}
-	if got := s.take(); len(got) != 3 {
-		t.Fatalf("alice got %v, want the three stanzas", stanzaStrings(got))
+	if got := s.take(); len(got) != 4 {
+		t.Fatalf("alice got %v, want the four stanzas", stanzaStrings(got))
 	}
-	if len(s.viaDeferred) != 1 || s.viaDeferred[0].Kind != xmpp.KindMessage {
-		t.Fatalf("deferred: %v, want the message only", stanzaStrings(s.viaDeferred))
+	if len(s.viaDeferred) != 2 || s.viaDeferred[0].ID != "m" || s.viaDeferred[1].ID != "mb" {
+		t.Fatalf("deferred: %v, want the two messages only", stanzaStrings(s.viaDeferred))
 	}
 }
