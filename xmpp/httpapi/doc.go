@@ -31,6 +31,7 @@
 // not run with ErrForbidden; any error of no known kind is the server's
 // own, a 500 whose cause is logged rather than answered (ErrNotRecorded,
 // a change done but not recorded in the audit log, is a 500 that says
-// so). The listener, TLS and the command set belong to the server
+// so; an export sent whole before its audit write failed ends as sent,
+// and only the log says so). The listener, TLS and the command set belong to the server
 // (xmpp/server); docs/admin-api.md is the reference for operators.
 package httpapi

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 
@@ -210,15 +211,40 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, admin jid.JID, 
 	if err == nil {
 		start() // an empty export (JSON Lines of no record) has its type too
 	}
+	archive := LogArg(req.Args["archive"])
 	switch {
 	case err != nil && !started:
 		h.fail(w, req, admin, err)
+	case errors.Is(err, ErrNotRecorded):
+		// Sent whole (its status went out with its first line): a
+		// short answer would only be asked for again. The log says it.
+		h.log.Error("admin API: export sent, but not recorded in the audit log", "archive", archive, "admin", admin.String(), "err", err)
 	case err != nil:
-		h.log.Error("admin API: export failed part-way", "archive", req.Args["archive"], "err", err)
+		h.log.Error("admin API: export failed part-way", "archive", archive, "err", err)
 		panic(http.ErrAbortHandler)
 	default:
-		h.log.Info("admin export", "archive", req.Args["archive"], "admin", admin.String())
+		h.log.Info("admin export", "archive", archive, "admin", admin.String())
 	}
+}
+
+// maxLogArg bounds a request's argument in a log line.
+const maxLogArg = 256
+
+// LogArg is a request's argument for a log line: cut to maxLogArg bytes,
+// with a mark.
+func LogArg(arg string) string {
+	if len(arg) <= maxLogArg {
+		return arg
+	}
+	return CutAt(arg, maxLogArg) + "…"
+}
+
+// CutAt is s cut to at most n bytes, never inside a character (n < len(s)).
+func CutAt(s string, n int) string {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func contentType(format string) string {

@@ -65,6 +65,13 @@ func (f *fakeServer) run(_ context.Context, admin jid.JID, req Request, emit fun
 		return nil, nil // an export of no record: emit is never called
 	case "unrecorded@example.org":
 		return nil, fmt.Errorf("%w: disk on fire", ErrNotRecorded)
+	case "sent-unrecorded@example.org":
+		for _, l := range []string{"a", "b"} {
+			if err := emit(l); err != nil {
+				return nil, err
+			}
+		}
+		return nil, fmt.Errorf("%w: audit disk on fire", ErrNotRecorded)
 	case "":
 		return []string{"done " + req.Command}, nil
 	}
@@ -128,6 +135,7 @@ func TestHandler(t *testing.T) {
 		{"missing room", "GET", "/api/v1/rooms/gone@example.org/history", "pw", "", 404, "application/json", "no such room", nil},
 		{"busy room", "GET", "/api/v1/rooms/busy@example.org/history", "pw", "", 503, "application/json", "busy", nil},
 		{"done, not recorded", "GET", "/api/v1/users/unrecorded@example.org/history", "pw", "", 500, "application/json", "done, but not recorded in the audit log", nil},
+		{"export sent whole, not recorded", "GET", "/api/v1/users/sent-unrecorded@example.org/history", "pw", "", 200, "application/json", "a\nb\n", nil},
 		{"empty JSON Lines export", "GET", "/api/v1/users/empty@example.org/history?format=jsonl", "pw", "", 200, "application/x-ndjson", "", nil},
 		{"cancelled (shutdown)", "GET", "/api/v1/users/cancelled@example.org/history", "pw", "", 503, "application/json", "canceled", nil},
 		{"malformed body", "POST", "/api/v1/commands", "pw", `{"command": `, 400, "application/json", "malformed", nil},
@@ -168,6 +176,11 @@ func TestHandler(t *testing.T) {
 	// not a short document.)
 	if resp, body, err := do(t, "GET", "/api/v1/users/broken@example.org/history", "pw", ""); err == nil {
 		t.Fatalf("an export that failed part-way was delivered whole: %d %q", resp.StatusCode, body)
+	}
+	// An export sent whole but not recorded in the audit log ends as sent,
+	// and the server's log says it was not recorded.
+	if l := logged.String(); !strings.Contains(l, "export sent, but not recorded") || !strings.Contains(l, "audit disk on fire") {
+		t.Fatalf("log after an export sent but not recorded: %q", l)
 	}
 	// The server's own failure is logged with its cause, which the
 	// answer leaves out.
@@ -218,6 +231,21 @@ func TestServerFault(t *testing.T) {
 	} {
 		if got := ServerFault(tc.err); got != tc.want {
 			t.Errorf("%s: ServerFault(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+// A request's argument goes into a log line whole up to maxLogArg bytes,
+// and cut with a mark (at a character boundary) beyond.
+func TestLogArg(t *testing.T) {
+	long := strings.Repeat("a", maxLogArg-1) + "é" + "tail" // 'é' across the cut
+	for _, tc := range []struct{ in, want string }{
+		{"carol@localhost", "carol@localhost"},
+		{strings.Repeat("a", maxLogArg), strings.Repeat("a", maxLogArg)},
+		{long, strings.Repeat("a", maxLogArg-1) + "…"},
+	} {
+		if got := LogArg(tc.in); got != tc.want {
+			t.Errorf("LogArg(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
 		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 
@@ -264,15 +263,7 @@ func cutAuditDetail(d string) string {
 		return d
 	}
 	const mark = " [cut]"
-	return cutAt(d, store.MaxAuditDetailLen-len(mark)) + mark
-}
-
-// cutAt is s cut to at most n bytes, never inside a character (n < len(s)).
-func cutAt(s string, n int) string {
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return httpapi.CutAt(d, store.MaxAuditDetailLen-len(mark)) + mark
 }
 
 // argError is an error in a command's arguments: its text is the
@@ -650,7 +641,7 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 		return enc.Encode(AdminResponse{Line: &l})
 	}
 	res, err := s.runAdmin(a.ctx, cmd, s.adminBackend(), req, emit)
-	target := logArg(req.Args[cmd.target])
+	target := httpapi.LogArg(req.Args[cmd.target])
 	if err != nil {
 		// The answer has the error too; the log keeps the server's own
 		// failures (a flush's or the audit log's), as the HTTP API does.
@@ -661,17 +652,6 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 	}
 	a.log.Info("admin command", "command", req.Command, "target", target)
 	return AdminResponse{OK: true, Result: res}
-}
-
-// maxLogArg bounds a request's argument in a log line.
-const maxLogArg = 256
-
-// logArg is arg for a log line: cut to maxLogArg bytes, with a mark.
-func logArg(arg string) string {
-	if len(arg) <= maxLogArg {
-		return arg
-	}
-	return cutAt(arg, maxLogArg) + "…"
 }
 
 // runAdmin runs req, a request for cmd, on a running server: a streaming

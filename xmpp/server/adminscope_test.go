@@ -576,18 +576,3 @@ func TestExportChecksBeforeFlushing(t *testing.T) {
 		t.Fatalf("export after a failed flush: %v, %d lines written; want the flush's error and nothing written", err, lines)
 	}
 }
-
-// A request's argument goes into a log line whole up to maxLogArg bytes,
-// and cut with a mark (at a character boundary) beyond.
-func TestLogArg(t *testing.T) {
-	long := strings.Repeat("a", maxLogArg-1) + "é" + "tail" // 'é' across the cut
-	for _, tc := range []struct{ in, want string }{
-		{"carol@localhost", "carol@localhost"},
-		{strings.Repeat("a", maxLogArg), strings.Repeat("a", maxLogArg)},
-		{long, strings.Repeat("a", maxLogArg-1) + "…"},
-	} {
-		if got := logArg(tc.in); got != tc.want {
-			t.Errorf("logArg(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
-		}
-	}
-}
