@@ -107,8 +107,9 @@ func (d *countDeltas) bump(key []byte, delta int64) {
 	d.deltas = append(d.deltas, countDelta{key: k, n: delta})
 }
 
-// apply writes the collected changes to b, in key order (the writes walk
-// the tree once), and empties d. A counter that reaches zero is deleted;
+// apply writes the collected changes to b, in key order (each put still
+// seeks from the root, but neighbouring keys share a leaf that the first
+// put has already made a node of), and empties d. A counter that reaches zero is deleted;
 // one that would go below zero (the file was damaged) is deleted too, and
 // a corrupt value is replaced, both logged when log is not nil.
 func (d *countDeltas) apply(b *bbolt.Bucket, log *slog.Logger) error {

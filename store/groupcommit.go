@@ -145,8 +145,10 @@ func (g *groupCommit) run() {
 // that refuses gets its refusal once the others have committed, or runs
 // again alone if the commit fails.
 func (g *groupCommit) commit(calls []groupCall) {
-	// calls holds the calls not answered yet: if bbolt panics each
-	// fails, if a function ends the goroutine each runs again alone.
+	// calls holds the calls not answered yet: if bbolt panics, each
+	// that changed something fails (errCommitPanicked) and each that
+	// refused runs again alone; if a function ends the goroutine, each
+	// runs again alone (answerAll).
 	normal := false
 	refusals := make([]error, len(calls)) // refusals[i] is calls[i]'s, in the try under way
 	defer func() {
