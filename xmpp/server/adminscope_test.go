@@ -111,10 +111,19 @@ func TestAuditScope(t *testing.T) {
 	}
 }
 
-// auditedStub runs command with args, its work stubbed out, through
-// runAudited on a fresh store: its error, whether the stub ran, and what
-// the audit log then holds.
+// auditedStub runs command through runAudited on a fresh store, with its
+// work stubbed out, and returns what the audit log holds then and whether
+// the stub ran.
 func auditedStub(t *testing.T, command string, args map[string]string) (entries []store.AuditEntry, ran bool, err error) {
+	t.Helper()
+	entries, err = auditedRun(t, t.Context(), command, args, func(context.Context, Backend) error { ran = true; return nil })
+	return entries, ran, err
+}
+
+// auditedRun runs command through runAudited under ctx on a fresh store,
+// with run standing in for its work (its Backend's Emit takes every line),
+// and returns what the audit log holds then.
+func auditedRun(t *testing.T, ctx context.Context, command string, args map[string]string, run func(context.Context, Backend) error) ([]store.AuditEntry, error) {
 	t.Helper()
 	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
 	if err != nil {
@@ -122,13 +131,14 @@ func auditedStub(t *testing.T, command string, args map[string]string) (entries 
 	}
 	defer db.Close()
 	cmd := adminCommands[command]
-	cmd.run = func(context.Context, Backend, AdminRequest) ([]string, error) { ran = true; return nil, nil }
-	_, err = cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, AdminRequest{Command: command, Args: args})
+	cmd.run = func(ctx context.Context, b Backend, _ AdminRequest) ([]string, error) { return nil, run(ctx, b) }
+	b := Backend{Audit: db.Audit(), Emit: func(string) error { return nil }}
+	_, err = cmd.runAudited(ctx, b, AdminRequest{Command: command, Args: args})
 	entries, lerr := db.Audit().List(t.Context(), time.Time{}, 0, nil)
 	if lerr != nil {
 		t.Fatal(lerr)
 	}
-	return entries, ran, err
+	return entries, err
 }
 
 // The audit log records each command's target and detail as the table
@@ -224,24 +234,13 @@ func TestAuditAfterTheCommand(t *testing.T) {
 		}, true, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			cmd := adminCommands[tc.command]
-			cmd.run = func(ctx context.Context, b Backend, _ AdminRequest) ([]string, error) {
-				return nil, tc.run(ctx, cancel, b)
-			}
-			b := Backend{Audit: db.Audit(), Emit: func(string) error { return nil }}
-			if _, err := cmd.runAudited(ctx, b, AdminRequest{Command: tc.command, Args: args}); (err != nil) != tc.wantErr {
+			entries, err := auditedRun(t, ctx, tc.command, args, func(ctx context.Context, b Backend) error {
+				return tc.run(ctx, cancel, b)
+			})
+			if (err != nil) != tc.wantErr {
 				t.Fatalf("error %v, want one: %v", err, tc.wantErr)
-			}
-			entries, err := db.Audit().List(t.Context(), time.Time{}, 0, nil)
-			if err != nil {
-				t.Fatal(err)
 			}
 			switch {
 			case !tc.recorded && len(entries) != 0:
