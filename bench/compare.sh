@@ -43,13 +43,13 @@
 #   BENCH_SCENARIO_TIMEOUT [180]  seconds per xmppbench call outside seeding
 #   BENCH_SEED_TIMEOUT [600]      seconds per xmppbench call while seeding
 #
-# The defaults finish in about 16 minutes on 2 cores (seeding 1.5, the
-# servers side by side, most of it ejabberd's subscriptions; each of the
-# 3 runs ~4.3), plus the idle100k group's single run: 14 to 54 s measured
-# with the 19,000 sessions a 20,000-descriptor hard limit allows, an
-# estimated 2 minutes with 100,000; BENCH_RUNS=1 takes about 7.
-# On a fresh machine the peers' installation (apt) and the first build
-# (module downloads) add about a minute; they run at the same time.
+# The defaults finish in about 17 minutes on 2 cores as on a fresh machine
+# (16 min 35 s to 16 min 57 s measured): the peers' installation (apt) and
+# the first build (module downloads) at the same time, about a minute;
+# seeding 1.5, the servers side by side, most of it ejabberd's
+# subscriptions; each of the 3 runs ~4.3; the idle100k group's single run,
+# 14 to 54 s with the 19,000 sessions a 20,000-descriptor hard limit
+# allows, an estimated 2 minutes with 100,000. BENCH_RUNS=1 takes about 7.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -494,7 +494,7 @@ seed() {
 	xmppbench --users "$CHAT_USERS" --prefix c --register login --logins 1 >>"$lg" 2>&1 ||
 		die "$server: registering the chat accounts failed (see $lg)"
 	local idle=0 presence=0
-	has_group idle || has_group idle100k && idle=1
+	if has_group idle || has_group idle100k; then idle=1; fi
 	has_group presence && presence=1
 	if [[ $server == prosody ]] && ((idle || presence)); then
 		# Prosody hashes passwords on one core, about 130
@@ -866,12 +866,13 @@ main() {
 
 	# The build (on a fresh machine: module downloads and a cold cache)
 	# runs while apt installs the peers.
-	log "building switchboard and xmppbench"
+	log "building switchboard, xmppbench and the report"
 	# What was built (the tree may change while the benchmark runs).
 	SB_SOURCE="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	git diff --quiet HEAD 2>/dev/null || SB_SOURCE+=" plus uncommitted changes"
 	(go build -o "$WORK/bin/switchboard" ./cmd/switchboard &&
-		go build -o "$WORK/bin/xmppbench" ./cmd/xmppbench) &
+		go build -o "$WORK/bin/xmppbench" ./cmd/xmppbench &&
+		go build -o "$WORK/bin/report" ./bench/report) &
 	BUILD_PID=$!
 	install_peers
 	local built=0
@@ -958,7 +959,7 @@ main() {
 
 	machine_info "$WORK/machine.txt"
 	echo "elapsed: $((SECONDS / 60)) min $((SECONDS % 60)) s" >>"$WORK/machine.txt"
-	go run ./bench/report -results "$WORK/results" -machine "$WORK/machine.txt" -profiles "$WORK/profiles" -out "$OUT"
+	"$WORK/bin/report" -results "$WORK/results" -machine "$WORK/machine.txt" -profiles "$WORK/profiles" -out "$OUT"
 	log "wrote $OUT in $((SECONDS / 60)) min $((SECONDS % 60)) s"
 }
 

@@ -9,8 +9,6 @@ import (
 	"testing"
 )
 
-// two formats as met does an advantage factor.
-
 func TestShown(t *testing.T) {
 	cases := []struct {
 		name      string

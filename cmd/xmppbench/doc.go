@@ -15,8 +15,9 @@
 //   - muc: K occupants in one room, M of them sending; fan-out
 //     deliveries/s and latency.
 //   - presence: every user with R mutual contacts (set up with real
-//     subscription stanzas), then everyone logs in at once; time until
-//     every user has seen all its contacts online.
+//     subscription stanzas, or with --setup=false already in the
+//     rosters), then everyone logs in at once; time until every user has
+//     seen all its contacts online.
 //
 // Protocols used, client side:
 //

@@ -124,6 +124,8 @@ func TestScenarios(t *testing.T) {
 		{"presence again on existing rosters", []string{"--prefix", "pr", "--users", "10", "presence", "--contacts", "4"}, func(t *testing.T, r Result) {
 			want(t, r, "incomplete_users", eq(0), "0")
 		}},
+		// On the rosters the "presence" case above set up: the cases
+		// run in order, and this one needs them.
 		{"presence without setup on set-up rosters", []string{"--prefix", "pr", "--users", "10", "presence", "--contacts", "4", "--setup=false"}, func(t *testing.T, r Result) {
 			want(t, r, "incomplete_users", eq(0), "0")
 			want(t, r, "setup_s", eq(0), "0")
