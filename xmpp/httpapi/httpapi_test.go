@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -36,7 +37,7 @@ func (f *fakeServer) authenticate(_ context.Context, user, password string) (jid
 	return jid.JID{}, false
 }
 
-func (f *fakeServer) run(_ context.Context, admin jid.JID, req Request, emit func(string) error) ([]string, error) {
+func (f *fakeServer) run(ctx context.Context, admin jid.JID, req Request, emit func(string) error) ([]string, error) {
 	f.mu.Lock()
 	f.runs = append(f.runs, req)
 	f.mu.Unlock()
@@ -72,6 +73,15 @@ func (f *fakeServer) run(_ context.Context, admin jid.JID, req Request, emit fun
 			}
 		}
 		return nil, fmt.Errorf("%w: audit disk on fire", ErrNotRecorded)
+	case "endless@example.org":
+		for {
+			if err := emit("line"); err != nil {
+				return nil, err
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("export: %w", err)
+			}
+		}
 	case "":
 		return []string{"done " + req.Command}, nil
 	}
@@ -176,6 +186,35 @@ func TestHandler(t *testing.T) {
 	// not a short document.)
 	if resp, body, err := do(t, "GET", "/api/v1/users/broken@example.org/history", "pw", ""); err == nil {
 		t.Fatalf("an export that failed part-way was delivered whole: %d %q", resp.StatusCode, body)
+	}
+	if l := logged.String(); !strings.Contains(l, "export failed part-way") || !strings.Contains(l, "broken@example.org") {
+		t.Fatalf("log after an export that failed part-way: %q", l)
+	}
+	// A client that hangs up during an export is not the server's
+	// failure: a warning, not an error.
+	req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/api/v1/users/endless@example.org/history", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("boss@example.org", "pw")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 5)); err != nil {
+		t.Fatalf("first line of an endless export: %v", err)
+	}
+	resp.Body.Close()
+	const gone = "export stopped, the client went away"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logged.String(), gone); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log: %q", gone, logged.String())
+		}
+	}
+	for _, l := range strings.Split(logged.String(), "\n") {
+		if strings.Contains(l, "endless@example.org") && (!strings.Contains(l, "level=WARN") || !strings.Contains(l, gone)) {
+			t.Fatalf("log line of an export the client left: %q", l)
+		}
 	}
 	// An export sent whole but not recorded in the audit log ends as sent,
 	// and the server's log says it was not recorded.
