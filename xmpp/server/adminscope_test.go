@@ -208,7 +208,7 @@ func TestAuditUnrecordableRefused(t *testing.T) {
 // context cancelled as it ends); an export that failed after it sent
 // something is recorded with its error, one that sent nothing is not; a
 // command done but not recorded says so (httpapi.ErrNotRecorded), whatever
-// the audit log's error.
+// the audit log's error, and with the command's own failure if it failed.
 func TestAuditAfterTheCommand(t *testing.T) {
 	args := map[string]string{"jid": "carol@localhost", "archive": "carol@localhost", "format": "jsonl"}
 	for _, tc := range []struct {
@@ -262,6 +262,29 @@ func TestAuditAfterTheCommand(t *testing.T) {
 	_, err = cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, AdminRequest{Command: CmdUserAdd, Args: args})
 	if !errors.Is(err, httpapi.ErrNotRecorded) || errors.Is(err, store.ErrClosed) {
 		t.Fatalf("a change the audit log missed: %v, want ErrNotRecorded (and not the log's ErrClosed, a 503)", err)
+	}
+
+	// An export that failed part-way and then could not be recorded
+	// reports both: its own failure and that it was not recorded.
+	db, err = store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	export := adminCommands[CmdHistoryExport]
+	failed := errors.New("disk on fire")
+	export.run = func(_ context.Context, b Backend, _ AdminRequest) ([]string, error) {
+		if err := b.Emit("a line"); err != nil {
+			return nil, err
+		}
+		if err := db.Close(); err != nil {
+			return nil, err
+		}
+		return nil, failed
+	}
+	b := Backend{Audit: db.Audit(), Emit: func(string) error { return nil }}
+	_, err = export.runAudited(t.Context(), b, AdminRequest{Command: CmdHistoryExport, Args: args})
+	if !errors.Is(err, failed) || !errors.Is(err, httpapi.ErrNotRecorded) || errors.Is(err, store.ErrClosed) {
+		t.Fatalf("an export failed part-way and not recorded: %v, want its failure and ErrNotRecorded (not the log's ErrClosed)", err)
 	}
 }
 
