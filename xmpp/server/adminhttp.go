@@ -200,21 +200,34 @@ func (s *Server) adminBackend() Backend {
 		Archive: s.db.Archive(), IDs: s.archiveIDs, Audit: s.db.Audit(), Rooms: runningRooms{s}}
 }
 
+// archiveFlushWait bounds how long an export waits for the archive writer.
+const archiveFlushWait = 10 * time.Second
+
 // flushArchive writes what the archive writer holds, so that an export
 // includes what was said until now (bounded: an archive that cannot be
 // written gives no export rather than an incomplete one).
 func (s *Server) flushArchive(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	return flushWithin(ctx, archiveFlushWait, s.archiveWriter.Flush, s.log)
+}
+
+// flushWithin runs flush for at most wait. Its error is wrapped only when
+// it is this request's (cancelled or out of time: a 503); a commit's error
+// comes from others' messages, and is the server's own whatever its kind.
+func flushWithin(ctx context.Context, wait time.Duration, flush func(context.Context) error, log *slog.Logger) error {
+	fctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	if err := s.archiveWriter.Flush(ctx); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			// Not in time (503), or the caller left or the server is
-			// shutting down (503 too).
-			return fmt.Errorf("archive not written: %w", err)
+	err := flush(fctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		if ctx.Err() == nil {
+			// Our own bound, not the caller's: the archive writer is
+			// behind or stuck, which the operator should hear of.
+			log.Warn("archive: an export gave up waiting for the archive writer", "wait", wait)
 		}
-		// A commit's error comes from others' messages: not this
-		// request's fault, whatever its kind.
+		return fmt.Errorf("archive not written: %w", err)
+	default:
 		return fmt.Errorf("archive not written: %v", err)
 	}
-	return nil
 }

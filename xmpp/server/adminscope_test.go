@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -596,5 +597,47 @@ func TestExportChecksBeforeFlushing(t *testing.T) {
 	b.Emit = func(string) error { lines++; return nil }
 	if _, err := runExport(t.Context(), b, AdminRequest{Command: CmdHistoryExport, Args: map[string]string{"archive": "alice@localhost", "format": "json"}}); !errors.Is(err, flushErr) || lines != 0 {
 		t.Fatalf("export after a failed flush: %v, %d lines written; want the flush's error and nothing written", err, lines)
+	}
+}
+
+// An export's flush of the archive writer: its own bound is logged and
+// answered as out of time (503), a caller that left as cancelled, and a
+// commit's failure as the server's own whatever its kind.
+func TestFlushWithin(t *testing.T) {
+	commitErr := fmt.Errorf("commit: %w", store.ErrInvalid)
+	for _, tc := range []struct {
+		name     string
+		flush    func(context.Context) error
+		cancel   bool // the caller has left
+		wantIs   error
+		wantNot  error
+		warnings int
+	}{
+		{"written", func(context.Context) error { return nil }, false, nil, nil, 0},
+		{"out of time", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, false, context.DeadlineExceeded, nil, 1},
+		{"caller left", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, true, context.Canceled, nil, 0},
+		{"commit failed", func(context.Context) error { return commitErr }, false, nil, store.ErrInvalid, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logged bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logged, nil))
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tc.cancel {
+				cancel()
+			}
+			err := flushWithin(ctx, 20*time.Millisecond, tc.flush, log)
+			switch {
+			case tc.wantIs == nil && tc.wantNot == nil && err != nil:
+				t.Fatalf("error %v, want none", err)
+			case tc.wantIs != nil && !errors.Is(err, tc.wantIs):
+				t.Fatalf("error %v, want %v", err, tc.wantIs)
+			case tc.wantNot != nil && (err == nil || errors.Is(err, tc.wantNot) || !strings.Contains(err.Error(), tc.wantNot.Error())):
+				t.Fatalf("error %v, want one that says but does not wrap %v", err, tc.wantNot)
+			}
+			if got := strings.Count(logged.String(), "level=WARN"); got != tc.warnings {
+				t.Fatalf("%d warnings, want %d: %q", got, tc.warnings, logged.String())
+			}
+		})
 	}
 }
