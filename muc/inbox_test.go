@@ -1,6 +1,7 @@
 package muc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -416,6 +417,38 @@ func TestInboxDropsInvalidChanges(t *testing.T) {
 	}
 	if got, err := f.db.RoomInbox().List(t.Context(), "u@example.org"); err != nil || len(got) != 1 || got[0].Room != "r@conf.example.org" {
 		t.Fatalf("the valid change of the batch: %+v, %v; want it written", got, err)
+	}
+}
+
+// A user who follows the store's most rooms follows no more: the write
+// succeeds, and the operator is warned once per write with the count of
+// rooms left out.
+func TestInboxWarnsOfRoomsOverTheLimit(t *testing.T) {
+	f := newInboxFixture(t)
+	var logged bytes.Buffer
+	f.in.log = slog.New(slog.NewTextHandler(&logged, nil))
+	now := time.Now()
+	full := make([]store.RoomInboxChange, store.MaxRoomInbox)
+	for i := range full {
+		full[i] = store.RoomInboxChange{Owner: "u@example.org", Room: fmt.Sprintf("r%d@conf.example.org", i), Joined: now}
+	}
+	if skipped, err := f.db.RoomInbox().Apply(t.Context(), full); err != nil || skipped != 0 {
+		t.Fatalf("following %d rooms: %d skipped, %v", len(full), skipped, err)
+	}
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: "over1@conf.example.org", Joined: now})
+	f.in.change(store.RoomInboxChange{Owner: "u@example.org", Room: "over2@conf.example.org", Joined: now})
+	f.in.change(store.RoomInboxChange{Owner: "v@example.org", Room: "r0@conf.example.org", Joined: now})
+	if err := f.in.flush(t.Context()); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if l := logged.String(); strings.Count(l, "level=WARN") != 1 || !strings.Contains(l, "per-user limit") || !strings.Contains(l, "skipped=2") {
+		t.Fatalf("log %q, want one warning of 2 rooms skipped", l)
+	}
+	if n := len(f.pending()); n != 0 || f.failing() {
+		t.Fatalf("after the write: %d pending, failing %v; want none, false", n, f.failing())
+	}
+	if got, err := f.db.RoomInbox().List(t.Context(), "v@example.org"); err != nil || len(got) != 1 {
+		t.Fatalf("another user's change in the same write: %+v, %v; want it written", got, err)
 	}
 }
 
