@@ -113,18 +113,10 @@ func keepGCHeadroomEvery(ctx context.Context, log *slog.Logger, every time.Durat
 	if os.Getenv("GOGC") != "" {
 		return
 	}
-	// What the last collection scanned (live heap, stacks, globals),
-	// and the bytes allocated so far.
-	samples := []metrics.Sample{
-		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"},
-		{Name: "/gc/scan/globals:bytes"}, {Name: "/gc/heap/allocs:bytes"},
-	}
-	metrics.Read(samples)
-	for _, s := range samples {
-		if s.Value.Kind() != metrics.KindUint64 {
-			log.Warn("GC headroom not kept: the runtime lacks a metric", "metric", s.Name)
-			return
-		}
+	samples := gcSamples()
+	if name := missingMetric(samples); name != "" {
+		log.Warn("GC headroom not kept: the runtime lacks a metric", "metric", name)
+		return
 	}
 	const base = 100
 	var rate allocRate
@@ -153,4 +145,25 @@ func keepGCHeadroomEvery(ctx context.Context, log *slog.Logger, every time.Durat
 			current = pct
 		}
 	}
+}
+
+// gcSamples are the metrics keepGCHeadroom reads: what the last collection
+// scanned (live heap, stacks, globals), and the bytes allocated so far.
+func gcSamples() []metrics.Sample {
+	return []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"},
+		{Name: "/gc/scan/globals:bytes"}, {Name: "/gc/heap/allocs:bytes"},
+	}
+}
+
+// missingMetric reads samples and returns the name of the first that the
+// runtime does not supply as a uint64 ("" when it supplies them all).
+func missingMetric(samples []metrics.Sample) string {
+	metrics.Read(samples)
+	for _, s := range samples {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return s.Name
+		}
+	}
+	return ""
 }

@@ -156,3 +156,20 @@ func TestKeepGCHeadroom(t *testing.T) {
 		}
 	})
 }
+
+// The metrics keepGCHeadroom reads are all there in this runtime, and one
+// it lacks is named (keepGCHeadroom then warns and leaves GOGC alone).
+func TestMissingMetric(t *testing.T) {
+	have := gcSamples()
+	if name := missingMetric(have); name != "" {
+		t.Fatalf("this runtime lacks %s", name)
+	}
+	lacking := append(have, metrics.Sample{Name: "/no/such/metric:bytes"})
+	if name := missingMetric(lacking); name != "/no/such/metric:bytes" {
+		t.Fatalf("missingMetric = %q, want the unknown one", name)
+	}
+	// A float metric is not a byte count either.
+	if name := missingMetric([]metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/sched/gomaxprocs:threads"}, {Name: "/gc/pauses:seconds"}}); name != "/gc/pauses:seconds" {
+		t.Fatalf("missingMetric = %q, want the histogram", name)
+	}
+}
