@@ -610,6 +610,9 @@ func (a *adminServer) serve(c net.Conn, s *Server) {
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 4096), 64<<10)
 	enc := json.NewEncoder(c)
+	run := func(ctx context.Context, cmd adminCommand, req AdminRequest, emit func(string) error) ([]string, error) {
+		return s.runAdmin(ctx, cmd, s.adminBackend(), req, emit)
+	}
 	for sc.Scan() {
 		// The gate covers the answer too: Shutdown cuts the
 		// connections only once no command is inside it.
@@ -617,7 +620,7 @@ func (a *adminServer) serve(c net.Conn, s *Server) {
 			_ = enc.Encode(AdminResponse{Error: "server shutting down"})
 			return
 		}
-		err := enc.Encode(a.handle(c, enc, s, sc.Bytes()))
+		err := enc.Encode(a.handle(c, enc, run, sc.Bytes()))
 		s.adminRuns.leave()
 		if err != nil {
 			return
@@ -625,9 +628,12 @@ func (a *adminServer) serve(c net.Conn, s *Server) {
 	}
 }
 
-// handle runs one request line and returns its final response; a
+// adminRun runs a command for the admin socket (Server.runAdmin).
+type adminRun func(ctx context.Context, cmd adminCommand, req AdminRequest, emit func(string) error) ([]string, error)
+
+// handle runs one request line with run and returns its final response; a
 // streaming command (an export) writes its lines to enc first.
-func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []byte) AdminResponse {
+func (a *adminServer) handle(c net.Conn, enc *json.Encoder, run adminRun, line []byte) AdminResponse {
 	var req AdminRequest
 	if err := json.Unmarshal(line, &req); err != nil {
 		return AdminResponse{Error: "malformed request: " + err.Error()}
@@ -640,7 +646,7 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, s *Server, line []by
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 		return enc.Encode(AdminResponse{Line: &l})
 	}
-	res, err := s.runAdmin(a.ctx, cmd, s.adminBackend(), req, emit)
+	res, err := run(a.ctx, cmd, req, emit)
 	target := httpapi.LogArg(req.Args[cmd.target])
 	if err != nil {
 		// The answer has the error too; the log keeps the server's own

@@ -641,3 +641,61 @@ func TestFlushWithin(t *testing.T) {
 		})
 	}
 }
+
+// The admin socket answers every request, and logs what was done (with
+// its target cut as the HTTP API cuts it) and the server's own failures,
+// not a request's mistakes.
+func TestAdminSocketLog(t *testing.T) {
+	long := strings.Repeat("a", 300) + "@localhost"
+	for _, tc := range []struct {
+		name    string
+		line    string
+		err     error // what the command returns
+		wantErr string
+		wantLog string // the log's level and message, "" for none
+	}{
+		{"done", `{"command":"user.add","args":{"jid":"carol@localhost"}}`, nil, "", "level=INFO msg=\"admin command\" command=user.add target=carol@localhost"},
+		{"done, long target", `{"command":"user.add","args":{"jid":"` + long + `"}}`, nil, "", "target=" + httpapi.LogArg(long)},
+		{"malformed", `{"command":`, nil, "malformed request", ""},
+		{"unknown command", `{"command":"user.rename"}`, nil, "unknown command", ""},
+		{"bad argument", `{"command":"user.add","args":{"jid":"carol@localhost"}}`, badArg("no password"), "no password", ""},
+		{"no such account", `{"command":"user.del","args":{"jid":"carol@localhost"}}`, fmt.Errorf("user.del: %w", store.ErrNotFound), "not found", ""},
+		{"the server's own failure", `{"command":"user.del","args":{"jid":"carol@localhost"}}`, errors.New("disk on fire"), "disk on fire",
+			"level=ERROR msg=\"admin command failed\" command=user.del target=carol@localhost err=\"disk on fire\""},
+		{"done, not recorded", `{"command":"user.del","args":{"jid":"carol@localhost"}}`, fmt.Errorf("%w: disk on fire", httpapi.ErrNotRecorded), "not recorded",
+			"level=ERROR msg=\"admin command failed\" command=user.del"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logged bytes.Buffer
+			a := &adminServer{log: slog.New(slog.NewTextHandler(&logged, nil)), ctx: t.Context()}
+			ran := false
+			run := func(_ context.Context, _ adminCommand, _ AdminRequest, _ func(string) error) ([]string, error) {
+				ran = true
+				if tc.err != nil {
+					return nil, tc.err
+				}
+				return []string{"done"}, nil
+			}
+			client, conn := net.Pipe()
+			defer client.Close()
+			defer conn.Close()
+			resp := a.handle(conn, json.NewEncoder(conn), run, []byte(tc.line))
+			switch {
+			case tc.wantErr == "" && (!resp.OK || resp.Error != "" || !ran):
+				t.Fatalf("answer %+v (ran %v), want done", resp, ran)
+			case tc.wantErr != "" && (resp.OK || !strings.Contains(resp.Error, tc.wantErr)):
+				t.Fatalf("answer %+v, want an error containing %q", resp, tc.wantErr)
+			}
+			l := logged.String()
+			if tc.wantLog == "" {
+				if l != "" {
+					t.Fatalf("logged %q, want nothing", l)
+				}
+				return
+			}
+			if strings.Count(l, "\n") != 1 || !strings.Contains(l, tc.wantLog) {
+				t.Fatalf("logged %q, want one line with %q", l, tc.wantLog)
+			}
+		})
+	}
+}
