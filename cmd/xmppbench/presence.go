@@ -180,7 +180,9 @@ func (b *bench) runPresence(ctx context.Context, r int, setup bool, setupTimeout
 	var m Metrics
 	m.Add("users", float64(n))
 	m.Add("contacts", float64(r))
-	m.Add("setup_s", setupTime.Seconds())
+	if setup {
+		m.Add("setup_s", setupTime.Seconds())
+	}
 	m.Add("login_all_s", loggedIn.Seconds())
 	m.Add("presence_complete_s", time.Duration(last).Seconds())
 	m.AddLatency("user_complete", &per)
