@@ -534,10 +534,13 @@ seed() {
 	log "  $server: accounts made in $((SECONDS - step)) s"
 	step=$SECONDS
 	if ((presence)); then
-		# Registers (Switchboard) and subscribes (real subscription
-		# stanzas, each side answering), or checks the rosters written
-		# (Prosody); the storm it then runs is a warm-up.
-		if ! xmppbench --users "$PRESENCE_USERS" --prefix p --register presence --contacts "$PRESENCE_CONTACTS" \
+		# Registers (Switchboard; the peers' accounts are written or
+		# loaded above) and subscribes (real subscription stanzas, each
+		# side answering), or checks the rosters written (Prosody); the
+		# storm it then runs is a warm-up.
+		local register=(--register)
+		[[ $server == switchboard* ]] || register=()
+		if ! xmppbench --users "$PRESENCE_USERS" --prefix p "${register[@]}" presence --contacts "$PRESENCE_CONTACTS" \
 			--presence-timeout 4m >>"$lg" 2>&1; then
 			log "$server: setting up the presence contacts failed (see $lg); its presence row is skipped"
 			echo "presence setup failed: $(tail -1 "$lg")" >"$WORK/seed/$server.nopresence"
@@ -599,11 +602,12 @@ seed_cleanup() {
 	exit "$rc"
 }
 
-# ejabberdctl_in DIR ARGS...: ejabberdctl ARGS against the instance in DIR.
+# ejabberdctl_in DIR ARGS...: ejabberdctl ARGS against the instance in DIR,
+# for at most CTL_TIMEOUT seconds when that is set.
 ejabberdctl_in() {
 	local dir=$1
 	shift
-	(cd "$dir" && exec setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
+	(cd "$dir" && exec ${CTL_TIMEOUT:+timeout "$CTL_TIMEOUT"} setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
 		env HOME="$dir" ejabberdctl --config-dir "$dir" --spool "$dir/spool" --logs "$dir/logs" "$@")
 }
 
@@ -614,9 +618,10 @@ ejabberdctl_in() {
 load_ejabberd_accounts() {
 	local dir=$1 rec head i
 	shift
-	ejabberdctl_in "$dir" dump_table "$dir/passwd.txt" passwd >/dev/null ||
+	CTL_TIMEOUT=120 ejabberdctl_in "$dir" dump_table "$dir/passwd.txt" passwd >/dev/null ||
 		die "ejabberd: dumping the passwd table failed"
-	head=$(head -1 "$dir/passwd.txt")
+	# The header is the first term: up to the first line that ends one.
+	head=$(awk '{ print } /\.$/ { exit }' "$dir/passwd.txt")
 	# A record spans lines: from c0's key to the line that ends it.
 	rec=$(awk -v key='{<<"c0">>,<<"'"$DOMAIN"'">>}' 'index($0, key) { f = 1 } f { printf "%s", $0 } f && /}}\.$/ { exit }' "$dir/passwd.txt")
 	[[ $head == "{tables,"* && $rec == "{passwd,{<<\"c0\">>,"*"}}." ]] ||
@@ -631,7 +636,7 @@ load_ejabberd_accounts() {
 		done
 	} >"$dir/accounts.txt"
 	chown ejabberd:ejabberd "$dir/accounts.txt"
-	ejabberdctl_in "$dir" load "$dir/accounts.txt" >/dev/null ||
+	CTL_TIMEOUT=300 ejabberdctl_in "$dir" load "$dir/accounts.txt" >/dev/null ||
 		die "ejabberd: loading the accounts failed"
 }
 
