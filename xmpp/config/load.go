@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -280,11 +279,8 @@ func describe(raw any) string {
 	switch x := raw.(type) {
 	case string:
 		if len(x) > 40 {
-			cut := 40
-			for cut > 0 && !utf8.RuneStart(x[cut]) {
-				cut--
-			}
-			x = x[:cut] + "…"
+			// A character cut at byte 40 is left out whole.
+			x = strings.ToValidUTF8(x[:40], "") + "…"
 		}
 		return "string " + strconv.Quote(x)
 	case int64:

@@ -833,3 +833,19 @@ func TestMarshalRoundTrip(t *testing.T) {
 		t.Errorf("durations are not written as strings:\n%s", data)
 	}
 }
+
+// A long string value in an error is cut to 40 bytes with a mark, a
+// character astride the cut left out whole.
+func TestDescribeCutsLongStrings(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"short", `string "short"`},
+		{strings.Repeat("a", 40), `string "` + strings.Repeat("a", 40) + `"`},
+		{strings.Repeat("a", 41), `string "` + strings.Repeat("a", 40) + `…"`},
+		{strings.Repeat("a", 39) + "é" + "bc", `string "` + strings.Repeat("a", 39) + `…"`},
+		{strings.Repeat("a", 38) + "é" + "bc", `string "` + strings.Repeat("a", 38) + `é…"`},
+	} {
+		if got := describe(tc.in); got != tc.want {
+			t.Errorf("describe(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
