@@ -100,12 +100,9 @@ func (s *Server) runAdminHTTP(ctx context.Context, admin jid.JID, req httpapi.Re
 		args[k] = v
 	}
 	args["actor"] = admin.String()
-	if err := s.scopeToHost(req.Command, cmd, args, admin.Domainpart()); err != nil {
-		return nil, err
-	}
 	b := s.adminBackend()
-	if cmd.scope == scopeAuditLog {
-		b.AuditTargets = s.auditScope(admin.Domainpart())
+	if err := s.scopeToHost(req.Command, cmd, args, admin.Domainpart(), &b); err != nil {
+		return nil, err
 	}
 	return s.runAdmin(ctx, cmd, b, AdminRequest{Command: req.Command, Args: args}, emit)
 }
@@ -160,8 +157,9 @@ func (s *Server) auditScope(host string) func(target string) bool {
 // scopeToHost keeps an admin of host to host's accounts, archives and
 // rooms (the admin socket, local to the machine, is not scoped): a JID
 // the command name (described by cmd) acts on may not belong to another
-// configured host, and user.list without a host lists host's accounts.
-func (s *Server) scopeToHost(name string, cmd adminCommand, args map[string]string, host string) error {
+// configured host, user.list without a host lists host's accounts, and
+// an audit listing keeps to host's entries (b.AuditTargets).
+func (s *Server) scopeToHost(name string, cmd adminCommand, args map[string]string, host string, b *Backend) error {
 	switch cmd.scope {
 	case scopeJID: // checked below
 	case scopeHost:
@@ -169,7 +167,8 @@ func (s *Server) scopeToHost(name string, cmd adminCommand, args map[string]stri
 			args[cmd.target] = host
 		}
 	case scopeAuditLog:
-		return nil // scoped by Backend.AuditTargets
+		b.AuditTargets = s.auditScope(host)
+		return nil
 	default:
 		// A command added later is refused here until its scope is
 		// decided, rather than run for every host.

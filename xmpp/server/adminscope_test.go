@@ -55,11 +55,15 @@ func TestScopeToHostCoversEveryCommand(t *testing.T) {
 		if cmd.target == "" && (cmd.scope != scopeAuditLog || !cmd.noAudit) {
 			t.Errorf("%s: no target argument", name)
 		}
-		if err := s.scopeToHost(name, cmd, map[string]string{}, "localhost"); err != nil {
+		var b Backend
+		if err := s.scopeToHost(name, cmd, map[string]string{}, "localhost", &b); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+		if (b.AuditTargets != nil) != (cmd.scope == scopeAuditLog) {
+			t.Errorf("%s: audit listing scoped: %v, want %v", name, b.AuditTargets != nil, cmd.scope == scopeAuditLog)
+		}
 	}
-	if err := s.scopeToHost("new.command", adminCommand{target: "jid"}, map[string]string{}, "localhost"); !errors.Is(err, httpapi.ErrForbidden) {
+	if err := s.scopeToHost("new.command", adminCommand{target: "jid"}, map[string]string{}, "localhost", &Backend{}); !errors.Is(err, httpapi.ErrForbidden) {
 		t.Errorf("a command with no scope: %v, want ErrForbidden", err)
 	}
 	for _, tc := range []struct {
