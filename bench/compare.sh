@@ -602,12 +602,17 @@ seed_cleanup() {
 	exit "$rc"
 }
 
-# ejabberdctl_in DIR ARGS...: ejabberdctl ARGS against the instance in DIR,
-# for at most CTL_TIMEOUT seconds when that is set.
-ejabberdctl_in() {
-	local dir=$1
-	shift
-	(cd "$dir" && exec ${CTL_TIMEOUT:+timeout "$CTL_TIMEOUT"} setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
+# ejabberdctl_in DIR ARGS...: ejabberdctl ARGS against the instance in DIR.
+ejabberdctl_in() { ejabberdctl_within 0 "$@"; }
+
+# ejabberdctl_within SECS DIR ARGS...: ejabberdctl_in for at most SECS
+# seconds (0: no limit).
+ejabberdctl_within() {
+	local secs=$1 dir=$2
+	shift 2
+	local limit=()
+	if ((secs > 0)); then limit=(timeout "$secs"); fi
+	(cd "$dir" && exec "${limit[@]}" setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
 		env HOME="$dir" ejabberdctl --config-dir "$dir" --spool "$dir/spool" --logs "$dir/logs" "$@")
 }
 
@@ -618,7 +623,7 @@ ejabberdctl_in() {
 load_ejabberd_accounts() {
 	local dir=$1 rec head i
 	shift
-	CTL_TIMEOUT=120 ejabberdctl_in "$dir" dump_table "$dir/passwd.txt" passwd >/dev/null ||
+	ejabberdctl_within 120 "$dir" dump_table "$dir/passwd.txt" passwd >/dev/null ||
 		die "ejabberd: dumping the passwd table failed"
 	# The header is the first term: up to the first line that ends one.
 	head=$(awk '{ print } /\.$/ { exit }' "$dir/passwd.txt")
@@ -636,7 +641,7 @@ load_ejabberd_accounts() {
 		done
 	} >"$dir/accounts.txt"
 	chown ejabberd:ejabberd "$dir/accounts.txt"
-	CTL_TIMEOUT=300 ejabberdctl_in "$dir" load "$dir/accounts.txt" >/dev/null ||
+	ejabberdctl_within 300 "$dir" load "$dir/accounts.txt" >/dev/null ||
 		die "ejabberd: loading the accounts failed"
 }
 

@@ -215,7 +215,7 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, admin jid.JID, 
 	switch {
 	case err != nil && !started:
 		h.fail(w, req, admin, err)
-	case errors.Is(err, ErrNotRecorded):
+	case notRecordedOnly(err):
 		// Sent whole (its status went out with its first line): a
 		// short answer would only be asked for again. The log says it.
 		h.log.Error("admin API: export sent, but not recorded in the audit log", "archive", archive, "admin", admin.String(), "err", err)
@@ -342,6 +342,10 @@ var (
 // status is the HTTP status of a failed command.
 func status(err error) int {
 	switch {
+	case errors.Is(err, ErrNotRecorded):
+		// Done but not recorded is the server's own failure, whatever
+		// else failed with it (an export cut short at shutdown).
+		return http.StatusInternalServerError
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, ErrInvalid), errors.Is(err, store.ErrInvalid):
@@ -356,6 +360,27 @@ func status(err error) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// notRecordedOnly reports whether err says a command was done but not
+// recorded in the audit log, and nothing else: an export that failed
+// part-way and was then not recorded either (Deps.Run joins the two
+// errors) was not sent whole.
+func notRecordedOnly(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if joined, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range joined.Unwrap() {
+				if !notRecordedOnly(x) {
+					return false
+				}
+			}
+			return true
+		}
+		if e == ErrNotRecorded {
+			return true
+		}
+	}
+	return false
 }
 
 // ServerFault reports whether err, a failed command's error, is the

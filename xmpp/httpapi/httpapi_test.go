@@ -82,6 +82,9 @@ func (f *fakeServer) run(ctx context.Context, admin jid.JID, req Request, emit f
 				return nil, fmt.Errorf("export: %w", err)
 			}
 		}
+	case "broken-unrecorded@example.org":
+		_ = emit("line 1")
+		return nil, errors.Join(errors.New("disk on fire"), fmt.Errorf("%w: audit disk on fire", ErrNotRecorded))
 	case "":
 		return []string{"done " + req.Command}, nil
 	}
@@ -187,8 +190,15 @@ func TestHandler(t *testing.T) {
 	if resp, body, err := do(t, "GET", "/api/v1/users/broken@example.org/history", "pw", ""); err == nil {
 		t.Fatalf("an export that failed part-way was delivered whole: %d %q", resp.StatusCode, body)
 	}
-	if l := logged.String(); !strings.Contains(l, "export failed part-way") || !strings.Contains(l, "broken@example.org") {
+	if l := logged.String(); !strings.Contains(l, "export failed part-way") || !strings.Contains(l, "archive=broken@example.org admin=boss@example.org") {
 		t.Fatalf("log after an export that failed part-way: %q", l)
+	}
+	// Also when it was then not recorded either: it was not sent whole.
+	if resp, body, err := do(t, "GET", "/api/v1/users/broken-unrecorded@example.org/history", "pw", ""); err == nil {
+		t.Fatalf("an export that failed part-way and was not recorded was delivered whole: %d %q", resp.StatusCode, body)
+	}
+	if l := logged.String(); !strings.Contains(l, `export failed part-way" listener=http archive=broken-unrecorded@example.org`) {
+		t.Fatalf("log after an export that failed part-way and was not recorded: %q", l)
 	}
 	// A client that hangs up during an export is not the server's
 	// failure: a warning, not an error.
@@ -259,6 +269,7 @@ func TestServerFault(t *testing.T) {
 	}{
 		{"unclassified", errors.New("disk on fire"), true},
 		{"not recorded", fmt.Errorf("done: %w", ErrNotRecorded), true},
+		{"cut short at shutdown, not recorded", errors.Join(fmt.Errorf("x: %w", store.ErrClosed), fmt.Errorf("%w: y", ErrNotRecorded)), true},
 		{"bad request", fmt.Errorf("x: %w", ErrInvalid), false},
 		{"store refused", fmt.Errorf("x: %w", store.ErrInvalid), false},
 		{"forbidden", ErrForbidden, false},
@@ -285,6 +296,28 @@ func TestLogArg(t *testing.T) {
 	} {
 		if got := LogArg(tc.in); got != tc.want {
 			t.Errorf("LogArg(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
+		}
+	}
+}
+
+// Only an error that says "not recorded" and nothing else means the
+// command was done: joined with a failure of its own, it was not.
+func TestNotRecordedOnly(t *testing.T) {
+	nr := fmt.Errorf("%w: disk on fire", ErrNotRecorded)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"not recorded", nr, true},
+		{"not recorded, wrapped", fmt.Errorf("export: %w", nr), true},
+		{"failed", errors.New("disk on fire"), false},
+		{"failed, then not recorded", errors.Join(errors.New("disk on fire"), nr), false},
+		{"failed, then not recorded, wrapped", fmt.Errorf("export: %w", errors.Join(context.Canceled, nr)), false},
+		{"none", nil, false},
+	} {
+		if got := notRecordedOnly(tc.err); got != tc.want {
+			t.Errorf("%s: notRecordedOnly(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
 		}
 	}
 }

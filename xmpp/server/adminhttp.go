@@ -219,7 +219,9 @@ func flushWithin(ctx context.Context, wait time.Duration, flush func(context.Con
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+	case fctx.Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+		// The wait ended, not a commit (whose error may wrap a
+		// context's too, when the writer stops).
 		if ctx.Err() == nil {
 			// Our own bound, not the caller's: the archive writer is
 			// behind or stuck, which the operator should hear of.

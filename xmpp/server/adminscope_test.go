@@ -621,6 +621,7 @@ func TestFlushWithin(t *testing.T) {
 		{"out of time", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, false, context.DeadlineExceeded, nil, 1},
 		{"caller left", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, true, context.Canceled, nil, 0},
 		{"commit failed", func(context.Context) error { return commitErr }, false, nil, store.ErrInvalid, 0},
+		{"commit failed, writer stopping", func(context.Context) error { return fmt.Errorf("commit: %w", context.Canceled) }, false, nil, context.Canceled, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logged bytes.Buffer
@@ -684,9 +685,12 @@ func TestAdminSocketLog(t *testing.T) {
 			defer client.Close()
 			defer conn.Close()
 			resp := a.handle(conn, json.NewEncoder(conn), run, []byte(tc.line))
+			refusedFirst := strings.HasPrefix(tc.name, "malformed") || strings.HasPrefix(tc.name, "unknown")
 			switch {
 			case tc.wantErr == "" && (!resp.OK || resp.Error != "" || !ran):
 				t.Fatalf("answer %+v (ran %v), want done", resp, ran)
+			case refusedFirst && ran:
+				t.Fatalf("%s request ran", tc.name)
 			case tc.wantErr != "" && (resp.OK || !strings.Contains(resp.Error, tc.wantErr)):
 				t.Fatalf("answer %+v, want an error containing %q", resp, tc.wantErr)
 			}
