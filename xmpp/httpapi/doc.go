@@ -26,7 +26,7 @@
 // export itself: its arguments are checked before the first line (a bad
 // one is a 400), and an error after the first line aborts the response so
 // that a truncated export is never taken for a whole one (logged as an
-// error, or as a warning when the client hung up). A failed
+// error, or as a warning when its connection closed). A failed
 // command's status comes from its error (status): Deps.Run marks errors
 // in the request's arguments with ErrInvalid and commands an admin may
 // not run with ErrForbidden; any error of no known kind is the server's

@@ -220,10 +220,10 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, admin jid.JID, 
 		// short answer would only be asked for again. The log says it.
 		h.log.Error("admin API: export sent, but not recorded in the audit log", "archive", archive, "admin", admin.String(), "err", err)
 	case err != nil && r.Context().Err() != nil:
-		// The client hung up (net/http cancels the request's context when
-		// the connection closes or a write to it fails): not the server's
-		// failure.
-		h.log.Warn("admin API: export stopped, the client went away", "archive", archive, "admin", admin.String(), "err", err)
+		// The connection closed: the client hung up, or shutdown cut it
+		// (net/http cancels the request's context when the connection
+		// closes or a write to it fails). Not a failure of the export.
+		h.log.Warn("admin API: export stopped, its connection closed", "archive", archive, "admin", admin.String(), "err", err)
 		panic(http.ErrAbortHandler)
 	case err != nil:
 		h.log.Error("admin API: export failed part-way", "archive", archive, "admin", admin.String(), "err", err)

@@ -215,7 +215,7 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("first line of an endless export: %v", err)
 	}
 	resp.Body.Close()
-	const gone = "export stopped, the client went away"
+	const gone = "export stopped, its connection closed"
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logged.String(), gone); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %q in the log: %q", gone, logged.String())
