@@ -4,7 +4,7 @@
 #
 #   1. installs prosody and ejabberd (apt) if missing and stops the system
 #      instances the packages may have started;
-#   2. builds switchboard and xmppbench, while step 1 runs;
+#   2. builds switchboard, xmppbench and the report, while step 1 runs;
 #   3. per seed (the Switchboard configurations share one), once, all
 #      side by side: a fresh instance, the chat accounts registered
 #      in-band, the others too or (Prosody, ejabberd) copied from the
@@ -44,7 +44,7 @@
 #   BENCH_SEED_TIMEOUT [600]      seconds per xmppbench call while seeding
 #
 # The defaults finish in about 17 minutes on 2 cores as on a fresh machine
-# (16 min 35 s to 16 min 57 s measured): the peers' installation (apt) and
+# (16 min 33 s to 16 min 57 s measured): the peers' installation (apt) and
 # the first build (module downloads) at the same time, about a minute;
 # seeding 1.5, the servers side by side, most of it ejabberd's
 # subscriptions; each of the 3 runs ~4.3; the idle100k group's single run,
@@ -94,7 +94,7 @@ SB_PROFILE=""   # set while starting a Switchboard that writes a CPU profile
 SB_SOURCE=""    # the commit built
 SERVER_PID=""   # the server process being measured (beam.smp for ejabberd)
 RUNNER_PID=""   # what we started (ejabberdctl's shell for ejabberd)
-LOAD_PID=""     # the xmppbench call in progress
+LOAD_PID=""     # the xmppbench (or ejabberdctl) call in progress
 SEED_PIDS=""    # the subshells seeding servers side by side (seed_all)
 BUILD_PID=""    # the build running while the peers install
 WORK=""
@@ -148,7 +148,14 @@ alive() {
 # stop_load_and_server: stops the xmppbench call and the server in
 # progress, if any.
 stop_load_and_server() {
-	if [[ -n $LOAD_PID ]]; then kill -TERM "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
+	if [[ -n $LOAD_PID ]]; then
+		# Its whole tree: a function run in the background is a
+		# subshell around the command, and timeout's child runs in a
+		# process group of its own.
+		local p
+		for p in $(tree "$LOAD_PID"); do kill -TERM "$p" 2>/dev/null || true; done
+		wait "$LOAD_PID" 2>/dev/null || true
+	fi
 	stop_server
 }
 
@@ -351,7 +358,7 @@ start_server() {
 		SERVER_PID=$RUNNER_PID
 		;;
 	ejabberd)
-		ejabberdctl_in "$dir" foreground >>"$dir/server.log" 2>&1 &
+		ejabberdctl_in 0 "$dir" foreground >>"$dir/server.log" 2>&1 &
 		RUNNER_PID=$!
 		SERVER_PID=""
 		;;
@@ -496,37 +503,30 @@ seed() {
 	local idle=0 presence=0
 	if has_group idle || has_group idle100k; then idle=1; fi
 	has_group presence && presence=1
-	if [[ $server == prosody ]] && ((idle || presence)); then
-		# Prosody hashes passwords on one core, about 130
-		# registrations/s here, and confirms about 90 subscriptions/s:
-		# the other accounts are copies of c0's (the same password,
-		# so the same stored keys) and the presence accounts' rosters
-		# are written as Prosody would write them. A login checks the
-		# idle accounts; the presence scenario's setup checks the
-		# presence accounts and their rosters.
-		stop_server
-		((idle)) && write_prosody_accounts "$dir" i "$IDLE_SESSIONS"
-		if ((presence)); then
-			write_prosody_accounts "$dir" p "$PRESENCE_USERS"
-			write_prosody_rosters "$dir"
-		fi
-		chown -R prosody:prosody "$dir/data"
-		start_server "$server" "$dir" || die "$server: the seed instance did not start again"
-		((idle)) && { xmppbench --users 1 --prefix i login --logins 1 >>"$lg" 2>&1 ||
-			die "$server: logging in to a written account failed (see $lg)"; }
-	elif [[ $server == ejabberd ]]; then
-		# ejabberd takes ~14 ms of CPU per registration here: the
-		# other accounts are loaded into its database as copies of
-		# c0's (the same password, so the same stored keys). A login
-		# checks them. The presence contacts are subscribed for real.
-		local accounts=()
-		((idle)) && accounts+=(i "$IDLE_SESSIONS")
-		((presence)) && accounts+=(p "$PRESENCE_USERS")
-		if ((${#accounts[@]})); then
+	# The peers' other accounts are copies of c0's (the same password,
+	# so the same stored keys): Prosody hashes passwords on one core,
+	# about 130 registrations/s here, and ejabberd takes ~14 ms of CPU
+	# per registration. A login checks the first copy; the presence
+	# scenario's setup then logs in to every presence account.
+	local accounts=()
+	((idle)) && accounts+=(i "$IDLE_SESSIONS")
+	((presence)) && accounts+=(p "$PRESENCE_USERS")
+	if [[ $server == prosody || $server == ejabberd ]] && ((${#accounts[@]})); then
+		if [[ $server == prosody ]]; then
+			# Written while Prosody is stopped, with the presence
+			# accounts' rosters as Prosody would write them (it
+			# confirms about 90 subscriptions/s); ejabberd's are
+			# subscribed for real below.
+			stop_server
+			write_prosody_accounts "$dir" "${accounts[@]}"
+			((presence)) && write_prosody_rosters "$dir"
+			chown -R prosody:prosody "$dir/data"
+			start_server "$server" "$dir" || die "$server: the seed instance did not start again"
+		else
 			load_ejabberd_accounts "$dir" "${accounts[@]}"
-			xmppbench --users 1 --prefix "${accounts[0]}" login --logins 1 >>"$lg" 2>&1 ||
-				die "$server: logging in to a loaded account failed (see $lg)"
 		fi
+		xmppbench --users 1 --prefix "${accounts[0]}" login --logins 1 >>"$lg" 2>&1 ||
+			die "$server: logging in to a copied account failed (see $lg)"
 	elif ((idle)); then
 		xmppbench --users "$IDLE_SESSIONS" --prefix i --register --concurrency 32 login --logins 1 >>"$lg" 2>&1 ||
 			die "$server: registering the idle accounts failed (see $lg)"
@@ -539,7 +539,7 @@ seed() {
 		# side answering), or checks the rosters written (Prosody); the
 		# storm it then runs is a warm-up.
 		local register=(--register)
-		[[ $server == switchboard* ]] || register=()
+		[[ $server == switchboard ]] || register=()
 		if ! xmppbench --users "$PRESENCE_USERS" --prefix p "${register[@]}" presence --contacts "$PRESENCE_CONTACTS" \
 			--presence-timeout 4m >>"$lg" 2>&1; then
 			log "$server: setting up the presence contacts failed (see $lg); its presence row is skipped"
@@ -602,18 +602,26 @@ seed_cleanup() {
 	exit "$rc"
 }
 
-# ejabberdctl_in DIR ARGS...: ejabberdctl ARGS against the instance in DIR.
-ejabberdctl_in() { ejabberdctl_within 0 "$@"; }
-
-# ejabberdctl_within SECS DIR ARGS...: ejabberdctl_in for at most SECS
-# seconds (0: no limit).
-ejabberdctl_within() {
+# ejabberdctl_in SECS DIR ARGS...: ejabberdctl ARGS against the instance in
+# DIR, for at most SECS seconds (0: no limit).
+ejabberdctl_in() {
 	local secs=$1 dir=$2
 	shift 2
 	local limit=()
 	if ((secs > 0)); then limit=(timeout "$secs"); fi
 	(cd "$dir" && exec "${limit[@]}" setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
 		env HOME="$dir" ejabberdctl --config-dir "$dir" --spool "$dir/spool" --logs "$dir/logs" "$@")
+}
+
+# ejabberdctl_load SECS DIR ARGS...: ejabberdctl_in as the load in
+# progress, which cleanup stops as it stops an xmppbench call.
+ejabberdctl_load() {
+	ejabberdctl_in "$@" &
+	LOAD_PID=$!
+	local rc=0
+	wait "$LOAD_PID" || rc=$?
+	LOAD_PID=""
+	return "$rc"
 }
 
 # load_ejabberd_accounts DIR PREFIX N [PREFIX N]...: accounts PREFIX0 ..
@@ -623,7 +631,7 @@ ejabberdctl_within() {
 load_ejabberd_accounts() {
 	local dir=$1 rec head i
 	shift
-	ejabberdctl_within 120 "$dir" dump_table "$dir/passwd.txt" passwd >/dev/null ||
+	ejabberdctl_load 120 "$dir" dump_table "$dir/passwd.txt" passwd >/dev/null ||
 		die "ejabberd: dumping the passwd table failed"
 	# The header is the first term: up to the first line that ends one.
 	head=$(awk '{ print } /\.$/ { exit }' "$dir/passwd.txt")
@@ -641,20 +649,25 @@ load_ejabberd_accounts() {
 		done
 	} >"$dir/accounts.txt"
 	chown ejabberd:ejabberd "$dir/accounts.txt"
-	ejabberdctl_within 300 "$dir" load "$dir/accounts.txt" >/dev/null ||
+	ejabberdctl_load 300 "$dir" load "$dir/accounts.txt" >/dev/null ||
 		die "ejabberd: loading the accounts failed"
 }
 
-# write_prosody_accounts DIR PREFIX N: accounts PREFIX0..PREFIX(N-1) in
-# Prosody's internal storage (data/HOST/accounts/USER.dat), each a copy of
-# the in-band registered c0's: the same password, salt and stored keys.
-# Prosody must be stopped; the caller gives the files to prosody.
+# write_prosody_accounts DIR PREFIX N [PREFIX N]...: accounts PREFIX0 ..
+# PREFIX(N-1) in Prosody's internal storage (data/HOST/accounts/USER.dat),
+# each a copy of the in-band registered c0's: the same password, salt and
+# stored keys. Prosody must be stopped; the caller gives the files to
+# prosody.
 write_prosody_accounts() {
 	local adir="$1/data/$DOMAIN/accounts" i account
+	shift
 	[[ -s $adir/c0.dat ]] || die "prosody: no account c0 to copy in $adir"
 	account=$(<"$adir/c0.dat")
-	for ((i = 0; i < $3; i++)); do
-		printf '%s\n' "$account" >"$adir/$2$i.dat" # a builtin: no process per file
+	while (($#)); do
+		for ((i = 0; i < $2; i++)); do
+			printf '%s\n' "$account" >"$adir/$1$i.dat" # a builtin: no process per file
+		done
+		shift 2
 	done
 }
 
@@ -848,6 +861,9 @@ machine_info() {
 		echo "open files limit: $(ulimit -n)"
 		echo "runs: $RUNS"
 		echo "duration: $DURATION measured after $WARMUP warm-up (chat, muc)"
+		echo "chat users: $CHAT_USERS"
+		echo "presence users: $PRESENCE_USERS"
+		echo "presence contacts: $PRESENCE_CONTACTS"
 		echo "idle sessions: $IDLE_SESSIONS"
 		echo "idle sessions, many: $IDLE_MANY"
 		echo "logins: $LOGINS plain TCP, $TLS_LOGINS STARTTLS, $LOGIN_CONCURRENCY in parallel"

@@ -627,6 +627,13 @@ func run1(resDir, machineFile, profiles, out string) error {
 	}
 
 	idle, many := commas(get(kv, "idle sessions")), commas(get(kv, "idle sessions, many"))
+	chatUsers := commas(get(kv, "chat users"))
+	rosterItems := "?"
+	if n, err := strconv.Atoi(get(kv, "presence users")); err == nil {
+		if r, err := strconv.Atoi(get(kv, "presence contacts")); err == nil {
+			rosterItems = commas(strconv.Itoa(n * r))
+		}
+	}
 	table := rows(idle, many)
 
 	var b strings.Builder
@@ -717,14 +724,14 @@ func run1(resDir, machineFile, profiles, out string) error {
 	p("  (this is not measured); every measured run starts a fresh server process on a\n")
 	p("  copy of that data. Registering costs Prosody and ejabberd a password hash each\n")
 	p("  (Prosody about 130 registrations/s on its one core, ejabberd about 14 ms of CPU\n")
-	p("  each): beyond their 200 chat accounts, registered in-band, their accounts are\n")
+	p("  each): beyond their %s chat accounts, registered in-band, their accounts are\n", chatUsers)
 	p("  copies of the first one's (the same password, so the same stored keys: Prosody's\n")
-	p("  account files, ejabberd's passwd records loaded from a Mnesia text dump), checked\n")
-	p("  by a login. Prosody confirms only about 90 subscriptions/s, so its 20,000 roster\n")
-	p("  items are written into its storage directly (the files it would have written)\n")
-	p("  and checked by the presence scenario's setup. The measured presence runs start\n")
-	p("  from the seed's rosters without setting them up again, so the storm meets an\n")
-	p("  idle server.\n")
+	p("  account files, ejabberd's passwd records loaded from a Mnesia text dump), the\n")
+	p("  first copy checked by a login. Prosody confirms only about 90 subscriptions/s, so\n")
+	p("  its %s roster items are written into its storage directly (the files it would\n", rosterItems)
+	p("  have written) and checked by the presence scenario's setup. The measured presence\n")
+	p("  runs start from the seed's rosters without setting them up again, so the storm\n")
+	p("  meets an idle server.\n")
 	p("- Before each scenario the script waits until the server is idle (under 5 %% of a\n")
 	p("  core for 0.5 s, at most 60 s), so no scenario pays for the previous one's tail.\n")
 	p("- Scenario groups, each on one fresh process: (1) chat at saturation, chat at a\n")
@@ -738,7 +745,7 @@ func run1(resDir, machineFile, profiles, out string) error {
 	p("  the machine's speed over minutes cancels; its msgs/s is the median of the runs.\n")
 	p("  The two chats are adjacent when (2) goes first; when (1) goes first, the rest of\n")
 	p("  (1) and (2)'s logins lie between them.\n")
-	p("- Chat: 200 users in pairs, 32-byte bodies, at most 8 messages in flight per sender.\n")
+	p("- Chat: %s users in pairs, 32-byte bodies, at most 8 messages in flight per sender.\n", chatUsers)
 	p("  MUC: 10 of the occupants send, 32-byte bodies, at most 4 messages per sender not\n")
 	p("  yet received by every occupant. Both: %s.\n", get(kv, "duration"))
 	p("- Logins: %s; each a full connect, SASL SCRAM-SHA-1,\n", get(kv, "logins"))

@@ -213,6 +213,9 @@ runs: 3
 cpus: 2
 cpu model: Test CPU @ 3.0GHz
 memory: 8 GiB
+chat users: 200
+presence users: 1000
+presence contacts: 20
 idle sessions: 10000
 idle sessions, many: 100000
 duration: 10s
@@ -253,6 +256,10 @@ logins: 2000
 		"| 1:1 chat at saturation, delivered msgs/s (zero loss) | 10,000 / 30,000* / 20,000 | 8,000 / 9,000 | 9,500 / failed |\n",
 		"- Switchboard, archive off, chat_sat, run 2: other processes used 40 % of a core\n",
 		"No profile: the Switchboard measured does not write one",
+		// The method's counts come from the run's settings.
+		"beyond their 200 chat accounts",
+		"its 20,000 roster items",
+		"- Chat: 200 users in pairs,",
 		"\n" + markBegin + "\n" + analysis + "\n" + markEnd + "\n",
 	} {
 		if !strings.Contains(doc, want) {

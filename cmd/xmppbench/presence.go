@@ -51,7 +51,7 @@ per-user completion percentiles and the presence stanzas received; with
 	}
 	cmd.Flags().IntVar(&contacts, "contacts", 10, "mutual contacts per user")
 	cmd.Flags().BoolVar(&setup, "setup", true, "set up and check the subscriptions first (false: the rosters already hold them)")
-	cmd.Flags().DurationVar(&setupTimeout, "setup-timeout", 10*time.Minute, "limit for setting up the subscriptions")
+	cmd.Flags().DurationVar(&setupTimeout, "setup-timeout", 10*time.Minute, "limit for setting up the subscriptions (with --setup)")
 	cmd.Flags().DurationVar(&timeout, "presence-timeout", time.Minute, "limit for the measured phase")
 	return cmd
 }
