@@ -30,9 +30,9 @@
 // command's status comes from its error (status): Deps.Run marks errors
 // in the request's arguments with ErrInvalid and commands an admin may
 // not run with ErrForbidden; any error of no known kind is the server's
-// own, a 500 whose cause is logged rather than answered (ErrNotRecorded,
-// a change done but not recorded in the audit log, is a 500 that says
-// so; an export sent whole before its audit write failed ends as sent,
-// and only the log says so). The listener, TLS and the command set belong to the server
+// own, a 500 whose cause is logged rather than answered (a
+// NotRecordedError, a command whose audit write failed, is a 500 that
+// says so; an export sent whole before its audit write failed ends as
+// sent, and only the log says so). The listener, TLS and the command set belong to the server
 // (xmpp/server); docs/admin-api.md is the reference for operators.
 package httpapi

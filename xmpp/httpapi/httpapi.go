@@ -215,10 +215,15 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request, admin jid.JID, 
 	switch {
 	case err != nil && !started:
 		h.fail(w, req, admin, err)
-	case notRecordedOnly(err):
+	case doneNotRecorded(err):
 		// Sent whole (its status went out with its first line): a
 		// short answer would only be asked for again. The log says it.
 		h.log.Error("admin API: export sent, but not recorded in the audit log", "archive", archive, "admin", admin.String(), "err", err)
+	case errors.Is(err, ErrNotRecorded):
+		// Cut short, whatever the reason: the audit log's failure is the
+		// server's own.
+		h.log.Error("admin API: export failed part-way, and was not recorded in the audit log", "archive", archive, "admin", admin.String(), "err", err)
+		panic(http.ErrAbortHandler)
 	case err != nil && r.Context().Err() != nil:
 		// The connection closed: the client hung up, or shutdown cut it
 		// (net/http cancels the request's context when the connection
@@ -362,25 +367,34 @@ func status(err error) int {
 	return http.StatusInternalServerError
 }
 
-// notRecordedOnly reports whether err says a command was done but not
-// recorded in the audit log, and nothing else: an export that failed
-// part-way and was then not recorded either (Deps.Run joins the two
-// errors) was not sent whole.
-func notRecordedOnly(err error) bool {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if joined, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range joined.Unwrap() {
-				if !notRecordedOnly(x) {
-					return false
-				}
-			}
-			return true
-		}
-		if e == ErrNotRecorded {
-			return true
-		}
+// NotRecordedError is the outcome of a command whose audit-log write
+// failed: Err is the command's own failure (nil: it was done), Audit the
+// audit log's error. It matches ErrNotRecorded and Err, not Audit: the
+// audit log's kind (a closed store, say) must not make the status say
+// that nothing was done.
+type NotRecordedError struct {
+	Err, Audit error
+}
+
+func (e *NotRecordedError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("%v: %v", ErrNotRecorded, e.Audit)
 	}
-	return false
+	return fmt.Sprintf("%v; not recorded in the audit log either: %v", e.Err, e.Audit)
+}
+
+func (e *NotRecordedError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrNotRecorded}
+	}
+	return []error{e.Err, ErrNotRecorded}
+}
+
+// doneNotRecorded reports whether err says a command was done (an export
+// sent whole) but not recorded in the audit log.
+func doneNotRecorded(err error) bool {
+	var nr *NotRecordedError
+	return errors.As(err, &nr) && nr.Err == nil
 }
 
 // ServerFault reports whether err, a failed command's error, is the

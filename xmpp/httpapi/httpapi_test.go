@@ -65,26 +65,30 @@ func (f *fakeServer) run(ctx context.Context, admin jid.JID, req Request, emit f
 	case "empty@example.org":
 		return nil, nil // an export of no record: emit is never called
 	case "unrecorded@example.org":
-		return nil, fmt.Errorf("%w: disk on fire", ErrNotRecorded)
+		return nil, &NotRecordedError{Audit: errors.New("disk on fire")}
 	case "sent-unrecorded@example.org":
 		for _, l := range []string{"a", "b"} {
 			if err := emit(l); err != nil {
 				return nil, err
 			}
 		}
-		return nil, fmt.Errorf("%w: audit disk on fire", ErrNotRecorded)
-	case "endless@example.org":
-		for {
-			if err := emit("line"); err != nil {
-				return nil, err
-			}
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("export: %w", err)
+		return nil, &NotRecordedError{Audit: errors.New("audit disk on fire")}
+	case "endless@example.org", "endless-unrecorded@example.org":
+		// Until the client goes: the write fails, or the context ends.
+		err := emit("line")
+		for ; err == nil; err = emit("line") {
+			if err = ctx.Err(); err != nil {
+				err = fmt.Errorf("export: %w", err)
+				break
 			}
 		}
+		if req.Args["archive"] == "endless-unrecorded@example.org" {
+			return nil, &NotRecordedError{Err: err, Audit: errors.New("audit disk on fire")}
+		}
+		return nil, err
 	case "broken-unrecorded@example.org":
 		_ = emit("line 1")
-		return nil, errors.Join(errors.New("disk on fire"), fmt.Errorf("%w: audit disk on fire", ErrNotRecorded))
+		return nil, &NotRecordedError{Err: errors.New("disk on fire"), Audit: errors.New("audit disk on fire")}
 	case "":
 		return []string{"done " + req.Command}, nil
 	}
@@ -197,35 +201,41 @@ func TestHandler(t *testing.T) {
 	if resp, body, err := do(t, "GET", "/api/v1/users/broken-unrecorded@example.org/history", "pw", ""); err == nil {
 		t.Fatalf("an export that failed part-way and was not recorded was delivered whole: %d %q", resp.StatusCode, body)
 	}
-	if l := logged.String(); !strings.Contains(l, `export failed part-way" listener=http archive=broken-unrecorded@example.org`) {
+	if l := logged.String(); !strings.Contains(l, `level=ERROR msg="admin API: export failed part-way, and was not recorded in the audit log" listener=http archive=broken-unrecorded@example.org`) {
 		t.Fatalf("log after an export that failed part-way and was not recorded: %q", l)
 	}
 	// A client that hangs up during an export is not the server's
-	// failure: a warning, not an error.
-	req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/api/v1/users/endless@example.org/history", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth("boss@example.org", "pw")
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(resp.Body, make([]byte, 5)); err != nil {
-		t.Fatalf("first line of an endless export: %v", err)
-	}
-	resp.Body.Close()
-	const gone = "export stopped, its connection closed"
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logged.String(), gone); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log: %q", gone, logged.String())
+	// failure: a warning, not an error; unless the export was not
+	// recorded in the audit log either.
+	hangUp := func(archive, level, msg string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/api/v1/users/"+archive+"/history", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("boss@example.org", "pw")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(resp.Body, make([]byte, 5)); err != nil {
+			t.Fatalf("first line of an endless export: %v", err)
+		}
+		resp.Body.Close()
+		mark := "archive=" + archive + " "
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logged.String(), mark); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line of %s: %q", archive, logged.String())
+			}
+		}
+		for _, l := range strings.Split(logged.String(), "\n") {
+			if strings.Contains(l, mark) && (!strings.Contains(l, "level="+level) || !strings.Contains(l, msg)) {
+				t.Fatalf("log line of an export the client left: %q, want level %s and %q", l, level, msg)
+			}
 		}
 	}
-	for _, l := range strings.Split(logged.String(), "\n") {
-		if strings.Contains(l, "endless@example.org") && (!strings.Contains(l, "level=WARN") || !strings.Contains(l, gone)) {
-			t.Fatalf("log line of an export the client left: %q", l)
-		}
-	}
+	hangUp("endless@example.org", "WARN", "export stopped, its connection closed")
+	hangUp("endless-unrecorded@example.org", "ERROR", "export failed part-way, and was not recorded in the audit log")
 	// An export sent whole but not recorded in the audit log ends as sent,
 	// and the server's log says it was not recorded.
 	if l := logged.String(); !strings.Contains(l, "export sent, but not recorded") || !strings.Contains(l, "audit disk on fire") {
@@ -268,8 +278,8 @@ func TestServerFault(t *testing.T) {
 		want bool
 	}{
 		{"unclassified", errors.New("disk on fire"), true},
-		{"not recorded", fmt.Errorf("done: %w", ErrNotRecorded), true},
-		{"cut short at shutdown, not recorded", errors.Join(fmt.Errorf("x: %w", store.ErrClosed), fmt.Errorf("%w: y", ErrNotRecorded)), true},
+		{"not recorded", &NotRecordedError{Audit: store.ErrClosed}, true},
+		{"cut short at shutdown, not recorded", &NotRecordedError{Err: fmt.Errorf("x: %w", store.ErrClosed), Audit: errors.New("y")}, true},
 		{"bad request", fmt.Errorf("x: %w", ErrInvalid), false},
 		{"store refused", fmt.Errorf("x: %w", store.ErrInvalid), false},
 		{"forbidden", ErrForbidden, false},
@@ -300,24 +310,33 @@ func TestLogArg(t *testing.T) {
 	}
 }
 
-// Only an error that says "not recorded" and nothing else means the
-// command was done: joined with a failure of its own, it was not.
-func TestNotRecordedOnly(t *testing.T) {
-	nr := fmt.Errorf("%w: disk on fire", ErrNotRecorded)
+// Only a NotRecordedError without a failure of its own means the command
+// was done; either kind matches ErrNotRecorded, and the command's own
+// failure, not the audit log's.
+func TestNotRecordedError(t *testing.T) {
+	audit := fmt.Errorf("audit: %w", store.ErrClosed)
+	failed := errors.New("disk on fire")
 	for _, tc := range []struct {
-		name string
-		err  error
-		want bool
+		name     string
+		err      error
+		done     bool
+		isFailed bool
 	}{
-		{"not recorded", nr, true},
-		{"not recorded, wrapped", fmt.Errorf("export: %w", nr), true},
-		{"failed", errors.New("disk on fire"), false},
-		{"failed, then not recorded", errors.Join(errors.New("disk on fire"), nr), false},
-		{"failed, then not recorded, wrapped", fmt.Errorf("export: %w", errors.Join(context.Canceled, nr)), false},
-		{"none", nil, false},
+		{"not recorded", &NotRecordedError{Audit: audit}, true, false},
+		{"not recorded, wrapped", fmt.Errorf("export: %w", &NotRecordedError{Audit: audit}), true, false},
+		{"failed, then not recorded", &NotRecordedError{Err: failed, Audit: audit}, false, true},
+		{"failed", failed, false, true},
+		{"none", nil, false, false},
 	} {
-		if got := notRecordedOnly(tc.err); got != tc.want {
-			t.Errorf("%s: notRecordedOnly(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		if got := doneNotRecorded(tc.err); got != tc.done {
+			t.Errorf("%s: doneNotRecorded(%v) = %v, want %v", tc.name, tc.err, got, tc.done)
+		}
+		var nr *NotRecordedError
+		if errors.As(tc.err, &nr) && (!errors.Is(tc.err, ErrNotRecorded) || errors.Is(tc.err, store.ErrClosed)) {
+			t.Errorf("%s: %v matches ErrNotRecorded %v, the audit log's ErrClosed %v; want true, false", tc.name, tc.err, errors.Is(tc.err, ErrNotRecorded), errors.Is(tc.err, store.ErrClosed))
+		}
+		if got := errors.Is(tc.err, failed); got != tc.isFailed {
+			t.Errorf("%s: matches the command's failure: %v, want %v", tc.name, got, tc.isFailed)
 		}
 	}
 }

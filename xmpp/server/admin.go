@@ -220,15 +220,9 @@ func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequ
 		e.Detail = cutAuditDetail(fmt.Sprintf("failed=%q %s", err.Error(), e.Detail))
 	}
 	if aerr := addAudit(ctx, b.Audit, e); aerr != nil {
-		// The command is done: whatever the audit log's error, this is
-		// the server's own failure (500 over HTTP), not a bad request
-		// or one to repeat, so the audit log's error is not wrapped
-		// (its kind would make the HTTP status say nothing was done).
-		nr := fmt.Errorf("%w: %v", httpapi.ErrNotRecorded, aerr)
-		if err != nil {
-			return res, errors.Join(err, nr)
-		}
-		return res, nr
+		// Whatever the audit log's error, this is the server's own
+		// failure (500 over HTTP), not a bad request or one to repeat.
+		return res, &httpapi.NotRecordedError{Err: err, Audit: aerr}
 	}
 	return res, err
 }
@@ -642,16 +636,23 @@ func (a *adminServer) handle(c net.Conn, enc *json.Encoder, run adminRun, line [
 	if err != nil {
 		return AdminResponse{Error: err.Error()}
 	}
+	closed := false // a line could not be written: the CLI is gone
 	emit := func(l string) error {
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		return enc.Encode(AdminResponse{Line: &l})
+		err := enc.Encode(AdminResponse{Line: &l})
+		closed = closed || err != nil
+		return err
 	}
 	res, err := run(a.ctx, cmd, req, emit)
 	target := httpapi.LogArg(req.Args[cmd.target])
 	if err != nil {
 		// The answer has the error too; the log keeps the server's own
-		// failures (a flush's or the audit log's), as the HTTP API does.
-		if httpapi.ServerFault(err) {
+		// failures (a flush's or the audit log's), as the HTTP API does,
+		// and warns of an export whose connection closed.
+		switch {
+		case closed && !errors.Is(err, httpapi.ErrNotRecorded):
+			a.log.Warn("admin export stopped, its connection closed", "command", req.Command, "target", target, "err", err)
+		case httpapi.ServerFault(err):
 			a.log.Error("admin command failed", "command", req.Command, "target", target, "err", err)
 		}
 		return AdminResponse{Error: err.Error()}

@@ -121,14 +121,15 @@ func TestAuditScope(t *testing.T) {
 // the stub ran.
 func auditedStub(t *testing.T, command string, args map[string]string) (entries []store.AuditEntry, ran bool, err error) {
 	t.Helper()
-	entries, err = auditedRun(t, t.Context(), command, args, func(context.Context, Backend) error { ran = true; return nil })
+	entries, err = auditedRun(t, t.Context(), command, args, func(context.Context, Backend, *store.DB) error { ran = true; return nil })
 	return entries, ran, err
 }
 
 // auditedRun runs command through runAudited under ctx on a fresh store,
-// with run standing in for its work (its Backend's Emit takes every line),
-// and returns what the audit log holds then.
-func auditedRun(t *testing.T, ctx context.Context, command string, args map[string]string, run func(context.Context, Backend) error) ([]store.AuditEntry, error) {
+// with run standing in for its work (its Backend's Emit takes every line;
+// it may close the store), and returns what the audit log holds then
+// (nothing once the store is closed).
+func auditedRun(t *testing.T, ctx context.Context, command string, args map[string]string, run func(context.Context, Backend, *store.DB) error) ([]store.AuditEntry, error) {
 	t.Helper()
 	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
 	if err != nil {
@@ -136,11 +137,11 @@ func auditedRun(t *testing.T, ctx context.Context, command string, args map[stri
 	}
 	defer db.Close()
 	cmd := adminCommands[command]
-	cmd.run = func(ctx context.Context, b Backend, _ AdminRequest) ([]string, error) { return nil, run(ctx, b) }
+	cmd.run = func(ctx context.Context, b Backend, _ AdminRequest) ([]string, error) { return nil, run(ctx, b, db) }
 	b := Backend{Audit: db.Audit(), Emit: func(string) error { return nil }}
 	_, err = cmd.runAudited(ctx, b, AdminRequest{Command: command, Args: args})
 	entries, lerr := db.Audit().List(t.Context(), time.Time{}, 0, nil)
-	if lerr != nil {
+	if lerr != nil && !errors.Is(lerr, store.ErrClosed) {
 		t.Fatal(lerr)
 	}
 	return entries, err
@@ -216,36 +217,55 @@ func TestAuditUnrecordableRefused(t *testing.T) {
 // the audit log's error, and with the command's own failure if it failed.
 func TestAuditAfterTheCommand(t *testing.T) {
 	args := map[string]string{"jid": "carol@localhost", "archive": "carol@localhost", "format": "jsonl"}
+	failed := errors.New("disk on fire")
 	for _, tc := range []struct {
 		name     string
 		command  string
-		run      func(ctx context.Context, cancel context.CancelFunc, b Backend) error
-		wantErr  bool
+		run      func(ctx context.Context, cancel context.CancelFunc, b Backend, db *store.DB) error
+		wantIs   []error // what the error matches (none: no error)
 		recorded bool
 		detail   string
 	}{
-		{"caller gone as the command ends", CmdUserAdd, func(_ context.Context, cancel context.CancelFunc, _ Backend) error {
+		{"caller gone as the command ends", CmdUserAdd, func(_ context.Context, cancel context.CancelFunc, _ Backend, _ *store.DB) error {
 			cancel()
 			return nil
-		}, false, true, ""},
-		{"export failed part-way", CmdHistoryExport, func(_ context.Context, _ context.CancelFunc, b Backend) error {
+		}, nil, true, ""},
+		{"export failed part-way", CmdHistoryExport, func(_ context.Context, _ context.CancelFunc, b Backend, _ *store.DB) error {
 			if err := b.Emit("a line"); err != nil {
 				return err
 			}
-			return errors.New("disk on fire")
-		}, true, true, `failed="disk on fire" with="" since="" until="" format="jsonl"`},
-		{"export failed before sending", CmdHistoryExport, func(context.Context, context.CancelFunc, Backend) error {
-			return errors.New("disk on fire")
-		}, true, false, ""},
+			return failed
+		}, []error{failed}, true, `failed="disk on fire" with="" since="" until="" format="jsonl"`},
+		{"export failed before sending", CmdHistoryExport, func(context.Context, context.CancelFunc, Backend, *store.DB) error {
+			return failed
+		}, []error{failed}, false, ""},
+		// Not the audit log's ErrClosed (a 503) in either: checked below.
+		{"change done, not recorded", CmdUserAdd, func(_ context.Context, _ context.CancelFunc, _ Backend, db *store.DB) error {
+			return db.Close() // the store closes after the change
+		}, []error{httpapi.ErrNotRecorded}, false, ""},
+		{"export failed part-way, not recorded", CmdHistoryExport, func(_ context.Context, _ context.CancelFunc, b Backend, db *store.DB) error {
+			if err := b.Emit("a line"); err != nil {
+				return err
+			}
+			if err := db.Close(); err != nil {
+				return err
+			}
+			return failed
+		}, []error{failed, httpapi.ErrNotRecorded}, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			entries, err := auditedRun(t, ctx, tc.command, args, func(ctx context.Context, b Backend) error {
-				return tc.run(ctx, cancel, b)
+			entries, err := auditedRun(t, ctx, tc.command, args, func(ctx context.Context, b Backend, db *store.DB) error {
+				return tc.run(ctx, cancel, b, db)
 			})
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("error %v, want one: %v", err, tc.wantErr)
+			if (err != nil) != (len(tc.wantIs) > 0) || errors.Is(err, store.ErrClosed) {
+				t.Fatalf("error %v, want one matching %v (and not store.ErrClosed)", err, tc.wantIs)
+			}
+			for _, want := range tc.wantIs {
+				if !errors.Is(err, want) {
+					t.Fatalf("error %v, want one matching %v", err, want)
+				}
 			}
 			switch {
 			case !tc.recorded && len(entries) != 0:
@@ -254,42 +274,6 @@ func TestAuditAfterTheCommand(t *testing.T) {
 				t.Errorf("recorded %+v, want one entry with detail %q", entries, tc.detail)
 			}
 		})
-	}
-
-	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := adminCommands[CmdUserAdd]
-	cmd.run = func(context.Context, Backend, AdminRequest) ([]string, error) {
-		return nil, db.Close() // the store closes after the change
-	}
-	_, err = cmd.runAudited(t.Context(), Backend{Audit: db.Audit()}, AdminRequest{Command: CmdUserAdd, Args: args})
-	if !errors.Is(err, httpapi.ErrNotRecorded) || errors.Is(err, store.ErrClosed) {
-		t.Fatalf("a change the audit log missed: %v, want ErrNotRecorded (and not the log's ErrClosed, a 503)", err)
-	}
-
-	// An export that failed part-way and then could not be recorded
-	// reports both: its own failure and that it was not recorded.
-	db, err = store.Open(t.Context(), filepath.Join(t.TempDir(), "data.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	export := adminCommands[CmdHistoryExport]
-	failed := errors.New("disk on fire")
-	export.run = func(_ context.Context, b Backend, _ AdminRequest) ([]string, error) {
-		if err := b.Emit("a line"); err != nil {
-			return nil, err
-		}
-		if err := db.Close(); err != nil {
-			return nil, err
-		}
-		return nil, failed
-	}
-	b := Backend{Audit: db.Audit(), Emit: func(string) error { return nil }}
-	_, err = export.runAudited(t.Context(), b, AdminRequest{Command: CmdHistoryExport, Args: args})
-	if !errors.Is(err, failed) || !errors.Is(err, httpapi.ErrNotRecorded) || errors.Is(err, store.ErrClosed) {
-		t.Fatalf("an export failed part-way and not recorded: %v, want its failure and ErrNotRecorded (not the log's ErrClosed)", err)
 	}
 }
 
@@ -652,30 +636,49 @@ func TestFlushWithin(t *testing.T) {
 // not a request's mistakes.
 func TestAdminSocketLog(t *testing.T) {
 	long := strings.Repeat("a", 300) + "@localhost"
+	add := `{"command":"user.add","args":{"jid":"carol@localhost"}}`
+	del := `{"command":"user.del","args":{"jid":"carol@localhost"}}`
+	export := `{"command":"history.export","args":{"archive":"carol@localhost"}}`
 	for _, tc := range []struct {
 		name    string
 		line    string
-		err     error // what the command returns
+		runs    bool  // the command runs (the request is well-formed and known)
+		gone    bool  // the CLI has gone: the command's first line fails
+		err     error // what the command returns (with gone: wrapping the line's error)
 		wantErr string
 		wantLog string // the log's level and message, "" for none
 	}{
-		{"done", `{"command":"user.add","args":{"jid":"carol@localhost"}}`, nil, "", "level=INFO msg=\"admin command\" command=user.add target=carol@localhost"},
-		{"done, long target", `{"command":"user.add","args":{"jid":"` + long + `"}}`, nil, "", "target=" + httpapi.LogArg(long)},
-		{"malformed", `{"command":`, nil, "malformed request", ""},
-		{"unknown command", `{"command":"user.rename"}`, nil, "unknown command", ""},
-		{"bad argument", `{"command":"user.add","args":{"jid":"carol@localhost"}}`, badArg("no password"), "no password", ""},
-		{"no such account", `{"command":"user.del","args":{"jid":"carol@localhost"}}`, fmt.Errorf("user.del: %w", store.ErrNotFound), "not found", ""},
-		{"the server's own failure", `{"command":"user.del","args":{"jid":"carol@localhost"}}`, errors.New("disk on fire"), "disk on fire",
-			"level=ERROR msg=\"admin command failed\" command=user.del target=carol@localhost err=\"disk on fire\""},
-		{"done, not recorded", `{"command":"user.del","args":{"jid":"carol@localhost"}}`, fmt.Errorf("%w: disk on fire", httpapi.ErrNotRecorded), "not recorded",
-			"level=ERROR msg=\"admin command failed\" command=user.del"},
+		{name: "done", line: add, runs: true, wantLog: `level=INFO msg="admin command" command=user.add target=carol@localhost`},
+		{name: "done, long target", line: `{"command":"user.add","args":{"jid":"` + long + `"}}`, runs: true, wantLog: "target=" + httpapi.LogArg(long)},
+		{name: "malformed", line: `{"command":`, wantErr: "malformed request"},
+		{name: "unknown command", line: `{"command":"user.rename"}`, wantErr: "unknown command"},
+		{name: "bad argument", line: add, runs: true, err: badArg("no password"), wantErr: "no password"},
+		{name: "no such account", line: del, runs: true, err: fmt.Errorf("user.del: %w", store.ErrNotFound), wantErr: "not found"},
+		{name: "the server's own failure", line: del, runs: true, err: errors.New("disk on fire"), wantErr: "disk on fire",
+			wantLog: `level=ERROR msg="admin command failed" command=user.del target=carol@localhost err="disk on fire"`},
+		{name: "done, not recorded", line: del, runs: true, err: &httpapi.NotRecordedError{Audit: errors.New("disk on fire")}, wantErr: "not recorded",
+			wantLog: `level=ERROR msg="admin command failed" command=user.del`},
+		{name: "export, the CLI gone", line: export, runs: true, gone: true, wantErr: "closed pipe",
+			wantLog: `level=WARN msg="admin export stopped, its connection closed" command=history.export target=carol@localhost`},
+		{name: "export, the CLI gone, not recorded", line: export, runs: true, gone: true, err: &httpapi.NotRecordedError{Audit: errors.New("disk on fire")}, wantErr: "not recorded",
+			wantLog: `level=ERROR msg="admin command failed" command=history.export`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logged bytes.Buffer
 			a := &adminServer{log: slog.New(slog.NewTextHandler(&logged, nil)), ctx: t.Context()}
 			ran := false
-			run := func(_ context.Context, _ adminCommand, _ AdminRequest, _ func(string) error) ([]string, error) {
+			run := func(_ context.Context, _ adminCommand, _ AdminRequest, emit func(string) error) ([]string, error) {
 				ran = true
+				if tc.gone {
+					lerr := emit("a line")
+					if lerr == nil {
+						t.Fatal("a line written to a closed connection")
+					}
+					if nr, ok := tc.err.(*httpapi.NotRecordedError); ok {
+						return nil, &httpapi.NotRecordedError{Err: lerr, Audit: nr.Audit}
+					}
+					return nil, fmt.Errorf("export: %w", lerr)
+				}
 				if tc.err != nil {
 					return nil, tc.err
 				}
@@ -684,13 +687,15 @@ func TestAdminSocketLog(t *testing.T) {
 			client, conn := net.Pipe()
 			defer client.Close()
 			defer conn.Close()
+			if tc.gone {
+				client.Close()
+			}
 			resp := a.handle(conn, json.NewEncoder(conn), run, []byte(tc.line))
-			refusedFirst := strings.HasPrefix(tc.name, "malformed") || strings.HasPrefix(tc.name, "unknown")
 			switch {
-			case tc.wantErr == "" && (!resp.OK || resp.Error != "" || !ran):
-				t.Fatalf("answer %+v (ran %v), want done", resp, ran)
-			case refusedFirst && ran:
-				t.Fatalf("%s request ran", tc.name)
+			case ran != tc.runs:
+				t.Fatalf("ran %v, want %v", ran, tc.runs)
+			case tc.wantErr == "" && (!resp.OK || resp.Error != ""):
+				t.Fatalf("answer %+v, want done", resp)
 			case tc.wantErr != "" && (resp.OK || !strings.Contains(resp.Error, tc.wantErr)):
 				t.Fatalf("answer %+v, want an error containing %q", resp, tc.wantErr)
 			}
