@@ -42,6 +42,10 @@ type Deferred struct {
 // their writers run in parallel.
 const directMax = 4
 
+// maxSpare bounds the list a Deferred keeps for reuse: one large fan-out
+// does not pin its array for the connection's life.
+const maxSpare = 64
+
 // Open starts collecting.
 func (d *Deferred) Open() {
 	d.mu.Lock()
@@ -75,8 +79,10 @@ func (d *Deferred) Close(idle bool) {
 	defer func() {
 		if i < len(list) {
 			// A Flush panicked: the sessions after it go back to
-			// pending, for the owner's next Close; spare is
-			// pending's array now, so it is not reused.
+			// pending, for the owner's next Close (the one that
+			// panicked keeps what it queued until its next delivery
+			// or close starts its writer); spare is pending's array
+			// now, so it is not reused.
 			d.mu.Lock()
 			d.pending = append(d.pending, list[i+1:]...)
 			d.mu.Unlock()
@@ -87,7 +93,11 @@ func (d *Deferred) Close(idle bool) {
 		list[i].Flush(now)
 		list[i] = nil
 	}
-	d.spare = list[:0]
+	if cap(list) <= maxSpare {
+		d.spare = list[:0]
+	} else {
+		d.spare = nil
+	}
 }
 
 type deferredKey struct{}

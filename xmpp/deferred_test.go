@@ -141,10 +141,11 @@ func TestDeferredCloseFlushes(t *testing.T) {
 }
 
 // The list of one cycle is reused by a later one without handing its
-// sessions to the later Close, and it keeps no reference to them.
+// sessions to the later Close, and it keeps no reference to them; one
+// longer than maxSpare is not kept.
 func TestDeferredReuse(t *testing.T) {
 	var d Deferred
-	cycles := [][]*fakeDeferred{fakes(3), fakes(1), fakes(directMax + 2), fakes(2), fakes(0), fakes(3)}
+	cycles := [][]*fakeDeferred{fakes(3), fakes(1), fakes(directMax + 2), fakes(2), fakes(0), fakes(maxSpare + 1), fakes(3)}
 	for c, fs := range cycles {
 		d.Open()
 		for _, f := range fs {
@@ -168,6 +169,9 @@ func TestDeferredReuse(t *testing.T) {
 		// No reference to a flushed session stays behind (in the list
 		// kept for reuse, nor in the one collecting next).
 		d.mu.Lock()
+		if cap(d.spare) > maxSpare {
+			t.Errorf("cycle %d: a list of %d kept for reuse", c, cap(d.spare))
+		}
 		for i, s := range d.spare[:cap(d.spare)] {
 			if s != nil {
 				t.Errorf("cycle %d: spare[%d] still holds a session", c, i)

@@ -448,7 +448,7 @@ func (c *conn) standInDone(rest []byte) {
 func (c *conn) startWriter() {
 	c.mu.Lock()
 	c.writerOn = true
-	if tc, ok := c.nc.(*net.TCPConn); ok && !c.srv.opts.TraceXML {
+	if tc, ok := c.nc.(*net.TCPConn); ok && canWriteNow && !c.srv.opts.TraceXML {
 		c.direct, _ = tc.SyscallConn()
 	}
 	if len(c.queue) > 0 || c.closed {

@@ -97,13 +97,39 @@ func waitWriters(t *testing.T, c *conn, d time.Duration) {
 	}
 }
 
-// readN reads exactly n bytes from r within d.
-func readN(t *testing.T, r net.Conn, n int, d time.Duration) []byte {
+// smallBufferPair is tcpPair with a small send buffer on the server's end,
+// so that a large stanza fills it: small (the kernel doubles it), though
+// not so small that loopback TCP crawls (a client read buffer of a few KiB
+// makes it send in tiny windows with delayed acknowledgments).
+func smallBufferPair(t *testing.T) (server, client *net.TCPConn) {
 	t.Helper()
+	server, client = tcpPair(t)
+	if err := server.SetWriteBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	return server, client
+}
+
+// readFull reads exactly n bytes from r within d; for goroutines other
+// than the test's, which may not call t.Fatal.
+func readFull(r net.Conn, n int, d time.Duration) ([]byte, error) {
 	_ = r.SetReadDeadline(time.Now().Add(d))
 	b := make([]byte, n)
 	if m, err := io.ReadFull(r, b); err != nil {
-		t.Fatalf("read %d of %d bytes: %v", m, n, err)
+		return nil, fmt.Errorf("read %d of %d bytes: %w", m, n, err)
+	}
+	return b, nil
+}
+
+// readN reads exactly n bytes from r within d.
+func readN(t *testing.T, r net.Conn, n int, d time.Duration) []byte {
+	t.Helper()
+	b, err := readFull(r, n, d)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return b
 }
@@ -111,9 +137,30 @@ func readN(t *testing.T, r net.Conn, n int, d time.Duration) []byte {
 // expectRead fails unless exactly want is read from r within a second.
 func expectRead(t *testing.T, r net.Conn, want []byte) {
 	t.Helper()
-	if got := readN(t, r, len(want), time.Second); !bytes.Equal(got, want) {
+	expectReadWithin(t, r, want, time.Second)
+}
+
+// expectReadWithin fails unless exactly want is read from r within d.
+func expectReadWithin(t *testing.T, r net.Conn, want []byte, d time.Duration) {
+	t.Helper()
+	sameBytes(t, readN(t, r, len(want), d), want)
+}
+
+// sameBytes fails unless the client read got, want; a long one is
+// reported by its first differing byte.
+func sameBytes(t *testing.T, got, want []byte) {
+	t.Helper()
+	if bytes.Equal(got, want) {
+		return
+	}
+	if len(want) <= 256 {
 		t.Fatalf("client read %q, want %q", got, want)
 	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	t.Fatalf("client read %d bytes differing from the %d written from byte %d", len(got), len(want), i)
 }
 
 // expectNothing fails if r has anything to read within d.
@@ -179,16 +226,7 @@ func TestDeferredDeliverTCP(t *testing.T) {
 // returns at once, leaving the rest to a writer goroutine; the client
 // receives the whole stanza, then one delivered after the Flush, in order.
 func TestDeferredFlushSocketFull(t *testing.T) {
-	server, client := tcpPair(t)
-	// Small buffers (the kernel doubles them), though not so small that
-	// loopback TCP crawls (a read buffer of a few KiB makes it send in
-	// tiny windows with delayed acknowledgments).
-	if err := server.SetWriteBuffer(16 << 10); err != nil {
-		t.Fatal(err)
-	}
-	if err := client.SetReadBuffer(64 << 10); err != nil {
-		t.Fatal(err)
-	}
+	server, client := smallBufferPair(t)
 	c := boundConn(deferredServer(false), server)
 	big := testMsg("big", strings.Repeat("0123456789abcdef", 1<<17)) // 2 MiB of body
 	if n := len(big.Bytes()); n >= c.srv.opts.Limits.OutboxBytes {
@@ -215,15 +253,7 @@ func TestDeferredFlushSocketFull(t *testing.T) {
 	if !c.Deliver(small) {
 		t.Fatal("delivery after the Flush refused")
 	}
-	want := append(append([]byte(nil), big.Bytes()...), small.Bytes()...)
-	got := readN(t, client, len(want), 5*time.Second)
-	if !bytes.Equal(got, want) {
-		i := 0
-		for i < len(got) && got[i] == want[i] {
-			i++
-		}
-		t.Fatalf("client read differs from the stanzas from byte %d of %d", i, len(want))
-	}
+	expectReadWithin(t, client, append(append([]byte(nil), big.Bytes()...), small.Bytes()...), 5*time.Second)
 	waitWriters(t, c, time.Second)
 	expectNothing(t, client, 20*time.Millisecond)
 }
@@ -232,13 +262,7 @@ func TestDeferredFlushSocketFull(t *testing.T) {
 // socket accepts without waiting and keeps exactly the rest, as c.head,
 // for the writer, which writes it before anything queued later.
 func TestDeferredWriteNowPartial(t *testing.T) {
-	server, client := tcpPair(t)
-	if err := server.SetWriteBuffer(16 << 10); err != nil {
-		t.Fatal(err)
-	}
-	if err := client.SetReadBuffer(64 << 10); err != nil {
-		t.Fatal(err)
-	}
+	server, client := smallBufferPair(t)
 	c := boundConn(deferredServer(false), server)
 	big := testMsg("big", strings.Repeat("fedcba9876543210", 1<<17))
 	var d xmpp.Deferred
@@ -273,10 +297,7 @@ func TestDeferredWriteNowPartial(t *testing.T) {
 	if !c.Deliver(small) {
 		t.Fatal("delivery refused")
 	}
-	want := append(append([]byte(nil), b...), small.Bytes()...)
-	if got := readN(t, client, len(want), 5*time.Second); !bytes.Equal(got, want) {
-		t.Fatal("client read differs from the stanzas")
-	}
+	expectReadWithin(t, client, append(append([]byte(nil), b...), small.Bytes()...), 5*time.Second)
 	waitWriters(t, c, time.Second)
 }
 
@@ -347,24 +368,26 @@ func TestDeferredHeldThenMore(t *testing.T) {
 	if !c.DeliverDeferred(first, &d) || !c.DeliverDeferred(second, &d) {
 		t.Fatal("delivery refused")
 	}
-	want := append(append([]byte(nil), first.Bytes()...), second.Bytes()...)
-	if got := readN(t, client, len(want), time.Second); !bytes.Equal(got, want) {
-		t.Fatalf("before the Deferred's Close the client read %q, want %q", got, want)
-	}
+	// Before the Deferred's Close.
+	expectRead(t, client, append(append([]byte(nil), first.Bytes()...), second.Bytes()...))
 	// Four times the outbox's stanzas, the client reading along.
 	n := 4 * srv.opts.Limits.OutboxStanzas
+	sts := make([]*xmpp.Stanza, n)
 	var more []byte
-	read := make(chan []byte)
+	for i := range sts {
+		sts[i] = testMsg(fmt.Sprintf("x%d", i), "more")
+		more = append(more, sts[i].Bytes()...)
+	}
+	type readResult struct {
+		b   []byte
+		err error
+	}
+	read := make(chan readResult, 1)
 	go func() {
-		var size int
-		for i := range n {
-			size += len(testMsg(fmt.Sprintf("x%d", i), "more").Bytes())
-		}
-		read <- readN(t, client, size, 5*time.Second)
+		b, err := readFull(client, len(more), 5*time.Second)
+		read <- readResult{b, err}
 	}()
-	for i := range n {
-		st := testMsg(fmt.Sprintf("x%d", i), "more")
-		more = append(more, st.Bytes()...)
+	for i, st := range sts {
 		if !c.DeliverDeferred(st, &d) {
 			t.Fatalf("delivery %d of %d refused (outbox of %d)", i, n, srv.opts.Limits.OutboxStanzas)
 		}
@@ -373,9 +396,11 @@ func TestDeferredHeldThenMore(t *testing.T) {
 		}
 	}
 	d.Close(true)
-	if got := <-read; !bytes.Equal(got, more) {
-		t.Fatal("the client read differs from the stanzas delivered")
+	r := <-read
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
+	sameBytes(t, r.b, more)
 	waitWriters(t, c, time.Second)
 }
 

@@ -10,8 +10,12 @@
 // Each connection has at most two goroutines: the ingress loop, the only
 // reader, which frames and parses elements with package wire, stamps 'from'
 // (RFC 6120 §8.1.2.1) and hands stanzas to the router; and, once a resource
-// is bound and only while something is queued, the writer, the only writer,
-// which drains a bounded outbox and writes each batch with one call.
+// is bound and only while something is queued, the writer, which drains a
+// bounded outbox and writes each batch with one call. On plain TCP, the
+// goroutine that routed a message to a session with nothing queued may
+// stand in for that session's writer (xmpp.Deferred): it writes the
+// message itself, as far as the socket takes it without waiting, and a
+// writer starts only for the rest. Writes never overlap.
 // Deliver never blocks: a session whose outbox overflows is closed with a
 // policy-violation stream error. An idle session thus holds one goroutine,
 // and a small one: after half a second without input the ingress loop moves
