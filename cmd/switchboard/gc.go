@@ -39,32 +39,28 @@ const maxGCHeadroom = 256 << 20
 // server with a tiny heap does not keep 32 MiB of garbage for it.
 const maxGCPercent = 1000
 
-// gcPercentFor is the GOGC percentage that lets the heap grow by about
-// headroom before the next collection, given scanned, the bytes the last
-// collection scanned (the runtime grows the heap by GOGC percent of the
-// live heap, stacks and globals): never below base (the configured
-// percentage). The floor headroom (gcHeadroom) is capped at maxGCPercent;
-// one raised by the allocation rate is bounded in bytes (maxGCHeadroom)
-// instead. Below 3.2 MiB scanned, a rate between 10 times what is scanned
-// and gcHeadroom a tenth of a second (100–320 MB/s for 1 MiB) leaves the
-// floor's cap in force, so more than gcCycleRate collections a second;
-// a server scans more than that once it holds a few hundred sessions.
-func gcPercentFor(scanned, headroom uint64, base int) int {
+// gcPercentFor is the GOGC percentage that lets the heap grow, before the
+// next collection, by gcHeadroom or by byRate (rateHeadroom), whichever is
+// more, given scanned, the bytes the last collection scanned (the runtime
+// grows the heap by GOGC percent of the live heap, stacks and globals):
+// never below base (the configured percentage). The floor's share is
+// capped at maxGCPercent (a tiny heap does not keep 32 MiB of garbage for
+// it); the rate's is bounded in bytes (maxGCHeadroom) instead, so a tiny
+// heap under a high allocation rate still collects about gcCycleRate
+// times a second.
+func gcPercentFor(scanned, byRate uint64, base int) int {
 	if scanned == 0 {
 		return max(base, maxGCPercent)
 	}
-	pct := int(headroom * 100 / scanned)
-	if headroom <= gcHeadroom {
-		pct = min(pct, maxGCPercent)
-	}
-	return max(pct, base)
+	floor := min(int(gcHeadroom*100/scanned), maxGCPercent)
+	return max(floor, int(byRate*100/scanned), base)
 }
 
-// headroomFor is the headroom for an allocation rate in bytes a second:
-// gcHeadroom, or enough for at most about gcCycleRate collections a
-// second, up to maxGCHeadroom.
-func headroomFor(rate uint64) uint64 {
-	return min(max(rate/gcCycleRate, gcHeadroom), maxGCHeadroom)
+// rateHeadroom is the headroom an allocation rate in bytes a second asks
+// for: enough for at most about gcCycleRate collections a second, up to
+// maxGCHeadroom.
+func rateHeadroom(rate uint64) uint64 {
+	return min(rate/gcCycleRate, maxGCHeadroom)
 }
 
 // allocWindow is the number of ticks over which allocRate measures.
@@ -101,7 +97,7 @@ func (r *allocRate) add(now time.Time, total uint64) uint64 {
 const gcTick = 100 * time.Millisecond
 
 // keepGCHeadroom sets the GC percentage every gcTick from what the last
-// collection scanned and the allocation rate (headroomFor), until ctx
+// collection scanned and the allocation rate (rateHeadroom), until ctx
 // ends, and then puts back the default. An explicit GOGC in the
 // environment is the operator's choice and is left alone.
 func keepGCHeadroom(ctx context.Context, log *slog.Logger) {
@@ -114,7 +110,7 @@ func keepGCHeadroomEvery(ctx context.Context, log *slog.Logger, every time.Durat
 		return
 	}
 	samples := gcSamples()
-	if name := missingMetric(samples); name != "" {
+	if name := readMetrics(samples); name != "" {
 		log.Warn("GC headroom not kept: the runtime lacks a metric", "metric", name)
 		return
 	}
@@ -135,12 +131,12 @@ func keepGCHeadroomEvery(ctx context.Context, log *slog.Logger, every time.Durat
 		// differ, and the rate is measured over ten of them.
 		now := time.Now()
 		scanned := samples[0].Value.Uint64() + samples[1].Value.Uint64() + samples[2].Value.Uint64()
-		headroom := headroomFor(rate.add(now, samples[3].Value.Uint64()))
+		byRate := rateHeadroom(rate.add(now, samples[3].Value.Uint64()))
 		// When the rate falls the percentage falls with it: a heap
 		// already past the lower goal is collected at the next
 		// allocation that checks the trigger, not when it reaches the
 		// higher one.
-		if pct := gcPercentFor(scanned, headroom, base); pct != current {
+		if pct := gcPercentFor(scanned, byRate, base); pct != current {
 			debug.SetGCPercent(pct)
 			current = pct
 		}
@@ -156,9 +152,10 @@ func gcSamples() []metrics.Sample {
 	}
 }
 
-// missingMetric reads samples and returns the name of the first that the
-// runtime does not supply as a uint64 ("" when it supplies them all).
-func missingMetric(samples []metrics.Sample) string {
+// readMetrics reads samples (metrics.Read) and returns the name of the
+// first that the runtime does not supply as a uint64 ("" when it supplies
+// them all).
+func readMetrics(samples []metrics.Sample) string {
 	metrics.Read(samples)
 	for _, s := range samples {
 		if s.Value.Kind() != metrics.KindUint64 {

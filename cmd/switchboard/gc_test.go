@@ -13,49 +13,51 @@ import (
 func TestGCPercentFor(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
-		name     string
-		scanned  uint64 // live heap, stacks and globals
-		headroom uint64
-		base     int
-		want     int
+		name    string
+		scanned uint64 // live heap, stacks and globals
+		byRate  uint64 // the headroom the allocation rate asks for
+		base    int
+		want    int
 	}{
-		{"nothing scanned yet", 0, gcHeadroom, 100, maxGCPercent},
-		{"tiny heap: capped", 1 * mib, gcHeadroom, 100, maxGCPercent},
-		{"small heap: the headroom", 8 * mib, gcHeadroom, 100, 400},
-		{"at the headroom: the default", 32 * mib, gcHeadroom, 100, 100},
-		{"large heap: the default", 512 * mib, gcHeadroom, 100, 100},
-		{"a higher base stays", 512 * mib, gcHeadroom, 300, 300},
-		{"a base above the cap stays", 1 * mib, gcHeadroom, 2000, 2000},
+		{"nothing scanned yet", 0, 0, 100, maxGCPercent},
+		{"tiny heap: capped", 1 * mib, 0, 100, maxGCPercent},
+		{"tiny heap at 200 MB/s: the rate's, not capped", 1 * mib, 20 * mib, 100, 2000},
+		{"small heap: the floor", 8 * mib, 0, 100, 400},
+		{"small heap, a rate below the floor", 8 * mib, 16 * mib, 100, 400},
+		{"at the floor: the default", 32 * mib, 0, 100, 100},
+		{"large heap: the default", 512 * mib, 0, 100, 100},
+		{"a higher base stays", 512 * mib, 0, 300, 300},
+		{"a base above the cap stays", 1 * mib, 0, 2000, 2000},
 		{"a raised headroom is not capped by percent", 4 * mib, 64 * mib, 100, 1600},
 		{"a raised headroom on a large heap", 128 * mib, 256 * mib, 100, 200},
 		{"a raised headroom below the heap: the default", 512 * mib, 256 * mib, 100, 100},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := gcPercentFor(tc.scanned, tc.headroom, tc.base); got != tc.want {
-				t.Fatalf("gcPercentFor(%d MiB, headroom %d MiB, base %d) = %d, want %d", tc.scanned/mib, tc.headroom/mib, tc.base, got, tc.want)
+			if got := gcPercentFor(tc.scanned, tc.byRate, tc.base); got != tc.want {
+				t.Fatalf("gcPercentFor(%d MiB, by rate %d MiB, base %d) = %d, want %d", tc.scanned/mib, tc.byRate/mib, tc.base, got, tc.want)
 			}
 		})
 	}
 }
 
-func TestHeadroomFor(t *testing.T) {
+func TestRateHeadroom(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
 		name string
 		rate uint64 // bytes a second
 		want uint64
 	}{
-		{"quiet", 0, gcHeadroom},
-		{"below the floor", 200 * mib, gcHeadroom},
+		{"quiet", 0, 0},
+		{"below the floor", 200 * mib, 20 * mib},
 		{"at the floor", gcCycleRate * gcHeadroom, gcHeadroom},
 		{"archive-on saturation", 600 * mib, 60 * mib},
 		{"capped", 100_000 * mib, maxGCHeadroom},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := headroomFor(tc.rate); got != tc.want {
-				t.Fatalf("headroomFor(%d MiB/s) = %d MiB, want %d MiB", tc.rate/mib, got/mib, tc.want/mib)
+			if got := rateHeadroom(tc.rate); got != tc.want {
+				t.Fatalf("rateHeadroom(%d MiB/s) = %d MiB, want %d MiB", tc.rate/mib, got/mib, tc.want/mib)
 			}
 		})
 	}
@@ -159,17 +161,17 @@ func TestKeepGCHeadroom(t *testing.T) {
 
 // The metrics keepGCHeadroom reads are all there in this runtime, and one
 // it lacks is named (keepGCHeadroom then warns and leaves GOGC alone).
-func TestMissingMetric(t *testing.T) {
+func TestReadMetrics(t *testing.T) {
 	have := gcSamples()
-	if name := missingMetric(have); name != "" {
+	if name := readMetrics(have); name != "" {
 		t.Fatalf("this runtime lacks %s", name)
 	}
 	lacking := append(have, metrics.Sample{Name: "/no/such/metric:bytes"})
-	if name := missingMetric(lacking); name != "/no/such/metric:bytes" {
-		t.Fatalf("missingMetric = %q, want the unknown one", name)
+	if name := readMetrics(lacking); name != "/no/such/metric:bytes" {
+		t.Fatalf("readMetrics = %q, want the unknown one", name)
 	}
 	// A float metric is not a byte count either.
-	if name := missingMetric([]metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/sched/gomaxprocs:threads"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}); name != "/cpu/classes/gc/total:cpu-seconds" {
-		t.Fatalf("missingMetric = %q, want the float one", name)
+	if name := readMetrics([]metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/sched/gomaxprocs:threads"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}); name != "/cpu/classes/gc/total:cpu-seconds" {
+		t.Fatalf("readMetrics = %q, want the float one", name)
 	}
 }
