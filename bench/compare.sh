@@ -468,14 +468,20 @@ group_runs() {
 	esac
 }
 
-# xmppbench ARGS...: one call, bounded in time, killable by cleanup.
-xmppbench() {
-	timeout --kill-after=10 "$SCENARIO_TIMEOUT" "$WORK/bin/xmppbench" --addr "127.0.0.1:$PORT" --domain "$DOMAIN" "$@" &
+# as_load CMD ARGS...: CMD as the load in progress, which cleanup stops
+# (with its whole tree), waited for; its exit status.
+as_load() {
+	"$@" &
 	LOAD_PID=$!
 	local rc=0
 	wait "$LOAD_PID" || rc=$?
 	LOAD_PID=""
 	return "$rc"
+}
+
+# xmppbench ARGS...: one call, bounded in time, killable by cleanup.
+xmppbench() {
+	as_load timeout --kill-after=10 "$SCENARIO_TIMEOUT" "$WORK/bin/xmppbench" --addr "127.0.0.1:$PORT" --domain "$DOMAIN" "$@"
 }
 
 # seed_of SERVER: whose seed SERVER starts from. Both Switchboard configs
@@ -613,16 +619,6 @@ ejabberdctl_in() {
 		env HOME="$dir" ejabberdctl --config-dir "$dir" --spool "$dir/spool" --logs "$dir/logs" "$@")
 }
 
-# ejabberdctl_load SECS DIR ARGS...: ejabberdctl_in as the load in
-# progress, which cleanup stops as it stops an xmppbench call.
-ejabberdctl_load() {
-	ejabberdctl_in "$@" &
-	LOAD_PID=$!
-	local rc=0
-	wait "$LOAD_PID" || rc=$?
-	LOAD_PID=""
-	return "$rc"
-}
 
 # load_ejabberd_accounts DIR PREFIX N [PREFIX N]...: accounts PREFIX0 ..
 # PREFIX(N-1) in the running ejabberd's database, each a copy of the
@@ -631,7 +627,7 @@ ejabberdctl_load() {
 load_ejabberd_accounts() {
 	local dir=$1 rec head i
 	shift
-	ejabberdctl_load 120 "$dir" dump_table "$dir/passwd.txt" passwd >/dev/null ||
+	as_load ejabberdctl_in 120 "$dir" dump_table "$dir/passwd.txt" passwd >/dev/null ||
 		die "ejabberd: dumping the passwd table failed"
 	# The header is the first term: up to the first line that ends one.
 	head=$(awk '{ print } /\.$/ { exit }' "$dir/passwd.txt")
@@ -649,7 +645,7 @@ load_ejabberd_accounts() {
 		done
 	} >"$dir/accounts.txt"
 	chown ejabberd:ejabberd "$dir/accounts.txt"
-	ejabberdctl_load 300 "$dir" load "$dir/accounts.txt" >/dev/null ||
+	as_load ejabberdctl_in 300 "$dir" load "$dir/accounts.txt" >/dev/null ||
 		die "ejabberd: loading the accounts failed"
 }
 
