@@ -7,6 +7,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"switchboard/store"
 	"switchboard/xmpp"
 	"switchboard/xmpp/wire"
 )
@@ -124,10 +125,35 @@ func (r *room) archiveQuery(ctx context.Context, st *xmpp.Stanza, o *occupant) (
 	if !r.mayReadHistory(st.From, o != nil) {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "join the room to read its history")
 	}
+	if r.data.WhoIs != "anyone" && (o == nil || o.role != roleModerator) && rank(r.affiliation(st.From)) < 3 && filtersWith(st) {
+		// The archive knows each message's sender by real JID: in a
+		// semi-anonymous room, a 'with' filter would tell who is
+		// behind a nick to those who may not see it (§7.2.2).
+		return nil, xmpp.StanzaError(stanza.Forbidden, "real JIDs are hidden in this room: no 'with' filter")
+	}
 	// Only what was said since this room was created: a room reusing an
 	// old name does not show its predecessor's history (which stays in
 	// the archive for admins' exports).
 	return r.svc.deps.MAM.QueryArchive(ctx, r.jid, st, r.data.Created)
+}
+
+// filtersWith reports whether an archive query's form has a 'with' field
+// with a value.
+func filtersWith(st *xmpp.Stanza) bool {
+	q := st.Payload()
+	if q == nil {
+		return false
+	}
+	x := q.Child("x", NSData)
+	if x == nil {
+		return false
+	}
+	for _, f := range x.Children {
+		if f.Name == "field" && f.Space == NSData && f.AttrValue("var") == "with" && f.ChildText("value", NSData) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // mayReadHistory is who may read the room's archive: occupants, the
@@ -243,6 +269,12 @@ func (r *room) owner(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 	}
 	if s := v["muc#roomconfig_roomsecret"]; len(s) > 0 {
 		d.Password = s[0]
+	}
+	if len(d.Name) > store.MaxRoomNameLen || len(d.Password) > store.MaxRoomNameLen || len(d.Description) > store.MaxRoomTextLen {
+		// The store refuses longer ones: accepted here, every later
+		// save of the room would fail.
+		*d = before
+		return nil, xmpp.StanzaError(stanza.NotAcceptable, "room name, description or password too long")
 	}
 	if d.PasswordProtected && d.Password == "" {
 		*d = before
@@ -401,10 +433,21 @@ func (r *room) admin(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 	return st.Result(nil), nil
 }
 
+// listsOpenTo reports whether the member, admin and owner lists of a
+// non-anonymous room are open to a member or occupant (§9.5: in such a
+// room the real JIDs are no secret; clients read the lists to know whom
+// a private group includes, for end-to-end encryption among others).
+func (r *room) listsOpenTo(aff, actorAff, actorRole string) bool {
+	if r.data.WhoIs != "anyone" || rank(aff) < 2 {
+		return false
+	}
+	return rank(actorAff) >= 2 || actorRole != roleNone
+}
+
 func (r *room) adminList(st *xmpp.Stanza, it *wire.Element, actorAff, actorRole string) (*xmpp.Stanza, error) {
 	res := wire.New("query", NSAdmin)
 	if aff := it.AttrValue("affiliation"); aff != "" {
-		if rank(actorAff) < 3 && !(aff == affMember && actorRole == roleModerator) {
+		if rank(actorAff) < 3 && !(aff == affMember && actorRole == roleModerator) && !r.listsOpenTo(aff, actorAff, actorRole) {
 			return nil, xmpp.StanzaError(stanza.Forbidden, "")
 		}
 		for j, a := range r.data.Affiliations {
@@ -490,6 +533,14 @@ func (r *room) adminSet(ctx context.Context, it *wire.Element, actor jid.JID, ac
 	default:
 		return xmpp.StanzaError(stanza.BadRequest, "unknown affiliation")
 	}
+	if aff == affOutcast && j.Localpart() != "" && j.Bare().Equal(actor.Bare()) {
+		// §9.1: nobody bans themselves.
+		return xmpp.StanzaError(stanza.Conflict, "you cannot ban yourself")
+	}
+	if aff == affOutcast && actorAff == affAdmin && rank(old) >= 3 {
+		// §9.1: an admin may not ban an admin or an owner.
+		return xmpp.StanzaError(stanza.NotAllowed, "")
+	}
 	// §9/§10: admins manage members and outcasts below them; owners
 	// manage everyone.
 	if actorAff != affOwner && (rank(aff) >= 3 || rank(old) >= 3 || actorAff != affAdmin) {
@@ -510,6 +561,10 @@ func (r *room) adminSet(ctx context.Context, it *wire.Element, actor jid.JID, ac
 		delete(r.data.Affiliations, key)
 	} else {
 		r.data.Affiliations[key] = aff
+	}
+	if aff == affOutcast {
+		// §9.1: a banned user's reserved nick is free again.
+		delete(r.data.Nicks, key)
 	}
 	for _, occ := range r.occupants {
 		if !occ.bare.Equal(j.Bare()) && occ.bare.Domainpart() != key {

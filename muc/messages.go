@@ -67,6 +67,12 @@ func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 			r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "only moderators may change the subject"))
 			return
 		}
+		if len(subj.Text) > store.MaxRoomTextLen || len(o.nick) > store.MaxRoomNameLen {
+			// The store refuses longer ones: accepted here, every
+			// later save of the room would fail.
+			r.fail(ctx, st, xmpp.StanzaError(stanza.NotAcceptable, "subject too long"))
+			return
+		}
 		r.data.Subject, r.data.SubjectBy = subj.Text, o.nick
 		r.save(ctx)
 	}
@@ -79,8 +85,12 @@ func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 func (r *room) broadcastMessage(ctx context.Context, o *occupant, st *xmpp.Stanza) {
 	var children []*wire.Element
 	for _, c := range st.El.Children {
-		if (c.Name == "stanza-id" && c.Space == NSSID) || c.Space == NSOccupant {
-			continue // never trust these from the sender
+		if (c.Name == "stanza-id" && c.Space == NSSID) || c.Space == NSOccupant ||
+			(c.Name == "x" && c.Space == NSUser) || (c.Name == "delay" && c.Space == NSDelay) {
+			// Never trust these from the sender: a muc#user item
+			// would claim a real JID (XEP-0313 has the archive strip
+			// it), a delay a time the room did not see.
+			continue
 		}
 		children = append(children, c)
 	}

@@ -70,8 +70,11 @@ type room struct {
 	publicTemp atomic.Bool
 
 	// Owned by run.
-	data      store.Room
-	exists    bool
+	data   store.Room
+	exists bool
+	// loadErr is the store's error reading the room, other than not
+	// found: everything sent to the room is refused with it.
+	loadErr   error
 	occupants map[string]*occupant // by nick
 	byJID     map[string]string    // occupant full JID → nick
 	// lockTimer is set while the room is locked (locked): created by a
@@ -123,7 +126,11 @@ func (r *room) run(ctx context.Context) {
 		}
 	case errors.Is(err, store.ErrNotFound):
 	default:
+		// Not taken for a room that does not exist: the next to join
+		// would create it anew, own it and overwrite the stored one.
+		// Refused until the room stops idle and is loaded again.
 		r.svc.log.Error("muc: load room", "room", r.jid.String(), xmpp.LogErr, err)
+		r.loadErr = err
 	}
 	idle := time.NewTimer(r.svc.opts.IdleStop)
 	defer idle.Stop()
@@ -178,6 +185,12 @@ func (r *room) handle(ctx context.Context, st *xmpp.Stanza) {
 
 // dispatch hands a stanza to the handler of its kind.
 func (r *room) dispatch(ctx context.Context, st *xmpp.Stanza) {
+	if r.loadErr != nil {
+		se := xmpp.StanzaError(stanza.InternalServerError, "the room could not be loaded")
+		se.Type = stanza.Wait
+		r.fail(ctx, st, se)
+		return
+	}
 	switch st.Kind {
 	case xmpp.KindPresence:
 		r.presence(ctx, st)
@@ -548,7 +561,9 @@ func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []
 // inherit.
 func (r *room) end() {
 	r.exists = false
-	r.data = store.Room{}
+	// Affiliations as run leaves them: the rest of an admin request
+	// that emptied the room still writes to it.
+	r.data = store.Room{Affiliations: map[string]string{}}
 	r.unlock()
 	r.publicTemp.Store(false)
 	r.iqs, r.invited = nil, nil

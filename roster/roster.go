@@ -67,6 +67,9 @@ type Deps struct {
 	Users    UserDirectory
 	// Directory lists a host's accounts (shared roster); optional.
 	Directory Directory
+	// Blocks reports whether user blocks contact (XEP-0191); optional.
+	// A pending request from a blocked contact is kept but not shown.
+	Blocks func(ctx context.Context, user, contact jid.JID) bool
 }
 
 // Module implements rosters and subscriptions.
@@ -337,6 +340,57 @@ func (m *Module) removeItem(ctx context.Context, user, contact jid.JID) error {
 	return nil
 }
 
+// AccountRemoval reads what removing user's account must cancel, and
+// returns the function that cancels it: XEP-0077 §3.2 says the server
+// SHOULD cancel all the account's presence subscriptions. For each roster
+// item, as for a roster remove (RFC 6121 §2.5.2), the contact gets
+// unsubscribe if the user was subscribed to it or had asked, and
+// unsubscribed with unavailable presence from each available resource if
+// it was subscribed to the user; each pending request is declined with
+// unsubscribed. Call it before the account's data is deleted and the
+// returned function after, while the account's sessions are still bound.
+// On a read error it logs and returns a function that does nothing: the
+// removal goes on without the cancellations.
+func (m *Module) AccountRemoval(ctx context.Context, user jid.JID) func(context.Context) {
+	user = user.Bare()
+	o := user.String()
+	items, _, err := m.deps.Rosters.Items(ctx, o)
+	if err != nil {
+		m.log.Error("roster: read the removed account's roster", xmpp.LogJID, o, xmpp.LogErr, err)
+		return func(context.Context) {}
+	}
+	reqs, err := m.deps.Requests.List(ctx, o)
+	if err != nil {
+		m.log.Error("roster: read the removed account's requests", xmpp.LogJID, o, xmpp.LogErr, err)
+		return func(context.Context) {}
+	}
+	return func(ctx context.Context) {
+		declined := map[string]bool{}
+		for _, it := range items {
+			contact, err := jid.Parse(it.Contact)
+			if err != nil {
+				continue
+			}
+			s := State{Sub: it.Subscription, PendingOut: it.Ask}
+			if s.hasTo() || s.PendingOut {
+				m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribe, "", user, contact))
+			}
+			if s.hasFrom() {
+				declined[it.Contact] = true
+				m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribed, "", user, contact))
+				m.sendUnavailable(ctx, user, contact)
+			}
+		}
+		for _, req := range reqs {
+			contact, err := jid.Parse(req.From)
+			if err != nil || declined[req.From] {
+				continue
+			}
+			m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribed, "", user, contact))
+		}
+	}
+}
+
 // push sends a roster push to every interested resource of the user
 // (RFC 6121 §2.1.6).
 func (m *Module) push(ctx context.Context, user jid.JID, item *wire.Element, version uint64) {
@@ -490,11 +544,15 @@ func (m *Module) presenceIn(ctx context.Context, st *xmpp.Stanza) bool {
 	pendingIn := m.pendingIn(ctx, o, c)
 	// Contacts shared by the configuration are subscribed already.
 	shared := m.isShared(ctx, user, c)
-	var deliver, autoReply, storeRequest, dropRequest, sendPresence bool
+	var deliver, autoReply, storeRequest, dropRequest, sendPresence, sendUnavailable bool
 	item, version, changed, err := m.deps.Rosters.Update(ctx, o, c, func(it *store.RosterItem, exists bool) (store.UpdateOp, error) {
 		// Update may call this more than once: only the last call counts.
-		deliver, autoReply, storeRequest, dropRequest, sendPresence = false, false, false, false, false
+		deliver, autoReply, storeRequest, dropRequest, sendPresence, sendUnavailable = false, false, false, false, false, false
 		s := State{Sub: it.Subscription, PendingOut: it.Ask, PendingIn: pendingIn}
+		// §3.3.3: a contact that unsubscribes from the user's presence
+		// gets unavailable presence from each available resource. A
+		// shared contact keeps its subscription, so it keeps seeing.
+		sendUnavailable = st.Type == xmpp.TypeUnsubscribe && s.hasFrom() && !shared
 		if st.Type == xmpp.TypeSubscribe {
 			if s.hasFrom() || shared {
 				autoReply = true // §3.1.3: already subscribed
@@ -551,6 +609,9 @@ func (m *Module) presenceIn(ctx context.Context, st *xmpp.Stanza) bool {
 			}
 		}
 	}
+	if sendUnavailable {
+		m.sendUnavailable(ctx, user, contact)
+	}
 	if deliver {
 		// Delivered to every available resource; a request that
 		// finds none waits for the next initial presence.
@@ -585,6 +646,13 @@ func (m *Module) initialPresence(ctx context.Context, st *xmpp.Stanza) {
 		return
 	}
 	for _, req := range reqs {
+		if m.deps.Blocks != nil {
+			// XEP-0191 §3.5: nothing from a blocked entity reaches
+			// the user, a request received before the block included.
+			if from, err := jid.Parse(req.From); err == nil && m.deps.Blocks(ctx, st.From, from) {
+				continue
+			}
+		}
 		el, err := wire.Parse(req.Stanza, wire.NewScope(wire.NSClient))
 		if err != nil {
 			continue

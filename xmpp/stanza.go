@@ -107,6 +107,10 @@ func NewStanzaCached(e *wire.Element, cache *JIDCache) (*Stanza, error) {
 	default:
 		return nil, ErrNotStanza
 	}
+	// Every attribute is read even after a malformed address: the error
+	// reply needs the id, and a stanza of type error is never answered
+	// (RFC 6120 §8.3.1), whatever the order of its attributes.
+	var malformed bool
 	for _, a := range e.Attrs {
 		var err error
 		switch a.Name {
@@ -120,8 +124,11 @@ func NewStanzaCached(e *wire.Element, cache *JIDCache) (*Stanza, error) {
 			st.From, err = cache.Parse(a.Value)
 		}
 		if err != nil {
-			return st, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed}
+			malformed = true
 		}
+	}
+	if malformed {
+		return st, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed}
 	}
 	return st, nil
 }
@@ -262,9 +269,10 @@ func (s *Stanza) Result(payload *wire.Element) *Stanza {
 // ErrorReply returns the error stanza answering s (RFC 6120 §8.3): the
 // addresses swapped, type "error", the original payload and the error
 // element. It returns nil for a stanza of type error, which must never be
-// answered with an error (RFC 6120 §8.3.1).
+// answered with an error (RFC 6120 §8.3.1), and for an IQ of type result,
+// which must not be answered with a further IQ response (§8.2.3).
 func (s *Stanza) ErrorReply(se stanza.Error) *Stanza {
-	if s.Type == TypeError {
+	if s.Type == TypeError || (s.Kind == KindIQ && s.Type == TypeResult) {
 		return nil
 	}
 	from := s.To

@@ -330,6 +330,17 @@ func (m *Module) presenceOut(ctx context.Context, st *xmpp.Stanza) bool {
 	return blocked(l, st.To)
 }
 
+// Blocks reports whether user's blocklist covers contact. A blocklist
+// that cannot be read is logged and blocks nothing.
+func (m *Module) Blocks(ctx context.Context, user, contact jid.JID) bool {
+	l, err := m.list(ctx, user.Bare().String())
+	if err != nil {
+		m.log.Error("blocking: load", xmpp.LogJID, user.String(), xmpp.LogErr, err)
+		return false
+	}
+	return blocked(l, contact)
+}
+
 // outbound refuses the user's stanzas to blocked entities (§3.3).
 func (m *Module) outbound(ctx context.Context, st *xmpp.Stanza) bool {
 	if xmpp.IsZero(st.To) || exempt(st.From, st.To) {

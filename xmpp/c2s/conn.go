@@ -155,8 +155,9 @@ func (c *conn) debug(msg string, args ...any) {
 func (c *conn) refuse(cond, text string) {
 	_ = c.raw.SetDeadline(time.Now().Add(5 * time.Second))
 	var b []byte
-	b = c.appendHeader(b, "localhost", "")
+	b = c.appendHeader(b, c.srv.defaultHost(), "")
 	b = appendStreamError(b, cond, text)
+	b = append(b, "</stream:stream>"...)
 	_, _ = c.raw.Write(b)
 	c.raw.Close()
 }
@@ -707,10 +708,12 @@ func (c *conn) negotiate(ctx context.Context) error {
 		switch {
 		case el.Name == "starttls" && el.Space == xmpp.NSTLS:
 			if c.secure || c.srv.opts.TLS == nil || c.authed != "" {
+				// RFC 6120 §5.4.2.2: the failure, then the stream's
+				// closing tag.
 				c.write([]byte("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))
-				return serr("-", "")
+				return serr("", "")
 			}
-			if c.dec.Buffered() > 0 {
+			if c.dec.PendingData() {
 				// RFC 6120 §5.4.3.3: nothing may follow <starttls/>
 				// before the handshake.
 				return serr("policy-violation", "data after <starttls/>")
@@ -892,6 +895,11 @@ func (c *conn) preAuthIQ(ctx context.Context, el *wire.Element) error {
 	q := st.Payload()
 	if q == nil || q.Space != nsRegister || !c.srv.opts.Registration[c.host] || c.srv.deps.Registrar == nil {
 		return serr("not-authorized", "")
+	}
+	if st.Type == xmpp.TypeResult || st.Type == xmpp.TypeError {
+		// RFC 6120 §8.2.3: a response is never answered, and there is
+		// no request of ours it could answer.
+		return nil
 	}
 	reply := func(r *xmpp.Stanza) error {
 		return c.writeElement(r.El)

@@ -65,11 +65,12 @@ func (c *conn) serve(ctx context.Context) error {
 			c.reject(st, err)
 			continue
 		}
-		if st.Kind == xmpp.KindIQ && xmpp.IsZero(st.To) && st.Type == xmpp.TypeSet {
+		if st.Kind == xmpp.KindIQ && st.Type == xmpp.TypeSet && c.toSelfOrHost(st.To, bare) {
 			if p := st.Payload(); p != nil && p.Name == "session" && p.Space == xmpp.NSSession {
 				// RFC 3921 §3 session establishment, kept for old
-				// clients: it is a no-op now.
-				c.Deliver(st.Result(nil).With(jid.JID{}, c.full))
+				// clients: it is a no-op now. RFC 3921's example
+				// addresses it to the domain.
+				c.Deliver(st.Result(nil).With(st.To, c.full))
 				continue
 			}
 		}
@@ -81,11 +82,28 @@ func (c *conn) serve(ctx context.Context) error {
 	}
 }
 
+// toSelfOrHost reports whether to addresses the session's own server or
+// account: no 'to', the session's domain, or its bare JID.
+func (c *conn) toSelfOrHost(to, bare jid.JID) bool {
+	if xmpp.IsZero(to) {
+		return true
+	}
+	if to.Resourcepart() != "" {
+		return false
+	}
+	if to.Localpart() == "" {
+		return to.Domainpart() == c.host
+	}
+	return to.Equal(bare)
+}
+
 // validate checks the stanza attributes RFC 6120 §8.1 requires.
 func validate(st *xmpp.Stanza) error {
 	switch st.Kind {
 	case xmpp.KindIQ:
-		// RFC 6120 §8.2.3: id and a known type are required.
+		// RFC 6120 §8.2.3: id and a known type are required. A
+		// response without one is dropped by reject: responses are
+		// never answered.
 		if st.ID == "" {
 			return xmpp.StanzaError(stanza.BadRequest, "IQ without id")
 		}

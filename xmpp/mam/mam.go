@@ -419,6 +419,11 @@ func (m *Module) outgoing(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 		return st
 	}
 	owner := st.From.Bare()
+	if st.To.Bare().Equal(owner) {
+		// A note to oneself: one archive, one record (XEP-0313 §7.1.1),
+		// which incoming writes as it stamps the copies delivered.
+		return st
+	}
 	if !m.wanted(ctx, owner, st.To) {
 		return st
 	}
@@ -453,7 +458,13 @@ func (m *Module) incoming(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 			return m.stampID(st, owner, id) // another session's copy
 		}
 	}
-	id, ok := m.append(ctx, owner, st.From.Bare().String(), store.DirIn, st)
+	dir := store.DirIn
+	if st.From.Bare().Equal(owner) {
+		// A note to oneself (outgoing leaves it to this hook): what
+		// the owner sent, so it is not unread.
+		dir = store.DirOut
+	}
+	id, ok := m.append(ctx, owner, st.From.Bare().String(), dir, st)
 	if !ok {
 		return st
 	}

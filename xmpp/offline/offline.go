@@ -83,13 +83,19 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 }
 
 // storable reports whether a message is worth keeping: it has content a
-// person reads (XEP-0160 §3, XEP-0334 §4), not just a chat state.
+// person reads (XEP-0160 §3, XEP-0334 §4), not just a chat state. A
+// no-store hint forbids even this temporary storage (XEP-0334 §4.3); a
+// no-permanent-store hint does not (§4.2 names offline delivery as the
+// storage it allows), and the archive keeps no copy of such a message.
 func storable(el *wire.Element) (keep, silent bool) {
 	hasContent := false
 	for _, c := range el.Children {
 		switch {
-		case c.Space == NSHints && (c.Name == "no-store" || c.Name == "no-permanent-store"):
+		case c.Space == NSHints && c.Name == "no-store":
 			return false, true
+		case c.Space == NSHints && c.Name == "no-permanent-store":
+			// Neither content nor its absence: the other children
+			// decide.
 		case c.Space == NSHints && c.Name == "store":
 			return true, false
 		case c.Space == NSChatStat, c.Space == "urn:xmpp:receipts", c.Space == "urn:xmpp:chat-markers:0",

@@ -172,7 +172,8 @@ func TestStorable(t *testing.T) {
 		{"receipt only", "<message " + from + "><received xmlns='urn:xmpp:receipts' id='x'/></message>", true, false},
 		{"chat marker only", "<message " + from + "><displayed xmlns='urn:xmpp:chat-markers:0' id='x'/></message>", true, false},
 		{"no-store with body", "<message type='chat' " + from + "><body>secret</body><no-store xmlns='urn:xmpp:hints'/></message>", true, false},
-		{"no-permanent-store with body", "<message type='chat' " + from + "><body>secret</body><no-permanent-store xmlns='urn:xmpp:hints'/></message>", true, false},
+		{"no-permanent-store with body", "<message type='chat' " + from + "><body>secret</body><no-permanent-store xmlns='urn:xmpp:hints'/></message>", true, true},
+		{"no-permanent-store on a chat state", "<message type='chat' " + from + "><no-permanent-store xmlns='urn:xmpp:hints'/><paused xmlns='http://jabber.org/protocol/chatstates'/></message>", true, false},
 		{"store hint on a chat state", "<message type='chat' " + from + "><gone xmlns='http://jabber.org/protocol/chatstates'/><store xmlns='urn:xmpp:hints'/></message>", true, true},
 		{"presence", "<presence " + from + "/>", false, false},
 	}

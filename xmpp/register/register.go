@@ -83,6 +83,10 @@ func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 	q := st.Payload()
 	host, local := st.From.Domainpart(), st.From.Localpart()
 	if q.Child("remove", NS) != nil {
+		if len(q.Children) != 1 {
+			// XEP-0077 §3.2: <remove/> is the query's only child.
+			return nil, xmpp.StanzaError(stanza.BadRequest, "remove must be the only element")
+		}
 		if err := m.accounts.Delete(ctx, host, local); err != nil {
 			return nil, err
 		}
@@ -96,7 +100,7 @@ func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 	}
 	user := q.ChildText("username", NS)
 	pass := q.ChildText("password", NS)
-	if pass == "" || (user != "" && user != local) {
+	if pass == "" || (user != "" && !sameLocal(user, st.From)) {
 		// XEP-0077 §3.3: the username must be the user's own.
 		return nil, xmpp.StanzaError(stanza.BadRequest, "username must be your own and password non-empty")
 	}
@@ -104,4 +108,11 @@ func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 		return nil, err
 	}
 	return st.Result(nil), nil
+}
+
+// sameLocal reports whether user names from's account, compared as
+// localparts are (RFC 7622 §3.3: "Alice" is alice).
+func sameLocal(user string, from jid.JID) bool {
+	j, err := jid.New(user, from.Domainpart(), "")
+	return err == nil && j.Localpart() == from.Localpart()
 }

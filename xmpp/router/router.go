@@ -564,8 +564,10 @@ func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
 	resources := r.lookup(st.To)
 	for _, res := range resources {
 		if res.name == st.To.Resourcepart() {
-			// §8.5.3.1: deliver to the connected resource.
-			if st.Kind == xmpp.KindMessage && st.Type != xmpp.TypeError {
+			// §8.5.3.1: deliver to the connected resource. An error
+			// too goes through MessageIn: it is not archived, but a
+			// forged stanza-id is removed all the same (XEP-0359 §3).
+			if st.Kind == xmpp.KindMessage {
 				st = r.hooks.MessageIn.Run(ctx, st)
 			}
 			ok := deliver(ctx, res.sess, st)

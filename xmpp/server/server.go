@@ -150,9 +150,13 @@ func (s *Server) build() error {
 		policies[h.Domain] = pol
 		quotas[h.Domain] = h.OfflineQuota
 	}
+	blockingMod, err := blocking.New(s.db.Blocklists(), rt, s.log)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	rosterMod, err := roster.New(roster.Options{Logger: s.log, Hosts: policies}, roster.Deps{
 		Rosters: s.db.Rosters(), Requests: s.db.SubRequests(), Router: rt, Users: s.accounts,
-		Directory: s.accounts,
+		Directory: s.accounts, Blocks: blockingMod.Blocks,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -166,10 +170,6 @@ func (s *Server) build() error {
 	}
 	s.presence = presenceMod
 	offlineMod, err := offline.New(offline.Options{Logger: s.log, Quota: func(host string) int { return quotas[host] }}, s.db.Offline(), rt)
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
-	}
-	blockingMod, err := blocking.New(s.db.Blocklists(), rt, s.log)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -204,6 +204,7 @@ func (s *Server) build() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.mam = mamMod
+	s.accounts.OnRemove = rosterMod.AccountRemoval
 	s.accounts.OnChange = func(host string) {
 		rosterMod.AccountsChanged(host)
 		mamMod.AccountsChanged(host)

@@ -116,6 +116,17 @@ func (d *Decoder) Reset(r io.Reader) {
 // Buffered reports how many bytes have been read but not consumed.
 func (d *Decoder) Buffered() int { return d.wpos - d.rpos }
 
+// PendingData reports whether the bytes read but not consumed hold more
+// than white space (which RFC 6120 §4.6.1 allows between elements).
+func (d *Decoder) PendingData() bool {
+	for _, b := range d.buf[d.rpos:d.wpos] {
+		if !isSpace(b) {
+			return true
+		}
+	}
+	return false
+}
+
 // Restart expects a new stream header on the same transport, keeping input
 // already buffered (after SASL success, RFC 6120 §6.4.6).
 func (d *Decoder) Restart() {
