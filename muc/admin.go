@@ -48,7 +48,14 @@ func (s *Service) nameIssue(r *store.Room, rj jid.JID, name string) {
 // do runs fn in the room's goroutine and waits for it.
 func (s *Service) do(ctx context.Context, rj jid.JID, fn func(ctx context.Context, r *room) error) error {
 	done := make(chan error, 1)
-	posted, err := s.deliver(rj, item{fn: func(ctx context.Context, r *room) { done <- fn(ctx, r) }})
+	posted, err := s.deliver(rj, item{fn: func(ctx context.Context, r *room) {
+		if r.loadErr != nil {
+			// Not taken for a room that does not exist (see load).
+			done <- fmt.Errorf("muc: room %s could not be loaded: %w", rj, r.loadErr)
+			return
+		}
+		done <- fn(ctx, r)
+	}})
 	if err != nil {
 		return err
 	}

@@ -526,6 +526,10 @@ func (s *Service) awaitView(ctx context.Context, rj jid.JID, ask <-chan inboxVie
 // viewFor describes the room for user, with the rule of room archive
 // queries (mayReadHistory).
 func (r *room) viewFor(user jid.JID) inboxView {
+	if r.loadErr != nil {
+		// Unknown: kept, not shown this time (as a busy room).
+		return inboxView{exists: true}
+	}
 	if !r.exists {
 		return inboxView{}
 	}

@@ -424,8 +424,13 @@ func (r *room) admin(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 	if st.Type == xmpp.TypeGet {
 		return r.adminList(st, items[0], actorAff, actorRole)
 	}
-	for _, it := range items {
+	for i, it := range items {
 		if err := r.adminSet(ctx, it, st.From, actorAff, actorRole); err != nil {
+			if i > 0 {
+				// The items before took effect and were announced:
+				// saved, not left to the next save.
+				r.save(ctx)
+			}
 			return nil, err
 		}
 	}

@@ -114,8 +114,14 @@ func (r *room) post(it item) bool {
 	}
 }
 
-func (r *room) run(ctx context.Context) {
+// load reads the room from the store. An error other than not found is
+// kept in loadErr, and the room is not taken for one that does not exist:
+// the next to join would create it anew, own it and overwrite the stored
+// one. Until a later load succeeds (run tries again before each item),
+// everything sent to the room is refused.
+func (r *room) load(ctx context.Context) {
 	data, err := r.svc.deps.Rooms.Get(ctx, r.jid.String())
+	r.loadErr = nil
 	switch {
 	case err == nil:
 		r.data, r.exists = data, true
@@ -126,12 +132,13 @@ func (r *room) run(ctx context.Context) {
 		}
 	case errors.Is(err, store.ErrNotFound):
 	default:
-		// Not taken for a room that does not exist: the next to join
-		// would create it anew, own it and overwrite the stored one.
-		// Refused until the room stops idle and is loaded again.
 		r.svc.log.Error("muc: load room", "room", r.jid.String(), xmpp.LogErr, err)
 		r.loadErr = err
 	}
+}
+
+func (r *room) run(ctx context.Context) {
+	r.load(ctx)
 	idle := time.NewTimer(r.svc.opts.IdleStop)
 	defer idle.Stop()
 	defer func() {
@@ -156,6 +163,9 @@ func (r *room) run(ctx context.Context) {
 			if it.stop {
 				r.shutdown(ctx)
 				return
+			}
+			if r.loadErr != nil {
+				r.load(ctx)
 			}
 			if it.fn != nil {
 				it.fn(ctx, r)

@@ -158,17 +158,11 @@ func (m *Module) broadcast(ctx context.Context, st *xmpp.Stanza) {
 }
 
 // probeContacts sends probes for the contacts the user is subscribed to,
-// when a resource becomes available (RFC 6121 §4.2.2), and gives the new
-// resource the presence of the user's other available resources: a user
-// is implicitly subscribed to their own presence (§4.2.2), as each of
-// those resources got the new one's.
+// when a resource becomes available (RFC 6121 §4.2.2). The user's own
+// other resources are not probed: the router gives the new resource their
+// presence.
 func (m *Module) probeContacts(ctx context.Context, st *xmpp.Stanza) {
 	user := st.From.Bare()
-	for _, r := range m.deps.Router.Sessions(user) {
-		if r.Available && r.Presence != nil && !r.JID.Equal(st.From) {
-			m.deps.Router.Route(ctx, r.Presence.With(r.JID, st.From))
-		}
-	}
 	contacts, err := m.deps.Contacts.Subscriptions(ctx, user)
 	if err != nil {
 		m.log.Error("presence: roster", xmpp.LogJID, user.String(), xmpp.LogErr, err)

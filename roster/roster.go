@@ -347,7 +347,7 @@ func (m *Module) removeItem(ctx context.Context, user, contact jid.JID) error {
 // unsubscribe if the user was subscribed to it or had asked, and
 // unsubscribed with unavailable presence from each available resource if
 // it was subscribed to the user; each pending request is declined with
-// unsubscribed. Call it before the account's data is deleted and the
+// unsubscribed. Only local accounts are told (localAccount). Call it before the account's data is deleted and the
 // returned function after, while the account's sessions are still bound.
 // On a read error it logs and returns a function that does nothing: the
 // removal goes on without the cancellations.
@@ -368,7 +368,7 @@ func (m *Module) AccountRemoval(ctx context.Context, user jid.JID) func(context.
 		declined := map[string]bool{}
 		for _, it := range items {
 			contact, err := jid.Parse(it.Contact)
-			if err != nil {
+			if err != nil || !m.localAccount(contact) {
 				continue
 			}
 			s := State{Sub: it.Subscription, PendingOut: it.Ask}
@@ -383,12 +383,19 @@ func (m *Module) AccountRemoval(ctx context.Context, user jid.JID) func(context.
 		}
 		for _, req := range reqs {
 			contact, err := jid.Parse(req.From)
-			if err != nil || declined[req.From] {
+			if err != nil || declined[req.From] || !m.localAccount(contact) {
 				continue
 			}
 			m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribed, "", user, contact))
 		}
 	}
+}
+
+// localAccount reports whether j is an account of a local host (not a
+// service such as rooms): with no federation, stanzas to anything else
+// only come back as errors.
+func (m *Module) localAccount(j jid.JID) bool {
+	return j.Localpart() != "" && m.deps.Router.IsLocal(j.Domainpart()) && !m.deps.Router.IsComponent(j.Domainpart())
 }
 
 // push sends a roster push to every interested resource of the user

@@ -421,8 +421,10 @@ func (m *Module) outgoing(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 	owner := st.From.Bare()
 	if st.To.Bare().Equal(owner) {
 		// A note to oneself: one archive, one record (XEP-0313 §7.1.1),
-		// which incoming writes as it stamps the copies delivered.
-		return st
+		// which incoming writes as it stamps the copies delivered. The
+		// sent carbons go out before that record exists: without a
+		// stanza-id, and without a forged one (XEP-0359 §3).
+		return stripOwnIDs(st, owner)
 	}
 	if !m.wanted(ctx, owner, st.To) {
 		return st

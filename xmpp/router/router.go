@@ -638,6 +638,7 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 	old := u.snapshot()
 	next := make([]*resource, len(old))
 	found, initial := false, false
+	var self *resource
 	for i, res := range old {
 		if res.name == st.From.Resourcepart() {
 			initial = available && !res.available
@@ -650,10 +651,25 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 			}
 			res = &c
 			found = true
+			self = res
 		}
 		next[i] = res
 	}
 	u.res.Store(&next)
+	if initial {
+		// §4.2.2: a user is implicitly subscribed to their own
+		// presence, so the new resource gets the presence of the
+		// account's other available resources, as they get its own.
+		// Under the lock: another resource's change queues after this
+		// (its broadcastOwn reads the new snapshot), so a resource
+		// that just went unavailable is not shown available after.
+		// Deliver only queues; it never calls back into the router.
+		for _, res := range old {
+			if res.available && res.presence != nil && res.name != self.name {
+				self.sess.Deliver(res.presence.With(res.full, self.full))
+			}
+		}
+	}
 	u.mu.Unlock()
 	if !found {
 		return

@@ -57,14 +57,22 @@ func TestUnsubscribeSendsUnavailable(t *testing.T) {
 
 // TestAccountRemovalCancelsSubscriptions covers XEP-0077 §3.2: removing an
 // account cancels its presence subscriptions. Its contacts see it go
-// offline and lose the subscription both ways (roster pushes), and an
+// offline and lose the subscription both ways (roster pushes), a pending
+// request to it is declined, and an
 // account registered later under the same name inherits nothing: it does
 // not see the old contacts' presence.
 func TestAccountRemovalCancelsSubscriptions(t *testing.T) {
 	s := servertest.Start(t)
 	alice := s.AddUser(t, "alice", prPassword)
 	bob := s.AddUser(t, "bob", prPassword)
+	carol := s.AddUser(t, "carol", prPassword)
 	prSubscribe(t, s, alice, bob, true)
+	// carol asks while alice is away: a pending request, declined by
+	// the removal.
+	c := prLogin(t, s, carol, "c")
+	rtOnline(t, c, 0)
+	rtSend(t, c, "<presence to='alice@localhost' type='subscribe'/>")
+	prSync(t, c)
 	b := prLogin(t, s, bob, "b")
 	rsRoster(t, b) // interested in pushes
 	rtOnline(t, b, 0)
@@ -79,6 +87,7 @@ func TestAccountRemovalCancelsSubscriptions(t *testing.T) {
 	prOne(t, "unavailable from the removed account", prFrom(got, "presence", "unavailable", a.JID.String()))
 	prOne(t, "unsubscribed", prFrom(got, "presence", "unsubscribed", "alice@localhost"))
 	prOne(t, "unsubscribe", prFrom(got, "presence", "unsubscribe", "alice@localhost"))
+	prOne(t, "carol's request declined", prFrom(prSync(t, c), "presence", "unsubscribed", "alice@localhost"))
 	var last *wire.Element
 	for _, p := range rsPushes(t, bob, got, "alice@localhost") {
 		last = rsPushItem(p)
@@ -131,23 +140,34 @@ func TestBlockedRequestNotRedelivered(t *testing.T) {
 
 // TestMAMNoteToSelf covers XEP-0313 §7.1.1 for a message to one's own
 // account: archived once, as sent (not unread), and every copy delivered
-// carries that record's stanza-id.
+// carries that record's stanza-id; a stanza-id the client forged for its
+// own archive reaches no copy, the sent carbon included (XEP-0359 §3).
 func TestMAMNoteToSelf(t *testing.T) {
+	const nsCarbons = "urn:xmpp:carbons:2"
 	s := servertest.Start(t)
 	alice := s.AddUser(t, "alice", mtPassword)
 	desk := mtOnline(t, s, alice, "desk")
 	phone := mtOnline(t, s, alice, "phone")
+	low := mtOnline(t, s, alice, "low")
+	mtSend(t, low, "<presence><priority>-1</priority></presence>")
+	mtSync(t, low)
+	mtResult(t, low, "<iq type='set' id='%s'><enable xmlns='"+nsCarbons+"'/></iq>")
 
-	id := mtChat(t, desk, "alice@localhost", "buy milk")
+	id := mtMessage(t, desk, "chat", "alice@localhost",
+		"<body>buy milk</body><stanza-id xmlns='"+mtNSSID+"' by='alice@localhost' id='forged'/>")
 	ids := map[string]bool{}
 	for _, c := range []*servertest.Client{desk, phone} {
 		ids[mtStanzaID(t, mtReceive(t, c, id), "alice@localhost")] = true
+	}
+	carbon := low.Next(t, mtWait, func(e *wire.Element) bool { return e.Child("sent", nsCarbons) != nil })
+	if got := mtStanzaIDs(carbon.Child("sent", nsCarbons).Child("forwarded", mtNSForward).Child("message", mtNSClient), "alice@localhost"); len(got) != 0 {
+		t.Errorf("the sent carbon of a note to oneself carries stanza-ids %q", got)
 	}
 	page := mtRun(t, desk, mtQuery{fields: []string{mtField("with", "alice@localhost")}})
 	if got := page.bodies(); len(got) != 1 || got[0] != "buy milk" {
 		t.Fatalf("archive with oneself: %q, want the note once", got)
 	}
-	if len(ids) != 1 || !ids[page.ids[0]] {
+	if len(ids) != 1 || !ids[page.ids[0]] || ids["forged"] {
 		t.Fatalf("delivered stanza-ids %v, archived %v", ids, page.ids)
 	}
 	if n := mtUnread(t, desk)["alice@localhost"]; n != 0 {
@@ -300,6 +320,7 @@ func TestMUCConformance(t *testing.T) {
 		mcFail(t, owner, room, "set", mcAdminItem("", "affiliation", "outcast", "jid", "owner@localhost"), "conflict")
 		mcOK(t, owner, room, "set", mcAdminItem("", "affiliation", "admin", "jid", "bob@localhost"))
 		mcFail(t, bob, room, "set", mcAdminItem("", "affiliation", "outcast", "jid", "bob@localhost"), "conflict")
+		mcFail(t, bob, room, "set", mcAdminItem("", "affiliation", "outcast", "jid", "owner@localhost"), "not-allowed")
 		mcOK(t, carol, room, "set", "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field><field var='muc#register_roomnick'><value>Cee</value></field></x></query>")
 		mcOK(t, owner, room, "set", mcAdminItem("", "affiliation", "outcast", "jid", "carol@localhost"))
 		mcOK(t, owner, room, "set", mcAdminItem("", "affiliation", "none", "jid", "carol@localhost"))
