@@ -37,6 +37,7 @@ var tiers = map[string]int{
 	"switchboard/xmpp/disco":        2,
 	"switchboard/xmpp/offline":      2,
 	"switchboard/xmpp/ping":         2,
+	"switchboard/xmpp/session":      2,
 	"switchboard/xmpp/version":      2,
 	"switchboard/xmpp/entitytime":   2,
 	"switchboard/xmpp/register":     2,

@@ -4,8 +4,8 @@
 // stream headers (§4.7), STARTTLS (§5) and direct TLS (XEP-0368), SASL
 // (§6, with the mechanisms of package auth and XEP-0440 channel-binding
 // advertisement), resource binding (§7) and the legacy session feature
-// (RFC 3921 §3, advertised optional) — and pre-authentication in-band
-// registration (XEP-0077 §3.1).
+// (RFC 3921 §3, advertised optional; its request is answered by package
+// session) — and pre-authentication in-band registration (XEP-0077 §3.1).
 //
 // Each connection has at most two goroutines: the ingress loop, the only
 // reader, which frames and parses elements with package wire, stamps 'from'

@@ -65,36 +65,12 @@ func (c *conn) serve(ctx context.Context) error {
 			c.reject(st, err)
 			continue
 		}
-		if st.Kind == xmpp.KindIQ && st.Type == xmpp.TypeSet && c.toSelfOrHost(st.To, bare) {
-			if p := st.Payload(); p != nil && p.Name == "session" && p.Space == xmpp.NSSession {
-				// RFC 3921 §3 session establishment, kept for old
-				// clients: it is a no-op now. RFC 3921's example
-				// addresses it to the domain.
-				c.Deliver(st.Result(nil).With(st.To, c.full))
-				continue
-			}
-		}
 		// Nothing else holds st yet: stamped in place, not copied.
 		st.Stamp(c.full, c.fullStr)
 		d.Open()
 		router.RouteFromClient(ctx, st)
 		d.Close(c.dec.Buffered() == 0)
 	}
-}
-
-// toSelfOrHost reports whether to addresses the session's own server or
-// account: no 'to', the session's domain, or its bare JID.
-func (c *conn) toSelfOrHost(to, bare jid.JID) bool {
-	if xmpp.IsZero(to) {
-		return true
-	}
-	if to.Resourcepart() != "" {
-		return false
-	}
-	if to.Localpart() == "" {
-		return to.Domainpart() == c.host
-	}
-	return to.Equal(bare)
 }
 
 // validate checks the stanza attributes RFC 6120 §8.1 requires.

@@ -229,11 +229,18 @@ func TestStreamConformance(t *testing.T) {
 			t.Fatalf("got %s, want only the ping's answer", el)
 		}
 	})
-	t.Run("session to the domain", func(t *testing.T) {
-		for _, to := range []string{"localhost", "alice@localhost"} {
-			el := next("<iq type='set' id='s1' to='" + to + "'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
-			if el.AttrValue("id") != "s1" || el.AttrValue("type") != "result" {
-				t.Fatalf("session to %s answered %s", to, el)
+	t.Run("session", func(t *testing.T) {
+		const session = "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/>"
+		for _, tc := range []struct{ to, extra, cond string }{
+			{"", "", ""},
+			{" to='localhost'", "", ""},
+			{" to='alice@localhost'", "", ""},
+			{" to='bob@localhost'", "", "service-unavailable"},
+			{" to='localhost'", "<ping xmlns='urn:xmpp:ping'/>", "bad-request"},
+		} {
+			el := next("<iq type='set' id='s1'" + tc.to + ">" + session + tc.extra + "</iq>")
+			if el.AttrValue("id") != "s1" || stanzaCond(el) != tc.cond || (tc.cond == "" && el.AttrValue("type") != "result") {
+				t.Fatalf("session%s%s answered %s, want %q", tc.to, tc.extra, el, tc.cond)
 			}
 		}
 	})

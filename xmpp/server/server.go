@@ -36,6 +36,7 @@ import (
 	"switchboard/xmpp/ping"
 	"switchboard/xmpp/register"
 	"switchboard/xmpp/router"
+	"switchboard/xmpp/session"
 	"switchboard/xmpp/version"
 )
 
@@ -124,6 +125,7 @@ func (s *Server) build() error {
 	modules := []xmpp.Module{
 		disco.New(s.serviceItems),
 		ping.Module{},
+		session.Module{},
 		&version.Module{Software: "Switchboard", Version: Version},
 		&entitytime.Module{},
 		register.New(s.selfService(), rt, s.closeAccount),
