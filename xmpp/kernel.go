@@ -39,9 +39,11 @@ const (
 type Session interface {
 	// JID is the session's full JID.
 	JID() jid.JID
-	// Deliver queues st for writing. It never blocks; it returns false
-	// when the session is closed or its outbox overflowed (in which case
-	// the session closes itself as a slow consumer).
+	// Deliver queues st for writing. It never blocks and never calls
+	// back into the router (the router delivers under an account's
+	// lock); it returns false when the session is closed or its outbox
+	// overflowed (in which case the session closes itself as a slow
+	// consumer).
 	Deliver(st *Stanza) bool
 	// Close ends the session with the stream error condition cond
 	// ("" for a normal close).

@@ -421,7 +421,8 @@ func (r *Router) handleIQ(ctx context.Context, t xmpp.Target, st *xmpp.Stanza) {
 	}
 }
 
-// bounce answers st with an error unless st is itself an error.
+// bounce answers st with an error unless st is itself an error or an IQ
+// response (ErrorReply answers neither).
 func (r *Router) bounce(ctx context.Context, st *xmpp.Stanza, cond stanza.Condition, text string) {
 	if xmpp.IsZero(st.From) {
 		return
@@ -664,9 +665,12 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 		// (its broadcastOwn reads the new snapshot), so a resource
 		// that just went unavailable is not shown available after.
 		// Deliver only queues; it never calls back into the router.
+		// The new resource was not available in old: it is not among
+		// those delivered.
+		selfStr := self.full.String()
 		for _, res := range old {
-			if res.available && res.presence != nil && res.name != self.name {
-				self.sess.Deliver(res.presence.With(res.full, self.full))
+			if res.available && res.presence != nil {
+				self.sess.Deliver(res.presence.WithTo(self.full, selfStr))
 			}
 		}
 	}
