@@ -7,7 +7,6 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
-	"switchboard/store"
 	"switchboard/xmpp"
 	"switchboard/xmpp/wire"
 )
@@ -144,16 +143,8 @@ func filtersWith(st *xmpp.Stanza) bool {
 	if q == nil {
 		return false
 	}
-	x := q.Child("x", NSData)
-	if x == nil {
-		return false
-	}
-	for _, f := range x.Children {
-		if f.Name == "field" && f.Space == NSData && f.AttrValue("var") == "with" && f.ChildText("value", NSData) != "" {
-			return true
-		}
-	}
-	return false
+	v := xmpp.FormValues(q.Child("x", NSData))["with"]
+	return len(v) > 0 && v[0] != ""
 }
 
 // mayReadHistory is who may read the room's archive: occupants, the
@@ -270,12 +261,6 @@ func (r *room) owner(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 	if s := v["muc#roomconfig_roomsecret"]; len(s) > 0 {
 		d.Password = s[0]
 	}
-	if len(d.Name) > store.MaxRoomNameLen || len(d.Password) > store.MaxRoomNameLen || len(d.Description) > store.MaxRoomTextLen {
-		// The store refuses longer ones: accepted here, every later
-		// save of the room would fail.
-		*d = before
-		return nil, xmpp.StanzaError(stanza.NotAcceptable, "room name, description or password too long")
-	}
 	if d.PasswordProtected && d.Password == "" {
 		*d = before
 		return nil, xmpp.StanzaError(stanza.NotAcceptable, "a password-protected room needs a password")
@@ -314,6 +299,12 @@ func (r *room) owner(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 			}
 		}
 		d.Access = list
+	}
+	if err := d.Validate(); err != nil {
+		// What the store refuses (lengths, the access list): accepted
+		// here, every later save of the room would fail.
+		*d = before
+		return nil, xmpp.StanzaError(stanza.NotAcceptable, err.Error())
 	}
 	if before.Persistent && !d.Persistent {
 		if err := r.svc.deps.Rooms.Delete(ctx, r.jid.String()); err != nil {
@@ -425,6 +416,11 @@ func (r *room) admin(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 		return r.adminList(st, items[0], actorAff, actorRole)
 	}
 	for i, it := range items {
+		if !r.exists {
+			// An item before emptied a temporary room, which ended
+			// (§10.9): the rest concern a room that is gone.
+			break
+		}
 		if err := r.adminSet(ctx, it, st.From, actorAff, actorRole); err != nil {
 			if i > 0 {
 				// The items before took effect and were announced:
@@ -538,17 +534,20 @@ func (r *room) adminSet(ctx context.Context, it *wire.Element, actor jid.JID, ac
 	default:
 		return xmpp.StanzaError(stanza.BadRequest, "unknown affiliation")
 	}
+	// §9/§10: admins manage members and outcasts below them; owners
+	// manage everyone; nobody else manages affiliations.
+	if actorAff != affOwner && actorAff != affAdmin {
+		return xmpp.StanzaError(stanza.Forbidden, "")
+	}
 	if aff == affOutcast && j.Localpart() != "" && j.Bare().Equal(actor.Bare()) {
-		// §9.1: nobody bans themselves.
+		// §9.1: an admin or owner does not ban themselves.
 		return xmpp.StanzaError(stanza.Conflict, "you cannot ban yourself")
 	}
 	if aff == affOutcast && actorAff == affAdmin && rank(old) >= 3 {
 		// §9.1: an admin may not ban an admin or an owner.
 		return xmpp.StanzaError(stanza.NotAllowed, "")
 	}
-	// §9/§10: admins manage members and outcasts below them; owners
-	// manage everyone.
-	if actorAff != affOwner && (rank(aff) >= 3 || rank(old) >= 3 || actorAff != affAdmin) {
+	if actorAff != affOwner && (rank(aff) >= 3 || rank(old) >= 3) {
 		return xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	if old == affOwner && aff != affOwner {

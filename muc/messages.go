@@ -67,13 +67,15 @@ func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 			r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "only moderators may change the subject"))
 			return
 		}
-		if len(subj.Text) > store.MaxRoomTextLen || len(o.nick) > store.MaxRoomNameLen {
-			// The store refuses longer ones: accepted here, every
-			// later save of the room would fail.
-			r.fail(ctx, st, xmpp.StanzaError(stanza.NotAcceptable, "subject too long"))
+		next := r.data
+		next.Subject, next.SubjectBy = subj.Text, o.nick
+		if err := next.Validate(); err != nil {
+			// What the store refuses (a subject too long): accepted
+			// here, every later save of the room would fail.
+			r.fail(ctx, st, xmpp.StanzaError(stanza.NotAcceptable, err.Error()))
 			return
 		}
-		r.data.Subject, r.data.SubjectBy = subj.Text, o.nick
+		r.data = next
 		r.save(ctx)
 	}
 	r.broadcastMessage(ctx, o, st)

@@ -571,9 +571,7 @@ func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []
 // inherit.
 func (r *room) end() {
 	r.exists = false
-	// Affiliations as run leaves them: the rest of an admin request
-	// that emptied the room still writes to it.
-	r.data = store.Room{Affiliations: map[string]string{}}
+	r.data = store.Room{}
 	r.unlock()
 	r.publicTemp.Store(false)
 	r.iqs, r.invited = nil, nil

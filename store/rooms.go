@@ -151,8 +151,9 @@ func roomKey(service, local string) []byte {
 	return append(k, local...)
 }
 
-// validate checks every field but JID (which is the key).
-func (r Room) validate() error {
+// Validate checks every field but JID (which is the key), as Put does:
+// a room that fails it cannot be stored. It wraps ErrInvalid.
+func (r Room) Validate() error {
 	if roomKindCode(r.Kind) == 0 {
 		return fmt.Errorf("room kind %q unknown: %w", r.Kind, ErrInvalid)
 	}
@@ -219,7 +220,7 @@ func (r *Rooms) Put(ctx context.Context, room Room) error {
 	if err != nil {
 		return fmt.Errorf("store: put room: %w", err)
 	}
-	if err := room.validate(); err != nil {
+	if err := room.Validate(); err != nil {
 		return fmt.Errorf("store: put room %s: %w", room.JID, err)
 	}
 	key := roomKey(service, local)
@@ -631,7 +632,7 @@ func decodeRoom(v []byte) (Room, error) {
 	}
 	room.SubjectSet = time.UnixMicro(subjectSet).UTC()
 	room.Created = time.UnixMicro(created).UTC()
-	if err := room.validate(); err != nil {
+	if err := room.Validate(); err != nil {
 		return Room{}, fmt.Errorf("%w: room: %v", ErrCorrupt, err)
 	}
 	return room, nil

@@ -320,7 +320,9 @@ func TestMUCConformance(t *testing.T) {
 		if got := mcAffiliations(t, bob, room, "member"); strings.Join(got, " ") != "bob@localhost carol@localhost" {
 			t.Fatalf("members as bob reads them: %v", got)
 		}
-		mcAffiliations(t, bob, room, "owner")
+		if got := mcAffiliations(t, bob, room, "owner"); strings.Join(got, " ") != "owner@localhost" {
+			t.Fatalf("owners as bob reads them: %v", got)
+		}
 		mcFail(t, bob, room, "get", mcAdminItem("", "affiliation", "outcast"), "forbidden")
 	})
 	t.Run("bans", func(t *testing.T) {
