@@ -277,8 +277,9 @@ func TestRegistrationNits(t *testing.T) {
 // <delay/> in a groupchat message is not passed on (a claimed real JID);
 // in a non-anonymous members-only room members read the member list
 // (§9.5); nobody bans themselves (§9.1, conflict) and a ban frees the
-// reserved nick; an over-long subject is refused (the store would refuse
-// every later save of the room); in a semi-anonymous room an occupant cannot filter the archive
+// reserved nick; an over-long subject, room name or access entry is
+// refused (the store would refuse every later save of the room); in a
+// semi-anonymous room an occupant cannot filter the archive
 // by real JID; a multi-item admin request that empties a temporary room
 // is answered.
 func TestMUCConformance(t *testing.T) {
@@ -311,6 +312,11 @@ func TestMUCConformance(t *testing.T) {
 		e := owner.Next(t, mcWait, servertest.Named("message", "id", id))
 		if e.AttrValue("type") != "error" || mcCond(e) != "not-acceptable" {
 			t.Fatalf("long subject answered %s", e)
+		}
+		mcFail(t, owner, room, "set", mcForm("muc#roomconfig_roomname", strings.Repeat("n", 2000)), "not-acceptable")
+		mcFail(t, owner, room, "set", mcForm("switchboard#access", strings.Repeat("a", 4000)+"@localhost"), "not-acceptable")
+		if got := mcConfig(t, owner, room)["switchboard#access"]; len(got) != 0 {
+			t.Fatalf("refused access list kept: %d entries", len(got))
 		}
 	})
 	t.Run("member list in a non-anonymous members-only room", func(t *testing.T) {
