@@ -328,8 +328,16 @@ func (m *Module) removeItem(ctx context.Context, user, contact jid.JID) error {
 			m.push(ctx, user, itemElement(store.RosterItem{Contact: c}, true), version)
 		}
 	}
-	// §2.5.2: unsubscribe if the user was subscribed (or asked),
-	// unsubscribed if the contact was (or asked).
+	m.cancelSubscriptions(ctx, user, contact, s)
+	return nil
+}
+
+// cancelSubscriptions tells contact that user, in state s with it, drops
+// every subscription and request between them (RFC 6121 §2.5.2):
+// unsubscribe if the user was subscribed (or asked), unsubscribed with
+// unavailable presence from each available resource if the contact was
+// (or asked).
+func (m *Module) cancelSubscriptions(ctx context.Context, user, contact jid.JID, s State) {
 	if s.hasTo() || s.PendingOut {
 		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribe, "", user, contact))
 	}
@@ -337,20 +345,19 @@ func (m *Module) removeItem(ctx context.Context, user, contact jid.JID) error {
 		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribed, "", user, contact))
 		m.sendUnavailable(ctx, user, contact)
 	}
-	return nil
 }
 
 // AccountRemoval reads what removing user's account must cancel, and
 // returns the function that cancels it: XEP-0077 §3.2 says the server
-// SHOULD cancel all the account's presence subscriptions. For each roster
-// item, as for a roster remove (RFC 6121 §2.5.2), the contact gets
-// unsubscribe if the user was subscribed to it or had asked, and
-// unsubscribed with unavailable presence from each available resource if
-// it was subscribed to the user; each pending request is declined with
-// unsubscribed. Only local accounts are told (localAccount). Call it before the account's data is deleted and the
-// returned function after, while the account's sessions are still bound.
-// On a read error it logs and returns a function that does nothing: the
-// removal goes on without the cancellations.
+// SHOULD cancel all the account's presence subscriptions. Each contact
+// with a roster item or a pending request is told as by a roster remove
+// (cancelSubscriptions). Only local accounts are told (localAccount):
+// with no federation, stanzas to anything else would only come back as
+// errors to the removed account's sessions. Call it before the account's
+// data is deleted and the returned function after, while the account's
+// sessions are still bound. On a read error it logs and returns a
+// function that does nothing: the removal goes on without the
+// cancellations.
 func (m *Module) AccountRemoval(ctx context.Context, user jid.JID) func(context.Context) {
 	user = user.Bare()
 	o := user.String()
@@ -364,29 +371,20 @@ func (m *Module) AccountRemoval(ctx context.Context, user jid.JID) func(context.
 		m.log.Error("roster: read the removed account's requests", xmpp.LogJID, o, xmpp.LogErr, err)
 		return func(context.Context) {}
 	}
+	states := map[string]State{}
+	for _, it := range items {
+		states[it.Contact] = State{Sub: it.Subscription, PendingOut: it.Ask}
+	}
+	for _, req := range reqs {
+		s := states[req.From]
+		s.PendingIn = true
+		states[req.From] = s
+	}
 	return func(ctx context.Context) {
-		declined := map[string]bool{}
-		for _, it := range items {
-			contact, err := jid.Parse(it.Contact)
-			if err != nil || !m.localAccount(contact) {
-				continue
+		for c, s := range states {
+			if contact, err := jid.Parse(c); err == nil && m.localAccount(contact) {
+				m.cancelSubscriptions(ctx, user, contact, s)
 			}
-			s := State{Sub: it.Subscription, PendingOut: it.Ask}
-			if s.hasTo() || s.PendingOut {
-				m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribe, "", user, contact))
-			}
-			if s.hasFrom() {
-				declined[it.Contact] = true
-				m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribed, "", user, contact))
-				m.sendUnavailable(ctx, user, contact)
-			}
-		}
-		for _, req := range reqs {
-			contact, err := jid.Parse(req.From)
-			if err != nil || declined[req.From] || !m.localAccount(contact) {
-				continue
-			}
-			m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnsubscribed, "", user, contact))
 		}
 	}
 }
