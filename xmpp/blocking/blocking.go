@@ -322,12 +322,7 @@ func (m *Module) presenceOut(ctx context.Context, st *xmpp.Stanza) bool {
 		st.From.Localpart() == "" || !m.router.IsLocal(st.From.Domainpart()) {
 		return false
 	}
-	l, err := m.list(ctx, st.From.Bare().String())
-	if err != nil {
-		m.log.Error("blocking: load", xmpp.LogJID, st.From.String(), xmpp.LogErr, err)
-		return false
-	}
-	return blocked(l, st.To)
+	return m.Blocks(ctx, st.From, st.To)
 }
 
 // Blocks reports whether user's blocklist covers contact. A blocklist
@@ -346,8 +341,7 @@ func (m *Module) outbound(ctx context.Context, st *xmpp.Stanza) bool {
 	if xmpp.IsZero(st.To) || exempt(st.From, st.To) {
 		return false
 	}
-	l, err := m.list(ctx, st.From.Bare().String())
-	if err != nil || !blocked(l, st.To) {
+	if !m.Blocks(ctx, st.From, st.To) {
 		return false
 	}
 	if st.Kind == xmpp.KindPresence {
