@@ -11,9 +11,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 
@@ -247,15 +247,8 @@ func LogArg(arg string) string {
 	if len(arg) <= maxLogArg {
 		return arg
 	}
-	return CutAt(arg, maxLogArg) + "…"
-}
-
-// CutAt is s cut to at most n bytes, never inside a character (n < len(s)).
-func CutAt(s string, n int) string {
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	// A character cut in two is dropped.
+	return strings.ToValidUTF8(arg[:maxLogArg], "") + "…"
 }
 
 func contentType(format string) string {

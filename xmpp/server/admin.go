@@ -257,7 +257,8 @@ func cutAuditDetail(d string) string {
 		return d
 	}
 	const mark = " [cut]"
-	return httpapi.CutAt(d, store.MaxAuditDetailLen-len(mark)) + mark
+	// d is valid UTF-8 (quoted): only a character cut in two is dropped.
+	return strings.ToValidUTF8(d[:store.MaxAuditDetailLen-len(mark)], "") + mark
 }
 
 // argError is an error in a command's arguments: its text is the
