@@ -20,7 +20,8 @@
 #   6. bench/report: medians of the runs, written to docs/performance.md
 #      with the machine it ran on and the profiles' top functions.
 #
-# Every server and every xmppbench call is started by this script (while
+# Every server, every xmppbench call and every ejabberdctl dump or load is
+# started by this script (while
 # seeding, by one of its subshells, whose trap stops it) and is stopped by
 # PID when the script ends, however it ends. Only loopback. Needs bash 5.1
 # or later (wait -n -p).
@@ -614,11 +615,11 @@ ejabberdctl_in() {
 	local secs=$1 dir=$2
 	shift 2
 	local limit=()
-	if ((secs > 0)); then limit=(timeout "$secs"); fi
+	# TERM, then KILL 10 s later: cleanup waits for it.
+	if ((secs > 0)); then limit=(timeout --kill-after=10 "$secs"); fi
 	(cd "$dir" && exec "${limit[@]}" setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
 		env HOME="$dir" ejabberdctl --config-dir "$dir" --spool "$dir/spool" --logs "$dir/logs" "$@")
 }
-
 
 # load_ejabberd_accounts DIR PREFIX N [PREFIX N]...: accounts PREFIX0 ..
 # PREFIX(N-1) in the running ejabberd's database, each a copy of the
