@@ -21,9 +21,9 @@
 #      with the machine it ran on and the profiles' top functions.
 #
 # Every server, every xmppbench call and every ejabberdctl dump or load is
-# started by this script (while
-# seeding, by one of its subshells, whose trap stops it) and is stopped by
-# PID when the script ends, however it ends. Only loopback. Needs bash 5.1
+# started by this script (while seeding, by one of its subshells, whose
+# trap stops it) and is stopped by PID when the script ends, however it
+# ends. Only loopback. Needs bash 5.1
 # or later (wait -n -p).
 #
 # Knobs (environment), defaults in brackets:
