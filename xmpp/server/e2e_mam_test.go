@@ -1594,6 +1594,22 @@ func TestMAMRestart(t *testing.T) {
 	}
 }
 
+// mtSentCarbon waits for the <sent/> carbon (XEP-0280) of the message id
+// on c, checks its envelope (from the account to c) and returns the
+// message it carries.
+func mtSentCarbon(t testing.TB, c *servertest.Client, id string) *wire.Element {
+	t.Helper()
+	const nsCarbons = "urn:xmpp:carbons:2"
+	e := c.Next(t, mtWait, func(e *wire.Element) bool {
+		sent := e.Child("sent", nsCarbons)
+		return e.Name == "message" && sent != nil && sent.Child("forwarded", mtNSForward).Child("message", mtNSClient).AttrValue("id") == id
+	})
+	if account := c.JID.Bare().String(); e.AttrValue("from") != account || e.AttrValue("to") != c.JID.String() {
+		t.Errorf("carbon from %q to %q, want from %s to %s", e.AttrValue("from"), e.AttrValue("to"), account, c.JID)
+	}
+	return e.Child("sent", nsCarbons).Child("forwarded", mtNSForward).Child("message", mtNSClient)
+}
+
 // TestMAMSentCarbonStanzaID covers XEP-0280 <sent/> copies with XEP-0359:
 // the copy another device of the sender gets carries the stanza-id of the
 // sender's archive, the id that device then finds in the archive, so it
@@ -1614,17 +1630,9 @@ func TestMAMSentCarbonStanzaID(t *testing.T) {
 	mtResult(t, phone, "<iq type='set' id='%s'><enable xmlns='"+nsCarbons+"'/></iq>")
 	mtSetPrefs(t, desk, mtPrefs{def: "always", never: []string{carol.String()}})
 
-	// sentCopy waits for the <sent/> carbon of the message id on phone.
 	sentCopy := func(id string) *wire.Element {
 		t.Helper()
-		c := phone.Next(t, mtWait, func(e *wire.Element) bool {
-			sent := e.Child("sent", nsCarbons)
-			return e.Name == "message" && sent != nil && sent.Child("forwarded", mtNSForward).Child("message", mtNSClient).AttrValue("id") == id
-		})
-		if c.AttrValue("from") != alice.String() || c.AttrValue("to") != phone.JID.String() {
-			t.Errorf("carbon from %q to %q, want from %s to %s", c.AttrValue("from"), c.AttrValue("to"), alice, phone.JID)
-		}
-		return c.Child("sent", nsCarbons).Child("forwarded", mtNSForward).Child("message", mtNSClient)
+		return mtSentCarbon(t, phone, id)
 	}
 
 	id := mtChat(t, desk, bob.String(), "hello from the desk")

@@ -553,3 +553,33 @@ func TestAppendKeepsParsedContent(t *testing.T) {
 		}
 	}
 }
+
+// TestDecoderPendingData: after an element, the bytes read but not yet
+// consumed count as data unless they are all white space (RFC 6120 §4.6.1).
+func TestDecoderPendingData(t *testing.T) {
+	cases := []struct {
+		name, after string
+		want        bool
+	}{
+		{"nothing", "", false},
+		{"white space", " \n\t\r ", false},
+		{"an element", "<iq/>", true},
+		{"space, then an element", "\n <iq/>", true},
+		{"text", "x", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// One read brings in the element and what follows.
+			d := NewDecoder(strings.NewReader(header+"<starttls/>"+tc.after), Limits{})
+			if _, err := d.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			if e, err := d.ReadElement(); err != nil || e.Name != "starttls" {
+				t.Fatalf("%v %v", e, err)
+			}
+			if got := d.PendingData(); got != tc.want {
+				t.Fatalf("PendingData = %v with %q buffered, want %v", got, tc.after, tc.want)
+			}
+		})
+	}
+}
