@@ -79,10 +79,13 @@ func (d *Deferred) Close(idle bool) {
 	defer func() {
 		if i < len(list) {
 			// A Flush panicked: the sessions after it go back to
-			// pending, for the owner's next Close (the one that
+			// pending, for the owner's next Close; spare is
+			// pending's array now, so it is not reused. The one that
 			// panicked keeps what it queued until its next delivery
-			// or close starts its writer); spare is pending's array
-			// now, so it is not reused.
+			// or close starts its writer, unless it panicked while
+			// standing in for the writer (marked writing, so no
+			// writer starts and its close waits for good): only
+			// system calls run there.
 			d.mu.Lock()
 			d.pending = append(d.pending, list[i+1:]...)
 			d.mu.Unlock()
