@@ -347,29 +347,29 @@ func (m *Module) cancelSubscriptions(ctx context.Context, user, contact jid.JID,
 	}
 }
 
-// AccountRemoval reads what removing user's account must cancel, and
-// returns the function that cancels it: XEP-0077 §3.2 says the server
-// SHOULD cancel all the account's presence subscriptions. Each contact
-// with a roster item or a pending request is told as by a roster remove
-// (cancelSubscriptions). Only local accounts are told (localAccount):
-// with no federation, stanzas to anything else would only come back as
-// errors to the removed account's sessions. Call it before the account's
-// data is deleted and the returned function after, while the account's
-// sessions are still bound. On a read error it logs and returns a
-// function that does nothing: the removal goes on without the
-// cancellations.
-func (m *Module) AccountRemoval(ctx context.Context, user jid.JID) func(context.Context) {
+// AccountRemoval cancels the subscriptions of user's account, which is
+// about to be removed: XEP-0077 §3.2 says the server SHOULD cancel all of
+// them. Each contact with a roster item or a pending request is told as
+// by a roster remove (cancelSubscriptions), so that its roster changes
+// and is pushed to its sessions. Only local accounts are told
+// (localAccount): with no federation, stanzas to anything else would only
+// come back as errors. Call it before the account's data is deleted,
+// while its sessions are still bound; the store's delete then finds these
+// contacts released already (store.Users.Delete). On a read error it logs
+// and cancels nothing: the delete still releases the contacts, without
+// telling them.
+func (m *Module) AccountRemoval(ctx context.Context, user jid.JID) {
 	user = user.Bare()
 	o := user.String()
 	items, _, err := m.deps.Rosters.Items(ctx, o)
 	if err != nil {
 		m.log.Error("roster: read the removed account's roster", xmpp.LogJID, o, xmpp.LogErr, err)
-		return func(context.Context) {}
+		return
 	}
 	reqs, err := m.deps.Requests.List(ctx, o)
 	if err != nil {
 		m.log.Error("roster: read the removed account's requests", xmpp.LogJID, o, xmpp.LogErr, err)
-		return func(context.Context) {}
+		return
 	}
 	states := map[string]State{}
 	for _, it := range items {
@@ -380,11 +380,9 @@ func (m *Module) AccountRemoval(ctx context.Context, user jid.JID) func(context.
 		s.PendingIn = true
 		states[req.From] = s
 	}
-	return func(ctx context.Context) {
-		for c, s := range states {
-			if contact, err := jid.Parse(c); err == nil && m.localAccount(contact) {
-				m.cancelSubscriptions(ctx, user, contact, s)
-			}
+	for c, s := range states {
+		if contact, err := jid.Parse(c); err == nil && m.localAccount(contact) {
+			m.cancelSubscriptions(ctx, user, contact, s)
 		}
 	}
 }

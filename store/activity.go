@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -29,7 +30,10 @@ type Activities struct {
 	db *DB
 }
 
-// Set replaces owner's last activity.
+// Set replaces owner's last activity. It stores nothing if owner is not
+// an account (local@host in users): the last session of an account that
+// was just removed ends after the removal, and its record would be
+// inherited by an account created later under the same name.
 func (a *Activities) Set(ctx context.Context, owner string, act Activity) error {
 	if err := validateJID("owner", owner); err != nil {
 		return fmt.Errorf("store: set activity: %w", err)
@@ -42,6 +46,13 @@ func (a *Activities) Set(ctx context.Context, owner string, act Activity) error 
 	// drops, a restart) their writes share commits instead of paying one
 	// sync each.
 	err := a.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
+		users, err := bucket(tx, bucketUsers)
+		if err != nil {
+			return err
+		}
+		if local, host, ok := strings.Cut(owner, "@"); !ok || users.Get(userKey(host, local)) == nil {
+			return nil
+		}
 		b, err := bucket(tx, bucketActivity)
 		if err != nil {
 			return err

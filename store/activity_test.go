@@ -26,12 +26,17 @@ func TestActivity(t *testing.T) {
 		{"nil status", "a@x", []Activity{{LastLogout: codecTime}}, nil, &Activity{LastLogout: codecTime}},
 		{"replace", "a@x", []Activity{{LastLogout: codecTime, Status: []byte("<old/>")}, {LastLogout: codecTime.Add(time.Hour)}}, nil,
 			&Activity{LastLogout: codecTime.Add(time.Hour)}},
+		// Not an account (b@x is never created): the last session of an
+		// account removed meanwhile leaves nothing behind.
+		{"not an account", "b@x", []Activity{{LastLogout: codecTime}}, nil, nil},
 		{"empty owner", "", []Activity{{LastLogout: codecTime}}, ErrInvalid, nil},
 		{"owner too long", strings.Repeat("o", maxJID+1), []Activity{{LastLogout: codecTime}}, ErrInvalid, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := openTest(t).Activity()
+			db := openTest(t)
+			createAccounts(t, db, "a@x")
+			a := db.Activity()
 			for _, act := range tc.set {
 				if err := a.Set(t.Context(), tc.owner, act); !errors.Is(err, tc.wantErr) {
 					t.Fatalf("Set = %v, want %v", err, tc.wantErr)
@@ -58,6 +63,7 @@ func TestActivityIsolationZeroTimeAndReopen(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "db")
 	db := openAt(t, path, Options{})
+	createAccounts(t, db, "a@x", "a@xa")
 	if err := db.Activity().Set(ctx, "a@x", Activity{}); err != nil {
 		t.Fatal(err)
 	}
@@ -87,13 +93,18 @@ func TestActivitySetConcurrentSharesCommits(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	db := openAt(t, path, Options{})
 	const writers = 200
+	owners := make([]string, writers)
+	for i := range owners {
+		owners[i] = fmt.Sprintf("u%d@x", i)
+	}
+	createAccounts(t, db, owners...)
 	before := lastTxID(t, db)
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for i := range writers {
 		wg.Go(func() {
 			st := fmt.Appendf(nil, "<presence type='unavailable'><status>%d</status></presence>", i)
-			errs <- db.Activity().Set(ctx, fmt.Sprintf("u%d@x", i), Activity{LastLogout: codecTime.Add(time.Duration(i) * time.Second), Status: st})
+			errs <- db.Activity().Set(ctx, owners[i], Activity{LastLogout: codecTime.Add(time.Duration(i) * time.Second), Status: st})
 		})
 	}
 	wg.Wait()

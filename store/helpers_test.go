@@ -7,6 +7,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,6 +53,17 @@ func testUser(host, local string) User {
 		SHA1:    cred(seed, sha1.Size),
 		SHA256:  cred(seed+10, sha256.Size),
 		Created: testCreated,
+	}
+}
+
+// createAccounts creates an account for each bare JID local@host.
+func createAccounts(t testing.TB, db *DB, owners ...string) {
+	t.Helper()
+	for _, o := range owners {
+		local, host, _ := strings.Cut(o, "@")
+		if err := db.Users().Create(t.Context(), testUser(host, local)); err != nil {
+			t.Fatalf("create %s: %v", o, err)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -239,6 +240,11 @@ func (u *Users) Exists(ctx context.Context, host, local string) (bool, error) {
 // local@host: roster items, tombstones and version, pending subscription
 // requests, offline messages, blocklist, last activity, presence override,
 // the message archive with its conversations, and the rooms it follows.
+// It also ends the subscriptions of the local accounts it had in its
+// roster or requests (releaseContacts), so that an account created later
+// under the same name inherits none of them. A running server cancels
+// them first by presence (XEP-0077 §3.2), which also pushes the contacts'
+// roster changes; what Delete finds then is already released.
 func (u *Users) Delete(ctx context.Context, host, local string) error {
 	if err := validateUserKey(host, local); err != nil {
 		return fmt.Errorf("store: delete user: %w", err)
@@ -252,6 +258,9 @@ func (u *Users) Delete(ctx context.Context, host, local string) error {
 		if b.Get(key) == nil {
 			return ErrNotFound
 		}
+		if err := releaseContacts(tx, b, local+"@"+host); err != nil {
+			return err
+		}
 		if err := deleteAccountData(tx, u.db.archive, local+"@"+host); err != nil {
 			return err
 		}
@@ -259,6 +268,58 @@ func (u *Users) Delete(ctx context.Context, host, local string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("store: delete user %s@%s: %w", local, host, err)
+	}
+	return nil
+}
+
+// releaseContacts ends, on the side of each local account that owner has
+// in its roster or its pending requests, every subscription with owner:
+// the contact's item for owner keeps its name and groups but gets
+// subscription none and no pending request, and the contact's pending
+// request from owner is dropped. This is the state the unsubscribe and
+// unsubscribed of RFC 6121 §3.2–§3.3 leave. Contacts that are not
+// accounts in users (other hosts' users, rooms) are left alone.
+func releaseContacts(tx *bbolt.Tx, users *bbolt.Bucket, owner string) error {
+	contacts := map[string]bool{}
+	rt, err := openRosterTx(tx, owner)
+	if err != nil {
+		return err
+	}
+	c := rt.items.Cursor()
+	for k, _ := c.Seek(rt.prefix); k != nil && bytes.HasPrefix(k, rt.prefix); k, _ = c.Next() {
+		contacts[string(k[len(rt.prefix):])] = true
+	}
+	reqs, err := bucket(tx, bucketSubRequests)
+	if err != nil {
+		return err
+	}
+	prefix := lp(owner)
+	c = reqs.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		contacts[string(k[len(prefix):])] = true
+	}
+	for contact := range contacts {
+		local, host, ok := strings.Cut(contact, "@")
+		if !ok || contact == owner || users.Get(userKey(host, local)) == nil {
+			continue
+		}
+		crt, err := openRosterTx(tx, contact)
+		if err != nil {
+			return err
+		}
+		_, _, _, err = crt.update(owner, func(item *RosterItem, exists bool) (UpdateOp, error) {
+			if !exists {
+				return UpdateKeep, nil
+			}
+			item.Subscription, item.Ask = SubNone, false
+			return UpdatePut, nil
+		})
+		if err != nil {
+			return fmt.Errorf("release %s: %w", contact, err)
+		}
+		if err := reqs.Delete(append(lp(contact), owner...)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

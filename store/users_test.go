@@ -458,7 +458,9 @@ func TestUsersDeleteCascade(t *testing.T) {
 		}
 		fillAccount(t, db, owner)
 	}
-	fillAccount(t, db, "ghost@example.org") // data without an account
+	// Data without an account: no last activity is stored for it.
+	fillAccount(t, db, "ghost@example.org")
+	wantGhost := accountKeys(t, db, "ghost@example.org")
 	want := accountKeys(t, db, "romeo@example.org")
 	if len(want) != len(schema2Buckets) {
 		t.Fatalf("fillAccount covers %v, want all of %q", want, schema2Buckets)
@@ -470,10 +472,13 @@ func TestUsersDeleteCascade(t *testing.T) {
 	if left := accountKeys(t, db, "juliet@example.org"); len(left) != 0 {
 		t.Errorf("keys left after Delete: %v", left)
 	}
-	for _, owner := range []string{"juliet@example.org.uk", "romeo@example.org", "ghost@example.org"} {
+	for _, owner := range []string{"juliet@example.org.uk", "romeo@example.org"} {
 		if got := accountKeys(t, db, owner); !reflect.DeepEqual(got, want) {
 			t.Errorf("keys of %s after deleting juliet@example.org = %v, want %v", owner, got, want)
 		}
+	}
+	if got := accountKeys(t, db, "ghost@example.org"); !reflect.DeepEqual(got, wantGhost) {
+		t.Errorf("keys of ghost@example.org after deleting juliet@example.org = %v, want %v", got, wantGhost)
 	}
 
 	// Through the API too.
@@ -510,8 +515,8 @@ func TestUsersDeleteCascade(t *testing.T) {
 	if err := db.Users().Delete(ctx, "example.org", "ghost"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Delete(ghost) = %v, want ErrNotFound", err)
 	}
-	if got := accountKeys(t, db, "ghost@example.org"); !reflect.DeepEqual(got, want) {
-		t.Errorf("keys of ghost after failed Delete = %v, want %v", got, want)
+	if got := accountKeys(t, db, "ghost@example.org"); !reflect.DeepEqual(got, wantGhost) {
+		t.Errorf("keys of ghost after failed Delete = %v, want %v", got, wantGhost)
 	}
 
 	// A re-created account starts empty.
@@ -520,5 +525,81 @@ func TestUsersDeleteCascade(t *testing.T) {
 	}
 	if _, ver, _ := mustUpdate(t, db.Rosters(), owner, "romeo@example.net", putItem("R", SubNone)); ver != 1 {
 		t.Errorf("roster version of re-created account = %d, want 1", ver)
+	}
+}
+
+// Deleting an account ends its subscriptions on its local contacts' side,
+// in the same transaction: an account created later under the same name
+// inherits none of them (XEP-0077 §3.2), even when the server was not
+// running to cancel them by presence.
+func TestUsersDeleteReleasesContacts(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	const gone = "a@x"
+	createAccounts(t, db, gone, "b@x", "c@x", "e@x", "f@x", "g@x")
+	r := db.Rosters()
+	ask := func(sub Subscription) func(*RosterItem, bool) (UpdateOp, error) {
+		return func(it *RosterItem, _ bool) (UpdateOp, error) {
+			it.Subscription, it.Ask = sub, true
+			return UpdatePut, nil
+		}
+	}
+	// The removed account's side.
+	mustUpdate(t, r, gone, "b@x", putItem("Bob", SubBoth))
+	mustUpdate(t, r, gone, "c@x", putItem("", SubTo))
+	mustUpdate(t, r, gone, "f@x", ask(SubNone))
+	mustUpdate(t, r, gone, "d@y", putItem("", SubBoth)) // not an account here
+	for _, from := range []string{"c@x", "e@x"} {
+		if err := db.SubRequests().Put(ctx, gone, subReq(from, codecTime)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The contacts' side.
+	mustUpdate(t, r, "b@x", gone, putItem("Alice", SubBoth, "Team"))
+	mustUpdate(t, r, "c@x", gone, ask(SubFrom))
+	mustUpdate(t, r, "e@x", gone, ask(SubNone))
+	mustUpdate(t, r, "d@y", gone, putItem("", SubBoth))
+	mustUpdate(t, r, "g@x", gone, putItem("Unknown to a", SubTo))
+	if err := db.SubRequests().Put(ctx, "f@x", subReq(gone, codecTime)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SubRequests().Put(ctx, "f@x", subReq("e@x", codecTime)); err != nil {
+		t.Fatal(err)
+	}
+	_, gVer, _ := mustUpdate(t, r, "g@x", gone, keepItem)
+
+	if err := db.Users().Delete(ctx, "x", "a"); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		owner string
+		want  RosterItem // Contact, Name, Groups, Subscription, Ask
+	}{
+		{"b@x", RosterItem{Contact: gone, Name: "Alice", Groups: []string{"Team"}, Subscription: SubNone}},
+		{"c@x", RosterItem{Contact: gone, Subscription: SubNone}},
+		{"e@x", RosterItem{Contact: gone, Subscription: SubNone}},
+		// Not an account: not this store's to change.
+		{"d@y", RosterItem{Contact: gone, Subscription: SubBoth}},
+		// Not in the removed account's roster or requests: unchanged.
+		{"g@x", RosterItem{Contact: gone, Name: "Unknown to a", Subscription: SubTo}},
+	}
+	for _, tc := range tests {
+		got, err := r.Item(ctx, tc.owner, gone)
+		if err != nil {
+			t.Errorf("%s's item for %s: %v", tc.owner, gone, err)
+			continue
+		}
+		got.Added, got.Version, got.Approved = time.Time{}, 0, false
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s's item for %s = %+v, want %+v", tc.owner, gone, got, tc.want)
+		}
+	}
+	if _, ver, _ := mustUpdate(t, r, "g@x", gone, keepItem); ver != gVer {
+		t.Errorf("g@x's roster version moved from %d to %d", gVer, ver)
+	}
+	reqs, err := db.SubRequests().List(ctx, "f@x")
+	if err != nil || len(reqs) != 1 || reqs[0].From != "e@x" {
+		t.Errorf("f@x's requests = %+v, %v; want only e@x's", reqs, err)
 	}
 }

@@ -26,9 +26,8 @@ type Accounts struct {
 	// created or deleted.
 	OnChange func(host string)
 	// OnRemove, when set, is called with an account about to be
-	// deleted; the function it returns is called once the account is
-	// gone (the roster's cancellation of its subscriptions).
-	OnRemove   func(ctx context.Context, bare jid.JID) func(context.Context)
+	// deleted (the roster's cancellation of its subscriptions).
+	OnRemove   func(ctx context.Context, bare jid.JID)
 	users      *store.Users
 	hosts      map[string]bool
 	iterations int
@@ -134,17 +133,13 @@ func (a *Accounts) Delete(ctx context.Context, host, local string) error {
 	if err != nil {
 		return err
 	}
-	var removed func(context.Context)
 	if a.OnRemove != nil {
 		if bare, err := jid.New(local, host, ""); err == nil {
-			removed = a.OnRemove(ctx, bare)
+			a.OnRemove(ctx, bare)
 		}
 	}
 	if err := a.users.Delete(ctx, host, local); err != nil {
 		return fmt.Errorf("accounts: delete %s@%s: %w", local, host, err)
-	}
-	if removed != nil {
-		removed(ctx)
 	}
 	if a.OnChange != nil {
 		a.OnChange(host)
