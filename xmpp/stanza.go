@@ -272,6 +272,13 @@ func (s *Stanza) Result(payload *wire.Element) *Stanza {
 // answered with an error (RFC 6120 §8.3.1), and for an IQ of type result,
 // which must not be answered with a further IQ response (§8.2.3).
 func (s *Stanza) ErrorReply(se stanza.Error) *Stanza {
+	return s.ErrorReplyApp(se, nil)
+}
+
+// ErrorReplyApp is ErrorReply with an application-specific condition
+// element (RFC 6120 §8.3.2) inside <error/>, after the defined condition
+// and text; app may be nil.
+func (s *Stanza) ErrorReplyApp(se stanza.Error, app *wire.Element) *Stanza {
 	if s.Type == TypeError || (s.Kind == KindIQ && s.Type == TypeResult) {
 		return nil
 	}
@@ -283,7 +290,11 @@ func (s *Stanza) ErrorReply(se stanza.Error) *Stanza {
 	if s.Kind != KindIQ || s.Type == TypeGet || s.Type == TypeSet {
 		children = append(children, s.El.Children...)
 	}
-	children = append(children, ErrorElement(se))
+	errEl := ErrorElement(se)
+	if app != nil {
+		errEl.AddChild(app)
+	}
+	children = append(children, errEl)
 	return Build(s.Kind, TypeError, s.ID, from, s.From, children...)
 }
 

@@ -1,8 +1,10 @@
 // Package adhoc serves the server's commands with XEP-0050 Ad-Hoc Commands
 // (1.3): discovery of the commands a requester may run (disco#items on the
 // node http://jabber.org/protocol/commands of the server), and execution —
-// a first request returns the command's data form, a submission runs it
-// and completes with a note. The commands themselves are data that modules
+// a first request returns the command's data form and opens a session, a
+// submission runs it and completes with a note. Sessions are bounded per
+// requester and in all, expire, and answer misuse with the §4.4
+// application conditions. The commands themselves are data that modules
 // add to the registry (xmpp.Command).
 package adhoc
 
@@ -10,6 +12,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"sync"
+	"time"
 
 	"mellium.im/xmpp/stanza"
 
@@ -20,15 +24,41 @@ import (
 // NSData is the XEP-0004 namespace.
 const NSData = xmpp.NSData
 
+// Limits on the sessions of multi-stage commands (XEP-0050 §3.4): a
+// session is opened when a command's form is sent and closed by its
+// submission or cancellation; one left open expires after SessionLifetime.
+const (
+	// SessionLifetime is how long a command's form may wait for its
+	// submission.
+	SessionLifetime = 10 * time.Minute
+	// MaxSessionsPerRequester bounds the open sessions of one full JID;
+	// opening one more closes its oldest.
+	MaxSessionsPerRequester = 8
+	// MaxSessions bounds the open sessions of all requesters; beyond it a
+	// new one is refused with resource-constraint.
+	MaxSessions = 10000
+)
+
 // Module serves ad-hoc commands.
 type Module struct {
 	reg *xmpp.Registry
+	now func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]session // by sessionid
+}
+
+// session is an open multi-stage command: who opened it, for which node,
+// and when.
+type session struct {
+	requester, node string
+	opened          time.Time
 }
 
 var _ xmpp.Module = (*Module)(nil)
 
 // New returns the module.
-func New() *Module { return &Module{} }
+func New() *Module { return &Module{now: time.Now, sessions: map[string]session{}} }
 
 // Name implements xmpp.Module.
 func (*Module) Name() string { return "adhoc" }
@@ -72,7 +102,9 @@ func reply(st *xmpp.Stanza, node, session, status string, children ...*wire.Elem
 }
 
 // execute runs a command (XEP-0050 §3.4): without a submitted form it
-// returns the command's form; with one it runs the command.
+// returns the command's form and opens a session; with one it runs the
+// command, closing the session named by sessionid (a one-stage execution
+// needs none).
 func (m *Module) execute(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
 	p := st.Payload()
 	node := p.AttrValue("node")
@@ -88,34 +120,137 @@ func (m *Module) execute(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, er
 	if !m.allowed(ctx, st, *cmd) {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
-	session := p.AttrValue("sessionid")
-	if session == "" {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		session = hex.EncodeToString(b[:])
-	}
 	action := p.AttrValue("action")
-	if action == "cancel" {
-		return reply(st, node, session, "canceled"), nil
-	}
 	switch action {
-	case "", "execute", "complete", "next":
+	case "", "execute", "complete", "next", "cancel":
+	case "prev":
+		// Every command here has one form: there is no previous stage.
+		return badRequest(st, "bad-action"), nil
 	default:
-		return nil, xmpp.StanzaError(stanza.BadRequest, "unknown action")
+		return badRequest(st, "malformed-action"), nil
 	}
+	id := p.AttrValue("sessionid")
 	x := p.Child("x", NSData)
-	if (x == nil || x.AttrValue("type") != "submit") && cmd.Form != nil {
+	// The session ends with a cancel or a submission that runs; a form
+	// asked for again keeps it, and its id (clients check that it
+	// stays), and so does a submission the command refuses, which can
+	// be corrected and sent again.
+	run := x != nil && x.AttrValue("type") == "submit" || cmd.Form == nil
+	if id != "" {
+		// A stage of an open session: it must be the requester's own,
+		// for this node, and not expired (XEP-0050 §4.4: bad-sessionid,
+		// session-expired).
+		if errReply := m.use(st, id, node, action == "cancel"); errReply != nil {
+			return errReply, nil
+		}
+	}
+	if action == "cancel" {
+		if id == "" {
+			return badRequest(st, "bad-sessionid"), nil
+		}
+		return reply(st, node, id, "canceled"), nil
+	}
+	if !run {
 		// First stage: the form to fill in, with "complete" allowed.
+		if id == "" {
+			var err error
+			if id, err = m.open(st, node); err != nil {
+				return nil, err
+			}
+		}
 		actions := wire.New("actions", xmpp.NSCommands, wire.Attr{Name: "execute", Value: "complete"}).AddChild(wire.New("complete", xmpp.NSCommands))
-		return reply(st, node, session, "executing", actions, cmd.Form(ctx, st)), nil
+		return reply(st, node, id, "executing", actions, cmd.Form(ctx, st)), nil
+	}
+	if id == "" {
+		// A one-stage execution, with the form submitted at once.
+		id = newSessionID()
 	}
 	note, err := cmd.Run(ctx, st, xmpp.FormValues(x))
 	if err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	delete(m.sessions, id)
+	m.mu.Unlock()
 	var children []*wire.Element
 	if note != "" {
 		children = append(children, wire.New("note", xmpp.NSCommands, wire.Attr{Name: "type", Value: "info"}).SetText(note))
 	}
-	return reply(st, node, session, "completed", children...), nil
+	return reply(st, node, id, "completed", children...), nil
+}
+
+// badRequest answers st with bad-request and the XEP-0050 §4.4
+// application condition app.
+func badRequest(st *xmpp.Stanza, app string) *xmpp.Stanza {
+	return st.ErrorReplyApp(xmpp.StanzaError(stanza.BadRequest, ""), wire.New(app, xmpp.NSCommands))
+}
+
+func newSessionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// open records a new session of node for st's sender and returns its id.
+func (m *Module) open(st *xmpp.Stanza, node string) (string, error) {
+	requester := st.From.String()
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.sessions) >= MaxSessions {
+		m.expire(now)
+	}
+	var (
+		mine       int
+		oldestID   string
+		oldestTime time.Time
+	)
+	for id, s := range m.sessions {
+		if s.requester != requester {
+			continue
+		}
+		mine++
+		if oldestID == "" || s.opened.Before(oldestTime) {
+			oldestID, oldestTime = id, s.opened
+		}
+	}
+	if mine >= MaxSessionsPerRequester {
+		delete(m.sessions, oldestID)
+	} else if len(m.sessions) >= MaxSessions {
+		return "", xmpp.StanzaError(stanza.ResourceConstraint, "too many open command sessions")
+	}
+	id := newSessionID()
+	m.sessions[id] = session{requester: requester, node: node, opened: now}
+	return id, nil
+}
+
+// use checks that st, a stage on node, may use session id, and ends the
+// session if final or expired. It returns the error reply when st may not
+// use it.
+func (m *Module) use(st *xmpp.Stanza, id, node string, final bool) *xmpp.Stanza {
+	now := m.now()
+	m.mu.Lock()
+	s, ok := m.sessions[id]
+	ok = ok && s.requester == st.From.String() && s.node == node
+	expired := ok && now.Sub(s.opened) > SessionLifetime
+	if ok && (final || expired) {
+		delete(m.sessions, id)
+	}
+	m.mu.Unlock()
+	switch {
+	case !ok:
+		return badRequest(st, "bad-sessionid")
+	case expired:
+		return st.ErrorReplyApp(xmpp.StanzaError(stanza.NotAllowed, "the command's session expired"), wire.New("session-expired", xmpp.NSCommands))
+	}
+	return nil
+}
+
+// expire drops the sessions older than SessionLifetime. m.mu is held.
+func (m *Module) expire(now time.Time) {
+	for id, s := range m.sessions {
+		if now.Sub(s.opened) > SessionLifetime {
+			delete(m.sessions, id)
+		}
+	}
 }

@@ -354,9 +354,7 @@ func (m *Module) outbound(ctx context.Context, st *xmpp.Stanza) bool {
 	// as in the example of §3.3: resending cannot help.
 	se := xmpp.StanzaError(stanza.NotAcceptable, "")
 	se.Type = stanza.Cancel
-	errEl := xmpp.ErrorElement(se).AddChild(wire.New("blocked", NSErrors))
-	children := append(append([]*wire.Element(nil), st.El.Children...), errEl)
-	reply := xmpp.Build(st.Kind, xmpp.TypeError, st.ID, st.To, st.From, children...)
+	reply := st.ErrorReplyApp(se, wire.New("blocked", NSErrors))
 	// Straight to the sending session: routed, the error would come
 	// from the blocked entity and be dropped by inbound.
 	for _, r := range m.router.Sessions(st.From.Bare()) {

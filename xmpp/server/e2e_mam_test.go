@@ -238,6 +238,13 @@ func mtStanzaID(t testing.TB, el *wire.Element, by string) string {
 }
 
 // mtError returns the defined condition of an error stanza.
+// mtCommandError reports whether el is an error with the defined condition
+// cond and the XEP-0050 §4.4 application condition app.
+func mtCommandError(el *wire.Element, cond, app string) bool {
+	e := el.Child("error", mtNSClient)
+	return mtError(el) == cond && e.Child(app, mtNSCommands) != nil
+}
+
 func mtError(el *wire.Element) string {
 	if el.AttrValue("type") != "error" {
 		return ""
@@ -1413,8 +1420,38 @@ func TestMAMDeleteConversation(t *testing.T) {
 		t.Errorf("count after a new message: %s, want 2", all)
 	}
 
-	if c := mtResult(t, a, "<iq type='set' id='%s' to='localhost'><command xmlns='"+mtNSCommands+"' node='%s' action='cancel'/></iq>", mtNodeDelete); c.AttrValue("status") != "canceled" {
+	// XEP-0050 §4.4: a finished session is gone, and so is a cancelled
+	// one; a session is its opener's alone.
+	if _, res := mtExchange(t, a, submit, mtNodeDelete, session, mtField("with", bob.String())); !mtCommandError(res, "bad-request", "bad-sessionid") {
+		t.Errorf("submission to a completed session answered %s, want bad-request with bad-sessionid", res)
+	}
+	cancel := "<iq type='set' id='%s' to='localhost'><command xmlns='" + mtNSCommands + "' node='%s' sessionid='%s' action='cancel'/></iq>"
+	session = mtResult(t, a, execute, mtNodeDelete).AttrValue("sessionid")
+	if _, res := mtExchange(t, b, submit, mtNodeDelete, session, mtField("with", alice.String())); !mtCommandError(res, "bad-request", "bad-sessionid") {
+		t.Errorf("bob's submission to alice's session answered %s, want bad-request with bad-sessionid", res)
+	}
+	if again := mtResult(t, a, "<iq type='set' id='%s' to='localhost'><command xmlns='"+mtNSCommands+"' node='%s' sessionid='%s' action='execute'/></iq>", mtNodeDelete, session); again.AttrValue("sessionid") != session || again.AttrValue("status") != "executing" {
+		t.Errorf("the form asked for again answered %s, want the same session executing", again)
+	}
+	if c := mtResult(t, a, cancel, mtNodeDelete, session); c.AttrValue("status") != "canceled" || c.AttrValue("sessionid") != session {
 		t.Errorf("cancel answered %s", c)
+	}
+	if _, res := mtExchange(t, a, submit, mtNodeDelete, session, mtField("with", carol.String())); !mtCommandError(res, "bad-request", "bad-sessionid") {
+		t.Errorf("submission to a cancelled session answered %s, want bad-request with bad-sessionid", res)
+	}
+	if p := mtRun(t, a, mtQuery{}); len(p.ids) != 2 {
+		t.Errorf("alice's archive after the refused submissions: %q, want both messages", p.bodies())
+	}
+	for _, tc := range []struct{ action, app string }{
+		{"prev", "bad-action"},
+		{"rewind", "malformed-action"},
+	} {
+		if _, res := mtExchange(t, a, "<iq type='set' id='%s' to='localhost'><command xmlns='"+mtNSCommands+"' node='%s' action='%s'/></iq>", mtNodeDelete, tc.action); !mtCommandError(res, "bad-request", tc.app) {
+			t.Errorf("action %s answered %s, want bad-request with %s", tc.action, res, tc.app)
+		}
+	}
+	if _, res := mtExchange(t, a, "<iq type='set' id='%s' to='localhost'><command xmlns='"+mtNSCommands+"' node='%s' action='cancel'/></iq>", mtNodeDelete); !mtCommandError(res, "bad-request", "bad-sessionid") {
+		t.Errorf("cancel without a session answered %s, want bad-request with bad-sessionid", res)
 	}
 	if _, res := mtExchange(t, a, execute, "urn:example:no-such-command"); mtError(res) != "item-not-found" {
 		t.Errorf("unknown command answered %s, want item-not-found", res)
