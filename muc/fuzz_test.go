@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"switchboard/store"
 	"switchboard/xmpp"
+	"switchboard/xmpp/mam"
 	"switchboard/xmpp/wire"
 )
 
@@ -38,7 +38,7 @@ func (r *recordingRouter) take() []*xmpp.Stanza {
 // emptyArchive answers every room archive query with an empty result.
 type emptyArchive struct{}
 
-func (emptyArchive) QueryArchive(_ context.Context, _ jid.JID, st *xmpp.Stanza, _ time.Time) (*xmpp.Stanza, error) {
+func (emptyArchive) QueryRoomArchive(_ context.Context, _ jid.JID, st *xmpp.Stanza, _ mam.RoomView) (*xmpp.Stanza, error) {
 	return st.Result(nil), nil
 }
 

@@ -29,7 +29,7 @@ func (inboxRouter) Route(context.Context, *xmpp.Stanza) {}
 // queries are not used here.
 type codecArchive struct{ ids mam.IDCodec }
 
-func (a codecArchive) QueryArchive(_ context.Context, _ jid.JID, st *xmpp.Stanza, _ time.Time) (*xmpp.Stanza, error) {
+func (a codecArchive) QueryRoomArchive(_ context.Context, _ jid.JID, st *xmpp.Stanza, _ mam.RoomView) (*xmpp.Stanza, error) {
 	return st.Result(nil), nil
 }
 
@@ -45,7 +45,9 @@ type inboxFixture struct {
 	ids mam.IDCodec
 }
 
-func newInboxFixture(t *testing.T) *inboxFixture {
+// openTestStore opens a store in a temporary directory with a started
+// archive writer, both closed at the test's end.
+func openTestStore(t *testing.T) (*store.DB, *store.ArchiveWriter) {
 	t.Helper()
 	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "db"), store.Options{})
 	if err != nil {
@@ -55,7 +57,14 @@ func newInboxFixture(t *testing.T) *inboxFixture {
 	w := db.Archive().NewWriter(store.WriterOptions{})
 	w.Start(context.Background())
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	return db, w
+}
+
+func newInboxFixture(t *testing.T) *inboxFixture {
+	t.Helper()
+	db, w := openTestStore(t)
 	f := &inboxFixture{db: db, w: w, ids: mam.NewIDCodec([]byte("inbox test"))}
+	var err error
 	f.in, err = NewInbox(InboxDeps{Inbox: db.RoomInbox(), Archive: db.Archive(), Rooms: db.Rooms(), IDs: f.ids})
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +82,12 @@ func newInboxFixture(t *testing.T) *inboxFixture {
 // send routes a stanza from a full JID to the service.
 func (f *inboxFixture) send(t *testing.T, from jid.JID, xml string) {
 	t.Helper()
+	routeXML(t, f.svc, from, xml)
+}
+
+// routeXML routes a stanza, given as XML, from a full JID to svc.
+func routeXML(t *testing.T, svc *Service, from jid.JID, xml string) {
+	t.Helper()
 	el, err := wire.Parse([]byte(xml), wire.NewScope(wire.NSClient))
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +97,7 @@ func (f *inboxFixture) send(t *testing.T, from jid.JID, xml string) {
 		t.Fatal(err)
 	}
 	st.Stamp(from, from.String())
-	f.svc.Route(t.Context(), st)
+	svc.Route(t.Context(), st)
 }
 
 // barrier waits until the room has handled everything sent before.

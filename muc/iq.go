@@ -2,12 +2,14 @@ package muc
 
 import (
 	"context"
+	"maps"
 	"strconv"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"switchboard/xmpp"
+	"switchboard/xmpp/mam"
 	"switchboard/xmpp/wire"
 )
 
@@ -91,8 +93,9 @@ func (r *room) discoInfo(st *xmpp.Stanza) *xmpp.Stanza {
 	q := wire.New("query", xmpp.NSDiscoInfo).AddChild(wire.New("identity", xmpp.NSDiscoInfo,
 		wire.Attr{Name: "category", Value: "conference"}, wire.Attr{Name: "type", Value: "text"},
 		wire.Attr{Name: "name", Value: r.data.Name}))
-	// muc#stable_id: groupchat messages are reflected with the sender's id.
-	feats := []string{NS, NS + "#stable_id", NSMAM, NSSID, NSOccupant, xmpp.NSDiscoInfo, NSRegister, NSMUCRegister}
+	// muc#stable_id: groupchat messages are reflected with the id their
+	// sender gave (broadcastMessage; §7.4).
+	feats := []string{NS, NSStableID, NSMAM, NSSID, NSOccupant, xmpp.NSDiscoInfo, NSRegister, NSMUCRegister}
 	pick := func(b bool, yes, no string) {
 		if b {
 			feats = append(feats, yes)
@@ -124,7 +127,8 @@ func (r *room) archiveQuery(ctx context.Context, st *xmpp.Stanza, o *occupant) (
 	if !r.mayReadHistory(st.From, o != nil) {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "join the room to read its history")
 	}
-	if r.data.WhoIs != "anyone" && (o == nil || o.role != roleModerator) && rank(r.affiliation(st.From)) < 3 && filtersWith(st) {
+	realJIDs := r.seesRealJIDs(st.From, o)
+	if !realJIDs && filtersWith(st) {
 		// The archive knows each message's sender by real JID: in a
 		// semi-anonymous room, a 'with' filter would tell who is
 		// behind a nick to those who may not see it (§7.2.2).
@@ -132,8 +136,18 @@ func (r *room) archiveQuery(ctx context.Context, st *xmpp.Stanza, o *occupant) (
 	}
 	// Only what was said since this room was created: a room reusing an
 	// old name does not show its predecessor's history (which stays in
-	// the archive for admins' exports).
-	return r.svc.deps.MAM.QueryArchive(ctx, r.jid, st, r.data.Created)
+	// the archive for admins' exports). XEP-0313 §6.1.2: the senders'
+	// real JIDs are given to those who may see them now, in a
+	// non-anonymous room everyone.
+	return r.svc.deps.MAM.QueryRoomArchive(ctx, r.jid, st, mam.RoomView{NotBefore: r.data.Created, RealJIDs: realJIDs})
+}
+
+// seesRealJIDs reports whether user (the occupant o, nil if that session
+// is not one) may learn the real JIDs behind the nicks: everyone in a
+// non-anonymous room; in a semi-anonymous room moderators (§7.2.4), and
+// admins and owners, who are moderators whenever they are in the room.
+func (r *room) seesRealJIDs(user jid.JID, o *occupant) bool {
+	return r.data.WhoIs == "anyone" || (o != nil && o.role == roleModerator) || rank(r.affiliation(user)) >= 3
 }
 
 // filtersWith reports whether an archive query's form has a 'with' field
@@ -367,8 +381,11 @@ func (r *room) destroy(ctx context.Context, d *wire.Element) {
 		x := wire.New("x", NSUser).AddChild(
 			wire.New("item", NSUser, wire.Attr{Name: "affiliation", Value: affNone}, wire.Attr{Name: "role", Value: roleNone}),
 			dest)
+		// XEP-0421 §4: the occupant id goes on every presence the
+		// room sends, this last one included.
+		id := wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: occ.id})
 		for _, s := range occ.sessions {
-			r.send(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.nickJID(occ.nick), s, x))
+			r.send(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.nickJID(occ.nick), s, x, id))
 		}
 	}
 	if err := r.svc.deps.Rooms.Delete(ctx, r.jid.String()); err != nil && r.data.Persistent {
@@ -396,6 +413,13 @@ func rank(aff string) int {
 
 // admin handles the moderator and admin use cases (§8, §9): lists of
 // affiliations and roles, kick, voice, moderator, ban, membership.
+//
+// A set is all or nothing: every item is checked, against the state the
+// items before it would leave, before any is applied, and the first that
+// may not be done fails the request with nothing changed. §9.2 says so of
+// the ban list (the service "SHOULD NOT apply any of the requested
+// changes" when one is prohibited); the other lists (§8.5, §9.5, §9.8,
+// §10.5, §10.8) are edited the same way and are held to the same rule.
 func (r *room) admin(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.Stanza, error) {
 	actorAff := r.affiliation(st.From)
 	actorRole := roleNone
@@ -415,20 +439,37 @@ func (r *room) admin(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 	if st.Type == xmpp.TypeGet {
 		return r.adminList(st, items[0], actorAff, actorRole)
 	}
-	for i, it := range items {
+	var actor *wire.Element
+	if o != nil {
+		// §8.2, §9.1: who kicked or banned, by nick (the real JID
+		// would unmask a moderator of a semi-anonymous room).
+		actor = wire.New("actor", NSUser, wire.Attr{Name: "nick", Value: o.nick})
+	}
+	plan := adminPlan{affs: maps.Clone(r.data.Affiliations), gone: map[*occupant]bool{}, affOf: map[*occupant]string{}}
+	if plan.affs == nil {
+		plan.affs = map[string]string{}
+	}
+	ops := make([]adminOp, 0, len(items))
+	for _, it := range items {
+		op, err := r.checkAdminItem(it, st.From, actorAff, actorRole, &plan)
+		if err != nil {
+			return nil, err
+		}
+		if actor != nil {
+			op.extra = append(op.extra, actor)
+		}
+		if reason := it.ChildText("reason", NSAdmin); reason != "" {
+			op.extra = append(op.extra, wire.New("reason", NSUser).SetText(reason))
+		}
+		ops = append(ops, op)
+	}
+	for _, op := range ops {
 		if !r.exists {
 			// An item before emptied a temporary room, which ended
 			// (§10.9): the rest concern a room that is gone.
 			break
 		}
-		if err := r.adminSet(ctx, it, st.From, actorAff, actorRole); err != nil {
-			if i > 0 {
-				// The items before took effect and were announced:
-				// saved, not left to the next save.
-				r.save(ctx)
-			}
-			return nil, err
-		}
+		r.applyAdmin(ctx, op)
 	}
 	r.save(ctx)
 	return st.Result(nil), nil
@@ -472,45 +513,67 @@ func (r *room) adminList(st *xmpp.Stanza, it *wire.Element, actorAff, actorRole 
 	return st.Result(res), nil
 }
 
-func (r *room) adminSet(ctx context.Context, it *wire.Element, actor jid.JID, actorAff, actorRole string) error {
-	reason := it.ChildText("reason", NSAdmin)
-	var extra []*wire.Element
-	if ao := r.sender(actor); ao != nil {
-		// §8.2, §9.1: who kicked or banned, by nick (the real JID
-		// would unmask a moderator of a semi-anonymous room).
-		extra = append(extra, wire.New("actor", NSUser, wire.Attr{Name: "nick", Value: ao.nick}))
+// adminOp is one checked item of a muc#admin set: a new role for an
+// occupant (target set), or a new affiliation for a bare JID or a domain.
+type adminOp struct {
+	target *occupant
+	role   string
+	key    string  // affiliation: the bare JID, or the domain
+	jid    jid.JID // affiliation: the JID as given
+	aff    string
+	extra  []*wire.Element // the actor and reason, for those removed
+}
+
+// adminPlan is what the items of a set checked so far would do, which the
+// next items are checked against.
+type adminPlan struct {
+	affs  map[string]string    // the room's affiliations after them
+	gone  map[*occupant]bool   // occupants they remove
+	affOf map[*occupant]string // occupants whose affiliation they change
+}
+
+// occAff is occ's affiliation after the items checked so far.
+func (p *adminPlan) occAff(occ *occupant) string {
+	if a, ok := p.affOf[occ]; ok {
+		return a
 	}
-	if reason != "" {
-		extra = append(extra, wire.New("reason", NSUser).SetText(reason))
-	}
+	return occ.aff
+}
+
+// checkAdminItem checks one item of a muc#admin set against plan, and
+// records in plan what it would do.
+func (r *room) checkAdminItem(it *wire.Element, actor jid.JID, actorAff, actorRole string, plan *adminPlan) (adminOp, error) {
 	if role := it.AttrValue("role"); role != "" {
 		target := r.occupants[it.AttrValue("nick")]
-		if target == nil {
-			return xmpp.StanzaError(stanza.ItemNotFound, "no such occupant")
+		if target == nil || plan.gone[target] {
+			return adminOp{}, xmpp.StanzaError(stanza.ItemNotFound, "no such occupant")
 		}
+		targetAff := plan.occAff(target)
 		switch {
+		case role != roleNone && role != roleVisitor && role != roleParticipant && role != roleModerator:
+			return adminOp{}, xmpp.StanzaError(stanza.BadRequest, "unknown role")
 		case actorRole != roleModerator:
-			return xmpp.StanzaError(stanza.Forbidden, "moderators only")
+			return adminOp{}, xmpp.StanzaError(stanza.Forbidden, "moderators only")
 		case role == roleModerator && rank(actorAff) < 3:
-			return xmpp.StanzaError(stanza.Forbidden, "admins grant moderation")
-		case rank(target.aff) > rank(actorAff) || (rank(target.aff) >= 3 && role != roleModerator):
-			// §8.2: nobody kicks or silences someone of a higher
-			// (or, for admins, equal) affiliation.
-			return xmpp.StanzaError(stanza.NotAllowed, "")
+			return adminOp{}, xmpp.StanzaError(stanza.Forbidden, "admins grant moderation")
+		case rank(targetAff) > rank(actorAff) || (rank(targetAff) >= 3 && role != roleModerator):
+			// §8.2: nobody kicks someone of a higher affiliation;
+			// §8.4: nobody takes an admin's or owner's voice.
+			return adminOp{}, xmpp.StanzaError(stanza.NotAllowed, "")
+		case role == roleVisitor && rank(targetAff) >= rank(actorAff):
+			// §8.4: "A moderator MUST NOT be able to revoke voice
+			// from a user whose affiliation is at or above the
+			// moderator's level" (not-allowed, type cancel).
+			return adminOp{}, xmpp.StanzaError(stanza.NotAllowed, "that occupant's affiliation is not below yours")
+		case target.role == roleModerator && role != roleModerator && role != roleNone && rank(actorAff) < 3:
+			// §5.1.3: only an admin or owner takes a moderator's
+			// moderation (or voice) away.
+			return adminOp{}, xmpp.StanzaError(stanza.NotAllowed, "admins revoke moderation")
 		}
-		switch role {
-		case roleNone:
-			// §8.2 kick: status 307.
-			for _, s := range append([]jid.JID(nil), target.sessions...) {
-				r.leave(ctx, target, s, []string{"307"}, extra...)
-			}
-		case roleVisitor, roleParticipant, roleModerator:
-			target.role = role
-			r.broadcastPresence(ctx, target, "", nil, nil)
-		default:
-			return xmpp.StanzaError(stanza.BadRequest, "unknown role")
+		if role == roleNone {
+			plan.gone[target] = true
 		}
-		return nil
+		return adminOp{target: target, role: role}, nil
 	}
 	aff := it.AttrValue("affiliation")
 	j, err := jid.Parse(it.AttrValue("jid"))
@@ -518,65 +581,97 @@ func (r *room) adminSet(ctx context.Context, it *wire.Element, actor jid.JID, ac
 		if occ := r.occupants[it.AttrValue("nick")]; occ != nil {
 			j = occ.bare
 		} else {
-			return xmpp.StanzaError(stanza.JIDMalformed, "")
+			return adminOp{}, xmpp.StanzaError(stanza.JIDMalformed, "")
 		}
 	}
 	key := j.Bare().String()
 	if j.Localpart() == "" {
 		key = j.Domainpart() // a whole domain ("company")
 	}
-	old := r.data.Affiliations[key]
+	old := plan.affs[key]
 	if old == "" {
 		old = affNone
 	}
 	switch aff {
 	case affOwner, affAdmin, affMember, affOutcast, affNone:
 	default:
-		return xmpp.StanzaError(stanza.BadRequest, "unknown affiliation")
+		return adminOp{}, xmpp.StanzaError(stanza.BadRequest, "unknown affiliation")
 	}
 	// §9/§10: admins manage members and outcasts below them; owners
 	// manage everyone; nobody else manages affiliations.
 	if actorAff != affOwner && actorAff != affAdmin {
-		return xmpp.StanzaError(stanza.Forbidden, "")
+		return adminOp{}, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	if aff == affOutcast && j.Localpart() != "" && j.Bare().Equal(actor.Bare()) {
 		// §9.1: an admin or owner does not ban themselves.
-		return xmpp.StanzaError(stanza.Conflict, "you cannot ban yourself")
+		return adminOp{}, xmpp.StanzaError(stanza.Conflict, "you cannot ban yourself")
 	}
 	if aff == affOutcast && actorAff == affAdmin && rank(old) >= 3 {
 		// §9.1: an admin may not ban an admin or an owner.
-		return xmpp.StanzaError(stanza.NotAllowed, "")
+		return adminOp{}, xmpp.StanzaError(stanza.NotAllowed, "")
 	}
 	if actorAff != affOwner && (rank(aff) >= 3 || rank(old) >= 3) {
-		return xmpp.StanzaError(stanza.Forbidden, "")
+		return adminOp{}, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	if old == affOwner && aff != affOwner {
 		owners := 0
-		for _, a := range r.data.Affiliations {
+		for _, a := range plan.affs {
 			if a == affOwner {
 				owners++
 			}
 		}
 		if owners <= 1 {
-			return xmpp.StanzaError(stanza.Conflict, "a room needs an owner")
+			return adminOp{}, xmpp.StanzaError(stanza.Conflict, "a room needs an owner")
 		}
 	}
 	if aff == affNone {
-		delete(r.data.Affiliations, key)
+		delete(plan.affs, key)
 	} else {
-		r.data.Affiliations[key] = aff
-	}
-	if aff == affOutcast {
-		// §9.1: a banned user's reserved nick is free again.
-		delete(r.data.Nicks, key)
+		plan.affs[key] = aff
 	}
 	for _, occ := range r.occupants {
-		if !occ.bare.Equal(j.Bare()) && occ.bare.Domainpart() != key {
+		if plan.gone[occ] || (!occ.bare.Equal(j.Bare()) && occ.bare.Domainpart() != key) {
 			continue
 		}
-		r.affiliationChanged(ctx, occ, extra...)
+		a := r.affiliationIn(plan.affs, occ.bare)
+		plan.affOf[occ] = a
+		if a == affOutcast || (r.data.MembersOnly && a == affNone) {
+			plan.gone[occ] = true // see affiliationChanged
+		}
 	}
-	return nil
+	return adminOp{key: key, jid: j, aff: aff}, nil
+}
+
+// applyAdmin does what a checked item of a muc#admin set asks.
+func (r *room) applyAdmin(ctx context.Context, op adminOp) {
+	if op.target != nil {
+		switch op.role {
+		case roleNone:
+			// §8.2 kick: status 307.
+			for _, s := range append([]jid.JID(nil), op.target.sessions...) {
+				r.leave(ctx, op.target, s, []string{"307"}, op.extra...)
+			}
+		default:
+			op.target.role = op.role
+			r.broadcastPresence(ctx, op.target, "", nil, nil)
+		}
+		return
+	}
+	if op.aff == affNone {
+		delete(r.data.Affiliations, op.key)
+	} else {
+		r.data.Affiliations[op.key] = op.aff
+	}
+	if op.aff == affOutcast {
+		// §9.1: a banned user's reserved nick is free again.
+		delete(r.data.Nicks, op.key)
+	}
+	for _, occ := range r.occupants {
+		if !occ.bare.Equal(op.jid.Bare()) && occ.bare.Domainpart() != op.key {
+			continue
+		}
+		r.affiliationChanged(ctx, occ, op.extra...)
+	}
 }
 
 // affiliationChanged applies occ's affiliation as it now stands in the

@@ -3,6 +3,7 @@ package muc
 import (
 	"context"
 	"crypto/rand"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -61,14 +62,13 @@ func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 		r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "you have no voice in this room"))
 		return
 	}
-	if subj := st.El.Child("subject", xmpp.NSClient); subj != nil && st.El.Child("body", xmpp.NSClient) == nil {
-		// §8.1: subject change.
+	if subj := subjectChange(st); subj != nil {
 		if o.role != roleModerator && !r.data.ParticipantsChangeSubject {
 			r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "only moderators may change the subject"))
 			return
 		}
 		next := r.data
-		next.Subject, next.SubjectBy = subj.Text, o.nick
+		next.Subject, next.SubjectBy, next.SubjectSet = subj.Text, o.nick, time.Now()
 		if err := next.Validate(); err != nil {
 			// What the store refuses (a subject too long): accepted
 			// here, every later save of the room would fail.
@@ -76,9 +76,23 @@ func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 			return
 		}
 		r.data = next
+		r.subjectByID = o.id
 		r.save(ctx)
 	}
 	r.broadcastMessage(ctx, o, st)
+}
+
+// subjectChange returns the <subject/> of a groupchat message that changes
+// the room's subject, or nil. §8.1: a subject change has a <subject/> and
+// neither a <body/> nor a <thread/>; a message with a subject and a body or
+// a thread "is a legitimate message, but it SHALL NOT be interpreted as a
+// subject change" (§7.2.15 says the same of the body).
+func subjectChange(st *xmpp.Stanza) *wire.Element {
+	subj := st.El.Child("subject", xmpp.NSClient)
+	if subj == nil || st.El.Child("body", xmpp.NSClient) != nil || st.El.Child("thread", xmpp.NSClient) != nil {
+		return nil
+	}
+	return subj
 }
 
 // broadcastMessage archives a groupchat message in the room's archive

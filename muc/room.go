@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -51,6 +52,9 @@ type occupant struct {
 	// voiceAsked is when the occupant last asked for voice (§7.13),
 	// to bound how often moderators are asked.
 	voiceAsked time.Time
+	// exitStatus is the <status/> of the unavailable presence the
+	// occupant leaves with (§7.14), set while exit announces it.
+	exitStatus []*wire.Element
 }
 
 func (o *occupant) hasSession(j jid.JID) bool {
@@ -90,6 +94,10 @@ type room struct {
 	// occupant who invited it, so that a decline goes back to the
 	// inviter only (§7.8.2); at most maxInvitations.
 	invited map[string]string
+	// subjectByID is the XEP-0421 occupant id of whoever set the
+	// subject, "" when unknown: the store keeps the setter's nick only,
+	// so it is known from the change until the goroutine stops.
+	subjectByID string
 }
 
 // item is what a room's inbox carries: a stanza, an admin operation run
@@ -232,11 +240,17 @@ func (r *room) save(ctx context.Context) {
 // company room's members are the host's users; a private room's access
 // list grants membership).
 func (r *room) affiliation(user jid.JID) string {
+	return r.affiliationIn(r.data.Affiliations, user)
+}
+
+// affiliationIn is the affiliation of user were affs the room's explicit
+// affiliations.
+func (r *room) affiliationIn(affs map[string]string, user jid.JID) string {
 	bare := user.Bare().String()
-	if a, ok := r.data.Affiliations[bare]; ok {
+	if a, ok := affs[bare]; ok {
 		return a
 	}
-	if a, ok := r.data.Affiliations[user.Domainpart()]; ok {
+	if a, ok := affs[user.Domainpart()]; ok {
 		return a
 	}
 	if r.data.Kind == KindCompany && user.Domainpart() == r.svc.opts.Host {
@@ -314,13 +328,16 @@ func (o *occupant) sessionJID(_ *occupant) jid.JID {
 // presenceOf builds o's presence for one session of a recipient.
 func (r *room) presenceOf(o *occupant, typ string, to jid.JID, recipient *occupant, x *wire.Element) *xmpp.Stanza {
 	var children []*wire.Element
-	if o.presence != nil && typ == "" {
+	switch {
+	case o.presence != nil && typ == "":
 		for _, c := range o.presence.El.Children {
 			if c.Space == NS || c.Space == NSUser || c.Space == NSOccupant {
 				continue
 			}
 			children = append(children, c)
 		}
+	case typ == xmpp.TypeUnavailable:
+		children = append(children, o.exitStatus...)
 	}
 	children = append(children, x, wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: o.id}))
 	return xmpp.Build(xmpp.KindPresence, typ, "", r.nickJID(o.nick), to, children...)
@@ -350,7 +367,7 @@ func (r *room) presence(ctx context.Context, st *xmpp.Stanza) {
 	switch {
 	case st.Type == xmpp.TypeUnavailable:
 		if cur != nil {
-			r.leave(ctx, cur, st.From, nil)
+			r.exit(ctx, cur, st)
 		}
 	case st.Type == xmpp.TypeError:
 		if cur != nil {
@@ -363,6 +380,11 @@ func (r *room) presence(ctx context.Context, st *xmpp.Stanza) {
 	case nick == "":
 		// §7.2.1: joining needs a nickname.
 		r.fail(ctx, st, xmpp.StanzaError(stanza.JIDMalformed, "a nickname is required"))
+	case blankNick(nick):
+		// §17.1: "a MUC service MUST NOT allow empty or invisible
+		// Room Nicknames", to join or as a new nick (§7.6). No error
+		// is named: the one of §7.2.1 for a missing nickname.
+		r.fail(ctx, st, xmpp.StanzaError(stanza.JIDMalformed, "a nickname cannot be only spaces"))
 	case cur == nil && st.El.Child("x", NS) == nil:
 		// §7.2.18 (since XEP-0045 1.32): presence without the MUC <x/>
 		// from a non-occupant is a groupchat 1.0 join or a client that
@@ -440,7 +462,11 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 		return
 	}
 	if r.data.MaxUsers > 0 && len(r.occupants) >= r.data.MaxUsers && aff != affOwner && aff != affAdmin && r.occupants[nick] == nil {
-		r.fail(ctx, st, xmpp.StanzaError(stanza.ServiceUnavailable, "the room is full"))
+		// §7.2.9: service-unavailable, of type wait as in its
+		// example (the room can be entered once someone leaves).
+		full := xmpp.StanzaError(stanza.ServiceUnavailable, "the room is full")
+		full.Type = stanza.Wait
+		r.fail(ctx, st, full)
 		return
 	}
 	o := r.occupants[nick]
@@ -519,15 +545,30 @@ func (r *room) selfCodes(created bool) []string {
 	return self
 }
 
-// sendSubject sends the subject, which ends a join (§7.2.15).
+// sendSubject sends the subject, which ends a join (§7.2.15), from the
+// occupant JID of whoever set it (the room's if nobody did). It carries
+// that occupant's XEP-0421 id (§4: on "every message ... sent by a MUC")
+// when the room knows it, and a <delay/> from the room stamped with when
+// the subject was set or cleared (§7.2.15 SHOULD; none if it never was).
 func (r *room) sendSubject(ctx context.Context, to jid.JID) {
-	subject := wire.New("subject", xmpp.NSClient).SetText(r.data.Subject)
+	children := []*wire.Element{wire.New("subject", xmpp.NSClient).SetText(r.data.Subject)}
 	from := r.jid
 	if r.data.SubjectBy != "" {
 		from = r.nickJID(r.data.SubjectBy)
+		if r.subjectByID != "" {
+			children = append(children, wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: r.subjectByID}))
+		}
 	}
-	r.send(ctx, xmpp.Build(xmpp.KindMessage, xmpp.TypeGroupchat, "", from, to, subject))
+	if !r.data.SubjectSet.IsZero() {
+		children = append(children, wire.New("delay", NSDelay, wire.Attr{Name: "from", Value: r.jid.String()},
+			wire.Attr{Name: "stamp", Value: r.data.SubjectSet.UTC().Format(delayStamp)}))
+	}
+	r.send(ctx, xmpp.Build(xmpp.KindMessage, xmpp.TypeGroupchat, "", from, to, children...))
 }
+
+// delayStamp is the XEP-0082 DateTime layout of the <delay/> stamps the
+// room writes.
+const delayStamp = "2006-01-02T15:04:05.000000Z"
 
 // itemChildren adds children (the reason of a kick, ban or removal) to the
 // <item/> of a muc#user payload x, where XEP-0045 puts them (§8.2, §9.1).
@@ -536,6 +577,19 @@ func itemChildren(x *wire.Element, children []*wire.Element) *wire.Element {
 		x.Children[0].AddChild(children...)
 	}
 	return x
+}
+
+// exit removes the session that sent unavailable presence st (§7.14):
+// its custom exit message, the <status/> it may carry, goes with the
+// unavailable presence the others get (§17.3 rule 11).
+func (r *room) exit(ctx context.Context, o *occupant, st *xmpp.Stanza) {
+	for _, c := range st.El.Children {
+		if c.Name == "status" && c.Space == xmpp.NSClient {
+			o.exitStatus = append(o.exitStatus, c)
+		}
+	}
+	r.leave(ctx, o, st.From, nil)
+	o.exitStatus = nil
 }
 
 // leave removes one session of an occupant; codes and extra (children of
@@ -575,6 +629,7 @@ func (r *room) end() {
 	r.unlock()
 	r.publicTemp.Store(false)
 	r.iqs, r.invited = nil, nil
+	r.subjectByID = ""
 }
 
 // changeNick renames an occupant (§7.6): unavailable with 303 and the new
@@ -627,6 +682,13 @@ func (r *room) rename(ctx context.Context, o *occupant, nick string, st *xmpp.St
 	r.broadcastPresence(ctx, o, "", nil, selfCodes)
 }
 
+// blankNick reports whether a nick is made of spaces only (RFC 7622's
+// resourcepart maps every Unicode space to U+0020; any other space is
+// caught too).
+func blankNick(nick string) bool {
+	return strings.TrimFunc(nick, unicode.IsSpace) == ""
+}
+
 // nickModified reports whether the nick the room uses differs from the one
 // the client typed: the occupant JID's resourcepart is normalised
 // (RFC 7622 §3.4), and the client is told with 210 (§12, §7.10).
@@ -675,8 +737,9 @@ func (r *room) shutdown(ctx context.Context) {
 		wire.New("item", NSUser, wire.Attr{Name: "affiliation", Value: affNone}, wire.Attr{Name: "role", Value: roleNone}),
 		statusEl("110"), statusEl("332"))
 	for _, o := range r.occupants {
+		id := wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: o.id}) // XEP-0421 §4
 		for _, s := range o.sessions {
-			r.send(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.nickJID(o.nick), s, x))
+			r.send(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.nickJID(o.nick), s, x, id))
 		}
 	}
 	r.occupants = map[string]*occupant{}
@@ -735,7 +798,7 @@ func (r *room) sendHistory(ctx context.Context, to jid.JID, join *wire.Element) 
 			continue
 		}
 		delay := wire.New("delay", NSDelay, wire.Attr{Name: "from", Value: r.jid.String()},
-			wire.Attr{Name: "stamp", Value: rec.Time().UTC().Format("2006-01-02T15:04:05.000000Z")})
+			wire.Attr{Name: "stamp", Value: rec.Time().UTC().Format(delayStamp)})
 		// The stanza id the occupants got live (XEP-0359), so that
 		// clients tell history from what they already have or fetch by
 		// MAM.

@@ -14,6 +14,7 @@ import (
 
 	"switchboard/store"
 	"switchboard/xmpp"
+	"switchboard/xmpp/mam"
 	"switchboard/xmpp/wire"
 )
 
@@ -25,6 +26,7 @@ const (
 	NSOwner      = "http://jabber.org/protocol/muc#owner"
 	NSRoomConf   = "http://jabber.org/protocol/muc#roomconfig"
 	NSRoomInfo   = "http://jabber.org/protocol/muc#roominfo"
+	NSStableID   = "http://jabber.org/protocol/muc#stable_id"
 	NSData       = xmpp.NSData
 	NSDelay      = "urn:xmpp:delay"
 	NSSID        = xmpp.NSStanzaID
@@ -75,16 +77,29 @@ type Options struct {
 
 // Archive is the room archive (XEP-0313 for rooms).
 type Archive interface {
-	// Query answers a MAM query on a room's archive for requester.
-	// Records before notBefore are not shown.
-	QueryArchive(ctx context.Context, archive jid.JID, st *xmpp.Stanza, notBefore time.Time) (*xmpp.Stanza, error)
+	// QueryRoomArchive answers a MAM query st on a room's archive, as
+	// view says the requester sees it (records before view.NotBefore
+	// hidden, real JIDs shown or not).
+	QueryRoomArchive(ctx context.Context, room jid.JID, st *xmpp.Stanza, view mam.RoomView) (*xmpp.Stanza, error)
 	// FormatID returns the opaque id clients see for an archive id.
 	FormatID(id uint64) string
 }
 
+// RoomStore is what the service uses of the room store (*store.Rooms):
+// the persistent rooms' records. Get answers store.ErrNotFound for a room
+// that is not stored; any other error is the store's failure.
+type RoomStore interface {
+	Get(ctx context.Context, jid string) (store.Room, error)
+	Put(ctx context.Context, room store.Room) error
+	Delete(ctx context.Context, jid string) error
+	List(ctx context.Context, service string) ([]store.Room, error)
+}
+
+var _ RoomStore = (*store.Rooms)(nil)
+
 // Deps are the service's collaborators.
 type Deps struct {
-	Rooms   *store.Rooms
+	Rooms   RoomStore
 	History *store.Archive
 	Writer  *store.ArchiveWriter
 	MAM     Archive
@@ -294,7 +309,10 @@ func (s *Service) routeService(ctx context.Context, st *xmpp.Stanza) {
 		q := wire.New("query", xmpp.NSDiscoInfo).AddChild(
 			wire.New("identity", xmpp.NSDiscoInfo, wire.Attr{Name: "category", Value: "conference"},
 				wire.Attr{Name: "type", Value: "text"}, wire.Attr{Name: "name", Value: name}))
-		for _, f := range []string{NS, xmpp.NSDiscoInfo, xmpp.NSDiscoItem, NSMAM, NSSID, NSOccupant, NSPing} {
+		// muc#stable_id: every room reflects groupchat messages with
+		// the id their sender gave (§7.4: advertised "on both the
+		// service domain and on individual MUCs").
+		for _, f := range []string{NS, NSStableID, xmpp.NSDiscoInfo, xmpp.NSDiscoItem, NSMAM, NSSID, NSOccupant, NSPing} {
 			q.AddChild(wire.New("feature", xmpp.NSDiscoInfo, wire.Attr{Name: "var", Value: f}))
 		}
 		reply = st.Result(q)

@@ -150,7 +150,9 @@ const (
 	maxRoomPMs   = 1024
 )
 
-// NSMUCUser marks a private message sent through a room (XEP-0045 §7.5).
+// NSMUCUser is XEP-0045's muc#user namespace: it marks a private message
+// sent through a room (§7.5), and gives a sender's real JID in the results
+// of a room's archive (QueryRoomArchive).
 const NSMUCUser = "http://jabber.org/protocol/muc#user"
 
 // roomPMKeyOf returns the key of a room private message to owner, or false

@@ -207,12 +207,67 @@ func (m *Module) query(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, erro
 // FormatID returns the opaque id clients see for an archive id.
 func (m *Module) FormatID(id uint64) string { return m.ids.Format(id) }
 
-// QueryArchive answers a XEP-0313 query st on the archive of owner (a
-// user's or a room's): the results are sent to the requester from owner,
-// and the returned IQ result carries <fin/>. The caller checks that the
-// requester may read the archive. Records before notBefore are not shown
-// (a room shows only what was said since it was created).
+// QueryArchive answers a XEP-0313 query st on the archive of owner: the
+// results are sent to the requester from owner, and the returned IQ result
+// carries <fin/>. The caller checks that the requester may read the
+// archive. Records before notBefore are not shown. A room's archive is
+// read with QueryRoomArchive.
 func (m *Module) QueryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanza, notBefore time.Time) (*xmpp.Stanza, error) {
+	return m.queryArchive(ctx, owner, st, notBefore, nil)
+}
+
+// RoomView is how a room's archive shows to one requester.
+type RoomView struct {
+	// NotBefore hides older records (a room shows only what was said
+	// since it was created).
+	NotBefore time.Time
+	// RealJIDs gives each message's sender's real (bare) JID: the room
+	// is non-anonymous, or the requester may see real JIDs in it (a
+	// moderator of a semi-anonymous room). The room decides.
+	RealJIDs bool
+}
+
+// QueryRoomArchive answers a XEP-0313 query st on a room's archive, as
+// QueryArchive does, shaping each forwarded message as XEP-0313 (1.1)
+// §6.1.2 "MUC Archives" has it: no 'to' attribute; no muc#user <x/> but
+// the room's own, which, when view.RealJIDs, names the sender's real JID
+// (<x xmlns='…muc#user'><item jid='…'/></x>). The archive knows senders by
+// bare JID (the record's With), so that is the JID given.
+func (m *Module) QueryRoomArchive(ctx context.Context, room jid.JID, st *xmpp.Stanza, view RoomView) (*xmpp.Stanza, error) {
+	return m.queryArchive(ctx, room, st, view.NotBefore, func(r store.ArchiveRecord, msg *wire.Element) *wire.Element {
+		return roomResult(r, msg, view.RealJIDs)
+	})
+}
+
+// roomResult shapes one message of a room's archive for a requester (see
+// QueryRoomArchive).
+func roomResult(r store.ArchiveRecord, msg *wire.Element, realJIDs bool) *wire.Element {
+	msg = msg.WithoutAttr("to")
+	for _, c := range msg.Children {
+		if c.Name == "x" && c.Space == NSMUCUser {
+			// Never the sender's own (a claim of a real JID): the
+			// room strips it before archiving, this is for records
+			// that have one all the same (XEP-0313 §8.4).
+			kept := make([]*wire.Element, 0, len(msg.Children))
+			for _, c := range msg.Children {
+				if c.Name != "x" || c.Space != NSMUCUser {
+					kept = append(kept, c)
+				}
+			}
+			msg = msg.WithChildren(msg.Text, kept...)
+			break
+		}
+	}
+	if realJIDs && r.With != "" {
+		msg = msg.Append(wire.New("x", NSMUCUser).AddChild(
+			wire.New("item", NSMUCUser, wire.Attr{Name: "jid", Value: r.With})))
+	}
+	return msg
+}
+
+// queryArchive is QueryArchive; shape, if not nil, rewrites each result's
+// message for the requester.
+func (m *Module) queryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanza, notBefore time.Time, shape func(store.ArchiveRecord, *wire.Element) *wire.Element) (*xmpp.Stanza, error) {
 	q := st.Payload()
 	pq, err := parseQuery(owner.String(), q, m.ids)
 	if err != nil {
@@ -255,6 +310,9 @@ func (m *Module) QueryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanz
 		if err != nil {
 			m.log.Error("mam: stored message unreadable", xmpp.LogJID, owner.String(), xmpp.LogID, m.ids.Format(r.ID), xmpp.LogErr, err)
 			continue
+		}
+		if shape != nil {
+			el = shape(r, el)
 		}
 		res := wire.New("result", NS, wire.Attr{Name: "id", Value: m.ids.Format(r.ID)})
 		if queryID != "" {
