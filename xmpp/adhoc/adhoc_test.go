@@ -19,8 +19,10 @@ func testModule(t *testing.T) (*Module, *time.Time) {
 	reg := xmpp.NewRegistry()
 	err := reg.AddCommand(xmpp.Command{
 		Node: "cmd", Name: "Command",
-		Form: func(context.Context, *xmpp.Stanza) *wire.Element { return wire.New("x", NSData, wire.Attr{Name: "type", Value: "form"}) },
-		Run:  func(context.Context, *xmpp.Stanza, map[string][]string) (string, error) { return "done", nil },
+		Form: func(context.Context, *xmpp.Stanza) *wire.Element {
+			return wire.New("x", NSData, wire.Attr{Name: "type", Value: "form"})
+		},
+		Run: func(context.Context, *xmpp.Stanza, map[string][]string) (string, error) { return "done", nil },
 	})
 	if err != nil {
 		t.Fatal(err)
