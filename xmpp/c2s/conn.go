@@ -608,6 +608,15 @@ func (c *conn) openStream() error {
 	// RFC 6120 §4.9.1.3: our header precedes any stream error.
 	host := strings.ToLower(h.To)
 	if !c.srv.deps.Router.IsLocal(host) {
+		// RFC 7622 §3.2: the domainpart as a JID has it (IDNA,
+		// Unicode case folding, no trailing dot), asked for only when
+		// the plain form is not ours, so that the usual login pays
+		// nothing.
+		if j, err := jid.New("", h.To, ""); err == nil {
+			host = j.Domainpart()
+		}
+	}
+	if !c.srv.deps.Router.IsLocal(host) {
 		c.write(c.appendHeader(nil, c.srv.defaultHost(), ""))
 		if h.To == "" {
 			return serr("host-unknown", "the stream header has no 'to'")

@@ -317,6 +317,24 @@ func TestStreamHeaderErrors(t *testing.T) {
 			mustServe(t, s, alice, "pw")
 		})
 	}
+	// RFC 7622 §3.2: the domain is compared as a JID's domainpart, so
+	// case and a trailing dot do not matter.
+	for _, to := range []string{"LocalHost", "localhost."} {
+		t.Run("to "+to+" is the host", func(t *testing.T) {
+			r := s.DialRaw(t)
+			r.Write(t, streamHeader(to, "jabber:client", wire.NSStream, "1.0"))
+			h, err := r.Dec.ReadHeader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.From != s.Domain {
+				t.Errorf("server header from %q, want %q", h.From, s.Domain)
+			}
+			if el := readEl(t, r); el.Name != "features" {
+				t.Fatalf("want features, got %s", el)
+			}
+		})
+	}
 	t.Run("version 1.1 is accepted", func(t *testing.T) {
 		r := s.DialRaw(t)
 		r.Write(t, streamHeader("localhost", "jabber:client", wire.NSStream, "1.1"))
