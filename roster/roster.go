@@ -347,42 +347,46 @@ func (m *Module) cancelSubscriptions(ctx context.Context, user, contact jid.JID,
 	}
 }
 
-// AccountRemoval cancels the subscriptions of user's account, which is
-// about to be removed: XEP-0077 §3.2 says the server SHOULD cancel all of
-// them. Each contact with a roster item or a pending request is told as
-// by a roster remove (cancelSubscriptions), so that its roster changes
-// and is pushed to its sessions. Only local accounts are told
-// (localAccount): with no federation, stanzas to anything else would only
-// come back as errors. Call it before the account's data is deleted,
-// while its sessions are still bound; the store's delete then finds these
-// contacts released already (store.Users.Delete). On a read error it logs
-// and cancels nothing: the delete still releases the contacts, without
-// telling them.
-func (m *Module) AccountRemoval(ctx context.Context, user jid.JID) {
+// AccountRemoval tells the owners of the roster items and requests that
+// deleting user's account released (store.Users.Delete, which has already
+// ended every subscription with the account: XEP-0077 §3.2 says the server
+// SHOULD cancel them). Call it after the delete, while the account's
+// sessions are still bound. Each owner gets the roster push of its changed
+// item (RFC 6121 §2.1.6) and, on its available resources, the presence a
+// cancellation by the account would have brought (§3.2, §3.3):
+// unsubscribed where it was subscribed to the account or had asked to be,
+// unsubscribe where the account was subscribed to it or had asked, and
+// unavailable from the account's available resources where it saw them.
+// These are delivered, not routed: the rosters already say none, and the
+// inbound rules would drop them as changing nothing.
+func (m *Module) AccountRemoval(ctx context.Context, user jid.JID, released []store.Released) {
 	user = user.Bare()
-	o := user.String()
-	items, _, err := m.deps.Rosters.Items(ctx, o)
-	if err != nil {
-		m.log.Error("roster: read the removed account's roster", xmpp.LogJID, o, xmpp.LogErr, err)
-		return
-	}
-	reqs, err := m.deps.Requests.List(ctx, o)
-	if err != nil {
-		m.log.Error("roster: read the removed account's requests", xmpp.LogJID, o, xmpp.LogErr, err)
-		return
-	}
-	states := map[string]State{}
-	for _, it := range items {
-		states[it.Contact] = State{Sub: it.Subscription, PendingOut: it.Ask}
-	}
-	for _, req := range reqs {
-		s := states[req.From]
-		s.PendingIn = true
-		states[req.From] = s
-	}
-	for c, s := range states {
-		if contact, err := jid.Parse(c); err == nil && m.localAccount(contact) {
-			m.cancelSubscriptions(ctx, user, contact, s)
+	for _, rel := range released {
+		owner, err := jid.Parse(rel.Owner)
+		if err != nil || !m.localAccount(owner) {
+			continue
+		}
+		if rel.After.Contact != "" {
+			m.push(ctx, owner, itemElement(rel.After, false), rel.Version)
+		}
+		before := State{Sub: rel.Before.Subscription, PendingOut: rel.Before.Ask}
+		var tell []string
+		if before.hasTo() || before.PendingOut {
+			tell = append(tell, xmpp.TypeUnsubscribed)
+		}
+		if before.hasFrom() || rel.RequestDropped {
+			tell = append(tell, xmpp.TypeUnsubscribe)
+		}
+		for _, r := range m.deps.Router.Sessions(owner) {
+			if !r.Available {
+				continue
+			}
+			for _, typ := range tell {
+				r.Session.Deliver(xmpp.Build(xmpp.KindPresence, typ, "", user, r.JID))
+			}
+		}
+		if before.hasTo() {
+			m.sendUnavailable(ctx, user, owner)
 		}
 	}
 }

@@ -305,7 +305,7 @@ func TestArchiveJournalWritesIndexFirst(t *testing.T) {
 			_, err := db.Archive().ExpireBefore(t.Context(), time.UnixMicro(int64(rid(2))), 100)
 			return err
 		}, 1},
-		{"Users.Delete", func(db *DB) error { return db.Users().Delete(t.Context(), "example.org", "juliet") }, 0},
+		{"Users.Delete", func(db *DB) error { _, err := db.Users().Delete(t.Context(), "example.org", "juliet"); return err }, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -751,7 +751,7 @@ func TestUsersDeleteDropsArchive(t *testing.T) {
 		recs = append(recs, ArchiveRecord{ID: rid(i), Archive: archive, With: "romeo@example.net", Stanza: []byte("<m/>")})
 	}
 	putRecords(t, db, recs...)
-	if err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
+	if _, err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
 		t.Fatal(err)
 	}
 	assertArchiveConsistent(t, db)

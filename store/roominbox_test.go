@@ -146,7 +146,7 @@ func TestUsersDeleteDropsRoomInbox(t *testing.T) {
 	if _, err := db.RoomInbox().Apply(ctx, []RoomInboxChange{{Owner: juliet, Room: lobby, Joined: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
+	if _, err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
 		t.Fatal(err)
 	}
 	if l, err := db.RoomInbox().List(ctx, juliet); err != nil || len(l) != 0 {

@@ -360,7 +360,7 @@ func TestRoomsPersistAndSurviveUserDelete(t *testing.T) {
 		want[j] = r
 	}
 	// The creator and owner's account goes; the rooms stay.
-	if err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
+	if _, err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -41,7 +42,9 @@ type SubRequests struct {
 // Put stores req for owner, replacing an earlier request from the same
 // requester. A zero Received is set to the current time. It fails with
 // ErrQuota when owner already has MaxSubRequests pending requests and
-// req.From is not one of them.
+// req.From is not one of them, and with ErrNotFound when owner is not an
+// account (local@host in users): a request that arrives as its account is
+// deleted is not kept for an account created later under the same name.
 func (s *SubRequests) Put(ctx context.Context, owner string, req SubRequest) error {
 	if err := validateSubRequestKey(owner, req.From); err != nil {
 		return fmt.Errorf("store: put subscription request: %w", err)
@@ -53,6 +56,13 @@ func (s *SubRequests) Put(ctx context.Context, owner string, req SubRequest) err
 	prefix := lp(owner)
 	key := append(bytes.Clone(prefix), req.From...)
 	err := s.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
+		users, err := bucket(tx, bucketUsers)
+		if err != nil {
+			return err
+		}
+		if local, host, ok := strings.Cut(owner, "@"); !ok || users.Get(userKey(host, local)) == nil {
+			return refuse(ErrNotFound)
+		}
 		b, err := bucket(tx, bucketSubRequests)
 		if err != nil {
 			return err

@@ -105,7 +105,9 @@ func TestSubRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := openTest(t).SubRequests()
+			db := openTest(t)
+			createAccounts(t, db, owner)
+			s := db.SubRequests()
 			if err := tc.ops(t, s); !errors.Is(err, tc.wantErr) {
 				t.Fatalf("ops = %v, want %v", err, tc.wantErr)
 			}
@@ -128,7 +130,9 @@ func TestSubRequests(t *testing.T) {
 
 func TestSubRequestsGetNotFoundAndIsolation(t *testing.T) {
 	ctx := t.Context()
-	s := openTest(t).SubRequests()
+	db := openTest(t)
+	createAccounts(t, db, "a@x", "a@xa")
+	s := db.SubRequests()
 	if err := s.Put(ctx, "a@x", subReq("b@y", codecTime)); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +156,9 @@ func TestSubRequestsGetNotFoundAndIsolation(t *testing.T) {
 }
 
 func TestSubRequestsZeroReceived(t *testing.T) {
-	s := openTest(t).SubRequests()
+	db := openTest(t)
+	createAccounts(t, db, "a@x")
+	s := db.SubRequests()
 	if err := s.Put(t.Context(), "a@x", SubRequest{From: "b@y"}); err != nil {
 		t.Fatal(err)
 	}
@@ -167,6 +173,7 @@ func TestSubRequestsQuota(t *testing.T) {
 	db := openNoSync(t)
 	s := db.SubRequests()
 	const owner = "juliet@example.org"
+	createAccounts(t, db, owner, owner+"a")
 	for i := range MaxSubRequests {
 		if err := s.Put(ctx, owner, subReq(fmt.Sprintf("r%04d@x", i), codecTime)); err != nil {
 			t.Fatalf("Put %d: %v", i, err)
@@ -197,6 +204,7 @@ func TestSubRequestsQuota(t *testing.T) {
 func TestSubRequestsPersistAcrossReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	db := openAt(t, path, Options{})
+	createAccounts(t, db, "juliet@example.org")
 	want := subReq("romeo@example.net", codecTime)
 	if err := db.SubRequests().Put(t.Context(), "juliet@example.org", want); err != nil {
 		t.Fatal(err)
@@ -208,6 +216,18 @@ func TestSubRequestsPersistAcrossReopen(t *testing.T) {
 	got, err := db.SubRequests().Get(t.Context(), "juliet@example.org", "romeo@example.net")
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Get after reopen = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// A request to an owner that is not an account (deleted as it arrived) is
+// not kept for a namesake.
+func TestSubRequestsNotAnAccount(t *testing.T) {
+	db := openTest(t)
+	if err := db.SubRequests().Put(t.Context(), "gone@x", subReq("b@y", codecTime)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Put to a non-account = %v, want ErrNotFound", err)
+	}
+	if got, err := db.SubRequests().List(t.Context(), "gone@x"); err != nil || got != nil {
+		t.Fatalf("List = %+v, %v; want none", got, err)
 	}
 }
 

@@ -98,6 +98,7 @@ func TestSubStoresCancelledContext(t *testing.T) {
 func TestSubStoresReadOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	db := openAt(t, path, Options{})
+	createAccounts(t, db, "juliet@example.org")
 	_, writes := perAccountCalls(t.Context(), db)
 	for name, write := range writes {
 		if err := write(); err != nil {

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -240,16 +239,17 @@ func (u *Users) Exists(ctx context.Context, host, local string) (bool, error) {
 // local@host: roster items, tombstones and version, pending subscription
 // requests, offline messages, blocklist, last activity, presence override,
 // the message archive with its conversations, and the rooms it follows.
-// It also ends the subscriptions of the local accounts it had in its
-// roster or requests (releaseContacts), so that an account created later
-// under the same name inherits none of them. A running server cancels
-// them first by presence (XEP-0077 §3.2), which also pushes the contacts'
-// roster changes; what Delete finds then is already released.
-func (u *Users) Delete(ctx context.Context, host, local string) error {
+// It also releases the other accounts' rosters and requests from it
+// (releaseContacts), so that an account created later under the same
+// name inherits none of their subscriptions, pending requests or
+// pre-approvals; it returns what that changed, for a running server to
+// tell those accounts (XEP-0077 §3.2) once the delete is committed.
+func (u *Users) Delete(ctx context.Context, host, local string) ([]Released, error) {
 	if err := validateUserKey(host, local); err != nil {
-		return fmt.Errorf("store: delete user: %w", err)
+		return nil, fmt.Errorf("store: delete user: %w", err)
 	}
 	key := userKey(host, local)
+	var released []Released
 	err := u.db.update(ctx, func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, bucketUsers)
 		if err != nil {
@@ -258,7 +258,7 @@ func (u *Users) Delete(ctx context.Context, host, local string) error {
 		if b.Get(key) == nil {
 			return ErrNotFound
 		}
-		if err := releaseContacts(tx, b, local+"@"+host); err != nil {
+		if released, err = releaseContacts(tx, local+"@"+host); err != nil {
 			return err
 		}
 		if err := deleteAccountData(tx, u.db.archive, local+"@"+host); err != nil {
@@ -267,61 +267,117 @@ func (u *Users) Delete(ctx context.Context, host, local string) error {
 		return b.Delete(key)
 	})
 	if err != nil {
-		return fmt.Errorf("store: delete user %s@%s: %w", local, host, err)
+		return nil, fmt.Errorf("store: delete user %s@%s: %w", local, host, err)
 	}
-	return nil
+	return released, nil
 }
 
-// releaseContacts ends, on the side of each local account that owner has
-// in its roster or its pending requests, every subscription with owner:
-// the contact's item for owner keeps its name and groups but gets
-// subscription none and no pending request, and the contact's pending
-// request from owner is dropped. This is the state the unsubscribe and
-// unsubscribed of RFC 6121 §3.2–§3.3 leave. Contacts that are not
-// accounts in users (other hosts' users, rooms) are left alone.
-func releaseContacts(tx *bbolt.Tx, users *bbolt.Bucket, owner string) error {
-	contacts := map[string]bool{}
-	rt, err := openRosterTx(tx, owner)
-	if err != nil {
-		return err
+// Released is what deleting an account changed for one other owner: its
+// roster item for the account, and its pending request from it.
+type Released struct {
+	// Owner is the bare JID whose roster or requests changed.
+	Owner string
+	// Before is Owner's item for the deleted account as it was (Contact
+	// empty if Owner had none).
+	Before RosterItem
+	// After is the item as it is now (subscription none, no pending
+	// request, no pre-approval), and Version Owner's roster version
+	// after the change; both zero if the item did not change.
+	After   RosterItem
+	Version uint64
+	// RequestDropped reports that Owner's pending subscription request
+	// from the deleted account was removed.
+	RequestDropped bool
+}
+
+// releaseContacts ends every subscription between owner, an account being
+// deleted, and the rosters of others: each item for owner gets
+// subscription none, no pending request and no pre-approval (keeping its
+// name and groups), which is what the unsubscribe and unsubscribed of RFC
+// 6121 §3.2–§3.3 leave, and each pending request from owner is dropped.
+// It scans the roster and request buckets whole: an item for owner need
+// not have a counterpart in owner's own roster (a pre-approval, RFC 6121
+// §3.4, or a roster edited while the other side was not told). Deleting
+// an account is rare; the scan compares key suffixes only.
+func releaseContacts(tx *bbolt.Tx, owner string) ([]Released, error) {
+	byOwner := map[string]*Released{}
+	get := func(o string) *Released {
+		r := byOwner[o]
+		if r == nil {
+			r = &Released{Owner: o}
+			byOwner[o] = r
+		}
+		return r
 	}
-	c := rt.items.Cursor()
-	for k, _ := c.Seek(rt.prefix); k != nil && bytes.HasPrefix(k, rt.prefix); k, _ = c.Next() {
-		contacts[string(k[len(rt.prefix):])] = true
+	suffix := []byte(owner)
+	// ownerOf returns the owner of a key lp(owner) ‖ contact whose
+	// contact is the deleted account, or "".
+	ownerOf := func(k []byte) string {
+		if !bytes.HasSuffix(k, suffix) {
+			return ""
+		}
+		o, rest, err := readBytes(k)
+		if err != nil || len(rest) != len(suffix) || string(o) == owner {
+			return ""
+		}
+		return string(o)
+	}
+	items, err := bucket(tx, bucketRoster)
+	if err != nil {
+		return nil, err
+	}
+	c := items.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if o := ownerOf(k); o != "" {
+			get(o)
+		}
 	}
 	reqs, err := bucket(tx, bucketSubRequests)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	prefix := lp(owner)
+	var dropped []string
 	c = reqs.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		contacts[string(k[len(prefix):])] = true
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if o := ownerOf(k); o != "" {
+			dropped = append(dropped, o)
+		}
 	}
-	for contact := range contacts {
-		local, host, ok := strings.Cut(contact, "@")
-		if !ok || contact == owner || users.Get(userKey(host, local)) == nil {
-			continue
+	for _, o := range dropped {
+		if err := reqs.Delete(append(lp(o), owner...)); err != nil {
+			return nil, err
 		}
-		crt, err := openRosterTx(tx, contact)
+		get(o).RequestDropped = true
+	}
+	out := make([]Released, 0, len(byOwner))
+	for o, r := range byOwner {
+		rt, err := openRosterTx(tx, o)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		_, _, _, err = crt.update(owner, func(item *RosterItem, exists bool) (UpdateOp, error) {
+		var before RosterItem
+		after, ver, changed, err := rt.update(owner, func(item *RosterItem, exists bool) (UpdateOp, error) {
 			if !exists {
+				before = RosterItem{}
 				return UpdateKeep, nil
 			}
-			item.Subscription, item.Ask = SubNone, false
+			before = *item
+			item.Subscription, item.Ask, item.Approved = SubNone, false, false
 			return UpdatePut, nil
 		})
 		if err != nil {
-			return fmt.Errorf("release %s: %w", contact, err)
+			return nil, fmt.Errorf("release %s: %w", o, err)
 		}
-		if err := reqs.Delete(append(lp(contact), owner...)); err != nil {
-			return err
+		r.Before = before
+		if changed {
+			r.After, r.Version = after, ver
+		}
+		if changed || r.RequestDropped {
+			out = append(out, *r)
 		}
 	}
-	return nil
+	slices.SortFunc(out, func(a, b Released) int { return cmp.Compare(a.Owner, b.Owner) })
+	return out, nil
 }
 
 // deleteAccountData removes every record that a sub-store keys by owner

@@ -121,7 +121,7 @@ func TestUsersGetExistsDelete(t *testing.T) {
 				t.Fatalf("Exists = %v, %v; want %v", ok, err, tc.wantErr == nil)
 			}
 
-			if err := users.Delete(ctx, tc.host, tc.local); !errors.Is(err, tc.wantErr) {
+			if _, err := users.Delete(ctx, tc.host, tc.local); !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Delete = %v, want %v", err, tc.wantErr)
 			}
 			if tc.wantErr != nil {
@@ -133,7 +133,7 @@ func TestUsersGetExistsDelete(t *testing.T) {
 			if _, err := users.Get(ctx, tc.host, tc.local); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
 			}
-			if err := users.Delete(ctx, tc.host, tc.local); !errors.Is(err, ErrNotFound) {
+			if _, err := users.Delete(ctx, tc.host, tc.local); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("second Delete = %v, want ErrNotFound", err)
 			}
 		})
@@ -285,7 +285,7 @@ func TestUsersPersistAcrossReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := db.Users().Delete(ctx, "example.org", "romeo"); err != nil {
+	if _, err := db.Users().Delete(ctx, "example.org", "romeo"); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -328,7 +328,7 @@ func TestUsersReadOnly(t *testing.T) {
 		"SetCredentials": func() error {
 			return ro.Users().SetCredentials(ctx, "example.org", "juliet", want.SHA1, want.SHA256)
 		},
-		"Delete": func() error { return ro.Users().Delete(ctx, "example.org", "juliet") },
+		"Delete": func() error { _, err := ro.Users().Delete(ctx, "example.org", "juliet"); return err },
 	}
 	for name, write := range writes {
 		if err := write(); !errors.Is(err, ErrReadOnly) {
@@ -363,7 +363,7 @@ func TestUsersCancelledContext(t *testing.T) {
 			_, err := users.Count(ctx, "")
 			return err
 		},
-		"Delete": func() error { return users.Delete(ctx, "example.org", "juliet") },
+		"Delete": func() error { _, err := users.Delete(ctx, "example.org", "juliet"); return err },
 		"SetCredentials": func() error {
 			return users.SetCredentials(ctx, "example.org", "juliet", cred(1, sha1.Size), ScramCredential{})
 		},
@@ -404,7 +404,8 @@ func fillAccount(t *testing.T, db *DB, owner string) {
 	mustUpdate(t, r, owner, "nurse@example.net", putItem("Nurse", SubTo))
 	mustUpdate(t, r, owner, "tybalt@example.net", putItem("", SubNone))
 	mustUpdate(t, r, owner, "tybalt@example.net", deleteItem) // a tombstone
-	if err := db.SubRequests().Put(ctx, owner, subReq("paris@example.net", codecTime)); err != nil {
+	// Refused for data without an account (SubRequests.Put).
+	if err := db.SubRequests().Put(ctx, owner, subReq("paris@example.net", codecTime)); err != nil && !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
 	}
 	for _, m := range []string{"<m1/>", "<m2/>"} {
@@ -466,7 +467,7 @@ func TestUsersDeleteCascade(t *testing.T) {
 		t.Fatalf("fillAccount covers %v, want all of %q", want, schema2Buckets)
 	}
 
-	if err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
+	if _, err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
 		t.Fatal(err)
 	}
 	if left := accountKeys(t, db, "juliet@example.org"); len(left) != 0 {
@@ -512,7 +513,7 @@ func TestUsersDeleteCascade(t *testing.T) {
 	}
 
 	// Deleting an unknown account fails and touches no data.
-	if err := db.Users().Delete(ctx, "example.org", "ghost"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Users().Delete(ctx, "example.org", "ghost"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Delete(ghost) = %v, want ErrNotFound", err)
 	}
 	if got := accountKeys(t, db, "ghost@example.org"); !reflect.DeepEqual(got, wantGhost) {
@@ -528,75 +529,91 @@ func TestUsersDeleteCascade(t *testing.T) {
 	}
 }
 
-// Deleting an account ends its subscriptions on its local contacts' side,
-// in the same transaction: an account created later under the same name
-// inherits none of them (XEP-0077 §3.2), even when the server was not
-// running to cancel them by presence.
+// Deleting an account ends every other roster's subscriptions with it, in
+// the same transaction, and says what changed: an account created later
+// under the same name inherits none of them (XEP-0077 §3.2), even when the
+// server was not running to tell anyone. This covers items the deleted
+// account did not list itself (a pre-approval, RFC 6121 §3.4).
 func TestUsersDeleteReleasesContacts(t *testing.T) {
 	ctx := t.Context()
 	db := openTest(t)
 	const gone = "a@x"
-	createAccounts(t, db, gone, "b@x", "c@x", "e@x", "f@x", "g@x")
+	createAccounts(t, db, gone, "b@x", "c@x", "e@x", "f@x", "g@x", "h@x", "k@x")
 	r := db.Rosters()
-	ask := func(sub Subscription) func(*RosterItem, bool) (UpdateOp, error) {
+	with := func(sub Subscription, ask, approved bool) func(*RosterItem, bool) (UpdateOp, error) {
 		return func(it *RosterItem, _ bool) (UpdateOp, error) {
-			it.Subscription, it.Ask = sub, true
+			it.Subscription, it.Ask, it.Approved = sub, ask, approved
 			return UpdatePut, nil
 		}
 	}
-	// The removed account's side.
+	// The deleted account's side.
 	mustUpdate(t, r, gone, "b@x", putItem("Bob", SubBoth))
 	mustUpdate(t, r, gone, "c@x", putItem("", SubTo))
-	mustUpdate(t, r, gone, "f@x", ask(SubNone))
-	mustUpdate(t, r, gone, "d@y", putItem("", SubBoth)) // not an account here
+	mustUpdate(t, r, gone, "f@x", with(SubNone, true, false))
 	for _, from := range []string{"c@x", "e@x"} {
 		if err := db.SubRequests().Put(ctx, gone, subReq(from, codecTime)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The contacts' side.
+	// The others' side.
 	mustUpdate(t, r, "b@x", gone, putItem("Alice", SubBoth, "Team"))
-	mustUpdate(t, r, "c@x", gone, ask(SubFrom))
-	mustUpdate(t, r, "e@x", gone, ask(SubNone))
-	mustUpdate(t, r, "d@y", gone, putItem("", SubBoth))
+	mustUpdate(t, r, "c@x", gone, with(SubFrom, true, false))
+	mustUpdate(t, r, "e@x", gone, with(SubNone, true, false))
 	mustUpdate(t, r, "g@x", gone, putItem("Unknown to a", SubTo))
-	if err := db.SubRequests().Put(ctx, "f@x", subReq(gone, codecTime)); err != nil {
-		t.Fatal(err)
+	mustUpdate(t, r, "h@x", gone, with(SubNone, false, true)) // pre-approved
+	mustUpdate(t, r, "k@x", "b@x", putItem("", SubBoth))      // not involved
+	for _, req := range []struct{ owner, from string }{{"f@x", gone}, {"f@x", "e@x"}} {
+		if err := db.SubRequests().Put(ctx, req.owner, subReq(req.from, codecTime)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := db.SubRequests().Put(ctx, "f@x", subReq("e@x", codecTime)); err != nil {
-		t.Fatal(err)
-	}
-	_, gVer, _ := mustUpdate(t, r, "g@x", gone, keepItem)
+	_, kVer, _ := mustUpdate(t, r, "k@x", "b@x", keepItem)
 
-	if err := db.Users().Delete(ctx, "x", "a"); err != nil {
+	released, err := db.Users().Delete(ctx, "x", "a")
+	if err != nil {
 		t.Fatal(err)
 	}
 
-	tests := []struct {
-		owner string
-		want  RosterItem // Contact, Name, Groups, Subscription, Ask
+	none := func(name string, groups ...string) RosterItem {
+		return RosterItem{Contact: gone, Name: name, Groups: groups, Subscription: SubNone}
+	}
+	want := []struct {
+		owner          string
+		before, after  RosterItem // Contact, Name, Groups, Subscription, Ask, Approved
+		requestDropped bool
 	}{
-		{"b@x", RosterItem{Contact: gone, Name: "Alice", Groups: []string{"Team"}, Subscription: SubNone}},
-		{"c@x", RosterItem{Contact: gone, Subscription: SubNone}},
-		{"e@x", RosterItem{Contact: gone, Subscription: SubNone}},
-		// Not an account: not this store's to change.
-		{"d@y", RosterItem{Contact: gone, Subscription: SubBoth}},
-		// Not in the removed account's roster or requests: unchanged.
-		{"g@x", RosterItem{Contact: gone, Name: "Unknown to a", Subscription: SubTo}},
+		{"b@x", RosterItem{Contact: gone, Name: "Alice", Groups: []string{"Team"}, Subscription: SubBoth}, none("Alice", "Team"), false},
+		{"c@x", RosterItem{Contact: gone, Subscription: SubFrom, Ask: true}, none(""), false},
+		{"e@x", RosterItem{Contact: gone, Ask: true}, none(""), false},
+		{"f@x", RosterItem{}, RosterItem{}, true},
+		{"g@x", RosterItem{Contact: gone, Name: "Unknown to a", Subscription: SubTo}, none("Unknown to a"), false},
+		{"h@x", RosterItem{Contact: gone, Approved: true}, none(""), false},
 	}
-	for _, tc := range tests {
-		got, err := r.Item(ctx, tc.owner, gone)
-		if err != nil {
-			t.Errorf("%s's item for %s: %v", tc.owner, gone, err)
+	strip := func(it RosterItem) RosterItem {
+		it.Added, it.Version = time.Time{}, 0
+		if len(it.Groups) == 0 {
+			it.Groups = nil
+		}
+		return it
+	}
+	if len(released) != len(want) {
+		t.Fatalf("released %d owners, want %d: %+v", len(released), len(want), released)
+	}
+	for i, w := range want {
+		got := released[i]
+		if got.Owner != w.owner || !reflect.DeepEqual(strip(got.Before), w.before) || !reflect.DeepEqual(strip(got.After), w.after) || got.RequestDropped != w.requestDropped {
+			t.Errorf("released[%d] = %+v\nwant owner %s before %+v after %+v request dropped %v", i, got, w.owner, w.before, w.after, w.requestDropped)
+		}
+		if w.after.Contact == "" {
 			continue
 		}
-		got.Added, got.Version, got.Approved = time.Time{}, 0, false
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s's item for %s = %+v, want %+v", tc.owner, gone, got, tc.want)
+		item, err := r.Item(ctx, w.owner, gone)
+		if err != nil || !reflect.DeepEqual(strip(item), w.after) || item.Version != got.Version {
+			t.Errorf("%s's stored item for %s = %+v, %v; want %+v at version %d", w.owner, gone, item, err, w.after, got.Version)
 		}
 	}
-	if _, ver, _ := mustUpdate(t, r, "g@x", gone, keepItem); ver != gVer {
-		t.Errorf("g@x's roster version moved from %d to %d", gVer, ver)
+	if _, ver, _ := mustUpdate(t, r, "k@x", "b@x", keepItem); ver != kVer {
+		t.Errorf("k@x's roster version moved from %d to %d", kVer, ver)
 	}
 	reqs, err := db.SubRequests().List(ctx, "f@x")
 	if err != nil || len(reqs) != 1 || reqs[0].From != "e@x" {

@@ -25,9 +25,10 @@ type Accounts struct {
 	// OnChange, when set, is called with the host after an account was
 	// created or deleted.
 	OnChange func(host string)
-	// OnRemove, when set, is called with an account about to be
-	// deleted (the roster's cancellation of its subscriptions).
-	OnRemove   func(ctx context.Context, bare jid.JID)
+	// OnRemove, when set, is called with an account just deleted and
+	// what the delete released in others' rosters (the roster tells
+	// them), while the account's sessions are still bound.
+	OnRemove   func(ctx context.Context, bare jid.JID, released []store.Released)
 	users      *store.Users
 	hosts      map[string]bool
 	iterations int
@@ -133,13 +134,14 @@ func (a *Accounts) Delete(ctx context.Context, host, local string) error {
 	if err != nil {
 		return err
 	}
+	released, err := a.users.Delete(ctx, host, local)
+	if err != nil {
+		return fmt.Errorf("accounts: delete %s@%s: %w", local, host, err)
+	}
 	if a.OnRemove != nil {
 		if bare, err := jid.New(local, host, ""); err == nil {
-			a.OnRemove(ctx, bare)
+			a.OnRemove(ctx, bare, released)
 		}
-	}
-	if err := a.users.Delete(ctx, host, local); err != nil {
-		return fmt.Errorf("accounts: delete %s@%s: %w", local, host, err)
 	}
 	if a.OnChange != nil {
 		a.OnChange(host)

@@ -67,7 +67,13 @@ func TestAccountRemovalCancelsSubscriptions(t *testing.T) {
 	alice := s.AddUser(t, "alice", prPassword)
 	bob := s.AddUser(t, "bob", prPassword)
 	carol := s.AddUser(t, "carol", prPassword)
+	dave := s.AddUser(t, "dave", prPassword)
 	prSubscribe(t, s, alice, bob, true)
+	// dave pre-approves alice (RFC 6121 §3.4); alice never lists him.
+	d := prLogin(t, s, dave, "d")
+	rtOnline(t, d, 0)
+	rtSend(t, d, "<presence to='alice@localhost' type='subscribed'/>")
+	prSync(t, d)
 	// carol asks while alice is away: a pending request, declined by
 	// the removal.
 	c := prLogin(t, s, carol, "c")
@@ -105,6 +111,11 @@ func TestAccountRemovalCancelsSubscriptions(t *testing.T) {
 	rtSend(t, b, "<presence><show>away</show></presence>")
 	prSync(t, b)
 	prNone(t, "bob's presence at the new alice", prFromAccount(prSync(t, again), "presence", bob))
+	// dave's pre-approval went with the old account: the new alice's
+	// request waits for him instead of being approved at once.
+	rtSend(t, again, "<presence to='dave@localhost' type='subscribe'/>")
+	prNone(t, "an approval from dave", prFrom(prSync(t, again), "presence", "subscribed", "dave@localhost"))
+	prOne(t, "the new alice's request at dave", prFrom(prSync(t, d), "presence", "subscribe", "alice@localhost"))
 }
 
 // TestBlockedRequestNotRedelivered covers XEP-0191 §3.5 with RFC 6121
