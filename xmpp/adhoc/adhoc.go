@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"switchboard/xmpp"
@@ -31,11 +32,11 @@ const (
 	// SessionLifetime is how long a command's form may wait for its
 	// submission.
 	SessionLifetime = 10 * time.Minute
-	// MaxSessionsPerRequester bounds the open sessions of one full JID;
-	// opening one more closes its oldest.
-	MaxSessionsPerRequester = 8
-	// MaxSessions bounds the open sessions of all requesters; beyond it a
-	// new one is refused with resource-constraint.
+	// MaxSessionsPerUser bounds the open sessions of one account (all
+	// its resources); opening one more closes its oldest.
+	MaxSessionsPerUser = 8
+	// MaxSessions bounds the open sessions of all requesters; opening one
+	// more closes the oldest of all, so that no one can lock others out.
 	MaxSessions = 10000
 )
 
@@ -52,6 +53,7 @@ type Module struct {
 // and when.
 type session struct {
 	requester, node string
+	user            jid.JID // the requester's account
 	opened          time.Time
 }
 
@@ -153,10 +155,7 @@ func (m *Module) execute(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, er
 	if !run {
 		// First stage: the form to fill in, with "complete" allowed.
 		if id == "" {
-			var err error
-			if id, err = m.open(st, node); err != nil {
-				return nil, err
-			}
+			id = m.open(st, node)
 		}
 		actions := wire.New("actions", xmpp.NSCommands, wire.Attr{Name: "execute", Value: "complete"}).AddChild(wire.New("complete", xmpp.NSCommands))
 		return reply(st, node, id, "executing", actions, cmd.Form(ctx, st)), nil
@@ -192,55 +191,61 @@ func newSessionID() string {
 }
 
 // open records a new session of node for st's sender and returns its id.
-func (m *Module) open(st *xmpp.Stanza, node string) (string, error) {
-	requester := st.From.String()
+func (m *Module) open(st *xmpp.Stanza, node string) string {
+	requester, user := st.From.String(), st.From.Bare()
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.sessions) >= MaxSessions {
 		m.expire(now)
 	}
-	var (
-		mine       int
-		oldestID   string
-		oldestTime time.Time
-	)
+	var mine, oldest string
+	n := 0
 	for id, s := range m.sessions {
-		if s.requester != requester {
-			continue
+		if oldest == "" || s.opened.Before(m.sessions[oldest].opened) {
+			oldest = id
 		}
-		mine++
-		if oldestID == "" || s.opened.Before(oldestTime) {
-			oldestID, oldestTime = id, s.opened
+		if s.user.Equal(user) {
+			n++
+			if mine == "" || s.opened.Before(m.sessions[mine].opened) {
+				mine = id
+			}
 		}
 	}
-	if mine >= MaxSessionsPerRequester {
-		delete(m.sessions, oldestID)
-	} else if len(m.sessions) >= MaxSessions {
-		return "", xmpp.StanzaError(stanza.ResourceConstraint, "too many open command sessions")
+	switch {
+	case n >= MaxSessionsPerUser:
+		delete(m.sessions, mine)
+	case len(m.sessions) >= MaxSessions:
+		delete(m.sessions, oldest)
 	}
 	id := newSessionID()
-	m.sessions[id] = session{requester: requester, node: node, opened: now}
-	return id, nil
+	m.sessions[id] = session{requester: requester, user: user, node: node, opened: now}
+	return id
 }
 
 // use checks that st, a stage on node, may use session id, and ends the
-// session if final or expired. It returns the error reply when st may not
-// use it.
+// session if final. A stage that asks for the form again renews the
+// session's lifetime. It returns the error reply when st may not use the
+// session; a cancel of an expired session is no error (a client cancels
+// when its dialog closes, however late).
 func (m *Module) use(st *xmpp.Stanza, id, node string, final bool) *xmpp.Stanza {
 	now := m.now()
 	m.mu.Lock()
 	s, ok := m.sessions[id]
 	ok = ok && s.requester == st.From.String() && s.node == node
 	expired := ok && now.Sub(s.opened) > SessionLifetime
-	if ok && (final || expired) {
+	switch {
+	case ok && (final || expired):
 		delete(m.sessions, id)
+	case ok:
+		s.opened = now
+		m.sessions[id] = s
 	}
 	m.mu.Unlock()
 	switch {
 	case !ok:
 		return badRequest(st, "bad-sessionid")
-	case expired:
+	case expired && !final:
 		return st.ErrorReplyApp(xmpp.StanzaError(stanza.NotAllowed, "the command's session expired"), wire.New("session-expired", xmpp.NSCommands))
 	}
 	return nil

@@ -47,7 +47,13 @@ func stage(t *testing.T, m *Module, from, sessionid string, submit bool) (status
 	if submit {
 		c.AddChild(wire.New("x", NSData, wire.Attr{Name: "type", Value: "submit"}))
 	}
-	st := xmpp.Build(xmpp.KindIQ, xmpp.TypeSet, "1", jid.MustParse(from), jid.MustParse("localhost"), c)
+	return answer(t, m, xmpp.Build(xmpp.KindIQ, xmpp.TypeSet, "1", jid.MustParse(from), jid.MustParse("localhost"), c))
+}
+
+// answer executes st and returns the answer's status and sessionid, or
+// the app condition of its error.
+func answer(t *testing.T, m *Module, st *xmpp.Stanza) (status, id, app string) {
+	t.Helper()
 	res, err := m.execute(t.Context(), st)
 	if err != nil {
 		t.Fatalf("execute: %v", err)
@@ -68,8 +74,9 @@ func stage(t *testing.T, m *Module, from, sessionid string, submit bool) (status
 	return cmd.AttrValue("status"), cmd.AttrValue("sessionid"), ""
 }
 
-// XEP-0050 §4.4: a session left open longer than SessionLifetime is
-// expired (session-expired), and then gone (bad-sessionid).
+// XEP-0050 §4.4: a session left open longer than SessionLifetime (since
+// its form was last asked for) is expired (session-expired), and then
+// gone (bad-sessionid); a cancel of an expired session is no error.
 func TestSessionExpires(t *testing.T) {
 	m, now := testModule(t)
 	const alice = "alice@localhost/desk"
@@ -78,31 +85,52 @@ func TestSessionExpires(t *testing.T) {
 	if status, got, app := stage(t, m, alice, id, false); status != "executing" || got != id {
 		t.Fatalf("form again before expiry: %q %q %q, want executing in the same session", status, got, app)
 	}
-	*now = now.Add(2 * time.Second)
+	*now = now.Add(SessionLifetime - time.Second)
+	if status, _, app := stage(t, m, alice, id, true); status != "completed" {
+		t.Fatalf("submission within the renewed lifetime: %q %q, want completed", status, app)
+	}
+	_, id, _ = stage(t, m, alice, "", false)
+	*now = now.Add(SessionLifetime + time.Second)
 	if _, _, app := stage(t, m, alice, id, true); app != "session-expired" {
 		t.Fatalf("submission after expiry: app condition %q, want session-expired", app)
 	}
 	if _, _, app := stage(t, m, alice, id, true); app != "bad-sessionid" {
 		t.Fatalf("submission after the expiry was answered: %q, want bad-sessionid", app)
 	}
+	_, id, _ = stage(t, m, alice, "", false)
+	*now = now.Add(SessionLifetime + time.Second)
+	if status, got, app := cancel(t, m, alice, id); status != "canceled" || got != id {
+		t.Fatalf("cancel after expiry: %q %q %q, want canceled", status, got, app)
+	}
 }
 
-// One requester keeps at most MaxSessionsPerRequester sessions: opening
-// one more closes its oldest, and leaves other requesters' alone.
-func TestSessionsPerRequester(t *testing.T) {
+// cancel sends a cancel of session id from from.
+func cancel(t *testing.T, m *Module, from, id string) (status, sessionid, app string) {
+	t.Helper()
+	c := wire.New("command", xmpp.NSCommands, wire.Attr{Name: "node", Value: "cmd"},
+		wire.Attr{Name: "sessionid", Value: id}, wire.Attr{Name: "action", Value: "cancel"})
+	return answer(t, m, xmpp.Build(xmpp.KindIQ, xmpp.TypeSet, "1", jid.MustParse(from), jid.MustParse("localhost"), c))
+}
+
+// One account keeps at most MaxSessionsPerUser sessions over all its
+// resources: opening one more closes its oldest, and leaves other
+// accounts' alone.
+func TestSessionsPerUser(t *testing.T) {
 	m, now := testModule(t)
-	const alice, bob = "alice@localhost/desk", "bob@localhost/pc"
+	const bob = "bob@localhost/pc"
 	_, bobs, _ := stage(t, m, bob, "", false)
-	ids := make([]string, MaxSessionsPerRequester+1)
+	ids := make([]string, MaxSessionsPerUser+1)
+	from := make([]string, len(ids))
 	for i := range ids {
 		*now = now.Add(time.Second)
-		_, ids[i], _ = stage(t, m, alice, "", false)
+		from[i] = fmt.Sprintf("alice@localhost/r%d", i)
+		_, ids[i], _ = stage(t, m, from[i], "", false)
 	}
-	if _, _, app := stage(t, m, alice, ids[0], true); app != "bad-sessionid" {
+	if _, _, app := stage(t, m, from[0], ids[0], true); app != "bad-sessionid" {
 		t.Errorf("alice's oldest session: %q, want bad-sessionid (closed)", app)
 	}
 	for i, id := range ids[1:] {
-		if status, _, app := stage(t, m, alice, id, true); status != "completed" {
+		if status, _, app := stage(t, m, from[i+1], id, true); status != "completed" {
 			t.Errorf("alice's session %d: %q %q, want completed", i+1, status, app)
 		}
 	}
@@ -114,23 +142,19 @@ func TestSessionsPerRequester(t *testing.T) {
 	}
 }
 
-// Beyond MaxSessions open sessions a new one is refused, unless expired
-// ones make room.
+// Beyond MaxSessions open sessions, a new one closes the oldest of all:
+// nobody is locked out.
 func TestSessionsBounded(t *testing.T) {
 	m, now := testModule(t)
 	for i := range MaxSessions {
-		m.sessions[fmt.Sprint(i)] = session{requester: fmt.Sprintf("u%d@localhost/r", i), node: "cmd", opened: *now}
+		m.sessions[fmt.Sprint(i)] = session{requester: fmt.Sprintf("u%d@localhost/r", i), user: jid.MustParse(fmt.Sprintf("u%d@localhost", i)),
+			node: "cmd", opened: now.Add(time.Duration(i) * time.Millisecond)}
 	}
-	c := wire.New("command", xmpp.NSCommands, wire.Attr{Name: "node", Value: "cmd"})
-	st := xmpp.Build(xmpp.KindIQ, xmpp.TypeSet, "1", jid.MustParse("alice@localhost/desk"), jid.MustParse("localhost"), c)
-	if _, err := m.execute(t.Context(), st); xmpp.AsStanzaError(err).Condition != "resource-constraint" {
-		t.Fatalf("a session beyond the bound: %v, want resource-constraint", err)
-	}
-	*now = now.Add(SessionLifetime + time.Second)
+	*now = now.Add(time.Second)
 	if status, _, app := stage(t, m, "alice@localhost/desk", "", false); status != "executing" {
-		t.Fatalf("a session after the others expired: %q %q, want executing", status, app)
+		t.Fatalf("a session beyond the bound: %q %q, want executing", status, app)
 	}
-	if n := len(m.sessions); n != 1 {
-		t.Errorf("%d sessions open, want the new one alone", n)
+	if _, ok := m.sessions["0"]; ok || len(m.sessions) != MaxSessions {
+		t.Errorf("%d sessions, the oldest kept %v; want %d without the oldest", len(m.sessions), ok, MaxSessions)
 	}
 }
