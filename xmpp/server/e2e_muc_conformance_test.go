@@ -265,6 +265,14 @@ func TestMUCSpecAdminAtomic(t *testing.T) {
 			t.Fatalf("members %v", got)
 		}
 	})
+	// Items are checked against what the ones before would leave: the
+	// last owner may step down once another is made in the same request.
+	t.Run("the last owner steps down after naming another", func(t *testing.T) {
+		mcOK(t, alice, room, "set", mccAdmin("jid='bob@localhost' affiliation='owner'", "jid='alice@localhost' affiliation='member'"))
+		if got := mcAffiliations(t, bob, room, "owner"); !slices.Equal(got, []string{"bob@localhost"}) {
+			t.Fatalf("owners %v, want bob alone", got)
+		}
+	})
 }
 
 // TestMUCSpecRevokeVoice covers §8.4: "A moderator MUST NOT be able to
