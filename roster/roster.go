@@ -358,16 +358,22 @@ func (m *Module) cancelSubscriptions(ctx context.Context, user, contact jid.JID,
 // unsubscribe where the account was subscribed to it or had asked, and
 // unavailable from the account's available resources where it saw them.
 // These are delivered, not routed: the rosters already say none, and the
-// inbound rules would drop them as changing nothing.
+// inbound rules would drop them as changing nothing. So they are not
+// delivered to an owner who blocks the account (XEP-0191 §3.5), as the
+// Inbound hooks would have decided; the routed unavailable is dropped
+// there.
 func (m *Module) AccountRemoval(ctx context.Context, user jid.JID, released []store.Released) {
 	user = user.Bare()
 	for _, rel := range released {
 		owner, err := jid.Parse(rel.Owner)
-		if err != nil || !m.localAccount(owner) {
+		if err != nil {
 			continue
 		}
 		if rel.After.Contact != "" {
-			m.push(ctx, owner, itemElement(rel.After, false), rel.Version)
+			m.push(ctx, owner, itemElement(m.viewItem(ctx, owner, rel.After), false), rel.Version)
+		}
+		if m.deps.Blocks != nil && m.deps.Blocks(ctx, owner, user) {
+			continue
 		}
 		before := State{Sub: rel.Before.Subscription, PendingOut: rel.Before.Ask}
 		var tell []string
@@ -389,13 +395,6 @@ func (m *Module) AccountRemoval(ctx context.Context, user jid.JID, released []st
 			m.sendUnavailable(ctx, user, owner)
 		}
 	}
-}
-
-// localAccount reports whether j is an account of a local host (not a
-// service such as rooms): with no federation, stanzas to anything else
-// only come back as errors.
-func (m *Module) localAccount(j jid.JID) bool {
-	return j.Localpart() != "" && m.deps.Router.IsLocal(j.Domainpart()) && !m.deps.Router.IsComponent(j.Domainpart())
 }
 
 // push sends a roster push to every interested resource of the user

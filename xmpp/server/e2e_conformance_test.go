@@ -59,16 +59,25 @@ func TestUnsubscribeSendsUnavailable(t *testing.T) {
 // TestAccountRemovalCancelsSubscriptions covers XEP-0077 §3.2: removing an
 // account cancels its presence subscriptions. Its contacts see it go
 // offline and lose the subscription both ways (roster pushes), a pending
-// request to it is declined, and an
-// account registered later under the same name inherits nothing: it does
-// not see the old contacts' presence.
+// request to it is declined, a contact who blocks it gets the roster push
+// but no presence from it (XEP-0191 §3.5), and an account registered
+// later under the same name inherits nothing: it does not see the old
+// contacts' presence.
 func TestAccountRemovalCancelsSubscriptions(t *testing.T) {
 	s := servertest.Start(t)
 	alice := s.AddUser(t, "alice", prPassword)
 	bob := s.AddUser(t, "bob", prPassword)
 	carol := s.AddUser(t, "carol", prPassword)
 	dave := s.AddUser(t, "dave", prPassword)
+	erin := s.AddUser(t, "erin", prPassword)
 	prSubscribe(t, s, alice, bob, true)
+	prSubscribe(t, s, alice, erin, true)
+	// erin blocks alice, mutual subscription and all.
+	e := prLogin(t, s, erin, "e")
+	rsRoster(t, e)
+	rtOnline(t, e, 0)
+	rtSend(t, e, "<iq type='set' id='blk'><block xmlns='urn:xmpp:blocking'><item jid='alice@localhost'/></block></iq>")
+	e.Next(t, wait, servertest.Named("iq", "id", "blk"))
 	// dave pre-approves alice (RFC 6121 §3.4); alice never lists him.
 	d := prLogin(t, s, dave, "d")
 	rtOnline(t, d, 0)
@@ -91,6 +100,11 @@ func TestAccountRemovalCancelsSubscriptions(t *testing.T) {
 	a.Next(t, wait, servertest.Named("iq", "id", "rm"))
 	a.Closed(t, wait)
 	// Closed: the cancellations were routed before the IQ's answer.
+	blocked := prSync(t, e)
+	prNone(t, "presence from the removed account at erin, who blocks it", prFromAccount(blocked, "presence", alice))
+	if pushes := rsPushes(t, erin, blocked, "alice@localhost"); len(pushes) == 0 || rsPushItem(pushes[len(pushes)-1]).AttrValue("subscription") != "none" {
+		t.Fatalf("erin's pushes for alice: %v, want one to subscription none", pushes)
+	}
 	got := prSync(t, b)
 	prOne(t, "unavailable from the removed account", prFrom(got, "presence", "unavailable", a.JID.String()))
 	prOne(t, "unsubscribed", prFrom(got, "presence", "unsubscribed", "alice@localhost"))
