@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -46,12 +45,8 @@ func (a *Activities) Set(ctx context.Context, owner string, act Activity) error 
 	// drops, a restart) their writes share commits instead of paying one
 	// sync each.
 	err := a.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
-		users, err := bucket(tx, bucketUsers)
-		if err != nil {
+		if ok, err := accountExists(tx, owner); err != nil || !ok {
 			return err
-		}
-		if local, host, ok := strings.Cut(owner, "@"); !ok || users.Get(userKey(host, local)) == nil {
-			return nil
 		}
 		b, err := bucket(tx, bucketActivity)
 		if err != nil {

@@ -75,7 +75,25 @@
 // as given: callers normalise them (RFC 7622) first.
 //
 // Users.Delete removes, in the same transaction, every per-account record
-// of the other sub-stores (owner = local@host).
+// of the other sub-stores (owner = local@host). It also releases what
+// other owners keep about the account (releaseContacts): their roster
+// items for it get subscription none, no pending request and no
+// pre-approval, and their pending requests from it go; it returns what
+// changed (Released), for a running server to tell them. Those items need
+// not have a counterpart in the account's own roster (a pre-approval), so
+// it scans the roster and sub_requests buckets whole, comparing key
+// suffixes, while it holds the single writer: proportional to every
+// roster on the server, which an account deletion (rare) can afford and a
+// reverse index would cost on every roster write.
+//
+// A session of the account may still be bound for a moment after the
+// delete (the server answers the removal, then closes it). Activities.Set
+// and SubRequests.Put check that the owner is an account (accountExists)
+// inside their transaction: they are written when a session ends and by
+// another user's request, which that moment cannot stop. Roster, offline,
+// blocklist and archive writes do not check: the account's own sessions
+// would have to write in that moment, and a check there would cost every
+// write.
 //
 // # Shared commits
 //

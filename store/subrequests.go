@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -56,11 +55,9 @@ func (s *SubRequests) Put(ctx context.Context, owner string, req SubRequest) err
 	prefix := lp(owner)
 	key := append(bytes.Clone(prefix), req.From...)
 	err := s.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
-		users, err := bucket(tx, bucketUsers)
-		if err != nil {
+		if ok, err := accountExists(tx, owner); err != nil {
 			return err
-		}
-		if local, host, ok := strings.Cut(owner, "@"); !ok || users.Get(userKey(host, local)) == nil {
+		} else if !ok {
 			return refuse(ErrNotFound)
 		}
 		b, err := bucket(tx, bucketSubRequests)

@@ -7,7 +7,9 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -300,15 +302,6 @@ type Released struct {
 // §3.4, or a roster edited while the other side was not told). Deleting
 // an account is rare; the scan compares key suffixes only.
 func releaseContacts(tx *bbolt.Tx, owner string) ([]Released, error) {
-	byOwner := map[string]*Released{}
-	get := func(o string) *Released {
-		r := byOwner[o]
-		if r == nil {
-			r = &Released{Owner: o}
-			byOwner[o] = r
-		}
-		return r
-	}
 	suffix := []byte(owner)
 	// ownerOf returns the owner of a key lp(owner) ‖ contact whose
 	// contact is the deleted account, or "".
@@ -322,6 +315,9 @@ func releaseContacts(tx *bbolt.Tx, owner string) ([]Released, error) {
 		}
 		return string(o)
 	}
+	// Every owner concerned, and whether its request from the account
+	// is dropped. Keys are collected before anything is written.
+	dropped := map[string]bool{}
 	items, err := bucket(tx, bucketRoster)
 	if err != nil {
 		return nil, err
@@ -329,54 +325,49 @@ func releaseContacts(tx *bbolt.Tx, owner string) ([]Released, error) {
 	c := items.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		if o := ownerOf(k); o != "" {
-			get(o)
+			dropped[o] = false
 		}
 	}
 	reqs, err := bucket(tx, bucketSubRequests)
 	if err != nil {
 		return nil, err
 	}
-	var dropped []string
 	c = reqs.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		if o := ownerOf(k); o != "" {
-			dropped = append(dropped, o)
+			dropped[o] = true
 		}
 	}
-	for _, o := range dropped {
-		if err := reqs.Delete(append(lp(o), owner...)); err != nil {
-			return nil, err
+	var out []Released
+	for _, o := range slices.Sorted(maps.Keys(dropped)) {
+		r := Released{Owner: o, RequestDropped: dropped[o]}
+		if r.RequestDropped {
+			if err := reqs.Delete(append(lp(o), owner...)); err != nil {
+				return nil, err
+			}
 		}
-		get(o).RequestDropped = true
-	}
-	out := make([]Released, 0, len(byOwner))
-	for o, r := range byOwner {
 		rt, err := openRosterTx(tx, o)
 		if err != nil {
 			return nil, err
 		}
-		var before RosterItem
 		after, ver, changed, err := rt.update(owner, func(item *RosterItem, exists bool) (UpdateOp, error) {
 			if !exists {
-				before = RosterItem{}
 				return UpdateKeep, nil
 			}
-			before = *item
+			r.Before = *item
 			item.Subscription, item.Ask, item.Approved = SubNone, false, false
 			return UpdatePut, nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("release %s: %w", o, err)
 		}
-		r.Before = before
 		if changed {
 			r.After, r.Version = after, ver
 		}
 		if changed || r.RequestDropped {
-			out = append(out, *r)
+			out = append(out, r)
 		}
 	}
-	slices.SortFunc(out, func(a, b Released) int { return cmp.Compare(a.Owner, b.Owner) })
 	return out, nil
 }
 
@@ -474,6 +465,17 @@ func (u *Users) Count(ctx context.Context, host string) (int, error) {
 		return 0, fmt.Errorf("store: count users of %q: %w", host, err)
 	}
 	return n, nil
+}
+
+// accountExists reports whether owner (local@host) is an account, inside
+// tx.
+func accountExists(tx *bbolt.Tx, owner string) (bool, error) {
+	users, err := bucket(tx, bucketUsers)
+	if err != nil {
+		return false, err
+	}
+	local, host, ok := strings.Cut(owner, "@")
+	return ok && users.Get(userKey(host, local)) != nil, nil
 }
 
 // userKey returns lp(host) ‖ local.
