@@ -201,20 +201,11 @@ func (m *Module) query(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, erro
 	if !own(st) {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
-	return m.QueryArchive(ctx, st.From.Bare(), st, time.Time{})
+	return m.queryArchive(ctx, st.From.Bare(), st, time.Time{}, nil)
 }
 
 // FormatID returns the opaque id clients see for an archive id.
 func (m *Module) FormatID(id uint64) string { return m.ids.Format(id) }
-
-// QueryArchive answers a XEP-0313 query st on the archive of owner: the
-// results are sent to the requester from owner, and the returned IQ result
-// carries <fin/>. The caller checks that the requester may read the
-// archive. Records before notBefore are not shown. A room's archive is
-// read with QueryRoomArchive.
-func (m *Module) QueryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanza, notBefore time.Time) (*xmpp.Stanza, error) {
-	return m.queryArchive(ctx, owner, st, notBefore, nil)
-}
 
 // RoomView is how a room's archive shows to one requester.
 type RoomView struct {
@@ -227,8 +218,9 @@ type RoomView struct {
 	RealJIDs bool
 }
 
-// QueryRoomArchive answers a XEP-0313 query st on a room's archive, as
-// QueryArchive does, shaping each forwarded message as XEP-0313 (1.1)
+// QueryRoomArchive answers a XEP-0313 query st on a room's archive
+// (queryArchive, records before view.NotBefore hidden; the caller checks
+// that the requester may read it), shaping each forwarded message as XEP-0313 (1.1)
 // §6.1.2 "MUC Archives" has it: no 'to' attribute; no muc#user <x/> but
 // the room's own, which, when view.RealJIDs, names the sender's real JID
 // (<x xmlns='…muc#user'><item jid='…'/></x>). The archive knows senders by
@@ -243,20 +235,11 @@ func (m *Module) QueryRoomArchive(ctx context.Context, room jid.JID, st *xmpp.St
 // QueryRoomArchive).
 func roomResult(r store.ArchiveRecord, msg *wire.Element, realJIDs bool) *wire.Element {
 	msg = msg.WithoutAttr("to")
-	for _, c := range msg.Children {
-		if c.Name == "x" && c.Space == NSMUCUser {
-			// Never the sender's own (a claim of a real JID): the
-			// room strips it before archiving, this is for records
-			// that have one all the same (XEP-0313 §8.4).
-			kept := make([]*wire.Element, 0, len(msg.Children))
-			for _, c := range msg.Children {
-				if c.Name != "x" || c.Space != NSMUCUser {
-					kept = append(kept, c)
-				}
-			}
-			msg = msg.WithChildren(msg.Text, kept...)
-			break
-		}
+	// Never the sender's own muc#user <x/> (a claim of a real JID): the
+	// room strips it before archiving, this is for records that have one
+	// all the same (XEP-0313 §8.4).
+	if slices.ContainsFunc(msg.Children, isMUCUserX) {
+		msg = msg.WithChildren(msg.Text, slices.DeleteFunc(slices.Clone(msg.Children), isMUCUserX)...)
 	}
 	if realJIDs && r.With != "" {
 		msg = msg.Append(wire.New("x", NSMUCUser).AddChild(
@@ -265,8 +248,14 @@ func roomResult(r store.ArchiveRecord, msg *wire.Element, realJIDs bool) *wire.E
 	return msg
 }
 
-// queryArchive is QueryArchive; shape, if not nil, rewrites each result's
-// message for the requester.
+func isMUCUserX(c *wire.Element) bool { return c.Name == "x" && c.Space == NSMUCUser }
+
+// queryArchive answers a XEP-0313 query st on the archive of owner (the
+// requester's own, or a room's): the results are sent to the requester
+// from owner, and the returned IQ result carries <fin/>. The caller checks
+// that the requester may read the archive. Records before notBefore are
+// not shown; shape, if not nil, rewrites each result's message for the
+// requester.
 func (m *Module) queryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanza, notBefore time.Time, shape func(store.ArchiveRecord, *wire.Element) *wire.Element) (*xmpp.Stanza, error) {
 	q := st.Payload()
 	pq, err := parseQuery(owner.String(), q, m.ids)
