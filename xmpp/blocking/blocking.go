@@ -304,9 +304,10 @@ func (m *Module) inbound(ctx context.Context, st *xmpp.Stanza) bool {
 	if !blocked(l, st.From) {
 		return false
 	}
-	if st.Kind == xmpp.KindPresence || st.Type == xmpp.TypeError || (st.Kind == xmpp.KindIQ && !st.IsIQRequest()) {
+	if st.Kind == xmpp.KindPresence {
 		return true
 	}
+	// Errors and IQ responses are dropped unanswered (ErrorReply).
 	if e := st.ErrorReply(xmpp.StanzaError(stanza.ServiceUnavailable, "")); e != nil {
 		m.router.Route(ctx, e)
 	}
@@ -347,14 +348,15 @@ func (m *Module) outbound(ctx context.Context, st *xmpp.Stanza) bool {
 	if st.Kind == xmpp.KindPresence {
 		return true
 	}
-	if st.Type == xmpp.TypeError || (st.Kind == xmpp.KindIQ && !st.IsIQRequest()) {
-		return true
-	}
 	// The application condition goes inside <error/>, of type cancel
-	// as in the example of §3.3: resending cannot help.
+	// as in the example of §3.3: resending cannot help. Errors and IQ
+	// responses are dropped unanswered (ErrorReplyApp returns nil).
 	se := xmpp.StanzaError(stanza.NotAcceptable, "")
 	se.Type = stanza.Cancel
 	reply := st.ErrorReplyApp(se, wire.New("blocked", NSErrors))
+	if reply == nil {
+		return true
+	}
 	// Straight to the sending session: routed, the error would come
 	// from the blocked entity and be dropped by inbound.
 	for _, r := range m.router.Sessions(st.From.Bare()) {
