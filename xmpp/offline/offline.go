@@ -91,13 +91,16 @@ func storable(el *wire.Element) (keep, silent bool) {
 	hasContent := false
 	for _, c := range el.Children {
 		switch {
-		case c.Space == NSHints && c.Name == "no-store":
-			return false, true
-		case c.Space == NSHints && c.Name == "no-permanent-store":
-			// Neither content nor its absence: the other children
+		case c.Space == NSHints:
+			switch c.Name {
+			case "no-store":
+				return false, true
+			case "store":
+				return true, false
+			}
+			// Any other hint (no-permanent-store, no-copy) is
+			// neither content nor its absence: the other children
 			// decide.
-		case c.Space == NSHints && c.Name == "store":
-			return true, false
 		case c.Space == NSChatStat, c.Space == "urn:xmpp:receipts", c.Space == "urn:xmpp:chat-markers:0",
 			c.Name == "thread" && c.Space == xmpp.NSClient:
 		default:

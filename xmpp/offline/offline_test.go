@@ -174,6 +174,7 @@ func TestStorable(t *testing.T) {
 		{"no-store with body", "<message type='chat' " + from + "><body>secret</body><no-store xmlns='urn:xmpp:hints'/></message>", true, false},
 		{"no-permanent-store with body", "<message type='chat' " + from + "><body>secret</body><no-permanent-store xmlns='urn:xmpp:hints'/></message>", true, true},
 		{"no-permanent-store on a chat state", "<message type='chat' " + from + "><no-permanent-store xmlns='urn:xmpp:hints'/><paused xmlns='http://jabber.org/protocol/chatstates'/></message>", true, false},
+		{"no-copy on a chat state", "<message type='chat' " + from + "><composing xmlns='http://jabber.org/protocol/chatstates'/><no-copy xmlns='urn:xmpp:hints'/></message>", true, false},
 		{"store hint on a chat state", "<message type='chat' " + from + "><gone xmlns='http://jabber.org/protocol/chatstates'/><store xmlns='urn:xmpp:hints'/></message>", true, true},
 		{"presence", "<presence " + from + "/>", false, false},
 	}
