@@ -11,6 +11,10 @@
 // Concurrency: the session table is a map of users under an RWMutex; each
 // user publishes an immutable snapshot of its resources through an
 // atomic.Pointer, so delivery reads take no per-user lock. Lock order:
-// Router.mu before user.mu; nothing else is held while calling into a
-// session (Deliver never blocks).
+// Router.mu before user.mu before a session's own lock. Sessions are
+// called with no router lock held, except one: broadcastPresence delivers
+// the presence of a user's other resources to a new one under user.mu,
+// so that an offline change cannot overtake it. That relies on
+// xmpp.Session's contract: Deliver never blocks and never calls back into
+// the router.
 package router
