@@ -118,12 +118,6 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 
 func owner(j jid.JID) string { return j.Bare().String() }
 
-// own reports whether a roster IQ concerns the sender's own roster
-// (RFC 6121 §2.1.5: no 'to', or the user's bare JID).
-func own(st *xmpp.Stanza) bool {
-	return xmpp.IsZero(st.To) || st.To.Equal(st.From.Bare())
-}
-
 // itemElement renders a roster item (RFC 6121 §2.1.2).
 func itemElement(it store.RosterItem, remove bool) *wire.Element {
 	e := wire.New("item", NS, wire.Attr{Name: "jid", Value: it.Contact})
@@ -153,7 +147,7 @@ func ver(v uint64) string { return strconv.FormatUint(v, 10) }
 // an up-to-date version gets an empty result, a known older one the
 // changes as pushes, anything else the full roster.
 func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	if !own(st) {
+	if !st.ToOwnAccount() {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	o := owner(st.From)
@@ -208,7 +202,7 @@ func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 // set handles a roster set (RFC 6121 §2.3, removal §2.5) with the error
 // cases of §2.3.3 and §2.5.3.
 func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	if !own(st) {
+	if !st.ToOwnAccount() {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	q := st.Payload()

@@ -252,6 +252,11 @@ func (s *Stanza) HasHint(names ...string) bool {
 // Payload returns the first child element (the IQ payload) or nil.
 func (s *Stanza) Payload() *wire.Element { return s.El.FirstChild() }
 
+// ToOwnAccount reports whether s, sent by a user, is addressed to that
+// user's own account: no 'to', or the sender's bare JID (RFC 6121 §2.1.5,
+// and the other requests a server answers on the user's behalf).
+func (s *Stanza) ToOwnAccount() bool { return IsZero(s.To) || s.To.Equal(s.From.Bare()) }
+
 // IsIQRequest reports whether s is an IQ get or set.
 func (s *Stanza) IsIQRequest() bool {
 	return s.Kind == KindIQ && (s.Type == TypeGet || s.Type == TypeSet)

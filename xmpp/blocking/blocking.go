@@ -116,8 +116,6 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	return nil
 }
 
-func own(st *xmpp.Stanza) bool { return xmpp.IsZero(st.To) || st.To.Equal(st.From.Bare()) }
-
 // list returns the owner's blocklist, loading it once.
 func (m *Module) list(ctx context.Context, owner string) ([]string, error) {
 	m.mu.RLock()
@@ -184,7 +182,7 @@ func blocked(items []string, j jid.JID) bool {
 }
 
 func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	if !own(st) {
+	if !st.ToOwnAccount() {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	l, err := m.list(ctx, st.From.Bare().String())
@@ -203,7 +201,7 @@ func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 
 func (m *Module) change(block bool) xmpp.IQHandler {
 	return func(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-		if !own(st) {
+		if !st.ToOwnAccount() {
 			return nil, xmpp.StanzaError(stanza.Forbidden, "")
 		}
 		owner := st.From.Bare().String()

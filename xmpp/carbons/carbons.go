@@ -87,7 +87,7 @@ func (m *Module) set(full jid.JID, on bool) {
 // session only.
 func (m *Module) toggle(on bool) xmpp.IQHandler {
 	return func(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-		if !xmpp.IsZero(st.To) && !st.To.Equal(st.From.Bare()) && st.To.Localpart() != "" {
+		if !st.ToOwnAccount() && st.To.Localpart() != "" {
 			return nil, xmpp.StanzaError(stanza.Forbidden, "")
 		}
 		m.set(st.From, on)

@@ -18,12 +18,9 @@ import (
 	"switchboard/xmpp/wire"
 )
 
-// own reports whether an IQ concerns the sender's own archive.
-func own(st *xmpp.Stanza) bool { return xmpp.IsZero(st.To) || st.To.Equal(st.From.Bare()) }
-
 // form answers a form request (XEP-0313 §5.3 and §7 extended fields).
 func (m *Module) form(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	if !own(st) {
+	if !st.ToOwnAccount() {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	x := wire.New("x", NSData, wire.Attr{Name: "type", Value: "form"}).AddChild(
@@ -198,7 +195,7 @@ func parseQuery(owner string, q *wire.Element, ids IDCodec) (parsedQuery, error)
 // query answers an archive query (XEP-0313 §4): the results as messages,
 // then the IQ result with <fin/>.
 func (m *Module) query(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	if !own(st) {
+	if !st.ToOwnAccount() {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	return m.queryArchive(ctx, st.From.Bare(), st, time.Time{}, nil)
@@ -335,7 +332,7 @@ func (m *Module) queryArchive(ctx context.Context, owner jid.JID, st *xmpp.Stanz
 // metadata answers XEP-0313 §7.1 archive metadata: the first and last
 // message of the archive.
 func (m *Module) metadata(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	if !own(st) {
+	if !st.ToOwnAccount() {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	owner := st.From.Bare().String()
@@ -390,7 +387,7 @@ func prefsElement(p Prefs) *wire.Element {
 
 // getPrefs answers XEP-0313 §6.1 preferences.
 func (m *Module) getPrefs(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	if !own(st) {
+	if !st.ToOwnAccount() {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	return st.Result(prefsElement(m.loadPrefs(ctx, st.From.Bare()))), nil
@@ -398,7 +395,7 @@ func (m *Module) getPrefs(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, e
 
 // setPrefs stores preferences and answers with them (§6.1).
 func (m *Module) setPrefs(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	if !own(st) {
+	if !st.ToOwnAccount() {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	q := st.Payload()
@@ -440,7 +437,7 @@ func (m *Module) setPrefs(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, e
 // unread-more='true' beyond it. A room with no message yet is ordered by
 // when the user entered it and has no last-id.
 func (m *Module) conversations(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	if !own(st) {
+	if !st.ToOwnAccount() {
 		return nil, xmpp.StanzaError(stanza.Forbidden, "")
 	}
 	limit := DefaultPage

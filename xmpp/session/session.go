@@ -25,7 +25,7 @@ func (Module) Name() string { return "session" }
 func (m Module) Register(reg *xmpp.Registry, _ *xmpp.Hooks) error {
 	return reg.HandleIQ(m.Name(), xmpp.TargetHost|xmpp.TargetAccount, xmpp.TypeSet, xmpp.NSSession, "session",
 		func(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-			if !xmpp.IsZero(st.To) && st.To.Localpart() != "" && !st.To.Equal(st.From.Bare()) {
+			if !st.ToOwnAccount() && st.To.Localpart() != "" {
 				// Another user's account: not a session of theirs.
 				return nil, xmpp.StanzaError(stanza.ServiceUnavailable, "")
 			}
