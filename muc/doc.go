@@ -26,8 +26,7 @@
 // 'to', and the senders' real JIDs for whoever may see them: XEP-0313
 // §6.1.2), history on join (maxchars, maxstanzas, seconds, since)
 // carrying those stanza ids, the subject (sent on joining with a <delay/>
-// of when it was set and, while the room's goroutine knows it, the
-// setter's occupant id; a subject with a body or a thread is no subject
+// of when it was set and the setter's occupant id; a subject with a body or a thread is no subject
 // change, §8.1), private messages, IQs between occupants forwarded to the
 // real JID without revealing either side (§17.4; vCard requests to the
 // bare JID), mediated invitations and their declines (§7.8.2),

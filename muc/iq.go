@@ -362,7 +362,7 @@ func (r *room) applyAccess(ctx context.Context) {
 		occ.aff = r.affiliation(occ.bare)
 		if occ.aff == affNone {
 			for _, s := range append([]jid.JID(nil), occ.sessions...) {
-				r.leave(ctx, occ, s, []string{"322"})
+				r.leave(ctx, occ, s, []string{"322"}, nil)
 			}
 		}
 	}
@@ -381,11 +381,10 @@ func (r *room) destroy(ctx context.Context, d *wire.Element) {
 		x := wire.New("x", NSUser).AddChild(
 			wire.New("item", NSUser, wire.Attr{Name: "affiliation", Value: affNone}, wire.Attr{Name: "role", Value: roleNone}),
 			dest)
-		// XEP-0421 §4: the occupant id goes on every presence the
-		// room sends, this last one included.
-		id := wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: occ.id})
+		// presenceOf: with the occupant id, which XEP-0421 §4 puts on
+		// every presence the room sends, this last one included.
 		for _, s := range occ.sessions {
-			r.send(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.nickJID(occ.nick), s, x, id))
+			r.send(ctx, r.presenceOf(occ, xmpp.TypeUnavailable, s, occ, x))
 		}
 	}
 	if err := r.svc.deps.Rooms.Delete(ctx, r.jid.String()); err != nil && r.data.Persistent {
@@ -462,6 +461,13 @@ func (r *room) admin(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 			op.extra = append(op.extra, wire.New("reason", NSUser).SetText(reason))
 		}
 		ops = append(ops, op)
+	}
+	next := r.data
+	next.Affiliations = plan.affs
+	if err := next.Validate(); err != nil {
+		// What the store refuses (too many affiliations, a JID too
+		// long): applied, every later save of the room would fail.
+		return nil, xmpp.StanzaError(stanza.NotAcceptable, err.Error())
 	}
 	for _, op := range ops {
 		if !r.exists {
@@ -635,8 +641,8 @@ func (r *room) checkAdminItem(it *wire.Element, actor jid.JID, actorAff, actorRo
 		}
 		a := r.affiliationIn(plan.affs, occ.bare)
 		plan.affOf[occ] = a
-		if a == affOutcast || (r.data.MembersOnly && a == affNone) {
-			plan.gone[occ] = true // see affiliationChanged
+		if r.removalCode(a) != "" {
+			plan.gone[occ] = true
 		}
 	}
 	return adminOp{key: key, jid: j, aff: aff}, nil
@@ -649,11 +655,11 @@ func (r *room) applyAdmin(ctx context.Context, op adminOp) {
 		case roleNone:
 			// §8.2 kick: status 307.
 			for _, s := range append([]jid.JID(nil), op.target.sessions...) {
-				r.leave(ctx, op.target, s, []string{"307"}, op.extra...)
+				r.leave(ctx, op.target, s, []string{"307"}, nil, op.extra...)
 			}
 		default:
 			op.target.role = op.role
-			r.broadcastPresence(ctx, op.target, "", nil, nil)
+			r.broadcastPresence(ctx, op.target, "", nil, nil, nil)
 		}
 		return
 	}
@@ -681,17 +687,27 @@ func (r *room) applyAdmin(ctx context.Context, op adminOp) {
 // into the status of those who leave (an actor, a reason).
 func (r *room) affiliationChanged(ctx context.Context, occ *occupant, extra ...*wire.Element) {
 	occ.aff = r.affiliation(occ.bare)
-	switch {
-	case occ.aff == affOutcast:
+	if code := r.removalCode(occ.aff); code != "" {
 		for _, s := range append([]jid.JID(nil), occ.sessions...) {
-			r.leave(ctx, occ, s, []string{"301"}, extra...)
+			r.leave(ctx, occ, s, []string{code}, nil, extra...)
 		}
-	case r.data.MembersOnly && occ.aff == affNone:
-		for _, s := range append([]jid.JID(nil), occ.sessions...) {
-			r.leave(ctx, occ, s, []string{"321"}, extra...)
-		}
-	default:
-		occ.role = r.defaultRole(occ.aff)
-		r.broadcastPresence(ctx, occ, "", nil, nil)
+		return
 	}
+	occ.role = r.defaultRole(occ.aff)
+	r.broadcastPresence(ctx, occ, "", nil, nil, nil)
+}
+
+// removalCode is the status code with which an occupant whose affiliation
+// becomes aff leaves the room, "" if it stays: 301 when banned (§9.1),
+// 321 when no longer a member of a members-only room (§9.4). The checks
+// of an admin set (checkAdminItem) and their application
+// (affiliationChanged) both ask it.
+func (r *room) removalCode(aff string) string {
+	switch {
+	case aff == affOutcast:
+		return "301"
+	case r.data.MembersOnly && aff == affNone:
+		return "321"
+	}
+	return ""
 }

@@ -21,7 +21,7 @@ func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 		// occupant (a groupchat message from room/nick, a private
 		// message) shows a ghost: it is removed with 333 (§11.1).
 		if o := r.sender(st.From); o != nil && deliveryFailed(st) {
-			r.leave(ctx, o, st.From, []string{"333"})
+			r.leave(ctx, o, st.From, []string{"333"}, nil)
 		}
 		return
 	}
@@ -68,7 +68,7 @@ func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 			return
 		}
 		next := r.data
-		next.Subject, next.SubjectBy, next.SubjectSet = subj.Text, o.nick, time.Now()
+		next.Subject, next.SubjectBy, next.SubjectByJID, next.SubjectSet = subj.Text, o.nick, o.bare.String(), time.Now()
 		if err := next.Validate(); err != nil {
 			// What the store refuses (a subject too long): accepted
 			// here, every later save of the room would fail.
@@ -76,7 +76,6 @@ func (r *room) message(ctx context.Context, st *xmpp.Stanza) {
 			return
 		}
 		r.data = next
-		r.subjectByID = o.id
 		r.save(ctx)
 	}
 	r.broadcastMessage(ctx, o, st)
@@ -219,6 +218,11 @@ func (r *room) invite(ctx context.Context, st *xmpp.Stanza, o *occupant, x *wire
 		if r.data.MembersOnly && r.affiliation(to) == affNone {
 			if o.aff != affOwner && o.aff != affAdmin {
 				r.fail(ctx, st, xmpp.StanzaError(stanza.Forbidden, "only admins may invite new members"))
+				return
+			}
+			if len(r.data.Affiliations) >= store.MaxRoomAffiliations {
+				// Granted, every later save of the room would fail.
+				r.fail(ctx, st, xmpp.StanzaError(stanza.ResourceConstraint, "this room has too many members"))
 				return
 			}
 			r.data.Affiliations[to.Bare().String()] = affMember

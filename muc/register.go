@@ -104,7 +104,7 @@ func (r *room) register(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, err
 		if o.nick != nick && r.occupants[nick] == nil {
 			r.rename(ctx, o, nick, nil, []string{"210"})
 		} else if becameMember {
-			r.broadcastPresence(ctx, o, "", nil, nil)
+			r.broadcastPresence(ctx, o, "", nil, nil, nil)
 		}
 	}
 	return st.Result(nil), nil

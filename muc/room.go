@@ -52,9 +52,6 @@ type occupant struct {
 	// voiceAsked is when the occupant last asked for voice (§7.13),
 	// to bound how often moderators are asked.
 	voiceAsked time.Time
-	// exitStatus is the <status/> of the unavailable presence the
-	// occupant leaves with (§7.14), set while exit announces it.
-	exitStatus []*wire.Element
 }
 
 func (o *occupant) hasSession(j jid.JID) bool {
@@ -94,10 +91,6 @@ type room struct {
 	// occupant who invited it, so that a decline goes back to the
 	// inviter only (§7.8.2); at most maxInvitations.
 	invited map[string]string
-	// subjectByID is the XEP-0421 occupant id of whoever set the
-	// subject, "" when unknown: the store keeps the setter's nick only,
-	// so it is known from the change until the goroutine stops.
-	subjectByID string
 }
 
 // item is what a room's inbox carries: a stanza, an admin operation run
@@ -325,27 +318,27 @@ func (o *occupant) sessionJID(_ *occupant) jid.JID {
 	return o.bare
 }
 
-// presenceOf builds o's presence for one session of a recipient.
-func (r *room) presenceOf(o *occupant, typ string, to jid.JID, recipient *occupant, x *wire.Element) *xmpp.Stanza {
+// presenceOf builds o's presence for one session of a recipient; status
+// is the <status/> of an exit (§7.14), for unavailable presence.
+func (r *room) presenceOf(o *occupant, typ string, to jid.JID, recipient *occupant, x *wire.Element, status ...*wire.Element) *xmpp.Stanza {
 	var children []*wire.Element
-	switch {
-	case o.presence != nil && typ == "":
+	if o.presence != nil && typ == "" {
 		for _, c := range o.presence.El.Children {
 			if c.Space == NS || c.Space == NSUser || c.Space == NSOccupant {
 				continue
 			}
 			children = append(children, c)
 		}
-	case typ == xmpp.TypeUnavailable:
-		children = append(children, o.exitStatus...)
 	}
+	children = append(children, status...)
 	children = append(children, x, wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: o.id}))
 	return xmpp.Build(xmpp.KindPresence, typ, "", r.nickJID(o.nick), to, children...)
 }
 
 // broadcastPresence sends o's presence to every occupant (self-presence
-// gets status 110 and the extra self codes).
-func (r *room) broadcastPresence(ctx context.Context, o *occupant, typ string, codes, selfCodes []string, extra ...*wire.Element) {
+// gets status 110 and the extra self codes); extra goes in the item,
+// status (an exit's) in the presence.
+func (r *room) broadcastPresence(ctx context.Context, o *occupant, typ string, codes, selfCodes []string, status []*wire.Element, extra ...*wire.Element) {
 	for _, rec := range r.occupants {
 		cs := codes
 		if rec == o {
@@ -354,7 +347,7 @@ func (r *room) broadcastPresence(ctx context.Context, o *occupant, typ string, c
 		}
 		x := itemChildren(r.userX(o, rec, cs...), extra)
 		for _, s := range rec.sessions {
-			r.send(ctx, r.presenceOf(o, typ, s, rec, x))
+			r.send(ctx, r.presenceOf(o, typ, s, rec, x, status...))
 		}
 	}
 }
@@ -373,7 +366,7 @@ func (r *room) presence(ctx context.Context, st *xmpp.Stanza) {
 		if cur != nil {
 			// §18.1: an error bounced from an occupant removes it,
 			// with 333 (removed because of an error, §11.1).
-			r.leave(ctx, cur, st.From, []string{"333"})
+			r.leave(ctx, cur, st.From, []string{"333"}, nil)
 		}
 	case st.Type != "":
 		// Subscriptions and probes to rooms carry no meaning.
@@ -400,7 +393,7 @@ func (r *room) presence(ctx context.Context, st *xmpp.Stanza) {
 			r.resync(ctx, cur, st.From, join)
 			return
 		}
-		r.broadcastPresence(ctx, cur, "", nil, nil)
+		r.broadcastPresence(ctx, cur, "", nil, nil, nil)
 	}
 }
 
@@ -493,7 +486,7 @@ func (r *room) join(ctx context.Context, st *xmpp.Stanza, nick string) {
 		// Another session of the same occupant: only it learns.
 		r.send(ctx, r.presenceOf(o, "", user, o, r.userX(o, o, append([]string{"110"}, self...)...)))
 	} else {
-		r.broadcastPresence(ctx, o, "", nil, self)
+		r.broadcastPresence(ctx, o, "", nil, self, nil)
 	}
 	r.sendHistory(ctx, user, join)
 	r.sendSubject(ctx, user)
@@ -555,8 +548,8 @@ func (r *room) sendSubject(ctx context.Context, to jid.JID) {
 	from := r.jid
 	if r.data.SubjectBy != "" {
 		from = r.nickJID(r.data.SubjectBy)
-		if r.subjectByID != "" {
-			children = append(children, wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: r.subjectByID}))
+		if setter, err := jid.Parse(r.data.SubjectByJID); err == nil && r.data.SubjectByJID != "" {
+			children = append(children, wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: r.occupantID(setter)}))
 		}
 	}
 	if !r.data.SubjectSet.IsZero() {
@@ -583,18 +576,19 @@ func itemChildren(x *wire.Element, children []*wire.Element) *wire.Element {
 // its custom exit message, the <status/> it may carry, goes with the
 // unavailable presence the others get (§17.3 rule 11).
 func (r *room) exit(ctx context.Context, o *occupant, st *xmpp.Stanza) {
+	var status []*wire.Element
 	for _, c := range st.El.Children {
 		if c.Name == "status" && c.Space == xmpp.NSClient {
-			o.exitStatus = append(o.exitStatus, c)
+			status = append(status, c)
 		}
 	}
-	r.leave(ctx, o, st.From, nil)
-	o.exitStatus = nil
+	r.leave(ctx, o, st.From, nil, status)
 }
 
 // leave removes one session of an occupant; codes and extra (children of
-// the item) describe why (kicked, banned, ...).
-func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []string, extra ...*wire.Element) {
+// the item) describe why (kicked, banned, ...), status is the occupant's
+// own exit message (exit).
+func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []string, status []*wire.Element, extra ...*wire.Element) {
 	delete(r.byJID, session.String())
 	rest, addrs := o.sessions[:0], o.addrs[:0]
 	for i, s := range o.sessions {
@@ -605,14 +599,14 @@ func (r *room) leave(ctx context.Context, o *occupant, session jid.JID, codes []
 	o.sessions, o.addrs = rest, addrs
 	if len(o.sessions) > 0 {
 		x := itemChildren(r.userX(o, o, append([]string{"110"}, codes...)...), extra)
-		r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, session, o, x))
+		r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, session, o, x, status...))
 		return
 	}
 	// Unavailable to everyone, the leaver included (110 to self).
 	o.role = roleNone
-	r.broadcastPresence(ctx, o, xmpp.TypeUnavailable, codes, nil, extra...)
+	r.broadcastPresence(ctx, o, xmpp.TypeUnavailable, codes, nil, status, extra...)
 	x := itemChildren(r.userX(o, o, append([]string{"110"}, codes...)...), extra)
-	r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, session, o, x))
+	r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, session, o, x, status...))
 	delete(r.occupants, o.nick)
 	if len(r.occupants) == 0 && !r.data.Persistent {
 		// §10.9: a temporary room ends with its last occupant.
@@ -629,7 +623,6 @@ func (r *room) end() {
 	r.unlock()
 	r.publicTemp.Store(false)
 	r.iqs, r.invited = nil, nil
-	r.subjectByID = ""
 }
 
 // changeNick renames an occupant (§7.6): unavailable with 303 and the new
@@ -679,7 +672,7 @@ func (r *room) rename(ctx context.Context, o *occupant, nick string, st *xmpp.St
 	for _, a := range o.addrs {
 		r.byJID[a] = nick
 	}
-	r.broadcastPresence(ctx, o, "", nil, selfCodes)
+	r.broadcastPresence(ctx, o, "", nil, selfCodes, nil)
 }
 
 // blankNick reports whether a nick is made of spaces only (RFC 7622's
@@ -737,9 +730,8 @@ func (r *room) shutdown(ctx context.Context) {
 		wire.New("item", NSUser, wire.Attr{Name: "affiliation", Value: affNone}, wire.Attr{Name: "role", Value: roleNone}),
 		statusEl("110"), statusEl("332"))
 	for _, o := range r.occupants {
-		id := wire.New("occupant-id", NSOccupant, wire.Attr{Name: "id", Value: o.id}) // XEP-0421 §4
 		for _, s := range o.sessions {
-			r.send(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", r.nickJID(o.nick), s, x, id))
+			r.send(ctx, r.presenceOf(o, xmpp.TypeUnavailable, s, o, x)) // with the occupant id (XEP-0421 §4)
 		}
 	}
 	r.occupants = map[string]*occupant{}

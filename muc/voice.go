@@ -108,5 +108,5 @@ func (r *room) approveVoice(ctx context.Context, st *xmpp.Stanza, mod *occupant,
 		return // granted meanwhile
 	}
 	target.role = roleParticipant
-	r.broadcastPresence(ctx, target, "", nil, nil)
+	r.broadcastPresence(ctx, target, "", nil, nil, nil)
 }

@@ -11,8 +11,12 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// roomCodecV1 is the first byte of every value in rooms.
-const roomCodecV1 = 1
+// The first byte of every value in rooms: the codec version. Version 2
+// adds SubjectByJID at the end; version 1 records are still read.
+const (
+	roomCodecV1 = 1
+	roomCodecV2 = 2
+)
 
 // Room kinds (Room.Kind).
 const (
@@ -84,11 +88,12 @@ type Room struct {
 	// default.
 	HistoryLength int
 
-	// Subject is the room subject; SubjectBy the nick that set it and
-	// SubjectSet when (zero if never set). Stored with microsecond
-	// precision, read back in UTC.
-	Subject, SubjectBy string
-	SubjectSet         time.Time
+	// Subject is the room subject; SubjectBy the nick that set it,
+	// SubjectByJID that occupant's bare JID (for its XEP-0421 occupant
+	// id; empty if unknown) and SubjectSet when (zero if never set).
+	// SubjectSet is stored with microsecond precision, read back in UTC.
+	Subject, SubjectBy, SubjectByJID string
+	SubjectSet                       time.Time
 
 	// Affiliations maps a bare JID, or a domain, to one of the
 	// Affiliation constants. Empty maps read back as nil.
@@ -172,6 +177,7 @@ func (r Room) Validate() error {
 		{"subject nick", r.SubjectBy, MaxRoomNameLen},
 		{"issue key", r.IssueKey, MaxRoomNameLen},
 		{"creator", r.Creator, maxJID},
+		{"subject setter", r.SubjectByJID, maxJID},
 	} {
 		if len(f.s) > f.max {
 			return fmt.Errorf("room %s of %d bytes exceeds %d: %w", f.what, len(f.s), f.max, ErrInvalid)
@@ -463,7 +469,7 @@ func encodeRoomChecked(room Room) ([]byte, error) {
 // encodeRoom appends the value encoding of a validated room (everything
 // but JID, which is the key):
 //
-//	byte     codec version (1)
+//	byte     codec version (2; 1 lacks SubjectByJID)
 //	byte     Kind: 1 room, 2 company, 3 issue
 //	byte     WhoIs: 1 moderators, 2 anyone
 //	byte     flags: 0x01 Public, 0x02 Persistent, 0x04 MembersOnly,
@@ -484,6 +490,7 @@ func encodeRoomChecked(room Room) ([]byte, error) {
 //	bytes    IssueKey
 //	varint   Created, Unix microseconds
 //	bytes    Creator
+//	bytes    SubjectByJID (version 2)
 //
 // Maps are written sorted by key, so equal rooms encode to equal bytes.
 func encodeRoom(dst []byte, room Room) []byte {
@@ -506,7 +513,7 @@ func encodeRoom(dst []byte, room Room) []byte {
 			flags |= f.bit
 		}
 	}
-	dst = append(dst, roomCodecV1, kind, whois, flags)
+	dst = append(dst, roomCodecV2, kind, whois, flags)
 	dst = appendString(dst, room.Name)
 	dst = appendString(dst, room.Description)
 	dst = appendString(dst, room.Password)
@@ -533,7 +540,8 @@ func encodeRoom(dst []byte, room Room) []byte {
 
 	dst = appendString(dst, room.IssueKey)
 	dst = appendVarint(dst, room.Created.UnixMicro())
-	return appendString(dst, room.Creator)
+	dst = appendString(dst, room.Creator)
+	return appendString(dst, room.SubjectByJID)
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -553,7 +561,8 @@ func decodeRoom(v []byte) (Room, error) {
 		return Room{}, fmt.Errorf("%w: room record of %d bytes", ErrCorrupt, len(v))
 	}
 	d := decoder{buf: v}
-	if ver := d.byte(); d.err == nil && ver != roomCodecV1 {
+	ver := d.byte()
+	if d.err == nil && ver != roomCodecV1 && ver != roomCodecV2 {
 		return Room{}, fmt.Errorf("%w: room codec version %d unknown", ErrCorrupt, ver)
 	}
 	var room Room
@@ -627,6 +636,9 @@ func decodeRoom(v []byte) (Room, error) {
 	room.IssueKey = d.string()
 	created := d.varint()
 	room.Creator = d.string()
+	if ver == roomCodecV2 {
+		room.SubjectByJID = d.string()
+	}
 	if err := d.done(); err != nil {
 		return Room{}, fmt.Errorf("room: %w", err)
 	}

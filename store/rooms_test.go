@@ -33,6 +33,7 @@ func fullRoom(jid string) Room {
 		HistoryLength:             20,
 		Subject:                   "Fix by Friday",
 		SubjectBy:                 "juliet",
+		SubjectByJID:              "juliet@example.org",
 		SubjectSet:                codecTime.Add(time.Hour),
 		Affiliations: map[string]string{
 			"juliet@example.org": AffiliationOwner,
@@ -424,6 +425,12 @@ func TestRoomCodec(t *testing.T) {
 	if _, err := decodeRoom(valid); err != nil {
 		t.Fatalf("hand-built record: %v", err)
 	}
+	// Version 2 adds the subject setter's JID at the end; version 1
+	// records (valid) are still read.
+	v2 := appendString(append([]byte{roomCodecV2}, valid[1:]...), "juliet@example.org")
+	if got, err := decodeRoom(v2); err != nil || got.SubjectByJID != "juliet@example.org" {
+		t.Fatalf("version 2 record: %+v, %v", got, err)
+	}
 	affs := func(pairs ...string) []byte {
 		b := appendUvarint(nil, uint64(len(pairs)/2))
 		for i := 0; i < len(pairs); i += 2 {
@@ -433,18 +440,19 @@ func TestRoomCodec(t *testing.T) {
 		return append(append(b, 0, 0), end...) // no nicks, no access
 	}
 	for name, rec := range map[string][]byte{
-		"unknown version":      append([]byte{2}, valid[1:]...),
-		"kind 0":               room(0, 1, append([]byte{0, 0, 0}, end...)...),
-		"kind 4":               room(4, 1, append([]byte{0, 0, 0}, end...)...),
-		"whois 0":              room(1, 0, append([]byte{0, 0, 0}, end...)...),
-		"whois 3":              room(1, 3, append([]byte{0, 0, 0}, end...)...),
-		"affiliation 0":        room(1, 1, affs("a@x", "\x00")...),
-		"affiliation 5":        room(1, 1, affs("a@x", "\x05")...),
-		"affiliations unorder": room(1, 1, affs("b@x", "\x01", "a@x", "\x01")...),
-		"affiliations dup":     room(1, 1, affs("a@x", "\x01", "a@x", "\x02")...),
-		"empty affiliated JID": room(1, 1, affs("", "\x01")...),
-		"count beyond input":   room(1, 1, append(appendUvarint(nil, 1000), end...)...),
-		"count beyond limit":   room(1, 1, append(appendUvarint(nil, MaxRoomAffiliations+1), bytes.Repeat([]byte{0}, MaxRoomAffiliations+10)...)...),
+		"unknown version":       append([]byte{3}, valid[1:]...),
+		"kind 0":                room(0, 1, append([]byte{0, 0, 0}, end...)...),
+		"kind 4":                room(4, 1, append([]byte{0, 0, 0}, end...)...),
+		"whois 0":               room(1, 0, append([]byte{0, 0, 0}, end...)...),
+		"whois 3":               room(1, 3, append([]byte{0, 0, 0}, end...)...),
+		"affiliation 0":         room(1, 1, affs("a@x", "\x00")...),
+		"affiliation 5":         room(1, 1, affs("a@x", "\x05")...),
+		"affiliations unorder":  room(1, 1, affs("b@x", "\x01", "a@x", "\x01")...),
+		"affiliations dup":      room(1, 1, affs("a@x", "\x01", "a@x", "\x02")...),
+		"empty affiliated JID":  room(1, 1, affs("", "\x01")...),
+		"count beyond input":    room(1, 1, append(appendUvarint(nil, 1000), end...)...),
+		"count beyond limit":    room(1, 1, append(appendUvarint(nil, MaxRoomAffiliations+1), bytes.Repeat([]byte{0}, MaxRoomAffiliations+10)...)...),
+		"v2 without the setter": append([]byte{roomCodecV2}, valid[1:]...),
 	} {
 		if _, err := decodeRoom(rec); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: decode = %v, want ErrCorrupt", name, err)
@@ -459,9 +467,27 @@ func FuzzRoomCodec(f *testing.F) {
 	f.Add(encodeRoom(nil, minimalRoom("")))
 	f.Add(encodeRoom(nil, Room{Kind: RoomKindCompany, WhoIs: RoomWhoIsAnyone, Nicks: map[string]string{"a@b": "a"}}))
 	f.Add([]byte{roomCodecV1, 1, 1, 0})
+	f.Add([]byte{roomCodecV2, 1, 1, 0})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fuzzCodec(t, data, decodeRoom, encodeRoom)
+		if len(data) == 0 || data[0] != roomCodecV1 {
+			fuzzCodec(t, data, decodeRoom, encodeRoom)
+			return
+		}
+		// A version 1 record is written back as version 2, the same
+		// room with no subject setter.
+		v, err := decodeRoom(data)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("decode error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		v2 := encodeRoom(nil, v)
+		fuzzCodec(t, v2, decodeRoom, encodeRoom)
+		if again, err := decodeRoom(v2); err != nil || !reflect.DeepEqual(again, v) || v.SubjectByJID != "" {
+			t.Fatalf("version 1 %+v read back from version 2 as %+v, %v", v, again, err)
+		}
 	})
 }
 

@@ -463,8 +463,8 @@ func TestMUCServiceShutdown(t *testing.T) {
 		occ string
 	}{{alice, room + "/Alice"}, {bob, room + "/Bob"}} {
 		p := tc.c.Next(t, mcWait, mcPresence(tc.occ, "unavailable"))
-		if st := mcStatuses(p); !slices.Contains(st, "332") || !slices.Contains(st, "110") {
-			t.Fatalf("%s: removal at shutdown: %s", tc.c.JID, p)
+		if st := mcStatuses(p); !slices.Contains(st, "332") || !slices.Contains(st, "110") || p.Child("occupant-id", mcNSOccID) == nil {
+			t.Fatalf("%s: removal at shutdown without 332, 110 or the occupant id (XEP-0421 §4): %s", tc.c.JID, p)
 		}
 	}
 }
