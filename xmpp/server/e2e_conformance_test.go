@@ -172,7 +172,6 @@ func TestBlockedRequestNotRedelivered(t *testing.T) {
 // carries that record's stanza-id; a stanza-id the client forged for its
 // own archive reaches no copy, the sent carbon included (XEP-0359 §3).
 func TestMAMNoteToSelf(t *testing.T) {
-	const nsCarbons = "urn:xmpp:carbons:2"
 	s := servertest.Start(t)
 	alice := s.AddUser(t, "alice", mtPassword)
 	desk := mtOnline(t, s, alice, "desk")
@@ -180,7 +179,7 @@ func TestMAMNoteToSelf(t *testing.T) {
 	low := mtOnline(t, s, alice, "low")
 	mtSend(t, low, "<presence><priority>-1</priority></presence>")
 	mtSync(t, low)
-	mtResult(t, low, "<iq type='set' id='%s'><enable xmlns='"+nsCarbons+"'/></iq>")
+	mtResult(t, low, "<iq type='set' id='%s'><enable xmlns='"+ftNSCarbons+"'/></iq>")
 
 	id := mtMessage(t, desk, "chat", "alice@localhost",
 		"<body>buy milk</body><stanza-id xmlns='"+mtNSSID+"' by='alice@localhost' id='forged'/>")

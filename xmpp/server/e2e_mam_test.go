@@ -237,7 +237,6 @@ func mtStanzaID(t testing.TB, el *wire.Element, by string) string {
 	return ids[0]
 }
 
-// mtError returns the defined condition of an error stanza.
 // mtCommandError reports whether el is an error with the defined condition
 // cond and the XEP-0050 §4.4 application condition app.
 func mtCommandError(el *wire.Element, cond, app string) bool {
@@ -245,6 +244,7 @@ func mtCommandError(el *wire.Element, cond, app string) bool {
 	return mtError(el) == cond && e.Child(app, mtNSCommands) != nil
 }
 
+// mtError returns the defined condition of an error stanza.
 func mtError(el *wire.Element) string {
 	if el.AttrValue("type") != "error" {
 		return ""
@@ -1636,15 +1636,14 @@ func TestMAMRestart(t *testing.T) {
 // message it carries.
 func mtSentCarbon(t testing.TB, c *servertest.Client, id string) *wire.Element {
 	t.Helper()
-	const nsCarbons = "urn:xmpp:carbons:2"
 	e := c.Next(t, mtWait, func(e *wire.Element) bool {
-		sent := e.Child("sent", nsCarbons)
+		sent := e.Child("sent", ftNSCarbons)
 		return e.Name == "message" && sent != nil && sent.Child("forwarded", mtNSForward).Child("message", mtNSClient).AttrValue("id") == id
 	})
 	if account := c.JID.Bare().String(); e.AttrValue("from") != account || e.AttrValue("to") != c.JID.String() {
 		t.Errorf("carbon from %q to %q, want from %s to %s", e.AttrValue("from"), e.AttrValue("to"), account, c.JID)
 	}
-	return e.Child("sent", nsCarbons).Child("forwarded", mtNSForward).Child("message", mtNSClient)
+	return e.Child("sent", ftNSCarbons).Child("forwarded", mtNSForward).Child("message", mtNSClient)
 }
 
 // TestMAMSentCarbonStanzaID covers XEP-0280 <sent/> copies with XEP-0359:
@@ -1656,7 +1655,6 @@ func mtSentCarbon(t testing.TB, c *servertest.Client, id string) *wire.Element {
 // archive, is neither archived nor copied; a sent message the archive
 // does not keep is copied without a stanza-id.
 func TestMAMSentCarbonStanzaID(t *testing.T) {
-	const nsCarbons = "urn:xmpp:carbons:2"
 	s := servertest.Start(t)
 	alice := s.AddUser(t, "alice", mtPassword)
 	bob := s.AddUser(t, "bob", mtPassword)
@@ -1664,16 +1662,11 @@ func TestMAMSentCarbonStanzaID(t *testing.T) {
 	desk := mtOnline(t, s, alice, "desk")
 	phone := mtOnline(t, s, alice, "phone")
 	b := mtOnline(t, s, bob, "pc")
-	mtResult(t, phone, "<iq type='set' id='%s'><enable xmlns='"+nsCarbons+"'/></iq>")
+	mtResult(t, phone, "<iq type='set' id='%s'><enable xmlns='"+ftNSCarbons+"'/></iq>")
 	mtSetPrefs(t, desk, mtPrefs{def: "always", never: []string{carol.String()}})
 
-	sentCopy := func(id string) *wire.Element {
-		t.Helper()
-		return mtSentCarbon(t, phone, id)
-	}
-
 	id := mtChat(t, desk, bob.String(), "hello from the desk")
-	fwd := sentCopy(id)
+	fwd := mtSentCarbon(t, phone, id)
 	sid := mtStanzaID(t, fwd, alice.String())
 	delivered := mtReceive(t, b, id)
 	if got := mtStanzaIDs(delivered, alice.String()); len(got) != 0 {
@@ -1690,7 +1683,7 @@ func TestMAMSentCarbonStanzaID(t *testing.T) {
 	// A stanza-id the client claims for its own archive is dropped.
 	forged := mtMessage(t, desk, "chat", bob.String(),
 		"<body>forged</body><stanza-id xmlns='"+mtNSSID+"' by='"+alice.String()+"' id='made-up'/>")
-	fwd = sentCopy(forged)
+	fwd = mtSentCarbon(t, phone, forged)
 	sid2 := mtStanzaID(t, fwd, alice.String())
 	if sid2 == "made-up" || sid2 == sid {
 		t.Errorf("carbon of the forged message carries stanza-id %q", sid2)
@@ -1706,13 +1699,13 @@ func TestMAMSentCarbonStanzaID(t *testing.T) {
 		{bob.String(), "<composing xmlns='" + mtNSChatStates + "'/>"},
 	} {
 		id := mtMessage(t, desk, "chat", tc.to, tc.inner)
-		if got := mtStanzaIDs(sentCopy(id), alice.String()); len(got) != 0 {
+		if got := mtStanzaIDs(mtSentCarbon(t, phone, id), alice.String()); len(got) != 0 {
 			t.Errorf("carbon of an unarchived message %s carries stanza-ids %v", tc.inner, got)
 		}
 	}
 	// The sending resource gets no copy of its own messages.
 	for _, e := range mtSync(t, desk) {
-		if e.Child("sent", nsCarbons) != nil {
+		if e.Child("sent", ftNSCarbons) != nil {
 			t.Errorf("the sender got a carbon of its own message: %s", e)
 		}
 	}
@@ -1725,24 +1718,21 @@ func TestMAMSentCarbonStanzaID(t *testing.T) {
 // not in the recipient's archive (XEP-0313 §7.1), and a message the user
 // could not send to someone they block is not in their archive.
 func TestMAMCarbonsAndBlocking(t *testing.T) {
-	const (
-		nsCarbons  = "urn:xmpp:carbons:2"
-		nsBlocking = "urn:xmpp:blocking"
-	)
+	const nsBlocking = "urn:xmpp:blocking"
 	s := servertest.Start(t)
 	alice := s.AddUser(t, "alice", mtPassword)
 	bob := s.AddUser(t, "bob", mtPassword)
 	desk := mtOnline(t, s, alice, "desk")
 	phone := mtOnline(t, s, alice, "phone")
 	b := mtOnline(t, s, bob, "pc")
-	mtResult(t, desk, "<iq type='set' id='%s'><enable xmlns='"+nsCarbons+"'/></iq>")
+	mtResult(t, desk, "<iq type='set' id='%s'><enable xmlns='"+ftNSCarbons+"'/></iq>")
 
 	id := mtChat(t, b, phone.JID.String(), "just the phone")
 	sid := mtStanzaID(t, mtReceive(t, phone, id), alice.String())
 	carbon := desk.Next(t, mtWait, func(e *wire.Element) bool {
-		return e.Name == "message" && e.Child("received", nsCarbons) != nil
+		return e.Name == "message" && e.Child("received", ftNSCarbons) != nil
 	})
-	fwd := carbon.Child("received", nsCarbons).Child("forwarded", mtNSForward).Child("message", mtNSClient)
+	fwd := carbon.Child("received", ftNSCarbons).Child("forwarded", mtNSForward).Child("message", mtNSClient)
 	if fwd == nil || fwd.AttrValue("id") != id {
 		t.Fatalf("carbon copy %s, want message %s", carbon, id)
 	}

@@ -15,30 +15,6 @@ import (
 // for something that must arrive is bounded by mcWait, and the absence of
 // something is checked up to a barrier through the room's actor.
 
-// mccArchive queries room's archive (XEP-0313) as c and returns the
-// forwarded messages in order.
-func mccArchive(t testing.TB, c *servertest.Client, room string) []*wire.Element {
-	t.Helper()
-	qid := mcID("q")
-	res, before := mcOK(t, c, room, "set", "<query xmlns='"+mcNSMAM+"' queryid='"+qid+"'/>")
-	if fin := res.Child("fin", mcNSMAM); fin == nil || fin.AttrValue("complete") != "true" {
-		t.Fatalf("%s: MAM answer: %s", c.JID, res)
-	}
-	var out []*wire.Element
-	for _, e := range before {
-		r := e.Child("result", mcNSMAM)
-		if e.Name != "message" || r == nil || r.AttrValue("queryid") != qid {
-			continue
-		}
-		m := r.Child("forwarded", mcNSForward).Child("message", "")
-		if m == nil {
-			t.Fatalf("%s: MAM result without a message: %s", c.JID, e)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // mccRealJIDs are the jid attributes of the muc#user items of m.
 func mccRealJIDs(m *wire.Element) []string {
 	var out []string
@@ -67,14 +43,6 @@ func mccOccupantID(t testing.TB, e *wire.Element) string {
 		return ids[0].AttrValue("id")
 	}
 	t.Fatalf("%d occupant ids: %s", len(ids), e)
-	return ""
-}
-
-// mccErrorType is the type attribute of the <error/> of e.
-func mccErrorType(e *wire.Element) string {
-	if er := e.Child("error", ""); er != nil {
-		return er.AttrValue("type")
-	}
 	return ""
 }
 
@@ -154,11 +122,12 @@ func TestMUCSpecArchiveRealJIDs(t *testing.T) {
 				tc.setup(t)
 			}
 			want := map[string]string{tc.room + "/Alice": "alice@localhost", tc.room + "/Bob": "bob@localhost"}
-			msgs := mccArchive(t, tc.who, tc.room)
-			if len(msgs) != 2 {
-				t.Fatalf("%d archived messages, want 2: %v", len(msgs), msgs)
+			page := mtRun(t, tc.who, mtQuery{to: tc.room})
+			if len(page.results) != 2 || !page.complete {
+				t.Fatalf("%d archived messages (complete %v), want 2: %v", len(page.results), page.complete, page.results)
 			}
-			for _, m := range msgs {
+			for i := range page.results {
+				m := page.forwarded(i)
 				if to, ok := m.Attr("to"); ok {
 					t.Errorf("forwarded message has to=%q (XEP-0313 §6.1.2: MUST NOT): %s", to, m)
 				}
@@ -232,7 +201,7 @@ func TestMUCSpecAdminAtomic(t *testing.T) {
 		}, "item-not-found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if e := mcFail(t, tc.actor, room, "set", mccAdmin(tc.items...), tc.cond); mccErrorType(e) == "" {
+			if e := mcFail(t, tc.actor, room, "set", mccAdmin(tc.items...), tc.cond); rtErrorType(e) == "" {
 				t.Fatalf("error without a type: %s", e)
 			}
 			// Nobody's presence changed: no announcement up to the
@@ -316,8 +285,8 @@ func TestMUCSpecRevokeVoice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			item := mcAdminItem("", "nick", tc.nick, "role", tc.role)
 			if tc.cond != "" {
-				if e := mcFail(t, tc.actor, room, "set", item, tc.cond); mccErrorType(e) != "cancel" {
-					t.Fatalf("error type %q, want cancel: %s", mccErrorType(e), e)
+				if e := mcFail(t, tc.actor, room, "set", item, tc.cond); rtErrorType(e) != "cancel" {
+					t.Fatalf("error type %q, want cancel: %s", rtErrorType(e), e)
 				}
 				mcNoneBefore(t, alice, room, mcPresence(room+"/"+tc.nick, ""), "a refused change was announced")
 				return
@@ -511,7 +480,7 @@ func TestMUCSpecRoomFull(t *testing.T) {
 	room := mcRoom("full")
 	mcCreate(t, alice, room, "Alice", "muc#roomconfig_maxusers", "1")
 	p := mccPresenceAnswer(t, bob, room, "Bob", "<x xmlns='"+mcNS+"'/>")
-	if p.AttrValue("type") != "error" || mcCond(p) != "service-unavailable" || mccErrorType(p) != "wait" {
+	if p.AttrValue("type") != "error" || mcCond(p) != "service-unavailable" || rtErrorType(p) != "wait" {
 		t.Fatalf("join of a full room answered %s, want service-unavailable of type wait", p)
 	}
 	mcOK(t, alice, room, "set", mcAdminItem("", "jid", "carol@localhost", "affiliation", "admin"))

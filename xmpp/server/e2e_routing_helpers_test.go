@@ -66,6 +66,12 @@ func rtCheck(t testing.TB, el *wire.Element, w rtWant) {
 	}
 }
 
+// rtErrorType is the type of el's stanza error (rtStanzaError).
+func rtErrorType(el *wire.Element) string {
+	typ, _ := rtStanzaError(el)
+	return typ
+}
+
 // rtStanzaError returns the type and defined condition of el's
 // <error/> child (RFC 6120 §8.3.2).
 func rtStanzaError(el *wire.Element) (typ, cond string) {
