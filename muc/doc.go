@@ -1,5 +1,5 @@
 // Package muc is the multi-user chat service: XEP-0045 Multi-User Chat
-// (1.34) rooms at conference.<domain>, and issue chats at issues.<domain>
+// (1.35.5) rooms at conference.<domain>, and issue chats at issues.<domain>
 // whose room names are issue keys (TEST-123) and whose archive is the
 // issue's comment log.
 //
@@ -22,7 +22,7 @@
 // session already joined answered as a full synchronisation (§17.1),
 // groupchat messages reflected with their ids (muc#stable_id, on the
 // service and its rooms) and archived in the room's XEP-0313 archive with
-// XEP-0359 stanza ids and XEP-0421 occupant ids (the results carry no
+// XEP-0359 stanza ids and XEP-0421 (1.0.1) occupant ids (the results carry no
 // 'to', and the senders' real JIDs for whoever may see them: XEP-0313
 // §6.1.2), history on join (maxchars, maxstanzas, seconds, since)
 // carrying those stanza ids, the subject (sent on joining with a <delay/>

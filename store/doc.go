@@ -209,7 +209,7 @@
 // are times like archive ids (max(time in µs, previous id + 1)), so a
 // listing since a time starts with one seek.
 //
-// # Rooms (XEP-0045 1.34)
+// # Rooms (XEP-0045 1.35.5)
 //
 // Rooms keeps persistent multi-user chat rooms, keyed like users by
 // service domain then localpart: the room JID "lobby@conference.example.org"

@@ -32,7 +32,7 @@
 //   - RFC 6121 (XMPP IM): roster get and pushes §2, subscription
 //     handshakes §3, initial presence §4.
 //   - XEP-0077 In-Band Registration 2.4 (account creation, --register).
-//   - XEP-0045 Multi-User Chat 1.34: join with <history maxstanzas='0'/>,
+//   - XEP-0045 Multi-User Chat 1.35.5: join with <history maxstanzas='0'/>,
 //     instant room creation §10.1.2.
 //   - XEP-0199 XMPP Ping 2.0.1: server pings are answered.
 //

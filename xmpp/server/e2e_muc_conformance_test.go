@@ -10,8 +10,8 @@ import (
 	"switchboard/xmpp/wire"
 )
 
-// Conformance of rooms to XEP-0045 (1.35), XEP-0313 (1.1) and XEP-0421
-// (1.0) over real sockets, on the helpers of e2e_muc_test.go: each wait
+// Conformance of rooms to XEP-0045 (1.35.5), XEP-0313 (1.1.3) and
+// XEP-0421 (1.0.1) over real sockets, on the helpers of e2e_muc_test.go: each wait
 // for something that must arrive is bounded by mcWait, and the absence of
 // something is checked up to a barrier through the room's actor.
 
