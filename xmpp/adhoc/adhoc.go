@@ -3,7 +3,7 @@
 // node http://jabber.org/protocol/commands of the server), and execution —
 // a first request returns the command's data form and opens a session, a
 // submission runs it and completes with a note. Sessions are bounded per
-// requester and in all, expire, and answer misuse with the §4.4
+// account and in all, expire, and answer misuse with the §4.4
 // application conditions. The commands themselves are data that modules
 // add to the registry (xmpp.Command).
 package adhoc
@@ -52,9 +52,9 @@ type Module struct {
 // session is an open multi-stage command: who opened it, for which node,
 // and when.
 type session struct {
-	requester, node string
-	user            jid.JID // the requester's account
-	opened          time.Time
+	requester jid.JID // the full JID
+	node      string
+	opened    time.Time
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -94,10 +94,10 @@ func (m *Module) list(ctx context.Context, st *xmpp.Stanza) []xmpp.DiscoItem {
 	return out
 }
 
-func reply(st *xmpp.Stanza, node, session, status string, children ...*wire.Element) *xmpp.Stanza {
+func reply(st *xmpp.Stanza, node, id, status string, children ...*wire.Element) *xmpp.Stanza {
 	c := wire.New("command", xmpp.NSCommands,
 		wire.Attr{Name: "node", Value: node},
-		wire.Attr{Name: "sessionid", Value: session},
+		wire.Attr{Name: "sessionid", Value: id},
 		wire.Attr{Name: "status", Value: status})
 	c.Children = children
 	return st.Result(c)
@@ -137,7 +137,7 @@ func (m *Module) execute(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, er
 	// asked for again keeps it, and its id (clients check that it
 	// stays), and so does a submission the command refuses, which can
 	// be corrected and sent again.
-	run := x != nil && x.AttrValue("type") == "submit" || cmd.Form == nil
+	run := cmd.Form == nil || (x != nil && x.AttrValue("type") == "submit")
 	if id != "" {
 		// A stage of an open session: it must be the requester's own,
 		// for this node, and not expired (XEP-0050 §4.4: bad-sessionid,
@@ -192,7 +192,7 @@ func newSessionID() string {
 
 // open records a new session of node for st's sender and returns its id.
 func (m *Module) open(st *xmpp.Stanza, node string) string {
-	requester, user := st.From.String(), st.From.Bare()
+	user := st.From.Bare()
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -205,7 +205,7 @@ func (m *Module) open(st *xmpp.Stanza, node string) string {
 		if oldest == "" || s.opened.Before(m.sessions[oldest].opened) {
 			oldest = id
 		}
-		if s.user.Equal(user) {
+		if s.requester.Bare().Equal(user) {
 			n++
 			if mine == "" || s.opened.Before(m.sessions[mine].opened) {
 				mine = id
@@ -219,20 +219,20 @@ func (m *Module) open(st *xmpp.Stanza, node string) string {
 		delete(m.sessions, oldest)
 	}
 	id := newSessionID()
-	m.sessions[id] = session{requester: requester, user: user, node: node, opened: now}
+	m.sessions[id] = session{requester: st.From, node: node, opened: now}
 	return id
 }
 
 // use checks that st, a stage on node, may use session id, and ends the
-// session if final. A stage that asks for the form again renews the
-// session's lifetime. It returns the error reply when st may not use the
+// session if final (a cancel); any other stage renews its lifetime (a
+// submission that runs ends it after, in execute). It returns the error reply when st may not use the
 // session; a cancel of an expired session is no error (a client cancels
 // when its dialog closes, however late).
 func (m *Module) use(st *xmpp.Stanza, id, node string, final bool) *xmpp.Stanza {
 	now := m.now()
 	m.mu.Lock()
 	s, ok := m.sessions[id]
-	ok = ok && s.requester == st.From.String() && s.node == node
+	ok = ok && s.requester.Equal(st.From) && s.node == node
 	expired := ok && now.Sub(s.opened) > SessionLifetime
 	switch {
 	case ok && (final || expired):

@@ -147,8 +147,7 @@ func TestSessionsPerUser(t *testing.T) {
 func TestSessionsBounded(t *testing.T) {
 	m, now := testModule(t)
 	for i := range MaxSessions {
-		m.sessions[fmt.Sprint(i)] = session{requester: fmt.Sprintf("u%d@localhost/r", i), user: jid.MustParse(fmt.Sprintf("u%d@localhost", i)),
-			node: "cmd", opened: now.Add(time.Duration(i) * time.Millisecond)}
+		m.sessions[fmt.Sprint(i)] = session{requester: jid.MustParse(fmt.Sprintf("u%d@localhost/r", i)), node: "cmd", opened: now.Add(time.Duration(i) * time.Millisecond)}
 	}
 	*now = now.Add(time.Second)
 	if status, _, app := stage(t, m, "alice@localhost/desk", "", false); status != "executing" {
