@@ -331,8 +331,9 @@ var (
 	// command, a malformed address or time, a password or presence the
 	// server refuses): 400.
 	ErrInvalid = errors.New("invalid request")
-	// ErrNotRecorded: the command was done, but could not be recorded
-	// in the audit log: a 500 that says so (not to be repeated as if
+	// ErrNotRecorded: the command's audit-log write failed, whether the
+	// command itself was done (doneNotRecorded) or failed too
+	// (NotRecordedError): a 500 that says so (not to be repeated as if
 	// nothing had happened).
 	ErrNotRecorded = errors.New("done, but not recorded in the audit log")
 )
@@ -341,8 +342,9 @@ var (
 func status(err error) int {
 	switch {
 	case errors.Is(err, ErrNotRecorded):
-		// Done but not recorded is the server's own failure, whatever
-		// else failed with it (an export cut short at shutdown).
+		// An audit-log write that failed is the server's own failure,
+		// whatever else failed with it (an export cut short at
+		// shutdown).
 		return http.StatusInternalServerError
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
@@ -403,7 +405,7 @@ func (h *Handler) fail(w http.ResponseWriter, req Request, admin jid.JID, err er
 	if code == http.StatusInternalServerError { // ServerFault
 		h.log.Error("admin API: command failed", "command", req.Command, "admin", admin.String(), "err", err)
 		msg = "internal error (the server's log has the details)"
-		if errors.Is(err, ErrNotRecorded) {
+		if doneNotRecorded(err) {
 			msg = ErrNotRecorded.Error() + " (the server's log has the details)"
 		}
 	}
