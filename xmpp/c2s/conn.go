@@ -154,10 +154,7 @@ func (c *conn) debug(msg string, args ...any) {
 // refuse answers a connection that is not admitted with a stream error.
 func (c *conn) refuse(cond, text string) {
 	_ = c.raw.SetDeadline(time.Now().Add(5 * time.Second))
-	var b []byte
-	b = c.appendHeader(b, c.srv.defaultHost(), "")
-	b = appendStreamError(b, cond, text)
-	b = append(b, "</stream:stream>"...)
+	b := appendStreamEnd(c.appendHeader(nil, c.srv.defaultHost(), ""), cond, text)
 	_, _ = c.raw.Write(b)
 	c.raw.Close()
 }
@@ -280,11 +277,7 @@ func (c *conn) finish(ctx context.Context, err error) {
 		if !c.headerSent {
 			b = c.appendHeader(b, c.srv.defaultHost(), "")
 		}
-		if cond != "" {
-			b = appendStreamError(b, cond, text)
-		}
-		b = append(b, "</stream:stream>"...)
-		_, _ = c.nc.Write(b)
+		_, _ = c.nc.Write(appendStreamEnd(b, cond, text))
 	}
 	c.nc.Close()
 }
@@ -487,10 +480,7 @@ func (c *conn) writer() {
 			batch[i] = nil
 		}
 		if closed && cond != "-" {
-			if cond != "" {
-				buf = appendStreamError(buf, cond, text)
-			}
-			buf = append(buf, "</stream:stream>"...)
+			buf = appendStreamEnd(buf, cond, text)
 		}
 		if len(buf) > 0 {
 			c.mu.Lock()
@@ -513,7 +503,7 @@ func (c *conn) writer() {
 		}
 		putBuffer(buf)
 		c.mu.Lock()
-		if c.spare == nil && cap(batch) <= 64 {
+		if c.spare == nil && cap(batch) <= maxSpareBatch {
 			c.spare = batch[:0]
 		}
 		c.mu.Unlock()
@@ -553,6 +543,19 @@ func (c *conn) appendHeader(b []byte, from, to string) []byte {
 	b = append(b, "' version='1.0' xml:lang='en'>"...)
 	c.headerSent = true
 	return b
+}
+
+// maxSpareBatch bounds the batch a writer keeps for reuse: one large
+// burst does not pin its array for the session's life.
+const maxSpareBatch = 64
+
+// appendStreamEnd appends the end of a stream: the stream error cond (none
+// if cond is "") and the closing tag.
+func appendStreamEnd(b []byte, cond, text string) []byte {
+	if cond != "" {
+		b = appendStreamError(b, cond, text)
+	}
+	return append(b, "</stream:stream>"...)
 }
 
 func appendStreamError(b []byte, cond, text string) []byte {

@@ -351,7 +351,7 @@ func TestDeferredSessionClosedDuringFlush(t *testing.T) {
 	expectRead(t, client, st.Bytes())
 	expectNothing(t, client, 30*time.Millisecond) // no writer started by Close
 	c.standInDone(rest)
-	readToEOF(t, client, append(appendStreamError(nil, "conflict", ""), "</stream:stream>"...))
+	readToEOF(t, client, appendStreamEnd(nil, "conflict", ""))
 	waitWriters(t, c, time.Second)
 }
 
