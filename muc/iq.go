@@ -450,7 +450,9 @@ func (r *room) admin(ctx context.Context, st *xmpp.Stanza, o *occupant) (*xmpp.S
 	}
 	ops := make([]adminOp, 0, len(items))
 	for _, it := range items {
-		op, err := r.checkAdminItem(it, st.From, actorAff, actorRole, &plan)
+		// The actor's own affiliation as the items before leave it: an
+		// owner who steps down does the rest as what they become.
+		op, err := r.checkAdminItem(it, st.From, r.affiliationIn(plan.affs, st.From), actorRole, &plan)
 		if err != nil {
 			return nil, err
 		}

@@ -244,6 +244,29 @@ func TestMUCSpecAdminAtomic(t *testing.T) {
 	})
 }
 
+// TestMUCSpecAdminActorStepsDown: within one muc#admin set, each item is
+// checked with the actor's affiliation as the items before leave it. An
+// owner who makes herself a member cannot go on to name an admin in the
+// same request, and nothing of it is applied (§9.2).
+func TestMUCSpecAdminActorStepsDown(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t)
+	cl := mcUsers(t, s, "alice", "bob")
+	alice, bob := cl[0], cl[1]
+	room := mcRoom("stepdown")
+	mcCreate(t, alice, room, "Alice")
+	mcOK(t, alice, room, "set", mccAdmin("jid='bob@localhost' affiliation='owner'"))
+	mcFail(t, alice, room, "set", mccAdmin(
+		"jid='alice@localhost' affiliation='member'",
+		"jid='carol@localhost' affiliation='admin'"), "forbidden")
+	if got := mcAffiliations(t, bob, room, "owner"); !slices.Equal(got, []string{"alice@localhost", "bob@localhost"}) {
+		t.Errorf("owners %v after a refused request, want alice and bob", got)
+	}
+	if got := mcAffiliations(t, bob, room, "admin"); len(got) != 0 {
+		t.Errorf("admins %v after a refused request, want none", got)
+	}
+}
+
 // TestMUCSpecRevokeVoice covers §8.4: "A moderator MUST NOT be able to
 // revoke voice from a user whose affiliation is at or above the
 // moderator's level", nor anyone an admin's or owner's; the error is
