@@ -638,8 +638,8 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 	u.mu.Lock()
 	old := u.snapshot()
 	next := make([]*resource, len(old))
-	found, initial := false, false
-	var self *resource
+	initial := false
+	var self *resource // the sender's resource, nil if not bound
 	for i, res := range old {
 		if res.name == st.From.Resourcepart() {
 			initial = available && !res.available
@@ -651,7 +651,6 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 				c.presence = nil
 			}
 			res = &c
-			found = true
 			self = res
 		}
 		next[i] = res
@@ -675,7 +674,7 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 		}
 	}
 	u.mu.Unlock()
-	if !found {
+	if self == nil {
 		return
 	}
 	r.broadcastOwn(ctx, st.From, st)
