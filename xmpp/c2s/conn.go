@@ -73,6 +73,7 @@ type conn struct {
 	headerSent bool
 
 	directTLS     bool
+	framed        bool    // the caller's transport (a WebSocket): no STARTTLS
 	registrations int     // XEP-0077 attempts that reached the registrar
 	full          jid.JID // set once at bind, before the writer starts
 	fullStr       string  // full as a string, set with it
@@ -111,7 +112,19 @@ type conn struct {
 
 var _ xmpp.Session = (*conn)(nil)
 
-func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
+// transport says what a connection's stream runs on.
+type transport struct {
+	// directTLS: a TCP connection whose TLS handshake comes first
+	// (XEP-0368).
+	directTLS bool
+	// framed: a transport set up by the caller, such as a WebSocket
+	// (RFC 7395), secure when state is set; STARTTLS is not offered on
+	// it ("Use of TLS": TLS is the transport's).
+	framed bool
+	state  *tls.ConnectionState
+}
+
+func newConn(s *Server, nc net.Conn, t transport) *conn {
 	c := &conn{
 		srv: s,
 		id:  s.nextID.Add(1),
@@ -121,7 +134,10 @@ func newConn(s *Server, nc net.Conn, directTLS bool) *conn {
 	c.in = &limitedReader{conn: c, rate: s.opts.Limits.RateBytesPerSecond, burst: s.opts.Limits.RateBurstBytes}
 	c.in.tokens = float64(c.in.burst)
 	c.dec = wire.NewDecoder(c.in, wire.Limits{MaxStanza: s.opts.Limits.MaxStanzaSize, ReadBuffer: readBuffer})
-	c.directTLS = directTLS
+	c.directTLS, c.framed = t.directTLS, t.framed
+	if t.state != nil {
+		c.secure, c.tlsState = true, t.state
+	}
 	return c
 }
 
@@ -660,7 +676,7 @@ func (c *conn) openStream() error {
 }
 
 func (c *conn) appendFeatures(b []byte) []byte {
-	tlsAvail := c.srv.opts.TLS != nil && !c.secure
+	tlsAvail := c.srv.opts.TLS != nil && !c.secure && !c.framed
 	switch {
 	case c.authed == "":
 		if tlsAvail {
@@ -719,7 +735,7 @@ func (c *conn) negotiate(ctx context.Context) error {
 		}
 		switch {
 		case el.Name == "starttls" && el.Space == xmpp.NSTLS:
-			if c.secure || c.srv.opts.TLS == nil || c.authed != "" {
+			if c.secure || c.framed || c.srv.opts.TLS == nil || c.authed != "" {
 				// RFC 6120 §5.4.2.2: the failure, then the stream's
 				// closing tag.
 				c.write([]byte("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))

@@ -22,6 +22,10 @@
 // to a fresh goroutine whose stack has not grown, which on plain TCP waits
 // for input without a read buffer.
 //
+// Serve accepts TCP connections; ServeConn serves a stream on a transport
+// set up elsewhere, such as a WebSocket (package ws, RFC 7395), which is
+// secure when TLS runs below it and never offers STARTTLS.
+//
 // Stream errors follow RFC 6120 §4.9: the server's stream header is always
 // sent before an error, and the stream is then closed.
 package c2s

@@ -87,7 +87,7 @@ func FuzzIngress(f *testing.F) {
 		}
 		nc := &memConn{in: io.MultiReader(strings.NewReader(in), bytes.NewReader(data))}
 		srv.errors.reset()
-		c := newConn(srv.Server, nc, false)
+		c := newConn(srv.Server, nc, transport{})
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -390,7 +390,7 @@ func TestIngressHarness(t *testing.T) {
 	in := `<message to='bob@localhost' id='m1'><body>hi</body></message>` +
 		`<iq type='get' id='i1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq></stream:stream>`
 	nc := &memConn{in: strings.NewReader(fuzzBound + in)}
-	runToEnd(t.Context(), newConn(srv.Server, nc, false))
+	runToEnd(t.Context(), newConn(srv.Server, nc, transport{}))
 	els, closed := checkOutput(t, []byte(in), nc.output())
 	if !closed {
 		t.Error("the stream was not closed")

@@ -171,8 +171,17 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 			return fmt.Errorf("c2s: accept: %w", err)
 		}
 		delay = 0
-		s.accept(nc, directTLS)
+		s.accept(nc, transport{directTLS: directTLS})
 	}
+}
+
+// ServeConn serves a client stream on nc, a transport the caller set up,
+// such as a WebSocket connection (package ws), and returns at once. The
+// stream is secure when state, the TLS state of the connection below nc,
+// is set; STARTTLS is not offered on it. The connection counts towards
+// the limits of its remote address as any other, and Shutdown closes it.
+func (s *Server) ServeConn(nc net.Conn, state *tls.ConnectionState) {
+	s.accept(nc, transport{framed: true, state: state})
 }
 
 func isTemporaryAccept(err error) bool {
@@ -185,7 +194,7 @@ func isTemporaryAccept(err error) bool {
 	return errors.As(err, &se) && se.Temporary()
 }
 
-func (s *Server) accept(nc net.Conn, directTLS bool) {
+func (s *Server) accept(nc net.Conn, t transport) {
 	ip := remoteIP(nc.RemoteAddr())
 	s.mu.Lock()
 	if s.closing {
@@ -197,7 +206,7 @@ func (s *Server) accept(nc net.Conn, directTLS bool) {
 	if !over {
 		s.perIP[ip]++
 	}
-	c := newConn(s, nc, directTLS)
+	c := newConn(s, nc, t)
 	if !over {
 		s.conns[c] = true
 	}

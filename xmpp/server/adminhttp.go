@@ -18,11 +18,14 @@ import (
 	"switchboard/xmpp"
 	"switchboard/xmpp/auth"
 	"switchboard/xmpp/httpapi"
+	"switchboard/xmpp/ws"
 )
 
-// startAdminHTTP serves the admin HTTP API (xmpp/httpapi) over TLS on ln:
-// the admin commands, run as the host admin who authenticated.
-func (s *Server) startAdminHTTP(ln net.Listener) (*http.Server, error) {
+// startHTTP serves the web features over TLS on ln: the admin HTTP API
+// (xmpp/httpapi; the admin commands, run as the host admin who
+// authenticated), client streams over WebSocket (xmpp/ws, RFC 7395) and
+// their XEP-0156 discovery.
+func (s *Server) startHTTP(ln net.Listener) (*http.Server, error) {
 	decoy, err := auth.Derive(rand.Text(), 0)
 	if err != nil {
 		return nil, fmt.Errorf("server: admin API: %w", err)
@@ -39,8 +42,19 @@ func (s *Server) startAdminHTTP(ln net.Listener) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	maxMessage := 0
+	if lim.MaxStanzaSize > 0 {
+		// The stream's own limit applies to what the message holds;
+		// this bounds what is buffered before it can.
+		maxMessage = lim.MaxStanzaSize + 1024
+	}
+	mux.Handle(ws.Path, ws.NewHandler(ws.Options{MaxMessage: maxMessage, Logger: s.log}, s.c2s.ServeConn))
+	mux.Handle("GET /.well-known/host-meta", ws.HostMeta())
+	mux.Handle("GET /.well-known/host-meta.json", ws.HostMeta())
 	hs := &http.Server{
-		Handler:           h,
+		Handler:           mux,
 		TLSConfig:         s.tls.Clone(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

@@ -365,7 +365,7 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("server: listen http on %s: %w", addr, err)
 		}
 		s.listeners["http"] = ln
-		if s.http, err = s.startAdminHTTP(ln); err != nil {
+		if s.http, err = s.startHTTP(ln); err != nil {
 			s.closeListenersLocked()
 			return err
 		}

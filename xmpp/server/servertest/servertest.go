@@ -23,6 +23,7 @@ import (
 	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/websocket"
 
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/server"
@@ -35,6 +36,7 @@ type Server struct {
 	Domain  string
 	C2S     string // STARTTLS listener address
 	C2STLS  string // direct TLS listener address
+	HTTP    string // HTTPS listener address (web features); "" unless configured
 	DataDir string
 	roots   *x509.CertPool
 }
@@ -93,6 +95,9 @@ func StartConfig(t testing.TB, cfg config.Config) *Server {
 	if a := srv.Addr("c2s_tls"); a != nil {
 		s.C2STLS = a.String()
 	}
+	if a := srv.Addr("http"); a != nil {
+		s.HTTP = a.String()
+	}
 	certFile, _, _ := cfg.CertFiles()
 	pemData, err := os.ReadFile(certFile)
 	if err != nil {
@@ -134,6 +139,10 @@ type ClientOptions struct {
 	// NoTLS authenticates over plain TCP without STARTTLS; the server
 	// must not require TLS (config TLS.RequireC2S = false).
 	NoTLS bool
+	// WebSocket connects over XMPP over WebSocket (RFC 7395) to the
+	// HTTPS listener (see WithHTTP), with mellium's RFC 7395 negotiator
+	// over golang.org/x/net/websocket.
+	WebSocket bool
 }
 
 // Client is a mellium client session with a reader of incoming elements.
@@ -156,7 +165,13 @@ func (s *Server) Login(ctx context.Context, user jid.JID, password string, o Cli
 	var err error
 	features := []mxmpp.StreamFeature{}
 	var state mxmpp.SessionState
+	var negotiator func(func(*mxmpp.Session, *mxmpp.StreamConfig) mxmpp.StreamConfig) mxmpp.Negotiator = mxmpp.NewNegotiator
 	switch {
+	case o.WebSocket:
+		conn, err = s.dialWebSocket(o.TLS)
+		// The stream is secure: TLS is the HTTPS connection's.
+		state = mxmpp.Secure
+		negotiator = websocket.Negotiator
 	case o.DirectTLS:
 		conn, err = tls.Dial("tcp", s.C2STLS, o.TLS)
 	case o.NoTLS:
@@ -187,7 +202,7 @@ func (s *Server) Login(ctx context.Context, user jid.JID, password string, o Cli
 	}
 	_ = conn.SetDeadline(dl)
 	sess, err := mxmpp.NewSession(context.Background(), origin.Domain(), origin, conn, state,
-		mxmpp.NewNegotiator(func(*mxmpp.Session, *mxmpp.StreamConfig) mxmpp.StreamConfig {
+		negotiator(func(*mxmpp.Session, *mxmpp.StreamConfig) mxmpp.StreamConfig {
 			return mxmpp.StreamConfig{Features: features}
 		}))
 	if err != nil {

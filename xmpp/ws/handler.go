@@ -1,0 +1,164 @@
+package ws
+
+import (
+	"crypto/sha1"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Path is where the endpoint is served, as Prosody and ejabberd do by
+// default.
+const Path = "/xmpp-websocket"
+
+// Subprotocol is the WebSocket subprotocol of XMPP (RFC 7395, "Handshake").
+const Subprotocol = "xmpp"
+
+// handshakeTimeout bounds the write of the handshake's response.
+const handshakeTimeout = 10 * time.Second
+
+// keyGUID is appended to the client's key for Sec-WebSocket-Accept (RFC
+// 6455 §4.2.2).
+const keyGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// Options configure a Handler.
+type Options struct {
+	// MaxMessage bounds a message's payload; more ends the stream with
+	// policy-violation and the connection with status 1009.
+	MaxMessage int
+	Logger     *slog.Logger
+}
+
+// Handler serves the WebSocket endpoint: it upgrades each request and
+// hands the connection to serve, with the TLS state of the HTTPS
+// connection it came on (nil over plain HTTP). serve returns at once; the
+// stream is served on its own goroutines.
+type Handler struct {
+	opts  Options
+	serve func(nc net.Conn, state *tls.ConnectionState)
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns a Handler.
+func NewHandler(opts Options, serve func(nc net.Conn, state *tls.ConnectionState)) *Handler {
+	if opts.MaxMessage <= 0 {
+		opts.MaxMessage = 256 << 10
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{opts: opts, serve: serve}
+}
+
+// ServeHTTP performs the opening handshake (RFC 6455 §4.2) and hands the
+// connection on. Origins are not checked: the stream authenticates in band
+// (SASL), not with cookies a page from another origin could use.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method != http.MethodGet:
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "XMPP over WebSocket: GET only", http.StatusMethodNotAllowed)
+		return
+	case r.ProtoMajor != 1 || !hasToken(r.Header, "Connection", "upgrade") || !hasToken(r.Header, "Upgrade", "websocket"):
+		// Not a WebSocket handshake (HTTP/2 has none: RFC 8441 is
+		// not offered).
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "XMPP over WebSocket (RFC 7395): upgrade to a WebSocket", http.StatusUpgradeRequired)
+		return
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		// §4.4: the versions we speak.
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "unsupported WebSocket version", http.StatusUpgradeRequired)
+		return
+	case !hasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol):
+		// RFC 7395, "Handshake": without the xmpp subprotocol there is
+		// no XMPP WebSocket connection.
+		http.Error(w, "the xmpp WebSocket subprotocol is required", http.StatusBadRequest)
+		return
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+		http.Error(w, "invalid Sec-WebSocket-Key", http.StatusBadRequest)
+		return
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		h.opts.Logger.Warn("websocket: hijack failed", "err", err)
+		http.Error(w, "cannot upgrade this connection", http.StatusInternalServerError)
+		return
+	}
+	sum := sha1.Sum([]byte(key + keyGUID))
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n" +
+		"Sec-WebSocket-Protocol: " + Subprotocol + "\r\n\r\n"
+	// The HTTP server's deadlines no longer apply: the stream sets its
+	// own.
+	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if _, err := nc.Write([]byte(resp)); err != nil {
+		nc.Close()
+		return
+	}
+	_ = nc.SetDeadline(time.Time{})
+	var state *tls.ConnectionState
+	if r.TLS != nil {
+		st := *r.TLS
+		state = &st
+	}
+	h.serve(NewConn(nc, brw.Reader, h.opts.MaxMessage), state)
+}
+
+// hasToken reports whether a comma-separated header field has token, in
+// any case (RFC 9110 §5.6.1).
+func hasToken(hd http.Header, field, token string) bool {
+	for _, v := range hd.Values(field) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// The link relation of the WebSocket endpoint (XEP-0156 §3).
+const relWebSocket = "urn:xmpp:alt-connections:websocket"
+
+// HostMeta serves XEP-0156 discovery of the endpoint at
+// /.well-known/host-meta (XRD) and /.well-known/host-meta.json (JRD), with
+// the URL the request came to (wss over HTTPS). Any origin may read them
+// (§3.2: CORS), as browser clients must.
+func HostMeta() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme := "ws"
+		if r.TLS != nil {
+			scheme = "wss"
+		}
+		href := scheme + "://" + r.Host + Path
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if strings.HasSuffix(r.URL.Path, ".json") {
+			w.Header().Set("Content-Type", "application/json")
+			type link struct {
+				Rel  string `json:"rel"`
+				Href string `json:"href"`
+			}
+			_ = json.NewEncoder(w).Encode(struct {
+				Links []link `json:"links"`
+			}{[]link{{relWebSocket, href}}})
+			return
+		}
+		w.Header().Set("Content-Type", "application/xrd+xml")
+		var b strings.Builder
+		b.WriteString("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='" + relWebSocket + "' href='")
+		_ = xml.EscapeText(&b, []byte(href))
+		b.WriteString("'/>\n</XRD>\n")
+		_, _ = w.Write([]byte(b.String()))
+	})
+}
