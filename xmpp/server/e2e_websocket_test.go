@@ -162,6 +162,9 @@ func TestWebSocketHandshake(t *testing.T) {
 			if w.Response.StatusCode != tc.status {
 				t.Fatalf("status %s, want %d", w.Response.Status, tc.status)
 			}
+			if p := w.Response.Header.Get("Sec-WebSocket-Protocol"); tc.status == http.StatusSwitchingProtocols && p != "XMPP" {
+				t.Errorf("subprotocol answered %q, want the client's spelling XMPP", p)
+			}
 			if tc.status == http.StatusUpgradeRequired && w.Response.Header.Get("Sec-WebSocket-Version") != "13" {
 				t.Errorf("426 without Sec-WebSocket-Version: 13: %v", w.Response.Header)
 			}
@@ -333,5 +336,36 @@ func TestWebSocketDiscovery(t *testing.T) {
 		if !strings.Contains(string(body), "urn:xmpp:alt-connections:websocket") || !strings.Contains(string(body), want) {
 			t.Errorf("%s: %s, want the link %s", path, body, want)
 		}
+	}
+}
+
+// TestWebSocketIdle: a WebSocket session idle past the hand-over to a
+// fresh goroutine (c2s: half a second) and past its idle timeout is kept:
+// the keepalive ping is sent over WebSocket and answered, and a message
+// whose frames arrive across those pauses is delivered whole.
+func TestWebSocketIdle(t *testing.T) {
+	s := servertest.Start(t, servertest.WithHTTP(), servertest.WithConfig(func(c *config.Config) {
+		c.Limits.IdleTimeout = config.Duration(1500 * time.Millisecond)
+	}))
+	s.AddUser(t, "alice", "secret")
+	w := s.DialWS(t, nil)
+	full := w.Login(t, "localhost", "alice", "secret")
+	_ = w.Conn.SetDeadline(time.Now().Add(20 * time.Second))
+	msg := "<message xmlns='jabber:client' to='" + full + "' type='chat'><body>slowly</body></message>"
+	w.Frame(t, false, 0x1, []byte(msg[:20]), false)
+	time.Sleep(800 * time.Millisecond)
+	w.Frame(t, true, 0x0, []byte(msg[20:]), false)
+	if m := w.MustRead(t); m.Name != "message" || m.ChildText("body", "jabber:client") != "slowly" {
+		t.Fatalf("got %s", m)
+	}
+	// Silence: the server pings after the idle timeout.
+	ping := w.MustRead(t)
+	if ping.Name != "iq" || ping.AttrValue("type") != "get" || ping.Child("ping", "urn:xmpp:ping") == nil {
+		t.Fatalf("after the idle timeout: %s, want a ping", ping)
+	}
+	w.Send(t, "<iq xmlns='jabber:client' type='result' id='"+ping.AttrValue("id")+"' to='localhost'/>")
+	w.Send(t, msg)
+	if m := w.MustRead(t); m.Name != "message" {
+		t.Fatalf("after the ping: %s", m)
 	}
 }

@@ -78,7 +78,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		http.Error(w, "unsupported WebSocket version", http.StatusUpgradeRequired)
 		return
-	case !hasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol):
+	case offered(r.Header, "Sec-WebSocket-Protocol", Subprotocol) == "":
 		// RFC 7395, "Handshake": without the xmpp subprotocol there is
 		// no XMPP WebSocket connection.
 		http.Error(w, "the xmpp WebSocket subprotocol is required", http.StatusBadRequest)
@@ -98,7 +98,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sum := sha1.Sum([]byte(key + keyGUID))
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n" +
-		"Sec-WebSocket-Protocol: " + Subprotocol + "\r\n\r\n"
+		"Sec-WebSocket-Protocol: " + offered(r.Header, "Sec-WebSocket-Protocol", Subprotocol) + "\r\n\r\n"
 	// The HTTP server's deadlines no longer apply: the stream sets its
 	// own.
 	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
@@ -118,14 +118,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // hasToken reports whether a comma-separated header field has token, in
 // any case (RFC 9110 §5.6.1).
 func hasToken(hd http.Header, field, token string) bool {
+	return offered(hd, field, token) != ""
+}
+
+// offered returns token as a comma-separated header field spells it, in
+// any case, or "". The subprotocol is answered as the client spelled it:
+// a client fails a handshake whose subprotocol it did not offer (RFC 6455
+// §4.1).
+func offered(hd http.Header, field, token string) string {
 	for _, v := range hd.Values(field) {
 		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
+			if t = strings.TrimSpace(t); strings.EqualFold(t, token) {
+				return t
 			}
 		}
 	}
-	return false
+	return ""
 }
 
 // The link relation of the WebSocket endpoint (XEP-0156 §3).
