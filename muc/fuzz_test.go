@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -13,27 +12,8 @@ import (
 	"switchboard/xmpp"
 	"switchboard/xmpp/mam"
 	"switchboard/xmpp/wire"
+	"switchboard/xmpp/xmpptest"
 )
-
-// recordingRouter keeps what a room sends.
-type recordingRouter struct {
-	mu  sync.Mutex
-	out []*xmpp.Stanza
-}
-
-func (r *recordingRouter) Route(_ context.Context, st *xmpp.Stanza) {
-	r.mu.Lock()
-	r.out = append(r.out, st)
-	r.mu.Unlock()
-}
-
-func (r *recordingRouter) take() []*xmpp.Stanza {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.out
-	r.out = nil
-	return out
-}
 
 // emptyArchive answers every room archive query with an empty result.
 type emptyArchive struct{}
@@ -99,7 +79,7 @@ func FuzzRoom(f *testing.F) {
 	w := db.Archive().NewWriter(store.WriterOptions{})
 	w.Start(context.Background())
 	f.Cleanup(func() { _ = w.Stop(context.Background()) })
-	rt := &recordingRouter{}
+	rt := &xmpptest.Recorder{}
 	svc, err := New(Options{Domain: "conf.example.org", Host: "example.org", Secret: []byte("fuzz")},
 		Deps{Rooms: db.Rooms(), History: db.Archive(), Writer: w, MAM: emptyArchive{}, Router: rt})
 	if err != nil {
@@ -124,7 +104,7 @@ func FuzzRoom(f *testing.F) {
 		r.dispatch(ctx, stanza(t, fuzzSenders[0], `<iq to='r@conf.example.org' type='set' id='c'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`))
 		r.dispatch(ctx, stanza(t, fuzzSenders[1], `<presence to='r@conf.example.org/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>`))
 		r.dispatch(ctx, stanza(t, fuzzSenders[2], `<presence to='r@conf.example.org/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>`))
-		rt.take()
+		rt.Take()
 
 		el, err := wire.Parse(data, wire.NewScope(wire.NSClient))
 		if err != nil {
@@ -142,7 +122,7 @@ func FuzzRoom(f *testing.F) {
 		}
 		r.dispatch(ctx, st.With(fuzzSenders[int(sender)%len(fuzzSenders)], to))
 
-		for _, out := range rt.take() {
+		for _, out := range rt.Take() {
 			if _, err := wire.Parse(out.Bytes(), wire.NewScope(wire.NSClient)); err != nil {
 				t.Fatalf("the room sent XML that does not parse (%v): %s", err, out.Bytes())
 			}

@@ -17,7 +17,7 @@ import (
 	"switchboard/store"
 	"switchboard/xmpp"
 	"switchboard/xmpp/mam"
-	"switchboard/xmpp/wire"
+	"switchboard/xmpp/xmpptest"
 )
 
 // inboxRouter drops what a room sends.
@@ -88,14 +88,7 @@ func (f *inboxFixture) send(t *testing.T, from jid.JID, xml string) {
 // routeXML routes a stanza, given as XML, from a full JID to svc.
 func routeXML(t *testing.T, svc *Service, from jid.JID, xml string) {
 	t.Helper()
-	el, err := wire.Parse([]byte(xml), wire.NewScope(wire.NSClient))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := xmpp.NewStanza(el)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := xmpptest.Stanza(t, xml)
 	st.Stamp(from, from.String())
 	svc.Route(t.Context(), st)
 }

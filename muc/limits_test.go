@@ -9,6 +9,7 @@ import (
 
 	"switchboard/store"
 	"switchboard/xmpp"
+	"switchboard/xmpp/xmpptest"
 )
 
 // TestAdminSetAffiliationLimit: a muc#admin set that would take the room
@@ -28,7 +29,7 @@ func TestAdminSetAffiliationLimit(t *testing.T) {
 	if err := db.Rooms().Put(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	rt := &recordingRouter{}
+	rt := &xmpptest.Recorder{}
 	svc, err := New(Options{Domain: "conf.example.org", Host: "example.org", Secret: []byte("limits")},
 		Deps{Rooms: db.Rooms(), History: db.Archive(), Writer: w, MAM: emptyArchive{}, Router: rt})
 	if err != nil {
@@ -43,7 +44,7 @@ func TestAdminSetAffiliationLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var answer *xmpp.Stanza
-	for _, st := range rt.take() {
+	for _, st := range rt.Take() {
 		if st.ID == "full" {
 			answer = st
 		}

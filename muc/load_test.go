@@ -11,6 +11,7 @@ import (
 
 	"switchboard/store"
 	"switchboard/xmpp"
+	"switchboard/xmpp/xmpptest"
 )
 
 // failingRooms is the room store whose reads fail while failReads is set;
@@ -69,7 +70,7 @@ func TestRoomLoadError(t *testing.T) {
 
 	rooms := &failingRooms{Rooms: db.Rooms()}
 	rooms.failReads.Store(true)
-	rt := &recordingRouter{}
+	rt := &xmpptest.Recorder{}
 	svc, err := New(Options{Domain: "conf.example.org", Host: "example.org", Secret: []byte("load")},
 		Deps{Rooms: rooms, History: db.Archive(), Writer: w, MAM: emptyArchive{}, Router: rt})
 	if err != nil {
@@ -89,7 +90,7 @@ func TestRoomLoadError(t *testing.T) {
 		if rooms.failReads.Load() && err == nil {
 			t.Fatal("an admin operation on a room that could not be loaded succeeded")
 		}
-		return rt.take()
+		return rt.Take()
 	}
 
 	for _, tc := range []struct {

@@ -65,6 +65,8 @@
 //	audit              be64(id)                             0x01 ‖ varint(time) ‖ bytes(actor) ‖ bytes(action) ‖ bytes(target) ‖ bytes(detail)
 //	room_inbox         lp(owner) ‖ room                     0x01 ‖ varint(joined) ‖ uvarint(read id)
 //	rooms              lp(service) ‖ localpart              0x01 ‖ room (see Rooms below)
+//	uploads            slot id (32 hex digits)              0x01 ‖ state ‖ bytes(owner) ‖ bytes(name) ‖ uvarint(size) ‖ bytes(content type) ‖ varint(created)
+//	uploads_owner      lp(owner) ‖ slot id                  0x01 ‖ uvarint(size)
 //
 // where cred = bytes(salt) ‖ uvarint(iterations) ‖ bytes(StoredKey) ‖
 // bytes(ServerKey). As RFC 5802 §3 recommends, the server keeps StoredKey
@@ -233,6 +235,18 @@
 // (ErrCorrupt). Rooms are not per-account data: Users.Delete leaves them,
 // and Rooms.Delete leaves the room's message archive.
 //
-// Planned buckets (DESIGN.md §5): pep, vcards, uploads — one file per
-// sub-store, sharing codec.go.
+// # Uploads (XEP-0363 1.1.0)
+//
+// Uploads keeps HTTP File Upload slots, keyed by their random 128-bit id
+// in hex, with the requester, file name, size, declared content type,
+// reservation time and state (reserved, then uploaded). The files
+// themselves live in a directory the upload service owns, not in the
+// database. uploads_owner indexes each account's slots with their sizes,
+// so the quota check (Uploads.Used, and Uploads.Reserve, which checks and
+// writes in one transaction) is one prefix seek; the hourly cleanup
+// (Uploads.Expired) scans uploads. An account's uploads are not removed
+// with the account (Users.Delete): their files are the upload service's.
+//
+// Planned buckets (DESIGN.md §5): pep, vcards — one file per sub-store,
+// sharing codec.go.
 package store

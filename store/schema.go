@@ -43,6 +43,10 @@ const (
 
 	// Added by migration 8.
 	bucketMAMJournal = "mam_journal"
+
+	// Added by migration 9.
+	bucketUploads      = "uploads"
+	bucketUploadsOwner = "uploads_owner"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
@@ -56,7 +60,7 @@ const keyArchiveLastID = "archive_last_id"
 
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 8
+const SchemaVersion = 9
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -114,6 +118,14 @@ func migrations() []migration {
 		{name: "create archive journal bucket", apply: func(tx *bbolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists([]byte(bucketMAMJournal))
 			return err
+		}},
+		{name: "create upload buckets", apply: func(tx *bbolt.Tx) error {
+			for _, name := range []string{bucketUploads, bucketUploadsOwner} {
+				if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+					return err
+				}
+			}
+			return nil
 		}},
 	}
 }

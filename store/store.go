@@ -88,6 +88,7 @@ type DB struct {
 	audit     *Audit
 	rooms     *Rooms
 	inbox     *RoomInbox
+	uploads   *Uploads
 }
 
 // Open opens the database at path, creating it (and its parent directory,
@@ -149,6 +150,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.audit = &Audit{db: db}
 	db.rooms = &Rooms{db: db}
 	db.inbox = &RoomInbox{db: db}
+	db.uploads = &Uploads{db: db}
 
 	if err := db.checkMode(); err != nil {
 		_ = bdb.Close()
@@ -248,6 +250,10 @@ func (db *DB) Rooms() *Rooms { return db.rooms }
 // RoomInbox returns the sub-store of the rooms each account follows in
 // its conversation list, with its read markers.
 func (db *DB) RoomInbox() *RoomInbox { return db.inbox }
+
+// Uploads returns the sub-store of HTTP File Upload slots and files
+// (XEP-0363).
+func (db *DB) Uploads() *Uploads { return db.uploads }
 
 // view runs fn in a read-only transaction after checking ctx.
 func (db *DB) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {

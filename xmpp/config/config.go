@@ -3,8 +3,10 @@ package config
 import (
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -71,6 +73,7 @@ type Config struct {
 	TLS    TLS    `toml:"tls"`
 	Limits Limits `toml:"limits"`
 	C2S    C2S    `toml:"c2s"`
+	Upload Upload `toml:"upload"`
 	Hosts  []Host `toml:"host"`
 }
 
@@ -163,6 +166,27 @@ type C2S struct {
 	ResourceConflict ResourceConflict `toml:"resource_conflict"`
 }
 
+// Upload configures XEP-0363 HTTP File Upload ([upload]), served on the
+// HTTPS listener ([Listen.HTTP]) by each host's upload service
+// ([Host.UploadDomain]).
+type Upload struct {
+	// MaxFileSize is the largest file accepted, in bytes. Positive.
+	MaxFileSize int64 `toml:"max_file_size"`
+	// Quota bounds the bytes an account's files (and slots reserved for
+	// files not yet uploaded) take; 0 means unlimited.
+	Quota int64 `toml:"quota"`
+	// ExpireAfter deletes uploaded files this long after their slot was
+	// requested; 0 keeps them forever.
+	ExpireAfter Duration `toml:"expire_after"`
+	// PublicURL is the base of the upload URLs, such as
+	// "https://chat.example.org"; "" means https://<host domain>:<port of
+	// the HTTPS listener>. Use [Config.UploadBaseURL].
+	PublicURL string `toml:"public_url"`
+	// Dir holds the uploaded files: "" means <data_dir>/uploads. Use
+	// [Config.UploadDir].
+	Dir string `toml:"dir"`
+}
+
 // Host is one virtual host ([[host]]).
 type Host struct {
 	// Domain is the lowercase domain served, e.g. "example.org".
@@ -198,6 +222,10 @@ type Host struct {
 	// IssuesDomain is the issue chat service: "" means issues.<domain>,
 	// "-" disables it.
 	IssuesDomain string `toml:"issues_domain"`
+	// UploadDomain is the HTTP File Upload service (XEP-0363): "" means
+	// upload.<domain>, "-" disables it. It runs only with the HTTPS
+	// listener ([Listen.HTTP]).
+	UploadDomain string `toml:"upload_domain"`
 	// RoomCreators says who may create rooms: everyone, local (the
 	// host's users), admins, or listed (RoomCreatorList).
 	RoomCreators    string   `toml:"room_creators"`
@@ -249,6 +277,7 @@ func Defaults() Config {
 		TLS:    TLSDefaults(),
 		Limits: LimitsDefaults(),
 		C2S:    C2SDefaults(),
+		Upload: UploadDefaults(),
 		Hosts:  []Host{HostDefaults("localhost")},
 	}
 }
@@ -302,6 +331,20 @@ func LimitsDefaults() Limits {
 // C2SDefaults returns the defaults of [c2s].
 func C2SDefaults() C2S {
 	return C2S{ResourceConflict: KickOld}
+}
+
+// Upload defaults.
+const (
+	DefaultMaxFileSize = 100 << 20
+	DefaultUploadQuota = 1 << 30
+	// UploadDirName is the default upload directory inside the data
+	// directory.
+	UploadDirName = "uploads"
+)
+
+// UploadDefaults returns the defaults of [upload].
+func UploadDefaults() Upload {
+	return Upload{MaxFileSize: DefaultMaxFileSize, Quota: DefaultUploadQuota}
 }
 
 // DefaultRoomLockTimeout is the default of room_lock_timeout.
@@ -361,6 +404,24 @@ func (c Config) AdminSocketPath() string {
 	default:
 		return c.Listen.AdminSocket
 	}
+}
+
+// UploadDir returns the directory of uploaded files: upload.dir if set,
+// else <data_dir>/uploads.
+func (c Config) UploadDir() string {
+	if c.Upload.Dir != "" {
+		return c.Upload.Dir
+	}
+	return filepath.Join(c.Server.DataDir, UploadDirName)
+}
+
+// UploadBaseURL returns the base of a host's upload URLs (no trailing
+// slash): upload.public_url if set, else https://<domain>:<httpsPort>.
+func (c Config) UploadBaseURL(domain string, httpsPort int) string {
+	if c.Upload.PublicURL != "" {
+		return strings.TrimSuffix(c.Upload.PublicURL, "/")
+	}
+	return "https://" + net.JoinHostPort(domain, strconv.Itoa(httpsPort))
 }
 
 // CertFiles returns the certificate and key files to use. When tls.cert_file

@@ -24,6 +24,7 @@ func TestDefaultsValid(t *testing.T) {
 		{"tls", TLSDefaults().Validate()},
 		{"limits", LimitsDefaults().Validate()},
 		{"c2s", C2SDefaults().Validate()},
+		{"upload", UploadDefaults().Validate()},
 		{"host", HostDefaults("example.org").Validate()},
 	}
 	for _, s := range sections {
@@ -249,5 +250,27 @@ func TestMinTLSVersion(t *testing.T) {
 		if got := (TLS{MinVersion: tt.version}).MinTLSVersion(); got != tt.want {
 			t.Errorf("TLS{MinVersion: %q}.MinTLSVersion() = %#x, want %#x", tt.version, got, tt.want)
 		}
+	}
+}
+
+func TestUploadPaths(t *testing.T) {
+	c := Defaults()
+	c.Server.DataDir = "/var/lib/sb"
+	if got := c.UploadDir(); got != filepath.Join("/var/lib/sb", "uploads") {
+		t.Errorf("UploadDir() = %q", got)
+	}
+	if got := c.UploadBaseURL("example.org", 5443); got != "https://example.org:5443" {
+		t.Errorf("UploadBaseURL default = %q", got)
+	}
+	c.Upload.Dir, c.Upload.PublicURL = "/srv/files", "https://chat.example.org/x/"
+	if got := c.UploadDir(); got != "/srv/files" {
+		t.Errorf("UploadDir() with upload.dir = %q", got)
+	}
+	if got := c.UploadBaseURL("example.org", 5443); got != "https://chat.example.org/x" {
+		t.Errorf("UploadBaseURL with public_url = %q", got)
+	}
+	h := HostDefaults("example.org")
+	if got := h.ServiceDomain(h.UploadDomain, "upload"); got != "upload.example.org" {
+		t.Errorf("default upload domain = %q", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode"
@@ -21,6 +22,7 @@ func (c *Config) Validate() error {
 	c.TLS.validate(&p)
 	c.Limits.validate(&p)
 	c.C2S.validate(&p)
+	c.Upload.validate(&p)
 	validateHosts(&p, c.Hosts)
 	return p.err()
 }
@@ -42,6 +44,9 @@ func (l Limits) Validate() error { return validated(l.validate) }
 
 // Validate checks [c2s].
 func (c C2S) Validate() error { return validated(c.validate) }
+
+// Validate checks [upload].
+func (u Upload) Validate() error { return validated(u.validate) }
 
 // Validate checks one [[host]] table; keys are reported as "host.<key>".
 func (h Host) Validate() error {
@@ -145,6 +150,41 @@ func (c C2S) validate(p *problems) {
 	oneOf(p, "c2s.resource_conflict", c.ResourceConflict, KickOld, Refuse, Random)
 }
 
+func (u Upload) validate(p *problems) {
+	if u.MaxFileSize < 1 {
+		p.add("upload.max_file_size", "must be at least 1, got %d", u.MaxFileSize)
+	}
+	if u.Quota < 0 {
+		p.add("upload.quota", "must be at least 0, got %d", u.Quota)
+	}
+	nonNegative(p, "upload.expire_after", u.ExpireAfter)
+	if u.PublicURL != "" {
+		if err := checkPublicURL(u.PublicURL); err != nil {
+			p.addErr("upload.public_url", err)
+		}
+	}
+	if strings.ContainsRune(u.Dir, 0) {
+		p.add("upload.dir", "must not contain NUL")
+	}
+}
+
+// checkPublicURL checks a base URL for upload links: https, a host, no
+// query or fragment (XEP-0363 §4: the service must use TLS).
+func checkPublicURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("invalid URL %q: %w", s, err)
+	case u.Scheme != "https":
+		return fmt.Errorf("invalid URL %q: must start with https:// (XEP-0363 requires TLS)", s)
+	case u.Host == "":
+		return fmt.Errorf("invalid URL %q: missing host", s)
+	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Errorf("invalid URL %q: must be scheme, host, optional port and path only", s)
+	}
+	return nil
+}
+
 func validateHosts(p *problems, hosts []Host) {
 	if len(hosts) == 0 {
 		p.add("host", "at least one [[host]] is required")
@@ -187,7 +227,7 @@ func (h Host) validate(p *problems, key string) {
 			p.addErr(indexKey(key+".room_creator_list", i), err)
 		}
 	}
-	for _, d := range []struct{ key, v string }{{".muc_domain", h.MUCDomain}, {".issues_domain", h.IssuesDomain}} {
+	for _, d := range []struct{ key, v string }{{".muc_domain", h.MUCDomain}, {".issues_domain", h.IssuesDomain}, {".upload_domain", h.UploadDomain}} {
 		if d.v != "" && d.v != DisabledSocket {
 			if err := checkDomain(d.v); err != nil {
 				p.addErr(key+d.key, err)

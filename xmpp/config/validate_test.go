@@ -54,6 +54,19 @@ func TestValidate(t *testing.T) {
 			[]string{"limits.auth_failure_delay", "limits.auth_failure_max_delay"}},
 		{"max delay below delay", func(c *Config) { c.Limits.AuthFailureMaxDelay = Duration(time.Millisecond) }, []string{"limits.auth_failure_max_delay"}},
 		{"bad resource conflict", func(c *Config) { c.C2S.ResourceConflict = "" }, []string{"c2s.resource_conflict"}},
+		{"upload settings", func(c *Config) {
+			c.Upload = Upload{MaxFileSize: 1, ExpireAfter: Duration(time.Hour), PublicURL: "https://chat.example.org:8443/files/", Dir: "/srv/up"}
+			c.Hosts[0].UploadDomain = "-"
+		}, nil},
+		{"zero max file size", func(c *Config) { c.Upload.MaxFileSize = 0 }, []string{"upload.max_file_size"}},
+		{"negative upload quota", func(c *Config) { c.Upload.Quota = -1 }, []string{"upload.quota"}},
+		{"negative upload expiry", func(c *Config) { c.Upload.ExpireAfter = -1 }, []string{"upload.expire_after"}},
+		{"http public url", func(c *Config) { c.Upload.PublicURL = "http://chat.example.org" }, []string{"upload.public_url"}},
+		{"public url without host", func(c *Config) { c.Upload.PublicURL = "https:///x" }, []string{"upload.public_url"}},
+		{"public url with query", func(c *Config) { c.Upload.PublicURL = "https://a.example/?x=1" }, []string{"upload.public_url"}},
+		{"unparsable public url", func(c *Config) { c.Upload.PublicURL = "https://a.example/%zz" }, []string{"upload.public_url"}},
+		{"nul in upload dir", func(c *Config) { c.Upload.Dir = "a\x00" }, []string{"upload.dir"}},
+		{"bad upload domain", func(c *Config) { c.Hosts[0].UploadDomain = "Upload.localhost" }, []string{"host[0].upload_domain"}},
 		{"no hosts", func(c *Config) { c.Hosts = nil }, []string{"host"}},
 		{"empty domain", func(c *Config) { c.Hosts[0].Domain = "" }, []string{"host[0].domain"}},
 		{"trailing dot", func(c *Config) { c.Hosts[0].Domain = "example.org." }, []string{"host[0].domain"}},

@@ -18,13 +18,15 @@ import (
 	"switchboard/xmpp"
 	"switchboard/xmpp/auth"
 	"switchboard/xmpp/httpapi"
+	"switchboard/xmpp/upload"
 	"switchboard/xmpp/ws"
 )
 
 // startHTTP serves the web features over TLS on ln: the admin HTTP API
 // (xmpp/httpapi; the admin commands, run as the host admin who
-// authenticated), client streams over WebSocket (xmpp/ws, RFC 7395) and
-// their XEP-0156 discovery.
+// authenticated), client streams over WebSocket (xmpp/ws, RFC 7395),
+// their XEP-0156 discovery, and HTTP File Upload (xmpp/upload, XEP-0363)
+// under /upload/.
 func (s *Server) startHTTP(ln net.Listener) (*http.Server, error) {
 	decoy, err := auth.Derive(rand.Text(), 0)
 	if err != nil {
@@ -53,6 +55,9 @@ func (s *Server) startHTTP(ln net.Listener) (*http.Server, error) {
 	mux.Handle(ws.Path, ws.NewHandler(ws.Options{MaxMessage: maxMessage, Logger: s.log}, s.c2s.ServeConn))
 	mux.Handle("GET /.well-known/host-meta", ws.HostMeta())
 	mux.Handle("GET /.well-known/host-meta.json", ws.HostMeta())
+	if s.upload != nil {
+		mux.Handle(upload.PathPrefix, s.upload)
+	}
 	hs := &http.Server{
 		Handler:           mux,
 		TLSConfig:         s.tls.Clone(),

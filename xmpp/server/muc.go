@@ -78,7 +78,7 @@ func (s *Server) serviceItems(host string) []disco.Item {
 			out = append(out, disco.Item{JID: m.Domain(), Name: name})
 		}
 	}
-	return out
+	return append(out, s.uploadItems(host)...)
 }
 
 // mayCreateRooms is a host's room creation ACL.

@@ -37,6 +37,7 @@ import (
 	"switchboard/xmpp/register"
 	"switchboard/xmpp/router"
 	"switchboard/xmpp/session"
+	"switchboard/xmpp/upload"
 	"switchboard/xmpp/version"
 )
 
@@ -65,8 +66,13 @@ type Server struct {
 	mucs       []*muc.Service
 	mucHosts   map[string]mucService
 	inbox      *muc.Inbox // the rooms users follow, for their conversation lists
-	c2s        *c2s.Server
-	tls        *tls.Config
+	// upload stores and serves uploaded files; nil when no host has an
+	// upload service (or without the HTTPS listener). uploads are the
+	// hosts' upload services.
+	upload  *upload.Service
+	uploads []uploadComponent
+	c2s     *c2s.Server
+	tls     *tls.Config
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -216,6 +222,9 @@ func (s *Server) build() error {
 	if err := s.buildMUC(mamMod); err != nil {
 		return err
 	}
+	if err := s.buildUpload(); err != nil {
+		return err
+	}
 	// Blocking first: its filters must see stanzas before the others.
 	// The archive before offline storage, so that stored messages carry
 	// their stanza-id, and before carbons, so that sent carbons carry the
@@ -339,6 +348,21 @@ func (s *Server) Start(ctx context.Context) error {
 		name, addr string
 		tls        bool
 	}
+	// The HTTPS listener first: upload slots name its port, and clients
+	// of the other listeners may ask for one at once.
+	if addr := s.cfg.Listen.HTTP; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("server: listen http on %s: %w", addr, err)
+		}
+		s.listeners["http"] = ln
+		s.setUploadURLs(ln.Addr())
+		if s.http, err = s.startHTTP(ln); err != nil {
+			s.closeListenersLocked()
+			return err
+		}
+		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
+	}
 	for _, l := range []lst{{"c2s", s.cfg.Listen.C2S, false}, {"c2s_tls", s.cfg.Listen.C2STLS, true}} {
 		if l.addr == "" {
 			continue
@@ -358,19 +382,6 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}(ln, l.tls, l.name)
 	}
-	if addr := s.cfg.Listen.HTTP; addr != "" {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			s.closeListenersLocked()
-			return fmt.Errorf("server: listen http on %s: %w", addr, err)
-		}
-		s.listeners["http"] = ln
-		if s.http, err = s.startHTTP(ln); err != nil {
-			s.closeListenersLocked()
-			return err
-		}
-		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
-	}
 	s.archiveWriter.Start(context.Background())
 	s.inbox.Start()
 	for _, m := range s.mucs {
@@ -385,6 +396,11 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() {
 		defer s.serveWG.Done()
 		s.retention(jobs)
+	}()
+	s.serveWG.Add(1)
+	go func() {
+		defer s.serveWG.Done()
+		s.uploadCleanup(jobs)
 	}()
 	if path := s.cfg.AdminSocketPath(); path != "" {
 		a, err := startAdmin(path, s, s.log)
