@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -25,8 +26,10 @@ const streamHeaderStart = "<stream:stream xmlns='jabber:client' xmlns:stream='" 
 // Conn is a WebSocket connection after the opening handshake, seen as an
 // XML stream (see the package documentation). One goroutine at a time may
 // Read, and one at a time may Write; Close may be called at any time.
-// Deadlines are the underlying connection's: a Read or Write that times out
-// may be tried again, since a frame read in part is kept.
+// Deadlines are the underlying connection's: a Read that times out may be
+// tried again, since a frame read in part is kept; a Write that fails ends
+// the connection (what it took is gone, and over TLS a failed write is
+// final).
 type Conn struct {
 	nc  net.Conn
 	br  *bufio.Reader
@@ -46,11 +49,19 @@ type Conn struct {
 	// restarts the stream (RFC 6120 §6.4.6). Set by the writer.
 	restart atomic.Bool
 
-	wmu       sync.Mutex
-	wpend     []byte // written bytes that do not yet hold a whole element
-	closeCode uint16 // the status code of the Close frame to send
-	closeSent bool
-	closing   atomic.Bool
+	wmu   sync.Mutex
+	wpend []byte // written bytes that do not yet hold a whole element
+	// dmu guards the write deadline the caller set (wdl) and its
+	// application to nc, which a control frame's write overrides for a
+	// moment (writeControl).
+	dmu sync.Mutex
+	wdl time.Time
+	// peerClosed says the client's Close frame was read: Close need not
+	// linger (the reader's, under rmu).
+	peerClosed bool
+	closeCode  uint16 // the status code of the Close frame to send
+	closeSent  bool
+	closing    atomic.Bool
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -245,7 +256,12 @@ func (c *Conn) control() error {
 	f.active = false
 	switch f.op {
 	case opPing:
-		return c.writeControl(opPong, p)
+		if err := c.writeControl(opPong, p); err != nil {
+			// Not a read timeout that Read may retry: over TLS a
+			// failed write is final.
+			return fmt.Errorf("ws: pong: %v: %w", err, net.ErrClosed)
+		}
+		return nil
 	case opClose:
 		code := uint16(closeNoStatus)
 		if len(p) >= 2 {
@@ -257,6 +273,7 @@ func (c *Conn) control() error {
 		c.wmu.Lock()
 		c.closeCode = code
 		c.wmu.Unlock()
+		c.peerClosed = true
 		return io.EOF
 	}
 	return nil // an unsolicited Pong (§5.5.3)
@@ -410,15 +427,34 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// writeControl sends a control frame.
+// controlTimeout bounds the write of a control frame.
+const controlTimeout = 10 * time.Second
+
+// writeControl sends a control frame with a deadline of its own: the one
+// the caller set for its writes may have passed long ago on a quiet
+// session. A sooner one (a slow consumer's cut-off) is kept, and the
+// caller's is restored after, unless it set another meanwhile.
 func (c *Conn) writeControl(op byte, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closeSent {
 		return net.ErrClosed
 	}
+	c.dmu.Lock()
+	caller := c.wdl
+	dl := time.Now().Add(controlTimeout)
+	if !caller.IsZero() && caller.After(time.Now()) && caller.Before(dl) {
+		dl = caller
+	}
+	_ = c.nc.SetWriteDeadline(dl)
+	c.dmu.Unlock()
 	b := appendFrameHeader(make([]byte, 0, 2+len(payload)), op, len(payload))
 	_, err := c.nc.Write(append(b, payload...))
+	c.dmu.Lock()
+	if c.wdl.Equal(caller) {
+		_ = c.nc.SetWriteDeadline(caller)
+	}
+	c.dmu.Unlock()
 	return err
 }
 
@@ -434,7 +470,8 @@ const (
 // frame is sent (unless a Read is in progress) and closes the connection.
 func (c *Conn) Close() error {
 	if !c.closing.CompareAndSwap(false, true) {
-		return nil
+		// Closed again (Shutdown's last resort): no more waiting.
+		return c.nc.Close()
 	}
 	sent := false
 	if c.wmu.TryLock() {
@@ -447,7 +484,9 @@ func (c *Conn) Close() error {
 		c.wmu.Unlock()
 	}
 	if sent && c.rmu.TryLock() {
-		c.linger()
+		if !c.peerClosed {
+			c.linger()
+		}
 		c.rerr = net.ErrClosed
 		c.rmu.Unlock()
 	}
@@ -494,10 +533,26 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // SetDeadline implements net.Conn.
-func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
 
-// SetReadDeadline implements net.Conn.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+// SetReadDeadline implements net.Conn. Once Close has begun, its own
+// deadline (linger's) stands.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.closing.Load() {
+		return nil
+	}
+	return c.nc.SetReadDeadline(t)
+}
 
 // SetWriteDeadline implements net.Conn.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wdl = t
+	return c.nc.SetWriteDeadline(t)
+}
