@@ -122,7 +122,7 @@ func (u *Uploads) Reserve(ctx context.Context, up Upload, quota int64) error {
 			if err != nil {
 				return err
 			}
-			if used > quota || up.Size > quota-used {
+			if charge := max(up.Size, UploadMinCharge); used > quota || charge > quota-used {
 				return fmt.Errorf("%w: %d of %d bytes used", ErrQuota, used, quota)
 			}
 		}
@@ -310,7 +310,13 @@ func uploadBuckets(tx *bbolt.Tx) (records, owners *bbolt.Bucket, err error) {
 
 func uploadOwnerKey(owner, id string) []byte { return append(lp(owner), id...) }
 
-// usedBy sums the sizes in owner's index entries.
+// UploadMinCharge is what each upload counts towards its owner's quota at
+// least: empty or tiny files are not free, so a quota also bounds how many
+// records and files an account can create.
+const UploadMinCharge = 4096
+
+// usedBy sums the charges (sizes, at least UploadMinCharge) in owner's
+// index entries.
 func usedBy(idx *bbolt.Bucket, owner string) (int64, error) {
 	prefix := lp(owner)
 	var used int64
@@ -320,6 +326,7 @@ func usedBy(idx *bbolt.Bucket, owner string) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
+		n = max(n, UploadMinCharge)
 		if n > math.MaxInt64-uint64(used) {
 			return math.MaxInt64, nil
 		}

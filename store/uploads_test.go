@@ -58,8 +58,9 @@ func TestUploadsLifecycle(t *testing.T) {
 	if got, _ := up.Get(ctx, undeclared.ID); got.ContentType != "image/png" {
 		t.Fatalf("content type of an undeclared upload = %q, want the PUT's", got.ContentType)
 	}
-	if n, err := up.Used(ctx, "juliet@example.org"); err != nil || n != 1235 {
-		t.Fatalf("Used = %d, %v; want 1235", n, err)
+	// 1234 and 1 bytes, each charged at least UploadMinCharge.
+	if n, err := up.Used(ctx, "juliet@example.org"); err != nil || n != 2*UploadMinCharge {
+		t.Fatalf("Used = %d, %v; want %d", n, err, 2*UploadMinCharge)
 	}
 	if err := up.Delete(ctx, slot.ID); err != nil {
 		t.Fatal(err)
@@ -70,8 +71,8 @@ func TestUploadsLifecycle(t *testing.T) {
 	if err := up.Delete(ctx, slot.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second Delete = %v", err)
 	}
-	if n, _ := up.Used(ctx, "juliet@example.org"); n != 1 {
-		t.Fatalf("Used after Delete = %d, want 1", n)
+	if n, _ := up.Used(ctx, "juliet@example.org"); n != UploadMinCharge {
+		t.Fatalf("Used after Delete = %d, want %d", n, UploadMinCharge)
 	}
 }
 
@@ -100,23 +101,36 @@ func TestUploadsReserveInvalid(t *testing.T) {
 	}
 }
 
+// TestUploadsMinCharge: empty files count UploadMinCharge each, so a
+// quota bounds how many an account can keep.
+func TestUploadsMinCharge(t *testing.T) {
+	up := openTest(t).Uploads()
+	for i, want := range []error{nil, nil, nil, ErrQuota} {
+		err := up.Reserve(t.Context(), testSlot(slotID(byte('a'+i)), "juliet@example.org", 0), 3*UploadMinCharge)
+		if !errors.Is(err, want) && (want != nil || err != nil) {
+			t.Fatalf("empty slot %d: %v, want %v", i, err, want)
+		}
+	}
+}
+
 // TestUploadsQuota: the quota counts reserved and uploaded slots of the
 // owner only, and concurrent reservations cannot overshoot it.
 func TestUploadsQuota(t *testing.T) {
 	db := openTest(t)
 	ctx := t.Context()
 	up := db.Uploads()
-	if err := up.Reserve(ctx, testSlot(slotID('1'), "juliet@example.org", 60), 100); err != nil {
+	const k = UploadMinCharge // sizes in units of the least charge
+	if err := up.Reserve(ctx, testSlot(slotID('1'), "juliet@example.org", 60*k), 100*k); err != nil {
 		t.Fatal(err)
 	}
-	if err := up.Reserve(ctx, testSlot(slotID('2'), "juliet@example.org", 41), 100); !errors.Is(err, ErrQuota) {
+	if err := up.Reserve(ctx, testSlot(slotID('2'), "juliet@example.org", 41*k), 100*k); !errors.Is(err, ErrQuota) {
 		t.Fatalf("Reserve beyond the quota = %v, want ErrQuota", err)
 	}
-	if err := up.Reserve(ctx, testSlot(slotID('3'), "juliet@example.org", 40), 100); err != nil {
+	if err := up.Reserve(ctx, testSlot(slotID('3'), "juliet@example.org", 40*k), 100*k); err != nil {
 		t.Fatalf("Reserve up to the quota: %v", err)
 	}
 	// Another owner whose JID extends juliet's does not share her quota.
-	if err := up.Reserve(ctx, testSlot(slotID('4'), "juliet@example.orgx", 100), 100); err != nil {
+	if err := up.Reserve(ctx, testSlot(slotID('4'), "juliet@example.orgx", 100*k), 100*k); err != nil {
 		t.Fatalf("another owner: %v", err)
 	}
 	if err := up.Reserve(ctx, testSlot(slotID('5'), "juliet@example.org", 1<<40), 0); err != nil {
@@ -129,7 +143,7 @@ func TestUploadsQuota(t *testing.T) {
 	for i := range 10 {
 		wg.Go(func() {
 			id := strings.Repeat("0", UploadIDLen-1) + string("0123456789"[i])
-			if err := up.Reserve(ctx, testSlot(id, "romeo@example.net", 30), 100); err == nil {
+			if err := up.Reserve(ctx, testSlot(id, "romeo@example.net", 30*k), 100*k); err == nil {
 				mu.Lock()
 				ok++
 				mu.Unlock()

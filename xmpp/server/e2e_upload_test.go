@@ -30,8 +30,8 @@ import (
 const (
 	upNS      = "urn:xmpp:http:upload:0"
 	upService = "upload.localhost"
-	upMax     = 1000 // upload.max_file_size in these tests
-	upQuota   = 2500 // upload.quota in these tests
+	upMax     = 10000 // upload.max_file_size in these tests
+	upQuota   = 25000 // upload.quota in these tests
 )
 
 // upStart starts a server with the HTTPS listener and small upload limits.
@@ -409,7 +409,7 @@ func TestUploadSlotErrors(t *testing.T) {
 
 	t.Run("other host", func(t *testing.T) {
 		res := upRequest(t, dave, upService, "filename", "a.txt", "size", "1")
-		if e := ftWantError(t, res, "not-allowed"); e.AttrValue("type") != "cancel" {
+		if e := ftWantError(t, res, "forbidden"); e.AttrValue("type") != "auth" {
 			t.Fatalf("got %s", res)
 		}
 		put, _ := upSlotAt(t, dave, "upload.example.org", "filename", "a.txt", "size", "1")

@@ -348,8 +348,10 @@ func (s *Server) Start(ctx context.Context) error {
 		name, addr string
 		tls        bool
 	}
-	// The HTTPS listener first: upload slots name its port, and clients
-	// of the other listeners may ask for one at once.
+	// The HTTPS listener is bound first, since upload slots name its port
+	// and clients of the other listeners may ask for one at once; it is
+	// served last, once everything its handlers use has started.
+	var httpLn net.Listener
 	if addr := s.cfg.Listen.HTTP; addr != "" {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -357,11 +359,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		s.listeners["http"] = ln
 		s.setUploadURLs(ln.Addr())
-		if s.http, err = s.startHTTP(ln); err != nil {
-			s.closeListenersLocked()
-			return err
-		}
-		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
+		httpLn = ln
 	}
 	for _, l := range []lst{{"c2s", s.cfg.Listen.C2S, false}, {"c2s_tls", s.cfg.Listen.C2STLS, true}} {
 		if l.addr == "" {
@@ -409,6 +407,14 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		s.admin = a
+	}
+	if httpLn != nil {
+		var err error
+		if s.http, err = s.startHTTP(httpLn); err != nil {
+			s.closeListenersLocked()
+			return err
+		}
+		s.log.Info("listening", "listener", "http", "addr", httpLn.Addr().String())
 	}
 	s.log.Info("server started", "domains", s.cfg.Domains(), "version", Version)
 	return nil

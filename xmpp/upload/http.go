@@ -74,6 +74,17 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := up.ID
+	if !s.claim(id) {
+		http.Error(w, "this slot is being used", http.StatusConflict)
+		return
+	}
+	defer s.release(id)
+	// Read again under the claim: a PUT of the same slot that finished
+	// since the lookup has marked it uploaded, and this one must not
+	// replace its file.
+	if up, ok = s.lookup(w, r); !ok {
+		return
+	}
 	switch {
 	case up.State != store.UploadReserved:
 		http.Error(w, "this slot was used already", http.StatusConflict)
@@ -106,12 +117,6 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 	} else if len(ct) > store.MaxUploadContentType {
 		ct = ""
 	}
-	if !s.claim(id) {
-		http.Error(w, "this slot is being used", http.StatusConflict)
-		return
-	}
-	defer s.release(id)
-
 	body := &progressReader{r: http.MaxBytesReader(w, r.Body, up.Size), rc: http.NewResponseController(w)}
 	body.extend()
 	if err := s.store(id, body, up.Size); err != nil {
@@ -126,12 +131,16 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.deps.Slots.MarkUploaded(r.Context(), id, ct); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			// Not reached while the claim holds; the file is that
+			// upload's, kept.
+			http.Error(w, "this slot was used already", http.StatusConflict)
+			return
+		}
 		if rmErr := os.Remove(s.path(id)); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
 			s.log.Error("upload: remove file", xmpp.LogID, id, xmpp.LogErr, rmErr)
 		}
 		switch {
-		case errors.Is(err, store.ErrExists):
-			http.Error(w, "this slot was used already", http.StatusConflict)
 		case errors.Is(err, store.ErrNotFound):
 			http.Error(w, "this slot expired; request a new one", http.StatusGone)
 		default:

@@ -208,7 +208,7 @@ func (e fileTooLarge) element() *wire.Element {
 // slot answers a slot request (XEP-0363 §4).
 func (c *Component) slot(ctx context.Context, st *xmpp.Stanza, p *wire.Element) (*xmpp.Stanza, error) {
 	if st.From.Localpart() == "" || st.From.Domainpart() != c.host {
-		return nil, xmpp.StanzaError(stanza.NotAllowed, "Only accounts of "+c.host+" may upload files here")
+		return nil, xmpp.StanzaError(stanza.Forbidden, "Only accounts of "+c.host+" may upload files here")
 	}
 	base := c.base.Load()
 	if base == nil {

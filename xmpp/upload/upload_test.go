@@ -53,7 +53,7 @@ func newFixture(t *testing.T, expire time.Duration) *fixture {
 	t.Cleanup(func() { db.Close() })
 	f := &fixture{rt: &xmpptest.Recorder{}, clock: &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, db: db}
 	f.svc, err = New(Options{
-		Dir: filepath.Join(t.TempDir(), "files"), MaxFileSize: 100, Quota: 1000, ExpireAfter: expire, Now: f.clock.Now,
+		Dir: filepath.Join(t.TempDir(), "files"), MaxFileSize: 100, Quota: 100 * store.UploadMinCharge, ExpireAfter: expire, Now: f.clock.Now,
 	}, Deps{Slots: db.Uploads(), Router: f.rt})
 	if err != nil {
 		t.Fatal(err)
@@ -106,8 +106,8 @@ func TestComponentSenders(t *testing.T) {
 		name, xml, want string // want: "" none, "result", or an error condition
 	}{
 		{"account of the host", "<iq type='get' id='1' from='juliet@example.org/r' to='upload.example.org'><request xmlns='" + NS + "' filename='a' size='1'/></iq>", "result"},
-		{"the host itself", "<iq type='get' id='1' from='example.org' to='upload.example.org'><request xmlns='" + NS + "' filename='a' size='1'/></iq>", "not-allowed"},
-		{"another domain's account", "<iq type='get' id='1' from='romeo@example.net/r' to='upload.example.org'><request xmlns='" + NS + "' filename='a' size='1'/></iq>", "not-allowed"},
+		{"the host itself", "<iq type='get' id='1' from='example.org' to='upload.example.org'><request xmlns='" + NS + "' filename='a' size='1'/></iq>", "forbidden"},
+		{"another domain's account", "<iq type='get' id='1' from='romeo@example.net/r' to='upload.example.org'><request xmlns='" + NS + "' filename='a' size='1'/></iq>", "forbidden"},
 		{"to a JID at the service", "<iq type='get' id='1' from='juliet@example.org/r' to='x@upload.example.org'><request xmlns='" + NS + "' filename='a' size='1'/></iq>", "service-unavailable"},
 		{"disco#info node", "<iq type='get' id='1' from='juliet@example.org/r' to='upload.example.org'><query xmlns='" + xmpp.NSDiscoInfo + "' node='x'/></iq>", "item-not-found"},
 		{"empty IQ", "<iq type='get' id='1' from='juliet@example.org/r' to='upload.example.org'/>", "service-unavailable"},
@@ -247,7 +247,7 @@ func TestCleanup(t *testing.T) {
 	if _, err := os.Stat(stray); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stray temporary file: %v", err)
 	}
-	if n, _ := f.db.Uploads().Used(ctx, "juliet@example.org"); n != 3+6+1 {
+	if n, _ := f.db.Uploads().Used(ctx, "juliet@example.org"); n != 3*store.UploadMinCharge { // three small files
 		t.Fatalf("usage after the first cleanup = %d", n)
 	}
 	f.clock.advance(23 * time.Hour)
