@@ -242,9 +242,9 @@
 // reservation time and state (reserved, then uploaded). The files
 // themselves live in a directory the upload service owns, not in the
 // database. uploads_owner indexes each account's slots with their sizes,
-// so the quota check (Uploads.Used, and Uploads.Reserve, which checks and
-// writes in one transaction) is one prefix seek; the hourly cleanup
-// (Uploads.Expired) scans uploads. An account's uploads are not removed
+// so the quota check (in Uploads.Reserve, which checks and writes in one
+// transaction; each upload counts at least UploadMinCharge) is one prefix
+// seek; the hourly cleanup (Uploads.Expired) scans uploads. An account's uploads are not removed
 // with the account (Users.Delete): their files are the upload service's.
 //
 // Planned buckets (DESIGN.md §5): pep, vcards — one file per sub-store,

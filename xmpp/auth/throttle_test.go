@@ -6,27 +6,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"switchboard/xmpp/xmpptest"
 )
 
-// fakeClock is a manually advanced clock, safe for concurrent use.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newFakeClock() *xmpptest.Clock { return xmpptest.NewClock(time.Unix(1_700_000_000, 0)) }
 
 func TestThrottleBackoff(t *testing.T) {
 	clock := newFakeClock()

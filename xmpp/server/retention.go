@@ -26,10 +26,15 @@ func (s *Server) retention(ctx context.Context) {
 	if len(days) == 0 {
 		return
 	}
-	t := time.NewTicker(retentionInterval)
+	every(ctx, retentionInterval, func(ctx context.Context) { s.expireArchives(ctx, days) })
+}
+
+// every runs job now and then every d until ctx ends.
+func every(ctx context.Context, d time.Duration, job func(context.Context)) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
-		s.expireArchives(ctx, days)
+		job(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -437,17 +437,20 @@ func (s *Server) Addr(name string) net.Addr {
 	return nil
 }
 
-// adminHTTPShutdownWait bounds how long Shutdown lets admin HTTP requests
-// in flight (an export) finish; it takes at most half of what is left of
-// Shutdown's context.
+// adminHTTPShutdownWait bounds how long Shutdown lets HTTP requests in
+// flight finish: admin ones (an export) and upload PUTs, which are cut
+// after it (a cut PUT leaves no file and its slot unused); it takes at
+// most half of what is left of Shutdown's context. WebSocket streams are
+// not HTTP requests by then: they end with the other client sessions.
 const adminHTTPShutdownWait = 5 * time.Second
 
 // adminCloseGrace bounds how long Shutdown then waits for the admin
 // commands still running (their HTTP connections cut) to end.
 const adminCloseGrace = time.Second
 
-// Shutdown stops the server: the admin interfaces (admin HTTP requests in
-// flight, such as an export, finish within adminHTTPShutdownWait, then
+// Shutdown stops the server: the HTTPS listener and the admin interfaces
+// (HTTP requests in flight, such as an export or an upload, finish within
+// adminHTTPShutdownWait, then
 // the commands still running of either transport get adminCloseGrace),
 // the room services, so that occupants still connected learn that rooms
 // go down (XEP-0045 §11.2, status 332), then listeners and sessions

@@ -81,9 +81,7 @@ func (s *Server) uploadCleanup(ctx context.Context) {
 	if s.upload == nil {
 		return
 	}
-	t := time.NewTicker(uploadCleanupInterval)
-	defer t.Stop()
-	for {
+	every(ctx, uploadCleanupInterval, func(ctx context.Context) {
 		n, err := s.upload.Cleanup(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("upload cleanup failed", xmpp.LogErr, err)
@@ -91,10 +89,5 @@ func (s *Server) uploadCleanup(ctx context.Context) {
 		if n > 0 {
 			s.log.Info("upload cleanup: deleted uploads", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }

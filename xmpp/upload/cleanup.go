@@ -35,13 +35,13 @@ func (s *Service) Cleanup(ctx context.Context) (int, error) {
 		}
 		progress := 0
 		for _, up := range batch {
-			if s.isUploading(up.ID) {
-				continue
-			}
-			if err := s.remove(ctx, up.ID); err != nil {
+			removed, err := s.removeExpired(ctx, up)
+			if err != nil {
 				return deleted, err
 			}
-			progress++
+			if removed {
+				progress++
+			}
 		}
 		deleted += progress
 		if len(batch) < cleanupBatch || progress == 0 {
@@ -53,10 +53,25 @@ func (s *Service) Cleanup(ctx context.Context) (int, error) {
 	return deleted, nil
 }
 
-func (s *Service) isUploading(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.uploading[id]
+// removeExpired removes the upload up, found expired, unless a PUT holds
+// it or it changed since it was found: it claims the slot as a PUT does,
+// then reads it again, so that an upload finished meanwhile (a PUT may
+// outlast ReservedLifetime while its bytes keep coming) is kept.
+func (s *Service) removeExpired(ctx context.Context, up store.Upload) (bool, error) {
+	if !s.claim(up.ID) {
+		return false, nil
+	}
+	defer s.release(up.ID)
+	now, err := s.deps.Slots.Get(ctx, up.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("upload: cleanup: %w", err)
+	case now.State != up.State:
+		return false, nil
+	}
+	return true, s.remove(ctx, up.ID)
 }
 
 // remove deletes a slot's file, then its record (a record whose file is

@@ -47,14 +47,19 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// lookup finds the slot a request's path names; when there is none it
-// answers (404, or 500 if the store fails) and returns false.
-func (s *Service) lookup(w http.ResponseWriter, r *http.Request) (store.Upload, bool) {
+// slotID returns the slot id a request's path names; when it names none
+// it answers 404 and returns false.
+func slotID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id, _, ok := ParsePath(r.URL.Path)
 	if !ok {
 		http.NotFound(w, r)
-		return store.Upload{}, false
 	}
+	return id, ok
+}
+
+// lookup finds slot id; when there is none it answers (404, or 500 if the
+// store fails) and returns false.
+func (s *Service) lookup(w http.ResponseWriter, r *http.Request, id string) (store.Upload, bool) {
 	up, err := s.deps.Slots.Get(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -69,20 +74,20 @@ func (s *Service) lookup(w http.ResponseWriter, r *http.Request) (store.Upload, 
 }
 
 func (s *Service) put(w http.ResponseWriter, r *http.Request) {
-	up, ok := s.lookup(w, r)
+	id, ok := slotID(w, r)
 	if !ok {
 		return
 	}
-	id := up.ID
+	// The slot is read under the claim: a PUT of the same slot that
+	// finished before has marked it uploaded, and this one must not
+	// replace its file; Cleanup claims a slot before deleting it.
 	if !s.claim(id) {
 		http.Error(w, "this slot is being used", http.StatusConflict)
 		return
 	}
 	defer s.release(id)
-	// Read again under the claim: a PUT of the same slot that finished
-	// since the lookup has marked it uploaded, and this one must not
-	// replace its file.
-	if up, ok = s.lookup(w, r); !ok {
+	up, ok := s.lookup(w, r, id)
+	if !ok {
 		return
 	}
 	switch {
@@ -131,12 +136,6 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.deps.Slots.MarkUploaded(r.Context(), id, ct); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			// Not reached while the claim holds; the file is that
-			// upload's, kept.
-			http.Error(w, "this slot was used already", http.StatusConflict)
-			return
-		}
 		if rmErr := os.Remove(s.path(id)); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
 			s.log.Error("upload: remove file", xmpp.LogID, id, xmpp.LogErr, rmErr)
 		}
@@ -239,11 +238,14 @@ func (p *progressReader) extend() {
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {
-	up, ok := s.lookup(w, r)
+	id, ok := slotID(w, r)
 	if !ok {
 		return
 	}
-	id := up.ID
+	up, ok := s.lookup(w, r, id)
+	if !ok {
+		return
+	}
 	now := s.opts.Now()
 	if up.State != store.UploadDone || s.expired(up, now) {
 		http.NotFound(w, r)

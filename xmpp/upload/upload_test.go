@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,29 +17,11 @@ import (
 	"switchboard/xmpp/xmpptest"
 )
 
-// clock is a settable time.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	svc   *Service
 	comp  *Component
 	rt    *xmpptest.Recorder
-	clock *clock
+	clock *xmpptest.Clock
 	db    *store.DB
 }
 
@@ -51,7 +32,7 @@ func newFixture(t *testing.T, expire time.Duration) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f := &fixture{rt: &xmpptest.Recorder{}, clock: &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, db: db}
+	f := &fixture{rt: &xmpptest.Recorder{}, clock: xmpptest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), db: db}
 	f.svc, err = New(Options{
 		Dir: filepath.Join(t.TempDir(), "files"), MaxFileSize: 100, Quota: 100 * store.UploadMinCharge, ExpireAfter: expire, Now: f.clock.Now,
 	}, Deps{Slots: db.Uploads(), Router: f.rt})
@@ -203,11 +184,11 @@ func TestPutInterrupted(t *testing.T) {
 func TestPutSlotLifetime(t *testing.T) {
 	f := newFixture(t, 0)
 	late, inTime := f.slot(t, "1", ""), f.slot(t, "1", "")
-	f.clock.advance(SlotLifetime)
+	f.clock.Advance(SlotLifetime)
 	if code := put(t, f.svc, inTime, strings.NewReader("x"), 1, ""); code != http.StatusCreated {
 		t.Fatalf("PUT at the end of the lifetime: %d", code)
 	}
-	f.clock.advance(time.Second)
+	f.clock.Advance(time.Second)
 	if code := put(t, f.svc, late, strings.NewReader("x"), 1, ""); code != http.StatusGone {
 		t.Fatalf("PUT after the lifetime: %d", code)
 	}
@@ -234,7 +215,7 @@ func TestCleanup(t *testing.T) {
 	if err := os.Chtimes(stray, past, past); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.advance(2 * time.Hour)
+	f.clock.Advance(2 * time.Hour)
 	recent := f.slot(t, "6", "")
 	if code := put(t, f.svc, recent, strings.NewReader("recent"), 6, ""); code != http.StatusCreated {
 		t.Fatal(code)
@@ -250,7 +231,7 @@ func TestCleanup(t *testing.T) {
 	if n, _ := f.db.Uploads().Used(ctx, "juliet@example.org"); n != 3*store.UploadMinCharge { // three small files
 		t.Fatalf("usage after the first cleanup = %d", n)
 	}
-	f.clock.advance(23 * time.Hour)
+	f.clock.Advance(23 * time.Hour)
 	if w := get(t, f.svc, old); w.Code != http.StatusNotFound {
 		t.Fatalf("GET of an expired file before cleanup: %d", w.Code)
 	}
@@ -283,5 +264,39 @@ func TestNewOptions(t *testing.T) {
 	}
 	if _, err := New(Options{Dir: t.TempDir(), MaxFileSize: 1}, Deps{}); err == nil {
 		t.Error("New without deps accepted")
+	}
+}
+
+// TestCleanupSparesClaimedAndChanged: Cleanup leaves a slot a PUT holds,
+// and one that was uploaded since it was found expired (a PUT can outlast
+// ReservedLifetime while its bytes keep coming).
+func TestCleanupSparesClaimedAndChanged(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := t.Context()
+	held := f.slot(t, "1", "")
+	done := f.slot(t, "1", "")
+	f.clock.Advance(ReservedLifetime + time.Minute)
+	snapshot, err := f.db.Uploads().Get(ctx, done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.Uploads().MarkUploaded(ctx, done, ""); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := f.svc.removeExpired(ctx, snapshot); removed || err != nil {
+		t.Fatalf("removeExpired of a slot uploaded since = %v, %v; want kept", removed, err)
+	}
+	if !f.svc.claim(held) {
+		t.Fatal("claim")
+	}
+	if n, err := f.svc.Cleanup(ctx); n != 0 || err != nil {
+		t.Fatalf("Cleanup while a PUT holds the only unused slot = %d, %v", n, err)
+	}
+	f.svc.release(held)
+	if n, err := f.svc.Cleanup(ctx); n != 1 || err != nil {
+		t.Fatalf("Cleanup once released = %d, %v; want the unused slot", n, err)
+	}
+	if _, err := f.db.Uploads().Get(ctx, done); err != nil {
+		t.Fatalf("the uploaded file's record: %v", err)
 	}
 }

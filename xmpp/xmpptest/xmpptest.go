@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"switchboard/xmpp"
 	"switchboard/xmpp/wire"
@@ -45,4 +46,28 @@ func Stanza(t testing.TB, xml string) *xmpp.Stanza {
 		t.Fatalf("xmpptest: stanza %s: %v", xml, err)
 	}
 	return st
+}
+
+// Clock is a manually advanced clock, safe for concurrent use; its Now
+// stands in for time.Now.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a Clock set to t.
+func NewClock(t time.Time) *Clock { return &Clock{now: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock d ahead.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
