@@ -61,7 +61,7 @@ type conn struct {
 	srv *Server
 	id  uint64
 
-	raw net.Conn // the TCP connection
+	raw net.Conn // the TCP connection, or the framed transport (ServeConn)
 	nc  net.Conn // raw or the TLS connection over it
 	in  *limitedReader
 	dec *wire.Decoder
@@ -111,6 +111,11 @@ type conn struct {
 }
 
 var _ xmpp.Session = (*conn)(nil)
+
+// restarter is a framed transport that must know when the stream
+// restarts after SASL (RFC 6120 §6.4.6): a WebSocket accepts a new <open/>
+// only then (package ws).
+type restarter interface{ StreamRestart() }
 
 // transport says what a connection's stream runs on.
 type transport struct {
@@ -774,6 +779,9 @@ func (c *conn) negotiate(ctx context.Context) error {
 			}
 			if ok {
 				c.dec.Restart()
+				if t, ok := c.raw.(restarter); ok {
+					t.StreamRestart()
+				}
 				if err := c.openStream(); err != nil {
 					return err
 				}

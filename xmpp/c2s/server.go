@@ -277,7 +277,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		for c := range s.conns {
 			// The TCP connection (set once), not the TLS layer over it:
-			// no close_notify to a peer that is not reading.
+			// no close_notify to a peer that is not reading. A framed
+			// transport closed a second time closes the same way
+			// (ws.Conn).
 			c.raw.Close()
 		}
 		s.mu.Unlock()

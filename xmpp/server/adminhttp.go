@@ -46,13 +46,9 @@ func (s *Server) startHTTP(ln net.Listener) (*http.Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
-	maxMessage := 0
-	if lim.MaxStanzaSize > 0 {
-		// The stream's own limit applies to what the message holds;
-		// this bounds what is buffered before it can.
-		maxMessage = lim.MaxStanzaSize + 1024
-	}
-	mux.Handle(ws.Path, ws.NewHandler(ws.Options{MaxMessage: maxMessage, Logger: s.log}, s.c2s.ServeConn))
+	// The stream's own limit applies to what a message holds; MaxMessage
+	// bounds what is buffered before it can.
+	mux.Handle(ws.Path, ws.NewHandler(ws.Options{MaxMessage: lim.MaxStanzaSize + 1024, Logger: s.log}, s.c2s.ServeConn))
 	mux.Handle("GET /.well-known/host-meta", ws.HostMeta())
 	mux.Handle("GET /.well-known/host-meta.json", ws.HostMeta())
 	if s.upload != nil {

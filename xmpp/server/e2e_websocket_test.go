@@ -16,9 +16,8 @@ import (
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/server/servertest"
 	"switchboard/xmpp/wire"
+	"switchboard/xmpp/ws"
 )
-
-const nsFraming = "urn:ietf:params:xml:ns:xmpp-framing"
 
 // TestWebSocketLogin logs in over XMPP over WebSocket with mellium's RFC
 // 7395 client (over golang.org/x/net/websocket) and exchanges messages with
@@ -93,7 +92,7 @@ func TestWebSocketFraming(t *testing.T) {
 	if el := w2.MustRead(t); el.Name != "failure" || el.Space != "urn:ietf:params:xml:ns:xmpp-tls" {
 		t.Errorf("STARTTLS over WebSocket answered %s", el)
 	}
-	if el := w2.MustRead(t); el.Name != "close" || el.Space != nsFraming {
+	if el := w2.MustRead(t); el.Name != "close" || el.Space != ws.NSFraming {
 		t.Errorf("after the STARTTLS failure: %s", el)
 	}
 
@@ -121,7 +120,7 @@ func TestWebSocketFraming(t *testing.T) {
 	}
 	// <close/> is answered with <close/>, then a Close frame.
 	w3.Send(t, "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
-	if el := w3.MustRead(t); el.Name != "close" || el.Space != nsFraming {
+	if el := w3.MustRead(t); el.Name != "close" || el.Space != ws.NSFraming {
 		t.Fatalf("answer to <close/>: %s", el)
 	}
 	var closed *servertest.WSClosed
@@ -252,7 +251,7 @@ func TestWebSocketErrors(t *testing.T) {
 			if cond != tc.cond {
 				t.Errorf("stream error %s, want %s", cond, tc.cond)
 			}
-			if el, err := w.Read(); err != nil || el.Name != "close" || el.Space != nsFraming {
+			if el, err := w.Read(); err != nil || el.Name != "close" || el.Space != ws.NSFraming {
 				t.Fatalf("after the stream error: %v %v, want <close/>", el, err)
 			}
 			var closed *servertest.WSClosed

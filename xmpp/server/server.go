@@ -77,7 +77,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[string]net.Listener
 	admin     *adminServer
-	http      *http.Server // the admin HTTP API; nil when not listening
+	http      *http.Server // HTTPS: WebSocket, uploads, the admin HTTP API; nil when not listening
 	// adminRuns owns the running admin commands, of both transports.
 	adminRuns adminGate
 	serveWG   sync.WaitGroup

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,7 +22,7 @@ const NSFraming = "urn:ietf:params:xml:ns:xmpp-framing"
 
 // streamHeaderStart opens the stream header an <open/> becomes: the
 // content and stream namespaces c2s expects (RFC 6120 §4.8).
-const streamHeaderStart = "<stream:stream xmlns='jabber:client' xmlns:stream='" + wire.NSStream + "'"
+const streamHeaderStart = "<stream:stream xmlns='" + wire.NSClient + "' xmlns:stream='" + wire.NSStream + "'"
 
 // Conn is a WebSocket connection after the opening handshake, seen as an
 // XML stream (see the package documentation). One goroutine at a time may
@@ -45,8 +46,8 @@ type Conn struct {
 	outOff int
 	rerr   error // the error that ended reading
 	opened bool  // an <open/> was translated
-	// restart says an <open/> may come again: the server's SASL success
-	// restarts the stream (RFC 6120 §6.4.6). Set by the writer.
+	// restart says an <open/> may come again: c2s restarts the stream
+	// after SASL succeeds (RFC 6120 §6.4.6) and says so (StreamRestart).
 	restart atomic.Bool
 
 	wmu   sync.Mutex
@@ -59,7 +60,7 @@ type Conn struct {
 	// peerClosed says the client's Close frame was read: Close need not
 	// linger (the reader's, under rmu).
 	peerClosed bool
-	closeCode  uint16 // the status code of the Close frame to send
+	closeCode  atomic.Uint32 // the status code of the Close frame to send
 	closeSent  bool
 	closing    atomic.Bool
 }
@@ -73,16 +74,16 @@ func NewConn(nc net.Conn, br *bufio.Reader, maxMessage int) *Conn {
 	if br == nil {
 		br = bufio.NewReader(nc)
 	}
-	return &Conn{nc: nc, br: br, max: maxMessage, closeCode: closeNormal}
+	c := &Conn{nc: nc, br: br, max: maxMessage}
+	c.closeCode.Store(closeNormal)
+	return c
 }
 
 // wsError is a violation of the WebSocket framing: the stream ends with a
 // stream error (as a wire.Error, which c2s sends) and the connection with
 // a Close frame of code.
 func (c *Conn) wsError(code uint16, cond, text string) error {
-	c.wmu.Lock()
-	c.closeCode = code
-	c.wmu.Unlock()
+	c.closeCode.Store(uint32(code))
 	return &wire.Error{Condition: cond, Msg: text}
 }
 
@@ -270,9 +271,7 @@ func (c *Conn) control() error {
 				code = closeProtocolError
 			}
 		}
-		c.wmu.Lock()
-		c.closeCode = code
-		c.wmu.Unlock()
+		c.closeCode.Store(uint32(code))
 		c.peerClosed = true
 		return io.EOF
 	}
@@ -362,6 +361,10 @@ func wholeElements(b []byte) error {
 	return nil
 }
 
+// StreamRestart lets a new <open/> through once: c2s calls it when SASL
+// succeeded and the stream restarts (RFC 6120 §6.4.6).
+func (c *Conn) StreamRestart() { c.restart.Store(true) }
+
 // startsElement reports whether b starts with the start tag of an
 // unprefixed element named name.
 func startsElement(b []byte, name string) bool {
@@ -409,12 +412,14 @@ func (c *Conn) Write(b []byte) (int, error) {
 			frames = appendText(frames, "<close xmlns='"+NSFraming+"'/>")
 		case unitElement:
 			frames = appendElement(frames, u)
-			if isSASLSuccess(u) {
-				c.restart.Store(true)
-			}
 		}
 	}
 	c.wpend = append(c.wpend[:0], c.wpend[off:]...)
+	if len(c.wpend) > c.max {
+		// c2s writes whole elements: an element this long that does
+		// not end is a fault, not something to buffer without bound.
+		return 0, errors.New("ws: unterminated element written")
+	}
 	if len(c.wpend) == 0 && cap(c.wpend) > 4<<10 {
 		c.wpend = nil
 	}
@@ -470,7 +475,11 @@ const (
 // frame is sent (unless a Read is in progress) and closes the connection.
 func (c *Conn) Close() error {
 	if !c.closing.CompareAndSwap(false, true) {
-		// Closed again (Shutdown's last resort): no more waiting.
+		// Closed again (Shutdown's last resort): no more waiting, and
+		// no close_notify for a peer that is not reading.
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			return tc.NetConn().Close()
+		}
 		return c.nc.Close()
 	}
 	sent := false
@@ -478,7 +487,7 @@ func (c *Conn) Close() error {
 		if !c.closeSent {
 			c.closeSent = true
 			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, err := c.nc.Write(appendCloseFrame(nil, c.closeCode))
+			_, err := c.nc.Write(appendCloseFrame(nil, uint16(c.closeCode.Load())))
 			sent = err == nil
 		}
 		c.wmu.Unlock()

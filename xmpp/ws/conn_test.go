@@ -287,8 +287,8 @@ func TestConnWrite(t *testing.T) {
 	}
 }
 
-// TestConnRestart: a second <open/> is accepted once the server's SASL
-// success went out, and only once.
+// TestConnRestart: a second <open/> is accepted once c2s said the stream
+// restarts (after SASL success), and only once.
 func TestConnRestart(t *testing.T) {
 	open := text("<open xmlns='" + NSFraming + "' to='x'/>")
 	sc := &scriptConn{chunks: [][]byte{open}}
@@ -297,9 +297,7 @@ func TestConnRestart(t *testing.T) {
 	if _, err := c.Read(buf); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write([]byte("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")); err != nil {
-		t.Fatal(err)
-	}
+	c.StreamRestart()
 	sc.chunks = [][]byte{open, open}
 	if n, err := c.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "<stream:stream ") {
 		t.Fatalf("restart: %q %v", buf[:n], err)
@@ -430,5 +428,17 @@ func TestCloseAfterPeerClose(t *testing.T) {
 	c2.Close()
 	if !sc2.closed {
 		t.Error("a second Close did not close the connection")
+	}
+}
+
+// TestConnWriteUnterminated: bytes that never complete an element are not
+// buffered past the message limit.
+func TestConnWriteUnterminated(t *testing.T) {
+	c := NewConn(&scriptConn{}, nil, 100)
+	if _, err := c.Write([]byte("<message><body>" + strings.Repeat("x", 50))); err != nil {
+		t.Fatalf("a partial element within the limit: %v", err)
+	}
+	if _, err := c.Write([]byte(strings.Repeat("x", 60))); err == nil {
+		t.Fatal("an unterminated element past the limit was buffered")
 	}
 }

@@ -9,16 +9,22 @@
 //
 // Conn translates between the two framings, so that c2s sees an ordinary
 // XML stream:
-//   - inbound, each text message is one element (RFC 7395, "XML Framing"); an
-//     <open/> of the framing namespace becomes a stream header, a <close/>
-//     the stream's closing tag, and any other message is passed on as it
-//     came;
+//   - inbound, each text message is one element (RFC 7395, "XML Framing"),
+//     UTF-8; an <open/> of the framing namespace becomes a stream header
+//     (a second one only after c2s restarted the stream: StreamRestart),
+//     a <close/> the stream's closing tag, and any other message is
+//     passed on as it came once it is checked to hold whole elements and
+//     no stream header (several whole elements are let through, as other
+//     servers do);
 //   - outbound, what c2s writes is cut into its top-level elements, one
 //     message each: a stream header becomes <open/>, the closing tag
 //     <close/>, and each element declares the namespaces it used to take
 //     from the stream header (jabber:client, and the stream prefix of
 //     <stream:features/> and <stream:error/>), since each message is
-//     parsed on its own.
+//     parsed on its own. The scanner (scanUnit) is not wire's: it reads
+//     what c2s wrote, trusted and well-formed, and copies start tags with
+//     their attribute values still escaped, where wire's decoder would
+//     parse and unescape them.
 //
 // STARTTLS is never offered on such a stream (RFC 7395, "Use of TLS"): TLS is the
 // HTTPS connection's, and its state is given to c2s for SASL channel

@@ -5,12 +5,13 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/xml"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"switchboard/xmpp/wire"
 )
 
 // Path is where the endpoint is served, as Prosody and ejabberd do by
@@ -61,6 +62,7 @@ func NewHandler(opts Options, serve func(nc net.Conn, state *tls.ConnectionState
 // connection on. Origins are not checked: the stream authenticates in band
 // (SASL), not with cookies a page from another origin could use.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	protocol := offered(r.Header, "Sec-WebSocket-Protocol", Subprotocol)
 	switch {
 	case r.Method != http.MethodGet:
 		w.Header().Set("Allow", http.MethodGet)
@@ -78,7 +80,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		http.Error(w, "unsupported WebSocket version", http.StatusUpgradeRequired)
 		return
-	case offered(r.Header, "Sec-WebSocket-Protocol", Subprotocol) == "":
+	case protocol == "":
 		// RFC 7395, "Handshake": without the xmpp subprotocol there is
 		// no XMPP WebSocket connection.
 		http.Error(w, "the xmpp WebSocket subprotocol is required", http.StatusBadRequest)
@@ -98,7 +100,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sum := sha1.Sum([]byte(key + keyGUID))
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n" +
-		"Sec-WebSocket-Protocol: " + offered(r.Header, "Sec-WebSocket-Protocol", Subprotocol) + "\r\n\r\n"
+		"Sec-WebSocket-Protocol: " + protocol + "\r\n\r\n"
 	// The HTTP server's deadlines no longer apply: the stream sets its
 	// own.
 	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
@@ -163,10 +165,8 @@ func HostMeta() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/xrd+xml")
-		var b strings.Builder
-		b.WriteString("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='" + relWebSocket + "' href='")
-		_ = xml.EscapeText(&b, []byte(href))
-		b.WriteString("'/>\n</XRD>\n")
-		_, _ = w.Write([]byte(b.String()))
+		b := []byte("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='" + relWebSocket + "' href='")
+		b = wire.AppendEscapedAttr(b, href)
+		_, _ = w.Write(append(b, "'/>\n</XRD>\n"...))
 	})
 }

@@ -179,7 +179,7 @@ func appendOpen(b []byte, h []byte) []byte {
 
 // Declarations an element written inside the stream takes from its header.
 const (
-	declClient = " xmlns='jabber:client'"
+	declClient = " xmlns='" + wire.NSClient + "'"
 	declStream = " xmlns:stream='" + wire.NSStream + "'"
 )
 
@@ -207,21 +207,6 @@ func hasAttr(attrs []attr, name string) bool {
 	for _, a := range attrs {
 		if string(a.name) == name {
 			return true
-		}
-	}
-	return false
-}
-
-// isSASLSuccess reports whether e is a SASL <success/>, after which the
-// client restarts the stream with a new <open/> (RFC 6120 §6.4.6).
-func isSASLSuccess(e []byte) bool {
-	name, _, attrs := startTag(e[:tagEnd(e, 0)+1])
-	if string(name) != "success" {
-		return false
-	}
-	for _, a := range attrs {
-		if string(a.name) == "xmlns" {
-			return string(a.value) == "urn:ietf:params:xml:ns:xmpp-sasl"
 		}
 	}
 	return false

@@ -18,6 +18,7 @@ import (
 
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/wire"
+	"switchboard/xmpp/ws"
 )
 
 // WithHTTP opens the HTTPS listener of the web features (the admin API,
@@ -26,25 +27,24 @@ func WithHTTP() Option {
 	return func(cfg *config.Config) { cfg.Listen.HTTP = "127.0.0.1:0" }
 }
 
-// wsPath is the server's WebSocket endpoint.
-const wsPath = "/xmpp-websocket"
-
 // dialWebSocket opens an XMPP WebSocket (wss) with golang.org/x/net's
 // client, an implementation independent of the server's.
 func (s *Server) dialWebSocket(cfg *tls.Config) (net.Conn, error) {
 	if s.HTTP == "" {
 		return nil, fmt.Errorf("servertest: no HTTP listener (use WithHTTP)")
 	}
-	tc, err := tls.Dial("tcp", s.HTTP, cfg)
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", s.HTTP, cfg)
 	if err != nil {
 		return nil, err
 	}
-	wc, err := xws.NewConfig("wss://"+s.Domain+wsPath, "https://"+s.Domain)
+	// The handshake's bound; Login sets the negotiation's.
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	wc, err := xws.NewConfig("wss://"+s.Domain+ws.Path, "https://"+s.Domain)
 	if err != nil {
 		tc.Close()
 		return nil, err
 	}
-	wc.Protocol = []string{"xmpp"}
+	wc.Protocol = []string{ws.Subprotocol}
 	conn, err := xws.NewClient(wc, tc)
 	if err != nil {
 		tc.Close()
@@ -81,7 +81,7 @@ func (s *Server) DialWS(t testing.TB, header http.Header) *WS {
 	if header == nil {
 		header = WSHeader()
 	}
-	req, _ := http.NewRequest(http.MethodGet, "https://"+s.Domain+wsPath, nil)
+	req, _ := http.NewRequest(http.MethodGet, "https://"+s.Domain+ws.Path, nil)
 	req.Header = header
 	if err := req.Write(tc); err != nil {
 		t.Fatalf("servertest: write handshake: %v", err)
@@ -241,9 +241,9 @@ func (c *WSClosed) Error() string { return fmt.Sprintf("websocket closed with st
 // features, which it returns.
 func (w *WS) Open(t testing.TB, domain string) (open, features *wire.Element) {
 	t.Helper()
-	w.Send(t, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='"+domain+"' version='1.0'/>")
+	w.Send(t, "<open xmlns='"+ws.NSFraming+"' to='"+domain+"' version='1.0'/>")
 	open = w.MustRead(t)
-	if open.Name != "open" || open.Space != "urn:ietf:params:xml:ns:xmpp-framing" {
+	if open.Name != "open" || open.Space != ws.NSFraming {
 		t.Fatalf("servertest: answer to <open/>: %s", open)
 	}
 	return open, w.MustRead(t)
