@@ -169,10 +169,6 @@ func (m *Module) probeContacts(ctx context.Context, st *xmpp.Stanza) {
 		return
 	}
 	for _, contact := range contacts {
-		if !m.deps.Router.IsLocal(contact.Domainpart()) {
-			// No federation yet: remote contacts cannot be probed.
-			continue
-		}
 		// From the full JID, so that the answers reach only the new
 		// resource (§4.3.1 allows either).
 		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeProbe, "", st.From, contact))

@@ -365,3 +365,31 @@ func AsStanzaError(err error) stanza.Error {
 	}
 	return stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError}
 }
+
+// Validate checks the stanza attributes RFC 6120 §8.1 requires.
+func Validate(st *Stanza) error {
+	switch st.Kind {
+	case KindIQ:
+		// RFC 6120 §8.2.3: id and a known type are required. The
+		// error is never answered to a response (ErrorReply).
+		if st.ID == "" {
+			return StanzaError(stanza.BadRequest, "IQ without id")
+		}
+		switch st.Type {
+		case TypeGet, TypeSet, TypeResult, TypeError:
+		default:
+			return StanzaError(stanza.BadRequest, "unknown IQ type")
+		}
+	case KindPresence:
+		switch st.Type {
+		case "", TypeUnavailable, TypeProbe, TypeSubscribe, TypeSubscribed,
+			TypeUnsubscribe, TypeUnsubscribed, TypeError:
+		default:
+			return StanzaError(stanza.BadRequest, "unknown presence type")
+		}
+	case KindMessage:
+		// RFC 6121 §5.2.2: unknown message types are treated as
+		// normal by the recipient; pass them on.
+	}
+	return nil
+}

@@ -175,7 +175,7 @@ func (c *conn) debug(msg string, args ...any) {
 // refuse answers a connection that is not admitted with a stream error.
 func (c *conn) refuse(cond, text string) {
 	_ = c.raw.SetDeadline(time.Now().Add(5 * time.Second))
-	b := appendStreamEnd(c.appendHeader(nil, c.srv.defaultHost(), ""), cond, text)
+	b := wire.AppendStreamEnd(c.appendHeader(nil, c.srv.defaultHost(), ""), cond, text)
 	_, _ = c.raw.Write(b)
 	c.raw.Close()
 }
@@ -298,7 +298,7 @@ func (c *conn) finish(ctx context.Context, err error) {
 		if !c.headerSent {
 			b = c.appendHeader(b, c.srv.defaultHost(), "")
 		}
-		_, _ = c.nc.Write(appendStreamEnd(b, cond, text))
+		_, _ = c.nc.Write(wire.AppendStreamEnd(b, cond, text))
 	}
 	c.nc.Close()
 }
@@ -501,7 +501,7 @@ func (c *conn) writer() {
 			batch[i] = nil
 		}
 		if closed && cond != "-" {
-			buf = appendStreamEnd(buf, cond, text)
+			buf = wire.AppendStreamEnd(buf, cond, text)
 		}
 		if len(buf) > 0 {
 			c.mu.Lock()
@@ -569,27 +569,6 @@ func (c *conn) appendHeader(b []byte, from, to string) []byte {
 // maxSpareBatch bounds the batch a writer keeps for reuse: one large
 // burst does not pin its array for the session's life.
 const maxSpareBatch = 64
-
-// appendStreamEnd appends the end of a stream: the stream error cond (none
-// if cond is "") and the closing tag.
-func appendStreamEnd(b []byte, cond, text string) []byte {
-	if cond != "" {
-		b = appendStreamError(b, cond, text)
-	}
-	return append(b, "</stream:stream>"...)
-}
-
-func appendStreamError(b []byte, cond, text string) []byte {
-	b = append(b, "<stream:error><"...)
-	b = append(b, cond...)
-	b = append(b, " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"...)
-	if text != "" {
-		b = append(b, "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>"...)
-		b = wire.AppendEscapedText(b, text)
-		b = append(b, "</text>"...)
-	}
-	return append(b, "</stream:error>"...)
-}
 
 // write sends bytes during negotiation (before the writer exists).
 func (c *conn) write(b []byte) error {

@@ -323,7 +323,7 @@ func TestDeferredSessionClosedBeforeFlush(t *testing.T) {
 			if c.Deliver(testMsg("m2", "too late")) {
 				t.Error("delivery to a closed session accepted")
 			}
-			want := append(append([]byte(nil), st.Bytes()...), appendStreamError(nil, "system-shutdown", "bye")...)
+			want := append(append([]byte(nil), st.Bytes()...), wire.AppendStreamError(nil, "system-shutdown", "bye")...)
 			want = append(want, "</stream:stream>"...)
 			readToEOF(t, client, want)
 			waitWriters(t, c, time.Second)
@@ -351,7 +351,7 @@ func TestDeferredSessionClosedDuringFlush(t *testing.T) {
 	expectRead(t, client, st.Bytes())
 	expectNothing(t, client, 30*time.Millisecond) // no writer started by Close
 	c.standInDone(rest)
-	readToEOF(t, client, appendStreamEnd(nil, "conflict", ""))
+	readToEOF(t, client, wire.AppendStreamEnd(nil, "conflict", ""))
 	waitWriters(t, c, time.Second)
 }
 

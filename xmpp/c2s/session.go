@@ -61,7 +61,7 @@ func (c *conn) serve(ctx context.Context) error {
 		if !xmpp.IsZero(st.From) && !st.From.Equal(c.full) && !st.From.Equal(bare) {
 			return serr("invalid-from", "")
 		}
-		if err := validate(st); err != nil {
+		if err := xmpp.Validate(st); err != nil {
 			c.reject(st, err)
 			continue
 		}
@@ -71,35 +71,6 @@ func (c *conn) serve(ctx context.Context) error {
 		router.RouteFromClient(ctx, st)
 		d.Close(c.dec.Buffered() == 0)
 	}
-}
-
-// validate checks the stanza attributes RFC 6120 §8.1 requires.
-func validate(st *xmpp.Stanza) error {
-	switch st.Kind {
-	case xmpp.KindIQ:
-		// RFC 6120 §8.2.3: id and a known type are required. A
-		// response without one is dropped by reject: responses are
-		// never answered.
-		if st.ID == "" {
-			return xmpp.StanzaError(stanza.BadRequest, "IQ without id")
-		}
-		switch st.Type {
-		case xmpp.TypeGet, xmpp.TypeSet, xmpp.TypeResult, xmpp.TypeError:
-		default:
-			return xmpp.StanzaError(stanza.BadRequest, "unknown IQ type")
-		}
-	case xmpp.KindPresence:
-		switch st.Type {
-		case "", xmpp.TypeUnavailable, xmpp.TypeProbe, xmpp.TypeSubscribe, xmpp.TypeSubscribed,
-			xmpp.TypeUnsubscribe, xmpp.TypeUnsubscribed, xmpp.TypeError:
-		default:
-			return xmpp.StanzaError(stanza.BadRequest, "unknown presence type")
-		}
-	case xmpp.KindMessage:
-		// RFC 6121 §5.2.2: unknown message types are treated as
-		// normal by the recipient; pass them on.
-	}
-	return nil
 }
 
 // reject answers a stanza the client sent in error, directly to the client.

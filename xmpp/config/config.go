@@ -73,6 +73,7 @@ type Config struct {
 	TLS    TLS    `toml:"tls"`
 	Limits Limits `toml:"limits"`
 	C2S    C2S    `toml:"c2s"`
+	S2S    S2S    `toml:"s2s"`
 	Upload Upload `toml:"upload"`
 	Hosts  []Host `toml:"host"`
 }
@@ -164,6 +165,36 @@ type Limits struct {
 // C2S configures client sessions ([c2s]).
 type C2S struct {
 	ResourceConflict ResourceConflict `toml:"resource_conflict"`
+}
+
+// S2S configures federation with other servers ([s2s]). Federation is on
+// when the server-to-server listener is ([Listen.S2S]): other servers
+// authenticate on it with Server Dialback (XEP-0220), which also needs it
+// to verify this server's own outgoing connections.
+type S2S struct {
+	// RequireEncryption makes both directions negotiate TLS before
+	// dialback; without it, TLS is used when the peer offers it.
+	RequireEncryption bool `toml:"require_encryption"`
+	// ConnectTimeout bounds connecting to a peer and negotiating the
+	// stream, TLS and dialback.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// IdleTimeout closes a connection nothing was sent or received on
+	// for that long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// QueueStanzas bounds the stanzas waiting for one peer's connection;
+	// more are answered with resource-constraint.
+	QueueStanzas int `toml:"queue_stanzas"`
+	// MaxInbound bounds incoming server connections. Zero means
+	// unlimited.
+	MaxInbound int `toml:"max_inbound"`
+	// Allow, when not empty, lists the only domains federated with;
+	// Deny lists domains never federated with.
+	Allow []string `toml:"allow"`
+	Deny  []string `toml:"deny"`
+	// Routes maps remote domains to host:port addresses, used instead of
+	// DNS (the _xmpp-server._tcp SRV records, then the domain's port
+	// 5269).
+	Routes map[string]string `toml:"routes"`
 }
 
 // Upload configures XEP-0363 HTTP File Upload ([upload]), served on the
@@ -277,6 +308,7 @@ func Defaults() Config {
 		TLS:    TLSDefaults(),
 		Limits: LimitsDefaults(),
 		C2S:    C2SDefaults(),
+		S2S:    S2SDefaults(),
 		Upload: UploadDefaults(),
 		Hosts:  []Host{HostDefaults("localhost")},
 	}
@@ -331,6 +363,19 @@ func LimitsDefaults() Limits {
 // C2SDefaults returns the defaults of [c2s].
 func C2SDefaults() C2S {
 	return C2S{ResourceConflict: KickOld}
+}
+
+// S2SDefaults returns the defaults of [s2s].
+func S2SDefaults() S2S {
+	return S2S{
+		RequireEncryption: true,
+		ConnectTimeout:    Duration(15 * time.Second),
+		IdleTimeout:       Duration(10 * time.Minute),
+		QueueStanzas:      1000,
+		MaxInbound:        1000,
+		Allow:             []string{},
+		Deny:              []string{},
+	}
 }
 
 // Upload defaults.

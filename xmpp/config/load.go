@@ -234,6 +234,24 @@ func (d *decoder) value(key string, raw any, v reflect.Value) {
 			return
 		}
 		d.table(key, m, v)
+	case reflect.Map:
+		// A table of strings (s2s.routes).
+		m, ok := raw.(map[string]any)
+		if !ok {
+			d.mismatch(key, raw, v)
+			return
+		}
+		if len(m) == 0 {
+			v.SetZero()
+			return
+		}
+		out := reflect.MakeMapWithSize(v.Type(), len(m))
+		for k, elem := range m {
+			ev := reflect.New(v.Type().Elem()).Elem()
+			d.value(key+"."+k, elem, ev)
+			out.SetMapIndex(reflect.ValueOf(k), ev)
+		}
+		v.Set(out)
 	default:
 		// Only reachable if the schema gains a field of a new kind.
 		d.add(key, fmt.Errorf("internal error: cannot decode into %s", v.Type()))
@@ -270,6 +288,8 @@ func wantedType(key string, v reflect.Value) string {
 		return "an array"
 	case reflect.Struct:
 		return "a table"
+	case reflect.Map:
+		return "a table of strings"
 	}
 	return v.Type().String()
 }

@@ -22,6 +22,7 @@ func (c *Config) Validate() error {
 	c.TLS.validate(&p)
 	c.Limits.validate(&p)
 	c.C2S.validate(&p)
+	c.S2S.validate(&p)
 	c.Upload.validate(&p)
 	validateHosts(&p, c.Hosts)
 	return p.err()
@@ -44,6 +45,9 @@ func (l Limits) Validate() error { return validated(l.validate) }
 
 // Validate checks [c2s].
 func (c C2S) Validate() error { return validated(c.validate) }
+
+// Validate checks [s2s].
+func (s S2S) Validate() error { return validated(s.validate) }
 
 // Validate checks [upload].
 func (u Upload) Validate() error { return validated(u.validate) }
@@ -148,6 +152,39 @@ func (l Limits) validate(p *problems) {
 
 func (c C2S) validate(p *problems) {
 	oneOf(p, "c2s.resource_conflict", c.ResourceConflict, KickOld, Refuse, Random)
+}
+
+func (s S2S) validate(p *problems) {
+	if s.ConnectTimeout.Duration() <= 0 {
+		p.add("s2s.connect_timeout", "must be positive, got %s", s.ConnectTimeout.Duration())
+	}
+	if s.IdleTimeout.Duration() <= 0 {
+		p.add("s2s.idle_timeout", "must be positive, got %s", s.IdleTimeout.Duration())
+	}
+	if s.QueueStanzas < 1 {
+		p.add("s2s.queue_stanzas", "must be at least 1, got %d", s.QueueStanzas)
+	}
+	if s.MaxInbound < 0 {
+		p.add("s2s.max_inbound", "must be at least 0, got %d", s.MaxInbound)
+	}
+	for _, list := range []struct {
+		key     string
+		domains []string
+	}{{"s2s.allow", s.Allow}, {"s2s.deny", s.Deny}} {
+		for _, d := range list.domains {
+			if err := checkDomain(d); err != nil {
+				p.addErr(list.key, err)
+			}
+		}
+	}
+	for d, addr := range s.Routes {
+		if err := checkDomain(d); err != nil {
+			p.addErr("s2s.routes", err)
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			p.add("s2s.routes", "%s: %q is not host:port", d, addr)
+		}
+	}
 }
 
 func (u Upload) validate(p *problems) {

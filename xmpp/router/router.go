@@ -87,6 +87,35 @@ type Router struct {
 	sessions   map[userKey]*user
 	components map[string]xmpp.Component
 	count      atomic.Int64
+	// remote carries stanzas to other servers (federation); nil without.
+	remote atomic.Pointer[Remote]
+}
+
+// Remote carries stanzas addressed to domains the server does not serve to
+// the servers that do (RFC 6120 §10.4).
+type Remote interface {
+	Route(ctx context.Context, st *xmpp.Stanza)
+}
+
+// SetRemote sets where stanzas to other domains go; before it is set (or
+// with nil) they are answered with remote-server-not-found.
+func (r *Router) SetRemote(rem Remote) {
+	if rem == nil {
+		r.remote.Store(nil)
+		return
+	}
+	r.remote.Store(&rem)
+}
+
+// Serves reports whether domain is one of the server's hosts or the domain
+// of one of its components (a room or upload service).
+func (r *Router) Serves(domain string) bool {
+	if r.hosts[domain] {
+		return true
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.components[domain] != nil
 }
 
 var _ xmpp.Router = (*Router)(nil)
@@ -346,7 +375,15 @@ func (r *Router) Route(ctx context.Context, st *xmpp.Stanza) {
 			c.Route(ctx, st)
 			return
 		}
-		// Federation is not available yet: RFC 6120 §10.4.
+		if rem := r.remote.Load(); rem != nil {
+			(*rem).Route(ctx, st)
+			return
+		}
+		// Without federation, RFC 6120 §10.4.3; presence broadcasts and
+		// probes need no answer: the contact stays unavailable.
+		if st.Kind == xmpp.KindPresence && (st.Type == "" || st.Type == xmpp.TypeUnavailable || st.Type == xmpp.TypeProbe) {
+			return
+		}
 		r.bounce(ctx, st, stanza.RemoteServerNotFound, "")
 		return
 	}

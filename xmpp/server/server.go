@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -36,6 +37,7 @@ import (
 	"switchboard/xmpp/ping"
 	"switchboard/xmpp/register"
 	"switchboard/xmpp/router"
+	"switchboard/xmpp/s2s"
 	"switchboard/xmpp/session"
 	"switchboard/xmpp/upload"
 	"switchboard/xmpp/version"
@@ -72,7 +74,9 @@ type Server struct {
 	upload  *upload.Service
 	uploads []uploadComponent
 	c2s     *c2s.Server
-	tls     *tls.Config
+	// s2s federates with other servers; nil without the s2s listener.
+	s2s *s2s.Server
+	tls *tls.Config
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -304,6 +308,32 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	if cfg.Listen.S2S != "" {
+		// The dialback secret is derived from the server's, so that
+		// keys stay valid across a restart and differ from its other
+		// uses.
+		dbSecret := sha256.Sum256(append([]byte("switchboard dialback\x00"), secret...))
+		fed := cfg.S2S
+		s.s2s, err = s2s.New(s2s.Options{
+			TLS:               s.tls,
+			RequireEncryption: fed.RequireEncryption,
+			Secret:            dbSecret[:],
+			ConnectTimeout:    fed.ConnectTimeout.Duration(),
+			IdleTimeout:       fed.IdleTimeout.Duration(),
+			QueueStanzas:      fed.QueueStanzas,
+			MaxInbound:        fed.MaxInbound,
+			MaxStanzaSize:     lim.MaxStanzaSize,
+			Allow:             fed.Allow,
+			Deny:              fed.Deny,
+			Routes:            fed.Routes,
+			Logger:            s.log,
+			TraceXML:          cfg.Log.TraceXML,
+		}, rt)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		rt.SetRemote(s.s2s)
+	}
 	return nil
 }
 
@@ -332,6 +362,10 @@ func (s *Server) Presence() *presence.Module { return s.presence }
 
 // Router returns the router.
 func (s *Server) Router() *router.Router { return s.router }
+
+// Federation returns the server-to-server service, nil when the s2s
+// listener is off.
+func (s *Server) Federation() *s2s.Server { return s.s2s }
 
 // Config returns the configuration the server runs with.
 func (s *Server) Config() config.Config { return s.cfg }
@@ -380,6 +414,22 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}(ln, l.tls, l.name)
 	}
+	if addr := s.cfg.Listen.S2S; addr != "" && s.s2s != nil {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			s.closeListenersLocked()
+			return fmt.Errorf("server: listen s2s on %s: %w", addr, err)
+		}
+		s.listeners["s2s"] = ln
+		s.log.Info("listening", "listener", "s2s", "addr", ln.Addr().String())
+		s.serveWG.Add(1)
+		go func() {
+			defer s.serveWG.Done()
+			if err := s.s2s.Serve(ln); err != nil {
+				s.log.Error("listener stopped", "listener", "s2s", xmpp.LogErr, err)
+			}
+		}()
+	}
 	s.archiveWriter.Start(context.Background())
 	s.inbox.Start()
 	for _, m := range s.mucs {
@@ -426,7 +476,7 @@ func (s *Server) closeListenersLocked() {
 	}
 }
 
-// Addr returns the bound address of a listener ("c2s", "c2s_tls", "http")
+// Addr returns the bound address of a listener ("c2s", "c2s_tls", "s2s", "http")
 // or nil.
 func (s *Server) Addr(name string) net.Addr {
 	s.mu.Lock()
@@ -515,6 +565,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err := s.c2s.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	// After the sessions: their last presence, and the rooms' last
+	// words, go out to other servers before the streams close.
+	if s.s2s != nil {
+		if err := s.s2s.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if s.stopJobs != nil {
 		s.stopJobs()

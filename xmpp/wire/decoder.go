@@ -278,6 +278,13 @@ done:
 	return h, nil
 }
 
+// SetScope replaces the namespace scope the top-level elements of the open
+// stream are parsed in (after ReadHeader). A server-to-server stream uses it
+// to read its stanzas, qualified by jabber:server, as jabber:client ones:
+// the server translates the content namespace between the two (RFC 6120
+// §4.8.3), and everything past the stream reads jabber:client.
+func (d *Decoder) SetScope(s Scope) { d.scope = s.interned() }
+
 // intern returns the constant for the names every stream uses, else a copy
 // of s: what the decoder keeps must not pin the header's buffer.
 func intern(s string) string {

@@ -421,3 +421,26 @@ func AppendEscapedAttr(dst []byte, s string) []byte {
 	}
 	return append(dst, s[last:]...)
 }
+
+// AppendStreamError appends a stream error (RFC 6120 §4.9) with the
+// condition cond and, if not empty, a text in English.
+func AppendStreamError(b []byte, cond, text string) []byte {
+	b = append(b, "<stream:error><"...)
+	b = append(b, cond...)
+	b = append(b, " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"...)
+	if text != "" {
+		b = append(b, "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>"...)
+		b = AppendEscapedText(b, text)
+		b = append(b, "</text>"...)
+	}
+	return append(b, "</stream:error>"...)
+}
+
+// AppendStreamEnd appends the end of a stream: the stream error cond (none
+// if cond is "") and the closing tag.
+func AppendStreamEnd(b []byte, cond, text string) []byte {
+	if cond != "" {
+		b = AppendStreamError(b, cond, text)
+	}
+	return append(b, "</stream:stream>"...)
+}

@@ -38,6 +38,7 @@ type Server struct {
 	C2S     string // STARTTLS listener address
 	C2STLS  string // direct TLS listener address
 	HTTP    string // HTTPS listener address (web features); "" unless configured
+	S2S     string // server-to-server listener address; "" unless configured
 	DataDir string
 	roots   *x509.CertPool
 }
@@ -98,6 +99,9 @@ func StartConfig(t testing.TB, cfg config.Config) *Server {
 	}
 	if a := srv.Addr("http"); a != nil {
 		s.HTTP = a.String()
+	}
+	if a := srv.Addr("s2s"); a != nil {
+		s.S2S = a.String()
 	}
 	certFile, _, _ := cfg.CertFiles()
 	pemData, err := os.ReadFile(certFile)

@@ -1,0 +1,325 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// Router is what federation needs of the router: it delivers the stanzas
+// other servers send, and says which domains are served here.
+type Router interface {
+	Route(ctx context.Context, st *xmpp.Stanza)
+	Serves(domain string) bool
+}
+
+// Options configure a Server.
+type Options struct {
+	// TLS holds the certificate offered to incoming connections
+	// (STARTTLS); nil offers no TLS.
+	TLS *tls.Config
+	// RequireEncryption makes both directions negotiate TLS before
+	// dialback.
+	RequireEncryption bool
+	// Secret keys the dialback keys (XEP-0185); at least 16 bytes.
+	Secret []byte
+	// ConnectTimeout bounds connecting and negotiating, dialback
+	// included; an incoming connection gets twice that to authenticate
+	// a first domain pair (it waits for the verification).
+	ConnectTimeout time.Duration
+	// IdleTimeout closes connections nothing was sent or received on
+	// for that long.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds one write (default 30 s).
+	WriteTimeout time.Duration
+	// QueueStanzas bounds the stanzas waiting for one peer.
+	QueueStanzas int
+	// MaxInbound bounds incoming connections (0: unlimited).
+	MaxInbound int
+	// MaxStanzaSize bounds a received stanza (RFC 6120 §13.12).
+	MaxStanzaSize int
+	// Allow, when not empty, lists the only domains federated with;
+	// Deny lists domains never federated with.
+	Allow, Deny []string
+	// Routes maps domains to host:port addresses, before DNS.
+	Routes map[string]string
+	// Resolver looks up SRV records; nil is net.DefaultResolver.
+	Resolver *net.Resolver
+	Logger   *slog.Logger
+	// TraceXML logs every element received at debug level.
+	TraceXML bool
+}
+
+// pair is an authenticated direction: stanzas from remote to local
+// (inbound), or from local to remote (a peer).
+type pair struct{ local, remote string }
+
+// Server federates with other servers: it serves the server-to-server
+// listener and keeps a peer per remote domain pair for outgoing stanzas.
+type Server struct {
+	opts   Options
+	router Router
+	log    *slog.Logger
+	allow  map[string]bool
+	deny   map[string]bool
+	nextID atomic.Uint64
+
+	// ctx ends at Shutdown: peers close their streams, verifications
+	// stop.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closing   bool
+	peers     map[pair]*peer
+	inbound   map[*inConn]struct{}
+	listeners map[net.Listener]struct{}
+	wg        sync.WaitGroup
+}
+
+// New returns a Server delivering received stanzas to router.
+func New(opts Options, router Router) (*Server, error) {
+	if router == nil {
+		return nil, errors.New("s2s: no router")
+	}
+	if len(opts.Secret) < 16 {
+		return nil, errors.New("s2s: dialback secret shorter than 16 bytes")
+	}
+	if opts.RequireEncryption && opts.TLS == nil {
+		return nil, errors.New("s2s: encryption required without a TLS certificate")
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 15 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 10 * time.Minute
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 30 * time.Second
+	}
+	if opts.QueueStanzas <= 0 {
+		opts.QueueStanzas = 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Resolver == nil {
+		opts.Resolver = net.DefaultResolver
+	}
+	s := &Server{
+		opts: opts, router: router, log: opts.Logger.With("component", "s2s"),
+		allow: map[string]bool{}, deny: map[string]bool{},
+		peers: map[pair]*peer{}, inbound: map[*inConn]struct{}{}, listeners: map[net.Listener]struct{}{},
+	}
+	for _, d := range opts.Allow {
+		s.allow[d] = true
+	}
+	for _, d := range opts.Deny {
+		s.deny[d] = true
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// allowed reports whether the configuration lets the server federate with
+// domain.
+func (s *Server) allowed(domain string) bool {
+	if len(s.allow) > 0 && !s.allow[domain] {
+		return false
+	}
+	return !s.deny[domain]
+}
+
+// Serve accepts incoming server connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("s2s: accept: %w", err)
+		}
+		s.accept(nc)
+	}
+}
+
+func (s *Server) accept(nc net.Conn) {
+	s.mu.Lock()
+	if s.closing || (s.opts.MaxInbound > 0 && len(s.inbound) >= s.opts.MaxInbound) {
+		closing := s.closing
+		s.mu.Unlock()
+		if !closing {
+			s.log.Warn("incoming server connection refused: too many", "remote", nc.RemoteAddr().String(), "max", s.opts.MaxInbound)
+		}
+		// RFC 6120 §4.9.3.18 (resource-constraint), after a header of
+		// ours (§4.9.1.2); not waiting for the peer's.
+		go func() {
+			_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+			_, _ = nc.Write(wire.AppendStreamEnd(appendHeader(nil, "", "", newStreamID()), "resource-constraint", "too many server connections"))
+			nc.Close()
+		}()
+		return
+	}
+	c := newInConn(s, nc)
+	s.inbound[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.run()
+		s.mu.Lock()
+		delete(s.inbound, c)
+		s.mu.Unlock()
+	}()
+}
+
+// Route sends a stanza to another server: it is queued on the peer for
+// its domain pair, which connects and authenticates first if need be
+// (router.Remote).
+func (s *Server) Route(ctx context.Context, st *xmpp.Stanza) {
+	local, remote := st.From.Domainpart(), st.To.Domainpart()
+	if local == "" || !s.router.Serves(local) {
+		// RFC 6120 §4.9.3.14: stanzas between servers carry a 'from'
+		// of the sending server's domains; nothing else is sent.
+		s.log.Debug("stanza to a remote domain without a local sender dropped", "to", st.To.String())
+		return
+	}
+	if !s.allowed(remote) {
+		s.bounce(ctx, st, stanza.NotAllowed, "federation with "+remote+" is not allowed")
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.bounce(ctx, st, stanza.RemoteServerTimeout, "the server is shutting down")
+		return
+	}
+	key := pair{local: local, remote: remote}
+	p := s.peers[key]
+	if p == nil {
+		p = &peer{s: s, pair: key, wake: make(chan struct{}, 1)}
+		s.peers[key] = p
+	}
+	ok := p.enqueue(st)
+	s.mu.Unlock()
+	if !ok {
+		s.bounce(ctx, st, stanza.ResourceConstraint, "too many stanzas waiting for "+remote)
+	}
+}
+
+// bounce answers a stanza that cannot be delivered to its remote domain
+// (RFC 6120 §10.4.3). Presence broadcasts and probes get no answer: the
+// contact stays unavailable, as it would had the presence arrived.
+func (s *Server) bounce(ctx context.Context, st *xmpp.Stanza, cond stanza.Condition, text string) {
+	if st.Kind == xmpp.KindPresence && (st.Type == "" || st.Type == xmpp.TypeUnavailable || st.Type == xmpp.TypeProbe) {
+		return
+	}
+	if e := st.ErrorReply(xmpp.StanzaError(cond, text)); e != nil {
+		s.router.Route(ctx, e)
+	}
+}
+
+// resolve returns the addresses to try for domain, in order: a configured
+// route, else the targets of its _xmpp-server._tcp SRV records (RFC 6120
+// §3.2.1), else the domain itself on port 5269 (§3.2.2).
+func (s *Server) resolve(ctx context.Context, domain string) ([]string, error) {
+	if addr, ok := s.opts.Routes[domain]; ok {
+		return []string{addr}, nil
+	}
+	_, srvs, err := s.opts.Resolver.LookupSRV(ctx, "xmpp-server", "tcp", domain)
+	if err == nil && len(srvs) > 0 {
+		if len(srvs) == 1 && (srvs[0].Target == "." || srvs[0].Target == "") {
+			// RFC 6120 §3.2.1 step 3 / RFC 2782: the service is
+			// decidedly not available at this domain.
+			return nil, fmt.Errorf("s2s: %s offers no server-to-server service", domain)
+		}
+		addrs := make([]string, 0, len(srvs))
+		for _, r := range srvs {
+			addrs = append(addrs, net.JoinHostPort(strings.TrimSuffix(r.Target, "."), strconv.Itoa(int(r.Port))))
+		}
+		return addrs, nil
+	}
+	return []string{net.JoinHostPort(domain, "5269")}, nil
+}
+
+// Shutdown closes incoming connections with system-shutdown and the
+// peers' streams (after sending what they hold), and waits for them
+// until ctx ends; then it cuts what remains.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	ins := make([]*inConn, 0, len(s.inbound))
+	for c := range s.inbound {
+		ins = append(ins, c)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, c := range ins {
+		c.shutdown()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for c := range s.inbound {
+		c.raw.Close()
+	}
+	for _, p := range s.peers {
+		p.cut()
+	}
+	s.mu.Unlock()
+	<-done
+	return fmt.Errorf("s2s: shutdown: %w", ctx.Err())
+}
+
+// InboundCount is the number of incoming server connections, for tests
+// and metrics.
+func (s *Server) InboundCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inbound)
+}
