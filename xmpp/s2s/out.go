@@ -68,10 +68,9 @@ func (s *Server) dial(ctx context.Context, local, remote string) (*outConn, erro
 	if err != nil {
 		return nil, failed(stanza.RemoteServerNotFound, "s2s: resolve %s: %w", remote, err)
 	}
-	var d net.Dialer
 	var nc net.Conn
 	for _, a := range addrs {
-		if nc, err = d.DialContext(ctx, "tcp", a); err == nil {
+		if nc, err = s.dialContext(ctx, "tcp", a); err == nil {
 			break
 		}
 		s.log.Debug("connecting to a peer failed", "domain", remote, "addr", a, "error", err)

@@ -76,6 +76,8 @@ type Server struct {
 	allow  map[string]bool
 	deny   map[string]bool
 	nextID atomic.Uint64
+	// dialContext connects to peers (net.Dialer's; tests replace it).
+	dialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// ctx ends at Shutdown: peers close their streams, verifications
 	// stop.
@@ -130,6 +132,7 @@ func New(opts Options, router Router) (*Server, error) {
 	for _, d := range opts.Deny {
 		s.deny[d] = true
 	}
+	s.dialContext = (&net.Dialer{}).DialContext
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }

@@ -31,12 +31,13 @@ const (
 const condRemoteConnectionFailed stanza.Condition = "remote-connection-failed"
 
 // Key returns the dialback key for a stream (XEP-0185 §3): the hex
-// HMAC-SHA256, keyed with the SHA-256 of secret, of the receiving domain,
-// the originating domain and the stream id the receiving server gave,
-// separated by spaces.
+// HMAC-SHA256, keyed with the SHA-256 of secret in hex (the XEP's
+// "hexadecimal representation", as its examples show), of the receiving
+// domain, the originating domain and the stream id the receiving server
+// gave, separated by spaces.
 func Key(secret []byte, receiving, originating, streamID string) string {
 	k := sha256.Sum256(secret)
-	m := hmac.New(sha256.New, k[:])
+	m := hmac.New(sha256.New, []byte(hex.EncodeToString(k[:])))
 	m.Write([]byte(receiving))
 	m.Write([]byte{' '})
 	m.Write([]byte(originating))

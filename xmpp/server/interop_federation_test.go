@@ -108,7 +108,7 @@ func startProsody(t *testing.T, users map[string]string) {
 	}
 	certFile, keyFile := writeSelfSigned(t, filepath.Join(dir, "certs"), prosodyDomain)
 	hosts := filepath.Join(dir, "hosts")
-	if err := os.WriteFile(hosts, []byte(prosodyIP+" "+prosodyDomain+"\n"+ourFedIP+" "+ourFedDomain+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(hosts, []byte(prosodyIP+" "+prosodyDomain+"\n"+ourFedIP+" "+ourFedDomain+" conference."+ourFedDomain+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// No name server: every name this test uses is in the hosts file.
@@ -273,6 +273,31 @@ func TestProsodyFederation(t *testing.T) {
 	if got := el.ChildText("status", "jabber:client"); got != "lunch" {
 		t.Errorf("status %q, want lunch", got)
 	}
+	// The Prosody user joins a room of ours (XEP-0045 over
+	// federation: Prosody authenticates with conference.sb.test, and
+	// the room service with pros.test).
+	rtSend(t, ac, "<presence to='team@conference.sb.test/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	ac.Next(t, 20*time.Second, func(e *wire.Element) bool {
+		return e.Name == "presence" && e.AttrValue("from") == "team@conference.sb.test/alice"
+	})
+	rtSend(t, ac, "<iq id='unlock' type='set' to='team@conference.sb.test'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>")
+	ac.Next(t, 20*time.Second, rtMatch("iq", "team@conference.sb.test", "unlock"))
+	rtSend(t, cc, "<presence to='team@conference.sb.test/carol'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	cc.Next(t, 20*time.Second, func(e *wire.Element) bool {
+		x := e.Child("x", "http://jabber.org/protocol/muc#user")
+		return e.Name == "presence" && e.AttrValue("from") == "team@conference.sb.test/carol" && x != nil
+	})
+	ac.Next(t, 20*time.Second, func(e *wire.Element) bool {
+		return e.Name == "presence" && e.AttrValue("from") == "team@conference.sb.test/carol" && e.AttrValue("type") == ""
+	})
+	rtSend(t, cc, "<message id='gc1' to='team@conference.sb.test' type='groupchat'><body>hello room</body></message>")
+	for _, c := range []*servertest.Client{ac, cc} {
+		el := c.Next(t, 20*time.Second, rtMatch("message", "team@conference.sb.test/carol", "gc1"))
+		if el.AttrValue("type") != "groupchat" || el.ChildText("body", "jabber:client") != "hello room" {
+			t.Errorf("%s got %s", c.JID, el.Raw())
+		}
+	}
+
 	// A ping to Prosody's domain is answered over the other stream.
 	rtSend(t, ac, "<iq id='ping' type='get' to='pros.test'><ping xmlns='urn:xmpp:ping'/></iq>")
 	el = ac.Next(t, 20*time.Second, rtMatch("iq", "pros.test", "ping"))
