@@ -184,9 +184,15 @@ type S2S struct {
 	// QueueStanzas bounds the stanzas waiting for one peer's connection;
 	// more are answered with resource-constraint.
 	QueueStanzas int `toml:"queue_stanzas"`
+	// QueueBytes bounds the bytes of those stanzas.
+	QueueBytes int `toml:"queue_bytes"`
 	// MaxInbound bounds incoming server connections. Zero means
 	// unlimited.
 	MaxInbound int `toml:"max_inbound"`
+	// MaxOutbound bounds the remote domain pairs with stanzas on the way
+	// at once; stanzas for further ones are answered with
+	// resource-constraint.
+	MaxOutbound int `toml:"max_outbound"`
 	// Allow, when not empty, lists the only domains federated with;
 	// Deny lists domains never federated with.
 	Allow []string `toml:"allow"`
@@ -372,7 +378,9 @@ func S2SDefaults() S2S {
 		ConnectTimeout:    Duration(15 * time.Second),
 		IdleTimeout:       Duration(10 * time.Minute),
 		QueueStanzas:      1000,
+		QueueBytes:        4 << 20,
 		MaxInbound:        1000,
+		MaxOutbound:       1000,
 		Allow:             []string{},
 		Deny:              []string{},
 	}

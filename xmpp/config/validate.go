@@ -164,8 +164,14 @@ func (s S2S) validate(p *problems) {
 	if s.QueueStanzas < 1 {
 		p.add("s2s.queue_stanzas", "must be at least 1, got %d", s.QueueStanzas)
 	}
+	if s.QueueBytes < MinStanzaSize {
+		p.add("s2s.queue_bytes", "must be at least %d, got %d", MinStanzaSize, s.QueueBytes)
+	}
 	if s.MaxInbound < 0 {
 		p.add("s2s.max_inbound", "must be at least 0, got %d", s.MaxInbound)
+	}
+	if s.MaxOutbound < 1 {
+		p.add("s2s.max_outbound", "must be at least 1, got %d", s.MaxOutbound)
 	}
 	for _, list := range []struct {
 		key     string

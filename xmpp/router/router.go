@@ -91,6 +91,17 @@ type Router struct {
 	remote atomic.Pointer[Remote]
 }
 
+// publicHostIQ are the namespaces of the IQ services a server answers for
+// users of other servers: discovery, ping, software version, time and
+// uptime.
+func publicHostIQ(ns string) bool {
+	switch ns {
+	case xmpp.NSDiscoInfo, xmpp.NSDiscoItem, "urn:xmpp:ping", "jabber:iq:version", "urn:xmpp:time", "jabber:iq:last":
+		return true
+	}
+	return false
+}
+
 // Remote carries stanzas addressed to domains the server does not serve to
 // the servers that do (RFC 6120 §10.4).
 type Remote interface {
@@ -438,6 +449,12 @@ func (r *Router) handleIQ(ctx context.Context, t xmpp.Target, st *xmpp.Stanza) {
 		return
 	}
 	h := r.reg.IQ(t, st)
+	if h != nil && t == xmpp.TargetHost && !r.Serves(st.From.Domainpart()) && !publicHostIQ(st.Payload().Space) {
+		// A user of another server asks this server itself: only the
+		// services meant for anyone answer (the others serve local
+		// accounts and keep per-session state, such as carbons).
+		h = nil
+	}
 	if h == nil {
 		r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 		return

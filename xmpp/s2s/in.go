@@ -35,8 +35,9 @@ type inConn struct {
 	headerSent bool
 	local      string // the domain the stream is addressed to
 	streamID   string
-	deadline   time.Time // to authenticate a first pair
-	closing    atomic.Bool
+	deadline   time.Time   // to authenticate a first pair
+	closing    atomic.Bool // the stream was closed after an invalid key
+	stopping   atomic.Bool // the server shuts down (Server.Shutdown)
 
 	ctx    context.Context // ends with the connection: verifications stop
 	cancel context.CancelFunc
@@ -88,6 +89,8 @@ func (c *inConn) end(err error) {
 		b = appendHeader(b, c.local, "", newStreamID())
 	}
 	switch {
+	case c.stopping.Load():
+		b = wire.AppendStreamEnd(b, "system-shutdown", "")
 	case c.closing.Load():
 		// Closed by us (shutdown, an invalid key): already said.
 		return
@@ -115,17 +118,11 @@ func (c *inConn) end(err error) {
 	}
 }
 
-// shutdown ends the stream with system-shutdown (Server.Shutdown).
+// shutdown makes the connection's goroutine end the stream with
+// system-shutdown (Server.Shutdown): its read returns at once.
 func (c *inConn) shutdown() {
-	if c.closing.Swap(true) {
-		return
-	}
-	b := []byte(nil)
-	if !c.headerSent {
-		b = appendHeader(b, c.local, "", newStreamID())
-	}
-	_ = c.w.write(wire.AppendStreamEnd(b, "system-shutdown", ""))
-	_ = c.raw.SetReadDeadline(time.Now().Add(closeLinger))
+	c.stopping.Store(true)
+	_ = c.raw.SetReadDeadline(time.Now())
 }
 
 // closeStream ends the stream with the closing tag alone (after an
@@ -196,6 +193,9 @@ func (c *inConn) serve() error {
 				_ = c.raw.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
 			}
 		}
+		if c.stopping.Load() {
+			return errors.New("s2s: shutting down") // end writes system-shutdown
+		}
 		el, err := c.dec.ReadElement()
 		if err != nil {
 			return err
@@ -216,7 +216,10 @@ func (c *inConn) serve() error {
 			if err := c.dialbackVerify(el); err != nil {
 				return err
 			}
-		case el.Space == wire.NSClient && el.Prefix == "":
+		case (el.Space == wire.NSClient || el.Space == wire.NSServer) && el.Prefix == "":
+			// jabber:server when the peer declared it on the stanza
+			// itself (rare): accepted, and written to clients in
+			// their namespace (RFC 6120 §4.8.3).
 			if err := c.stanza(el); err != nil {
 				return err
 			}
@@ -236,6 +239,14 @@ func (c *inConn) startTLS() error {
 	if c.dec.PendingData() {
 		// RFC 6120 §5.4.3.3.
 		return serr("policy-violation", "data after <starttls/>")
+	}
+	c.mu.Lock()
+	dialback := len(c.verified) > 0 || len(c.pending) > 0
+	c.mu.Unlock()
+	if dialback {
+		// RFC 6120 §5.3.1: TLS comes before authentication, whose
+		// results a new stream would discard (§5.4.3.3).
+		return serr("policy-violation", "STARTTLS after dialback")
 	}
 	if err := c.w.write([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
 		return err

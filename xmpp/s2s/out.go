@@ -200,9 +200,9 @@ func (oc *outConn) authenticate() error {
 		el, err := oc.dec.ReadElement()
 		if err != nil {
 			if errors.Is(err, wire.ErrStreamEnd) {
-				// XEP-0220: a closed stream while waiting is a
-				// dialback error.
-				return failed(stanza.RemoteServerNotFound, "s2s: %s closed the stream during dialback", oc.remote)
+				// XEP-0220: a closed stream while waiting is
+				// handled as a dialback error.
+				return failed(stanza.RemoteServerTimeout, "s2s: %s closed the stream during dialback", oc.remote)
 			}
 			return fmt.Errorf("s2s: %s: dialback: %w", oc.remote, err)
 		}
@@ -220,9 +220,12 @@ func (oc *outConn) authenticate() error {
 			case "valid":
 				return nil
 			case "error":
-				return failed(stanza.RemoteServerNotFound, "s2s: %s refused dialback: %s", oc.remote, dialbackError(el))
+				// XEP-0220: queued stanzas are returned with
+				// remote-server-timeout.
+				return failed(stanza.RemoteServerTimeout, "s2s: %s refused dialback: %s", oc.remote, dialbackError(el))
 			default:
-				return failed(stanza.RemoteServerNotFound, "s2s: %s found this server's dialback key %q", oc.remote, typ)
+				// "invalid": internal-server-error (XEP-0220).
+				return failed(stanza.InternalServerError, "s2s: %s found this server's dialback key %q", oc.remote, typ)
 			}
 		}
 		// Anything else before the result (a stray db:verify answer,
@@ -258,6 +261,12 @@ func (oc *outConn) readLoop() error {
 // closed after the answer. It returns "valid", "invalid" or "error" with
 // the dialback error condition.
 func (s *Server) verify(ctx context.Context, local, remote, id, key string) (string, stanza.Condition) {
+	select {
+	case s.verifications <- struct{}{}:
+		defer func() { <-s.verifications }()
+	default:
+		return "error", stanza.ResourceConstraint
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout)
 	defer cancel()
 	oc, err := s.dial(ctx, local, remote)
@@ -292,10 +301,12 @@ func (s *Server) verify(ctx context.Context, local, remote, id, key string) (str
 		switch typ := el.AttrValue("type"); typ {
 		case "valid", "invalid":
 			return typ, ""
-		case "error":
-			return "error", dialbackError(el)
 		default:
-			return "error", stanza.RemoteServerTimeout
+			// XEP-0220: whatever the authoritative server's error,
+			// the initiating server learns remote-server-not-found
+			// (its condition, such as item-not-found, would mean
+			// something else to it).
+			return "error", stanza.RemoteServerNotFound
 		}
 	}
 }
@@ -310,6 +321,7 @@ type peer struct {
 
 	mu      sync.Mutex // after Server.mu
 	queue   []*xmpp.Stanza
+	qbytes  int // the bytes of queue
 	running bool
 	conn    *outConn // the stream being written, for cut
 }
@@ -319,10 +331,12 @@ type peer struct {
 func (p *peer) enqueue(st *xmpp.Stanza) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.queue) >= p.s.opts.QueueStanzas {
+	n := len(st.Bytes())
+	if len(p.queue) >= p.s.opts.QueueStanzas || p.qbytes+n > p.s.opts.QueueBytes {
 		return false
 	}
 	p.queue = append(p.queue, st)
+	p.qbytes += n
 	if !p.running {
 		p.running = true
 		p.s.wg.Add(1)
@@ -351,7 +365,7 @@ func (p *peer) take(stop bool) []*xmpp.Stanza {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.queue
-	p.queue = nil
+	p.queue, p.qbytes = nil, 0
 	if stop {
 		p.running = false
 	}
@@ -360,6 +374,7 @@ func (p *peer) take(stop bool) []*xmpp.Stanza {
 
 func (p *peer) run() {
 	defer p.s.wg.Done()
+	defer p.s.retire(p)
 	ctx := p.s.ctx
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, p.s.opts.ConnectTimeout)
@@ -381,7 +396,7 @@ func (p *peer) run() {
 		retry := len(p.queue) > 0 && ctx.Err() == nil && (sent || attempt == 0)
 		if !retry {
 			q := p.queue
-			p.queue, p.running = nil, false
+			p.queue, p.qbytes, p.running = nil, 0, false
 			p.mu.Unlock()
 			p.bounceAll(q, stanza.RemoteServerTimeout, "the connection to "+p.remote+" ended")
 			return
@@ -421,14 +436,9 @@ func (p *peer) serve(ctx context.Context, oc *outConn) bool {
 	idle := time.NewTimer(p.s.opts.IdleTimeout)
 	defer idle.Stop()
 	var sent bool
-	var buf []byte
 	for {
 		if batch := p.take(false); len(batch) > 0 {
-			buf = buf[:0]
-			for _, st := range batch {
-				buf = append(buf, st.Bytes()...)
-			}
-			if err := oc.w.write(buf); err != nil {
+			if err := oc.writeBatch(batch); err != nil {
 				p.s.log.Info("federation: write failed", "domain", p.remote, "error", err)
 				p.bounceAll(batch, stanza.RemoteServerTimeout, "the connection to "+p.remote+" failed")
 				oc.raw.Close()
@@ -453,16 +463,43 @@ func (p *peer) serve(ctx context.Context, oc *outConn) bool {
 		case <-ctx.Done():
 			// What is queued goes out before the closing tag.
 			if batch := p.take(false); len(batch) > 0 {
-				buf = buf[:0]
-				for _, st := range batch {
-					buf = append(buf, st.Bytes()...)
-				}
-				_ = oc.w.write(buf)
+				_ = oc.writeBatch(batch)
 			}
 			oc.closeStream(done)
 			return sent
 		}
 	}
+}
+
+// writeChunk bounds the bytes a batch is copied into before a write.
+const writeChunk = 32 << 10
+
+// writeBatch writes stanzas, gathered into writes of about writeChunk.
+func (oc *outConn) writeBatch(batch []*xmpp.Stanza) error {
+	var buf []byte
+	for i, st := range batch {
+		b := st.Bytes()
+		if len(buf) > 0 && len(buf)+len(b) > writeChunk {
+			if err := oc.w.write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		if len(buf) == 0 && (len(b) >= writeChunk || i == len(batch)-1) {
+			if err := oc.w.write(b); err != nil {
+				return err
+			}
+			continue
+		}
+		if buf == nil {
+			buf = make([]byte, 0, writeChunk)
+		}
+		buf = append(buf, b...)
+	}
+	if len(buf) > 0 {
+		return oc.w.write(buf)
+	}
+	return nil
 }
 
 func (p *peer) bounceAll(q []*xmpp.Stanza, cond stanza.Condition, text string) {

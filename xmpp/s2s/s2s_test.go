@@ -2,6 +2,7 @@ package s2s
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -122,7 +123,12 @@ func newTestServer(t *testing.T, opts Options) (*Server, *fakeRouter) {
 }
 
 func TestResolveRoutes(t *testing.T) {
-	s, _ := newTestServer(t, Options{Routes: map[string]string{"b.example": "10.0.0.5:5270"}})
+	s, _ := newTestServer(t, Options{
+		Routes: map[string]string{"b.example": "10.0.0.5:5270"},
+		Resolver: &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+			return nil, errors.New("no DNS in this test")
+		}},
+	})
 	got, err := s.resolve(context.Background(), "b.example")
 	if err != nil || len(got) != 1 || got[0] != "10.0.0.5:5270" {
 		t.Errorf("resolve(route) = %v, %v", got, err)

@@ -45,10 +45,14 @@ type Options struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one write (default 30 s).
 	WriteTimeout time.Duration
-	// QueueStanzas bounds the stanzas waiting for one peer.
+	// QueueStanzas and QueueBytes bound the stanzas waiting for one
+	// peer.
 	QueueStanzas int
+	QueueBytes   int
 	// MaxInbound bounds incoming connections (0: unlimited).
 	MaxInbound int
+	// MaxOutbound bounds the peers with stanzas on the way at once.
+	MaxOutbound int
 	// MaxStanzaSize bounds a received stanza (RFC 6120 §13.12).
 	MaxStanzaSize int
 	// Allow, when not empty, lists the only domains federated with;
@@ -62,6 +66,9 @@ type Options struct {
 	// TraceXML logs every element received at debug level.
 	TraceXML bool
 }
+
+// maxVerifications bounds the dialback verifications running at once.
+const maxVerifications = 64
 
 // pair is an authenticated direction: stanzas from remote to local
 // (inbound), or from local to remote (a peer).
@@ -78,6 +85,11 @@ type Server struct {
 	nextID atomic.Uint64
 	// dialContext connects to peers (net.Dialer's; tests replace it).
 	dialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// verifications bounds the dialback verifications running at
+	// once, server-wide: each is an outgoing connection a peer's key
+	// asks for.
+	verifications chan struct{}
 
 	// ctx ends at Shutdown: peers close their streams, verifications
 	// stop.
@@ -115,6 +127,12 @@ func New(opts Options, router Router) (*Server, error) {
 	if opts.QueueStanzas <= 0 {
 		opts.QueueStanzas = 1000
 	}
+	if opts.QueueBytes <= 0 {
+		opts.QueueBytes = 4 << 20
+	}
+	if opts.MaxOutbound <= 0 {
+		opts.MaxOutbound = 1000
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -133,6 +151,7 @@ func New(opts Options, router Router) (*Server, error) {
 		s.deny[d] = true
 	}
 	s.dialContext = (&net.Dialer{}).DialContext
+	s.verifications = make(chan struct{}, maxVerifications)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -165,12 +184,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closing || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			return fmt.Errorf("s2s: accept: %w", err)
+			// Out of descriptors, a connection reset before it was
+			// accepted: the listener goes on after a pause.
+			s.log.Warn("s2s accept failed", xmpp.LogErr, err)
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
 		s.accept(nc)
 	}
@@ -178,15 +196,19 @@ func (s *Server) Serve(ln net.Listener) error {
 
 func (s *Server) accept(nc net.Conn) {
 	s.mu.Lock()
-	if s.closing || (s.opts.MaxInbound > 0 && len(s.inbound) >= s.opts.MaxInbound) {
-		closing := s.closing
+	if s.closing {
 		s.mu.Unlock()
-		if !closing {
-			s.log.Warn("incoming server connection refused: too many", "remote", nc.RemoteAddr().String(), "max", s.opts.MaxInbound)
-		}
+		nc.Close()
+		return
+	}
+	if s.opts.MaxInbound > 0 && len(s.inbound) >= s.opts.MaxInbound {
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.log.Warn("incoming server connection refused: too many", "remote", nc.RemoteAddr().String(), "max", s.opts.MaxInbound)
 		// RFC 6120 §4.9.3.18 (resource-constraint), after a header of
 		// ours (§4.9.1.2); not waiting for the peer's.
 		go func() {
+			defer s.wg.Done()
 			_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
 			_, _ = nc.Write(wire.AppendStreamEnd(appendHeader(nil, "", "", newStreamID()), "resource-constraint", "too many server connections"))
 			nc.Close()
@@ -230,6 +252,11 @@ func (s *Server) Route(ctx context.Context, st *xmpp.Stanza) {
 	key := pair{local: local, remote: remote}
 	p := s.peers[key]
 	if p == nil {
+		if len(s.peers) >= s.opts.MaxOutbound {
+			s.mu.Unlock()
+			s.bounce(ctx, st, stanza.ResourceConstraint, "too many remote domains at once")
+			return
+		}
 		p = &peer{s: s, pair: key, wake: make(chan struct{}, 1)}
 		s.peers[key] = p
 	}
@@ -237,6 +264,19 @@ func (s *Server) Route(ctx context.Context, st *xmpp.Stanza) {
 	s.mu.Unlock()
 	if !ok {
 		s.bounce(ctx, st, stanza.ResourceConstraint, "too many stanzas waiting for "+remote)
+	}
+}
+
+// retire forgets a peer whose goroutine ended with nothing queued (the
+// next stanza for its pair makes a new one), so that peers are as many as
+// pairs with stanzas on the way.
+func (s *Server) retire(p *peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running && s.peers[p.pair] == p {
+		delete(s.peers, p.pair)
 	}
 }
 
@@ -295,7 +335,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	for _, c := range ins {
-		c.shutdown()
+		c.shutdown() // the connection's goroutine writes the error
 	}
 	done := make(chan struct{})
 	go func() {

@@ -127,8 +127,10 @@ func errorType(cond stanza.Condition) string {
 	switch cond {
 	case stanza.RemoteServerTimeout, condRemoteConnectionFailed, stanza.ResourceConstraint:
 		return "wait"
-	case stanza.NotAuthorized:
+	case stanza.NotAuthorized, stanza.Forbidden:
 		return "auth"
+	case stanza.PolicyViolation:
+		return "modify"
 	}
 	return "cancel"
 }

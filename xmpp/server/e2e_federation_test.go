@@ -1,14 +1,19 @@
 package server_test
 
 import (
+	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"switchboard/xmpp/config"
+	"switchboard/xmpp/s2s"
 	"switchboard/xmpp/server/servertest"
 	"switchboard/xmpp/wire"
 )
@@ -50,7 +55,7 @@ func fedServer(t *testing.T, domain, s2sAddr string, routes map[string]string, m
 func fedPair(t *testing.T) (a, b *servertest.Server) {
 	t.Helper()
 	addrA, addrB := fedFreeAddr(t), fedFreeAddr(t)
-	a = fedServer(t, "a.test", addrA, map[string]string{"b.test": addrB})
+	a = fedServer(t, "a.test", addrA, map[string]string{"b.test": addrB, "nowhere.test": fedFreeAddr(t)})
 	b = fedServer(t, "b.test", addrB, map[string]string{"a.test": addrA})
 	return a, b
 }
@@ -82,6 +87,13 @@ func TestFederationChat(t *testing.T) {
 	rtSend(t, ac, "<iq id='p1' to='b.test' type='get'><ping xmlns='urn:xmpp:ping'/></iq>")
 	el = ac.Next(t, 10*time.Second, rtMatch("iq", "b.test", "p1"))
 	rtCheck(t, el, rtWant{name: "iq", typ: "result", id: "p1", from: "b.test", to: "alice@a.test/desk"})
+
+	// The other server's services for its own users are not offered
+	// to users of this one (XEP-0280 carbons keep per-session state).
+	rtSend(t, ac, "<iq id='c1' to='b.test' type='set'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+	el = ac.Next(t, 10*time.Second, rtMatch("iq", "b.test", "c1"))
+	rtCheck(t, el, rtWant{name: "iq", typ: "error", id: "c1", from: "b.test", to: "alice@a.test/desk",
+		errType: "cancel", errCond: "service-unavailable"})
 
 	// A message to a user the other server does not have comes back
 	// with its error (RFC 6121 §8.5.1: service-unavailable).
@@ -246,6 +258,36 @@ func TestFederationFailures(t *testing.T) {
 	ac.Next(t, wait, rtMatch("iq", "a.test", "ok"))
 }
 
+// fedDialbackSecret is the dialback secret of a running server, derived
+// as the server derives it from the secret in its data directory.
+func fedDialbackSecret(t *testing.T, s *servertest.Server) []byte {
+	t.Helper()
+	secret, err := os.ReadFile(filepath.Join(s.DataDir, "server-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := sha256.Sum256(append([]byte("switchboard dialback\x00"), secret...))
+	return k[:]
+}
+
+// TestFederationShutdown: an incoming server stream still negotiating
+// ends with system-shutdown when the server stops.
+func TestFederationShutdown(t *testing.T) {
+	a := fedServer(t, "a.test", "127.0.0.1:0", nil)
+	r := fedDial(t, a.S2S)
+	r.open(t, "b.test", "a.test")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Shutdown(ctx) }()
+	if got := r.StreamError(t); got != "system-shutdown" {
+		t.Errorf("stream error %s, want system-shutdown", got)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
 // fedRaw is a hand-driven server-to-server stream to one of our servers.
 type fedRaw struct {
 	*servertest.Raw
@@ -381,10 +423,11 @@ func TestFederationInbound(t *testing.T) {
 		if el.AttrValue("type") != "error" || !strings.Contains(string(el.Raw()), "item-not-found") || el.AttrValue("from") != "elsewhere.test" {
 			t.Errorf("dialback to another domain: %s", el.Raw())
 		}
-		// From a domain whose server cannot be reached.
+		// From a domain whose server cannot be reached (XEP-0220
+		// "Dialback Error Conditions").
 		r.Write(t, "<db:result from='nowhere.test' to='a.test'>00</db:result>")
 		el = r.next(t)
-		if el.AttrValue("type") != "error" || el.AttrValue("to") != "nowhere.test" {
+		if el.AttrValue("type") != "error" || el.AttrValue("to") != "nowhere.test" || !strings.Contains(string(el.Raw()), "<remote-connection-failed ") {
 			t.Errorf("dialback from an unreachable domain: %s", el.Raw())
 		}
 		// An unsolicited result is ignored; the stream goes on.
@@ -393,6 +436,42 @@ func TestFederationInbound(t *testing.T) {
 		if got := r.StreamError(t); got != "invalid-from" {
 			t.Errorf("stanza after an unsolicited result: %s, want invalid-from", got)
 		}
+	})
+	t.Run("authenticated pair", func(t *testing.T) {
+		// With b.test's own key (the test reads b.test's secret),
+		// a.test's question to b.test's server is answered valid:
+		// stanzas of that pair, and only of that pair, pass.
+		alice := a.AddUser(t, "carol", "pw")
+		ac := a.MustLogin(t, alice, "pw", servertest.ClientOptions{Resource: "r"})
+		auth := func() *fedRaw {
+			r := fedDial(t, a.S2S)
+			r.open(t, "b.test", "a.test")
+			r.secure(t, "b.test", "a.test")
+			r.Write(t, "<db:result from='b.test' to='a.test'>"+s2s.Key(fedDialbackSecret(t, b), "a.test", "b.test", r.id)+"</db:result>")
+			el := r.next(t)
+			if el.Name != "result" || el.AttrValue("type") != "valid" || el.AttrValue("from") != "a.test" || el.AttrValue("to") != "b.test" {
+				t.Fatalf("dialback with b.test's key: %s", el.Raw())
+			}
+			return r
+		}
+		r := auth()
+		r.Write(t, "<message from='bob@b.test/x' to='carol@a.test/r' id='pair1'><body>ok</body></message>")
+		ac.Next(t, wait, rtMatch("message", "bob@b.test/x", "pair1"))
+		r.Write(t, "<message from='mallory@c.test' to='carol@a.test/r' id='pair2'><body>x</body></message>")
+		if got := r.StreamError(t); got != "invalid-from" {
+			t.Errorf("stanza of another sender domain: %s, want invalid-from", got)
+		}
+		r = auth()
+		r.Write(t, "<message from='bob@b.test' to='someone@elsewhere.test'><body>x</body></message>")
+		if got := r.StreamError(t); got != "host-unknown" {
+			t.Errorf("stanza to a domain not served: %s, want host-unknown", got)
+		}
+		r = auth()
+		r.Write(t, "<message to='carol@a.test'><body>x</body></message>")
+		if got := r.StreamError(t); got != "improper-addressing" {
+			t.Errorf("stanza without from: %s, want improper-addressing", got)
+		}
+		ac.NoMore(t, rtQuiet, rtMatch("message", "", "pair2"))
 	})
 	for _, tc := range []struct {
 		name, header, want string
