@@ -19,25 +19,30 @@ import (
 )
 
 // maxPendingVerifications bounds the dialback keys one incoming stream
-// may have under verification at once.
-const maxPendingVerifications = 8
+// may have under verification at once, maxPairs the domain pairs it may
+// carry.
+const (
+	maxPendingVerifications = 8
+	maxPairs                = 64
+)
 
 // inConn is a stream another server opened to this one.
 type inConn struct {
-	s       *Server
-	id      uint64
-	raw, nc net.Conn
-	dec     *wire.Decoder
-	w       writer
-	cache   xmpp.JIDCache
+	s     *Server
+	id    uint64
+	raw   net.Conn // TCP; the TLS connection over it is the writer's
+	dec   *wire.Decoder
+	w     writer
+	cache xmpp.JIDCache
 
 	secure     bool
 	headerSent bool
 	local      string // the domain the stream is addressed to
 	streamID   string
 	deadline   time.Time   // to authenticate a first pair
-	closing    atomic.Bool // the stream was closed after an invalid key
+	closing    atomic.Bool // the stream ended from our side: no more deadlines
 	stopping   atomic.Bool // the server shuts down (Server.Shutdown)
+	authed     atomic.Bool // a first pair is verified: the idle timeout applies
 
 	ctx    context.Context // ends with the connection: verifications stop
 	cancel context.CancelFunc
@@ -50,7 +55,7 @@ type inConn struct {
 
 func newInConn(s *Server, nc net.Conn) *inConn {
 	c := &inConn{
-		s: s, id: s.nextID.Add(1), raw: nc, nc: nc,
+		s: s, id: s.nextID.Add(1), raw: nc,
 		verified: map[pair]bool{}, pending: map[pair]bool{},
 	}
 	c.w = writer{nc: nc, timeout: s.opts.WriteTimeout}
@@ -79,9 +84,10 @@ func (c *inConn) run() {
 }
 
 // end closes the stream after err: a stream error for what the peer did
-// wrong or a timeout, the closing tag when it closed its stream.
+// wrong, a timeout or a shutdown, the closing tag when it closed its
+// stream; nothing when the stream had ended already (closeStream, a
+// failed TLS handshake).
 func (c *inConn) end(err error) {
-	var se *streamError
 	var we *wire.Error
 	var ne net.Error
 	b := []byte(nil)
@@ -89,13 +95,10 @@ func (c *inConn) end(err error) {
 		b = appendHeader(b, c.local, "", newStreamID())
 	}
 	switch {
+	case c.closing.Load():
+		return
 	case c.stopping.Load():
 		b = wire.AppendStreamEnd(b, "system-shutdown", "")
-	case c.closing.Load():
-		// Closed by us (shutdown, an invalid key): already said.
-		return
-	case errors.As(err, &se):
-		b = wire.AppendStreamEnd(b, se.cond, se.text)
 	case errors.As(err, &we):
 		b = wire.AppendStreamEnd(b, we.Condition, we.Msg)
 	case errors.Is(err, wire.ErrStreamEnd):
@@ -107,7 +110,9 @@ func (c *inConn) end(err error) {
 		return
 	}
 	c.debug("incoming server stream ends", xmpp.LogErr, err)
-	_ = c.w.write(b)
+	if !c.w.last(b) {
+		return
+	}
 	// The peer's closing tag, briefly, so that ours is read before
 	// the reset a close with unread input causes.
 	_ = c.raw.SetReadDeadline(time.Now().Add(closeLinger))
@@ -128,10 +133,9 @@ func (c *inConn) shutdown() {
 // closeStream ends the stream with the closing tag alone (after an
 // invalid dialback key, XEP-0220).
 func (c *inConn) closeStream() {
-	if c.closing.Swap(true) {
+	if c.closing.Swap(true) || !c.w.last([]byte("</stream:stream>")) {
 		return
 	}
-	_ = c.w.write([]byte("</stream:stream>"))
 	_ = c.raw.SetReadDeadline(time.Now().Add(closeLinger))
 }
 
@@ -185,13 +189,8 @@ func (c *inConn) serve() error {
 		return err
 	}
 	for {
-		if !c.closing.Load() {
-			c.mu.Lock()
-			authed := len(c.verified) > 0
-			c.mu.Unlock()
-			if authed {
-				_ = c.raw.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
-			}
+		if c.authed.Load() && !c.closing.Load() {
+			_ = c.raw.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
 		}
 		if c.stopping.Load() {
 			return errors.New("s2s: shutting down") // end writes system-shutdown
@@ -256,10 +255,10 @@ func (c *inConn) startTLS() error {
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.debug("incoming server TLS handshake failed", xmpp.LogErr, err)
-		c.closing.Store(true) // nothing more can be said
+		c.closing.Store(true) // nothing more can be said: end writes nothing
 		return err
 	}
-	c.nc, c.secure = tc, true
+	c.secure = true
 	c.w.setConn(tc)
 	c.dec.Reset(tc)
 	return c.open()
@@ -323,7 +322,9 @@ func (c *inConn) dialbackResult(el *wire.Element) error {
 	case c.pending[p]:
 		c.mu.Unlock()
 		return nil
-	case len(c.pending) >= maxPendingVerifications:
+	case len(c.pending) >= maxPendingVerifications || len(c.verified)+len(c.pending) >= maxPairs:
+		// XEP-0220 "Dialback Error Conditions": the initiating server
+		// opens another connection for this pair.
 		c.mu.Unlock()
 		return reply("error", stanza.ResourceConstraint)
 	}
@@ -339,6 +340,7 @@ func (c *inConn) dialbackResult(el *wire.Element) error {
 		others := len(c.verified) > 0
 		if typ == "valid" {
 			c.verified[p] = true
+			c.authed.Store(true)
 		}
 		c.mu.Unlock()
 		switch typ {

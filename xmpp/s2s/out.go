@@ -52,7 +52,7 @@ func condOf(err error) stanza.Condition {
 type outConn struct {
 	s             *Server
 	local, remote string
-	raw, nc       net.Conn
+	raw           net.Conn // TCP; the TLS connection over it is the writer's
 	dec           *wire.Decoder
 	w             writer
 	streamID      string // the receiving server's id for the stream
@@ -81,7 +81,7 @@ func (s *Server) dial(ctx context.Context, local, remote string) (*outConn, erro
 		}
 		return nil, failed(condRemoteConnectionFailed, "s2s: connect to %s: %w", remote, err)
 	}
-	oc := &outConn{s: s, local: local, remote: remote, raw: nc, nc: nc}
+	oc := &outConn{s: s, local: local, remote: remote, raw: nc}
 	oc.w = writer{nc: nc, timeout: s.opts.WriteTimeout}
 	oc.dec = wire.NewDecoder(nc, wire.Limits{MaxStanza: s.opts.MaxStanzaSize})
 	if dl, ok := ctx.Deadline(); ok {
@@ -107,7 +107,7 @@ func (oc *outConn) open(ctx context.Context) error {
 		return fmt.Errorf("s2s: %s: stream header: %w", oc.remote, err)
 	}
 	if err := checkHeader(h); err != nil {
-		_ = oc.w.write(wire.AppendStreamEnd(nil, err.(*streamError).cond, ""))
+		_ = oc.w.last(wire.AppendStreamEnd(nil, err.(*wire.Error).Condition, ""))
 		return fmt.Errorf("s2s: %s: %w", oc.remote, err)
 	}
 	oc.dec.SetScope(readScope(h))
@@ -166,23 +166,28 @@ func (oc *outConn) startTLS(ctx context.Context) error {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("s2s: %s: TLS handshake: %w", oc.remote, err)
 	}
-	oc.nc, oc.secure = tc, true
+	oc.secure = true
 	oc.w.setConn(tc)
 	oc.dec.Reset(tc)
 	return oc.open(ctx)
 }
 
 // closeStream sends the closing tag, waits a little for the peer's (the
-// reader sees it and ends, closing done), and closes the connection.
+// reader, when there is one, sees it and ends: done), closes the
+// connection and waits for the reader to end.
 func (oc *outConn) closeStream(done <-chan error) {
-	_ = oc.w.write([]byte("</stream:stream>"))
-	if done != nil {
-		select {
-		case <-done:
-		case <-time.After(closeLinger):
-		}
+	oc.w.last([]byte("</stream:stream>"))
+	if done == nil {
+		oc.raw.Close()
+		return
 	}
-	oc.raw.Close()
+	select {
+	case <-done:
+		oc.raw.Close()
+	case <-time.After(closeLinger):
+		oc.raw.Close()
+		<-done
+	}
 }
 
 // authenticate runs dialback for the peer's domain pair on oc (XEP-0220
@@ -243,7 +248,6 @@ func (oc *outConn) trace(el *wire.Element) {
 // sends nothing on it but keepalives, a stream error or the closing tag.
 func (oc *outConn) readLoop() error {
 	for {
-		_ = oc.nc.SetReadDeadline(time.Time{})
 		el, err := oc.dec.ReadElement()
 		if err != nil {
 			return err
@@ -455,7 +459,7 @@ func (p *peer) serve(ctx context.Context, oc *outConn) bool {
 			if err != nil && !errors.Is(err, wire.ErrStreamEnd) {
 				p.s.log.Info("federation: stream ended", "domain", p.remote, "error", err)
 			}
-			oc.closeStream(nil)
+			oc.closeStream(nil) // the reader has ended
 			return sent
 		case <-idle.C:
 			oc.closeStream(done)
@@ -474,10 +478,14 @@ func (p *peer) serve(ctx context.Context, oc *outConn) bool {
 // writeChunk bounds the bytes a batch is copied into before a write.
 const writeChunk = 32 << 10
 
-// writeBatch writes stanzas, gathered into writes of about writeChunk.
+// writeBatch writes stanzas, gathered into writes of about writeChunk; a
+// stanza as large goes out by itself.
 func (oc *outConn) writeBatch(batch []*xmpp.Stanza) error {
-	var buf []byte
-	for i, st := range batch {
+	if len(batch) == 1 {
+		return oc.w.write(batch[0].Bytes())
+	}
+	buf := make([]byte, 0, writeChunk)
+	for _, st := range batch {
 		b := st.Bytes()
 		if len(buf) > 0 && len(buf)+len(b) > writeChunk {
 			if err := oc.w.write(buf); err != nil {
@@ -485,21 +493,18 @@ func (oc *outConn) writeBatch(batch []*xmpp.Stanza) error {
 			}
 			buf = buf[:0]
 		}
-		if len(buf) == 0 && (len(b) >= writeChunk || i == len(batch)-1) {
+		if len(b) >= writeChunk {
 			if err := oc.w.write(b); err != nil {
 				return err
 			}
 			continue
 		}
-		if buf == nil {
-			buf = make([]byte, 0, writeChunk)
-		}
 		buf = append(buf, b...)
 	}
-	if len(buf) > 0 {
-		return oc.w.write(buf)
+	if len(buf) == 0 {
+		return nil
 	}
-	return nil
+	return oc.w.write(buf)
 }
 
 func (p *peer) bounceAll(q []*xmpp.Stanza, cond stanza.Condition, text string) {

@@ -86,12 +86,17 @@ type fakeRouter struct {
 	served map[string]bool
 	mu     sync.Mutex
 	got    []*xmpp.Stanza
+	// next, when set, receives each routed stanza too.
+	next chan *xmpp.Stanza
 }
 
 func (r *fakeRouter) Route(_ context.Context, st *xmpp.Stanza) {
 	r.mu.Lock()
 	r.got = append(r.got, st)
 	r.mu.Unlock()
+	if r.next != nil {
+		r.next <- st
+	}
 }
 
 func (r *fakeRouter) Serves(d string) bool { return r.served[d] }
@@ -219,5 +224,94 @@ func TestBounceSkipsPresence(t *testing.T) {
 	got := rt.routed()
 	if len(got) != 1 || got[0].Type != "error" || got[0].El.Child("error", wire.NSClient) == nil {
 		t.Fatalf("bounces %v, want one error for the subscription request", got)
+	}
+}
+
+// scriptedPeer is a remote server that answers one connection's header
+// with dialback offered (no TLS), reads the dialback key and writes
+// answer.
+func scriptedPeer(t *testing.T, answer string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		dec := wire.NewDecoder(c, wire.Limits{})
+		if _, err := dec.ReadHeader(); err != nil {
+			return
+		}
+		_, _ = c.Write([]byte("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='b.example' to='a.example' id='s1' version='1.0'>" +
+			"<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>"))
+		if el, err := dec.ReadElement(); err != nil || el.Name != "result" {
+			return
+		}
+		_, _ = c.Write([]byte(answer))
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	return ln.Addr().String()
+}
+
+// TestOutgoingDialbackAnswers: what the receiving server answers to our
+// key decides what queued stanzas are answered with (XEP-0220
+// "Initiating Server Generates Outbound Request"); an answer for another
+// pair does not authorise ours ("Unsolicited Dialback").
+func TestOutgoingDialbackAnswers(t *testing.T) {
+	for _, tc := range []struct{ name, answer, cond string }{
+		{"invalid", "<db:result from='b.example' to='a.example' type='invalid'/>", "internal-server-error"},
+		{"error", "<db:result from='b.example' to='a.example' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>", "remote-server-timeout"},
+		{"closed", "</stream:stream>", "remote-server-timeout"},
+		{"stream error", "<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>", "remote-server-not-found"},
+		{"unsolicited", "<db:result from='c.example' to='a.example' type='valid'/><db:result from='b.example' to='x.example' type='valid'/></stream:stream>", "remote-server-timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, rt := newTestServer(t, Options{Routes: map[string]string{"b.example": scriptedPeer(t, tc.answer)}})
+			rt.next = make(chan *xmpp.Stanza, 4)
+			s.Route(context.Background(), msg(t, "alice@a.example/r", "bob@b.example", "m"))
+			select {
+			case st := <-rt.next:
+				if st.Type != "error" || st.ID != "m" || st.El.Child("error", wire.NSClient).Child(tc.cond, xmpp.NSStanzas) == nil {
+					t.Errorf("answered %s, want %s", st.Bytes(), tc.cond)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the queued stanza was not answered")
+			}
+		})
+	}
+}
+
+// TestWriterLast: nothing is written after the stream's last bytes, so
+// that a dialback answer finishing late cannot follow the closing tag.
+func TestWriterLast(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(client)
+		got <- b
+	}()
+	w := writer{nc: server, timeout: time.Second}
+	if err := w.write([]byte("<a/>")); err != nil {
+		t.Fatal(err)
+	}
+	if !w.last([]byte("</stream:stream>")) {
+		t.Fatal("last refused the first end")
+	}
+	if err := w.write([]byte("<late/>")); err == nil {
+		t.Error("write after last succeeded")
+	}
+	if w.last([]byte("<stream:error/>")) {
+		t.Error("a second last succeeded")
+	}
+	server.Close()
+	if b := <-got; string(b) != "<a/></stream:stream>" {
+		t.Errorf("wrote %q", b)
 	}
 }

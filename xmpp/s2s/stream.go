@@ -147,19 +147,9 @@ func dialbackError(el *wire.Element) stanza.Condition {
 	return stanza.UndefinedCondition
 }
 
-// streamError is a stream error to send, or one the peer sent.
-type streamError struct {
-	cond, text string
-}
-
-func (e *streamError) Error() string {
-	if e.text == "" {
-		return "stream error: " + e.cond
-	}
-	return "stream error: " + e.cond + ": " + e.text
-}
-
-func serr(cond, text string) error { return &streamError{cond: cond, text: text} }
+// serr is a stream error to send (RFC 6120 §4.9.3), as package wire
+// reports the ones of XML it reads.
+func serr(cond, text string) error { return &wire.Error{Condition: cond, Msg: text} }
 
 // checkHeader checks a peer's stream header (RFC 6120 §4.7, §4.8.2): the
 // stream namespace, jabber:server content and version 1.0 or later. It
@@ -204,12 +194,14 @@ func peerStreamError(el *wire.Element) error {
 	return errors.New("s2s: peer sent a stream error")
 }
 
-// writer serialises writes to a connection, each with a deadline.
+// writer serialises writes to a connection, each with a deadline. Once
+// a write failed or the stream's last bytes went out (last), every write
+// fails: nothing follows the closing tag.
 type writer struct {
 	mu      sync.Mutex
 	nc      net.Conn
 	timeout time.Duration
-	failed  bool
+	done    bool
 }
 
 func (w *writer) setConn(nc net.Conn) {
@@ -218,15 +210,22 @@ func (w *writer) setConn(nc net.Conn) {
 	w.mu.Unlock()
 }
 
-func (w *writer) write(b []byte) error {
+func (w *writer) write(b []byte) error { return w.send(b, false) }
+
+// last writes the end of the stream (a stream error, the closing tag);
+// it reports false when the stream had ended already.
+func (w *writer) last(b []byte) bool { return w.send(b, true) != net.ErrClosed }
+
+func (w *writer) send(b []byte, last bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.failed {
+	if w.done {
 		return net.ErrClosed
 	}
+	w.done = last
 	_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
 	if _, err := w.nc.Write(b); err != nil {
-		w.failed = true
+		w.done = true
 		return err
 	}
 	return nil
