@@ -79,6 +79,12 @@ const (
 	// TargetAccount is a user's bare JID, or no 'to' at all
 	// (RFC 6120 §10.3.3, RFC 6121 §8.5.2.1.3).
 	TargetAccount
+	// TargetRemote is a server domain asked by a user of another
+	// server (federation). Only the services registered for it answer
+	// such users (discovery, ping, version, time, uptime); the others
+	// serve the server's own accounts and keep state for their
+	// sessions.
+	TargetRemote
 )
 
 // Feature is a disco#info feature or identity a module adds.
@@ -129,7 +135,7 @@ func (r *Registry) HandleIQ(module string, t Target, typ, space, local string, h
 	if r.frozen {
 		return fmt.Errorf("registry: %s: registration after startup", module)
 	}
-	for _, tg := range []Target{TargetHost, TargetAccount} {
+	for _, tg := range []Target{TargetHost, TargetAccount, TargetRemote} {
 		if t&tg == 0 {
 			continue
 		}

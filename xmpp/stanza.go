@@ -262,6 +262,13 @@ func (s *Stanza) IsIQRequest() bool {
 	return s.Kind == KindIQ && (s.Type == TypeGet || s.Type == TypeSet)
 }
 
+// IsAvailabilityOrProbe reports whether s is presence of availability
+// (RFC 6121 §4: no type, or unavailable) or a probe. Undelivered, such
+// presence gets no error: the contact simply stays unavailable.
+func (s *Stanza) IsAvailabilityOrProbe() bool {
+	return s.Kind == KindPresence && (s.Type == "" || s.Type == TypeUnavailable || s.Type == TypeProbe)
+}
+
 // Result returns the IQ result for request s, with the optional payload.
 func (s *Stanza) Result(payload *wire.Element) *Stanza {
 	var children []*wire.Element

@@ -35,7 +35,7 @@ func (m *Module) Name() string { return "disco" }
 // Register implements xmpp.Module.
 func (m *Module) Register(reg *xmpp.Registry, _ *xmpp.Hooks) error {
 	m.reg = reg
-	all := xmpp.TargetHost | xmpp.TargetAccount
+	all := xmpp.TargetHost | xmpp.TargetAccount | xmpp.TargetRemote
 	reg.AddFeature(all, xmpp.NSDiscoInfo, xmpp.NSDiscoItem)
 	reg.AddIdentity(xmpp.Identity{Target: xmpp.TargetHost, Category: "server", Type: "im", Name: "Switchboard"})
 	reg.AddIdentity(xmpp.Identity{Target: xmpp.TargetAccount, Category: "account", Type: "registered"})

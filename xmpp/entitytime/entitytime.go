@@ -30,7 +30,7 @@ func (m *Module) Register(reg *xmpp.Registry, _ *xmpp.Hooks) error {
 		m.Now = time.Now
 	}
 	reg.AddFeature(xmpp.TargetHost, NS)
-	return reg.HandleIQ(m.Name(), xmpp.TargetHost, xmpp.TypeGet, NS, "time", func(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
+	return reg.HandleIQ(m.Name(), xmpp.TargetHost|xmpp.TargetRemote, xmpp.TypeGet, NS, "time", func(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
 		now := m.Now()
 		_, off := now.Zone()
 		sign := '+'

@@ -62,7 +62,7 @@ func (*Module) Name() string { return "lastactivity" }
 // Register implements xmpp.Module.
 func (m *Module) Register(reg *xmpp.Registry, _ *xmpp.Hooks) error {
 	reg.AddFeature(xmpp.TargetHost|xmpp.TargetAccount, NS)
-	return reg.HandleIQ(m.Name(), xmpp.TargetHost|xmpp.TargetAccount, xmpp.TypeGet, NS, "query", m.query)
+	return reg.HandleIQ(m.Name(), xmpp.TargetHost|xmpp.TargetAccount|xmpp.TargetRemote, xmpp.TypeGet, NS, "query", m.query)
 }
 
 func result(st *xmpp.Stanza, seconds int64, text string) *xmpp.Stanza {

@@ -91,17 +91,6 @@ type Router struct {
 	remote atomic.Pointer[Remote]
 }
 
-// publicHostIQ are the namespaces of the IQ services a server answers for
-// users of other servers: discovery, ping, software version, time and
-// uptime.
-func publicHostIQ(ns string) bool {
-	switch ns {
-	case xmpp.NSDiscoInfo, xmpp.NSDiscoItem, "urn:xmpp:ping", "jabber:iq:version", "urn:xmpp:time", "jabber:iq:last":
-		return true
-	}
-	return false
-}
-
 // Remote carries stanzas addressed to domains the server does not serve to
 // the servers that do (RFC 6120 §10.4).
 type Remote interface {
@@ -390,9 +379,8 @@ func (r *Router) Route(ctx context.Context, st *xmpp.Stanza) {
 			(*rem).Route(ctx, st)
 			return
 		}
-		// Without federation, RFC 6120 §10.4.3; presence broadcasts and
-		// probes need no answer: the contact stays unavailable.
-		if st.Kind == xmpp.KindPresence && (st.Type == "" || st.Type == xmpp.TypeUnavailable || st.Type == xmpp.TypeProbe) {
+		// Without federation, RFC 6120 §10.4.3.
+		if st.IsAvailabilityOrProbe() {
 			return
 		}
 		r.bounce(ctx, st, stanza.RemoteServerNotFound, "")
@@ -430,7 +418,11 @@ func (r *Router) routeNoTo(ctx context.Context, st *xmpp.Stanza) {
 func (r *Router) routeHost(ctx context.Context, st *xmpp.Stanza) {
 	switch st.Kind {
 	case xmpp.KindIQ:
-		r.handleIQ(ctx, xmpp.TargetHost, st)
+		t := xmpp.TargetHost
+		if !xmpp.IsZero(st.From) && !r.Serves(st.From.Domainpart()) {
+			t = xmpp.TargetRemote
+		}
+		r.handleIQ(ctx, t, st)
 	case xmpp.KindMessage:
 		// No server-side message handling: RFC 6120 §10.5.4 allows
 		// silently ignoring it; errors are never answered.
@@ -449,12 +441,6 @@ func (r *Router) handleIQ(ctx context.Context, t xmpp.Target, st *xmpp.Stanza) {
 		return
 	}
 	h := r.reg.IQ(t, st)
-	if h != nil && t == xmpp.TargetHost && !r.Serves(st.From.Domainpart()) && !publicHostIQ(st.Payload().Space) {
-		// A user of another server asks this server itself: only the
-		// services meant for anyone answer (the others serve local
-		// accounts and keep per-session state, such as carbons).
-		h = nil
-	}
 	if h == nil {
 		r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 		return

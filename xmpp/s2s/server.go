@@ -284,7 +284,7 @@ func (s *Server) retire(p *peer) {
 // (RFC 6120 §10.4.3). Presence broadcasts and probes get no answer: the
 // contact stays unavailable, as it would had the presence arrived.
 func (s *Server) bounce(ctx context.Context, st *xmpp.Stanza, cond stanza.Condition, text string) {
-	if st.Kind == xmpp.KindPresence && (st.Type == "" || st.Type == xmpp.TypeUnavailable || st.Type == xmpp.TypeProbe) {
+	if st.IsAvailabilityOrProbe() {
 		return
 	}
 	if e := st.ErrorReply(xmpp.StanzaError(cond, text)); e != nil {

@@ -88,6 +88,10 @@ func TestFederationChat(t *testing.T) {
 	el = ac.Next(t, 10*time.Second, rtMatch("iq", "b.test", "p1"))
 	rtCheck(t, el, rtWant{name: "iq", typ: "result", id: "p1", from: "b.test", to: "alice@a.test/desk"})
 
+	rtSend(t, ac, "<iq id='v1' to='b.test' type='get'><query xmlns='jabber:iq:version'/></iq>")
+	el = ac.Next(t, 10*time.Second, rtMatch("iq", "b.test", "v1"))
+	rtCheck(t, el, rtWant{name: "iq", typ: "result", id: "v1", from: "b.test", to: "alice@a.test/desk"})
+
 	// The other server's services for its own users are not offered
 	// to users of this one (XEP-0280 carbons keep per-session state).
 	rtSend(t, ac, "<iq id='c1' to='b.test' type='set'><enable xmlns='urn:xmpp:carbons:2'/></iq>")

@@ -29,7 +29,7 @@ func (*Module) Name() string { return "version" }
 // Register implements xmpp.Module.
 func (m *Module) Register(reg *xmpp.Registry, _ *xmpp.Hooks) error {
 	reg.AddFeature(xmpp.TargetHost, NS)
-	return reg.HandleIQ(m.Name(), xmpp.TargetHost, xmpp.TypeGet, NS, "query", func(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
+	return reg.HandleIQ(m.Name(), xmpp.TargetHost|xmpp.TargetRemote, xmpp.TypeGet, NS, "query", func(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
 		q := wire.New("query", NS).AddChild(
 			wire.New("name", NS).SetText(m.Software),
 			wire.New("version", NS).SetText(m.Version),
