@@ -178,8 +178,8 @@ type S2S struct {
 	// ConnectTimeout bounds connecting to a peer and negotiating the
 	// stream, TLS and dialback.
 	ConnectTimeout Duration `toml:"connect_timeout"`
-	// IdleTimeout closes a connection nothing was sent or received on
-	// for that long.
+	// IdleTimeout closes an outgoing stream nothing was sent on, and an
+	// incoming one nothing was received on, for that long. Positive.
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// QueueStanzas bounds the stanzas waiting for one peer's connection;
 	// more are answered with resource-constraint.
@@ -189,8 +189,9 @@ type S2S struct {
 	// MaxInbound bounds incoming server connections. Zero means
 	// unlimited.
 	MaxInbound int `toml:"max_inbound"`
-	// MaxOutbound bounds the remote domain pairs with stanzas on the way
-	// at once; stanzas for further ones are answered with
+	// MaxOutbound bounds the remote domain pairs with a connection open
+	// or being opened at once (up to IdleTimeout after their last
+	// stanza); stanzas for further ones are answered with
 	// resource-constraint.
 	MaxOutbound int `toml:"max_outbound"`
 	// Allow, when not empty, lists the only domains federated with;

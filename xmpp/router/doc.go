@@ -1,6 +1,8 @@
 // Package router delivers stanzas between local sessions, the server's own
-// IQ handlers, components and (later) remote domains, and keeps the session
-// table (the "session manager").
+// IQ handlers, components and remote domains (the Remote set with
+// SetRemote: package s2s), and keeps the session table (the "session
+// manager"). Users of other servers reach only the host IQ services
+// registered for xmpp.TargetRemote.
 //
 // Delivery follows RFC 6120 §10 (server rules for processing XML stanzas)
 // and RFC 6121 §8.5 (local user: no such user, bare JID with and without

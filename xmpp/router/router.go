@@ -98,7 +98,8 @@ type Remote interface {
 }
 
 // SetRemote sets where stanzas to other domains go; before it is set (or
-// with nil) they are answered with remote-server-not-found.
+// with nil) they are answered with remote-server-not-found, except
+// presence of availability and probes, which get no answer.
 func (r *Router) SetRemote(rem Remote) {
 	if rem == nil {
 		r.remote.Store(nil)

@@ -11,15 +11,19 @@
 //   - outgoing, the server sends a dialback key for the pair
 //     (<db:result/>), an HMAC of the pair and the stream id under its own
 //     secret (XEP-0185), queues the pair's stanzas until the receiving
-//     server reports the key valid, and sends them then; stanzas queued
-//     when the connection or the dialback fails are answered with
-//     remote-server-not-found or remote-server-timeout (RFC 6120 §10.4.3);
+//     server reports the key valid, and sends them then; stanzas that
+//     cannot go out are answered (RFC 6120 §10.4.3, XEP-0220) with
+//     remote-server-not-found (no such server), remote-server-timeout (a
+//     timeout, a dialback error, the stream closed), internal-server-error
+//     (our key found invalid), not-allowed (the allow and deny lists) or
+//     resource-constraint (a full queue, too many peers); presence of
+//     availability and probes get no answer;
 //   - inbound, the server checks a key it receives by opening a short
 //     connection to the sending domain's own server and asking it
 //     (<db:verify/>), and accepts the pair's stanzas once that server says
 //     the key is valid;
-//   - on any connection, it answers <db:verify/> about the keys it issued
-//     itself.
+//   - on any incoming connection, authenticated or not, it answers
+//     <db:verify/> about the keys it issued itself.
 //
 // Certificates are not checked: TLS protects the stream, dialback names
 // the domain (as Prosody and ejabberd do by default). Dialback answers

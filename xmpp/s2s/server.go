@@ -40,8 +40,8 @@ type Options struct {
 	// included; an incoming connection gets twice that to authenticate
 	// a first domain pair (it waits for the verification).
 	ConnectTimeout time.Duration
-	// IdleTimeout closes connections nothing was sent or received on
-	// for that long.
+	// IdleTimeout closes an outgoing stream nothing was sent on, and an
+	// authenticated incoming one nothing was received on, for that long.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one write (default 30 s).
 	WriteTimeout time.Duration
@@ -51,7 +51,8 @@ type Options struct {
 	QueueBytes   int
 	// MaxInbound bounds incoming connections (0: unlimited).
 	MaxInbound int
-	// MaxOutbound bounds the peers with stanzas on the way at once.
+	// MaxOutbound bounds the peers at once: pairs with a connection open
+	// or being opened.
 	MaxOutbound int
 	// MaxStanzaSize bounds a received stanza (RFC 6120 §13.12).
 	MaxStanzaSize int
@@ -267,9 +268,10 @@ func (s *Server) Route(ctx context.Context, st *xmpp.Stanza) {
 	}
 }
 
-// retire forgets a peer whose goroutine ended with nothing queued (the
-// next stanza for its pair makes a new one), so that peers are as many as
-// pairs with stanzas on the way.
+// retire forgets a peer whose goroutine ended (its stream closed, idle or
+// failed) with nothing queued; the next stanza for its pair makes a new
+// one. Peers are thus as many as pairs with a connection open or being
+// opened.
 func (s *Server) retire(p *peer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -506,7 +506,9 @@ const adminCloseGrace = time.Second
 // the commands still running of either transport get adminCloseGrace),
 // the room services, so that occupants still connected learn that rooms
 // go down (XEP-0045 §11.2, status 332), then listeners and sessions
-// (closed with system-shutdown), background jobs, the rooms users follow
+// (closed with system-shutdown), federation streams (incoming ones closed
+// with system-shutdown, outgoing ones once their queue is written),
+// background jobs, the rooms users follow
 // (written), the archive writer (flushed), the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
