@@ -43,6 +43,7 @@ var tiers = map[string]int{
 	"switchboard/xmpp/register":     2,
 	"switchboard/xmpp/blocking":     2,
 	"switchboard/xmpp/lastactivity": 2,
+	"switchboard/xmpp/pep":          2,
 	"switchboard/xmpp/adhoc":        2,
 	"switchboard/xmpp/xmpptest":     2,
 

@@ -67,6 +67,9 @@
 //	rooms              lp(service) ‖ localpart              0x01 ‖ room (see Rooms below)
 //	uploads            slot id (32 hex digits)              0x01 ‖ state ‖ bytes(owner) ‖ bytes(name) ‖ uvarint(size) ‖ bytes(content type) ‖ varint(created)
 //	uploads_owner      lp(owner) ‖ slot id                  0x01 ‖ uvarint(size)
+//	pep_nodes          lp(owner) ‖ node                     0x01 ‖ bytes(access) ‖ uvarint(n) ‖ n×bytes(group) ‖ uvarint(max items) ‖ bytes(send last) ‖ flags ‖ bytes(title) ‖ uvarint(newest seq)
+//	pep_items          lp(owner) ‖ lp(node) ‖ be64(seq)     0x01 ‖ bytes(id) ‖ bytes(publisher) ‖ bytes(payload)
+//	pep_usage          lp(owner)                            0x01 ‖ uvarint(bytes of the owner's items)
 //
 // where cred = bytes(salt) ‖ uvarint(iterations) ‖ bytes(StoredKey) ‖
 // bytes(ServerKey). As RFC 5802 §3 recommends, the server keeps StoredKey
@@ -145,6 +148,11 @@
 //     with when it first entered each and the room archive id it has read
 //     up to; written in batches on joins and displayed markers, never per
 //     room message (unread counts come from Archive.Summary, O(limit)).
+//   - PEP: XEP-0163 personal eventing nodes (their configuration) and
+//     items, oldest first by a per-node sequence number, so the newest is
+//     one seek; a usage counter per owner keeps the byte quota check to
+//     one read. A publication's precondition check, auto-create, replace
+//     by id, trim to MaxItems and quota run in one transaction.
 //
 // # Message archive (XEP-0313 1.1.3, XEP-0359 0.7.0, XEP-0333 1.0.0)
 //

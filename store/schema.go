@@ -47,6 +47,11 @@ const (
 	// Added by migration 9.
 	bucketUploads      = "uploads"
 	bucketUploadsOwner = "uploads_owner"
+
+	// Added by migration 10.
+	bucketPEPNodes = "pep_nodes"
+	bucketPEPItems = "pep_items"
+	bucketPEPUsage = "pep_usage"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
@@ -60,7 +65,7 @@ const keyArchiveLastID = "archive_last_id"
 
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 9
+const SchemaVersion = 10
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -121,6 +126,14 @@ func migrations() []migration {
 		}},
 		{name: "create upload buckets", apply: func(tx *bbolt.Tx) error {
 			for _, name := range []string{bucketUploads, bucketUploadsOwner} {
+				if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{name: "create personal eventing buckets", apply: func(tx *bbolt.Tx) error {
+			for _, name := range []string{bucketPEPNodes, bucketPEPItems, bucketPEPUsage} {
 				if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 					return err
 				}

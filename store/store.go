@@ -89,6 +89,7 @@ type DB struct {
 	rooms     *Rooms
 	inbox     *RoomInbox
 	uploads   *Uploads
+	pep       *PEP
 }
 
 // Open opens the database at path, creating it (and its parent directory,
@@ -143,6 +144,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.subReqs = &SubRequests{db: db}
 	db.offline = &Offline{db: db}
 	db.blocks = &Blocklists{db: db}
+	db.pep = &PEP{db: db}
 	db.activity = &Activities{db: db}
 	db.overrides = &PresenceOverrides{db: db}
 	db.prefs = &ArchivePrefsStore{db: db}
@@ -223,6 +225,9 @@ func (db *DB) SubRequests() *SubRequests { return db.subReqs }
 
 // Offline returns the offline-message sub-store (XEP-0160).
 func (db *DB) Offline() *Offline { return db.offline }
+
+// PEP returns the sub-store of personal eventing nodes (XEP-0163).
+func (db *DB) PEP() *PEP { return db.pep }
 
 // Blocklists returns the sub-store of blocked JIDs (XEP-0191).
 func (db *DB) Blocklists() *Blocklists { return db.blocks }

@@ -384,6 +384,7 @@ func deleteAccountData(tx *bbolt.Tx, a *Archive, owner string) error {
 		a.deleteOwner,
 		deleteArchivePrefsOwner,
 		deleteRoomInboxOwner,
+		deletePEPOwner,
 	} {
 		if err := del(tx, owner); err != nil {
 			return err

@@ -75,6 +75,7 @@ type Config struct {
 	C2S    C2S    `toml:"c2s"`
 	S2S    S2S    `toml:"s2s"`
 	Upload Upload `toml:"upload"`
+	PEP    PEP    `toml:"pep"`
 	Hosts  []Host `toml:"host"`
 }
 
@@ -225,6 +226,19 @@ type Upload struct {
 	Dir string `toml:"dir"`
 }
 
+// PEP bounds what each account keeps in its personal eventing service
+// (XEP-0163: avatars, nicknames, bookmarks, OMEMO keys) ([pep]).
+type PEP struct {
+	// MaxNodes is how many nodes an account may have. Positive.
+	MaxNodes int `toml:"max_nodes"`
+	// MaxItems is the most items one node keeps, and what a client's
+	// pubsub#max_items "max" means. Positive.
+	MaxItems int `toml:"max_items"`
+	// MaxBytes bounds the bytes an account's items take together.
+	// Positive.
+	MaxBytes int64 `toml:"max_bytes"`
+}
+
 // Host is one virtual host ([[host]]).
 type Host struct {
 	// Domain is the lowercase domain served, e.g. "example.org".
@@ -317,6 +331,7 @@ func Defaults() Config {
 		C2S:    C2SDefaults(),
 		S2S:    S2SDefaults(),
 		Upload: UploadDefaults(),
+		PEP:    PEPDefaults(),
 		Hosts:  []Host{HostDefaults("localhost")},
 	}
 }
@@ -395,6 +410,11 @@ const (
 	// directory.
 	UploadDirName = "uploads"
 )
+
+// PEPDefaults returns the defaults of [pep].
+func PEPDefaults() PEP {
+	return PEP{MaxNodes: 128, MaxItems: 256, MaxBytes: 4 << 20}
+}
 
 // UploadDefaults returns the defaults of [upload].
 func UploadDefaults() Upload {

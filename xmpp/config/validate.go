@@ -24,6 +24,7 @@ func (c *Config) Validate() error {
 	c.C2S.validate(&p)
 	c.S2S.validate(&p)
 	c.Upload.validate(&p)
+	c.PEP.validate(&p)
 	validateHosts(&p, c.Hosts)
 	return p.err()
 }
@@ -51,6 +52,9 @@ func (s S2S) Validate() error { return validated(s.validate) }
 
 // Validate checks [upload].
 func (u Upload) Validate() error { return validated(u.validate) }
+
+// Validate checks [pep].
+func (e PEP) Validate() error { return validated(e.validate) }
 
 // Validate checks one [[host]] table; keys are reported as "host.<key>".
 func (h Host) Validate() error {
@@ -208,6 +212,18 @@ func (u Upload) validate(p *problems) {
 	}
 	if strings.ContainsRune(u.Dir, 0) {
 		p.add("upload.dir", "must not contain NUL")
+	}
+}
+
+func (e PEP) validate(p *problems) {
+	if e.MaxNodes < 1 {
+		p.add("pep.max_nodes", "must be at least 1, got %d", e.MaxNodes)
+	}
+	if e.MaxItems < 1 {
+		p.add("pep.max_items", "must be at least 1, got %d", e.MaxItems)
+	}
+	if e.MaxBytes < 1 {
+		p.add("pep.max_bytes", "must be at least 1, got %d", e.MaxBytes)
 	}
 }
 

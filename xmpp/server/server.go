@@ -34,6 +34,7 @@ import (
 	"switchboard/xmpp/lastactivity"
 	"switchboard/xmpp/mam"
 	"switchboard/xmpp/offline"
+	"switchboard/xmpp/pep"
 	"switchboard/xmpp/ping"
 	"switchboard/xmpp/register"
 	"switchboard/xmpp/router"
@@ -190,6 +191,15 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	pepMod, err := pep.New(pep.Options{
+		MaxNodes: cfg.PEP.MaxNodes, MaxItems: cfg.PEP.MaxItems, MaxBytes: cfg.PEP.MaxBytes, Logger: s.log,
+	}, pep.Deps{
+		Store: s.db.PEP(), Rosters: s.db.Rosters(), Contacts: rosterMod, Sessions: rt, Router: rt,
+		IsLocal: rt.IsLocal, Blocks: blockingMod.Blocks,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	s.archiveWriter = s.db.Archive().NewWriter(store.WriterOptions{
 		Background: cfg.Server.ArchiveCommitPriority == config.PriorityIdle, Logger: s.log,
 	})
@@ -233,7 +243,10 @@ func (s *Server) build() error {
 	// The archive before offline storage, so that stored messages carry
 	// their stanza-id, and before carbons, so that sent carbons carry the
 	// stanza-id of the sender's archive (xmpp.Hooks.MessageOut).
-	modules = append([]xmpp.Module{blockingMod}, modules...)
+	// PEP before the roster and presence modules: its PresenceIn filter
+	// only watches the presence of other servers' users, and must see it
+	// before they consume it.
+	modules = append([]xmpp.Module{blockingMod, pepMod}, modules...)
 	modules = append(modules, rosterMod, presenceMod, mamMod, offlineMod, carbons.New(rt), lastMod, adhoc.New())
 	for _, m := range modules {
 		if err := m.Register(s.registry, s.hooks); err != nil {

@@ -1,0 +1,38 @@
+// Package pep is the XEP-0163 (Personal Eventing Protocol 1.2.2) service of
+// every account: the XEP-0060 publish-subscribe subset PEP needs, on the
+// account's bare JID.
+//
+// Covered: publish with auto-create and publish-options preconditions
+// (§7.1.5: conflict with precondition-not-met), item retrieval (all, the
+// newest max_items, or by id), retraction, node creation (with a
+// configuration form), configuration, deletion and purge by the owner; the
+// access models presence (the default), open, roster (the owner's roster
+// groups) and whitelist (the owner alone). Only the owner publishes.
+//
+// Notifications follow presence (XEP-0163 §4.3): the owner's available
+// resources and the available resources of the contacts who receive the
+// owner's presence and whom the node's access model admits get them, each
+// only if its XEP-0115 entity capabilities ask for the node ("node+notify",
+// XEP-0060 §9.2). The module reads the capabilities of local resources
+// from the presence the router keeps, and those of other servers' users
+// from the presence they send the account. It asks a resource with an
+// unknown verification string for its disco#info, checks the string
+// (XEP-0115 §5.4) and keeps what it learnt by string; an unverified answer
+// is kept for that resource alone. A resource's initial presence, or
+// presence with new capabilities, brings it the newest item of each node
+// it newly asks for (send_last_published_item on_sub_and_presence) from
+// its own account and the local accounts whose presence it receives; other
+// servers send theirs. Nothing is sent to a contact the owner blocked.
+//
+// Not covered: explicit subscriptions (subscribe answers
+// feature-not-implemented: subscriptions are implied by presence),
+// affiliation and subscription management, collection nodes, and the
+// XEP-0033 replyto address on notifications. The roster model reads the
+// owner's roster groups, not the configured shared groups.
+//
+// Limits: nodes per account, items per node (also what pubsub#max_items
+// "max" means) and bytes of items per account; beyond them a publication
+// gets resource-constraint. Capability queries in flight, learnt
+// verification strings and other servers' resources followed per account
+// are bounded too.
+package pep

@@ -1,0 +1,372 @@
+package pep
+
+import (
+	"context"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// notify sends an event of one of own's nodes to whoever is to hear of it
+// (XEP-0163 §4.3.1): the owner's available resources and those of the
+// contacts the node's access model admits, each only if its entity
+// capabilities ask for the node (filtered notifications, XEP-0060 §9.2).
+// Notifications come from the owner's bare JID (§4.3.3), so errors about
+// them return to the service.
+func (m *Module) notify(ctx context.Context, own jid.JID, n store.PEPNode, ev *wire.Element) {
+	msg := xmpp.Build(xmpp.KindMessage, xmpp.TypeHeadline, m.newID(idPrefixNotification), own, jid.JID{},
+		wire.New("event", NSEvent).AddChild(ev))
+	var to []jid.JID
+	to = m.interested(own, n.Node, to)
+	if n.Access != AccessWhitelist {
+		subs, err := m.deps.Contacts.Subscribers(ctx, own)
+		if err != nil {
+			m.log.Error("pep: subscribers", xmpp.LogJID, own.String(), xmpp.LogErr, err)
+		}
+		remote := map[string]bool{}
+		for _, c := range subs {
+			if c.Equal(own) {
+				continue
+			}
+			// Subscribers pass the presence and open models; the roster
+			// model asks for a group, and no one the owner blocked
+			// hears of it (§4.3.3).
+			if n.Access == AccessRoster {
+				if m.access(ctx, own, n, c) != nil {
+					continue
+				}
+			} else if m.deps.Blocks != nil && m.deps.Blocks(ctx, own, c) {
+				continue
+			}
+			if m.deps.IsLocal(c.Domainpart()) {
+				to = m.interested(c, n.Node, to)
+			} else {
+				remote[c.String()] = true
+			}
+		}
+		if len(remote) > 0 {
+			to = m.interestedRemote(own, n.Node, remote, to)
+		}
+	}
+	for _, j := range to {
+		m.deps.Router.Route(ctx, msg.WithTo(j, j.String()))
+	}
+}
+
+// interested appends the available resources of a local account whose
+// capabilities ask for node.
+func (m *Module) interested(account jid.JID, node string, to []jid.JID) []jid.JID {
+	for _, r := range m.deps.Sessions.Sessions(account) {
+		if !r.Available || r.Presence == nil {
+			continue
+		}
+		key, _, _ := capsKey(r.Presence.El)
+		if nodes, ok := m.lookup(r.JID.String(), key); ok && nodes[node] {
+			to = append(to, r.JID)
+		}
+	}
+	return to
+}
+
+// interestedRemote appends the resources of other servers' users (bare
+// JIDs in contacts) that sent own available presence asking for node.
+func (m *Module) interestedRemote(own jid.JID, node string, contacts map[string]bool, to []jid.JID) []jid.JID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for full, key := range m.remote[own.String()] {
+		bare, _, _ := strings.Cut(full, "/")
+		if !contacts[bare] {
+			continue
+		}
+		if nodes, ok := m.lookupLocked(full, key); ok && nodes[node] {
+			if j, err := jid.Parse(full); err == nil {
+				to = append(to, j)
+			}
+		}
+	}
+	return to
+}
+
+// lookup returns the nodes a resource's caps key asks for, and whether
+// they are known.
+func (m *Module) lookup(full, key string) (map[string]bool, bool) {
+	if key == "" {
+		return nil, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lookupLocked(full, key)
+}
+
+func (m *Module) lookupLocked(full, key string) (map[string]bool, bool) {
+	if key == "" {
+		return nil, false
+	}
+	if nodes, ok := m.known[key]; ok {
+		return nodes, true
+	}
+	if o, ok := m.own[full]; ok && o.key == key {
+		return o.nodes, true
+	}
+	return nil, false
+}
+
+// localPresence follows a local resource's broadcast presence: initial
+// presence, or presence with new capabilities, gets the last item of each
+// node it newly asks for, from its own account and the local accounts
+// whose presence it receives (XEP-0163 §4.3.2). Other servers' accounts
+// send theirs when they receive that presence.
+func (m *Module) localPresence(ctx context.Context, st *xmpp.Stanza) {
+	full := st.From
+	fs := full.String()
+	if st.Type == xmpp.TypeUnavailable {
+		m.mu.Lock()
+		delete(m.seen, fs)
+		delete(m.own, fs)
+		m.mu.Unlock()
+		return
+	}
+	key, node, ver := capsKey(st.El)
+	m.mu.Lock()
+	prev, had := m.seen[fs]
+	m.seen[fs] = key
+	m.mu.Unlock()
+	if had && prev == key || key == "" {
+		return
+	}
+	owners := []jid.JID{full.Bare()}
+	subs, err := m.deps.Contacts.Subscriptions(ctx, full.Bare())
+	if err != nil {
+		m.log.Error("pep: subscriptions", xmpp.LogJID, fs, xmpp.LogErr, err)
+	}
+	for _, c := range subs {
+		if m.deps.IsLocal(c.Domainpart()) && !c.Equal(full.Bare()) {
+			owners = append(owners, c)
+		}
+	}
+	m.learn(ctx, key, node, ver, prev, waiter{full: full, owners: owners}, full.Bare())
+}
+
+// remotePresence follows the presence that other servers' users send a
+// local account: where the account's notifications go (XEP-0163 §4.3.1),
+// and the last items for their initial presence. It never consumes the
+// presence.
+func (m *Module) remotePresence(ctx context.Context, st *xmpp.Stanza) bool {
+	if st.Kind != xmpp.KindPresence || st.From.Resourcepart() == "" || m.deps.IsLocal(st.From.Domainpart()) ||
+		st.To.Localpart() == "" || !m.deps.IsLocal(st.To.Domainpart()) {
+		return false
+	}
+	own := st.To.Bare()
+	ownStr, fs := own.String(), st.From.String()
+	switch st.Type {
+	case xmpp.TypeUnavailable:
+		m.forgetRemote(ownStr, fs)
+		return false
+	case "":
+	default:
+		return false
+	}
+	key, node, ver := capsKey(st.El)
+	m.mu.Lock()
+	tracked := m.remote[ownStr]
+	prev, had := tracked[fs]
+	if key == "" {
+		if had {
+			delete(tracked, fs)
+		}
+		m.mu.Unlock()
+		return false
+	}
+	if tracked == nil {
+		if len(m.remote) >= maxTrackedAccounts {
+			m.remote = map[string]map[string]string{}
+		}
+		tracked = map[string]string{}
+		m.remote[ownStr] = tracked
+	}
+	if !had && len(tracked) >= maxTrackedPerAccount {
+		m.mu.Unlock()
+		return false
+	}
+	tracked[fs] = key
+	m.mu.Unlock()
+	if had && prev == key {
+		return false
+	}
+	m.learn(ctx, key, node, ver, prev, waiter{full: st.From, owners: []jid.JID{own}}, own)
+	return false
+}
+
+func (m *Module) forgetRemote(own, full string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t := m.remote[own]; t != nil {
+		delete(t, full)
+		if len(t) == 0 {
+			delete(m.remote, own)
+		}
+	}
+	delete(m.own, full)
+}
+
+// learn sends w the last items of the nodes that caps key asks for and
+// prev did not, asking the resource (from the account asker) what key
+// means when that is not known yet (XEP-0115 §6.2).
+func (m *Module) learn(ctx context.Context, key, node, ver, prev string, w waiter, asker jid.JID) {
+	fs := w.full.String()
+	if nodes, ok := m.lookup(fs, key); ok {
+		old, _ := m.lookup(fs, prev)
+		fresh := map[string]bool{}
+		for n := range nodes {
+			if !old[n] {
+				fresh[n] = true
+			}
+		}
+		m.sendLast(ctx, w, fresh)
+		return
+	}
+	hashName, _, _ := strings.Cut(key, " ")
+	askKey := key
+	if _, checked := capsHashes[hashName]; !checked {
+		// Unverifiable: what one entity answers is its own.
+		askKey = key + "\x00" + fs
+	}
+	now := m.deps.Now()
+	m.mu.Lock()
+	for id, q := range m.pending {
+		if now.Sub(q.sent) > capsQueryTimeout {
+			delete(m.pending, id)
+			delete(m.asking, q.askKey)
+		}
+	}
+	if id, ok := m.asking[askKey]; ok {
+		if q := m.pending[id]; q != nil && len(q.waiters) < maxPendingQueries {
+			q.waiters[fs] = w
+		}
+		m.mu.Unlock()
+		return
+	}
+	if len(m.pending) >= maxPendingQueries {
+		m.mu.Unlock()
+		m.log.Warn("pep: too many capability queries in flight", xmpp.LogJID, fs)
+		return
+	}
+	id := m.newID(idPrefixCaps)
+	m.pending[id] = &query{key: key, askKey: askKey, to: w.full, sent: now, waiters: map[string]waiter{fs: w}}
+	m.asking[askKey] = id
+	m.mu.Unlock()
+	q := wire.New("query", xmpp.NSDiscoInfo)
+	if node != "" {
+		q.Attrs = append(q.Attrs, wire.Attr{Name: "node", Value: node + "#" + ver})
+	}
+	m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindIQ, xmpp.TypeGet, id, asker, w.full, q))
+}
+
+// inbound takes the answers to the service's capability queries, and
+// errors about notifications sent to other servers' users (whose
+// resources are then forgotten).
+func (m *Module) inbound(ctx context.Context, st *xmpp.Stanza) bool {
+	switch {
+	case st.Kind == xmpp.KindMessage && st.Type == xmpp.TypeError && strings.HasPrefix(st.ID, idPrefixNotification) &&
+		!xmpp.IsZero(st.To) && st.To.Resourcepart() == "" && !m.deps.IsLocal(st.From.Domainpart()):
+		m.forgetRemote(st.To.String(), st.From.String())
+		return true
+	case st.Kind != xmpp.KindIQ || (st.Type != xmpp.TypeResult && st.Type != xmpp.TypeError) ||
+		!strings.HasPrefix(st.ID, idPrefixCaps):
+		return false
+	}
+	m.mu.Lock()
+	q := m.pending[st.ID]
+	if q == nil || !st.From.Equal(q.to) {
+		m.mu.Unlock()
+		return false
+	}
+	delete(m.pending, st.ID)
+	delete(m.asking, q.askKey)
+	m.mu.Unlock()
+	p := st.Payload()
+	if st.Type == xmpp.TypeError || p == nil || p.Name != "query" || p.Space != xmpp.NSDiscoInfo {
+		return true
+	}
+	hashName, ver, _ := strings.Cut(q.key, " ")
+	got, ok := verification(p, hashName)
+	verified := ok && got == ver
+	nodes := interests(p)
+	m.mu.Lock()
+	if verified {
+		if len(m.known) >= maxKnownCaps {
+			m.known = map[string]map[string]bool{}
+		}
+		m.known[q.key] = nodes
+	} else {
+		if len(m.own) >= maxKnownCaps {
+			m.own = map[string]ownCaps{}
+		}
+		m.own[q.to.String()] = ownCaps{key: q.key, nodes: nodes}
+	}
+	var ready []waiter
+	for fs, w := range q.waiters {
+		if !verified && !w.full.Equal(q.to) {
+			continue
+		}
+		// Only resources still announcing this key.
+		if m.seen[fs] == q.key || m.remoteKeyLocked(w, fs) == q.key {
+			ready = append(ready, w)
+		}
+	}
+	m.mu.Unlock()
+	for _, w := range ready {
+		m.sendLast(ctx, w, nodes)
+	}
+	return true
+}
+
+func (m *Module) remoteKeyLocked(w waiter, fs string) string {
+	if len(w.owners) != 1 {
+		return ""
+	}
+	return m.remote[w.owners[0].String()][fs]
+}
+
+// sendLast sends w the newest item of each node of its owners that it
+// asks for and may read, unless the node says never (XEP-0163 §4.3.2).
+func (m *Module) sendLast(ctx context.Context, w waiter, nodes map[string]bool) {
+	if len(nodes) == 0 {
+		return
+	}
+	for _, own := range w.owners {
+		all, err := m.deps.Store.Nodes(ctx, own.String())
+		if err != nil {
+			m.log.Error("pep: nodes", xmpp.LogJID, own.String(), xmpp.LogErr, err)
+			continue
+		}
+		for _, l := range all {
+			if !nodes[l.Node.Node] || l.Item.ID == "" || l.Node.SendLast != SendOnSubAndPresence {
+				continue
+			}
+			if m.access(ctx, own, l.Node, w.full) != nil {
+				continue
+			}
+			if !own.Equal(w.full.Bare()) {
+				// The contact must still share the owner's presence
+				// (the open model too: auto-subscription, §4.1).
+				if ok, err := m.deps.Contacts.IsSubscriber(ctx, own, w.full); err != nil || !ok {
+					continue
+				}
+			}
+			p, err := parsePayload(l.Item.Payload)
+			if err != nil {
+				m.log.Error("pep: stored payload", xmpp.LogJID, own.String(), "node", l.Node.Node, xmpp.LogErr, err)
+				continue
+			}
+			ev := wire.New("event", NSEvent).AddChild(
+				wire.New("items", NSEvent, wire.Attr{Name: "node", Value: l.Node.Node}).AddChild(
+					wire.New("item", NSEvent, wire.Attr{Name: "id", Value: l.Item.ID}).AddChild(p)))
+			m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindMessage, xmpp.TypeHeadline, m.newID(idPrefixNotification), own, w.full, ev))
+		}
+	}
+}

@@ -1,0 +1,429 @@
+package server_test
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/xmpp"
+	"switchboard/xmpp/config"
+	"switchboard/xmpp/server/servertest"
+	"switchboard/xmpp/wire"
+)
+
+// Personal eventing (XEP-0163) as clients meet it: publishing, the
+// notifications that follow presence subscriptions and entity
+// capabilities, the last item on login, access models and errors.
+
+const (
+	pepNS       = "http://jabber.org/protocol/pubsub"
+	pepNSEvent  = pepNS + "#event"
+	pepNSOwner  = pepNS + "#owner"
+	pepNSErrors = pepNS + "#errors"
+	pepNSCaps   = "http://jabber.org/protocol/caps"
+	pepNSInfo   = "http://jabber.org/protocol/disco#info"
+	pepNick     = "http://jabber.org/protocol/nick"
+	pepAvatar   = "urn:xmpp:avatar:metadata"
+	pepDevices  = "eu.siacs.conversations.axolotl.devicelist"
+	pepCapsNode = "https://switchboard.test/client"
+)
+
+// pepCaps is a client's entity capabilities (XEP-0115): its features and
+// their verification string.
+type pepCaps struct {
+	features []string
+	ver      string
+}
+
+// newPEPCaps computes the XEP-0115 §5.1 sha-1 verification string of one
+// identity (client/pc, no name) and the features.
+func newPEPCaps(features ...string) pepCaps {
+	fs := append([]string{pepNSInfo}, features...)
+	slices.Sort(fs)
+	s := "client/pc//<"
+	for _, f := range fs {
+		s += f + "<"
+	}
+	sum := sha1.Sum([]byte(s))
+	return pepCaps{features: fs, ver: base64.StdEncoding.EncodeToString(sum[:])}
+}
+
+func (p pepCaps) presence() string {
+	return fmt.Sprintf("<presence><c xmlns='%s' hash='sha-1' node='%s' ver='%s'/></presence>", pepNSCaps, pepCapsNode, p.ver)
+}
+
+// answer is the disco#info result to the server's query q.
+func (p pepCaps) answer(q *wire.Element) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<iq type='result' id='%s' to='%s'><query xmlns='%s' node='%s'><identity category='client' type='pc'/>",
+		q.AttrValue("id"), q.AttrValue("from"), pepNSInfo, q.Child("query", pepNSInfo).AttrValue("node"))
+	for _, f := range p.features {
+		fmt.Fprintf(&b, "<feature var='%s'/>", f)
+	}
+	b.WriteString("</query></iq>")
+	return b.String()
+}
+
+func pepIsCapsQuery(e *wire.Element) bool {
+	return e.Name == "iq" && e.AttrValue("type") == "get" && e.Child("query", pepNSInfo) != nil
+}
+
+// pepOnline sends initial presence with caps. With ask, it waits for the
+// server's disco#info query about them (from the account's bare JID, for
+// node#ver) and answers it; without, it checks that none comes. It returns
+// what arrived meanwhile.
+func pepOnline(t testing.TB, c *servertest.Client, caps pepCaps, ask bool) []*wire.Element {
+	t.Helper()
+	rtSend(t, c, caps.presence())
+	if !ask {
+		els := prSync(t, c)
+		for _, e := range els {
+			if pepIsCapsQuery(e) {
+				t.Fatalf("%s: caps already known, but the server asked: %s", c.JID, e)
+			}
+		}
+		return els
+	}
+	var before []*wire.Element
+	q := c.Next(t, wait, func(e *wire.Element) bool {
+		if pepIsCapsQuery(e) {
+			return true
+		}
+		before = append(before, e)
+		return false
+	})
+	if q.AttrValue("from") != c.JID.Bare().String() || q.AttrValue("to") != c.JID.String() {
+		t.Fatalf("caps query addressed from %q to %q", q.AttrValue("from"), q.AttrValue("to"))
+	}
+	if node := q.Child("query", pepNSInfo).AttrValue("node"); node != pepCapsNode+"#"+caps.ver {
+		t.Fatalf("caps query for node %q, want %q", node, pepCapsNode+"#"+caps.ver)
+	}
+	rtSend(t, c, caps.answer(q))
+	return append(before, prSync(t, c)...)
+}
+
+// pepIQ sends an IQ and returns its answer.
+func pepIQ(t testing.TB, c *servertest.Client, format string, args ...any) *wire.Element {
+	t.Helper()
+	_, res := pepIQAll(t, c, format, args...)
+	return res
+}
+
+// pepIQAll sends an IQ and returns its answer and what arrived before it
+// (the sender's own notifications precede the publication's result).
+func pepIQAll(t testing.TB, c *servertest.Client, format string, args ...any) (before []*wire.Element, res *wire.Element) {
+	t.Helper()
+	id := fmt.Sprintf("pep-%d", prSeq.Add(1))
+	rtSend(t, c, strings.Replace(fmt.Sprintf(format, args...), "<iq ", "<iq id='"+id+"' ", 1))
+	res = c.Next(t, wait, func(e *wire.Element) bool {
+		if e.Name == "iq" && e.AttrValue("id") == id {
+			return true
+		}
+		before = append(before, e)
+		return false
+	})
+	return before, res
+}
+
+const pepPublishIQ = "<iq type='set'><pubsub xmlns='%s'><publish node='%s'><item id='%s'>%s</item></publish>%s</pubsub></iq>"
+
+func pepPublish(t testing.TB, c *servertest.Client, node, id, payload, options string) *wire.Element {
+	t.Helper()
+	return pepIQ(t, c, pepPublishIQ, pepNS, node, id, payload, options)
+}
+
+// pepPublishOwn publishes and returns the publisher's own notifications
+// for the node.
+func pepPublishOwn(t testing.TB, c *servertest.Client, node, id, payload, options string) []string {
+	t.Helper()
+	before, res := pepIQAll(t, c, pepPublishIQ, pepNS, node, id, payload, options)
+	pepCheckResult(t, res)
+	return pepEvents(append(before, prSync(t, c)...), c.JID.Bare(), node)
+}
+
+func pepOptions(fields ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>%s#publish-options</value></field>", pepNS)
+	for i := 0; i+1 < len(fields); i += 2 {
+		fmt.Fprintf(&b, "<field var='%s'><value>%s</value></field>", fields[i], fields[i+1])
+	}
+	b.WriteString("</x></publish-options>")
+	return b.String()
+}
+
+func pepNickPayload(name string) string {
+	return fmt.Sprintf("<nick xmlns='%s'>%s</nick>", pepNick, name)
+}
+
+// pepEvents returns the PEP notifications among els from the account
+// from, for node: the item ids (or "-id" for a retraction).
+func pepEvents(els []*wire.Element, from jid.JID, node string) []string {
+	var out []string
+	for _, e := range els {
+		if e.Name != "message" || e.AttrValue("from") != from.String() || e.AttrValue("type") != "headline" {
+			continue
+		}
+		ev := e.Child("event", pepNSEvent)
+		if ev == nil {
+			continue
+		}
+		for _, c := range ev.Children {
+			if c.AttrValue("node") != node {
+				continue
+			}
+			switch c.Name {
+			case "items":
+				for _, it := range c.Children {
+					switch it.Name {
+					case "item":
+						out = append(out, it.AttrValue("id")+payloadText(it))
+					case "retract":
+						out = append(out, "-"+it.AttrValue("id"))
+					}
+				}
+			default:
+				out = append(out, c.Name)
+			}
+		}
+	}
+	return out
+}
+
+func payloadText(it *wire.Element) string {
+	if p := it.FirstChild(); p != nil && p.Text != "" {
+		return "=" + p.Text
+	}
+	return ""
+}
+
+// pepCheckResult fails unless el is an IQ result.
+func pepCheckResult(t testing.TB, el *wire.Element) {
+	t.Helper()
+	if el.AttrValue("type") != "result" {
+		t.Fatalf("want a result, got %s", el)
+	}
+}
+
+// pepCheckError checks an IQ error's type, condition and XEP-0060
+// application condition ("" for none).
+func pepCheckError(t testing.TB, el *wire.Element, typ, cond, app string) {
+	t.Helper()
+	gotTyp, gotCond := rtStanzaError(el)
+	gotApp := ""
+	if e := el.Child("error", "jabber:client"); e != nil {
+		for _, c := range e.Children {
+			if c.Space == pepNSErrors {
+				gotApp = c.Name
+			}
+		}
+	}
+	if el.AttrValue("type") != "error" || gotTyp != typ || gotCond != cond || gotApp != app {
+		t.Fatalf("want error %s/%s/%s, got %s", typ, cond, app, el)
+	}
+}
+
+func pepItems(t testing.TB, c *servertest.Client, owner jid.JID, node, attrs string) *wire.Element {
+	t.Helper()
+	return pepIQ(t, c, "<iq type='get' to='%s'><pubsub xmlns='%s'><items node='%s' %s/></pubsub></iq>", owner, pepNS, node, attrs)
+}
+
+// pepItemIDs are the ids (and payload texts) of an items result.
+func pepItemIDs(el *wire.Element) []string {
+	var out []string
+	ps := el.Child("pubsub", pepNS)
+	if ps == nil {
+		return nil
+	}
+	for _, it := range ps.Child("items", pepNS).Children {
+		out = append(out, it.AttrValue("id")+payloadText(it))
+	}
+	return out
+}
+
+func pepEqual(t testing.TB, what string, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s = %q, want %q", what, got, want)
+	}
+}
+
+// TestPEPNotifications covers XEP-0163 §4: a publication reaches the
+// owner's resources and the subscribed contact's, as their caps ask and
+// only those; a stranger gets nothing; a verification string is asked once
+// and then known; a resource coming online gets the last item; a
+// retraction is announced; items are read by subscribers only.
+func TestPEPNotifications(t *testing.T) {
+	s := servertest.Start(t)
+	alice := s.AddUser(t, "alice", prPassword)
+	bob := s.AddUser(t, "bob", prPassword)
+	carol := s.AddUser(t, "carol", prPassword)
+	prSubscribe(t, s, alice, bob, true)
+
+	wantsNick := newPEPCaps(pepNick+"+notify", pepAvatar+"+notify")
+	noNick := newPEPCaps(pepAvatar + "+notify")
+	a := prLogin(t, s, alice, "pc")
+	b := prLogin(t, s, bob, "phone")
+	b2 := prLogin(t, s, bob, "desk")
+	c := prLogin(t, s, carol, "pc")
+	pepOnline(t, a, wantsNick, true)
+	pepOnline(t, b, wantsNick, false) // the same string: known now
+	pepOnline(t, b2, noNick, true)
+	pepOnline(t, c, wantsNick, false)
+	prSync(t, a)
+
+	pepEqual(t, "alice/pc's notifications", pepPublishOwn(t, a, pepNick, "current", pepNickPayload("Alice"), ""), "current=Alice")
+	pepEqual(t, "bob/phone's notifications", pepEvents(prSync(t, b), alice, pepNick), "current=Alice")
+	pepEqual(t, "bob/desk's notifications (no +notify)", pepEvents(prSync(t, b2), alice, pepNick))
+	pepEqual(t, "carol's notifications (no subscription)", pepEvents(prSync(t, c), alice, pepNick))
+
+	// Items: the subscriber and the owner read them, a stranger may not.
+	pepEqual(t, "items for bob", pepItemIDs(pepItems(t, b, alice, pepNick, "")), "current=Alice")
+	pepCheckError(t, pepItems(t, c, alice, pepNick, ""), "auth", "not-authorized", "presence-subscription-required")
+	pepCheckError(t, pepItems(t, b, alice, "no-such-node", ""), "cancel", "item-not-found", "")
+
+	// A new resource of a subscriber gets the last item at once.
+	b3 := prLogin(t, s, bob, "tablet")
+	pepEqual(t, "bob/tablet's last item", pepEvents(pepOnline(t, b3, wantsNick, false), alice, pepNick), "current=Alice")
+	// New caps asking for more: only the newly wanted node is sent.
+	pepCheckResult(t, pepPublish(t, a, pepAvatar, "hash1", "<metadata xmlns='urn:xmpp:avatar:metadata'/>", ""))
+	pepEqual(t, "avatar to bob/desk", pepEvents(prSync(t, b2), alice, pepAvatar), "hash1")
+	pepEqual(t, "bob/desk after asking for nicks", pepEvents(pepOnline(t, b2, wantsNick, false), alice, pepNick), "current=Alice")
+
+	// Replacing the item and retracting it.
+	pepCheckResult(t, pepPublish(t, a, pepNick, "current", pepNickPayload("Alice L."), ""))
+	pepEqual(t, "replaced", pepEvents(prSync(t, b), alice, pepNick), "current=Alice L.")
+	pepCheckResult(t, pepIQ(t, a, "<iq type='set'><pubsub xmlns='%s'><retract node='%s' notify='true'><item id='current'/></retract></pubsub></iq>", pepNS, pepNick))
+	pepEqual(t, "retracted", pepEvents(prSync(t, b), alice, pepNick), "-current")
+	pepEqual(t, "items after retraction", pepItemIDs(pepItems(t, a, alice, pepNick, "")))
+
+	// Only the owner publishes (XEP-0163 §3.2).
+	pepCheckError(t, pepIQ(t, b, "<iq type='set' to='%s'><pubsub xmlns='%s'><publish node='%s'><item>%s</item></publish></pubsub></iq>",
+		alice, pepNS, pepNick, pepNickPayload("Mallory")), "auth", "forbidden", "")
+}
+
+// TestPEPAccessModels covers publish-options (XEP-0060 §7.1.5) and the
+// open and whitelist access models, node configuration, deletion and the
+// account's disco#info.
+func TestPEPAccessModels(t *testing.T) {
+	s := servertest.Start(t)
+	alice := s.AddUser(t, "alice", prPassword)
+	bob := s.AddUser(t, "bob", prPassword)
+	carol := s.AddUser(t, "carol", prPassword)
+	prSubscribe(t, s, alice, bob, true)
+	caps := newPEPCaps(pepDevices+"+notify", "urn:xmpp:bookmarks:1+notify")
+	a := prLogin(t, s, alice, "pc")
+	b := prLogin(t, s, bob, "pc")
+	c := prLogin(t, s, carol, "pc")
+	pepOnline(t, a, caps, true)
+	pepOnline(t, b, caps, false)
+	pepOnline(t, c, caps, false)
+
+	// Conversations publishes its OMEMO device list open to anyone.
+	devices := "<list xmlns='eu.siacs.conversations.axolotl'><device id='42'/></list>"
+	pepCheckResult(t, pepPublish(t, a, pepDevices, "current", devices, pepOptions("pubsub#access_model", "open")))
+	pepEqual(t, "carol reads the open node", pepItemIDs(pepItems(t, c, alice, pepDevices, "")), "current")
+	pepEqual(t, "carol is not notified (no subscription)", pepEvents(prSync(t, c), alice, pepDevices))
+	pepEqual(t, "bob is notified", pepEvents(prSync(t, b), alice, pepDevices), "current")
+	// The same options again are met; others are not.
+	pepCheckResult(t, pepPublish(t, a, pepDevices, "current", devices, pepOptions("pubsub#access_model", "open")))
+	pepCheckError(t, pepPublish(t, a, pepDevices, "current", devices, pepOptions("pubsub#access_model", "presence")),
+		"cancel", "conflict", "precondition-not-met")
+	pepCheckError(t, pepPublish(t, a, "other", "x", devices, pepOptions("pubsub#access_model", "bogus")),
+		"modify", "not-acceptable", "")
+
+	// Bookmarks (XEP-0402) are the owner's alone.
+	bm := "<conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'/>"
+	opts := pepOptions("pubsub#access_model", "whitelist", "pubsub#max_items", "max", "pubsub#send_last_published_item", "never")
+	pepEqual(t, "alice is notified", pepPublishOwn(t, a, "urn:xmpp:bookmarks:1", "room1@conference.localhost", bm, opts), "room1@conference.localhost")
+	pepEqual(t, "alice is notified", pepPublishOwn(t, a, "urn:xmpp:bookmarks:1", "room2@conference.localhost", bm, opts), "room2@conference.localhost")
+	pepEqual(t, "bob is not notified of bookmarks", pepEvents(prSync(t, b), alice, "urn:xmpp:bookmarks:1"))
+	pepCheckError(t, pepItems(t, b, alice, "urn:xmpp:bookmarks:1", ""), "cancel", "not-allowed", "closed-node")
+	pepEqual(t, "alice's bookmarks", pepItemIDs(pepItems(t, a, alice, "urn:xmpp:bookmarks:1", "")), "room1@conference.localhost", "room2@conference.localhost")
+	pepEqual(t, "the newest one", pepItemIDs(pepItems(t, a, alice, "urn:xmpp:bookmarks:1", "max_items='1'")), "room2@conference.localhost")
+	// send_last_published_item never: a new resource gets nothing.
+	a2 := prLogin(t, s, alice, "phone")
+	pepEqual(t, "alice/phone at login", pepEvents(pepOnline(t, a2, caps, false), alice, "urn:xmpp:bookmarks:1"))
+
+	// Configuration by the owner.
+	conf := pepIQ(t, a, "<iq type='get'><pubsub xmlns='%s'><configure node='%s'/></pubsub></iq>", pepNSOwner, pepDevices)
+	pepCheckResult(t, conf)
+	form := conf.Child("pubsub", pepNSOwner).Child("configure", pepNSOwner).Child("x", "jabber:x:data")
+	if got := xmpp.FormValues(form)["pubsub#access_model"]; !slices.Equal(got, []string{"open"}) {
+		t.Fatalf("configuration form's access model = %q: %s", got, conf)
+	}
+	pepCheckError(t, pepIQ(t, b, "<iq type='get' to='%s'><pubsub xmlns='%s'><configure node='%s'/></pubsub></iq>", alice, pepNSOwner, pepDevices),
+		"auth", "forbidden", "")
+	pepCheckResult(t, pepIQ(t, a, "<iq type='set'><pubsub xmlns='%s'><configure node='%s'><x xmlns='jabber:x:data' type='submit'>"+
+		"<field var='FORM_TYPE' type='hidden'><value>%s#node_config</value></field>"+
+		"<field var='pubsub#access_model'><value>whitelist</value></field></x></configure></pubsub></iq>", pepNSOwner, pepDevices, pepNS))
+	pepCheckError(t, pepItems(t, c, alice, pepDevices, ""), "cancel", "not-allowed", "closed-node")
+
+	// Deletion is announced to those who may read the node.
+	before, res := pepIQAll(t, a, "<iq type='set'><pubsub xmlns='%s'><delete node='%s'/></pubsub></iq>", pepNSOwner, pepDevices)
+	pepCheckResult(t, res)
+	pepEqual(t, "alice hears of the deletion", pepEvents(append(before, prSync(t, a)...), alice, pepDevices), "delete")
+	pepCheckError(t, pepItems(t, a, alice, pepDevices, ""), "cancel", "item-not-found", "")
+
+	// The account is a PEP service (XEP-0163 §6.1).
+	info := pepIQ(t, a, "<iq type='get' to='%s'><query xmlns='%s'/></iq>", alice, pepNSInfo)
+	for _, want := range []string{"category='pubsub' type='pep'", pepNS + "#publish-options", pepNS + "#access-whitelist"} {
+		if !strings.Contains(strings.ReplaceAll(info.String(), `"`, "'"), want) {
+			t.Errorf("account disco#info lacks %s: %s", want, info)
+		}
+	}
+}
+
+// TestPEPErrors covers the XEP-0060 errors of malformed requests and the
+// limits of [pep].
+func TestPEPErrors(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) {
+		c.PEP.MaxNodes = 2
+		c.PEP.MaxBytes = 2000
+	}))
+	alice := s.AddUser(t, "alice", prPassword)
+	a := prLogin(t, s, alice, "pc")
+	rtOnline(t, a, 0)
+	for _, tc := range []struct {
+		name, iq       string
+		typ, cond, app string
+	}{
+		{"two items", "<iq type='set'><pubsub xmlns='" + pepNS + "'><publish node='n'><item id='1'><x xmlns='y'/></item><item id='2'><x xmlns='y'/></item></publish></pubsub></iq>",
+			"modify", "bad-request", "invalid-payload"},
+		{"two payloads", "<iq type='set'><pubsub xmlns='" + pepNS + "'><publish node='n'><item id='1'><x xmlns='y'/><z xmlns='y'/></item></publish></pubsub></iq>",
+			"modify", "bad-request", "invalid-payload"},
+		{"no payload", "<iq type='set'><pubsub xmlns='" + pepNS + "'><publish node='n'><item id='1'/></publish></pubsub></iq>",
+			"modify", "bad-request", "payload-required"},
+		{"no item", "<iq type='set'><pubsub xmlns='" + pepNS + "'><publish node='n'/></pubsub></iq>",
+			"modify", "bad-request", "item-required"},
+		{"no node", "<iq type='set'><pubsub xmlns='" + pepNS + "'><publish><item id='1'><x xmlns='y'/></item></publish></pubsub></iq>",
+			"modify", "bad-request", "nodeid-required"},
+		{"subscribe", "<iq type='set'><pubsub xmlns='" + pepNS + "'><subscribe node='n' jid='" + alice.String() + "'/></pubsub></iq>",
+			"cancel", "feature-not-implemented", "unsupported"},
+		{"two requests", "<iq type='set'><pubsub xmlns='" + pepNS + "'><retract node='n'><item id='1'/></retract><retract node='n'><item id='1'/></retract></pubsub></iq>",
+			"modify", "bad-request", ""},
+		{"retract missing", "<iq type='set'><pubsub xmlns='" + pepNS + "'><retract node='n'><item id='1'/></retract></pubsub></iq>",
+			"cancel", "item-not-found", ""},
+		{"instant node", "<iq type='set'><pubsub xmlns='" + pepNS + "'><create/></pubsub></iq>",
+			"modify", "not-acceptable", "nodeid-required"},
+		{"bad max_items", "<iq type='get'><pubsub xmlns='" + pepNS + "'><items node='n' max_items='zero'/></pubsub></iq>",
+			"modify", "bad-request", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pepCheckError(t, pepIQ(t, a, "%s", tc.iq), tc.typ, tc.cond, tc.app)
+		})
+	}
+	// Limits: the byte quota, then the node count.
+	big := "<data xmlns='urn:xmpp:avatar:data'>" + strings.Repeat("A", 2500) + "</data>"
+	pepCheckError(t, pepPublish(t, a, "urn:xmpp:avatar:data", "h", big, ""), "wait", "resource-constraint", "")
+	pepCheckResult(t, pepPublish(t, a, "one", "1", pepNickPayload("x"), ""))
+	pepCheckResult(t, pepIQ(t, a, "<iq type='set'><pubsub xmlns='%s'><create node='two'/></pubsub></iq>", pepNS))
+	pepCheckError(t, pepIQ(t, a, "<iq type='set'><pubsub xmlns='%s'><create node='two'/></pubsub></iq>", pepNS), "cancel", "conflict", "")
+	pepCheckError(t, pepPublish(t, a, "three", "1", pepNickPayload("x"), ""), "wait", "resource-constraint", "")
+	// The server survives all of it.
+	pepEqual(t, "items", pepItemIDs(pepItems(t, a, alice, "one", "")), "1=x")
+}
