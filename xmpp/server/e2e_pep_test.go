@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -426,4 +427,61 @@ func TestPEPErrors(t *testing.T) {
 	pepCheckError(t, pepPublish(t, a, "three", "1", pepNickPayload("x"), ""), "wait", "resource-constraint", "")
 	// The server survives all of it.
 	pepEqual(t, "items", pepItemIDs(pepItems(t, a, alice, "one", "")), "1=x")
+}
+
+// TestFederationPEP: personal eventing across servers. A contact on
+// another server gets the last item once his presence (with entity
+// capabilities, asked over the federation) reaches the owner's server, then
+// every new item; he reads the items across; after his unavailable
+// presence he gets no more.
+func TestFederationPEP(t *testing.T) {
+	a, b := fedPair(t)
+	alice := a.AddUser(t, "alice", "pw")
+	bob := b.AddUser(t, "bob", "pw")
+	ac := a.MustLogin(t, alice, "pw", servertest.ClientOptions{Resource: "desk"})
+	bc := b.MustLogin(t, bob, "pw", servertest.ClientOptions{Resource: "phone"})
+	rtOnline(t, ac, 0)
+	rtOnline(t, bc, 0)
+	for _, pair := range [][2]*servertest.Client{{ac, bc}, {bc, ac}} {
+		from, to := pair[0], pair[1]
+		rtSend(t, from, "<presence to='%s' type='subscribe'/>", to.JID.Bare())
+		to.Next(t, 10*time.Second, servertest.Named("presence", "type", "subscribe", "from", from.JID.Bare().String()))
+		rtSend(t, to, "<presence to='%s' type='subscribed'/>", from.JID.Bare())
+		from.Next(t, 10*time.Second, servertest.Named("presence", "type", "subscribed", "from", to.JID.Bare().String()))
+	}
+	pepCheckResult(t, pepPublish(t, ac, pepNick, "current", pepNickPayload("Alice"), ""))
+
+	// Bob's presence with caps: both servers ask his client what they
+	// mean (his own for his account, alice's for hers); alice's then
+	// sends her last item.
+	caps := newPEPCaps(pepNick + "+notify")
+	rtSend(t, bc, caps.presence())
+	askers := map[string]bool{}
+	el := bc.Next(t, 10*time.Second, func(e *wire.Element) bool {
+		if pepIsCapsQuery(e) {
+			askers[e.AttrValue("from")] = true
+			rtSend(t, bc, caps.answer(e))
+			return false
+		}
+		return len(pepEvents([]*wire.Element{e}, alice, pepNick)) > 0
+	})
+	pepEqual(t, "bob's last item from the other server", pepEvents([]*wire.Element{el}, alice, pepNick), "current=Alice")
+	if !askers["alice@a.test"] {
+		t.Errorf("caps asked by %v, want alice@a.test among them", askers)
+	}
+
+	pepCheckResult(t, pepPublish(t, ac, pepNick, "current", pepNickPayload("Alice A."), ""))
+	el = bc.Next(t, 10*time.Second, func(e *wire.Element) bool { return len(pepEvents([]*wire.Element{e}, alice, pepNick)) > 0 })
+	pepEqual(t, "bob's notification", pepEvents([]*wire.Element{el}, alice, pepNick), "current=Alice A.")
+	pepEqual(t, "bob reads across", pepItemIDs(pepItems(t, bc, alice, pepNick, "")), "current=Alice A.")
+
+	// Unavailable: no more notifications. Alice's ping to b.test follows
+	// her notification on the same stream, so once it is answered b.test
+	// has routed what she published.
+	rtSend(t, bc, "<presence type='unavailable'/>")
+	ac.Next(t, 10*time.Second, servertest.Named("presence", "type", "unavailable", "from", bc.JID.String()))
+	pepCheckResult(t, pepPublish(t, ac, pepNick, "current", pepNickPayload("Alice B."), ""))
+	rtSend(t, ac, "<iq id='fp1' to='b.test' type='get'><ping xmlns='urn:xmpp:ping'/></iq>")
+	ac.Next(t, 10*time.Second, rtMatch("iq", "b.test", "fp1"))
+	pepEqual(t, "bob after going unavailable", pepEvents(prSync(t, bc), alice, pepNick))
 }

@@ -43,7 +43,7 @@ func prLogin(t testing.TB, s *servertest.Server, user jid.JID, resource string) 
 func prSync(t testing.TB, c *servertest.Client) []*wire.Element {
 	t.Helper()
 	id := "pr-sync-" + strconv.FormatUint(prSeq.Add(1), 10)
-	rtSend(t, c, "<iq type='get' id='%s' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>", id)
+	rtSend(t, c, "<iq type='get' id='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", id, c.JID.Domainpart())
 	var before []*wire.Element
 	res := c.Next(t, wait, func(e *wire.Element) bool {
 		if e.Name == "iq" && e.AttrValue("id") == id {
