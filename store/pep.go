@@ -100,6 +100,8 @@ type PEPPublish struct {
 	// Create is the configuration of the node if it does not exist
 	// (XEP-0060 auto-create); Create.Node names the node.
 	Create PEPNode
+	// CreateErr, when set, is returned instead of creating the node.
+	CreateErr error
 	// Check, when set, vets an existing node's configuration first
 	// (publish-options preconditions); its error fails the publication.
 	Check func(PEPNode) error
@@ -129,6 +131,9 @@ func (p *PEP) Publish(ctx context.Context, pub PEPPublish) (PEPNode, bool, error
 		node, err = b.node(pub.Owner, pub.Create.Node)
 		switch {
 		case errors.Is(err, ErrNotFound):
+			if pub.CreateErr != nil {
+				return pub.CreateErr
+			}
 			if err := b.checkNodeCount(pub.Owner, pub.Limits.MaxNodes); err != nil {
 				return err
 			}

@@ -27,12 +27,26 @@ func capsKey(p *wire.Element) (key, node, ver string) {
 	if c == nil {
 		return "", "", ""
 	}
-	ver = c.AttrValue("ver")
-	if ver == "" {
+	ver, node = c.AttrValue("ver"), c.AttrValue("node")
+	h := c.AttrValue("hash")
+	// Real strings are base64 digests of at most 64 bytes; longer
+	// ones are not learnt (they would take room in every cache).
+	if ver == "" || len(ver) > maxVerLen || len(h) > maxHashNameLen || len(node) > maxCapsNodeLen {
 		return "", "", ""
 	}
-	return c.AttrValue("hash") + " " + ver, c.AttrValue("node"), ver
+	return h + " " + ver, node, ver
 }
+
+// Bounds on what the server learns from entity capabilities.
+const (
+	maxVerLen      = 128
+	maxHashNameLen = 32
+	maxCapsNodeLen = 1024
+	// maxInterests is how many nodes one answer may ask for; further
+	// "+notify" features are ignored, as are longer node names.
+	maxInterests    = 64
+	maxInterestName = 256
+)
 
 // capsHashes are the XEP-0115 §5.1 hash functions whose verification
 // strings the server checks (IANA names, XEP-0115 §8.2). Others are
@@ -46,8 +60,8 @@ var capsHashes = map[string]func() hash.Hash{
 // verification computes the XEP-0115 §5.1 verification string of a
 // disco#info result with the named hash. ok is false for an unknown hash or
 // for a result that §5.4 says not to trust: duplicate identities or
-// features, or an extended form without a hidden FORM_TYPE or with more
-// than one.
+// features, two extended forms of one FORM_TYPE, or a form with more than
+// one FORM_TYPE field. Forms without a hidden FORM_TYPE are left out.
 func verification(q *wire.Element, hashName string) (ver string, ok bool) {
 	newHash, known := capsHashes[hashName]
 	if !known || q == nil {
@@ -129,7 +143,11 @@ func formString(x *wire.Element) (fields []string, typ string, good bool) {
 			}
 		}
 		if f.AttrValue("var") == "FORM_TYPE" {
-			if found || f.AttrValue("type") != "hidden" || len(values) != 1 {
+			if f.AttrValue("type") != "hidden" {
+				// §5.4 3.6: such a form is ignored.
+				return nil, "", true
+			}
+			if found || len(values) != 1 {
 				return nil, "", false
 			}
 			found, typ = true, values[0]
@@ -170,8 +188,11 @@ func interests(q *wire.Element) map[string]bool {
 	out := map[string]bool{}
 	for _, ch := range q.Children {
 		if ch.Space == xmpp.NSDiscoInfo && ch.Name == "feature" {
-			if v := ch.AttrValue("var"); strings.HasSuffix(v, notifySuffix) && len(v) > len(notifySuffix) {
-				out[strings.TrimSuffix(v, notifySuffix)] = true
+			v := ch.AttrValue("var")
+			if strings.HasSuffix(v, notifySuffix) && len(v) > len(notifySuffix) && len(v) <= maxInterestName+len(notifySuffix) {
+				if out[strings.TrimSuffix(v, notifySuffix)] = true; len(out) >= maxInterests {
+					return out
+				}
 			}
 		}
 	}

@@ -60,9 +60,13 @@ func parseBool(v string) (bool, bool) {
 
 // applyForm applies a submitted node configuration or publish-options
 // form to n. A value the service does not offer is not-acceptable
-// (XEP-0060 §8.2.5.3); fields it does not know are left alone, and so are
-// persistence and payload delivery, which the service does not vary.
+// (XEP-0060 §8.2.5.3): persistence and payload delivery are always on.
+// Fields it does not know are left alone in a configuration form and are
+// not-acceptable in publish-options.
 func (m *Module) applyForm(n *store.PEPNode, x *wire.Element, formType string) error {
+	// Publish-options are preconditions: each field must be one the
+	// service knows (XEP-0060 §7.1.5).
+	strict := formType == NSPublishOptions
 	bad := func(field string) error {
 		return xmpp.StanzaError(stanza.NotAcceptable, "unsupported value for "+field)
 	}
@@ -128,14 +132,16 @@ func (m *Module) applyForm(n *store.PEPNode, x *wire.Element, formType string) e
 				n.NotifyDelete = b
 			}
 		case "pubsub#persist_items", "pubsub#deliver_payloads", "pubsub#deliver_notifications":
-			// Items always persist (the last one at least, which
-			// §16.4.4 allows for transient nodes too) and
-			// notifications carry payloads.
-			if _, ok := parseBool(one); !ok {
+			// Items always persist and notifications carry payloads.
+			if b, ok := parseBool(one); !ok || !b {
 				return bad(field)
 			}
 		case "pubsub#publish_model":
 			if one != "publishers" {
+				return bad(field)
+			}
+		default:
+			if strict {
 				return bad(field)
 			}
 		}

@@ -15,24 +15,35 @@
 // only if its XEP-0115 entity capabilities ask for the node ("node+notify",
 // XEP-0060 §9.2). The module reads the capabilities of local resources
 // from the presence the router keeps, and those of other servers' users
-// from the presence they send the account. It asks a resource with an
-// unknown verification string for its disco#info, checks the string
-// (XEP-0115 §5.4) and keeps what it learnt by string; an unverified answer
-// is kept for that resource alone. A resource's initial presence, or
+// from the presence they send the account (followed only for contacts who
+// receive the account's presence). It asks a resource with an unknown
+// verification string for its disco#info, checks the string (XEP-0115
+// §5.4) and keeps what it learnt by string; an unverified answer is kept
+// for that resource alone, and the next resource announcing the string is
+// asked (§5.4 3.9). A local resource whose string was forgotten is asked
+// again when a notification would go to it. A resource's initial presence, or
 // presence with new capabilities, brings it the newest item of each node
 // it newly asks for (send_last_published_item on_sub_and_presence) from
 // its own account and the local accounts whose presence it receives; other
-// servers send theirs. Nothing is sent to a contact the owner blocked.
+// servers send theirs. Nothing is sent to a contact, or a contact's
+// resource, the owner blocked.
 //
 // Not covered: explicit subscriptions (subscribe answers
-// feature-not-implemented: subscriptions are implied by presence),
+// feature-not-implemented: subscriptions are implied by presence), the
+// last items for a contact whose subscription was just approved (they
+// come with the contact's next initial presence),
 // affiliation and subscription management, collection nodes, and the
 // XEP-0033 replyto address on notifications. The roster model reads the
 // owner's roster groups, not the configured shared groups.
 //
+// Publish-options are preconditions (XEP-0060 §7.1.5): for an existing node
+// every field must be known and match (conflict with precondition-not-met);
+// a new node is created with them, or not at all (not-acceptable).
+//
 // Limits: nodes per account, items per node (also what pubsub#max_items
 // "max" means) and bytes of items per account; beyond them a publication
-// gets resource-constraint. Capability queries in flight, learnt
+// gets resource-constraint, and an item larger than the whole allowance
+// not-acceptable with payload-too-big. Capability queries in flight, learnt
 // verification strings and other servers' resources followed per account
 // are bounded too.
 package pep

@@ -21,7 +21,7 @@ func (m *Module) notify(ctx context.Context, own jid.JID, n store.PEPNode, ev *w
 	msg := xmpp.Build(xmpp.KindMessage, xmpp.TypeHeadline, m.newID(idPrefixNotification), own, jid.JID{},
 		wire.New("event", NSEvent).AddChild(ev))
 	var to []jid.JID
-	to = m.interested(own, n.Node, to)
+	to = m.interested(ctx, own, n.Node, to)
 	if n.Access != AccessWhitelist {
 		subs, err := m.deps.Contacts.Subscribers(ctx, own)
 		if err != nil {
@@ -43,7 +43,7 @@ func (m *Module) notify(ctx context.Context, own jid.JID, n store.PEPNode, ev *w
 				continue
 			}
 			if m.deps.IsLocal(c.Domainpart()) {
-				to = m.interested(c, n.Node, to)
+				to = m.interested(ctx, c, n.Node, to)
 			} else {
 				remote[c.String()] = true
 			}
@@ -53,19 +53,29 @@ func (m *Module) notify(ctx context.Context, own jid.JID, n store.PEPNode, ev *w
 		}
 	}
 	for _, j := range to {
+		// A block may name one resource (XEP-0191 §6): checked for
+		// every recipient but the owner's own.
+		if !j.Bare().Equal(own) && m.deps.Blocks != nil && m.deps.Blocks(ctx, own, j) {
+			continue
+		}
 		m.deps.Router.Route(ctx, msg.WithTo(j, j.String()))
 	}
 }
 
 // interested appends the available resources of a local account whose
-// capabilities ask for node.
-func (m *Module) interested(account jid.JID, node string, to []jid.JID) []jid.JID {
+// capabilities ask for node. A resource whose capabilities are not known
+// (forgotten since, or never answered) is asked again, for the next time.
+func (m *Module) interested(ctx context.Context, account jid.JID, node string, to []jid.JID) []jid.JID {
 	for _, r := range m.deps.Sessions.Sessions(account) {
 		if !r.Available || r.Presence == nil {
 			continue
 		}
-		key, _, _ := capsKey(r.Presence.El)
-		if nodes, ok := m.lookup(r.JID.String(), key); ok && nodes[node] {
+		key, capsNode, ver := capsKey(r.Presence.El)
+		nodes, ok := m.lookup(r.JID.String(), key)
+		if !ok && key != "" {
+			m.learn(ctx, key, capsNode, ver, key, waiter{full: r.JID, asker: account})
+		}
+		if nodes[node] {
 			to = append(to, r.JID)
 		}
 	}
@@ -148,7 +158,7 @@ func (m *Module) localPresence(ctx context.Context, st *xmpp.Stanza) {
 			owners = append(owners, c)
 		}
 	}
-	m.learn(ctx, key, node, ver, prev, waiter{full: full, owners: owners}, full.Bare())
+	m.learn(ctx, key, node, ver, prev, waiter{full: full, owners: owners, asker: full.Bare()})
 }
 
 // remotePresence follows the presence that other servers' users send a
@@ -171,6 +181,14 @@ func (m *Module) remotePresence(ctx context.Context, st *xmpp.Stanza) bool {
 		return false
 	}
 	key, node, ver := capsKey(st.El)
+	if key != "" {
+		// Only contacts who may hear of the account's events are
+		// followed (XEP-0163 §4.3.1): others would only take the
+		// room and the queries of those who are.
+		if ok, err := m.deps.Contacts.IsSubscriber(ctx, own, st.From); err != nil || !ok {
+			key = ""
+		}
+	}
 	m.mu.Lock()
 	tracked := m.remote[ownStr]
 	prev, had := tracked[fs]
@@ -183,7 +201,7 @@ func (m *Module) remotePresence(ctx context.Context, st *xmpp.Stanza) bool {
 	}
 	if tracked == nil {
 		if len(m.remote) >= maxTrackedAccounts {
-			m.remote = map[string]map[string]string{}
+			evictOne(m.remote)
 		}
 		tracked = map[string]string{}
 		m.remote[ownStr] = tracked
@@ -197,7 +215,7 @@ func (m *Module) remotePresence(ctx context.Context, st *xmpp.Stanza) bool {
 	if had && prev == key {
 		return false
 	}
-	m.learn(ctx, key, node, ver, prev, waiter{full: st.From, owners: []jid.JID{own}}, own)
+	m.learn(ctx, key, node, ver, prev, waiter{full: st.From, owners: []jid.JID{own}, asker: own})
 	return false
 }
 
@@ -214,19 +232,13 @@ func (m *Module) forgetRemote(own, full string) {
 }
 
 // learn sends w the last items of the nodes that caps key asks for and
-// prev did not, asking the resource (from the account asker) what key
+// prev did not, asking the resource (from the account w.asker) what key
 // means when that is not known yet (XEP-0115 §6.2).
-func (m *Module) learn(ctx context.Context, key, node, ver, prev string, w waiter, asker jid.JID) {
+func (m *Module) learn(ctx context.Context, key, node, ver, prev string, w waiter) {
 	fs := w.full.String()
+	w.prev = prev
 	if nodes, ok := m.lookup(fs, key); ok {
-		old, _ := m.lookup(fs, prev)
-		fresh := map[string]bool{}
-		for n := range nodes {
-			if !old[n] {
-				fresh[n] = true
-			}
-		}
-		m.sendLast(ctx, w, fresh)
+		m.sendLast(ctx, w, m.fresh(fs, nodes, prev))
 		return
 	}
 	hashName, _, _ := strings.Cut(key, " ")
@@ -256,14 +268,43 @@ func (m *Module) learn(ctx context.Context, key, node, ver, prev string, w waite
 		return
 	}
 	id := m.newID(idPrefixCaps)
-	m.pending[id] = &query{key: key, askKey: askKey, to: w.full, sent: now, waiters: map[string]waiter{fs: w}}
+	m.pending[id] = &query{key: key, askKey: askKey, node: node, to: w.full, sent: now, waiters: map[string]waiter{fs: w}}
 	m.asking[askKey] = id
 	m.mu.Unlock()
+	m.ask(ctx, id, node, key, w)
+}
+
+// ask sends the disco#info query id to w's resource, from w's account.
+func (m *Module) ask(ctx context.Context, id, node, key string, w waiter) {
+	_, ver, _ := strings.Cut(key, " ")
 	q := wire.New("query", xmpp.NSDiscoInfo)
 	if node != "" {
 		q.Attrs = append(q.Attrs, wire.Attr{Name: "node", Value: node + "#" + ver})
 	}
-	m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindIQ, xmpp.TypeGet, id, asker, w.full, q))
+	m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindIQ, xmpp.TypeGet, id, w.asker, w.full, q))
+}
+
+// fresh returns the nodes that key's interests add to those of prev, the
+// resource's previous key: only those get their last item again
+// (XEP-0163 §4.3.2).
+func (m *Module) fresh(fs string, nodes map[string]bool, prev string) map[string]bool {
+	old, _ := m.lookup(fs, prev)
+	out := map[string]bool{}
+	for n := range nodes {
+		if !old[n] {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// evictOne removes an arbitrary entry of a full map: a bound that a flood
+// of new keys cannot use to empty the map.
+func evictOne[K comparable, V any](mp map[K]V) {
+	for k := range mp {
+		delete(mp, k)
+		return
+	}
 }
 
 // inbound takes the answers to the service's capability queries, and
@@ -289,38 +330,59 @@ func (m *Module) inbound(ctx context.Context, st *xmpp.Stanza) bool {
 	delete(m.asking, q.askKey)
 	m.mu.Unlock()
 	p := st.Payload()
-	if st.Type == xmpp.TypeError || p == nil || p.Name != "query" || p.Space != xmpp.NSDiscoInfo {
-		return true
+	answered := st.Type == xmpp.TypeResult && p != nil && p.Name == "query" && p.Space == xmpp.NSDiscoInfo
+	verified := false
+	var nodes map[string]bool
+	if answered {
+		hashName, ver, _ := strings.Cut(q.key, " ")
+		got, ok := verification(p, hashName)
+		verified = ok && got == ver
+		nodes = interests(p)
 	}
-	hashName, ver, _ := strings.Cut(q.key, " ")
-	got, ok := verification(p, hashName)
-	verified := ok && got == ver
-	nodes := interests(p)
 	m.mu.Lock()
-	if verified {
+	switch {
+	case verified:
 		if len(m.known) >= maxKnownCaps {
-			m.known = map[string]map[string]bool{}
+			evictOne(m.known)
 		}
 		m.known[q.key] = nodes
-	} else {
+	case answered:
 		if len(m.own) >= maxKnownCaps {
-			m.own = map[string]ownCaps{}
+			evictOne(m.own)
 		}
 		m.own[q.to.String()] = ownCaps{key: q.key, nodes: nodes}
 	}
 	var ready []waiter
+	var next *query
 	for fs, w := range q.waiters {
-		if !verified && !w.full.Equal(q.to) {
+		// Only resources still announcing this key.
+		if m.seen[fs] != q.key && m.remoteKeyLocked(w, fs) != q.key {
 			continue
 		}
-		// Only resources still announcing this key.
-		if m.seen[fs] == q.key || m.remoteKeyLocked(w, fs) == q.key {
+		switch {
+		case verified || answered && w.full.Equal(q.to):
 			ready = append(ready, w)
+		case !w.full.Equal(q.to):
+			// XEP-0115 §5.4 3.9: when the entity asked fails, ask
+			// another that announces the same string.
+			if next == nil {
+				next = &query{key: q.key, askKey: q.askKey, node: q.node, to: w.full, sent: m.deps.Now(), waiters: map[string]waiter{}}
+			}
+			next.waiters[fs] = w
 		}
+	}
+	var nextID string
+	if next != nil {
+		nextID = m.newID(idPrefixCaps)
+		m.pending[nextID] = next
+		m.asking[next.askKey] = nextID
 	}
 	m.mu.Unlock()
 	for _, w := range ready {
-		m.sendLast(ctx, w, nodes)
+		m.sendLast(ctx, w, m.fresh(w.full.String(), nodes, w.prev))
+	}
+	if next != nil {
+		m.ask(ctx, nextID, next.node, next.key, next.waiters[next.to.String()])
 	}
 	return true
 }

@@ -137,6 +137,7 @@ type ownCaps struct {
 type query struct {
 	key     string
 	askKey  string
+	node    string
 	to      jid.JID
 	sent    time.Time
 	waiters map[string]waiter
@@ -147,6 +148,11 @@ type query struct {
 type waiter struct {
 	full   jid.JID
 	owners []jid.JID
+	// asker is the account that asks full about its capabilities.
+	asker jid.JID
+	// prev is the key full announced before: the nodes it asked for
+	// already had their last items.
+	prev string
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -455,20 +461,26 @@ func (m *Module) publish(ctx context.Context, st *xmpp.Stanza, pub, options *wir
 	}
 	create := m.defaults(node)
 	var opts *wire.Element
+	var createErr error
 	if options != nil {
-		opts = options.Child("x", xmpp.NSData)
-		if opts != nil {
-			if err := m.applyForm(&create, opts, NSPublishOptions); err != nil {
-				return nil, err
-			}
+		if opts = options.Child("x", xmpp.NSData); opts != nil {
+			// Options a new node cannot have fail its creation;
+			// an existing node fails the precondition instead.
+			createErr = m.applyForm(&create, opts, NSPublishOptions)
 		}
 	}
 	payload := item.Children[0]
+	stored := payload.AppendXML(nil, "")
+	if int64(len(stored)) > m.opts.MaxBytes {
+		// XEP-0060 §7.1.3.4.
+		return pubsubError(st, stanza.NotAcceptable, "payload-too-big", ""), nil
+	}
 	own := owner(st)
 	n, _, err := m.deps.Store.Publish(ctx, store.PEPPublish{
-		Owner:  own.String(),
-		Item:   store.PEPItem{ID: id, Publisher: st.From.String(), Payload: payload.AppendXML(nil, "")},
-		Create: create,
+		Owner:     own.String(),
+		Item:      store.PEPItem{ID: id, Publisher: st.From.String(), Payload: stored},
+		Create:    create,
+		CreateErr: createErr,
 		Check: func(n store.PEPNode) error {
 			if opts == nil {
 				return nil
@@ -629,7 +641,8 @@ func (m *Module) access(ctx context.Context, own jid.JID, n store.PEPNode, who j
 		return nil
 	}
 	if m.deps.Blocks != nil && m.deps.Blocks(ctx, own, who) {
-		return &denial{stanza.NotAllowed, "closed-node"}
+		// XEP-0060 §6.5.9.8: blocked.
+		return &denial{stanza.Forbidden, ""}
 	}
 	switch n.Access {
 	case AccessOpen:

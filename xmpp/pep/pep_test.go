@@ -51,7 +51,8 @@ func TestVerification(t *testing.T) {
 		{"unknown hash", simple, "md5", "", false},
 		{"duplicate feature", strings.Replace(simple, "</query>", "<feature var='http://jabber.org/protocol/muc'/></query>", 1), "sha-1", "", false},
 		{"duplicate identity", strings.Replace(simple, "</query>", "<identity category='client' name='Exodus 0.9.1' type='pc'/></query>", 1), "sha-1", "", false},
-		{"FORM_TYPE not hidden", strings.Replace(complex, "var='FORM_TYPE' type='hidden'", "var='FORM_TYPE'", 1), "sha-1", "", false},
+		{"FORM_TYPE not hidden: form ignored", strings.Replace(complex, "var='FORM_TYPE' type='hidden'", "var='FORM_TYPE'", 1), "sha-1", "2ZC2Fe8xb+Ln321QG0/AaqNEfBU=", true},
+		{"two FORM_TYPE fields", strings.Replace(complex, "<field var='os'>", "<field var='FORM_TYPE' type='hidden'><value>x</value></field><field var='os'>", 1), "sha-1", "", false},
 		{"two forms of one type", strings.Replace(complex, "</query>",
 			"<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:dataforms:softwareinfo</value></field></x></query>", 1), "sha-1", "", false},
 		{"form without FORM_TYPE is ignored", strings.Replace(simple, "</query>", "<x xmlns='jabber:x:data' type='result'><field var='a'><value>b</value></field></x></query>", 1),
@@ -114,8 +115,8 @@ func capsAnswer(id, from, extra string) string {
 
 // TestCapsQueries covers how the service learns what a verification
 // string asks for: one query per string, answers only from the entity
-// asked, and an answer that does not match the string kept for its
-// sender alone.
+// asked, an answer that does not match the string kept for its sender
+// alone, and then the next entity announcing the string asked.
 func TestCapsQueries(t *testing.T) {
 	ctx := context.Background()
 	m, rec, hooks := newModule(t, fakeSessions{})
@@ -157,12 +158,11 @@ func TestCapsQueries(t *testing.T) {
 		t.Fatal("a second answer was taken")
 	}
 
-	// Romeo's next presence asks again; a true answer is kept for all.
-	hooks.PresenceBroadcast.Run(ctx, xmpptest.Stanza(t, "<presence from='romeo@example.org/orchard' type='unavailable'/>"))
-	hooks.PresenceBroadcast.Run(ctx, pres("romeo@example.org/orchard"))
+	// Romeo, who waited on the same string, is asked in turn
+	// (XEP-0115 §5.4 3.9); a true answer is kept for all.
 	out = rec.Take()
-	if len(out) != 1 || out[0].To.String() != "romeo@example.org/orchard" {
-		t.Fatalf("want a query to romeo, got %v", out)
+	if len(out) != 1 || out[0].To.String() != "romeo@example.org/orchard" || out[0].From.String() != "romeo@example.org" {
+		t.Fatalf("want a query to romeo from his account, got %v", out)
 	}
 	if !hooks.Inbound.Run(ctx, xmpptest.Stanza(t, strings.Replace(capsAnswer(out[0].ID, "romeo@example.org/orchard", ""), "to='juliet@example.org'", "to='romeo@example.org'", 1))) {
 		t.Fatal("romeo's answer was not taken")
@@ -235,26 +235,34 @@ func FuzzPubsub(f *testing.F) {
 	})
 }
 
-// FuzzCapsAnswer checks the verification of arbitrary disco#info results.
+// FuzzCapsAnswer checks the verification of arbitrary disco#info results:
+// the string does not depend on the order of identities, features and
+// forms (XEP-0115 §5.1 sorts them), and what an answer asks for stays
+// within the bounds.
 func FuzzCapsAnswer(f *testing.F) {
-	f.Add("<query xmlns='http://jabber.org/protocol/disco#info'><identity category='client' type='pc'/><feature var='a+notify'/></query>", "sha-1")
-	f.Add("<query xmlns='http://jabber.org/protocol/disco#info'><x xmlns='jabber:x:data'><field var='FORM_TYPE' type='hidden'><value>t</value></field><field var='a'/></x></query>", "sha-256")
+	f.Add("<query xmlns='http://jabber.org/protocol/disco#info'><identity category='client' type='pc'/><feature var='a+notify'/><feature var='b'/></query>", "sha-1")
+	f.Add("<query xmlns='http://jabber.org/protocol/disco#info'><x xmlns='jabber:x:data'><field var='FORM_TYPE' type='hidden'><value>t</value></field><field var='a'/></x><x xmlns='jabber:x:data'><field var='FORM_TYPE' type='hidden'><value>s</value></field></x></query>", "sha-256")
 	f.Fuzz(func(t *testing.T, xml, hash string) {
 		el, err := wire.Parse([]byte(xml), wire.NewScope(""))
 		if err != nil {
 			return
 		}
+		reversed := &wire.Element{Name: el.Name, Space: el.Space, Attrs: el.Attrs}
+		for i := len(el.Children) - 1; i >= 0; i-- {
+			reversed.Children = append(reversed.Children, el.Children[i])
+		}
 		v1, ok1 := verification(el, hash)
-		v2, ok2 := verification(el, hash)
+		v2, ok2 := verification(reversed, hash)
 		if v1 != v2 || ok1 != ok2 {
-			t.Fatalf("verification is not deterministic: %q %v, %q %v", v1, ok1, v2, ok2)
+			t.Fatalf("order changes the verification: %q %v, reversed %q %v", v1, ok1, v2, ok2)
 		}
-		if ok1 && v1 == "" {
-			t.Fatal("a verified empty string")
+		nodes := interests(el)
+		if len(nodes) > maxInterests {
+			t.Fatalf("%d interests", len(nodes))
 		}
-		for n := range interests(el) {
-			if n == "" {
-				t.Fatal("an empty node of interest")
+		for n := range nodes {
+			if n == "" || len(n) > maxInterestName {
+				t.Fatalf("interest %q", n)
 			}
 		}
 	})

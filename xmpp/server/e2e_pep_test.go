@@ -302,8 +302,19 @@ func TestPEPNotifications(t *testing.T) {
 	pepEqual(t, "retracted", pepEvents(prSync(t, b), alice, pepNick), "-current")
 	pepEqual(t, "items after retraction", pepItemIDs(pepItems(t, a, alice, pepNick, "")))
 
+	// A resource the owner blocked hears nothing and reads nothing
+	// (XEP-0163 §4.3.3; its requests get XEP-0191 §3.3's
+	// service-unavailable before they reach the service); the contact's
+	// others do.
+	prSync(t, b3)
+	pepCheckResult(t, pepIQ(t, a, "<iq type='set'><block xmlns='urn:xmpp:blocking'><item jid='%s'/></block></iq>", b.JID))
+	pepCheckResult(t, pepPublish(t, a, pepNick, "current", pepNickPayload("Alice B."), ""))
+	pepEqual(t, "blocked bob/phone", pepEvents(prSync(t, b), alice, pepNick))
+	pepEqual(t, "bob/tablet", pepEvents(prSync(t, b3), alice, pepNick), "current=Alice B.")
+	pepCheckError(t, pepItems(t, b, alice, pepNick, ""), "cancel", "service-unavailable", "")
+
 	// Only the owner publishes (XEP-0163 §3.2).
-	pepCheckError(t, pepIQ(t, b, "<iq type='set' to='%s'><pubsub xmlns='%s'><publish node='%s'><item>%s</item></publish></pubsub></iq>",
+	pepCheckError(t, pepIQ(t, b3, "<iq type='set' to='%s'><pubsub xmlns='%s'><publish node='%s'><item>%s</item></publish></pubsub></iq>",
 		alice, pepNS, pepNick, pepNickPayload("Mallory")), "auth", "forbidden", "")
 }
 
@@ -334,8 +345,21 @@ func TestPEPAccessModels(t *testing.T) {
 	pepCheckResult(t, pepPublish(t, a, pepDevices, "current", devices, pepOptions("pubsub#access_model", "open")))
 	pepCheckError(t, pepPublish(t, a, pepDevices, "current", devices, pepOptions("pubsub#access_model", "presence")),
 		"cancel", "conflict", "precondition-not-met")
+	pepCheckError(t, pepPublish(t, a, pepDevices, "current", devices, pepOptions("pubsub#access_model", "open", "pubsub#unknown_option", "1")),
+		"cancel", "conflict", "precondition-not-met")
+	pepCheckError(t, pepPublish(t, a, pepDevices, "current", devices, pepOptions("pubsub#persist_items", "false")),
+		"cancel", "conflict", "precondition-not-met")
+	// A new node with options it cannot have is not created.
 	pepCheckError(t, pepPublish(t, a, "other", "x", devices, pepOptions("pubsub#access_model", "bogus")),
 		"modify", "not-acceptable", "")
+	pepCheckError(t, pepItems(t, a, alice, "other", ""), "cancel", "item-not-found", "")
+
+	// The roster model: contacts in the allowed roster groups only.
+	pepCheckResult(t, pepIQ(t, a, "<iq type='set'><query xmlns='jabber:iq:roster'><item jid='%s'><group>Friends</group></item></query></iq>", bob))
+	pepCheckResult(t, pepPublish(t, a, "friends-only", "1", pepNickPayload("A"),
+		pepOptions("pubsub#access_model", "roster", "pubsub#roster_groups_allowed", "Friends")))
+	pepEqual(t, "bob, a friend, reads", pepItemIDs(pepItems(t, b, alice, "friends-only", "")), "1=A")
+	pepCheckError(t, pepItems(t, c, alice, "friends-only", ""), "auth", "not-authorized", "not-in-roster-group")
 
 	// Bookmarks (XEP-0402) are the owner's alone.
 	bm := "<conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'/>"
@@ -418,14 +442,17 @@ func TestPEPErrors(t *testing.T) {
 			pepCheckError(t, pepIQ(t, a, "%s", tc.iq), tc.typ, tc.cond, tc.app)
 		})
 	}
-	// Limits: the byte quota, then the node count.
-	big := "<data xmlns='urn:xmpp:avatar:data'>" + strings.Repeat("A", 2500) + "</data>"
-	pepCheckError(t, pepPublish(t, a, "urn:xmpp:avatar:data", "h", big, ""), "wait", "resource-constraint", "")
-	pepCheckResult(t, pepPublish(t, a, "one", "1", pepNickPayload("x"), ""))
+	// Limits: an item larger than the whole quota (XEP-0060 §7.1.3.4),
+	// the quota, then the node count.
+	data := func(n int) string { return "<data xmlns='urn:xmpp:avatar:data'>" + strings.Repeat("A", n) + "</data>" }
+	pepCheckError(t, pepPublish(t, a, "urn:xmpp:avatar:data", "h", data(2500), ""), "modify", "not-acceptable", "payload-too-big")
+	pepCheckResult(t, pepPublish(t, a, "one", "1", data(1200), ""))
 	pepCheckResult(t, pepIQ(t, a, "<iq type='set'><pubsub xmlns='%s'><create node='two'/></pubsub></iq>", pepNS))
+	pepCheckError(t, pepPublish(t, a, "two", "1", data(1200), ""), "wait", "resource-constraint", "")
 	pepCheckError(t, pepIQ(t, a, "<iq type='set'><pubsub xmlns='%s'><create node='two'/></pubsub></iq>", pepNS), "cancel", "conflict", "")
 	pepCheckError(t, pepPublish(t, a, "three", "1", pepNickPayload("x"), ""), "wait", "resource-constraint", "")
-	// The server survives all of it.
+	// Replacing the item within the quota works; the server survived it all.
+	pepCheckResult(t, pepPublish(t, a, "one", "1", pepNickPayload("x"), ""))
 	pepEqual(t, "items", pepItemIDs(pepItems(t, a, alice, "one", "")), "1=x")
 }
 
