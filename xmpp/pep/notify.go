@@ -356,7 +356,7 @@ func (m *Module) inbound(ctx context.Context, st *xmpp.Stanza) bool {
 	var next *query
 	for fs, w := range q.waiters {
 		// Only resources still announcing this key.
-		if m.seen[fs] != q.key && m.remoteKeyLocked(w, fs) != q.key {
+		if m.seen[fs] != q.key && m.remote[w.asker.String()][fs] != q.key {
 			continue
 		}
 		switch {
@@ -387,13 +387,6 @@ func (m *Module) inbound(ctx context.Context, st *xmpp.Stanza) bool {
 	return true
 }
 
-func (m *Module) remoteKeyLocked(w waiter, fs string) string {
-	if len(w.owners) != 1 {
-		return ""
-	}
-	return m.remote[w.owners[0].String()][fs]
-}
-
 // sendLast sends w the newest item of each node of its owners that it
 // asks for and may read, unless the node says never (XEP-0163 §4.3.2).
 func (m *Module) sendLast(ctx context.Context, w waiter, nodes map[string]bool) {
@@ -413,9 +406,10 @@ func (m *Module) sendLast(ctx context.Context, w waiter, nodes map[string]bool) 
 			if m.access(ctx, own, l.Node, w.full) != nil {
 				continue
 			}
-			if !own.Equal(w.full.Bare()) {
-				// The contact must still share the owner's presence
-				// (the open model too: auto-subscription, §4.1).
+			if !own.Equal(w.full.Bare()) && l.Node.Access != AccessPresence {
+				// The contact must share the owner's presence (the
+				// open and roster models too: auto-subscription,
+				// §4.1); access checked it for the presence model.
 				if ok, err := m.deps.Contacts.IsSubscriber(ctx, own, w.full); err != nil || !ok {
 					continue
 				}

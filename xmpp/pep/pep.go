@@ -18,6 +18,7 @@ import (
 
 	"switchboard/store"
 	"switchboard/xmpp"
+	"switchboard/xmpp/config"
 	"switchboard/xmpp/wire"
 )
 
@@ -56,9 +57,6 @@ const (
 	maxTrackedAccounts   = 65536
 	idPrefixCaps         = "pep-caps-"
 	idPrefixNotification = "pep-"
-	defaultMaxNodes      = 128
-	defaultMaxItems      = 256
-	defaultMaxBytes      = 4 << 20
 )
 
 // Contacts answers who shares presence with whom (the roster module).
@@ -71,14 +69,15 @@ type Contacts interface {
 	Subscriptions(ctx context.Context, user jid.JID) ([]jid.JID, error)
 }
 
-// Options are the per-account limits.
+// Options are the per-account limits; zero values take
+// config.PEPDefaults.
 type Options struct {
-	// MaxNodes is how many nodes an account may have (default 128).
+	// MaxNodes is how many nodes an account may have.
 	MaxNodes int
 	// MaxItems is the most items a node keeps, and what "max" means in
-	// pubsub#max_items (default 256).
+	// pubsub#max_items.
 	MaxItems int
-	// MaxBytes bounds the size of an account's items (default 4 MiB).
+	// MaxBytes bounds the size of an account's items.
 	MaxBytes int64
 	Logger   *slog.Logger
 }
@@ -148,7 +147,8 @@ type query struct {
 type waiter struct {
 	full   jid.JID
 	owners []jid.JID
-	// asker is the account that asks full about its capabilities.
+	// asker is the account that asks full about its capabilities: for
+	// another server's user, the account that follows it (m.remote).
 	asker jid.JID
 	// prev is the key full announced before: the nodes it asked for
 	// already had their last items.
@@ -162,14 +162,15 @@ func New(opts Options, deps Deps) (*Module, error) {
 	if deps.Store == nil || deps.Rosters == nil || deps.Contacts == nil || deps.Sessions == nil || deps.Router == nil || deps.IsLocal == nil {
 		return nil, errors.New("pep: missing dependency")
 	}
+	def := config.PEPDefaults()
 	if opts.MaxNodes <= 0 {
-		opts.MaxNodes = defaultMaxNodes
+		opts.MaxNodes = def.MaxNodes
 	}
 	if opts.MaxItems <= 0 {
-		opts.MaxItems = defaultMaxItems
+		opts.MaxItems = def.MaxItems
 	}
 	if opts.MaxBytes <= 0 {
-		opts.MaxBytes = defaultMaxBytes
+		opts.MaxBytes = def.MaxBytes
 	}
 	log := opts.Logger
 	if log == nil {
@@ -212,8 +213,8 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	}{
 		{xmpp.TypeGet, NS, m.pubsubGet},
 		{xmpp.TypeSet, NS, m.pubsubSet},
-		{xmpp.TypeGet, NSOwner, m.ownerGet},
-		{xmpp.TypeSet, NSOwner, m.ownerSet},
+		{xmpp.TypeGet, NSOwner, m.ownerRequest},
+		{xmpp.TypeSet, NSOwner, m.ownerRequest},
 	} {
 		if err := reg.HandleIQ(m.Name(), xmpp.TargetAccount, h.typ, h.space, "pubsub", h.fn); err != nil {
 			return err
@@ -310,7 +311,7 @@ func (m *Module) pubsubSet(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, 
 		// Subscriptions follow presence (XEP-0163 §4.1, auto-subscribe).
 		return unsupported(st, "subscribe"), nil
 	}
-	if !st.From.Bare().Equal(owner(st)) {
+	if !st.ToOwnAccount() {
 		// One publisher per node: the account (XEP-0163 §3.2).
 		return pubsubError(st, stanza.Forbidden, "", ""), nil
 	}
@@ -325,86 +326,37 @@ func (m *Module) pubsubSet(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, 
 	return nil, xmpp.StanzaError(stanza.FeatureNotImplemented, "")
 }
 
-func (m *Module) ownerGet(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
+// ownerRequest answers the owner's requests (XEP-0060 §8), get and set:
+// a node's configuration (read or submitted), the default configuration,
+// deletion and purge.
+func (m *Module) ownerRequest(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
 	verb, _, ok := children(st.Payload(), NSOwner)
 	if !ok {
 		return nil, xmpp.StanzaError(stanza.BadRequest, "expected one pubsub request")
 	}
-	if !st.From.Bare().Equal(owner(st)) {
+	if !st.ToOwnAccount() {
 		return pubsubError(st, stanza.Forbidden, "", ""), nil
 	}
-	switch verb.Name {
-	case "configure":
-		node := verb.AttrValue("node")
-		if node == "" {
-			return pubsubError(st, stanza.BadRequest, "nodeid-required", ""), nil
-		}
-		n, err := m.deps.Store.Node(ctx, owner(st).String(), node)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("pep: configure: %w", err)
-		}
-		return st.Result(wire.New("pubsub", NSOwner).AddChild(
-			wire.New("configure", NSOwner, wire.Attr{Name: "node", Value: node}).AddChild(m.configForm(n, "form")))), nil
-	case "default":
+	set := st.Type == xmpp.TypeSet
+	switch {
+	case verb.Name == "subscriptions":
+		return unsupported(st, "manage-subscriptions"), nil
+	case verb.Name == "affiliations":
+		return unsupported(st, "modify-affiliations"), nil
+	case verb.Name == "default" && !set:
 		return st.Result(wire.New("pubsub", NSOwner).AddChild(
 			wire.New("default", NSOwner).AddChild(m.configForm(m.defaults(""), "form")))), nil
-	case "subscriptions":
-		return unsupported(st, "manage-subscriptions"), nil
-	case "affiliations":
-		return unsupported(st, "modify-affiliations"), nil
-	}
-	return nil, xmpp.StanzaError(stanza.FeatureNotImplemented, "")
-}
-
-func (m *Module) ownerSet(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
-	verb, _, ok := children(st.Payload(), NSOwner)
-	if !ok {
-		return nil, xmpp.StanzaError(stanza.BadRequest, "expected one pubsub request")
-	}
-	if !st.From.Bare().Equal(owner(st)) {
-		return pubsubError(st, stanza.Forbidden, "", ""), nil
-	}
-	node := verb.AttrValue("node")
-	switch verb.Name {
-	case "configure", "delete", "purge":
-	case "subscriptions":
-		return unsupported(st, "manage-subscriptions"), nil
-	case "affiliations":
-		return unsupported(st, "modify-affiliations"), nil
+	case verb.Name == "configure":
+	case (verb.Name == "delete" || verb.Name == "purge") && set:
 	default:
 		return nil, xmpp.StanzaError(stanza.FeatureNotImplemented, "")
 	}
+	node := verb.AttrValue("node")
 	if node == "" {
 		return pubsubError(st, stanza.BadRequest, "nodeid-required", ""), nil
 	}
 	own := owner(st)
-	switch verb.Name {
-	case "configure":
-		n, err := m.deps.Store.Node(ctx, own.String(), node)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("pep: configure: %w", err)
-		}
-		x := verb.Child("x", xmpp.NSData)
-		if x == nil || x.AttrValue("type") == "cancel" {
-			return st.Result(nil), nil
-		}
-		if x.AttrValue("type") != "submit" {
-			return nil, xmpp.StanzaError(stanza.BadRequest, "expected a submitted form")
-		}
-		if err := m.applyForm(&n, x, NSNodeConfig); err != nil {
-			return nil, err
-		}
-		if err := m.deps.Store.Configure(ctx, own.String(), n); err != nil {
-			return nil, fmt.Errorf("pep: configure: %w", err)
-		}
-		return st.Result(nil), nil
-	default:
+	if verb.Name != "configure" {
 		purge := verb.Name == "purge"
 		n, err := m.deps.Store.Delete(ctx, own.String(), node, purge)
 		if errors.Is(err, store.ErrNotFound) {
@@ -419,6 +371,31 @@ func (m *Module) ownerSet(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, e
 		}
 		return st.Result(nil), nil
 	}
+	n, err := m.deps.Store.Node(ctx, own.String(), node)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pep: configure: %w", err)
+	}
+	if !set {
+		return st.Result(wire.New("pubsub", NSOwner).AddChild(
+			wire.New("configure", NSOwner, wire.Attr{Name: "node", Value: node}).AddChild(m.configForm(n, "form")))), nil
+	}
+	x := verb.Child("x", xmpp.NSData)
+	if x == nil || x.AttrValue("type") == "cancel" {
+		return st.Result(nil), nil
+	}
+	if x.AttrValue("type") != "submit" {
+		return nil, xmpp.StanzaError(stanza.BadRequest, "expected a submitted form")
+	}
+	if err := m.applyForm(&n, x, NSNodeConfig); err != nil {
+		return nil, err
+	}
+	if err := m.deps.Store.Configure(ctx, own.String(), n); err != nil {
+		return nil, fmt.Errorf("pep: configure: %w", err)
+	}
+	return st.Result(nil), nil
 }
 
 // defaults is the configuration of a new node (XEP-0163 §5).

@@ -214,10 +214,8 @@ func FuzzPubsub(f *testing.F) {
 			h = m.pubsubSet
 		case st.Payload().Space == NS:
 			h = m.pubsubGet
-		case st.Payload().Space == NSOwner && set:
-			h = m.ownerSet
 		case st.Payload().Space == NSOwner:
-			h = m.ownerGet
+			h = m.ownerRequest
 		default:
 			return
 		}

@@ -60,19 +60,25 @@ func fedPair(t *testing.T) (a, b *servertest.Server) {
 	return a, b
 }
 
+// fedOnline starts a.test and b.test and brings alice@a.test/desk and
+// bob@b.test/phone online (password "pw").
+func fedOnline(t *testing.T) (a, b *servertest.Server, ac, bc *servertest.Client) {
+	t.Helper()
+	a, b = fedPair(t)
+	ac = a.MustLogin(t, a.AddUser(t, "alice", "pw"), "pw", servertest.ClientOptions{Resource: "desk"})
+	bc = b.MustLogin(t, b.AddUser(t, "bob", "pw"), "pw", servertest.ClientOptions{Resource: "phone"})
+	rtOnline(t, ac, 0)
+	rtOnline(t, bc, 0)
+	return a, b, ac, bc
+}
+
 // TestFederationChat: messages both ways between users of two servers,
 // addressed to full and bare JIDs, arrive with the sender's full JID and
 // the body intact; an IQ is answered across; each server then has the
 // other's incoming stream (connections are one-way, XEP-0220
 // "Directionality").
 func TestFederationChat(t *testing.T) {
-	a, b := fedPair(t)
-	alice := a.AddUser(t, "alice", "pw")
-	bob := b.AddUser(t, "bob", "pw")
-	ac := a.MustLogin(t, alice, "pw", servertest.ClientOptions{Resource: "desk"})
-	bc := b.MustLogin(t, bob, "pw", servertest.ClientOptions{Resource: "phone"})
-	rtOnline(t, ac, 0)
-	rtOnline(t, bc, 0)
+	a, b, ac, bc := fedOnline(t)
 
 	rtSend(t, ac, "<message id='m1' to='bob@b.test/phone' type='chat'><body>hi &amp; &lt;bob&gt;</body></message>")
 	el := bc.Next(t, 10*time.Second, rtMatch("message", "", "m1"))

@@ -388,8 +388,22 @@ func TestPEPAccessModels(t *testing.T) {
 		"<field var='pubsub#access_model'><value>whitelist</value></field></x></configure></pubsub></iq>", pepNSOwner, pepDevices, pepNS))
 	pepCheckError(t, pepItems(t, c, alice, pepDevices, ""), "cancel", "not-allowed", "closed-node")
 
+	// The default configuration (XEP-0060 §8.3), and a purge: the
+	// items go, the node stays, its readers hear of it (§8.5).
+	def := pepIQ(t, a, "<iq type='get'><pubsub xmlns='%s'><default/></pubsub></iq>", pepNSOwner)
+	pepCheckResult(t, def)
+	form = def.Child("pubsub", pepNSOwner).Child("default", pepNSOwner).Child("x", "jabber:x:data")
+	if got := xmpp.FormValues(form)["pubsub#access_model"]; !slices.Equal(got, []string{"presence"}) {
+		t.Fatalf("default access model = %q: %s", got, def)
+	}
+	pepCheckResult(t, pepPublish(t, a, "urn:xmpp:bookmarks:1", "room3@conference.localhost", bm, opts))
+	before, res := pepIQAll(t, a, "<iq type='set'><pubsub xmlns='%s'><purge node='urn:xmpp:bookmarks:1'/></pubsub></iq>", pepNSOwner)
+	pepCheckResult(t, res)
+	pepEqual(t, "alice hears of the purge", pepEvents(append(before, prSync(t, a)...), alice, "urn:xmpp:bookmarks:1"), "purge")
+	pepEqual(t, "bookmarks after the purge", pepItemIDs(pepItems(t, a, alice, "urn:xmpp:bookmarks:1", "")))
+
 	// Deletion is announced to those who may read the node.
-	before, res := pepIQAll(t, a, "<iq type='set'><pubsub xmlns='%s'><delete node='%s'/></pubsub></iq>", pepNSOwner, pepDevices)
+	before, res = pepIQAll(t, a, "<iq type='set'><pubsub xmlns='%s'><delete node='%s'/></pubsub></iq>", pepNSOwner, pepDevices)
 	pepCheckResult(t, res)
 	pepEqual(t, "alice hears of the deletion", pepEvents(append(before, prSync(t, a)...), alice, pepDevices), "delete")
 	pepCheckError(t, pepItems(t, a, alice, pepDevices, ""), "cancel", "item-not-found", "")
@@ -462,20 +476,10 @@ func TestPEPErrors(t *testing.T) {
 // every new item; he reads the items across; after his unavailable
 // presence he gets no more.
 func TestFederationPEP(t *testing.T) {
-	a, b := fedPair(t)
-	alice := a.AddUser(t, "alice", "pw")
-	bob := b.AddUser(t, "bob", "pw")
-	ac := a.MustLogin(t, alice, "pw", servertest.ClientOptions{Resource: "desk"})
-	bc := b.MustLogin(t, bob, "pw", servertest.ClientOptions{Resource: "phone"})
-	rtOnline(t, ac, 0)
-	rtOnline(t, bc, 0)
-	for _, pair := range [][2]*servertest.Client{{ac, bc}, {bc, ac}} {
-		from, to := pair[0], pair[1]
-		rtSend(t, from, "<presence to='%s' type='subscribe'/>", to.JID.Bare())
-		to.Next(t, 10*time.Second, servertest.Named("presence", "type", "subscribe", "from", from.JID.Bare().String()))
-		rtSend(t, to, "<presence to='%s' type='subscribed'/>", from.JID.Bare())
-		from.Next(t, 10*time.Second, servertest.Named("presence", "type", "subscribed", "from", to.JID.Bare().String()))
-	}
+	_, _, ac, bc := fedOnline(t)
+	alice := ac.JID.Bare()
+	prHandshake(t, ac, bc)
+	prHandshake(t, bc, ac)
 	pepCheckResult(t, pepPublish(t, ac, pepNick, "current", pepNickPayload("Alice"), ""))
 
 	// Bob's presence with caps: both servers ask his client what they
