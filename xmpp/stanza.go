@@ -81,6 +81,18 @@ type Stanza struct {
 	enc  []byte
 }
 
+// Control returns a top-level element that is not a stanza, such as a
+// stream management element (XEP-0198), to queue on a session among
+// stanzas: b is written as it is. Its Kind is 0 and it has no element.
+func Control(b []byte) *Stanza {
+	s := &Stanza{enc: b}
+	s.once.Do(func() {})
+	return s
+}
+
+// IsControl reports whether s is a Control element.
+func (s *Stanza) IsControl() bool { return s.Kind == 0 }
+
 // IsZero reports whether j is the empty JID (an absent address).
 func IsZero(j jid.JID) bool { return j.Domainpart() == "" }
 

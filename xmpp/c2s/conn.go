@@ -36,6 +36,7 @@ const (
 // streamError ends the stream with a condition (RFC 6120 §4.9.3).
 type streamError struct {
 	cond, text string
+	app        []byte // an application-specific condition (XML), or nil
 }
 
 func (e *streamError) Error() string {
@@ -62,9 +63,12 @@ type conn struct {
 	id  uint64
 
 	raw net.Conn // the TCP connection, or the framed transport (ServeConn)
-	nc  net.Conn // raw or the TLS connection over it
-	in  *limitedReader
-	dec *wire.Decoder
+	// remote is raw's remote address for the log, fixed: a resumed
+	// session keeps the one it started with (its raw changes, sm.go).
+	remote string
+	nc     net.Conn // raw or the TLS connection over it
+	in     *limitedReader
+	dec    *wire.Decoder
 
 	secure     bool
 	tlsState   *tls.ConnectionState
@@ -108,6 +112,26 @@ type conn struct {
 	head   []byte
 	// deferred is the ingress loop's (see serve).
 	deferred xmpp.Deferred
+
+	// Stream management (XEP-0198, sm.go). sm is set by the ingress
+	// loop under mu when the client enables it, and read by the ingress
+	// loop without mu. The rest is guarded by mu.
+	sm    *smState
+	phase phase
+	// kicked says the server closed the session (Close, a slow
+	// consumer): it ends, whatever stream management says. broken says a
+	// write failed; replacing, that a resumption takes the session over
+	// (sm.go, takeOver). closeApp goes with closeCond.
+	kicked    bool
+	broken    bool
+	replacing bool
+	closeApp  []byte
+	// parked is closed when the session hibernates or ends, for a
+	// resumption waiting for it; nil until one waits.
+	parked chan struct{}
+	// ipHeld says the connection counts towards its address's limit
+	// (guarded by srv.mu).
+	ipHeld bool
 }
 
 var _ xmpp.Session = (*conn)(nil)
@@ -131,10 +155,11 @@ type transport struct {
 
 func newConn(s *Server, nc net.Conn, t transport) *conn {
 	c := &conn{
-		srv: s,
-		id:  s.nextID.Add(1),
-		raw: nc,
-		nc:  nc,
+		srv:    s,
+		id:     s.nextID.Add(1),
+		raw:    nc,
+		nc:     nc,
+		remote: nc.RemoteAddr().String(),
 	}
 	c.in = &limitedReader{conn: c, rate: s.opts.Limits.RateBytesPerSecond, burst: s.opts.Limits.RateBurstBytes}
 	c.in.tokens = float64(c.in.burst)
@@ -154,7 +179,7 @@ func (c *conn) JID() jid.JID { return c.full }
 // one, or the authenticated account while negotiating (set before any other
 // goroutine can reach the conn, and then fixed).
 func (c *conn) logger() *slog.Logger {
-	l := c.srv.log.With(xmpp.LogConn, c.id, xmpp.LogRemote, c.raw.RemoteAddr().String())
+	l := c.srv.log.With(xmpp.LogConn, c.id, xmpp.LogRemote, c.remote)
 	switch {
 	case c.fullStr != "":
 		l = l.With(xmpp.LogJID, c.fullStr)
@@ -197,6 +222,11 @@ func (c *conn) run(ctx context.Context) {
 		}
 	}
 	err := c.negotiate(ctx)
+	if r := (*resumed)(nil); errors.As(err, &r) {
+		// This connection's transport now serves r.conn's session.
+		r.conn.serveResumed(ctx)
+		return
+	}
 	if err == nil {
 		c.logger().Info("session bound")
 		c.startWriter()
@@ -231,8 +261,12 @@ func (c *conn) endOrPark(ctx context.Context, err error) {
 	c.end(ctx, err)
 }
 
-// end finishes the connection after err and releases it.
+// end finishes the connection after err and releases it, unless its
+// session hibernates (sm.go).
 func (c *conn) end(ctx context.Context, err error) {
+	if c.hibernate(err) {
+		return
+	}
 	c.finish(ctx, err)
 	c.srv.release(c)
 }
@@ -247,16 +281,18 @@ func (c *conn) recoverPanic(ctx context.Context) {
 	}
 }
 
-// finish ends the connection after err (nil or ErrStreamEnd: clean close).
-func (c *conn) finish(ctx context.Context, err error) {
-	cond, text := "", ""
+// endCondition is the stream error that ends a connection after err: ""
+// for a clean close (nil or wire.ErrStreamEnd), "-" when the transport is
+// gone (nothing can be written), app an application-specific condition.
+// An unexpected error is internal-server-error, logged when log is set.
+func (c *conn) endCondition(err error, log bool) (cond, text string, app []byte) {
 	var se *streamError
 	var we *wire.Error
 	var ne net.Error
 	switch {
 	case err == nil, errors.Is(err, wire.ErrStreamEnd):
 	case errors.As(err, &se):
-		cond, text = se.cond, se.text
+		cond, text, app = se.cond, se.text, se.app
 	case errors.As(err, &we):
 		cond, text = we.Condition, we.Msg
 	case errors.As(err, &ne) && ne.Timeout():
@@ -269,9 +305,17 @@ func (c *conn) finish(ctx context.Context, err error) {
 			cond = "-"
 		} else {
 			cond = "internal-server-error"
-			c.logger().Error("connection failed", xmpp.LogErr, err)
+			if log {
+				c.logger().Error("connection failed", xmpp.LogErr, err)
+			}
 		}
 	}
+	return cond, text, app
+}
+
+// finish ends the connection after err (nil or ErrStreamEnd: clean close).
+func (c *conn) finish(ctx context.Context, err error) {
+	cond, text, app := c.endCondition(err, true)
 	c.mu.Lock()
 	if c.closed && !c.bound && c.closeCond != "" {
 		// Closed by the server (shutdown, kick) while negotiating.
@@ -286,8 +330,11 @@ func (c *conn) finish(ctx context.Context, err error) {
 	c.mu.Unlock()
 	if bound {
 		c.srv.deps.Router.Unbind(ctx, c, c.full)
-		c.Close(cond, text)
+		c.closeWith(cond, text, app)
 		c.writers.Wait()
+		if c.sm != nil {
+			c.ended(ctx)
+		}
 		c.logger().Info("session closed")
 		return
 	}
@@ -298,21 +345,45 @@ func (c *conn) finish(ctx context.Context, err error) {
 		if !c.headerSent {
 			b = c.appendHeader(b, c.srv.defaultHost(), "")
 		}
-		_, _ = c.nc.Write(wire.AppendStreamEnd(b, cond, text))
+		_, _ = c.nc.Write(appendStreamEnd(b, cond, text, app))
 	}
 	c.nc.Close()
 }
 
+// appendStreamEnd appends the stream error cond (none if ""), with app, and
+// the closing tag.
+func appendStreamEnd(b []byte, cond, text string, app []byte) []byte {
+	if cond != "" {
+		b = wire.AppendStreamErrorApp(b, cond, text, app)
+	}
+	return append(b, "</stream:stream>"...)
+}
+
 // Close implements xmpp.Session: the writer flushes what is queued, writes
 // the stream error (if any) and the closing tag, and closes the transport.
-func (c *conn) Close(cond, text string) {
+func (c *conn) Close(cond, text string) { c.closeWith(cond, text, nil) }
+
+// closeWith is Close with an application-specific condition.
+func (c *conn) closeWith(cond, text string, app []byte) {
 	c.mu.Lock()
+	switch c.phase {
+	case phaseDetached:
+		// A hibernating session has no stream to end: it ends.
+		c.phase, c.closed, c.kicked = phaseEnded, true, true
+		c.mu.Unlock()
+		go c.terminate(c.srv.ctx)
+		return
+	case phaseEnded:
+		c.mu.Unlock()
+		return
+	}
+	c.kicked = true
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
 	c.closed = true
-	c.closeCond, c.closeText = cond, text
+	c.closeCond, c.closeText, c.closeApp = cond, text, app
 	bound := c.bound
 	nc := c.nc
 	c.mu.Unlock()
@@ -329,7 +400,7 @@ func (c *conn) Close(cond, text string) {
 // kickLocked starts the writer unless it runs (or may not yet); c.mu is
 // held.
 func (c *conn) kickLocked() {
-	if c.writing || !c.writerOn {
+	if c.writing || !c.writerOn || c.phase != phaseLive {
 		return
 	}
 	c.writing = true
@@ -347,11 +418,27 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 	n := len(st.Bytes())
 	lim := &c.srv.opts.Limits
 	c.mu.Lock()
-	if c.closed {
+	if c.closed && !c.keepsQueueLocked() {
 		c.mu.Unlock()
 		return false
 	}
-	if len(c.queue) >= lim.OutboxStanzas || c.qbytes+n > lim.OutboxBytes {
+	queued, qbytes := len(c.queue), c.qbytes
+	if sm := c.sm; sm != nil {
+		// What the client has not acknowledged is held too.
+		queued, qbytes = queued+len(sm.unacked), qbytes+sm.unackedBytes
+	}
+	if queued >= lim.OutboxStanzas || qbytes+n > lim.OutboxBytes {
+		if c.phase != phaseLive {
+			c.overflowDetachedLocked()
+			return false
+		}
+		c.kicked = true
+		if c.closed {
+			// Its writer is gone (a failed write, a resumption):
+			// the session ends with what it holds.
+			c.mu.Unlock()
+			return false
+		}
 		c.closed = true
 		c.closeCond, c.closeText = "policy-violation", "slow consumer: outbox full"
 		// A second to take what is queued, the write in progress
@@ -371,7 +458,9 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 		// (a route answering its own session, say): the writer takes
 		// them now, and that Flush finds it started.
 		c.kickLocked()
-	case d != nil && c.direct != nil && !c.writing && c.writerOn && len(c.queue) == 1 && d.Add(c):
+	case c.closed:
+		// Kept for a resumption (keepsQueueLocked); nothing writes.
+	case d != nil && c.direct != nil && c.sm == nil && !c.writing && c.writerOn && len(c.queue) == 1 && d.Add(c):
 		c.held = true
 	default:
 		c.kickLocked()
@@ -390,7 +479,7 @@ func (c *conn) Flush(now bool) {
 	c.mu.Lock()
 	c.held = false
 	// A held session has one stanza queued; more, and a writer runs.
-	if !now || c.writing || c.closed || len(c.queue) != 1 {
+	if !now || c.writing || c.closed || len(c.queue) != 1 || c.sm != nil {
 		if len(c.queue) > 0 || c.closed {
 			c.kickLocked()
 		}
@@ -491,6 +580,13 @@ func (c *conn) writer() {
 		head := c.head
 		c.queue, c.spare, c.head = c.spare[:0], nil, nil
 		c.qbytes = 0
+		app := c.closeApp
+		// Stream management: what is written waits for the client's
+		// acknowledgement; an <r/> asks for it (sm.go).
+		ask := false
+		if sm := c.sm; sm != nil {
+			ask = sm.written(batch) && !closed
+		}
 		c.mu.Unlock()
 		buf := append(getBuffer(), head...)
 		for i, st := range batch {
@@ -500,8 +596,11 @@ func (c *conn) writer() {
 			}
 			batch[i] = nil
 		}
+		if ask {
+			buf = append(buf, smRequest...)
+		}
 		if closed && cond != "-" {
-			buf = wire.AppendStreamEnd(buf, cond, text)
+			buf = appendStreamEnd(buf, cond, text, app)
 		}
 		if len(buf) > 0 {
 			c.mu.Lock()
@@ -516,7 +615,7 @@ func (c *conn) writer() {
 				// is written to this transport.
 				putBuffer(buf)
 				c.mu.Lock()
-				c.closed = true
+				c.closed, c.broken = true, true
 				c.mu.Unlock()
 				c.nc.Close()
 				return
@@ -696,6 +795,7 @@ func (c *conn) appendFeatures(b []byte) []byte {
 	default:
 		b = append(b, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"...)
 		b = append(b, "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"...)
+		b = append(b, "<sm xmlns='urn:xmpp:sm:3'/>"...)
 		for _, f := range c.srv.opts.PostAuthFeatures {
 			b = append(b, f...)
 		}
@@ -764,6 +864,14 @@ func (c *conn) negotiate(ctx context.Context) error {
 				if err := c.openStream(); err != nil {
 					return err
 				}
+			}
+		case el.Space == nsSM:
+			old, err := c.smNegotiating(el)
+			if err != nil {
+				return err
+			}
+			if old != nil {
+				return &resumed{conn: old}
 			}
 		case el.Name == "iq" && el.Space == wire.NSClient && c.authed == "":
 			if err := c.preAuthIQ(ctx, el); err != nil {

@@ -22,6 +22,20 @@
 // to a fresh goroutine whose stack has not grown, which on plain TCP waits
 // for input without a read buffer.
 //
+// Stream management (XEP-0198, sm.go) is offered after authentication.
+// Once a client enables it, the ingress loop counts the stanzas it handles
+// and answers <r/>; the writer keeps each stanza it writes until the
+// client's 'h' covers it and asks for an acknowledgement after a batch.
+// Sessions that enabled it never use the stand-in write of xmpp.Deferred,
+// and those without it pay one nil check per stanza. A resumable session
+// whose transport fails hibernates: bound, available, with no goroutine,
+// collecting what is delivered (within the outbox limits) until a new
+// connection of the same account resumes it, takes it off a connection
+// still open (conflict), or the resumption timeout, a server close or an
+// overflow ends it. The resuming connection's transport, decoder and
+// goroutine then serve the old session. What an ended session was given
+// but never acknowledged goes back to the router (Router.Unacknowledged).
+//
 // Serve accepts TCP connections; ServeConn serves a stream on a transport
 // set up elsewhere, such as a WebSocket (package ws, RFC 7395), which is
 // secure when TLS runs below it and never offers STARTTLS.

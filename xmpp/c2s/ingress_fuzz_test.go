@@ -61,6 +61,7 @@ func FuzzIngress(f *testing.F) {
 		`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!!</auth>`,
 		`<message to='bob@localhost'/>`,
 		fuzzAuth + fuzzHeader + `<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>a@b</resource></bind></iq>`,
+		fuzzAuth + fuzzHeader + `<enable xmlns='urn:xmpp:sm:3'/><resume xmlns='urn:xmpp:sm:3' previd='nope' h='3'/><resume xmlns='urn:xmpp:sm:3'/>` + fuzzBind,
 	} {
 		f.Add([]byte(s), false)
 	}
@@ -76,6 +77,10 @@ func FuzzIngress(f *testing.F) {
 		`<stream:features/>`,
 		`<message from='alice@localhost/r' to='alice@localhost'><body>self</body></message>`,
 		` <message><![CDATA[x]]></message>` + strings.Repeat("<presence/>", 20),
+		// Stream management (XEP-0198).
+		`<enable xmlns='urn:xmpp:sm:3' resume='true' max='9'/><message to='alice@localhost/r' id='e'><body>echo</body></message><r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='1'/><enable xmlns='urn:xmpp:sm:3'/>`,
+		`<enable xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='4294967295'/>`,
+		`<r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='x'/><resume xmlns='urn:xmpp:sm:3' previd='p' h='0'/>`,
 	} {
 		f.Add([]byte(s), true)
 	}
@@ -173,6 +178,9 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 		TLS:          &tls.Config{Certificates: []tls.Certificate{selfSigned(tb)}},
 		Logger:       slog.New(errs),
 		Limits:       Limits{MaxStanzaSize: 4096, AuthTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second},
+		// A resumable session whose input ends hibernates this long;
+		// runToEnd waits for its end.
+		ResumeTimeout: 20 * time.Millisecond,
 	}, Deps{Router: &echoRouter{}, Auth: authSrv, Registrar: registrarFunc(func(user string) error {
 		if user == "taken" || user == "alice" {
 			return stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict}
@@ -267,6 +275,8 @@ func (r *echoRouter) Unbind(_ context.Context, sess xmpp.Session, full jid.JID) 
 		delete(r.sessions, full.String())
 	}
 }
+
+func (r *echoRouter) Unacknowledged(context.Context, jid.JID, []*xmpp.Stanza) {}
 
 func (r *echoRouter) Route(ctx context.Context, st *xmpp.Stanza) { r.RouteFromClient(ctx, st) }
 

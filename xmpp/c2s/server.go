@@ -25,6 +25,10 @@ type Router interface {
 	IsLocal(domain string) bool
 	Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, resource string) (jid.JID, error)
 	Unbind(ctx context.Context, sess xmpp.Session, full jid.JID)
+	// Unacknowledged takes the stanzas an ended session of full was
+	// given but whose receipt its client did not acknowledge (XEP-0198
+	// §4), once it is unbound.
+	Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.Stanza)
 }
 
 // Registrar creates accounts for XEP-0077 in-band registration. Errors
@@ -65,6 +69,10 @@ type Options struct {
 	Logger     *slog.Logger
 	// TraceXML logs every element read and stanza written at debug level.
 	TraceXML bool
+	// ResumeTimeout is how long a session with stream management
+	// (XEP-0198) whose connection failed stays bound, waiting for the
+	// client to resume it, at most; 0 disables resumption (acks remain).
+	ResumeTimeout time.Duration
 }
 
 // Deps are the Server's collaborators.
@@ -88,6 +96,9 @@ type Server struct {
 	listeners map[net.Listener]bool
 	conns     map[*conn]bool
 	perIP     map[string]int
+	// resumable maps the SM-IDs of resumable sessions to them
+	// (XEP-0198 §5), from enable to the session's end.
+	resumable map[string]*conn
 	closing   bool
 	wg        sync.WaitGroup
 	nextID    atomic.Uint64
@@ -136,6 +147,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		listeners: map[net.Listener]bool{},
 		conns:     map[*conn]bool{},
 		perIP:     map[string]int{},
+		resumable: map[string]*conn{},
 	}, nil
 }
 
@@ -209,6 +221,7 @@ func (s *Server) accept(nc net.Conn, t transport) {
 	c := newConn(s, nc, t)
 	if !over {
 		s.conns[c] = true
+		c.ipHeld = true
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -227,14 +240,30 @@ func (s *Server) accept(nc net.Conn, t transport) {
 
 // release forgets an admitted connection that has ended.
 func (s *Server) release(c *conn) {
-	ip := remoteIP(c.raw.RemoteAddr())
 	s.mu.Lock()
+	s.releaseIPLocked(c)
 	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// releaseIP stops counting c towards its address's limit: a hibernating
+// session (XEP-0198) holds no connection.
+func (s *Server) releaseIP(c *conn) {
+	s.mu.Lock()
+	s.releaseIPLocked(c)
+	s.mu.Unlock()
+}
+
+func (s *Server) releaseIPLocked(c *conn) {
+	if !c.ipHeld {
+		return
+	}
+	c.ipHeld = false
+	ip := remoteIP(c.raw.RemoteAddr())
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
 	}
-	s.mu.Unlock()
-	s.wg.Done()
 }
 
 func remoteIP(a net.Addr) string {

@@ -44,8 +44,14 @@ func (c *conn) serve(ctx context.Context) error {
 			c.debug("in", "xml", traceable(el))
 		}
 		if el.Space != wire.NSClient || el.Prefix != "" {
+			if el.Space == nsSM {
+				if err := c.smElement(el); err != nil {
+					return err
+				}
+				continue
+			}
 			// RFC 6120 §4.9.3.24: a top-level element we do not
-			// support (no stream management is offered yet).
+			// support.
 			return serr("unsupported-stanza-type", "")
 		}
 		st, err := xmpp.NewStanzaCached(el, &c.cache)
@@ -54,6 +60,7 @@ func (c *conn) serve(ctx context.Context) error {
 		}
 		if err != nil {
 			c.reject(st, err)
+			c.handled()
 			continue
 		}
 		// RFC 6120 §8.1.2.1: the server stamps the full JID; a client
@@ -63,13 +70,23 @@ func (c *conn) serve(ctx context.Context) error {
 		}
 		if err := xmpp.Validate(st); err != nil {
 			c.reject(st, err)
+			c.handled()
 			continue
 		}
 		// Nothing else holds st yet: stamped in place, not copied.
 		st.Stamp(c.full, c.fullStr)
 		d.Open()
 		router.RouteFromClient(ctx, st)
+		c.handled()
 		d.Close(c.dec.Buffered() == 0)
+	}
+}
+
+// handled counts a stanza of the client's as handled (XEP-0198 §4): routed,
+// or answered with an error.
+func (c *conn) handled() {
+	if sm := c.sm; sm != nil {
+		sm.in.Add(1)
 	}
 }
 

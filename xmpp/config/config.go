@@ -46,6 +46,10 @@ const (
 // §13.12 forbids blocking stanzas smaller than 10000 bytes.
 const MinStanzaSize = 10000
 
+// MaxResumeTimeout bounds [C2S.ResumeTimeout]: a hibernating session holds
+// its outbox and stays available to its contacts.
+const MaxResumeTimeout = 24 * time.Hour
+
 // ResourceConflict is the policy applied when a client binds a full JID that
 // is already bound (RFC 6120 §7.7.2.2).
 type ResourceConflict string
@@ -166,6 +170,10 @@ type Limits struct {
 // C2S configures client sessions ([c2s]).
 type C2S struct {
 	ResourceConflict ResourceConflict `toml:"resource_conflict"`
+	// ResumeTimeout is how long a session with stream management
+	// (XEP-0198) whose connection broke stays bound for its client to
+	// resume it; 0 disables resumption.
+	ResumeTimeout Duration `toml:"resume_timeout"`
 }
 
 // S2S configures federation with other servers ([s2s]). Federation is on
@@ -384,7 +392,7 @@ func LimitsDefaults() Limits {
 
 // C2SDefaults returns the defaults of [c2s].
 func C2SDefaults() C2S {
-	return C2S{ResourceConflict: KickOld}
+	return C2S{ResourceConflict: KickOld, ResumeTimeout: Duration(5 * time.Minute)}
 }
 
 // S2SDefaults returns the defaults of [s2s].

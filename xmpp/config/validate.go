@@ -156,6 +156,10 @@ func (l Limits) validate(p *problems) {
 
 func (c C2S) validate(p *problems) {
 	oneOf(p, "c2s.resource_conflict", c.ResourceConflict, KickOld, Refuse, Random)
+	nonNegative(p, "c2s.resume_timeout", c.ResumeTimeout)
+	if c.ResumeTimeout > Duration(MaxResumeTimeout) {
+		p.add("c2s.resume_timeout", "must be at most %s, got %q", Duration(MaxResumeTimeout), c.ResumeTimeout)
+	}
 }
 
 func (s S2S) validate(p *problems) {

@@ -54,6 +54,9 @@ func TestValidate(t *testing.T) {
 			[]string{"limits.auth_failure_delay", "limits.auth_failure_max_delay"}},
 		{"max delay below delay", func(c *Config) { c.Limits.AuthFailureMaxDelay = Duration(time.Millisecond) }, []string{"limits.auth_failure_max_delay"}},
 		{"bad resource conflict", func(c *Config) { c.C2S.ResourceConflict = "" }, []string{"c2s.resource_conflict"}},
+		{"negative resume timeout", func(c *Config) { c.C2S.ResumeTimeout = -1 }, []string{"c2s.resume_timeout"}},
+		{"resume timeout over a day", func(c *Config) { c.C2S.ResumeTimeout = Duration(25 * time.Hour) }, []string{"c2s.resume_timeout"}},
+		{"resumption off", func(c *Config) { c.C2S.ResumeTimeout = 0 }, nil},
 		{"upload settings", func(c *Config) {
 			c.Upload = Upload{MaxFileSize: 1, ExpireAfter: Duration(time.Hour), PublicURL: "https://chat.example.org:8443/files/", Dir: "/srv/up"}
 			c.Hosts[0].UploadDomain = "-"

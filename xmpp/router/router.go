@@ -303,6 +303,79 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 	r.hooks.SessionClosed.Run(ctx, xmpp.SessionEvent{Session: sess, JID: full})
 }
 
+// Unacknowledged takes the stanzas an ended session of full was given but
+// whose receipt its client never acknowledged (XEP-0198 §4), after Unbind:
+// "in the same way that it would treat a stanza sent to an unavailable
+// resource".
+//   - A chat or normal message goes to offline storage (the Undeliverable
+//     hook), unless another resource of the account is available: it had
+//     the message too (routed to every resource, or as a carbon copy), and
+//     the archive has it. A new session bound to the same full JID does
+//     not count: it never had the message. Stored messages keep the stanza-id the archive gave
+//     them; nothing is archived again.
+//   - Copies forwarded to the session (XEP-0297: carbons, archive query
+//     results) and messages from the account itself (carbons, personal
+//     eventing) were the session's alone: dropped, as are groupchat,
+//     headline and error messages, and presence.
+//   - A request (IQ get or set) is answered with service-unavailable, as
+//     for a resource that is gone (RFC 6121 §8.5.3.2.3); responses are
+//     dropped.
+func (r *Router) Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.Stanza) {
+	bare := full.Bare()
+	checked, exists := false, false
+	for _, st := range sts {
+		switch st.Kind {
+		case xmpp.KindIQ:
+			if st.IsIQRequest() {
+				r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+			}
+			continue
+		case xmpp.KindMessage:
+		default:
+			continue
+		}
+		switch st.Type {
+		case "", xmpp.TypeChat, xmpp.TypeNormal:
+		default:
+			continue
+		}
+		if st.From.Equal(bare) || forwarded(st) {
+			continue
+		}
+		if !checked {
+			// The account may have been deleted (its sessions closed
+			// with it): nothing is stored for it then.
+			checked, exists = true, r.exists(ctx, bare)
+		}
+		if !exists || r.othersAvailable(full) {
+			continue
+		}
+		r.hooks.Undeliverable.Run(ctx, st.With(st.From, bare))
+	}
+}
+
+// forwarded reports whether a message wraps a forwarded one (XEP-0297), as
+// carbons and archive query results do.
+func forwarded(st *xmpp.Stanza) bool {
+	for _, c := range st.El.Children {
+		if c.Child("forwarded", "urn:xmpp:forward:0") != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// othersAvailable reports whether a resource of full's account other than
+// full is available.
+func (r *Router) othersAvailable(full jid.JID) bool {
+	for _, res := range r.lookup(full) {
+		if res.available && res.name != full.Resourcepart() {
+			return true
+		}
+	}
+	return false
+}
+
 // CloseAll closes every session with the stream error condition.
 func (r *Router) CloseAll(cond, text string) {
 	r.mu.RLock()

@@ -234,7 +234,7 @@ func TestStreamErrors(t *testing.T) {
 		{"not-authorized: message before auth", plain, "<message to='bob@localhost'><body>hi</body></message>", "not-authorized"},
 		{"not-authorized: presence before auth over TLS", secure, "<presence/>", "not-authorized"},
 		{"unsupported-stanza-type: foreign element after bind", bound, "<foo xmlns='urn:example:foo'/>", "unsupported-stanza-type"},
-		{"unsupported-stanza-type: stream management", bound, "<enable xmlns='urn:xmpp:sm:3'/>", "unsupported-stanza-type"},
+		{"unsupported-stanza-type: a server's stream management element", bound, "<enabled xmlns='urn:xmpp:sm:3'/>", "unsupported-stanza-type"},
 		{"unsupported-stanza-type: unknown jabber:client element", bound, "<foo/>", "unsupported-stanza-type"},
 		{"unsupported-stanza-type: unknown element before auth", secure, "<foo xmlns='urn:example:foo'/>", "unsupported-stanza-type"},
 	}

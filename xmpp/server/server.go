@@ -302,6 +302,8 @@ func (s *Server) build() error {
 		RequireTLS:   cfg.TLS.RequireC2S,
 		Logger:       s.log,
 		TraceXML:     cfg.Log.TraceXML,
+		// XEP-0198 resumption.
+		ResumeTimeout: cfg.C2S.ResumeTimeout.Duration(),
 		Limits: c2s.Limits{
 			MaxStanzaSize:      lim.MaxStanzaSize,
 			AuthTimeout:        lim.AuthTimeout.Duration(),

@@ -425,6 +425,13 @@ func AppendEscapedAttr(dst []byte, s string) []byte {
 // AppendStreamError appends a stream error (RFC 6120 §4.9) with the
 // condition cond and, if not empty, a text in English.
 func AppendStreamError(b []byte, cond, text string) []byte {
+	return AppendStreamErrorApp(b, cond, text, nil)
+}
+
+// AppendStreamErrorApp is AppendStreamError with an application-specific
+// condition element, app (XML, written as it is after the text, RFC 6120
+// §4.9.4).
+func AppendStreamErrorApp(b []byte, cond, text string, app []byte) []byte {
 	b = append(b, "<stream:error><"...)
 	b = append(b, cond...)
 	b = append(b, " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"...)
@@ -433,6 +440,7 @@ func AppendStreamError(b []byte, cond, text string) []byte {
 		b = AppendEscapedText(b, text)
 		b = append(b, "</text>"...)
 	}
+	b = append(b, app...)
 	return append(b, "</stream:error>"...)
 }
 

@@ -1,0 +1,74 @@
+package c2s
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/xmpp"
+)
+
+// TestSMAck: 'h' counts modulo 2^32 (XEP-0198 §4), acknowledged stanzas
+// leave the queue with their bytes, and an 'h' above what was sent is the
+// §6 stream error.
+func TestSMAck(t *testing.T) {
+	st := func(id string) *xmpp.Stanza {
+		return xmpp.Build(xmpp.KindMessage, xmpp.TypeChat, id, jid.JID{}, jid.JID{})
+	}
+	for _, tc := range []struct {
+		name     string
+		acked, h uint32
+		sent     int
+		left     int
+		tooHigh  string // the handled-count-too-high element, if an error
+	}{
+		{"nothing new", 7, 7, 3, 3, ""},
+		{"some", 7, 9, 3, 1, ""},
+		{"all", 7, 10, 3, 0, ""},
+		{"one too many", 7, 11, 3, 3, "h='11' send-count='10'"},
+		{"behind", 7, 6, 3, 3, "h='6' send-count='10'"},
+		{"across 2^32", 4294967294, 1, 4, 1, ""},
+		{"too high across 2^32", 4294967294, 3, 4, 4, "h='3' send-count='2'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sm := &smState{acked: tc.acked, counting: true}
+			var batch []*xmpp.Stanza
+			for i := range tc.sent {
+				batch = append(batch, st(strings.Repeat("x", i+1)))
+			}
+			if !sm.written(batch) {
+				t.Fatal("no ack requested after a batch")
+			}
+			if sm.written(nil) {
+				t.Fatal("a second request while one is outstanding")
+			}
+			err := sm.ack(tc.h)
+			if tc.tooHigh != "" {
+				var se *streamError
+				if !errors.As(err, &se) || se.cond != "undefined-condition" || !strings.Contains(string(se.app), tc.tooHigh) {
+					t.Fatalf("ack(%d) = %v (app %q), want handled-count-too-high %s", tc.h, err, se.app, tc.tooHigh)
+				}
+			} else if err != nil {
+				t.Fatalf("ack(%d): %v", tc.h, err)
+			}
+			if len(sm.unacked) != tc.left {
+				t.Fatalf("%d unacknowledged, want %d", len(sm.unacked), tc.left)
+			}
+			want := 0
+			for _, s := range sm.unacked {
+				want += len(s.Bytes())
+			}
+			if sm.unackedBytes != want {
+				t.Fatalf("unackedBytes %d, want %d", sm.unackedBytes, want)
+			}
+			// The oldest are gone: the rest are the newest.
+			for i, s := range sm.unacked {
+				if s != batch[tc.sent-tc.left+i] {
+					t.Fatalf("unacked[%d] is not the batch's %d", i, tc.sent-tc.left+i)
+				}
+			}
+		})
+	}
+}
