@@ -125,7 +125,10 @@ type conn struct {
 	kicked    bool
 	broken    bool
 	replacing bool
-	closeApp  []byte
+	// handedOver says ended took what the session held: nothing more
+	// is queued.
+	handedOver bool
+	closeApp   []byte
 	// parked is closed when the session hibernates or ends, for a
 	// resumption waiting for it; nil until one waits.
 	parked chan struct{}
@@ -429,8 +432,7 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 	}
 	if queued >= lim.OutboxStanzas || qbytes+n > lim.OutboxBytes {
 		if c.phase != phaseLive {
-			c.overflowDetachedLocked()
-			return false
+			return c.overflowDetachedLocked(st)
 		}
 		c.kicked = true
 		if c.closed {

@@ -247,14 +247,7 @@ func (s *Server) release(c *conn) {
 	s.wg.Done()
 }
 
-// releaseIP stops counting c towards its address's limit: a hibernating
-// session (XEP-0198) holds no connection.
-func (s *Server) releaseIP(c *conn) {
-	s.mu.Lock()
-	s.releaseIPLocked(c)
-	s.mu.Unlock()
-}
-
+// releaseIPLocked stops counting c towards its address's limit (once).
 func (s *Server) releaseIPLocked(c *conn) {
 	if !c.ipHeld {
 		return

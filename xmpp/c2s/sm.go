@@ -215,7 +215,8 @@ func (c *conn) enableSM(el *wire.Element) {
 		b = append(b, " id='"...)
 		b = append(b, sm.id...)
 		b = append(b, "' resume='true' max='"...)
-		b = strconv.AppendInt(b, int64((sm.max+time.Second-1)/time.Second), 10)
+		// Whole seconds, rounded down: the client must not count on more.
+		b = strconv.AppendInt(b, max(1, int64(sm.max/time.Second)), 10)
 		b = append(b, '\'')
 	}
 	b = append(b, "/>"...)
@@ -262,25 +263,44 @@ func (c *conn) keepsQueueLocked() bool {
 	case phaseDetaching, phaseDetached:
 		return true
 	case phaseEnded:
-		return false
+		// Until ended hands what it holds over, a stanza routed to it
+		// goes with the rest.
+		return !c.handedOver
 	}
 	return c.sm != nil && c.sm.id != "" && !c.kicked && (c.broken || c.replacing)
 }
 
-// overflowDetachedLocked ends a session that hibernates (or is about to)
-// whose outbox overflowed: it would only grow until its end. c.mu is held
-// and released.
-func (c *conn) overflowDetachedLocked() {
+// overflowDetachedLocked ends a session that hibernates (or is about to,
+// or ends) whose outbox overflowed: it would only grow until its end. st,
+// the stanza that overflowed it, is handed over with the rest (ended). c.mu
+// is held and released.
+func (c *conn) overflowDetachedLocked(st *xmpp.Stanza) bool {
+	if c.handedOver {
+		c.mu.Unlock()
+		return false
+	}
+	c.queue = append(c.queue, st)
+	c.qbytes += len(st.Bytes())
 	c.kicked = true
 	if c.phase != phaseDetached {
-		// hibernate sees kicked and lets it end.
+		// hibernate sees kicked and lets it end, or it is ending.
 		c.mu.Unlock()
-		return
+		return true
 	}
 	c.phase, c.closed = phaseEnded, true
 	c.mu.Unlock()
 	c.logger().Warn("hibernating session's outbox full: ending it")
 	go c.terminate(c.srv.ctx)
+	return true
+}
+
+// Hibernating reports whether the session waits for a resumption without
+// a connection: the router lets a new session replace it whatever the
+// conflict policy, and before refusing one over the session limit.
+func (c *conn) Hibernating() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.phase == phaseDetached
 }
 
 // hibernate keeps a resumable session bound when its transport fails,
@@ -326,7 +346,8 @@ func (c *conn) hibernate(err error) bool {
 	sm.timer = time.AfterFunc(sm.max, func() { c.expire(gen) })
 	c.wakeLocked()
 	c.mu.Unlock()
-	c.srv.releaseIP(c)
+	// The session still counts towards its address's connection limit:
+	// hibernating sessions are not a way around it.
 	c.logger().Info("session hibernating", "resume_within", sm.max)
 	return true
 }
@@ -353,17 +374,20 @@ func (c *conn) expire(gen uint64) {
 	c.terminate(c.srv.ctx)
 }
 
-// terminate ends a hibernating session (its phase already phaseEnded): it
-// is unbound, which broadcasts its unavailable presence (RFC 6121 §4.5.2),
-// and what it held is handed over (ended).
+// terminate ends a hibernating session (its phase already phaseEnded): what
+// it held is handed over (ended), and it is unbound, which broadcasts its
+// unavailable presence (RFC 6121 §4.5.2).
 func (c *conn) terminate(ctx context.Context) {
 	c.mu.Lock()
 	if t := c.sm.timer; t != nil {
 		t.Stop()
 	}
 	c.mu.Unlock()
-	c.srv.deps.Router.Unbind(ctx, c, c.full)
+	// What it holds goes first, then its unavailable presence: messages
+	// routed to it meanwhile are not taken (Deliver fails) and go where
+	// the router sends them, after what it held.
 	c.ended(ctx)
+	c.srv.deps.Router.Unbind(ctx, c, c.full)
 	c.logger().Info("session closed")
 	c.srv.release(c)
 }
@@ -375,7 +399,7 @@ func (c *conn) terminate(ctx context.Context) {
 func (c *conn) ended(ctx context.Context) {
 	c.srv.forgetResumable(c)
 	c.mu.Lock()
-	c.phase = phaseEnded
+	c.phase, c.handedOver = phaseEnded, true
 	c.wakeLocked()
 	sm := c.sm
 	left := sm.unacked
@@ -446,7 +470,13 @@ func (c *conn) takeOver(n *conn, h uint32) error {
 		// What is queued will be written before the old stream ends:
 		// an 'h' beyond that cannot be right, and leaves the session
 		// alone.
-		if most := uint32(len(c.sm.unacked) + len(c.queue)); h-c.sm.acked > most {
+		most := uint32(len(c.sm.unacked))
+		for _, st := range c.queue {
+			if !st.IsControl() {
+				most++
+			}
+		}
+		if h-c.sm.acked > most {
 			c.mu.Unlock()
 			return tooHigh(h, c.sm.acked+most)
 		}
@@ -494,9 +524,18 @@ func (c *conn) takeOver(n *conn, h uint32) error {
 	}
 	sm.timer.Stop() // expire finds the phase changed if it already runs
 	b := fmt.Appendf(nil, "<resumed xmlns='urn:xmpp:sm:3' h='%d' previd='%s'/>", sm.in.Load(), sm.id)
+	// Stream management elements queued for the old stream (an <a/>
+	// with an older 'h', a <failed/>) are not for this one.
 	q := make([]*xmpp.Stanza, 0, 1+len(sm.unacked)+len(c.queue))
-	q = append(append(append(q, xmpp.Control(b)), sm.unacked...), c.queue...)
-	c.queue, c.qbytes = q, c.qbytes+sm.unackedBytes+len(b)
+	q = append(append(q, xmpp.Control(b)), sm.unacked...)
+	qbytes := len(b) + sm.unackedBytes
+	for _, st := range c.queue {
+		if !st.IsControl() {
+			q = append(q, st)
+			qbytes += len(st.Bytes())
+		}
+	}
+	c.queue, c.qbytes = q, qbytes
 	clear(sm.unacked)
 	sm.unacked, sm.unackedBytes = sm.unacked[:0], 0
 	c.phase = phaseLive
@@ -509,14 +548,15 @@ func (c *conn) takeOver(n *conn, h uint32) error {
 
 // adopt gives c, a hibernating session, the transport of n, a connection
 // that authenticated and asked to resume it: n's place among the
-// connections (and its address's count) becomes c's. False while
-// shutting down. c.mu is held.
+// connections (and its address's count) becomes c's, and c's old address
+// is counted no more. False while shutting down. c.mu is held.
 func (s *Server) adopt(c, n *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
+	s.releaseIPLocked(c) // the old connection's address
 	c.raw, c.nc, c.in, c.dec = n.raw, n.nc, n.in, n.dec
 	c.secure, c.directTLS, c.framed = n.secure, n.directTLS, n.framed
 	c.in.conn = c

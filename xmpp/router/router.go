@@ -209,7 +209,11 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 			idx = i
 		}
 	}
-	if idx >= 0 {
+	if idx >= 0 && hibernating(old[idx].sess) {
+		// A session waiting for its client to resume it (XEP-0198)
+		// has no connection to protect: the new bind replaces it,
+		// whatever the policy (its client lost the session's state).
+	} else if idx >= 0 {
 		switch r.opts.ResourceConflict {
 		case ConflictRefuse:
 			u.mu.Unlock()
@@ -226,9 +230,19 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 		}
 	}
 	if idx < 0 && len(old) >= r.opts.MaxSessionsPerUser {
-		u.mu.Unlock()
-		r.mu.Unlock()
-		return jid.JID{}, xmpp.StanzaError(stanza.ResourceConstraint, "too many sessions")
+		// A session waiting for a resumption gives way before a
+		// connected one is refused.
+		for i, res := range old {
+			if hibernating(res.sess) {
+				idx = i
+				break
+			}
+		}
+		if idx < 0 {
+			u.mu.Unlock()
+			r.mu.Unlock()
+			return jid.JID{}, xmpp.StanzaError(stanza.ResourceConstraint, "too many sessions")
+		}
 	}
 	next := make([]*resource, 0, len(old)+1)
 	for i, res := range old {
@@ -246,19 +260,29 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 		r.count.Add(1)
 	}
 	if kicked != nil {
-		r.log.Info("resource conflict: closing old session", xmpp.LogJID, full.String())
+		// The same resource, or a hibernating session of another
+		// making room.
+		gone := kickedRes.full
+		r.log.Info("resource conflict: closing old session", xmpp.LogJID, gone.String())
 		// RFC 6120 §7.7.2.2: terminate the existing session.
 		kicked.Close("conflict", "replaced by a new connection")
 		if kickedRes.available {
 			// The replaced session's presence ends with it.
-			unavailable := xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", full, jid.JID{})
-			r.broadcastOwn(ctx, full, unavailable)
+			unavailable := xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", gone, jid.JID{})
+			r.broadcastOwn(ctx, gone, unavailable)
 			r.hooks.PresenceBroadcast.Run(ctx, unavailable)
 		}
-		r.hooks.SessionClosed.Run(ctx, xmpp.SessionEvent{Session: kicked, JID: full})
+		r.hooks.SessionClosed.Run(ctx, xmpp.SessionEvent{Session: kicked, JID: gone})
 	}
 	r.hooks.SessionBound.Run(ctx, xmpp.SessionEvent{Session: sess, JID: full})
 	return full, nil
+}
+
+// hibernating reports whether sess waits without a connection for its
+// client to resume it (XEP-0198, package c2s).
+func hibernating(sess xmpp.Session) bool {
+	h, ok := sess.(interface{ Hibernating() bool })
+	return ok && h.Hibernating()
 }
 
 func randomResource() string {
@@ -307,12 +331,13 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 // whose receipt its client never acknowledged (XEP-0198 §4), after Unbind:
 // "in the same way that it would treat a stanza sent to an unavailable
 // resource".
-//   - A chat or normal message goes to offline storage (the Undeliverable
-//     hook), unless another resource of the account is available: it had
-//     the message too (routed to every resource, or as a carbon copy), and
-//     the archive has it. A new session bound to the same full JID does
-//     not count: it never had the message. Stored messages keep the stanza-id the archive gave
-//     them; nothing is archived again.
+//   - A chat or normal message goes to the account's available resources
+//     with the highest non-negative priority, as one to the bare JID would
+//     (RFC 6121 §8.5.2.1.1; one that had it already, routed there or as a
+//     carbon copy, gets it twice, with the same stanza-id), else to offline
+//     storage (the Undeliverable hook), else back to its sender as
+//     service-unavailable. Nothing is archived again: it keeps the
+//     stanza-id the archive gave it.
 //   - Copies forwarded to the session (XEP-0297: carbons, archive query
 //     results) and messages from the account itself (carbons, personal
 //     eventing) were the session's alone: dropped, as are groupchat,
@@ -347,10 +372,26 @@ func (r *Router) Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.S
 			// with it): nothing is stored for it then.
 			checked, exists = true, r.exists(ctx, bare)
 		}
-		if !exists || r.othersAvailable(full) {
+		if !exists {
+			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 			continue
 		}
-		r.hooks.Undeliverable.Run(ctx, st.With(st.From, bare))
+		r.redeliver(ctx, st.With(st.From, bare))
+	}
+}
+
+// redeliver delivers a chat or normal message to a local account that has
+// been through MessageIn (archived, stamped) but that the resource it went
+// to could not take: as to the bare JID (RFC 6121 §8.5.3.2.1), to the
+// available resources with the highest non-negative priority, else to
+// offline storage, else back to its sender. The Delivered hooks do not
+// run again.
+func (r *Router) redeliver(ctx context.Context, st *xmpp.Stanza) {
+	if len(r.deliverHighest(ctx, st, r.lookup(st.To))) > 0 {
+		return
+	}
+	if !r.hooks.Undeliverable.Run(ctx, st) {
+		r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 	}
 }
 
@@ -359,17 +400,6 @@ func (r *Router) Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.S
 func forwarded(st *xmpp.Stanza) bool {
 	for _, c := range st.El.Children {
 		if c.Child("forwarded", "urn:xmpp:forward:0") != nil {
-			return true
-		}
-	}
-	return false
-}
-
-// othersAvailable reports whether a resource of full's account other than
-// full is available.
-func (r *Router) othersAvailable(full jid.JID) bool {
-	for _, res := range r.lookup(full) {
-		if res.available && res.name != full.Resourcepart() {
 			return true
 		}
 	}
@@ -688,6 +718,13 @@ func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
 			ok := deliver(ctx, res.sess, st)
 			if !ok && st.Kind == xmpp.KindIQ {
 				r.bounce(ctx, st, stanza.ServiceUnavailable, "")
+			}
+			if !ok && st.Kind == xmpp.KindMessage && (st.Type == "" || st.Type == xmpp.TypeChat || st.Type == xmpp.TypeNormal) {
+				// The session is closing (a slow consumer, a
+				// session ending after stream management's
+				// hibernation): as if the resource were gone.
+				r.redeliver(ctx, st)
+				return
 			}
 			if ok && st.Kind == xmpp.KindMessage {
 				r.hooks.Delivered.Run(ctx, xmpp.Delivery{Stanza: st, To: []jid.JID{res.full}})

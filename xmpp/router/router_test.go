@@ -66,8 +66,14 @@ func (a accounts) Exists(_ context.Context, host, local string) (bool, error) {
 
 func newTestRouter(t *testing.T, opts Options) *Router {
 	t.Helper()
+	return newHookedRouter(t, opts, &xmpp.Hooks{})
+}
+
+// newHookedRouter is newTestRouter with the modules' hooks.
+func newHookedRouter(t *testing.T, opts Options, hooks *xmpp.Hooks) *Router {
+	t.Helper()
 	opts.Hosts = []string{"example.org"}
-	r, err := New(opts, Deps{Registry: xmpp.NewRegistry(), Hooks: &xmpp.Hooks{},
+	r, err := New(opts, Deps{Registry: xmpp.NewRegistry(), Hooks: hooks,
 		Users: accounts{"alice@example.org": true, "bob@example.org": true, "carol@example.org": true}})
 	if err != nil {
 		t.Fatal(err)
@@ -277,10 +283,17 @@ func TestUnbindBroadcastsUnavailable(t *testing.T) {
 }
 
 // TestDeliverFailureBounces: an IQ to a full JID whose session refuses it
-// (a full outbox) is answered service-unavailable; a message is not.
+// (a full outbox, a session ending) is answered service-unavailable; a
+// message goes where one to a resource that is gone would (RFC 6121
+// §8.5.3.2.1): here, offline storage, without a second trip through
+// MessageIn.
 func TestDeliverFailureBounces(t *testing.T) {
 	ctx := t.Context()
-	r := newTestRouter(t, Options{})
+	hooks := &xmpp.Hooks{}
+	var stored, seen int
+	hooks.Undeliverable.Add(func(context.Context, *xmpp.Stanza) bool { stored++; return true })
+	hooks.MessageIn.Add(func(_ context.Context, st *xmpp.Stanza) *xmpp.Stanza { seen++; return st })
+	r := newHookedRouter(t, Options{}, hooks)
 	desk := bind(t, r, "alice@example.org/desk")
 	carol := bind(t, r, "carol@example.org/c")
 	desk.full0 = true
@@ -289,6 +302,9 @@ func TestDeliverFailureBounces(t *testing.T) {
 	got := carol.take()
 	if len(got) != 1 || errorCondition(got[0]) != "service-unavailable" || got[0].Kind != xmpp.KindIQ {
 		t.Fatalf("carol got %v, want one IQ error", stanzaStrings(got))
+	}
+	if stored != 1 || seen != 1 {
+		t.Fatalf("message stored %d times, through MessageIn %d times; want 1 and 1", stored, seen)
 	}
 }
 

@@ -1,0 +1,126 @@
+package router
+
+import (
+	"context"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/xmpp"
+)
+
+// TestUnacknowledged: what an ended session never acknowledged (XEP-0198
+// §4) is treated as a stanza to a resource that is gone. alice's phone
+// ended; her desk (priority 1) is available or not; carol sent the
+// stanzas; offline storage takes messages or refuses them.
+func TestUnacknowledged(t *testing.T) {
+	const forwardedXML = `<message to='alice@example.org/phone'><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='carol@example.org/c' to='alice@example.org/desk' type='chat'><body>x</body></message></forwarded></received></message>`
+	for _, tc := range []struct {
+		name    string
+		from    string
+		xml     string
+		desk    bool // alice's desk is available
+		offline bool // offline storage takes messages
+		toDesk  int
+		stored  int
+		bounce  string // the error carol gets
+	}{
+		{"chat: to the available resource", "carol@example.org/c", `<message to='alice@example.org/phone' type='chat'><body>x</body></message>`, true, true, 1, 0, ""},
+		{"chat: offline storage without one", "carol@example.org/c", `<message to='alice@example.org/phone' type='chat'><body>x</body></message>`, false, true, 0, 1, ""},
+		{"normal to the bare JID: offline storage", "carol@example.org/c", `<message to='alice@example.org'><body>x</body></message>`, false, true, 0, 1, ""},
+		{"chat: bounced when offline storage refuses", "carol@example.org/c", `<message to='alice@example.org/phone' type='chat'><body>x</body></message>`, false, false, 0, 0, "service-unavailable"},
+		{"headline: dropped", "carol@example.org/c", `<message to='alice@example.org/phone' type='headline'><body>x</body></message>`, true, true, 0, 0, ""},
+		{"groupchat: dropped", "carol@example.org/c", `<message to='alice@example.org/phone' type='groupchat'><body>x</body></message>`, false, true, 0, 0, ""},
+		{"error: dropped", "carol@example.org/c", `<message to='alice@example.org/phone' type='error'><body>x</body></message>`, false, true, 0, 0, ""},
+		{"carbon copy: dropped", "alice@example.org", forwardedXML, true, true, 0, 0, ""},
+		{"forwarded from elsewhere: dropped", "carol@example.org/c", forwardedXML, false, true, 0, 0, ""},
+		{"IQ request: service-unavailable", "carol@example.org/c", `<iq to='alice@example.org/phone' type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>`, true, true, 0, 0, "service-unavailable"},
+		{"IQ result: dropped", "carol@example.org/c", `<iq to='alice@example.org/phone' type='result' id='q'/>`, true, true, 0, 0, ""},
+		{"presence: dropped", "carol@example.org/c", `<presence to='alice@example.org/phone'/>`, true, true, 0, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			hooks := &xmpp.Hooks{}
+			stored := 0
+			hooks.Undeliverable.Add(func(_ context.Context, st *xmpp.Stanza) bool {
+				if !st.To.Equal(jid.MustParse("alice@example.org")) {
+					t.Errorf("stored for %s, want the bare JID", st.To)
+				}
+				if tc.offline {
+					stored++
+				}
+				return tc.offline
+			})
+			r := newHookedRouter(t, Options{}, hooks)
+			desk := bind(t, r, "alice@example.org/desk")
+			carol := bind(t, r, "carol@example.org/c")
+			if tc.desk {
+				r.Route(ctx, stanzaFrom(t, "alice@example.org/desk", "<presence><priority>1</priority></presence>"))
+			}
+			desk.take()
+			carol.take()
+
+			st := stanzaFrom(t, tc.from, tc.xml)
+			r.Unacknowledged(ctx, jid.MustParse("alice@example.org/phone"), []*xmpp.Stanza{st})
+
+			if n := len(desk.take()); n != tc.toDesk {
+				t.Errorf("desk got %d, want %d", n, tc.toDesk)
+			}
+			if stored != tc.stored {
+				t.Errorf("stored %d, want %d", stored, tc.stored)
+			}
+			bounce := ""
+			for _, b := range carol.take() {
+				if c := errorCondition(b); c != "" {
+					bounce = c
+				}
+			}
+			if bounce != tc.bounce {
+				t.Errorf("carol got error %q, want %q", bounce, tc.bounce)
+			}
+		})
+	}
+}
+
+// hibernatingSession is a recording session waiting for a resumption.
+type hibernatingSession struct{ recordingSession }
+
+func (*hibernatingSession) Hibernating() bool { return true }
+
+// TestBindReplacesHibernating: a session waiting for a resumption
+// (XEP-0198) gives way to a new bind of its resource under every policy,
+// and to a new resource at the session limit; a connected one does not.
+func TestBindReplacesHibernating(t *testing.T) {
+	alice := jid.MustParse("alice@example.org")
+	for _, policy := range []string{ConflictRefuse, ConflictKickOld, ConflictRandom} {
+		t.Run(policy, func(t *testing.T) {
+			r := newTestRouter(t, Options{ResourceConflict: policy, MaxSessionsPerUser: 2})
+			old := &hibernatingSession{recordingSession{full: jid.MustParse("alice@example.org/phone")}}
+			if _, err := r.Bind(t.Context(), old, alice, "phone"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.Bind(t.Context(), &recordingSession{}, alice, "phone")
+			if err != nil || got.Resourcepart() != "phone" {
+				t.Fatalf("bind over a hibernating session: %s, %v", got, err)
+			}
+			if old.closed != "conflict" {
+				t.Fatalf("the hibernating session was closed with %q, want conflict", old.closed)
+			}
+		})
+	}
+	r := newTestRouter(t, Options{ResourceConflict: ConflictRefuse, MaxSessionsPerUser: 2})
+	bind(t, r, "alice@example.org/desk")
+	old := &hibernatingSession{recordingSession{full: jid.MustParse("alice@example.org/phone")}}
+	if _, err := r.Bind(t.Context(), old, alice, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Bind(t.Context(), &recordingSession{}, alice, "laptop"); err != nil {
+		t.Fatalf("bind at the limit with a hibernating session: %v", err)
+	}
+	if old.closed != "conflict" {
+		t.Fatalf("the hibernating session was closed with %q, want conflict", old.closed)
+	}
+	if _, err := r.Bind(t.Context(), &recordingSession{}, alice, "tablet"); err == nil {
+		t.Fatal("bind over the limit of connected sessions succeeded")
+	}
+}
