@@ -212,15 +212,7 @@ func (p *PEP) Configure(ctx context.Context, owner string, n PEPNode) error {
 	if err := validatePEP(owner, n); err != nil {
 		return fmt.Errorf("store: configure node: %w", err)
 	}
-	err := p.db.update(ctx, func(tx *bbolt.Tx) error {
-		b, err := pepBuckets(tx)
-		if err != nil {
-			return err
-		}
-		old, err := b.node(owner, n.Node)
-		if err != nil {
-			return err
-		}
+	_, err := p.onNode(ctx, owner, n.Node, true, func(b pepTx, old PEPNode) error {
 		n.seq = old.seq
 		freed, err := b.trim(owner, n)
 		if err != nil {

@@ -348,18 +348,9 @@ func (c *conn) finish(ctx context.Context, err error) {
 		if !c.headerSent {
 			b = c.appendHeader(b, c.srv.defaultHost(), "")
 		}
-		_, _ = c.nc.Write(appendStreamEnd(b, cond, text, app))
+		_, _ = c.nc.Write(wire.AppendStreamEndApp(b, cond, text, app))
 	}
 	c.nc.Close()
-}
-
-// appendStreamEnd appends the stream error cond (none if ""), with app, and
-// the closing tag.
-func appendStreamEnd(b []byte, cond, text string, app []byte) []byte {
-	if cond != "" {
-		b = wire.AppendStreamErrorApp(b, cond, text, app)
-	}
-	return append(b, "</stream:stream>"...)
 }
 
 // Close implements xmpp.Session: the writer flushes what is queued, writes
@@ -602,7 +593,7 @@ func (c *conn) writer() {
 			buf = append(buf, smRequest...)
 		}
 		if closed && cond != "-" {
-			buf = appendStreamEnd(buf, cond, text, app)
+			buf = wire.AppendStreamEndApp(buf, cond, text, app)
 		}
 		if len(buf) > 0 {
 			c.mu.Lock()

@@ -311,7 +311,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// ConnCount returns the number of open connections.
+// ConnCount returns the number of open connections, with the sessions
+// that hibernate without one (XEP-0198) until they end.
 func (s *Server) ConnCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -447,8 +447,14 @@ func AppendStreamErrorApp(b []byte, cond, text string, app []byte) []byte {
 // AppendStreamEnd appends the end of a stream: the stream error cond (none
 // if cond is "") and the closing tag.
 func AppendStreamEnd(b []byte, cond, text string) []byte {
+	return AppendStreamEndApp(b, cond, text, nil)
+}
+
+// AppendStreamEndApp is AppendStreamEnd with an application-specific
+// condition element (see AppendStreamErrorApp).
+func AppendStreamEndApp(b []byte, cond, text string, app []byte) []byte {
 	if cond != "" {
-		b = AppendStreamError(b, cond, text)
+		b = AppendStreamErrorApp(b, cond, text, app)
 	}
 	return append(b, "</stream:stream>"...)
 }

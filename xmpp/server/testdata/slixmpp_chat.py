@@ -36,27 +36,8 @@ import ssl
 import sys
 from pathlib import Path
 
-try:
-    import slixmpp
-    from slixmpp.exceptions import IqError, IqTimeout
-except ImportError as exc:  # pragma: no cover - depends on the system
-    print(f"SKIP: cannot import slixmpp: {exc}", file=sys.stderr)
-    sys.exit(2)
-
-
-class Outcome:
-    """The first success or failure wins; later reports are ignored."""
-
-    def __init__(self, loop):
-        self.future = loop.create_future()
-
-    def fail(self, reason):
-        if not self.future.done():
-            self.future.set_result(reason)
-
-    def succeed(self):
-        if not self.future.done():
-            self.future.set_result(None)
+from slixmpp_common import Outcome, slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
 
 
 class Client(slixmpp.ClientXMPP):

@@ -38,11 +38,7 @@ import ssl
 import sys
 from pathlib import Path
 
-try:
-    import slixmpp
-except ImportError as exc:  # pragma: no cover - depends on the system
-    print(f"SKIP: cannot import slixmpp: {exc}", file=sys.stderr)
-    sys.exit(2)
+from slixmpp_common import Outcome, slixmpp
 
 
 def available(pres):
@@ -50,21 +46,6 @@ def available(pres):
     as its type, and fires presence_away and not presence_available for
     one with show 'away'."""
     return pres["type"] in ("available", "away", "chat", "dnd", "xa")
-
-
-class Outcome:
-    """The first failure wins; success needs every milestone."""
-
-    def __init__(self, loop):
-        self.future = loop.create_future()
-
-    def fail(self, reason):
-        if not self.future.done():
-            self.future.set_result(reason)
-
-    def succeed(self):
-        if not self.future.done():
-            self.future.set_result(None)
 
 
 class Friend(slixmpp.ClientXMPP):

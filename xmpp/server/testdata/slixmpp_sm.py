@@ -34,26 +34,7 @@ import ssl
 import sys
 from pathlib import Path
 
-try:
-    import slixmpp
-except ImportError as exc:  # pragma: no cover - depends on the system
-    print(f"SKIP: cannot import slixmpp: {exc}", file=sys.stderr)
-    sys.exit(2)
-
-
-class Outcome:
-    """The first failure wins."""
-
-    def __init__(self, loop):
-        self.future = loop.create_future()
-
-    def fail(self, reason):
-        if not self.future.done():
-            self.future.set_result(reason)
-
-    def succeed(self):
-        if not self.future.done():
-            self.future.set_result(None)
+from slixmpp_common import Outcome, slixmpp
 
 
 class Client(slixmpp.ClientXMPP):
