@@ -52,6 +52,10 @@ const (
 	bucketPEPNodes = "pep_nodes"
 	bucketPEPItems = "pep_items"
 	bucketPEPUsage = "pep_usage"
+
+	// Added by migration 11.
+	bucketVCard        = "vcard"
+	bucketVCardProfile = "vcard_profile"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
@@ -65,7 +69,7 @@ const keyArchiveLastID = "archive_last_id"
 
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 10
+const SchemaVersion = 11
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -134,6 +138,14 @@ func migrations() []migration {
 		}},
 		{name: "create personal eventing buckets", apply: func(tx *bbolt.Tx) error {
 			for _, name := range []string{bucketPEPNodes, bucketPEPItems, bucketPEPUsage} {
+				if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{name: "create vCard and directory profile buckets", apply: func(tx *bbolt.Tx) error {
+			for _, name := range []string{bucketVCard, bucketVCardProfile} {
 				if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 					return err
 				}

@@ -90,6 +90,7 @@ type DB struct {
 	inbox     *RoomInbox
 	uploads   *Uploads
 	pep       *PEP
+	vcards    *VCards
 }
 
 // Open opens the database at path, creating it (and its parent directory,
@@ -145,6 +146,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.offline = &Offline{db: db}
 	db.blocks = &Blocklists{db: db}
 	db.pep = &PEP{db: db}
+	db.vcards = &VCards{db: db}
 	db.activity = &Activities{db: db}
 	db.overrides = &PresenceOverrides{db: db}
 	db.prefs = &ArchivePrefsStore{db: db}
@@ -228,6 +230,10 @@ func (db *DB) Offline() *Offline { return db.offline }
 
 // PEP returns the sub-store of personal eventing nodes (XEP-0163).
 func (db *DB) PEP() *PEP { return db.pep }
+
+// VCards returns the vCard sub-store (XEP-0054) with the directory's
+// profiles (XEP-0055).
+func (db *DB) VCards() *VCards { return db.vcards }
 
 // Blocklists returns the sub-store of blocked JIDs (XEP-0191).
 func (db *DB) Blocklists() *Blocklists { return db.blocks }

@@ -385,6 +385,7 @@ func deleteAccountData(tx *bbolt.Tx, a *Archive, owner string) error {
 		deleteArchivePrefsOwner,
 		deleteRoomInboxOwner,
 		deletePEPOwner,
+		deleteVCardOwner,
 	} {
 		if err := del(tx, owner); err != nil {
 			return err

@@ -15,17 +15,27 @@ import (
 	"switchboard/xmpp/wire"
 )
 
-// TestHistoryExportAndAudit: archived messages stream out as JSON Lines
-// and CSV through a running server's admin socket, and then from the data
-// file with the server stopped; every admin action is in the audit log.
-func TestHistoryExportAndAudit(t *testing.T) {
+// startWithSocket starts a server with its admin socket, creates the
+// accounts through it (password "pw") and returns the server and the
+// CLI's --data arguments.
+func startWithSocket(t *testing.T, accounts ...string) (*servertest.Server, []string) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := servertest.Config(dir)
 	cfg.Listen.AdminSocket = filepath.Join(dir, "admin.sock")
 	s := servertest.StartConfig(t, cfg)
 	data := []string{"--data", dir}
-	mustRun(t, "", append(data, "user", "add", "alice@localhost", "--password", "pw")...)
-	mustRun(t, "", append(data, "user", "add", "bob@localhost", "--password", "pw")...)
+	for _, a := range accounts {
+		mustRun(t, "", append(data, "user", "add", a, "--password", "pw")...)
+	}
+	return s, data
+}
+
+// TestHistoryExportAndAudit: archived messages stream out as JSON Lines
+// and CSV through a running server's admin socket, and then from the data
+// file with the server stopped; every admin action is in the audit log.
+func TestHistoryExportAndAudit(t *testing.T) {
+	s, data := startWithSocket(t, "alice@localhost", "bob@localhost")
 	mustRun(t, "", append(data, "presence", "set", "bob@localhost", "--show", "dnd", "--status", "On a call")...)
 
 	alice := s.MustLogin(t, jid.MustParse("alice@localhost"), "pw", servertest.ClientOptions{Resource: "a"})

@@ -80,7 +80,9 @@ type Config struct {
 	S2S    S2S    `toml:"s2s"`
 	Upload Upload `toml:"upload"`
 	PEP    PEP    `toml:"pep"`
-	Hosts  []Host `toml:"host"`
+	// Directory holds the vCard and user directory settings.
+	Directory Directory `toml:"directory"`
+	Hosts     []Host    `toml:"host"`
 }
 
 // Server holds process-wide settings ([server]).
@@ -247,6 +249,20 @@ type PEP struct {
 	MaxBytes int64 `toml:"max_bytes"`
 }
 
+// Directory holds the users' vCards (XEP-0054) and the directory search
+// over them (XEP-0055) ([directory]).
+type Directory struct {
+	// VCardMaxBytes bounds one account's vCard, serialised; a larger
+	// one is refused with not-acceptable. Positive.
+	VCardMaxBytes int `toml:"vcard_max_bytes"`
+	// Search lets each host's users search the host's users by name,
+	// user name, email, department or extension.
+	Search bool `toml:"search"`
+	// MaxResults is the most entries one search answers with (a client
+	// pages through more with XEP-0059). Positive.
+	MaxResults int `toml:"max_results"`
+}
+
 // Host is one virtual host ([[host]]).
 type Host struct {
 	// Domain is the lowercase domain served, e.g. "example.org".
@@ -331,16 +347,17 @@ const (
 // one host, "localhost".
 func Defaults() Config {
 	return Config{
-		Server: ServerDefaults(),
-		Log:    LogDefaults(),
-		Listen: ListenDefaults(),
-		TLS:    TLSDefaults(),
-		Limits: LimitsDefaults(),
-		C2S:    C2SDefaults(),
-		S2S:    S2SDefaults(),
-		Upload: UploadDefaults(),
-		PEP:    PEPDefaults(),
-		Hosts:  []Host{HostDefaults("localhost")},
+		Server:    ServerDefaults(),
+		Log:       LogDefaults(),
+		Listen:    ListenDefaults(),
+		TLS:       TLSDefaults(),
+		Limits:    LimitsDefaults(),
+		C2S:       C2SDefaults(),
+		S2S:       S2SDefaults(),
+		Upload:    UploadDefaults(),
+		PEP:       PEPDefaults(),
+		Directory: DirectoryDefaults(),
+		Hosts:     []Host{HostDefaults("localhost")},
 	}
 }
 
@@ -422,6 +439,11 @@ const (
 // PEPDefaults returns the defaults of [pep].
 func PEPDefaults() PEP {
 	return PEP{MaxNodes: 128, MaxItems: 256, MaxBytes: 4 << 20}
+}
+
+// DirectoryDefaults returns the defaults of [directory].
+func DirectoryDefaults() Directory {
+	return Directory{VCardMaxBytes: 128 << 10, Search: true, MaxResults: 100}
 }
 
 // UploadDefaults returns the defaults of [upload].

@@ -25,6 +25,7 @@ func (c *Config) Validate() error {
 	c.S2S.validate(&p)
 	c.Upload.validate(&p)
 	c.PEP.validate(&p)
+	c.Directory.validate(&p)
 	validateHosts(&p, c.Hosts)
 	return p.err()
 }
@@ -55,6 +56,9 @@ func (u Upload) Validate() error { return validated(u.validate) }
 
 // Validate checks [pep].
 func (e PEP) Validate() error { return validated(e.validate) }
+
+// Validate checks [directory].
+func (d Directory) Validate() error { return validated(d.validate) }
 
 // Validate checks one [[host]] table; keys are reported as "host.<key>".
 func (h Host) Validate() error {
@@ -228,6 +232,15 @@ func (e PEP) validate(p *problems) {
 	}
 	if e.MaxBytes < 1 {
 		p.add("pep.max_bytes", "must be at least 1, got %d", e.MaxBytes)
+	}
+}
+
+func (d Directory) validate(p *problems) {
+	if d.VCardMaxBytes < 1 {
+		p.add("directory.vcard_max_bytes", "must be at least 1, got %d", d.VCardMaxBytes)
+	}
+	if d.MaxResults < 1 {
+		p.add("directory.max_results", "must be at least 1, got %d", d.MaxResults)
 	}
 }
 

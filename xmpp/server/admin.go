@@ -21,6 +21,8 @@ import (
 	"switchboard/store"
 	"switchboard/xmpp/httpapi"
 	"switchboard/xmpp/mam"
+	"switchboard/xmpp/vcard"
+	"switchboard/xmpp/wire"
 )
 
 // AdminRequest is one command of the admin API. The same commands run
@@ -44,6 +46,10 @@ const (
 	CmdUserPasswd = "user.passwd"
 	CmdUserDel    = "user.del"
 	CmdUserList   = "user.list"
+	// CmdUserProfile sets the directory fields of a user's vCard (any of
+	// name, given, family, department, extension, email; an empty value
+	// removes the field) and returns the profile.
+	CmdUserProfile = "user.profile"
 
 	CmdPresenceSet   = httpapi.CmdPresenceSet
 	CmdPresenceClear = httpapi.CmdPresenceClear
@@ -98,6 +104,7 @@ var adminCommands = map[string]adminCommand{
 	CmdUserPasswd:    {run: runUserSet, target: "jid", scope: scopeJID},
 	CmdUserDel:       {run: runUserDel, target: "jid", scope: scopeJID},
 	CmdUserList:      {run: runUserList, target: "host", scope: scopeHost, noAudit: true},
+	CmdUserProfile:   {run: runUserProfile, target: "jid", scope: scopeJID, detail: profileArgs},
 	CmdPresenceSet:   {run: runPresence, target: "jid", scope: scopeJID, detail: []string{"show", "status", "call"}},
 	CmdPresenceClear: {run: runPresence, target: "jid", scope: scopeJID},
 	CmdHistoryExport: {run: runExport, target: "archive", scope: scopeJID, detail: []string{"with", "since", "until", "format"}, streams: true},
@@ -153,6 +160,7 @@ func (s StoredOverrides) ClearOverride(ctx context.Context, bare jid.JID) error 
 // Backend is what admin commands act on.
 type Backend struct {
 	Accounts  *Accounts
+	VCards    *store.VCards
 	Overrides Overrides
 	Archive   *store.Archive
 	IDs       mam.IDCodec
@@ -310,22 +318,93 @@ func runUserDel(ctx context.Context, b Backend, req AdminRequest) ([]string, err
 	return nil, nil
 }
 
-// runPresence runs presence.set and presence.clear.
-func runPresence(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
-	host, local, err := splitAccount(req.Args["jid"])
+// existingAccount parses USER@HOST, normalised, and checks that the
+// account exists.
+func existingAccount(ctx context.Context, b Backend, arg string) (jid.JID, error) {
+	host, local, err := splitAccount(arg)
 	if err != nil {
-		return nil, err
+		return jid.JID{}, err
 	}
 	local, host, err = b.Accounts.Normalize(host, local)
 	if err != nil {
-		return nil, err
+		return jid.JID{}, err
 	}
 	if ok, err := b.Accounts.Exists(ctx, host, local); err != nil {
-		return nil, fmt.Errorf("account %s@%s: %w", local, host, err)
+		return jid.JID{}, fmt.Errorf("account %s@%s: %w", local, host, err)
 	} else if !ok {
-		return nil, fmt.Errorf("no account %s@%s: %w", local, host, store.ErrNotFound)
+		return jid.JID{}, fmt.Errorf("no account %s@%s: %w", local, host, store.ErrNotFound)
 	}
-	bare, err := jid.New(local, host, "")
+	return jid.New(local, host, "")
+}
+
+// maxProfileArg bounds each field user.profile sets.
+const maxProfileArg = 1024
+
+// profileArgs are user.profile's fields.
+var profileArgs = []string{"name", "given", "family", "department", "extension", "email"}
+
+// runUserProfile runs user.profile: the vCard's directory fields given
+// are replaced (XEP-0054; the rest of the vCard stays), and the profile
+// the directory now holds is the result, one "field: value" per line.
+func runUserProfile(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	if b.VCards == nil {
+		return nil, errors.New("no vCard store")
+	}
+	bare, err := existingAccount(ctx, b, req.Args["jid"])
+	if err != nil {
+		return nil, err
+	}
+	owner := bare.String()
+	var e vcard.Edit
+	changed := false
+	for key, field := range map[string]**string{
+		"name": &e.FullName, "given": &e.Given, "family": &e.Family,
+		"department": &e.Department, "extension": &e.Extension, "email": &e.Email,
+	} {
+		if v, ok := req.Args[key]; ok {
+			v = strings.TrimSpace(v)
+			if strings.ContainsAny(v, "\x00\r\n") || len(v) > maxProfileArg {
+				return nil, badArg("%s must be one line of at most %d bytes", key, maxProfileArg)
+			}
+			*field = &v
+			changed = true
+		}
+	}
+	var current *wire.Element
+	raw, err := b.VCards.Get(ctx, owner)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		if current, err = wire.Parse(raw, wire.NewScope("")); err != nil {
+			return nil, fmt.Errorf("stored vCard of %s: %w", owner, err)
+		}
+	}
+	if changed {
+		current = e.Apply(current)
+		var out []byte
+		if len(current.Children) > 0 {
+			out = current.AppendXML(nil, "")
+		}
+		if err := b.VCards.Set(ctx, owner, out, vcard.ProfileOf(current)); err != nil {
+			return nil, err
+		}
+	}
+	var p store.Profile
+	if current != nil {
+		p = vcard.ProfileOf(current)
+	}
+	return []string{
+		"name: " + p.FullName, "given: " + p.Given, "family: " + p.Family,
+		"department: " + p.OrgUnit, "extension: " + strings.Join(p.Phones, ", "),
+		"email: " + strings.Join(p.Emails, ", "),
+	}, nil
+}
+
+// runPresence runs presence.set and presence.clear.
+func runPresence(ctx context.Context, b Backend, req AdminRequest) ([]string, error) {
+	bare, err := existingAccount(ctx, b, req.Args["jid"])
 	if err != nil {
 		return nil, err
 	}

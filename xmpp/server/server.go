@@ -29,6 +29,7 @@ import (
 	"switchboard/xmpp/c2s"
 	"switchboard/xmpp/carbons"
 	"switchboard/xmpp/config"
+	"switchboard/xmpp/directory"
 	"switchboard/xmpp/disco"
 	"switchboard/xmpp/entitytime"
 	"switchboard/xmpp/lastactivity"
@@ -41,6 +42,7 @@ import (
 	"switchboard/xmpp/s2s"
 	"switchboard/xmpp/session"
 	"switchboard/xmpp/upload"
+	"switchboard/xmpp/vcard"
 	"switchboard/xmpp/version"
 )
 
@@ -199,6 +201,18 @@ func (s *Server) build() error {
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
+	}
+	vcardMod, err := vcard.New(vcard.Options{MaxBytes: cfg.Directory.VCardMaxBytes}, vcard.Deps{Store: s.db.VCards()})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	modules = append(modules, vcardMod)
+	if cfg.Directory.Search {
+		dirMod, err := directory.New(directory.Options{MaxResults: cfg.Directory.MaxResults}, s.db.VCards())
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		modules = append(modules, dirMod)
 	}
 	s.archiveWriter = s.db.Archive().NewWriter(store.WriterOptions{
 		Background: cfg.Server.ArchiveCommitPriority == config.PriorityIdle, Logger: s.log,

@@ -48,6 +48,17 @@ func Stanza(t testing.TB, xml string) *xmpp.Stanza {
 	return st
 }
 
+// Element parses xml, one element with no namespace in scope (each
+// declares its own), or fails the test.
+func Element(t testing.TB, xml string) *wire.Element {
+	t.Helper()
+	el, err := wire.Parse([]byte(xml), wire.NewScope(""))
+	if err != nil {
+		t.Fatalf("xmpptest: parse %s: %v", xml, err)
+	}
+	return el
+}
+
 // Clock is a manually advanced clock, safe for concurrent use; its Now
 // stands in for time.Now.
 type Clock struct {

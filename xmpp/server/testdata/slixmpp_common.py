@@ -1,8 +1,12 @@
 """What the slixmpp interoperability scripts of this directory share: the
 import of slixmpp, which exits with status 2 ("SKIP") when it cannot be
-imported, and the outcome of a run. Each script imports it from its own
+imported, the outcome of a run, and the runner of the scripts that report
+through one. Each script imports it from its own
 directory, which Python puts first on the module path."""
 
+import argparse
+import asyncio
+import logging
 import sys
 
 try:
@@ -25,3 +29,34 @@ class Outcome:
     def succeed(self):
         if not self.future.done():
             self.future.set_result(None)
+
+
+def run_scenario(scenario, names):
+    """Parses --host, --port, --timeout, --debug and the required string
+    options names, runs scenario(args, outcome) until it reports an outcome
+    or --timeout passes, prints "OK" or "FAIL: reason" and returns the exit
+    status."""
+    p = argparse.ArgumentParser()
+    for name in names:
+        p.add_argument("--" + name, required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=20)
+    p.add_argument("--debug", action="store_true")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR)
+
+    async def main():
+        outcome = Outcome(asyncio.get_running_loop())
+        task = asyncio.ensure_future(scenario(args, outcome))
+        try:
+            reason = await asyncio.wait_for(asyncio.shield(outcome.future), args.timeout)
+        except asyncio.TimeoutError:
+            reason = f"timed out after {args.timeout} s"
+        task.cancel()
+        if reason is not None:
+            print(f"FAIL: {reason}")
+            return 1
+        print("OK")
+        return 0
+
+    return asyncio.run(main())

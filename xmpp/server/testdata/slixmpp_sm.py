@@ -27,14 +27,12 @@ be imported.
 Tested with slixmpp 1.8.3 (Debian bookworm).
 """
 
-import argparse
 import asyncio
-import logging
 import ssl
 import sys
 from pathlib import Path
 
-from slixmpp_common import Outcome, slixmpp
+from slixmpp_common import run_scenario, slixmpp
 
 
 class Client(slixmpp.ClientXMPP):
@@ -157,28 +155,5 @@ async def scenario(args, outcome):
     outcome.succeed()
 
 
-async def main():
-    p = argparse.ArgumentParser()
-    for name in ("host", "ca", "domain", "user1", "password1", "user2", "password2", "body"):
-        p.add_argument("--" + name, required=True)
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--timeout", type=float, default=20)
-    p.add_argument("--debug", action="store_true")
-    args = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR)
-    outcome = Outcome(asyncio.get_running_loop())
-    task = asyncio.ensure_future(scenario(args, outcome))
-    try:
-        reason = await asyncio.wait_for(asyncio.shield(outcome.future), args.timeout)
-    except asyncio.TimeoutError:
-        reason = f"timed out after {args.timeout} s"
-    task.cancel()
-    if reason is not None:
-        print(f"FAIL: {reason}")
-        return 1
-    print("OK")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(run_scenario(scenario, ("host", "ca", "domain", "user1", "password1", "user2", "password2", "body")))

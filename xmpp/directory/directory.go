@@ -1,0 +1,419 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"switchboard/store"
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// Namespaces.
+const (
+	NS    = "jabber:iq:search"
+	NSRSM = "http://jabber.org/protocol/rsm"
+	// NSFields qualifies the form fields XEP-0055 does not register.
+	NSFields = "urn:switchboard:directory:0"
+)
+
+// Form fields: the registered ones, then ours in Clark notation.
+const (
+	FieldFirst      = "first"
+	FieldLast       = "last"
+	FieldNick       = "nick"
+	FieldEmail      = "email"
+	FieldName       = "{" + NSFields + "}name"
+	FieldUser       = "{" + NSFields + "}user"
+	FieldDepartment = "{" + NSFields + "}department"
+	FieldExtension  = "{" + NSFields + "}extension"
+	fieldJID        = "jid"
+	fieldFormType   = "FORM_TYPE"
+)
+
+// Directory lists a host's accounts with their profiles;
+// *store.VCards implements it.
+type Directory interface {
+	Directory(ctx context.Context, host, after string, fn func(local string, p store.Profile) bool) error
+}
+
+// Options are the module's settings.
+type Options struct {
+	// MaxResults bounds the entries one answer holds. Positive.
+	MaxResults int
+}
+
+// Module answers directory searches.
+type Module struct {
+	opts Options
+	dir  Directory
+}
+
+var _ xmpp.Module = (*Module)(nil)
+
+// New returns the module.
+func New(opts Options, dir Directory) (*Module, error) {
+	if dir == nil {
+		return nil, errors.New("directory: missing store")
+	}
+	if opts.MaxResults < 1 {
+		return nil, fmt.Errorf("directory: max results must be positive, got %d", opts.MaxResults)
+	}
+	return &Module{opts: opts, dir: dir}, nil
+}
+
+// Name implements xmpp.Module.
+func (*Module) Name() string { return "directory" }
+
+// Register implements xmpp.Module.
+func (m *Module) Register(reg *xmpp.Registry, _ *xmpp.Hooks) error {
+	reg.AddFeature(xmpp.TargetHost, NS)
+	reg.AddIdentity(xmpp.Identity{Target: xmpp.TargetHost, Category: "directory", Type: "user", Name: "User directory"})
+	if err := reg.HandleIQ(m.Name(), xmpp.TargetHost, xmpp.TypeGet, NS, "query", m.form); err != nil {
+		return err
+	}
+	return reg.HandleIQ(m.Name(), xmpp.TargetHost, xmpp.TypeSet, NS, "query", m.search)
+}
+
+// field describes one search field: its label and how it matches.
+type field struct {
+	v, label string
+	legacy   bool // also an element of the legacy query (§2)
+	// values returns what the field is matched against.
+	values func(local string, p store.Profile) []string
+	digits bool // compare digits alone when the query has any
+}
+
+func one(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// searchFields returns the search fields in the order the form shows
+// them.
+func searchFields() []field {
+	return []field{
+		{v: FieldName, label: "Name", values: func(local string, p store.Profile) []string {
+			return []string{p.FullName, strings.TrimSpace(p.Given + " " + p.Family), p.Nick, local}
+		}},
+		{v: FieldUser, label: "User name", values: func(local string, _ store.Profile) []string { return []string{local} }},
+		{v: FieldFirst, label: "Given Name", legacy: true, values: func(_ string, p store.Profile) []string { return one(p.Given) }},
+		{v: FieldLast, label: "Family Name", legacy: true, values: func(_ string, p store.Profile) []string { return one(p.Family) }},
+		{v: FieldNick, label: "Nickname", legacy: true, values: func(_ string, p store.Profile) []string { return one(p.Nick) }},
+		{v: FieldEmail, label: "Email Address", legacy: true, values: func(_ string, p store.Profile) []string { return p.Emails }},
+		{v: FieldDepartment, label: "Department", values: func(_ string, p store.Profile) []string { return one(p.OrgUnit) }},
+		{v: FieldExtension, label: "Extension or phone number", digits: true, values: func(_ string, p store.Profile) []string { return p.Phones }},
+	}
+}
+
+func fieldByVar(v string) *field {
+	for _, f := range searchFields() {
+		if f.v == v {
+			return &f
+		}
+	}
+	return nil
+}
+
+// allowed reports whether st's sender may search the host it asks: its
+// own host's users only.
+func allowed(st *xmpp.Stanza) error {
+	if st.From.Localpart() == "" || st.From.Domainpart() != st.To.Domainpart() {
+		return xmpp.StanzaError(stanza.Forbidden, "the directory is open to this server's users only")
+	}
+	return nil
+}
+
+func (m *Module) form(_ context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
+	if err := allowed(st); err != nil {
+		return nil, err
+	}
+	host := st.To.Domainpart()
+	q := wire.New("query", NS)
+	q.AddChild(wire.New("instructions", NS).SetText("Fill in one or more fields to search for users of " + host + "."))
+	all := searchFields()
+	for _, f := range all {
+		if f.legacy {
+			q.AddChild(wire.New(f.v, NS))
+		}
+	}
+	x := wire.New("x", xmpp.NSData, wire.Attr{Name: "type", Value: "form"})
+	x.AddChild(
+		wire.New("title", xmpp.NSData).SetText("User directory of "+host),
+		wire.New("instructions", xmpp.NSData).SetText("Fill in one or more fields; each must match part of the user's entry. Leave them all empty to list everyone."),
+		xmpp.FormField(fieldFormType, "hidden", NS),
+	)
+	for _, f := range all {
+		x.AddChild(labelled(xmpp.FormField(f.v, "text-single"), f.label))
+	}
+	return st.Result(q.AddChild(x)), nil
+}
+
+func labelled(f *wire.Element, label string) *wire.Element {
+	f.Attrs = append(f.Attrs, wire.Attr{Name: "label", Value: label})
+	return f
+}
+
+// criterion is one field to match, with its folded query.
+type criterion struct {
+	f      *field
+	q      string // lower case, without '*'
+	digits string // q's digits, for a digits field
+}
+
+// page is the XEP-0059 part of a request.
+type page struct {
+	max   int    // -1: not given
+	after string // localpart; "" from the first
+	set   bool   // the request had a <set/>
+}
+
+func (m *Module) search(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
+	if err := allowed(st); err != nil {
+		return nil, err
+	}
+	host := st.To.Domainpart()
+	q := st.Payload()
+	crit, isForm, err := criteria(q)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := parsePage(q.Child("set", NSRSM), host)
+	if err != nil {
+		return nil, err
+	}
+	limit := m.opts.MaxResults
+	if pg.max >= 0 && pg.max < limit {
+		limit = pg.max
+	}
+	type hit struct {
+		local string
+		p     store.Profile
+	}
+	var hits []hit
+	count := 0
+	err = m.dir.Directory(ctx, host, pg.after, func(local string, p store.Profile) bool {
+		if matches(crit, local, p) {
+			if count < limit {
+				hits = append(hits, hit{local, p})
+			}
+			count++
+		}
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("directory: search %s: %w", host, err)
+	}
+	res := wire.New("query", NS)
+	var x *wire.Element
+	if isForm {
+		x = wire.New("x", xmpp.NSData, wire.Attr{Name: "type", Value: "result"})
+		x.AddChild(xmpp.FormField(fieldFormType, "hidden", NS))
+		rep := wire.New("reported", xmpp.NSData)
+		rep.AddChild(labelled(xmpp.FormField(fieldJID, "jid-single"), "JID"))
+		for _, f := range searchFields() {
+			if f.v == FieldName {
+				// Reported as the full name (FN) alone.
+				rep.AddChild(labelled(xmpp.FormField(f.v, "text-single"), "Full name"))
+				continue
+			}
+			rep.AddChild(labelled(xmpp.FormField(f.v, "text-single"), f.label))
+		}
+		x.AddChild(rep)
+		res.AddChild(x)
+	}
+	for _, h := range hits {
+		j := h.local + "@" + host
+		if !isForm {
+			item := wire.New("item", NS, wire.Attr{Name: "jid", Value: j})
+			item.AddChild(
+				wire.New(FieldFirst, NS).SetText(h.p.Given),
+				wire.New(FieldLast, NS).SetText(h.p.Family),
+				wire.New(FieldNick, NS).SetText(h.p.Nick),
+				wire.New(FieldEmail, NS).SetText(first(h.p.Emails)),
+			)
+			res.AddChild(item)
+			continue
+		}
+		item := wire.New("item", xmpp.NSData)
+		item.AddChild(xmpp.FormField(fieldJID, "", j))
+		for _, f := range searchFields() {
+			item.AddChild(xmpp.FormField(f.v, "", resultValues(f.v, h.local, h.p)...))
+		}
+		x.AddChild(item)
+	}
+	if pg.set || count > len(hits) {
+		set := wire.New("set", NSRSM)
+		if len(hits) > 0 {
+			set.AddChild(
+				wire.New("first", NSRSM, wire.Attr{Name: "index", Value: "0"}).SetText(hits[0].local+"@"+host),
+				wire.New("last", NSRSM).SetText(hits[len(hits)-1].local+"@"+host),
+			)
+		}
+		set.AddChild(wire.New("count", NSRSM).SetText(strconv.Itoa(count)))
+		res.AddChild(set)
+	}
+	return st.Result(res), nil
+}
+
+func first(list []string) string {
+	if len(list) == 0 {
+		return ""
+	}
+	return list[0]
+}
+
+// resultValues is what a result item shows for field v.
+func resultValues(v, local string, p store.Profile) []string {
+	switch v {
+	case FieldName:
+		return one(p.FullName)
+	case FieldUser:
+		return []string{local}
+	case FieldFirst:
+		return one(p.Given)
+	case FieldLast:
+		return one(p.Family)
+	case FieldNick:
+		return one(p.Nick)
+	case FieldEmail:
+		return p.Emails
+	case FieldDepartment:
+		return one(p.OrgUnit)
+	case FieldExtension:
+		return p.Phones
+	}
+	return nil
+}
+
+// criteria reads a search request: a submitted data form (XEP-0055 §3),
+// or else the legacy fields (§2). A field the directory does not know, or
+// a form that is not a search's, is bad-request.
+func criteria(q *wire.Element) ([]criterion, bool, error) {
+	var out []criterion
+	add := func(v, val string) error {
+		f := fieldByVar(v)
+		if f == nil {
+			return xmpp.StanzaError(stanza.BadRequest, "unknown search field "+v)
+		}
+		folded := strings.ToLower(strings.TrimSpace(strings.ReplaceAll(val, "*", "")))
+		if folded == "" {
+			return nil
+		}
+		c := criterion{f: f, q: folded}
+		if f.digits {
+			c.digits = digitsOf(folded)
+		}
+		out = append(out, c)
+		return nil
+	}
+	if x := q.Child("x", xmpp.NSData); x != nil {
+		if t := x.AttrValue("type"); t != "submit" {
+			return nil, true, xmpp.StanzaError(stanza.BadRequest, "a search form must be of type submit")
+		}
+		for v, vals := range xmpp.FormValues(x) {
+			if v == fieldFormType {
+				if len(vals) != 1 || vals[0] != NS {
+					return nil, true, xmpp.StanzaError(stanza.BadRequest, "not a jabber:iq:search form")
+				}
+				continue
+			}
+			if v == fieldJID {
+				continue
+			}
+			for _, val := range vals {
+				if err := add(v, val); err != nil {
+					return nil, true, err
+				}
+			}
+		}
+		return out, true, nil
+	}
+	for _, c := range q.Children {
+		if c.Space != NS {
+			continue // <set/> and the like
+		}
+		if f := fieldByVar(c.Name); f == nil || !f.legacy {
+			return nil, false, xmpp.StanzaError(stanza.BadRequest, "unknown search field "+c.Name)
+		}
+		if err := add(c.Name, c.Text); err != nil {
+			return nil, false, err
+		}
+	}
+	return out, false, nil
+}
+
+// parsePage reads XEP-0059's <set/> of a request.
+func parsePage(set *wire.Element, host string) (page, error) {
+	pg := page{max: -1}
+	if set == nil {
+		return pg, nil
+	}
+	pg.set = true
+	if set.Child("before", NSRSM) != nil || set.Child("index", NSRSM) != nil {
+		return pg, xmpp.StanzaError(stanza.FeatureNotImplemented, "the directory pages forward only")
+	}
+	if mx := set.Child("max", NSRSM); mx != nil {
+		n, err := strconv.Atoi(strings.TrimSpace(mx.Text))
+		if err != nil || n < 0 {
+			return pg, xmpp.StanzaError(stanza.BadRequest, "max must be a non-negative integer")
+		}
+		pg.max = n
+	}
+	if a := set.Child("after", NSRSM); a != nil {
+		j, err := jid.Parse(strings.TrimSpace(a.Text))
+		if err != nil || j.Domainpart() != host || j.Localpart() == "" || j.Resourcepart() != "" {
+			// XEP-0059 §2.5: an unknown UID is item-not-found.
+			return pg, xmpp.StanzaError(stanza.ItemNotFound, "after must be a JID of this directory")
+		}
+		pg.after = j.Localpart()
+	}
+	return pg, nil
+}
+
+// matches reports whether every criterion matches the entry.
+func matches(crit []criterion, local string, p store.Profile) bool {
+	for _, c := range crit {
+		if !c.match(local, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c criterion) match(local string, p store.Profile) bool {
+	for _, v := range c.f.values(local, p) {
+		if v == "" {
+			continue
+		}
+		if c.digits != "" {
+			if strings.Contains(digitsOf(v), c.digits) {
+				return true
+			}
+			continue
+		}
+		if strings.Contains(strings.ToLower(v), c.q) {
+			return true
+		}
+	}
+	return false
+}
+
+// digitsOf returns the ASCII digits of s.
+func digitsOf(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}

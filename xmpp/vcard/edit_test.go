@@ -1,0 +1,57 @@
+package vcard
+
+import (
+	"testing"
+
+	"switchboard/xmpp/wire"
+	"switchboard/xmpp/xmpptest"
+)
+
+func TestEditApply(t *testing.T) {
+	str := func(s string) *string { return &s }
+	const photo = "<PHOTO><TYPE>image/png</TYPE><BINVAL>AAAA</BINVAL></PHOTO>"
+	tests := []struct {
+		name  string
+		vcard string // "" : none
+		edit  Edit
+		want  string
+	}{
+		{"nothing to change", "<vCard xmlns='vcard-temp'><FN>A</FN>" + photo + "</vCard>", Edit{},
+			"<vCard xmlns='vcard-temp'><FN>A</FN>" + photo + "</vCard>"},
+		{"from nothing", "", Edit{FullName: str("Alice"), Given: str("Alice"), Extension: str("12"), Email: str("a@x")},
+			"<vCard xmlns='vcard-temp'><FN>Alice</FN><N><GIVEN>Alice</GIVEN></N><TEL><WORK/><VOICE/><NUMBER>12</NUMBER></TEL><EMAIL><INTERNET/><USERID>a@x</USERID></EMAIL></vCard>"},
+		{"replaced in place, the rest kept", "<vCard xmlns='vcard-temp'><FN>Al</FN>" + photo + "<N><FAMILY>L</FAMILY><GIVEN>Al</GIVEN></N></vCard>",
+			Edit{FullName: str("Alice L"), Given: str("Alice")},
+			"<vCard xmlns='vcard-temp'><FN>Alice L</FN>" + photo + "<N><FAMILY>L</FAMILY><GIVEN>Alice</GIVEN></N></vCard>"},
+		{"the work number preferred", "<vCard xmlns='vcard-temp'><TEL><CELL/><NUMBER>07700</NUMBER></TEL><TEL><WORK/><NUMBER>1</NUMBER></TEL></vCard>",
+			Edit{Extension: str("2")},
+			"<vCard xmlns='vcard-temp'><TEL><CELL/><NUMBER>07700</NUMBER></TEL><TEL><WORK/><NUMBER>2</NUMBER></TEL></vCard>"},
+		{"else the first number", "<vCard xmlns='vcard-temp'><TEL><CELL/><NUMBER>07700</NUMBER></TEL></vCard>",
+			Edit{Extension: str("2")},
+			"<vCard xmlns='vcard-temp'><TEL><CELL/><NUMBER>2</NUMBER></TEL></vCard>"},
+		{"removed, and the empty property with it", "<vCard xmlns='vcard-temp'><FN>A</FN><TEL><WORK/><NUMBER>1</NUMBER></TEL><ORG><ORGUNIT>S</ORGUNIT></ORG></vCard>",
+			Edit{FullName: str(""), Extension: str(""), Department: str("")},
+			"<vCard xmlns='vcard-temp'/>"},
+		{"department beside the organisation", "<vCard xmlns='vcard-temp'><ORG><ORGNAME>Ex</ORGNAME></ORG></vCard>",
+			Edit{Department: str("Sales")},
+			"<vCard xmlns='vcard-temp'><ORG><ORGNAME>Ex</ORGNAME><ORGUNIT>Sales</ORGUNIT></ORG></vCard>"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var in = parseOrNil(t, tc.vcard)
+			got := tc.edit.Apply(in).AppendXML(nil, "")
+			if string(got) != tc.want {
+				// Both sides are this package's writer's output, so
+				// the comparison is of canonical forms.
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func parseOrNil(t *testing.T, s string) *wire.Element {
+	if s == "" {
+		return nil
+	}
+	return xmpptest.Element(t, s)
+}
