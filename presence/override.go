@@ -41,6 +41,10 @@ func ValidateOverride(o store.PresenceOverride) error {
 	if !okShow {
 		return fmt.Errorf("%w: show %q (one of away, chat, dnd, xa, or empty)", ErrInvalidOverride, o.Show)
 	}
+	if !wire.ValidText(o.Status) {
+		// The status is written into presence stanzas as it is.
+		return fmt.Errorf("%w: status holds characters XML does not allow", ErrInvalidOverride)
+	}
 	if o.CallState != "" {
 		okCall := false
 		for _, s := range CallStates {

@@ -37,7 +37,8 @@
 //
 // Owners are bare JID strings "local@host", normalised by the caller; every
 // per-account key starts with lp(owner), except in the time-ordered
-// mam_time, mam_journal and audit. ∅ marks an empty value (the key holds everything).
+// mam_time, mam_journal and audit, and in vcard_profile, keyed like users
+// so that a directory search walks it beside them. ∅ marks an empty value (the key holds everything).
 // Times are Unix microseconds, read back in UTC.
 //
 //	bucket             key                                  value
@@ -70,6 +71,8 @@
 //	pep_nodes          lp(owner) ‖ node                     0x01 ‖ bytes(access) ‖ uvarint(n) ‖ n×bytes(group) ‖ uvarint(max items) ‖ bytes(send last) ‖ flags ‖ bytes(title) ‖ uvarint(newest seq)
 //	pep_items          lp(owner) ‖ lp(node) ‖ be64(seq)     0x01 ‖ bytes(id) ‖ bytes(publisher) ‖ bytes(payload)
 //	pep_usage          lp(owner)                            0x01 ‖ uvarint(bytes of the owner's items)
+//	vcard              lp(owner)                            0x01 ‖ the vCard element's XML
+//	vcard_profile      lp(host) ‖ localpart                 0x01 ‖ bytes(FN) ‖ bytes(given) ‖ bytes(family) ‖ bytes(nick) ‖ bytes(org unit) ‖ uvarint(n) ‖ n×bytes(email) ‖ uvarint(m) ‖ m×bytes(phone)
 //
 // where cred = bytes(salt) ‖ uvarint(iterations) ‖ bytes(StoredKey) ‖
 // bytes(ServerKey). As RFC 5802 §3 recommends, the server keeps StoredKey
@@ -153,6 +156,9 @@
 //     one seek; a usage counter per owner keeps the byte quota check to
 //     one read. A publication's precondition check, auto-create, replace
 //     by id, trim to MaxItems and quota run in one transaction.
+//   - VCards: XEP-0054 vCards and, beside the users, the profile a
+//     directory search (XEP-0055) reads of each; the two are written
+//     together, and Update edits a vCard in one transaction.
 //
 // # Message archive (XEP-0313 1.1.3, XEP-0359 0.7.0, XEP-0333 1.0.0)
 //
@@ -255,6 +261,5 @@
 // seek; the hourly cleanup (Uploads.Expired) scans uploads. An account's uploads are not removed
 // with the account (Users.Delete): their files are the upload service's.
 //
-// Planned buckets (DESIGN.md §5): pep, vcards — one file per sub-store,
-// sharing codec.go.
+// One file per sub-store, sharing codec.go.
 package store

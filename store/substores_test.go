@@ -40,8 +40,13 @@ func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func
 		"Rooms.Get":             func() error { _, err := db.Rooms().Get(ctx, room); return err },
 		"Rooms.List":            func() error { _, err := db.Rooms().List(ctx, "conference.example.org"); return err },
 		"Rooms.Count":           func() error { _, err := db.Rooms().Count(ctx, ""); return err },
+		"VCards.Get":            func() error { _, err := db.VCards().Get(ctx, owner); return err },
+		"VCards.Directory": func() error {
+			return db.VCards().Directory(ctx, "example.org", "", func(string, Profile) bool { return true })
+		},
 	}
 	writes = map[string]func() error{
+		"VCards.Set": func() error { return db.VCards().Set(ctx, owner, []byte("<vCard xmlns='vcard-temp'/>"), Profile{}) },
 		"Rosters.Update": func() error {
 			_, _, _, err := db.Rosters().Update(ctx, owner, other, putItem("Romeo", SubNone))
 			return err

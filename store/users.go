@@ -240,7 +240,8 @@ func (u *Users) Exists(ctx context.Context, host, local string) (bool, error) {
 // transaction it removes everything the sub-stores keep for the account
 // local@host: roster items, tombstones and version, pending subscription
 // requests, offline messages, blocklist, last activity, presence override,
-// the message archive with its conversations, and the rooms it follows.
+// the message archive with its conversations, the rooms it follows, its
+// personal eventing nodes and its vCard with its directory profile.
 // It also releases the other accounts' rosters and requests from it
 // (releaseContacts), so that an account created later under the same
 // name inherits none of their subscriptions, pending requests or

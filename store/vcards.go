@@ -47,26 +47,43 @@ type VCards struct {
 // not an account, so that a session outliving its account's removal
 // stores nothing a later account of the same name would inherit.
 func (v *VCards) Set(ctx context.Context, owner string, vcard []byte, p Profile) error {
+	return v.Update(ctx, owner, func([]byte) ([]byte, Profile, error) { return vcard, p, nil })
+}
+
+// Update replaces owner's vCard with what edit makes of the stored one
+// (nil when there is none), in one transaction: a change made meanwhile is
+// not lost. edit may return an error to change nothing. An empty result
+// removes the vCard and its profile. It returns ErrNotFound if owner is
+// not an account.
+func (v *VCards) Update(ctx context.Context, owner string, edit func(old []byte) ([]byte, Profile, error)) error {
 	host, local, err := splitOwner(owner)
 	if err != nil {
 		return fmt.Errorf("store: set vcard: %w", err)
 	}
-	val := append([]byte{vcardCodecV1}, vcard...)
-	prof := encodeProfile(nil, p)
 	err = v.db.update(ctx, func(tx *bbolt.Tx) error {
 		if ok, err := accountExists(tx, owner); err != nil {
 			return err
 		} else if !ok {
 			return ErrNotFound
 		}
-		if len(vcard) == 0 {
-			return deleteVCardOwner(tx, owner)
-		}
 		b, err := bucket(tx, bucketVCard)
 		if err != nil {
 			return err
 		}
-		if err := b.Put(lp(owner), val); err != nil {
+		var old []byte
+		if val := b.Get(lp(owner)); val != nil {
+			if old, err = decodeVCard(val); err != nil {
+				return err
+			}
+		}
+		vcard, p, err := edit(old)
+		if err != nil {
+			return err
+		}
+		if len(vcard) == 0 {
+			return deleteVCardOwner(tx, owner)
+		}
+		if err := b.Put(lp(owner), append([]byte{vcardCodecV1}, vcard...)); err != nil {
 			return err
 		}
 		pb, err := bucket(tx, bucketVCardProfile)
@@ -76,12 +93,20 @@ func (v *VCards) Set(ctx context.Context, owner string, vcard []byte, p Profile)
 		if p.IsZero() {
 			return pb.Delete(userKey(host, local))
 		}
-		return pb.Put(userKey(host, local), prof)
+		return pb.Put(userKey(host, local), encodeProfile(nil, p))
 	})
 	if err != nil {
 		return fmt.Errorf("store: set vcard of %s: %w", owner, err)
 	}
 	return nil
+}
+
+// decodeVCard returns a copy of the vCard in a stored value.
+func decodeVCard(val []byte) ([]byte, error) {
+	if len(val) < 2 || val[0] != vcardCodecV1 {
+		return nil, fmt.Errorf("%w: vcard value", ErrCorrupt)
+	}
+	return bytes.Clone(val[1:]), nil
 }
 
 // Get returns owner's vCard as stored by Set, or ErrNotFound. The result
@@ -100,11 +125,8 @@ func (v *VCards) Get(ctx context.Context, owner string) ([]byte, error) {
 		if val == nil {
 			return ErrNotFound
 		}
-		if len(val) < 2 || val[0] != vcardCodecV1 {
-			return fmt.Errorf("%w: vcard value", ErrCorrupt)
-		}
-		out = bytes.Clone(val[1:])
-		return nil
+		out, err = decodeVCard(val)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: get vcard of %s: %w", owner, err)
@@ -114,8 +136,9 @@ func (v *VCards) Get(ctx context.Context, owner string) ([]byte, error) {
 
 // Directory calls fn with each account of host, in the byte order of
 // localparts, starting after the localpart after ("" from the first), and
-// its profile (zero without a vCard), until fn returns false. All calls
-// happen within one read transaction: fn must not use the store.
+// its profile (zero without a vCard, or when the stored profile cannot be
+// decoded: that is logged, and the walk goes on), until fn returns false.
+// All calls happen within one read transaction: fn must not use the store.
 func (v *VCards) Directory(ctx context.Context, host, after string, fn func(local string, p Profile) bool) error {
 	if err := validateJIDPart("host", host); err != nil {
 		return fmt.Errorf("store: directory: %w", err)
@@ -132,14 +155,17 @@ func (v *VCards) Directory(ctx context.Context, host, after string, fn func(loca
 		}
 		c := users.Cursor()
 		k, _ := c.Seek(userKey(host, after))
-		if after != "" && k != nil && string(k[len(prefix):]) == after {
+		if after != "" && k != nil && bytes.HasPrefix(k, prefix) && string(k[len(prefix):]) == after {
 			k, _ = c.Next()
 		}
 		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			var p Profile
 			if val := profiles.Get(k); val != nil {
 				if p, err = decodeProfile(val); err != nil {
-					return fmt.Errorf("profile of %s: %w", k[len(prefix):], err)
+					// One damaged record must not take the whole
+					// directory down; its user is listed by name.
+					v.db.log.Error("store: directory profile unreadable", "host", host, "local", string(k[len(prefix):]), "err", err)
+					p = Profile{}
 				}
 			}
 			if !fn(string(k[len(prefix):]), p) {

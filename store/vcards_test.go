@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"go.etcd.io/bbolt"
 )
 
 func TestVCards(t *testing.T) {
@@ -172,4 +174,102 @@ func FuzzProfileCodec(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzCodec(t, data, decodeProfile, encodeProfile)
 	})
+}
+
+func TestVCardsUpdate(t *testing.T) {
+	db := openTest(t)
+	createAccounts(t, db, "a@x")
+	v := db.VCards()
+	ctx := t.Context()
+	var seen []string
+	edit := func(next string, err error) func([]byte) ([]byte, Profile, error) {
+		return func(old []byte) ([]byte, Profile, error) {
+			seen = append(seen, string(old))
+			return []byte(next), Profile{FullName: next}, err
+		}
+	}
+	if err := v.Update(ctx, "a@x", edit("<one/>", nil)); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("refused")
+	if err := v.Update(ctx, "a@x", edit("<two/>", refused)); !errors.Is(err, refused) {
+		t.Fatalf("Update with a refusing edit = %v", err)
+	}
+	if err := v.Update(ctx, "a@x", edit("<three/>", nil)); err != nil {
+		t.Fatal(err)
+	}
+	// The refused edit changed nothing: the third saw the first's.
+	if want := []string{"", "<one/>", "<one/>"}; !reflect.DeepEqual(seen, want) {
+		t.Fatalf("edits saw %q, want %q", seen, want)
+	}
+	if err := v.Update(ctx, "b@x", edit("<x/>", nil)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Update of a missing account = %v, want ErrNotFound", err)
+	}
+}
+
+func TestVCardsCorrupt(t *testing.T) {
+	db := openTest(t)
+	createAccounts(t, db, "a@x", "b@x")
+	v := db.VCards()
+	ctx := t.Context()
+	for _, owner := range []string{"a@x", "b@x"} {
+		if err := v.Set(ctx, owner, []byte("<vCard xmlns='vcard-temp'/>"), Profile{FullName: owner}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.update(ctx, func(tx *bbolt.Tx) error {
+		if err := tx.Bucket([]byte(bucketVCard)).Put(lp("a@x"), []byte{9, 'x'}); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bucketVCardProfile)).Put(userKey("x", "a"), []byte{profileCodecV1, 200})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Get(ctx, "a@x"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get of a damaged vCard = %v, want ErrCorrupt", err)
+	}
+	if err := v.Set(ctx, "a@x", []byte("<vCard/>"), Profile{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Set over a damaged vCard = %v, want ErrCorrupt (Update reads it first)", err)
+	}
+	// The directory lists the user of the damaged profile without it,
+	// and goes on with the others.
+	var got []string
+	if err := v.Directory(ctx, "x", "", func(local string, p Profile) bool {
+		got = append(got, local+"="+p.FullName)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a=", "b=b@x"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("directory = %q, want %q", got, want)
+	}
+}
+
+// Removing alice@x leaves alice@y's vCard and profile.
+func TestVCardsRemovalKeepsOtherHosts(t *testing.T) {
+	db := openTest(t)
+	createAccounts(t, db, "alice@x", "alice@y")
+	v := db.VCards()
+	ctx := t.Context()
+	for _, owner := range []string{"alice@x", "alice@y"} {
+		if err := v.Set(ctx, owner, []byte("<vCard xmlns='vcard-temp'/>"), Profile{FullName: owner}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Users().Delete(ctx, "x", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Get(ctx, "alice@y"); err != nil {
+		t.Fatalf("alice@y's vCard after removing alice@x: %v", err)
+	}
+	var got []string
+	if err := v.Directory(ctx, "y", "", func(local string, p Profile) bool {
+		got = append(got, p.FullName)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, []string{"alice@y"}) {
+		t.Fatalf("directory of y = %q", got)
+	}
 }

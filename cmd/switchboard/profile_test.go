@@ -46,7 +46,11 @@ func TestUserProfile(t *testing.T) {
 		t.Helper()
 		res := iq(bob, "s-"+ext, "type='set' to='localhost'><query xmlns='jabber:iq:search'><x xmlns='jabber:x:data' type='submit'><field var='{urn:switchboard:directory:0}extension'><value>"+ext+"</value></field></x></query>")
 		var found []string
-		for _, it := range res.Child("query", "jabber:iq:search").Child("x", "jabber:x:data").Children {
+		x := res.Child("query", "jabber:iq:search").Child("x", "jabber:x:data")
+		if x == nil {
+			return nil // no match: an empty <query/>
+		}
+		for _, it := range x.Children {
 			for _, f := range it.Children {
 				if it.Name == "item" && f.AttrValue("var") == "jid" {
 					found = append(found, f.ChildText("value", "jabber:x:data"))
@@ -71,12 +75,27 @@ func TestUserProfile(t *testing.T) {
 	if _, _, err := run(t, "", append(data, "user", "profile", "nobody@localhost", "--name", "X")...); err == nil || !strings.Contains(err.Error(), "nobody@localhost") {
 		t.Fatalf("profile of a missing account: %v", err)
 	}
-	if _, _, err := run(t, "", append(data, "user", "profile", "alice@localhost", "--name", "two\nlines")...); err == nil {
-		t.Fatal("a name of two lines was accepted")
+	// What would not parse back as XML is refused: the stored vCard
+	// stays readable.
+	// (Invalid UTF-8 cannot reach a running server: the socket's JSON
+	// replaces it. The data file's path below refuses it.)
+	for _, bad := range []string{"two\nlines", "bell\x07", "\uFFFE"} {
+		if _, _, err := run(t, "", append(data, "user", "profile", "alice@localhost", "--name", bad)...); err == nil {
+			t.Fatalf("name %q was accepted", bad)
+		}
 	}
+	if got := iq(bob, "get2", "type='get' to='alice@localhost'><vCard xmlns='vcard-temp'/>").Child("vCard", "vcard-temp"); got.ChildText("FN", "vcard-temp") != "Alice Liddell" {
+		t.Fatalf("alice's vCard after the refused names: %s", got)
+	}
+	// Showing is not recorded; the audit detail names the fields given,
+	// an empty one (removed) apart from those left out.
+	mustRun(t, "", append(data, "user", "profile", "alice@localhost")...)
 	audit := mustRun(t, "", append(data, "audit")...)
-	if !strings.Contains(audit, "user.profile\talice@localhost") {
-		t.Fatalf("audit log lacks user.profile:\n%s", audit)
+	if n := strings.Count(audit, "\tuser.profile\talice@localhost"); n != 2 {
+		t.Fatalf("%d user.profile entries, want 2 (the two changes):\n%s", n, audit)
+	}
+	if !strings.Contains(audit, "\tuser.profile\talice@localhost\textension=\"\"\n") {
+		t.Fatalf("audit log lacks the removal of the extension alone:\n%s", audit)
 	}
 
 	// With the server stopped, on the data file.
@@ -86,5 +105,8 @@ func TestUserProfile(t *testing.T) {
 	out = mustRun(t, "", append(data, "user", "profile", "alice@localhost", "--email", "alice@example.com")...)
 	if !slices.Contains(lines(out), "email: alice@example.com") || !slices.Contains(lines(out), "name: Alice Liddell") {
 		t.Fatalf("offline profile output:\n%s", out)
+	}
+	if _, _, err := run(t, "", append(data, "user", "profile", "alice@localhost", "--name", "bad utf-8 \xff")...); err == nil {
+		t.Fatal("a name of invalid UTF-8 was accepted")
 	}
 }

@@ -1,11 +1,14 @@
 package directory
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -49,23 +52,31 @@ type Options struct {
 	MaxResults int
 }
 
+// Deps are the module's collaborators.
+type Deps struct {
+	Directory Directory
+	// Blocks, if not nil, reports whether user blocks contact
+	// (XEP-0191): a user who blocks the searcher is left out.
+	Blocks func(ctx context.Context, user, contact jid.JID) bool
+}
+
 // Module answers directory searches.
 type Module struct {
 	opts Options
-	dir  Directory
+	deps Deps
 }
 
 var _ xmpp.Module = (*Module)(nil)
 
 // New returns the module.
-func New(opts Options, dir Directory) (*Module, error) {
-	if dir == nil {
+func New(opts Options, deps Deps) (*Module, error) {
+	if deps.Directory == nil {
 		return nil, errors.New("directory: missing store")
 	}
 	if opts.MaxResults < 1 {
 		return nil, fmt.Errorf("directory: max results must be positive, got %d", opts.MaxResults)
 	}
-	return &Module{opts: opts, dir: dir}, nil
+	return &Module{opts: opts, deps: deps}, nil
 }
 
 // Name implements xmpp.Module.
@@ -102,7 +113,12 @@ func one(s string) []string {
 func searchFields() []field {
 	return []field{
 		{v: FieldName, label: "Name", values: func(local string, p store.Profile) []string {
-			return []string{p.FullName, strings.TrimSpace(p.Given + " " + p.Family), p.Nick, local}
+			full := p.FullName
+			if full == "" {
+				// "Alice Liddell" finds a vCard with N but no FN.
+				full = strings.TrimSpace(p.Given + " " + p.Family)
+			}
+			return []string{full, p.Given, p.Family, p.Nick, local}
 		}},
 		{v: FieldUser, label: "User name", values: func(local string, _ store.Profile) []string { return []string{local} }},
 		{v: FieldFirst, label: "Given Name", legacy: true, values: func(_ string, p store.Profile) []string { return one(p.Given) }},
@@ -164,9 +180,10 @@ func labelled(f *wire.Element, label string) *wire.Element {
 
 // criterion is one field to match, with its folded query.
 type criterion struct {
-	f      *field
-	q      string // lower case, without '*'
-	digits string // q's digits, for a digits field
+	f       *field
+	q       string // lower case, without '*'
+	digits  string // q's digits, for a digits field
+	digitsB []byte // the same, as bytes
 }
 
 // page is the XEP-0059 part of a request.
@@ -194,24 +211,45 @@ func (m *Module) search(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, err
 	if pg.max >= 0 && pg.max < limit {
 		limit = pg.max
 	}
+	// The whole result set, in the order of localparts: XEP-0059 §2.1's
+	// count and index are over all of it, whichever page is asked.
 	type hit struct {
 		local string
 		p     store.Profile
 	}
-	var hits []hit
-	count := 0
-	err = m.dir.Directory(ctx, host, pg.after, func(local string, p store.Profile) bool {
+	var all []hit
+	err = m.deps.Directory.Directory(ctx, host, "", func(local string, p store.Profile) bool {
 		if matches(crit, local, p) {
-			if count < limit {
-				hits = append(hits, hit{local, p})
-			}
-			count++
+			all = append(all, hit{local, p})
 		}
 		return true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("directory: search %s: %w", host, err)
 	}
+	if m.deps.Blocks != nil {
+		// After the walk: the blocklists are read from the store,
+		// which the walk's transaction must not wait on.
+		kept := all[:0]
+		for _, h := range all {
+			owner, err := jid.New(h.local, host, "")
+			if err != nil || !m.deps.Blocks(ctx, owner, st.From) {
+				kept = append(kept, h)
+			}
+		}
+		all = kept
+	}
+	count := len(all)
+	if count == 0 {
+		// XEP-0055 §2: no match is an empty <query/>, also with a
+		// <set/> (XEP-0059 §2.5: an empty result set is the wrapper's).
+		return st.Result(wire.New("query", NS)), nil
+	}
+	start := 0
+	if pg.after != "" {
+		start = sort.Search(count, func(i int) bool { return all[i].local > pg.after })
+	}
+	hits := all[start:min(start+limit, count)]
 	res := wire.New("query", NS)
 	var x *wire.Element
 	if isForm {
@@ -254,7 +292,7 @@ func (m *Module) search(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, err
 		set := wire.New("set", NSRSM)
 		if len(hits) > 0 {
 			set.AddChild(
-				wire.New("first", NSRSM, wire.Attr{Name: "index", Value: "0"}).SetText(hits[0].local+"@"+host),
+				wire.New("first", NSRSM, wire.Attr{Name: "index", Value: strconv.Itoa(start)}).SetText(hits[0].local+"@"+host),
 				wire.New("last", NSRSM).SetText(hits[len(hits)-1].local+"@"+host),
 			)
 		}
@@ -311,6 +349,7 @@ func criteria(q *wire.Element) ([]criterion, bool, error) {
 		c := criterion{f: f, q: folded}
 		if f.digits {
 			c.digits = digitsOf(folded)
+			c.digitsB = []byte(c.digits)
 		}
 		out = append(out, c)
 		return nil
@@ -338,8 +377,10 @@ func criteria(q *wire.Element) ([]criterion, bool, error) {
 		return out, true, nil
 	}
 	for _, c := range q.Children {
-		if c.Space != NS {
-			continue // <set/> and the like
+		if c.Space != NS || c.Name == "instructions" {
+			// <set/>; instructions a client sends back as it got
+			// them (the schema allows them in a query).
+			continue
 		}
 		if f := fieldByVar(c.Name); f == nil || !f.legacy {
 			return nil, false, xmpp.StanzaError(stanza.BadRequest, "unknown search field "+c.Name)
@@ -395,25 +436,55 @@ func (c criterion) match(local string, p store.Profile) bool {
 			continue
 		}
 		if c.digits != "" {
-			if strings.Contains(digitsOf(v), c.digits) {
+			var buf [64]byte
+			if bytes.Contains(appendDigits(buf[:0], v), c.digitsB) {
 				return true
 			}
 			continue
 		}
-		if strings.Contains(strings.ToLower(v), c.q) {
+		if containsFold(v, c.q) {
 			return true
 		}
 	}
 	return false
 }
 
-// digitsOf returns the ASCII digits of s.
-func digitsOf(s string) string {
-	var b strings.Builder
+// containsFold reports whether s contains sub, a lower-case string,
+// ignoring case; without allocating when s is ASCII.
+func containsFold(s, sub string) bool {
 	for i := 0; i < len(s); i++ {
-		if s[i] >= '0' && s[i] <= '9' {
-			b.WriteByte(s[i])
+		if s[i] >= utf8.RuneSelf {
+			return strings.Contains(strings.ToLower(s), sub)
 		}
 	}
-	return b.String()
+	n := len(sub)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
 }
+
+// appendDigits appends the ASCII digits of s to dst.
+func appendDigits(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			dst = append(dst, s[i])
+		}
+	}
+	return dst
+}
+
+// digitsOf returns the ASCII digits of s.
+func digitsOf(s string) string { return string(appendDigits(nil, s)) }

@@ -1,7 +1,9 @@
 package directory
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -182,6 +184,53 @@ func TestAllowed(t *testing.T) {
 			err := allowed(st)
 			if (err == nil) != tc.ok || err != nil && condition(err) != stanza.Forbidden {
 				t.Fatalf("allowed = %v, want ok=%v or forbidden", err, tc.ok)
+			}
+		})
+	}
+}
+
+// memDirectory is a host's directory in memory, in localpart order.
+type memDirectory struct {
+	locals   []string
+	profiles []store.Profile
+}
+
+func (d *memDirectory) Directory(_ context.Context, _, after string, fn func(string, store.Profile) bool) error {
+	for i, l := range d.locals {
+		if l > after && !fn(l, d.profiles[i]) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// BenchmarkSearch: one search of a directory of 10,000 users, by name and
+// by extension (the whole directory is walked for the count each time).
+func BenchmarkSearch(b *testing.B) {
+	d := &memDirectory{}
+	for i := range 10000 {
+		d.locals = append(d.locals, fmt.Sprintf("user%05d", i))
+		d.profiles = append(d.profiles, store.Profile{
+			FullName: fmt.Sprintf("Given%d Family%d", i, i), Given: fmt.Sprintf("Given%d", i), Family: fmt.Sprintf("Family%d", i),
+			OrgUnit: "Sales", Emails: []string{fmt.Sprintf("user%d@example.com", i)}, Phones: []string{fmt.Sprintf("+1 555 %04d", i)},
+		})
+	}
+	m, err := New(Options{MaxResults: 100}, Deps{Directory: d})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct{ name, field, value string }{
+		{"name", FieldName, "family12"},
+		{"extension", FieldExtension, "555 12"},
+		{"everyone", FieldName, ""},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			st := xmpptest.Stanza(b, "<iq type='set' id='s' from='a@example.com/r' to='example.com'><query xmlns='jabber:iq:search'><x xmlns='jabber:x:data' type='submit'><field var='"+tc.field+"'><value>"+tc.value+"</value></field></x></query></iq>")
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.search(b.Context(), st); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

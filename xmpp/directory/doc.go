@@ -13,11 +13,14 @@
 // match, case-insensitively, anywhere in the value ('*' is ignored, as
 // some clients send it as a wildcard); no field at all lists everyone.
 // Results come back in the form the request used: legacy <item jid/>
-// elements, or a data form result with <reported/> fields. No match is an
-// empty <query/> (§2).
+// elements, or a data form result with <reported/> fields. No match at all
+// is an empty <query/> (§2), whichever form was used. A user who blocks
+// the searcher (XEP-0191) is left out.
 //
 // The number of entries answered is bounded; XEP-0059 result set
-// management pages forward (<max/>, <after/> with the last entry's JID,
-// and <count/> of all matches). <before/> and <index/> are not supported
-// (feature-not-implemented).
+// management pages forward: <max/>, <after/> with the last entry's JID,
+// and <count/> and <first index/> over the whole result set (§2.1).
+// <before/> and <index/> are not supported (feature-not-implemented).
+// Each search walks the host's whole directory (the accounts in order,
+// with their stored profiles), which is what the count needs.
 package directory

@@ -74,6 +74,12 @@ type adminCommand struct {
 	detail []string
 	// noAudit commands (the listings) are not recorded.
 	noAudit bool
+	// reads, if not nil, tells a request that only reads (user.profile
+	// without a field): not recorded either.
+	reads func(AdminRequest) bool
+	// sparse: the detail records only the arguments given, so that an
+	// empty one (a field removed) differs from one left out.
+	sparse bool
 	// streams: the command writes its result through Backend.Emit, and
 	// on a running server has Backend.Flush to write out the archive
 	// first (an export includes what was said until it was asked for).
@@ -100,11 +106,14 @@ const (
 
 // adminCommands are the commands RunCommand runs; any other is unknown.
 var adminCommands = map[string]adminCommand{
-	CmdUserAdd:       {run: runUserSet, target: "jid", scope: scopeJID},
-	CmdUserPasswd:    {run: runUserSet, target: "jid", scope: scopeJID},
-	CmdUserDel:       {run: runUserDel, target: "jid", scope: scopeJID},
-	CmdUserList:      {run: runUserList, target: "host", scope: scopeHost, noAudit: true},
-	CmdUserProfile:   {run: runUserProfile, target: "jid", scope: scopeJID, detail: profileArgs},
+	CmdUserAdd:    {run: runUserSet, target: "jid", scope: scopeJID},
+	CmdUserPasswd: {run: runUserSet, target: "jid", scope: scopeJID},
+	CmdUserDel:    {run: runUserDel, target: "jid", scope: scopeJID},
+	CmdUserList:   {run: runUserList, target: "host", scope: scopeHost, noAudit: true},
+	CmdUserProfile: {run: runUserProfile, target: "jid", scope: scopeJID, detail: profileArgs, sparse: true,
+		reads: func(req AdminRequest) bool {
+			return !slices.ContainsFunc(profileArgs, func(k string) bool { _, ok := req.Args[k]; return ok })
+		}},
 	CmdPresenceSet:   {run: runPresence, target: "jid", scope: scopeJID, detail: []string{"show", "status", "call"}},
 	CmdPresenceClear: {run: runPresence, target: "jid", scope: scopeJID},
 	CmdHistoryExport: {run: runExport, target: "archive", scope: scopeJID, detail: []string{"with", "since", "until", "format"}, streams: true},
@@ -206,7 +215,7 @@ func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequ
 			return emit(line)
 		}
 	}
-	audited := b.Audit != nil && !cmd.noAudit
+	audited := b.Audit != nil && !cmd.noAudit && (cmd.reads == nil || !cmd.reads(req))
 	var e store.AuditEntry
 	if audited {
 		actor := req.Args["actor"]
@@ -244,16 +253,20 @@ func addAudit(ctx context.Context, a *store.Audit, e store.AuditEntry) error {
 	return err
 }
 
-// auditDetail is the audit entry's detail: cmd.detail's arguments as
-// key="value", quoted (which can make a value up to four times longer),
+// auditDetail is the audit entry's detail: cmd.detail's arguments (only
+// those given, for a sparse command) as key="value", quoted (which can make a value up to four times longer),
 // and cut to store.MaxAuditDetailLen with a mark where that is too long.
 func (cmd adminCommand) auditDetail(args map[string]string) string {
 	var detail strings.Builder
-	for i, k := range cmd.detail {
-		if i > 0 {
+	for _, k := range cmd.detail {
+		v, ok := args[k]
+		if !ok && cmd.sparse {
+			continue
+		}
+		if detail.Len() > 0 {
 			detail.WriteByte(' ')
 		}
-		fmt.Fprintf(&detail, "%s=%q", k, args[k])
+		fmt.Fprintf(&detail, "%s=%q", k, v)
 	}
 	return cutAuditDetail(detail.String())
 }
@@ -363,31 +376,49 @@ func runUserProfile(ctx context.Context, b Backend, req AdminRequest) ([]string,
 	} {
 		if v, ok := req.Args[key]; ok {
 			v = strings.TrimSpace(v)
-			if strings.ContainsAny(v, "\x00\r\n") || len(v) > maxProfileArg {
-				return nil, badArg("%s must be one line of at most %d bytes", key, maxProfileArg)
+			if strings.ContainsAny(v, "\r\n") || len(v) > maxProfileArg || !wire.ValidText(v) {
+				// Written into the vCard as it is: one line of XML
+				// characters, or the stored vCard would not parse.
+				return nil, badArg("%s must be one line of at most %d bytes of XML characters", key, maxProfileArg)
 			}
 			*field = &v
 			changed = true
 		}
 	}
 	var current *wire.Element
-	raw, err := b.VCards.Get(ctx, owner)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return nil, err
-	default:
+	parse := func(raw []byte) error {
+		if raw == nil {
+			current = nil
+			return nil
+		}
+		var err error
 		if current, err = wire.Parse(raw, wire.NewScope("")); err != nil {
-			return nil, fmt.Errorf("stored vCard of %s: %w", owner, err)
+			return fmt.Errorf("stored vCard of %s: %w", owner, err)
 		}
+		return nil
 	}
-	if changed {
-		current = e.Apply(current)
-		var out []byte
-		if len(current.Children) > 0 {
-			out = current.AppendXML(nil, "")
+	if !changed {
+		raw, err := b.VCards.Get(ctx, owner)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
 		}
-		if err := b.VCards.Set(ctx, owner, out, vcard.ProfileOf(current)); err != nil {
+		if err := parse(raw); err != nil {
+			return nil, err
+		}
+	} else {
+		// One transaction: a change the user makes meanwhile (a new
+		// photo) is not lost.
+		err = b.VCards.Update(ctx, owner, func(old []byte) ([]byte, store.Profile, error) {
+			if err := parse(old); err != nil {
+				return nil, store.Profile{}, err
+			}
+			current = e.Apply(current)
+			if len(current.Children) == 0 {
+				return nil, store.Profile{}, nil
+			}
+			return current.AppendXML(nil, ""), vcard.ProfileOf(current), nil
+		})
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"mellium.im/xmpp/jid"
+
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/server/servertest"
 	"switchboard/xmpp/wire"
@@ -119,7 +121,7 @@ func TestVCardStorage(t *testing.T) {
 		"auth", "forbidden", "")
 	big := dirCard(strings.Repeat("x", 2100), "", "", "", "", "")
 	pepCheckError(t, dirSetCard(t, a, big), "modify", "not-acceptable", "")
-	pepCheckError(t, dirGetCard(t, a, s.Domain), "cancel", "item-not-found", "")
+	pepCheckError(t, dirGetCard(t, a, s.Domain), "cancel", "service-unavailable", "")
 	pepCheckError(t, pepIQ(t, a, "<iq type='set' to='%s'>%s</iq>", s.Domain, card), "cancel", "service-unavailable", "")
 	if got := dirCardText(t, dirGetCard(t, b, alice.String()), "FN"); got != "Alice Liddell" {
 		t.Fatalf("after the refused sets FN = %q", got)
@@ -307,6 +309,13 @@ func TestDirectorySearch(t *testing.T) {
 	if it := el.Child("query", dirNSSearch).Child("item", dirNSSearch); it == nil || it.ChildText("first", dirNSSearch) != "Bob" {
 		t.Fatalf("legacy result: %s", el)
 	}
+
+	// A user who blocks the searcher is left out of the results.
+	bob := s.MustLogin(t, jid.MustParse("bob@"+s.Domain), prPassword, servertest.ClientOptions{Resource: "block"})
+	pepCheckResult(t, pepIQ(t, bob, "<iq type='set'><block xmlns='urn:xmpp:blocking'><item jid='alice@%s'/></block></iq>", s.Domain))
+	if got, _ := dirSearch(t, a, dirForm(ext+"=12")); !slices.Equal(got, []string{"alice"}) {
+		t.Fatalf("bob blocks alice, her search found %v", got)
+	}
 }
 
 func TestDirectoryPagingAndErrors(t *testing.T) {
@@ -318,7 +327,11 @@ func TestDirectoryPagingAndErrors(t *testing.T) {
 		if set == nil {
 			return "no set"
 		}
-		return set.ChildText("first", dirNSRSM) + ".." + set.ChildText("last", dirNSRSM) + "/" + set.ChildText("count", dirNSRSM)
+		index := ""
+		if f := set.Child("first", dirNSRSM); f != nil {
+			index = "@" + f.AttrValue("index") + ":"
+		}
+		return index + set.ChildText("first", dirNSRSM) + ".." + set.ChildText("last", dirNSRSM) + "/" + set.ChildText("count", dirNSRSM)
 	}
 	d := s.Domain
 	tests := []struct {
@@ -327,12 +340,20 @@ func TestDirectoryPagingAndErrors(t *testing.T) {
 		want      []string
 		wantCount string
 	}{
-		{"bounded by max_results, counted", dirForm(), []string{"alice", "bob", "carol"}, "alice@" + d + "..carol@" + d + "/4"},
-		{"the client's max", dirForm() + rsm("<max>2</max>"), []string{"alice", "bob"}, "alice@" + d + "..bob@" + d + "/4"},
-		{"the next page", dirForm() + rsm("<max>2</max><after>bob@"+d+"</after>"), []string{"carol", "dave"}, "carol@" + d + "..dave@" + d + "/2"},
+		{"bounded by max_results, counted", dirForm(), []string{"alice", "bob", "carol"}, "@0:alice@" + d + "..carol@" + d + "/4"},
+		{"the client's max", dirForm() + rsm("<max>2</max>"), []string{"alice", "bob"}, "@0:alice@" + d + "..bob@" + d + "/4"},
+		// XEP-0059 §2.1: the count is the whole set's, the index the
+		// first item's place in it.
+		{"the next page", dirForm() + rsm("<max>2</max><after>bob@"+d+"</after>"), []string{"carol", "dave"}, "@2:carol@" + d + "..dave@" + d + "/4"},
+		{"after a name between", dirForm() + rsm("<max>1</max><after>bz@"+d+"</after>"), []string{"carol"}, "@2:carol@" + d + "..carol@" + d + "/4"},
+		{"after the last", dirForm() + rsm("<after>dave@"+d+"</after>"), nil, "../4"},
 		{"the count alone", "<last>e</last>" + rsm("<max>0</max>"), nil, "../2"},
-		{"a legacy search pages too", "<first>b</first>" + rsm("<max>1</max>"), []string{"bob"}, "bob@" + d + "..bob@" + d + "/1"},
+		{"a legacy search pages too", "<first>b</first>" + rsm("<max>1</max>"), []string{"bob"}, "@0:bob@" + d + "..bob@" + d + "/1"},
 		{"within the bound: no set", dirForm("{" + dirFields + "}user=o"), []string{"bob", "carol"}, "no set"},
+		// XEP-0055 §2 and XEP-0059 §2.5: an empty <query/>, no set.
+		{"no match, with a set", "<last>nobody</last>" + rsm("<max>5</max>"), nil, "no set"},
+		{"no match, a form", dirForm("{" + dirFields + "}user=nobody"), nil, "no set"},
+		{"instructions sent back are ignored", "<instructions>Fill in</instructions><nick>dee</nick>", []string{"dave"}, "no set"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -340,6 +361,9 @@ func TestDirectoryPagingAndErrors(t *testing.T) {
 			pepCheckResult(t, el)
 			if !slices.Equal(got, tc.want) || count(el) != tc.wantCount {
 				t.Fatalf("found %v with %s, want %v with %s: %s", got, count(el), tc.want, tc.wantCount, el)
+			}
+			if tc.want == nil && tc.wantCount == "no set" && len(el.Child("query", dirNSSearch).Children) != 0 {
+				t.Fatalf("no match must be an empty <query/>: %s", el)
 			}
 		})
 	}

@@ -208,7 +208,9 @@ func (s *Server) build() error {
 	}
 	modules = append(modules, vcardMod)
 	if cfg.Directory.Search {
-		dirMod, err := directory.New(directory.Options{MaxResults: cfg.Directory.MaxResults}, s.db.VCards())
+		dirMod, err := directory.New(directory.Options{MaxResults: cfg.Directory.MaxResults}, directory.Deps{
+			Directory: s.db.VCards(), Blocks: blockingMod.Blocks,
+		})
 		if err != nil {
 			return fmt.Errorf("server: %w", err)
 		}

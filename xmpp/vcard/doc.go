@@ -6,7 +6,9 @@
 // blocking module's filter keeps blocked entities out), and a missing
 // vCard and a missing account both answer service-unavailable (§3.2, as
 // of 1.3). A vCard larger than the configured bound is refused with
-// not-acceptable; an empty <vCard/> removes the stored one.
+// not-acceptable; an empty <vCard/> removes the stored one. The server has
+// no vCard of its own: a request to its domain is service-unavailable, as
+// §3.2 answers for any entity without one.
 //
 // Setting a vCard also records its profile (full name, given and family
 // name, nickname, department, email addresses and phone numbers) for the

@@ -62,16 +62,7 @@ func (m *Module) Register(reg *xmpp.Registry, _ *xmpp.Hooks) error {
 	if err := reg.HandleIQ(m.Name(), xmpp.TargetAccount, xmpp.TypeGet, NS, "vCard", m.get); err != nil {
 		return err
 	}
-	if err := reg.HandleIQ(m.Name(), xmpp.TargetHost|xmpp.TargetRemote, xmpp.TypeGet, NS, "vCard", hostGet); err != nil {
-		return err
-	}
 	return reg.HandleIQ(m.Name(), xmpp.TargetAccount, xmpp.TypeSet, NS, "vCard", m.set)
-}
-
-// hostGet answers a request for the server's own vCard: it has none
-// (§3.1's SHOULD for a missing vCard).
-func hostGet(context.Context, *xmpp.Stanza) (*xmpp.Stanza, error) {
-	return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
 }
 
 func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {

@@ -245,6 +245,10 @@ func validName(n string) bool {
 	return true
 }
 
+// ValidText reports whether s holds only XML characters (XML 1.0 §2.2,
+// valid UTF-8): text that can be written into a document and parsed back.
+func ValidText(s string) bool { return checkChars(s) == nil }
+
 func validChar(r rune, size int) bool {
 	if r == utf8.RuneError && size <= 1 {
 		return false
