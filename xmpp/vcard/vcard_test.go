@@ -1,10 +1,15 @@
 package vcard
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"mellium.im/xmpp/stanza"
 
 	"switchboard/store"
 	"switchboard/xmpp/wire"
@@ -67,4 +72,59 @@ func FuzzProfileOf(f *testing.F) {
 			t.Fatalf("lists of %d and %d", len(p.Emails), len(p.Phones))
 		}
 	})
+}
+
+// fakeStore is a Store whose answers the test sets.
+type fakeStore struct {
+	get    []byte
+	getErr error
+	setErr error
+}
+
+func (f *fakeStore) Get(context.Context, string) ([]byte, error) { return f.get, f.getErr }
+func (f *fakeStore) Set(context.Context, string, []byte, store.Profile) error {
+	return f.setErr
+}
+
+// The handlers' store failures: an account removed while its session
+// ends, a vCard that no longer parses, an I/O error.
+func TestHandlerStoreFailures(t *testing.T) {
+	ioErr := errors.New("disk on fire")
+	tests := []struct {
+		name  string
+		store fakeStore
+		iq    string
+		cond  stanza.Condition // "": an error that is not a stanza error (internal-server-error)
+	}{
+		{"set, account gone", fakeStore{setErr: fmt.Errorf("x: %w", store.ErrNotFound)},
+			"<iq type='set' id='1' from='a@x/r'><vCard xmlns='vcard-temp'><FN>A</FN></vCard></iq>", stanza.ItemNotFound},
+		{"set, I/O", fakeStore{setErr: ioErr}, "<iq type='set' id='1' from='a@x/r'><vCard xmlns='vcard-temp'/></iq>", ""},
+		{"get, unparsable", fakeStore{get: []byte("<vCard xmlns='vcard-temp'><FN>")},
+			"<iq type='get' id='1' from='b@x/r' to='a@x'><vCard xmlns='vcard-temp'/></iq>", ""},
+		{"get, I/O", fakeStore{getErr: ioErr}, "<iq type='get' id='1' from='b@x/r' to='a@x'><vCard xmlns='vcard-temp'/></iq>", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := New(Options{MaxBytes: 1024}, Deps{Store: &tc.store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := xmpptest.Stanza(t, tc.iq)
+			h := m.get
+			if st.Type == "set" {
+				h = m.set
+			}
+			res, err := h(t.Context(), st)
+			var se stanza.Error
+			isStanza := errors.As(err, &se)
+			switch {
+			case err == nil:
+				t.Fatalf("answered %v, want an error", res)
+			case tc.cond != "" && (!isStanza || se.Condition != tc.cond):
+				t.Fatalf("error %v, want %s", err, tc.cond)
+			case tc.cond == "" && isStanza:
+				t.Fatalf("error %v is a stanza error; a failure of ours must be internal-server-error", err)
+			}
+		})
+	}
 }
