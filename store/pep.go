@@ -490,25 +490,23 @@ func (b pepTx) trim(owner string, n PEPNode) (uint64, error) {
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		count++
 	}
-	var freed uint64
-	for k, v := c.Seek(prefix); count > n.MaxItems && k != nil && bytes.HasPrefix(k, prefix); k, v = c.Seek(prefix) {
-		it, err := decodePEPItem(v)
-		if err != nil {
-			return 0, err
-		}
-		freed += it.size()
-		if err := c.Delete(); err != nil {
-			return 0, err
-		}
-		count--
+	if count <= n.MaxItems {
+		return 0, nil
 	}
-	return freed, nil
+	return b.dropOldest(prefix, count-n.MaxItems)
 }
 
-func (b pepTx) dropItems(prefix []byte) (uint64, error) {
+// dropItems removes every item under prefix and returns the bytes they
+// took.
+func (b pepTx) dropItems(prefix []byte) (uint64, error) { return b.dropOldest(prefix, -1) }
+
+// dropOldest removes the first n items under prefix (the oldest: keys end
+// in the item's sequence number), all of them when n < 0, and returns the
+// bytes they took.
+func (b pepTx) dropOldest(prefix []byte, n int) (uint64, error) {
 	var freed uint64
 	c := b.items.Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Seek(prefix) {
+	for k, v := c.Seek(prefix); n != 0 && k != nil && bytes.HasPrefix(k, prefix); k, v = c.Seek(prefix) {
 		it, err := decodePEPItem(v)
 		if err != nil {
 			return 0, err
@@ -517,6 +515,7 @@ func (b pepTx) dropItems(prefix []byte) (uint64, error) {
 		if err := c.Delete(); err != nil {
 			return 0, err
 		}
+		n--
 	}
 	return freed, nil
 }

@@ -42,7 +42,7 @@ func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func
 		"Rooms.Count":           func() error { _, err := db.Rooms().Count(ctx, ""); return err },
 		"VCards.Get":            func() error { _, err := db.VCards().Get(ctx, owner); return err },
 		"VCards.Directory": func() error {
-			return db.VCards().Directory(ctx, "example.org", "", func(string, Profile) bool { return true })
+			return db.VCards().Directory(ctx, "example.org", func(string, Profile) bool { return true })
 		},
 	}
 	writes = map[string]func() error{

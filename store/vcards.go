@@ -135,11 +135,10 @@ func (v *VCards) Get(ctx context.Context, owner string) ([]byte, error) {
 }
 
 // Directory calls fn with each account of host, in the byte order of
-// localparts, starting after the localpart after ("" from the first), and
-// its profile (zero without a vCard, or when the stored profile cannot be
+// localparts, and its profile (zero without a vCard, or when the stored profile cannot be
 // decoded: that is logged, and the walk goes on), until fn returns false.
 // All calls happen within one read transaction: fn must not use the store.
-func (v *VCards) Directory(ctx context.Context, host, after string, fn func(local string, p Profile) bool) error {
+func (v *VCards) Directory(ctx context.Context, host string, fn func(local string, p Profile) bool) error {
 	if err := validateJIDPart("host", host); err != nil {
 		return fmt.Errorf("store: directory: %w", err)
 	}
@@ -154,11 +153,7 @@ func (v *VCards) Directory(ctx context.Context, host, after string, fn func(loca
 			return err
 		}
 		c := users.Cursor()
-		k, _ := c.Seek(userKey(host, after))
-		if after != "" && k != nil && bytes.HasPrefix(k, prefix) && string(k[len(prefix):]) == after {
-			k, _ = c.Next()
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			var p Profile
 			if val := profiles.Get(k); val != nil {
 				if p, err = decodeProfile(val); err != nil {

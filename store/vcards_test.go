@@ -62,7 +62,7 @@ func TestVCards(t *testing.T) {
 				t.Fatalf("Get = %q, %v; want %q", got, err, tc.want)
 			}
 			var listed []Profile
-			if err := v.Directory(t.Context(), "x", "", func(local string, p Profile) bool {
+			if err := v.Directory(t.Context(), "x", func(local string, p Profile) bool {
 				listed = append(listed, p)
 				return true
 			}); err != nil {
@@ -94,39 +94,36 @@ func TestVCardsDirectory(t *testing.T) {
 		local string
 		full  string
 	}
-	walk := func(host, after string, limit int) []entry {
+	walk := func(host string, limit int) []entry {
 		t.Helper()
 		var out []entry
-		err := v.Directory(ctx, host, after, func(local string, p Profile) bool {
+		err := v.Directory(ctx, host, func(local string, p Profile) bool {
 			out = append(out, entry{local, p.FullName})
 			return len(out) < limit
 		})
 		if err != nil {
-			t.Fatalf("Directory(%s, %q): %v", host, after, err)
+			t.Fatalf("Directory(%s): %v", host, err)
 		}
 		return out
 	}
 	tests := []struct {
-		name, host, after string
-		limit             int
-		want              []entry
+		name, host string
+		limit      int
+		want       []entry
 	}{
-		{"all of x, in order, carol without a vCard", "x", "", 10, []entry{{"alice", "alice@x"}, {"bob", "bob@x"}, {"carol", ""}}},
-		{"after alice", "x", "alice", 10, []entry{{"bob", "bob@x"}, {"carol", ""}}},
-		{"after a name between", "x", "b", 10, []entry{{"bob", "bob@x"}, {"carol", ""}}},
-		{"after the last", "x", "carol", 10, nil},
-		{"stops when told", "x", "", 2, []entry{{"alice", "alice@x"}, {"bob", "bob@x"}}},
-		{"other host", "y", "", 10, []entry{{"dave", "dave@y"}}},
-		{"no such host", "z", "", 10, nil},
+		{"all of x, in order, carol without a vCard", "x", 10, []entry{{"alice", "alice@x"}, {"bob", "bob@x"}, {"carol", ""}}},
+		{"stops when told", "x", 2, []entry{{"alice", "alice@x"}, {"bob", "bob@x"}}},
+		{"other host", "y", 10, []entry{{"dave", "dave@y"}}},
+		{"no such host", "z", 10, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := walk(tc.host, tc.after, tc.limit); !reflect.DeepEqual(got, tc.want) {
+			if got := walk(tc.host, tc.limit); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
 	}
-	if err := v.Directory(ctx, "", "", func(string, Profile) bool { return true }); !errors.Is(err, ErrInvalid) {
+	if err := v.Directory(ctx, "", func(string, Profile) bool { return true }); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Directory of an empty host = %v, want ErrInvalid", err)
 	}
 
@@ -138,7 +135,7 @@ func TestVCardsDirectory(t *testing.T) {
 		t.Fatalf("Get after the account's removal = %v, want ErrNotFound", err)
 	}
 	createAccounts(t, db, "alice@x")
-	if got := walk("x", "", 1); !reflect.DeepEqual(got, []entry{{"alice", ""}}) {
+	if got := walk("x", 1); !reflect.DeepEqual(got, []entry{{"alice", ""}}) {
 		t.Fatalf("a new alice@x inherited %v", got)
 	}
 }
@@ -234,7 +231,7 @@ func TestVCardsCorrupt(t *testing.T) {
 	// The directory lists the user of the damaged profile without it,
 	// and goes on with the others.
 	var got []string
-	if err := v.Directory(ctx, "x", "", func(local string, p Profile) bool {
+	if err := v.Directory(ctx, "x", func(local string, p Profile) bool {
 		got = append(got, local+"="+p.FullName)
 		return true
 	}); err != nil {
@@ -263,7 +260,7 @@ func TestVCardsRemovalKeepsOtherHosts(t *testing.T) {
 		t.Fatalf("alice@y's vCard after removing alice@x: %v", err)
 	}
 	var got []string
-	if err := v.Directory(ctx, "y", "", func(local string, p Profile) bool {
+	if err := v.Directory(ctx, "y", func(local string, p Profile) bool {
 		got = append(got, p.FullName)
 		return true
 	}); err != nil {

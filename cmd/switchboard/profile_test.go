@@ -89,7 +89,9 @@ func TestUserProfile(t *testing.T) {
 	}
 	// Showing is not recorded; the audit detail names the fields given,
 	// an empty one (removed) apart from those left out.
-	mustRun(t, "", append(data, "user", "profile", "alice@localhost")...)
+	if shown := lines(mustRun(t, "", append(data, "user", "profile", "alice@localhost")...)); !slices.Contains(shown, "name: Alice Liddell") || !slices.Contains(shown, "extension: ") {
+		t.Fatalf("profile shown: %q", shown)
+	}
 	audit := mustRun(t, "", append(data, "audit")...)
 	if n := strings.Count(audit, "\tuser.profile\talice@localhost"); n != 2 {
 		t.Fatalf("%d user.profile entries, want 2 (the two changes):\n%s", n, audit)

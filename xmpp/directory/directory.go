@@ -43,7 +43,7 @@ const (
 // Directory lists a host's accounts with their profiles;
 // *store.VCards implements it.
 type Directory interface {
-	Directory(ctx context.Context, host, after string, fn func(local string, p store.Profile) bool) error
+	Directory(ctx context.Context, host string, fn func(local string, p store.Profile) bool) error
 }
 
 // Options are the module's settings.
@@ -98,7 +98,19 @@ type field struct {
 	legacy   bool // also an element of the legacy query (§2)
 	// values returns what the field is matched against.
 	values func(local string, p store.Profile) []string
-	digits bool // compare digits alone when the query has any
+	// shown, if not nil, returns what a result shows of the field
+	// (values otherwise), under reportedLabel (label otherwise).
+	shown         func(local string, p store.Profile) []string
+	reportedLabel string
+	digits        bool // compare digits alone when the query has any
+}
+
+// result returns what a result item shows for the field.
+func (f field) result(local string, p store.Profile) []string {
+	if f.shown != nil {
+		return f.shown(local, p)
+	}
+	return f.values(local, p)
 }
 
 func one(s string) []string {
@@ -119,7 +131,7 @@ func searchFields() []field {
 				full = strings.TrimSpace(p.Given + " " + p.Family)
 			}
 			return []string{full, p.Given, p.Family, p.Nick, local}
-		}},
+		}, shown: func(_ string, p store.Profile) []string { return one(p.FullName) }, reportedLabel: "Full name"},
 		{v: FieldUser, label: "User name", values: func(local string, _ store.Profile) []string { return []string{local} }},
 		{v: FieldFirst, label: "Given Name", legacy: true, values: func(_ string, p store.Profile) []string { return one(p.Given) }},
 		{v: FieldLast, label: "Family Name", legacy: true, values: func(_ string, p store.Profile) []string { return one(p.Family) }},
@@ -218,7 +230,7 @@ func (m *Module) search(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, err
 		p     store.Profile
 	}
 	var all []hit
-	err = m.deps.Directory.Directory(ctx, host, "", func(local string, p store.Profile) bool {
+	err = m.deps.Directory.Directory(ctx, host, func(local string, p store.Profile) bool {
 		if matches(crit, local, p) {
 			all = append(all, hit{local, p})
 		}
@@ -251,19 +263,19 @@ func (m *Module) search(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, err
 	}
 	hits := all[start:min(start+limit, count)]
 	res := wire.New("query", NS)
+	fields := searchFields()
 	var x *wire.Element
 	if isForm {
 		x = wire.New("x", xmpp.NSData, wire.Attr{Name: "type", Value: "result"})
 		x.AddChild(xmpp.FormField(fieldFormType, "hidden", NS))
 		rep := wire.New("reported", xmpp.NSData)
 		rep.AddChild(labelled(xmpp.FormField(fieldJID, "jid-single"), "JID"))
-		for _, f := range searchFields() {
-			if f.v == FieldName {
-				// Reported as the full name (FN) alone.
-				rep.AddChild(labelled(xmpp.FormField(f.v, "text-single"), "Full name"))
-				continue
+		for _, f := range fields {
+			label := f.label
+			if f.reportedLabel != "" {
+				label = f.reportedLabel
 			}
-			rep.AddChild(labelled(xmpp.FormField(f.v, "text-single"), f.label))
+			rep.AddChild(labelled(xmpp.FormField(f.v, "text-single"), label))
 		}
 		x.AddChild(rep)
 		res.AddChild(x)
@@ -283,8 +295,8 @@ func (m *Module) search(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, err
 		}
 		item := wire.New("item", xmpp.NSData)
 		item.AddChild(xmpp.FormField(fieldJID, "", j))
-		for _, f := range searchFields() {
-			item.AddChild(xmpp.FormField(f.v, "", resultValues(f.v, h.local, h.p)...))
+		for _, f := range fields {
+			item.AddChild(xmpp.FormField(f.v, "", f.result(h.local, h.p)...))
 		}
 		x.AddChild(item)
 	}
@@ -307,29 +319,6 @@ func first(list []string) string {
 		return ""
 	}
 	return list[0]
-}
-
-// resultValues is what a result item shows for field v.
-func resultValues(v, local string, p store.Profile) []string {
-	switch v {
-	case FieldName:
-		return one(p.FullName)
-	case FieldUser:
-		return []string{local}
-	case FieldFirst:
-		return one(p.Given)
-	case FieldLast:
-		return one(p.Family)
-	case FieldNick:
-		return one(p.Nick)
-	case FieldEmail:
-		return p.Emails
-	case FieldDepartment:
-		return one(p.OrgUnit)
-	case FieldExtension:
-		return p.Phones
-	}
-	return nil
 }
 
 // criteria reads a search request: a submitted data form (XEP-0055 §3),

@@ -195,9 +195,9 @@ type memDirectory struct {
 	profiles []store.Profile
 }
 
-func (d *memDirectory) Directory(_ context.Context, _, after string, fn func(string, store.Profile) bool) error {
+func (d *memDirectory) Directory(_ context.Context, _ string, fn func(string, store.Profile) bool) error {
 	for i, l := range d.locals {
-		if l > after && !fn(l, d.profiles[i]) {
+		if !fn(l, d.profiles[i]) {
 			return nil
 		}
 	}

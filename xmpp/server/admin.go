@@ -385,46 +385,48 @@ func runUserProfile(ctx context.Context, b Backend, req AdminRequest) ([]string,
 			changed = true
 		}
 	}
-	var current *wire.Element
-	parse := func(raw []byte) error {
+	// p is the profile the directory holds when the command ends.
+	var p store.Profile
+	parse := func(raw []byte) (*wire.Element, error) {
 		if raw == nil {
-			current = nil
-			return nil
+			return nil, nil
 		}
-		var err error
-		if current, err = wire.Parse(raw, wire.NewScope("")); err != nil {
-			return fmt.Errorf("stored vCard of %s: %w", owner, err)
+		v, err := wire.Parse(raw, wire.NewScope(""))
+		if err != nil {
+			return nil, fmt.Errorf("stored vCard of %s: %w", owner, err)
 		}
-		return nil
+		return v, nil
 	}
 	if !changed {
 		raw, err := b.VCards.Get(ctx, owner)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		if err := parse(raw); err != nil {
+		v, err := parse(raw)
+		if err != nil {
 			return nil, err
+		}
+		if v != nil {
+			p = vcard.ProfileOf(v)
 		}
 	} else {
 		// One transaction: a change the user makes meanwhile (a new
 		// photo) is not lost.
 		err = b.VCards.Update(ctx, owner, func(old []byte) ([]byte, store.Profile, error) {
-			if err := parse(old); err != nil {
+			v, err := parse(old)
+			if err != nil {
 				return nil, store.Profile{}, err
 			}
-			current = e.Apply(current)
-			if len(current.Children) == 0 {
-				return nil, store.Profile{}, nil
+			v = e.Apply(v)
+			p = vcard.ProfileOf(v)
+			if len(v.Children) == 0 {
+				return nil, p, nil
 			}
-			return current.AppendXML(nil, ""), vcard.ProfileOf(current), nil
+			return v.AppendXML(nil, ""), p, nil
 		})
 		if err != nil {
 			return nil, err
 		}
-	}
-	var p store.Profile
-	if current != nil {
-		p = vcard.ProfileOf(current)
 	}
 	return []string{
 		"name: " + p.FullName, "given: " + p.Given, "family: " + p.Family,
