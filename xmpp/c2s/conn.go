@@ -103,6 +103,10 @@ type conn struct {
 	writing  bool
 	writerOn bool
 	held     bool
+	// inactive says the client indicated that its user is not looking
+	// (XEP-0352, csi.go): what can wait is held in the queue. Set by the
+	// ingress loop; a resumption clears it.
+	inactive bool
 	writers  sync.WaitGroup
 	// direct is the socket's raw connection, for Flush to write on the
 	// delivering goroutine; nil over TLS, with XML tracing, or on a
@@ -442,6 +446,11 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 		c.mu.Unlock()
 		c.logger().Warn("slow consumer: closing session")
 		return false
+	}
+	if c.inactive && !c.closed && !urgent(st) {
+		c.holdLocked(st)
+		c.mu.Unlock()
+		return true
 	}
 	c.queue = append(c.queue, st)
 	c.qbytes += n
@@ -789,6 +798,9 @@ func (c *conn) appendFeatures(b []byte) []byte {
 		b = append(b, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"...)
 		b = append(b, "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"...)
 		b = append(b, "<sm xmlns='urn:xmpp:sm:3'/>"...)
+		if c.srv.opts.CSIQueue > 0 {
+			b = append(b, "<csi xmlns='urn:xmpp:csi:0'/>"...)
+		}
 		for _, f := range c.srv.opts.PostAuthFeatures {
 			b = append(b, f...)
 		}

@@ -36,6 +36,14 @@
 // goroutine then serve the old session. What an ended session was given
 // but never acknowledged goes back to the router (Router.Unacknowledged).
 //
+// Client State Indication (XEP-0352 1.0.0, csi.go) is offered after
+// authentication when Options.CSIQueue is positive. While a client is
+// inactive, DeliverDeferred queues what can wait without starting the
+// writer, dropping a held presence or chat state that a newer one from the
+// same sender replaces; an urgent stanza, <active/>, or CSIQueue stanzas
+// (or half of the outbox's bytes) held start it. Active sessions pay one
+// boolean check per stanza.
+//
 // Serve accepts TCP connections; ServeConn serves a stream on a transport
 // set up elsewhere, such as a WebSocket (package ws, RFC 7395), which is
 // secure when TLS runs below it and never offers STARTTLS.

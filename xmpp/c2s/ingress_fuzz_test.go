@@ -81,6 +81,14 @@ func FuzzIngress(f *testing.F) {
 		`<enable xmlns='urn:xmpp:sm:3' resume='true' max='9'/><message to='alice@localhost/r' id='e'><body>echo</body></message><r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='1'/><enable xmlns='urn:xmpp:sm:3'/>`,
 		`<enable xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='4294967295'/>`,
 		`<r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='x'/><resume xmlns='urn:xmpp:sm:3' previd='p' h='0'/>`,
+		// Client State Indication (XEP-0352): held presence and chat
+		// states to the session itself, superseded, then sent.
+		`<inactive xmlns='urn:xmpp:csi:0'/><presence to='alice@localhost/r'/><presence to='alice@localhost/r' type='unavailable'/>` +
+			`<message to='alice@localhost/r'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>` +
+			`<message to='alice@localhost/r'><paused xmlns='http://jabber.org/protocol/chatstates'/><thread>t</thread></message>` +
+			`<message to='alice@localhost/r'><received xmlns='urn:xmpp:receipts'/></message><active xmlns='urn:xmpp:csi:0'/>`,
+		`<inactive xmlns='urn:xmpp:csi:0'/><enable xmlns='urn:xmpp:sm:3'/><presence to='alice@localhost/r'/><message to='alice@localhost/r'><body>b</body></message>`,
+		`<csi:inactive xmlns:csi='urn:xmpp:csi:0'/><inactive xmlns='urn:xmpp:csi:0'><x/></inactive><sleep xmlns='urn:xmpp:csi:0'/>`,
 	} {
 		f.Add([]byte(s), true)
 	}
@@ -181,6 +189,7 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 		// A resumable session whose input ends hibernates this long;
 		// runToEnd waits for its end.
 		ResumeTimeout: 20 * time.Millisecond,
+		CSIQueue:      4,
 	}, Deps{Router: &echoRouter{}, Auth: authSrv, Registrar: registrarFunc(func(user string) error {
 		if user == "taken" || user == "alice" {
 			return stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict}

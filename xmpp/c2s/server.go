@@ -73,6 +73,10 @@ type Options struct {
 	// (XEP-0198) whose connection failed stays bound, waiting for the
 	// client to resume it, at most; 0 disables resumption (acks remain).
 	ResumeTimeout time.Duration
+	// CSIQueue offers Client State Indication (XEP-0352) when positive:
+	// an inactive client's outbox sends what it holds once it holds that
+	// many stanzas (csi.go), or half of Limits.OutboxStanzas if fewer.
+	CSIQueue int
 }
 
 // Deps are the Server's collaborators.
@@ -127,6 +131,11 @@ func New(opts Options, deps Deps) (*Server, error) {
 	}
 	if l.MaxAuthAttempts <= 0 {
 		l.MaxAuthAttempts = 5
+	}
+	if opts.CSIQueue > 0 {
+		// What is held counts towards the outbox: it is sent long
+		// before the session could be cut off as a slow consumer.
+		opts.CSIQueue = min(opts.CSIQueue, max(1, l.OutboxStanzas/2))
 	}
 	if l.WriteTimeout <= 0 {
 		l.WriteTimeout = 30 * time.Second

@@ -50,6 +50,12 @@ func (c *conn) serve(ctx context.Context) error {
 				}
 				continue
 			}
+			if el.Space == nsCSI {
+				if err := c.csiElement(el); err != nil {
+					return err
+				}
+				continue
+			}
 			// RFC 6120 §4.9.3.24: a top-level element we do not
 			// support.
 			return serr("unsupported-stanza-type", "")

@@ -539,6 +539,8 @@ func (c *conn) takeOver(n *conn, h uint32) error {
 	clear(sm.unacked)
 	sm.unacked, sm.unackedBytes = sm.unacked[:0], 0
 	c.phase = phaseLive
+	// XEP-0352 §5: a resumed stream is active.
+	c.inactive = false
 	c.kickLocked()
 	c.mu.Unlock()
 	c.logger().Info("session resumed", "conn", n.id, "remote", n.remote,

@@ -176,6 +176,12 @@ type C2S struct {
 	// (XEP-0198) whose connection broke stays bound for its client to
 	// resume it; 0 disables resumption.
 	ResumeTimeout Duration `toml:"resume_timeout"`
+	// CSI offers Client State Indication (XEP-0352): while a client says
+	// it is inactive, the stanzas that can wait are held for it, at most
+	// CSIQueue of them (and half of [Limits.OutboxStanzas] and of
+	// [Limits.OutboxBytes]) before they are sent.
+	CSI      bool `toml:"csi"`
+	CSIQueue int  `toml:"csi_queue"`
 }
 
 // S2S configures federation with other servers ([s2s]). Federation is on
@@ -409,7 +415,7 @@ func LimitsDefaults() Limits {
 
 // C2SDefaults returns the defaults of [c2s].
 func C2SDefaults() C2S {
-	return C2S{ResourceConflict: KickOld, ResumeTimeout: Duration(5 * time.Minute)}
+	return C2S{ResourceConflict: KickOld, ResumeTimeout: Duration(5 * time.Minute), CSI: true, CSIQueue: 256}
 }
 
 // S2SDefaults returns the defaults of [s2s].

@@ -164,6 +164,9 @@ func (c C2S) validate(p *problems) {
 	if c.ResumeTimeout > Duration(MaxResumeTimeout) {
 		p.add("c2s.resume_timeout", "must be at most %s, got %q", Duration(MaxResumeTimeout), c.ResumeTimeout)
 	}
+	if c.CSI {
+		atLeast(p, "c2s.csi_queue", c.CSIQueue, 1)
+	}
 }
 
 func (s S2S) validate(p *problems) {

@@ -57,6 +57,9 @@ func TestValidate(t *testing.T) {
 		{"negative resume timeout", func(c *Config) { c.C2S.ResumeTimeout = -1 }, []string{"c2s.resume_timeout"}},
 		{"resume timeout over a day", func(c *Config) { c.C2S.ResumeTimeout = Duration(25 * time.Hour) }, []string{"c2s.resume_timeout"}},
 		{"resumption off", func(c *Config) { c.C2S.ResumeTimeout = 0 }, nil},
+		{"zero csi queue", func(c *Config) { c.C2S.CSIQueue = 0 }, []string{"c2s.csi_queue"}},
+		{"csi queue as long as the outbox", func(c *Config) { c.C2S.CSIQueue = c.Limits.OutboxStanzas }, nil},
+		{"csi off, its queue unchecked", func(c *Config) { c.C2S.CSI, c.C2S.CSIQueue = false, 0 }, nil},
 		{"upload settings", func(c *Config) {
 			c.Upload = Upload{MaxFileSize: 1, ExpireAfter: Duration(time.Hour), PublicURL: "https://chat.example.org:8443/files/", Dir: "/srv/up"}
 			c.Hosts[0].UploadDomain = "-"

@@ -320,6 +320,7 @@ func (s *Server) build() error {
 		TraceXML:     cfg.Log.TraceXML,
 		// XEP-0198 resumption.
 		ResumeTimeout: cfg.C2S.ResumeTimeout.Duration(),
+		CSIQueue:      csiQueue(cfg.C2S),
 		Limits: c2s.Limits{
 			MaxStanzaSize:      lim.MaxStanzaSize,
 			AuthTimeout:        lim.AuthTimeout.Duration(),
@@ -639,4 +640,13 @@ func (s *Server) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout.Duration())
 	defer cancel()
 	return s.Shutdown(sctx)
+}
+
+// csiQueue is the c2s option that offers Client State Indication: 0 when
+// [c2s] csi is off.
+func csiQueue(c config.C2S) int {
+	if !c.CSI {
+		return 0
+	}
+	return c.CSIQueue
 }

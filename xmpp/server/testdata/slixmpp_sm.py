@@ -28,83 +28,14 @@ Tested with slixmpp 1.8.3 (Debian bookworm).
 """
 
 import asyncio
-import ssl
 import sys
-from pathlib import Path
 
-from slixmpp_common import run_scenario, slixmpp
-
-
-class Client(slixmpp.ClientXMPP):
-    """A ClientXMPP that dials a fixed address, verifies TLS for the XMPP
-    domain, records what it receives and reports failures."""
-
-    def __init__(self, role, user, password, args, outcome, sm):
-        super().__init__(f"{user}@{args.domain}", password)
-        self.role = role
-        self.args = args
-        self.outcome = outcome
-        self.ca_certs = Path(args.ca)
-        self.default_domain = args.domain
-        self.use_ipv6 = False
-        # slixmpp 1.8.3 binds SCRAM-*-PLUS to tls-unique, which TLS 1.3
-        # lacks (see slixmpp_chat.py).
-        self.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
-        if sm:
-            self.register_plugin("xep_0198")
-        loop = asyncio.get_running_loop()
-        self.ready = loop.create_future()
-        self.sessions = 0
-        self.expect_disconnect = False
-        self.bodies = asyncio.Queue()
-        self.add_event_handler("session_start", self.on_session_start)
-        self.add_event_handler("presence_available", self.on_presence)
-        self.add_event_handler("message", self.on_message)
-        self.add_event_handler("connection_failed", lambda e: self.fail(f"connection failed: {e}"))
-        self.add_event_handler("ssl_invalid_chain", lambda e: self.fail(f"certificate not trusted: {e}"))
-        self.add_event_handler("failed_all_auth", lambda _e: self.fail("authentication failed"))
-        self.add_event_handler("stream_error", lambda e: self.fail(f"stream error: {e['condition']} {e['text']}"))
-        self.add_event_handler("disconnected", self.on_disconnected)
-
-    async def get_dns_records(self, domain, port=None):
-        return [(self.args.domain, self.args.host, self.args.port)]
-
-    def fail(self, reason):
-        self.outcome.fail(f"{self.role}: {reason}")
-
-    def on_disconnected(self, reason):
-        if not self.expect_disconnect:
-            self.fail(f"disconnected before the test ended: {reason}")
-
-    async def on_session_start(self, _event):
-        self.sessions += 1
-        if self.sessions > 1:
-            self.fail("a new session started where the old one should resume")
-            return
-        self.send_presence()
-
-    def on_presence(self, pres):
-        if pres["from"] == self.boundjid and not self.ready.done():
-            self.ready.set_result(True)
-
-    def on_message(self, msg):
-        if msg["type"] == "error":
-            self.fail(f"message bounced from {msg['from']}: {msg['error']['condition']}")
-            return
-        if msg["body"]:
-            self.bodies.put_nowait((str(msg["from"]), msg["body"]))
-
-    async def receive(self, body):
-        """Waits for body, skipping others (a resent copy included)."""
-        while True:
-            sender, got = await self.bodies.get()
-            if got == body:
-                return sender
+from slixmpp_common import Client, finish, run_scenario
 
 
 async def scenario(args, outcome):
-    c1 = Client("client 1", args.user1, args.password1, args, outcome, sm=True)
-    c2 = Client("client 2", args.user2, args.password2, args, outcome, sm=False)
+    c1 = Client("client 1", args.user1, args.password1, args, outcome, plugins=("xep_0198",))
+    c2 = Client("client 2", args.user2, args.password2, args, outcome)
     loop = asyncio.get_running_loop()
     enabled = loop.create_future()
     resumed = loop.create_future()
@@ -149,10 +80,7 @@ async def scenario(args, outcome):
         c2.fail(f"message from {sender}, want {full}")
         return
     print(f"OK: client 2 received the reply from {sender}")
-    c1.expect_disconnect = c2.expect_disconnect = True
-    c1.disconnect()
-    c2.disconnect()
-    outcome.succeed()
+    finish(outcome, c1, c2)
 
 
 if __name__ == "__main__":

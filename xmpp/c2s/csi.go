@@ -1,0 +1,302 @@
+package c2s
+
+import (
+	"strings"
+
+	"switchboard/xmpp"
+	"switchboard/xmpp/wire"
+)
+
+// Client State Indication (XEP-0352 1.0.0). A client says, with
+// <inactive/> and <active/> after binding, whether its user is looking.
+// While it is inactive the session holds in its outbox what can wait
+// (presence updates, chat states, receipts and markers, PEP notifications,
+// archive results: see urgent), keeping only the latest presence and chat
+// state of each sender (slotOf), and sends all it holds, in order, when
+// something urgent arrives, when the client is active again, or when
+// Options.CSIQueue stanzas (at most half of Limits.OutboxStanzas) or half
+// of Limits.OutboxBytes are held. Holding is best effort: a writer that
+// runs (for an urgent stanza, say) takes what is held with the rest.
+//
+// What is held is not yet written: stream management (XEP-0198) counts it
+// when it is written, and a session that hibernates keeps it like any
+// other queued stanza. A resumed stream is active (XEP-0352 §5: the state
+// is not restored).
+const nsCSI = "urn:xmpp:csi:0"
+
+// Namespaces that make a message urgent, or that a held message may carry
+// and still be superseded.
+const (
+	nsChatStates = "http://jabber.org/protocol/chatstates"
+	nsCarbons    = "urn:xmpp:carbons:2"
+	nsForward    = "urn:xmpp:forward:0"
+	nsConference = "jabber:x:conference" // XEP-0249 invitations
+	nsMUCUser    = "http://jabber.org/protocol/muc#user"
+	// XEP-0353 calls: version 0 and the later 1 that clients send too.
+	nsJingleMsgPrefix = "urn:xmpp:jingle-message:"
+	nsCallInvites     = "urn:xmpp:call-invites:0" // XEP-0482, calls in rooms
+	nsChatMarkers     = "urn:xmpp:chat-markers:0"
+	nsPubSubEvent     = "http://jabber.org/protocol/pubsub#event"
+	// XEP-0490: what the user's devices displayed, a PEP node.
+	nodeMDS     = "urn:xmpp:mds:displayed:0"
+	nsOMEMO     = "eu.siacs.conversations.axolotl"
+	nsOMEMO2    = "urn:xmpp:omemo:2"
+	nsOpenPGP   = "urn:xmpp:openpgp:0"
+	nsLegacyPGP = "jabber:x:encrypted"
+	nsStanzaID  = "urn:xmpp:sid:0"
+)
+
+// maxCarbonNest is how deep urgentMessage looks into carbon copies: a copy
+// of a copy is not something XEP-0280 sends.
+const maxCarbonNest = 1
+
+// csiElement handles a CSI element the client sent after binding. With
+// CSI off it is an element the server does not support (RFC 6120
+// §4.9.3.24), as any other.
+func (c *conn) csiElement(el *wire.Element) error {
+	if c.srv.opts.CSIQueue <= 0 {
+		return serr("unsupported-stanza-type", "")
+	}
+	switch el.Name {
+	case "inactive":
+		c.mu.Lock()
+		c.inactive = true
+		c.mu.Unlock()
+	case "active":
+		// §4 (RFC 6120 §10.1): what is held is queued before anything
+		// the client's next stanzas cause.
+		c.mu.Lock()
+		c.inactive = false
+		if len(c.queue) > 0 {
+			c.kickLocked()
+		}
+		c.mu.Unlock()
+	default:
+		return serr("unsupported-stanza-type", "")
+	}
+	c.debug("client state", "inactive", el.Name == "inactive")
+	return nil
+}
+
+// holdLocked queues st, which is not urgent, for an inactive client,
+// dropping the held stanza it supersedes if there is one, and sends what is
+// held once there is too much. c.mu is held, and the outbox has room for
+// st (DeliverDeferred).
+func (c *conn) holdLocked(st *xmpp.Stanza) {
+	if i := c.supersededLocked(st); i >= 0 {
+		c.qbytes -= len(c.queue[i].Bytes())
+		copy(c.queue[i:], c.queue[i+1:])
+		c.queue[len(c.queue)-1] = nil
+		c.queue = c.queue[:len(c.queue)-1]
+	}
+	c.queue = append(c.queue, st)
+	c.qbytes += len(st.Bytes())
+	if len(c.queue) >= c.srv.opts.CSIQueue || c.qbytes > c.srv.opts.Limits.OutboxBytes/2 {
+		c.kickLocked()
+	}
+}
+
+// supersededLocked returns the index in the queue of the held stanza that
+// st makes obsolete, or -1: one in the same slot (slotOf) after the last
+// urgent stanza queued (queued, not written yet: a writer is busy), which
+// nothing may move past. A stanza of the sender's that is not in a slot
+// also stays in place, with what it follows. The queue holds only what is
+// not written yet: stream management has counted none of it.
+func (c *conn) supersededLocked(st *xmpp.Stanza) int {
+	s, ok := slotOf(st)
+	if !ok {
+		return -1
+	}
+	for i := len(c.queue) - 1; i >= 0; i-- {
+		q := c.queue[i]
+		if urgent(q) {
+			return -1
+		}
+		if !q.From.Equal(st.From) {
+			continue
+		}
+		qs, ok := slotOf(q)
+		switch {
+		case !ok:
+			if q.Kind == st.Kind {
+				// A receipt, a marker or a room's status presence
+				// from the sender: the state before it stays.
+				return -1
+			}
+		case qs == s:
+			return i
+		}
+	}
+	return -1
+}
+
+// slot is what a held stanza is the latest of, for one sender (the
+// stanza's 'from'): its availability (RFC 6121 §4.4.2: presence replaces
+// the earlier), its chat state in a thread (XEP-0085 §5: a state replaces
+// the one before), or the chat state of a message carbon-copied to the
+// user (XEP-0280), in a thread of a conversation of the user's with a
+// contact.
+type slot struct {
+	kind     slotKind
+	carbon   string // sent or received
+	from, to string // of the message carbon-copied
+	thread   string
+}
+
+type slotKind uint8
+
+const (
+	slotPresence slotKind = iota + 1
+	slotChatState
+)
+
+// slotOf returns the slot of st, if it has one. Presence that tells of a
+// room's event (a muc#user status code, a room's destruction: a kick, a
+// ban, a nick change, a room closing) has none: it is never replaced, nor
+// does another occupant who takes the nickname later replace it.
+func slotOf(st *xmpp.Stanza) (slot, bool) {
+	switch {
+	case isAvailability(st):
+		if x := st.El.Child("x", nsMUCUser); x != nil && (x.Child("status", nsMUCUser) != nil || x.Child("destroy", nsMUCUser) != nil) {
+			return slot{}, false
+		}
+		return slot{kind: slotPresence}, true
+	case st.Kind != xmpp.KindMessage || st.Type == xmpp.TypeError:
+		return slot{}, false
+	}
+	if thread, ok := chatStateOnly(st.El); ok {
+		return slot{kind: slotChatState, thread: thread}, true
+	}
+	// A carbon copy of a chat state alone.
+	if len(st.El.Children) != 1 {
+		return slot{}, false
+	}
+	cc := st.El.Children[0]
+	if cc.Space != nsCarbons || (cc.Name != "sent" && cc.Name != "received") {
+		return slot{}, false
+	}
+	fwd := cc.Child("forwarded", nsForward)
+	if fwd == nil {
+		return slot{}, false
+	}
+	m := fwd.Child("message", xmpp.NSClient)
+	if m == nil || m.AttrValue("type") == xmpp.TypeError {
+		return slot{}, false
+	}
+	thread, ok := chatStateOnly(m)
+	if !ok {
+		return slot{}, false
+	}
+	return slot{kind: slotChatState, carbon: cc.Name, from: bareOf(m.AttrValue("from")), to: bareOf(m.AttrValue("to")), thread: thread}, true
+}
+
+// bareOf is the bare part of an address as written, for comparison only.
+func bareOf(addr string) string {
+	if i := strings.IndexByte(addr, '/'); i >= 0 {
+		return addr[:i]
+	}
+	return addr
+}
+
+// isAvailability reports whether st is presence of availability (no type,
+// or unavailable: RFC 6121 §4).
+func isAvailability(st *xmpp.Stanza) bool {
+	return st.Kind == xmpp.KindPresence && (st.Type == "" || st.Type == xmpp.TypeUnavailable)
+}
+
+// chatStateOnly reports whether message m's content is a chat state
+// (XEP-0085) and nothing else: beside it only a thread, processing hints
+// (XEP-0334) and stanza or origin IDs (XEP-0359). It returns the thread.
+func chatStateOnly(m *wire.Element) (thread string, ok bool) {
+	for _, ch := range m.Children {
+		switch {
+		case ch.Space == nsChatStates:
+			ok = true
+		case ch.Space == xmpp.NSClient && ch.Name == "thread":
+			thread = ch.Text
+		case ch.Space == xmpp.NSHints, ch.Space == nsStanzaID:
+		default:
+			return "", false
+		}
+	}
+	return thread, ok
+}
+
+// urgent reports whether st goes to an inactive client at once, with
+// everything held before it. Urgent are stream management's answers, IQs
+// (a request waits for its answer; an answer is awaited), presence other
+// than availability (subscription requests and answers, errors), error
+// messages, and messages a user would want to know of now: with a body or
+// a subject, encrypted (OMEMO, OpenPGP), invitations to rooms (XEP-0249,
+// XEP-0045 §7.8), calls (XEP-0353, XEP-0482), what the user's other
+// devices displayed (a carbon copy of their chat marker, XEP-0333; a
+// XEP-0490 notification), which dismisses notifications, and carbon
+// copies of urgent messages. Everything else waits: availability, chat
+// states, receipts and markers from contacts, other PEP notifications
+// (headline messages without a body), archive results (their query's IQ
+// answer follows them).
+func urgent(st *xmpp.Stanza) bool {
+	switch st.Kind {
+	case xmpp.KindIQ:
+		return true
+	case xmpp.KindPresence:
+		return !isAvailability(st)
+	case xmpp.KindMessage:
+		return st.Type == xmpp.TypeError || urgentMessage(st.El, 0)
+	}
+	return true // a control element (stream management)
+}
+
+// urgentMessage is urgent for a message element; depth counts the carbon
+// copies it is wrapped in.
+func urgentMessage(el *wire.Element, depth int) bool {
+	for _, ch := range el.Children {
+		switch ch.Space {
+		case xmpp.NSClient, wire.NSServer:
+			if ch.Name == "body" || ch.Name == "subject" {
+				return true
+			}
+		case nsOMEMO, nsOMEMO2:
+			if ch.Name == "encrypted" {
+				return true
+			}
+		case nsOpenPGP:
+			if ch.Name == "openpgp" {
+				return true
+			}
+		case nsLegacyPGP, nsConference, nsCallInvites:
+			return true
+		case nsMUCUser:
+			if ch.Child("invite", nsMUCUser) != nil || ch.Child("decline", nsMUCUser) != nil {
+				return true
+			}
+		case nsPubSubEvent:
+			if items := ch.Child("items", nsPubSubEvent); items != nil && items.AttrValue("node") == nodeMDS {
+				return true
+			}
+		case nsCarbons:
+			if depth >= maxCarbonNest || (ch.Name != "received" && ch.Name != "sent") {
+				continue
+			}
+			fwd := ch.Child("forwarded", nsForward)
+			if fwd == nil {
+				continue
+			}
+			m := fwd.Child("message", xmpp.NSClient)
+			if m == nil {
+				continue
+			}
+			// XEP-0280 §7: the copy is as urgent as the message
+			// copied; a marker the user's own device sent
+			// dismisses notifications.
+			if urgentMessage(m, depth+1) || (ch.Name == "sent" && m.Child("displayed", nsChatMarkers) != nil) {
+				return true
+			}
+		default:
+			if strings.HasPrefix(ch.Space, nsJingleMsgPrefix) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,271 @@
+package server_test
+
+import (
+	"fmt"
+	"testing"
+
+	"switchboard/xmpp/config"
+	"switchboard/xmpp/server/servertest"
+	"switchboard/xmpp/wire"
+)
+
+// Client State Indication (XEP-0352) over raw streams: what an inactive
+// client is sent, when, and in which order.
+
+const nsCSI = "urn:xmpp:csi:0"
+
+// csiSet sends a CSI element (active or inactive), then a ping, and reads
+// up to its answer: the server has handled the state (RFC 6120 §10.1). It
+// returns what came before the answer.
+func csiSet(t testing.TB, r *smRaw, state, id string) []*wire.Element {
+	t.Helper()
+	r.Write(t, fmt.Sprintf("<%s xmlns='%s'/><iq type='get' id='%s'><ping xmlns='urn:xmpp:ping'/></iq>", state, nsCSI, id))
+	var before []*wire.Element
+	r.next(t, func(e *wire.Element) bool {
+		if e.Name == "iq" && e.AttrValue("id") == id {
+			if e.AttrValue("type") != "result" {
+				t.Fatalf("ping after <%s/>: %s", state, e)
+			}
+			return true
+		}
+		before = append(before, e)
+		return false
+	})
+	return before
+}
+
+// csiRouted waits until the server has handled what c sent so far: it
+// answers c's ping after routing the stanzas before it.
+func csiRouted(t testing.TB, c *servertest.Client, id string) {
+	t.Helper()
+	ftSend(t, c, "<iq type='get' id='%s'><ping xmlns='urn:xmpp:ping'/></iq>", id)
+	c.Next(t, ftWait, ftWithID("iq", id))
+}
+
+// csiStatus matches presence from from with the status text.
+func csiStatus(from, status string) func(*wire.Element) bool {
+	return func(e *wire.Element) bool {
+		return e.Name == "presence" && e.AttrValue("type") == "" && e.AttrValue("from") == from &&
+			e.ChildText("status", wire.NSClient) == status
+	}
+}
+
+// csiExpect reads len(want) stanzas (stream management elements aside)
+// and checks each against want, in order.
+func csiExpect(t testing.TB, r *smRaw, what string, want ...func(*wire.Element) bool) {
+	t.Helper()
+	for i, w := range want {
+		el := r.next(t, func(e *wire.Element) bool { return e.Space == wire.NSClient })
+		if !w(el) {
+			t.Fatalf("%s: stanza %d is %s", what, i+1, el)
+		}
+	}
+}
+
+// csiChatState matches a message from from carrying the chat state.
+func csiChatState(from, state string) func(*wire.Element) bool {
+	return func(e *wire.Element) bool {
+		return e.Name == "message" && e.AttrValue("from") == from && e.Child(state, "http://jabber.org/protocol/chatstates") != nil &&
+			e.Child("body", wire.NSClient) == nil
+	}
+}
+
+// TestCSIHoldsWhatCanWait: an inactive client gets the presence updates,
+// chat states and receipts sent to it only with the next message, the
+// superseded ones left out; <active/> sends what is held before the
+// answer to what follows it; then nothing is held.
+func TestCSIHoldsWhatCanWait(t *testing.T) {
+	s := servertest.Start(t)
+	a, afull, _, b := smFriends(t, s, "")
+	bfull := b.JID.String()
+	if before := csiSet(t, a, "inactive", "p1"); len(before) != 0 {
+		t.Fatalf("before the ping's answer: %v", before)
+	}
+
+	for i := 1; i <= 3; i++ {
+		ftSend(t, b, "<presence><show>away</show><status>s%d</status></presence>", i)
+	}
+	ftSend(t, b, "<message to='%s' type='chat' id='c1'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>", afull)
+	ftSend(t, b, "<message to='%s' type='chat' id='c2'><paused xmlns='http://jabber.org/protocol/chatstates'/><no-store xmlns='urn:xmpp:hints'/></message>", afull)
+	ftSend(t, b, "<message to='%s' id='r1'><received xmlns='urn:xmpp:receipts' id='x1'/></message>", afull)
+	// A PEP-style notification: a headline without a body waits too.
+	ftSend(t, b, "<message to='%s' type='headline' id='h1'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='n'/></event></message>", afull)
+	ftSend(t, b, "<message to='%s' type='chat' id='m1'><body>are you there?</body></message>", afull)
+	csiExpect(t, a, "held until the message",
+		csiStatus(bfull, "s3"),
+		csiChatState(bfull, "paused"),
+		ftWithID("message", "r1"),
+		ftWithID("message", "h1"),
+		ftWithID("message", "m1"))
+
+	// Held again, then sent by <active/> ahead of the ping's answer.
+	ftSend(t, b, "<presence><status>s4</status></presence>")
+	ftSend(t, b, "<presence><status>s5</status></presence>")
+	csiRouted(t, b, "sync1")
+	before := csiSet(t, a, "active", "p2")
+	if len(before) != 1 || !csiStatus(bfull, "s5")(before[0]) {
+		t.Fatalf("sent by <active/>: %v, want the presence with s5 alone", before)
+	}
+	// Active: every presence update comes as it is sent.
+	ftSend(t, b, "<presence><status>s6</status></presence>")
+	ftSend(t, b, "<presence><status>s7</status></presence>")
+	csiExpect(t, a, "active", csiStatus(bfull, "s6"), csiStatus(bfull, "s7"))
+}
+
+// TestCSIUrgent: each kind of stanza that must not wait sends what is held
+// with it.
+func TestCSIUrgent(t *testing.T) {
+	s := servertest.Start(t)
+	a, afull, _, b := smFriends(t, s, "")
+	bfull := b.JID.String()
+	csiSet(t, a, "inactive", "p0")
+	cases := []struct {
+		name, stanza string
+		match        func(*wire.Element) bool
+	}{
+		{"iq", "<iq to='%s' type='get' id='u1'><query xmlns='jabber:iq:version'/></iq>", ftWithID("iq", "u1")},
+		{"subject", "<message to='%s' type='chat' id='u2'><subject>plans</subject></message>", ftWithID("message", "u2")},
+		{"omemo", "<message to='%s' type='chat' id='u3'><encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='1'/></encrypted></message>", ftWithID("message", "u3")},
+		{"invitation", "<message to='%s' id='u4'><x xmlns='jabber:x:conference' jid='room@conference.localhost'/></message>", ftWithID("message", "u4")},
+		{"call", "<message to='%s' type='chat' id='u5'><propose xmlns='urn:xmpp:jingle-message:0' id='call1'/></message>", ftWithID("message", "u5")},
+		{"error", "<message to='%s' type='error' id='u6'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>", ftWithID("message", "u6")},
+		{"headline with a body", "<message to='%s' type='headline' id='u7'><body>fire drill at 3</body></message>", ftWithID("message", "u7")},
+	}
+	for i, tc := range cases {
+		status := fmt.Sprintf("before %d", i)
+		ftSend(t, b, "<presence><status>%s</status></presence>", status)
+		ftSend(t, b, tc.stanza, afull)
+		csiExpect(t, a, tc.name, csiStatus(bfull, status), tc.match)
+	}
+	// A subscription request is presence that does not wait; directed
+	// presence waits.
+	carol := s.AddUser(t, "carol", ftPassword)
+	c := ftLogin(t, s, carol, "desk")
+	ftSend(t, c, "<presence to='%s'><status>before the request</status></presence>", afull)
+	ftSend(t, c, "<presence to='alice@%s' type='subscribe'/>", s.Domain)
+	csiExpect(t, a, "subscription request", csiStatus(c.JID.String(), "before the request"), ftPresence("subscribe", "carol@"+s.Domain))
+}
+
+// TestCSIQueueLimit: csi_queue stanzas held, or half of the outbox's
+// stanza limit if less, are sent without waiting for anything urgent.
+func TestCSIQueueLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  func(*config.Config)
+	}{
+		{"csi_queue", func(c *config.Config) { c.C2S.CSIQueue = 3 }},
+		{"half the outbox", func(c *config.Config) { c.Limits.OutboxStanzas = 6 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := servertest.Start(t, servertest.WithConfig(tc.cfg))
+			a, afull, _, b := smFriends(t, s, "")
+			bfull := b.JID.String()
+			csiSet(t, a, "inactive", "p0")
+			// P1 is held and superseded by P2: three stanzas held,
+			// then sent.
+			ftSend(t, b, "<presence><status>P1</status></presence>")
+			ftSend(t, b, "<message to='%s' id='r1'><received xmlns='urn:xmpp:receipts' id='x1'/></message>", afull)
+			ftSend(t, b, "<presence><status>P2</status></presence>")
+			ftSend(t, b, "<message to='%s' id='r2'><received xmlns='urn:xmpp:receipts' id='x2'/></message>", afull)
+			csiExpect(t, a, "three held", ftWithID("message", "r1"), csiStatus(bfull, "P2"), ftWithID("message", "r2"))
+		})
+	}
+}
+
+// TestCSIChatStateOrder: a chat state is superseded only by the sender's
+// next one in the same thread, and never moved past another message of
+// the sender's.
+func TestCSIChatStateOrder(t *testing.T) {
+	s := servertest.Start(t)
+	a, afull, _, b := smFriends(t, s, "")
+	bfull := b.JID.String()
+	csiSet(t, a, "inactive", "p0")
+	state := "<message to='%s' type='chat' id='%s'><%s xmlns='http://jabber.org/protocol/chatstates'/>%s</message>"
+	ftSend(t, b, state, afull, "c1", "composing", "")
+	ftSend(t, b, state, afull, "c2", "composing", "<thread>t2</thread>")
+	ftSend(t, b, "<message to='%s' id='r1'><displayed xmlns='urn:xmpp:chat-markers:0' id='x'/></message>", afull)
+	ftSend(t, b, state, afull, "c3", "paused", "")
+	ftSend(t, b, state, afull, "c4", "active", "<thread>t2</thread>")
+	ftSend(t, b, state, afull, "c5", "gone", "<thread>t2</thread>")
+	ftSend(t, b, "<message to='%s' type='chat' id='m1'><body>hi</body></message>", afull)
+	st := func(id, state string) func(*wire.Element) bool {
+		return func(e *wire.Element) bool { return e.AttrValue("id") == id && csiChatState(bfull, state)(e) }
+	}
+	csiExpect(t, a, "chat states",
+		st("c1", "composing"), st("c2", "composing"), ftWithID("message", "r1"),
+		st("c3", "paused"), st("c5", "gone"), ftWithID("message", "m1"))
+}
+
+// TestCSIStreamManagement: what was superseded is not counted by stream
+// management; a resumed stream is active (XEP-0352 §5).
+func TestCSIStreamManagement(t *testing.T) {
+	s := servertest.Start(t)
+	a, _, enabled, b := smFriends(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	bfull := b.JID.String()
+	csiSet(t, a, "inactive", "p0")
+	ftSend(t, b, "<presence><status>P1</status></presence>")
+	ftSend(t, b, "<presence><status>P2</status></presence>")
+	ftSend(t, b, "<message to='alice@%s' type='chat' id='m1'><body>one</body></message>", s.Domain)
+	csiExpect(t, a, "held", csiStatus(bfull, "P2"), ftWithID("message", "m1"))
+	// Everything read is acknowledged: a resumption sends nothing again
+	// (had the server counted P1, written or not, it would send m1
+	// again, before P3).
+	h := a.h
+	a.Conn.Close()
+	a2, res := smResume(t, s, "alice", enabled.AttrValue("id"), h)
+	if res.Name != "resumed" {
+		t.Fatalf("resume with h=%d: %s", h, res)
+	}
+	// Active after the resumption: presence is not held.
+	ftSend(t, b, "<presence><status>P3</status></presence>")
+	csiExpect(t, a2, "after the resumption", csiStatus(bfull, "P3"))
+}
+
+// TestCSIHibernation: what is held when the connection breaks stays held
+// (and superseded) while the session hibernates, and the resumption sends
+// it after <resumed/>.
+func TestCSIHibernation(t *testing.T) {
+	s := servertest.Start(t)
+	a, _, enabled, b := smFriends(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	bfull := b.JID.String()
+	csiSet(t, a, "inactive", "p0")
+	ftSend(t, b, "<presence><status>P1</status></presence>")
+	csiRouted(t, b, "sync1")
+	h := a.h
+	a.Conn.Close()
+	ftSend(t, b, "<presence><status>P2</status></presence>")
+	csiRouted(t, b, "sync2")
+	a2, res := smResume(t, s, "alice", enabled.AttrValue("id"), h)
+	if res.Name != "resumed" || res.AttrValue("h") == "" {
+		t.Fatalf("resume with h=%d: %s", h, res)
+	}
+	ftSend(t, b, "<message to='alice@%s' type='chat' id='m1'><body>back?</body></message>", s.Domain)
+	csiExpect(t, a2, "after the resumption", csiStatus(bfull, "P2"), ftWithID("message", "m1"))
+}
+
+// TestCSIErrors: an unknown CSI element, and CSI when it is off, are
+// elements the server does not support (RFC 6120 §4.9.3.24).
+func TestCSIErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		on   bool
+		el   string
+	}{
+		{"unknown element", true, "<asleep xmlns='urn:xmpp:csi:0'/>"},
+		{"csi off", false, "<inactive xmlns='urn:xmpp:csi:0'/>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.C2S.CSI = tc.on }))
+			s.AddUser(t, "alice", ftPassword)
+			r, feats := authRaw(t, s, "alice", ftPassword)
+			if got := feats.Child("csi", nsCSI) != nil; got != tc.on {
+				t.Fatalf("CSI offered: %v, want %v: %s", got, tc.on, feats)
+			}
+			bindRaw(t, r, "phone")
+			r.Write(t, tc.el)
+			if cond := r.StreamError(t); cond != "unsupported-stanza-type" {
+				t.Fatalf("stream error %s, want unsupported-stanza-type", cond)
+			}
+		})
+	}
+}
