@@ -23,6 +23,8 @@ const (
 	NSDiscoItem = "http://jabber.org/protocol/disco#items"
 	// NSHints is XEP-0334 (message processing hints).
 	NSHints = "urn:xmpp:hints"
+	// NSChatStates is XEP-0085 (chat state notifications).
+	NSChatStates = "http://jabber.org/protocol/chatstates"
 )
 
 // Log keys shared by all packages.

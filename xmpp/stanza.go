@@ -412,3 +412,22 @@ func Validate(st *Stanza) error {
 	}
 	return nil
 }
+
+// ChatStateOnly reports whether message element m's content is a chat
+// state (XEP-0085) and nothing else: beside it only a thread, processing
+// hints (XEP-0334) and stanza or origin IDs (XEP-0359). It returns the
+// thread. Such a message is ephemeral: a later state replaces it.
+func ChatStateOnly(m *wire.Element) (thread string, ok bool) {
+	for _, ch := range m.Children {
+		switch {
+		case ch.Space == NSChatStates:
+			ok = true
+		case ch.Space == NSClient && ch.Name == "thread":
+			thread = ch.Text
+		case ch.Space == NSHints, ch.Space == NSStanzaID:
+		default:
+			return "", false
+		}
+	}
+	return thread, ok
+}

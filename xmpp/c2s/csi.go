@@ -27,7 +27,6 @@ const nsCSI = "urn:xmpp:csi:0"
 // Namespaces that make a message urgent, or that a held message may carry
 // and still be superseded.
 const (
-	nsChatStates = "http://jabber.org/protocol/chatstates"
 	nsCarbons    = "urn:xmpp:carbons:2"
 	nsForward    = "urn:xmpp:forward:0"
 	nsConference = "jabber:x:conference" // XEP-0249 invitations
@@ -43,7 +42,6 @@ const (
 	nsOMEMO2    = "urn:xmpp:omemo:2"
 	nsOpenPGP   = "urn:xmpp:openpgp:0"
 	nsLegacyPGP = "jabber:x:encrypted"
-	nsStanzaID  = "urn:xmpp:sid:0"
 )
 
 // maxCarbonNest is how deep urgentMessage looks into carbon copies: a copy
@@ -164,7 +162,7 @@ func slotOf(st *xmpp.Stanza) (slot, bool) {
 	case st.Kind != xmpp.KindMessage || st.Type == xmpp.TypeError:
 		return slot{}, false
 	}
-	if thread, ok := chatStateOnly(st.El); ok {
+	if thread, ok := xmpp.ChatStateOnly(st.El); ok {
 		return slot{kind: slotChatState, thread: thread}, true
 	}
 	// A carbon copy of a chat state alone.
@@ -183,7 +181,7 @@ func slotOf(st *xmpp.Stanza) (slot, bool) {
 	if m == nil || m.AttrValue("type") == xmpp.TypeError {
 		return slot{}, false
 	}
-	thread, ok := chatStateOnly(m)
+	thread, ok := xmpp.ChatStateOnly(m)
 	if !ok {
 		return slot{}, false
 	}
@@ -202,24 +200,6 @@ func bareOf(addr string) string {
 // or unavailable: RFC 6121 §4).
 func isAvailability(st *xmpp.Stanza) bool {
 	return st.Kind == xmpp.KindPresence && (st.Type == "" || st.Type == xmpp.TypeUnavailable)
-}
-
-// chatStateOnly reports whether message m's content is a chat state
-// (XEP-0085) and nothing else: beside it only a thread, processing hints
-// (XEP-0334) and stanza or origin IDs (XEP-0359). It returns the thread.
-func chatStateOnly(m *wire.Element) (thread string, ok bool) {
-	for _, ch := range m.Children {
-		switch {
-		case ch.Space == nsChatStates:
-			ok = true
-		case ch.Space == xmpp.NSClient && ch.Name == "thread":
-			thread = ch.Text
-		case ch.Space == xmpp.NSHints, ch.Space == nsStanzaID:
-		default:
-			return "", false
-		}
-	}
-	return thread, ok
 }
 
 // urgent reports whether st goes to an inactive client at once, with

@@ -341,7 +341,10 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 //   - Copies forwarded to the session (XEP-0297: carbons, archive query
 //     results) and messages from the account itself (carbons, personal
 //     eventing) were the session's alone: dropped, as are groupchat,
-//     headline and error messages, and presence.
+//     headline and error messages, and presence. So is a chat state
+//     alone (XEP-0085): stale once the session is gone, it would show
+//     "typing" on another device long after (such a session may have
+//     held many for an inactive client, XEP-0352).
 //   - A request (IQ get or set) is answered with service-unavailable, as
 //     for a resource that is gone (RFC 6121 §8.5.3.2.3); responses are
 //     dropped.
@@ -365,6 +368,9 @@ func (r *Router) Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.S
 			continue
 		}
 		if st.From.Equal(bare) || forwarded(st) {
+			continue
+		}
+		if _, ok := xmpp.ChatStateOnly(st.El); ok {
 			continue
 		}
 		if !checked {

@@ -36,6 +36,8 @@ func TestUnacknowledged(t *testing.T) {
 		{"forwarded from elsewhere: dropped", "carol@example.org/c", forwardedXML, false, true, 0, 0, ""},
 		{"IQ request: service-unavailable", "carol@example.org/c", `<iq to='alice@example.org/phone' type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>`, true, true, 0, 0, "service-unavailable"},
 		{"IQ result: dropped", "carol@example.org/c", `<iq to='alice@example.org/phone' type='result' id='q'/>`, true, true, 0, 0, ""},
+		{"chat state alone: dropped", "carol@example.org/c", `<message to='alice@example.org/phone' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/><no-store xmlns='urn:xmpp:hints'/></message>`, true, true, 0, 0, ""},
+		{"receipt: to the available resource", "carol@example.org/c", `<message to='alice@example.org/phone'><received xmlns='urn:xmpp:receipts' id='r'/></message>`, true, true, 1, 0, ""},
 		{"presence: dropped", "carol@example.org/c", `<presence to='alice@example.org/phone'/>`, true, true, 0, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
