@@ -132,11 +132,6 @@ func New(opts Options, deps Deps) (*Server, error) {
 	if l.MaxAuthAttempts <= 0 {
 		l.MaxAuthAttempts = 5
 	}
-	if opts.CSIQueue > 0 {
-		// What is held counts towards the outbox: it is sent long
-		// before the session could be cut off as a slow consumer.
-		opts.CSIQueue = min(opts.CSIQueue, max(1, l.OutboxStanzas/2))
-	}
 	if l.WriteTimeout <= 0 {
 		l.WriteTimeout = 30 * time.Second
 	}
@@ -145,6 +140,12 @@ func New(opts Options, deps Deps) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if half := max(1, l.OutboxStanzas/2); opts.CSIQueue > half {
+		// What is held counts towards the outbox: it is sent long
+		// before the session could be cut off as a slow consumer.
+		opts.Logger.Info("c2s: CSI holds at most half the outbox", "csi_queue", opts.CSIQueue, "held_at_most", half)
+		opts.CSIQueue = half
 	}
 	if opts.DefaultHost == "" {
 		opts.DefaultHost = "localhost"
