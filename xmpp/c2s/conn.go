@@ -107,7 +107,10 @@ type conn struct {
 	// (XEP-0352, csi.go): what can wait is held in the queue. Set by the
 	// ingress loop; a resumption clears it.
 	inactive bool
-	writers  sync.WaitGroup
+	// hold is what is held for an inactive client (csi.go); nil until
+	// then.
+	hold    *csiHold
+	writers sync.WaitGroup
 	// direct is the socket's raw connection, for Flush to write on the
 	// delivering goroutine; nil over TLS, with XML tracing, or on a
 	// transport that is not a socket. head is the rest of such a write
@@ -395,9 +398,12 @@ func (c *conn) closeWith(cond, text string, app []byte) {
 	c.mu.Unlock()
 }
 
-// kickLocked starts the writer unless it runs (or may not yet); c.mu is
-// held.
+// kickLocked starts the writer unless it runs (or may not yet), with what
+// is held for an inactive client queued first; c.mu is held.
 func (c *conn) kickLocked() {
+	if c.hold != nil {
+		c.releaseLocked()
+	}
 	if c.writing || !c.writerOn || c.phase != phaseLive {
 		return
 	}
@@ -421,6 +427,10 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 		return false
 	}
 	queued, qbytes := len(c.queue), c.qbytes
+	if c.hold != nil {
+		hn, hb := c.heldLocked()
+		queued, qbytes = queued+hn, qbytes+hb
+	}
 	if sm := c.sm; sm != nil {
 		// What the client has not acknowledged is held too.
 		queued, qbytes = queued+len(sm.unacked), qbytes+sm.unackedBytes
@@ -451,6 +461,10 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 		c.holdLocked(st)
 		c.mu.Unlock()
 		return true
+	}
+	if c.hold != nil {
+		// Something urgent: what is held goes first (csi.go).
+		c.releaseLocked()
 	}
 	c.queue = append(c.queue, st)
 	c.qbytes += n

@@ -1,6 +1,7 @@
 package c2s
 
 import (
+	"slices"
 	"strings"
 
 	"switchboard/xmpp"
@@ -9,19 +10,20 @@ import (
 
 // Client State Indication (XEP-0352 1.0.0). A client says, with
 // <inactive/> and <active/> after binding, whether its user is looking.
-// While it is inactive the session holds in its outbox what can wait
-// (presence updates, chat states, receipts and markers, PEP notifications,
-// archive results: see urgent), keeping only the latest presence and chat
-// state of each sender (slotOf), and sends all it holds, in order, when
-// something urgent arrives, when the client is active again, or when
-// Options.CSIQueue stanzas (at most half of Limits.OutboxStanzas) or half
-// of Limits.OutboxBytes are held. Holding is best effort: a writer that
-// runs (for an urgent stanza, say) takes what is held with the rest.
+// While it is inactive the session holds what can wait (presence updates,
+// chat states, receipts and markers, PEP notifications, archive results:
+// see urgent) beside its queue, keeping only the latest presence and chat
+// state of each sender (slotOf), and queues all it holds, in order, when
+// something urgent arrives, when the client is active again, when
+// anything starts the writer (a stream management answer, the session's
+// end), or when Options.CSIQueue stanzas (at most half of
+// Limits.OutboxStanzas) or half of Limits.OutboxBytes are held. What is
+// held counts towards the outbox limits.
 //
 // What is held is not yet written: stream management (XEP-0198) counts it
-// when it is written, and a session that hibernates keeps it like any
-// other queued stanza. A resumed stream is active (XEP-0352 §5: the state
-// is not restored).
+// when it is written. A session that hibernates goes on holding; its
+// resumption, or its end, takes what it holds with its queue. A resumed
+// stream is active (XEP-0352 §5: the state is not restored).
 const nsCSI = "urn:xmpp:csi:0"
 
 // Namespaces that make a message urgent, or that a held message may carry
@@ -65,9 +67,7 @@ func (c *conn) csiElement(el *wire.Element) error {
 		// the client's next stanzas cause.
 		c.mu.Lock()
 		c.inactive = false
-		if len(c.queue) > 0 {
-			c.kickLocked()
-		}
+		c.kickLocked() // with what is held
 		c.mu.Unlock()
 	default:
 		return serr("unsupported-stanza-type", "")
@@ -76,40 +76,67 @@ func (c *conn) csiElement(el *wire.Element) error {
 	return nil
 }
 
-// holdLocked queues st, which is not urgent, for an inactive client,
+// csiHold is what a session holds for its inactive client, after
+// everything in its queue (conn.hold, allocated when first needed).
+type csiHold struct {
+	held  []*xmpp.Stanza
+	bytes int
+}
+
+// holdLocked holds st, which is not urgent, for an inactive client,
 // dropping the held stanza it supersedes if there is one, and sends what is
 // held once there is too much. c.mu is held, and the outbox has room for
 // st (DeliverDeferred).
 func (c *conn) holdLocked(st *xmpp.Stanza) {
-	if i := c.supersededLocked(st); i >= 0 {
-		c.qbytes -= len(c.queue[i].Bytes())
-		copy(c.queue[i:], c.queue[i+1:])
-		c.queue[len(c.queue)-1] = nil
-		c.queue = c.queue[:len(c.queue)-1]
+	h := c.hold
+	if h == nil {
+		h = &csiHold{}
+		c.hold = h
 	}
-	c.queue = append(c.queue, st)
-	c.qbytes += len(st.Bytes())
-	if len(c.queue) >= c.srv.opts.CSIQueue || c.qbytes > c.srv.opts.Limits.OutboxBytes/2 {
+	if i := h.superseded(st); i >= 0 {
+		h.bytes -= len(h.held[i].Bytes())
+		h.held = slices.Delete(h.held, i, i+1)
+	}
+	h.held = append(h.held, st)
+	h.bytes += len(st.Bytes())
+	if len(h.held) >= c.srv.opts.CSIQueue || h.bytes > c.srv.opts.Limits.OutboxBytes/2 {
 		c.kickLocked()
 	}
 }
 
-// supersededLocked returns the index in the queue of the held stanza that
-// st makes obsolete, or -1: one in the same slot (slotOf) after the last
-// urgent stanza queued (queued, not written yet: a writer is busy), which
-// nothing may move past. A stanza of the sender's that is not in a slot
-// also stays in place, with what it follows. The queue holds only what is
-// not written yet: stream management has counted none of it.
-func (c *conn) supersededLocked(st *xmpp.Stanza) int {
+// releaseLocked queues what is held, after what is queued: everything
+// queued came before it (DeliverDeferred releases before queueing). c.mu
+// is held.
+func (c *conn) releaseLocked() {
+	h := c.hold
+	if h == nil || len(h.held) == 0 {
+		return
+	}
+	c.queue = append(c.queue, h.held...)
+	c.qbytes += h.bytes
+	clear(h.held)
+	h.held, h.bytes = h.held[:0], 0
+}
+
+// heldLocked is how many stanzas, and bytes, are held. c.mu is held.
+func (c *conn) heldLocked() (int, int) {
+	if c.hold == nil {
+		return 0, 0
+	}
+	return len(c.hold.held), c.hold.bytes
+}
+
+// superseded returns the index of the held stanza that st makes obsolete,
+// or -1: one in the same slot (slotOf). A stanza of the sender's that is
+// not in a slot stays in place, with what it follows. Nothing held is
+// written yet: stream management has counted none of it.
+func (h *csiHold) superseded(st *xmpp.Stanza) int {
 	s, ok := slotOf(st)
 	if !ok {
 		return -1
 	}
-	for i := len(c.queue) - 1; i >= 0; i-- {
-		q := c.queue[i]
-		if urgent(q) {
-			return -1
-		}
+	for i := len(h.held) - 1; i >= 0; i-- {
+		q := h.held[i]
 		if !q.From.Equal(st.From) {
 			continue
 		}

@@ -38,11 +38,12 @@
 //
 // Client State Indication (XEP-0352 1.0.0, csi.go) is offered after
 // authentication when Options.CSIQueue is positive. While a client is
-// inactive, DeliverDeferred queues what can wait without starting the
-// writer, dropping a held presence or chat state that a newer one from the
-// same sender replaces; an urgent stanza, <active/>, or CSIQueue stanzas
-// (or half of the outbox's bytes) held start it. Active sessions pay one
-// boolean check per stanza.
+// inactive, DeliverDeferred holds what can wait beside the queue, dropping
+// a held presence or chat state that a newer one from the same sender
+// replaces; anything that starts the writer (an urgent stanza, <active/>,
+// CSIQueue stanzas or half of the outbox's bytes held, the session's end)
+// queues what is held first. Active sessions pay one boolean check per
+// delivery, and a nil check per writer start.
 //
 // Serve accepts TCP connections; ServeConn serves a stream on a transport
 // set up elsewhere, such as a WebSocket (package ws, RFC 7395), which is

@@ -279,6 +279,7 @@ func (c *conn) overflowDetachedLocked(st *xmpp.Stanza) bool {
 		c.mu.Unlock()
 		return false
 	}
+	c.releaseLocked()
 	c.queue = append(c.queue, st)
 	c.qbytes += len(st.Bytes())
 	c.kicked = true
@@ -401,6 +402,7 @@ func (c *conn) ended(ctx context.Context) {
 	c.mu.Lock()
 	c.phase, c.handedOver = phaseEnded, true
 	c.wakeLocked()
+	c.releaseLocked() // what was held for an inactive client, last
 	sm := c.sm
 	left := sm.unacked
 	sm.unacked, sm.unackedBytes = nil, 0
@@ -466,6 +468,9 @@ func (c *conn) takeOver(n *conn, h uint32) error {
 		c.mu.Unlock()
 		return errNotResumable
 	}
+	// What was held for an inactive client goes with the queue (and
+	// counts towards the highest 'h' below).
+	c.releaseLocked()
 	if c.phase == phaseLive || c.phase == phaseDetaching {
 		// What is queued will be written before the old stream ends:
 		// an 'h' beyond that cannot be right, and leaves the session
@@ -512,6 +517,7 @@ func (c *conn) takeOver(n *conn, h uint32) error {
 		c.mu.Unlock()
 		return errNotResumable
 	}
+	c.releaseLocked() // and what was held while waiting
 	sm := c.sm
 	acked, unacked := sm.acked, len(sm.unacked)
 	if err := sm.ack(h); err != nil {

@@ -269,3 +269,40 @@ func TestCSIErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCSIWebSocket: a browser client (Converse.js sends CSI) is held for
+// over XMPP over WebSocket as over TCP.
+func TestCSIWebSocket(t *testing.T) {
+	s := servertest.Start(t, servertest.WithHTTP())
+	alice := s.AddUser(t, "alice", ftPassword)
+	bob := s.AddUser(t, "bob", ftPassword)
+	ftSubscribe(t, s, alice, bob, true)
+	b := ftLogin(t, s, bob, "desk")
+	ftOnline(t, b, "<presence/>")
+	bfull := b.JID.String()
+
+	w := s.DialWS(t, servertest.WSHeader())
+	afull := w.Login(t, s.Domain, "alice", ftPassword)
+	next := func(match func(*wire.Element) bool) *wire.Element {
+		t.Helper()
+		for {
+			if el := w.MustRead(t); match(el) {
+				return el
+			}
+		}
+	}
+	w.Send(t, "<presence xmlns='jabber:client'/>")
+	next(ftPresence("", bfull))
+	w.Send(t, "<inactive xmlns='urn:xmpp:csi:0'/>")
+	w.Send(t, "<iq xmlns='jabber:client' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	next(ftWithID("iq", "p1"))
+
+	ftSend(t, b, "<presence><status>W1</status></presence>")
+	ftSend(t, b, "<presence><status>W2</status></presence>")
+	ftSend(t, b, "<message to='%s' type='chat' id='m1'><body>hi</body></message>", afull)
+	for i, want := range []func(*wire.Element) bool{csiStatus(bfull, "W2"), ftWithID("message", "m1")} {
+		if el := w.MustRead(t); !want(el) {
+			t.Fatalf("stanza %d over WebSocket: %s", i+1, el)
+		}
+	}
+}
