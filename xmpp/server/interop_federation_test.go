@@ -2,15 +2,8 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -23,6 +16,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"switchboard/xmpp/config"
+	"switchboard/xmpp/server"
 	"switchboard/xmpp/server/servertest"
 	"switchboard/xmpp/wire"
 )
@@ -61,40 +55,6 @@ func requireProsody(t *testing.T) (prosody, prosodyctl string) {
 	return "", ""
 }
 
-// writeSelfSigned writes a self-signed certificate and key for domain.
-func writeSelfSigned(t *testing.T, dir, domain string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: domain},
-		DNSNames:     []string{domain},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, domain+".crt"), filepath.Join(dir, domain+".key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // startProsody runs a Prosody instance for prosodyDomain with the users
 // given (local part → password) and stops it when the test ends.
 func startProsody(t *testing.T, users map[string]string) {
@@ -106,7 +66,10 @@ func startProsody(t *testing.T, users map[string]string) {
 			t.Fatal(err)
 		}
 	}
-	certFile, keyFile := writeSelfSigned(t, filepath.Join(dir, "certs"), prosodyDomain)
+	certFile, keyFile := filepath.Join(dir, "certs", prosodyDomain+".crt"), filepath.Join(dir, "certs", prosodyDomain+".key")
+	if err := server.WriteSelfSigned(certFile, keyFile, []string{prosodyDomain}); err != nil {
+		t.Fatal(err)
+	}
 	hosts := filepath.Join(dir, "hosts")
 	if err := os.WriteFile(hosts, []byte(prosodyIP+" "+prosodyDomain+"\n"+ourFedIP+" "+ourFedDomain+" conference."+ourFedDomain+"\n"), 0o644); err != nil {
 		t.Fatal(err)
