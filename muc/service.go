@@ -21,7 +21,7 @@ import (
 // Namespaces.
 const (
 	NS           = "http://jabber.org/protocol/muc"
-	NSUser       = "http://jabber.org/protocol/muc#user"
+	NSUser       = xmpp.NSMUCUser
 	NSAdmin      = "http://jabber.org/protocol/muc#admin"
 	NSOwner      = "http://jabber.org/protocol/muc#owner"
 	NSRoomConf   = "http://jabber.org/protocol/muc#roomconfig"

@@ -25,6 +25,15 @@ const (
 	NSHints = "urn:xmpp:hints"
 	// NSChatStates is XEP-0085 (chat state notifications).
 	NSChatStates = "http://jabber.org/protocol/chatstates"
+	// NSChatMarkers is XEP-0333 (chat markers).
+	NSChatMarkers = "urn:xmpp:chat-markers:0"
+	// NSForward is XEP-0297 (stanza forwarding: carbons, archive results).
+	NSForward = "urn:xmpp:forward:0"
+	// NSMUCUser is XEP-0045's muc#user namespace.
+	NSMUCUser = "http://jabber.org/protocol/muc#user"
+	// NSOMEMO is the namespace of OMEMO 0.3 (XEP-0384 before 0.4), the
+	// end-to-end encryption clients use.
+	NSOMEMO = "eu.siacs.conversations.axolotl"
 )
 
 // Log keys shared by all packages.

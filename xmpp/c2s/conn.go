@@ -427,9 +427,8 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 		return false
 	}
 	queued, qbytes := len(c.queue), c.qbytes
-	if c.hold != nil {
-		hn, hb := c.heldLocked()
-		queued, qbytes = queued+hn, qbytes+hb
+	if h := c.hold; h != nil {
+		queued, qbytes = queued+len(h.stanzas), qbytes+h.bytes
 	}
 	if sm := c.sm; sm != nil {
 		// What the client has not acknowledged is held too.

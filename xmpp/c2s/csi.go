@@ -26,21 +26,16 @@ import (
 // stream is active (XEP-0352 §5: the state is not restored).
 const nsCSI = "urn:xmpp:csi:0"
 
-// Namespaces that make a message urgent, or that a held message may carry
-// and still be superseded.
+// Namespaces that make a message urgent (see also the kernel's).
 const (
 	nsCarbons    = "urn:xmpp:carbons:2"
-	nsForward    = "urn:xmpp:forward:0"
 	nsConference = "jabber:x:conference" // XEP-0249 invitations
-	nsMUCUser    = "http://jabber.org/protocol/muc#user"
 	// XEP-0353 calls: version 0 and the later 1 that clients send too.
 	nsJingleMsgPrefix = "urn:xmpp:jingle-message:"
 	nsCallInvites     = "urn:xmpp:call-invites:0" // XEP-0482, calls in rooms
-	nsChatMarkers     = "urn:xmpp:chat-markers:0"
 	nsPubSubEvent     = "http://jabber.org/protocol/pubsub#event"
 	// XEP-0490: what the user's devices displayed, a PEP node.
 	nodeMDS     = "urn:xmpp:mds:displayed:0"
-	nsOMEMO     = "eu.siacs.conversations.axolotl"
 	nsOMEMO2    = "urn:xmpp:omemo:2"
 	nsOpenPGP   = "urn:xmpp:openpgp:0"
 	nsLegacyPGP = "jabber:x:encrypted"
@@ -79,8 +74,8 @@ func (c *conn) csiElement(el *wire.Element) error {
 // csiHold is what a session holds for its inactive client, after
 // everything in its queue (conn.hold, allocated when first needed).
 type csiHold struct {
-	held  []*xmpp.Stanza
-	bytes int
+	stanzas []*xmpp.Stanza
+	bytes   int
 }
 
 // holdLocked holds st, which is not urgent, for an inactive client,
@@ -94,12 +89,12 @@ func (c *conn) holdLocked(st *xmpp.Stanza) {
 		c.hold = h
 	}
 	if i := h.superseded(st); i >= 0 {
-		h.bytes -= len(h.held[i].Bytes())
-		h.held = slices.Delete(h.held, i, i+1)
+		h.bytes -= len(h.stanzas[i].Bytes())
+		h.stanzas = slices.Delete(h.stanzas, i, i+1)
 	}
-	h.held = append(h.held, st)
+	h.stanzas = append(h.stanzas, st)
 	h.bytes += len(st.Bytes())
-	if len(h.held) >= c.srv.opts.CSIQueue || h.bytes > c.srv.opts.Limits.OutboxBytes/2 {
+	if len(h.stanzas) >= c.srv.opts.CSIQueue || h.bytes > c.srv.opts.Limits.OutboxBytes/2 {
 		c.kickLocked()
 	}
 }
@@ -109,21 +104,13 @@ func (c *conn) holdLocked(st *xmpp.Stanza) {
 // is held.
 func (c *conn) releaseLocked() {
 	h := c.hold
-	if h == nil || len(h.held) == 0 {
+	if h == nil || len(h.stanzas) == 0 {
 		return
 	}
-	c.queue = append(c.queue, h.held...)
+	c.queue = append(c.queue, h.stanzas...)
 	c.qbytes += h.bytes
-	clear(h.held)
-	h.held, h.bytes = h.held[:0], 0
-}
-
-// heldLocked is how many stanzas, and bytes, are held. c.mu is held.
-func (c *conn) heldLocked() (int, int) {
-	if c.hold == nil {
-		return 0, 0
-	}
-	return len(c.hold.held), c.hold.bytes
+	clear(h.stanzas)
+	h.stanzas, h.bytes = h.stanzas[:0], 0
 }
 
 // superseded returns the index of the held stanza that st makes obsolete,
@@ -135,8 +122,8 @@ func (h *csiHold) superseded(st *xmpp.Stanza) int {
 	if !ok {
 		return -1
 	}
-	for i := len(h.held) - 1; i >= 0; i-- {
-		q := h.held[i]
+	for i := len(h.stanzas) - 1; i >= 0; i-- {
+		q := h.stanzas[i]
 		if !q.From.Equal(st.From) {
 			continue
 		}
@@ -182,7 +169,7 @@ const (
 func slotOf(st *xmpp.Stanza) (slot, bool) {
 	switch {
 	case isAvailability(st):
-		if x := st.El.Child("x", nsMUCUser); x != nil && (x.Child("status", nsMUCUser) != nil || x.Child("destroy", nsMUCUser) != nil) {
+		if x := st.El.Child("x", xmpp.NSMUCUser); x != nil && (x.Child("status", xmpp.NSMUCUser) != nil || x.Child("destroy", xmpp.NSMUCUser) != nil) {
 			return slot{}, false
 		}
 		return slot{kind: slotPresence}, true
@@ -200,7 +187,7 @@ func slotOf(st *xmpp.Stanza) (slot, bool) {
 	if cc.Space != nsCarbons || (cc.Name != "sent" && cc.Name != "received") {
 		return slot{}, false
 	}
-	fwd := cc.Child("forwarded", nsForward)
+	fwd := cc.Child("forwarded", xmpp.NSForward)
 	if fwd == nil {
 		return slot{}, false
 	}
@@ -263,7 +250,7 @@ func urgentMessage(el *wire.Element, depth int) bool {
 			if ch.Name == "body" || ch.Name == "subject" {
 				return true
 			}
-		case nsOMEMO, nsOMEMO2:
+		case xmpp.NSOMEMO, nsOMEMO2:
 			if ch.Name == "encrypted" {
 				return true
 			}
@@ -273,8 +260,8 @@ func urgentMessage(el *wire.Element, depth int) bool {
 			}
 		case nsLegacyPGP, nsConference, nsCallInvites:
 			return true
-		case nsMUCUser:
-			if ch.Child("invite", nsMUCUser) != nil || ch.Child("decline", nsMUCUser) != nil {
+		case xmpp.NSMUCUser:
+			if ch.Child("invite", xmpp.NSMUCUser) != nil || ch.Child("decline", xmpp.NSMUCUser) != nil {
 				return true
 			}
 		case nsPubSubEvent:
@@ -285,7 +272,7 @@ func urgentMessage(el *wire.Element, depth int) bool {
 			if depth >= maxCarbonNest || (ch.Name != "received" && ch.Name != "sent") {
 				continue
 			}
-			fwd := ch.Child("forwarded", nsForward)
+			fwd := ch.Child("forwarded", xmpp.NSForward)
 			if fwd == nil {
 				continue
 			}
@@ -296,7 +283,7 @@ func urgentMessage(el *wire.Element, depth int) bool {
 			// XEP-0280 §7: the copy is as urgent as the message
 			// copied; a marker the user's own device sent
 			// dismisses notifications.
-			if urgentMessage(m, depth+1) || (ch.Name == "sent" && m.Child("displayed", nsChatMarkers) != nil) {
+			if urgentMessage(m, depth+1) || (ch.Name == "sent" && m.Child("displayed", xmpp.NSChatMarkers) != nil) {
 				return true
 			}
 		default:

@@ -199,7 +199,7 @@ func TestCSISuperseded(t *testing.T) {
 	} {
 		h := &csiHold{}
 		for _, x := range tc.held {
-			h.held = append(h.held, st(x))
+			h.stanzas = append(h.stanzas, st(x))
 		}
 		if got := h.superseded(st(tc.next)); got != tc.want {
 			t.Errorf("%s: superseded %d, want %d", tc.name, got, tc.want)

@@ -19,9 +19,9 @@ import (
 // Namespaces.
 const (
 	NS        = "urn:xmpp:carbons:2"
-	NSForward = "urn:xmpp:forward:0"
+	NSForward = xmpp.NSForward
 	NSHints   = xmpp.NSHints
-	NSMUCUser = "http://jabber.org/protocol/muc#user"
+	NSMUCUser = xmpp.NSMUCUser
 )
 
 // Sessions finds an account's resources.

@@ -23,14 +23,14 @@ const (
 	NS        = "urn:xmpp:mam:2"
 	NSExt     = "urn:xmpp:mam:2#extended"
 	NSSID     = xmpp.NSStanzaID
-	NSForward = "urn:xmpp:forward:0"
+	NSForward = xmpp.NSForward
 	NSDelay   = "urn:xmpp:delay"
 	NSRSM     = "http://jabber.org/protocol/rsm"
 	NSData    = xmpp.NSData
 	NSHints   = xmpp.NSHints
-	NSMarkers = "urn:xmpp:chat-markers:0"
+	NSMarkers = xmpp.NSChatMarkers
 	NSConv    = "urn:switchboard:conversations:0"
-	NSOMEMO   = "eu.siacs.conversations.axolotl"
+	NSOMEMO   = xmpp.NSOMEMO
 
 	// NSDataValidate is XEP-0122 Data Forms Validation.
 	NSDataValidate = "http://jabber.org/protocol/xdata-validate"
@@ -153,7 +153,7 @@ const (
 // NSMUCUser is XEP-0045's muc#user namespace: it marks a private message
 // sent through a room (§7.5), and gives a sender's real JID in the results
 // of a room's archive (QueryRoomArchive).
-const NSMUCUser = "http://jabber.org/protocol/muc#user"
+const NSMUCUser = xmpp.NSMUCUser
 
 // roomPMKeyOf returns the key of a room private message to owner, or false
 // for any other message.

@@ -21,7 +21,7 @@ const (
 	NSDelay    = "urn:xmpp:delay"
 	NSHints    = xmpp.NSHints
 	NSOffline  = "msgoffline" // XEP-0160 §4 disco feature
-	NSChatStat = "http://jabber.org/protocol/chatstates"
+	NSChatStat = xmpp.NSChatStates
 )
 
 // DefaultQuota is the per-user limit when none is configured.
@@ -101,7 +101,7 @@ func storable(el *wire.Element) (keep, silent bool) {
 			// Any other hint (no-permanent-store, no-copy) is
 			// neither content nor its absence: the other children
 			// decide.
-		case c.Space == NSChatStat, c.Space == "urn:xmpp:receipts", c.Space == "urn:xmpp:chat-markers:0",
+		case c.Space == NSChatStat, c.Space == "urn:xmpp:receipts", c.Space == xmpp.NSChatMarkers,
 			c.Name == "thread" && c.Space == xmpp.NSClient:
 		default:
 			hasContent = true

@@ -405,7 +405,7 @@ func (r *Router) redeliver(ctx context.Context, st *xmpp.Stanza) {
 // carbons and archive query results do.
 func forwarded(st *xmpp.Stanza) bool {
 	for _, c := range st.El.Children {
-		if c.Child("forwarded", "urn:xmpp:forward:0") != nil {
+		if c.Child("forwarded", xmpp.NSForward) != nil {
 			return true
 		}
 	}

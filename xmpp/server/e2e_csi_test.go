@@ -34,6 +34,16 @@ func csiSet(t testing.TB, r *smRaw, state, id string) []*wire.Element {
 	return before
 }
 
+// csiInactive makes alice and bob friends (smFriends: alice on a raw
+// stream, with stream management if enable is set) and alice's client
+// inactive; it returns what smFriends does, and bob's full JID.
+func csiInactive(t testing.TB, s *servertest.Server, enable string) (a *smRaw, afull string, enabled *wire.Element, b *servertest.Client, bfull string) {
+	t.Helper()
+	a, afull, enabled, b = smFriends(t, s, enable)
+	csiSet(t, a, "inactive", "p0")
+	return a, afull, enabled, b, b.JID.String()
+}
+
 // csiRouted waits until the server has handled what c sent so far: it
 // answers c's ping after routing the stanzas before it.
 func csiRouted(t testing.TB, c *servertest.Client, id string) {
@@ -116,9 +126,7 @@ func TestCSIHoldsWhatCanWait(t *testing.T) {
 // with it.
 func TestCSIUrgent(t *testing.T) {
 	s := servertest.Start(t)
-	a, afull, _, b := smFriends(t, s, "")
-	bfull := b.JID.String()
-	csiSet(t, a, "inactive", "p0")
+	a, afull, _, b, bfull := csiInactive(t, s, "")
 	cases := []struct {
 		name, stanza string
 		match        func(*wire.Element) bool
@@ -158,9 +166,7 @@ func TestCSIQueueLimit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := servertest.Start(t, servertest.WithConfig(tc.cfg))
-			a, afull, _, b := smFriends(t, s, "")
-			bfull := b.JID.String()
-			csiSet(t, a, "inactive", "p0")
+			a, afull, _, b, bfull := csiInactive(t, s, "")
 			// P1 is held and superseded by P2: three stanzas held,
 			// then sent.
 			ftSend(t, b, "<presence><status>P1</status></presence>")
@@ -177,9 +183,7 @@ func TestCSIQueueLimit(t *testing.T) {
 // the sender's.
 func TestCSIChatStateOrder(t *testing.T) {
 	s := servertest.Start(t)
-	a, afull, _, b := smFriends(t, s, "")
-	bfull := b.JID.String()
-	csiSet(t, a, "inactive", "p0")
+	a, afull, _, b, bfull := csiInactive(t, s, "")
 	state := "<message to='%s' type='chat' id='%s'><%s xmlns='http://jabber.org/protocol/chatstates'/>%s</message>"
 	ftSend(t, b, state, afull, "c1", "composing", "")
 	ftSend(t, b, state, afull, "c2", "composing", "<thread>t2</thread>")
@@ -200,9 +204,7 @@ func TestCSIChatStateOrder(t *testing.T) {
 // management; a resumed stream is active (XEP-0352 §5).
 func TestCSIStreamManagement(t *testing.T) {
 	s := servertest.Start(t)
-	a, _, enabled, b := smFriends(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
-	bfull := b.JID.String()
-	csiSet(t, a, "inactive", "p0")
+	a, _, enabled, b, bfull := csiInactive(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
 	ftSend(t, b, "<presence><status>P1</status></presence>")
 	ftSend(t, b, "<presence><status>P2</status></presence>")
 	ftSend(t, b, "<message to='alice@%s' type='chat' id='m1'><body>one</body></message>", s.Domain)
@@ -226,9 +228,7 @@ func TestCSIStreamManagement(t *testing.T) {
 // it after <resumed/>.
 func TestCSIHibernation(t *testing.T) {
 	s := servertest.Start(t)
-	a, _, enabled, b := smFriends(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
-	bfull := b.JID.String()
-	csiSet(t, a, "inactive", "p0")
+	a, _, enabled, b, bfull := csiInactive(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
 	ftSend(t, b, "<presence><status>P1</status></presence>")
 	csiRouted(t, b, "sync1")
 	h := a.h
