@@ -27,7 +27,7 @@ type Router interface {
 	Unbind(ctx context.Context, sess xmpp.Session, full jid.JID)
 	// Unacknowledged takes the stanzas an ended session of full was
 	// given but whose receipt its client did not acknowledge (XEP-0198
-	// §4), once it is unbound.
+	// §4), before the session unbinds.
 	Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.Stanza)
 }
 

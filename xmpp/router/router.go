@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -111,12 +112,7 @@ func (r *Router) SetRemote(rem Remote) {
 // Serves reports whether domain is one of the server's hosts or the domain
 // of one of its components (a room or upload service).
 func (r *Router) Serves(domain string) bool {
-	if r.hosts[domain] {
-		return true
-	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.components[domain] != nil
+	return r.hosts[domain] || r.IsComponent(domain)
 }
 
 var _ xmpp.Router = (*Router)(nil)
@@ -328,10 +324,11 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 }
 
 // Unacknowledged takes the stanzas an ended session of full was given but
-// whose receipt its client never acknowledged (XEP-0198 §4), after Unbind:
-// "in the same way that it would treat a stanza sent to an unavailable
-// resource".
-//   - A chat or normal message goes to the account's available resources
+// whose receipt its client never acknowledged (XEP-0198 §4), "in the same
+// way that it would treat a stanza sent to an unavailable resource". The
+// session may still be bound (it ends before it unbinds): it is passed
+// over.
+//   - A chat or normal message goes to the account's other available resources
 //     with the highest non-negative priority, as one to the bare JID would
 //     (RFC 6121 §8.5.2.1.1; one that had it already, routed there or as a
 //     carbon copy, gets it twice, with the same stanza-id), else to offline
@@ -352,25 +349,11 @@ func (r *Router) Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.S
 	bare := full.Bare()
 	checked, exists := false, false
 	for _, st := range sts {
-		switch st.Kind {
-		case xmpp.KindIQ:
-			if st.IsIQRequest() {
-				r.bounce(ctx, st, stanza.ServiceUnavailable, "")
-			}
-			continue
-		case xmpp.KindMessage:
-		default:
+		if st.IsIQRequest() {
+			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 			continue
 		}
-		switch st.Type {
-		case "", xmpp.TypeChat, xmpp.TypeNormal:
-		default:
-			continue
-		}
-		if st.From.Equal(bare) || forwarded(st) {
-			continue
-		}
-		if _, ok := xmpp.ChatStateOnly(st.El); ok {
+		if !redeliverable(st, bare) {
 			continue
 		}
 		if !checked {
@@ -382,23 +365,61 @@ func (r *Router) Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.S
 			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 			continue
 		}
-		r.redeliver(ctx, st.With(st.From, bare))
+		r.redeliver(ctx, st, full)
 	}
 }
 
-// redeliver delivers a chat or normal message to a local account that has
-// been through MessageIn (archived, stamped) but that the resource it went
-// to could not take: as to the bare JID (RFC 6121 §8.5.3.2.1), to the
-// available resources with the highest non-negative priority, else to
-// offline storage, else back to its sender. The Delivered hooks do not
-// run again.
-func (r *Router) redeliver(ctx context.Context, st *xmpp.Stanza) {
-	if len(r.deliverHighest(ctx, st, r.lookup(st.To))) > 0 {
-		return
+// redeliverable reports whether a message that a resource of bare could
+// not take goes to the account's other resources or offline storage
+// (redeliver): a chat or normal message from someone else, neither a copy
+// forwarded to that session (XEP-0297: carbons, archive query results,
+// the session's alone) nor a chat state alone (XEP-0085: stale by then,
+// it would show "typing" long after).
+func redeliverable(st *xmpp.Stanza, bare jid.JID) bool {
+	if st.Kind != xmpp.KindMessage {
+		return false
+	}
+	switch st.Type {
+	case "", xmpp.TypeChat, xmpp.TypeNormal:
+	default:
+		return false
+	}
+	if st.From.Equal(bare) || forwarded(st) {
+		return false
+	}
+	_, chatState := xmpp.ChatStateOnly(st.El)
+	return !chatState
+}
+
+// redeliver delivers a redeliverable message to a local account that has
+// been through MessageIn (archived, stamped) but that its resource failed
+// did not take (a session closing, or one ended with what it held): as to
+// the bare JID (RFC 6121 §8.5.3.2.1), to the other available resources
+// with the highest non-negative priority, else to offline storage, else
+// back to its sender. failed may still be bound; it is passed over. The
+// Delivered hooks do not run: they ran with the first delivery, if there
+// was one.
+func (r *Router) redeliver(ctx context.Context, st *xmpp.Stanza, failed jid.JID) {
+	bare := failed.Bare()
+	if !st.To.Equal(bare) {
+		st = st.With(st.From, bare)
+	}
+	others := slices.DeleteFunc(slices.Clone(r.lookup(bare)), func(res *resource) bool { return res.full.Equal(failed) })
+	r.deliverOrStore(ctx, st, others)
+}
+
+// deliverOrStore delivers a chat or normal message to the resources with
+// the highest non-negative priority among resources, else to offline
+// storage (the Undeliverable hooks), else back to its sender. It returns
+// the resources it went to.
+func (r *Router) deliverOrStore(ctx context.Context, st *xmpp.Stanza, resources []*resource) []jid.JID {
+	if to := r.deliverHighest(ctx, st, resources); len(to) > 0 {
+		return to
 	}
 	if !r.hooks.Undeliverable.Run(ctx, st) {
 		r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 	}
+	return nil
 }
 
 // forwarded reports whether a message wraps a forwarded one (XEP-0297), as
@@ -639,14 +660,9 @@ func (r *Router) routeBare(ctx context.Context, st *xmpp.Stanza) {
 		// Archived (and stamped with a stanza-id) before it is
 		// delivered or stored offline.
 		st = r.hooks.MessageIn.Run(ctx, st)
-		if to := r.deliverHighest(ctx, st, resources); len(to) > 0 {
+		if to := r.deliverOrStore(ctx, st, resources); len(to) > 0 {
 			r.hooks.Delivered.Run(ctx, xmpp.Delivery{Stanza: st, To: to})
-			return
 		}
-		if r.hooks.Undeliverable.Run(ctx, st) {
-			return
-		}
-		r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 	}
 }
 
@@ -725,11 +741,11 @@ func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
 			if !ok && st.Kind == xmpp.KindIQ {
 				r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 			}
-			if !ok && st.Kind == xmpp.KindMessage && (st.Type == "" || st.Type == xmpp.TypeChat || st.Type == xmpp.TypeNormal) {
+			if !ok && redeliverable(st, res.full.Bare()) {
 				// The session is closing (a slow consumer, a
 				// session ending after stream management's
 				// hibernation): as if the resource were gone.
-				r.redeliver(ctx, st)
+				r.redeliver(ctx, st, res.full)
 				return
 			}
 			if ok && st.Kind == xmpp.KindMessage {

@@ -126,3 +126,65 @@ func TestBindReplacesHibernating(t *testing.T) {
 		t.Fatal("bind over the limit of connected sessions succeeded")
 	}
 }
+
+// TestRedeliverPassesOverFailed: a message the resource it went to did
+// not take goes to the account's other resources, never back to that one
+// though it is still bound and has the highest priority; a copy forwarded
+// to it (an archive query result) and a chat state alone go nowhere, not
+// to offline storage either. Redelivered, a message is addressed to the
+// bare JID.
+func TestRedeliverPassesOverFailed(t *testing.T) {
+	const (
+		chat      = `<message to='alice@example.org/phone' type='chat' id='c'><body>x</body></message>`
+		result    = `<message to='alice@example.org/phone' id='r'><result xmlns='urn:xmpp:mam:2' id='1'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='carol@example.org/c'><body>old</body></message></forwarded></result></message>`
+		chatState = `<message to='alice@example.org/phone' type='chat' id='s'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`
+	)
+	for _, tc := range []struct {
+		name, from, xml string
+		ended           bool // the phone's session ended (Unacknowledged), else it refuses (routed)
+		toDesk          int
+	}{
+		{"ended: chat", "carol@example.org/c", chat, true, 1},
+		{"ended: archive result", "alice@example.org", result, true, 0},
+		{"refused: chat", "carol@example.org/c", chat, false, 1},
+		{"refused: archive result", "alice@example.org", result, false, 0},
+		{"refused: chat state", "carol@example.org/c", chatState, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			hooks := &xmpp.Hooks{}
+			stored := 0
+			hooks.Undeliverable.Add(func(context.Context, *xmpp.Stanza) bool { stored++; return true })
+			r := newHookedRouter(t, Options{}, hooks)
+			phone := bind(t, r, "alice@example.org/phone")
+			desk := bind(t, r, "alice@example.org/desk")
+			r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence><priority>5</priority></presence>"))
+			r.Route(ctx, stanzaFrom(t, "alice@example.org/desk", "<presence><priority>1</priority></presence>"))
+			phone.take()
+			desk.take()
+
+			st := stanzaFrom(t, tc.from, tc.xml)
+			if tc.ended {
+				r.Unacknowledged(ctx, phone.full, []*xmpp.Stanza{st})
+			} else {
+				phone.mu.Lock()
+				phone.full0 = true
+				phone.mu.Unlock()
+				r.Route(ctx, st)
+			}
+			if got := phone.take(); len(got) != 0 {
+				t.Errorf("the phone got %d again", len(got))
+			}
+			got := desk.take()
+			if len(got) != tc.toDesk {
+				t.Fatalf("desk got %d, want %d", len(got), tc.toDesk)
+			}
+			if len(got) > 0 && got[0].To.String() != "alice@example.org" {
+				t.Errorf("redelivered to %s, want the bare JID", got[0].To)
+			}
+			if stored != 0 {
+				t.Errorf("stored %d offline with the desk online", stored)
+			}
+		})
+	}
+}
