@@ -74,11 +74,10 @@ type adminCommand struct {
 	detail []string
 	// noAudit commands (the listings) are not recorded.
 	noAudit bool
-	// reads, if not nil, tells a request that only reads (user.profile
-	// without a field): not recorded either.
-	reads func(AdminRequest) bool
 	// sparse: the detail records only the arguments given, so that an
-	// empty one (a field removed) differs from one left out.
+	// empty one (a field removed) differs from one left out; a request
+	// given none of them only reads (user.profile without a field), and
+	// is not recorded either.
 	sparse bool
 	// streams: the command writes its result through Backend.Emit, and
 	// on a running server has Backend.Flush to write out the archive
@@ -106,14 +105,11 @@ const (
 
 // adminCommands are the commands RunCommand runs; any other is unknown.
 var adminCommands = map[string]adminCommand{
-	CmdUserAdd:    {run: runUserSet, target: "jid", scope: scopeJID},
-	CmdUserPasswd: {run: runUserSet, target: "jid", scope: scopeJID},
-	CmdUserDel:    {run: runUserDel, target: "jid", scope: scopeJID},
-	CmdUserList:   {run: runUserList, target: "host", scope: scopeHost, noAudit: true},
-	CmdUserProfile: {run: runUserProfile, target: "jid", scope: scopeJID, detail: profileArgs, sparse: true,
-		reads: func(req AdminRequest) bool {
-			return !slices.ContainsFunc(profileArgs, func(k string) bool { _, ok := req.Args[k]; return ok })
-		}},
+	CmdUserAdd:       {run: runUserSet, target: "jid", scope: scopeJID},
+	CmdUserPasswd:    {run: runUserSet, target: "jid", scope: scopeJID},
+	CmdUserDel:       {run: runUserDel, target: "jid", scope: scopeJID},
+	CmdUserList:      {run: runUserList, target: "host", scope: scopeHost, noAudit: true},
+	CmdUserProfile:   {run: runUserProfile, target: "jid", scope: scopeJID, detail: profileArgs, sparse: true},
 	CmdPresenceSet:   {run: runPresence, target: "jid", scope: scopeJID, detail: []string{"show", "status", "call"}},
 	CmdPresenceClear: {run: runPresence, target: "jid", scope: scopeJID},
 	CmdHistoryExport: {run: runExport, target: "archive", scope: scopeJID, detail: []string{"with", "since", "until", "format"}, streams: true},
@@ -215,7 +211,7 @@ func (cmd adminCommand) runAudited(ctx context.Context, b Backend, req AdminRequ
 			return emit(line)
 		}
 	}
-	audited := b.Audit != nil && !cmd.noAudit && (cmd.reads == nil || !cmd.reads(req))
+	audited := b.Audit != nil && !cmd.noAudit && !cmd.readsOnly(req)
 	var e store.AuditEntry
 	if audited {
 		actor := req.Args["actor"]
@@ -256,6 +252,17 @@ func addAudit(ctx context.Context, a *store.Audit, e store.AuditEntry) error {
 // auditDetail is the audit entry's detail: cmd.detail's arguments (only
 // those given, for a sparse command) as key="value", quoted (which can make a value up to four times longer),
 // and cut to store.MaxAuditDetailLen with a mark where that is too long.
+// readsOnly reports whether req, for a sparse command, gives none of the
+// arguments it records: it only reads.
+func (cmd adminCommand) readsOnly(req AdminRequest) bool {
+	return cmd.sparse && !givesAny(req.Args, cmd.detail)
+}
+
+// givesAny reports whether args has any of keys.
+func givesAny(args map[string]string, keys []string) bool {
+	return slices.ContainsFunc(keys, func(k string) bool { _, ok := args[k]; return ok })
+}
+
 func (cmd adminCommand) auditDetail(args map[string]string) string {
 	var detail strings.Builder
 	for _, k := range cmd.detail {
@@ -353,8 +360,29 @@ func existingAccount(ctx context.Context, b Backend, arg string) (jid.JID, error
 // maxProfileArg bounds each field user.profile sets.
 const maxProfileArg = 1024
 
-// profileArgs are user.profile's fields.
-var profileArgs = []string{"name", "given", "family", "department", "extension", "email"}
+// profileFields are user.profile's fields: the argument, where an edit
+// puts it, and what the profile shows of it.
+var profileFields = []struct {
+	arg  string
+	edit func(*vcard.Edit) **string
+	show func(store.Profile) string
+}{
+	{"name", func(e *vcard.Edit) **string { return &e.FullName }, func(p store.Profile) string { return p.FullName }},
+	{"given", func(e *vcard.Edit) **string { return &e.Given }, func(p store.Profile) string { return p.Given }},
+	{"family", func(e *vcard.Edit) **string { return &e.Family }, func(p store.Profile) string { return p.Family }},
+	{"department", func(e *vcard.Edit) **string { return &e.Department }, func(p store.Profile) string { return p.OrgUnit }},
+	{"extension", func(e *vcard.Edit) **string { return &e.Extension }, func(p store.Profile) string { return strings.Join(p.Phones, ", ") }},
+	{"email", func(e *vcard.Edit) **string { return &e.Email }, func(p store.Profile) string { return strings.Join(p.Emails, ", ") }},
+}
+
+// profileArgs are user.profile's arguments, in profileFields' order.
+var profileArgs = func() []string {
+	args := make([]string, len(profileFields))
+	for i, f := range profileFields {
+		args[i] = f.arg
+	}
+	return args
+}()
 
 // runUserProfile runs user.profile: the vCard's directory fields given
 // are replaced (XEP-0054; the rest of the vCard stays), and the profile
@@ -369,20 +397,15 @@ func runUserProfile(ctx context.Context, b Backend, req AdminRequest) ([]string,
 	}
 	owner := bare.String()
 	var e vcard.Edit
-	changed := false
-	for key, field := range map[string]**string{
-		"name": &e.FullName, "given": &e.Given, "family": &e.Family,
-		"department": &e.Department, "extension": &e.Extension, "email": &e.Email,
-	} {
-		if v, ok := req.Args[key]; ok {
+	for _, f := range profileFields {
+		if v, ok := req.Args[f.arg]; ok {
 			v = strings.TrimSpace(v)
 			if strings.ContainsAny(v, "\r\n") || len(v) > maxProfileArg || !wire.ValidText(v) {
 				// Written into the vCard as it is: one line of XML
 				// characters, or the stored vCard would not parse.
-				return nil, badArg("%s must be one line of at most %d bytes of XML characters", key, maxProfileArg)
+				return nil, badArg("%s must be one line of at most %d bytes of XML characters", f.arg, maxProfileArg)
 			}
-			*field = &v
-			changed = true
+			*f.edit(&e) = &v
 		}
 	}
 	// p is the profile the directory holds when the command ends.
@@ -397,7 +420,7 @@ func runUserProfile(ctx context.Context, b Backend, req AdminRequest) ([]string,
 		}
 		return v, nil
 	}
-	if !changed {
+	if !givesAny(req.Args, profileArgs) {
 		raw, err := b.VCards.Get(ctx, owner)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
@@ -428,11 +451,11 @@ func runUserProfile(ctx context.Context, b Backend, req AdminRequest) ([]string,
 			return nil, err
 		}
 	}
-	return []string{
-		"name: " + p.FullName, "given: " + p.Given, "family: " + p.Family,
-		"department: " + p.OrgUnit, "extension: " + strings.Join(p.Phones, ", "),
-		"email: " + strings.Join(p.Emails, ", "),
-	}, nil
+	lines := make([]string, len(profileFields))
+	for i, f := range profileFields {
+		lines[i] = f.arg + ": " + f.show(p)
+	}
+	return lines, nil
 }
 
 // runPresence runs presence.set and presence.clear.
