@@ -192,10 +192,9 @@ func labelled(f *wire.Element, label string) *wire.Element {
 
 // criterion is one field to match, with its folded query.
 type criterion struct {
-	f       *field
-	q       string // lower case, without '*'
-	digits  string // q's digits, for a digits field
-	digitsB []byte // the same, as bytes
+	f      *field
+	q      string // lower case, without '*'
+	digits []byte // q's digits, for a digits field
 }
 
 // page is the XEP-0059 part of a request.
@@ -337,8 +336,7 @@ func criteria(q *wire.Element) ([]criterion, bool, error) {
 		}
 		c := criterion{f: f, q: folded}
 		if f.digits {
-			c.digits = digitsOf(folded)
-			c.digitsB = []byte(c.digits)
+			c.digits = appendDigits(nil, folded)
 		}
 		out = append(out, c)
 		return nil
@@ -424,9 +422,9 @@ func (c criterion) match(local string, p store.Profile) bool {
 		if v == "" {
 			continue
 		}
-		if c.digits != "" {
+		if len(c.digits) > 0 {
 			var buf [64]byte
-			if bytes.Contains(appendDigits(buf[:0], v), c.digitsB) {
+			if bytes.Contains(appendDigits(buf[:0], v), c.digits) {
 				return true
 			}
 			continue
@@ -474,6 +472,3 @@ func appendDigits(dst []byte, s string) []byte {
 	}
 	return dst
 }
-
-// digitsOf returns the ASCII digits of s.
-func digitsOf(s string) string { return string(appendDigits(nil, s)) }
