@@ -24,6 +24,7 @@ var tiers = map[string]int{
 	"switchboard/xmpp/config":  0,
 	"switchboard/xmpp/metrics": 0,
 	"switchboard/xmpp/wire":    0, // the XML layer
+	"switchboard/xmpp/listen":  0, // the listeners' accept loop
 
 	"switchboard/xmpp":  1, // the kernel
 	"switchboard/store": 1,

@@ -15,6 +15,7 @@ import (
 
 	"switchboard/xmpp"
 	"switchboard/xmpp/auth"
+	"switchboard/xmpp/listen"
 )
 
 // Router is what a client session needs from the router.
@@ -174,27 +175,20 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 	}
 	s.listeners[ln] = true
 	s.mu.Unlock()
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				return nil
-			}
-			if isTemporaryAccept(err) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", xmpp.LogErr, err)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("c2s: accept: %w", err)
-		}
-		delay = 0
-		s.accept(nc, transport{directTLS: directTLS})
+	err := listen.Loop(ln, s.isClosing,
+		func(err error) { s.log.Warn("accept failed; retrying", xmpp.LogErr, err) },
+		func(nc net.Conn) { s.accept(nc, transport{directTLS: directTLS}) })
+	if err != nil {
+		return fmt.Errorf("c2s: accept: %w", err)
 	}
+	return nil
+}
+
+// isClosing reports whether Shutdown has begun.
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 // ServeConn serves a client stream on nc, a transport the caller set up,
@@ -204,16 +198,6 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 // the limits of its remote address as any other, and Shutdown closes it.
 func (s *Server) ServeConn(nc net.Conn, state *tls.ConnectionState) {
 	s.accept(nc, transport{framed: true, state: state})
-}
-
-func isTemporaryAccept(err error) bool {
-	// Timeouts, EMFILE/ENFILE and aborted handshakes are transient.
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	var se interface{ Temporary() bool }
-	return errors.As(err, &se) && se.Temporary()
 }
 
 func (s *Server) accept(nc net.Conn, t transport) {

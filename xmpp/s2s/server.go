@@ -16,6 +16,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"switchboard/xmpp"
+	"switchboard/xmpp/listen"
 	"switchboard/xmpp/wire"
 )
 
@@ -176,23 +177,20 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of descriptors, a connection reset before it was
-			// accepted: the listener goes on after a pause.
-			s.log.Warn("s2s accept failed", xmpp.LogErr, err)
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		s.accept(nc)
+	err := listen.Loop(ln, s.isClosing,
+		func(err error) { s.log.Warn("s2s accept failed; retrying", xmpp.LogErr, err) },
+		s.accept)
+	if err != nil {
+		return fmt.Errorf("s2s: accept: %w", err)
 	}
+	return nil
+}
+
+// isClosing reports whether Shutdown has begun.
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 func (s *Server) accept(nc net.Conn) {

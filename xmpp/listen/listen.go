@@ -1,0 +1,51 @@
+package listen
+
+import (
+	"errors"
+	"net"
+	"time"
+)
+
+// Backoff bounds the pause after a transient accept error: it starts at
+// MinPause and doubles with each error in a row, up to MaxPause.
+const (
+	MinPause = 5 * time.Millisecond
+	MaxPause = time.Second
+)
+
+// Loop accepts connections on ln and hands each to handle, on the calling
+// goroutine, until an accept fails for good. It returns nil when ln was
+// closed (or closing reports true: Shutdown began), the accept error
+// otherwise. Each transient error is passed to retry before the pause.
+func Loop(ln net.Listener, closing func() bool, retry func(error), handle func(net.Conn)) error {
+	var pause time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if closing() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			if !Temporary(err) {
+				return err
+			}
+			pause = min(max(2*pause, MinPause), MaxPause)
+			retry(err)
+			time.Sleep(pause)
+			continue
+		}
+		pause = 0
+		handle(nc)
+	}
+}
+
+// Temporary reports whether an accept error is transient: a timeout, or
+// an error that says it is temporary (EMFILE, ENFILE; the net package
+// retries connections aborted before accept itself).
+func Temporary(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var te interface{ Temporary() bool }
+	return errors.As(err, &te) && te.Temporary()
+}
