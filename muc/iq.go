@@ -81,13 +81,6 @@ func (r *room) iq(ctx context.Context, st *xmpp.Stanza) {
 	}
 }
 
-func boolStr(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
-
 // discoInfo describes the room (§6.4) with the muc#roominfo form.
 func (r *room) discoInfo(st *xmpp.Stanza) *xmpp.Stanza {
 	q := wire.New("query", xmpp.NSDiscoInfo).AddChild(wire.New("identity", xmpp.NSDiscoInfo,
@@ -186,24 +179,20 @@ func (r *room) configForm() *wire.Element {
 		xmpp.FormField("FORM_TYPE", "hidden", NSRoomConf),
 		xmpp.FormField("muc#roomconfig_roomname", "text-single", d.Name),
 		xmpp.FormField("muc#roomconfig_roomdesc", "text-single", d.Description),
-		xmpp.FormField("muc#roomconfig_publicroom", "boolean", boolStr(d.Public)),
-		xmpp.FormField("muc#roomconfig_persistentroom", "boolean", boolStr(d.Persistent)),
-		xmpp.FormField("muc#roomconfig_membersonly", "boolean", boolStr(d.MembersOnly)),
-		xmpp.FormField("muc#roomconfig_moderatedroom", "boolean", boolStr(d.Moderated)),
-		xmpp.FormField("muc#roomconfig_passwordprotectedroom", "boolean", boolStr(d.PasswordProtected)),
+		xmpp.FormField("muc#roomconfig_publicroom", "boolean", xmpp.FormBool(d.Public)),
+		xmpp.FormField("muc#roomconfig_persistentroom", "boolean", xmpp.FormBool(d.Persistent)),
+		xmpp.FormField("muc#roomconfig_membersonly", "boolean", xmpp.FormBool(d.MembersOnly)),
+		xmpp.FormField("muc#roomconfig_moderatedroom", "boolean", xmpp.FormBool(d.Moderated)),
+		xmpp.FormField("muc#roomconfig_passwordprotectedroom", "boolean", xmpp.FormBool(d.PasswordProtected)),
 		xmpp.FormField("muc#roomconfig_roomsecret", "text-private", d.Password),
 		xmpp.FormField("muc#roomconfig_maxusers", "text-single", strconv.Itoa(d.MaxUsers)),
-		xmpp.FormField("muc#roomconfig_whois", "list-single", d.WhoIs).AddChild(option("moderators"), option("anyone")),
-		xmpp.FormField("muc#roomconfig_changesubject", "boolean", boolStr(d.ParticipantsChangeSubject)),
-		xmpp.FormField("muc#roomconfig_allowinvites", "boolean", boolStr(d.AllowInvites)),
-		xmpp.FormField("muc#roomconfig_allowpm", "list-single", allowPM).AddChild(option("anyone"), option("moderators")),
+		xmpp.FormField("muc#roomconfig_whois", "list-single", d.WhoIs).AddChild(xmpp.FormOption("moderators"), xmpp.FormOption("anyone")),
+		xmpp.FormField("muc#roomconfig_changesubject", "boolean", xmpp.FormBool(d.ParticipantsChangeSubject)),
+		xmpp.FormField("muc#roomconfig_allowinvites", "boolean", xmpp.FormBool(d.AllowInvites)),
+		xmpp.FormField("muc#roomconfig_allowpm", "list-single", allowPM).AddChild(xmpp.FormOption("anyone"), xmpp.FormOption("moderators")),
 		xmpp.FormField("muc#maxhistoryfetch", "text-single", strconv.Itoa(d.HistoryLength)),
 		access,
 	)
-}
-
-func option(v string) *wire.Element {
-	return wire.New("option", NSData).AddChild(wire.New("value", NSData).SetText(v))
 }
 
 func truthy(v []string) (bool, bool) {

@@ -39,3 +39,28 @@ func FormValues(x *wire.Element) map[string][]string {
 	}
 	return out
 }
+
+// FormOption is a list field's option (XEP-0004 §3.2) with value v.
+func FormOption(v string) *wire.Element {
+	return wire.New("option", NSData).AddChild(wire.New("value", NSData).SetText(v))
+}
+
+// FormBool is b as a XEP-0004 §3.3 boolean value.
+func FormBool(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// ParseFormBool reads a XEP-0004 §3.3 boolean value; ok is false for
+// anything else.
+func ParseFormBool(v string) (b, ok bool) {
+	switch v {
+	case "1", "true":
+		return true, true
+	case "0", "false":
+		return false, true
+	}
+	return false, false
+}

@@ -22,8 +22,8 @@ func (m *Module) configForm(n store.PEPNode, typ string) *wire.Element {
 		xmpp.FormField("pubsub#roster_groups_allowed", "list-multi", n.RosterGroups...),
 		xmpp.FormField("pubsub#max_items", "text-single", strconv.Itoa(n.MaxItems)),
 		listField("pubsub#send_last_published_item", n.SendLast, SendNever, SendOnSub, SendOnSubAndPresence),
-		xmpp.FormField("pubsub#notify_retract", "boolean", boolValue(n.NotifyRetract)),
-		xmpp.FormField("pubsub#notify_delete", "boolean", boolValue(n.NotifyDelete)),
+		xmpp.FormField("pubsub#notify_retract", "boolean", xmpp.FormBool(n.NotifyRetract)),
+		xmpp.FormField("pubsub#notify_delete", "boolean", xmpp.FormBool(n.NotifyDelete)),
 		xmpp.FormField("pubsub#persist_items", "boolean", "1"),
 		xmpp.FormField("pubsub#deliver_payloads", "boolean", "1"),
 		xmpp.FormField("pubsub#deliver_notifications", "boolean", "1"),
@@ -35,27 +35,9 @@ func (m *Module) configForm(n store.PEPNode, typ string) *wire.Element {
 func listField(v, value string, options ...string) *wire.Element {
 	f := xmpp.FormField(v, "list-single", value)
 	for _, o := range options {
-		f.AddChild(wire.New("option", xmpp.NSData).AddChild(wire.New("value", xmpp.NSData).SetText(o)))
+		f.AddChild(xmpp.FormOption(o))
 	}
 	return f
-}
-
-func boolValue(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
-
-// parseBool reads a XEP-0004 §3.3 boolean.
-func parseBool(v string) (bool, bool) {
-	switch v {
-	case "1", "true":
-		return true, true
-	case "0", "false":
-		return false, true
-	}
-	return false, false
 }
 
 // applyForm applies a submitted node configuration or publish-options
@@ -122,7 +104,7 @@ func (m *Module) applyForm(n *store.PEPNode, x *wire.Element, formType string) e
 				return bad(field)
 			}
 		case "pubsub#notify_retract", "pubsub#notify_delete":
-			b, ok := parseBool(one)
+			b, ok := xmpp.ParseFormBool(one)
 			if !ok {
 				return bad(field)
 			}
@@ -133,7 +115,7 @@ func (m *Module) applyForm(n *store.PEPNode, x *wire.Element, formType string) e
 			}
 		case "pubsub#persist_items", "pubsub#deliver_payloads", "pubsub#deliver_notifications":
 			// Items always persist and notifications carry payloads.
-			if b, ok := parseBool(one); !ok || !b {
+			if b, ok := xmpp.ParseFormBool(one); !ok || !b {
 				return bad(field)
 			}
 		case "pubsub#publish_model":
