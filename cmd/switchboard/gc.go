@@ -20,17 +20,34 @@ const gcHeadroom = 32 << 20
 
 // gcCycleRate is about the most collections a second that keepGCHeadroom
 // lets a high allocation rate cause: the headroom grows to a tenth of a
-// second's allocations (up to maxGCHeadroom). Each collection costs about
-// the same whatever the headroom: it marks the live heap and walks every
-// goroutine the process ever had (the runtime keeps exited ones for
-// reuse: after 10,000 sessions came and went, a collection takes 1–2 ms
-// longer). Chat at saturation with the archive on allocates about
-// 600 MB/s, much of it in the store's B-tree updates: with 32 MiB of
-// headroom that was 20 collections a second; at this rate, 10. Below
-// gcCycleRate × gcHeadroom bytes a second (a quiet server, logins, chat
-// with the archive off) the headroom is gcHeadroom. A raised headroom
-// costs RSS only while the rate lasts: it falls with the rate.
+// second's allocations (up to maxGCHeadroom). Chat at saturation with the
+// archive on allocates about 600 MB/s, much of it in the store's B-tree
+// updates: with 32 MiB of headroom that was 20 collections a second; at
+// this rate, 10. Below gcCycleRate × gcHeadroom bytes a second (a quiet
+// server, logins, chat with the archive off) the headroom is gcHeadroom. A
+// raised headroom costs RSS only while the rate lasts: it falls with the
+// rate.
 const gcCycleRate = 10
+
+// gcScanRate is about the most bytes a second that the collections a high
+// allocation rate causes may scan: gcCycleRate collections of a heap that
+// scans up to 16 MiB (a server of a few hundred sessions), fewer of a
+// larger one. A collection's cost grows with what it scans: the live heap,
+// including the record of every goroutine the process ever had (the
+// runtime keeps exited ones for reuse: after 10,000 sessions came and
+// went, some 5 MiB of them) and maps still sized for those sessions. At a
+// fixed number of collections a second that made the collector's share
+// of the CPU grow with the heap: chat at saturation with the archive on,
+// after 10,000 sessions logged in and out, scanned about 10 MiB more per
+// collection, spent 110–270 ms more CPU collecting in a 4 s run, and ran
+// at 0.86–1.00 of a fresh process's rate (median 0.91, four local pairs).
+// With the collections spaced by what they scan, as GOGC spaces them, the
+// two spent the same on collecting and the churned ran at 0.99–1.10
+// (median 1.04, five pairs). So past 16 MiB the headroom grows with the
+// heap as well as with the rate, and the collector's work per allocated
+// byte stays the same; a fresh server under that load scans 15–25 MiB,
+// and its heap peaks about 20 MiB higher than it did.
+const gcScanRate = gcCycleRate * (16 << 20)
 
 // maxGCHeadroom bounds the headroom an allocation rate can raise.
 const maxGCHeadroom = 256 << 20
@@ -57,10 +74,15 @@ func gcPercentFor(scanned, byRate uint64, base int) int {
 }
 
 // rateHeadroom is the headroom an allocation rate in bytes a second asks
-// for: enough for at most about gcCycleRate collections a second, up to
-// maxGCHeadroom.
-func rateHeadroom(rate uint64) uint64 {
-	return min(rate/gcCycleRate, maxGCHeadroom)
+// for, given scanned, what the last collection scanned: enough for at most
+// about gcCycleRate collections a second, and for at most gcScanRate bytes
+// scanned a second by them, up to maxGCHeadroom.
+func rateHeadroom(rate, scanned uint64) uint64 {
+	h := float64(rate) / gcCycleRate
+	if scanned > gcScanRate/gcCycleRate {
+		h = float64(rate) * float64(scanned) / gcScanRate
+	}
+	return uint64(min(h, maxGCHeadroom))
 }
 
 // allocWindow is the number of ticks over which allocRate measures.
@@ -131,7 +153,7 @@ func keepGCHeadroomEvery(ctx context.Context, log *slog.Logger, every time.Durat
 		// differ, and the rate is measured over ten of them.
 		now := time.Now()
 		scanned := samples[0].Value.Uint64() + samples[1].Value.Uint64() + samples[2].Value.Uint64()
-		byRate := rateHeadroom(rate.add(now, samples[3].Value.Uint64()))
+		byRate := rateHeadroom(rate.add(now, samples[3].Value.Uint64()), scanned)
 		// When the rate falls the percentage falls with it: a heap
 		// already past the lower goal is collected at the next
 		// allocation that checks the trigger, not when it reaches the

@@ -44,22 +44,48 @@ func TestGCPercentFor(t *testing.T) {
 func TestRateHeadroom(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
-		name string
-		rate uint64 // bytes a second
-		want uint64
+		name    string
+		rate    uint64 // bytes a second
+		scanned uint64 // what the last collection scanned
+		want    uint64
 	}{
-		{"quiet", 0, 0},
-		{"below the floor", 200 * mib, 20 * mib},
-		{"at the floor", gcCycleRate * gcHeadroom, gcHeadroom},
-		{"archive-on saturation", 600 * mib, 60 * mib},
-		{"capped", 100_000 * mib, maxGCHeadroom},
+		{"quiet", 0, 8 * mib, 0},
+		{"below the floor", 200 * mib, 8 * mib, 20 * mib},
+		{"at the floor", gcCycleRate * gcHeadroom, 8 * mib, gcHeadroom},
+		{"archive-on saturation", 600 * mib, 8 * mib, 60 * mib},
+		{"archive-on saturation, 16 MiB scanned", 600 * mib, 16 * mib, 60 * mib},
+		{"archive-on saturation, twice that scanned: half the collections", 600 * mib, 32 * mib, 120 * mib},
+		{"a large heap: capped", 600 * mib, 512 * mib, maxGCHeadroom},
+		{"capped", 100_000 * mib, 8 * mib, maxGCHeadroom},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := rateHeadroom(tc.rate); got != tc.want {
-				t.Fatalf("rateHeadroom(%d MiB/s) = %d MiB, want %d MiB", tc.rate/mib, got/mib, tc.want/mib)
+			if got := rateHeadroom(tc.rate, tc.scanned); got != tc.want {
+				t.Fatalf("rateHeadroom(%d MiB/s, %d MiB scanned) = %d MiB, want %d MiB", tc.rate/mib, tc.scanned/mib, got/mib, tc.want/mib)
 			}
 		})
+	}
+}
+
+// Below the cap, the collections a rate causes scan at most gcScanRate
+// bytes a second and happen at most gcCycleRate times a second, whatever
+// the heap.
+func TestRateHeadroomBoundsScanning(t *testing.T) {
+	const mib = 1 << 20
+	for _, rate := range []uint64{100 * mib, 600 * mib, 1500 * mib} {
+		for scanned := uint64(1 * mib); scanned <= 128*mib; scanned *= 2 {
+			h := rateHeadroom(rate, scanned)
+			if h >= maxGCHeadroom {
+				continue
+			}
+			cycles := float64(rate) / float64(h)
+			if cycles > gcCycleRate*1.001 {
+				t.Errorf("%d MiB/s, %d MiB scanned: %.1f collections a second, more than %d", rate/mib, scanned/mib, cycles, gcCycleRate)
+			}
+			if scan := cycles * float64(scanned); scan > gcScanRate*1.001 {
+				t.Errorf("%d MiB/s, %d MiB scanned: %.0f MiB scanned a second, more than %d", rate/mib, scanned/mib, scan/mib, gcScanRate/mib)
+			}
+		}
 	}
 }
 
