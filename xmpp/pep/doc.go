@@ -25,14 +25,17 @@
 // presence with new capabilities, brings it the newest item of each node
 // it newly asks for (send_last_published_item on_sub_and_presence) from
 // its own account and the local accounts whose presence it receives; other
-// servers send theirs. Nothing is sent to a contact, or a contact's
+// servers send theirs. A local contact whose subscription the owner
+// approves (or pre-approved) is a new subscriber: its available resources
+// get the newest item of each node they ask for and may read at once
+// (XEP-0163 §4.3.4). Nothing is sent to a contact, or a contact's
 // resource, the owner blocked.
 //
 // Not covered: explicit subscriptions (subscribe answers
 // feature-not-implemented: subscriptions are implied by presence), the
-// last items for a contact whose subscription was just approved (they
-// come with the contact's next initial presence),
-// affiliation and subscription management, collection nodes, and the
+// last items for another server's contact whose subscription was just
+// approved (they come with its next presence to the account), affiliation
+// and subscription management, collection nodes, and the
 // XEP-0033 replyto address on notifications. The roster model reads the
 // owner's roster groups, not the configured shared groups.
 //

@@ -128,8 +128,8 @@ func (m *Module) lookupLocked(full, key string) (map[string]bool, bool) {
 // localPresence follows a local resource's broadcast presence: initial
 // presence, or presence with new capabilities, gets the last item of each
 // node it newly asks for, from its own account and the local accounts
-// whose presence it receives (XEP-0163 §4.3.2). Other servers' accounts
-// send theirs when they receive that presence.
+// whose presence it receives (XEP-0163 §4.3.3, §4.3.4). Other servers'
+// accounts send theirs when they receive that presence.
 func (m *Module) localPresence(ctx context.Context, st *xmpp.Stanza) {
 	full := st.From
 	fs := full.String()
@@ -159,6 +159,45 @@ func (m *Module) localPresence(ctx context.Context, st *xmpp.Stanza) {
 		}
 	}
 	m.learn(ctx, key, node, ver, prev, waiter{full: full, owners: owners, asker: full.Bare()})
+}
+
+// subscribed follows a local account's approval of a local contact's
+// presence subscription: the 'subscribed' on its way to the contact, sent
+// once the owner's roster records it (RFC 6121 §3.1.5, or the server
+// answering for a pre-approval, §3.4). The contact is then a new
+// subscriber of the owner's nodes, and each of its available resources
+// gets the last item of each node its capabilities ask for (XEP-0163
+// §4.3.4: the last published item goes "to all new subscribers", not only
+// to newly available resources). sendLast checks the node's access model,
+// so a 'subscribed' that gave no access sends nothing. A resource whose
+// capabilities are still being asked about gets its last items with the
+// answer, from the accounts it followed when it came online; another
+// server's contacts get them when their presence reaches the account
+// (remotePresence). It never consumes the presence.
+func (m *Module) subscribed(ctx context.Context, st *xmpp.Stanza) bool {
+	if st.Kind != xmpp.KindPresence || st.Type != xmpp.TypeSubscribed ||
+		st.From.Localpart() == "" || st.To.Localpart() == "" ||
+		!m.deps.IsLocal(st.From.Domainpart()) || !m.deps.IsLocal(st.To.Domainpart()) {
+		return false
+	}
+	own, contact := st.From.Bare(), st.To.Bare()
+	if own.Equal(contact) {
+		return false
+	}
+	for _, r := range m.deps.Sessions.Sessions(contact) {
+		if !r.Available {
+			continue
+		}
+		fs := r.JID.String()
+		m.mu.Lock()
+		key := m.seen[fs]
+		nodes, ok := m.lookupLocked(fs, key)
+		m.mu.Unlock()
+		if ok {
+			m.sendLast(ctx, waiter{full: r.JID, owners: []jid.JID{own}, asker: contact}, nodes)
+		}
+	}
+	return false
 }
 
 // remotePresence follows the presence that other servers' users send a
@@ -286,7 +325,7 @@ func (m *Module) ask(ctx context.Context, id, node, key string, w waiter) {
 
 // fresh returns the nodes that key's interests add to those of prev, the
 // resource's previous key: only those get their last item again
-// (XEP-0163 §4.3.2).
+// (XEP-0163 §4.3.3: later presence must not send it again).
 func (m *Module) fresh(fs string, nodes map[string]bool, prev string) map[string]bool {
 	old, _ := m.lookup(fs, prev)
 	out := map[string]bool{}
@@ -388,7 +427,7 @@ func (m *Module) inbound(ctx context.Context, st *xmpp.Stanza) bool {
 }
 
 // sendLast sends w the newest item of each node of its owners that it
-// asks for and may read, unless the node says never (XEP-0163 §4.3.2).
+// asks for and may read, unless the node says never (XEP-0163 §4.3.4).
 func (m *Module) sendLast(ctx context.Context, w waiter, nodes map[string]bool) {
 	if len(nodes) == 0 {
 		return

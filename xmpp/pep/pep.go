@@ -118,7 +118,7 @@ type Module struct {
 	asking map[string]string
 	// seen maps a local full JID to the caps key of its last broadcast
 	// presence, so that only initial presence or changed caps send the
-	// last items (XEP-0163 §4.3.2).
+	// last items (XEP-0163 §4.3.3).
 	seen map[string]string
 	// remote maps a local account to the full JIDs of other servers'
 	// users that sent it available presence, with their caps keys:
@@ -223,6 +223,7 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	hooks.Inbound.Add(m.inbound)
 	hooks.PresenceBroadcast.Add(m.localPresence)
 	hooks.PresenceIn.Add(m.remotePresence)
+	hooks.PresenceIn.Add(m.subscribed)
 	hooks.SessionClosed.Add(func(_ context.Context, ev xmpp.SessionEvent) {
 		m.mu.Lock()
 		delete(m.seen, ev.JID.String())

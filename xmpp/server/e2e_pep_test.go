@@ -318,6 +318,72 @@ func TestPEPNotifications(t *testing.T) {
 		alice, pepNS, pepNick, pepNickPayload("Mallory")), "auth", "forbidden", "")
 }
 
+// A contact whose subscription the owner approves becomes a subscriber of
+// the owner's nodes: its available resources that ask for a node get the
+// node's last item then (XEP-0163 §4.3.4), not at their next login. A
+// node the contact may not read, a declined request and a repeated
+// approval send nothing; a pre-approval (RFC 6121 §3.4) does like an
+// approval.
+func TestPEPLastItemOnApproval(t *testing.T) {
+	s := servertest.Start(t)
+	alice := s.AddUser(t, "alice", prPassword)
+	dave := s.AddUser(t, "dave", prPassword)
+	erin := s.AddUser(t, "erin", prPassword)
+	frank := s.AddUser(t, "frank", prPassword)
+
+	wantsNick := newPEPCaps(pepNick+"+notify", pepDevices+"+notify")
+	noNick := newPEPCaps(pepAvatar + "+notify")
+	a := prLogin(t, s, alice, "pc")
+	pepOnline(t, a, wantsNick, true)
+	pepEqual(t, "alice's nick", pepPublishOwn(t, a, pepNick, "current", pepNickPayload("Alice"), ""), "current=Alice")
+	pepCheckResult(t, pepPublish(t, a, pepDevices, "current", "<list xmlns='eu.siacs.conversations.axolotl'/>",
+		pepOptions("pubsub#access_model", "whitelist")))
+	prSync(t, a)
+
+	d := prLogin(t, s, dave, "phone")
+	d2 := prLogin(t, s, dave, "desk")
+	d3 := prLogin(t, s, dave, "away") // bound, never available
+	pepOnline(t, d, wantsNick, false)
+	pepOnline(t, d2, noNick, true)
+	e := prLogin(t, s, erin, "phone")
+	f := prLogin(t, s, frank, "phone")
+	pepOnline(t, e, wantsNick, false)
+	pepOnline(t, f, wantsNick, false)
+
+	// request makes from ask alice, and alice answer it.
+	request := func(from *servertest.Client, answer string) []*wire.Element {
+		t.Helper()
+		rtSend(t, from, "<presence to='%s' type='subscribe'/>", alice)
+		if answer != "" {
+			a.Next(t, wait, prMatch("presence", "subscribe", from.JID.Bare().String()))
+			rtSend(t, a, "<presence to='%s' type='%s'/>", from.JID.Bare(), answer)
+		}
+		prSync(t, a)
+		return prSync(t, from)
+	}
+
+	els := request(d, "subscribed")
+	pepEqual(t, "dave/phone after the approval", pepEvents(els, alice, pepNick), "current=Alice")
+	pepEqual(t, "dave/phone, the whitelist node", pepEvents(els, alice, pepDevices))
+	pepEqual(t, "dave/desk (no +notify)", pepEvents(prSync(t, d2), alice, pepNick))
+	pepEqual(t, "dave/away (not available)", pepEvents(prSync(t, d3), alice, pepNick))
+
+	rtSend(t, a, "<presence to='%s' type='subscribed'/>", dave)
+	prSync(t, a)
+	pepEqual(t, "dave/phone after a repeated approval", pepEvents(prSync(t, d), alice, pepNick))
+
+	pepEqual(t, "erin, declined", pepEvents(request(e, "unsubscribed"), alice, pepNick))
+
+	rtSend(t, a, "<presence to='%s' type='subscribed'/>", frank) // pre-approval
+	prSync(t, a)
+	pepEqual(t, "frank, pre-approved, before asking", pepEvents(prSync(t, f), alice, pepNick))
+	pepEqual(t, "frank, pre-approved", pepEvents(request(f, ""), alice, pepNick), "current=Alice")
+
+	// The new subscriber's next login gets it as before.
+	d4 := prLogin(t, s, dave, "tablet")
+	pepEqual(t, "dave/tablet's last item", pepEvents(pepOnline(t, d4, wantsNick, false), alice, pepNick), "current=Alice")
+}
+
 // TestPEPAccessModels covers publish-options (XEP-0060 §7.1.5) and the
 // open and whitelist access models, node configuration, deletion and the
 // account's disco#info.
