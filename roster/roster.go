@@ -81,6 +81,10 @@ type Module struct {
 
 	mu    sync.RWMutex
 	users map[string][]string // cached account lists by host (shared roster)
+
+	// approved is the server's SubscriptionApproved hook, once
+	// registered.
+	approved *xmpp.Hook[*xmpp.Stanza]
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -113,7 +117,16 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	hooks.UserSend.Add(m.userSend)
 	hooks.PresenceIn.Add(m.presenceIn)
 	hooks.InitialPresence.Add(m.initialPresence)
+	m.approved = &hooks.SubscriptionApproved
 	return nil
+}
+
+// approve runs the SubscriptionApproved hook for subscribed, the
+// 'subscribed' routed from an account to a contact it approved.
+func (m *Module) approve(ctx context.Context, subscribed *xmpp.Stanza) {
+	if m.approved != nil {
+		m.approved.Run(ctx, subscribed)
+	}
 }
 
 func owner(j jid.JID) string { return j.Bare().String() }
@@ -493,9 +506,11 @@ func (m *Module) userSend(ctx context.Context, st *xmpp.Stanza) bool {
 	if changed {
 		m.push(ctx, user, itemElement(m.viewItem(ctx, user, item), false), version)
 	}
+	var routed *xmpp.Stanza
 	if route {
 		// §3.1.2: the user's server stamps the bare JID.
-		m.deps.Router.Route(ctx, st.With(user, contact))
+		routed = st.With(user, contact)
+		m.deps.Router.Route(ctx, routed)
 	}
 	if sendPresence {
 		// §3.1.5: the contact now sees the user's presence.
@@ -503,6 +518,9 @@ func (m *Module) userSend(ctx context.Context, st *xmpp.Stanza) bool {
 			if r.Available && r.Presence != nil {
 				m.deps.Router.Route(ctx, r.Presence.With(r.JID, contact))
 			}
+		}
+		if routed != nil {
+			m.approve(ctx, routed)
 		}
 	}
 	if sendUnavailable {
@@ -599,14 +617,19 @@ func (m *Module) presenceIn(ctx context.Context, st *xmpp.Stanza) bool {
 	if changed {
 		m.push(ctx, user, itemElement(m.viewItem(ctx, user, item), false), version)
 	}
+	var reply *xmpp.Stanza
 	if autoReply {
-		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeSubscribed, "", user, contact))
+		reply = xmpp.Build(xmpp.KindPresence, xmpp.TypeSubscribed, "", user, contact)
+		m.deps.Router.Route(ctx, reply)
 	}
 	if sendPresence {
 		for _, r := range m.deps.Router.Sessions(user) {
 			if r.Available && r.Presence != nil {
 				m.deps.Router.Route(ctx, r.Presence.With(r.JID, contact))
 			}
+		}
+		if reply != nil {
+			m.approve(ctx, reply) // a pre-approval taken up
 		}
 	}
 	if sendUnavailable {

@@ -336,6 +336,13 @@ type Hooks struct {
 	// InitialPresence runs after a resource's first available presence
 	// (RFC 6121 §4.2) was recorded and broadcast.
 	InitialPresence Hook[*Stanza]
+	// SubscriptionApproved runs after a local account approved a
+	// contact's presence subscription (RFC 6121 §3.1.5, or the server
+	// answering for a pre-approval, §3.4): the account's roster records
+	// the contact's subscription, and the 'subscribed' and the account's
+	// presence were routed to the contact. The stanza is that
+	// 'subscribed', from the account's bare JID to the contact's.
+	SubscriptionApproved Hook[*Stanza]
 	// MessageOut runs for a message a local client sent, once the
 	// UserSend filters let it through and before it is routed. Each
 	// function gets the previous one's result and returns the copy the

@@ -25,17 +25,16 @@
 // presence with new capabilities, brings it the newest item of each node
 // it newly asks for (send_last_published_item on_sub_and_presence) from
 // its own account and the local accounts whose presence it receives; other
-// servers send theirs. A local contact whose subscription the owner
-// approves (or pre-approved) is a new subscriber: its available resources
-// get the newest item of each node they ask for and may read at once
-// (XEP-0163 §4.3.4). Nothing is sent to a contact, or a contact's
-// resource, the owner blocked.
+// servers send theirs. A contact whose subscription the owner approves
+// (or pre-approved) is a new subscriber (XEP-0163 §4.3.4): a local
+// contact's available resources get the newest item of each node they ask
+// for and may read at once; another server's contact is probed, when the
+// owner receives its presence, and its answer brings them. Nothing is sent
+// to a contact, or a contact's resource, the owner blocked.
 //
 // Not covered: explicit subscriptions (subscribe answers
-// feature-not-implemented: subscriptions are implied by presence), the
-// last items for another server's contact whose subscription was just
-// approved (they come with its next presence to the account), affiliation
-// and subscription management, collection nodes, and the
+// feature-not-implemented: subscriptions are implied by presence),
+// affiliation and subscription management, collection nodes, and the
 // XEP-0033 replyto address on notifications. The roster model reads the
 // owner's roster groups, not the configured shared groups.
 //

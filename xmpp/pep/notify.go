@@ -161,28 +161,42 @@ func (m *Module) localPresence(ctx context.Context, st *xmpp.Stanza) {
 	m.learn(ctx, key, node, ver, prev, waiter{full: full, owners: owners, asker: full.Bare()})
 }
 
-// subscribed follows a local account's approval of a local contact's
-// presence subscription: the 'subscribed' on its way to the contact, sent
-// once the owner's roster records it (RFC 6121 §3.1.5, or the server
-// answering for a pre-approval, §3.4). The contact is then a new
-// subscriber of the owner's nodes, and each of its available resources
-// gets the last item of each node its capabilities ask for (XEP-0163
-// §4.3.4: the last published item goes "to all new subscribers", not only
-// to newly available resources). sendLast checks the node's access model,
-// so a 'subscribed' that gave no access sends nothing. A resource whose
-// capabilities are still being asked about gets its last items with the
-// answer, from the accounts it followed when it came online; another
-// server's contacts get them when their presence reaches the account
-// (remotePresence). It never consumes the presence.
-func (m *Module) subscribed(ctx context.Context, st *xmpp.Stanza) bool {
-	if st.Kind != xmpp.KindPresence || st.Type != xmpp.TypeSubscribed ||
-		st.From.Localpart() == "" || st.To.Localpart() == "" ||
-		!m.deps.IsLocal(st.From.Domainpart()) || !m.deps.IsLocal(st.To.Domainpart()) {
-		return false
-	}
+// approved follows a local account's approval of a contact's presence
+// subscription (the SubscriptionApproved hook: the owner's roster records
+// it, and the 'subscribed' and the owner's presence went out). The
+// contact is then a new subscriber of the owner's nodes, which gets the
+// last item of each node it asks for (XEP-0163 §4.3.4: "to all new
+// subscribers", not only to newly available resources); sendLast checks
+// the node's access model.
+//   - A local contact's available resources get them at once, if their
+//     capabilities are known; one still being asked about gets them with
+//     the answer, from the accounts it followed when it came online.
+//   - Another server's contact: the module follows the resources that
+//     sent the owner presence only while they are subscribers
+//     (remotePresence), so none of the contact's is followed yet, and
+//     until it next sends presence it would get neither the last items
+//     nor notifications. When the owner receives the contact's presence,
+//     the owner's server probes it now (RFC 6121 §4.3, from the bare JID:
+//     the answer comes to every resource of the owner): the answers are
+//     followed, and bring the last items.
+func (m *Module) approved(ctx context.Context, st *xmpp.Stanza) {
 	own, contact := st.From.Bare(), st.To.Bare()
-	if own.Equal(contact) {
-		return false
+	if own.Localpart() == "" || contact.Localpart() == "" || own.Equal(contact) {
+		return
+	}
+	if !m.deps.IsLocal(contact.Domainpart()) {
+		subs, err := m.deps.Contacts.Subscriptions(ctx, own)
+		if err != nil {
+			m.log.Error("pep: subscriptions", xmpp.LogJID, own.String(), xmpp.LogErr, err)
+			return
+		}
+		for _, c := range subs {
+			if c.Equal(contact) {
+				m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeProbe, "", own, contact))
+				return
+			}
+		}
+		return
 	}
 	for _, r := range m.deps.Sessions.Sessions(contact) {
 		if !r.Available {
@@ -197,7 +211,6 @@ func (m *Module) subscribed(ctx context.Context, st *xmpp.Stanza) bool {
 			m.sendLast(ctx, waiter{full: r.JID, owners: []jid.JID{own}, asker: contact}, nodes)
 		}
 	}
-	return false
 }
 
 // remotePresence follows the presence that other servers' users send a

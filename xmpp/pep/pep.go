@@ -223,7 +223,7 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	hooks.Inbound.Add(m.inbound)
 	hooks.PresenceBroadcast.Add(m.localPresence)
 	hooks.PresenceIn.Add(m.remotePresence)
-	hooks.PresenceIn.Add(m.subscribed)
+	hooks.SubscriptionApproved.Add(m.approved)
 	hooks.SessionClosed.Add(func(_ context.Context, ev xmpp.SessionEvent) {
 		m.mu.Lock()
 		delete(m.seen, ev.JID.String())

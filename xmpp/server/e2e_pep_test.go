@@ -582,3 +582,40 @@ func TestFederationPEP(t *testing.T) {
 	ac.Next(t, 10*time.Second, rtMatch("iq", "b.test", "fp1"))
 	pepEqual(t, "bob after going unavailable", pepEvents(prSync(t, bc), alice, pepNick))
 }
+
+// A contact on another server whose subscription the owner approves after
+// the owner already received its presence: the module followed none of
+// that presence (the contact was no subscriber then), so the owner's
+// server probes the contact, follows the answer and sends it the last item
+// (XEP-0163 §4.3.4); notifications reach it from then on, without waiting
+// for its next presence.
+func TestFederationPEPApproval(t *testing.T) {
+	_, _, ac, bc := fedOnline(t)
+	alice, bob := ac.JID.Bare(), bc.JID.Bare()
+	prHandshake(t, ac, bc) // alice receives bob's presence, not the reverse
+	pepCheckResult(t, pepPublish(t, ac, pepNick, "current", pepNickPayload("Alice"), ""))
+
+	caps := newPEPCaps(pepNick + "+notify")
+	// answering answers the servers' questions about bob's caps and
+	// reports whether e is alice's notification for the nick node.
+	answering := func(e *wire.Element) bool {
+		if pepIsCapsQuery(e) {
+			rtSend(t, bc, caps.answer(e))
+			return false
+		}
+		return len(pepEvents([]*wire.Element{e}, alice, pepNick)) > 0
+	}
+	rtSend(t, bc, caps.presence())
+	ac.Next(t, 10*time.Second, servertest.Named("presence", "from", bc.JID.String()))
+	pepEqual(t, "bob before his subscription", pepEvents(prSync(t, bc), alice, pepNick))
+
+	rtSend(t, bc, "<presence to='%s' type='subscribe'/>", alice)
+	ac.Next(t, 10*time.Second, prMatch("presence", "subscribe", bob.String()))
+	rtSend(t, ac, "<presence to='%s' type='subscribed'/>", bob)
+	el := bc.Next(t, 10*time.Second, answering)
+	pepEqual(t, "bob's last item after the approval", pepEvents([]*wire.Element{el}, alice, pepNick), "current=Alice")
+
+	pepCheckResult(t, pepPublish(t, ac, pepNick, "current", pepNickPayload("Alice A."), ""))
+	el = bc.Next(t, 10*time.Second, answering)
+	pepEqual(t, "bob's notification", pepEvents([]*wire.Element{el}, alice, pepNick), "current=Alice A.")
+}
