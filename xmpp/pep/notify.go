@@ -199,15 +199,13 @@ func (m *Module) approved(ctx context.Context, st *xmpp.Stanza) {
 		return
 	}
 	for _, r := range m.deps.Sessions.Sessions(contact) {
-		if !r.Available {
+		if !r.Available || r.Presence == nil {
 			continue
 		}
-		fs := r.JID.String()
-		m.mu.Lock()
-		key := m.seen[fs]
-		nodes, ok := m.lookupLocked(fs, key)
-		m.mu.Unlock()
-		if ok {
+		// The capabilities of the presence the router keeps, as for a
+		// notification (interested).
+		key, _, _ := capsKey(r.Presence.El)
+		if nodes, ok := m.lookup(r.JID.String(), key); ok {
 			m.sendLast(ctx, waiter{full: r.JID, owners: []jid.JID{own}, asker: contact}, nodes)
 		}
 	}
