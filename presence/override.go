@@ -143,6 +143,7 @@ func (m *Module) transform(_ context.Context, st *xmpp.Stanza) *xmpp.Stanza {
 	// Rebroadcasts re-send this original too, so it is always the
 	// client's own presence.
 	m.original[st.From.String()] = st
+	m.originalPeak.Grew(len(m.original))
 	o, ok := m.overrides[st.From.Bare().String()]
 	m.mu.Unlock()
 	if !ok {

@@ -63,7 +63,8 @@ type Module struct {
 	overrides map[string]store.PresenceOverride
 	// original is each available resource's own last presence, before
 	// any override.
-	original map[string]*xmpp.Stanza
+	original     map[string]*xmpp.Stanza
+	originalPeak xmpp.MapPeak // compacts original (xmpp.CompactMap)
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -109,6 +110,7 @@ func (m *Module) sessionClosed(ctx context.Context, ev xmpp.SessionEvent) {
 	targets := m.directed[ev.JID.String()]
 	delete(m.directed, ev.JID.String())
 	delete(m.original, ev.JID.String())
+	m.original = xmpp.CompactMap(m.original, &m.originalPeak)
 	m.mu.Unlock()
 	for _, to := range targets {
 		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", ev.JID, to))

@@ -101,6 +101,10 @@ type Server struct {
 	listeners map[net.Listener]bool
 	conns     map[*conn]bool
 	perIP     map[string]int
+	// The most entries conns, perIP and resumable held since each was
+	// last compacted (xmpp.CompactMap): after a peak of connections
+	// they shrink again.
+	connsPeak, perIPPeak, resumablePeak xmpp.MapPeak
 	// resumable maps the SM-IDs of resumable sessions to them
 	// (XEP-0198 §5), from enable to the session's end.
 	resumable map[string]*conn
@@ -211,10 +215,12 @@ func (s *Server) accept(nc net.Conn, t transport) {
 	over := s.opts.Limits.MaxConnsPerIP > 0 && s.perIP[ip] >= s.opts.Limits.MaxConnsPerIP
 	if !over {
 		s.perIP[ip]++
+		s.perIPPeak.Grew(len(s.perIP))
 	}
 	c := newConn(s, nc, t)
 	if !over {
 		s.conns[c] = true
+		s.connsPeak.Grew(len(s.conns))
 		c.ipHeld = true
 	}
 	s.wg.Add(1)
@@ -237,6 +243,7 @@ func (s *Server) release(c *conn) {
 	s.mu.Lock()
 	s.releaseIPLocked(c)
 	delete(s.conns, c)
+	s.conns = xmpp.CompactMap(s.conns, &s.connsPeak)
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -250,6 +257,7 @@ func (s *Server) releaseIPLocked(c *conn) {
 	ip := remoteIP(c.raw.RemoteAddr())
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
+		s.perIP = xmpp.CompactMap(s.perIP, &s.perIPPeak)
 	}
 }
 

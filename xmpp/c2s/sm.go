@@ -240,6 +240,7 @@ func (s *Server) addResumable(c *conn) string {
 	id := base64.RawURLEncoding.EncodeToString(b[:])
 	s.mu.Lock()
 	s.resumable[id] = c
+	s.resumablePeak.Grew(len(s.resumable))
 	s.mu.Unlock()
 	return id
 }
@@ -251,6 +252,7 @@ func (s *Server) forgetResumable(c *conn) {
 	s.mu.Lock()
 	if s.resumable[c.sm.id] == c {
 		delete(s.resumable, c.sm.id)
+		s.resumable = xmpp.CompactMap(s.resumable, &s.resumablePeak)
 	}
 	s.mu.Unlock()
 }
@@ -573,6 +575,7 @@ func (s *Server) adopt(c, n *conn) bool {
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.ipHeld, n.ipHeld = n.ipHeld, false
 	delete(s.conns, n)
+	s.conns = xmpp.CompactMap(s.conns, &s.connsPeak)
 	s.wg.Done() // n's; its goroutine goes on as c's ingress
 	return true
 }

@@ -136,6 +136,7 @@ func (m *Module) localPresence(ctx context.Context, st *xmpp.Stanza) {
 	if st.Type == xmpp.TypeUnavailable {
 		m.mu.Lock()
 		delete(m.seen, fs)
+		m.seen = xmpp.CompactMap(m.seen, &m.seenPeak)
 		delete(m.own, fs)
 		m.mu.Unlock()
 		return
@@ -144,6 +145,7 @@ func (m *Module) localPresence(ctx context.Context, st *xmpp.Stanza) {
 	m.mu.Lock()
 	prev, had := m.seen[fs]
 	m.seen[fs] = key
+	m.seenPeak.Grew(len(m.seen))
 	m.mu.Unlock()
 	if had && prev == key || key == "" {
 		return

@@ -119,7 +119,8 @@ type Module struct {
 	// seen maps a local full JID to the caps key of its last broadcast
 	// presence, so that only initial presence or changed caps send the
 	// last items (XEP-0163 §4.3.3).
-	seen map[string]string
+	seen     map[string]string
+	seenPeak xmpp.MapPeak
 	// remote maps a local account to the full JIDs of other servers'
 	// users that sent it available presence, with their caps keys:
 	// where its notifications go beyond this server (XEP-0163 §4.3.1).
@@ -227,6 +228,7 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	hooks.SessionClosed.Add(func(_ context.Context, ev xmpp.SessionEvent) {
 		m.mu.Lock()
 		delete(m.seen, ev.JID.String())
+		m.seen = xmpp.CompactMap(m.seen, &m.seenPeak)
 		delete(m.own, ev.JID.String())
 		m.mu.Unlock()
 	})

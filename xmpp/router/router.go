@@ -84,10 +84,12 @@ type Router struct {
 	users UserDirectory
 	hosts map[string]bool
 
-	mu         sync.RWMutex
-	sessions   map[userKey]*user
-	components map[string]xmpp.Component
-	count      atomic.Int64
+	mu       sync.RWMutex
+	sessions map[userKey]*user
+	// sessionsPeak lets Unbind shrink sessions after many users left.
+	sessionsPeak xmpp.MapPeak
+	components   map[string]xmpp.Component
+	count        atomic.Int64
 	// remote carries stanzas to other servers (federation); nil without.
 	remote atomic.Pointer[Remote]
 }
@@ -196,6 +198,7 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 	if u == nil {
 		u = &user{}
 		r.sessions[keyOf(bare)] = u
+		r.sessionsPeak.Grew(len(r.sessions))
 	}
 	u.mu.Lock()
 	old := u.snapshot()
@@ -306,6 +309,7 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 		}
 		if len(next) == 0 {
 			delete(r.sessions, keyOf(full))
+			r.sessions = xmpp.CompactMap(r.sessions, &r.sessionsPeak)
 		}
 		u.res.Store(&next)
 		u.mu.Unlock()
