@@ -35,18 +35,19 @@ const gcCycleRate = 10
 // larger one. A collection's cost grows with what it scans: the live heap,
 // including the record of every goroutine the process ever had (the
 // runtime keeps exited ones for reuse: after 10,000 sessions came and
-// went, some 5 MiB of them, where maps that follow sessions now shrink
-// again: xmpp.CompactMap). At a fixed number of collections a second that made the collector's share
-// of the CPU grow with the heap: chat at saturation with the archive on,
-// after 10,000 sessions logged in and out, scanned about 10 MiB more per
-// collection, spent 110–270 ms more CPU collecting in a 4 s run, and ran
-// at 0.86–1.00 of a fresh process's rate (median 0.91, four local pairs).
-// With the collections spaced by what they scan, as GOGC spaces them, the
-// two spent the same on collecting and the churned ran at 0.99–1.10
-// (median 1.04, five pairs). So past 16 MiB the headroom grows with the
-// heap as well as with the rate, and the collector's work per allocated
-// byte stays the same; a fresh server under that load scans 15–25 MiB,
-// and its heap peaks about 20 MiB higher than it did.
+// went, some 5 MiB of them; the maps that follow sessions shrink again,
+// xmpp.CompactMap). At a fixed number of collections a second that made
+// the collector's share of the CPU grow with the heap: chat at saturation
+// with the archive on, after 10,000 sessions logged in and out, scanned
+// about 10 MiB more per collection, spent 110–270 ms more CPU collecting
+// in a 4 s run, and ran at 0.86–1.00 of a fresh process's rate (median
+// 0.91, four local pairs). With the collections spaced by what they scan,
+// as GOGC spaces them, the two spent the same on collecting and the
+// churned ran at 0.99–1.10 (median 1.04, five pairs). So past 16 MiB the
+// headroom grows with the heap as well as with the rate, and the
+// collector's work per allocated byte stays the same; a fresh server
+// under that load scans 15–25 MiB, and its heap peaks about 20 MiB higher
+// than it did.
 const gcScanRate = gcCycleRate * (16 << 20)
 
 // maxGCHeadroom bounds the headroom an allocation rate can raise.
