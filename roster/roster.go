@@ -121,11 +121,11 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	return nil
 }
 
-// approve runs the SubscriptionApproved hook for subscribed, the
-// 'subscribed' routed from an account to a contact it approved.
-func (m *Module) approve(ctx context.Context, subscribed *xmpp.Stanza) {
+// approve runs the SubscriptionApproved hook: user approved contact's
+// subscription, and the 'subscribed' and user's presence went out.
+func (m *Module) approve(ctx context.Context, user, contact jid.JID) {
 	if m.approved != nil {
-		m.approved.Run(ctx, subscribed)
+		m.approved.Run(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeSubscribed, "", user, contact))
 	}
 }
 
@@ -506,11 +506,9 @@ func (m *Module) userSend(ctx context.Context, st *xmpp.Stanza) bool {
 	if changed {
 		m.push(ctx, user, itemElement(m.viewItem(ctx, user, item), false), version)
 	}
-	var routed *xmpp.Stanza
 	if route {
 		// §3.1.2: the user's server stamps the bare JID.
-		routed = st.With(user, contact)
-		m.deps.Router.Route(ctx, routed)
+		m.deps.Router.Route(ctx, st.With(user, contact))
 	}
 	if sendPresence {
 		// §3.1.5: the contact now sees the user's presence.
@@ -519,9 +517,7 @@ func (m *Module) userSend(ctx context.Context, st *xmpp.Stanza) bool {
 				m.deps.Router.Route(ctx, r.Presence.With(r.JID, contact))
 			}
 		}
-		if routed != nil {
-			m.approve(ctx, routed)
-		}
+		m.approve(ctx, user, contact)
 	}
 	if sendUnavailable {
 		m.sendUnavailable(ctx, user, contact)
@@ -617,10 +613,8 @@ func (m *Module) presenceIn(ctx context.Context, st *xmpp.Stanza) bool {
 	if changed {
 		m.push(ctx, user, itemElement(m.viewItem(ctx, user, item), false), version)
 	}
-	var reply *xmpp.Stanza
 	if autoReply {
-		reply = xmpp.Build(xmpp.KindPresence, xmpp.TypeSubscribed, "", user, contact)
-		m.deps.Router.Route(ctx, reply)
+		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeSubscribed, "", user, contact))
 	}
 	if sendPresence {
 		for _, r := range m.deps.Router.Sessions(user) {
@@ -628,9 +622,7 @@ func (m *Module) presenceIn(ctx context.Context, st *xmpp.Stanza) bool {
 				m.deps.Router.Route(ctx, r.Presence.With(r.JID, contact))
 			}
 		}
-		if reply != nil {
-			m.approve(ctx, reply) // a pre-approval taken up
-		}
+		m.approve(ctx, user, contact) // a pre-approval taken up
 	}
 	if sendUnavailable {
 		m.sendUnavailable(ctx, user, contact)

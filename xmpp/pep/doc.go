@@ -28,9 +28,12 @@
 // servers send theirs. A contact whose subscription the owner approves
 // (or pre-approved) is a new subscriber (XEP-0163 §4.3.4): a local
 // contact's available resources get the newest item of each node they ask
-// for and may read at once; another server's contact is probed, when the
-// owner receives its presence, and its answer brings them. Nothing is sent
-// to a contact, or a contact's resource, the owner blocked.
+// for and may read at once (or with the answer about their capabilities);
+// another server's contact is probed, when the owner has a subscription to
+// its presence, and its answer brings them. Without that subscription no
+// presence of the contact reaches the owner, and it gets no items or
+// notifications (XEP-0163 §4.3.2 allows that). Nothing is sent to a
+// contact, or a contact's resource, the owner blocked.
 //
 // Not covered: explicit subscriptions (subscribe answers
 // feature-not-implemented: subscriptions are implied by presence),

@@ -170,45 +170,46 @@ func (m *Module) localPresence(ctx context.Context, st *xmpp.Stanza) {
 // last item of each node it asks for (XEP-0163 §4.3.4: "to all new
 // subscribers", not only to newly available resources); sendLast checks
 // the node's access model.
-//   - A local contact's available resources get them at once, if their
-//     capabilities are known; one still being asked about gets them with
-//     the answer, from the accounts it followed when it came online.
+//   - A local contact's available resources get them at once when their
+//     capabilities are known, else with the answer to the question about
+//     them (learn), which joins a question already asked.
 //   - Another server's contact: the module follows the resources that
 //     sent the owner presence only while they are subscribers
 //     (remotePresence), so none of the contact's is followed yet, and
 //     until it next sends presence it would get neither the last items
-//     nor notifications. When the owner receives the contact's presence,
-//     the owner's server probes it now (RFC 6121 §4.3, from the bare JID:
-//     the answer comes to every resource of the owner): the answers are
-//     followed, and bring the last items.
+//     nor notifications. If the owner has a subscription to the contact's
+//     presence, the owner's server probes it now (RFC 6121 §4.3, from the
+//     bare JID: the answer comes to every resource of the owner): the
+//     answers are followed, and bring the last items. Without one, no
+//     presence of the contact reaches the owner, and it gets nothing (as
+//     XEP-0163 §4.3.2 allows without presence information).
 func (m *Module) approved(ctx context.Context, st *xmpp.Stanza) {
 	own, contact := st.From.Bare(), st.To.Bare()
-	if own.Localpart() == "" || contact.Localpart() == "" || own.Equal(contact) {
+	if contact.Localpart() == "" {
 		return
 	}
 	if !m.deps.IsLocal(contact.Domainpart()) {
-		subs, err := m.deps.Contacts.Subscriptions(ctx, own)
+		it, err := m.deps.Rosters.Item(ctx, own.String(), contact.String())
 		if err != nil {
-			m.log.Error("pep: subscriptions", xmpp.LogJID, own.String(), xmpp.LogErr, err)
+			m.log.Error("pep: roster item", xmpp.LogJID, own.String(), xmpp.LogErr, err)
 			return
 		}
-		for _, c := range subs {
-			if c.Equal(contact) {
-				m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeProbe, "", own, contact))
-				return
-			}
+		if it.Subscription == store.SubTo || it.Subscription == store.SubBoth {
+			m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeProbe, "", own, contact))
 		}
 		return
 	}
+	owners := []jid.JID{own}
 	for _, r := range m.deps.Sessions.Sessions(contact) {
 		if !r.Available || r.Presence == nil {
 			continue
 		}
 		// The capabilities of the presence the router keeps, as for a
-		// notification (interested).
-		key, _, _ := capsKey(r.Presence.El)
-		if nodes, ok := m.lookup(r.JID.String(), key); ok {
-			m.sendLast(ctx, waiter{full: r.JID, owners: []jid.JID{own}, asker: contact}, nodes)
+		// notification (interested). With no previous key every node
+		// the resource asks for is new to it from this owner.
+		key, capsNode, ver := capsKey(r.Presence.El)
+		if key != "" {
+			m.learn(ctx, key, capsNode, ver, "", waiter{full: r.JID, owners: owners, asker: contact})
 		}
 	}
 }
@@ -308,8 +309,16 @@ func (m *Module) learn(ctx context.Context, key, node, ver, prev string, w waite
 		}
 	}
 	if id, ok := m.asking[askKey]; ok {
-		if q := m.pending[id]; q != nil && len(q.waiters) < maxPendingQueries {
-			q.waiters[fs] = w
+		if q := m.pending[id]; q != nil {
+			if old, waiting := q.waiters[fs]; waiting {
+				// The resource waits already (its presence, or an
+				// approval): the answer brings the items of both's
+				// owners, each node counted new against the first's
+				// previous key.
+				q.waiters[fs] = old.withOwners(w.owners)
+			} else if len(q.waiters) < maxPendingQueries {
+				q.waiters[fs] = w
+			}
 		}
 		m.mu.Unlock()
 		return

@@ -156,6 +156,18 @@ type waiter struct {
 	prev string
 }
 
+// withOwners is w waiting for the last items of owners too.
+func (w waiter) withOwners(owners []jid.JID) waiter {
+	all := slices.Clone(w.owners)
+	for _, o := range owners {
+		if !slices.ContainsFunc(all, o.Equal) {
+			all = append(all, o)
+		}
+	}
+	w.owners = all
+	return w
+}
+
 var _ xmpp.Module = (*Module)(nil)
 
 // New returns the module.

@@ -320,10 +320,11 @@ func TestPEPNotifications(t *testing.T) {
 
 // A contact whose subscription the owner approves becomes a subscriber of
 // the owner's nodes: its available resources that ask for a node get the
-// node's last item then (XEP-0163 §4.3.4), not at their next login. A
-// node the contact may not read, a declined request and a repeated
-// approval send nothing; a pre-approval (RFC 6121 §3.4) does like an
-// approval.
+// node's last item then (XEP-0163 §4.3.4), not at their next login, or
+// with the answer when the server is still asking what their capabilities
+// mean. A node the contact may not read, a declined request and a
+// repeated approval send nothing; a pre-approval (RFC 6121 §3.4) does
+// like an approval.
 func TestPEPLastItemOnApproval(t *testing.T) {
 	s := servertest.Start(t)
 	alice := s.AddUser(t, "alice", prPassword)
@@ -378,6 +379,17 @@ func TestPEPLastItemOnApproval(t *testing.T) {
 	prSync(t, a)
 	pepEqual(t, "frank, pre-approved, before asking", pepEvents(prSync(t, f), alice, pepNick))
 	pepEqual(t, "frank, pre-approved", pepEvents(request(f, ""), alice, pepNick), "current=Alice")
+
+	// Approved while the server still asks about its capabilities: the
+	// answer brings the item.
+	gina := s.AddUser(t, "gina", prPassword)
+	g := prLogin(t, s, gina, "phone")
+	ginaCaps := newPEPCaps(pepNick+"+notify", "urn:example:gina")
+	rtSend(t, g, ginaCaps.presence())
+	q := g.Next(t, wait, pepIsCapsQuery)
+	pepEqual(t, "gina, approved before answering", pepEvents(request(g, "subscribed"), alice, pepNick))
+	rtSend(t, g, ginaCaps.answer(q))
+	pepEqual(t, "gina after answering", pepEvents(prSync(t, g), alice, pepNick), "current=Alice")
 
 	// The new subscriber's next login gets it as before.
 	d4 := prLogin(t, s, dave, "tablet")
