@@ -56,6 +56,9 @@ const (
 	// Added by migration 11.
 	bucketVCard        = "vcard"
 	bucketVCardProfile = "vcard_profile"
+
+	// Added by migration 12.
+	bucketPrivate = "private"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
@@ -69,7 +72,7 @@ const keyArchiveLastID = "archive_last_id"
 
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 11
+const SchemaVersion = 12
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -151,6 +154,10 @@ func migrations() []migration {
 				}
 			}
 			return nil
+		}},
+		{name: "create private XML storage bucket", apply: func(tx *bbolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists([]byte(bucketPrivate))
+			return err
 		}},
 	}
 }

@@ -91,6 +91,7 @@ type DB struct {
 	uploads   *Uploads
 	pep       *PEP
 	vcards    *VCards
+	private   *Private
 }
 
 // Open opens the database at path, creating it (and its parent directory,
@@ -147,6 +148,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.blocks = &Blocklists{db: db}
 	db.pep = &PEP{db: db}
 	db.vcards = &VCards{db: db}
+	db.private = &Private{db: db}
 	db.activity = &Activities{db: db}
 	db.overrides = &PresenceOverrides{db: db}
 	db.prefs = &ArchivePrefsStore{db: db}
@@ -234,6 +236,9 @@ func (db *DB) PEP() *PEP { return db.pep }
 // VCards returns the vCard sub-store (XEP-0054) with the directory's
 // profiles (XEP-0055).
 func (db *DB) VCards() *VCards { return db.vcards }
+
+// Private returns the private XML storage sub-store (XEP-0049).
+func (db *DB) Private() *Private { return db.private }
 
 // Blocklists returns the sub-store of blocked JIDs (XEP-0191).
 func (db *DB) Blocklists() *Blocklists { return db.blocks }

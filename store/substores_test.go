@@ -41,11 +41,15 @@ func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func
 		"Rooms.List":            func() error { _, err := db.Rooms().List(ctx, "conference.example.org"); return err },
 		"Rooms.Count":           func() error { _, err := db.Rooms().Count(ctx, ""); return err },
 		"VCards.Get":            func() error { _, err := db.VCards().Get(ctx, owner); return err },
+		"Private.Get":           func() error { _, err := db.Private().Get(ctx, owner, "storage:bookmarks"); return err },
 		"VCards.Directory": func() error {
 			return db.VCards().Directory(ctx, "example.org", func(string, Profile) bool { return true })
 		},
 	}
 	writes = map[string]func() error{
+		"Private.Set": func() error {
+			return db.Private().Set(ctx, owner, []PrivateItem{{NS: "storage:bookmarks", XML: []byte("<storage xmlns='storage:bookmarks'/>")}}, 1000)
+		},
 		"VCards.Set": func() error { return db.VCards().Set(ctx, owner, []byte("<vCard xmlns='vcard-temp'/>"), Profile{}) },
 		"Rosters.Update": func() error {
 			_, _, _, err := db.Rosters().Update(ctx, owner, other, putItem("Romeo", SubNone))

@@ -387,6 +387,7 @@ func deleteAccountData(tx *bbolt.Tx, a *Archive, owner string) error {
 		deleteRoomInboxOwner,
 		deletePEPOwner,
 		deleteVCardOwner,
+		deletePrivateOwner,
 	} {
 		if err := del(tx, owner); err != nil {
 			return err

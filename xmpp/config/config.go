@@ -80,6 +80,8 @@ type Config struct {
 	S2S    S2S    `toml:"s2s"`
 	Upload Upload `toml:"upload"`
 	PEP    PEP    `toml:"pep"`
+	// Private bounds private XML storage (XEP-0049).
+	Private Private `toml:"private"`
 	// Directory holds the vCard and user directory settings.
 	Directory Directory `toml:"directory"`
 	Hosts     []Host    `toml:"host"`
@@ -255,6 +257,15 @@ type PEP struct {
 	MaxBytes int64 `toml:"max_bytes"`
 }
 
+// Private bounds what each account keeps in private XML storage
+// (XEP-0049: older clients' bookmarks, roster notes, preferences)
+// ([private]).
+type Private struct {
+	// MaxBytes bounds the bytes an account's private XML takes (its
+	// elements and their namespaces). Positive.
+	MaxBytes int `toml:"max_bytes"`
+}
+
 // Directory holds the users' vCards (XEP-0054) and the directory search
 // over them (XEP-0055) ([directory]).
 type Directory struct {
@@ -362,6 +373,7 @@ func Defaults() Config {
 		S2S:       S2SDefaults(),
 		Upload:    UploadDefaults(),
 		PEP:       PEPDefaults(),
+		Private:   PrivateDefaults(),
 		Directory: DirectoryDefaults(),
 		Hosts:     []Host{HostDefaults("localhost")},
 	}
@@ -445,6 +457,11 @@ const (
 // PEPDefaults returns the defaults of [pep].
 func PEPDefaults() PEP {
 	return PEP{MaxNodes: 128, MaxItems: 256, MaxBytes: 4 << 20}
+}
+
+// PrivateDefaults returns the defaults of [private].
+func PrivateDefaults() Private {
+	return Private{MaxBytes: 1 << 20}
 }
 
 // DirectoryDefaults returns the defaults of [directory].

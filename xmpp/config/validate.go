@@ -25,6 +25,7 @@ func (c *Config) Validate() error {
 	c.S2S.validate(&p)
 	c.Upload.validate(&p)
 	c.PEP.validate(&p)
+	c.Private.validate(&p)
 	c.Directory.validate(&p)
 	validateHosts(&p, c.Hosts)
 	return p.err()
@@ -56,6 +57,9 @@ func (u Upload) Validate() error { return validated(u.validate) }
 
 // Validate checks [pep].
 func (e PEP) Validate() error { return validated(e.validate) }
+
+// Validate checks [private].
+func (e Private) Validate() error { return validated(e.validate) }
 
 // Validate checks [directory].
 func (d Directory) Validate() error { return validated(d.validate) }
@@ -235,6 +239,12 @@ func (e PEP) validate(p *problems) {
 	}
 	if e.MaxBytes < 1 {
 		p.add("pep.max_bytes", "must be at least 1, got %d", e.MaxBytes)
+	}
+}
+
+func (e Private) validate(p *problems) {
+	if e.MaxBytes < 1 {
+		p.add("private.max_bytes", "must be at least 1, got %d", e.MaxBytes)
 	}
 }
 

@@ -37,6 +37,7 @@ import (
 	"switchboard/xmpp/offline"
 	"switchboard/xmpp/pep"
 	"switchboard/xmpp/ping"
+	"switchboard/xmpp/private"
 	"switchboard/xmpp/register"
 	"switchboard/xmpp/router"
 	"switchboard/xmpp/s2s"
@@ -206,7 +207,11 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	modules = append(modules, vcardMod)
+	privateMod, err := private.New(private.Options{MaxBytes: cfg.Private.MaxBytes}, private.Deps{Store: s.db.Private()})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	modules = append(modules, vcardMod, privateMod)
 	if cfg.Directory.Search {
 		dirMod, err := directory.New(directory.Options{MaxResults: cfg.Directory.MaxResults}, directory.Deps{
 			Directory: s.db.VCards(), Blocks: blockingMod.Blocks,

@@ -115,16 +115,7 @@ func TestHandlerStoreFailures(t *testing.T) {
 				h = m.set
 			}
 			res, err := h(t.Context(), st)
-			var se stanza.Error
-			isStanza := errors.As(err, &se)
-			switch {
-			case err == nil:
-				t.Fatalf("answered %v, want an error", res)
-			case tc.cond != "" && (!isStanza || se.Condition != tc.cond):
-				t.Fatalf("error %v, want %s", err, tc.cond)
-			case tc.cond == "" && isStanza:
-				t.Fatalf("error %v is a stanza error; a failure of ours must be internal-server-error", err)
-			}
+			xmpptest.HandlerError(t, res, err, tc.cond)
 		})
 	}
 }

@@ -2,9 +2,14 @@ package xmpptest
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"mellium.im/xmpp/stanza"
 
 	"switchboard/xmpp"
 	"switchboard/xmpp/wire"
@@ -81,4 +86,44 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// HandlerError checks what a handler returned for a request it must
+// refuse: a stanza error with condition cond, or, when cond is "", an
+// error that is not a stanza error (a failure of the server's own, which
+// the router answers with internal-server-error and no detail).
+func HandlerError(t testing.TB, res *xmpp.Stanza, err error, cond stanza.Condition) {
+	t.Helper()
+	var se stanza.Error
+	isStanza := errors.As(err, &se)
+	switch {
+	case err == nil:
+		t.Fatalf("answered %v, want an error", res)
+	case cond != "" && (!isStanza || se.Condition != cond):
+		t.Fatalf("error %v, want %s", err, cond)
+	case cond == "" && isStanza:
+		t.Fatalf("error %v is a stanza error; a failure of ours must be internal-server-error", err)
+	}
+}
+
+// Canonical writes an element in a canonical form: {namespace}name, its
+// attributes but namespace declarations in order of name, its trimmed
+// text and its children. Two elements have equal forms when they are the
+// same XML, however prefixes, quotes and redundant namespace
+// declarations were written.
+func Canonical(e *wire.Element) string {
+	var attrs []string
+	for _, a := range e.Attrs {
+		if a.Name != "xmlns" && !strings.HasPrefix(a.Name, "xmlns:") {
+			attrs = append(attrs, a.Name+"="+a.Value)
+		}
+	}
+	slices.Sort(attrs)
+	var b strings.Builder
+	b.WriteString("{" + e.Space + "}" + e.Name + "[" + strings.Join(attrs, " ") + "](" + strings.TrimSpace(e.Text))
+	for _, c := range e.Children {
+		b.WriteString(Canonical(c))
+	}
+	b.WriteString(")")
+	return b.String()
 }

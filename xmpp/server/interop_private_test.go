@@ -1,0 +1,43 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	"switchboard/xmpp/server/servertest"
+)
+
+// TestSlixmppPrivate: slixmpp's xep_0048 bookmarks, kept in private XML
+// storage by its xep_0049 plugin, are shared by two clients of one user
+// and refused to another user (testdata/slixmpp_private.py); then a Go
+// client reads the bookmarks slixmpp stored.
+func TestSlixmppPrivate(t *testing.T) {
+	requireSlixmpp(t)
+	s := servertest.Start(t)
+	alice := s.AddUser(t, "alice", ftPassword)
+	s.AddUser(t, "bob", prPassword)
+	room := "lobby@conference." + s.Domain
+	out, err := runSlixmppScript(t, s, "testdata/slixmpp_private.py",
+		"--user", "alice", "--password", ftPassword,
+		"--other", "bob", "--other-password", prPassword, "--room", room)
+	if err != nil {
+		t.Fatalf("slixmpp_private.py: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"OK: the desk stored its bookmarks\n",
+		"OK: the phone read the bookmark of " + room + "\n",
+		"OK: another user is forbidden\n",
+		"OK: the desk read the phone's change\n",
+		"\nOK\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("slixmpp_private.py output lacks %q:\n%s", want, out)
+		}
+	}
+
+	a := s.MustLogin(t, alice, ftPassword, servertest.ClientOptions{Resource: "go"})
+	privWant(t, "the bookmarks slixmpp stored", privGet(t, a, "<storage xmlns='storage:bookmarks'/>"),
+		"<storage xmlns='storage:bookmarks'>"+
+			"<conference jid='"+room+"' name='Lobby' autojoin='true'><nick>Alice</nick></conference>"+
+			"<conference jid='support@conference."+s.Domain+"' name='Support'><nick>Al</nick></conference></storage>")
+}
