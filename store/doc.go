@@ -262,8 +262,11 @@
 // database. uploads_owner indexes each account's slots with their sizes,
 // so the quota check (in Uploads.Reserve, which checks and writes in one
 // transaction; each upload counts at least UploadMinCharge) is one prefix
-// seek; the hourly cleanup (Uploads.Expired) scans uploads. An account's uploads are not removed
-// with the account (Users.Delete): their files are the upload service's.
+// seek; the hourly cleanup (Uploads.Expired) scans uploads. Users.Delete
+// removes the account's uploads_owner entries, so that a later account of
+// the same name starts with nothing used; the slots stay, and their files
+// are served until they expire, as links to them are in other users'
+// conversations.
 //
 // One file per sub-store, sharing codec.go.
 package store

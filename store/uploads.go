@@ -214,6 +214,18 @@ func (u *Uploads) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// deleteUploadsOwner removes owner's quota index (Users.Delete): a later
+// account of the same name starts with nothing used. The slots and
+// their files stay, and are served, until they expire: links to them are
+// in other users' conversations and archives.
+func deleteUploadsOwner(tx *bbolt.Tx, owner string) error {
+	idx, err := bucket(tx, bucketUploadsOwner)
+	if err != nil {
+		return err
+	}
+	return deletePrefix(idx, lp(owner))
+}
+
 // deleteIDSuffix deletes the index entries of slot id, whoever's.
 func deleteIDSuffix(idx *bbolt.Bucket, id string) error {
 	var keys [][]byte

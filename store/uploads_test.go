@@ -156,6 +156,47 @@ func TestUploadsQuota(t *testing.T) {
 	}
 }
 
+// Deleting an account frees its quota for a later account of the same
+// name; its slots stay, and another owner's quota is untouched.
+func TestUploadsAccountDeleted(t *testing.T) {
+	db := openTest(t)
+	ctx := t.Context()
+	up := db.Uploads()
+	createAccounts(t, db, "juliet@example.org", "juliet@example.orgx")
+	const k = UploadMinCharge
+	for _, s := range []Upload{
+		testSlot(slotID('1'), "juliet@example.org", 60*k),
+		testSlot(slotID('2'), "juliet@example.orgx", 70*k),
+	} {
+		if err := up.Reserve(ctx, s, 100*k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
+		t.Fatal(err)
+	}
+	createAccounts(t, db, "juliet@example.org")
+	if n, err := up.Used(ctx, "juliet@example.org"); err != nil || n != 0 {
+		t.Fatalf("Used by the re-created account = %d, %v; want 0", n, err)
+	}
+	if err := up.Reserve(ctx, testSlot(slotID('3'), "juliet@example.org", 100*k), 100*k); err != nil {
+		t.Fatalf("the re-created account's whole quota: %v", err)
+	}
+	if n, err := up.Used(ctx, "juliet@example.orgx"); err != nil || n != 70*k {
+		t.Fatalf("Used by the other owner = %d, %v; want %d", n, err, 70*k)
+	}
+	if got, err := up.Get(ctx, slotID('1')); err != nil || got.Owner != "juliet@example.org" {
+		t.Fatalf("the deleted account's slot: %+v, %v; want it kept", got, err)
+	}
+	// Its expiry later deletes it without an index entry.
+	if err := up.Delete(ctx, slotID('1')); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := up.Used(ctx, "juliet@example.org"); err != nil || n != 100*k {
+		t.Fatalf("Used after the old slot's deletion = %d, %v; want %d", n, err, 100*k)
+	}
+}
+
 func TestUploadsExpired(t *testing.T) {
 	db := openTest(t)
 	ctx := t.Context()

@@ -388,6 +388,7 @@ func deleteAccountData(tx *bbolt.Tx, a *Archive, owner string) error {
 		deletePEPOwner,
 		deleteVCardOwner,
 		deletePrivateOwner,
+		deleteUploadsOwner,
 	} {
 		if err := del(tx, owner); err != nil {
 			return err

@@ -23,6 +23,7 @@ import (
 
 	"switchboard/xmpp"
 	"switchboard/xmpp/auth"
+	"switchboard/xmpp/listen"
 	"switchboard/xmpp/wire"
 )
 
@@ -931,7 +932,7 @@ func saslFailure(cond, text string) []byte {
 
 // sasl runs one SASL exchange (RFC 6120 §6.4). It returns true on success.
 func (c *conn) sasl(ctx context.Context, el *wire.Element) (bool, error) {
-	ip := remoteIP(c.raw.RemoteAddr())
+	ip := listen.RemoteIP(c.raw.RemoteAddr())
 	if th := c.srv.deps.Throttle; th != nil {
 		if d := th.Delay(ip); d > 0 {
 			// Slow down guessing from one address; this blocks only

@@ -205,7 +205,7 @@ func (s *Server) ServeConn(nc net.Conn, state *tls.ConnectionState) {
 }
 
 func (s *Server) accept(nc net.Conn, t transport) {
-	ip := remoteIP(nc.RemoteAddr())
+	ip := listen.RemoteIP(nc.RemoteAddr())
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -254,22 +254,11 @@ func (s *Server) releaseIPLocked(c *conn) {
 		return
 	}
 	c.ipHeld = false
-	ip := remoteIP(c.raw.RemoteAddr())
+	ip := listen.RemoteIP(c.raw.RemoteAddr())
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
 		s.perIP = xmpp.CompactMap(s.perIP, &s.perIPPeak)
 	}
-}
-
-func remoteIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
 }
 
 // Shutdown stops accepting, closes every connection with a system-shutdown

@@ -208,6 +208,10 @@ type S2S struct {
 	// MaxInbound bounds incoming server connections. Zero means
 	// unlimited.
 	MaxInbound int `toml:"max_inbound"`
+	// MaxInboundPerIP bounds incoming server connections from one
+	// address, so that one address cannot take all of MaxInbound. Zero
+	// means unlimited.
+	MaxInboundPerIP int `toml:"max_inbound_per_ip"`
 	// MaxOutbound bounds the remote domain pairs with a connection open
 	// or being opened at once (up to IdleTimeout after their last
 	// stanza); stanzas for further ones are answered with
@@ -439,6 +443,7 @@ func S2SDefaults() S2S {
 		QueueStanzas:      1000,
 		QueueBytes:        4 << 20,
 		MaxInbound:        1000,
+		MaxInboundPerIP:   100,
 		MaxOutbound:       1000,
 		Allow:             []string{},
 		Deny:              []string{},

@@ -189,6 +189,9 @@ func (s S2S) validate(p *problems) {
 	if s.MaxInbound < 0 {
 		p.add("s2s.max_inbound", "must be at least 0, got %d", s.MaxInbound)
 	}
+	if s.MaxInboundPerIP < 0 {
+		p.add("s2s.max_inbound_per_ip", "must be at least 0, got %d", s.MaxInboundPerIP)
+	}
 	if s.MaxOutbound < 1 {
 		p.add("s2s.max_outbound", "must be at least 1, got %d", s.MaxOutbound)
 	}

@@ -76,6 +76,7 @@ func TestValidate(t *testing.T) {
 		{"directory settings", func(c *Config) { c.Directory = Directory{VCardMaxBytes: 1, MaxResults: 1} }, nil},
 		{"zero vcard size", func(c *Config) { c.Directory.VCardMaxBytes = 0 }, []string{"directory.vcard_max_bytes"}},
 		{"negative max results", func(c *Config) { c.Directory.MaxResults = -1 }, []string{"directory.max_results"}},
+		{"negative s2s per-IP limit", func(c *Config) { c.S2S.MaxInboundPerIP = -1 }, []string{"s2s.max_inbound_per_ip"}},
 		{"private settings", func(c *Config) { c.Private.MaxBytes = 1 }, nil},
 		{"zero private size", func(c *Config) { c.Private.MaxBytes = 0 }, []string{"private.max_bytes"}},
 		{"no hosts", func(c *Config) { c.Hosts = nil }, []string{"host"}},

@@ -34,6 +34,11 @@
 // the server translates between jabber:server and jabber:client (RFC 6120
 // §4.8.3), so that the rest of the server sees one namespace.
 //
+// Incoming connections are bounded in all (Options.MaxInbound; beyond it
+// a new one is closed with a resource-constraint stream error) and from
+// one address (Options.MaxInboundPerIP; policy-violation, as for
+// clients), each after a stream header of the server's own.
+//
 // Peers are found through the routes of the configuration, else DNS:
 // the _xmpp-server._tcp SRV records of the domain (RFC 6120 §3.2.1), else
 // the domain itself on port 5269 (§3.2.2).

@@ -393,7 +393,7 @@ func (c *inConn) stanza(el *wire.Element) error {
 		return serr("unsupported-stanza-type", "")
 	}
 	if err != nil || xmpp.IsZero(st.From) || xmpp.IsZero(st.To) {
-		// RFC 6120 §4.9.3.14: between servers, 'from' and 'to' are
+		// RFC 6120 §4.9.3.7: between servers, 'from' and 'to' are
 		// required and must be valid addresses.
 		return serr("improper-addressing", "")
 	}
@@ -405,7 +405,7 @@ func (c *inConn) stanza(el *wire.Element) error {
 		if !c.s.router.Serves(p.local) {
 			return serr("host-unknown", "")
 		}
-		// RFC 6120 §4.9.3.10: the sender is not authenticated for
+		// RFC 6120 §4.9.3.9: the sender is not authenticated for
 		// this domain pair on this stream.
 		return serr("invalid-from", "")
 	}

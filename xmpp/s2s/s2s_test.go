@@ -315,3 +315,66 @@ func TestWriterLast(t *testing.T) {
 		t.Errorf("wrote %q", b)
 	}
 }
+
+// TestInboundLimits: past max_inbound an incoming connection is closed
+// with resource-constraint, past max_inbound_per_ip with
+// policy-violation, after a stream header of ours; a connection that ends
+// frees its slot, and another address is not counted with the first.
+func TestInboundLimits(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     Options
+		cond     string
+		otherIPs bool // whether another address still gets in
+	}{
+		{"total", Options{MaxInbound: 2}, "resource-constraint", false},
+		{"per address", Options{MaxInbound: 10, MaxInboundPerIP: 2}, "policy-violation", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newTestServer(t, tc.opts)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = s.Serve(ln) }()
+			dial := func(local string) net.Conn {
+				t.Helper()
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+				c, err := d.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+			// refused reads what the server sends first: an accepted
+			// connection waits for the initiating server's header.
+			refused := func(c net.Conn) string {
+				t.Helper()
+				_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				b, err := io.ReadAll(c)
+				if ne, ok := err.(net.Error); ok && ne.Timeout() && len(b) == 0 {
+					return ""
+				}
+				return string(b)
+			}
+			first := dial("127.0.0.1")
+			dial("127.0.0.1")
+			got := refused(dial("127.0.0.1"))
+			if !strings.Contains(got, "<stream:stream") || !strings.Contains(got, "<"+tc.cond+" xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>") {
+				t.Fatalf("third connection got %q, want a header and %s", got, tc.cond)
+			}
+			if got := refused(dial("127.0.0.2")); (got == "") != tc.otherIPs {
+				t.Fatalf("a connection from another address got %q", got)
+			}
+			first.Close()
+			deadline := time.Now().Add(5 * time.Second)
+			for refused(dial("127.0.0.1")) != "" {
+				if time.Now().After(deadline) {
+					t.Fatal("the slot of a closed connection was not freed")
+				}
+			}
+		})
+	}
+}

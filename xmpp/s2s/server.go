@@ -52,6 +52,10 @@ type Options struct {
 	QueueBytes   int
 	// MaxInbound bounds incoming connections (0: unlimited).
 	MaxInbound int
+	// MaxInboundPerIP bounds incoming connections from one address
+	// (0: unlimited), so that one address cannot take every MaxInbound
+	// slot.
+	MaxInboundPerIP int
 	// MaxOutbound bounds the peers at once: pairs with a connection open
 	// or being opened.
 	MaxOutbound int
@@ -98,10 +102,13 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex
-	closing   bool
-	peers     map[pair]*peer
-	inbound   map[*inConn]struct{}
+	mu      sync.Mutex
+	closing bool
+	peers   map[pair]*peer
+	inbound map[*inConn]struct{}
+	// perIP counts the incoming connections of each address.
+	perIP     map[string]int
+	perIPPeak xmpp.MapPeak
 	listeners map[net.Listener]struct{}
 	wg        sync.WaitGroup
 }
@@ -144,7 +151,7 @@ func New(opts Options, router Router) (*Server, error) {
 	s := &Server{
 		opts: opts, router: router, log: opts.Logger.With("component", "s2s"),
 		allow: map[string]bool{}, deny: map[string]bool{},
-		peers: map[pair]*peer{}, inbound: map[*inConn]struct{}{}, listeners: map[net.Listener]struct{}{},
+		peers: map[pair]*peer{}, inbound: map[*inConn]struct{}{}, perIP: map[string]int{}, listeners: map[net.Listener]struct{}{},
 	}
 	for _, d := range opts.Allow {
 		s.allow[d] = true
@@ -200,22 +207,22 @@ func (s *Server) accept(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if s.opts.MaxInbound > 0 && len(s.inbound) >= s.opts.MaxInbound {
-		s.wg.Add(1)
-		s.mu.Unlock()
-		s.log.Warn("incoming server connection refused: too many", "remote", nc.RemoteAddr().String(), "max", s.opts.MaxInbound)
-		// RFC 6120 §4.9.3.18 (resource-constraint), after a header of
-		// ours (§4.9.1.2); not waiting for the peer's.
-		go func() {
-			defer s.wg.Done()
-			_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
-			_, _ = nc.Write(wire.AppendStreamEnd(appendHeader(nil, "", "", newStreamID()), "resource-constraint", "too many server connections"))
-			nc.Close()
-		}()
+	ip := listen.RemoteIP(nc.RemoteAddr())
+	switch {
+	case s.opts.MaxInbound > 0 && len(s.inbound) >= s.opts.MaxInbound:
+		s.refuseLocked(nc, "resource-constraint", "too many server connections")
+		s.log.Warn("incoming server connection refused: too many", xmpp.LogRemote, ip, "max", s.opts.MaxInbound)
+		return
+	case s.opts.MaxInboundPerIP > 0 && s.perIP[ip] >= s.opts.MaxInboundPerIP:
+		// As c2s answers an address over its limit.
+		s.refuseLocked(nc, "policy-violation", "too many server connections from your address")
+		s.log.Warn("incoming server connection refused: too many from the address", xmpp.LogRemote, ip, "max", s.opts.MaxInboundPerIP)
 		return
 	}
 	c := newInConn(s, nc)
 	s.inbound[c] = struct{}{}
+	s.perIP[ip]++
+	s.perIPPeak.Grew(len(s.perIP))
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -223,7 +230,26 @@ func (s *Server) accept(nc net.Conn) {
 		c.run()
 		s.mu.Lock()
 		delete(s.inbound, c)
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+			s.perIP = xmpp.CompactMap(s.perIP, &s.perIPPeak)
+		}
 		s.mu.Unlock()
+	}()
+}
+
+// refuseLocked unlocks s.mu and closes an incoming connection with a
+// stream error: RFC 6120 §4.9.3.17 (resource-constraint) or §4.9.3.14
+// (policy-violation), after a header of ours (§4.9.1.2), not waiting for
+// the peer's.
+func (s *Server) refuseLocked(nc net.Conn, cond, text string) {
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = nc.Write(wire.AppendStreamEnd(appendHeader(nil, "", "", newStreamID()), cond, text))
+		nc.Close()
 	}()
 }
 
@@ -233,7 +259,7 @@ func (s *Server) accept(nc net.Conn) {
 func (s *Server) Route(ctx context.Context, st *xmpp.Stanza) {
 	local, remote := st.From.Domainpart(), st.To.Domainpart()
 	if local == "" || !s.router.Serves(local) {
-		// RFC 6120 §4.9.3.14: stanzas between servers carry a 'from'
+		// RFC 6120 §4.9.3.9: stanzas between servers carry a 'from'
 		// of the sending server's domains; nothing else is sent.
 		s.log.Debug("stanza to a remote domain without a local sender dropped", "to", st.To.String())
 		return

@@ -360,6 +360,7 @@ func (s *Server) build() error {
 			QueueStanzas:      fed.QueueStanzas,
 			QueueBytes:        fed.QueueBytes,
 			MaxInbound:        fed.MaxInbound,
+			MaxInboundPerIP:   fed.MaxInboundPerIP,
 			MaxOutbound:       fed.MaxOutbound,
 			MaxStanzaSize:     lim.MaxStanzaSize,
 			Allow:             fed.Allow,
