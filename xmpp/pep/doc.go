@@ -51,4 +51,10 @@
 // not-acceptable with payload-too-big. Capability queries in flight, learnt
 // verification strings and other servers' resources followed per account
 // are bounded too.
+//
+// The server itself uses an account's nodes as private storage (XEP-0223)
+// through PrivateItems, PublishPrivate and RetractPrivate: the private XML
+// storage module keeps older clients' bookmarks in step with XEP-0402's
+// node through them, with the same notifications as a client's
+// publication.
 package pep

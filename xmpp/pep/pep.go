@@ -467,10 +467,8 @@ func (m *Module) publish(ctx context.Context, st *xmpp.Stanza, pub, options *wir
 		// XEP-0060 §7.1.3.4.
 		return pubsubError(st, stanza.NotAcceptable, "payload-too-big", ""), nil
 	}
-	own := owner(st)
-	n, _, err := m.deps.Store.Publish(ctx, store.PEPPublish{
-		Owner:     own.String(),
-		Item:      store.PEPItem{ID: id, Publisher: st.From.String(), Payload: stored},
+	err := m.publishItem(ctx, st.From, store.PEPPublish{
+		Item:      store.PEPItem{ID: id, Payload: stored},
 		Create:    create,
 		CreateErr: createErr,
 		Check: func(n store.PEPNode) error {
@@ -483,8 +481,7 @@ func (m *Module) publish(ctx context.Context, st *xmpp.Stanza, pub, options *wir
 			}
 			return nil
 		},
-		Limits: store.PEPLimits{MaxNodes: m.opts.MaxNodes, MaxBytes: m.opts.MaxBytes},
-	})
+	}, payload)
 	switch {
 	case errors.Is(err, errPrecondition):
 		// XEP-0060 §7.1.5.
@@ -492,17 +489,32 @@ func (m *Module) publish(ctx context.Context, st *xmpp.Stanza, pub, options *wir
 	case errors.Is(err, store.ErrQuota):
 		return nil, xmpp.StanzaError(stanza.ResourceConstraint, "the account's personal eventing storage is full")
 	case err != nil:
-		return nil, fmt.Errorf("pep: publish: %w", err)
+		return nil, err
 	}
-	ev := wire.New("items", NSEvent, wire.Attr{Name: "node", Value: node}).AddChild(
-		wire.New("item", NSEvent, wire.Attr{Name: "id", Value: id}).AddChild(payload))
-	m.notify(ctx, own, n, ev)
 	return st.Result(wire.New("pubsub", NS).AddChild(
 		wire.New("publish", NS, wire.Attr{Name: "node", Value: node}).AddChild(
 			wire.New("item", NS, wire.Attr{Name: "id", Value: id})))), nil
 }
 
 var errPrecondition = errors.New("pep: precondition not met")
+
+// publishItem stores an item that publisher publishes to its own account
+// (pub's Owner, Limits and Item.Publisher are filled in here) and
+// notifies the node's subscribers of payload.
+func (m *Module) publishItem(ctx context.Context, publisher jid.JID, pub store.PEPPublish, payload *wire.Element) error {
+	own := publisher.Bare()
+	pub.Owner = own.String()
+	pub.Item.Publisher = publisher.String()
+	pub.Limits = store.PEPLimits{MaxNodes: m.opts.MaxNodes, MaxBytes: m.opts.MaxBytes}
+	n, _, err := m.deps.Store.Publish(ctx, pub)
+	if err != nil {
+		return fmt.Errorf("pep: publish: %w", err)
+	}
+	ev := wire.New("items", NSEvent, wire.Attr{Name: "node", Value: n.Node}).AddChild(
+		wire.New("item", NSEvent, wire.Attr{Name: "id", Value: pub.Item.ID}).AddChild(payload))
+	m.notify(ctx, own, n, ev)
+	return nil
+}
 
 // sameConfig reports whether two configurations agree on every field a
 // form sets (publish-options preconditions).
@@ -524,21 +536,30 @@ func (m *Module) retract(ctx context.Context, st *xmpp.Stanza, r *wire.Element) 
 	if len(r.Children) != 1 {
 		return nil, xmpp.StanzaError(stanza.BadRequest, "one item per retraction")
 	}
-	id := item.AttrValue("id")
-	own := owner(st)
-	n, err := m.deps.Store.Retract(ctx, own.String(), node, id)
+	notify := r.AttrValue("notify")
+	err := m.retractItem(ctx, owner(st), node, item.AttrValue("id"), notify == "true" || notify == "1")
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pep: retract: %w", err)
+		return nil, err
 	}
-	// §7.2.2.1: notify when the node says so or the request asks.
-	if notify := r.AttrValue("notify"); n.NotifyRetract || notify == "true" || notify == "1" {
+	return st.Result(nil), nil
+}
+
+// retractItem removes an item of own's node and notifies the node's
+// subscribers when the node says so or notify asks (XEP-0060 §7.2.2.1).
+// A missing node or item is store.ErrNotFound.
+func (m *Module) retractItem(ctx context.Context, own jid.JID, node, id string, notify bool) error {
+	n, err := m.deps.Store.Retract(ctx, own.String(), node, id)
+	if err != nil {
+		return fmt.Errorf("pep: retract: %w", err)
+	}
+	if n.NotifyRetract || notify {
 		m.notify(ctx, own, n, wire.New("items", NSEvent, wire.Attr{Name: "node", Value: node}).AddChild(
 			wire.New("retract", NSEvent, wire.Attr{Name: "id", Value: id})))
 	}
-	return st.Result(nil), nil
+	return nil
 }
 
 func (m *Module) create(ctx context.Context, st *xmpp.Stanza, c, configure *wire.Element) (*xmpp.Stanza, error) {

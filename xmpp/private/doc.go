@@ -18,4 +18,21 @@
 // makes refusing them optional). One account's private XML is bounded
 // in bytes ([private] max_bytes): beyond it a set stores nothing and is
 // refused with resource-constraint.
+//
+// Bookmarks (XEP-0402 §5.3, announced on the account as
+// urn:xmpp:bookmarks:1#compat): when the module is given the account's
+// personal eventing service (Deps.Bookmarks), storage:bookmarks (XEP-0048
+// 1.0, kept here by Psi, slixmpp and older clients) and the
+// urn:xmpp:bookmarks:1 node (kept by Conversations, Dino, Gajim) are one
+// list, whose rooms live in the node. A set of storage:bookmarks
+// publishes an item for each new or changed room (its id the room's bare
+// JID), leaves unchanged ones alone so that no notification goes out for
+// them, keeps the XEP-0402 extensions the older form cannot hold, and
+// retracts the rooms it no longer lists; the owner's resources that ask
+// for the node are notified as for any publication. The rest of the
+// element (URLs, a conference whose room is not a bare JID) stays in
+// private XML storage. A get answers the node's rooms followed by that
+// rest. The node, when the server creates it, is configured for private
+// data as XEP-0223 and XEP-0402 ask: whitelist access (the owner alone),
+// as many items as an account may keep, the last item never sent.
 package private

@@ -35,6 +35,9 @@ type Options struct {
 // Deps are the module's collaborators.
 type Deps struct {
 	Store Store
+	// Bookmarks, when set, keeps storage:bookmarks in step with the
+	// account's XEP-0402 bookmarks (FeatureBookmarksCompat).
+	Bookmarks Bookmarks
 }
 
 // Module serves private XML storage.
@@ -62,6 +65,9 @@ func (*Module) Name() string { return "private" }
 // Register implements xmpp.Module.
 func (m *Module) Register(reg *xmpp.Registry, _ *xmpp.Hooks) error {
 	reg.AddFeature(xmpp.TargetHost|xmpp.TargetAccount, NS)
+	if m.deps.Bookmarks != nil {
+		reg.AddFeature(xmpp.TargetAccount, FeatureBookmarksCompat)
+	}
 	if err := reg.HandleIQ(m.Name(), xmpp.TargetAccount, xmpp.TypeGet, NS, "query", m.get); err != nil {
 		return err
 	}
@@ -124,20 +130,30 @@ func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 	owner := st.From.Bare().String()
 	var out []*wire.Element
 	for _, g := range gs {
+		var stored []*wire.Element
 		raw, err := m.deps.Store.Get(ctx, owner, g.ns)
-		if errors.Is(err, store.ErrNotFound) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("private: get %q of %s: %w", g.ns, owner, err)
+		default:
+			if stored, err = decode(raw); err != nil {
+				return nil, fmt.Errorf("private: stored %q of %s: %w", g.ns, owner, err)
+			}
+		}
+		switch {
+		case g.ns == NSBookmarks && m.deps.Bookmarks != nil:
+			view, err := m.bookmarksView(ctx, st.From, stored)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, view...)
+		case stored == nil:
 			// Nothing stored: the request's elements as sent.
 			out = append(out, g.elems...)
-			continue
+		default:
+			out = append(out, stored...)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("private: get %q of %s: %w", g.ns, owner, err)
-		}
-		stored, err := decode(raw)
-		if err != nil {
-			return nil, fmt.Errorf("private: stored %q of %s: %w", g.ns, owner, err)
-		}
-		out = append(out, stored...)
 	}
 	return st.Result(wire.New("query", NS).WithChildren("", out...)), nil
 }
@@ -151,16 +167,30 @@ func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 		return nil, err
 	}
 	items := make([]store.PrivateItem, len(gs))
+	var marks []bookmark
+	syncMarks := false
 	for i, g := range gs {
 		items[i].NS = g.ns
-		if !allEmpty(g.elems) {
-			for _, e := range g.elems {
+		elems := g.elems
+		if g.ns == NSBookmarks && m.deps.Bookmarks != nil {
+			// The rooms go to XEP-0402's node, after the rest is
+			// stored here (and has passed the quota).
+			marks, elems = splitLegacy(elems)
+			syncMarks = true
+		}
+		if !allEmpty(elems) {
+			for _, e := range elems {
 				items[i].XML = e.AppendXML(items[i].XML, "")
 			}
 		}
 	}
 	owner := st.From.Bare().String()
 	err = m.deps.Store.Set(ctx, owner, items, m.opts.MaxBytes)
+	if err == nil && syncMarks {
+		if err = m.syncBookmarks(ctx, st.From, marks); err != nil {
+			return nil, bookmarksError(err)
+		}
+	}
 	switch {
 	case errors.Is(err, store.ErrQuota):
 		return nil, xmpp.StanzaError(stanza.ResourceConstraint, fmt.Sprintf("private XML may take at most %d bytes", m.opts.MaxBytes))

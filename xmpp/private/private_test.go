@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"testing"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"switchboard/store"
+	"switchboard/xmpp"
 	"switchboard/xmpp/wire"
 	"switchboard/xmpp/xmpptest"
 )
@@ -26,6 +28,16 @@ func (f *fakeStore) Get(context.Context, string, string) ([]byte, error) { retur
 func (f *fakeStore) Set(_ context.Context, _ string, items []store.PrivateItem, _ int) error {
 	f.items = items
 	return f.setErr
+}
+
+// answer runs the handler for iq's type.
+func answer(t *testing.T, m *Module, iq string) (*xmpp.Stanza, error) {
+	st := xmpptest.Stanza(t, iq)
+	h := m.get
+	if st.Type == "set" {
+		h = m.set
+	}
+	return h(t.Context(), st)
 }
 
 // The handlers' store failures: a full quota, an account removed while
@@ -52,12 +64,7 @@ func TestHandlerStoreFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st := xmpptest.Stanza(t, tc.iq)
-			h := m.get
-			if st.Type == "set" {
-				h = m.set
-			}
-			res, err := h(t.Context(), st)
+			res, err := answer(t, m, tc.iq)
 			xmpptest.HandlerError(t, res, err, tc.cond)
 		})
 	}
@@ -140,4 +147,89 @@ func FuzzStoredRoundTrip(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fakeBookmarks is a Bookmarks whose answers the test sets.
+type fakeBookmarks struct {
+	items      []store.PEPItem
+	itemsErr   error
+	publishErr error
+}
+
+func (f *fakeBookmarks) PrivateItems(context.Context, jid.JID, string) ([]store.PEPItem, error) {
+	return f.items, f.itemsErr
+}
+func (f *fakeBookmarks) PublishPrivate(context.Context, jid.JID, string, string, *wire.Element) error {
+	return f.publishErr
+}
+func (f *fakeBookmarks) RetractPrivate(context.Context, jid.JID, string, string) error { return nil }
+
+// Failures to keep the bookmarks in step: a full personal eventing
+// store is resource-constraint, anything else an internal error.
+func TestBookmarksFailures(t *testing.T) {
+	const set = "<iq type='set' id='1' from='a@x/r'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='r@c'/></storage></query></iq>"
+	const get = "<iq type='get' id='1' from='a@x/r'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>"
+	ioErr := errors.New("disk on fire")
+	tests := []struct {
+		name string
+		bm   fakeBookmarks
+		iq   string
+		cond stanza.Condition
+	}{
+		{"set, quota", fakeBookmarks{publishErr: fmt.Errorf("x: %w", store.ErrQuota)}, set, stanza.ResourceConstraint},
+		{"set, I/O", fakeBookmarks{publishErr: ioErr}, set, ""},
+		{"set, reading the node", fakeBookmarks{itemsErr: ioErr}, set, ""},
+		{"get, reading the node", fakeBookmarks{itemsErr: ioErr}, get, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := New(Options{MaxBytes: 1024}, Deps{Store: &fakeStore{getErr: store.ErrNotFound}, Bookmarks: &tc.bm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := answer(t, m, tc.iq)
+			xmpptest.HandlerError(t, res, err, tc.cond)
+		})
+	}
+}
+
+// splitLegacy: which parts of storage:bookmarks become XEP-0402 items
+// and which stay in private XML storage.
+func TestSplitLegacy(t *testing.T) {
+	tests := []struct {
+		name  string
+		els   string // children of a query
+		marks []string
+		rest  []string
+	}{
+		{"rooms and a URL", "<storage xmlns='storage:bookmarks'><conference jid='A@Conf.Example' name='A' autojoin='1'><nick>n</nick></conference><url url='u'/></storage>",
+			[]string{"a@conf.example|A|true|n|"}, []string{"<storage xmlns='storage:bookmarks'><url url='u'/></storage>"}},
+		{"rooms only", "<storage xmlns='storage:bookmarks'><conference jid='a@c' autojoin='false'><password>p</password></conference></storage>",
+			[]string{"a@c||false||p"}, nil},
+		{"not a room", "<storage xmlns='storage:bookmarks'><conference jid='c'/><conference jid='a@c/r'/><conference/><conference jid='@@'/></storage>",
+			nil, []string{"<storage xmlns='storage:bookmarks'><conference jid='c'/><conference jid='a@c/r'/><conference/><conference jid='@@'/></storage>"}},
+		{"a room twice keeps the last", "<storage xmlns='storage:bookmarks'><conference jid='a@c' name='1'/><conference jid='b@c'/><conference jid='a@c' name='2'/></storage>",
+			[]string{"a@c|2|false||", "b@c||false||"}, nil},
+		{"other elements stay", "<other xmlns='storage:bookmarks'/><storage xmlns='storage:bookmarks'><conference xmlns='urn:x' jid='a@c'/></storage>",
+			nil, []string{"<storage xmlns='storage:bookmarks'><conference xmlns='urn:x' jid='a@c'/></storage>", "<other xmlns='storage:bookmarks'/>"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := xmpptest.Element(t, "<query xmlns='jabber:iq:private'>"+tc.els+"</query>")
+			marks, rest := splitLegacy(q.Children)
+			var gotMarks, gotRest, wantRest []string
+			for _, b := range marks {
+				gotMarks = append(gotMarks, fmt.Sprintf("%s|%s|%t|%s|%s", b.room, b.name, b.autojoin, b.nick, b.password))
+			}
+			for _, e := range rest {
+				gotRest = append(gotRest, xmpptest.Canonical(e))
+			}
+			for _, r := range tc.rest {
+				wantRest = append(wantRest, xmpptest.Canonical(xmpptest.Element(t, r)))
+			}
+			if fmt.Sprint(gotMarks) != fmt.Sprint(tc.marks) || fmt.Sprint(gotRest) != fmt.Sprint(wantRest) {
+				t.Fatalf("marks %q, rest %q; want %q, %q", gotMarks, gotRest, tc.marks, wantRest)
+			}
+		})
+	}
 }

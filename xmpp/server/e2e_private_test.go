@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -115,4 +116,84 @@ func TestPrivateStorage(t *testing.T) {
 	if !strings.Contains(info.String(), "var=\""+privNS+"\"") && !strings.Contains(info.String(), "var='"+privNS+"'") {
 		t.Fatalf("account disco#info lacks %s: %s", privNS, info)
 	}
+}
+
+// TestBookmarksCompat: bookmarks kept in private XML storage (XEP-0048
+// 1.0, as Psi and slixmpp keep them) and in the XEP-0402 node (as
+// Conversations, Dino and Gajim keep them) are one list (XEP-0402 §5.3,
+// announced as urn:xmpp:bookmarks:1#compat).
+func TestBookmarksCompat(t *testing.T) {
+	const bm2 = "urn:xmpp:bookmarks:1"
+	s := servertest.Start(t)
+	alice := s.AddUser(t, "alice", prPassword)
+	a := prLogin(t, s, alice, "desk")
+	p := prLogin(t, s, alice, "phone")
+	pepOnline(t, a, newPEPCaps(), true)
+	pepOnline(t, p, newPEPCaps(bm2+"+notify"), true)
+	lobby, support, sales := "lobby@conference."+s.Domain, "support@conference."+s.Domain, "sales@conference."+s.Domain
+
+	info := pepIQ(t, p, "<iq type='get' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", alice)
+	if !slices.ContainsFunc(info.Child("query", "http://jabber.org/protocol/disco#info").Children, func(e *wire.Element) bool {
+		return e.Name == "feature" && e.AttrValue("var") == bm2+"#compat"
+	}) {
+		t.Fatalf("account disco#info lacks %s#compat: %s", bm2, info)
+	}
+
+	// The desk stores two rooms, a URL and a conference whose room is
+	// not a JID; the phone is told of the two rooms.
+	url := "<url name='Wiki' url='https://wiki.example.com'/>"
+	odd := "<conference jid='not a room' name='Odd'/>"
+	pepCheckResult(t, privSet(t, a, "<storage xmlns='storage:bookmarks'>"+
+		"<conference jid='"+lobby+"' name='Lobby' autojoin='true'><nick>Alice</nick></conference>"+
+		"<conference jid='"+support+"' name='Support'><nick>Al</nick><password>s3cret</password></conference>"+
+		url+odd+"</storage>"))
+	pepEqual(t, "the phone's notifications", pepEvents(prSync(t, p), alice, bm2), lobby, support)
+	items := pepItems(t, p, alice, bm2, "")
+	pepEqual(t, "the node's items", pepItemIDs(items), lobby, support)
+	privWant(t, "the lobby's item", []string{xmpptest.Canonical(items.Child("pubsub", pepNS).Child("items", pepNS).Children[0].FirstChild())},
+		"<conference xmlns='"+bm2+"' name='Lobby' autojoin='true'><nick>Alice</nick></conference>")
+
+	// The phone adds a room as Conversations does, with its publish
+	// options: the node the server created meets them.
+	salesItem := "<conference xmlns='" + bm2 + "' name='Sales' autojoin='true'><nick>Al</nick><extensions><state xmlns='urn:example:client' pinned='true'/></extensions></conference>"
+	pepCheckResult(t, pepPublish(t, p, bm2, sales, salesItem, pepOptions(
+		"pubsub#persist_items", "true", "pubsub#max_items", "max",
+		"pubsub#send_last_published_item", "never", "pubsub#access_model", "whitelist")))
+	prSync(t, p)
+	privWant(t, "the desk's bookmarks", privGet(t, a, "<storage xmlns='storage:bookmarks'/>"),
+		"<storage xmlns='storage:bookmarks'>"+
+			"<conference jid='"+lobby+"' name='Lobby' autojoin='true'><nick>Alice</nick></conference>"+
+			"<conference jid='"+support+"' name='Support'><nick>Al</nick><password>s3cret</password></conference>"+
+			"<conference jid='"+sales+"' name='Sales' autojoin='true'><nick>Al</nick></conference>"+
+			url+odd+"</storage>")
+
+	// The desk renames the lobby, changes its nick in sales and drops
+	// support: the phone is told of the two changes and the removal,
+	// and sales keeps the extensions the desk cannot see.
+	pepCheckResult(t, privSet(t, a, "<storage xmlns='storage:bookmarks'>"+
+		"<conference jid='"+lobby+"' name='Lobby 2' autojoin='true'><nick>Alice</nick></conference>"+
+		"<conference jid='"+sales+"' name='Sales' autojoin='1'><nick>Al2</nick></conference>"+
+		url+"</storage>"))
+	pepEqual(t, "the phone's notifications of the change", pepEvents(prSync(t, p), alice, bm2), lobby, sales, "-"+support)
+	items = pepItems(t, p, alice, bm2, "")
+	pepEqual(t, "the node's items after the change", pepItemIDs(items), lobby, sales)
+	privWant(t, "sales after the desk's change", []string{xmpptest.Canonical(items.Child("pubsub", pepNS).Child("items", pepNS).Children[1].FirstChild())},
+		"<conference xmlns='"+bm2+"' name='Sales' autojoin='true'><nick>Al2</nick><extensions><state xmlns='urn:example:client' pinned='true'/></extensions></conference>")
+
+	// The same list again changes nothing, and tells nobody.
+	pepCheckResult(t, privSet(t, a, "<storage xmlns='storage:bookmarks'>"+
+		"<conference jid='"+lobby+"' name='Lobby 2' autojoin='true'><nick>Alice</nick></conference>"+
+		"<conference jid='"+sales+"' name='Sales' autojoin='true'><nick>Al2</nick></conference>"+
+		url+"</storage>"))
+	pepEqual(t, "notifications of an unchanged list", pepEvents(prSync(t, p), alice, bm2))
+
+	// The phone retracts the lobby; the desk's list follows.
+	pepCheckResult(t, pepIQ(t, p, "<iq type='set'><pubsub xmlns='%s'><retract node='%s' notify='true'><item id='%s'/></retract></pubsub></iq>", pepNS, bm2, lobby))
+	privWant(t, "the desk's bookmarks after the phone's retraction", privGet(t, a, "<storage xmlns='storage:bookmarks'/>"),
+		"<storage xmlns='storage:bookmarks'><conference jid='"+sales+"' name='Sales' autojoin='true'><nick>Al2</nick></conference>"+url+"</storage>")
+
+	// An empty list removes every room.
+	pepCheckResult(t, privSet(t, a, "<storage xmlns='storage:bookmarks'/>"))
+	pepEqual(t, "the node after an empty list", pepItemIDs(pepItems(t, p, alice, bm2, "")))
+	privWant(t, "the desk's bookmarks after an empty list", privGet(t, a, "<storage xmlns='storage:bookmarks'/>"), "<storage xmlns='storage:bookmarks'/>")
 }

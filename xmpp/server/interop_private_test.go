@@ -10,7 +10,8 @@ import (
 // TestSlixmppPrivate: slixmpp's xep_0048 bookmarks, kept in private XML
 // storage by its xep_0049 plugin, are shared by two clients of one user
 // and refused to another user (testdata/slixmpp_private.py); then a Go
-// client reads the bookmarks slixmpp stored.
+// client reads the bookmarks slixmpp stored, in private XML storage and
+// in the XEP-0402 node the server keeps in step.
 func TestSlixmppPrivate(t *testing.T) {
 	requireSlixmpp(t)
 	s := servertest.Start(t)
@@ -40,4 +41,5 @@ func TestSlixmppPrivate(t *testing.T) {
 		"<storage xmlns='storage:bookmarks'>"+
 			"<conference jid='"+room+"' name='Lobby' autojoin='true'><nick>Alice</nick></conference>"+
 			"<conference jid='support@conference."+s.Domain+"' name='Support'><nick>Al</nick></conference></storage>")
+	pepEqual(t, "the XEP-0402 bookmarks", pepItemIDs(pepItems(t, a, alice, "urn:xmpp:bookmarks:1", "")), room, "support@conference."+s.Domain)
 }
