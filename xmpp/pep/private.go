@@ -30,12 +30,15 @@ func (m *Module) PrivateItems(ctx context.Context, owner jid.JID, node string) (
 }
 
 // PublishPrivate publishes an item to the node of publisher's account,
-// creating the node for private data if it does not exist (XEP-0223 §4:
-// whitelist access, which leaves the owner alone, as many items as an
-// account may keep, the last item never sent on presence); an existing
-// node keeps its configuration. The owner's resources that ask for the
-// node are notified, as for a client's publication. A full account is
-// store.ErrQuota.
+// a node for private data (XEP-0223 §4): whitelist access, which leaves
+// the owner alone, as many items as an account may keep, the last item
+// never sent on presence. A missing node is created so; an existing one
+// configured otherwise (a client created it with the defaults: presence
+// access, one item) is reconfigured so first, since XEP-0223 §3 requires
+// it and its items must not reach contacts (XEP-0402 §3.3). The owner's
+// resources that ask for the node are notified, as for a client's
+// publication. A full account is store.ErrQuota, an id or node too long
+// store.ErrInvalid.
 func (m *Module) PublishPrivate(ctx context.Context, publisher jid.JID, node, id string, payload *wire.Element) error {
 	if id == "" || len(id) > store.MaxPEPItemIDLen || len(node) > store.MaxPEPNodeLen {
 		return fmt.Errorf("pep: private item %q of node %q: %w", id, node, store.ErrInvalid)
@@ -44,19 +47,48 @@ func (m *Module) PublishPrivate(ctx context.Context, publisher jid.JID, node, id
 	if int64(len(stored)) > m.opts.MaxBytes {
 		return fmt.Errorf("pep: private item of %d bytes: %w", len(stored), store.ErrQuota)
 	}
-	return m.publishItem(ctx, publisher, store.PEPPublish{
-		Item: store.PEPItem{ID: id, Payload: stored},
-		Create: store.PEPNode{
-			Node: node, Access: AccessWhitelist, MaxItems: m.opts.MaxItems, SendLast: SendNever,
-			NotifyRetract: true, NotifyDelete: true,
+	pub := store.PEPPublish{
+		Item:   store.PEPItem{ID: id, Payload: stored},
+		Create: m.privateConfig(store.PEPNode{Node: node, NotifyRetract: true, NotifyDelete: true}),
+		Check: func(n store.PEPNode) error {
+			if !sameConfig(n, m.privateConfig(n)) {
+				return errNotPrivate
+			}
+			return nil
 		},
-	}, payload)
+	}
+	err := m.publishItem(ctx, publisher, pub, payload)
+	if !errors.Is(err, errNotPrivate) {
+		return err
+	}
+	own := publisher.Bare().String()
+	n, err := m.deps.Store.Node(ctx, own, node)
+	if err != nil {
+		return fmt.Errorf("pep: private node %q: %w", node, err)
+	}
+	if err := m.deps.Store.Configure(ctx, own, m.privateConfig(n)); err != nil {
+		return fmt.Errorf("pep: make node %q private: %w", node, err)
+	}
+	m.log.Info("pep: node made private for the server's use", "owner", own, "node", node, "access", n.Access, "max_items", n.MaxItems)
+	return m.publishItem(ctx, publisher, pub, payload)
 }
 
-// RetractPrivate removes an item of owner's node, notifying as the node
-// says; a missing node or item is not an error.
+// errNotPrivate is an existing node not configured for private data.
+var errNotPrivate = errors.New("pep: node not configured for private data")
+
+// privateConfig is n configured for private data (XEP-0223 §4), the rest
+// of n kept.
+func (m *Module) privateConfig(n store.PEPNode) store.PEPNode {
+	n.Access, n.RosterGroups, n.MaxItems, n.SendLast = AccessWhitelist, nil, m.opts.MaxItems, SendNever
+	return n
+}
+
+// RetractPrivate removes an item of owner's node and notifies the
+// owner's resources that ask for the node, whatever the node says (as a
+// client asking with notify='true', XEP-0402 §3.5); a missing node or
+// item is not an error.
 func (m *Module) RetractPrivate(ctx context.Context, owner jid.JID, node, id string) error {
-	err := m.retractItem(ctx, owner.Bare(), node, id, false)
+	err := m.retractItem(ctx, owner.Bare(), node, id, true)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

@@ -38,17 +38,21 @@ type Bookmarks interface {
 
 // bookmark is one room's bookmark, in either form.
 type bookmark struct {
-	room, name, nick, password string
-	autojoin                   bool
+	// room is the room's normalised bare JID; id the item id it has in
+	// XEP-0402's node (room, or the same JID written otherwise).
+	room, id             string
+	name, nick, password string
+	autojoin             bool
 	// extensions is XEP-0402's element for other data, which the
 	// older form has no place for: kept when that form changes the rest.
 	extensions *wire.Element
 }
 
-// roomJID returns the normalised bare JID of a bookmarked room, or false.
+// roomJID returns the normalised bare JID of a bookmarked room, or false
+// for anything else, or one too long for an item id.
 func roomJID(s string) (string, bool) {
 	j, err := jid.Parse(s)
-	if err != nil || j.Resourcepart() != "" || j.Localpart() == "" {
+	if err != nil || j.Resourcepart() != "" || j.Localpart() == "" || len(j.String()) > store.MaxPEPItemIDLen {
 		return "", false
 	}
 	return j.String(), true
@@ -64,20 +68,26 @@ func fromLegacy(c *wire.Element) (bookmark, bool) {
 		return bookmark{}, false
 	}
 	return bookmark{
-		room: room, name: c.AttrValue("name"), autojoin: truth(c.AttrValue("autojoin")),
+		room: room, id: room, name: c.AttrValue("name"), autojoin: truth(c.AttrValue("autojoin")),
 		nick: c.ChildText("nick", NSBookmarks), password: c.ChildText("password", NSBookmarks),
 	}, true
 }
 
 // fromPEP reads an item of XEP-0402's node; false when its payload is not
-// a conference.
+// a conference or its id not a room's bare JID. Such items are neither
+// shown in the older form nor removed through it: it could not give them
+// back as they are.
 func fromPEP(it store.PEPItem) (bookmark, bool) {
+	room, ok := roomJID(it.ID)
+	if !ok {
+		return bookmark{}, false
+	}
 	c, err := wire.Parse(it.Payload, wire.NewScope(""))
 	if err != nil || c.Name != "conference" || c.Space != NSBookmarks2 {
 		return bookmark{}, false
 	}
 	return bookmark{
-		room: it.ID, name: c.AttrValue("name"), autojoin: truth(c.AttrValue("autojoin")),
+		room: room, id: it.ID, name: c.AttrValue("name"), autojoin: truth(c.AttrValue("autojoin")),
 		nick: c.ChildText("nick", NSBookmarks2), password: c.ChildText("password", NSBookmarks2),
 		extensions: c.Child("extensions", NSBookmarks2),
 	}, true
@@ -160,8 +170,9 @@ func (m *Module) bookmarksView(ctx context.Context, owner jid.JID, stored []*wir
 		return nil, fmt.Errorf("private: bookmarks of %s: %w", owner, err)
 	}
 	storage := wire.New("storage", NSBookmarks)
+	marks := shown(items)
 	for _, it := range items {
-		if b, ok := fromPEP(it); ok {
+		if b, ok := fromPEP(it); ok && marks[b.room].id == b.id {
 			storage.AddChild(b.element(NSBookmarks))
 		}
 	}
@@ -176,39 +187,57 @@ func (m *Module) bookmarksView(ctx context.Context, owner jid.JID, stored []*wir
 	return append([]*wire.Element{storage}, others...), nil
 }
 
-// syncBookmarks makes XEP-0402's node hold marks: items published for
-// new or changed bookmarks (an unchanged one is not published again, so
-// no notification goes out for it), and retracted for rooms no longer
-// bookmarked (XEP-0402 §5.3).
+// shown returns the bookmarks of XEP-0402's node that the older form
+// shows, by room: of a room under two spellings, the newer item.
+func shown(items []store.PEPItem) map[string]bookmark {
+	out := make(map[string]bookmark, len(items))
+	for _, it := range items {
+		if b, ok := fromPEP(it); ok {
+			out[b.room] = b
+		}
+	}
+	return out
+}
+
+// syncBookmarks makes XEP-0402's node hold marks (XEP-0402 §5.3): first
+// the rooms no longer bookmarked are retracted, so that a node at its
+// item limit or an account at its quota has room for what follows; then
+// an item is published for each new or changed bookmark, under the id
+// the room already has. An unchanged one is not published again, so no
+// notification goes out for it. Items the older form cannot show
+// (fromPEP) are left alone.
 func (m *Module) syncBookmarks(ctx context.Context, publisher jid.JID, marks []bookmark) error {
 	owner := publisher.Bare()
 	items, err := m.deps.Bookmarks.PrivateItems(ctx, owner, NSBookmarks2)
 	if err != nil {
 		return fmt.Errorf("private: bookmarks of %s: %w", owner, err)
 	}
-	old := make(map[string]bookmark, len(items))
-	for _, it := range items {
-		b, _ := fromPEP(it)
-		b.room = it.ID
-		old[it.ID] = b
-	}
+	old := shown(items)
+	kept := make(map[string]bool, len(marks))
 	for _, b := range marks {
-		prev, had := old[b.room]
-		delete(old, b.room)
-		if had && b.same(prev) {
+		kept[b.room] = true
+	}
+	for _, it := range items {
+		b, ok := fromPEP(it)
+		if !ok || kept[b.room] || old[b.room].id != b.id {
+			// Not the older form's, kept, or a second item of the
+			// room under another spelling (left alone).
 			continue
 		}
-		b.extensions = prev.extensions
-		if err := m.deps.Bookmarks.PublishPrivate(ctx, publisher, NSBookmarks2, b.room, b.element(NSBookmarks2)); err != nil {
+		if err := m.deps.Bookmarks.RetractPrivate(ctx, owner, NSBookmarks2, b.id); err != nil {
 			return fmt.Errorf("private: bookmark of %s: %w", b.room, err)
 		}
 	}
-	for _, it := range items {
-		if _, gone := old[it.ID]; !gone {
+	for _, b := range marks {
+		prev, had := old[b.room]
+		if had && b.same(prev) {
 			continue
 		}
-		if err := m.deps.Bookmarks.RetractPrivate(ctx, owner, NSBookmarks2, it.ID); err != nil {
-			return fmt.Errorf("private: bookmark of %s: %w", it.ID, err)
+		if had {
+			b.id, b.extensions = prev.id, prev.extensions
+		}
+		if err := m.deps.Bookmarks.PublishPrivate(ctx, publisher, NSBookmarks2, b.id, b.element(NSBookmarks2)); err != nil {
+			return fmt.Errorf("private: bookmark of %s: %w", b.room, err)
 		}
 	}
 	return nil
@@ -216,8 +245,11 @@ func (m *Module) syncBookmarks(ctx context.Context, publisher jid.JID, marks []b
 
 // bookmarksError maps a failure to keep the bookmarks in step.
 func bookmarksError(err error) error {
-	if errors.Is(err, store.ErrQuota) {
+	switch {
+	case errors.Is(err, store.ErrQuota):
 		return xmpp.StanzaError(stanza.ResourceConstraint, "the account's personal eventing storage is full")
+	case errors.Is(err, store.ErrInvalid):
+		return xmpp.StanzaError(stanza.NotAcceptable, "a bookmark cannot be stored")
 	}
 	return err
 }

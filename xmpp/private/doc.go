@@ -24,15 +24,27 @@
 // personal eventing service (Deps.Bookmarks), storage:bookmarks (XEP-0048
 // 1.0, kept here by Psi, slixmpp and older clients) and the
 // urn:xmpp:bookmarks:1 node (kept by Conversations, Dino, Gajim) are one
-// list, whose rooms live in the node. A set of storage:bookmarks
-// publishes an item for each new or changed room (its id the room's bare
-// JID), leaves unchanged ones alone so that no notification goes out for
-// them, keeps the XEP-0402 extensions the older form cannot hold, and
-// retracts the rooms it no longer lists; the owner's resources that ask
-// for the node are notified as for any publication. The rest of the
-// element (URLs, a conference whose room is not a bare JID) stays in
-// private XML storage. A get answers the node's rooms followed by that
-// rest. The node, when the server creates it, is configured for private
-// data as XEP-0223 and XEP-0402 ask: whitelist access (the owner alone),
-// as many items as an account may keep, the last item never sent.
+// list, whose rooms live in the node, one item per room with the room's
+// bare JID as its id. A set of storage:bookmarks first retracts the rooms
+// it no longer lists, then publishes an item for each new or changed
+// room (under the id the room already has), leaving unchanged ones alone
+// so that no notification goes out for them; the XEP-0402 extensions the
+// older form cannot hold are kept. The owner's resources that ask for the
+// node are notified as for any publication. The rest of the element
+// (URLs, a conference whose room is not a bare JID) stays in private XML
+// storage. A get answers the node's rooms followed by that rest. Items
+// the older form cannot give back as they are (a payload that is not a
+// conference, an id that is not a room's bare JID) are neither shown nor
+// removed through it. A list of more rooms than the node may hold
+// (Options.MaxBookmarks, [pep] max_items) is refused with
+// resource-constraint before anything is stored. The node is kept
+// private (XEP-0223, XEP-0402 §3.3): created, or if a client created it
+// otherwise reconfigured, with whitelist access (the owner alone), as
+// many items as an account may keep, and the last item never sent.
+//
+// The two halves are not one transaction: private XML storage is written
+// first (and checked against its quota), then the node item by item. If
+// the node's byte quota fails halfway, the rooms before the failure are
+// in the node and the client gets resource-constraint. Two sets at once
+// from two devices may interleave their items.
 package private

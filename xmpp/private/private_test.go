@@ -149,20 +149,26 @@ func FuzzStoredRoundTrip(f *testing.F) {
 	})
 }
 
-// fakeBookmarks is a Bookmarks whose answers the test sets.
+// fakeBookmarks is a Bookmarks whose answers the test sets; it records
+// what is published ("+id payload") and retracted ("-id"), in order.
 type fakeBookmarks struct {
 	items      []store.PEPItem
 	itemsErr   error
 	publishErr error
+	ops        []string
 }
 
 func (f *fakeBookmarks) PrivateItems(context.Context, jid.JID, string) ([]store.PEPItem, error) {
 	return f.items, f.itemsErr
 }
-func (f *fakeBookmarks) PublishPrivate(context.Context, jid.JID, string, string, *wire.Element) error {
+func (f *fakeBookmarks) PublishPrivate(_ context.Context, _ jid.JID, node, id string, payload *wire.Element) error {
+	f.ops = append(f.ops, "+"+id+" "+xmpptest.Canonical(payload))
 	return f.publishErr
 }
-func (f *fakeBookmarks) RetractPrivate(context.Context, jid.JID, string, string) error { return nil }
+func (f *fakeBookmarks) RetractPrivate(_ context.Context, _ jid.JID, node, id string) error {
+	f.ops = append(f.ops, "-"+id)
+	return nil
+}
 
 // Failures to keep the bookmarks in step: a full personal eventing
 // store is resource-constraint, anything else an internal error.
@@ -183,7 +189,7 @@ func TestBookmarksFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := New(Options{MaxBytes: 1024}, Deps{Store: &fakeStore{getErr: store.ErrNotFound}, Bookmarks: &tc.bm})
+			m, err := New(Options{MaxBytes: 1024, MaxBookmarks: 10}, Deps{Store: &fakeStore{getErr: store.ErrNotFound}, Bookmarks: &tc.bm})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,6 +235,67 @@ func TestSplitLegacy(t *testing.T) {
 			}
 			if fmt.Sprint(gotMarks) != fmt.Sprint(tc.marks) || fmt.Sprint(gotRest) != fmt.Sprint(wantRest) {
 				t.Fatalf("marks %q, rest %q; want %q, %q", gotMarks, gotRest, tc.marks, wantRest)
+			}
+		})
+	}
+}
+
+// What a storage:bookmarks set does to XEP-0402's node: retractions
+// first, then publications of new and changed rooms under the ids they
+// have; items the older form cannot show are left alone.
+func TestSyncBookmarks(t *testing.T) {
+	const ns2 = "urn:xmpp:bookmarks:1"
+	item := func(id, payload string) store.PEPItem { return store.PEPItem{ID: id, Payload: []byte(payload)} }
+	conf := func(name string) string { return "<conference xmlns='" + ns2 + "' name='" + name + "'/>" }
+	pub := func(id, payload string) string {
+		return "+" + id + " " + xmpptest.Canonical(xmpptest.Element(t, payload))
+	}
+	tests := []struct {
+		name   string
+		items  []store.PEPItem
+		legacy string
+		max    int // MaxBookmarks; 0: 10
+		cond   stanza.Condition
+		want   []string
+	}{
+		{"new rooms", nil, "<conference jid='a@c' name='A'/><conference jid='b@c' autojoin='true'/>", 0, "",
+			[]string{pub("a@c", conf("A")), pub("b@c", "<conference xmlns='"+ns2+"' autojoin='true'/>")}},
+		{"unchanged, changed, gone", []store.PEPItem{item("a@c", conf("A")), item("b@c", conf("B")), item("c@c", conf("C"))},
+			"<conference jid='a@c' name='A'/><conference jid='b@c' name='B2'/>", 0, "",
+			[]string{"-c@c", pub("b@c", conf("B2"))}},
+		{"the id as the node has it", []store.PEPItem{item("Room@C", conf("R"))}, "<conference jid='room@c' name='R2'/>", 0, "",
+			[]string{pub("Room@C", conf("R2"))}},
+		{"items the older form cannot show stay", []store.PEPItem{item("c", conf("domain")), item("x@c", "<other xmlns='urn:x'/>"), item("y@c", "<conference xmlns='urn:x'/>")},
+			"", 0, "", nil},
+		{"extensions kept", []store.PEPItem{item("a@c", "<conference xmlns='"+ns2+"' name='A'><extensions><e xmlns='urn:e'/></extensions></conference>")},
+			"<conference jid='a@c' name='A2'/>", 0, "",
+			[]string{pub("a@c", "<conference xmlns='"+ns2+"' name='A2'><extensions><e xmlns='urn:e'/></extensions></conference>")}},
+		{"too many rooms changes nothing", []store.PEPItem{item("a@c", conf("A"))}, "<conference jid='b@c'/><conference jid='c@c'/>", 1,
+			stanza.ResourceConstraint, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bm := &fakeBookmarks{items: tc.items}
+			st := &fakeStore{}
+			max := tc.max
+			if max == 0 {
+				max = 10
+			}
+			m, err := New(Options{MaxBytes: 1024, MaxBookmarks: max}, Deps{Store: st, Bookmarks: bm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := answer(t, m, "<iq type='set' id='1' from='a@x/r'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>"+tc.legacy+"</storage></query></iq>")
+			if tc.cond != "" {
+				xmpptest.HandlerError(t, res, err, tc.cond)
+				if st.items != nil {
+					t.Fatalf("stored %q after the refusal", st.items)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(bm.ops) != fmt.Sprint(tc.want) {
+				t.Fatalf("node operations\n got %q\nwant %q", bm.ops, tc.want)
 			}
 		})
 	}

@@ -365,7 +365,7 @@ func TestInboundLimits(t *testing.T) {
 			if !strings.Contains(got, "<stream:stream") || !strings.Contains(got, "<"+tc.cond+" xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>") {
 				t.Fatalf("third connection got %q, want a header and %s", got, tc.cond)
 			}
-			if got := refused(dial("127.0.0.2")); (got == "") != tc.otherIPs {
+			if got := refused(dial("127.0.0.2")); (got == "") != tc.otherIPs || !tc.otherIPs && !strings.Contains(got, "<"+tc.cond+" ") {
 				t.Fatalf("a connection from another address got %q", got)
 			}
 			first.Close()

@@ -168,13 +168,13 @@ func TestBookmarksCompat(t *testing.T) {
 			url+odd+"</storage>")
 
 	// The desk renames the lobby, changes its nick in sales and drops
-	// support: the phone is told of the two changes and the removal,
+	// support: the phone is told of the removal and the two changes,
 	// and sales keeps the extensions the desk cannot see.
 	pepCheckResult(t, privSet(t, a, "<storage xmlns='storage:bookmarks'>"+
 		"<conference jid='"+lobby+"' name='Lobby 2' autojoin='true'><nick>Alice</nick></conference>"+
 		"<conference jid='"+sales+"' name='Sales' autojoin='1'><nick>Al2</nick></conference>"+
 		url+"</storage>"))
-	pepEqual(t, "the phone's notifications of the change", pepEvents(prSync(t, p), alice, bm2), lobby, sales, "-"+support)
+	pepEqual(t, "the phone's notifications of the change", pepEvents(prSync(t, p), alice, bm2), "-"+support, lobby, sales)
 	items = pepItems(t, p, alice, bm2, "")
 	pepEqual(t, "the node's items after the change", pepItemIDs(items), lobby, sales)
 	privWant(t, "sales after the desk's change", []string{xmpptest.Canonical(items.Child("pubsub", pepNS).Child("items", pepNS).Children[1].FirstChild())},
@@ -196,4 +196,50 @@ func TestBookmarksCompat(t *testing.T) {
 	pepCheckResult(t, privSet(t, a, "<storage xmlns='storage:bookmarks'/>"))
 	pepEqual(t, "the node after an empty list", pepItemIDs(pepItems(t, p, alice, bm2, "")))
 	privWant(t, "the desk's bookmarks after an empty list", privGet(t, a, "<storage xmlns='storage:bookmarks'/>"), "<storage xmlns='storage:bookmarks'/>")
+}
+
+// TestBookmarksCompatPrivateNode: the XEP-0402 node stays private. A node
+// a client created with the defaults (presence access, one item) is made
+// private (XEP-0223 §3, XEP-0402 §3.3) before the older form's rooms go
+// in, so a contact learns nothing; a list longer than the node may hold
+// is refused before anything changes, and swapping a room at the limit
+// loses none.
+func TestBookmarksCompatPrivateNode(t *testing.T) {
+	const bm2 = "urn:xmpp:bookmarks:1"
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.PEP.MaxItems = 2 }))
+	alice := s.AddUser(t, "alice", prPassword)
+	bob := s.AddUser(t, "bob", prPassword)
+	prSubscribe(t, s, alice, bob, true)
+	caps := newPEPCaps(bm2 + "+notify")
+	a := prLogin(t, s, alice, "desk")
+	b := prLogin(t, s, bob, "pc")
+	pepOnline(t, a, caps, true)
+	pepOnline(t, b, caps, false)
+	r1, r2, r3 := "one@conference."+s.Domain, "two@conference."+s.Domain, "three@conference."+s.Domain
+	conf := func(room string) string { return "<conference jid='" + room + "'/>" }
+
+	// A client publishes with the defaults: bob, a contact, is told.
+	pepCheckResult(t, pepPublish(t, a, bm2, r1, "<conference xmlns='"+bm2+"'/>", ""))
+	pepEqual(t, "bob told of the presence-access node", pepEvents(prSync(t, b), alice, bm2), r1)
+	prSync(t, a)
+
+	pepCheckResult(t, privSet(t, a, "<storage xmlns='storage:bookmarks'>"+conf(r1)+conf(r2)+"</storage>"))
+	pepEqual(t, "bob told of the private node", pepEvents(prSync(t, b), alice, bm2))
+	pepCheckError(t, pepItems(t, b, alice, bm2, ""), "cancel", "not-allowed", "closed-node")
+	pepEqual(t, "the node's items", pepItemIDs(pepItems(t, a, alice, bm2, "")), r1, r2)
+	cfg := pepIQ(t, a, "<iq type='get'><pubsub xmlns='%s'><configure node='%s'/></pubsub></iq>", pepNSOwner, bm2)
+	for _, want := range []string{"whitelist", "never"} {
+		if !strings.Contains(cfg.String(), ">"+want+"<") {
+			t.Fatalf("the node's configuration lacks %s: %s", want, cfg)
+		}
+	}
+
+	// Three rooms do not fit: nothing changes.
+	pepCheckError(t, privSet(t, a, "<storage xmlns='storage:bookmarks'>"+conf(r1)+conf(r2)+conf(r3)+"</storage>"),
+		"wait", "resource-constraint", "")
+	pepEqual(t, "the node after the refused list", pepItemIDs(pepItems(t, a, alice, bm2, "")), r1, r2)
+
+	// Swapping a room at the limit keeps the other.
+	pepCheckResult(t, privSet(t, a, "<storage xmlns='storage:bookmarks'>"+conf(r1)+conf(r3)+"</storage>"))
+	pepEqual(t, "the node after the swap", pepItemIDs(pepItems(t, a, alice, bm2, "")), r1, r3)
 }
