@@ -73,7 +73,7 @@
 //	pep_usage          lp(owner)                            0x01 ‖ uvarint(bytes of the owner's items)
 //	vcard              lp(owner)                            0x01 ‖ the vCard element's XML
 //	vcard_profile      lp(host) ‖ localpart                 0x01 ‖ bytes(FN) ‖ bytes(given) ‖ bytes(family) ‖ bytes(nick) ‖ bytes(org unit) ‖ uvarint(n) ‖ n×bytes(email) ‖ uvarint(m) ‖ m×bytes(phone)
-//	private            lp(owner) ‖ namespace                0x01 ‖ the element's XML
+//	private            lp(owner) ‖ namespace                0x01 ‖ the namespace's elements, as XML
 //
 // where cred = bytes(salt) ‖ uvarint(iterations) ‖ bytes(StoredKey) ‖
 // bytes(ServerKey). As RFC 5802 §3 recommends, the server keeps StoredKey
@@ -160,9 +160,9 @@
 //   - VCards: XEP-0054 vCards and, beside the users, the profile a
 //     directory search (XEP-0055) reads of each; the two are written
 //     together, and Update edits a vCard in one transaction.
-//   - Private: XEP-0049 private XML, one element per namespace; a Set
-//     of several elements, and the owner's byte quota check, are one
-//     transaction.
+//   - Private: XEP-0049 private XML, the elements of each namespace
+//     together; a Set of several namespaces, and the owner's byte quota
+//     check, are one transaction.
 //
 // # Message archive (XEP-0313 1.1.3, XEP-0359 0.7.0, XEP-0333 1.0.0)
 //

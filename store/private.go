@@ -15,22 +15,22 @@ const privateCodecV1 = 1
 // bytes: it is part of a key.
 const MaxPrivateNamespace = 1024
 
-// PrivateItem is one element of private XML storage (XEP-0049): the
-// serialised element and the namespace it is stored under. An empty XML
-// removes what is stored under NS.
+// PrivateItem is what private XML storage (XEP-0049) keeps under one
+// namespace: the serialised elements of that namespace, each declaring
+// it. An empty XML removes what is stored under NS.
 type PrivateItem struct {
 	NS  string
 	XML []byte
 }
 
 // Private is the private XML storage sub-store (XEP-0049): bucket
-// "private", keyed lp(owner) ‖ namespace, holds one serialised element per
-// namespace of each account. Get it from DB.Private.
+// "private", keyed lp(owner) ‖ namespace, holds the serialised elements of
+// each namespace of each account. Get it from DB.Private.
 type Private struct {
 	db *DB
 }
 
-// Get returns the element owner stored under ns, or ErrNotFound. The
+// Get returns the elements owner stored under ns, or ErrNotFound. The
 // result does not alias the database.
 func (p *Private) Get(ctx context.Context, owner, ns string) ([]byte, error) {
 	if err := validatePrivate(owner, ns); err != nil {

@@ -241,7 +241,9 @@ func (u *Users) Exists(ctx context.Context, host, local string) (bool, error) {
 // local@host: roster items, tombstones and version, pending subscription
 // requests, offline messages, blocklist, last activity, presence override,
 // the message archive with its conversations, the rooms it follows, its
-// personal eventing nodes and its vCard with its directory profile.
+// personal eventing nodes, its vCard with its directory profile, its
+// private XML and its uploads' quota index (the slots and files stay
+// until they expire).
 // It also releases the other accounts' rosters and requests from it
 // (releaseContacts), so that an account created later under the same
 // name inherits none of their subscriptions, pending requests or

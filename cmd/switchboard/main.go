@@ -452,14 +452,15 @@ func (g *globals) admin(cmd *cobra.Command, req server.AdminRequest) error {
 			return ierr
 		}
 		result, err = server.RunCommand(ctx, server.Backend{
-			IDs:       ids,
-			Rooms:     server.StoredRooms{Store: db.Rooms(), Config: cfg},
-			Accounts:  server.NewAccounts(db.Users(), cfg.Domains()),
-			VCards:    db.VCards(),
-			Overrides: server.StoredOverrides{Store: db.PresenceOverrides()},
-			Archive:   db.Archive(),
-			Audit:     db.Audit(),
-			Emit:      emit,
+			IDs:           ids,
+			Rooms:         server.StoredRooms{Store: db.Rooms(), Config: cfg},
+			Accounts:      server.NewAccounts(db.Users(), cfg.Domains()),
+			VCards:        db.VCards(),
+			VCardMaxBytes: cfg.Directory.VCardMaxBytes,
+			Overrides:     server.StoredOverrides{Store: db.PresenceOverrides()},
+			Archive:       db.Archive(),
+			Audit:         db.Audit(),
+			Emit:          emit,
 		}, req)
 		if err != nil {
 			return err

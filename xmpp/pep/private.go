@@ -8,6 +8,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"switchboard/store"
+	"switchboard/xmpp"
 	"switchboard/xmpp/wire"
 )
 
@@ -40,15 +41,9 @@ func (m *Module) PrivateItems(ctx context.Context, owner jid.JID, node string) (
 // publication. A full account is store.ErrQuota, an id or node too long
 // store.ErrInvalid.
 func (m *Module) PublishPrivate(ctx context.Context, publisher jid.JID, node, id string, payload *wire.Element) error {
-	if id == "" || len(id) > store.MaxPEPItemIDLen || len(node) > store.MaxPEPNodeLen {
-		return fmt.Errorf("pep: private item %q of node %q: %w", id, node, store.ErrInvalid)
-	}
-	stored := payload.AppendXML(nil, "")
-	if int64(len(stored)) > m.opts.MaxBytes {
-		return fmt.Errorf("pep: private item of %d bytes: %w", len(stored), store.ErrQuota)
-	}
+	// The store checks the id, the node's name and the quota.
 	pub := store.PEPPublish{
-		Item:   store.PEPItem{ID: id, Payload: stored},
+		Item:   store.PEPItem{ID: id, Payload: payload.AppendXML(nil, "")},
 		Create: m.privateConfig(store.PEPNode{Node: node, NotifyRetract: true, NotifyDelete: true}),
 		Check: func(n store.PEPNode) error {
 			if !sameConfig(n, m.privateConfig(n)) {
@@ -69,7 +64,7 @@ func (m *Module) PublishPrivate(ctx context.Context, publisher jid.JID, node, id
 	if err := m.deps.Store.Configure(ctx, own, m.privateConfig(n)); err != nil {
 		return fmt.Errorf("pep: make node %q private: %w", node, err)
 	}
-	m.log.Info("pep: node made private for the server's use", "owner", own, "node", node, "access", n.Access, "max_items", n.MaxItems)
+	m.log.Info("pep: node made private for the server's use", xmpp.LogJID, own, "node", node, "access", n.Access, "max_items", n.MaxItems)
 	return m.publishItem(ctx, publisher, pub, payload)
 }
 

@@ -170,9 +170,9 @@ func (m *Module) bookmarksView(ctx context.Context, owner jid.JID, stored []*wir
 		return nil, fmt.Errorf("private: bookmarks of %s: %w", owner, err)
 	}
 	storage := wire.New("storage", NSBookmarks)
-	marks := shown(items)
-	for _, it := range items {
-		if b, ok := fromPEP(it); ok && marks[b.room].id == b.id {
+	all, newest := shown(items)
+	for _, b := range all {
+		if newest[b.room].id == b.id {
 			storage.AddChild(b.element(NSBookmarks))
 		}
 	}
@@ -187,16 +187,18 @@ func (m *Module) bookmarksView(ctx context.Context, owner jid.JID, stored []*wir
 	return append([]*wire.Element{storage}, others...), nil
 }
 
-// shown returns the bookmarks of XEP-0402's node that the older form
-// shows, by room: of a room under two spellings, the newer item.
-func shown(items []store.PEPItem) map[string]bookmark {
-	out := make(map[string]bookmark, len(items))
+// shown returns the bookmarks of XEP-0402's node that the older form can
+// give back (fromPEP), in the node's order, and by room the one it shows:
+// of a room under two spellings, the newer item.
+func shown(items []store.PEPItem) (all []bookmark, newest map[string]bookmark) {
+	newest = make(map[string]bookmark, len(items))
 	for _, it := range items {
 		if b, ok := fromPEP(it); ok {
-			out[b.room] = b
+			all = append(all, b)
+			newest[b.room] = b
 		}
 	}
-	return out
+	return all, newest
 }
 
 // syncBookmarks makes XEP-0402's node hold marks (XEP-0402 §5.3): first
@@ -212,18 +214,17 @@ func (m *Module) syncBookmarks(ctx context.Context, publisher jid.JID, marks []b
 	if err != nil {
 		return fmt.Errorf("private: bookmarks of %s: %w", owner, err)
 	}
-	old := shown(items)
+	all, old := shown(items)
 	kept := make(map[string]bool, len(marks))
 	for _, b := range marks {
 		kept[b.room] = true
 	}
-	for _, it := range items {
-		b, ok := fromPEP(it)
-		if !ok || kept[b.room] || old[b.room].id != b.id {
-			// Not the older form's, kept, or a second item of the
-			// room under another spelling (left alone).
+	for _, b := range all {
+		if kept[b.room] {
 			continue
 		}
+		// Every spelling of a room no longer bookmarked, or the next
+		// get would show it again.
 		if err := m.deps.Bookmarks.RetractPrivate(ctx, owner, NSBookmarks2, b.id); err != nil {
 			return fmt.Errorf("private: bookmark of %s: %w", b.room, err)
 		}

@@ -265,6 +265,8 @@ func TestSyncBookmarks(t *testing.T) {
 			[]string{"-c@c", pub("b@c", conf("B2"))}},
 		{"the id as the node has it", []store.PEPItem{item("Room@C", conf("R"))}, "<conference jid='room@c' name='R2'/>", 0, "",
 			[]string{pub("Room@C", conf("R2"))}},
+		{"a room dropped under every spelling", []store.PEPItem{item("Room@C", conf("R")), item("room@c", conf("R")), item("k@c", conf("K"))},
+			"<conference jid='k@c' name='K'/>", 0, "", []string{"-Room@C", "-room@c"}},
 		{"items the older form cannot show stay", []store.PEPItem{item("c", conf("domain")), item("x@c", "<other xmlns='urn:x'/>"), item("y@c", "<conference xmlns='urn:x'/>")},
 			"", 0, "", nil},
 		{"extensions kept", []store.PEPItem{item("a@c", "<conference xmlns='"+ns2+"' name='A'><extensions><e xmlns='urn:e'/></extensions></conference>")},

@@ -164,13 +164,16 @@ func (s StoredOverrides) ClearOverride(ctx context.Context, bare jid.JID) error 
 
 // Backend is what admin commands act on.
 type Backend struct {
-	Accounts  *Accounts
-	VCards    *store.VCards
-	Overrides Overrides
-	Archive   *store.Archive
-	IDs       mam.IDCodec
-	Rooms     RoomAdmin
-	Audit     *store.Audit
+	Accounts *Accounts
+	VCards   *store.VCards
+	// VCardMaxBytes bounds a vCard an admin command writes, as a user's
+	// own is bounded ([directory] vcard_max_bytes; 0: no bound).
+	VCardMaxBytes int
+	Overrides     Overrides
+	Archive       *store.Archive
+	IDs           mam.IDCodec
+	Rooms         RoomAdmin
+	Audit         *store.Audit
 	// AuditTargets, if not nil, limits audit.list to the entries whose
 	// target it accepts (an HTTP admin sees their own host's).
 	AuditTargets func(target string) bool
@@ -249,9 +252,6 @@ func addAudit(ctx context.Context, a *store.Audit, e store.AuditEntry) error {
 	return err
 }
 
-// auditDetail is the audit entry's detail: cmd.detail's arguments (only
-// those given, for a sparse command) as key="value", quoted (which can make a value up to four times longer),
-// and cut to store.MaxAuditDetailLen with a mark where that is too long.
 // readsOnly reports whether req, for a sparse command, gives none of the
 // arguments it records: it only reads.
 func (cmd adminCommand) readsOnly(req AdminRequest) bool {
@@ -263,6 +263,10 @@ func givesAny(args map[string]string, keys []string) bool {
 	return slices.ContainsFunc(keys, func(k string) bool { _, ok := args[k]; return ok })
 }
 
+// auditDetail is the audit entry's detail: cmd.detail's arguments (only
+// those given, for a sparse command) as key="value", quoted (which can
+// make a value up to four times longer), and cut to
+// store.MaxAuditDetailLen with a mark where that is too long.
 func (cmd adminCommand) auditDetail(args map[string]string) string {
 	var detail strings.Builder
 	for _, k := range cmd.detail {
@@ -445,7 +449,11 @@ func runUserProfile(ctx context.Context, b Backend, req AdminRequest) ([]string,
 			if len(v.Children) == 0 {
 				return nil, p, nil
 			}
-			return v.AppendXML(nil, ""), p, nil
+			raw := v.AppendXML(nil, "")
+			if b.VCardMaxBytes > 0 && len(raw) > b.VCardMaxBytes {
+				return nil, p, badArg("the vCard of %s would take %d bytes, more than the %d allowed (directory.vcard_max_bytes)", owner, len(raw), b.VCardMaxBytes)
+			}
+			return raw, p, nil
 		})
 		if err != nil {
 			return nil, err

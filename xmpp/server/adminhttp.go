@@ -210,7 +210,8 @@ func (s *Server) scopeToHost(name string, cmd adminCommand, args map[string]stri
 
 // adminBackend is what admin commands act on in a running server.
 func (s *Server) adminBackend() Backend {
-	return Backend{Accounts: s.accounts, VCards: s.db.VCards(), Overrides: s.presence, CloseUser: s.closeUserSessions,
+	return Backend{Accounts: s.accounts, VCards: s.db.VCards(), VCardMaxBytes: s.cfg.Directory.VCardMaxBytes,
+		Overrides: s.presence, CloseUser: s.closeUserSessions,
 		Archive: s.db.Archive(), IDs: s.archiveIDs, Audit: s.db.Audit(), Rooms: runningRooms{s}}
 }
 

@@ -712,3 +712,33 @@ func TestAdminSocketLog(t *testing.T) {
 		})
 	}
 }
+
+// user.profile writes no vCard larger than [directory] vcard_max_bytes,
+// as a user's own set is bounded, and stores nothing then.
+func TestUserProfileVCardBound(t *testing.T) {
+	ctx := t.Context()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "data.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	accounts := NewAccounts(db.Users(), []string{"localhost"})
+	if err := accounts.Create(ctx, "localhost", "alice", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	b := Backend{Accounts: accounts, VCards: db.VCards(), Audit: db.Audit(), VCardMaxBytes: 200}
+	run := func(name string) error {
+		_, err := RunCommand(ctx, b, AdminRequest{Command: CmdUserProfile, Args: map[string]string{"jid": "alice@localhost", "name": name}})
+		return err
+	}
+	if err := run("Alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(strings.Repeat("A", 200)); !errors.Is(err, httpapi.ErrInvalid) {
+		t.Fatalf("a profile beyond the bound: %v, want an argument error", err)
+	}
+	raw, err := db.VCards().Get(ctx, "alice@localhost")
+	if err != nil || !strings.Contains(string(raw), "<FN>Alice</FN>") {
+		t.Fatalf("the stored vCard after the refusal: %s, %v", raw, err)
+	}
+}
