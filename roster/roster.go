@@ -511,18 +511,25 @@ func (m *Module) userSend(ctx context.Context, st *xmpp.Stanza) bool {
 		m.deps.Router.Route(ctx, st.With(user, contact))
 	}
 	if sendPresence {
-		// §3.1.5: the contact now sees the user's presence.
-		for _, r := range m.deps.Router.Sessions(user) {
-			if r.Available && r.Presence != nil {
-				m.deps.Router.Route(ctx, r.Presence.With(r.JID, contact))
-			}
-		}
-		m.approve(ctx, user, contact)
+		m.subscribed(ctx, user, contact) // an approval
 	}
 	if sendUnavailable {
 		m.sendUnavailable(ctx, user, contact)
 	}
 	return true
+}
+
+// subscribed follows a subscription of contact to user's presence that
+// the user approved or had pre-approved: the contact now sees each
+// available resource's presence (RFC 6121 §3.1.5), and the
+// SubscriptionApproved hook runs (approve).
+func (m *Module) subscribed(ctx context.Context, user, contact jid.JID) {
+	for _, r := range m.deps.Router.Sessions(user) {
+		if r.Available && r.Presence != nil {
+			m.deps.Router.Route(ctx, r.Presence.With(r.JID, contact))
+		}
+	}
+	m.approve(ctx, user, contact)
 }
 
 // sendUnavailable sends unavailable presence from each of the user's
@@ -617,12 +624,7 @@ func (m *Module) presenceIn(ctx context.Context, st *xmpp.Stanza) bool {
 		m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeSubscribed, "", user, contact))
 	}
 	if sendPresence {
-		for _, r := range m.deps.Router.Sessions(user) {
-			if r.Available && r.Presence != nil {
-				m.deps.Router.Route(ctx, r.Presence.With(r.JID, contact))
-			}
-		}
-		m.approve(ctx, user, contact) // a pre-approval taken up
+		m.subscribed(ctx, user, contact) // a pre-approval taken up
 	}
 	if sendUnavailable {
 		m.sendUnavailable(ctx, user, contact)

@@ -27,6 +27,8 @@ const (
 	NSChatStates = "http://jabber.org/protocol/chatstates"
 	// NSChatMarkers is XEP-0333 (chat markers).
 	NSChatMarkers = "urn:xmpp:chat-markers:0"
+	// NSCarbons is XEP-0280 (message carbons).
+	NSCarbons = "urn:xmpp:carbons:2"
 	// NSForward is XEP-0297 (stanza forwarding: carbons, archive results).
 	NSForward = "urn:xmpp:forward:0"
 	// NSMUCUser is XEP-0045's muc#user namespace.

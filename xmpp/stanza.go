@@ -413,6 +413,20 @@ func Validate(st *Stanza) error {
 	return nil
 }
 
+// CarbonCopied returns the message that el, a XEP-0280 <sent/> or
+// <received/> copy, forwards; nil for any other element, or a copy
+// without a message.
+func CarbonCopied(el *wire.Element) *wire.Element {
+	if el.Space != NSCarbons || (el.Name != "sent" && el.Name != "received") {
+		return nil
+	}
+	fwd := el.Child("forwarded", NSForward)
+	if fwd == nil {
+		return nil
+	}
+	return fwd.Child("message", NSClient)
+}
+
 // ChatStateOnly reports whether message element m's content is a chat
 // state (XEP-0085) and nothing else: beside it only a thread, processing
 // hints (XEP-0334) and stanza or origin IDs (XEP-0359). It returns the

@@ -104,3 +104,28 @@ func TestStanzaSize(t *testing.T) {
 		t.Fatalf("a Stanza takes %d bytes, want at most 176", n)
 	}
 }
+
+func TestCarbonCopied(t *testing.T) {
+	const fwd = "<forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' id='m'/></forwarded>"
+	tests := []struct {
+		el   string
+		want bool
+	}{
+		{"<sent xmlns='urn:xmpp:carbons:2'>" + fwd + "</sent>", true},
+		{"<received xmlns='urn:xmpp:carbons:2'>" + fwd + "</received>", true},
+		{"<private xmlns='urn:xmpp:carbons:2'>" + fwd + "</private>", false},
+		{"<sent xmlns='urn:xmpp:other'>" + fwd + "</sent>", false},
+		{"<sent xmlns='urn:xmpp:carbons:2'/>", false},
+		{"<sent xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'/></sent>", false},
+	}
+	for _, tc := range tests {
+		el, err := wire.Parse([]byte(tc.el), wire.NewScope(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := xmpp.CarbonCopied(el)
+		if (m != nil) != tc.want || m != nil && m.AttrValue("id") != "m" {
+			t.Errorf("CarbonCopied(%s) = %v, want a message: %v", tc.el, m, tc.want)
+		}
+	}
+}

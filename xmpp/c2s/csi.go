@@ -28,7 +28,6 @@ const nsCSI = "urn:xmpp:csi:0"
 
 // Namespaces that make a message urgent (see also the kernel's).
 const (
-	nsCarbons    = "urn:xmpp:carbons:2"
 	nsConference = "jabber:x:conference" // XEP-0249 invitations
 	// XEP-0353 calls: version 0 and the later 1 that clients send too.
 	nsJingleMsgPrefix = "urn:xmpp:jingle-message:"
@@ -184,14 +183,7 @@ func slotOf(st *xmpp.Stanza) (slot, bool) {
 		return slot{}, false
 	}
 	cc := st.El.Children[0]
-	if cc.Space != nsCarbons || (cc.Name != "sent" && cc.Name != "received") {
-		return slot{}, false
-	}
-	fwd := cc.Child("forwarded", xmpp.NSForward)
-	if fwd == nil {
-		return slot{}, false
-	}
-	m := fwd.Child("message", xmpp.NSClient)
+	m := xmpp.CarbonCopied(cc)
 	if m == nil || m.AttrValue("type") == xmpp.TypeError {
 		return slot{}, false
 	}
@@ -268,16 +260,9 @@ func urgentMessage(el *wire.Element, depth int) bool {
 			if items := ch.Child("items", nsPubSubEvent); items != nil && items.AttrValue("node") == nodeMDS {
 				return true
 			}
-		case nsCarbons:
-			if depth >= maxCarbonNest || (ch.Name != "received" && ch.Name != "sent") {
-				continue
-			}
-			fwd := ch.Child("forwarded", xmpp.NSForward)
-			if fwd == nil {
-				continue
-			}
-			m := fwd.Child("message", xmpp.NSClient)
-			if m == nil {
+		case xmpp.NSCarbons:
+			m := xmpp.CarbonCopied(ch)
+			if depth >= maxCarbonNest || m == nil {
 				continue
 			}
 			// XEP-0280 §7: the copy is as urgent as the message

@@ -18,7 +18,7 @@ import (
 
 // Namespaces.
 const (
-	NS        = "urn:xmpp:carbons:2"
+	NS        = xmpp.NSCarbons
 	NSForward = xmpp.NSForward
 	NSHints   = xmpp.NSHints
 	NSMUCUser = xmpp.NSMUCUser
