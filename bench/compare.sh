@@ -394,6 +394,10 @@ scenario_args() {
 	case $1 in
 	chat_sat) echo "${common[*]} --users $CHAT_USERS --prefix c chat --rate 0 --window 8 --size 32" ;;
 	chat_steady) echo "${common[*]} --users $CHAT_USERS --prefix c chat --rate $STEADY_RATE --window 8 --size 32" ;;
+	# Clients with stream management, as mobile and desktop clients
+	# run: each asks for an acknowledgement every 5 stanzas (slixmpp's
+	# default) and answers the server's requests.
+	chat_sm) echo "${common[*]} --users $CHAT_USERS --prefix c --sm --sm-request 5 chat --rate 0 --window 8 --size 32" ;;
 	login_tcp) echo "--users $CHAT_USERS --prefix c --concurrency $LOGIN_CONCURRENCY login --logins $LOGINS" ;;
 	# X25519 only: the key exchange the peers' OpenSSL 3.0 negotiates.
 	# Go's default offer puts the ML-KEM hybrid first, which Switchboard
@@ -421,7 +425,7 @@ scenario_args() {
 # the peers have no figure for it.
 group_scenarios() {
 	case $1 in
-	main) echo "chat_sat chat_steady login_tcp login_starttls muc_50 muc_200" ;;
+	main) echo "chat_sat chat_steady chat_sm login_tcp login_starttls muc_50 muc_200" ;;
 	idle) echo "idle chat_churn" ;;
 	presence) echo "presence" ;;
 	idle100k) echo "idle_many" ;;

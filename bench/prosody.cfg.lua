@@ -73,6 +73,9 @@ modules_enabled = {
 	"time";
 	"uptime";
 	"lastactivity";
+	-- Stream management (XEP-0198), in Debian's default configuration
+	-- too; only the chat_sm scenario's clients enable it.
+	"smacks";
 }
 
 -- s2s is autoloaded; nothing federates in the benchmark.

@@ -160,6 +160,7 @@ func TestTarget(t *testing.T) {
 		{"idle", "server_rss_per_session_kb", "≤ 15.6 (archive on: ≤ 1/1.5 of the better peer)"},
 		{"idle_many", "server_rss_after_mb", "≤ 2,048 with 100,000 sessions, none dropped"},
 		{"chat_churn", "delivered_per_s", "≥ 95 % of a fresh process"},
+		{"chat_sm", "delivered_per_s", "≥ 2× the better peer (archive on: ≥ 1.5×)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.scenario+"/"+tc.metric, func(t *testing.T) {
@@ -167,6 +168,25 @@ func TestTarget(t *testing.T) {
 				t.Errorf("target = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestStreamManagementRunCounts: a chat_sm run counts only without loss
+// and with acknowledgements both ways.
+func TestStreamManagementRunCounts(t *testing.T) {
+	invalid := rowOf(t, "100,000", "chat_sm", "delivered_per_s").invalid
+	for _, tc := range []struct {
+		m    metrics
+		want string
+	}{
+		{metrics{"loss": 0, "sm_acks_read": 10, "sm_requests_answered": 3}, ""},
+		{metrics{"loss": 2, "sm_acks_read": 10, "sm_requests_answered": 3}, "loss 2.00"},
+		{metrics{"loss": 0, "sm_acks_read": 0, "sm_requests_answered": 3}, "no acknowledgements exchanged"},
+		{metrics{"loss": 0, "sm_acks_read": 10}, "no acknowledgements exchanged"},
+	} {
+		if got := invalid(tc.m); got != tc.want {
+			t.Errorf("invalid(%v) = %q, want %q", tc.m, got, tc.want)
+		}
 	}
 }
 

@@ -303,6 +303,7 @@ func (b *bench) runChat(ctx context.Context, o loadOpts) (Metrics, error) {
 	m.Add("loss", float64(sent-recv))
 	m.Add("errors", float64(errs.Load()))
 	m.Add("dropped_sessions", float64(dropped))
+	b.addSM(&m, conns)
 	w.addCPU(&m, b.sampler, "msg", float64(delivered.Load()))
 	return m, nil
 }

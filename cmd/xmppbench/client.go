@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,11 @@ const (
 	nsPing     = "urn:xmpp:ping"
 	nsStanzas  = "urn:ietf:params:xml:ns:xmpp-stanzas"
 	nsStreams  = "urn:ietf:params:xml:ns:xmpp-streams"
+	nsSM       = "urn:xmpp:sm:3"
 )
+
+// smRequest asks the server for an acknowledgement (XEP-0198 §4).
+const smRequest = "<r xmlns='urn:xmpp:sm:3'/>"
 
 // TLS modes of --tls.
 const (
@@ -49,6 +54,12 @@ type clientConfig struct {
 	SASL *saslClient
 	// Curves are the TLS key exchanges offered (nil: Go's defaults).
 	Curves []tls.CurveID
+	// SM enables stream management (XEP-0198) after binding, asking for
+	// resumption as mobile clients do; SMRequest is how many stanza
+	// writes go between the client's requests for an acknowledgement
+	// (0: the client never asks, it only answers the server's).
+	SM        bool
+	SMRequest int
 	// Sources are local addresses to connect from, in turn (nil: the
 	// kernel chooses); next picks the turn.
 	Sources []net.IP
@@ -135,6 +146,18 @@ type Conn struct {
 	JID, Bare string
 
 	wmu sync.Mutex
+	// Stream management (XEP-0198), when enabled: smEvery and writes
+	// (stanza writes so far) under wmu, with wbuf for a stanza and a
+	// request written together; h is the number of stanzas read since
+	// <enabled/>, kept by the reader goroutine; acks counts the
+	// server's <a/>, answered its <r/>.
+	sm       bool
+	smEvery  int
+	writes   int
+	wbuf     []byte
+	h        uint32
+	acks     atomic.Int64
+	answered atomic.Int64
 
 	// done is closed when the reader goroutine returns; err is its
 	// reason, readable after done.
@@ -317,7 +340,42 @@ func (c *Conn) login(cfg *clientConfig, feats *wire.Element, user, resource stri
 			return fmt.Errorf("session: %w", err)
 		}
 	}
+	if cfg.SM {
+		return c.enableSM(feats, cfg.SMRequest)
+	}
 	return nil
+}
+
+// enableSM enables stream management (XEP-0198 §3), asking for
+// resumption, and waits for <enabled/>: the stanzas read after it are
+// counted (§4).
+func (c *Conn) enableSM(feats *wire.Element, every int) error {
+	if feats.Child("sm", nsSM) == nil {
+		return errors.New("server does not offer stream management (XEP-0198)")
+	}
+	if err := c.write([]byte("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")); err != nil {
+		return err
+	}
+	for {
+		el, err := c.next()
+		if err != nil {
+			return fmt.Errorf("stream management: %w", err)
+		}
+		if el.Space != nsSM {
+			continue // before <enabled/>: not counted
+		}
+		switch el.Name {
+		case "enabled":
+			c.sm, c.smEvery = true, every
+			return nil
+		case "failed":
+			cond := "failed"
+			if f := el.FirstChild(); f != nil {
+				cond = f.Name
+			}
+			return fmt.Errorf("stream management refused: %s", cond)
+		}
+	}
 }
 
 // authenticate runs the SASL exchange (RFC 6120 §6.4).
@@ -520,13 +578,35 @@ func (c *Conn) write(b []byte) error {
 	return err
 }
 
-// Write sends one or more complete stanzas.
+// Write sends one or more complete stanzas: one write, which with stream
+// management counts towards the client's requests for an acknowledgement
+// (clientConfig.SMRequest), sent in the same write.
 func (c *Conn) Write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.smEvery > 0 {
+		c.writes++
+		if c.writes%c.smEvery == 0 {
+			c.wbuf = append(append(c.wbuf[:0], b...), smRequest...)
+			b = c.wbuf
+		}
+	}
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// writeRaw sends b, which holds no stanza: whitespace, a stream
+// management element, the stream's end.
+func (c *Conn) writeRaw(b []byte) error {
 	c.wmu.Lock()
 	_, err := c.nc.Write(b)
 	c.wmu.Unlock()
 	return err
 }
+
+// SMCounts are the server's acknowledgements the connection read and the
+// server's requests it answered (stream management).
+func (c *Conn) SMCounts() (acks, answered int64) { return c.acks.Load(), c.answered.Load() }
 
 // Start runs the reader goroutine. It answers server pings (XEP-0199),
 // acknowledges roster pushes (RFC 6121 §2.1.6) before passing them to h,
@@ -554,7 +634,7 @@ func (c *Conn) Dropped() bool {
 
 func (c *Conn) read(h Handler) {
 	defer close(c.done)
-	var reply []byte
+	var reply, ack []byte
 	for {
 		el, err := c.dec.ReadElementShallow(isMessage)
 		if err != nil {
@@ -566,6 +646,25 @@ func (c *Conn) read(h Handler) {
 			}
 			c.err = err
 			return
+		}
+		if c.sm {
+			switch {
+			case el.Space == wire.NSClient && (el.Name == "message" || el.Name == "presence" || el.Name == "iq"):
+				c.h++ // modulo 2^32 (§4)
+			case el.Space == nsSM && el.Name == "r":
+				ack = append(ack[:0], "<a xmlns='urn:xmpp:sm:3' h='"...)
+				ack = strconv.AppendUint(ack, uint64(c.h), 10)
+				ack = append(ack, "'/>"...)
+				if err := c.writeRaw(ack); err != nil {
+					c.err = err
+					return
+				}
+				c.answered.Add(1)
+				continue
+			case el.Space == nsSM && el.Name == "a":
+				c.acks.Add(1)
+				continue
+			}
 		}
 		switch {
 		case el.Name == "iq" && el.Space == wire.NSClient:
@@ -632,7 +731,7 @@ func isMessage(raw []byte) bool {
 // socket.
 func (c *Conn) Close(wait time.Duration) error {
 	c.closing.Store(true)
-	err := c.Write([]byte("</stream:stream>"))
+	err := c.writeRaw([]byte("</stream:stream>"))
 	t := time.NewTimer(wait)
 	select {
 	case <-c.done:

@@ -91,6 +91,8 @@ is fine) or with the server's admin tools.`,
 	pf.StringVar(&b.jsonFile, "json", "", "also write the result as JSON to this file")
 	pf.DurationVar(&b.cfg.Timeout, "timeout", 30*time.Second, "limit for connecting and negotiating one stream")
 	pf.BoolVar(&b.scramCache, "scram-cache", true, "cache SCRAM keys per account (false: mellium.im/sasl derives them on every login)")
+	pf.BoolVar(&b.cfg.SM, "sm", false, "enable stream management (XEP-0198) after binding, asking for resumption; the client answers the server's requests for acknowledgements")
+	pf.IntVar(&b.cfg.SMRequest, "sm-request", 5, "with --sm, ask for an acknowledgement after every this many stanza writes (5: slixmpp's default window; 0: never ask)")
 	pf.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of this load generator to this file (go tool pprof)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		b.out = cmd.OutOrStdout()
@@ -158,6 +160,8 @@ func (b *bench) validate() error {
 		return errors.New("--concurrency must not be negative")
 	case b.pid < 0:
 		return errors.New("--pid must not be negative")
+	case b.cfg.SMRequest < 0:
+		return errors.New("--sm-request must not be negative")
 	}
 	curves, err := parseCurves(b.tlsCurves)
 	if err != nil {
@@ -294,6 +298,25 @@ func closeAll(conns []*Conn) {
 	})
 }
 
+// addSM adds, with stream management on, the acknowledgements the
+// connections read and the server's requests they answered: a run whose
+// server never asked nor answered did not exercise it.
+func (b *bench) addSM(m *Metrics, conns []*Conn) {
+	if !b.cfg.SM {
+		return
+	}
+	var acks, answered int64
+	for _, c := range conns {
+		if c != nil {
+			a, r := c.SMCounts()
+			acks += a
+			answered += r
+		}
+	}
+	m.Add("sm_acks_read", float64(acks))
+	m.Add("sm_requests_answered", float64(answered))
+}
+
 // discard is a Handler that ignores everything.
 func discard(*Conn, *wire.Element) {}
 
@@ -361,6 +384,10 @@ func (b *bench) report(scenario string, params map[string]any, m Metrics) error 
 		params["sources"] = b.sources
 	}
 	params["concurrency"] = b.concurrency
+	params["sm"] = b.cfg.SM
+	if b.cfg.SM {
+		params["sm_request"] = b.cfg.SMRequest
+	}
 	r := Result{Scenario: scenario, Server: ServerInfo{Addr: b.cfg.Addr, PID: b.pid}, Params: params, Metrics: m}
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(b.out, "scenario %s against %s", scenario, b.cfg.Addr)

@@ -273,6 +273,7 @@ func (b *bench) runMUC(ctx context.Context, o mucOpts) (Metrics, error) {
 	m.Add("loss", float64(expected-received))
 	m.Add("errors", float64(errs.Load()))
 	m.Add("dropped_sessions", float64(dropped))
+	b.addSM(&m, conns)
 	w.addCPU(&m, b.sampler, "delivery", float64(delivered.Load()))
 	return m, nil
 }

@@ -107,6 +107,25 @@ func TestScenarios(t *testing.T) {
 			want(t, r, "latency_p99_ms", positive, "> 0")
 			want(t, r, "server_cpu_us_per_msg", positive, "> 0")
 		}},
+		// With stream management the client answers the server's
+		// requests and asks for acknowledgements itself: both must have
+		// happened, with nothing lost.
+		{"chat stream management", []string{"--prefix", "ch", "--users", "10", "--duration", "1s", "--warmup", "200ms", "--sm", "chat"}, func(t *testing.T, r Result) {
+			want(t, r, "delivered_per_s", positive, "> 0")
+			want(t, r, "loss", eq(0), "0")
+			want(t, r, "errors", eq(0), "0")
+			want(t, r, "dropped_sessions", eq(0), "0")
+			want(t, r, "sm_acks_read", positive, "> 0")
+			want(t, r, "sm_requests_answered", positive, "> 0")
+			if r.Params["sm"] != true || r.Params["sm_request"] != float64(5) {
+				t.Errorf("params sm=%v sm_request=%v, want true and 5", r.Params["sm"], r.Params["sm_request"])
+			}
+		}},
+		{"chat stream management, server's requests only", []string{"--prefix", "ch", "--users", "4", "--duration", "500ms", "--warmup", "100ms", "--sm", "--sm-request", "0", "chat"}, func(t *testing.T, r Result) {
+			want(t, r, "loss", eq(0), "0")
+			want(t, r, "sm_acks_read", eq(0), "0 (the client never asked)")
+			want(t, r, "sm_requests_answered", positive, "> 0")
+		}},
 		{"chat rate", []string{"--prefix", "ch", "--users", "10", "--duration", "1s", "--warmup", "200ms", "chat", "--rate", "200"}, func(t *testing.T, r Result) {
 			want(t, r, "delivered_per_s", func(v float64) bool { return v > 100 && v < 300 }, "about 200")
 			want(t, r, "loss", eq(0), "0")
@@ -116,6 +135,12 @@ func TestScenarios(t *testing.T) {
 			want(t, r, "deliveries_per_s", positive, "> 0")
 			want(t, r, "loss", eq(0), "0")
 			want(t, r, "errors", eq(0), "0")
+		}},
+		{"muc stream management", []string{"--prefix", "mu", "--users", "6", "--duration", "500ms", "--warmup", "100ms", "--sm", "muc", "--senders", "2", "--room", "smroom"}, func(t *testing.T, r Result) {
+			want(t, r, "deliveries_per_s", positive, "> 0")
+			want(t, r, "loss", eq(0), "0")
+			want(t, r, "sm_acks_read", positive, "> 0")
+			want(t, r, "sm_requests_answered", positive, "> 0")
 		}},
 		{"presence", []string{"--prefix", "pr", "--users", "10", "presence", "--contacts", "4"}, func(t *testing.T, r Result) {
 			want(t, r, "incomplete_users", eq(0), "0")

@@ -10,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"switchboard/xmpp/wire"
 )
 
 func TestHistogramPercentiles(t *testing.T) {
@@ -489,5 +492,57 @@ func TestIsMessage(t *testing.T) {
 		if got := isMessage([]byte(in)); got != want {
 			t.Errorf("isMessage(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestEnableSMRefused: a server that does not offer stream management, or
+// answers <enable/> with <failed/>, fails the login with the reason.
+func TestEnableSMRefused(t *testing.T) {
+	tests := []struct {
+		name   string
+		offer  bool
+		answer string // what the server writes after <enable/>
+		want   string
+	}{
+		{"not offered", false, "", "does not offer stream management"},
+		{"failed", true, "<failed xmlns='urn:xmpp:sm:3'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>", "refused: unexpected-request"},
+		{"enabled after a stanza", true, "<message xmlns='jabber:client'/><enabled xmlns='urn:xmpp:sm:3' id='x' resume='true'/>", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := net.Pipe()
+			defer client.Close()
+			defer server.Close()
+			go func() {
+				_, _ = server.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"))
+				if tc.answer == "" {
+					return
+				}
+				buf := make([]byte, 256)
+				if _, err := server.Read(buf); err != nil {
+					return
+				}
+				_, _ = server.Write([]byte(tc.answer))
+			}()
+			c := &Conn{nc: client, dec: wire.NewDecoder(client, wire.Limits{}), done: make(chan struct{})}
+			if _, err := c.dec.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			feats := &wire.Element{Name: "features", Space: wire.NSStream}
+			if tc.offer {
+				feats.Children = append(feats.Children, &wire.Element{Name: "sm", Space: nsSM})
+			}
+			err := c.enableSM(feats, 5)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("enableSM: %v", err)
+			case tc.want == "" && (!c.sm || c.smEvery != 5):
+				t.Fatalf("enabled, but sm=%v every=%d", c.sm, c.smEvery)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("enableSM: %v, want an error with %q", err, tc.want)
+			case tc.want != "" && c.sm:
+				t.Fatal("stream management on after a refusal")
+			}
+		})
 	}
 }
