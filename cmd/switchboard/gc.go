@@ -49,7 +49,11 @@ const gcCycleRate = 10
 // percentage is the rate over gcScanRate, whatever the heap). A fresh
 // server under that load had 14–22 MiB live; the heap when a collection
 // started went from 45–73 MiB to 78–96.
-const gcScanRate = gcCycleRate * (16 << 20)
+const gcScanRate = gcCycleRate * gcScanHeap
+
+// gcScanHeap is the scanned heap past which the headroom a rate asks for
+// grows with the heap too (rateHeadroom).
+const gcScanHeap = 16 << 20
 
 // maxGCHeadroom bounds the headroom an allocation rate can raise.
 const maxGCHeadroom = 256 << 20
@@ -81,7 +85,7 @@ func gcPercentFor(scanned, byRate uint64, base int) int {
 // scanned a second by them, up to maxGCHeadroom.
 func rateHeadroom(rate, scanned uint64) uint64 {
 	h := float64(rate) / gcCycleRate
-	if scanned > gcScanRate/gcCycleRate {
+	if scanned > gcScanHeap {
 		h = float64(rate) * float64(scanned) / gcScanRate
 	}
 	return uint64(min(h, maxGCHeadroom))
