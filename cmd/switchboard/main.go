@@ -267,27 +267,28 @@ func newUserCmd(g *globals) *cobra.Command {
 			return g.admin(cmd, req)
 		},
 	}
+	fields := server.ProfileArgs()
+	use := "profile USER@HOST"
+	for _, f := range fields {
+		use += " [--" + f.Name + " " + strings.ToUpper(f.Name) + "]"
+	}
 	profile := &cobra.Command{
-		Use:   "profile USER@HOST [--name N] [--given G] [--family F] [--department D] [--extension E] [--email M]",
+		Use:   use,
 		Short: "Show or set the directory fields of an account's vCard (an empty value removes one); the rest of the vCard stays",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := server.AdminRequest{Command: server.CmdUserProfile, Args: map[string]string{"jid": args[0]}}
-			for _, f := range []string{"name", "given", "family", "department", "extension", "email"} {
-				if cmd.Flags().Changed(f) {
-					req.Args[f], _ = cmd.Flags().GetString(f)
+			for _, f := range fields {
+				if cmd.Flags().Changed(f.Name) {
+					req.Args[f.Name], _ = cmd.Flags().GetString(f.Name)
 				}
 			}
 			return g.admin(cmd, req)
 		},
 	}
-	pf := profile.Flags()
-	pf.String("name", "", "full name, as contacts see it")
-	pf.String("given", "", "given name")
-	pf.String("family", "", "family name")
-	pf.String("department", "", "department (the vCard's ORGUNIT)")
-	pf.String("extension", "", "phone extension or number (the vCard's work TEL)")
-	pf.String("email", "", "email address")
+	for _, f := range fields {
+		profile.Flags().String(f.Name, "", f.Usage)
+	}
 	cmd.AddCommand(add, passwd, del, list, profile)
 	return cmd
 }

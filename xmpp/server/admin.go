@@ -364,19 +364,19 @@ func existingAccount(ctx context.Context, b Backend, arg string) (jid.JID, error
 // maxProfileArg bounds each field user.profile sets.
 const maxProfileArg = 1024
 
-// profileFields are user.profile's fields: the argument, where an edit
-// puts it, and what the profile shows of it.
+// profileFields are user.profile's fields: the argument and its help,
+// where an edit puts it, and what the profile shows of it.
 var profileFields = []struct {
-	arg  string
-	edit func(*vcard.Edit) **string
-	show func(store.Profile) string
+	arg, usage string
+	edit       func(*vcard.Edit) **string
+	show       func(store.Profile) string
 }{
-	{"name", func(e *vcard.Edit) **string { return &e.FullName }, func(p store.Profile) string { return p.FullName }},
-	{"given", func(e *vcard.Edit) **string { return &e.Given }, func(p store.Profile) string { return p.Given }},
-	{"family", func(e *vcard.Edit) **string { return &e.Family }, func(p store.Profile) string { return p.Family }},
-	{"department", func(e *vcard.Edit) **string { return &e.Department }, func(p store.Profile) string { return p.OrgUnit }},
-	{"extension", func(e *vcard.Edit) **string { return &e.Extension }, func(p store.Profile) string { return strings.Join(p.Phones, ", ") }},
-	{"email", func(e *vcard.Edit) **string { return &e.Email }, func(p store.Profile) string { return strings.Join(p.Emails, ", ") }},
+	{"name", "full name, as contacts see it", func(e *vcard.Edit) **string { return &e.FullName }, func(p store.Profile) string { return p.FullName }},
+	{"given", "given name", func(e *vcard.Edit) **string { return &e.Given }, func(p store.Profile) string { return p.Given }},
+	{"family", "family name", func(e *vcard.Edit) **string { return &e.Family }, func(p store.Profile) string { return p.Family }},
+	{"department", "department (the vCard's ORGUNIT)", func(e *vcard.Edit) **string { return &e.Department }, func(p store.Profile) string { return p.OrgUnit }},
+	{"extension", "phone extension or number (the vCard's work TEL)", func(e *vcard.Edit) **string { return &e.Extension }, func(p store.Profile) string { return strings.Join(p.Phones, ", ") }},
+	{"email", "email address", func(e *vcard.Edit) **string { return &e.Email }, func(p store.Profile) string { return strings.Join(p.Emails, ", ") }},
 }
 
 // profileArgs are user.profile's arguments, in profileFields' order.
@@ -387,6 +387,20 @@ var profileArgs = func() []string {
 	}
 	return args
 }()
+
+// ProfileArg is an argument of CmdUserProfile: a directory field of the
+// account's vCard, and what it holds.
+type ProfileArg struct{ Name, Usage string }
+
+// ProfileArgs returns CmdUserProfile's field arguments, in the order the
+// profile shows them, for front ends that offer them (the CLI's flags).
+func ProfileArgs() []ProfileArg {
+	out := make([]ProfileArg, len(profileFields))
+	for i, f := range profileFields {
+		out[i] = ProfileArg{Name: f.arg, Usage: f.usage}
+	}
+	return out
+}
 
 // runUserProfile runs user.profile: the vCard's directory fields given
 // are replaced (XEP-0054; the rest of the vCard stays), and the profile
