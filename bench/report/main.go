@@ -129,12 +129,16 @@ func rows(idle, many string) []row {
 				if why := zeroLoss(m); why != "" {
 					return why
 				}
-				// A run in which no acknowledgement went either way did
-				// not measure stream management.
-				if m["sm_acks_read"] == 0 || m["sm_requests_answered"] == 0 {
-					return "no acknowledgements exchanged"
+				// A run in which acknowledgements did not go both ways
+				// did not measure stream management.
+				var why []string
+				if m["sm_acks_read"] == 0 {
+					why = append(why, "no acknowledgement from the server")
 				}
-				return ""
+				if m["sm_requests_answered"] == 0 {
+					why = append(why, "no request from the server")
+				}
+				return strings.Join(why, ", ")
 			}},
 		{label: "RSS per idle authenticated session (" + idle + " sessions), KiB", scenario: "idle", metric: "server_rss_per_session_kb",
 			factor: 2, abs: 16000.0 / 1024, invalid: func(m metrics) string {
@@ -748,8 +752,9 @@ func run1(resDir, machineFile, profiles, out string) error {
 	p("  core for 0.5 s, at most 60 s), so no scenario pays for the previous one's tail.\n")
 	p("- Scenario groups, each on one fresh process: (1) chat at saturation, chat at a\n")
 	p("  steady 5,000 msgs/s, chat at saturation with stream management, logins on plain\n")
-	p("  TCP, logins with STARTTLS, MUC with 50 and 200 occupants; (2) idle sessions, then chat again on the same process after those\n")
-	p("  sessions logged in and out (the churn row, against (1)'s fresh chat); (3) the\n")
+	p("  TCP, logins with STARTTLS, MUC with 50 and 200 occupants; (2) idle sessions,\n")
+	p("  then chat again on the same process after those sessions logged in and out (the\n")
+	p("  churn row, against (1)'s fresh chat); (3) the\n")
 	p("  presence storm. Within a group, runs alternate servers and the order rotates run\n")
 	p("  by run. Groups (1) and (2) run back to back for each server, (1) first in odd\n")
 	p("  runs and (2) first in even ones; the churn row's percentage is the median of the\n")

@@ -181,8 +181,9 @@ func TestStreamManagementRunCounts(t *testing.T) {
 	}{
 		{metrics{"loss": 0, "sm_acks_read": 10, "sm_requests_answered": 3}, ""},
 		{metrics{"loss": 2, "sm_acks_read": 10, "sm_requests_answered": 3}, "loss 2.00"},
-		{metrics{"loss": 0, "sm_acks_read": 0, "sm_requests_answered": 3}, "no acknowledgements exchanged"},
-		{metrics{"loss": 0, "sm_acks_read": 10}, "no acknowledgements exchanged"},
+		{metrics{"loss": 0, "sm_acks_read": 0, "sm_requests_answered": 3}, "no acknowledgement from the server"},
+		{metrics{"loss": 0, "sm_acks_read": 10}, "no request from the server"},
+		{metrics{"loss": 0}, "no acknowledgement from the server, no request from the server"},
 	} {
 		if got := invalid(tc.m); got != tc.want {
 			t.Errorf("invalid(%v) = %q, want %q", tc.m, got, tc.want)

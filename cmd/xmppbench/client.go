@@ -158,6 +158,9 @@ type Conn struct {
 	h        uint32
 	acks     atomic.Int64
 	answered atomic.Int64
+	// early are the stanzas read while stream management was being
+	// enabled, for the handler (read passes them first).
+	early []*wire.Element
 
 	// done is closed when the reader goroutine returns; err is its
 	// reason, readable after done.
@@ -362,7 +365,10 @@ func (c *Conn) enableSM(feats *wire.Element, every int) error {
 			return fmt.Errorf("stream management: %w", err)
 		}
 		if el.Space != nsSM {
-			continue // before <enabled/>: not counted
+			// Before <enabled/>: not counted (§4), but the
+			// scenario's, handed to it when the reader starts.
+			c.early = append(c.early, el)
+			continue
 		}
 		switch el.Name {
 		case "enabled":
@@ -635,6 +641,10 @@ func (c *Conn) Dropped() bool {
 func (c *Conn) read(h Handler) {
 	defer close(c.done)
 	var reply, ack []byte
+	for _, el := range c.early {
+		h(c, el)
+	}
+	c.early = nil
 	for {
 		el, err := c.dec.ReadElementShallow(isMessage)
 		if err != nil {
@@ -652,6 +662,9 @@ func (c *Conn) read(h Handler) {
 			case el.Space == wire.NSClient && (el.Name == "message" || el.Name == "presence" || el.Name == "iq"):
 				c.h++ // modulo 2^32 (§4)
 			case el.Space == nsSM && el.Name == "r":
+				if c.closing.Load() {
+					continue // nothing follows our </stream:stream> (RFC 6120 §4.4)
+				}
 				ack = append(ack[:0], "<a xmlns='urn:xmpp:sm:3' h='"...)
 				ack = strconv.AppendUint(ack, uint64(c.h), 10)
 				ack = append(ack, "'/>"...)

@@ -538,6 +538,8 @@ func TestEnableSMRefused(t *testing.T) {
 				t.Fatalf("enableSM: %v", err)
 			case tc.want == "" && (!c.sm || c.smEvery != 5):
 				t.Fatalf("enabled, but sm=%v every=%d", c.sm, c.smEvery)
+			case tc.want == "" && strings.Contains(tc.answer, "<message") && (len(c.early) != 1 || c.early[0].Name != "message"):
+				t.Fatalf("the stanza before <enabled/> was not kept for the handler: %v", c.early)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("enableSM: %v, want an error with %q", err, tc.want)
 			case tc.want != "" && c.sm:

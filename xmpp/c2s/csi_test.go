@@ -315,7 +315,8 @@ func TestCSIConcurrent(t *testing.T) {
 // user with 500 contacts whose presence and chat states arrive: "in turn"
 // (each contact once per round: every stanza held is compared with all
 // held before it, and supersedes none), and "in bursts" (a contact's four
-// in a row: half supersede the one held just before).
+// in a row: the last two supersede the first two, each the one of its
+// kind held two before).
 func BenchmarkCSIHold(b *testing.B) {
 	const to = " to='a@localhost/r'"
 	const contacts = 500
