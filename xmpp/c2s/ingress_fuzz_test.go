@@ -285,7 +285,7 @@ func (r *echoRouter) Unbind(_ context.Context, sess xmpp.Session, full jid.JID) 
 	}
 }
 
-func (r *echoRouter) Unacknowledged(context.Context, jid.JID, []*xmpp.Stanza) {}
+func (r *echoRouter) Unacknowledged(context.Context, xmpp.Session, []*xmpp.Stanza) {}
 
 func (r *echoRouter) Route(ctx context.Context, st *xmpp.Stanza) { r.RouteFromClient(ctx, st) }
 

@@ -26,10 +26,10 @@ type Router interface {
 	IsLocal(domain string) bool
 	Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, resource string) (jid.JID, error)
 	Unbind(ctx context.Context, sess xmpp.Session, full jid.JID)
-	// Unacknowledged takes the stanzas an ended session of full was
-	// given but whose receipt its client did not acknowledge (XEP-0198
-	// §4), before the session unbinds.
-	Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.Stanza)
+	// Unacknowledged takes the stanzas an ended session was given but
+	// whose receipt its client did not acknowledge (XEP-0198 §4), before
+	// the session unbinds.
+	Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*xmpp.Stanza)
 }
 
 // Registrar creates accounts for XEP-0077 in-band registration. Errors

@@ -416,7 +416,7 @@ func (c *conn) ended(ctx context.Context) {
 	c.queue, c.qbytes = nil, 0
 	c.mu.Unlock()
 	if len(left) > 0 {
-		c.srv.deps.Router.Unacknowledged(ctx, c.full, left)
+		c.srv.deps.Router.Unacknowledged(ctx, c, left)
 	}
 }
 

@@ -349,8 +349,8 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 //   - A request (IQ get or set) is answered with service-unavailable, as
 //     for a resource that is gone (RFC 6121 §8.5.3.2.3); responses are
 //     dropped.
-func (r *Router) Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.Stanza) {
-	bare := full.Bare()
+func (r *Router) Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*xmpp.Stanza) {
+	bare := sess.JID().Bare()
 	checked, exists := false, false
 	for _, st := range sts {
 		if st.IsIQRequest() {
@@ -369,7 +369,7 @@ func (r *Router) Unacknowledged(ctx context.Context, full jid.JID, sts []*xmpp.S
 			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 			continue
 		}
-		r.redeliver(ctx, st, full)
+		r.redeliver(ctx, st, sess)
 	}
 }
 
@@ -403,12 +403,14 @@ func redeliverable(st *xmpp.Stanza, bare jid.JID) bool {
 // back to its sender. failed may still be bound; it is passed over. The
 // Delivered hooks do not run: they ran with the first delivery, if there
 // was one.
-func (r *Router) redeliver(ctx context.Context, st *xmpp.Stanza, failed jid.JID) {
-	bare := failed.Bare()
+func (r *Router) redeliver(ctx context.Context, st *xmpp.Stanza, failed xmpp.Session) {
+	bare := failed.JID().Bare()
 	if !st.To.Equal(bare) {
 		st = st.With(st.From, bare)
 	}
-	others := slices.DeleteFunc(slices.Clone(r.lookup(bare)), func(res *resource) bool { return res.full.Equal(failed) })
+	// The failed session, not its address: a new session of the same
+	// resource (a reconnection that replaced it, kick_old) takes it.
+	others := slices.DeleteFunc(slices.Clone(r.lookup(bare)), func(res *resource) bool { return res.sess == failed })
 	r.deliverOrStore(ctx, st, others)
 }
 
@@ -749,7 +751,7 @@ func (r *Router) routeFull(ctx context.Context, st *xmpp.Stanza) {
 				// The session is closing (a slow consumer, a
 				// session ending after stream management's
 				// hibernation): as if the resource were gone.
-				r.redeliver(ctx, st, res.full)
+				r.redeliver(ctx, st, res.sess)
 				return
 			}
 			if ok && st.Kind == xmpp.KindMessage {

@@ -63,7 +63,7 @@ func TestUnacknowledged(t *testing.T) {
 			carol.take()
 
 			st := stanzaFrom(t, tc.from, tc.xml)
-			r.Unacknowledged(ctx, jid.MustParse("alice@example.org/phone"), []*xmpp.Stanza{st})
+			r.Unacknowledged(ctx, &recordingSession{full: jid.MustParse("alice@example.org/phone")}, []*xmpp.Stanza{st})
 
 			if n := len(desk.take()); n != tc.toDesk {
 				t.Errorf("desk got %d, want %d", n, tc.toDesk)
@@ -165,7 +165,7 @@ func TestRedeliverPassesOverFailed(t *testing.T) {
 
 			st := stanzaFrom(t, tc.from, tc.xml)
 			if tc.ended {
-				r.Unacknowledged(ctx, phone.full, []*xmpp.Stanza{st})
+				r.Unacknowledged(ctx, phone, []*xmpp.Stanza{st})
 			} else {
 				phone.mu.Lock()
 				phone.full0 = true
@@ -186,5 +186,41 @@ func TestRedeliverPassesOverFailed(t *testing.T) {
 				t.Errorf("stored %d offline with the desk online", stored)
 			}
 		})
+	}
+}
+
+// TestUnacknowledgedReconnected: a device that reconnected under the same
+// resource before its old session ended (kick_old replaces the session
+// under the same full JID) gets what the old one never acknowledged, as
+// the account's available resource with the highest priority; the old
+// session gets nothing.
+func TestUnacknowledgedReconnected(t *testing.T) {
+	ctx := t.Context()
+	hooks := &xmpp.Hooks{}
+	stored := 0
+	hooks.Undeliverable.Add(func(context.Context, *xmpp.Stanza) bool { stored++; return true })
+	r := newHookedRouter(t, Options{ResourceConflict: ConflictKickOld}, hooks)
+	alice := jid.MustParse("alice@example.org")
+	old := &recordingSession{full: jid.MustParse("alice@example.org/phone")}
+	if _, err := r.Bind(ctx, old, alice, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	phone := &recordingSession{full: jid.MustParse("alice@example.org/phone")}
+	if full, err := r.Bind(ctx, phone, alice, "phone"); err != nil || !full.Equal(phone.full) {
+		t.Fatalf("rebind: %s, %v", full, err)
+	}
+	r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence/>"))
+	old.take()
+	phone.take()
+
+	r.Unacknowledged(ctx, old, []*xmpp.Stanza{stanzaFrom(t, "carol@example.org/c", `<message to='alice@example.org/phone' type='chat' id='m'><body>x</body></message>`)})
+	if got := phone.take(); len(got) != 1 || got[0].ID != "m" {
+		t.Fatalf("the reconnected phone got %d, want the message", len(got))
+	}
+	if got := old.take(); len(got) != 0 {
+		t.Errorf("the ended session got %d", len(got))
+	}
+	if stored != 0 {
+		t.Errorf("stored %d offline with the phone online", stored)
 	}
 }
