@@ -99,10 +99,12 @@
 // delete (the server answers the removal, then closes it). Activities.Set
 // and SubRequests.Put check that the owner is an account (accountExists)
 // inside their transaction: they are written when a session ends and by
-// another user's request, which that moment cannot stop. Roster, offline,
-// blocklist and archive writes do not check: the account's own sessions
-// would have to write in that moment, and a check there would cost every
-// write.
+// another user's request, which that moment cannot stop. VCards.Set and
+// Private.Set check it too: a session that outlives its account must not
+// leave a vCard or private XML for a later account of the same name, and
+// both are rare writes. Roster, offline, blocklist and archive writes do
+// not check: the account's own sessions would have to write in that
+// moment, and a check there would cost every write.
 //
 // # Shared commits
 //

@@ -60,8 +60,9 @@ func (p *Private) Get(ctx context.Context, owner, ns string) ([]byte, error) {
 
 // Set stores items for owner in one transaction: all of them or, on an
 // error, none. Each replaces what was stored under its namespace; an item
-// with an empty XML removes it. Set fails with ErrQuota if owner would
-// then store more than maxBytes in all (the items' XML and namespaces),
+// with an empty XML removes it. Set fails with ErrQuota if it adds to
+// what owner stores and owner would then store more than maxBytes in all
+// (the items' XML and namespaces),
 // and with ErrNotFound if owner is not an account, so that a session
 // outliving its account's removal stores nothing a later account of the
 // same name would inherit.
@@ -82,16 +83,26 @@ func (p *Private) Set(ctx context.Context, owner string, items []PrivateItem, ma
 		if err != nil {
 			return err
 		}
+		grew := 0 // what the writes add to the owner's bytes
 		for _, it := range items {
 			k := append(bytes.Clone(prefix), it.NS...)
+			if old := b.Get(k); old != nil {
+				grew -= len(it.NS) + len(old) - 1
+			}
 			if len(it.XML) == 0 {
 				err = b.Delete(k)
 			} else {
 				err = b.Put(k, append([]byte{privateCodecV1}, it.XML...))
+				grew += len(it.NS) + len(it.XML)
 			}
 			if err != nil {
 				return err
 			}
+		}
+		if grew <= 0 {
+			// Nothing grew: an account over a lowered quota can
+			// still clear or shrink what it stores.
+			return nil
 		}
 		// The writes above are visible to this cursor; on ErrQuota the
 		// transaction rolls them back.

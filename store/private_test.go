@@ -15,6 +15,7 @@ func TestPrivate(t *testing.T) {
 		owner   string
 		sets    [][]PrivateItem // in turn
 		max     int             // quota of every Set; 0: 1,000
+		lowered int             // when positive, the last Set's quota
 		wantErr error           // of the last Set
 		want    map[string]string
 	}{
@@ -39,6 +40,17 @@ func TestPrivate(t *testing.T) {
 		{name: "a replacement counts once", owner: "a@x", max: 21,
 			sets: [][]PrivateItem{{item(bm, "<c/>")}, {item(bm, "<b/>")}},
 			want: map[string]string{bm: "<b/>"}},
+		// After max_bytes was lowered, an account over it can clear or
+		// shrink what it stores, not add to it.
+		{name: "over a lowered quota: clear one", owner: "a@x", lowered: 10,
+			sets: [][]PrivateItem{{item(bm, "<b/>"), item(notes, "<n/>")}, {item(notes, "")}},
+			want: map[string]string{bm: "<b/>", notes: ""}},
+		{name: "over a lowered quota: shrink one", owner: "a@x", lowered: 10,
+			sets: [][]PrivateItem{{item(bm, "<b></b>")}, {item(bm, "<b/>")}},
+			want: map[string]string{bm: "<b/>"}},
+		{name: "over a lowered quota: add", owner: "a@x", lowered: 10,
+			sets:    [][]PrivateItem{{item(bm, "<b/>")}, {item(notes, "<n/>")}},
+			wantErr: ErrQuota, want: map[string]string{bm: "<b/>", notes: ""}},
 		// b@x is never created: a session outliving its account stores
 		// nothing for a later account of the same name.
 		{name: "not an account", owner: "b@x", sets: [][]PrivateItem{{item(bm, "<b/>")}}, wantErr: ErrNotFound,
@@ -59,7 +71,10 @@ func TestPrivate(t *testing.T) {
 				max = 1000
 			}
 			var err error
-			for _, items := range tc.sets {
+			for i, items := range tc.sets {
+				if i == len(tc.sets)-1 && tc.lowered > 0 {
+					max = tc.lowered
+				}
 				err = p.Set(t.Context(), tc.owner, items, max)
 			}
 			if !errors.Is(err, tc.wantErr) {

@@ -15,9 +15,12 @@
 // RFC 6120 names bad-request) and not-acceptable for a set (§2); a child
 // without a namespace of its own (none, or jabber:iq:private) is
 // not-acceptable. Reserved namespaces are stored like any other (§3
-// makes refusing them optional). One account's private XML is bounded
-// in bytes ([private] max_bytes): beyond it a set stores nothing and is
-// refused with resource-constraint.
+// makes refusing them optional). A query holds at most 64 children, and
+// a namespace at most 1,024 bytes (store.MaxPrivateNamespace): beyond
+// either it is not-acceptable. One account's private XML is bounded in
+// bytes ([private] max_bytes): a set that adds to it beyond the bound
+// stores nothing and is refused with resource-constraint; one that
+// shrinks it is taken even over the bound (after the bound was lowered).
 //
 // Bookmarks (XEP-0402 §5.3, announced on the account as
 // urn:xmpp:bookmarks:1#compat): when the module is given the account's
