@@ -125,6 +125,16 @@ func (m *Module) lookupLocked(full, key string) (map[string]bool, bool) {
 	return nil, false
 }
 
+// forgetLocal forgets what the module knows of a local resource (its
+// full JID) that went unavailable or whose session closed.
+func (m *Module) forgetLocal(fs string) {
+	m.mu.Lock()
+	delete(m.seen, fs)
+	m.seen = xmpp.CompactMap(m.seen, &m.seenPeak)
+	delete(m.own, fs)
+	m.mu.Unlock()
+}
+
 // localPresence follows a local resource's broadcast presence: initial
 // presence, or presence with new capabilities, gets the last item of each
 // node it newly asks for, from its own account and the local accounts
@@ -134,11 +144,7 @@ func (m *Module) localPresence(ctx context.Context, st *xmpp.Stanza) {
 	full := st.From
 	fs := full.String()
 	if st.Type == xmpp.TypeUnavailable {
-		m.mu.Lock()
-		delete(m.seen, fs)
-		m.seen = xmpp.CompactMap(m.seen, &m.seenPeak)
-		delete(m.own, fs)
-		m.mu.Unlock()
+		m.forgetLocal(fs)
 		return
 	}
 	key, node, ver := capsKey(st.El)

@@ -237,13 +237,7 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	hooks.PresenceBroadcast.Add(m.localPresence)
 	hooks.PresenceIn.Add(m.remotePresence)
 	hooks.SubscriptionApproved.Add(m.approved)
-	hooks.SessionClosed.Add(func(_ context.Context, ev xmpp.SessionEvent) {
-		m.mu.Lock()
-		delete(m.seen, ev.JID.String())
-		m.seen = xmpp.CompactMap(m.seen, &m.seenPeak)
-		delete(m.own, ev.JID.String())
-		m.mu.Unlock()
-	})
+	hooks.SessionClosed.Add(func(_ context.Context, ev xmpp.SessionEvent) { m.forgetLocal(ev.JID.String()) })
 	return nil
 }
 
@@ -536,8 +530,8 @@ func (m *Module) retract(ctx context.Context, st *xmpp.Stanza, r *wire.Element) 
 	if len(r.Children) != 1 {
 		return nil, xmpp.StanzaError(stanza.BadRequest, "one item per retraction")
 	}
-	notify := r.AttrValue("notify")
-	err := m.retractItem(ctx, owner(st), node, item.AttrValue("id"), notify == "true" || notify == "1")
+	notify, _ := xmpp.ParseFormBool(r.AttrValue("notify")) // XEP-0060 §7.2.2.1: xs:boolean
+	err := m.retractItem(ctx, owner(st), node, item.AttrValue("id"), notify)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
 	}

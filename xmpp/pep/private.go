@@ -89,3 +89,7 @@ func (m *Module) RetractPrivate(ctx context.Context, owner jid.JID, node, id str
 	}
 	return err
 }
+
+// PrivateMaxItems is the most items a node for private data keeps
+// (Options.MaxItems: PublishPrivate configures the node with it).
+func (m *Module) PrivateMaxItems() int { return m.opts.MaxItems }

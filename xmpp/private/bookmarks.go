@@ -34,6 +34,9 @@ type Bookmarks interface {
 	PublishPrivate(ctx context.Context, publisher jid.JID, node, id string, payload *wire.Element) error
 	// RetractPrivate removes an item, if it exists, and notifies.
 	RetractPrivate(ctx context.Context, owner jid.JID, node, id string) error
+	// PrivateMaxItems is the most items a node for private data keeps
+	// ([pep] max_items): a list of more rooms is refused.
+	PrivateMaxItems() int
 }
 
 // bookmark is one room's bookmark, in either form.
@@ -58,7 +61,11 @@ func roomJID(s string) (string, bool) {
 	return j.String(), true
 }
 
-func truth(s string) bool { return s == "true" || s == "1" }
+// truth reads an xs:boolean attribute: absent or invalid is false.
+func truth(s string) bool {
+	b, _ := xmpp.ParseFormBool(s)
+	return b
+}
 
 // fromLegacy reads a <conference/> of storage:bookmarks; false when its
 // room is not a bare JID with a localpart.

@@ -39,7 +39,7 @@
 // the older form cannot give back as they are (a payload that is not a
 // conference, an id that is not a room's bare JID) are neither shown nor
 // removed through it. A list of more rooms than the node may hold
-// (Options.MaxBookmarks, [pep] max_items) is refused with
+// (the node's item limit, [pep] max_items) is refused with
 // resource-constraint before anything is stored. The node is kept
 // private (XEP-0223, XEP-0402 §3.3): created, or if a client created it
 // otherwise reconfigured, with whitelist access (the owner alone), as

@@ -30,10 +30,6 @@ type Store interface {
 type Options struct {
 	// MaxBytes bounds one account's private XML. Positive.
 	MaxBytes int
-	// MaxBookmarks bounds the rooms of a storage:bookmarks set, when
-	// they are kept in XEP-0402's node: the node's item limit. Positive
-	// when Deps.Bookmarks is set.
-	MaxBookmarks int
 }
 
 // Deps are the module's collaborators.
@@ -59,9 +55,6 @@ func New(opts Options, deps Deps) (*Module, error) {
 	}
 	if opts.MaxBytes < 1 {
 		return nil, fmt.Errorf("private: max bytes must be positive, got %d", opts.MaxBytes)
-	}
-	if deps.Bookmarks != nil && opts.MaxBookmarks < 1 {
-		return nil, fmt.Errorf("private: max bookmarks must be positive, got %d", opts.MaxBookmarks)
 	}
 	return &Module{opts: opts, deps: deps}, nil
 }
@@ -184,10 +177,10 @@ func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 			// stored here (and has passed the quota).
 			marks, elems = splitLegacy(elems)
 			syncMarks = true
-			if len(marks) > m.opts.MaxBookmarks {
+			if most := m.deps.Bookmarks.PrivateMaxItems(); len(marks) > most {
 				// Checked before anything is stored: the node would
 				// drop the oldest rooms.
-				return nil, xmpp.StanzaError(stanza.ResourceConstraint, fmt.Sprintf("at most %d bookmarked rooms", m.opts.MaxBookmarks))
+				return nil, xmpp.StanzaError(stanza.ResourceConstraint, fmt.Sprintf("at most %d bookmarked rooms", most))
 			}
 		}
 		if !allEmpty(elems) {

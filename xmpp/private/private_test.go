@@ -156,6 +156,7 @@ type fakeBookmarks struct {
 	itemsErr   error
 	publishErr error
 	ops        []string
+	max        int // PrivateMaxItems; 0: 10
 }
 
 func (f *fakeBookmarks) PrivateItems(context.Context, jid.JID, string) ([]store.PEPItem, error) {
@@ -168,6 +169,12 @@ func (f *fakeBookmarks) PublishPrivate(_ context.Context, _ jid.JID, node, id st
 func (f *fakeBookmarks) RetractPrivate(_ context.Context, _ jid.JID, node, id string) error {
 	f.ops = append(f.ops, "-"+id)
 	return nil
+}
+func (f *fakeBookmarks) PrivateMaxItems() int {
+	if f.max == 0 {
+		return 10
+	}
+	return f.max
 }
 
 // Failures to keep the bookmarks in step: a full personal eventing
@@ -184,12 +191,13 @@ func TestBookmarksFailures(t *testing.T) {
 	}{
 		{"set, quota", fakeBookmarks{publishErr: fmt.Errorf("x: %w", store.ErrQuota)}, set, stanza.ResourceConstraint},
 		{"set, I/O", fakeBookmarks{publishErr: ioErr}, set, ""},
+		{"set, refused by the node's store", fakeBookmarks{publishErr: fmt.Errorf("x: %w", store.ErrInvalid)}, set, stanza.NotAcceptable},
 		{"set, reading the node", fakeBookmarks{itemsErr: ioErr}, set, ""},
 		{"get, reading the node", fakeBookmarks{itemsErr: ioErr}, get, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := New(Options{MaxBytes: 1024, MaxBookmarks: 10}, Deps{Store: &fakeStore{getErr: store.ErrNotFound}, Bookmarks: &tc.bm})
+			m, err := New(Options{MaxBytes: 1024}, Deps{Store: &fakeStore{getErr: store.ErrNotFound}, Bookmarks: &tc.bm})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -254,7 +262,7 @@ func TestSyncBookmarks(t *testing.T) {
 		name   string
 		items  []store.PEPItem
 		legacy string
-		max    int // MaxBookmarks; 0: 10
+		max    int // PrivateMaxItems; 0: 10
 		cond   stanza.Condition
 		want   []string
 	}{
@@ -277,13 +285,9 @@ func TestSyncBookmarks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			bm := &fakeBookmarks{items: tc.items}
+			bm := &fakeBookmarks{items: tc.items, max: tc.max}
 			st := &fakeStore{}
-			max := tc.max
-			if max == 0 {
-				max = 10
-			}
-			m, err := New(Options{MaxBytes: 1024, MaxBookmarks: max}, Deps{Store: st, Bookmarks: bm})
+			m, err := New(Options{MaxBytes: 1024}, Deps{Store: st, Bookmarks: bm})
 			if err != nil {
 				t.Fatal(err)
 			}

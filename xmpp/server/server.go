@@ -207,7 +207,7 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	privateMod, err := private.New(private.Options{MaxBytes: cfg.Private.MaxBytes, MaxBookmarks: cfg.PEP.MaxItems}, private.Deps{Store: s.db.Private(), Bookmarks: pepMod})
+	privateMod, err := private.New(private.Options{MaxBytes: cfg.Private.MaxBytes}, private.Deps{Store: s.db.Private(), Bookmarks: pepMod})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
