@@ -15,12 +15,14 @@ import (
 // under load: at 5,000 msgs/s with the archive on, 33 collections a second,
 // each taking a processor for its marking while messages wait. Once what
 // a collection scans (live heap, stacks, globals) exceeds the headroom in
-// force, the default applies unchanged.
+// force (this floor, or what the allocation rate asks for: rateHeadroom),
+// the default applies unchanged.
 const gcHeadroom = 32 << 20
 
 // gcCycleRate is about the most collections a second that keepGCHeadroom
 // lets a high allocation rate cause: the headroom grows to a tenth of a
-// second's allocations (up to maxGCHeadroom). Chat at saturation with the
+// second's allocations (up to maxGCHeadroom), and past gcScanHeap scanned
+// by more (gcScanRate). Chat at saturation with the
 // archive on allocates about 600 MB/s, much of it in the store's B-tree
 // updates: with 32 MiB of headroom that was 20 collections a second; at
 // this rate, 10. Below gcCycleRate × gcHeadroom bytes a second (a quiet

@@ -105,8 +105,9 @@ type conn struct {
 	writerOn bool
 	held     bool
 	// inactive says the client indicated that its user is not looking
-	// (XEP-0352, csi.go): what can wait is held in the queue. Set by the
-	// ingress loop; a resumption clears it.
+	// (XEP-0352, csi.go): what can wait is held beside the queue (hold).
+	// Set by the ingress loop; a resumption clears it. Not to be
+	// confused with held above.
 	inactive bool
 	// hold is what is held for an inactive client (csi.go); nil until
 	// then.

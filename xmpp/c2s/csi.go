@@ -270,8 +270,11 @@ func urgentMessage(el *wire.Element, depth int) bool {
 				return true
 			}
 		case xmpp.NSCarbons:
+			if depth >= maxCarbonNest {
+				continue
+			}
 			m := xmpp.CarbonCopied(ch)
-			if depth >= maxCarbonNest || m == nil {
+			if m == nil {
 				continue
 			}
 			// XEP-0280 §7: the copy is as urgent as the message

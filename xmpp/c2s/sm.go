@@ -470,14 +470,15 @@ func (c *conn) takeOver(n *conn, h uint32) error {
 		c.mu.Unlock()
 		return errNotResumable
 	}
-	// What was held for an inactive client goes with the queue (and
-	// counts towards the highest 'h' below).
-	c.releaseLocked()
 	if c.phase == phaseLive || c.phase == phaseDetaching {
-		// What is queued will be written before the old stream ends:
-		// an 'h' beyond that cannot be right, and leaves the session
-		// alone.
+		// What is queued, and what is held for an inactive client,
+		// will be written before the old stream ends: an 'h' beyond
+		// that cannot be right, and leaves the session alone (still
+		// holding: nothing is released for a refused resumption).
 		most := uint32(len(c.sm.unacked))
+		if c.hold != nil {
+			most += uint32(len(c.hold.stanzas))
+		}
 		for _, st := range c.queue {
 			if !st.IsControl() {
 				most++
@@ -519,7 +520,7 @@ func (c *conn) takeOver(n *conn, h uint32) error {
 		c.mu.Unlock()
 		return errNotResumable
 	}
-	c.releaseLocked() // and what was held while waiting
+	c.releaseLocked() // what was held goes with the queue
 	sm := c.sm
 	acked, unacked := sm.acked, len(sm.unacked)
 	if err := sm.ack(h); err != nil {

@@ -243,6 +243,26 @@ func TestCSIHibernation(t *testing.T) {
 	csiExpect(t, a2, "after the resumption", csiStatus(bfull, "P2"), ftWithID("message", "m1"))
 }
 
+// TestCSIResumeTooHigh: a resumption refused for an 'h' above what the
+// open session was sent and holds (XEP-0198 §5: handled-count-too-high)
+// leaves that session inactive and holding: a newer status still
+// supersedes the held one.
+func TestCSIResumeTooHigh(t *testing.T) {
+	s := servertest.Start(t)
+	a, _, enabled, b, bfull := csiInactive(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	ftSend(t, b, "<presence><status>P1</status></presence>")
+	csiRouted(t, b, "sync1")
+	// Nothing is acknowledged: the session was sent a.h stanzas and
+	// holds one.
+	_, res := smResume(t, s, "alice", enabled.AttrValue("id"), a.h+2)
+	if res.Name != "error" || res.Child("handled-count-too-high", nsSM) == nil {
+		t.Fatalf("resume with h=%d: %s", a.h+2, res)
+	}
+	ftSend(t, b, "<presence><status>P2</status></presence>")
+	ftSend(t, b, "<message to='alice@%s' type='chat' id='m1'><body>still there?</body></message>", s.Domain)
+	csiExpect(t, a, "after the refused resumption", csiStatus(bfull, "P2"), ftWithID("message", "m1"))
+}
+
 // TestCSIErrors: an unknown CSI element, and CSI when it is off, are
 // elements the server does not support (RFC 6120 §4.9.3.24).
 func TestCSIErrors(t *testing.T) {
