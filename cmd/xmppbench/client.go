@@ -149,13 +149,13 @@ type Conn struct {
 	// Stream management (XEP-0198), when enabled: smEvery and writes
 	// (stanza writes so far) under wmu, with wbuf for a stanza and a
 	// request written together; h is the number of stanzas read since
-	// <enabled/>, kept by the reader goroutine; acks counts the
-	// server's <a/>, answered its <r/>.
+	// <enabled/>, counted by the reader goroutine (Close acknowledges
+	// it); acks counts the server's <a/>, answered its <r/>.
 	sm       bool
 	smEvery  int
 	writes   int
 	wbuf     []byte
-	h        uint32
+	h        atomic.Uint32 // written by the reader, read by Close too
 	acks     atomic.Int64
 	answered atomic.Int64
 	// early are the stanzas read while stream management was being
@@ -642,7 +642,9 @@ func (c *Conn) read(h Handler) {
 	defer close(c.done)
 	var reply, ack []byte
 	for _, el := range c.early {
-		h(c, el)
+		if c.err = c.handle(h, el, &reply); c.err != nil {
+			return
+		}
 	}
 	c.early = nil
 	for {
@@ -660,14 +662,12 @@ func (c *Conn) read(h Handler) {
 		if c.sm {
 			switch {
 			case el.Space == wire.NSClient && (el.Name == "message" || el.Name == "presence" || el.Name == "iq"):
-				c.h++ // modulo 2^32 (§4)
+				c.h.Add(1) // modulo 2^32 (§4)
 			case el.Space == nsSM && el.Name == "r":
 				if c.closing.Load() {
 					continue // nothing follows our </stream:stream> (RFC 6120 §4.4)
 				}
-				ack = append(ack[:0], "<a xmlns='urn:xmpp:sm:3' h='"...)
-				ack = strconv.AppendUint(ack, uint64(c.h), 10)
-				ack = append(ack, "'/>"...)
+				ack = appendAck(ack[:0], c.h.Load())
 				if err := c.writeRaw(ack); err != nil {
 					c.err = err
 					return
@@ -679,47 +679,64 @@ func (c *Conn) read(h Handler) {
 				continue
 			}
 		}
-		switch {
-		case el.Name == "iq" && el.Space == wire.NSClient:
-			typ := el.AttrValue("type")
-			if typ != "get" && typ != "set" {
-				h(c, el)
-				continue
-			}
-			reply = append(reply[:0], "<iq type='"...)
-			p := el.FirstChild()
-			ok := (typ == "get" && p != nil && p.Name == "ping" && p.Space == nsPing) ||
-				(typ == "set" && p != nil && p.Name == "query" && p.Space == nsRoster)
-			if ok {
-				reply = append(reply, "result"...)
-			} else {
-				reply = append(reply, "error"...)
-			}
-			reply = append(reply, "' id='"...)
-			reply = wire.AppendEscapedAttr(reply, el.AttrValue("id"))
-			if from := el.AttrValue("from"); from != "" {
-				reply = append(reply, "' to='"...)
-				reply = wire.AppendEscapedAttr(reply, from)
-			}
-			reply = append(reply, "'>"...)
-			if !ok {
-				reply = append(reply, "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"...)
-			}
-			reply = append(reply, "</iq>"...)
-			if err := c.Write(reply); err != nil {
-				c.err = err
-				return
-			}
-			if ok && typ == "set" {
-				h(c, el) // the roster push itself may interest the scenario
-			}
-		case el.Name == "error" && el.Space == wire.NSStream:
-			c.err = streamError(el)
+		if c.err = c.handle(h, el, &reply); c.err != nil {
 			return
-		default:
-			h(c, el)
 		}
 	}
+}
+
+// appendAck appends stream management's <a/> with h (XEP-0198 §4).
+func appendAck(b []byte, h uint32) []byte {
+	b = append(b, "<a xmlns='urn:xmpp:sm:3' h='"...)
+	b = strconv.AppendUint(b, uint64(h), 10)
+	return append(b, "'/>"...)
+}
+
+// handle answers el if it is a request the connection answers itself
+// (pings, roster pushes; others are refused) and passes the rest to h,
+// reply being the buffer for answers; a stream error or a failed write
+// ends the reader with its error.
+func (c *Conn) handle(h Handler, el *wire.Element, reply *[]byte) error {
+	switch {
+	case el.Name == "iq" && el.Space == wire.NSClient:
+		typ := el.AttrValue("type")
+		if typ != "get" && typ != "set" {
+			h(c, el)
+			return nil
+		}
+		b := append((*reply)[:0], "<iq type='"...)
+		p := el.FirstChild()
+		ok := (typ == "get" && p != nil && p.Name == "ping" && p.Space == nsPing) ||
+			(typ == "set" && p != nil && p.Name == "query" && p.Space == nsRoster)
+		if ok {
+			b = append(b, "result"...)
+		} else {
+			b = append(b, "error"...)
+		}
+		b = append(b, "' id='"...)
+		b = wire.AppendEscapedAttr(b, el.AttrValue("id"))
+		if from := el.AttrValue("from"); from != "" {
+			b = append(b, "' to='"...)
+			b = wire.AppendEscapedAttr(b, from)
+		}
+		b = append(b, "'>"...)
+		if !ok {
+			b = append(b, "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"...)
+		}
+		b = append(b, "</iq>"...)
+		*reply = b
+		if err := c.Write(b); err != nil {
+			return err
+		}
+		if ok && typ == "set" {
+			h(c, el) // the roster push itself may interest the scenario
+		}
+	case el.Name == "error" && el.Space == wire.NSStream:
+		return streamError(el)
+	default:
+		h(c, el)
+	}
+	return nil
 }
 
 // isMessage reports whether a top-level element's bytes are a message's.
@@ -744,7 +761,14 @@ func isMessage(raw []byte) bool {
 // socket.
 func (c *Conn) Close(wait time.Duration) error {
 	c.closing.Store(true)
-	err := c.writeRaw([]byte("</stream:stream>"))
+	end := []byte("</stream:stream>")
+	if c.sm {
+		// What was read is acknowledged first: the server would
+		// otherwise treat it as never received (XEP-0198 §4) and
+		// store the messages offline for the next login.
+		end = append(appendAck(nil, c.h.Load()), end...)
+	}
+	err := c.writeRaw(end)
 	t := time.NewTimer(wait)
 	select {
 	case <-c.done:

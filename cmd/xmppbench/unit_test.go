@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -546,5 +547,59 @@ func TestEnableSMRefused(t *testing.T) {
 				t.Fatal("stream management on after a refusal")
 			}
 		})
+	}
+}
+
+// TestSMAnswers: with stream management the reader answers the server's
+// <r/> with the stanzas it read since <enabled/> (XEP-0198 §4), passes
+// the stanzas on, and Close acknowledges what was read before its
+// </stream:stream>, after which no <r/> is answered (RFC 6120 §4.4).
+func TestSMAnswers(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() {
+		_, _ = server.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"))
+	}()
+	c := &Conn{nc: client, dec: wire.NewDecoder(client, wire.Limits{}), done: make(chan struct{}), sm: true}
+	if _, err := c.dec.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	var got atomic.Int64
+	c.Start(func(_ *Conn, el *wire.Element) {
+		if el.Name == "message" {
+			got.Add(1)
+		}
+	})
+	read := func() string {
+		buf := make([]byte, 512)
+		n, err := server.Read(buf)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return string(buf[:n])
+	}
+	if _, err := server.Write([]byte("<message id='1'/><message id='2'/><presence/><r xmlns='urn:xmpp:sm:3'/>")); err != nil {
+		t.Fatal(err)
+	}
+	if a := read(); a != "<a xmlns='urn:xmpp:sm:3' h='3'/>" {
+		t.Fatalf("answer to <r/>: %q, want h='3'", a)
+	}
+	if got.Load() != 2 {
+		t.Fatalf("the handler got %d messages, want 2", got.Load())
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close(5 * time.Second) }()
+	if end := read(); end != "<a xmlns='urn:xmpp:sm:3' h='3'/></stream:stream>" {
+		t.Fatalf("close: %q, want the acknowledgement, then the stream's end", end)
+	}
+	if _, err := server.Write([]byte("<r xmlns='urn:xmpp:sm:3'/></stream:stream>")); err != nil {
+		t.Fatal(err)
+	}
+	if after := read(); !strings.HasPrefix(after, "error: ") {
+		t.Fatalf("after </stream:stream> the client wrote %q", after)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -17,11 +18,12 @@ import (
 // stream management (XEP-0198) enabled with resumption, as deployed
 // clients run: the sender asks for an acknowledgement with every fifth
 // message (slixmpp's default window), and both answer the server's
-// requests. Its clients are raw streams parsed whole by package wire, so
-// its time per message is not comparable with BenchmarkRouteMessage's
-// (another client). At the end the server must have asked the receiver
-// for an acknowledgement, and must acknowledge exactly the messages sent.
-// A stream that stalls for smStall fails the benchmark.
+// requests (smRaw.count). Its clients are raw streams parsed whole by
+// package wire, so its time per message is not comparable with
+// BenchmarkRouteMessage's (another client). At the end the server must
+// have asked the receiver for an acknowledgement, and must acknowledge
+// exactly the messages sent. A stream that reads nothing for smStall
+// fails the benchmark.
 func BenchmarkRouteMessageSM(b *testing.B) {
 	const smStall = 30 * time.Second
 	s := servertest.Start(b)
@@ -33,16 +35,23 @@ func BenchmarkRouteMessageSM(b *testing.B) {
 	msg := fmt.Sprintf("<message to='%s' type='chat'><body>benchmark</body></message>", toJID)
 	const request = "<r xmlns='urn:xmpp:sm:3'/>"
 
-	// stop ends the sender; progress is stamped by every element read.
-	// Without progress for smStall the watchdog closes both streams, so
-	// that the reads fail instead of blocking.
+	// Each stream's last read; a watchdog closes both streams when either
+	// stalls, so that their reads fail instead of blocking. stop ends the
+	// sender and the watchdog; the deferred function closes the streams
+	// and waits for every goroutine.
+	var fromRead, toRead atomic.Int64
+	for _, p := range []*atomic.Int64{&fromRead, &toRead} {
+		p.Store(time.Now().UnixNano())
+	}
+	closeBoth := func() {
+		from.Conn.Close()
+		to.Conn.Close()
+	}
 	stop := make(chan struct{})
-	var progress atomic.Int64
-	stamp := func() { progress.Store(time.Now().UnixNano()) }
-	stamp()
-	watchdogDone := make(chan struct{})
-	go func() {
-		defer close(watchdogDone)
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }) }
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -50,28 +59,27 @@ func BenchmarkRouteMessageSM(b *testing.B) {
 			case <-stop:
 				return
 			case <-t.C:
-				if time.Since(time.Unix(0, progress.Load())) > smStall {
-					from.Conn.Close()
-					to.Conn.Close()
+				if time.Since(time.Unix(0, fromRead.Load())) > smStall || time.Since(time.Unix(0, toRead.Load())) > smStall {
+					closeBoth()
 					return
 				}
 			}
 		}
-	}()
+	})
 	for _, r := range []*smRaw{from, to} {
 		_ = r.Conn.SetDeadline(time.Time{}) // the watchdog bounds the reads
 	}
-	var stopOnce sync.Once
-	halt := func() { stopOnce.Do(func() { close(stop) }) }
 	defer func() {
 		halt()
-		<-watchdogDone
+		closeBoth()
+		wg.Wait()
 	}()
 
 	// The sender's stream: its writes (messages, answers) under wmu. Its
-	// reader counts the stanzas it reads (its 'h'), answers the server's
-	// requests with it, fails on a bounced message, and keeps the last
-	// 'h' the server acknowledged.
+	// reader counts what it reads, answers the server's requests, fails
+	// on a bounced message, and keeps the last 'h' the server
+	// acknowledged. Its error (the first failure of the benchmark's
+	// goroutines) is readErr's, set before done closes.
 	var wmu sync.Mutex
 	send := func(p string) error {
 		wmu.Lock()
@@ -81,32 +89,36 @@ func BenchmarkRouteMessageSM(b *testing.B) {
 	}
 	var acked atomic.Uint32
 	ackSeen := make(chan struct{}, 1)
-	readDone := make(chan error, 1)
-	go func() {
-		var h uint32
+	var readErr error
+	readDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(readDone)
+		fail := func(err error) {
+			readErr = err
+			halt()
+			closeBoth() // the receiver's read fails at once
+		}
 		for {
 			el, err := from.Read()
 			if err != nil {
-				readDone <- err
+				fail(err)
 				return
 			}
-			stamp()
-			switch {
-			case el.Space == wire.NSClient && (el.Name == "message" || el.Name == "presence" || el.Name == "iq"):
-				h++
-				if el.Name == "message" && el.AttrValue("type") == "error" {
-					readDone <- fmt.Errorf("a message bounced: %s", el)
+			fromRead.Store(time.Now().UnixNano())
+			if el.Name == "message" && el.AttrValue("type") == "error" {
+				fail(fmt.Errorf("a message bounced: %s", el))
+				return
+			}
+			if a := from.count(el); a != "" {
+				if err := send(a); err != nil {
+					fail(err)
 					return
 				}
-			case el.Space == nsSM && el.Name == "r":
-				if err := send("<a xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(h), 10) + "'/>"); err != nil {
-					readDone <- err
-					return
-				}
-			case el.Space == nsSM && el.Name == "a":
+			}
+			if el.Space == nsSM && el.Name == "a" {
 				n, err := strconv.ParseUint(el.AttrValue("h"), 10, 32)
 				if err != nil {
-					readDone <- fmt.Errorf("bad <a/>: %s", el)
+					fail(fmt.Errorf("bad <a/>: %s", el))
 					return
 				}
 				acked.Store(uint32(n))
@@ -116,49 +128,52 @@ func BenchmarkRouteMessageSM(b *testing.B) {
 				}
 			}
 		}
-	}()
+	})
+	// cause is why the benchmark's streams failed: the sender's reader's
+	// error if it stopped first, else err.
+	cause := func(err error) error {
+		select {
+		case <-readDone:
+			if readErr != nil && !errors.Is(err, readErr) {
+				return fmt.Errorf("%w (sender's stream: %v)", err, readErr)
+			}
+		default:
+		}
+		return err
+	}
 
 	b.ReportAllocs()
 	b.ResetTimer()
 	window := make(chan struct{}, 256)
-	sent := make(chan error, 1)
-	go func() {
+	var sendErr error
+	sent := make(chan struct{})
+	wg.Go(func() {
+		defer close(sent)
 		for i := range b.N {
 			select {
 			case window <- struct{}{}:
 			case <-stop:
-				sent <- nil
 				return
 			}
 			p := msg
 			if (i+1)%5 == 0 {
 				p += request
 			}
-			if err := send(p); err != nil {
-				sent <- err
+			if sendErr = send(p); sendErr != nil {
 				return
 			}
 		}
-		sent <- nil
-	}()
-	var h uint32  // the receiver's count of stanzas read since <enabled/>
-	answered := 0 // the server's requests the receiver answered
+	})
 	read := func() *wire.Element {
 		el, err := to.Read()
 		if err != nil {
-			halt()
-			b.Fatalf("receiver: %v", err)
+			b.Fatalf("receiver: %v", cause(err))
 		}
-		stamp()
-		switch {
-		case el.Space == wire.NSClient && (el.Name == "message" || el.Name == "presence" || el.Name == "iq"):
-			h++
-		case el.Space == nsSM && el.Name == "r":
-			if _, err := io.WriteString(to.Conn, "<a xmlns='urn:xmpp:sm:3' h='"+strconv.FormatUint(uint64(h), 10)+"'/>"); err != nil {
-				halt()
-				b.Fatalf("receiver: %v", err)
+		toRead.Store(time.Now().UnixNano())
+		if a := to.count(el); a != "" {
+			if _, err := io.WriteString(to.Conn, a); err != nil {
+				b.Fatalf("receiver: %v", cause(err))
 			}
-			answered++
 		}
 		return el
 	}
@@ -169,17 +184,18 @@ func BenchmarkRouteMessageSM(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if err := <-sent; err != nil {
-		b.Fatalf("send: %v", err)
+	<-sent
+	if sendErr != nil {
+		b.Fatalf("send: %v", cause(sendErr))
 	}
 	// The server asks after a batch it wrote while no request of its is
 	// unanswered: one is unanswered only if it was read.
-	for answered == 0 {
+	for to.requests == 0 {
 		read()
 	}
 	// The server handled every message: asked, it acknowledges b.N.
 	if err := send(request); err != nil {
-		b.Fatalf("send: %v", err)
+		b.Fatalf("send: %v", cause(err))
 	}
 	for {
 		switch n := acked.Load(); {
@@ -190,8 +206,8 @@ func BenchmarkRouteMessageSM(b *testing.B) {
 		}
 		select {
 		case <-ackSeen:
-		case err := <-readDone:
-			b.Fatalf("sender's stream: %v", err)
+		case <-readDone:
+			b.Fatalf("sender's stream: %v (the server acknowledged %d of %d)", readErr, acked.Load(), b.N)
 		}
 	}
 }

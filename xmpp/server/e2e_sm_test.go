@@ -30,25 +30,33 @@ func (r *smRaw) next(t testing.TB, match func(*wire.Element) bool) *wire.Element
 	t.Helper()
 	for {
 		el := readEl(t, r.Raw)
-		switch {
-		case el.Space == wire.NSClient && (el.Name == "message" || el.Name == "presence" || el.Name == "iq"):
-			if r.counting {
-				r.h++
-			}
-		case el.Space == nsSM && (el.Name == "enabled" || el.Name == "resumed"):
-			r.counting = true
-		case el.Space == nsSM && el.Name == "r":
-			r.requests++
-		case el.Space == wire.NSStream && el.Name == "error":
-			if match(el) {
-				return el
-			}
+		r.count(el)
+		if el.Space == wire.NSStream && el.Name == "error" && !match(el) {
 			t.Fatalf("stream error while waiting: %s", el)
 		}
 		if match(el) {
 			return el
 		}
 	}
+}
+
+// count counts el, read from the stream: a stanza towards 'h' once
+// counting, <enabled/> or <resumed/> starts it, and the server's <r/>,
+// for which it returns the answer (else ""). It fails nothing, so that a
+// goroutine other than the test's may read with it.
+func (r *smRaw) count(el *wire.Element) (answer string) {
+	switch {
+	case el.Space == wire.NSClient && (el.Name == "message" || el.Name == "presence" || el.Name == "iq"):
+		if r.counting {
+			r.h++
+		}
+	case el.Space == nsSM && (el.Name == "enabled" || el.Name == "resumed"):
+		r.counting = true
+	case el.Space == nsSM && el.Name == "r":
+		r.requests++
+		return fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/>", r.h)
+	}
+	return ""
 }
 
 func smNamed(name string) func(*wire.Element) bool {
