@@ -75,10 +75,11 @@ type adminCommand struct {
 	// noAudit commands (the listings) are not recorded.
 	noAudit bool
 	// sparse: the detail records only the arguments given, so that an
-	// empty one (a field removed) differs from one left out; a request
-	// given none of them only reads (user.profile without a field), and
-	// is not recorded either.
+	// empty one (a field removed) differs from one left out.
 	sparse bool
+	// readsBare: a request given none of the detail arguments only reads
+	// (user.profile without a field), and is not recorded.
+	readsBare bool
 	// streams: the command writes its result through Backend.Emit, and
 	// on a running server has Backend.Flush to write out the archive
 	// first (an export includes what was said until it was asked for).
@@ -109,7 +110,7 @@ var adminCommands = map[string]adminCommand{
 	CmdUserPasswd:    {run: runUserSet, target: "jid", scope: scopeJID},
 	CmdUserDel:       {run: runUserDel, target: "jid", scope: scopeJID},
 	CmdUserList:      {run: runUserList, target: "host", scope: scopeHost, noAudit: true},
-	CmdUserProfile:   {run: runUserProfile, target: "jid", scope: scopeJID, detail: profileArgs, sparse: true},
+	CmdUserProfile:   {run: runUserProfile, target: "jid", scope: scopeJID, detail: profileArgs, sparse: true, readsBare: true},
 	CmdPresenceSet:   {run: runPresence, target: "jid", scope: scopeJID, detail: []string{"show", "status", "call"}},
 	CmdPresenceClear: {run: runPresence, target: "jid", scope: scopeJID},
 	CmdHistoryExport: {run: runExport, target: "archive", scope: scopeJID, detail: []string{"with", "since", "until", "format"}, streams: true},
@@ -252,10 +253,10 @@ func addAudit(ctx context.Context, a *store.Audit, e store.AuditEntry) error {
 	return err
 }
 
-// readsOnly reports whether req, for a sparse command, gives none of the
-// arguments it records: it only reads.
+// readsOnly reports whether req, for a command that only reads without
+// its detail arguments (readsBare), gives none of them.
 func (cmd adminCommand) readsOnly(req AdminRequest) bool {
-	return cmd.sparse && !givesAny(req.Args, cmd.detail)
+	return cmd.readsBare && !givesAny(req.Args, cmd.detail)
 }
 
 // givesAny reports whether args has any of keys.
