@@ -144,7 +144,9 @@
 //     MaxSubRequests per owner (ErrQuota).
 //   - Offline: XEP-0160 1.0.1 offline messages; ids come from the bucket
 //     sequence, so they strictly increase across the database; a counter
-//     per owner keeps Count and the quota check to one read.
+//     per owner keeps Count and the quota check to one read. Restore
+//     puts back what Take returned under the same ids, so that messages
+//     a session could not take keep their place before newer ones.
 //   - Blocklists: XEP-0191 1.3 blocked JIDs, stored as given.
 //   - Activities: XEP-0012 2.0 last logout and last unavailable presence.
 //   - PresenceOverrides: presence set from outside XMPP.

@@ -110,6 +110,53 @@ func (o *Offline) Take(ctx context.Context, owner string) ([]OfflineMessage, err
 	return msgs, nil
 }
 
+// Restore puts back messages Take returned for owner that could not be
+// delivered, under their own ids, so that they keep their place before
+// any stored since; the quota does not apply (they were stored within
+// it). A message already stored again under its id is left as it is. It
+// fails with ErrInvalid for an id Put never gave (zero, or above the
+// store's last) or an empty stanza, and then restores none.
+func (o *Offline) Restore(ctx context.Context, owner string, msgs []OfflineMessage) error {
+	if err := validateJID("owner", owner); err != nil {
+		return fmt.Errorf("store: restore offline messages: %w", err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	err := o.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
+		b, counts, err := offlineBuckets(tx)
+		if err != nil {
+			return err
+		}
+		prefix := lp(owner)
+		n, err := offlineCount(counts, prefix)
+		if err != nil {
+			return err
+		}
+		last := b.Sequence()
+		for _, m := range msgs {
+			if m.ID == 0 || m.ID > last || len(m.Stanza) == 0 {
+				return refuse(fmt.Errorf("message %d: not one Take returned: %w", m.ID, ErrInvalid))
+			}
+		}
+		for _, m := range msgs {
+			key := appendBE64(bytes.Clone(prefix), m.ID)
+			if b.Get(key) != nil {
+				continue
+			}
+			if err := b.Put(key, encodeOfflineMessage(nil, m)); err != nil {
+				return err
+			}
+			n++
+		}
+		return counts.Put(prefix, encodeOfflineCount(nil, n))
+	})
+	if err != nil {
+		return fmt.Errorf("store: restore offline messages of %s: %w", owner, err)
+	}
+	return nil
+}
+
 // List returns owner's messages, oldest first, without deleting them (nil
 // if none).
 func (o *Offline) List(ctx context.Context, owner string) ([]OfflineMessage, error) {

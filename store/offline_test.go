@@ -160,6 +160,76 @@ func TestOfflineIDsIncreaseAcrossOwnersAndReopen(t *testing.T) {
 	put(db, "a@x") // taken ids are not reused
 }
 
+// TestOfflineRestore: messages taken and put back keep their ids and their
+// place before those stored meanwhile, over the quota; a restore of a bad
+// id restores nothing.
+func TestOfflineRestore(t *testing.T) {
+	const owner = "juliet@example.org"
+	ctx := t.Context()
+	o := openTest(t).Offline()
+	put := func(stanza string) {
+		t.Helper()
+		if _, err := o.Put(ctx, owner, []byte(stanza), codecTime, 3); err != nil {
+			t.Fatalf("Put %s: %v", stanza, err)
+		}
+	}
+	stanzas := func() []string {
+		t.Helper()
+		msgs, err := o.List(ctx, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range msgs {
+			out = append(out, string(m.Stanza))
+		}
+		return out
+	}
+	put("<m1/>")
+	put("<m2/>")
+	put("<m3/>")
+	taken, err := o.Take(ctx, owner)
+	if err != nil || len(taken) != 3 {
+		t.Fatalf("Take = %+v, %v", taken, err)
+	}
+	put("<m4/>") // stored while the first were being delivered
+	put("<m5/>")
+	// m1 was delivered; m2 and m3 go back before m4 and m5, over the
+	// quota of 3, and again without counting twice.
+	for range 2 {
+		if err := o.Restore(ctx, owner, taken[1:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := stanzas(), []string{"<m2/>", "<m3/>", "<m4/>", "<m5/>"}; !slices.Equal(got, want) {
+		t.Fatalf("after Restore: %q, want %q", got, want)
+	}
+	if n, err := o.Count(ctx, owner); err != nil || n != 4 {
+		t.Fatalf("Count = %d, %v; want 4", n, err)
+	}
+	if _, err := o.Put(ctx, owner, []byte("<m6/>"), codecTime, 3); !errors.Is(err, ErrQuota) {
+		t.Fatalf("Put over the quota after Restore: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		msgs []OfflineMessage
+	}{
+		{"zero id", []OfflineMessage{{ID: 0, Stanza: []byte("<x/>")}}},
+		{"id never given", []OfflineMessage{{ID: taken[0].ID, Stanza: []byte("<x/>")}, {ID: 1 << 40, Stanza: []byte("<y/>")}}},
+		{"empty stanza", []OfflineMessage{{ID: taken[0].ID}}},
+	} {
+		if err := o.Restore(ctx, owner, tc.msgs); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Restore = %v, want ErrInvalid", tc.name, err)
+		}
+	}
+	if err := o.Restore(ctx, "", taken); !errors.Is(err, ErrInvalid) {
+		t.Errorf("empty owner: Restore = %v, want ErrInvalid", err)
+	}
+	if got := stanzas(); len(got) != 4 {
+		t.Fatalf("a refused Restore changed the messages: %q", got)
+	}
+}
+
 func TestOfflineMessageCodec(t *testing.T) {
 	for _, m := range []OfflineMessage{
 		{Stored: time.UnixMicro(0).UTC()},

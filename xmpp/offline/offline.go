@@ -207,11 +207,10 @@ func (m *Module) deliver(ctx context.Context, target xmpp.Resource) {
 			continue
 		}
 		if !target.Session.Deliver(p) {
-			// The session went away: keep the rest for next time.
-			for _, rest := range msgs[i:] {
-				if _, err := m.store.Put(ctx, owner, rest.Stanza, rest.Stored, -1); err != nil {
-					m.log.Error("offline: restore", xmpp.LogJID, owner, xmpp.LogErr, err)
-				}
+			// The session went away: keep the rest for next time,
+			// in their place before what was stored meanwhile.
+			if err := m.store.Restore(ctx, owner, msgs[i:]); err != nil {
+				m.log.Error("offline: restore", xmpp.LogJID, owner, xmpp.LogErr, err)
 			}
 			return
 		}

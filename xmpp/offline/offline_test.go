@@ -57,6 +57,8 @@ type fakeSession struct {
 	mu     sync.Mutex
 	accept int
 	got    []*xmpp.Stanza
+	// refusing, if set, runs when the session first refuses a stanza.
+	refusing func()
 }
 
 func (s *fakeSession) JID() jid.JID { return s.full }
@@ -65,6 +67,10 @@ func (s *fakeSession) Deliver(st *xmpp.Stanza) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.accept >= 0 && len(s.got) >= s.accept {
+		if f := s.refusing; f != nil {
+			s.refusing = nil
+			f()
+		}
 		return false
 	}
 	s.got = append(s.got, st)
@@ -291,21 +297,28 @@ func TestDeliver(t *testing.T) {
 }
 
 // TestDeliverSessionGone: what a closing session cannot take stays stored,
-// in order.
+// in order, before a message stored while it was being delivered.
 func TestDeliverSessionGone(t *testing.T) {
 	f := newFixture(t, nil)
 	for _, b := range []string{"one", "two", "three"} {
 		f.hooks.Undeliverable.Run(t.Context(), chat(t, b))
 	}
 	sess := &fakeSession{full: bobRes, accept: 1}
+	sess.refusing = func() {
+		// The session is gone; a message for it is stored meanwhile.
+		f.sessions.set()
+		if !f.hooks.Undeliverable.Run(t.Context(), chat(t, "four")) {
+			t.Error("message four not stored")
+		}
+	}
 	f.presence(t, xmpp.Resource{JID: bobRes, Available: true, Session: sess}, "")
 	if got := sess.bodies(); !slices.Equal(got, []string{"one"}) {
 		t.Fatalf("delivered %q, want [one]", got)
 	}
 	next := &fakeSession{full: bobRes, accept: -1}
 	f.presence(t, xmpp.Resource{JID: bobRes, Available: true, Session: next}, "")
-	if got := next.bodies(); !slices.Equal(got, []string{"two", "three"}) {
-		t.Fatalf("next session got %q, want [two three]", got)
+	if got, want := next.bodies(), []string{"two", "three", "four"}; !slices.Equal(got, want) {
+		t.Fatalf("next session got %q, want %q", got, want)
 	}
 }
 

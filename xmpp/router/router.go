@@ -329,9 +329,9 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 
 // Unacknowledged takes the stanzas an ended session of full was given but
 // whose receipt its client never acknowledged (XEP-0198 §4), "in the same
-// way that it would treat a stanza sent to an unavailable resource". The
-// session may still be bound (it ends before it unbinds): it is passed
-// over.
+// way that it would treat a stanza sent to an unavailable resource". c2s
+// unbinds the session first; were it still bound it would be passed over
+// (a new session of the same resource is not).
 //   - A chat or normal message goes to the account's other available resources
 //     with the highest non-negative priority, as one to the bare JID would
 //     (RFC 6121 §8.5.2.1.1; one that had it already, routed there or as a
