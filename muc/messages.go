@@ -137,7 +137,7 @@ func (r *room) broadcastMessage(ctx context.Context, o *occupant, st *xmpp.Stanz
 
 // archivable reports whether a reflected groupchat message goes into the
 // room's archive: it has a body and the sender did not ask otherwise with a
-// XEP-0334 no-store or no-permanent-store hint (§4.2, §4.3).
+// XEP-0334 no-store or no-permanent-store hint (§4.2, §4.1).
 func archivable(st *xmpp.Stanza) bool {
 	if st.HasHint("no-store", "no-permanent-store") {
 		return false

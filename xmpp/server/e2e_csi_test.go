@@ -1,8 +1,14 @@
 package server_test
 
 import (
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
 
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/server/servertest"
@@ -241,6 +247,115 @@ func TestCSIHibernation(t *testing.T) {
 	}
 	ftSend(t, b, "<message to='alice@%s' type='chat' id='m1'><body>back?</body></message>", s.Domain)
 	csiExpect(t, a2, "after the resumption", csiStatus(bfull, "P2"), ftWithID("message", "m1"))
+}
+
+// csiDesk logs alice in on a second resource, available, where what her
+// phone's session hands over on its end goes (RFC 6121 §8.5.3.2.1).
+func csiDesk(t testing.TB, s *servertest.Server) *servertest.Client {
+	t.Helper()
+	desk := ftLogin(t, s, jid.MustParse("alice@"+s.Domain), "desk")
+	ftOnline(t, desk, "<presence/>")
+	return desk
+}
+
+// csiMessages reads the messages c gets until one with the id last, and
+// returns their ids in order.
+func csiMessages(t testing.TB, c *servertest.Client, last string) []string {
+	t.Helper()
+	var ids []string
+	for {
+		el := c.Next(t, ftWait, func(e *wire.Element) bool { return e.Name == "message" })
+		ids = append(ids, el.AttrValue("id"))
+		if ids[len(ids)-1] == last {
+			return ids
+		}
+	}
+}
+
+// TestCSIClosingSendsHeld: a client that ends its stream while inactive
+// is sent what was held for it before the server's closing tag (RFC 6120
+// §4.4: the other party finishes sending what it has).
+func TestCSIClosingSendsHeld(t *testing.T) {
+	s := servertest.Start(t)
+	a, afull, _, b, bfull := csiInactive(t, s, "")
+	ftSend(t, b, "<presence><status>P1</status></presence>")
+	ftSend(t, b, "<message to='%s' id='r1'><received xmlns='urn:xmpp:receipts' id='x1'/></message>", afull)
+	csiRouted(t, b, "sync1")
+	a.Write(t, "</stream:stream>")
+	var got []*wire.Element
+	for {
+		el, err := a.Read()
+		if err != nil {
+			if !errors.Is(err, wire.ErrStreamEnd) {
+				t.Fatalf("after %v: %v, want the server's closing tag", got, err)
+			}
+			break
+		}
+		got = append(got, el)
+	}
+	if len(got) != 2 || !csiStatus(bfull, "P1")(got[0]) || !ftWithID("message", "r1")(got[1]) {
+		t.Fatalf("before the closing tag: %v, want P1 and r1", got)
+	}
+}
+
+// TestCSIHibernationEndsHolding: a hibernating session that ends while it
+// holds stanzas for its inactive client hands them over with what was
+// never acknowledged (XEP-0198 §4): a receipt goes to the account's other
+// resource; a chat state, stale by then, goes nowhere.
+func TestCSIHibernationEndsHolding(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) {
+		c.C2S.ResumeTimeout = config.Duration(time.Second)
+	}))
+	a, afull, _, b, _ := csiInactive(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	desk := csiDesk(t, s)
+	ftSend(t, b, "<message to='%s' type='chat' id='c1'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>", afull)
+	ftSend(t, b, "<message to='%s' id='r1'><received xmlns='urn:xmpp:receipts' id='x1'/></message>", afull)
+	ftSend(t, b, "<presence><status>P1</status></presence>")
+	csiRouted(t, b, "sync1")
+	a.Conn.Close()
+	b.Next(t, ftWait, ftPresence("unavailable", afull))
+	ftSend(t, b, "<message to='alice@%s' type='chat' id='m1'><body>back?</body></message>", s.Domain)
+	if ids := csiMessages(t, desk, "m1"); len(ids) != 2 || ids[0] != "r1" {
+		t.Fatalf("the other resource got %v, want r1 handed over, then m1", ids)
+	}
+}
+
+// TestCSIHibernationOverflowHolding: a hibernating session whose outbox
+// overflows while it holds stanzas for its inactive client ends, and
+// hands over what it held, what it had released and the stanza that
+// overflowed it, in order; none is lost. Receipts wait for an inactive
+// client (a store hint keeps them offline, XEP-0334 §4.4).
+func TestCSIHibernationOverflowHolding(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) {
+		c.Limits.OutboxStanzas = 8
+		c.C2S.CSIQueue = 3
+	}))
+	a, afull, enabled, b, _ := csiInactive(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	// Everything written is acknowledged: the outbox holds what comes
+	// next.
+	a.Write(t, fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/><r xmlns='urn:xmpp:sm:3'/>", a.h))
+	a.next(t, smNamed("a"))
+	a.Conn.Close()
+	// Three held, then released into the queue, twice; two held when
+	// the ninth overflows it.
+	const n = 12
+	for i := range n {
+		ftSend(t, b, "<message to='%s' id='r%d'><received xmlns='urn:xmpp:receipts' id='x%d'/><store xmlns='urn:xmpp:hints'/></message>", afull, i, i)
+	}
+	b.Next(t, ftWait, ftPresence("unavailable", afull))
+	_, res := smResume(t, s, "alice", enabled.AttrValue("id"), a.h)
+	smFailed(t, res, "item-not-found")
+	// r0 to r7 were handed over together, in the order they came; those
+	// routed after the session ended may be stored before them.
+	var handed []string
+	for _, id := range smOffline(t, s, "alice", "r", n) {
+		if i, _ := strconv.Atoi(id[1:]); i < 8 {
+			handed = append(handed, id)
+		}
+	}
+	if !slices.IsSorted(handed) { // one digit each
+		t.Fatalf("handed over out of order: %v", handed)
+	}
 }
 
 // TestCSIResumeTooHigh: a resumption refused for an 'h' above what the

@@ -448,17 +448,26 @@ func TestSMHibernationOutboxLimit(t *testing.T) {
 	// Nothing was lost: what the session held, the message that
 	// overflowed it and those that came after it are in offline storage.
 	// (Those routed while it ended may be stored before what it held.)
-	// Twelve at once overflow an outbox of 8 if the writer lags: the
-	// session is cut and the rest stay stored for the next login.
+	smOffline(t, s, "alice", "f", 12)
+}
+
+// smOffline logs local in until it has been sent the n messages with the
+// ids prefix0 to prefix(n-1) from offline storage, or fails; it returns
+// their ids in the order they first arrived. n at once overflow an outbox
+// smaller than n if the writer lags: the session is cut and the rest stay
+// stored for the next login.
+func smOffline(t testing.TB, s *servertest.Server, local, prefix string, n int) []string {
+	t.Helper()
 	got := map[string]bool{}
-	for login := 0; len(got) < 12; login++ {
+	var order []string
+	for login := 0; len(got) < n; login++ {
 		if login == 5 {
 			t.Fatalf("after %d logins, got only %v", login, got)
 		}
-		a2, _, _ := smLogin(t, s, "alice", "laptop"+strconv.Itoa(login), "")
-		a2.Write(t, "<presence/>")
-		for len(got) < 12 {
-			el, err := a2.Read()
+		a, _, _ := smLogin(t, s, local, "laptop"+strconv.Itoa(login), "")
+		a.Write(t, "<presence/>")
+		for len(got) < n {
+			el, err := a.Read()
 			if err != nil || el.Name == "error" {
 				break
 			}
@@ -468,15 +477,20 @@ func TestSMHibernationOutboxLimit(t *testing.T) {
 			if el.Child("delay", "urn:xmpp:delay") == nil {
 				t.Fatalf("not from offline storage: %s", el)
 			}
-			got[el.AttrValue("id")] = true
+			t.Logf("login %d: %s", login, el.AttrValue("id"))
+			if id := el.AttrValue("id"); !got[id] {
+				got[id] = true
+				order = append(order, id)
+			}
 		}
-		a2.Conn.Close()
+		a.Conn.Close()
 	}
-	for i := range 12 {
-		if !got["f"+strconv.Itoa(i)] {
-			t.Fatalf("f%d lost; got %v", i, got)
+	for i := range n {
+		if !got[prefix+strconv.Itoa(i)] {
+			t.Fatalf("%s%d lost; got %v", prefix, i, got)
 		}
 	}
+	return order
 }
 
 // TestSMResumptionOff: with resume_timeout "0s", stream management has
