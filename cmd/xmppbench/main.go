@@ -48,6 +48,8 @@ type bench struct {
 	cpuProfile  string
 	tlsCurves   string
 	sources     string
+	// smRequestSet says --sm-request was given: it needs --sm.
+	smRequestSet bool
 
 	sampler *sampler
 	epoch   time.Time // the origin of time stamps embedded in stanzas
@@ -96,6 +98,7 @@ is fine) or with the server's admin tools.`,
 	pf.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of this load generator to this file (go tool pprof)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		b.out = cmd.OutOrStdout()
+		b.smRequestSet = cmd.Flags().Changed("sm-request")
 		return b.validate()
 	}
 	root.AddCommand(b.loginCmd(), b.idleCmd(), b.chatCmd(), b.mucCmd(), b.presenceCmd())
@@ -162,6 +165,8 @@ func (b *bench) validate() error {
 		return errors.New("--pid must not be negative")
 	case b.cfg.SMRequest < 0:
 		return errors.New("--sm-request must not be negative")
+	case b.smRequestSet && !b.cfg.SM:
+		return errors.New("--sm-request needs --sm: without stream management nothing is acknowledged")
 	}
 	curves, err := parseCurves(b.tlsCurves)
 	if err != nil {

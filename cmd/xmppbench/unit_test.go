@@ -301,6 +301,31 @@ func TestCLIRefusesRemote(t *testing.T) {
 	}
 }
 
+// TestCLIFlagCombinations: flags that mean nothing without another are
+// refused before anything connects.
+func TestCLIFlagCombinations(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in the error; "" for none before connecting
+	}{
+		{"sm-request without sm", []string{"--sm-request", "3", "login"}, "--sm-request needs --sm"},
+		{"sm-request 0 without sm", []string{"--sm-request", "0", "login"}, "--sm-request needs --sm"},
+		{"negative sm-request", []string{"--sm", "--sm-request", "-1", "login"}, "must not be negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newRoot()
+			root.SetArgs(append([]string{"--addr", "127.0.0.1:1"}, tc.args...))
+			root.SetOut(new(discardWriter))
+			root.SetErr(new(discardWriter))
+			err := root.ExecuteContext(t.Context())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // A scenario that fails still leaves a complete CPU profile.
 func TestCPUProfileWrittenWhenScenarioFails(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
