@@ -377,22 +377,22 @@ func (c *conn) expire(gen uint64) {
 	c.terminate(c.srv.ctx)
 }
 
-// terminate ends a hibernating session (its phase already phaseEnded): it
-// is unbound, which broadcasts its unavailable presence (RFC 6121
-// §4.5.2), and what it held is handed over (ended).
+// terminate ends a hibernating session (its phase already phaseEnded): what
+// it held is handed over (ended), and it is unbound, which broadcasts its
+// unavailable presence (RFC 6121 §4.5.2).
 func (c *conn) terminate(ctx context.Context) {
 	c.mu.Lock()
 	if t := c.sm.timer; t != nil {
 		t.Stop()
 	}
 	c.mu.Unlock()
-	// Unbound first, as a session that closes (finish): what it held must
-	// not find it among the account's available resources. Offline
-	// storage hands a stored message to the best of those, and would
-	// take everything stored back from this session, which refuses it,
-	// for each message it hands over.
-	c.srv.deps.Router.Unbind(ctx, c, c.full)
+	// What it holds goes first, then its unavailable presence: its
+	// contacts see it leave once what it held is settled. Messages routed
+	// to it meanwhile are not taken (Deliver fails) and go where the
+	// router sends them; the router no longer counts it among the
+	// account's available resources (Router.Unacknowledged).
 	c.ended(ctx)
+	c.srv.deps.Router.Unbind(ctx, c, c.full)
 	c.logger().Info("session closed")
 	c.srv.release(c)
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"switchboard/store"
@@ -180,8 +181,16 @@ func (m *Module) presence(ctx context.Context, st *xmpp.Stanza) {
 }
 
 // deliver sends the user's stored messages to the resource target, oldest
-// first; those it cannot take stay stored.
+// first; those it cannot take stay stored, and go to another available
+// resource if there is one now.
 func (m *Module) deliver(ctx context.Context, target xmpp.Resource) {
+	m.deliverTo(ctx, target, true)
+}
+
+// deliverTo is deliver; after a refusal it tries another resource only if
+// again is set, so that two sessions that both go away cannot pass the
+// messages back and forth.
+func (m *Module) deliverTo(ctx context.Context, target xmpp.Resource, again bool) {
 	owner := target.JID.Bare().String()
 	// Most presences find nothing stored: look before taking, which
 	// writes.
@@ -211,6 +220,15 @@ func (m *Module) deliver(ctx context.Context, target xmpp.Resource) {
 			// in their place before what was stored meanwhile.
 			if err := m.store.Restore(ctx, owner, msgs[i:]); err != nil {
 				m.log.Error("offline: restore", xmpp.LogJID, owner, xmpp.LogErr, err)
+				return
+			}
+			// A resource that became available while they were
+			// taken found nothing stored (its presence's delivery
+			// came between Take and Restore): without this they
+			// would wait for its next presence.
+			others := slices.DeleteFunc(m.sessions.Sessions(target.JID.Bare()), func(r xmpp.Resource) bool { return r.Session == target.Session })
+			if r, ok := bestResource(others); ok && again {
+				m.deliverTo(ctx, r, false)
 			}
 			return
 		}

@@ -322,6 +322,38 @@ func TestDeliverSessionGone(t *testing.T) {
 	}
 }
 
+// TestDeliverSessionGoneOtherResource: a resource that becomes available
+// while another's delivery has taken the stored messages finds nothing
+// stored; what the other then cannot take goes to it at once, not at its
+// next presence.
+func TestDeliverSessionGoneOtherResource(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, b := range []string{"one", "two", "three"} {
+		f.hooks.Undeliverable.Run(t.Context(), chat(t, b))
+	}
+	deskRes := jid.MustParse("bob@localhost/desk")
+	phone := &fakeSession{full: bobRes, accept: 1}
+	desk := &fakeSession{full: deskRes, accept: -1}
+	phoneAvail := xmpp.Resource{JID: bobRes, Available: true, Session: phone}
+	deskAvail := xmpp.Resource{JID: deskRes, Available: true, Session: desk}
+	phone.refusing = func() {
+		// The desk comes online while the phone's delivery holds
+		// the messages; the phone, going away, is still listed.
+		f.sessions.set(phoneAvail, deskAvail)
+		f.hooks.PresenceBroadcast.Run(t.Context(), xmpp.Build(xmpp.KindPresence, "", "", deskRes, jid.JID{}))
+	}
+	f.presence(t, phoneAvail, "")
+	if got := phone.bodies(); !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("phone got %q, want [one]", got)
+	}
+	if got, want := desk.bodies(), []string{"two", "three"}; !slices.Equal(got, want) {
+		t.Fatalf("desk got %q, want %q", got, want)
+	}
+	if n := f.count(t); n != 0 {
+		t.Fatalf("%d messages left stored", n)
+	}
+}
+
 // TestStoreWhileBecomingAvailable: a message the router found no resource
 // for, stored after a resource became available (and found nothing to
 // deliver), is delivered at once rather than at the next presence.

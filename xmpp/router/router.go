@@ -61,6 +61,9 @@ type resource struct {
 	// interested: the resource requested the roster and gets roster
 	// pushes (RFC 6121 §2.1.6).
 	interested bool
+	// leaving: the session was available and hands over what it was
+	// given (leave); Unbind broadcasts its unavailable presence.
+	leaving bool
 }
 
 type user struct {
@@ -319,7 +322,7 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 		return
 	}
 	r.count.Add(-1)
-	if gone.available {
+	if gone.available || gone.leaving {
 		unavailable := xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", full, jid.JID{})
 		r.broadcastOwn(ctx, full, unavailable)
 		r.hooks.PresenceBroadcast.Run(ctx, unavailable)
@@ -329,9 +332,13 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 
 // Unacknowledged takes the stanzas an ended session of full was given but
 // whose receipt its client never acknowledged (XEP-0198 §4), "in the same
-// way that it would treat a stanza sent to an unavailable resource". c2s
-// unbinds the session first; were it still bound it would be passed over
-// (a new session of the same resource is not).
+// way that it would treat a stanza sent to an unavailable resource". The
+// session may still be bound (a hibernating session unbinds after it hands
+// over, so that its contacts see it leave once that is settled): from now
+// on it is not among the account's available resources (leave), and its
+// unavailable presence is broadcast when it unbinds. A new session of the
+// same resource (kick_old) is another session: it takes what is handed
+// over.
 //   - A chat or normal message goes to the account's other available resources
 //     with the highest non-negative priority, as one to the bare JID would
 //     (RFC 6121 §8.5.2.1.1; one that had it already, routed there or as a
@@ -350,6 +357,7 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 //     for a resource that is gone (RFC 6121 §8.5.3.2.3); responses are
 //     dropped.
 func (r *Router) Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*xmpp.Stanza) {
+	r.leave(sess)
 	bare := sess.JID().Bare()
 	checked, exists := false, false
 	for _, st := range sts {
@@ -371,6 +379,36 @@ func (r *Router) Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*x
 		}
 		r.redeliver(ctx, st, sess)
 	}
+}
+
+// leave takes a session that hands over what it was given off the
+// account's available resources while it stays bound: nothing more is
+// delivered to it, and modules that look for the account's available
+// resources pass it over (offline storage, which hands a message it
+// stored to the best of them, would otherwise take back everything stored
+// for each message handed over, and put it back when the session refused
+// it). It is marked leaving, so that Unbind still broadcasts its
+// unavailable presence.
+func (r *Router) leave(sess xmpp.Session) {
+	full := sess.JID()
+	r.mu.RLock()
+	u := r.sessions[keyOf(full)]
+	r.mu.RUnlock()
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := u.snapshot()
+	i := slices.IndexFunc(old, func(res *resource) bool { return res.sess == sess })
+	if i < 0 || !old[i].available {
+		return
+	}
+	next := slices.Clone(old)
+	c := *old[i]
+	c.available, c.leaving = false, true
+	next[i] = &c
+	u.res.Store(&next)
 }
 
 // redeliverable reports whether a message that a resource of bare could

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -222,5 +223,53 @@ func TestUnacknowledgedReconnected(t *testing.T) {
 	}
 	if stored != 0 {
 		t.Errorf("stored %d offline with the phone online", stored)
+	}
+}
+
+// TestUnacknowledgedLeaving: a session still bound while it hands over
+// (a hibernation that ended) is no longer among the account's available
+// resources: offline storage, storing what it hands over, does not find it
+// (and would hand everything stored back to it), and a message routed to
+// the account meanwhile is not given to it. Its unavailable presence is
+// still broadcast when it unbinds.
+func TestUnacknowledgedLeaving(t *testing.T) {
+	ctx := t.Context()
+	hooks := &xmpp.Hooks{}
+	alice := jid.MustParse("alice@example.org")
+	var r *Router
+	var seen []bool // the phone's availability, as each message is stored
+	hooks.Undeliverable.Add(func(context.Context, *xmpp.Stanza) bool {
+		for _, res := range r.Sessions(alice) {
+			seen = append(seen, res.Available)
+		}
+		return true
+	})
+	var broadcast []string
+	hooks.PresenceBroadcast.Add(func(_ context.Context, st *xmpp.Stanza) {
+		broadcast = append(broadcast, st.From.String()+" "+st.Type)
+	})
+	r = newHookedRouter(t, Options{}, hooks)
+	phone := bind(t, r, "alice@example.org/phone")
+	r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence/>"))
+	phone.take()
+	broadcast = nil
+
+	msg := func(id string) *xmpp.Stanza {
+		return stanzaFrom(t, "carol@example.org/c", "<message to='alice@example.org/phone' type='chat' id='"+id+"'><body>x</body></message>")
+	}
+	r.Unacknowledged(ctx, phone, []*xmpp.Stanza{msg("m1"), msg("m2")})
+	if !slices.Equal(seen, []bool{false, false}) {
+		t.Fatalf("the phone's availability as each was stored: %v, want it bound and unavailable", seen)
+	}
+	r.Route(ctx, stanzaFrom(t, "carol@example.org/c", "<message to='alice@example.org' type='chat' id='m3'><body>y</body></message>"))
+	if got := phone.take(); len(got) != 0 {
+		t.Fatalf("the leaving phone got %d stanzas", len(got))
+	}
+	if len(seen) != 3 {
+		t.Fatalf("m3 not stored offline: %v", seen)
+	}
+	r.Unbind(ctx, phone, phone.full)
+	if want := []string{"alice@example.org/phone unavailable"}; !slices.Equal(broadcast, want) {
+		t.Fatalf("broadcast %q, want %q", broadcast, want)
 	}
 }

@@ -336,6 +336,7 @@ func TestCSIHibernationOverflowHolding(t *testing.T) {
 	a.Write(t, fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/><r xmlns='urn:xmpp:sm:3'/>", a.h))
 	a.next(t, smNamed("a"))
 	a.Conn.Close()
+	smHibernating(t, s, afull)
 	// Three held, then released into the queue, twice; two held when
 	// the ninth overflows it.
 	const n = 12

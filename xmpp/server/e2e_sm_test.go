@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/server/servertest"
 	"switchboard/xmpp/wire"
@@ -439,6 +441,10 @@ func TestSMHibernationOutboxLimit(t *testing.T) {
 	a.Write(t, "<r xmlns='urn:xmpp:sm:3'/>")
 	a.next(t, smNamed("a"))
 	a.Conn.Close()
+	// Overflowing while it hibernates, not while the server has yet to
+	// see the connection gone (a session closing hands over after it
+	// unbinds, and the next login could race that).
+	smHibernating(t, s, afull)
 	for i := range 12 {
 		ftSend(t, b, "<message to='%s' id='f%d' type='chat'><body>%d</body></message>", afull, i, i)
 	}
@@ -449,6 +455,23 @@ func TestSMHibernationOutboxLimit(t *testing.T) {
 	// overflowed it and those that came after it are in offline storage.
 	// (Those routed while it ended may be stored before what it held.)
 	smOffline(t, s, "alice", "f", 12)
+}
+
+// smHibernating waits until the session of full hibernates.
+func smHibernating(t testing.TB, s *servertest.Server, full string) {
+	t.Helper()
+	j := jid.MustParse(full)
+	for deadline := time.Now().Add(ftWait); ; {
+		for _, res := range s.Router().Sessions(j.Bare()) {
+			if h, ok := res.Session.(interface{ Hibernating() bool }); ok && res.JID.Equal(j) && h.Hibernating() {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not hibernate", full)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // smOffline logs local in until it has been sent the n messages with the
@@ -477,7 +500,6 @@ func smOffline(t testing.TB, s *servertest.Server, local, prefix string, n int) 
 			if el.Child("delay", "urn:xmpp:delay") == nil {
 				t.Fatalf("not from offline storage: %s", el)
 			}
-			t.Logf("login %d: %s", login, el.AttrValue("id"))
 			if id := el.AttrValue("id"); !got[id] {
 				got[id] = true
 				order = append(order, id)
