@@ -390,25 +390,8 @@ func (r *Router) Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*x
 // it). It is marked leaving, so that Unbind still broadcasts its
 // unavailable presence.
 func (r *Router) leave(sess xmpp.Session) {
-	full := sess.JID()
-	r.mu.RLock()
-	u := r.sessions[keyOf(full)]
-	r.mu.RUnlock()
-	if u == nil {
-		return
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	old := u.snapshot()
-	i := slices.IndexFunc(old, func(res *resource) bool { return res.sess == sess })
-	if i < 0 || !old[i].available {
-		return
-	}
-	next := slices.Clone(old)
-	c := *old[i]
-	c.available, c.leaving = false, true
-	next[i] = &c
-	u.res.Store(&next)
+	r.updateWhere(sess.JID(), func(res *resource) bool { return res.sess == sess && res.available },
+		func(res *resource) { res.available, res.leaving = false, true })
 }
 
 // redeliverable reports whether a message that a resource of bare could
@@ -924,7 +907,15 @@ func (r *Router) SetInterested(full jid.JID) {
 	r.updateResource(full, func(res *resource) { res.interested = true })
 }
 
+// updateResource applies fn to a copy of the resource named by full.
 func (r *Router) updateResource(full jid.JID, fn func(*resource)) {
+	name := full.Resourcepart()
+	r.updateWhere(full, func(res *resource) bool { return res.name == name }, fn)
+}
+
+// updateWhere applies fn to a copy of each resource of full's account that
+// match reports, in a new snapshot.
+func (r *Router) updateWhere(full jid.JID, match func(*resource) bool, fn func(*resource)) {
 	r.mu.RLock()
 	u := r.sessions[keyOf(full)]
 	r.mu.RUnlock()
@@ -936,7 +927,7 @@ func (r *Router) updateResource(full jid.JID, fn func(*resource)) {
 	old := u.snapshot()
 	next := make([]*resource, len(old))
 	for i, res := range old {
-		if res.name == full.Resourcepart() {
+		if match(res) {
 			c := *res
 			fn(&c)
 			res = &c
