@@ -115,7 +115,10 @@ func (o *Offline) Take(ctx context.Context, owner string) ([]OfflineMessage, err
 // any stored since; the quota does not apply (they were stored within
 // it). A message already stored again under its id is left as it is. It
 // fails with ErrInvalid for an id Put never gave (zero, or above the
-// store's last) or an empty stanza, and then restores none.
+// store's last) or an empty stanza, and then restores none. For an
+// account that no longer exists it restores nothing and succeeds: the
+// account's deletion took its messages, and a later account of the same
+// name must not get them.
 func (o *Offline) Restore(ctx context.Context, owner string, msgs []OfflineMessage) error {
 	if err := validateJID("owner", owner); err != nil {
 		return fmt.Errorf("store: restore offline messages: %w", err)
@@ -124,6 +127,9 @@ func (o *Offline) Restore(ctx context.Context, owner string, msgs []OfflineMessa
 		return nil
 	}
 	err := o.db.updateBatched(ctx, func(tx *bbolt.Tx) error {
+		if ok, err := accountExists(tx, owner); err != nil || !ok {
+			return err
+		}
 		b, counts, err := offlineBuckets(tx)
 		if err != nil {
 			return err

@@ -162,11 +162,15 @@ func TestOfflineIDsIncreaseAcrossOwnersAndReopen(t *testing.T) {
 
 // TestOfflineRestore: messages taken and put back keep their ids and their
 // place before those stored meanwhile, over the quota; a restore of a bad
-// id restores nothing.
+// id restores nothing, nor does one for an account deleted meanwhile.
 func TestOfflineRestore(t *testing.T) {
 	const owner = "juliet@example.org"
 	ctx := t.Context()
-	o := openTest(t).Offline()
+	db := openTest(t)
+	if err := db.Users().Create(ctx, testUser("example.org", "juliet")); err != nil {
+		t.Fatal(err)
+	}
+	o := db.Offline()
 	put := func(stanza string) {
 		t.Helper()
 		if _, err := o.Put(ctx, owner, []byte(stanza), codecTime, 3); err != nil {
@@ -227,6 +231,28 @@ func TestOfflineRestore(t *testing.T) {
 	}
 	if got := stanzas(); len(got) != 4 {
 		t.Fatalf("a refused Restore changed the messages: %q", got)
+	}
+
+	// The account is deleted while a delivery holds its messages: they
+	// are not restored for a later account of the same name.
+	taken, err = o.Take(ctx, owner)
+	if err != nil || len(taken) != 4 {
+		t.Fatalf("Take = %+v, %v", taken, err)
+	}
+	if _, err := db.Users().Delete(ctx, "example.org", "juliet"); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Restore(ctx, owner, taken); err != nil {
+		t.Fatalf("Restore for a deleted account: %v", err)
+	}
+	if err := db.Users().Create(ctx, testUser("example.org", "juliet")); err != nil {
+		t.Fatal(err)
+	}
+	if got := stanzas(); len(got) != 0 {
+		t.Fatalf("the new account got the old one's messages: %q", got)
+	}
+	if n, err := o.Count(ctx, owner); err != nil || n != 0 {
+		t.Fatalf("Count for the new account = %d, %v", n, err)
 	}
 }
 

@@ -27,9 +27,9 @@ type Router interface {
 	Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, resource string) (jid.JID, error)
 	Unbind(ctx context.Context, sess xmpp.Session, full jid.JID)
 	// Unacknowledged takes the stanzas an ended session was given but
-	// whose receipt its client did not acknowledge (XEP-0198 §4). A
-	// session that closes has unbound by then; one whose hibernation
-	// ends unbinds after, and nothing more is delivered to it.
+	// whose receipt its client did not acknowledge (XEP-0198 §4), none
+	// included. A session that closes has unbound by then; one whose
+	// hibernation ends unbinds after, and nothing more is delivered to it.
 	Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*xmpp.Stanza)
 }
 

@@ -417,9 +417,9 @@ func (c *conn) ended(ctx context.Context) {
 	}
 	c.queue, c.qbytes = nil, 0
 	c.mu.Unlock()
-	if len(left) > 0 {
-		c.srv.deps.Router.Unacknowledged(ctx, c, left)
-	}
+	// Even with nothing left: the router stops counting the session
+	// among the account's available resources (it may still be bound).
+	c.srv.deps.Router.Unacknowledged(ctx, c, left)
 }
 
 // resumed is what negotiate returns when the stream resumed a session.

@@ -85,9 +85,9 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 
 // storable reports whether a message is worth keeping: it has content a
 // person reads (XEP-0160 §3, XEP-0334 §4), not just a chat state. A
-// no-store hint forbids even this temporary storage (XEP-0334 §4.3); a
-// no-permanent-store hint does not (§4.2 names offline delivery as the
-// storage it allows), and the archive keeps no copy of such a message.
+// no-store hint forbids even this temporary storage (XEP-0334 §4.2); a
+// no-permanent-store hint (§4.1) does not (§3.3 names offline delivery as
+// the storage it allows), and the archive keeps no copy of such a message.
 func storable(el *wire.Element) (keep, silent bool) {
 	hasContent := false
 	for _, c := range el.Children {
@@ -226,8 +226,11 @@ func (m *Module) deliverTo(ctx context.Context, target xmpp.Resource, again bool
 			// taken found nothing stored (its presence's delivery
 			// came between Take and Restore): without this they
 			// would wait for its next presence.
+			if !again {
+				return
+			}
 			others := slices.DeleteFunc(m.sessions.Sessions(target.JID.Bare()), func(r xmpp.Resource) bool { return r.Session == target.Session })
-			if r, ok := bestResource(others); ok && again {
+			if r, ok := bestResource(others); ok {
 				m.deliverTo(ctx, r, false)
 			}
 			return

@@ -1,6 +1,8 @@
 package offline_test
 
 import (
+	"crypto/sha1"
+	"crypto/sha256"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -104,6 +106,15 @@ func newFixture(t *testing.T, quota func(string) int) *fixture {
 		t.Fatalf("store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
+	// bob's account exists: messages put back (Restore) are kept only
+	// for an account that exists.
+	cred := func(n int) store.ScramCredential {
+		return store.ScramCredential{Salt: []byte("salt"), Iterations: 4096, StoredKey: make([]byte, n), ServerKey: make([]byte, n)}
+	}
+	if err := db.Users().Create(t.Context(), store.User{Host: bob.Domainpart(), Local: bob.Localpart(),
+		SHA1: cred(sha1.Size), SHA256: cred(sha256.Size), Created: fixedAt}); err != nil {
+		t.Fatalf("create %s: %v", bob, err)
+	}
 	f := &fixture{hooks: &xmpp.Hooks{}, store: db.Offline(), sessions: &fakeSessions{}}
 	m, err := offline.New(offline.Options{Quota: quota, Now: func() time.Time { return fixedAt }}, f.store, f.sessions)
 	if err != nil {

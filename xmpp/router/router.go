@@ -211,10 +211,11 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 			idx = i
 		}
 	}
-	if idx >= 0 && hibernating(old[idx].sess) {
-		// A session waiting for its client to resume it (XEP-0198)
-		// has no connection to protect: the new bind replaces it,
-		// whatever the policy (its client lost the session's state).
+	if idx >= 0 && givesWay(old[idx]) {
+		// A session waiting for its client to resume it (XEP-0198),
+		// or ending and handing over (leave), has no connection to
+		// protect: the new bind replaces it, whatever the policy (its
+		// client lost the session's state).
 	} else if idx >= 0 {
 		switch r.opts.ResourceConflict {
 		case ConflictRefuse:
@@ -235,7 +236,7 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 		// A session waiting for a resumption gives way before a
 		// connected one is refused.
 		for i, res := range old {
-			if hibernating(res.sess) {
+			if givesWay(res) {
 				idx = i
 				break
 			}
@@ -268,8 +269,9 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 		r.log.Info("resource conflict: closing old session", xmpp.LogJID, gone.String())
 		// RFC 6120 §7.7.2.2: terminate the existing session.
 		kicked.Close("conflict", "replaced by a new connection")
-		if kickedRes.available {
-			// The replaced session's presence ends with it.
+		if kickedRes.available || kickedRes.leaving {
+			// The replaced session's presence ends with it (its
+			// Unbind will not find it).
 			unavailable := xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", gone, jid.JID{})
 			r.broadcastOwn(ctx, gone, unavailable)
 			r.hooks.PresenceBroadcast.Run(ctx, unavailable)
@@ -279,6 +281,11 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 	r.hooks.SessionBound.Run(ctx, xmpp.SessionEvent{Session: sess, JID: full})
 	return full, nil
 }
+
+// givesWay reports whether a new bind may replace res whatever the
+// conflict policy and the session limit: its session hibernates, or it
+// ended and hands over what it was given (leaving).
+func givesWay(res *resource) bool { return res.leaving || hibernating(res.sess) }
 
 // hibernating reports whether sess waits without a connection for its
 // client to resume it (XEP-0198, package c2s).
@@ -293,9 +300,9 @@ func randomResource() string {
 	return "sb-" + hex.EncodeToString(b[:])
 }
 
-// Unbind removes sess, bound as full. If the resource was available, its
-// unavailable presence is broadcast as RFC 6121 §4.5.2 requires when a
-// session ends without one.
+// Unbind removes sess, bound as full. If the resource was available (or
+// leaving: see leave), its unavailable presence is broadcast as RFC 6121
+// §4.5.2 requires when a session ends without one.
 func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 	var gone *resource
 	r.mu.Lock()

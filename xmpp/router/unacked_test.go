@@ -273,3 +273,42 @@ func TestUnacknowledgedLeaving(t *testing.T) {
 		t.Fatalf("broadcast %q, want %q", broadcast, want)
 	}
 }
+
+// TestBindOverLeaving: a new bind of the resource of a session that is
+// handing over (a hibernation that ended: the client failed to resume and
+// binds again) replaces it whatever the conflict policy, and its
+// unavailable presence is broadcast once, by the bind: the old session's
+// Unbind no longer finds it.
+func TestBindOverLeaving(t *testing.T) {
+	ctx := t.Context()
+	hooks := &xmpp.Hooks{}
+	var broadcast []string
+	hooks.PresenceBroadcast.Add(func(_ context.Context, st *xmpp.Stanza) {
+		broadcast = append(broadcast, st.From.String()+" "+st.Type)
+	})
+	r := newHookedRouter(t, Options{ResourceConflict: ConflictRefuse, MaxSessionsPerUser: 1}, hooks)
+	alice := jid.MustParse("alice@example.org")
+	old := bind(t, r, "alice@example.org/phone")
+	r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence/>"))
+	broadcast = nil
+	r.Unacknowledged(ctx, old, nil)
+
+	phone := &recordingSession{full: old.full}
+	if full, err := r.Bind(ctx, phone, alice, "phone"); err != nil || !full.Equal(old.full) {
+		t.Fatalf("bind over the leaving session: %s, %v", full, err)
+	}
+	if old.closed != "conflict" {
+		t.Errorf("the leaving session was closed with %q, want conflict", old.closed)
+	}
+	r.Unbind(ctx, old, old.full)
+	if want := []string{"alice@example.org/phone unavailable"}; !slices.Equal(broadcast, want) {
+		t.Fatalf("broadcast %q, want %q", broadcast, want)
+	}
+	// At the session limit, another resource takes a leaving session's
+	// place too.
+	r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence/>"))
+	r.Unacknowledged(ctx, phone, nil)
+	if _, err := r.Bind(ctx, &recordingSession{full: jid.MustParse("alice@example.org/desk")}, alice, "desk"); err != nil {
+		t.Fatalf("bind at the session limit over a leaving session: %v", err)
+	}
+}
