@@ -102,8 +102,9 @@
 // another user's request, which that moment cannot stop. VCards.Set and
 // Private.Set check it too: a session that outlives its account must not
 // leave a vCard or private XML for a later account of the same name, and
-// both are rare writes. Roster, offline, blocklist and archive writes do
-// not check: the account's own sessions would have to write in that
+// both are rare writes. So does Offline.Restore, which puts back what a
+// delivery took while the account may have been deleted. Roster, offline
+// (Put), blocklist and archive writes do not check: the account's own sessions would have to write in that
 // moment, and a check there would cost every write.
 //
 // # Shared commits

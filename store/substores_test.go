@@ -61,7 +61,21 @@ func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func
 			_, err := db.Offline().Put(ctx, owner, []byte("<m/>"), codecTime, 0)
 			return err
 		},
-		"Offline.Take":            func() error { _, err := db.Offline().Take(ctx, owner); return err },
+		"Offline.Take": func() error { _, err := db.Offline().Take(ctx, owner); return err },
+		"Offline.Restore": func() error {
+			restore := func() error {
+				return db.Offline().Restore(ctx, owner, []OfflineMessage{{ID: 1, Stored: codecTime, Stanza: []byte("<m/>")}})
+			}
+			err := restore()
+			if errors.Is(err, ErrInvalid) {
+				// Id 1 is not given until a Put has run, which in
+				// this map's order may come later.
+				if _, err = db.Offline().Put(ctx, owner, []byte("<m/>"), codecTime, 0); err == nil {
+					err = restore()
+				}
+			}
+			return err
+		},
 		"Blocklists.Add":          func() error { return db.Blocklists().Add(ctx, owner, other) },
 		"Blocklists.Remove":       func() error { return db.Blocklists().Remove(ctx, owner, other) },
 		"Blocklists.Remove all":   func() error { return db.Blocklists().Remove(ctx, owner) },

@@ -1,8 +1,13 @@
 package c2s
 
 import (
+	"context"
 	"errors"
+	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -70,5 +75,47 @@ func TestSMAck(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// callsRouter records the order of Unbind and Unacknowledged.
+type callsRouter struct {
+	echoRouter
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *callsRouter) record(call string) {
+	r.mu.Lock()
+	r.calls = append(r.calls, call)
+	r.mu.Unlock()
+}
+
+func (r *callsRouter) Unbind(context.Context, xmpp.Session, jid.JID) { r.record("Unbind") }
+
+func (r *callsRouter) Unacknowledged(_ context.Context, _ xmpp.Session, sts []*xmpp.Stanza) {
+	r.record("Unacknowledged " + strconv.Itoa(len(sts)))
+}
+
+// TestTerminateHandsOverFirst: a hibernating session that ends hands over
+// what it held, what it queued and what was never acknowledged, then
+// unbinds: its contacts see it leave once that is settled (the router
+// takes it off the available resources meanwhile).
+func TestTerminateHandsOverFirst(t *testing.T) {
+	r := &callsRouter{}
+	srv := &Server{deps: Deps{Router: r}, log: slog.New(slog.DiscardHandler), conns: map[*conn]bool{}}
+	c := &conn{srv: srv, full: jid.MustParse("a@localhost/phone"), phase: phaseEnded, closed: true, sm: &smState{}}
+	srv.conns[c] = true
+	srv.wg.Add(1)
+	msg := xmpp.Build(xmpp.KindMessage, xmpp.TypeChat, "m1", jid.MustParse("b@localhost/desk"), c.full)
+	c.queue = []*xmpp.Stanza{msg}
+	c.hold = &csiHold{}
+	c.hold.add(xmpp.Build(xmpp.KindMessage, "", "r1", jid.MustParse("b@localhost/desk"), c.full))
+	c.terminate(t.Context())
+	if want := []string{"Unacknowledged 2", "Unbind"}; !slices.Equal(r.calls, want) {
+		t.Fatalf("calls %q, want %q", r.calls, want)
+	}
+	if len(srv.conns) != 0 {
+		t.Fatal("the connection was not released")
 	}
 }

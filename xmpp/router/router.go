@@ -233,8 +233,8 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 		}
 	}
 	if idx < 0 && len(old) >= r.opts.MaxSessionsPerUser {
-		// A session waiting for a resumption gives way before a
-		// connected one is refused.
+		// A session waiting for a resumption, or ending (leaving),
+		// gives way before a connected one is refused.
 		for i, res := range old {
 			if givesWay(res) {
 				idx = i
@@ -269,14 +269,8 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 		r.log.Info("resource conflict: closing old session", xmpp.LogJID, gone.String())
 		// RFC 6120 §7.7.2.2: terminate the existing session.
 		kicked.Close("conflict", "replaced by a new connection")
-		if kickedRes.available || kickedRes.leaving {
-			// The replaced session's presence ends with it (its
-			// Unbind will not find it).
-			unavailable := xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", gone, jid.JID{})
-			r.broadcastOwn(ctx, gone, unavailable)
-			r.hooks.PresenceBroadcast.Run(ctx, unavailable)
-		}
-		r.hooks.SessionClosed.Run(ctx, xmpp.SessionEvent{Session: kicked, JID: gone})
+		// Its Unbind will not find it: its presence ends here.
+		r.sessionGone(ctx, kickedRes)
 	}
 	r.hooks.SessionBound.Run(ctx, xmpp.SessionEvent{Session: sess, JID: full})
 	return full, nil
@@ -300,9 +294,8 @@ func randomResource() string {
 	return "sb-" + hex.EncodeToString(b[:])
 }
 
-// Unbind removes sess, bound as full. If the resource was available (or
-// leaving: see leave), its unavailable presence is broadcast as RFC 6121
-// §4.5.2 requires when a session ends without one.
+// Unbind removes sess, bound as full, and ends its presence
+// (sessionGone).
 func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 	var gone *resource
 	r.mu.Lock()
@@ -329,15 +322,23 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 		return
 	}
 	r.count.Add(-1)
-	if gone.available || gone.leaving {
-		unavailable := xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", full, jid.JID{})
-		r.broadcastOwn(ctx, full, unavailable)
-		r.hooks.PresenceBroadcast.Run(ctx, unavailable)
-	}
-	r.hooks.SessionClosed.Run(ctx, xmpp.SessionEvent{Session: sess, JID: full})
+	r.sessionGone(ctx, gone)
 }
 
-// Unacknowledged takes the stanzas an ended session of full was given but
+// sessionGone follows a resource taken off its account's list (Unbind, or
+// a Bind that replaced it): if it was available, or leaving (leave), its
+// unavailable presence is broadcast as RFC 6121 §4.5.2 requires when a
+// session ends without one; then the SessionClosed hook runs.
+func (r *Router) sessionGone(ctx context.Context, res *resource) {
+	if res.available || res.leaving {
+		unavailable := xmpp.Build(xmpp.KindPresence, xmpp.TypeUnavailable, "", res.full, jid.JID{})
+		r.broadcastOwn(ctx, res.full, unavailable)
+		r.hooks.PresenceBroadcast.Run(ctx, unavailable)
+	}
+	r.hooks.SessionClosed.Run(ctx, xmpp.SessionEvent{Session: res.sess, JID: res.full})
+}
+
+// Unacknowledged takes the stanzas an ended session sess was given but
 // whose receipt its client never acknowledged (XEP-0198 §4), "in the same
 // way that it would treat a stanza sent to an unavailable resource". The
 // session may still be bound (a hibernating session unbinds after it hands
@@ -377,8 +378,10 @@ func (r *Router) Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*x
 		}
 		if !checked {
 			// The account may have been deleted (its sessions closed
-			// with it): nothing is stored for it then.
-			checked, exists = true, r.exists(ctx, bare)
+			// with it): nothing is stored for it then. Asked of the
+			// user store: the session handing over may still be
+			// bound, and proves nothing.
+			checked, exists = true, r.stored(ctx, bare)
 		}
 		if !exists {
 			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
@@ -638,9 +641,12 @@ func (r *Router) bounce(ctx context.Context, st *xmpp.Stanza, cond stanza.Condit
 }
 
 func (r *Router) exists(ctx context.Context, j jid.JID) bool {
-	if len(r.lookup(j)) > 0 {
-		return true
-	}
+	return len(r.lookup(j)) > 0 || r.stored(ctx, j)
+}
+
+// stored reports whether the account j exists in the user store, whatever
+// its sessions.
+func (r *Router) stored(ctx context.Context, j jid.JID) bool {
 	ok, err := r.users.Exists(ctx, j.Domainpart(), j.Localpart())
 	if err != nil {
 		r.log.Error("user lookup failed", xmpp.LogJID, j.String(), xmpp.LogErr, err)
@@ -921,7 +927,7 @@ func (r *Router) updateResource(full jid.JID, fn func(*resource)) {
 }
 
 // updateWhere applies fn to a copy of each resource of full's account that
-// match reports, in a new snapshot.
+// match reports, in a new snapshot; with none, the snapshot stays.
 func (r *Router) updateWhere(full jid.JID, match func(*resource) bool, fn func(*resource)) {
 	r.mu.RLock()
 	u := r.sessions[keyOf(full)]
@@ -932,16 +938,21 @@ func (r *Router) updateWhere(full jid.JID, match func(*resource) bool, fn func(*
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	old := u.snapshot()
-	next := make([]*resource, len(old))
+	var next []*resource
 	for i, res := range old {
-		if match(res) {
-			c := *res
-			fn(&c)
-			res = &c
+		if !match(res) {
+			continue
 		}
-		next[i] = res
+		if next == nil {
+			next = slices.Clone(old)
+		}
+		c := *res
+		fn(&c)
+		next[i] = &c
 	}
-	u.res.Store(&next)
+	if next != nil {
+		u.res.Store(&next)
+	}
 }
 
 // Sessions returns the bound resources of an account.

@@ -312,3 +312,34 @@ func TestBindOverLeaving(t *testing.T) {
 		t.Fatalf("bind at the session limit over a leaving session: %v", err)
 	}
 }
+
+// TestUnacknowledgedAccountDeleted: what a session hands over after its
+// account was deleted is stored for nobody, though the session is still
+// bound (a hibernation that ended): its messages go back to the sender.
+func TestUnacknowledgedAccountDeleted(t *testing.T) {
+	ctx := t.Context()
+	hooks := &xmpp.Hooks{}
+	stored := 0
+	hooks.Undeliverable.Add(func(context.Context, *xmpp.Stanza) bool { stored++; return true })
+	users := accounts{"alice@example.org": true, "carol@example.org": true}
+	r, err := New(Options{Hosts: []string{"example.org"}}, Deps{Registry: xmpp.NewRegistry(), Hooks: hooks, Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone := bind(t, r, "alice@example.org/phone")
+	carol := bind(t, r, "carol@example.org/c")
+	r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence/>"))
+	delete(users, "alice@example.org")
+
+	r.Unacknowledged(ctx, phone, []*xmpp.Stanza{stanzaFrom(t, "carol@example.org/c", `<message to='alice@example.org/phone' type='chat' id='m'><body>x</body></message>`)})
+	if stored != 0 {
+		t.Fatalf("stored %d for a deleted account", stored)
+	}
+	bounced := false
+	for _, st := range carol.take() {
+		bounced = bounced || errorCondition(st) == "service-unavailable"
+	}
+	if !bounced {
+		t.Fatal("the sender got no service-unavailable")
+	}
+}
