@@ -307,7 +307,7 @@ func TestCLIFlagCombinations(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
-		want string // in the error; "" for none before connecting
+		want string // in the error
 	}{
 		{"sm-request without sm", []string{"--sm-request", "3", "login"}, "--sm-request needs --sm"},
 		{"sm-request 0 without sm", []string{"--sm-request", "0", "login"}, "--sm-request needs --sm"},
@@ -539,6 +539,9 @@ func TestEnableSMRefused(t *testing.T) {
 			client, server := net.Pipe()
 			defer client.Close()
 			defer server.Close()
+			// A regression that reads on fails here, not at the
+			// test binary's timeout.
+			_ = client.SetDeadline(time.Now().Add(10 * time.Second))
 			go func() {
 				_, _ = server.Write([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"))
 				if tc.answer == "" {

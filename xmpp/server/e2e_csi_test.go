@@ -371,8 +371,11 @@ func TestCSIResumeTooHigh(t *testing.T) {
 	// Nothing is acknowledged: the session was sent a.h stanzas and
 	// holds one.
 	_, res := smResume(t, s, "alice", enabled.AttrValue("id"), a.h+2)
-	if res.Name != "error" || res.Child("handled-count-too-high", nsSM) == nil {
-		t.Fatalf("resume with h=%d: %s", a.h+2, res)
+	// The count sent includes the held presence (not written yet): a
+	// bound of a.h alone would refuse h=a.h+1 too.
+	hc := res.Child("handled-count-too-high", nsSM)
+	if res.Name != "error" || hc == nil || hc.AttrValue("send-count") != strconv.Itoa(int(a.h)+1) {
+		t.Fatalf("resume with h=%d: %s, want handled-count-too-high with send-count %d", a.h+2, res, a.h+1)
 	}
 	ftSend(t, b, "<presence><status>P2</status></presence>")
 	ftSend(t, b, "<message to='alice@%s' type='chat' id='m1'><body>still there?</body></message>", s.Domain)

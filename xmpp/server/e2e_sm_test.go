@@ -488,6 +488,9 @@ func smOffline(t testing.TB, s *servertest.Server, local, prefix string, n int) 
 			t.Fatalf("after %d logins, got only %v", login, got)
 		}
 		a, _, _ := smLogin(t, s, local, "laptop"+strconv.Itoa(login), "")
+		// A message lost fails the test after ftWait, not the
+		// connection's 20 s at each login.
+		_ = a.Conn.SetReadDeadline(time.Now().Add(ftWait))
 		a.Write(t, "<presence/>")
 		for len(got) < n {
 			el, err := a.Read()
