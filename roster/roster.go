@@ -121,14 +121,6 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	return nil
 }
 
-// approve runs the SubscriptionApproved hook: user approved contact's
-// subscription, and the 'subscribed' and user's presence went out.
-func (m *Module) approve(ctx context.Context, user, contact jid.JID) {
-	if m.approved != nil {
-		m.approved.Run(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeSubscribed, "", user, contact))
-	}
-}
-
 func owner(j jid.JID) string { return j.Bare().String() }
 
 // itemElement renders a roster item (RFC 6121 §2.1.2).
@@ -521,15 +513,18 @@ func (m *Module) userSend(ctx context.Context, st *xmpp.Stanza) bool {
 
 // subscribed follows a subscription of contact to user's presence that
 // the user approved or had pre-approved: the contact now sees each
-// available resource's presence (RFC 6121 §3.1.5), and the
-// SubscriptionApproved hook runs (approve).
+// available resource's presence (RFC 6121 §3.1.5), and then, the
+// 'subscribed' and that presence gone out, the SubscriptionApproved hook
+// runs.
 func (m *Module) subscribed(ctx context.Context, user, contact jid.JID) {
 	for _, r := range m.deps.Router.Sessions(user) {
 		if r.Available && r.Presence != nil {
 			m.deps.Router.Route(ctx, r.Presence.With(r.JID, contact))
 		}
 	}
-	m.approve(ctx, user, contact)
+	if m.approved != nil {
+		m.approved.Run(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeSubscribed, "", user, contact))
+	}
 }
 
 // sendUnavailable sends unavailable presence from each of the user's

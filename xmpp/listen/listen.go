@@ -7,10 +7,10 @@ import (
 )
 
 // Backoff bounds the pause after a transient accept error: it starts at
-// MinPause and doubles with each error in a row, up to MaxPause.
+// minPause and doubles with each error in a row, up to maxPause.
 const (
-	MinPause = 5 * time.Millisecond
-	MaxPause = time.Second
+	minPause = 5 * time.Millisecond
+	maxPause = time.Second
 )
 
 // Loop accepts connections on ln and hands each to handle, on the calling
@@ -25,10 +25,10 @@ func Loop(ln net.Listener, closing func() bool, retry func(error), handle func(n
 			if closing() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			if !Temporary(err) {
+			if !temporary(err) {
 				return err
 			}
-			pause = min(max(2*pause, MinPause), MaxPause)
+			pause = min(max(2*pause, minPause), maxPause)
 			retry(err)
 			time.Sleep(pause)
 			continue
@@ -38,10 +38,10 @@ func Loop(ln net.Listener, closing func() bool, retry func(error), handle func(n
 	}
 }
 
-// Temporary reports whether an accept error is transient: a timeout, or
+// temporary reports whether an accept error is transient: a timeout, or
 // an error that says it is temporary (EMFILE, ENFILE; the net package
 // retries connections aborted before accept itself).
-func Temporary(err error) bool {
+func temporary(err error) bool {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return true
