@@ -43,8 +43,8 @@
 // replaces; anything that starts the writer (an urgent stanza, <active/>,
 // CSIQueue stanzas or half of the outbox's bytes held, the session's end)
 // queues what is held first. Active sessions pay a boolean and three nil
-// checks of the hold per delivery (its outbox count, the urgent path, the
-// writer's kick).
+// checks of the hold per delivery (its outbox count, the release before
+// queueing, the writer's kick).
 //
 // Serve accepts TCP connections; ServeConn serves a stream on a transport
 // set up elsewhere, such as a WebSocket (package ws, RFC 7395), which is

@@ -32,8 +32,8 @@ func (m *Module) PrivateItems(ctx context.Context, owner jid.JID, node string) (
 
 // PublishPrivate publishes an item to the node of publisher's account,
 // a node for private data (XEP-0223 §4): whitelist access, which leaves
-// the owner alone, as many items as an account may keep, the last item
-// never sent on presence. A missing node is created so; an existing one
+// the owner alone, as many items as a node may hold ([pep] max_items), the
+// last item never sent on presence. A missing node is created so; an existing one
 // configured otherwise (a client created it with the defaults: presence
 // access, one item) is reconfigured so first, since XEP-0223 §3 requires
 // it and its items must not reach contacts (XEP-0402 §3.3). The owner's

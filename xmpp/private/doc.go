@@ -43,7 +43,7 @@
 // resource-constraint before anything is stored. The node is kept
 // private (XEP-0223, XEP-0402 §3.3): created, or if a client created it
 // otherwise reconfigured, with whitelist access (the owner alone), as
-// many items as an account may keep, and the last item never sent.
+// many items as a node may hold, and the last item never sent.
 //
 // The two halves are not one transaction: private XML storage is written
 // first (and checked against its quota), then the node item by item. If
