@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"switchboard/store"
@@ -48,6 +49,19 @@ type Module struct {
 	store    *store.Offline
 	sessions Sessions
 	log      *slog.Logger
+
+	// mu guards delivering: the accounts whose stored messages are
+	// being delivered, one delivery at a time per account (deliver).
+	mu         sync.Mutex
+	delivering map[string]*delivery
+	peak       xmpp.MapPeak
+}
+
+// delivery is an account's delivery in progress: next, if set, is the
+// resource a delivery asked for meanwhile, served when it ends.
+type delivery struct {
+	next    xmpp.Resource
+	pending bool
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -66,7 +80,7 @@ func New(opts Options, st *store.Offline, sessions Sessions) (*Module, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Module{opts: opts, store: st, sessions: sessions, log: opts.Logger}, nil
+	return &Module{opts: opts, store: st, sessions: sessions, log: opts.Logger, delivering: make(map[string]*delivery)}, nil
 }
 
 // Name implements xmpp.Module.
@@ -183,21 +197,58 @@ func (m *Module) presence(ctx context.Context, st *xmpp.Stanza) {
 // deliver sends the user's stored messages to the resource target, oldest
 // first; those it cannot take stay stored, and go to another available
 // resource if there is one now.
+//
+// An account's deliveries run one at a time. Two can be asked for at once
+// (a resource's presence, and a message stored just after the router
+// found no available resource): each would take what was stored when it
+// began, and their messages would reach the client interleaved, out of
+// order. A delivery asked for while one runs is left to the one running,
+// which serves it when it ends (the last resource asked for, with what
+// was stored by then).
 func (m *Module) deliver(ctx context.Context, target xmpp.Resource) {
-	m.deliverTo(ctx, target, true)
+	owner := target.JID.Bare().String()
+	if !m.stored(ctx, owner) {
+		return
+	}
+	m.mu.Lock()
+	if d := m.delivering[owner]; d != nil {
+		d.next, d.pending = target, true
+		m.mu.Unlock()
+		return
+	}
+	d := &delivery{}
+	m.delivering[owner] = d
+	m.peak.Grew(len(m.delivering))
+	m.mu.Unlock()
+	for {
+		m.deliverTo(ctx, owner, target, true)
+		m.mu.Lock()
+		if !d.pending {
+			delete(m.delivering, owner)
+			m.delivering = xmpp.CompactMap(m.delivering, &m.peak)
+			m.mu.Unlock()
+			return
+		}
+		target, d.next, d.pending = d.next, xmpp.Resource{}, false
+		m.mu.Unlock()
+	}
 }
 
-// deliverTo is deliver; after a refusal it tries another resource only if
-// again is set, so that two sessions that both go away cannot pass the
-// messages back and forth.
-func (m *Module) deliverTo(ctx context.Context, target xmpp.Resource, again bool) {
-	owner := target.JID.Bare().String()
-	// Most presences find nothing stored: look before taking, which
-	// writes.
-	if n, err := m.store.Count(ctx, owner); err != nil || n == 0 {
-		if err != nil {
-			m.log.Error("offline: count", xmpp.LogJID, owner, xmpp.LogErr, err)
-		}
+// stored reports whether anything is stored for owner. Most presences
+// find nothing: looking first spares them Take's write transaction.
+func (m *Module) stored(ctx context.Context, owner string) bool {
+	n, err := m.store.Count(ctx, owner)
+	if err != nil {
+		m.log.Error("offline: count", xmpp.LogJID, owner, xmpp.LogErr, err)
+	}
+	return err == nil && n > 0
+}
+
+// deliverTo is deliver, with the account's delivery already begun; after
+// a refusal it tries another resource only if again is set, so that two
+// sessions that both go away cannot pass the messages back and forth.
+func (m *Module) deliverTo(ctx context.Context, owner string, target xmpp.Resource, again bool) {
+	if !m.stored(ctx, owner) {
 		return
 	}
 	msgs, err := m.store.Take(ctx, owner)
@@ -231,7 +282,7 @@ func (m *Module) deliverTo(ctx context.Context, target xmpp.Resource, again bool
 			}
 			others := slices.DeleteFunc(m.sessions.Sessions(target.JID.Bare()), func(r xmpp.Resource) bool { return r.Session == target.Session })
 			if r, ok := bestResource(others); ok {
-				m.deliverTo(ctx, r, false)
+				m.deliverTo(ctx, owner, r, false)
 			}
 			return
 		}

@@ -61,21 +61,31 @@ type fakeSession struct {
 	got    []*xmpp.Stanza
 	// refusing, if set, runs when the session first refuses a stanza.
 	refusing func()
+	// taking, if set, runs once, after the session took its first
+	// stanza.
+	taking func()
 }
 
 func (s *fakeSession) JID() jid.JID { return s.full }
 
 func (s *fakeSession) Deliver(st *xmpp.Stanza) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.accept >= 0 && len(s.got) >= s.accept {
-		if f := s.refusing; f != nil {
-			s.refusing = nil
+		f := s.refusing
+		s.refusing = nil
+		s.mu.Unlock()
+		if f != nil {
 			f()
 		}
 		return false
 	}
 	s.got = append(s.got, st)
+	f := s.taking
+	s.taking = nil
+	s.mu.Unlock()
+	if f != nil {
+		f()
+	}
 	return true
 }
 
@@ -359,6 +369,35 @@ func TestDeliverSessionGoneOtherResource(t *testing.T) {
 	}
 	if got, want := desk.bodies(), []string{"two", "three"}; !slices.Equal(got, want) {
 		t.Fatalf("desk got %q, want %q", got, want)
+	}
+	if n := f.count(t); n != 0 {
+		t.Fatalf("%d messages left stored", n)
+	}
+}
+
+// TestDeliverOneAtATime: a message stored while the account's stored
+// messages are being delivered (the router found no available resource
+// just before the one being delivered to became available) comes after
+// them, not in their midst.
+func TestDeliverOneAtATime(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, b := range []string{"one", "two", "three"} {
+		f.hooks.Undeliverable.Run(t.Context(), chat(t, b))
+	}
+	sess := &fakeSession{full: bobRes, accept: -1}
+	avail := xmpp.Resource{JID: bobRes, Available: true, Session: sess}
+	sess.taking = func() {
+		// Stored by another goroutine (the sender's), which returns
+		// while the delivery is in progress.
+		done := make(chan bool)
+		go func() { done <- f.hooks.Undeliverable.Run(t.Context(), chat(t, "four")) }()
+		if !<-done {
+			t.Error("message four not stored")
+		}
+	}
+	f.presence(t, avail, "")
+	if got, want := sess.bodies(), []string{"one", "two", "three", "four"}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %q, want %q", got, want)
 	}
 	if n := f.count(t); n != 0 {
 		t.Fatalf("%d messages left stored", n)
