@@ -398,6 +398,10 @@ func (c *conn) closeWith(cond, text string, app []byte) {
 	c.mu.Lock()
 	c.kickLocked()
 	c.mu.Unlock()
+	// It refuses what it is given from now on (a stream management
+	// session too: it was kicked), while its writer flushes, up to
+	// write_timeout, before it unbinds.
+	c.srv.deps.Router.Leaving(c)
 }
 
 // kickLocked starts the writer unless it runs (or may not yet), with what
@@ -456,6 +460,11 @@ func (c *conn) DeliverDeferred(st *xmpp.Stanza, d *xmpp.Deferred) bool {
 		c.kickLocked()
 		c.mu.Unlock()
 		c.logger().Warn("slow consumer: closing session")
+		// From here it refuses what it is given, for up to the flush's
+		// second before it unbinds. Not from this goroutine: Deliver
+		// may be called under the router's locks, and never calls
+		// back into it.
+		go c.srv.deps.Router.Leaving(c)
 		return false
 	}
 	if c.inactive && !c.closed && !urgent(st) {

@@ -83,7 +83,7 @@ func TestCSIUrgent(t *testing.T) {
 // nothing is read from the client's end until the test reads it.
 func csiConn(t *testing.T, lim Limits, queue int) (*conn, net.Conn) {
 	t.Helper()
-	srv := &Server{opts: Options{Limits: lim, CSIQueue: queue}, log: slog.New(slog.DiscardHandler)}
+	srv := &Server{opts: Options{Limits: lim, CSIQueue: queue}, log: slog.New(slog.DiscardHandler), deps: Deps{Router: &echoRouter{}}}
 	server, client := net.Pipe()
 	t.Cleanup(func() { client.Close(); server.Close() })
 	c := &conn{srv: srv, raw: server, nc: server, bound: true, full: jid.MustParse("a@localhost/r")}

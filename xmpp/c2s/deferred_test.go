@@ -57,7 +57,8 @@ func deferredServer(trace bool) *Server {
 			Limits:   Limits{OutboxStanzas: 16, OutboxBytes: 8 << 20, WriteTimeout: 10 * time.Second},
 			TraceXML: trace,
 		},
-		log: slog.New(slog.DiscardHandler),
+		log:  slog.New(slog.DiscardHandler),
+		deps: Deps{Router: &echoRouter{}},
 	}
 }
 

@@ -287,6 +287,8 @@ func (r *echoRouter) Unbind(_ context.Context, sess xmpp.Session, full jid.JID) 
 
 func (r *echoRouter) Unacknowledged(context.Context, xmpp.Session, []*xmpp.Stanza) {}
 
+func (r *echoRouter) Leaving(xmpp.Session) {}
+
 func (r *echoRouter) Route(ctx context.Context, st *xmpp.Stanza) { r.RouteFromClient(ctx, st) }
 
 func (r *echoRouter) RouteFromClient(_ context.Context, st *xmpp.Stanza) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,12 +18,16 @@ import (
 // TestOutboxCutOffGrace: a session cut off as a slow consumer has a short
 // grace to take what was queued, however the write in progress at the cut
 // ends; then the writer gives up and closes the transport. The write
-// timeout (a minute here) is for sessions in good standing.
+// timeout (a minute here) is for sessions in good standing. From the cut
+// the router no longer counts it available (Leaving): it refuses what it
+// is given until it unbinds.
 func TestOutboxCutOffGrace(t *testing.T) {
 	t.Parallel()
+	router := &callsRouter{}
 	srv := &Server{
 		opts: Options{Limits: Limits{OutboxStanzas: 2, OutboxBytes: 1 << 20, WriteTimeout: time.Minute}},
 		log:  slog.New(slog.DiscardHandler),
+		deps: Deps{Router: router},
 	}
 	server, client := net.Pipe() // unbuffered: a client that does not read blocks every write
 	defer client.Close()
@@ -66,5 +71,43 @@ func TestOutboxCutOffGrace(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("writer still blocked 20s after the cut; the grace is a second")
+	}
+	// Leaving runs on its own goroutine (Deliver never calls back into
+	// the router); the writer's second has passed by now.
+	if got := router.recorded(); !slices.Equal(got, []string{"Leaving"}) {
+		t.Fatalf("router calls %q, want [Leaving]", got)
+	}
+}
+
+// TestCloseLeaving: a live session the server closes (an account's
+// deletion, a shutdown) is taken off the available resources at once,
+// while its writer flushes, not when it unbinds. One still negotiating
+// has no resource to take off.
+func TestCloseLeaving(t *testing.T) {
+	cases := []struct {
+		name  string
+		bound bool
+		want  []string
+	}{
+		{"bound", true, []string{"Leaving"}},
+		{"negotiating", false, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			router := &callsRouter{}
+			srv := &Server{log: slog.New(slog.DiscardHandler), deps: Deps{Router: router}}
+			server, client := net.Pipe()
+			defer client.Close()
+			defer server.Close()
+			c := &conn{srv: srv, raw: server, nc: server, bound: tc.bound,
+				full: jid.MustParse("bob@localhost/r")}
+			c.Close("system-shutdown", "")
+			if got := router.recorded(); !slices.Equal(got, tc.want) {
+				t.Fatalf("router calls %q, want %q", got, tc.want)
+			}
+			if c.Deliver(xmpp.Build(xmpp.KindMessage, xmpp.TypeChat, "m", jid.MustParse("alice@localhost/r"), c.full)) {
+				t.Fatal("a closed session took a message")
+			}
+		})
 	}
 }

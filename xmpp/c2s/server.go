@@ -31,6 +31,10 @@ type Router interface {
 	// included. A session that closes has unbound by then; one whose
 	// hibernation ends unbinds after, and nothing more is delivered to it.
 	Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*xmpp.Stanza)
+	// Leaving takes a session that the server is closing, still bound
+	// while it flushes, off the account's available resources: it
+	// refuses what is routed to it from then on.
+	Leaving(sess xmpp.Session)
 }
 
 // Registrar creates accounts for XEP-0077 in-band registration. Errors

@@ -78,7 +78,7 @@ func TestSMAck(t *testing.T) {
 	}
 }
 
-// callsRouter records the order of Unbind and Unacknowledged.
+// callsRouter records the order of Unbind, Unacknowledged and Leaving.
 type callsRouter struct {
 	echoRouter
 	mu    sync.Mutex
@@ -95,6 +95,15 @@ func (r *callsRouter) Unbind(context.Context, xmpp.Session, jid.JID) { r.record(
 
 func (r *callsRouter) Unacknowledged(_ context.Context, _ xmpp.Session, sts []*xmpp.Stanza) {
 	r.record("Unacknowledged " + strconv.Itoa(len(sts)))
+}
+
+func (r *callsRouter) Leaving(xmpp.Session) { r.record("Leaving") }
+
+// recorded returns the calls recorded so far.
+func (r *callsRouter) recorded() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
 }
 
 // TestTerminateHandsOverFirst: a hibernating session that ends hands over

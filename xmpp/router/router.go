@@ -61,8 +61,9 @@ type resource struct {
 	// interested: the resource requested the roster and gets roster
 	// pushes (RFC 6121 §2.1.6).
 	interested bool
-	// leaving: the session was available and hands over what it was
-	// given (leave); Unbind broadcasts its unavailable presence.
+	// leaving: the session was available and is closing, or hands over
+	// what it was given (Leaving); Unbind broadcasts its unavailable
+	// presence.
 	leaving bool
 }
 
@@ -213,7 +214,7 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 	}
 	if idx >= 0 && givesWay(old[idx]) {
 		// A session waiting for its client to resume it (XEP-0198),
-		// or ending and handing over (leave), has no connection to
+		// or ending and handing over (Leaving), has no connection to
 		// protect: the new bind replaces it, whatever the policy (its
 		// client lost the session's state).
 	} else if idx >= 0 {
@@ -326,7 +327,7 @@ func (r *Router) Unbind(ctx context.Context, sess xmpp.Session, full jid.JID) {
 }
 
 // sessionGone follows a resource taken off its account's list (Unbind, or
-// a Bind that replaced it): if it was available, or leaving (leave), its
+// a Bind that replaced it): if it was available, or leaving (Leaving), its
 // unavailable presence is broadcast as RFC 6121 §4.5.2 requires when a
 // session ends without one; then the SessionClosed hook runs.
 func (r *Router) sessionGone(ctx context.Context, res *resource) {
@@ -343,7 +344,7 @@ func (r *Router) sessionGone(ctx context.Context, res *resource) {
 // way that it would treat a stanza sent to an unavailable resource". The
 // session may still be bound (a hibernating session unbinds after it hands
 // over, so that its contacts see it leave once that is settled): from now
-// on it is not among the account's available resources (leave), and its
+// on it is not among the account's available resources (Leaving), and its
 // unavailable presence is broadcast when it unbinds. A new session of the
 // same resource (kick_old) is another session: it takes what is handed
 // over.
@@ -365,7 +366,7 @@ func (r *Router) sessionGone(ctx context.Context, res *resource) {
 //     for a resource that is gone (RFC 6121 §8.5.3.2.3); responses are
 //     dropped.
 func (r *Router) Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*xmpp.Stanza) {
-	r.leave(sess)
+	r.Leaving(sess)
 	bare := sess.JID().Bare()
 	checked, exists := false, false
 	for _, st := range sts {
@@ -391,15 +392,17 @@ func (r *Router) Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*x
 	}
 }
 
-// leave takes a session that hands over what it was given off the
-// account's available resources while it stays bound: nothing more is
-// delivered to it, and modules that look for the account's available
-// resources pass it over (offline storage, which hands a message it
-// stored to the best of them, would otherwise take back everything stored
-// for each message handed over, and put it back when the session refused
-// it). It is marked leaving, so that Unbind still broadcasts its
-// unavailable presence.
-func (r *Router) leave(sess xmpp.Session) {
+// Leaving takes a session that is closing, or that hands over what it was
+// given, off the account's available resources while it stays bound: it
+// takes nothing more, and nothing more is routed to it. Modules that look
+// for the account's available resources pass it over (offline storage,
+// which hands a message it stored to the best of them, would otherwise
+// take back everything stored for each message routed meanwhile, and put
+// it back when the session refused it). It is marked leaving, so that
+// Unbind still broadcasts its unavailable presence, and a new bind of its
+// resource replaces it (givesWay). A session no longer bound, or not
+// available, is left as it is.
+func (r *Router) Leaving(sess xmpp.Session) {
 	r.updateWhere(sess.JID(), func(res *resource) bool { return res.sess == sess && res.available },
 		func(res *resource) { res.available, res.leaving = false, true })
 }
