@@ -146,6 +146,9 @@ type Conn struct {
 	JID, Bare string
 
 	wmu sync.Mutex
+	// ended, under wmu: Close wrote the stream's end, and nothing more
+	// is written (RFC 6120 §4.4).
+	ended bool
 	// Stream management (XEP-0198), when enabled: smEvery and writes
 	// (stanza writes so far) under wmu, with wbuf for a stanza and a
 	// request written together; h is the number of stanzas read since
@@ -243,7 +246,7 @@ func dial(ctx context.Context, cfg *clientConfig) (*Conn, *wire.Element, error) 
 			nc.Close()
 			return nil, nil, errors.New("server does not offer STARTTLS")
 		}
-		if err := c.write([]byte("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
+		if err := c.send([]byte("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
 			nc.Close()
 			return nil, nil, err
 		}
@@ -321,7 +324,7 @@ func (c *Conn) login(cfg *clientConfig, feats *wire.Element, user, resource stri
 		b = append(b, "</resource>"...)
 	}
 	b = append(b, "</bind></iq>"...)
-	if err := c.write(b); err != nil {
+	if err := c.send(b); err != nil {
 		return err
 	}
 	res, err := c.result("bind1")
@@ -336,7 +339,7 @@ func (c *Conn) login(cfg *clientConfig, feats *wire.Element, user, resource stri
 	// RFC 3921 session establishment, only for servers that still
 	// require it (RFC 6121 dropped it; most mark it optional).
 	if s := feats.Child("session", nsSession); s != nil && s.Child("optional", "") == nil {
-		if err := c.write([]byte("<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")); err != nil {
+		if err := c.send([]byte("<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")); err != nil {
 			return err
 		}
 		if _, err := c.result("sess1"); err != nil {
@@ -356,7 +359,7 @@ func (c *Conn) enableSM(feats *wire.Element, every int) error {
 	if feats.Child("sm", nsSM) == nil {
 		return errors.New("server does not offer stream management (XEP-0198)")
 	}
-	if err := c.write([]byte("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")); err != nil {
+	if err := c.send([]byte("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")); err != nil {
 		return err
 	}
 	for {
@@ -399,7 +402,7 @@ func (c *Conn) authenticate(cfg *clientConfig, user string) error {
 	b = append(b, "'>"...)
 	b = appendSASL(b, initial)
 	b = append(b, "</auth>"...)
-	if err := c.write(b); err != nil {
+	if err := c.send(b); err != nil {
 		return err
 	}
 	for {
@@ -425,7 +428,7 @@ func (c *Conn) authenticate(cfg *clientConfig, user string) error {
 			b = append(b[:0], "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"...)
 			b = appendSASL(b, out)
 			b = append(b, "</response>"...)
-			if err := c.write(b); err != nil {
+			if err := c.send(b); err != nil {
 				return err
 			}
 		case "success":
@@ -469,7 +472,7 @@ func Register(ctx context.Context, cfg *clientConfig, user string) (existed bool
 	defer c.nc.Close()
 	_ = feats // servers advertise iq-register inconsistently; just try.
 	b := []byte("<iq type='get' id='reg0'><query xmlns='jabber:iq:register'/></iq>")
-	if err := c.write(b); err != nil {
+	if err := c.send(b); err != nil {
 		return false, err
 	}
 	if _, err := c.result("reg0"); err != nil {
@@ -480,7 +483,7 @@ func Register(ctx context.Context, cfg *clientConfig, user string) (existed bool
 	b = append(b, "</username><password>"...)
 	b = wire.AppendEscapedText(b, cfg.Password)
 	b = append(b, "</password></query></iq>"...)
-	if err := c.write(b); err != nil {
+	if err := c.send(b); err != nil {
 		return false, err
 	}
 	_, err = c.result("reg1")
@@ -491,13 +494,13 @@ func Register(ctx context.Context, cfg *clientConfig, user string) (existed bool
 	if err != nil {
 		return false, fmt.Errorf("register %s: %w", user, err)
 	}
-	_ = c.write([]byte("</stream:stream>"))
+	_ = c.send([]byte("</stream:stream>"))
 	return existed, nil
 }
 
 // open sends a stream header and reads the server's header and features.
 func (c *Conn) open(domain string) (*wire.Element, error) {
-	if err := c.write(streamHeader(domain)); err != nil {
+	if err := c.send(streamHeader(domain)); err != nil {
 		return nil, err
 	}
 	if _, err := c.dec.ReadHeader(); err != nil {
@@ -577,19 +580,17 @@ func stanzaError(el *wire.Element) *StanzaError {
 	return se
 }
 
-// write sends b. Before Start only the negotiating goroutine writes; after
-// it, Write serialises writers.
-func (c *Conn) write(b []byte) error {
-	_, err := c.nc.Write(b)
-	return err
-}
-
 // Write sends one or more complete stanzas: one write, which with stream
 // management counts towards the client's requests for an acknowledgement
-// (clientConfig.SMRequest), sent in the same write.
+// (clientConfig.SMRequest), sent in the same write. After Close wrote the
+// stream's end it writes nothing (the reader may still answer a request
+// the server sent before it saw the end).
 func (c *Conn) Write(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.ended {
+		return nil
+	}
 	if c.smEvery > 0 {
 		c.writes++
 		if c.writes%c.smEvery == 0 {
@@ -601,12 +602,16 @@ func (c *Conn) Write(b []byte) error {
 	return err
 }
 
-// writeRaw sends b, which holds no stanza: whitespace, a stream
-// management element, the stream's end.
-func (c *Conn) writeRaw(b []byte) error {
+// send sends b, which no request for an acknowledgement counts: a
+// negotiation step, whitespace, a stream management element. After Close
+// wrote the stream's end it writes nothing.
+func (c *Conn) send(b []byte) error {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.ended {
+		return nil
+	}
 	_, err := c.nc.Write(b)
-	c.wmu.Unlock()
 	return err
 }
 
@@ -668,7 +673,7 @@ func (c *Conn) read(h Handler) {
 					continue // nothing follows our </stream:stream> (RFC 6120 §4.4)
 				}
 				ack = appendAck(ack[:0], c.h.Load())
-				if err := c.writeRaw(ack); err != nil {
+				if err := c.send(ack); err != nil {
 					c.err = err
 					return
 				}
@@ -768,7 +773,12 @@ func (c *Conn) Close(wait time.Duration) error {
 		// store the messages offline for the next login.
 		end = append(appendAck(nil, c.h.Load()), end...)
 	}
-	err := c.writeRaw(end)
+	// Under the write lock, with ended set: an <a/> the reader writes
+	// for a request read before the end cannot follow it.
+	c.wmu.Lock()
+	c.ended = true
+	_, err := c.nc.Write(end)
+	c.wmu.Unlock()
 	t := time.NewTimer(wait)
 	select {
 	case <-c.done:

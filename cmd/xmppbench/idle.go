@@ -75,7 +75,7 @@ func (b *bench) runIdle(ctx context.Context, sessions int, keepalive time.Durati
 		}
 		if keepalive > 0 && time.Now().Before(deadline) {
 			for _, c := range conns {
-				_ = c.writeRaw([]byte(" "))
+				_ = c.send([]byte(" "))
 			}
 		}
 	}

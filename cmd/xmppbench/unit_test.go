@@ -581,7 +581,8 @@ func TestEnableSMRefused(t *testing.T) {
 // TestSMAnswers: with stream management the reader answers the server's
 // <r/> with the stanzas it read since <enabled/> (XEP-0198 §4), passes
 // the stanzas on, and Close acknowledges what was read before its
-// </stream:stream>, after which no <r/> is answered (RFC 6120 §4.4).
+// </stream:stream>, after which nothing is written: no <r/> is answered,
+// however close to the end it was read (RFC 6120 §4.4).
 func TestSMAnswers(t *testing.T) {
 	client, server := net.Pipe()
 	defer server.Close()
@@ -620,6 +621,25 @@ func TestSMAnswers(t *testing.T) {
 	go func() { closed <- c.Close(5 * time.Second) }()
 	if end := read(); end != "<a xmlns='urn:xmpp:sm:3' h='3'/></stream:stream>" {
 		t.Fatalf("close: %q, want the acknowledgement, then the stream's end", end)
+	}
+	// An <a/> the reader writes for an <r/> read just before Close, and
+	// an answer to a request, come after the end: nothing is written.
+	// (The pipe is unbuffered: a write would block until read.)
+	after := make(chan error, 1)
+	go func() {
+		err := c.send(appendAck(nil, 3))
+		if werr := c.Write([]byte("<iq type='result' id='x'/>")); err == nil {
+			err = werr
+		}
+		after <- err
+	}()
+	select {
+	case err := <-after:
+		if err != nil {
+			t.Fatalf("write after the stream's end: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a write after the stream's end went to the socket")
 	}
 	if _, err := server.Write([]byte("<r xmlns='urn:xmpp:sm:3'/></stream:stream>")); err != nil {
 		t.Fatal(err)
