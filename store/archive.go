@@ -1059,7 +1059,7 @@ func (s *archiveScan) eachKey(b *bbolt.Bucket, prefix []byte, lo, hi uint64, des
 	c := b.Cursor()
 	var k, v []byte
 	if desc {
-		target := appendBE64(bytes.Clone(prefix), hi)
+		target := idKey(prefix, hi)
 		k, v = c.Seek(target)
 		s.steps++
 		switch {
@@ -1071,7 +1071,7 @@ func (s *archiveScan) eachKey(b *bbolt.Bucket, prefix []byte, lo, hi uint64, des
 			s.steps++
 		}
 	} else {
-		k, v = c.Seek(appendBE64(bytes.Clone(prefix), lo))
+		k, v = c.Seek(idKey(prefix, lo))
 		s.steps++
 	}
 	for ; k != nil && bytes.HasPrefix(k, prefix); s.steps++ {

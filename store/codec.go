@@ -46,6 +46,12 @@ func appendBE64(dst []byte, v uint64) []byte {
 	return binary.BigEndian.AppendUint64(dst, v)
 }
 
+// idKey returns a new key: prefix ‖ be64(id), in one allocation (prefix
+// is left as it is).
+func idKey(prefix []byte, id uint64) []byte {
+	return appendBE64(append(make([]byte, 0, len(prefix)+8), prefix...), id)
+}
+
 // lp returns the length-prefixed encoding of s: uvarint(len(s)) ‖ s.
 //
 // Because uvarint is a prefix-free code, lp(a) is a prefix of lp(b) ‖ x only

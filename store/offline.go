@@ -66,7 +66,7 @@ func (o *Offline) Put(ctx context.Context, owner string, stanza []byte, stored t
 			return err
 		}
 		val := encodeOfflineMessage(nil, OfflineMessage{Stored: stored, Stanza: stanza})
-		if err := msgs.Put(appendBE64(bytes.Clone(prefix), id), val); err != nil {
+		if err := msgs.Put(idKey(prefix, id), val); err != nil {
 			return err
 		}
 		return counts.Put(prefix, encodeOfflineCount(nil, n+1))
@@ -98,7 +98,7 @@ func (o *Offline) Take(ctx context.Context, owner string) ([]OfflineMessage, err
 			return nil
 		}
 		for _, m := range msgs {
-			if err := b.Delete(appendBE64(bytes.Clone(prefix), m.ID)); err != nil {
+			if err := b.Delete(idKey(prefix, m.ID)); err != nil {
 				return err
 			}
 		}
@@ -146,7 +146,7 @@ func (o *Offline) Restore(ctx context.Context, owner string, msgs []OfflineMessa
 			}
 		}
 		for _, m := range msgs {
-			key := appendBE64(bytes.Clone(prefix), m.ID)
+			key := idKey(prefix, m.ID)
 			if b.Get(key) != nil {
 				continue
 			}

@@ -453,7 +453,7 @@ func (rt rosterTx) putState(st rosterState) error {
 func (rt rosterTx) scanVersions(space byte, from uint64, fn func(ver uint64, contact []byte) error) error {
 	prefix := rt.spaceKey(space)
 	c := rt.index.Cursor()
-	for k, _ := c.Seek(appendBE64(bytes.Clone(prefix), from)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(idKey(prefix, from)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		ver, contact, err := parseRosterVersionKey(k[len(prefix):])
 		if err != nil {
 			return err

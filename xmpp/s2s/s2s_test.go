@@ -342,6 +342,11 @@ func TestInboundLimits(t *testing.T) {
 				t.Helper()
 				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
 				c, err := d.Dial("tcp", ln.Addr().String())
+				if err != nil && local != "127.0.0.1" {
+					// Linux routes all of 127/8 to loopback; not
+					// every system does. Checked last.
+					t.Skipf("cannot dial from %s: %v", local, err)
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -365,15 +370,17 @@ func TestInboundLimits(t *testing.T) {
 			if !strings.Contains(got, "<stream:stream") || !strings.Contains(got, "<"+tc.cond+" xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>") {
 				t.Fatalf("third connection got %q, want a header and %s", got, tc.cond)
 			}
-			if got := refused(dial("127.0.0.2")); (got == "") != tc.otherIPs || !tc.otherIPs && !strings.Contains(got, "<"+tc.cond+" ") {
-				t.Fatalf("a connection from another address got %q", got)
-			}
 			first.Close()
 			deadline := time.Now().Add(5 * time.Second)
 			for refused(dial("127.0.0.1")) != "" {
 				if time.Now().After(deadline) {
 					t.Fatal("the slot of a closed connection was not freed")
 				}
+			}
+			// Two connections from 127.0.0.1 again: the one that
+			// took the freed slot, and the second.
+			if got := refused(dial("127.0.0.2")); (got == "") != tc.otherIPs || !tc.otherIPs && !strings.Contains(got, "<"+tc.cond+" ") {
+				t.Fatalf("a connection from another address got %q", got)
 			}
 		})
 	}

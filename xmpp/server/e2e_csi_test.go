@@ -346,11 +346,12 @@ func TestCSIHibernationOverflowHolding(t *testing.T) {
 	b.Next(t, ftWait, ftPresence("unavailable", afull))
 	_, res := smResume(t, s, "alice", enabled.AttrValue("id"), a.h)
 	smFailed(t, res, "item-not-found")
-	// r0 to r7 were handed over together, in the order they came; those
-	// routed after the session ended may be stored before them.
+	// r0 to r8 (the one that overflowed) were handed over together, in
+	// the order they came; those routed after the session handed over
+	// may be stored before them.
 	var handed []string
 	for _, id := range smOffline(t, s, "alice", "r", n) {
-		if i, _ := strconv.Atoi(id[1:]); i < 8 {
+		if i, _ := strconv.Atoi(id[1:]); i <= 8 {
 			handed = append(handed, id)
 		}
 	}
