@@ -35,6 +35,10 @@
 // overflow ends it. The resuming connection's transport, decoder and
 // goroutine then serve the old session. What an ended session was given
 // but never acknowledged goes back to the router (Router.Unacknowledged).
+// The 'h' of the last Options.ResumeCountsKept resumable sessions that
+// ended is kept (ended.go) for the <failed/> of a resumption that comes
+// too late. A session the server closes leaves the account's available
+// resources at once (Router.Leaving), while its writer flushes.
 //
 // Client State Indication (XEP-0352 1.0.0, csi.go) is offered after
 // authentication when Options.CSIQueue is positive. While a client is

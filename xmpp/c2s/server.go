@@ -83,6 +83,10 @@ type Options struct {
 	// an inactive client's outbox sends what it holds once it holds that
 	// many stanzas (csi.go), or half of Limits.OutboxStanzas if fewer.
 	CSIQueue int
+	// ResumeCountsKept is how many ended resumable sessions' counts of
+	// the stanzas they handled are kept, for the <failed/> of a late
+	// resumption (endedCounts); 0 keeps none.
+	ResumeCountsKept int
 }
 
 // Deps are the Server's collaborators.
@@ -113,9 +117,11 @@ type Server struct {
 	// resumable maps the SM-IDs of resumable sessions to them
 	// (XEP-0198 §5), from enable to the session's end.
 	resumable map[string]*conn
-	closing   bool
-	wg        sync.WaitGroup
-	nextID    atomic.Uint64
+	// ended are the counts of the resumable sessions that ended last.
+	ended   endedCounts
+	closing bool
+	wg      sync.WaitGroup
+	nextID  atomic.Uint64
 }
 
 // New returns a Server.
@@ -168,6 +174,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		conns:     map[*conn]bool{},
 		perIP:     map[string]int{},
 		resumable: map[string]*conn{},
+		ended:     endedCounts{max: opts.ResumeCountsKept},
 	}, nil
 }
 

@@ -253,6 +253,8 @@ func (s *Server) forgetResumable(c *conn) {
 	if s.resumable[c.sm.id] == c {
 		delete(s.resumable, c.sm.id)
 		s.resumable = xmpp.CompactMap(s.resumable, &s.resumablePeak)
+		// Its client may still try to resume it (endedCounts).
+		s.ended.add(c.sm.id, endedCount{host: c.host, authed: c.authed, h: c.sm.in.Load()})
 	}
 	s.mu.Unlock()
 }
@@ -446,12 +448,13 @@ func (c *conn) resume(el *wire.Element) (*conn, error) {
 	old := c.srv.resumable[previd]
 	c.srv.mu.Unlock()
 	if old == nil || old.host != c.host || old.authed != c.authed {
-		// Unknown, over, or another account's: all look the same.
-		return nil, c.write(smFailed("item-not-found"))
+		// Unknown, over, or another account's: all look the same,
+		// but for the 'h' of this account's session that ended.
+		return nil, c.write(c.srv.failedResume(previd, c))
 	}
 	if err := old.takeOver(c, h); err != nil {
 		if errors.Is(err, errNotResumable) {
-			return nil, c.write(smFailed("item-not-found"))
+			return nil, c.write(c.srv.failedResume(previd, c))
 		}
 		return nil, err
 	}

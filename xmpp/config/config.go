@@ -178,6 +178,11 @@ type C2S struct {
 	// (XEP-0198) whose connection broke stays bound for its client to
 	// resume it; 0 disables resumption.
 	ResumeTimeout Duration `toml:"resume_timeout"`
+	// ResumeCountsKept is how many ended resumable sessions' counts of
+	// the stanzas the server handled are kept, so that a client that
+	// tries to resume one too late learns which of its stanzas arrived
+	// (the 'h' of XEP-0198's <failed/>); 0 keeps none.
+	ResumeCountsKept int `toml:"resume_counts_kept"`
 	// CSI offers Client State Indication (XEP-0352): while a client says
 	// it is inactive, the stanzas that can wait are held for it, at most
 	// CSIQueue of them (and half of [Limits.OutboxStanzas] and of
@@ -431,7 +436,7 @@ func LimitsDefaults() Limits {
 
 // C2SDefaults returns the defaults of [c2s].
 func C2SDefaults() C2S {
-	return C2S{ResourceConflict: KickOld, ResumeTimeout: Duration(5 * time.Minute), CSI: true, CSIQueue: 256}
+	return C2S{ResourceConflict: KickOld, ResumeTimeout: Duration(5 * time.Minute), ResumeCountsKept: 10000, CSI: true, CSIQueue: 256}
 }
 
 // S2SDefaults returns the defaults of [s2s].

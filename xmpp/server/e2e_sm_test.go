@@ -277,11 +277,16 @@ func TestSMResume(t *testing.T) {
 	a2.Write(t, fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/>", a2.h))
 	b.NoMore(t, 100*time.Millisecond, ftPresence("unavailable", afull))
 
-	// A clean close ends the session at once: no hibernation (§7).
+	// A clean close ends the session at once: no hibernation (§7). A
+	// resumption then fails, with the count of what the server handled:
+	// her presence and "back".
 	a2.Write(t, "</stream:stream>")
 	b.Next(t, ftWait, ftPresence("unavailable", afull))
 	_, res = smResume(t, s, "alice", id, a2.h)
 	smFailed(t, res, "item-not-found")
+	if res.AttrValue("h") != "2" {
+		t.Fatalf("failed resumption of an ended session: %s, want h='2'", res)
+	}
 }
 
 // TestSMResumeRefused: another account cannot resume a session; a bad or
@@ -377,11 +382,14 @@ func TestSMHibernatingGivesWay(t *testing.T) {
 
 // TestSMHibernationEnds: a session not resumed in time ends: its
 // unavailable presence goes out and the message its client never
-// acknowledged waits in offline storage (§4).
+// acknowledged waits in offline storage (§4). The resumption that comes
+// too late fails with the count of the stanzas the server handled (§5),
+// which another account is not told.
 func TestSMHibernationEnds(t *testing.T) {
 	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) {
 		c.C2S.ResumeTimeout = config.Duration(time.Second)
 	}))
+	s.AddUser(t, "mallory", ftPassword)
 	a, afull, enabled, b := smFriends(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true' max='600'/>")
 	if enabled.AttrValue("max") != "1" {
 		t.Fatalf("the server's limit of 1 s: %s", enabled)
@@ -391,8 +399,16 @@ func TestSMHibernationEnds(t *testing.T) {
 	a.Conn.Close()
 
 	b.Next(t, ftWait, ftPresence("unavailable", afull))
+	_, res := smResume(t, s, "mallory", enabled.AttrValue("id"), 0)
+	smFailed(t, res, "item-not-found")
+	if res.AttrValue("h") != "" {
+		t.Fatalf("another account's resumption failed with %s: it learns the count", res)
+	}
 	r, res := smResume(t, s, "alice", enabled.AttrValue("id"), a.h)
 	smFailed(t, res, "item-not-found")
+	if res.AttrValue("h") != "1" { // her presence
+		t.Fatalf("failed resumption: %s, want h='1'", res)
+	}
 	if el := bindRaw(t, r.Raw, "phone"); el.AttrValue("type") != "result" {
 		t.Fatalf("bind: %s", el)
 	}

@@ -324,8 +324,9 @@ func (s *Server) build() error {
 		Logger:       s.log,
 		TraceXML:     cfg.Log.TraceXML,
 		// XEP-0198 resumption.
-		ResumeTimeout: cfg.C2S.ResumeTimeout.Duration(),
-		CSIQueue:      csiQueue(cfg.C2S),
+		ResumeTimeout:    cfg.C2S.ResumeTimeout.Duration(),
+		ResumeCountsKept: cfg.C2S.ResumeCountsKept,
+		CSIQueue:         csiQueue(cfg.C2S),
 		Limits: c2s.Limits{
 			MaxStanzaSize:      lim.MaxStanzaSize,
 			AuthTimeout:        lim.AuthTimeout.Duration(),
