@@ -55,9 +55,20 @@ func TestOutboxCutOffGrace(t *testing.T) {
 		}
 	}
 	cut := time.Now()
-	if c.Deliver(msg(3)) {
-		t.Fatal("overflowing message accepted")
+	// Deliver may be called under the router's locks: it must not wait
+	// for the router (Leaving) before it returns.
+	router.hold.Lock()
+	taken := make(chan bool, 1)
+	go func() { taken <- c.Deliver(msg(3)) }()
+	select {
+	case ok := <-taken:
+		if ok {
+			t.Fatal("overflowing message accepted")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Deliver waited for the router")
 	}
+	router.hold.Unlock()
 	// The client takes the write in progress, then stops reading.
 	if _, err := io.ReadFull(client, make([]byte, len(first.Bytes())-1)); err != nil {
 		t.Fatalf("read the first message: %v", err)

@@ -81,6 +81,7 @@ func TestSMAck(t *testing.T) {
 // callsRouter records the order of Unbind, Unacknowledged and Leaving.
 type callsRouter struct {
 	echoRouter
+	hold  sync.Mutex
 	mu    sync.Mutex
 	calls []string
 }
@@ -97,7 +98,13 @@ func (r *callsRouter) Unacknowledged(_ context.Context, _ xmpp.Session, sts []*x
 	r.record("Unacknowledged " + strconv.Itoa(len(sts)))
 }
 
-func (r *callsRouter) Leaving(xmpp.Session) { r.record("Leaving") }
+// Leaving waits for hold, which a test holds to stand for the router's
+// locks that Deliver may be called under.
+func (r *callsRouter) Leaving(xmpp.Session) {
+	r.hold.Lock()
+	r.hold.Unlock()
+	r.record("Leaving")
+}
 
 // recorded returns the calls recorded so far.
 func (r *callsRouter) recorded() []string {

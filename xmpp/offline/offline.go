@@ -202,11 +202,17 @@ func (m *Module) presence(ctx context.Context, st *xmpp.Stanza) {
 // was stored by then).
 func (m *Module) deliver(ctx context.Context, target xmpp.Resource) {
 	owner := target.JID.Bare().String()
+	// Left to a delivery that runs whatever is stored now: it may hold
+	// the messages (taken, not yet put back after a refusal).
+	if m.joinRunning(owner, target) {
+		return
+	}
 	if !m.stored(ctx, owner) {
 		return
 	}
 	m.mu.Lock()
 	if d := m.delivering[owner]; d != nil {
+		// One began meanwhile.
 		d.next, d.pending = target, true
 		m.mu.Unlock()
 		return
@@ -215,18 +221,35 @@ func (m *Module) deliver(ctx context.Context, target xmpp.Resource) {
 	m.delivering[owner] = d
 	m.peak.Grew(len(m.delivering))
 	m.mu.Unlock()
+	// Removed however the loop ends: a panic recovered above must not
+	// leave the account's deliveries waiting for one that is gone.
+	defer func() {
+		m.mu.Lock()
+		delete(m.delivering, owner)
+		m.delivering = xmpp.CompactMap(m.delivering, &m.peak)
+		m.mu.Unlock()
+	}()
 	for {
 		m.deliverTo(ctx, owner, target, true)
 		m.mu.Lock()
 		if !d.pending {
-			delete(m.delivering, owner)
-			m.delivering = xmpp.CompactMap(m.delivering, &m.peak)
 			m.mu.Unlock()
 			return
 		}
 		target, d.next, d.pending = d.next, xmpp.Resource{}, false
 		m.mu.Unlock()
 	}
+}
+
+// joinRunning hands target to the account's delivery in progress, if one runs.
+func (m *Module) joinRunning(owner string, target xmpp.Resource) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.delivering[owner]
+	if d != nil {
+		d.next, d.pending = target, true
+	}
+	return d != nil
 }
 
 // stored reports whether anything is stored for owner. Most presences

@@ -404,6 +404,38 @@ func TestDeliverOneAtATime(t *testing.T) {
 	}
 }
 
+// TestDeliverWhileTaken: a resource that becomes available while a
+// delivery holds the stored messages (taken, refused by one session, then
+// by the next it tried) gets them when that delivery ends, not at its own
+// next presence.
+func TestDeliverWhileTaken(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, b := range []string{"one", "two", "three"} {
+		f.hooks.Undeliverable.Run(t.Context(), chat(t, b))
+	}
+	res := func(name string, s *fakeSession) xmpp.Resource {
+		return xmpp.Resource{JID: jid.MustParse("bob@localhost/" + name), Available: true, Session: s}
+	}
+	phone := &fakeSession{full: bobRes, accept: 0}
+	desk := &fakeSession{full: jid.MustParse("bob@localhost/desk"), accept: 1}
+	laptop := &fakeSession{full: jid.MustParse("bob@localhost/laptop"), accept: -1}
+	desk.refusing = func() {
+		f.sessions.set(res("phone", phone), res("desk", desk), res("laptop", laptop))
+		f.hooks.PresenceBroadcast.Run(t.Context(), xmpp.Build(xmpp.KindPresence, "", "", laptop.full, jid.JID{}))
+	}
+	f.sessions.set(res("phone", phone), res("desk", desk))
+	f.hooks.PresenceBroadcast.Run(t.Context(), xmpp.Build(xmpp.KindPresence, "", "", bobRes, jid.JID{}))
+	if got := desk.bodies(); !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("desk got %q, want [one]", got)
+	}
+	if got, want := laptop.bodies(), []string{"two", "three"}; !slices.Equal(got, want) {
+		t.Fatalf("laptop got %q, want %q", got, want)
+	}
+	if n := f.count(t); n != 0 {
+		t.Fatalf("%d messages left stored", n)
+	}
+}
+
 // TestStoreWhileBecomingAvailable: a message the router found no resource
 // for, stored after a resource became available (and found nothing to
 // deliver), is delivered at once rather than at the next presence.

@@ -857,6 +857,14 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 	initial := false
 	var self *resource // the sender's resource, nil if not bound
 	for i, res := range old {
+		if res.name == st.From.Resourcepart() && res.leaving {
+			// Closing (Leaving): what its client sends until its
+			// transport closes changes nothing. It would be taken
+			// for an initial presence, and an unavailable one would
+			// be broadcast twice (Unbind sends one).
+			u.mu.Unlock()
+			return
+		}
 		if res.name == st.From.Resourcepart() {
 			initial = available && !res.available
 			c := *res

@@ -274,6 +274,41 @@ func TestUnacknowledgedLeaving(t *testing.T) {
 	}
 }
 
+// TestLeavingIgnoresPresence: what the client of a closing session
+// (Leaving) sends before its transport closes does not make it available
+// again, nor count as an initial presence, and its unavailable presence
+// is broadcast once, when it unbinds.
+func TestLeavingIgnoresPresence(t *testing.T) {
+	ctx := t.Context()
+	hooks := &xmpp.Hooks{}
+	var broadcast, initial []string
+	hooks.PresenceBroadcast.Add(func(_ context.Context, st *xmpp.Stanza) {
+		broadcast = append(broadcast, st.From.String()+" "+st.Type)
+	})
+	hooks.InitialPresence.Add(func(_ context.Context, st *xmpp.Stanza) {
+		initial = append(initial, st.From.String())
+	})
+	r := newHookedRouter(t, Options{}, hooks)
+	alice := jid.MustParse("alice@example.org")
+	phone := bind(t, r, "alice@example.org/phone")
+	r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence/>"))
+	broadcast, initial = nil, nil
+
+	r.Leaving(phone)
+	r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence><show>away</show></presence>"))
+	r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence type='unavailable'/>"))
+	if len(broadcast) != 0 || len(initial) != 0 {
+		t.Fatalf("presence of a closing session: broadcast %q, initial %q", broadcast, initial)
+	}
+	if res := r.Sessions(alice); len(res) != 1 || res[0].Available {
+		t.Fatalf("sessions %+v, want the phone bound and not available", res)
+	}
+	r.Unbind(ctx, phone, phone.full)
+	if want := []string{"alice@example.org/phone unavailable"}; !slices.Equal(broadcast, want) {
+		t.Fatalf("broadcast %q, want %q", broadcast, want)
+	}
+}
+
 // TestBindOverLeaving: a new bind of the resource of a session that is
 // handing over (a hibernation that ended: the client failed to resume and
 // binds again) replaces it whatever the conflict policy, and its
