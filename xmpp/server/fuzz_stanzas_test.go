@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -121,10 +120,11 @@ func FuzzClientStanzas(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, kind, to uint8, typ, payload string) {
 		st, name := fuzzStanza(kind, to, typ, payload)
-		if _, err := wire.Parse([]byte(st), wire.NewScope(wire.NSClient)); err != nil {
+		el, err := wire.Parse([]byte(st), wire.NewScope(wire.NSClient))
+		if err != nil {
 			t.Skip("not a well-formed stanza")
 		}
-		if strings.Contains(payload, "jabber:iq:register") {
+		if uses(el, "jabber:iq:register") {
 			t.Skip("in-band registration")
 		}
 		r := fuzzLogin(t, s)
@@ -138,8 +138,13 @@ func FuzzClientStanzas(f *testing.F) {
 			}
 			switch {
 			case el.Space == wire.NSStream && el.Name == "error":
-				// The stream may end for what was sent; the server
-				// must still take logins.
+				// The stream may end for what was sent, but not
+				// for a fault of ours (a panic recovered is
+				// internal-server-error); the server must still
+				// take logins.
+				if el.Child("internal-server-error", "urn:ietf:params:xml:ns:xmpp-streams") != nil {
+					t.Fatalf("%s: %s", st, el)
+				}
 				fuzzLogin(t, s).Write(t, "</stream:stream>")
 				return
 			case el.Name != "iq":
@@ -150,7 +155,14 @@ func FuzzClientStanzas(f *testing.F) {
 				pinged = true
 			case el.AttrValue("id") == "fz" && answer:
 				switch el.AttrValue("type") {
-				case "result", "error":
+				case "error":
+					// A handler's unexpected error, or a
+					// panic recovered.
+					if e := el.Child("error", wire.NSClient); e != nil && e.Child("internal-server-error", ftNSStanzas) != nil {
+						t.Fatalf("%s: answered %s", st, el)
+					}
+					answer = false
+				case "result":
 					answer = false
 				default:
 					t.Fatalf("%s: answered with %s", st, el)
@@ -168,6 +180,20 @@ func FuzzClientStanzas(f *testing.F) {
 			}
 		}
 	})
+}
+
+// uses reports whether el or any element inside it is in namespace ns
+// (however its declaration was written: entities, prefixes).
+func uses(el *wire.Element, ns string) bool {
+	if el.Space == ns {
+		return true
+	}
+	for _, c := range el.Children {
+		if uses(c, ns) {
+			return true
+		}
+	}
+	return false
 }
 
 // fuzzLogin logs alice in as alice@localhost/fuzz over a raw stream.
