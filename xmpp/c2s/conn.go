@@ -341,6 +341,13 @@ func (c *conn) finish(ctx context.Context, err error) {
 	bound := c.bound
 	c.mu.Unlock()
 	if bound {
+		if c.sm != nil {
+			// It ends (it does not hibernate): no longer resumable
+			// from here, and its count is kept for a resumption
+			// that comes after its contacts saw it leave. The
+			// ingress loop is over: the count is final.
+			c.srv.forgetResumable(c)
+		}
 		c.srv.deps.Router.Unbind(ctx, c, c.full)
 		c.closeWith(cond, text, app)
 		c.writers.Wait()

@@ -58,6 +58,12 @@ func TestOutboxCutOffGrace(t *testing.T) {
 	// Deliver may be called under the router's locks: it must not wait
 	// for the router (Leaving) before it returns.
 	router.hold.Lock()
+	held := true
+	defer func() {
+		if held {
+			router.hold.Unlock()
+		}
+	}()
 	taken := make(chan bool, 1)
 	go func() { taken <- c.Deliver(msg(3)) }()
 	select {
@@ -69,6 +75,7 @@ func TestOutboxCutOffGrace(t *testing.T) {
 		t.Fatal("Deliver waited for the router")
 	}
 	router.hold.Unlock()
+	held = false
 	// The client takes the write in progress, then stops reading.
 	if _, err := io.ReadFull(client, make([]byte, len(first.Bytes())-1)); err != nil {
 		t.Fatalf("read the first message: %v", err)

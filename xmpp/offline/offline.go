@@ -221,24 +221,57 @@ func (m *Module) deliver(ctx context.Context, target xmpp.Resource) {
 	m.delivering[owner] = d
 	m.peak.Grew(len(m.delivering))
 	m.mu.Unlock()
-	// Removed however the loop ends: a panic recovered above must not
-	// leave the account's deliveries waiting for one that is gone.
+	done := false
 	defer func() {
-		m.mu.Lock()
-		delete(m.delivering, owner)
-		m.delivering = xmpp.CompactMap(m.delivering, &m.peak)
-		m.mu.Unlock()
+		// A panic recovered above must not leave the account's
+		// deliveries waiting for one that is gone.
+		if !done {
+			m.mu.Lock()
+			m.forget(owner, d)
+			m.mu.Unlock()
+		}
 	}()
 	for {
 		m.deliverTo(ctx, owner, target, true)
 		m.mu.Lock()
 		if !d.pending {
+			// Under the lock that found nothing pending: a request
+			// after it starts a delivery of its own.
+			m.forget(owner, d)
+			done = true
 			m.mu.Unlock()
 			return
 		}
-		target, d.next, d.pending = d.next, xmpp.Resource{}, false
+		next := d.next
+		d.next, d.pending = xmpp.Resource{}, false
 		m.mu.Unlock()
+		// Asked for a while ago: the resource may have gone
+		// unavailable, or lowered its priority, since (XEP-0160 §3).
+		var ok bool
+		if target, ok = m.current(next); !ok {
+			return
+		}
 	}
+}
+
+// forget ends the account's delivery d; m.mu is held.
+func (m *Module) forget(owner string, d *delivery) {
+	if m.delivering[owner] == d {
+		delete(m.delivering, owner)
+		m.delivering = xmpp.CompactMap(m.delivering, &m.peak)
+	}
+}
+
+// current returns r as it is now if it is still available with a
+// non-negative priority, else the account's best resource that is.
+func (m *Module) current(r xmpp.Resource) (xmpp.Resource, bool) {
+	all := m.sessions.Sessions(r.JID.Bare())
+	for _, now := range all {
+		if now.Session == r.Session && now.Available && now.Priority >= 0 {
+			return now, true
+		}
+	}
+	return bestResource(all)
 }
 
 // joinRunning hands target to the account's delivery in progress, if one runs.

@@ -436,6 +436,37 @@ func TestDeliverWhileTaken(t *testing.T) {
 	}
 }
 
+// TestDeliverPendingGone: a resource that asked for the stored messages
+// while a delivery ran, and has since gone unavailable, is not given them
+// when that delivery ends; the account's best available resource is.
+func TestDeliverPendingGone(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, b := range []string{"one", "two"} {
+		f.hooks.Undeliverable.Run(t.Context(), chat(t, b))
+	}
+	laptopRes := jid.MustParse("bob@localhost/laptop")
+	phone := &fakeSession{full: bobRes, accept: -1}
+	laptop := &fakeSession{full: laptopRes, accept: -1}
+	phoneAvail := xmpp.Resource{JID: bobRes, Available: true, Session: phone}
+	phone.taking = func() {
+		f.sessions.set(phoneAvail, xmpp.Resource{JID: laptopRes, Available: true, Session: laptop})
+		f.hooks.PresenceBroadcast.Run(t.Context(), xmpp.Build(xmpp.KindPresence, "", "", laptopRes, jid.JID{}))
+		// The laptop goes unavailable (still bound); a message is
+		// stored meanwhile.
+		f.sessions.set(phoneAvail, xmpp.Resource{JID: laptopRes, Session: laptop})
+		if _, err := f.store.Put(t.Context(), bob.String(), chat(t, "three").Bytes(), fixedAt, 10); err != nil {
+			t.Errorf("put: %v", err)
+		}
+	}
+	f.presence(t, phoneAvail, "")
+	if got := laptop.bodies(); len(got) != 0 {
+		t.Fatalf("the unavailable laptop got %q", got)
+	}
+	if got, want := phone.bodies(), []string{"one", "two", "three"}; !slices.Equal(got, want) {
+		t.Fatalf("phone got %q, want %q", got, want)
+	}
+}
+
 // TestStoreWhileBecomingAvailable: a message the router found no resource
 // for, stored after a resource became available (and found nothing to
 // deliver), is delivered at once rather than at the next presence.
