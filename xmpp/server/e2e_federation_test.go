@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,9 +26,22 @@ import (
 // (XEP-0220) after STARTTLS.
 
 // fedFreeAddr returns a loopback address that was free a moment ago (two
-// servers must know each other's address before either starts).
+// servers must know each other's address before either starts). The port
+// is taken below the kernel's ephemeral range when there is room: a port
+// from that range, closed, can be taken meanwhile by any connection's
+// local end or any listener on port 0 (seen as "address already in use"
+// at the server's start), one below it only by a listener that names it.
 func fedFreeAddr(t *testing.T) string {
 	t.Helper()
+	if low := ephemeralLow(); low > 11024 {
+		for range 50 {
+			addr := fmt.Sprintf("127.0.0.1:%d", low-10000+rand.IntN(10000))
+			if ln, err := net.Listen("tcp", addr); err == nil {
+				ln.Close()
+				return addr
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +49,21 @@ func fedFreeAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// ephemeralLow is the lowest port of the kernel's ephemeral range (Linux),
+// 0 where it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
 }
 
 // fedServer starts a server for domain listening for servers on s2sAddr,
