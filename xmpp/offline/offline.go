@@ -46,17 +46,12 @@ type Module struct {
 	log      *slog.Logger
 
 	// mu guards delivering: the accounts whose stored messages are
-	// being delivered, one delivery at a time per account (deliver).
+	// being delivered, one delivery at a time per account (deliver),
+	// each with the resource a delivery asked for meanwhile (zero if
+	// none), served when the running one ends.
 	mu         sync.Mutex
-	delivering map[string]*delivery
+	delivering map[string]xmpp.Resource
 	peak       xmpp.MapPeak
-}
-
-// delivery is an account's delivery in progress: next, if set, is the
-// resource a delivery asked for meanwhile, served when it ends.
-type delivery struct {
-	next    xmpp.Resource
-	pending bool
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -75,7 +70,7 @@ func New(opts Options, st *store.Offline, sessions Sessions) (*Module, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Module{opts: opts, store: st, sessions: sessions, log: opts.Logger, delivering: make(map[string]*delivery)}, nil
+	return &Module{opts: opts, store: st, sessions: sessions, log: opts.Logger, delivering: make(map[string]xmpp.Resource)}, nil
 }
 
 // Name implements xmpp.Module.
@@ -204,62 +199,53 @@ func (m *Module) deliver(ctx context.Context, target xmpp.Resource) {
 	owner := target.JID.Bare().String()
 	// Left to a delivery that runs whatever is stored now: it may hold
 	// the messages (taken, not yet put back after a refusal).
-	if m.joinRunning(owner, target) {
-		return
-	}
-	if !m.stored(ctx, owner) {
-		return
-	}
 	m.mu.Lock()
-	if d := m.delivering[owner]; d != nil {
-		// One began meanwhile.
-		d.next, d.pending = target, true
+	if _, running := m.delivering[owner]; running {
+		m.delivering[owner] = target
 		m.mu.Unlock()
 		return
 	}
-	d := &delivery{}
-	m.delivering[owner] = d
+	m.delivering[owner] = xmpp.Resource{}
 	m.peak.Grew(len(m.delivering))
 	m.mu.Unlock()
-	done := false
+	ended := false
 	defer func() {
 		// A panic recovered above must not leave the account's
 		// deliveries waiting for one that is gone.
-		if !done {
+		if !ended {
 			m.mu.Lock()
-			m.forget(owner, d)
+			m.endLocked(owner)
 			m.mu.Unlock()
 		}
 	}()
-	for {
-		m.deliverTo(ctx, owner, target, true)
+	for ok := true; ; {
+		if ok {
+			m.deliverTo(ctx, owner, target, true)
+		}
 		m.mu.Lock()
-		if !d.pending {
-			// Under the lock that found nothing pending: a request
-			// after it starts a delivery of its own.
-			m.forget(owner, d)
-			done = true
+		next := m.delivering[owner]
+		if next.Session == nil {
+			// Under the lock that found nothing asked for: a
+			// request after it starts a delivery of its own.
+			m.endLocked(owner)
+			ended = true
 			m.mu.Unlock()
 			return
 		}
-		next := d.next
-		d.next, d.pending = xmpp.Resource{}, false
+		m.delivering[owner] = xmpp.Resource{}
 		m.mu.Unlock()
 		// Asked for a while ago: the resource may have gone
 		// unavailable, or lowered its priority, since (XEP-0160 §3).
-		var ok bool
-		if target, ok = m.current(next); !ok {
-			return
-		}
+		// With none to deliver to, the loop still looks again for a
+		// request that came meanwhile.
+		target, ok = m.current(next)
 	}
 }
 
-// forget ends the account's delivery d; m.mu is held.
-func (m *Module) forget(owner string, d *delivery) {
-	if m.delivering[owner] == d {
-		delete(m.delivering, owner)
-		m.delivering = xmpp.CompactMap(m.delivering, &m.peak)
-	}
+// endLocked ends owner's delivery; m.mu is held.
+func (m *Module) endLocked(owner string) {
+	delete(m.delivering, owner)
+	m.delivering = xmpp.CompactMap(m.delivering, &m.peak)
 }
 
 // current returns r as it is now if it is still available with a
@@ -272,17 +258,6 @@ func (m *Module) current(r xmpp.Resource) (xmpp.Resource, bool) {
 		}
 	}
 	return bestResource(all)
-}
-
-// joinRunning hands target to the account's delivery in progress, if one runs.
-func (m *Module) joinRunning(owner string, target xmpp.Resource) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d := m.delivering[owner]
-	if d != nil {
-		d.next, d.pending = target, true
-	}
-	return d != nil
 }
 
 // stored reports whether anything is stored for owner. Most presences

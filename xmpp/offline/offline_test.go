@@ -29,16 +29,23 @@ var (
 type fakeSessions struct {
 	mu  sync.Mutex
 	res []xmpp.Resource
+	// listed, if set, runs once, after a list of resources was made.
+	listed func()
 }
 
 func (f *fakeSessions) Sessions(bare jid.JID) []xmpp.Resource {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	var out []xmpp.Resource
 	for _, r := range f.res {
 		if r.JID.Bare().Equal(bare) {
 			out = append(out, r)
 		}
+	}
+	listed := f.listed
+	f.listed = nil
+	f.mu.Unlock()
+	if listed != nil {
+		listed()
 	}
 	return out
 }
@@ -464,6 +471,47 @@ func TestDeliverPendingGone(t *testing.T) {
 	}
 	if got, want := phone.bodies(), []string{"one", "two", "three"}; !slices.Equal(got, want) {
 		t.Fatalf("phone got %q, want %q", got, want)
+	}
+}
+
+// TestDeliverPendingGoneThenAnother: a delivery that finds the resource
+// that asked meanwhile gone, and none other available, still serves a
+// resource that became available in that moment.
+func TestDeliverPendingGoneThenAnother(t *testing.T) {
+	f := newFixture(t, nil)
+	f.hooks.Undeliverable.Run(t.Context(), chat(t, "one"))
+	laptopRes := jid.MustParse("bob@localhost/laptop")
+	deskRes := jid.MustParse("bob@localhost/desk")
+	phone := &fakeSession{full: bobRes, accept: -1}
+	laptop := &fakeSession{full: laptopRes, accept: -1}
+	desk := &fakeSession{full: deskRes, accept: -1}
+	phone.taking = func() {
+		f.sessions.set(xmpp.Resource{JID: bobRes, Available: true, Session: phone}, xmpp.Resource{JID: laptopRes, Available: true, Session: laptop})
+		f.hooks.PresenceBroadcast.Run(t.Context(), xmpp.Build(xmpp.KindPresence, "", "", laptopRes, jid.JID{}))
+		// Both go unavailable; a message is stored meanwhile.
+		f.sessions.set(xmpp.Resource{JID: bobRes, Session: phone}, xmpp.Resource{JID: laptopRes, Session: laptop})
+		if _, err := f.store.Put(t.Context(), bob.String(), chat(t, "two").Bytes(), fixedAt, 10); err != nil {
+			t.Errorf("put: %v", err)
+		}
+		// The desk comes online just after the delivery found no
+		// available resource.
+		f.sessions.mu.Lock()
+		f.sessions.listed = func() {
+			f.sessions.set(xmpp.Resource{JID: bobRes, Session: phone}, xmpp.Resource{JID: laptopRes, Session: laptop},
+				xmpp.Resource{JID: deskRes, Available: true, Session: desk})
+			f.hooks.PresenceBroadcast.Run(t.Context(), xmpp.Build(xmpp.KindPresence, "", "", deskRes, jid.JID{}))
+		}
+		f.sessions.mu.Unlock()
+	}
+	f.presence(t, xmpp.Resource{JID: bobRes, Available: true, Session: phone}, "")
+	if got := laptop.bodies(); len(got) != 0 {
+		t.Fatalf("the unavailable laptop got %q", got)
+	}
+	if got, want := desk.bodies(), []string{"two"}; !slices.Equal(got, want) {
+		t.Fatalf("desk got %q, want %q", got, want)
+	}
+	if n := f.count(t); n != 0 {
+		t.Fatalf("%d messages left stored", n)
 	}
 }
 
