@@ -371,10 +371,21 @@ func (c *conn) finish(ctx context.Context, err error) {
 
 // Close implements xmpp.Session: the writer flushes what is queued, writes
 // the stream error (if any) and the closing tag, and closes the transport.
-func (c *conn) Close(cond, text string) { c.closeWith(cond, text, nil) }
+// A bound session refuses what it is given from then on (a stream
+// management session too: it was kicked): the router no longer counts it
+// among the account's available resources while its writer flushes, up to
+// write_timeout, before it unbinds. Close calls into the router, so it
+// must not be called under the router's locks.
+func (c *conn) Close(cond, text string) {
+	if c.closeWith(cond, text, nil) {
+		c.srv.deps.Router.Leaving(c)
+	}
+}
 
-// closeWith is Close with an application-specific condition.
-func (c *conn) closeWith(cond, text string, app []byte) {
+// closeWith is Close with an application-specific condition, without the
+// router: it reports whether it began closing a bound session's stream
+// (finish, the other caller, unbinds first).
+func (c *conn) closeWith(cond, text string, app []byte) (bound bool) {
 	c.mu.Lock()
 	switch c.phase {
 	case phaseDetached:
@@ -382,33 +393,30 @@ func (c *conn) closeWith(cond, text string, app []byte) {
 		c.phase, c.closed, c.kicked = phaseEnded, true, true
 		c.mu.Unlock()
 		go c.terminate(c.srv.ctx)
-		return
+		return false
 	case phaseEnded:
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.kicked = true
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.closed = true
 	c.closeCond, c.closeText, c.closeApp = cond, text, app
-	bound := c.bound
+	bound = c.bound
 	nc := c.nc
 	c.mu.Unlock()
 	if !bound {
 		// Negotiating: interrupt the reader; finish writes the error.
 		_ = nc.SetReadDeadline(time.Now())
-		return
+		return false
 	}
 	c.mu.Lock()
 	c.kickLocked()
 	c.mu.Unlock()
-	// It refuses what it is given from now on (a stream management
-	// session too: it was kicked), while its writer flushes, up to
-	// write_timeout, before it unbinds.
-	c.srv.deps.Router.Leaving(c)
+	return true
 }
 
 // kickLocked starts the writer unless it runs (or may not yet), with what

@@ -37,8 +37,9 @@
 // but never acknowledged goes back to the router (Router.Unacknowledged).
 // The 'h' of the last Options.ResumeCountsKept resumable sessions that
 // ended is kept (ended.go) for the <failed/> of a resumption that comes
-// too late. A session the server closes leaves the account's available
-// resources at once (Router.Leaving), while its writer flushes.
+// too late. A session the server closes, and a hibernation that ends,
+// leave the account's available resources at once (Router.Leaving), while
+// the one's writer flushes and the other hands over.
 //
 // Client State Indication (XEP-0352 1.0.0, csi.go) is offered after
 // authentication when Options.CSIQueue is positive. While a client is

@@ -27,13 +27,13 @@ type Router interface {
 	Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, resource string) (jid.JID, error)
 	Unbind(ctx context.Context, sess xmpp.Session, full jid.JID)
 	// Unacknowledged takes the stanzas an ended session was given but
-	// whose receipt its client did not acknowledge (XEP-0198 §4), none
-	// included. A session that closes has unbound by then; one whose
-	// hibernation ends unbinds after, and nothing more is delivered to it.
+	// whose receipt its client did not acknowledge (XEP-0198 §4). A
+	// session that closes has unbound by then; one whose hibernation
+	// ends has left (Leaving) and unbinds after.
 	Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*xmpp.Stanza)
-	// Leaving takes a session that the server is closing, still bound
-	// while it flushes, off the account's available resources: it
-	// refuses what is routed to it from then on.
+	// Leaving takes a session that is closing, or handing over, still
+	// bound, off the account's available resources: it refuses what is
+	// routed to it from then on.
 	Leaving(sess xmpp.Session)
 }
 

@@ -388,23 +388,25 @@ func (c *conn) terminate(ctx context.Context) {
 		t.Stop()
 	}
 	c.mu.Unlock()
-	// What it holds goes first, then its unavailable presence: its
-	// contacts see it leave once what it held is settled. Messages routed
-	// to it meanwhile are not taken (Deliver fails) and go where the
-	// router sends them; the router no longer counts it among the
-	// account's available resources (Router.Unacknowledged).
+	// No longer resumable, and its count kept (endedCounts). Then it
+	// leaves the account's available resources: messages routed to it
+	// meanwhile are not taken (Deliver fails) and go where the router
+	// sends them, and offline storage passes it over while it hands
+	// over. What it holds goes first, then its unavailable presence:
+	// its contacts see it leave once what it held is settled.
+	c.srv.forgetResumable(c)
+	c.srv.deps.Router.Leaving(c)
 	c.ended(ctx)
 	c.srv.deps.Router.Unbind(ctx, c, c.full)
 	c.logger().Info("session closed")
 	c.srv.release(c)
 }
 
-// ended finishes the stream management of a session that is over, once no
-// writer runs: it can no longer be resumed, and the stanzas written but
-// not acknowledged, and those never written, go to the router as stanzas
-// for a resource that is no longer there (§4).
+// ended finishes the stream management of a session that is over (no
+// longer resumable: forgetResumable), once no writer runs: the stanzas
+// written but not acknowledged, and those never written, go to the router
+// as stanzas for a resource that is no longer there (§4).
 func (c *conn) ended(ctx context.Context) {
-	c.srv.forgetResumable(c)
 	c.mu.Lock()
 	c.phase, c.handedOver = phaseEnded, true
 	c.wakeLocked()
@@ -419,9 +421,9 @@ func (c *conn) ended(ctx context.Context) {
 	}
 	c.queue, c.qbytes = nil, 0
 	c.mu.Unlock()
-	// Even with nothing left: the router stops counting the session
-	// among the account's available resources (it may still be bound).
-	c.srv.deps.Router.Unacknowledged(ctx, c, left)
+	if len(left) > 0 {
+		c.srv.deps.Router.Unacknowledged(ctx, c, left)
+	}
 }
 
 // resumed is what negotiate returns when the stream resumed a session.

@@ -113,10 +113,10 @@ func (r *callsRouter) recorded() []string {
 	return slices.Clone(r.calls)
 }
 
-// TestTerminateHandsOverFirst: a hibernating session that ends hands over
-// what it held, what it queued and what was never acknowledged, then
-// unbinds: its contacts see it leave once that is settled (the router
-// takes it off the available resources meanwhile).
+// TestTerminateHandsOverFirst: a hibernating session that ends leaves the
+// available resources, hands over what it held, what it queued and what
+// was never acknowledged, then unbinds: its contacts see it leave once
+// that is settled.
 func TestTerminateHandsOverFirst(t *testing.T) {
 	r := &callsRouter{}
 	srv := &Server{deps: Deps{Router: r}, log: slog.New(slog.DiscardHandler), conns: map[*conn]bool{}}
@@ -128,7 +128,7 @@ func TestTerminateHandsOverFirst(t *testing.T) {
 	c.hold = &csiHold{}
 	c.hold.add(xmpp.Build(xmpp.KindMessage, "", "r1", jid.MustParse("b@localhost/desk"), c.full))
 	c.terminate(t.Context())
-	if want := []string{"Unacknowledged 2", "Unbind"}; !slices.Equal(r.calls, want) {
+	if want := []string{"Leaving", "Unacknowledged 2", "Unbind"}; !slices.Equal(r.calls, want) {
 		t.Fatalf("calls %q, want %q", r.calls, want)
 	}
 	if len(srv.conns) != 0 {

@@ -343,8 +343,8 @@ func (r *Router) sessionGone(ctx context.Context, res *resource) {
 // whose receipt its client never acknowledged (XEP-0198 §4), "in the same
 // way that it would treat a stanza sent to an unavailable resource". The
 // session may still be bound (a hibernating session unbinds after it hands
-// over, so that its contacts see it leave once that is settled): from now
-// on it is not among the account's available resources (Leaving), and its
+// over, so that its contacts see it leave once that is settled): it has
+// left the account's available resources first (Leaving), and its
 // unavailable presence is broadcast when it unbinds. A new session of the
 // same resource (kick_old) is another session: it takes what is handed
 // over.
@@ -366,7 +366,6 @@ func (r *Router) sessionGone(ctx context.Context, res *resource) {
 //     for a resource that is gone (RFC 6121 §8.5.3.2.3); responses are
 //     dropped.
 func (r *Router) Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*xmpp.Stanza) {
-	r.Leaving(sess)
 	bare := sess.JID().Bare()
 	checked, exists := false, false
 	for _, st := range sts {
@@ -857,15 +856,16 @@ func (r *Router) broadcastPresence(ctx context.Context, st *xmpp.Stanza) {
 	initial := false
 	var self *resource // the sender's resource, nil if not bound
 	for i, res := range old {
-		if res.name == st.From.Resourcepart() && res.leaving {
-			// Closing (Leaving): what its client sends until its
-			// transport closes changes nothing. It would be taken
-			// for an initial presence, and an unavailable one would
-			// be broadcast twice (Unbind sends one).
-			u.mu.Unlock()
-			return
-		}
 		if res.name == st.From.Resourcepart() {
+			if res.leaving {
+				// Closing (Leaving): what its client sends until
+				// its transport closes changes nothing. It would
+				// be taken for an initial presence, and an
+				// unavailable one would be broadcast twice
+				// (Unbind sends one).
+				u.mu.Unlock()
+				return
+			}
 			initial = available && !res.available
 			c := *res
 			c.available, c.priority = available, prio

@@ -227,8 +227,8 @@ func TestUnacknowledgedReconnected(t *testing.T) {
 }
 
 // TestUnacknowledgedLeaving: a session still bound while it hands over
-// (a hibernation that ended) is no longer among the account's available
-// resources: offline storage, storing what it hands over, does not find it
+// (a hibernation that ended: Leaving, then Unacknowledged) is no longer
+// among the account's available resources: offline storage, storing what it hands over, does not find it
 // (and would hand everything stored back to it), and a message routed to
 // the account meanwhile is not given to it. Its unavailable presence is
 // still broadcast when it unbinds.
@@ -257,6 +257,7 @@ func TestUnacknowledgedLeaving(t *testing.T) {
 	msg := func(id string) *xmpp.Stanza {
 		return stanzaFrom(t, "carol@example.org/c", "<message to='alice@example.org/phone' type='chat' id='"+id+"'><body>x</body></message>")
 	}
+	r.Leaving(phone)
 	r.Unacknowledged(ctx, phone, []*xmpp.Stanza{msg("m1"), msg("m2")})
 	if !slices.Equal(seen, []bool{false, false}) {
 		t.Fatalf("the phone's availability as each was stored: %v, want it bound and unavailable", seen)
@@ -326,7 +327,7 @@ func TestBindOverLeaving(t *testing.T) {
 	old := bind(t, r, "alice@example.org/phone")
 	r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence/>"))
 	broadcast = nil
-	r.Unacknowledged(ctx, old, nil)
+	r.Leaving(old)
 
 	phone := &recordingSession{full: old.full}
 	if full, err := r.Bind(ctx, phone, alice, "phone"); err != nil || !full.Equal(old.full) {
@@ -342,7 +343,7 @@ func TestBindOverLeaving(t *testing.T) {
 	// At the session limit, another resource takes a leaving session's
 	// place too.
 	r.Route(ctx, stanzaFrom(t, "alice@example.org/phone", "<presence/>"))
-	r.Unacknowledged(ctx, phone, nil)
+	r.Leaving(phone)
 	if _, err := r.Bind(ctx, &recordingSession{full: jid.MustParse("alice@example.org/desk")}, alice, "desk"); err != nil {
 		t.Fatalf("bind at the session limit over a leaving session: %v", err)
 	}
