@@ -41,7 +41,7 @@ clean:
 # Switchboard against Debian's Prosody and ejabberd on this machine (run as
 # root: it installs the packages if missing and starts each server as its
 # own user); writes docs/performance.md.
-# About 17 minutes on 2 cores. See bench/compare.sh for the knobs.
+# About 16 minutes on 2 cores. See bench/compare.sh for the knobs.
 .PHONY: bench-compare
 bench-compare:
 	bash bench/compare.sh

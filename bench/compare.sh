@@ -44,8 +44,9 @@
 #   BENCH_SCENARIO_TIMEOUT [180]  seconds per xmppbench call outside seeding
 #   BENCH_SEED_TIMEOUT [600]      seconds per xmppbench call while seeding
 #
-# The defaults finish in about 17 minutes on 2 cores as on a fresh machine
-# (16 min 33 s to 16 min 57 s measured): the peers' installation (apt) and
+# The defaults finish in about 16 minutes on 2 cores as on a fresh machine
+# (14 min 36 s to 15 min 58 s in the last tables; the breakdown below was
+# measured at 16 min 33 s to 16 min 57 s): the peers' installation (apt) and
 # the first build (module downloads) at the same time, about a minute;
 # seeding 1.5, the servers side by side, most of it ejabberd's
 # subscriptions; each of the 3 runs ~4.3; the idle100k group's single run,
@@ -397,6 +398,7 @@ scenario_args() {
 	# Clients with stream management, as mobile and desktop clients
 	# run: each asks for an acknowledgement every 5 stanzas (slixmpp's
 	# default) and answers the server's requests.
+	# bench/report/main.go's method text says "every fifth stanza": change both.
 	chat_sm) echo "${common[*]} --users $CHAT_USERS --prefix c --sm --sm-request 5 chat --rate 0 --window 8 --size 32" ;;
 	login_tcp) echo "--users $CHAT_USERS --prefix c --concurrency $LOGIN_CONCURRENCY login --logins $LOGINS" ;;
 	# X25519 only: the key exchange the peers' OpenSSL 3.0 negotiates.

@@ -104,8 +104,9 @@
 // leave a vCard or private XML for a later account of the same name, and
 // both are rare writes. So does Offline.Restore, which puts back what a
 // delivery took while the account may have been deleted. Roster, offline
-// (Put), blocklist and archive writes do not check: the account's own sessions would have to write in that
-// moment, and a check there would cost every write.
+// (Put), blocklist and archive writes do not check: the account's own
+// sessions would have to write in that moment, and a check there would
+// cost every write.
 //
 // # Shared commits
 //

@@ -59,7 +59,9 @@ type Session interface {
 	// consumer).
 	Deliver(st *Stanza) bool
 	// Close ends the session with the stream error condition cond
-	// ("" for a normal close).
+	// ("" for a normal close). It may call back into the router (a
+	// client session leaves the account's available resources at once,
+	// Router.Leaving): it must not be called under the router's locks.
 	Close(cond, text string)
 }
 

@@ -7,7 +7,7 @@ import "strconv"
 // so that a <resume/> that comes too late gets it in its <failed/>
 // (XEP-0198 §5, a MAY): the client then knows which of the stanzas it sent
 // arrived, and sends again only the others. At most max are kept, the
-// oldest forgotten first; an entry is a few dozen bytes. Guarded by
+// oldest forgotten first; an entry is about 150 bytes. Guarded by
 // Server.mu.
 type endedCounts struct {
 	max  int
