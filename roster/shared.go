@@ -194,13 +194,13 @@ func (m *Module) isShared(ctx context.Context, user jid.JID, contact string) boo
 // Subscribers returns the contacts that receive the user's presence:
 // subscription from or both, and shared contacts (RFC 6121 §4.2.2).
 func (m *Module) Subscribers(ctx context.Context, user jid.JID) ([]jid.JID, error) {
-	return m.contacts(ctx, user, func(s store.Subscription) bool { return s == store.SubFrom || s == store.SubBoth })
+	return m.contacts(ctx, user, store.Subscription.HasFrom)
 }
 
 // Subscriptions returns the contacts whose presence the user receives:
 // subscription to or both, and shared contacts.
 func (m *Module) Subscriptions(ctx context.Context, user jid.JID) ([]jid.JID, error) {
-	return m.contacts(ctx, user, func(s store.Subscription) bool { return s == store.SubTo || s == store.SubBoth })
+	return m.contacts(ctx, user, store.Subscription.HasTo)
 }
 
 func (m *Module) contacts(ctx context.Context, user jid.JID, want func(store.Subscription) bool) ([]jid.JID, error) {
@@ -234,7 +234,7 @@ func (m *Module) IsSubscriber(ctx context.Context, user, contact jid.JID) (bool,
 	if err != nil {
 		return false, fmt.Errorf("roster: item: %w", err)
 	}
-	return it.Subscription == store.SubFrom || it.Subscription == store.SubBoth, nil
+	return it.Subscription.HasFrom(), nil
 }
 
 // enforceMonitors removes the oldest monitored items beyond the host's

@@ -10,8 +10,8 @@ type State struct {
 	PendingIn  bool // an inbound request awaits the user's answer
 }
 
-func (s State) hasTo() bool   { return s.Sub == store.SubTo || s.Sub == store.SubBoth }
-func (s State) hasFrom() bool { return s.Sub == store.SubFrom || s.Sub == store.SubBoth }
+func (s State) hasTo() bool   { return s.Sub.HasTo() }
+func (s State) hasFrom() bool { return s.Sub.HasFrom() }
 
 func (s State) withTo(on bool) State {
 	switch {

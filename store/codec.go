@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -242,6 +243,15 @@ func (d *decoder) done() error {
 // decodeVersionedUvarint decodes version ‖ uvarint(n), the value of the
 // records that hold one number (counters, the archive's last id); what
 // names the record in errors.
+// decodeVersionedBytes returns a copy of what follows the version byte of
+// v, a value that must hold something after it.
+func decodeVersionedBytes(v []byte, version byte, what string) ([]byte, error) {
+	if len(v) < 2 || v[0] != version {
+		return nil, fmt.Errorf("%w: %s value", ErrCorrupt, what)
+	}
+	return bytes.Clone(v[1:]), nil
+}
+
 func decodeVersionedUvarint(v []byte, version byte, what string) (uint64, error) {
 	d := decoder{buf: v}
 	if ver := d.byte(); d.err == nil && ver != version {

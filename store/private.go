@@ -46,11 +46,8 @@ func (p *Private) Get(ctx context.Context, owner, ns string) ([]byte, error) {
 		if val == nil {
 			return ErrNotFound
 		}
-		if len(val) < 2 || val[0] != privateCodecV1 {
-			return fmt.Errorf("%w: private xml value", ErrCorrupt)
-		}
-		out = bytes.Clone(val[1:])
-		return nil
+		out, err = decodeVersionedBytes(val, privateCodecV1, "private xml")
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: get private xml %q of %s: %w", ns, owner, err)

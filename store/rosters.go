@@ -27,6 +27,14 @@ const (
 	SubBoth
 )
 
+// HasTo reports whether the owner receives the contact's presence (to or
+// both).
+func (s Subscription) HasTo() bool { return s == SubTo || s == SubBoth }
+
+// HasFrom reports whether the contact receives the owner's presence (from
+// or both).
+func (s Subscription) HasFrom() bool { return s == SubFrom || s == SubBoth }
+
 // String returns the RFC 6121 attribute value ("none", "to", "from",
 // "both").
 func (s Subscription) String() string {

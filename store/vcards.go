@@ -103,10 +103,7 @@ func (v *VCards) Update(ctx context.Context, owner string, edit func(old []byte)
 
 // decodeVCard returns a copy of the vCard in a stored value.
 func decodeVCard(val []byte) ([]byte, error) {
-	if len(val) < 2 || val[0] != vcardCodecV1 {
-		return nil, fmt.Errorf("%w: vcard value", ErrCorrupt)
-	}
-	return bytes.Clone(val[1:]), nil
+	return decodeVersionedBytes(val, vcardCodecV1, "vcard")
 }
 
 // Get returns owner's vCard as stored by Set, or ErrNotFound. The result

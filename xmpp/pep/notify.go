@@ -200,7 +200,7 @@ func (m *Module) approved(ctx context.Context, st *xmpp.Stanza) {
 			m.log.Error("pep: roster item", xmpp.LogJID, own.String(), xmpp.LogErr, err)
 			return
 		}
-		if it.Subscription == store.SubTo || it.Subscription == store.SubBoth {
+		if it.Subscription.HasTo() {
 			m.deps.Router.Route(ctx, xmpp.Build(xmpp.KindPresence, xmpp.TypeProbe, "", own, contact))
 		}
 		return
