@@ -52,7 +52,5 @@ func (s *Server) failedResume(previd string, c *conn) []byte {
 	if !ok || e.host != c.host || e.authed != c.authed {
 		return smFailed("item-not-found")
 	}
-	b := append([]byte(nil), "<failed xmlns='urn:xmpp:sm:3' h='"...)
-	b = strconv.AppendUint(b, uint64(e.h), 10)
-	return append(b, "'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"...)
+	return appendFailed(nil, "item-not-found", strconv.FormatUint(uint64(e.h), 10))
 }

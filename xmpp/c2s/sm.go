@@ -129,8 +129,16 @@ func parseH(s string) (uint32, bool) {
 }
 
 // smFailed is a <failed/> with a stanza error condition (§6).
-func smFailed(cond string) []byte {
-	return []byte("<failed xmlns='urn:xmpp:sm:3'><" + cond + " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")
+func smFailed(cond string) []byte { return appendFailed(nil, cond, "") }
+
+// appendFailed appends a <failed/> with a stanza error condition and, if
+// not empty, an 'h' (§5: that of a resumable session that ended).
+func appendFailed(b []byte, cond, h string) []byte {
+	b = append(b, "<failed xmlns='urn:xmpp:sm:3'"...)
+	if h != "" {
+		b = append(b, " h='"+h+"'"...)
+	}
+	return append(b, "><"+cond+" xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"...)
 }
 
 // smElement handles a stream management element the client sent after
