@@ -384,3 +384,25 @@ func TestAdminHTTPHostScope(t *testing.T) {
 		t.Errorf("example.org's admin, limit 1: %q, want erin's entry", l)
 	}
 }
+
+// TestAdminHTTPProfileVCardBound: a profile the admin API writes is held
+// to [directory] vcard_max_bytes, as a vCard a user sets is: the server
+// gives the command the configured bound.
+func TestAdminHTTPProfileVCardBound(t *testing.T) {
+	t.Parallel()
+	_, base, c := ahServer(t, servertest.WithConfig(func(c *config.Config) { c.Directory.VCardMaxBytes = 300 }))
+	if code, resp := ahCommand(t, c, base, server.AdminRequest{Command: server.CmdUserAdd,
+		Args: map[string]string{"jid": "carol@localhost", "password": "carol pw"}}); code != http.StatusOK || !resp.OK {
+		t.Fatalf("user.add: %d %+v", code, resp)
+	}
+	profile := func(name string) (int, server.AdminResponse) {
+		return ahCommand(t, c, base, server.AdminRequest{Command: server.CmdUserProfile,
+			Args: map[string]string{"jid": "carol@localhost", "name": name}})
+	}
+	if code, resp := profile("Carol"); code != http.StatusOK || !resp.OK {
+		t.Fatalf("a small profile: %d %+v", code, resp)
+	}
+	if code, resp := profile(strings.Repeat("C", 400)); code != http.StatusBadRequest || !strings.Contains(resp.Error, "vcard_max_bytes") {
+		t.Fatalf("a profile over the bound: %d %+v, want 400 naming vcard_max_bytes", code, resp)
+	}
+}

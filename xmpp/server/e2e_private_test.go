@@ -45,9 +45,7 @@ func privWant(t testing.TB, what string, got []string, want ...string) {
 	for i, w := range want {
 		want[i] = xmpptest.Canonical(xmpptest.Element(t, w))
 	}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("%s:\n got %q\nwant %q", what, got, want)
-	}
+	pepEqual(t, what, got, want...)
 }
 
 // TestPrivateStorage: XEP-0049 over a real socket, from two resources of
@@ -113,7 +111,7 @@ func TestPrivateStorage(t *testing.T) {
 
 	// The feature is announced on the account.
 	info := pepIQ(t, a, "<iq type='get' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", alice)
-	if !strings.Contains(info.String(), "var=\""+privNS+"\"") && !strings.Contains(info.String(), "var='"+privNS+"'") {
+	if !slices.Contains(mcFeatures(info), privNS) {
 		t.Fatalf("account disco#info lacks %s: %s", privNS, info)
 	}
 }
@@ -133,9 +131,7 @@ func TestBookmarksCompat(t *testing.T) {
 	lobby, support, sales := "lobby@conference."+s.Domain, "support@conference."+s.Domain, "sales@conference."+s.Domain
 
 	info := pepIQ(t, p, "<iq type='get' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", alice)
-	if !slices.ContainsFunc(info.Child("query", "http://jabber.org/protocol/disco#info").Children, func(e *wire.Element) bool {
-		return e.Name == "feature" && e.AttrValue("var") == bm2+"#compat"
-	}) {
+	if !slices.Contains(mcFeatures(info), bm2+"#compat") {
 		t.Fatalf("account disco#info lacks %s#compat: %s", bm2, info)
 	}
 

@@ -15,11 +15,11 @@ import (
 func TestSlixmppPrivate(t *testing.T) {
 	requireSlixmpp(t)
 	s := servertest.Start(t)
-	alice := s.AddUser(t, "alice", ftPassword)
+	alice := s.AddUser(t, "alice", prPassword)
 	s.AddUser(t, "bob", prPassword)
 	room := "lobby@conference." + s.Domain
 	out, err := runSlixmppScript(t, s, "testdata/slixmpp_private.py",
-		"--user", "alice", "--password", ftPassword,
+		"--user", "alice", "--password", prPassword,
 		"--other", "bob", "--other-password", prPassword, "--room", room)
 	if err != nil {
 		t.Fatalf("slixmpp_private.py: %v\n%s", err, out)
@@ -36,7 +36,7 @@ func TestSlixmppPrivate(t *testing.T) {
 		}
 	}
 
-	a := s.MustLogin(t, alice, ftPassword, servertest.ClientOptions{Resource: "go"})
+	a := prLogin(t, s, alice, "go")
 	privWant(t, "the bookmarks slixmpp stored", privGet(t, a, "<storage xmlns='storage:bookmarks'/>"),
 		"<storage xmlns='storage:bookmarks'>"+
 			"<conference jid='"+room+"' name='Lobby' autojoin='true'><nick>Alice</nick></conference>"+
