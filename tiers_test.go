@@ -47,6 +47,7 @@ var tiers = map[string]int{
 	"switchboard/xmpp/pep":          2,
 	"switchboard/xmpp/vcard":        2,
 	"switchboard/xmpp/private":      2,
+	"switchboard/xmpp/push":         2,
 	"switchboard/xmpp/directory":    2,
 	"switchboard/xmpp/adhoc":        2,
 	"switchboard/xmpp/xmpptest":     2,

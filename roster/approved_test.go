@@ -1,17 +1,11 @@
 package roster
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
-	"switchboard/store"
 	"switchboard/xmpp"
 	"switchboard/xmpp/xmpptest"
 )
@@ -35,19 +29,8 @@ func (everyoneExists) Exists(context.Context, string, string) (bool, error) { re
 // pre-approval given, a request from a contact already subscribed.
 func TestSubscriptionApprovedHook(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	// Requests are kept for accounts the store has.
-	key := func(n int) store.ScramCredential {
-		return store.ScramCredential{Salt: bytes.Repeat([]byte{1}, 16), Iterations: 4096,
-			StoredKey: bytes.Repeat([]byte{2}, n), ServerKey: bytes.Repeat([]byte{3}, n)}
-	}
-	if err := db.Users().Create(ctx, store.User{Host: "example.com", Local: "alice", SHA1: key(sha1.Size), SHA256: key(sha256.Size), Created: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
+	db := xmpptest.OpenStore(t, jid.MustParse("alice@example.com"))
 	m, err := New(Options{}, Deps{Rosters: db.Rosters(), Requests: db.SubRequests(), Router: &approvalRouter{}, Users: everyoneExists{}})
 	if err != nil {
 		t.Fatal(err)

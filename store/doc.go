@@ -99,10 +99,10 @@
 // delete (the server answers the removal, then closes it). Activities.Set
 // and SubRequests.Put check that the owner is an account (accountExists)
 // inside their transaction: they are written when a session ends and by
-// another user's request, which that moment cannot stop. VCards.Set and
-// Private.Set check it too: a session that outlives its account must not
-// leave a vCard or private XML for a later account of the same name, and
-// both are rare writes. So does Offline.Restore, which puts back what a
+// another user's request, which that moment cannot stop. VCards.Set,
+// Private.Set and Push.Put check it too: a session that outlives its
+// account must not leave a vCard, private XML or push service for a later
+// account of the same name, and all are rare writes. So does Offline.Restore, which puts back what a
 // delivery took while the account may have been deleted. Roster, offline
 // (Put), blocklist and archive writes do not check: the account's own
 // sessions would have to write in that moment, and a check there would
@@ -169,6 +169,10 @@
 //   - Private: XEP-0049 private XML, the elements of each namespace
 //     together; a Set of several namespaces, and the owner's byte quota
 //     check, are one transaction.
+//   - Push: XEP-0357 push services by JID and node; Put replaces a pair
+//     enabled again and drops the oldest beyond a bound in one
+//     transaction. All reads the whole bucket, once, when a server
+//     starts.
 //
 // # Message archive (XEP-0313 1.1.3, XEP-0359 0.7.0, XEP-0333 1.0.0)
 //

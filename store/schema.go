@@ -59,6 +59,9 @@ const (
 
 	// Added by migration 12.
 	bucketPrivate = "private"
+
+	// Added by migration 13.
+	bucketPush = "push"
 )
 
 // keySchema in the meta bucket holds the schema version as a uvarint: the
@@ -72,7 +75,7 @@ const keyArchiveLastID = "archive_last_id"
 
 // SchemaVersion is the schema version this build writes. It equals the
 // number of migrations; Open brings older files up to it.
-const SchemaVersion = 12
+const SchemaVersion = 13
 
 // A migration moves the file from schema version i to i+1, where i is its
 // index in migrations(). Migrations are append-only: never edit or reorder
@@ -157,6 +160,10 @@ func migrations() []migration {
 		}},
 		{name: "create private XML storage bucket", apply: func(tx *bbolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists([]byte(bucketPrivate))
+			return err
+		}},
+		{name: "create push notification bucket", apply: func(tx *bbolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists([]byte(bucketPush))
 			return err
 		}},
 	}

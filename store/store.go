@@ -92,6 +92,7 @@ type DB struct {
 	pep       *PEP
 	vcards    *VCards
 	private   *Private
+	push      *Push
 }
 
 // Open opens the database at path, creating it (and its parent directory,
@@ -149,6 +150,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	db.pep = &PEP{db: db}
 	db.vcards = &VCards{db: db}
 	db.private = &Private{db: db}
+	db.push = &Push{db: db}
 	db.activity = &Activities{db: db}
 	db.overrides = &PresenceOverrides{db: db}
 	db.prefs = &ArchivePrefsStore{db: db}
@@ -239,6 +241,9 @@ func (db *DB) VCards() *VCards { return db.vcards }
 
 // Private returns the private XML storage sub-store (XEP-0049).
 func (db *DB) Private() *Private { return db.private }
+
+// Push returns the push notification sub-store (XEP-0357).
+func (db *DB) Push() *Push { return db.push }
 
 // Blocklists returns the sub-store of blocked JIDs (XEP-0191).
 func (db *DB) Blocklists() *Blocklists { return db.blocks }

@@ -42,11 +42,23 @@ func perAccountCalls(ctx context.Context, db *DB) (reads, writes map[string]func
 		"Rooms.Count":           func() error { _, err := db.Rooms().Count(ctx, ""); return err },
 		"VCards.Get":            func() error { _, err := db.VCards().Get(ctx, owner); return err },
 		"Private.Get":           func() error { _, err := db.Private().Get(ctx, owner, "storage:bookmarks"); return err },
+		"Push.List":             func() error { _, err := db.Push().List(ctx, owner); return err },
+		"Push.All": func() error {
+			return db.Push().All(ctx, func(string, []PushService) bool { return true })
+		},
 		"VCards.Directory": func() error {
 			return db.VCards().Directory(ctx, "example.org", func(string, Profile) bool { return true })
 		},
 	}
 	writes = map[string]func() error{
+		"Push.Put": func() error {
+			_, err := db.Push().Put(ctx, owner, PushService{JID: "push.example.net", Node: "n"}, 5)
+			return err
+		},
+		"Push.Remove": func() error {
+			_, err := db.Push().Remove(ctx, owner, "push.example.net", "other", false)
+			return err
+		},
 		"Private.Set": func() error {
 			return db.Private().Set(ctx, owner, []PrivateItem{{NS: "storage:bookmarks", XML: []byte("<storage xmlns='storage:bookmarks'/>")}}, 1000)
 		},

@@ -242,8 +242,8 @@ func (u *Users) Exists(ctx context.Context, host, local string) (bool, error) {
 // requests, offline messages, blocklist, last activity, presence override,
 // the message archive with its conversations, the rooms it follows, its
 // personal eventing nodes, its vCard with its directory profile, its
-// private XML and its uploads' quota index (the slots and files stay
-// until they expire).
+// private XML, its push services and its uploads' quota index (the slots
+// and files stay until they expire).
 // It also releases the other accounts' rosters and requests from it
 // (releaseContacts), so that an account created later under the same
 // name inherits none of their subscriptions, pending requests or
@@ -390,6 +390,7 @@ func deleteAccountData(tx *bbolt.Tx, a *Archive, owner string) error {
 		deletePEPOwner,
 		deleteVCardOwner,
 		deletePrivateOwner,
+		deletePushOwner,
 		deleteUploadsOwner,
 	} {
 		if err := del(tx, owner); err != nil {

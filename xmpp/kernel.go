@@ -291,6 +291,16 @@ type Delivery struct {
 	To []jid.JID
 }
 
+// Hibernation describes a session whose client is gone while the session
+// waits for a resumption (XEP-0198 §5).
+type Hibernation struct {
+	Session Session
+	JID     jid.JID
+	// Pending are the stanzas its client was sent and did not
+	// acknowledge, then those still to be written.
+	Pending []*Stanza
+}
+
 // Transform is a typed list of functions that may replace a value, run in
 // registration order, each seeing the previous one's result.
 type Transform[E any] struct {
@@ -376,6 +386,23 @@ type Hooks struct {
 	// (available or unavailable) was recorded and sent to the user's own
 	// resources; the presence module sends it on to contacts.
 	PresenceBroadcast Hook[*Stanza]
+	// OfflineStored runs after offline storage kept a message for an
+	// account (XEP-0160), with the message as stored.
+	OfflineStored Hook[*Stanza]
+	// Hibernated runs when a session's transport failed and the session
+	// waits for its client to resume it (XEP-0198 §5). Stanzas routed
+	// to it later are queued as for any session (Delivered runs for the
+	// messages); Hibernating on its session says it is still waiting.
+	Hibernated Hook[Hibernation]
+}
+
+// HibernatingSession is a Session that can wait for a resumption without
+// a transport (XEP-0198 §5).
+type HibernatingSession interface {
+	Session
+	// Hibernating reports whether the session waits for a resumption
+	// without a transport.
+	Hibernating() bool
 }
 
 // Resource describes one bound resource of an account, for modules.

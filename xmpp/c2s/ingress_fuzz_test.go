@@ -289,6 +289,8 @@ func (r *echoRouter) Unacknowledged(context.Context, xmpp.Session, []*xmpp.Stanz
 
 func (r *echoRouter) Leaving(xmpp.Session) {}
 
+func (r *echoRouter) Hibernated(context.Context, xmpp.Session, []*xmpp.Stanza) {}
+
 func (r *echoRouter) Route(ctx context.Context, st *xmpp.Stanza) { r.RouteFromClient(ctx, st) }
 
 func (r *echoRouter) RouteFromClient(_ context.Context, st *xmpp.Stanza) {

@@ -35,6 +35,10 @@ type Router interface {
 	// bound, off the account's available resources: it refuses what is
 	// routed to it from then on.
 	Leaving(sess xmpp.Session)
+	// Hibernated says sess hibernates (XEP-0198 §5), with what its
+	// client was sent and did not acknowledge, then what waits to be
+	// written.
+	Hibernated(ctx context.Context, sess xmpp.Session, pending []*xmpp.Stanza)
 }
 
 // Registrar creates accounts for XEP-0077 in-band registration. Errors

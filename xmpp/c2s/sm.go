@@ -358,11 +358,32 @@ func (c *conn) hibernate(err error) bool {
 	gen := sm.gen
 	sm.timer = time.AfterFunc(sm.max, func() { c.expire(gen) })
 	c.wakeLocked()
+	pending := c.pendingLocked()
 	c.mu.Unlock()
 	// The session still counts towards its address's connection limit:
 	// hibernating sessions are not a way around it.
 	c.logger().Info("session hibernating", "resume_within", sm.max)
+	c.srv.deps.Router.Hibernated(c.srv.ctx, c, pending)
 	return true
+}
+
+// pendingLocked returns, in a new slice, what the client was sent and did
+// not acknowledge, then what waits to be written and what is held for it
+// while inactive (XEP-0352), in the order ended would hand them over.
+func (c *conn) pendingLocked() []*xmpp.Stanza {
+	var out []*xmpp.Stanza
+	if c.sm != nil {
+		out = append(out, c.sm.unacked...)
+	}
+	for _, st := range c.queue {
+		if !st.IsControl() {
+			out = append(out, st)
+		}
+	}
+	if h := c.hold; h != nil {
+		out = append(out, h.stanzas...)
+	}
+	return out
 }
 
 // wakeLocked wakes a resumption waiting for the session to hibernate or

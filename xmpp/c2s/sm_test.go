@@ -94,6 +94,10 @@ func (r *callsRouter) record(call string) {
 
 func (r *callsRouter) Unbind(context.Context, xmpp.Session, jid.JID) { r.record("Unbind") }
 
+func (r *callsRouter) Hibernated(_ context.Context, _ xmpp.Session, pending []*xmpp.Stanza) {
+	r.record("Hibernated " + strconv.Itoa(len(pending)))
+}
+
 func (r *callsRouter) Unacknowledged(_ context.Context, _ xmpp.Session, sts []*xmpp.Stanza) {
 	r.record("Unacknowledged " + strconv.Itoa(len(sts)))
 }

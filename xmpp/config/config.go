@@ -82,6 +82,8 @@ type Config struct {
 	PEP    PEP    `toml:"pep"`
 	// Private bounds private XML storage (XEP-0049).
 	Private Private `toml:"private"`
+	// Push holds the push notification settings (XEP-0357).
+	Push Push `toml:"push"`
 	// Directory holds the vCard and user directory settings.
 	Directory Directory `toml:"directory"`
 	Hosts     []Host    `toml:"host"`
@@ -275,6 +277,27 @@ type Private struct {
 	MaxBytes int `toml:"max_bytes"`
 }
 
+// Push holds the settings of push notifications (XEP-0357), which mobile
+// clients whose connection their operating system closes ask for ([push]).
+type Push struct {
+	// Enabled offers push notifications to clients.
+	Enabled bool `toml:"enabled"`
+	// IncludeSender and IncludeBody put a message's sender and body into
+	// its notification, which goes to the app's vendor.
+	IncludeSender bool `toml:"include_sender"`
+	IncludeBody   bool `toml:"include_body"`
+	// PlaceholderBody is the body sent when the message's is not; ""
+	// sends none.
+	PlaceholderBody string `toml:"placeholder_body"`
+	// MaxPerAccount bounds the services one account enables. Positive.
+	MaxPerAccount int `toml:"max_per_account"`
+	// MaxErrors is how many notifications in a row a service may answer
+	// with an error before it is disabled. Positive.
+	MaxErrors int `toml:"max_errors"`
+	// Timeout is how long a notification waits for its answer. Positive.
+	Timeout Duration `toml:"timeout"`
+}
+
 // Directory holds the users' vCards (XEP-0054) and the directory search
 // over them (XEP-0055) ([directory]).
 type Directory struct {
@@ -383,6 +406,7 @@ func Defaults() Config {
 		Upload:    UploadDefaults(),
 		PEP:       PEPDefaults(),
 		Private:   PrivateDefaults(),
+		Push:      PushDefaults(),
 		Directory: DirectoryDefaults(),
 		Hosts:     []Host{HostDefaults("localhost")},
 	}
@@ -472,6 +496,11 @@ func PEPDefaults() PEP {
 // PrivateDefaults returns the defaults of [private].
 func PrivateDefaults() Private {
 	return Private{MaxBytes: 1 << 20}
+}
+
+// PushDefaults returns the defaults of [push].
+func PushDefaults() Push {
+	return Push{Enabled: true, PlaceholderBody: "New message", MaxPerAccount: 5, MaxErrors: 5, Timeout: Duration(time.Minute)}
 }
 
 // DirectoryDefaults returns the defaults of [directory].

@@ -26,6 +26,7 @@ func (c *Config) Validate() error {
 	c.Upload.validate(&p)
 	c.PEP.validate(&p)
 	c.Private.validate(&p)
+	c.Push.validate(&p)
 	c.Directory.validate(&p)
 	validateHosts(&p, c.Hosts)
 	return p.err()
@@ -60,6 +61,9 @@ func (e PEP) Validate() error { return validated(e.validate) }
 
 // Validate checks [private].
 func (e Private) Validate() error { return validated(e.validate) }
+
+// Validate checks [push].
+func (e Push) Validate() error { return validated(e.validate) }
 
 // Validate checks [directory].
 func (d Directory) Validate() error { return validated(d.validate) }
@@ -249,6 +253,14 @@ func (e PEP) validate(p *problems) {
 func (e Private) validate(p *problems) {
 	if e.MaxBytes < 1 {
 		p.add("private.max_bytes", "must be at least 1, got %d", e.MaxBytes)
+	}
+}
+
+func (e Push) validate(p *problems) {
+	atLeast(p, "push.max_per_account", e.MaxPerAccount, 1)
+	atLeast(p, "push.max_errors", e.MaxErrors, 1)
+	if e.Timeout.Duration() <= 0 {
+		p.add("push.timeout", "must be positive, got %s", e.Timeout.Duration())
 	}
 }
 

@@ -44,6 +44,8 @@ type Module struct {
 	store    *store.Offline
 	sessions Sessions
 	log      *slog.Logger
+	// hooks are the server's, for OfflineStored (set by Register).
+	hooks *xmpp.Hooks
 
 	// mu guards delivering: the accounts whose stored messages are
 	// being delivered, one delivery at a time per account (deliver),
@@ -79,6 +81,7 @@ func (*Module) Name() string { return "offline" }
 // Register implements xmpp.Module.
 func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	reg.AddFeature(xmpp.TargetHost, NSOffline)
+	m.hooks = hooks
 	hooks.Undeliverable.Add(m.storeMessage)
 	// Every available presence, not only the initial one: a resource
 	// that raises its priority from negative to non-negative gets what
@@ -144,6 +147,9 @@ func (m *Module) storeMessage(ctx context.Context, st *xmpp.Stanza) bool {
 			m.log.Error("offline: store", xmpp.LogJID, owner, xmpp.LogErr, err)
 		}
 		return false
+	}
+	if m.hooks != nil {
+		m.hooks.OfflineStored.Run(ctx, stamped)
 	}
 	// A resource may have become available with a non-negative priority
 	// between the router's attempt and the Put, and have found nothing

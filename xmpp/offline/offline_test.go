@@ -1,9 +1,6 @@
 package offline_test
 
 import (
-	"crypto/sha1"
-	"crypto/sha256"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,6 +13,7 @@ import (
 	"switchboard/xmpp"
 	"switchboard/xmpp/offline"
 	"switchboard/xmpp/wire"
+	"switchboard/xmpp/xmpptest"
 )
 
 var (
@@ -118,20 +116,9 @@ type fixture struct {
 // quota is the quota of every host (nil: the default).
 func newFixture(t *testing.T, quota func(string) int) *fixture {
 	t.Helper()
-	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "offline.db"), store.Options{})
-	if err != nil {
-		t.Fatalf("store: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
 	// bob's account exists: messages put back (Restore) are kept only
 	// for an account that exists.
-	cred := func(n int) store.ScramCredential {
-		return store.ScramCredential{Salt: []byte("salt"), Iterations: 4096, StoredKey: make([]byte, n), ServerKey: make([]byte, n)}
-	}
-	if err := db.Users().Create(t.Context(), store.User{Host: bob.Domainpart(), Local: bob.Localpart(),
-		SHA1: cred(sha1.Size), SHA256: cred(sha256.Size), Created: fixedAt}); err != nil {
-		t.Fatalf("create %s: %v", bob, err)
-	}
+	db := xmpptest.OpenStore(t, bob)
 	f := &fixture{hooks: &xmpp.Hooks{}, store: db.Offline(), sessions: &fakeSessions{}}
 	m, err := offline.New(offline.Options{Quota: quota, Now: func() time.Time { return fixedAt }}, f.store, f.sessions)
 	if err != nil {

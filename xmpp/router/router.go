@@ -285,8 +285,16 @@ func givesWay(res *resource) bool { return res.leaving || hibernating(res.sess) 
 // hibernating reports whether sess waits without a connection for its
 // client to resume it (XEP-0198, package c2s).
 func hibernating(sess xmpp.Session) bool {
-	h, ok := sess.(interface{ Hibernating() bool })
+	h, ok := sess.(xmpp.HibernatingSession)
 	return ok && h.Hibernating()
+}
+
+// Hibernated tells the modules (the Hibernated hooks) that sess's
+// transport failed and it waits for its client to resume it, with what
+// the client was sent and did not acknowledge, and what waits to be
+// written (XEP-0198 §5).
+func (r *Router) Hibernated(ctx context.Context, sess xmpp.Session, pending []*xmpp.Stanza) {
+	r.hooks.Hibernated.Run(ctx, xmpp.Hibernation{Session: sess, JID: sess.JID(), Pending: pending})
 }
 
 func randomResource() string {

@@ -58,9 +58,9 @@ func fuzzStanza(kind, to uint8, typ, payload string) (stanza, name string) {
 // (§8.2.3), the stream goes on (a ping after it is answered) or ends with
 // a stream error (§4.9), and the server still takes logins. The modules'
 // parsers of what clients send (rosters, blocking, personal eventing,
-// private storage, vCards, archives, rooms, search, commands, uploads,
-// receipts, carbons, presence) are reached through the router, as in
-// production. Input that is not well-formed XML is the stream parser's
+// private storage, push services, vCards, archives, rooms, search,
+// commands, uploads, receipts, carbons, presence) are reached through the
+// router, as in production. Input that is not well-formed XML is the stream parser's
 // (c2s FuzzIngress); in-band registration is left out, since it can
 // change or remove the account every input logs in with. Every input of a
 // fuzzing worker goes to the same server and account, so what earlier
@@ -84,6 +84,9 @@ func FuzzClientStanzas(f *testing.F) {
 		{0, 0, "get", "<blocklist xmlns='urn:xmpp:blocking'/>"},
 		{0, 0, "set", "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='room@conference.localhost' autojoin='maybe'/></storage></query>"},
 		{0, 0, "get", "<query xmlns='jabber:iq:private'><x xmlns='jabber:iq:private'/></query>"},
+		{0, 0, "set", "<enable xmlns='urn:xmpp:push:0' jid='example.net' node='n'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='secret'><value>s</value></field></x></enable>"},
+		{0, 2, "set", "<disable xmlns='urn:xmpp:push:0' jid='example.net'/>"},
+		{0, 0, "set", "<enable xmlns='urn:xmpp:push:0' jid='@@'><x xmlns='jabber:x:data'/></enable>"},
 		{0, 2, "set", "<vCard xmlns='vcard-temp'><FN>A</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>!!</BINVAL></PHOTO><TEL><WORK/><NUMBER>1</NUMBER></TEL></vCard>"},
 		{0, 4, "get", "<vCard xmlns='vcard-temp'/>"},
 		{0, 2, "set", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:avatar:metadata'><item id='a'><metadata xmlns='urn:xmpp:avatar:metadata'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='pubsub#access_model'><value>nobody</value></field></x></publish-options></pubsub>"},

@@ -38,6 +38,7 @@ import (
 	"switchboard/xmpp/pep"
 	"switchboard/xmpp/ping"
 	"switchboard/xmpp/private"
+	"switchboard/xmpp/push"
 	"switchboard/xmpp/register"
 	"switchboard/xmpp/router"
 	"switchboard/xmpp/s2s"
@@ -212,6 +213,13 @@ func (s *Server) build() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	modules = append(modules, vcardMod, privateMod)
+	var pushMod *push.Module
+	if cfg.Push.Enabled {
+		if pushMod, err = s.buildPush(rt); err != nil {
+			return err
+		}
+		modules = append(modules, pushMod)
+	}
 	if cfg.Directory.Search {
 		dirMod, err := directory.New(directory.Options{MaxResults: cfg.Directory.MaxResults}, directory.Deps{
 			Directory: s.db.VCards(), Blocks: blockingMod.Blocks,
@@ -248,6 +256,12 @@ func (s *Server) build() error {
 	}
 	s.mam = mamMod
 	s.accounts.OnRemove = rosterMod.AccountRemoval
+	if pushMod != nil {
+		s.accounts.OnRemove = func(ctx context.Context, bare jid.JID, released []store.Released) {
+			rosterMod.AccountRemoval(ctx, bare, released)
+			pushMod.AccountRemoved(bare)
+		}
+	}
 	s.accounts.OnChange = func(host string) {
 		rosterMod.AccountsChanged(host)
 		mamMod.AccountsChanged(host)
@@ -376,6 +390,23 @@ func (s *Server) build() error {
 		rt.SetRemote(s.s2s)
 	}
 	return nil
+}
+
+// buildPush returns the push notification module (XEP-0357) with the
+// services stored.
+func (s *Server) buildPush(rt *router.Router) (*push.Module, error) {
+	c := s.cfg.Push
+	m, err := push.New(push.Options{
+		IncludeSender: c.IncludeSender, IncludeBody: c.IncludeBody, PlaceholderBody: c.PlaceholderBody,
+		MaxPerAccount: c.MaxPerAccount, MaxErrors: c.MaxErrors, Timeout: c.Timeout.Duration(), Logger: s.log,
+	}, push.Deps{Store: s.db.Push(), Router: rt, Sessions: rt})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if err := m.Load(context.Background()); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return m, nil
 }
 
 // selfService is the account manager for users acting on their own

@@ -2,15 +2,20 @@ package xmpptest
 
 import (
 	"context"
+	"crypto/sha1"
+	"crypto/sha256"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"switchboard/store"
 	"switchboard/xmpp"
 	"switchboard/xmpp/wire"
 )
@@ -126,4 +131,27 @@ func Canonical(e *wire.Element) string {
 	}
 	b.WriteString(")")
 	return b.String()
+}
+
+// OpenStore opens a store in a temporary directory, closed when the test
+// ends, with an account for each of accounts (bare JIDs; their
+// credentials log nobody in): the sub-stores that keep data only for
+// accounts need them.
+func OpenStore(t testing.TB, accounts ...jid.JID) *store.DB {
+	t.Helper()
+	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "test.db"), store.Options{})
+	if err != nil {
+		t.Fatalf("xmpptest: open store: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cred := func(n int) store.ScramCredential {
+		return store.ScramCredential{Salt: []byte("salt"), Iterations: 4096, StoredKey: make([]byte, n), ServerKey: make([]byte, n)}
+	}
+	for _, a := range accounts {
+		u := store.User{Host: a.Domainpart(), Local: a.Localpart(), SHA1: cred(sha1.Size), SHA256: cred(sha256.Size), Created: time.Now()}
+		if err := db.Users().Create(t.Context(), u); err != nil {
+			t.Fatalf("xmpptest: create %s: %v", a, err)
+		}
+	}
+	return db
 }

@@ -1,0 +1,173 @@
+package server_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"switchboard/xmpp"
+	"switchboard/xmpp/config"
+	"switchboard/xmpp/server/servertest"
+	"switchboard/xmpp/wire"
+)
+
+// Push notifications (XEP-0357) over real streams. The app server's push
+// service is a resource of a local account, which answers the server's
+// publications as a pubsub service would.
+
+const (
+	nsPush       = "urn:xmpp:push:0"
+	nsPubSub     = "http://jabber.org/protocol/pubsub"
+	pushSecretXF = "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='secret'><value>s3cr3t</value></field></x>"
+)
+
+// pushNotification reads a published notification: its node, summary and
+// publish options.
+type pushNotification struct {
+	id, from, node   string
+	summary, options map[string][]string
+}
+
+func pushIsNotification(e *wire.Element) bool {
+	return e.Name == "iq" && e.AttrValue("type") == "set" && e.Child("pubsub", nsPubSub) != nil
+}
+
+// pushNext waits for the next notification the app server is sent.
+func pushNext(t testing.TB, app *servertest.Client) pushNotification {
+	t.Helper()
+	el := app.Next(t, ftWait, pushIsNotification)
+	ps := el.Child("pubsub", nsPubSub)
+	pub := ps.Child("publish", nsPubSub)
+	if pub == nil || pub.Child("item", nsPubSub) == nil || pub.Child("item", nsPubSub).Child("notification", nsPush) == nil {
+		t.Fatalf("not a notification: %s", el)
+	}
+	n := pushNotification{
+		id: el.AttrValue("id"), from: el.AttrValue("from"), node: pub.AttrValue("node"),
+		summary: xmpp.FormValues(pub.Child("item", nsPubSub).Child("notification", nsPush).Child("x", xmpp.NSData)),
+	}
+	if po := ps.Child("publish-options", nsPubSub); po != nil {
+		n.options = xmpp.FormValues(po.Child("x", xmpp.NSData))
+	}
+	return n
+}
+
+// pushAnswer answers notification n: a result, or an error of type typ.
+func pushAnswer(t testing.TB, app *servertest.Client, n pushNotification, typ string) {
+	t.Helper()
+	if typ == "" {
+		ftSend(t, app, "<iq type='result' id='%s' to='%s'/>", n.id, n.from)
+		return
+	}
+	ftSend(t, app, "<iq type='error' id='%s' to='%s'><error type='%s'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", n.id, n.from, typ)
+}
+
+// pushEnable enables the app's service for c with a secret.
+func pushEnable(t testing.TB, c *servertest.Client, service, node string) {
+	t.Helper()
+	_, res := ftExchange(t, c, "<iq type='set' id='%s'><enable xmlns='urn:xmpp:push:0' jid='%s' node='%s'>"+pushSecretXF+"</enable></iq>", service, node)
+	if res.AttrValue("type") != "result" {
+		t.Fatalf("enable: %s", res)
+	}
+}
+
+// TestPushOffline: a client enables a push service, announced on its
+// account (§5), then goes; a message stored offline, and one delivered to
+// the account's other device, are notified to the service from the
+// server, with the node, a placeholder body and the enable's publish
+// options (§6). A service that answers with errors is disabled (§7).
+func TestPushOffline(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.Push.MaxErrors = 1 }))
+	alice := s.AddUser(t, "alice", ftPassword)
+	bob := s.AddUser(t, "bob", ftPassword)
+	appUser := s.AddUser(t, "app", ftPassword)
+	app := ftLogin(t, s, appUser, "push")
+	b := ftLogin(t, s, bob, "desk")
+
+	phone := ftLogin(t, s, alice, "phone")
+	_, info := ftExchange(t, phone, "<iq type='get' id='%s' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if !slices.Contains(mcFeatures(info), nsPush) {
+		t.Fatalf("the account does not announce %s: %s", nsPush, info)
+	}
+	// Errors first: another account may not enable alice's, nor may a
+	// request without the service's JID.
+	_, res := ftExchange(t, b, "<iq type='set' id='%s' to='alice@localhost'><enable xmlns='urn:xmpp:push:0' jid='app@localhost/push'/></iq>")
+	ftWantError(t, res, "forbidden")
+	_, res = ftExchange(t, phone, "<iq type='set' id='%s'><enable xmlns='urn:xmpp:push:0' node='n'/></iq>")
+	ftWantError(t, res, "bad-request")
+	pushEnable(t, phone, app.JID.String(), "node-1")
+	ftLogout(t, phone)
+
+	ftSend(t, b, "<message to='alice@localhost' id='m1' type='chat'><body>are you there?</body></message>")
+	n := pushNext(t, app)
+	if n.from != "localhost" || n.node != "node-1" ||
+		n.summary["message-count"][0] != "1" || n.summary["last-message-body"][0] != "New message" ||
+		n.summary["last-message-sender"] != nil || n.options["secret"][0] != "s3cr3t" {
+		t.Fatalf("notification %+v", n)
+	}
+	pushAnswer(t, app, n, "")
+
+	// Her desktop is online: the message goes there, and the phone's
+	// service is told.
+	desk := ftLogin(t, s, alice, "desk")
+	ftOnline(t, desk, "<presence/>")
+	ftSend(t, b, "<message to='alice@localhost' id='m2' type='chat'><body>saw you at your desk</body></message>")
+	desk.Next(t, ftWait, ftWithID("message", "m2"))
+	n = pushNext(t, app)
+	if n.summary["message-count"][0] != "1" {
+		t.Fatalf("notification %+v", n)
+	}
+	// A chat state alone is not worth one.
+	ftSend(t, b, "<message to='alice@localhost' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	pushAnswer(t, app, n, "cancel")
+	// The error disabled the service (max_errors = 1).
+	ftSend(t, b, "<message to='alice@localhost' id='m3' type='chat'><body>hello?</body></message>")
+	desk.Next(t, ftWait, ftWithID("message", "m3"))
+	app.NoMore(t, 300*time.Millisecond, pushIsNotification)
+}
+
+// TestPushHibernation: a stream-management session that hibernates with a
+// message its client did not acknowledge notifies its service; what
+// arrives while that notification is in flight goes in one more when the
+// service answers; a resumed session is notified no more.
+func TestPushHibernation(t *testing.T) {
+	s := servertest.Start(t)
+	appUser := s.AddUser(t, "app", ftPassword)
+	app := ftLogin(t, s, appUser, "push")
+	a, afull, enabled, b := smFriends(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	a.Write(t, "<iq type='set' id='en'><enable xmlns='urn:xmpp:push:0' jid='"+app.JID.String()+"' node='n'/></iq>")
+	if el := a.next(t, ftWithID("iq", "en")); el.AttrValue("type") != "result" {
+		t.Fatalf("enable: %s", el)
+	}
+	ftSend(t, b, "<message to='%s' id='m1' type='chat'><body>one</body></message>", afull)
+	a.next(t, smMessage("m1"))
+	// Not acknowledged: the connection drops.
+	a.Conn.Close()
+	n := pushNext(t, app)
+	if n.summary["message-count"][0] != "1" {
+		t.Fatalf("notification %+v", n)
+	}
+	smHibernating(t, s, afull)
+	for i := 2; i <= 3; i++ {
+		ftSend(t, b, "<message to='alice@localhost' id='m%d' type='chat'><body>%d</body></message>", i, i)
+	}
+	ftSync(t, b)
+	app.NoMore(t, 200*time.Millisecond, pushIsNotification)
+	pushAnswer(t, app, n, "")
+	n = pushNext(t, app)
+	if n.summary["message-count"][0] != "2" {
+		t.Fatalf("notification %+v, want 2 messages", n)
+	}
+	pushAnswer(t, app, n, "")
+
+	r, res := smResume(t, s, "alice", enabled.AttrValue("id"), a.h)
+	if res.Name != "resumed" {
+		t.Fatalf("resume: %s", res)
+	}
+	// m1 was read (counted in a.h), though not acknowledged.
+	for _, id := range []string{"m2", "m3"} {
+		r.next(t, smMessage(id))
+	}
+	ftSend(t, b, "<message to='alice@localhost' id='m4' type='chat'><body>welcome back</body></message>")
+	r.next(t, smMessage("m4"))
+	app.NoMore(t, 300*time.Millisecond, pushIsNotification)
+}
