@@ -390,9 +390,11 @@ type Hooks struct {
 	// account (XEP-0160), with the message as stored.
 	OfflineStored Hook[*Stanza]
 	// Hibernated runs when a session's transport failed and the session
-	// waits for its client to resume it (XEP-0198 §5). Stanzas routed
-	// to it later are queued as for any session (Delivered runs for the
-	// messages); Hibernating on its session says it is still waiting.
+	// waits for its client to resume it (XEP-0198 §5); not when the
+	// transport was closed for a resumption already under way. Stanzas
+	// routed to it later are queued as for any session (Delivered runs
+	// for the messages); Hibernating on its session says it is still
+	// waiting.
 	Hibernated Hook[Hibernation]
 }
 

@@ -350,6 +350,9 @@ func (c *conn) hibernate(err error) bool {
 		return false
 	}
 	c.phase = phaseDetached
+	// A resumption taking the session over (replacing) waits for this
+	// hibernation: the client is back already.
+	resuming := c.replacing
 	c.closed, c.kicked, c.broken, c.replacing = false, false, false, false
 	c.closeCond, c.closeText, c.closeApp = "", "", nil
 	c.writing, c.head, c.held, c.flushBy = false, nil, false, time.Time{}
@@ -358,12 +361,17 @@ func (c *conn) hibernate(err error) bool {
 	gen := sm.gen
 	sm.timer = time.AfterFunc(sm.max, func() { c.expire(gen) })
 	c.wakeLocked()
-	pending := c.pendingLocked()
+	var pending []*xmpp.Stanza
+	if !resuming {
+		pending = c.pendingLocked()
+	}
 	c.mu.Unlock()
 	// The session still counts towards its address's connection limit:
 	// hibernating sessions are not a way around it.
 	c.logger().Info("session hibernating", "resume_within", sm.max)
-	c.srv.deps.Router.Hibernated(c.srv.ctx, c, pending)
+	if !resuming {
+		c.srv.deps.Router.Hibernated(c.srv.ctx, c, pending)
+	}
 	return true
 }
 

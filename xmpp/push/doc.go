@@ -19,8 +19,9 @@
 //   - a message stored offline (XEP-0160): every service whose resource
 //     has no connected session;
 //   - a message delivered to the account's other resources: the services
-//     whose resource has no session, except for groupchat messages (the
-//     client is not in the room without a session);
+//     whose resource has no session or a hibernating one, except for
+//     groupchat messages (a client without a session is in no room; a
+//     hibernating one is notified of those it took);
 //   - a stream-management session that hibernates (XEP-0198 §5): its
 //     service, if its client was sent something worth a notification and
 //     did not acknowledge it; and each such message delivered to it while
@@ -36,9 +37,10 @@
 // The summary says how many such messages the notification covers; the
 // sender and the body are included only when the operator allows it
 // (IncludeSender, IncludeBody): they go to a third party (§10). Without
-// the body, a placeholder text (PlaceholderBody) tells the app to show an
-// alert rather than wake silently, as Prosody's and ejabberd's defaults
-// do. One notification per service is in flight at a time: what arrives
+// the body (not allowed, or an encrypted message, whose body is only a
+// fallback text), a placeholder text (PlaceholderBody) tells the app to
+// show an alert rather than wake silently, as Prosody's and ejabberd's
+// defaults do. One notification per service is in flight at a time: what arrives
 // meanwhile is published in one more when the service answers (or after
 // Timeout), so a busy room cannot flood an app server.
 package push

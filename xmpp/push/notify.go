@@ -123,6 +123,9 @@ func (m *Module) hibernated(ctx context.Context, h xmpp.Hibernation) {
 	if !m.watched(bare) {
 		return
 	}
+	if s, ok := h.Session.(xmpp.HibernatingSession); ok && !s.Hibernating() {
+		return // resumed meanwhile
+	}
 	n := 0
 	var last *wire.Element
 	for _, st := range h.Pending {
@@ -307,11 +310,11 @@ func worthContent(el *wire.Element) bool {
 			if c.Name == "body" && strings.TrimSpace(c.Text) != "" {
 				return true
 			}
-		case xmpp.NSOMEMO, nsOMEMO2:
-			if c.Name == "encrypted" {
+		case xmpp.NSOMEMO, nsOMEMO2, nsOpenPGP, nsLegacyPGP:
+			if encrypted(c) {
 				return true
 			}
-		case nsOpenPGP, nsLegacyPGP, nsConference:
+		case nsConference:
 			return true
 		case xmpp.NSMUCUser:
 			if c.Child("invite", xmpp.NSMUCUser) != nil {
@@ -326,8 +329,24 @@ func worthContent(el *wire.Element) bool {
 	return false
 }
 
+// encrypted reports whether c, a message's child, is an end-to-end
+// encrypted payload (OMEMO 0.3 and 2, OpenPGP for XMPP, legacy OpenPGP).
+func encrypted(c *wire.Element) bool {
+	switch c.Space {
+	case xmpp.NSOMEMO, nsOMEMO2:
+		return c.Name == "encrypted"
+	case nsOpenPGP:
+		return c.Name == "openpgp"
+	case nsLegacyPGP:
+		return c.Name == "x"
+	}
+	return false
+}
+
 // summary returns the sender and body a notification may carry of msg
-// (the message a carbon copy forwards, for a copy).
+// (the message a carbon copy forwards, for a copy). An encrypted message
+// has no body to show: what it has is a fallback text for clients without
+// its encryption.
 func summary(msg *wire.Element) (sender, body string) {
 	if msg == nil {
 		return "", ""
@@ -340,9 +359,13 @@ func summary(msg *wire.Element) (sender, body string) {
 	}
 	sender = msg.AttrValue("from")
 	for _, c := range msg.Children {
-		if c.Name == "body" && (c.Space == xmpp.NSClient || c.Space == wire.NSServer) {
-			body = c.Text
-			break
+		switch {
+		case c.Name == "body" && (c.Space == xmpp.NSClient || c.Space == wire.NSServer):
+			if body == "" {
+				body = c.Text
+			}
+		case encrypted(c):
+			return sender, ""
 		}
 	}
 	return sender, body

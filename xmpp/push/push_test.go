@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -308,7 +309,9 @@ func TestNotifyWhich(t *testing.T) {
 // client did not get; the sender and body are sent only when allowed, the
 // body cut to a preview.
 func TestNotifyContent(t *testing.T) {
-	long := strings.Repeat("é", maxBodyBytes)
+	// An odd number of bytes before two-byte characters: the cut falls
+	// inside one.
+	long := "a" + strings.Repeat("é", maxBodyBytes)
 	tests := []struct {
 		name string
 		opts Options
@@ -330,17 +333,44 @@ func TestNotifyContent(t *testing.T) {
 				xmpptest.Stanza(t, "<message type='chat' from='alice@localhost/desk' to='bob@localhost/phone'><active xmlns='http://jabber.org/protocol/chatstates'/></message>"),
 				xmpptest.Stanza(t, "<message type='chat' from='carol@localhost/pc' to='bob@localhost/phone'><body>"+long+"</body></message>"),
 			}
-			// Another resource's hibernation is not the phone's.
+			// Another resource's hibernation is not the phone's, nor
+			// is one its client resumed already.
 			f.hooks.Hibernated.Run(t.Context(), xmpp.Hibernation{JID: at("tablet"), Pending: pending})
-			f.hooks.Hibernated.Run(t.Context(), xmpp.Hibernation{JID: phone, Pending: pending})
+			f.hooks.Hibernated.Run(t.Context(), xmpp.Hibernation{JID: phone, Session: &fakeSession{full: phone}, Pending: pending})
+			if got := f.notifications(t); len(got) != 0 {
+				t.Fatalf("notified %+v for another resource or a resumed session", got)
+			}
+			f.hooks.Hibernated.Run(t.Context(), xmpp.Hibernation{JID: phone, Session: &fakeSession{full: phone, hibernating: true}, Pending: pending})
 			got := f.notifications(t)
 			if len(got) != 1 || !reflect.DeepEqual(got[0].fields, tc.want) || got[0].options != nil {
 				t.Errorf("notifications = %+v, want one with %v and no options", got, tc.want)
 			}
 		})
 	}
-	if p := preview(long); len(p) > maxBodyBytes+len("…") || !strings.HasSuffix(p, "é…") {
+	if p := preview(long); len(p) != maxBodyBytes-1+len("…") || !utf8.ValidString(p) || !strings.HasSuffix(p, "é…") {
 		t.Errorf("preview of %d bytes = %d bytes ending %q", len(long), len(p), p[len(p)-5:])
+	}
+}
+
+// The body of an encrypted message is a fallback text: the placeholder
+// goes instead, even with IncludeBody.
+func TestNotifyEncryptedBody(t *testing.T) {
+	f := newFixture(t, nil, Options{IncludeBody: true, PlaceholderBody: "New message"})
+	f.enable(t, "phone", "push.example.net", "n", "")
+	var bodies []string
+	for _, msg := range []string{
+		"<message type='chat' from='alice@localhost/desk' to='bob@localhost'><body>I sent you an OMEMO encrypted message</body><encrypted xmlns='eu.siacs.conversations.axolotl'/></message>",
+		"<message type='chat' from='alice@localhost/desk' to='bob@localhost'><body>signed</body><x xmlns='jabber:x:encrypted'>...</x></message>",
+		"<message type='chat' from='alice@localhost/desk' to='bob@localhost'><body>plain</body></message>",
+	} {
+		f.hooks.OfflineStored.Run(t.Context(), xmpptest.Stanza(t, msg))
+		for _, n := range f.notifications(t) {
+			bodies = append(bodies, n.fields["last-message-body"]...)
+			f.answerIQ(t, "<iq type='result' id='"+n.id+"' from='push.example.net' to='localhost'/>")
+		}
+	}
+	if want := []string{"New message", "New message", "plain"}; !reflect.DeepEqual(bodies, want) {
+		t.Errorf("bodies %q, want %q", bodies, want)
 	}
 }
 

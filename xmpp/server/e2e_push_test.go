@@ -116,12 +116,80 @@ func TestPushOffline(t *testing.T) {
 	if n.summary["message-count"][0] != "1" {
 		t.Fatalf("notification %+v", n)
 	}
+	pushAnswer(t, app, n, "")
 	// A chat state alone is not worth one.
 	ftSend(t, b, "<message to='alice@localhost' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
-	pushAnswer(t, app, n, "cancel")
-	// The error disabled the service (max_errors = 1).
+	desk.Next(t, ftWait, func(e *wire.Element) bool { return e.Name == "message" && e.Child("composing", mtNSChatStates) != nil })
+	app.NoMore(t, 300*time.Millisecond, pushIsNotification)
+
 	ftSend(t, b, "<message to='alice@localhost' id='m3' type='chat'><body>hello?</body></message>")
-	desk.Next(t, ftWait, ftWithID("message", "m3"))
+	pushAnswer(t, app, pushNext(t, app), "cancel")
+	// The error disabled the service (max_errors = 1).
+	ftSend(t, b, "<message to='alice@localhost' id='m4' type='chat'><body>still there?</body></message>")
+	desk.Next(t, ftWait, ftWithID("message", "m4"))
+	app.NoMore(t, 300*time.Millisecond, pushIsNotification)
+}
+
+// TestPushAccountRemoved: an account removed (XEP-0077) and created again
+// under the same name does not notify the removed one's devices.
+func TestPushAccountRemoved(t *testing.T) {
+	s := servertest.Start(t)
+	alice := s.AddUser(t, "alice", ftPassword)
+	bob := s.AddUser(t, "bob", ftPassword)
+	appUser := s.AddUser(t, "app", ftPassword)
+	app := ftLogin(t, s, appUser, "push")
+	b := ftLogin(t, s, bob, "desk")
+	phone := ftLogin(t, s, alice, "phone")
+	pushEnable(t, phone, app.JID.String(), "node-1")
+	_, res := ftExchange(t, phone, "<iq type='set' id='%s'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+	if res.AttrValue("type") != "result" {
+		t.Fatalf("account removal: %s", res)
+	}
+	phone.Closed(t, ftWait)
+	s.AddUser(t, "alice", ftPassword)
+	ftSend(t, b, "<message to='alice@localhost' id='m1' type='chat'><body>welcome</body></message>")
+	ftSync(t, b)
+	app.NoMore(t, 300*time.Millisecond, pushIsNotification)
+	// The new account's own service is notified.
+	phone = ftLogin(t, s, alice, "phone")
+	pushEnable(t, phone, app.JID.String(), "node-2")
+	ftLogout(t, phone)
+	ftSend(t, b, "<message to='alice@localhost' id='m2' type='chat'><body>again</body></message>")
+	if n := pushNext(t, app); n.node != "node-2" {
+		t.Fatalf("notification %+v, want node-2's", n)
+	}
+}
+
+// pushSMFriends logs in the app server's push service, and alice and bob
+// as smFriends does (alice with resumable stream management), alice
+// enabling the service; bob sends alice m1, which she reads and does not
+// acknowledge.
+func pushSMFriends(t testing.TB, s *servertest.Server) (app *servertest.Client, a *smRaw, afull string, enabled *wire.Element, b *servertest.Client) {
+	t.Helper()
+	appUser := s.AddUser(t, "app", ftPassword)
+	app = ftLogin(t, s, appUser, "push")
+	a, afull, enabled, b = smFriends(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	a.Write(t, "<iq type='set' id='en'><enable xmlns='urn:xmpp:push:0' jid='"+app.JID.String()+"' node='n'/></iq>")
+	if el := a.next(t, ftWithID("iq", "en")); el.AttrValue("type") != "result" {
+		t.Fatalf("enable: %s", el)
+	}
+	ftSend(t, b, "<message to='alice@localhost' id='m1' type='chat'><body>one</body></message>")
+	a.next(t, smMessage("m1"))
+	return app, a, afull, enabled, b
+}
+
+// TestPushResumeTakeover: a client that resumes its session on a new
+// connection while the server still has the old one (a phone switching
+// networks) is not notified of what it did not acknowledge: it is back.
+func TestPushResumeTakeover(t *testing.T) {
+	s := servertest.Start(t)
+	app, a, _, enabled, _ := pushSMFriends(t, s)
+	// The old connection is still open: the resumption takes it over.
+	r, res := smResume(t, s, "alice", enabled.AttrValue("id"), a.h-1)
+	if res.Name != "resumed" {
+		t.Fatalf("resume: %s", res)
+	}
+	r.next(t, smMessage("m1"))
 	app.NoMore(t, 300*time.Millisecond, pushIsNotification)
 }
 
@@ -131,15 +199,7 @@ func TestPushOffline(t *testing.T) {
 // service answers; a resumed session is notified no more.
 func TestPushHibernation(t *testing.T) {
 	s := servertest.Start(t)
-	appUser := s.AddUser(t, "app", ftPassword)
-	app := ftLogin(t, s, appUser, "push")
-	a, afull, enabled, b := smFriends(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
-	a.Write(t, "<iq type='set' id='en'><enable xmlns='urn:xmpp:push:0' jid='"+app.JID.String()+"' node='n'/></iq>")
-	if el := a.next(t, ftWithID("iq", "en")); el.AttrValue("type") != "result" {
-		t.Fatalf("enable: %s", el)
-	}
-	ftSend(t, b, "<message to='%s' id='m1' type='chat'><body>one</body></message>", afull)
-	a.next(t, smMessage("m1"))
+	app, a, afull, enabled, b := pushSMFriends(t, s)
 	// Not acknowledged: the connection drops.
 	a.Conn.Close()
 	n := pushNext(t, app)
