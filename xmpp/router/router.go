@@ -376,6 +376,11 @@ func (r *Router) sessionGone(ctx context.Context, res *resource) {
 func (r *Router) Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*xmpp.Stanza) {
 	bare := sess.JID().Bare()
 	checked, exists := false, false
+	// Where they go is decided once, from one list of the account's
+	// resources: looked up again for each, a resource that becomes
+	// available in between would take the later ones live while the
+	// earlier ones wait in offline storage, out of order.
+	var others []*resource
 	for _, st := range sts {
 		if st.IsIQRequest() {
 			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
@@ -390,12 +395,13 @@ func (r *Router) Unacknowledged(ctx context.Context, sess xmpp.Session, sts []*x
 			// user store: the session handing over may still be
 			// bound, and proves nothing.
 			checked, exists = true, r.stored(ctx, bare)
+			others = r.others(bare, sess)
 		}
 		if !exists {
 			r.bounce(ctx, st, stanza.ServiceUnavailable, "")
 			continue
 		}
-		r.redeliver(ctx, st, sess)
+		r.redeliverTo(ctx, st, bare, others)
 	}
 }
 
@@ -446,12 +452,21 @@ func redeliverable(st *xmpp.Stanza, bare jid.JID) bool {
 // was one.
 func (r *Router) redeliver(ctx context.Context, st *xmpp.Stanza, failed xmpp.Session) {
 	bare := failed.JID().Bare()
+	r.redeliverTo(ctx, st, bare, r.others(bare, failed))
+}
+
+// others returns bare's resources but failed's session. The failed
+// session, not its address: a new session of the same resource (a
+// reconnection that replaced it, kick_old) takes what failed did not.
+func (r *Router) others(bare jid.JID, failed xmpp.Session) []*resource {
+	return slices.DeleteFunc(slices.Clone(r.lookup(bare)), func(res *resource) bool { return res.sess == failed })
+}
+
+// redeliverTo is redeliver to a given list of the account's resources.
+func (r *Router) redeliverTo(ctx context.Context, st *xmpp.Stanza, bare jid.JID, others []*resource) {
 	if !st.To.Equal(bare) {
 		st = st.With(st.From, bare)
 	}
-	// The failed session, not its address: a new session of the same
-	// resource (a reconnection that replaced it, kick_old) takes it.
-	others := slices.DeleteFunc(slices.Clone(r.lookup(bare)), func(res *resource) bool { return res.sess == failed })
 	r.deliverOrStore(ctx, st, others)
 }
 

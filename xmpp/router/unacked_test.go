@@ -379,3 +379,36 @@ func TestUnacknowledgedAccountDeleted(t *testing.T) {
 		t.Fatal("the sender got no service-unavailable")
 	}
 }
+
+// TestUnacknowledgedOneTarget: what an ended session hands over goes to
+// one place. The desk becomes available while the first message is being
+// stored: the second is stored too, rather than delivered live ahead of
+// the first (which offline storage hands the desk after it).
+func TestUnacknowledgedOneTarget(t *testing.T) {
+	ctx := t.Context()
+	hooks := &xmpp.Hooks{}
+	var r *Router
+	var stored []string
+	hooks.Undeliverable.Add(func(_ context.Context, st *xmpp.Stanza) bool {
+		stored = append(stored, st.ID)
+		if len(stored) == 1 {
+			r.Route(ctx, stanzaFrom(t, "alice@example.org/desk", "<presence/>"))
+		}
+		return true
+	})
+	r = newHookedRouter(t, Options{}, hooks)
+	desk := bind(t, r, "alice@example.org/desk")
+	var sts []*xmpp.Stanza
+	for _, id := range []string{"m1", "m2"} {
+		sts = append(sts, stanzaFrom(t, "carol@example.org/c", "<message to='alice@example.org/phone' type='chat' id='"+id+"'><body>x</body></message>"))
+	}
+	r.Unacknowledged(ctx, &recordingSession{full: jid.MustParse("alice@example.org/phone")}, sts)
+	if want := []string{"m1", "m2"}; !slices.Equal(stored, want) {
+		t.Errorf("stored %v, want %v", stored, want)
+	}
+	for _, st := range desk.take() {
+		if st.Kind == xmpp.KindMessage {
+			t.Errorf("the desk got %s live", st.ID)
+		}
+	}
+}
