@@ -36,6 +36,17 @@ const (
 	// NSOMEMO is the namespace of OMEMO 0.3 (XEP-0384 before 0.4), the
 	// end-to-end encryption clients use.
 	NSOMEMO = "eu.siacs.conversations.axolotl"
+	// NSOMEMO2 is OMEMO 0.4 and later (XEP-0384).
+	NSOMEMO2 = "urn:xmpp:omemo:2"
+	// NSOpenPGP is OpenPGP for XMPP (XEP-0373).
+	NSOpenPGP = "urn:xmpp:openpgp:0"
+	// NSLegacyPGP is XEP-0027's OpenPGP encryption.
+	NSLegacyPGP = "jabber:x:encrypted"
+	// NSConference is XEP-0249 (direct room invitations).
+	NSConference = "jabber:x:conference"
+	// NSJingleMessagePrefix starts the namespaces of XEP-0353 call
+	// messages: version 0 and the later 1 that clients send too.
+	NSJingleMessagePrefix = "urn:xmpp:jingle-message:"
 )
 
 // Log keys shared by all packages.
@@ -405,6 +416,13 @@ type HibernatingSession interface {
 	// Hibernating reports whether the session waits for a resumption
 	// without a transport.
 	Hibernating() bool
+}
+
+// Hibernating reports whether s waits for its client to resume it
+// without a transport (a HibernatingSession that says so).
+func Hibernating(s Session) bool {
+	h, ok := s.(HibernatingSession)
+	return ok && h.Hibernating()
 }
 
 // Resource describes one bound resource of an account, for modules.

@@ -427,6 +427,22 @@ func CarbonCopied(el *wire.Element) *wire.Element {
 	return fwd.Child("message", NSClient)
 }
 
+// Encrypted reports whether c, a message's child, is an end-to-end
+// encrypted payload: OMEMO (0.3 and 2), OpenPGP for XMPP, legacy OpenPGP.
+// A message that has one may also have a body, which is only a fallback
+// text for clients without that encryption.
+func Encrypted(c *wire.Element) bool {
+	switch c.Space {
+	case NSOMEMO, NSOMEMO2:
+		return c.Name == "encrypted"
+	case NSOpenPGP:
+		return c.Name == "openpgp"
+	case NSLegacyPGP:
+		return c.Name == "x"
+	}
+	return false
+}
+
 // ChatStateOnly reports whether message element m's content is a chat
 // state (XEP-0085) and nothing else: beside it only a thread, processing
 // hints (XEP-0334) and stanza or origin IDs (XEP-0359). It returns the

@@ -129,3 +129,26 @@ func TestCarbonCopied(t *testing.T) {
 		}
 	}
 }
+
+func TestEncrypted(t *testing.T) {
+	for _, tc := range []struct {
+		xml  string
+		want bool
+	}{
+		{"<encrypted xmlns='eu.siacs.conversations.axolotl'/>", true},
+		{"<encrypted xmlns='urn:xmpp:omemo:2'/>", true},
+		{"<openpgp xmlns='urn:xmpp:openpgp:0'/>", true},
+		{"<x xmlns='jabber:x:encrypted'/>", true},
+		{"<header xmlns='eu.siacs.conversations.axolotl'/>", false},
+		{"<signcrypt xmlns='urn:xmpp:openpgp:0'/>", false},
+		{"<body xmlns='jabber:client'/>", false},
+	} {
+		el, err := wire.Parse([]byte(tc.xml), wire.NewScope(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := xmpp.Encrypted(el); got != tc.want {
+			t.Errorf("Encrypted(%s) = %v, want %v", tc.xml, got, tc.want)
+		}
+	}
+}

@@ -28,16 +28,10 @@ const nsCSI = "urn:xmpp:csi:0"
 
 // Namespaces that make a message urgent (see also the kernel's).
 const (
-	nsConference = "jabber:x:conference" // XEP-0249 invitations
-	// XEP-0353 calls: version 0 and the later 1 that clients send too.
-	nsJingleMsgPrefix = "urn:xmpp:jingle-message:"
-	nsCallInvites     = "urn:xmpp:call-invites:0" // XEP-0482, calls in rooms
-	nsPubSubEvent     = "http://jabber.org/protocol/pubsub#event"
+	nsCallInvites = "urn:xmpp:call-invites:0" // XEP-0482, calls in rooms
+	nsPubSubEvent = "http://jabber.org/protocol/pubsub#event"
 	// XEP-0490: what the user's devices displayed, a PEP node.
-	nodeMDS     = "urn:xmpp:mds:displayed:0"
-	nsOMEMO2    = "urn:xmpp:omemo:2"
-	nsOpenPGP   = "urn:xmpp:openpgp:0"
-	nsLegacyPGP = "jabber:x:encrypted"
+	nodeMDS = "urn:xmpp:mds:displayed:0"
 )
 
 // maxCarbonNest is how deep urgentMessage looks into carbon copies: a copy
@@ -251,15 +245,7 @@ func urgentMessage(el *wire.Element, depth int) bool {
 			if ch.Name == "body" || ch.Name == "subject" {
 				return true
 			}
-		case xmpp.NSOMEMO, nsOMEMO2:
-			if ch.Name == "encrypted" {
-				return true
-			}
-		case nsOpenPGP:
-			if ch.Name == "openpgp" {
-				return true
-			}
-		case nsLegacyPGP, nsConference, nsCallInvites:
+		case xmpp.NSConference, nsCallInvites:
 			return true
 		case xmpp.NSMUCUser:
 			if ch.Child("invite", xmpp.NSMUCUser) != nil || ch.Child("decline", xmpp.NSMUCUser) != nil {
@@ -284,7 +270,7 @@ func urgentMessage(el *wire.Element, depth int) bool {
 				return true
 			}
 		default:
-			if strings.HasPrefix(ch.Space, nsJingleMsgPrefix) {
+			if xmpp.Encrypted(ch) || strings.HasPrefix(ch.Space, xmpp.NSJingleMessagePrefix) {
 				return true
 			}
 		}

@@ -447,15 +447,9 @@ func (c *conn) ended(ctx context.Context) {
 	c.mu.Lock()
 	c.phase, c.handedOver = phaseEnded, true
 	c.wakeLocked()
-	c.releaseLocked() // what was held for an inactive client, last
-	sm := c.sm
-	left := sm.unacked
-	sm.unacked, sm.unackedBytes = nil, 0
-	for _, st := range c.queue {
-		if !st.IsControl() {
-			left = append(left, st)
-		}
-	}
+	left := c.pendingLocked()
+	c.releaseLocked()
+	c.sm.unacked, c.sm.unackedBytes = nil, 0
 	c.queue, c.qbytes = nil, 0
 	c.mu.Unlock()
 	if len(left) > 0 {

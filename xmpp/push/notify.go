@@ -22,15 +22,6 @@ const idPrefix = "push-"
 // is a preview.
 const maxBodyBytes = 512
 
-// Namespaces of what makes a message worth a notification.
-const (
-	nsOMEMO2          = "urn:xmpp:omemo:2"
-	nsOpenPGP         = "urn:xmpp:openpgp:0"
-	nsLegacyPGP       = "jabber:x:encrypted"
-	nsConference      = "jabber:x:conference" // XEP-0249
-	nsJingleMsgPrefix = "urn:xmpp:jingle-message:"
-)
-
 // resourceState is what the module needs to know of a resource when a
 // message arrives.
 type resourceState uint8
@@ -50,7 +41,7 @@ func (m *Module) states(bare jid.JID) map[string]resourceState {
 	out := map[string]resourceState{}
 	for _, r := range m.deps.Sessions.Sessions(bare) {
 		st := connected
-		if h, ok := r.Session.(xmpp.HibernatingSession); ok && h.Hibernating() {
+		if xmpp.Hibernating(r.Session) {
 			st = hibernating
 		}
 		out[r.JID.Resourcepart()] = st
@@ -123,7 +114,7 @@ func (m *Module) hibernated(ctx context.Context, h xmpp.Hibernation) {
 	if !m.watched(bare) {
 		return
 	}
-	if s, ok := h.Session.(xmpp.HibernatingSession); ok && !s.Hibernating() {
+	if h.Session != nil && !xmpp.Hibernating(h.Session) {
 		return // resumed meanwhile
 	}
 	n := 0
@@ -310,35 +301,17 @@ func worthContent(el *wire.Element) bool {
 			if c.Name == "body" && strings.TrimSpace(c.Text) != "" {
 				return true
 			}
-		case xmpp.NSOMEMO, nsOMEMO2, nsOpenPGP, nsLegacyPGP:
-			if encrypted(c) {
-				return true
-			}
-		case nsConference:
+		case xmpp.NSConference:
 			return true
 		case xmpp.NSMUCUser:
 			if c.Child("invite", xmpp.NSMUCUser) != nil {
 				return true
 			}
 		default:
-			if strings.HasPrefix(c.Space, nsJingleMsgPrefix) && c.Name == "propose" {
+			if xmpp.Encrypted(c) || strings.HasPrefix(c.Space, xmpp.NSJingleMessagePrefix) && c.Name == "propose" {
 				return true
 			}
 		}
-	}
-	return false
-}
-
-// encrypted reports whether c, a message's child, is an end-to-end
-// encrypted payload (OMEMO 0.3 and 2, OpenPGP for XMPP, legacy OpenPGP).
-func encrypted(c *wire.Element) bool {
-	switch c.Space {
-	case xmpp.NSOMEMO, nsOMEMO2:
-		return c.Name == "encrypted"
-	case nsOpenPGP:
-		return c.Name == "openpgp"
-	case nsLegacyPGP:
-		return c.Name == "x"
 	}
 	return false
 }
@@ -364,7 +337,7 @@ func summary(msg *wire.Element) (sender, body string) {
 			if body == "" {
 				body = c.Text
 			}
-		case encrypted(c):
+		case xmpp.Encrypted(c):
 			return sender, ""
 		}
 	}

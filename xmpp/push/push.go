@@ -103,7 +103,6 @@ type service struct {
 	owner   jid.JID
 	to      jid.JID
 	options *wire.Element // the publish-options form, or nil
-	gone    bool          // disabled
 	// errors counts the notifications answered with errors since the
 	// last success.
 	errors int
@@ -264,8 +263,8 @@ func (m *Module) disable(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, er
 	if err != nil {
 		return nil, err
 	}
-	_, anyNode := p.Attr("node")
-	anyNode = !anyNode
+	_, hasNode := p.Attr("node")
+	anyNode := !hasNode
 	owner := st.From.Bare()
 	m.writes.Lock()
 	defer m.writes.Unlock()
@@ -343,9 +342,8 @@ func (m *Module) removeLocked(owner jid.JID, jid, node string, anyNode bool) {
 	}
 }
 
-// dropLocked marks s disabled and forgets its notification in flight.
+// dropLocked forgets s's notification in flight: s is disabled.
 func (m *Module) dropLocked(s *service) {
-	s.gone = true
 	if s.id != "" {
 		delete(m.inflight, s.id)
 		s.timer.Stop()

@@ -280,14 +280,7 @@ func (r *Router) Bind(ctx context.Context, sess xmpp.Session, bare jid.JID, reso
 // givesWay reports whether a new bind may replace res whatever the
 // conflict policy and the session limit: its session hibernates, or it
 // ended and hands over what it was given (leaving).
-func givesWay(res *resource) bool { return res.leaving || hibernating(res.sess) }
-
-// hibernating reports whether sess waits without a connection for its
-// client to resume it (XEP-0198, package c2s).
-func hibernating(sess xmpp.Session) bool {
-	h, ok := sess.(xmpp.HibernatingSession)
-	return ok && h.Hibernating()
-}
+func givesWay(res *resource) bool { return res.leaving || xmpp.Hibernating(res.sess) }
 
 // Hibernated tells the modules (the Hibernated hooks) that sess's
 // transport failed and it waits for its client to resume it, with what

@@ -8,6 +8,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"switchboard/xmpp"
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/server/servertest"
 	"switchboard/xmpp/wire"
@@ -479,7 +480,7 @@ func smHibernating(t testing.TB, s *servertest.Server, full string) {
 	j := jid.MustParse(full)
 	for deadline := time.Now().Add(ftWait); ; {
 		for _, res := range s.Router().Sessions(j.Bare()) {
-			if h, ok := res.Session.(interface{ Hibernating() bool }); ok && res.JID.Equal(j) && h.Hibernating() {
+			if res.JID.Equal(j) && xmpp.Hibernating(res.Session) {
 				return
 			}
 		}
