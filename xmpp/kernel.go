@@ -404,24 +404,16 @@ type Hooks struct {
 	// waits for its client to resume it (XEP-0198 §5); not when the
 	// transport was closed for a resumption already under way. Stanzas
 	// routed to it later are queued as for any session (Delivered runs
-	// for the messages); Hibernating on its session says it is still
+	// for the messages); Hibernating(Session) says it is still
 	// waiting.
 	Hibernated Hook[Hibernation]
 }
 
-// HibernatingSession is a Session that can wait for a resumption without
-// a transport (XEP-0198 §5).
-type HibernatingSession interface {
-	Session
-	// Hibernating reports whether the session waits for a resumption
-	// without a transport.
-	Hibernating() bool
-}
-
 // Hibernating reports whether s waits for its client to resume it
-// without a transport (a HibernatingSession that says so).
+// without a transport (XEP-0198 §5): a session with a Hibernating method
+// (a client session, package c2s) that says so.
 func Hibernating(s Session) bool {
-	h, ok := s.(HibernatingSession)
+	h, ok := s.(interface{ Hibernating() bool })
 	return ok && h.Hibernating()
 }
 
