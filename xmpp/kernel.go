@@ -302,9 +302,11 @@ type Delivery struct {
 	To []jid.JID
 }
 
-// Hibernation describes a session whose client is gone while the session
-// waits for a resumption (XEP-0198 §5).
-type Hibernation struct {
+// Unreached describes a session whose client may not have what it was
+// sent: the session hibernates, its client gone, until a resumption
+// (XEP-0198 §5), or its client has not acknowledged what it was sent
+// for too long (§4) while the connection is still up.
+type Unreached struct {
 	Session Session
 	JID     jid.JID
 	// Pending are the stanzas its client was sent and did not
@@ -406,7 +408,14 @@ type Hooks struct {
 	// routed to it later are queued as for any session (Delivered runs
 	// for the messages); Hibernating(Session) says it is still
 	// waiting.
-	Hibernated Hook[Hibernation]
+	Hibernated Hook[Unreached]
+	// AckDelayed runs when a session's client, its connection still
+	// up, has not acknowledged what it was sent (XEP-0198 §4) for the
+	// configured delay: its connection may have died without a word (a
+	// phone that lost its network). Until the client acknowledges,
+	// Connected(Session) is false; what it then did not acknowledge is
+	// not reported again if the session hibernates.
+	AckDelayed Hook[Unreached]
 }
 
 // Hibernating reports whether s waits for its client to resume it
@@ -415,6 +424,16 @@ type Hooks struct {
 func Hibernating(s Session) bool {
 	h, ok := s.(interface{ Hibernating() bool })
 	return ok && h.Hibernating()
+}
+
+// Connected reports whether s's client is there to take what is routed
+// to it: not so for a session that hibernates, that the server is
+// closing, or whose client is late acknowledging (AckDelayed). A session
+// without a Connected method (other than a client session, package c2s)
+// is connected.
+func Connected(s Session) bool {
+	c, ok := s.(interface{ Connected() bool })
+	return !ok || c.Connected()
 }
 
 // Resource describes one bound resource of an account, for modules.

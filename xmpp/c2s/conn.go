@@ -425,6 +425,13 @@ func (c *conn) kickLocked() {
 	if c.hold != nil {
 		c.releaseLocked()
 	}
+	c.runWriterLocked()
+}
+
+// runWriterLocked starts the writer for what is queued unless it runs (or
+// may not yet), leaving what is held for an inactive client held; c.mu is
+// held.
+func (c *conn) runWriterLocked() {
 	if c.writing || !c.writerOn || c.phase != phaseLive {
 		return
 	}
@@ -627,6 +634,9 @@ func (c *conn) writer() {
 		ask := false
 		if sm := c.sm; sm != nil {
 			ask = sm.written(batch) && !closed
+			if ask {
+				c.armAckTimerLocked()
+			}
 		}
 		c.mu.Unlock()
 		buf := append(getBuffer(), head...)

@@ -291,6 +291,8 @@ func (r *echoRouter) Leaving(xmpp.Session) {}
 
 func (r *echoRouter) Hibernated(context.Context, xmpp.Session, []*xmpp.Stanza) {}
 
+func (r *echoRouter) AckDelayed(context.Context, xmpp.Session, []*xmpp.Stanza) {}
+
 func (r *echoRouter) Route(ctx context.Context, st *xmpp.Stanza) { r.RouteFromClient(ctx, st) }
 
 func (r *echoRouter) RouteFromClient(_ context.Context, st *xmpp.Stanza) {

@@ -39,6 +39,10 @@ type Router interface {
 	// client was sent and did not acknowledge, then what waits to be
 	// written.
 	Hibernated(ctx context.Context, sess xmpp.Session, pending []*xmpp.Stanza)
+	// AckDelayed says sess's client has not acknowledged what it was
+	// sent for Options.MaxAckDelay, with what it did not acknowledge,
+	// then what waits to be written.
+	AckDelayed(ctx context.Context, sess xmpp.Session, pending []*xmpp.Stanza)
 }
 
 // Registrar creates accounts for XEP-0077 in-band registration. Errors
@@ -83,6 +87,11 @@ type Options struct {
 	// (XEP-0198) whose connection failed stays bound, waiting for the
 	// client to resume it, at most; 0 disables resumption (acks remain).
 	ResumeTimeout time.Duration
+	// MaxAckDelay is how long a client with stream management may leave
+	// the server's request for an acknowledgement (XEP-0198 §4)
+	// unanswered, its connection up, before Router.AckDelayed runs; 0
+	// never runs it.
+	MaxAckDelay time.Duration
 	// CSIQueue offers Client State Indication (XEP-0352) when positive:
 	// an inactive client's outbox sends what it holds once it holds that
 	// many stanzas (csi.go), or half of Limits.OutboxStanzas if fewer.

@@ -60,13 +60,21 @@ type smState struct {
 	// are counted (§4: the counter starts when it is sent). acked is the
 	// client's last 'h'; unacked holds the stanzas written since, oldest
 	// first, so that acked+len(unacked) is the number sent. requested
-	// says an <r/> of ours waits for its answer (one at a time).
+	// says an <r/> of ours waits for its answer (one at a time), since
+	// requestedAt; ackTimer (made once, reset for each <r/>) runs
+	// ackDelayed MaxAckDelay after. lagging: it ran, and the client has
+	// not answered since.
 	enabled      *xmpp.Stanza
 	counting     bool
 	acked        uint32
 	unacked      []*xmpp.Stanza
 	unackedBytes int
 	requested    bool
+	requestedAt  time.Time
+	ackTimer     *time.Timer
+	lagging      bool
+	// request is an <r/> to queue (requestAgainLocked), made once.
+	request *xmpp.Stanza
 	// timer ends a hibernation; gen tells its hibernation from a later
 	// one.
 	timer *time.Timer
@@ -108,7 +116,7 @@ func (sm *smState) ack(h uint32) error {
 	clear(sm.unacked[rest:])
 	sm.unacked = sm.unacked[:rest]
 	sm.acked = h
-	sm.requested = false
+	sm.requested, sm.lagging = false, false
 	return nil
 }
 
@@ -126,6 +134,77 @@ func tooHigh(h, sent uint32) error {
 func parseH(s string) (uint32, bool) {
 	h, err := strconv.ParseUint(s, 10, 32)
 	return uint32(h), err == nil
+}
+
+// requestAgainLocked asks at once for the acknowledgement of what an <a/>
+// left unacknowledged (written while the answer was on its way), as
+// Prosody does: otherwise nothing would ask for it until the next stanza
+// is written, and an answer that never comes would go unnoticed
+// (ackDelayed). c.mu is held.
+func (c *conn) requestAgainLocked() {
+	sm := c.sm
+	if len(sm.unacked) == 0 || sm.requested || c.closed || c.phase != phaseLive {
+		return
+	}
+	if sm.request == nil {
+		sm.request = xmpp.Control([]byte(smRequest))
+	}
+	sm.requested = true
+	c.armAckTimerLocked()
+	c.queue = append(c.queue, sm.request)
+	c.qbytes += len(smRequest)
+	// Not a reason to send what is held for an inactive client
+	// (XEP-0352): it waits on.
+	c.runWriterLocked()
+}
+
+// armAckTimerLocked starts the wait for the answer to the <r/> about to
+// be written, or queued (c.mu held). The timer is not stopped when the answer comes:
+// ackDelayed then finds nothing to do, and a reset for each <r/> costs
+// less than a stop for each <a/> as well.
+func (c *conn) armAckTimerLocked() {
+	d := c.srv.opts.MaxAckDelay
+	if d <= 0 {
+		return
+	}
+	sm := c.sm
+	sm.requestedAt = time.Now()
+	if sm.ackTimer == nil {
+		sm.ackTimer = time.AfterFunc(d, c.ackDelayed)
+	} else {
+		sm.ackTimer.Reset(d)
+	}
+}
+
+// ackDelayed runs when the answer to an <r/> may be overdue: if it is, the
+// client is lagging (not Connected) until it answers, and Router.AckDelayed
+// gets what it did not acknowledge and what waits to be written (as
+// Prosody's smacks_max_ack_delay: a push service learns of messages on a
+// connection that died without a word, long before idle_timeout closes it).
+func (c *conn) ackDelayed() {
+	c.mu.Lock()
+	sm := c.sm
+	if c.phase != phaseLive || c.closed || !sm.requested || sm.lagging ||
+		time.Since(sm.requestedAt) < c.srv.opts.MaxAckDelay {
+		// Answered, closed, or a run of the timer reset meanwhile
+		// (it runs again).
+		c.mu.Unlock()
+		return
+	}
+	sm.lagging = true
+	pending := c.pendingLocked()
+	c.mu.Unlock()
+	c.logger().Debug("stream management: acknowledgement overdue", "pending", len(pending))
+	c.srv.deps.Router.AckDelayed(c.srv.ctx, c, pending)
+}
+
+// Connected reports whether the session's client is there to take what
+// is routed to it (xmpp.Connected): live, not closing (but for a
+// resumption taking it over: the client is back), and not lagging.
+func (c *conn) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.phase == phaseLive && (!c.closed || c.replacing) && (c.sm == nil || !c.sm.lagging)
 }
 
 // smFailed is a <failed/> with a stanza error condition (§6).
@@ -168,6 +247,9 @@ func (c *conn) smElement(el *wire.Element) error {
 		}
 		c.mu.Lock()
 		err := c.sm.ack(h)
+		if err == nil {
+			c.requestAgainLocked()
+		}
 		c.mu.Unlock()
 		return err
 	case "resume":
@@ -356,13 +438,20 @@ func (c *conn) hibernate(err error) bool {
 	c.closed, c.kicked, c.broken, c.replacing = false, false, false, false
 	c.closeCond, c.closeText, c.closeApp = "", "", nil
 	c.writing, c.head, c.held, c.flushBy = false, nil, false, time.Time{}
-	sm.requested = false
+	// A lagging client's services learnt of what it did not acknowledge
+	// then (ackDelayed), and of what came after as it came (it was not
+	// Connected).
+	reported := sm.lagging
+	sm.requested, sm.lagging = false, false
+	if sm.ackTimer != nil {
+		sm.ackTimer.Stop()
+	}
 	sm.gen++
 	gen := sm.gen
 	sm.timer = time.AfterFunc(sm.max, func() { c.expire(gen) })
 	c.wakeLocked()
 	var pending []*xmpp.Stanza
-	if !resuming {
+	if !resuming && !reported {
 		pending = c.pendingLocked()
 	}
 	c.mu.Unlock()
@@ -422,6 +511,9 @@ func (c *conn) expire(gen uint64) {
 func (c *conn) terminate(ctx context.Context) {
 	c.mu.Lock()
 	if t := c.sm.timer; t != nil {
+		t.Stop()
+	}
+	if t := c.sm.ackTimer; t != nil {
 		t.Stop()
 	}
 	c.mu.Unlock()

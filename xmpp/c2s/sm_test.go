@@ -95,7 +95,11 @@ func (r *callsRouter) record(call string) {
 func (r *callsRouter) Unbind(context.Context, xmpp.Session, jid.JID) { r.record("Unbind") }
 
 func (r *callsRouter) Hibernated(_ context.Context, _ xmpp.Session, pending []*xmpp.Stanza) {
-	r.record("Hibernated " + strconv.Itoa(len(pending)))
+	r.record("Hibernated" + ids(pending))
+}
+
+func (r *callsRouter) AckDelayed(_ context.Context, _ xmpp.Session, pending []*xmpp.Stanza) {
+	r.record("AckDelayed" + ids(pending))
 }
 
 func (r *callsRouter) Unacknowledged(_ context.Context, _ xmpp.Session, sts []*xmpp.Stanza) {
@@ -138,4 +142,14 @@ func TestTerminateHandsOverFirst(t *testing.T) {
 	if len(srv.conns) != 0 {
 		t.Fatal("the connection was not released")
 	}
+}
+
+// ids names stanzas by their ids, space separated.
+func ids(sts []*xmpp.Stanza) string {
+	var b strings.Builder
+	for _, st := range sts {
+		b.WriteByte(' ')
+		b.WriteString(st.ID)
+	}
+	return b.String()
 }

@@ -185,6 +185,11 @@ type C2S struct {
 	// tries to resume one too late learns which of its stanzas arrived
 	// (the 'h' of XEP-0198's <failed/>); 0 keeps none.
 	ResumeCountsKept int `toml:"resume_counts_kept"`
+	// MaxAckDelay is how long a client with stream management may leave
+	// the server's request for an acknowledgement unanswered before its
+	// push services (XEP-0357) learn of what it did not acknowledge, its
+	// connection still up; 0 waits until the session hibernates.
+	MaxAckDelay Duration `toml:"max_ack_delay"`
 	// CSI offers Client State Indication (XEP-0352): while a client says
 	// it is inactive, the stanzas that can wait are held for it, at most
 	// CSIQueue of them (and half of [Limits.OutboxStanzas] and of
@@ -460,7 +465,7 @@ func LimitsDefaults() Limits {
 
 // C2SDefaults returns the defaults of [c2s].
 func C2SDefaults() C2S {
-	return C2S{ResourceConflict: KickOld, ResumeTimeout: Duration(5 * time.Minute), ResumeCountsKept: 10000, CSI: true, CSIQueue: 256}
+	return C2S{ResourceConflict: KickOld, ResumeTimeout: Duration(5 * time.Minute), ResumeCountsKept: 10000, MaxAckDelay: Duration(30 * time.Second), CSI: true, CSIQueue: 256}
 }
 
 // S2SDefaults returns the defaults of [s2s].

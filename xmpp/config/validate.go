@@ -173,6 +173,7 @@ func (c C2S) validate(p *problems) {
 		p.add("c2s.resume_timeout", "must be at most %s, got %q", Duration(MaxResumeTimeout), c.ResumeTimeout)
 	}
 	atLeast(p, "c2s.resume_counts_kept", c.ResumeCountsKept, 0)
+	nonNegative(p, "c2s.max_ack_delay", c.MaxAckDelay)
 	if c.CSI {
 		atLeast(p, "c2s.csi_queue", c.CSIQueue, 1)
 	}

@@ -15,17 +15,25 @@
 // The server, from its domain (§6, version 0.3), publishes a
 // <notification/> with a urn:xmpp:push:summary form to a service when a
 // message worth a notification reaches the account while the client that
-// enabled the service is not connected:
+// enabled the service is not connected (xmpp.Connected: it has no session,
+// or one that hibernates, that the server is closing, or whose client is
+// late acknowledging what it was sent):
 //   - a message stored offline (XEP-0160): every service whose resource
 //     has no connected session;
 //   - a message delivered to the account's other resources: the services
-//     whose resource has no session or a hibernating one, except for
-//     groupchat messages (a client without a session is in no room; a
-//     hibernating one is notified of those it took);
+//     whose resource has no connected session, except for groupchat
+//     messages (a client without a session is in no room; one whose
+//     session is not connected is notified of those it took);
 //   - a stream-management session that hibernates (XEP-0198 §5): its
 //     service, if its client was sent something worth a notification and
 //     did not acknowledge it; and each such message delivered to it while
-//     it hibernates.
+//     it hibernates;
+//   - a stream-management client that leaves the server's request for an
+//     acknowledgement unanswered for c2s's MaxAckDelay, its connection
+//     still up (a phone that lost its network without a word): its
+//     service, of what it did not acknowledge; and each such message
+//     delivered to it until it answers. If its session hibernates
+//     meanwhile, those are not notified again.
 //
 // Worth a notification: a chat, normal or groupchat message with a body,
 // an encrypted one (OMEMO, OpenPGP), an invitation to a room (XEP-0249 or

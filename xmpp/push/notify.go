@@ -22,29 +22,14 @@ const idPrefix = "push-"
 // is a preview.
 const maxBodyBytes = 512
 
-// resourceState is what the module needs to know of a resource when a
-// message arrives.
-type resourceState uint8
-
-const (
-	// absent: no session of the resource is bound.
-	absent resourceState = iota
-	// connected: a session of the resource has its client.
-	connected
-	// hibernating: a session of the resource waits for its client
-	// (XEP-0198 §5).
-	hibernating
-)
-
-// states returns the state of each bound resource of bare, by name.
-func (m *Module) states(bare jid.JID) map[string]resourceState {
-	out := map[string]resourceState{}
+// connected returns the names of bare's resources whose session has its
+// client (xmpp.Connected).
+func (m *Module) connected(bare jid.JID) map[string]bool {
+	out := map[string]bool{}
 	for _, r := range m.deps.Sessions.Sessions(bare) {
-		st := connected
-		if xmpp.Hibernating(r.Session) {
-			st = hibernating
+		if xmpp.Connected(r.Session) {
+			out[r.JID.Resourcepart()] = true
 		}
-		out[r.JID.Resourcepart()] = st
 	}
 	return out
 }
@@ -58,11 +43,11 @@ func (m *Module) watched(bare jid.JID) bool {
 }
 
 // delivered notifies, of a message delivered to some of an account's
-// sessions, the services whose resource has no session or one that
-// hibernates: the client would see the message only when it connects
-// (from the archive), or resumes (it took the message, or a carbon copy
-// of it). A groupchat message counts only for the sessions that took it:
-// a client without one is in no room.
+// sessions, the services whose resource has no connected session: the
+// client would see the message only when it connects (from the archive),
+// or resumes (it took the message, or a carbon copy of it). A groupchat
+// message counts only for the sessions that took it: a client without
+// one is in no room.
 func (m *Module) delivered(ctx context.Context, d xmpp.Delivery) {
 	if m.enabled.Load() == 0 || len(d.To) == 0 {
 		return
@@ -71,10 +56,10 @@ func (m *Module) delivered(ctx context.Context, d xmpp.Delivery) {
 	if !m.watched(bare) || !worth(d.Stanza.El, d.Stanza.Type) {
 		return
 	}
-	states := m.states(bare)
+	connected := m.connected(bare)
 	groupchat := d.Stanza.Type == xmpp.TypeGroupchat
 	m.notify(ctx, bare, d.Stanza.El, 1, func(s *service) bool {
-		if states[s.Resource] == connected {
+		if connected[s.Resource] {
 			return false
 		}
 		if !groupchat {
@@ -99,27 +84,27 @@ func (m *Module) stored(ctx context.Context, st *xmpp.Stanza) {
 	if !m.watched(bare) || !worth(st.El, st.Type) {
 		return
 	}
-	states := m.states(bare)
-	m.notify(ctx, bare, st.El, 1, func(s *service) bool { return states[s.Resource] != connected })
+	connected := m.connected(bare)
+	m.notify(ctx, bare, st.El, 1, func(s *service) bool { return !connected[s.Resource] })
 }
 
-// hibernated notifies a hibernating session's service of the messages
-// worth it that its client was sent and did not acknowledge, or was not
-// sent yet.
-func (m *Module) hibernated(ctx context.Context, h xmpp.Hibernation) {
+// unreached notifies the service of a session that hibernates, or whose
+// client is late acknowledging, of the messages worth it that its client
+// was sent and did not acknowledge, or was not sent yet.
+func (m *Module) unreached(ctx context.Context, u xmpp.Unreached) {
 	if m.enabled.Load() == 0 {
 		return
 	}
-	bare := h.JID.Bare()
+	bare := u.JID.Bare()
 	if !m.watched(bare) {
 		return
 	}
-	if h.Session != nil && !xmpp.Hibernating(h.Session) {
-		return // resumed meanwhile
+	if u.Session != nil && xmpp.Connected(u.Session) {
+		return // resumed, or acknowledged, meanwhile
 	}
 	n := 0
 	var last *wire.Element
-	for _, st := range h.Pending {
+	for _, st := range u.Pending {
 		if st.Kind == xmpp.KindMessage && worth(st.El, st.Type) {
 			n++
 			last = st.El
@@ -128,7 +113,7 @@ func (m *Module) hibernated(ctx context.Context, h xmpp.Hibernation) {
 	if n == 0 {
 		return
 	}
-	res := h.JID.Resourcepart()
+	res := u.JID.Resourcepart()
 	m.notify(ctx, bare, last, n, func(s *service) bool { return s.Resource == res })
 }
 
@@ -138,7 +123,7 @@ func (m *Module) hibernated(ctx context.Context, h xmpp.Hibernation) {
 func (m *Module) notify(ctx context.Context, bare jid.JID, msg *wire.Element, n int, which func(*service) bool) {
 	var out []*xmpp.Stanza
 	m.mu.Lock()
-	if v, ok := m.accounts.Load(bare.String()); ok {
+	if v, ok := m.accounts.Load(bare.String()); ok && !m.closed {
 		for _, s := range v.(*account).services {
 			if !which(s) {
 				continue
@@ -239,8 +224,10 @@ func (m *Module) settle(ctx context.Context, id string, success, counts bool) {
 	switch {
 	case failing:
 		// Notified no more from now; removed from the store on
-		// another goroutine (not the routing one: a store write).
+		// another goroutine (not the routing one: a store write),
+		// which Close waits for.
 		m.removeLocked(s.owner, s.JID, s.Node, false)
+		m.removals.Add(1)
 	case s.waiting > 0:
 		next = m.publishLocked(ctx, s)
 	}
@@ -259,6 +246,7 @@ func (m *Module) settle(ctx context.Context, id string, success, counts bool) {
 // times in a row (settle removed it from memory), unless its client
 // enabled it again meanwhile.
 func (m *Module) disableFailing(ctx context.Context, s *service) {
+	defer m.removals.Done()
 	m.writes.Lock()
 	defer m.writes.Unlock()
 	m.mu.Lock()

@@ -85,10 +85,15 @@ type Module struct {
 	// enable, a disable, a removal after errors), so that both agree.
 	writes sync.Mutex
 
-	// mu guards every account's services and inflight.
+	// mu guards every account's services, inflight and closed.
 	mu       sync.Mutex
 	inflight map[string]*service
 	seq      uint64
+	// closed: Close ran; nothing is published from then on.
+	closed bool
+	// removals are the failing services' removals from the store under
+	// way (disableFailing), which Close waits for.
+	removals sync.WaitGroup
 }
 
 // account is an account's services; guarded by Module.mu.
@@ -160,6 +165,20 @@ func (m *Module) Load(ctx context.Context) error {
 	})
 }
 
+// Close stops publishing: the notifications in flight are forgotten,
+// their timeouts stopped, and the removals of failing services from the
+// store under way end before it returns. The server calls it once the
+// sessions have ended, before the store closes.
+func (m *Module) Close() {
+	m.mu.Lock()
+	m.closed = true
+	for _, s := range m.inflight {
+		m.dropLocked(s)
+	}
+	m.mu.Unlock()
+	m.removals.Wait()
+}
+
 // Name implements xmpp.Module.
 func (*Module) Name() string { return "push" }
 
@@ -175,7 +194,8 @@ func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	hooks.Inbound.Add(m.answer)
 	hooks.Delivered.Add(m.delivered)
 	hooks.OfflineStored.Add(m.stored)
-	hooks.Hibernated.Add(m.hibernated)
+	hooks.Hibernated.Add(m.unreached)
+	hooks.AckDelayed.Add(m.unreached)
 	return nil
 }
 

@@ -42,26 +42,27 @@ func (f *fakeSessions) Sessions(bare jid.JID) []xmpp.Resource {
 func (f *fakeSessions) SetInterested(jid.JID)      {}
 func (f *fakeSessions) IsLocal(domain string) bool { return domain == "localhost" }
 
-// set binds bob's resources: name → hibernating.
+// set binds bob's resources: name → not connected (hibernating, closing
+// or late acknowledging).
 func (f *fakeSessions) set(resources map[string]bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.res = nil
 	for name, h := range resources {
 		full := at(name)
-		f.res = append(f.res, xmpp.Resource{JID: full, Available: true, Session: &fakeSession{full: full, hibernating: h}})
+		f.res = append(f.res, xmpp.Resource{JID: full, Available: true, Session: &fakeSession{full: full, away: h}})
 	}
 }
 
 type fakeSession struct {
-	full        jid.JID
-	hibernating bool
+	full jid.JID
+	away bool // not connected
 }
 
 func (s *fakeSession) JID() jid.JID              { return s.full }
 func (s *fakeSession) Deliver(*xmpp.Stanza) bool { return true }
 func (s *fakeSession) Close(string, string)      {}
-func (s *fakeSession) Hibernating() bool         { return s.hibernating }
+func (s *fakeSession) Connected() bool           { return !s.away }
 
 type fixture struct {
 	m        *Module
@@ -243,10 +244,11 @@ func TestNotifyOffline(t *testing.T) {
 func TestNotifyWhich(t *testing.T) {
 	const chat = "<message type='chat' from='alice@localhost/desk' to='bob@localhost'><body>hi</body></message>"
 	const groupchat = "<message type='groupchat' from='room@conference.localhost/alice' to='bob@localhost/%s'><body>hi all</body></message>"
+	const chatState = "<message type='chat' from='alice@localhost/desk' to='bob@localhost/phone'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"
 	tests := []struct {
 		name      string
-		resources map[string]bool // bound: name → hibernating
-		hook      string          // "offline", "delivered" (to the resources in to), "hibernated" (phone)
+		resources map[string]bool // bound: name → not connected
+		hook      string          // "offline", "delivered" (to the resources in to), "hibernated" or "ack delayed" (phone)
 		msg       string
 		to        []string
 		want      bool
@@ -278,6 +280,8 @@ func TestNotifyWhich(t *testing.T) {
 		{"sent carbon", map[string]bool{"phone": true}, "hibernated", "<message from='bob@localhost' to='bob@localhost/phone'><sent xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' type='chat' from='bob@localhost/desk' to='alice@localhost'><body>hi</body></message></forwarded></sent></message>", nil, false},
 		{"archive result", map[string]bool{"phone": true}, "hibernated", "<message from='bob@localhost' to='bob@localhost/phone'><result xmlns='urn:xmpp:mam:2' id='1'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' type='chat' from='alice@localhost/desk'><body>old</body></message></forwarded></result></message>", nil, false},
 		{"hibernated with a message", map[string]bool{"phone": true}, "hibernated", chat, nil, true},
+		{"acknowledgement overdue with a message", map[string]bool{"phone": true}, "ack delayed", chat, nil, true},
+		{"acknowledgement overdue with a chat state", map[string]bool{"phone": true}, "ack delayed", chatState, nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,7 +300,10 @@ func TestNotifyWhich(t *testing.T) {
 				f.hooks.Delivered.Run(t.Context(), xmpp.Delivery{Stanza: st, To: to})
 			case "hibernated":
 				phone := at("phone")
-				f.hooks.Hibernated.Run(t.Context(), xmpp.Hibernation{JID: phone, Pending: []*xmpp.Stanza{st}})
+				f.hooks.Hibernated.Run(t.Context(), xmpp.Unreached{JID: phone, Pending: []*xmpp.Stanza{st}})
+			case "ack delayed":
+				phone := at("phone")
+				f.hooks.AckDelayed.Run(t.Context(), xmpp.Unreached{JID: phone, Session: &fakeSession{full: phone, away: true}, Pending: []*xmpp.Stanza{st}})
 			}
 			if got := len(f.notifications(t)); got != map[bool]int{true: 1}[tc.want] {
 				t.Errorf("%d notifications, want notified = %v", got, tc.want)
@@ -334,13 +341,15 @@ func TestNotifyContent(t *testing.T) {
 				xmpptest.Stanza(t, "<message type='chat' from='carol@localhost/pc' to='bob@localhost/phone'><body>"+long+"</body></message>"),
 			}
 			// Another resource's hibernation is not the phone's, nor
-			// is one its client resumed already.
-			f.hooks.Hibernated.Run(t.Context(), xmpp.Hibernation{JID: at("tablet"), Pending: pending})
-			f.hooks.Hibernated.Run(t.Context(), xmpp.Hibernation{JID: phone, Session: &fakeSession{full: phone}, Pending: pending})
+			// is one its client resumed already, nor an overdue
+			// acknowledgement that came meanwhile.
+			f.hooks.Hibernated.Run(t.Context(), xmpp.Unreached{JID: at("tablet"), Pending: pending})
+			f.hooks.Hibernated.Run(t.Context(), xmpp.Unreached{JID: phone, Session: &fakeSession{full: phone}, Pending: pending})
+			f.hooks.AckDelayed.Run(t.Context(), xmpp.Unreached{JID: phone, Session: &fakeSession{full: phone}, Pending: pending})
 			if got := f.notifications(t); len(got) != 0 {
-				t.Fatalf("notified %+v for another resource or a resumed session", got)
+				t.Fatalf("notified %+v for another resource, a resumed session or an acknowledging client", got)
 			}
-			f.hooks.Hibernated.Run(t.Context(), xmpp.Hibernation{JID: phone, Session: &fakeSession{full: phone, hibernating: true}, Pending: pending})
+			f.hooks.Hibernated.Run(t.Context(), xmpp.Unreached{JID: phone, Session: &fakeSession{full: phone, away: true}, Pending: pending})
 			got := f.notifications(t)
 			if len(got) != 1 || !reflect.DeepEqual(got[0].fields, tc.want) || got[0].options != nil {
 				t.Errorf("notifications = %+v, want one with %v and no options", got, tc.want)
@@ -423,6 +432,48 @@ func TestFailingServiceDisabled(t *testing.T) {
 	offline()
 	if got := f.notifications(t); len(got) != 0 {
 		t.Errorf("notified a disabled service: %+v", got)
+	}
+}
+
+// Close waits for a failing service's removal from the store, forgets
+// the notifications in flight (their timeouts never run: with MaxErrors
+// 1, one would disable its service) and publishes nothing more.
+func TestClose(t *testing.T) {
+	f := newFixture(t, nil, Options{MaxErrors: 1, Timeout: 50 * time.Millisecond})
+	f.enable(t, "phone", "push.example.net", "n", "")
+	f.enable(t, "tablet", "push.example.org", "n", "")
+	offline := func() {
+		f.hooks.OfflineStored.Run(t.Context(), xmpptest.Stanza(t, "<message type='chat' from='alice@localhost/desk' to='bob@localhost'><body>hi</body></message>"))
+	}
+	offline()
+	got := f.notifications(t)
+	if len(got) != 2 {
+		t.Fatalf("%d notifications, want 2", len(got))
+	}
+	var failing string
+	for _, n := range got {
+		if n.to == "push.example.org" {
+			failing = n.id
+		}
+	}
+	if !f.answerIQ(t, "<iq type='error' id='"+failing+"' from='push.example.org' to='localhost'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>") {
+		t.Fatal("answer not taken")
+	}
+	f.m.Close()
+	list, err := f.db.Push().List(t.Context(), bob.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].JID != "push.example.net" {
+		t.Fatalf("services after Close: %+v, want push.example.net's alone", list)
+	}
+	time.Sleep(200 * time.Millisecond) // 4 timeouts
+	if list, _ := f.db.Push().List(t.Context(), bob.String()); len(list) != 1 {
+		t.Fatalf("a timeout ran after Close: services %+v", list)
+	}
+	offline()
+	if got := f.notifications(t); len(got) != 0 {
+		t.Fatalf("published after Close: %+v", got)
 	}
 }
 

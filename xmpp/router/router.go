@@ -287,7 +287,14 @@ func givesWay(res *resource) bool { return res.leaving || xmpp.Hibernating(res.s
 // the client was sent and did not acknowledge, and what waits to be
 // written (XEP-0198 §5).
 func (r *Router) Hibernated(ctx context.Context, sess xmpp.Session, pending []*xmpp.Stanza) {
-	r.hooks.Hibernated.Run(ctx, xmpp.Hibernation{Session: sess, JID: sess.JID(), Pending: pending})
+	r.hooks.Hibernated.Run(ctx, xmpp.Unreached{Session: sess, JID: sess.JID(), Pending: pending})
+}
+
+// AckDelayed tells the modules (the AckDelayed hooks) that sess's client
+// has not acknowledged what it was sent (XEP-0198 §4) for too long, with
+// what it did not acknowledge and what waits to be written.
+func (r *Router) AckDelayed(ctx context.Context, sess xmpp.Session, pending []*xmpp.Stanza) {
+	r.hooks.AckDelayed.Run(ctx, xmpp.Unreached{Session: sess, JID: sess.JID(), Pending: pending})
 }
 
 func randomResource() string {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -229,5 +230,55 @@ func TestPushHibernation(t *testing.T) {
 	}
 	ftSend(t, b, "<message to='alice@localhost' id='m4' type='chat'><body>welcome back</body></message>")
 	r.next(t, smMessage("m4"))
+	app.NoMore(t, 300*time.Millisecond, pushIsNotification)
+}
+
+// TestPushAckDelayed: a stream-management client that leaves the
+// server's request for an acknowledgement unanswered for max_ack_delay,
+// its connection still open (a phone that lost its network without a
+// word), notifies its service of what it did not acknowledge, and of each
+// message that comes until it answers; once it answers, nothing more. A
+// session that hibernates while lagging does not notify the same message
+// twice.
+func TestPushAckDelayed(t *testing.T) {
+	const delay = time.Second
+	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.C2S.MaxAckDelay = config.Duration(delay) }))
+	app, a, afull, _, b := pushSMFriends(t, s)
+	ack := func() { a.Write(t, "<a xmlns='urn:xmpp:sm:3' h='"+strconv.FormatUint(uint64(a.h), 10)+"'/>") }
+	// m1 was read; the <r/> after it is left unanswered.
+	n := pushNext(t, app)
+	if n.summary["message-count"][0] != "1" {
+		t.Fatalf("notification %+v, want 1 message", n)
+	}
+	pushAnswer(t, app, n, "")
+	ftSend(t, b, "<message to='alice@localhost' id='m2' type='chat'><body>two</body></message>")
+	a.next(t, smMessage("m2"))
+	if n = pushNext(t, app); n.summary["message-count"][0] != "1" {
+		t.Fatalf("notification %+v of the message that came while lagging, want 1 message", n)
+	}
+	pushAnswer(t, app, n, "")
+
+	// It answers (the ping after its <a/> is handled after it), and
+	// answers each <r/> from then on: notified no more.
+	ack()
+	a.Write(t, "<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.next(t, ftWithID("iq", "p1"))
+	a.next(t, smNamed("r"))
+	ack()
+	ftSend(t, b, "<message to='alice@localhost' id='m3' type='chat'><body>three</body></message>")
+	a.next(t, smMessage("m3"))
+	a.next(t, smNamed("r"))
+	ack()
+	app.NoMore(t, delay+500*time.Millisecond, pushIsNotification)
+
+	// Lagging again, then the connection drops: m4 was notified when
+	// its acknowledgement was overdue, not again when the session
+	// hibernates.
+	ftSend(t, b, "<message to='alice@localhost' id='m4' type='chat'><body>four</body></message>")
+	a.next(t, smMessage("m4"))
+	n = pushNext(t, app)
+	pushAnswer(t, app, n, "")
+	a.Conn.Close()
+	smHibernating(t, s, afull)
 	app.NoMore(t, 300*time.Millisecond, pushIsNotification)
 }

@@ -73,6 +73,9 @@ type Server struct {
 	mucs       []*muc.Service
 	mucHosts   map[string]mucService
 	inbox      *muc.Inbox // the rooms users follow, for their conversation lists
+	// push publishes push notifications (XEP-0357); nil when [push]
+	// is off.
+	push *push.Module
 	// upload stores and serves uploaded files; nil when no host has an
 	// upload service (or without the HTTPS listener). uploads are the
 	// hosts' upload services.
@@ -219,6 +222,7 @@ func (s *Server) build() error {
 			return err
 		}
 		modules = append(modules, pushMod)
+		s.push = pushMod
 	}
 	if cfg.Directory.Search {
 		dirMod, err := directory.New(directory.Options{MaxResults: cfg.Directory.MaxResults}, directory.Deps{
@@ -340,6 +344,7 @@ func (s *Server) build() error {
 		// XEP-0198 resumption.
 		ResumeTimeout:    cfg.C2S.ResumeTimeout.Duration(),
 		ResumeCountsKept: cfg.C2S.ResumeCountsKept,
+		MaxAckDelay:      cfg.C2S.MaxAckDelay.Duration(),
 		CSIQueue:         csiQueue(cfg.C2S),
 		Limits: c2s.Limits{
 			MaxStanzaSize:      lim.MaxStanzaSize,
@@ -651,6 +656,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopJobs()
 	}
 	s.serveWG.Wait()
+	if s.push != nil {
+		// No notification is published, nor a timeout run, on the
+		// stopped router or the closed store.
+		s.push.Close()
+	}
 	// Sessions and rooms are gone: write the rooms users follow and
 	// flush the archive before the store closes.
 	if err := s.inbox.Stop(ctx); err != nil {
