@@ -427,10 +427,13 @@ func Hibernating(s Session) bool {
 }
 
 // Connected reports whether s's client is there to take what is routed
-// to it: not so for a session that hibernates, that the server is
-// closing, or whose client is late acknowledging (AckDelayed). A session
-// without a Connected method (other than a client session, package c2s)
-// is connected.
+// to it: not so for a session that hibernates, one closed for good (by
+// the server or its client), or one whose client is late acknowledging
+// (AckDelayed). A session about to hibernate, or to hand over what it
+// holds as it ends, counts as connected: what it takes is accounted for
+// then (Hibernated; Unacknowledged stanzas go to other resources or
+// offline storage). A session without a Connected method (other than a
+// client session, package c2s) is connected.
 func Connected(s Session) bool {
 	c, ok := s.(interface{ Connected() bool })
 	return !ok || c.Connected()

@@ -60,20 +60,33 @@ func waitCalls(t *testing.T, r *callsRouter, want ...string) {
 	}
 }
 
+// overdue runs the ack timer's function as if MaxAckDelay had passed
+// since the last <r/>.
+func overdue(c *conn) {
+	c.mu.Lock()
+	c.sm.requestedAt = c.sm.requestedAt.Add(-c.srv.opts.MaxAckDelay)
+	c.mu.Unlock()
+	c.ackDelayed()
+}
+
 // TestAckDelayed: a client that leaves the server's <r/> unanswered for
 // MaxAckDelay is reported to the router once, with what it did not
 // acknowledge, then what waits to be written, in that order; it is not
-// Connected until it answers. A session that hibernates while lagging
-// does not report the same stanzas again; one that was not lagging does.
+// Connected until it answers. What a report carried is not reported
+// again, whether the client lags again after a partial answer or the
+// session hibernates; a session that hibernates while lagging reports
+// nothing (what came meanwhile was delivered to a session not
+// Connected).
 func TestAckDelayed(t *testing.T) {
-	const delay = 250 * time.Millisecond
-	c, r, client := ackConn(t, delay)
+	c, r, client := ackConn(t, time.Hour)
 	m1, m2, m3 := testMsg("m1", "one"), testMsg("m2", "two"), testMsg("m3", "three")
 	if !c.Connected() {
 		t.Fatal("a live session is not connected")
 	}
 	c.Deliver(m1)
 	expectRead(t, client, append(slices.Clone(m1.Bytes()), smRequest...))
+	c.ackDelayed() // not overdue yet
+	waitCalls(t, r)
 	// m2 is written while the client reads nothing (the pipe blocks the
 	// writer): it waits for an acknowledgement too. m3 then waits in the
 	// queue.
@@ -88,41 +101,86 @@ func TestAckDelayed(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	c.Deliver(m3)
+	overdue(c)
 	waitCalls(t, r, "AckDelayed m1 m2 m3")
 	if c.Connected() {
 		t.Fatal("a lagging client counts as connected")
 	}
-	// Reported once: the <r/> is still the one unanswered.
-	time.Sleep(3 * delay)
+	overdue(c) // once only
 	waitCalls(t, r, "AckDelayed m1 m2 m3")
+	// What comes while it lags is not reported: it was delivered to a
+	// session not Connected (push notifies it then).
+	lagged := testMsg("lagged", "meanwhile")
+	c.Deliver(lagged)
 
-	expectRead(t, client, append(slices.Clone(m2.Bytes()), m3.Bytes()...))
-	if err := c.smElement(wire.New("a", nsSM, wire.Attr{Name: "h", Value: "3"})); err != nil {
+	// A partial answer: m2, m3 and lagged are asked for again, and the
+	// client lags again; they are not reported again.
+	expectRead(t, client, append(append(slices.Clone(m2.Bytes()), m3.Bytes()...), lagged.Bytes()...))
+	if err := c.smElement(wire.New("a", nsSM, wire.Attr{Name: "h", Value: "1"})); err != nil {
 		t.Fatal(err)
 	}
 	if !c.Connected() {
 		t.Fatal("a client that answered is not connected")
 	}
-	// Answered within the delay: nothing more is reported.
+	expectRead(t, client, []byte(smRequest))
 	m4 := testMsg("m4", "four")
 	c.Deliver(m4)
-	expectRead(t, client, append(slices.Clone(m4.Bytes()), smRequest...))
-	if err := c.smElement(wire.New("a", nsSM, wire.Attr{Name: "h", Value: "4"})); err != nil {
+	expectRead(t, client, m4.Bytes())
+	overdue(c)
+	waitCalls(t, r, "AckDelayed m1 m2 m3", "AckDelayed m4")
+
+	// Answered in full: nothing is overdue.
+	if err := c.smElement(wire.New("a", nsSM, wire.Attr{Name: "h", Value: "5"})); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * delay)
-	waitCalls(t, r, "AckDelayed m1 m2 m3")
+	overdue(c)
+	waitCalls(t, r, "AckDelayed m1 m2 m3", "AckDelayed m4")
 
 	// Lagging again, then the connection fails: the hibernation
-	// reports nothing the services were not told of.
+	// reports nothing.
 	m5 := testMsg("m5", "five")
 	c.Deliver(m5)
 	expectRead(t, client, append(slices.Clone(m5.Bytes()), smRequest...))
-	waitCalls(t, r, "AckDelayed m1 m2 m3", "AckDelayed m5")
+	overdue(c)
+	waitCalls(t, r, "AckDelayed m1 m2 m3", "AckDelayed m4", "AckDelayed m5")
 	if !c.hibernate(io.EOF) {
 		t.Fatal("the session did not hibernate")
 	}
-	waitCalls(t, r, "AckDelayed m1 m2 m3", "AckDelayed m5", "Hibernated")
+	waitCalls(t, r, "AckDelayed m1 m2 m3", "AckDelayed m4", "AckDelayed m5", "Hibernated")
+}
+
+// TestAckTimer: the timer armed with an <r/> reports an unanswered one
+// after MaxAckDelay.
+func TestAckTimer(t *testing.T) {
+	c, r, client := ackConn(t, 20*time.Millisecond)
+	m1 := testMsg("m1", "one")
+	c.Deliver(m1)
+	expectRead(t, client, append(slices.Clone(m1.Bytes()), smRequest...))
+	waitCalls(t, r, "AckDelayed m1")
+}
+
+// TestHibernatedAfterPartialAnswer: a session that hibernates after its
+// client answered part of what a report carried reports only what came
+// after.
+func TestHibernatedAfterPartialAnswer(t *testing.T) {
+	c, r, client := ackConn(t, time.Hour)
+	m1, m2, m3 := testMsg("m1", "one"), testMsg("m2", "two"), testMsg("m3", "three")
+	c.Deliver(m1)
+	expectRead(t, client, append(slices.Clone(m1.Bytes()), smRequest...))
+	c.Deliver(m2)
+	expectRead(t, client, m2.Bytes())
+	overdue(c)
+	waitCalls(t, r, "AckDelayed m1 m2")
+	if err := c.smElement(wire.New("a", nsSM, wire.Attr{Name: "h", Value: "1"})); err != nil {
+		t.Fatal(err)
+	}
+	expectRead(t, client, []byte(smRequest))
+	c.Deliver(m3)
+	expectRead(t, client, m3.Bytes())
+	if !c.hibernate(io.EOF) {
+		t.Fatal("the session did not hibernate")
+	}
+	waitCalls(t, r, "AckDelayed m1 m2", "Hibernated m3")
 }
 
 // TestHibernatedPending: a session that hibernates without lagging
@@ -193,10 +251,14 @@ func TestConnected(t *testing.T) {
 		{"live, stream management", &conn{sm: &smState{}}, true},
 		{"lagging", &conn{sm: &smState{lagging: true}}, false},
 		{"closing", &conn{closed: true}, false},
+		{"closing, stream management", &conn{closed: true, sm: &smState{}}, false},
+		{"closed by the server, resumable", &conn{closed: true, kicked: true, broken: true, sm: &smState{id: "x"}}, false},
+		{"transport failed, resumable", &conn{closed: true, broken: true, sm: &smState{id: "x"}}, true},
 		{"taken over by a resumption", &conn{closed: true, replacing: true, sm: &smState{id: "x"}}, true},
-		{"detaching", &conn{phase: phaseDetaching, sm: &smState{id: "x"}}, false},
+		{"detaching", &conn{phase: phaseDetaching, sm: &smState{id: "x"}}, true},
 		{"hibernating", &conn{phase: phaseDetached, sm: &smState{id: "x"}}, false},
-		{"ended", &conn{phase: phaseEnded, closed: true}, false},
+		{"ending, its stanzas still to hand over", &conn{phase: phaseEnded, closed: true, sm: &smState{id: "x"}}, true},
+		{"ended", &conn{phase: phaseEnded, closed: true, handedOver: true, sm: &smState{id: "x"}}, false},
 	} {
 		if got := xmpp.Connected(tc.c); got != tc.want {
 			t.Errorf("%s: Connected = %v, want %v", tc.name, got, tc.want)

@@ -16,7 +16,8 @@ import (
 // state of each sender (slotOf), and queues all it holds, in order, when
 // something urgent arrives, when the client is active again, when
 // anything starts the writer (a stream management answer, the session's
-// end), or when Options.CSIQueue stanzas (at most half of
+// end; not the server's own request for an acknowledgement,
+// requestAgainLocked), or when Options.CSIQueue stanzas (at most half of
 // Limits.OutboxStanzas) or half of Limits.OutboxBytes are held. What is
 // held counts towards the outbox limits.
 //

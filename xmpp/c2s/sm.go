@@ -75,6 +75,13 @@ type smState struct {
 	lagging      bool
 	// request is an <r/> to queue (requestAgainLocked), made once.
 	request *xmpp.Stanza
+	// reported counts, like acked ('h' modulo 2^32), the stanzas the
+	// Router.AckDelayed and Hibernated reports have carried: with acked
+	// at or beyond it, none is pending that was. The order of pending
+	// (pendingLocked) is that of writing but for what CSI held while a
+	// batch was queued, which is written first: then the count may be
+	// off by what was held.
+	reported uint32
 	// timer ends a hibernation; gen tells its hibernation from a later
 	// one.
 	timer *time.Timer
@@ -192,19 +199,48 @@ func (c *conn) ackDelayed() {
 		return
 	}
 	sm.lagging = true
-	pending := c.pendingLocked()
+	pending := c.unreportedLocked()
 	c.mu.Unlock()
-	c.logger().Debug("stream management: acknowledgement overdue", "pending", len(pending))
-	c.srv.deps.Router.AckDelayed(c.srv.ctx, c, pending)
+	c.logger().Debug("stream management: acknowledgement overdue", "unreported", len(pending))
+	if len(pending) > 0 {
+		c.srv.deps.Router.AckDelayed(c.srv.ctx, c, pending)
+	}
 }
 
-// Connected reports whether the session's client is there to take what
-// is routed to it (xmpp.Connected): live, not closing (but for a
-// resumption taking it over: the client is back), and not lagging.
+// unreportedLocked returns pendingLocked's stanzas but those an earlier
+// report carried (smState.reported), and counts them as reported; c.mu is
+// held.
+func (c *conn) unreportedLocked() []*xmpp.Stanza {
+	sm := c.sm
+	all := c.pendingLocked()
+	pending := all
+	// Those reported come first: the acknowledged ones left pending.
+	if skip := int32(sm.reported - sm.acked); skip > 0 {
+		pending = all[min(int(skip), len(all)):]
+	}
+	sm.reported = sm.acked + uint32(len(all))
+	return pending
+}
+
+// Connected implements xmpp.Connected. A live session is connected unless
+// its client lags; a hibernating one is not. A closing one is connected
+// while what it takes is still accounted for: it hibernates (its
+// transport failed, or a resumption takes it over: Router.Hibernated
+// gets its pending stanzas, or its client is back) or hands it over as it
+// ends (Router.Unacknowledged); one closed for good, by the server or the
+// client, is not.
 func (c *conn) Connected() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.phase == phaseLive && (!c.closed || c.replacing) && (c.sm == nil || !c.sm.lagging)
+	switch {
+	case c.sm != nil && c.sm.lagging:
+		return false
+	case c.phase == phaseLive && !c.closed:
+		return true
+	case c.phase == phaseDetached:
+		return false
+	}
+	return c.keepsQueueLocked()
 }
 
 // smFailed is a <failed/> with a stanza error condition (§6).
@@ -246,8 +282,14 @@ func (c *conn) smElement(el *wire.Element) error {
 			return serr("invalid-xml", "an <a/> needs an 'h', an unsigned 32-bit number")
 		}
 		c.mu.Lock()
+		lagged := c.sm.lagging
 		err := c.sm.ack(h)
 		if err == nil {
+			if lagged {
+				// What came while the client lagged went to a
+				// session not Connected: accounted for then.
+				c.sm.reported = c.sm.acked + uint32(len(c.pendingLocked()))
+			}
 			c.requestAgainLocked()
 		}
 		c.mu.Unlock()
@@ -441,7 +483,7 @@ func (c *conn) hibernate(err error) bool {
 	// A lagging client's services learnt of what it did not acknowledge
 	// then (ackDelayed), and of what came after as it came (it was not
 	// Connected).
-	reported := sm.lagging
+	lagged := sm.lagging
 	sm.requested, sm.lagging = false, false
 	if sm.ackTimer != nil {
 		sm.ackTimer.Stop()
@@ -451,8 +493,8 @@ func (c *conn) hibernate(err error) bool {
 	sm.timer = time.AfterFunc(sm.max, func() { c.expire(gen) })
 	c.wakeLocked()
 	var pending []*xmpp.Stanza
-	if !resuming && !reported {
-		pending = c.pendingLocked()
+	if !resuming && !lagged {
+		pending = c.unreportedLocked()
 	}
 	c.mu.Unlock()
 	// The session still counts towards its address's connection limit:
@@ -513,9 +555,6 @@ func (c *conn) terminate(ctx context.Context) {
 	if t := c.sm.timer; t != nil {
 		t.Stop()
 	}
-	if t := c.sm.ackTimer; t != nil {
-		t.Stop()
-	}
 	c.mu.Unlock()
 	// No longer resumable, and its count kept (endedCounts). Then it
 	// leaves the account's available resources: messages routed to it
@@ -537,6 +576,9 @@ func (c *conn) terminate(ctx context.Context) {
 // as stanzas for a resource that is no longer there (§4).
 func (c *conn) ended(ctx context.Context) {
 	c.mu.Lock()
+	if t := c.sm.ackTimer; t != nil {
+		t.Stop()
+	}
 	c.phase, c.handedOver = phaseEnded, true
 	c.wakeLocked()
 	left := c.pendingLocked()

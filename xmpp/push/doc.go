@@ -16,7 +16,7 @@
 // <notification/> with a urn:xmpp:push:summary form to a service when a
 // message worth a notification reaches the account while the client that
 // enabled the service is not connected (xmpp.Connected: it has no session,
-// or one that hibernates, that the server is closing, or whose client is
+// or one that hibernates, one closed for good, or one whose client is
 // late acknowledging what it was sent):
 //   - a message stored offline (XEP-0160): every service whose resource
 //     has no connected session;

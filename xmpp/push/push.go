@@ -166,8 +166,9 @@ func (m *Module) Load(ctx context.Context) error {
 }
 
 // Close stops publishing: the notifications in flight are forgotten,
-// their timeouts stopped, and the removals of failing services from the
-// store under way end before it returns. The server calls it once the
+// their timeouts stopped, no notification is built from then on (one
+// built just before may still be routed), and the removals of failing
+// services from the store under way end before it returns. The server calls it once the
 // sessions have ended, before the store closes.
 func (m *Module) Close() {
 	m.mu.Lock()

@@ -439,7 +439,8 @@ func TestFailingServiceDisabled(t *testing.T) {
 // the notifications in flight (their timeouts never run: with MaxErrors
 // 1, one would disable its service) and publishes nothing more.
 func TestClose(t *testing.T) {
-	f := newFixture(t, nil, Options{MaxErrors: 1, Timeout: 50 * time.Millisecond})
+	const timeout = time.Second
+	f := newFixture(t, nil, Options{MaxErrors: 1, Timeout: timeout})
 	f.enable(t, "phone", "push.example.net", "n", "")
 	f.enable(t, "tablet", "push.example.org", "n", "")
 	offline := func() {
@@ -467,7 +468,7 @@ func TestClose(t *testing.T) {
 	if len(list) != 1 || list[0].JID != "push.example.net" {
 		t.Fatalf("services after Close: %+v, want push.example.net's alone", list)
 	}
-	time.Sleep(200 * time.Millisecond) // 4 timeouts
+	time.Sleep(timeout + 300*time.Millisecond)
 	if list, _ := f.db.Push().List(t.Context(), bob.String()); len(list) != 1 {
 		t.Fatalf("a timeout ran after Close: services %+v", list)
 	}

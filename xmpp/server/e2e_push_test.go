@@ -241,7 +241,7 @@ func TestPushHibernation(t *testing.T) {
 // session that hibernates while lagging does not notify the same message
 // twice.
 func TestPushAckDelayed(t *testing.T) {
-	const delay = time.Second
+	const delay = 2 * time.Second
 	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.C2S.MaxAckDelay = config.Duration(delay) }))
 	app, a, afull, _, b := pushSMFriends(t, s)
 	ack := func() { a.Write(t, "<a xmlns='urn:xmpp:sm:3' h='"+strconv.FormatUint(uint64(a.h), 10)+"'/>") }

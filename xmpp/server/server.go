@@ -657,8 +657,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.serveWG.Wait()
 	if s.push != nil {
-		// No notification is published, nor a timeout run, on the
-		// stopped router or the closed store.
+		// No timeout runs on the stopped router or the closed
+		// store, and no notification is built from here on (one
+		// already built may still be on its way to the router).
 		s.push.Close()
 	}
 	// Sessions and rooms are gone: write the rooms users follow and
