@@ -136,13 +136,15 @@ func TestAckDelayed(t *testing.T) {
 	overdue(c)
 	waitCalls(t, r, "AckDelayed m1 m2 m3", "AckDelayed m4")
 
-	// Lagging again, then the connection fails: the hibernation
-	// reports nothing.
-	m5 := testMsg("m5", "five")
+	// Lagging again, m6 comes meanwhile, then the connection fails: the
+	// hibernation reports nothing (m6 went to a session not Connected).
+	m5, m6 := testMsg("m5", "five"), testMsg("m6", "six")
 	c.Deliver(m5)
 	expectRead(t, client, append(slices.Clone(m5.Bytes()), smRequest...))
 	overdue(c)
 	waitCalls(t, r, "AckDelayed m1 m2 m3", "AckDelayed m4", "AckDelayed m5")
+	c.Deliver(m6)
+	expectRead(t, client, m6.Bytes())
 	if !c.hibernate(io.EOF) {
 		t.Fatal("the session did not hibernate")
 	}
