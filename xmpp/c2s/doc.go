@@ -25,7 +25,11 @@
 // Stream management (XEP-0198, sm.go) is offered after authentication.
 // Once a client enables it, the ingress loop counts the stanzas it handles
 // and answers <r/>; the writer keeps each stanza it writes until the
-// client's 'h' covers it and asks for an acknowledgement after a batch.
+// client's 'h' covers it and asks for an acknowledgement after a batch,
+// and again after an 'h' that leaves some unacknowledged. A request left
+// unanswered for Options.MaxAckDelay makes the client lagging (not
+// xmpp.Connected) until it answers, and Router.AckDelayed learns what it
+// has not acknowledged.
 // Sessions that enabled it never use the stand-in write of xmpp.Deferred,
 // and those without it pay one nil check per stanza. A resumable session
 // whose transport fails hibernates: bound, available, with no goroutine,

@@ -63,7 +63,7 @@ type smState struct {
 	// says an <r/> of ours waits for its answer (one at a time), since
 	// requestedAt; ackTimer (made once, reset for each <r/>) runs
 	// ackDelayed MaxAckDelay after. lagging: it ran, and the client has
-	// not answered since.
+	// not answered since (endLagLocked).
 	enabled      *xmpp.Stanza
 	counting     bool
 	acked        uint32
@@ -123,7 +123,7 @@ func (sm *smState) ack(h uint32) error {
 	clear(sm.unacked[rest:])
 	sm.unacked = sm.unacked[:rest]
 	sm.acked = h
-	sm.requested, sm.lagging = false, false
+	sm.requested = false
 	return nil
 }
 
@@ -166,9 +166,9 @@ func (c *conn) requestAgainLocked() {
 }
 
 // armAckTimerLocked starts the wait for the answer to the <r/> about to
-// be written, or queued (c.mu held). The timer is not stopped when the answer comes:
-// ackDelayed then finds nothing to do, and a reset for each <r/> costs
-// less than a stop for each <a/> as well.
+// be written, or queued (c.mu held). The timer is not stopped when the
+// answer comes: ackDelayed then finds nothing to do, and a reset for each
+// <r/> costs less than a stop for each <a/> as well.
 func (c *conn) armAckTimerLocked() {
 	d := c.srv.opts.MaxAckDelay
 	if d <= 0 {
@@ -220,6 +220,16 @@ func (c *conn) unreportedLocked() []*xmpp.Stanza {
 	}
 	sm.reported = sm.acked + uint32(len(all))
 	return pending
+}
+
+// endLagLocked ends a lag (the client answered, or its transport
+// failed): what came while it lagged went to a session not Connected, of
+// which push notified as it came, and counts as reported; c.mu is held.
+func (c *conn) endLagLocked() {
+	if sm := c.sm; sm.lagging {
+		sm.lagging = false
+		sm.reported = sm.acked + c.pendingCountLocked()
+	}
 }
 
 // Connected implements xmpp.Connected. A live session is connected unless
@@ -282,14 +292,9 @@ func (c *conn) smElement(el *wire.Element) error {
 			return serr("invalid-xml", "an <a/> needs an 'h', an unsigned 32-bit number")
 		}
 		c.mu.Lock()
-		lagged := c.sm.lagging
 		err := c.sm.ack(h)
 		if err == nil {
-			if lagged {
-				// What came while the client lagged went to a
-				// session not Connected: accounted for then.
-				c.sm.reported = c.sm.acked + uint32(len(c.pendingLocked()))
-			}
+			c.endLagLocked()
 			c.requestAgainLocked()
 		}
 		c.mu.Unlock()
@@ -480,11 +485,8 @@ func (c *conn) hibernate(err error) bool {
 	c.closed, c.kicked, c.broken, c.replacing = false, false, false, false
 	c.closeCond, c.closeText, c.closeApp = "", "", nil
 	c.writing, c.head, c.held, c.flushBy = false, nil, false, time.Time{}
-	// A lagging client's services learnt of what it did not acknowledge
-	// then (ackDelayed), and of what came after as it came (it was not
-	// Connected).
-	lagged := sm.lagging
-	sm.requested, sm.lagging = false, false
+	c.endLagLocked()
+	sm.requested = false
 	if sm.ackTimer != nil {
 		sm.ackTimer.Stop()
 	}
@@ -493,7 +495,7 @@ func (c *conn) hibernate(err error) bool {
 	sm.timer = time.AfterFunc(sm.max, func() { c.expire(gen) })
 	c.wakeLocked()
 	var pending []*xmpp.Stanza
-	if !resuming && !lagged {
+	if !resuming {
 		pending = c.unreportedLocked()
 	}
 	c.mu.Unlock()
@@ -504,6 +506,20 @@ func (c *conn) hibernate(err error) bool {
 		c.srv.deps.Router.Hibernated(c.srv.ctx, c, pending)
 	}
 	return true
+}
+
+// pendingCountLocked is len(pendingLocked()), without the slice.
+func (c *conn) pendingCountLocked() uint32 {
+	n := len(c.sm.unacked)
+	for _, st := range c.queue {
+		if !st.IsControl() {
+			n++
+		}
+	}
+	if c.hold != nil {
+		n += len(c.hold.stanzas)
+	}
+	return uint32(n)
 }
 
 // pendingLocked returns, in a new slice, what the client was sent and did
@@ -647,15 +663,7 @@ func (c *conn) takeOver(n *conn, h uint32) error {
 		// will be written before the old stream ends: an 'h' beyond
 		// that cannot be right, and leaves the session alone (still
 		// holding: nothing is released for a refused resumption).
-		most := uint32(len(c.sm.unacked))
-		if c.hold != nil {
-			most += uint32(len(c.hold.stanzas))
-		}
-		for _, st := range c.queue {
-			if !st.IsControl() {
-				most++
-			}
-		}
+		most := c.pendingCountLocked()
 		if h-c.sm.acked > most {
 			c.mu.Unlock()
 			return tooHigh(h, c.sm.acked+most)

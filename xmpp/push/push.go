@@ -89,7 +89,7 @@ type Module struct {
 	mu       sync.Mutex
 	inflight map[string]*service
 	seq      uint64
-	// closed: Close ran; nothing is published from then on.
+	// closed: Close ran; no notification is built from then on.
 	closed bool
 	// removals are the failing services' removals from the store under
 	// way (disableFailing), which Close waits for.
@@ -168,8 +168,8 @@ func (m *Module) Load(ctx context.Context) error {
 // Close stops publishing: the notifications in flight are forgotten,
 // their timeouts stopped, no notification is built from then on (one
 // built just before may still be routed), and the removals of failing
-// services from the store under way end before it returns. The server calls it once the
-// sessions have ended, before the store closes.
+// services from the store under way end before it returns. The server
+// calls it once the sessions have ended, before the store closes.
 func (m *Module) Close() {
 	m.mu.Lock()
 	m.closed = true

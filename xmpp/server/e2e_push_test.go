@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"switchboard/xmpp"
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/server/servertest"
@@ -62,6 +64,22 @@ func pushAnswer(t testing.TB, app *servertest.Client, n pushNotification, typ st
 	ftSend(t, app, "<iq type='error' id='%s' to='%s'><error type='%s'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", n.id, n.from, typ)
 }
 
+// pushApp logs in the app server's push service, app@localhost/push.
+func pushApp(t testing.TB, s *servertest.Server) *servertest.Client {
+	t.Helper()
+	return ftLogin(t, s, s.AddUser(t, "app", ftPassword), "push")
+}
+
+// pushUsers logs in the push service, alice's phone and bob's desk.
+func pushUsers(t testing.TB, s *servertest.Server) (alice jid.JID, app, phone, b *servertest.Client) {
+	t.Helper()
+	alice = s.AddUser(t, "alice", ftPassword)
+	bob := s.AddUser(t, "bob", ftPassword)
+	app = pushApp(t, s)
+	b = ftLogin(t, s, bob, "desk")
+	return alice, app, ftLogin(t, s, alice, "phone"), b
+}
+
 // pushEnable enables the app's service for c with a secret.
 func pushEnable(t testing.TB, c *servertest.Client, service, node string) {
 	t.Helper()
@@ -78,13 +96,7 @@ func pushEnable(t testing.TB, c *servertest.Client, service, node string) {
 // options (§6). A service that answers with errors is disabled (§7).
 func TestPushOffline(t *testing.T) {
 	s := servertest.Start(t, servertest.WithConfig(func(c *config.Config) { c.Push.MaxErrors = 1 }))
-	alice := s.AddUser(t, "alice", ftPassword)
-	bob := s.AddUser(t, "bob", ftPassword)
-	appUser := s.AddUser(t, "app", ftPassword)
-	app := ftLogin(t, s, appUser, "push")
-	b := ftLogin(t, s, bob, "desk")
-
-	phone := ftLogin(t, s, alice, "phone")
+	alice, app, phone, b := pushUsers(t, s)
 	_, info := ftExchange(t, phone, "<iq type='get' id='%s' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	if !slices.Contains(mcFeatures(info), nsPush) {
 		t.Fatalf("the account does not announce %s: %s", nsPush, info)
@@ -135,12 +147,7 @@ func TestPushOffline(t *testing.T) {
 // under the same name does not notify the removed one's devices.
 func TestPushAccountRemoved(t *testing.T) {
 	s := servertest.Start(t)
-	alice := s.AddUser(t, "alice", ftPassword)
-	bob := s.AddUser(t, "bob", ftPassword)
-	appUser := s.AddUser(t, "app", ftPassword)
-	app := ftLogin(t, s, appUser, "push")
-	b := ftLogin(t, s, bob, "desk")
-	phone := ftLogin(t, s, alice, "phone")
+	alice, app, phone, b := pushUsers(t, s)
 	pushEnable(t, phone, app.JID.String(), "node-1")
 	_, res := ftExchange(t, phone, "<iq type='set' id='%s'><query xmlns='jabber:iq:register'><remove/></query></iq>")
 	if res.AttrValue("type") != "result" {
@@ -167,8 +174,7 @@ func TestPushAccountRemoved(t *testing.T) {
 // acknowledge.
 func pushSMFriends(t testing.TB, s *servertest.Server) (app *servertest.Client, a *smRaw, afull string, enabled *wire.Element, b *servertest.Client) {
 	t.Helper()
-	appUser := s.AddUser(t, "app", ftPassword)
-	app = ftLogin(t, s, appUser, "push")
+	app = pushApp(t, s)
 	a, afull, enabled, b = smFriends(t, s, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
 	a.Write(t, "<iq type='set' id='en'><enable xmlns='urn:xmpp:push:0' jid='"+app.JID.String()+"' node='n'/></iq>")
 	if el := a.next(t, ftWithID("iq", "en")); el.AttrValue("type") != "result" {
