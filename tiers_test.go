@@ -56,6 +56,8 @@ var tiers = map[string]int{
 	"switchboard/xmpp/c2s":    3,
 	"switchboard/xmpp/s2s":    3,
 	"switchboard/xmpp/upload": 3,
+	// External components (XEP-0114), a listener like s2s.
+	"switchboard/xmpp/component": 3,
 
 	"switchboard/xmpp/ws":      4,
 	"switchboard/xmpp/bosh":    4,

@@ -87,6 +87,9 @@ type Config struct {
 	// Directory holds the vCard and user directory settings.
 	Directory Directory `toml:"directory"`
 	Hosts     []Host    `toml:"host"`
+	// Components are the external components ([[component]], XEP-0114)
+	// that may connect to the component listener ([Listen.Component]).
+	Components []Component `toml:"component"`
 }
 
 // Server holds process-wide settings ([server]).
@@ -125,6 +128,9 @@ type Listen struct {
 	C2STLS string `toml:"c2s_tls"` // client-to-server with direct TLS (XEP-0368)
 	S2S    string `toml:"s2s"`     // server-to-server
 	HTTP   string `toml:"http"`    // web features
+	// Component is where external components connect (XEP-0114); it
+	// is opened only when [[component]] tables are configured.
+	Component string `toml:"component"`
 	// AdminSocket is the Unix socket of the admin API: "" means
 	// <data_dir>/admin.sock, DisabledSocket ("-") disables it. Use
 	// [Config.AdminSocketPath] rather than reading this field.
@@ -317,6 +323,19 @@ type Directory struct {
 	MaxResults int `toml:"max_results"`
 }
 
+// Component is an external component ([[component]]): a program that
+// serves a domain of its own through the server (XEP-0114), such as a
+// gateway to a phone system or a bot framework's component.
+type Component struct {
+	// Domain is the component's domain, e.g. "gateway.example.org": the
+	// server routes every stanza addressed to it, or to an address at
+	// it, to the component. Not one of the hosts or their services.
+	Domain string `toml:"domain"`
+	// Secret is the shared secret the component's handshake proves it
+	// knows (SHA-1 of the stream id and the secret).
+	Secret string `toml:"secret"`
+}
+
 // Host is one virtual host ([[host]]).
 type Host struct {
 	// Domain is the lowercase domain served, e.g. "example.org".
@@ -401,19 +420,20 @@ const (
 // one host, "localhost".
 func Defaults() Config {
 	return Config{
-		Server:    ServerDefaults(),
-		Log:       LogDefaults(),
-		Listen:    ListenDefaults(),
-		TLS:       TLSDefaults(),
-		Limits:    LimitsDefaults(),
-		C2S:       C2SDefaults(),
-		S2S:       S2SDefaults(),
-		Upload:    UploadDefaults(),
-		PEP:       PEPDefaults(),
-		Private:   PrivateDefaults(),
-		Push:      PushDefaults(),
-		Directory: DirectoryDefaults(),
-		Hosts:     []Host{HostDefaults("localhost")},
+		Server:     ServerDefaults(),
+		Log:        LogDefaults(),
+		Listen:     ListenDefaults(),
+		TLS:        TLSDefaults(),
+		Limits:     LimitsDefaults(),
+		C2S:        C2SDefaults(),
+		S2S:        S2SDefaults(),
+		Upload:     UploadDefaults(),
+		PEP:        PEPDefaults(),
+		Private:    PrivateDefaults(),
+		Push:       PushDefaults(),
+		Directory:  DirectoryDefaults(),
+		Hosts:      []Host{HostDefaults("localhost")},
+		Components: []Component{},
 	}
 }
 
@@ -438,6 +458,8 @@ func ListenDefaults() Listen {
 		C2STLS: ":5223",
 		S2S:    ":5269",
 		HTTP:   ":5443",
+		// Loopback: the protocol has no TLS (XEP-0114).
+		Component: "127.0.0.1:5347",
 	}
 }
 

@@ -29,6 +29,7 @@ func (c *Config) Validate() error {
 	c.Push.validate(&p)
 	c.Directory.validate(&p)
 	validateHosts(&p, c.Hosts)
+	validateComponents(&p, c.Components, c.Hosts)
 	return p.err()
 }
 
@@ -103,6 +104,7 @@ func (l Listen) validate(p *problems) {
 		{"listen.c2s_tls", l.C2STLS},
 		{"listen.s2s", l.S2S},
 		{"listen.http", l.HTTP},
+		{"listen.component", l.Component},
 	}
 	seen := make(map[string]string, len(addrs)) // address → key
 	for _, a := range addrs {
@@ -309,6 +311,31 @@ func validateHosts(p *problems, hosts []Host) {
 			continue
 		}
 		seen[h.Domain] = i
+	}
+}
+
+// validateComponents checks the [[component]] tables: a domain of its
+// own each (no host's, no other component's) and a secret.
+func validateComponents(p *problems, comps []Component, hosts []Host) {
+	taken := make(map[string]string, len(hosts)+len(comps)) // domain → key
+	for i, h := range hosts {
+		taken[h.Domain] = indexKey("host", i) + ".domain"
+	}
+	for i, c := range comps {
+		key := indexKey("component", i)
+		if err := checkDomain(c.Domain); err != nil {
+			p.addErr(key+".domain", err)
+		} else if prev, ok := taken[c.Domain]; ok {
+			p.addAlso(key+".domain", []string{prev}, "domain %q is already served (%s)", c.Domain, prev)
+		} else {
+			taken[c.Domain] = key + ".domain"
+		}
+		switch {
+		case c.Secret == "":
+			p.add(key+".secret", "must not be empty")
+		case !utf8.ValidString(c.Secret) || strings.ContainsRune(c.Secret, 0):
+			p.add(key+".secret", "must be UTF-8 text without NUL")
+		}
 	}
 }
 

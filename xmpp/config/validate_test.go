@@ -26,6 +26,22 @@ func TestValidate(t *testing.T) {
 		{"ip address domain", func(c *Config) { c.Hosts[0].Domain = "192.0.2.1" }, nil},
 		{"punycode domain", func(c *Config) { c.Hosts[0].Domain = "xn--bcher-kva.example" }, nil},
 
+		{"components", func(c *Config) {
+			c.Components = []Component{{Domain: "gw.localhost", Secret: "s"}, {Domain: "bots.example", Secret: "t"}}
+		}, nil},
+		{"component listener on the s2s address", func(c *Config) { c.Listen.Component = ":5269" }, []string{"listen.component"}},
+		{"component without domain or secret", func(c *Config) { c.Components = []Component{{}} },
+			[]string{"component[0].domain", "component[0].secret"}},
+		{"component on a host's domain", func(c *Config) { c.Components = []Component{{Domain: "localhost", Secret: "s"}} },
+			[]string{"component[0].domain"}},
+		{"component twice", func(c *Config) {
+			c.Components = []Component{{Domain: "gw.localhost", Secret: "s"}, {Domain: "gw.localhost", Secret: "t"}}
+		}, []string{"component[1].domain"}},
+		{"component domain uppercase", func(c *Config) { c.Components = []Component{{Domain: "GW.localhost", Secret: "s"}} },
+			[]string{"component[0].domain"}},
+		{"component secret with NUL", func(c *Config) { c.Components = []Component{{Domain: "gw.localhost", Secret: "a\x00"}} },
+			[]string{"component[0].secret"}},
+
 		{"empty data dir", func(c *Config) { c.Server.DataDir = "" }, []string{"server.data_dir"}},
 		{"nul in data dir", func(c *Config) { c.Server.DataDir = "a\x00b" }, []string{"server.data_dir"}},
 		{"negative shutdown", func(c *Config) { c.Server.ShutdownTimeout = -1 }, []string{"server.shutdown_timeout"}},

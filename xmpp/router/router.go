@@ -93,7 +93,10 @@ type Router struct {
 	// sessionsPeak lets Unbind shrink sessions after many users left.
 	sessionsPeak xmpp.MapPeak
 	components   map[string]xmpp.Component
-	count        atomic.Int64
+	// external marks the components that are other programs
+	// (XEP-0114): the server does not answer them as its own.
+	external map[string]bool
+	count    atomic.Int64
 	// remote carries stanzas to other servers (federation); nil without.
 	remote atomic.Pointer[Remote]
 }
@@ -149,6 +152,7 @@ func New(opts Options, deps Deps) (*Router, error) {
 		hosts:      map[string]bool{},
 		sessions:   map[userKey]*user{},
 		components: map[string]xmpp.Component{},
+		external:   map[string]bool{},
 	}
 	for _, h := range opts.Hosts {
 		r.hosts[h] = true
@@ -160,7 +164,15 @@ func New(opts Options, deps Deps) (*Router, error) {
 func (r *Router) IsLocal(domain string) bool { return r.hosts[domain] }
 
 // AddComponent routes every stanza for c.Domain() to c.
-func (r *Router) AddComponent(c xmpp.Component) error {
+func (r *Router) AddComponent(c xmpp.Component) error { return r.add(c, false) }
+
+// AddExternal routes every stanza for c.Domain() to c, an external
+// component (XEP-0114): a program of its own, which the server's services
+// answer as they answer another server's users (TargetRemote), not as one
+// of the server's own services.
+func (r *Router) AddExternal(c xmpp.Component) error { return r.add(c, true) }
+
+func (r *Router) add(c xmpp.Component, external bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := c.Domain()
@@ -168,7 +180,19 @@ func (r *Router) AddComponent(c xmpp.Component) error {
 		return fmt.Errorf("router: domain %s already served", d)
 	}
 	r.components[d] = c
+	r.external[d] = external
 	return nil
+}
+
+// trusted reports whether domain is one of the server's hosts or of its
+// own services.
+func (r *Router) trusted(domain string) bool {
+	if r.hosts[domain] {
+		return true
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.components[domain] != nil && !r.external[domain]
 }
 
 // IsComponent reports whether a component serves domain.
@@ -612,7 +636,7 @@ func (r *Router) routeHost(ctx context.Context, st *xmpp.Stanza) {
 	switch st.Kind {
 	case xmpp.KindIQ:
 		t := xmpp.TargetHost
-		if !xmpp.IsZero(st.From) && !r.Serves(st.From.Domainpart()) {
+		if !xmpp.IsZero(st.From) && !r.trusted(st.From.Domainpart()) {
 			t = xmpp.TargetRemote
 		}
 		r.handleIQ(ctx, t, st)

@@ -32,7 +32,7 @@ type inConn struct {
 	id    uint64
 	raw   net.Conn // TCP; the TLS connection over it is the writer's
 	dec   *wire.Decoder
-	w     writer
+	w     *wire.StreamWriter
 	cache xmpp.JIDCache
 
 	secure     bool
@@ -58,7 +58,7 @@ func newInConn(s *Server, nc net.Conn) *inConn {
 		s: s, id: s.nextID.Add(1), raw: nc,
 		verified: map[pair]bool{}, pending: map[pair]bool{},
 	}
-	c.w = writer{nc: nc, timeout: s.opts.WriteTimeout}
+	c.w = wire.NewStreamWriter(nc, s.opts.WriteTimeout)
 	c.dec = wire.NewDecoder(nc, wire.Limits{MaxStanza: s.opts.MaxStanzaSize})
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	return c
@@ -110,7 +110,7 @@ func (c *inConn) end(err error) {
 		return
 	}
 	c.debug("incoming server stream ends", xmpp.LogErr, err)
-	if !c.w.last(b) {
+	if !c.w.Last(b) {
 		return
 	}
 	// The peer's closing tag, briefly, so that ours is read before
@@ -133,7 +133,7 @@ func (c *inConn) shutdown() {
 // closeStream ends the stream with the closing tag alone (after an
 // invalid dialback key, XEP-0220).
 func (c *inConn) closeStream() {
-	if c.closing.Swap(true) || !c.w.last([]byte("</stream:stream>")) {
+	if c.closing.Swap(true) || !c.w.Last([]byte("</stream:stream>")) {
 		return
 	}
 	_ = c.raw.SetReadDeadline(time.Now().Add(closeLinger))
@@ -163,7 +163,7 @@ func (c *inConn) open() error {
 	b := appendHeader(nil, to, h.From, c.streamID)
 	c.headerSent = true
 	if err := checkHeader(h); err != nil {
-		_ = c.w.write(b)
+		_ = c.w.Write(b)
 		return err
 	}
 	c.dec.SetScope(readScope(h))
@@ -180,7 +180,7 @@ func (c *inConn) open() error {
 		b = append(b, "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"...)
 	}
 	b = append(b, "</stream:features>"...)
-	return c.w.write(b)
+	return c.w.Write(b)
 }
 
 // serve negotiates and reads the stream until it ends.
@@ -232,7 +232,7 @@ func (c *inConn) serve() error {
 func (c *inConn) startTLS() error {
 	if c.secure || c.s.opts.TLS == nil {
 		// RFC 6120 §5.4.2.2: the failure, then the closing tag.
-		_ = c.w.write([]byte("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))
+		_ = c.w.Write([]byte("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))
 		return wire.ErrStreamEnd
 	}
 	if c.dec.PendingData() {
@@ -247,7 +247,7 @@ func (c *inConn) startTLS() error {
 		// results a new stream would discard (§5.4.3.3).
 		return serr("policy-violation", "STARTTLS after dialback")
 	}
-	if err := c.w.write([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
+	if err := c.w.Write([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
 		return err
 	}
 	tc := tls.Server(c.raw, c.s.opts.TLS)
@@ -259,7 +259,7 @@ func (c *inConn) startTLS() error {
 		return err
 	}
 	c.secure = true
-	c.w.setConn(tc)
+	c.w.SetConn(tc)
 	c.dec.Reset(tc)
 	return c.open()
 }
@@ -298,7 +298,7 @@ func (c *inConn) dialbackResult(el *wire.Element) error {
 		return serr("improper-addressing", "the dialback key has no valid 'to'")
 	}
 	reply := func(typ string, cond stanza.Condition) error {
-		return c.w.write(appendDialback(nil, "result", local, remote, "", typ, cond, ""))
+		return c.w.Write(appendDialback(nil, "result", local, remote, "", typ, cond, ""))
 	}
 	switch {
 	case !c.s.router.Serves(local):
@@ -383,7 +383,7 @@ func (c *inConn) dialbackVerify(el *wire.Element) error {
 	case checkKey(c.s.opts.Secret, receiving, originating, id, el.Text):
 		typ = "valid"
 	}
-	return c.w.write(appendDialback(nil, "verify", originating, receiving, id, typ, cond, ""))
+	return c.w.Write(appendDialback(nil, "verify", originating, receiving, id, typ, cond, ""))
 }
 
 // stanza delivers a stanza of an authenticated domain pair.

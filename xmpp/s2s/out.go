@@ -54,7 +54,7 @@ type outConn struct {
 	local, remote string
 	raw           net.Conn // TCP; the TLS connection over it is the writer's
 	dec           *wire.Decoder
-	w             writer
+	w             *wire.StreamWriter
 	streamID      string // the receiving server's id for the stream
 	dialback      bool   // the receiving server speaks dialback
 	secure        bool
@@ -82,7 +82,7 @@ func (s *Server) dial(ctx context.Context, local, remote string) (*outConn, erro
 		return nil, failed(condRemoteConnectionFailed, "s2s: connect to %s: %w", remote, err)
 	}
 	oc := &outConn{s: s, local: local, remote: remote, raw: nc}
-	oc.w = writer{nc: nc, timeout: s.opts.WriteTimeout}
+	oc.w = wire.NewStreamWriter(nc, s.opts.WriteTimeout)
 	oc.dec = wire.NewDecoder(nc, wire.Limits{MaxStanza: s.opts.MaxStanzaSize})
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
@@ -99,7 +99,7 @@ func (s *Server) dial(ctx context.Context, local, remote string) (*outConn, erro
 // open sends the stream header, reads the peer's and its features, and
 // negotiates STARTTLS (RFC 6120 §5.4) when offered.
 func (oc *outConn) open(ctx context.Context) error {
-	if err := oc.w.write(appendHeader(nil, oc.local, oc.remote, "")); err != nil {
+	if err := oc.w.Write(appendHeader(nil, oc.local, oc.remote, "")); err != nil {
 		return err
 	}
 	h, err := oc.dec.ReadHeader()
@@ -107,7 +107,7 @@ func (oc *outConn) open(ctx context.Context) error {
 		return fmt.Errorf("s2s: %s: stream header: %w", oc.remote, err)
 	}
 	if err := checkHeader(h); err != nil {
-		_ = oc.w.last(wire.AppendStreamEnd(nil, err.(*wire.Error).Condition, ""))
+		_ = oc.w.Last(wire.AppendStreamEnd(nil, err.(*wire.Error).Condition, ""))
 		return fmt.Errorf("s2s: %s: %w", oc.remote, err)
 	}
 	oc.dec.SetScope(readScope(h))
@@ -142,7 +142,7 @@ func (oc *outConn) open(ctx context.Context) error {
 
 // startTLS upgrades the stream and opens it again.
 func (oc *outConn) startTLS(ctx context.Context) error {
-	if err := oc.w.write([]byte("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
+	if err := oc.w.Write([]byte("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")); err != nil {
 		return err
 	}
 	el, err := oc.dec.ReadElement()
@@ -167,7 +167,7 @@ func (oc *outConn) startTLS(ctx context.Context) error {
 		return fmt.Errorf("s2s: %s: TLS handshake: %w", oc.remote, err)
 	}
 	oc.secure = true
-	oc.w.setConn(tc)
+	oc.w.SetConn(tc)
 	oc.dec.Reset(tc)
 	return oc.open(ctx)
 }
@@ -176,7 +176,7 @@ func (oc *outConn) startTLS(ctx context.Context) error {
 // reader, when there is one, sees it and ends: done), closes the
 // connection and waits for the reader to end.
 func (oc *outConn) closeStream(done <-chan error) {
-	oc.w.last([]byte("</stream:stream>"))
+	oc.w.Last([]byte("</stream:stream>"))
 	if done == nil {
 		oc.raw.Close()
 		return
@@ -198,7 +198,7 @@ func (oc *outConn) authenticate() error {
 		return failed(stanza.RemoteServerNotFound, "s2s: %s offers no authentication this server speaks (dialback)", oc.remote)
 	}
 	key := Key(oc.s.opts.Secret, oc.remote, oc.local, oc.streamID)
-	if err := oc.w.write(appendDialback(nil, "result", oc.local, oc.remote, "", "", "", key)); err != nil {
+	if err := oc.w.Write(appendDialback(nil, "result", oc.local, oc.remote, "", "", "", key)); err != nil {
 		return err
 	}
 	for {
@@ -280,7 +280,7 @@ func (s *Server) verify(ctx context.Context, local, remote, id, key string) (str
 	}
 	stop := context.AfterFunc(ctx, func() { _ = oc.raw.SetDeadline(time.Now()) })
 	defer stop()
-	if err := oc.w.write(appendDialback(nil, "verify", local, remote, id, "", "", key)); err != nil {
+	if err := oc.w.Write(appendDialback(nil, "verify", local, remote, id, "", "", key)); err != nil {
 		oc.raw.Close()
 		return "error", stanza.RemoteServerTimeout
 	}
@@ -475,40 +475,13 @@ func (p *peer) serve(ctx context.Context, oc *outConn) bool {
 	}
 }
 
-// writeChunk bounds the bytes a batch is copied into before a write.
-const writeChunk = 32 << 10
-
-// writeBatch writes stanzas, gathered into writes of about writeChunk; a
-// stanza as large goes out by itself.
-func (oc *outConn) writeBatch(batch []*xmpp.Stanza) error {
-	if len(batch) == 1 {
-		return oc.w.write(batch[0].Bytes())
-	}
-	buf := make([]byte, 0, writeChunk)
-	for _, st := range batch {
-		b := st.Bytes()
-		if len(buf) > 0 && len(buf)+len(b) > writeChunk {
-			if err := oc.w.write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
-		if len(b) >= writeChunk {
-			if err := oc.w.write(b); err != nil {
-				return err
-			}
-			continue
-		}
-		buf = append(buf, b...)
-	}
-	if len(buf) == 0 {
-		return nil
-	}
-	return oc.w.write(buf)
-}
-
 func (p *peer) bounceAll(q []*xmpp.Stanza, cond stanza.Condition, text string) {
 	for _, st := range q {
 		p.s.bounce(context.Background(), st, cond, text)
 	}
+}
+
+// writeBatch writes stanzas, gathered into writes of about 32 KiB.
+func (oc *outConn) writeBatch(batch []*xmpp.Stanza) error {
+	return oc.w.WriteEach(len(batch), func(i int) []byte { return batch[i].Bytes() })
 }

@@ -287,35 +287,6 @@ func TestOutgoingDialbackAnswers(t *testing.T) {
 	}
 }
 
-// TestWriterLast: nothing is written after the stream's last bytes, so
-// that a dialback answer finishing late cannot follow the closing tag.
-func TestWriterLast(t *testing.T) {
-	client, server := net.Pipe()
-	defer client.Close()
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(client)
-		got <- b
-	}()
-	w := writer{nc: server, timeout: time.Second}
-	if err := w.write([]byte("<a/>")); err != nil {
-		t.Fatal(err)
-	}
-	if !w.last([]byte("</stream:stream>")) {
-		t.Fatal("last refused the first end")
-	}
-	if err := w.write([]byte("<late/>")); err == nil {
-		t.Error("write after last succeeded")
-	}
-	if w.last([]byte("<stream:error/>")) {
-		t.Error("a second last succeeded")
-	}
-	server.Close()
-	if b := <-got; string(b) != "<a/></stream:stream>" {
-		t.Errorf("wrote %q", b)
-	}
-}
-
 // TestInboundLimits: past max_inbound an incoming connection is closed
 // with resource-constraint, past max_inbound_per_ip with
 // policy-violation, after a stream header of ours; a connection that ends

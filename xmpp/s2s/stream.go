@@ -7,11 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"mellium.im/xmpp/stanza"
 
@@ -192,41 +189,4 @@ func peerStreamError(el *wire.Element) error {
 		}
 	}
 	return errors.New("s2s: peer sent a stream error")
-}
-
-// writer serialises writes to a connection, each with a deadline. Once
-// a write failed or the stream's last bytes went out (last), every write
-// fails: nothing follows the closing tag.
-type writer struct {
-	mu      sync.Mutex
-	nc      net.Conn
-	timeout time.Duration
-	done    bool
-}
-
-func (w *writer) setConn(nc net.Conn) {
-	w.mu.Lock()
-	w.nc = nc
-	w.mu.Unlock()
-}
-
-func (w *writer) write(b []byte) error { return w.send(b, false) }
-
-// last writes the end of the stream (a stream error, the closing tag);
-// it reports false when the stream had ended already.
-func (w *writer) last(b []byte) bool { return w.send(b, true) != net.ErrClosed }
-
-func (w *writer) send(b []byte, last bool) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
-		return net.ErrClosed
-	}
-	w.done = last
-	_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
-	if _, err := w.nc.Write(b); err != nil {
-		w.done = true
-		return err
-	}
-	return nil
 }

@@ -78,7 +78,15 @@ func (s *Server) serviceItems(host string) []disco.Item {
 			out = append(out, disco.Item{JID: m.Domain(), Name: name})
 		}
 	}
-	return append(out, s.uploadItems(host)...)
+	out = append(out, s.uploadItems(host)...)
+	// External components on a subdomain of the host, as Prosody lists
+	// them; they answer disco#info about themselves.
+	for _, c := range s.cfg.Components {
+		if strings.HasSuffix(c.Domain, "."+host) {
+			out = append(out, disco.Item{JID: c.Domain})
+		}
+	}
+	return out
 }
 
 // mayCreateRooms is a host's room creation ACL.

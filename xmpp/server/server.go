@@ -28,6 +28,7 @@ import (
 	"switchboard/xmpp/blocking"
 	"switchboard/xmpp/c2s"
 	"switchboard/xmpp/carbons"
+	"switchboard/xmpp/component"
 	"switchboard/xmpp/config"
 	"switchboard/xmpp/directory"
 	"switchboard/xmpp/disco"
@@ -84,7 +85,10 @@ type Server struct {
 	c2s     *c2s.Server
 	// s2s federates with other servers; nil without the s2s listener.
 	s2s *s2s.Server
-	tls *tls.Config
+	// components serves external components (XEP-0114); nil when none
+	// is configured.
+	components *component.Server
+	tls        *tls.Config
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -394,6 +398,37 @@ func (s *Server) build() error {
 		}
 		rt.SetRemote(s.s2s)
 	}
+	return s.buildComponents(rt)
+}
+
+// buildComponents routes the domains of the external components
+// ([[component]], XEP-0114) to their connections.
+func (s *Server) buildComponents(rt *router.Router) error {
+	cfg := s.cfg
+	if len(cfg.Components) == 0 {
+		return nil
+	}
+	comps := make([]component.Config, len(cfg.Components))
+	for i, c := range cfg.Components {
+		comps[i] = component.Config{Domain: c.Domain, Secret: c.Secret}
+	}
+	var err error
+	s.components, err = component.New(component.Options{
+		HandshakeTimeout: cfg.Limits.AuthTimeout.Duration(),
+		QueueStanzas:     cfg.S2S.QueueStanzas,
+		QueueBytes:       cfg.S2S.QueueBytes,
+		MaxStanzaSize:    cfg.Limits.MaxStanzaSize,
+		Logger:           s.log,
+		TraceXML:         cfg.Log.TraceXML,
+	}, rt, comps)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	for _, r := range s.components.Components() {
+		if err := rt.AddExternal(r); err != nil {
+			return fmt.Errorf("server: component %s: %w", r.Domain(), err)
+		}
+	}
 	return nil
 }
 
@@ -444,6 +479,10 @@ func (s *Server) Router() *router.Router { return s.router }
 // listener is off.
 func (s *Server) Federation() *s2s.Server { return s.s2s }
 
+// Components returns the external component service (XEP-0114), nil when
+// no component is configured.
+func (s *Server) Components() *component.Server { return s.components }
+
 // Config returns the configuration the server runs with.
 func (s *Server) Config() config.Config { return s.cfg }
 
@@ -455,10 +494,6 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.New("server: already started")
 	}
 	s.started = true
-	type lst struct {
-		name, addr string
-		tls        bool
-	}
 	// The HTTPS listener is bound first, since upload slots name its port
 	// and clients of the other listeners may ask for one at once; it is
 	// served last, once everything its handlers use has started.
@@ -472,7 +507,21 @@ func (s *Server) Start(ctx context.Context) error {
 		s.setUploadURLs(ln.Addr())
 		httpLn = ln
 	}
-	for _, l := range []lst{{"c2s", s.cfg.Listen.C2S, false}, {"c2s_tls", s.cfg.Listen.C2STLS, true}} {
+	type stream struct {
+		name, addr string
+		serve      func(net.Listener) error
+	}
+	streams := []stream{
+		{"c2s", s.cfg.Listen.C2S, func(ln net.Listener) error { return s.c2s.Serve(ln, false) }},
+		{"c2s_tls", s.cfg.Listen.C2STLS, func(ln net.Listener) error { return s.c2s.Serve(ln, true) }},
+	}
+	if s.s2s != nil {
+		streams = append(streams, stream{"s2s", s.cfg.Listen.S2S, s.s2s.Serve})
+	}
+	if s.components != nil {
+		streams = append(streams, stream{"component", s.cfg.Listen.Component, s.components.Serve})
+	}
+	for _, l := range streams {
 		if l.addr == "" {
 			continue
 		}
@@ -484,26 +533,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.listeners[l.name] = ln
 		s.log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
 		s.serveWG.Add(1)
-		go func(ln net.Listener, directTLS bool, name string) {
-			defer s.serveWG.Done()
-			if err := s.c2s.Serve(ln, directTLS); err != nil {
-				s.log.Error("listener stopped", "listener", name, xmpp.LogErr, err)
-			}
-		}(ln, l.tls, l.name)
-	}
-	if addr := s.cfg.Listen.S2S; addr != "" && s.s2s != nil {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			s.closeListenersLocked()
-			return fmt.Errorf("server: listen s2s on %s: %w", addr, err)
-		}
-		s.listeners["s2s"] = ln
-		s.log.Info("listening", "listener", "s2s", "addr", ln.Addr().String())
-		s.serveWG.Add(1)
 		go func() {
 			defer s.serveWG.Done()
-			if err := s.s2s.Serve(ln); err != nil {
-				s.log.Error("listener stopped", "listener", "s2s", xmpp.LogErr, err)
+			if err := l.serve(ln); err != nil {
+				s.log.Error("listener stopped", "listener", l.name, xmpp.LogErr, err)
 			}
 		}()
 	}
@@ -553,8 +586,8 @@ func (s *Server) closeListenersLocked() {
 	}
 }
 
-// Addr returns the bound address of a listener ("c2s", "c2s_tls", "s2s", "http")
-// or nil.
+// Addr returns the bound address of a listener ("c2s", "c2s_tls", "s2s",
+// "component", "http") or nil.
 func (s *Server) Addr(name string) net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -581,8 +614,10 @@ const adminCloseGrace = time.Second
 // the commands still running of either transport get adminCloseGrace),
 // the room services, so that occupants still connected learn that rooms
 // go down (XEP-0045 §11.2, status 332), then listeners and sessions
-// (closed with system-shutdown), federation streams (incoming ones closed
-// with system-shutdown, outgoing ones once their queue is written),
+// (closed with system-shutdown), external components' streams (closed
+// with system-shutdown once their queue is written), federation streams
+// (incoming ones closed with system-shutdown, outgoing ones once their
+// queue is written),
 // background jobs, the rooms users follow
 // (written), the archive writer (flushed), the store.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -646,7 +681,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	// After the sessions: their last presence, and the rooms' last
-	// words, go out to other servers before the streams close.
+	// words, go out to components and other servers before the streams
+	// close.
+	if s.components != nil {
+		if err := s.components.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if s.s2s != nil {
 		if err := s.s2s.Shutdown(ctx); err != nil {
 			errs = append(errs, err)

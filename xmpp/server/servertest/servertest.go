@@ -18,6 +18,7 @@ import (
 	"mellium.im/sasl"
 	"mellium.im/xmlstream"
 	mxmpp "mellium.im/xmpp"
+	"mellium.im/xmpp/component"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/websocket"
@@ -30,13 +31,16 @@ import (
 // Server is a running test server.
 type Server struct {
 	*server.Server
-	Domain  string
-	C2S     string // STARTTLS listener address
-	C2STLS  string // direct TLS listener address
-	HTTP    string // HTTPS listener address (web features); "" unless configured
-	S2S     string // server-to-server listener address; "" unless configured
-	DataDir string
-	roots   *x509.CertPool
+	Domain string
+	C2S    string // STARTTLS listener address
+	C2STLS string // direct TLS listener address
+	HTTP   string // HTTPS listener address (web features); "" unless configured
+	S2S    string // server-to-server listener address; "" unless configured
+	// Component is the external component listener's address (XEP-0114);
+	// "" unless a component is configured (WithComponent).
+	Component string
+	DataDir   string
+	roots     *x509.CertPool
 }
 
 // Option adjusts the configuration before start.
@@ -55,6 +59,7 @@ func Config(dataDir string) config.Config {
 	cfg.Listen.C2STLS = "127.0.0.1:0"
 	cfg.Listen.S2S = ""
 	cfg.Listen.HTTP = ""
+	cfg.Listen.Component = "127.0.0.1:0"
 	cfg.Listen.AdminSocket = config.DisabledSocket
 	cfg.Limits.AuthFailureDelay = 0
 	cfg.Limits.AuthFailureMaxDelay = 0
@@ -99,6 +104,9 @@ func StartConfig(t testing.TB, cfg config.Config) *Server {
 	if a := srv.Addr("s2s"); a != nil {
 		s.S2S = a.String()
 	}
+	if a := srv.Addr("component"); a != nil {
+		s.Component = a.String()
+	}
 	certFile, _, _ := cfg.CertFiles()
 	pemData, err := os.ReadFile(certFile)
 	if err != nil {
@@ -114,6 +122,51 @@ func StartConfig(t testing.TB, cfg config.Config) *Server {
 		}
 	})
 	return s
+}
+
+// WithComponent configures an external component (XEP-0114).
+func WithComponent(domain, secret string) Option {
+	return func(c *config.Config) {
+		c.Components = append(c.Components, config.Component{Domain: domain, Secret: secret})
+	}
+}
+
+// ConnectComponent connects to the component listener as the component of
+// domain with mellium's XEP-0114 client and returns it as a Client (its
+// JID is the domain). It returns the error of the handshake.
+func (s *Server) ConnectComponent(domain, secret string) (*Client, error) {
+	conn, err := net.DialTimeout("tcp", s.Component, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	// As in Login: a socket deadline, not a context, for the handshake.
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	addr, err := jid.New("", domain, "")
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	sess, err := component.NewSession(context.Background(), addr, []byte(secret), conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	c := &Client{Session: sess, JID: addr, in: make(chan *wire.Element, 256)}
+	go c.read()
+	return c, nil
+}
+
+// MustConnectComponent is ConnectComponent that fails the test on error and
+// closes the session when the test ends.
+func (s *Server) MustConnectComponent(t testing.TB, domain, secret string) *Client {
+	t.Helper()
+	c, err := s.ConnectComponent(domain, secret)
+	if err != nil {
+		t.Fatalf("servertest: component %s: %v", domain, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // TLSConfig returns a client TLS configuration trusting the server's
