@@ -40,8 +40,9 @@ const (
 type Router interface {
 	xmpp.Router
 	xmpp.Sessions
-	// IsComponent reports whether domain is a service (rooms, uploads),
-	// not a host of user accounts.
+	// IsComponent reports whether domain is one of the server's own
+	// services (rooms, uploads), not a host of user accounts (an external
+	// component, such as a gateway, may be one).
 	IsComponent(domain string) bool
 }
 

@@ -193,9 +193,9 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	if s.pending >= s.opts.MaxPending {
+		s.wg.Add(1) // under s.mu: Shutdown waits for it
 		s.mu.Unlock()
 		s.log.Warn("component connection refused: too many without a handshake", xmpp.LogRemote, nc.RemoteAddr().String(), "max", s.opts.MaxPending)
-		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			// RFC 6120 §4.9.3.17, after a header of ours (§4.9.1.2).

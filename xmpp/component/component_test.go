@@ -155,6 +155,34 @@ func (p *peer) streamError() string {
 	return cond
 }
 
+// errorCond is the condition of a routed error stanza, "" for none.
+func errorCond(st *xmpp.Stanza) string {
+	if e := st.El.Child("error", wire.NSClient); e != nil && e.FirstChild() != nil {
+		return e.FirstChild().Name
+	}
+	return ""
+}
+
+// TestMaxPending: beyond Options.MaxPending connections waiting for their
+// handshake, a new one is closed with resource-constraint; a handshake
+// frees its slot.
+func TestMaxPending(t *testing.T) {
+	_, _, addr := start(t, Options{MaxPending: 1})
+	first := open(t, addr, header(domain))
+	second := open(t, addr, header(domain))
+	if got := second.streamError(); got != "resource-constraint" {
+		t.Fatalf("second connection: %q, want resource-constraint", got)
+	}
+	first.send("<handshake>" + handshakeDigest(first.id, secret) + "</handshake>")
+	if el := first.next(); el.Name != "handshake" {
+		t.Fatalf("answered with %s", el.Raw())
+	}
+	third := open(t, addr, header("other.example"))
+	if got := third.streamError(); got != "host-unknown" {
+		t.Errorf("third connection: %q, want host-unknown (its slot was free)", got)
+	}
+}
+
 // TestHandshake: the header and handshake of XEP-0114 §3, and the stream
 // error each wrong one gets.
 func TestHandshake(t *testing.T) {
@@ -338,17 +366,16 @@ func TestInvalidFrom(t *testing.T) {
 }
 
 // TestToComponent: stanzas for the component's domain are written to it
-// while it is connected, answered with service-unavailable while it is not
-// (but presence of availability), and with resource-constraint when its
-// queue is full.
+// while it is connected, and answered with service-unavailable while it is
+// not (but presence of availability).
 func TestToComponent(t *testing.T) {
-	s, rt, addr := start(t, Options{QueueStanzas: 2})
+	s, rt, addr := start(t, Options{})
 	route := s.Components()[0]
 	ctx := context.Background()
 
 	route.Route(ctx, xmpptest.Stanza(t, "<message from='alice@example.org/a' to='bot@gw.example' id='early'/>"))
 	if e := rt.next(t); e.Type != "error" || e.ID != "early" || e.To.String() != "alice@example.org/a" ||
-		e.El.Child("error", wire.NSClient).FirstChild().Name != "service-unavailable" {
+		errorCond(e) != "service-unavailable" {
 		t.Errorf("not connected: answered %s", e.Bytes())
 	}
 	route.Route(ctx, xmpptest.Stanza(t, "<presence from='alice@example.org/a' to='bot@gw.example'/>"))
@@ -386,7 +413,7 @@ func TestQueueFull(t *testing.T) {
 	for _, id := range []string{"q0", "q1", "q2"} {
 		route.Route(context.Background(), xmpptest.Stanza(t, "<iq from='alice@example.org/a' to='gw.example' type='get' id='"+id+"'><query xmlns='jabber:iq:version'/></iq>"))
 	}
-	if e := rt.next(t); e.ID != "q2" || e.El.Child("error", wire.NSClient).FirstChild().Name != "resource-constraint" {
+	if e := rt.next(t); e.ID != "q2" || errorCond(e) != "resource-constraint" {
 		t.Errorf("full queue: answered %s", e.Bytes())
 	}
 	rt.none(t)
@@ -412,7 +439,7 @@ func TestLostQueue(t *testing.T) {
 	go c.writeLoop() // fails: the transport is closed
 	c.run()          // the header cannot be read either
 	for _, want := range []string{"m1", "q1"} {
-		if e := rt.next(t); e.ID != want || e.Type != "error" || e.El.Child("error", wire.NSClient).FirstChild().Name != "service-unavailable" {
+		if e := rt.next(t); e.ID != want || e.Type != "error" || errorCond(e) != "service-unavailable" {
 			t.Errorf("answered %s, want %s's service-unavailable", e.Bytes(), want)
 		}
 	}

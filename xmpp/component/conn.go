@@ -1,7 +1,6 @@
 package component
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha1" // #nosec G505 -- XEP-0114 §3 names SHA-1
@@ -180,7 +179,13 @@ func (c *conn) serve() error {
 			return err
 		}
 		if c.s.opts.TraceXML {
-			c.debug("in", "xml", string(el.Raw()))
+			if c.authed {
+				c.debug("in", "xml", string(el.Raw()))
+			} else {
+				// The handshake's digest allows guessing the
+				// secret offline.
+				c.debug("in", "xml", "<"+el.Name+">[redacted]")
+			}
 		}
 		if !c.authed {
 			if err := c.handshake(el); err != nil {
@@ -269,9 +274,9 @@ func (c *conn) handshake(el *wire.Element) error {
 
 // stanza routes a stanza the component sent (XEP-0114 §3).
 func (c *conn) stanza(el *wire.Element) error {
-	if el.Space == NSAccept && el.Prefix == "" {
-		el = translate(el)
-	}
+	// Read in jabber:client, as the rest of the server does, also when
+	// the component declares its namespace itself (mellium does).
+	el = el.Renamespaced(NSAccept, wire.NSClient)
 	st, err := xmpp.NewStanzaCached(el, &c.cache)
 	if errors.Is(err, xmpp.ErrNotStanza) {
 		// RFC 6120 §4.9.3.24.
@@ -311,30 +316,10 @@ func (c *conn) reject(st *xmpp.Stanza, err error) {
 		to = jid.JID{}
 	}
 	if reply := st.With(from, to).ErrorReply(xmpp.AsStanzaError(err)); reply != nil {
-		c.enqueue(reply)
-	}
-}
-
-// translate returns a stanza that declares the component namespace
-// itself, read again in jabber:client. Only its own declaration is
-// rewritten; it returns el as it was if that fails (it is then no stanza).
-func translate(el *wire.Element) *wire.Element {
-	raw := el.Raw()
-	for _, q := range []string{`'`, `"`} {
-		decl := "xmlns=" + q + NSAccept + q
-		if i := bytes.Index(raw, []byte(decl)); i >= 0 {
-			b := make([]byte, 0, len(raw))
-			b = append(b, raw[:i]...)
-			b = append(b, "xmlns='"+wire.NSClient+"'"...)
-			b = append(b, raw[i+len(decl):]...)
-			// Where the text was an attribute's value instead,
-			// the element keeps its namespace: the next quote.
-			if t, err := wire.Parse(b, wire.NewScope(wire.NSClient)); err == nil && t.Space == wire.NSClient {
-				return t
-			}
+		if cond := c.enqueue(reply); cond != "" {
+			c.debug("error reply to the component dropped", "cond", string(cond))
 		}
 	}
-	return el
 }
 
 // enqueue queues st for the writer. It returns the condition to answer

@@ -34,7 +34,13 @@
 // unsupported-stanza-type for anything but a stanza after it, and
 // system-shutdown at Shutdown (after what was queued is written).
 //
+// At most Options.MaxPending connections (16) may wait for their handshake
+// at once, each for Options.HandshakeTimeout; beyond them a new connection
+// is closed with resource-constraint.
+//
 // The protocol has no TLS: the listener belongs on loopback or a trusted
-// network. The handshake does not reveal the secret, and a captured one is
-// worth nothing on another stream (it hashes the stream id).
+// network. A captured handshake is worth nothing on another stream (it
+// hashes the stream id), but with the stream id it allows guessing a weak
+// secret offline: secrets should be long and random. TraceXML does not
+// log it.
 package component

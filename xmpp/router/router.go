@@ -119,9 +119,15 @@ func (r *Router) SetRemote(rem Remote) {
 }
 
 // Serves reports whether domain is one of the server's hosts or the domain
-// of one of its components (a room or upload service).
+// of one of its components (a room or upload service, an external
+// component).
 func (r *Router) Serves(domain string) bool {
-	return r.hosts[domain] || r.IsComponent(domain)
+	if r.hosts[domain] {
+		return true
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.components[domain] != nil
 }
 
 var _ xmpp.Router = (*Router)(nil)
@@ -184,22 +190,13 @@ func (r *Router) add(c xmpp.Component, external bool) error {
 	return nil
 }
 
-// trusted reports whether domain is one of the server's hosts or of its
-// own services.
-func (r *Router) trusted(domain string) bool {
-	if r.hosts[domain] {
-		return true
-	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.components[domain] != nil && !r.external[domain]
-}
-
-// IsComponent reports whether a component serves domain.
+// IsComponent reports whether one of the server's own services (rooms,
+// uploads) serves domain. An external component (AddExternal) is not one:
+// its addresses may be people, such as a gateway's phone contacts.
 func (r *Router) IsComponent(domain string) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.components[domain] != nil
+	return r.components[domain] != nil && !r.external[domain]
 }
 
 // SessionCount returns the number of bound sessions.
@@ -636,7 +633,8 @@ func (r *Router) routeHost(ctx context.Context, st *xmpp.Stanza) {
 	switch st.Kind {
 	case xmpp.KindIQ:
 		t := xmpp.TargetHost
-		if !xmpp.IsZero(st.From) && !r.trusted(st.From.Domainpart()) {
+		if from := st.From.Domainpart(); !xmpp.IsZero(st.From) && !r.hosts[from] && !r.IsComponent(from) {
+			// Another server's user, or an external component.
 			t = xmpp.TargetRemote
 		}
 		r.handleIQ(ctx, t, st)

@@ -121,7 +121,7 @@ func TestComponentLimits(t *testing.T) {
 }
 
 // TestComponentSubscription: a user adds a gateway's contact to the
-// roster; the component receives the subscription request and approves
+// roster, in the monitored group; the component receives the subscription request and approves
 // it, and its presence reaches the user (RFC 6121 §3 with a component as
 // the contact's server).
 func TestComponentSubscription(t *testing.T) {
@@ -132,6 +132,10 @@ func TestComponentSubscription(t *testing.T) {
 	// (RFC 6121 §2.1.6).
 	rtSend(t, alice, "<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
 	alice.Next(t, wait, rtMatch("iq", "", "r0"))
+	// A gateway's contact is a person: the receptionist may monitor it
+	// (a room or upload service may not be).
+	rtSend(t, alice, "<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='%s'><group>Monitored</group></item></query></iq>", contact)
+	rtCheck(t, alice.Next(t, wait, rtMatch("iq", "", "r1")), rtWant{name: "iq", typ: "result", from: "", to: alice.JID.String()})
 
 	rtSend(t, alice, "<presence to='%s' type='subscribe'/>", contact)
 	ecCheck(t, gw.Next(t, wait, rtMatch("presence", "", "")), rtWant{

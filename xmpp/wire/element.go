@@ -1,6 +1,10 @@
 package wire
 
-import "bytes"
+import (
+	"bytes"
+	"slices"
+	"strings"
+)
 
 // Namespaces used by the stream layer.
 const (
@@ -186,6 +190,76 @@ func (e *Element) WithoutAttr(name string) *Element {
 	}
 	c.Attrs = out
 	return c
+}
+
+// Renamespaced returns e with every element of its tree in namespace from
+// moved to namespace to, and every declaration of from (a default or a
+// prefix binding) declaring to instead: a stream's content namespace
+// translated into the one the rest of the server reads (RFC 6120 §4.8.3
+// does this for jabber:server). It returns e itself when nothing in the
+// tree is in from or declares it. An element whose verbatim content
+// declares from is written from its tree from then on.
+func (e *Element) Renamespaced(from, to string) *Element {
+	out, _ := e.renamespaced(from, to)
+	return out
+}
+
+// renamespaced is Renamespaced; declares reports whether e's subtree,
+// e included, declares from.
+func (e *Element) renamespaced(from, to string) (out *Element, declares bool) {
+	var children []*Element
+	inner := false // the verbatim content declares from
+	for i, ch := range e.Children {
+		c, d := ch.renamespaced(from, to)
+		inner = inner || d
+		if c != ch && children == nil {
+			children = append(make([]*Element, 0, len(e.Children)), e.Children[:i]...)
+		}
+		if children != nil {
+			children = append(children, c)
+		}
+	}
+	own := false
+	for _, a := range e.Attrs {
+		if (a.Name == "xmlns" || strings.HasPrefix(a.Name, "xmlns:")) && a.Value == from {
+			own = true
+		}
+	}
+	rare := e.rareFields()
+	outer := slices.ContainsFunc(rare.outer, func(a Attr) bool { return a.Value == from })
+	if !own && !inner && !outer && children == nil && e.Space != from && rare.contentNS != from {
+		return e, false
+	}
+	c := e.shallow()
+	if e.Space == from {
+		c.Space = to
+	}
+	for i := range c.Attrs {
+		if (c.Attrs[i].Name == "xmlns" || strings.HasPrefix(c.Attrs[i].Name, "xmlns:")) && c.Attrs[i].Value == from {
+			c.Attrs[i].Value = to
+		}
+	}
+	if children != nil {
+		c.Children = children
+	}
+	if outer || rare.contentNS == from {
+		r := rare
+		r.outer = slices.Clone(rare.outer)
+		for i := range r.outer {
+			if r.outer[i].Value == from {
+				r.outer[i].Value = to
+			}
+		}
+		if r.contentNS == from {
+			r.contentNS = to
+		}
+		c.rare = &r
+	}
+	if inner && c.buf != nil {
+		// The verbatim bytes would declare from again.
+		c = c.WithChildren(c.Text, c.Children...)
+	}
+	return c, own || inner
 }
 
 // WithChildren returns a copy of e whose content is text followed by
