@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,15 +137,7 @@ func (s *Server) Components() []*Route {
 	for _, r := range s.routes {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b *Route) int {
-		switch {
-		case a.domain < b.domain:
-			return -1
-		case a.domain > b.domain:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *Route) int { return strings.Compare(a.domain, b.domain) })
 	return out
 }
 
@@ -303,7 +296,7 @@ func (r *Route) Domain() string { return r.domain }
 // Route queues st for the component, or answers it when the component is
 // not connected or its queue is full.
 func (r *Route) Route(_ context.Context, st *xmpp.Stanza) {
-	_ = st.Bytes() // serialised outside the locks
+	_ = st.Bytes() // serialised outside r.mu (enqueue reads its length)
 	r.mu.Lock()
 	cond := stanza.ServiceUnavailable
 	if r.conn != nil {

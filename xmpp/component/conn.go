@@ -134,22 +134,14 @@ func (c *conn) shutdown() {
 // did wrong, a timeout or a shutdown, the closing tag when it closed its
 // stream; nothing when the connection was lost.
 func (c *conn) end(err error) {
-	var we *wire.Error
-	var ne net.Error
 	var b []byte
 	if !c.headerSent {
 		b = appendHeader(b, "", newStreamID())
 	}
-	switch {
-	case errors.Is(err, errShutdown):
+	ok := true
+	if errors.Is(err, errShutdown) {
 		b = wire.AppendStreamEnd(b, "system-shutdown", "")
-	case errors.As(err, &we):
-		b = wire.AppendStreamEnd(b, we.Condition, we.Msg)
-	case errors.Is(err, wire.ErrStreamEnd):
-		b = append(b, "</stream:stream>"...)
-	case errors.As(err, &ne) && ne.Timeout():
-		b = wire.AppendStreamEnd(b, "connection-timeout", "")
-	default:
+	} else if b, ok = wire.AppendEnd(b, err); !ok {
 		c.debug("component connection lost", xmpp.LogErr, err)
 		return
 	}
@@ -157,14 +149,8 @@ func (c *conn) end(err error) {
 	if !c.w.Last(b) || errors.Is(err, wire.ErrStreamEnd) {
 		return
 	}
-	// The component's closing tag, briefly, so that ours is read before
-	// the reset a close with unread input causes.
 	_ = c.raw.SetReadDeadline(time.Now().Add(closeLinger))
-	for {
-		if _, err := c.dec.ReadElement(); err != nil {
-			return
-		}
-	}
+	c.dec.Discard()
 }
 
 // serve reads the header and the handshake, then stanzas until the
@@ -326,7 +312,7 @@ func (c *conn) reject(st *xmpp.Stanza, err error) {
 // st with when it cannot: service-unavailable once the connection ends,
 // resource-constraint when the queue is full.
 func (c *conn) enqueue(st *xmpp.Stanza) stanza.Condition {
-	n := len(st.Bytes()) // serialised once, before the lock
+	n := len(st.Bytes()) // before c.mu: an error reply is serialised here
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {

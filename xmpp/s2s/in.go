@@ -88,24 +88,17 @@ func (c *inConn) run() {
 // stream; nothing when the stream had ended already (closeStream, a
 // failed TLS handshake).
 func (c *inConn) end(err error) {
-	var we *wire.Error
-	var ne net.Error
+	if c.closing.Load() {
+		return
+	}
 	b := []byte(nil)
 	if !c.headerSent {
 		b = appendHeader(b, c.local, "", newStreamID())
 	}
-	switch {
-	case c.closing.Load():
-		return
-	case c.stopping.Load():
+	ok := true
+	if c.stopping.Load() {
 		b = wire.AppendStreamEnd(b, "system-shutdown", "")
-	case errors.As(err, &we):
-		b = wire.AppendStreamEnd(b, we.Condition, we.Msg)
-	case errors.Is(err, wire.ErrStreamEnd):
-		b = append(b, "</stream:stream>"...)
-	case errors.As(err, &ne) && ne.Timeout():
-		b = wire.AppendStreamEnd(b, "connection-timeout", "")
-	default:
+	} else if b, ok = wire.AppendEnd(b, err); !ok {
 		c.debug("incoming server connection lost", xmpp.LogErr, err)
 		return
 	}
@@ -113,14 +106,8 @@ func (c *inConn) end(err error) {
 	if !c.w.Last(b) {
 		return
 	}
-	// The peer's closing tag, briefly, so that ours is read before
-	// the reset a close with unread input causes.
 	_ = c.raw.SetReadDeadline(time.Now().Add(closeLinger))
-	for {
-		if _, err := c.dec.ReadElement(); err != nil {
-			return
-		}
-	}
+	c.dec.Discard()
 }
 
 // shutdown makes the connection's goroutine end the stream with

@@ -220,13 +220,11 @@ func (s *Server) build() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	modules = append(modules, vcardMod, privateMod)
-	var pushMod *push.Module
 	if cfg.Push.Enabled {
-		if pushMod, err = s.buildPush(rt); err != nil {
+		if s.push, err = s.buildPush(rt); err != nil {
 			return err
 		}
-		modules = append(modules, pushMod)
-		s.push = pushMod
+		modules = append(modules, s.push)
 	}
 	if cfg.Directory.Search {
 		dirMod, err := directory.New(directory.Options{MaxResults: cfg.Directory.MaxResults}, directory.Deps{
@@ -264,7 +262,7 @@ func (s *Server) build() error {
 	}
 	s.mam = mamMod
 	s.accounts.OnRemove = rosterMod.AccountRemoval
-	if pushMod != nil {
+	if pushMod := s.push; pushMod != nil {
 		s.accounts.OnRemove = func(ctx context.Context, bare jid.JID, released []store.Released) {
 			rosterMod.AccountRemoval(ctx, bare, released)
 			pushMod.AccountRemoved(bare)

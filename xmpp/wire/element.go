@@ -221,7 +221,7 @@ func (e *Element) renamespaced(from, to string) (out *Element, declares bool) {
 	}
 	own := false
 	for _, a := range e.Attrs {
-		if (a.Name == "xmlns" || strings.HasPrefix(a.Name, "xmlns:")) && a.Value == from {
+		if isNSDecl(a.Name) && a.Value == from {
 			own = true
 		}
 	}
@@ -235,7 +235,7 @@ func (e *Element) renamespaced(from, to string) (out *Element, declares bool) {
 		c.Space = to
 	}
 	for i := range c.Attrs {
-		if (c.Attrs[i].Name == "xmlns" || strings.HasPrefix(c.Attrs[i].Name, "xmlns:")) && c.Attrs[i].Value == from {
+		if isNSDecl(c.Attrs[i].Name) && c.Attrs[i].Value == from {
 			c.Attrs[i].Value = to
 		}
 	}
@@ -261,6 +261,10 @@ func (e *Element) renamespaced(from, to string) (out *Element, declares bool) {
 	}
 	return c, own || inner
 }
+
+// isNSDecl reports whether the attribute name declares a namespace
+// (xmlns, xmlns:prefix).
+func isNSDecl(name string) bool { return name == "xmlns" || strings.HasPrefix(name, "xmlns:") }
 
 // WithChildren returns a copy of e whose content is text followed by
 // children; the copy is written from its tree, not verbatim.

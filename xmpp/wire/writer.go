@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -85,4 +86,35 @@ func (w *StreamWriter) WriteEach(n int, item func(i int) []byte) error {
 		return nil
 	}
 	return w.Write(buf)
+}
+
+// AppendEnd appends the end of a stream whose reading stopped with err: the
+// stream error an *Error names, connection-timeout after a read timeout
+// (RFC 6120 §4.9.3.4), the closing tag alone when the peer closed its
+// stream (§4.4). It reports false for any other error: the connection is
+// lost, and nothing is to be written.
+func AppendEnd(b []byte, err error) ([]byte, bool) {
+	var we *Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &we):
+		return AppendStreamEnd(b, we.Condition, we.Msg), true
+	case errors.Is(err, ErrStreamEnd):
+		return append(b, "</stream:stream>"...), true
+	case errors.As(err, &ne) && ne.Timeout():
+		return AppendStreamEnd(b, "connection-timeout", ""), true
+	}
+	return b, false
+}
+
+// Discard reads and drops elements until the stream ends or reading
+// fails: the peer's closing tag after ours, read so that ours is not lost
+// to the reset a close with unread input causes. The caller bounds it
+// with a read deadline.
+func (d *Decoder) Discard() {
+	for {
+		if _, err := d.ReadElement(); err != nil {
+			return
+		}
+	}
 }

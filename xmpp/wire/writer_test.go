@@ -90,3 +90,36 @@ func TestWriteEach(t *testing.T) {
 		})
 	}
 }
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// TestAppendEnd: the end of a stream for each way its reading stops.
+func TestAppendEnd(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+		ok   bool
+	}{
+		{"stream error", &Error{Condition: "not-well-formed", Msg: "x"}, string(AppendStreamEnd(nil, "not-well-formed", "x")), true},
+		{"closed by the peer", ErrStreamEnd, "</stream:stream>", true},
+		{"read timeout", timeoutErr{}, string(AppendStreamEnd(nil, "connection-timeout", "")), true},
+		{"lost", io.ErrUnexpectedEOF, "<h>", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, ok := AppendEnd([]byte("<h>"), tc.err)
+			want := tc.want
+			if tc.ok {
+				want = "<h>" + want
+			}
+			if ok != tc.ok || string(b) != want {
+				t.Errorf("AppendEnd = %q, %v; want %q, %v", b, ok, want, tc.ok)
+			}
+		})
+	}
+}
