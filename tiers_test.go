@@ -62,6 +62,8 @@ var tiers = map[string]int{
 	"switchboard/xmpp/ws":      4,
 	"switchboard/xmpp/bosh":    4,
 	"switchboard/xmpp/httpapi": 4,
+	// XEP-0156 discovery of the web transports.
+	"switchboard/xmpp/hostmeta": 4,
 
 	"switchboard/xmpp/server":            5,
 	"switchboard/xmpp/server/servertest": 5,

@@ -168,7 +168,7 @@ func newServe(g *globals) *cobra.Command {
 	f.StringVar(&c2s, "c2s", "", "client listener with STARTTLS (host:port, empty disables)")
 	f.StringVar(&c2sTLS, "c2s-tls", "", "client listener with direct TLS, XEP-0368 (host:port, empty disables)")
 	f.StringVar(&s2s, "s2s", "", "server-to-server listener: federation with other servers (host:port; \"\" turns federation off)")
-	f.StringVar(&httpAddr, "http", "", "HTTPS listener for WebSocket clients, file uploads and the admin HTTP API (host:port; \"\" disables)")
+	f.StringVar(&httpAddr, "http", "", "HTTPS listener for WebSocket and BOSH clients, file uploads and the admin HTTP API (host:port; \"\" disables)")
 	f.BoolVar(&registration, "registration", false, "open in-band registration (XEP-0077) on every host")
 	return cmd
 }

@@ -84,6 +84,8 @@ type Config struct {
 	Private Private `toml:"private"`
 	// Push holds the push notification settings (XEP-0357).
 	Push Push `toml:"push"`
+	// BOSH holds the settings of XMPP over BOSH (XEP-0124, XEP-0206).
+	BOSH BOSH `toml:"bosh"`
 	// Directory holds the vCard and user directory settings.
 	Directory Directory `toml:"directory"`
 	Hosts     []Host    `toml:"host"`
@@ -288,6 +290,22 @@ type Private struct {
 	MaxBytes int `toml:"max_bytes"`
 }
 
+// BOSH holds the settings of XMPP over BOSH (XEP-0124, XEP-0206), served
+// on [Listen.HTTP] ([bosh]).
+type BOSH struct {
+	// Enabled serves BOSH at /http-bind.
+	Enabled bool `toml:"enabled"`
+	// MaxWait bounds how long a request is held when there is nothing
+	// to send (a client's 'wait'). Positive.
+	MaxWait Duration `toml:"max_wait"`
+	// Inactivity is how long a session may go with no request held
+	// before it ends (its client is gone). Positive.
+	Inactivity Duration `toml:"inactivity"`
+	// MaxBodySize bounds a request's body, and what waits for a client
+	// between its requests. At least [Limits.MaxStanzaSize].
+	MaxBodySize int `toml:"max_body_size"`
+}
+
 // Push holds the settings of push notifications (XEP-0357), which mobile
 // clients whose connection their operating system closes ask for ([push]).
 type Push struct {
@@ -431,6 +449,7 @@ func Defaults() Config {
 		PEP:        PEPDefaults(),
 		Private:    PrivateDefaults(),
 		Push:       PushDefaults(),
+		BOSH:       BOSHDefaults(),
 		Directory:  DirectoryDefaults(),
 		Hosts:      []Host{HostDefaults("localhost")},
 		Components: []Component{},
@@ -523,6 +542,11 @@ func PEPDefaults() PEP {
 // PrivateDefaults returns the defaults of [private].
 func PrivateDefaults() Private {
 	return Private{MaxBytes: 1 << 20}
+}
+
+// BOSHDefaults returns the defaults of [bosh].
+func BOSHDefaults() BOSH {
+	return BOSH{Enabled: true, MaxWait: Duration(time.Minute), Inactivity: Duration(time.Minute), MaxBodySize: 1 << 20}
 }
 
 // PushDefaults returns the defaults of [push].

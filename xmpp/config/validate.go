@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -27,6 +28,7 @@ func (c *Config) Validate() error {
 	c.PEP.validate(&p)
 	c.Private.validate(&p)
 	c.Push.validate(&p)
+	c.BOSH.validate(&p, c.Limits)
 	c.Directory.validate(&p)
 	validateHosts(&p, c.Hosts)
 	validateComponents(&p, c.Components, c.Hosts)
@@ -264,6 +266,21 @@ func (e Push) validate(p *problems) {
 	atLeast(p, "push.max_errors", e.MaxErrors, 1)
 	if e.Timeout.Duration() <= 0 {
 		p.add("push.timeout", "must be positive, got %s", e.Timeout.Duration())
+	}
+}
+
+func (b BOSH) validate(p *problems, l Limits) {
+	for _, f := range [...]struct {
+		key string
+		d   Duration
+	}{{"bosh.max_wait", b.MaxWait}, {"bosh.inactivity", b.Inactivity}} {
+		if f.d.Duration() < time.Second {
+			p.add(f.key, "must be at least 1s (BOSH counts in seconds), got %q", f.d)
+		}
+	}
+	if b.MaxBodySize < l.MaxStanzaSize {
+		p.addAlso("bosh.max_body_size", []string{"limits.max_stanza_size"},
+			"must be at least limits.max_stanza_size (%d), got %d", l.MaxStanzaSize, b.MaxBodySize)
 	}
 }
 

@@ -62,20 +62,10 @@ func newStreamID() string {
 // responder's stream id, "" for the initiator.
 func appendHeader(b []byte, from, to, id string) []byte {
 	b = append(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'"...)
-	if from != "" {
-		b = append(b, " from='"...)
-		b = wire.AppendEscapedAttr(b, from)
-		b = append(b, '\'')
-	}
-	if to != "" {
-		b = append(b, " to='"...)
-		b = wire.AppendEscapedAttr(b, to)
-		b = append(b, '\'')
-	}
-	if id != "" {
-		b = append(b, " id='"...)
-		b = wire.AppendEscapedAttr(b, id)
-		b = append(b, '\'')
+	for _, a := range [...]wire.Attr{{Name: "from", Value: from}, {Name: "to", Value: to}, {Name: "id", Value: id}} {
+		if a.Value != "" {
+			b = wire.AppendAttr(b, a.Name, a.Value)
+		}
 	}
 	return append(b, " version='1.0'>"...)
 }

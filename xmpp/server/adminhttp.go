@@ -17,6 +17,8 @@ import (
 	"switchboard/store"
 	"switchboard/xmpp"
 	"switchboard/xmpp/auth"
+	"switchboard/xmpp/bosh"
+	"switchboard/xmpp/hostmeta"
 	"switchboard/xmpp/httpapi"
 	"switchboard/xmpp/upload"
 	"switchboard/xmpp/ws"
@@ -24,9 +26,9 @@ import (
 
 // startHTTP serves the web features over TLS on ln: the admin HTTP API
 // (xmpp/httpapi; the admin commands, run as the host admin who
-// authenticated), client streams over WebSocket (xmpp/ws, RFC 7395),
-// their XEP-0156 discovery, and HTTP File Upload (xmpp/upload, XEP-0363)
-// under /upload/.
+// authenticated), client streams over WebSocket (xmpp/ws, RFC 7395) and
+// BOSH (xmpp/bosh, XEP-0206), their XEP-0156 discovery (xmpp/hostmeta),
+// and HTTP File Upload (xmpp/upload, XEP-0363) under /upload/.
 func (s *Server) startHTTP(ln net.Listener) (*http.Server, error) {
 	decoy, err := auth.Derive(rand.Text(), 0)
 	if err != nil {
@@ -49,8 +51,18 @@ func (s *Server) startHTTP(ln net.Listener) (*http.Server, error) {
 	// The stream's own limit applies to what a message holds; MaxMessage
 	// bounds what is buffered before it can.
 	mux.Handle(ws.Path, ws.NewHandler(ws.Options{MaxMessage: lim.MaxStanzaSize + 1024, Logger: s.log}, s.c2s.ServeConn))
-	mux.Handle("GET /.well-known/host-meta", ws.HostMeta())
-	mux.Handle("GET /.well-known/host-meta.json", ws.HostMeta())
+	links := []hostmeta.Link{{Rel: ws.RelWebSocket, WebSocket: true, Path: ws.Path}}
+	var bh *bosh.Handler
+	if bc := s.cfg.BOSH; bc.Enabled {
+		bh = bosh.NewHandler(bosh.Options{
+			MaxWait: bc.MaxWait.Duration(), Inactivity: bc.Inactivity.Duration(), MaxBody: bc.MaxBodySize,
+			IsHost: s.servesDomain, Logger: s.log,
+		}, s.c2s.ServeConn)
+		mux.Handle(bosh.Path, bh)
+		links = append(links, hostmeta.Link{Rel: bosh.RelXBOSH, Path: bosh.Path})
+	}
+	mux.Handle("GET /.well-known/host-meta", hostmeta.Handler(links...))
+	mux.Handle("GET /.well-known/host-meta.json", hostmeta.Handler(links...))
 	if s.upload != nil {
 		mux.Handle(upload.PathPrefix, s.upload)
 	}
@@ -63,6 +75,11 @@ func (s *Server) startHTTP(ln net.Listener) (*http.Server, error) {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	if bh != nil {
+		// Held requests are answered (system-shutdown) as the shutdown
+		// begins, which would otherwise wait for their 'wait' to pass.
+		hs.RegisterOnShutdown(bh.Close)
+	}
 	s.serveWG.Add(1)
 	go func() {
 		defer s.serveWG.Done()
@@ -71,6 +88,16 @@ func (s *Server) startHTTP(ln net.Listener) (*http.Server, error) {
 		}
 	}()
 	return hs, nil
+}
+
+// servesDomain reports whether domain, normalised as a JID's domainpart,
+// is one of the hosts: a BOSH session for another ends with host-unknown.
+func (s *Server) servesDomain(domain string) bool {
+	if s.router.IsLocal(domain) {
+		return true
+	}
+	j, err := jid.New("", domain, "")
+	return err == nil && s.router.IsLocal(j.Domainpart())
 }
 
 // authenticateAdmin checks that user is the bare JID of an admin of its

@@ -384,18 +384,18 @@ func (e *Element) AppendXML(dst []byte, parentNS string) []byte {
 			// (verbatim, or the children's written from the tree).
 			wroteNS = true
 		}
-		dst = appendAttr(dst, a.Name, a.Value)
+		dst = AppendAttr(dst, a.Name, a.Value)
 	}
 	if e.Prefix == "" && !wroteNS && e.Space != parentNS {
-		dst = appendAttr(dst, "xmlns", e.Space)
+		dst = AppendAttr(dst, "xmlns", e.Space)
 	}
 	if e.Prefix != "" && e.buf != nil && !wroteNS && rare.contentNS != parentNS {
 		// The verbatim content's default namespace, which it does not
 		// declare where it was parsed.
-		dst = appendAttr(dst, "xmlns", rare.contentNS)
+		dst = AppendAttr(dst, "xmlns", rare.contentNS)
 	}
 	for _, a := range rare.outer {
-		dst = appendAttr(dst, a.Name, a.Value)
+		dst = AppendAttr(dst, a.Name, a.Value)
 	}
 	ns := e.Space
 	switch {
@@ -436,7 +436,9 @@ func (e *Element) String() string {
 	return string(e.AppendXML(nil, ""))
 }
 
-func appendAttr(dst []byte, name, value string) []byte {
+// AppendAttr appends the attribute name with value, escaped and quoted,
+// after a space, as in a start tag.
+func AppendAttr(dst []byte, name, value string) []byte {
 	dst = append(dst, ' ')
 	dst = append(dst, name...)
 	dst = append(dst, '=', '\'')

@@ -290,7 +290,7 @@ func (c *Conn) translate(m []byte) error {
 		// Nothing: white space is not a keepalive here (RFC 7395,
 		// "Pings and Keepalives"), but it is harmless.
 		return nil
-	case startsElement(t, "open"):
+	case wire.StartsElement(t, "open"):
 		el, err := parseFraming(t, "open")
 		if err != nil {
 			return err
@@ -312,7 +312,7 @@ func (c *Conn) translate(m []byte) error {
 			}
 		}
 		c.out = append(c.out, '>')
-	case startsElement(t, "close"):
+	case wire.StartsElement(t, "close"):
 		if _, err := parseFraming(t, "close"); err != nil {
 			return err
 		}
@@ -349,11 +349,11 @@ func parseFraming(b []byte, name string) (*wire.Element, error) {
 // and no stream header.
 func wholeElements(b []byte) error {
 	for len(b) > 0 {
-		kind, n := scanUnit(b)
+		kind, n := wire.ScanUnit(b)
 		switch {
 		case n == 0:
 			return &wire.Error{Condition: wire.CondNotWellFormed, Msg: "a message must hold whole elements"}
-		case kind == unitHeader:
+		case kind == wire.UnitHeader:
 			return &wire.Error{Condition: wire.CondBadFormat, Msg: "a stream is opened with <open/>"}
 		}
 		b = b[n:]
@@ -364,19 +364,6 @@ func wholeElements(b []byte) error {
 // StreamRestart lets a new <open/> through once: c2s calls it when SASL
 // succeeded and the stream restarts (RFC 6120 §6.4.6).
 func (c *Conn) StreamRestart() { c.restart.Store(true) }
-
-// startsElement reports whether b starts with the start tag of an
-// unprefixed element named name.
-func startsElement(b []byte, name string) bool {
-	if len(b) < len(name)+2 || b[0] != '<' || string(b[1:1+len(name)]) != name {
-		return false
-	}
-	switch b[1+len(name)] {
-	case ' ', '\t', '\r', '\n', '/', '>':
-		return true
-	}
-	return false
-}
 
 func trimLeftSpace(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n') {
@@ -399,18 +386,18 @@ func (c *Conn) Write(b []byte) (int, error) {
 	var frames []byte
 	off := 0
 	for off < len(c.wpend) {
-		kind, n := scanUnit(c.wpend[off:])
+		kind, n := wire.ScanUnit(c.wpend[off:])
 		if n == 0 {
 			break
 		}
 		u := c.wpend[off : off+n]
 		off += n
 		switch kind {
-		case unitHeader:
+		case wire.UnitHeader:
 			frames = appendOpen(frames, u)
-		case unitStreamEnd:
+		case wire.UnitStreamEnd:
 			frames = appendText(frames, "<close xmlns='"+NSFraming+"'/>")
-		case unitElement:
+		case wire.UnitElement:
 			frames = appendElement(frames, u)
 		}
 	}

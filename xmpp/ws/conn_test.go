@@ -361,14 +361,14 @@ func FuzzScanUnit(f *testing.F) {
 	f.Add([]byte("<a><b/></a"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for len(b) > 0 {
-			kind, n := scanUnit(b)
+			kind, n := wire.ScanUnit(b)
 			if n < 0 || n > len(b) {
-				t.Fatalf("scanUnit(%q) = %d", b, n)
+				t.Fatalf("ScanUnit(%q) = %d", b, n)
 			}
 			if n == 0 {
 				return
 			}
-			if kind == unitElement {
+			if kind == wire.UnitElement {
 				// What was found is written whole and framed.
 				_, msgs := serverFrames(t, appendElement(nil, b[:n]))
 				if len(msgs) != 1 || len(msgs[0]) < n {

@@ -21,10 +21,10 @@
 //     <close/>, and each element declares the namespaces it used to take
 //     from the stream header (jabber:client, and the stream prefix of
 //     <stream:features/> and <stream:error/>), since each message is
-//     parsed on its own. The scanner (scanUnit) is not wire's: it reads
-//     what c2s wrote, trusted and well-formed, and copies start tags with
-//     their attribute values still escaped, where wire's decoder would
-//     parse and unescape them.
+//     parsed on its own. The scanner (wire.ScanUnit, shared with BOSH) is
+//     not the decoder: it reads what c2s wrote, trusted and well-formed,
+//     and copies start tags with their attribute values still escaped,
+//     where the decoder would parse and unescape them.
 //
 // STARTTLS is never offered on such a stream (RFC 7395, "Use of TLS"): TLS is the
 // HTTPS connection's, and its state is given to c2s for SASL channel
@@ -33,6 +33,5 @@
 // the size limit, text that is not UTF-8) end the stream with a stream
 // error and then a Close frame with the matching status code (§7.4.1).
 //
-// HostMeta serves XEP-0156 discovery of the endpoint (host-meta and
-// host-meta.json).
+// Package hostmeta advertises the endpoint (XEP-0156: RelWebSocket).
 package ws

@@ -4,14 +4,11 @@ import (
 	"crypto/sha1"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"time"
-
-	"switchboard/xmpp/wire"
 )
 
 // Path is where the endpoint is served, as Prosody and ejabberd do by
@@ -138,35 +135,6 @@ func offered(hd http.Header, field, token string) string {
 	return ""
 }
 
-// The link relation of the WebSocket endpoint (XEP-0156 §3).
-const relWebSocket = "urn:xmpp:alt-connections:websocket"
-
-// HostMeta serves XEP-0156 discovery of the endpoint at
-// /.well-known/host-meta (XRD) and /.well-known/host-meta.json (JRD), with
-// the URL the request came to (wss over HTTPS). Any origin may read them
-// (§3.2: CORS), as browser clients must.
-func HostMeta() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme := "ws"
-		if r.TLS != nil {
-			scheme = "wss"
-		}
-		href := scheme + "://" + r.Host + Path
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		if strings.HasSuffix(r.URL.Path, ".json") {
-			w.Header().Set("Content-Type", "application/json")
-			type link struct {
-				Rel  string `json:"rel"`
-				Href string `json:"href"`
-			}
-			_ = json.NewEncoder(w).Encode(struct {
-				Links []link `json:"links"`
-			}{[]link{{relWebSocket, href}}})
-			return
-		}
-		w.Header().Set("Content-Type", "application/xrd+xml")
-		b := []byte("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  <Link rel='" + relWebSocket + "' href='")
-		b = wire.AppendEscapedAttr(b, href)
-		_, _ = w.Write(append(b, "'/>\n</XRD>\n"...))
-	})
-}
+// RelWebSocket is the link relation of the endpoint in XEP-0156
+// discovery.
+const RelWebSocket = "urn:xmpp:alt-connections:websocket"
