@@ -2,6 +2,7 @@ package bosh
 
 import (
 	"bytes"
+	"mime"
 	"strconv"
 	"strings"
 
@@ -209,16 +210,36 @@ func splitVersion(v string) (major, minor int, ok bool) {
 }
 
 // validContentType reports whether a 'content' attribute can be the
-// Content-Type of the session's responses (§7.1): a short printable ASCII
-// value, nothing that would break the header.
+// Content-Type of the session's responses (§7.1): an XML type, with a
+// charset at most. A page type would let a response, which holds what
+// others sent, run as a page of the server's origin.
 func validContentType(v string) bool {
-	if v == "" || len(v) > 128 {
+	mt, params, err := mime.ParseMediaType(v)
+	if err != nil || (mt != "text/xml" && mt != "application/xml") {
 		return false
 	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x20 || v[i] > 0x7e {
+	for k := range params {
+		if k != "charset" {
 			return false
 		}
 	}
-	return true
+	return !strings.ContainsAny(v, "\r\n")
+}
+
+// sidOf returns the 'sid' of the <body/> start tag b opens with, for a
+// request refused before it was parsed; "" if there is none.
+func sidOf(b []byte) string {
+	b = skipXMLDecl(b)
+	b = bytes.TrimLeft(b, " \t\r\n")
+	end := wire.TagEnd(b, 0)
+	if end < 0 || !wire.StartsElement(b, "body") {
+		return ""
+	}
+	_, _, attrs := wire.SplitStartTag(b[:end+1])
+	for _, a := range attrs {
+		if string(a.Name) == "sid" {
+			return string(a.Value)
+		}
+	}
+	return ""
 }

@@ -41,7 +41,15 @@
 // server reads the end of its stream, as from a connection that broke.
 // What the server writes meanwhile waits, up to MaxBody; beyond that its
 // writes block, as on a socket whose buffer is full, so that its own write
-// timeout and outbox limits apply.
+// timeout and outbox limits apply. The other way, once more than MaxBody
+// waits for the stream server to read (its rate limit, a login's
+// throttle), the client's further requests wait, unprocessed, as a
+// client's writes wait on a socket the server does not read; the window
+// bounds how many. A request refused before it could be read (malformed,
+// too large) ends the session its 'sid' names, since its client takes it
+// for ended. Responses carry nosniff and a sandboxing CSP, and a client's
+// 'content' type is taken only if it is an XML type: a response holds what
+// others sent, on the server's origin.
 //
 // STARTTLS is never offered: TLS is the HTTPS connection's (XEP-0206 §4).
 // A session created over HTTPS counts as secure, without channel binding,

@@ -122,7 +122,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.opts.MaxBody)))
 	if err != nil {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			writeBody(w, "", terminateBody(condPolicyViolation))
+			h.refuse(w, data, condPolicyViolation)
 		}
 		return
 	}
@@ -132,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rb, cond, why := parseBody(data)
 	if rb == nil {
 		h.opts.Logger.Debug("bosh: request refused", "condition", cond, "reason", why, "remote", r.RemoteAddr)
-		writeBody(w, "", terminateBody(cond))
+		h.refuse(w, data, cond)
 		return
 	}
 	if rb.sid == "" {
@@ -153,6 +153,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.respond(w, r, s, rb)
+}
+
+// refuse answers a request that cannot be read with the terminal
+// condition cond, and ends the session its start tag names, if any: its
+// client takes it for ended.
+func (h *Handler) refuse(w http.ResponseWriter, data []byte, cond string) {
+	if sid := sidOf(data); sid != "" {
+		h.mu.Lock()
+		s := h.sessions[sid]
+		h.mu.Unlock()
+		if s != nil {
+			s.end(cond)
+		}
+	}
+	writeBody(w, "", terminateBody(cond))
 }
 
 // create starts a session (XEP-0124 §7.1, XEP-0206 §4).
@@ -231,16 +246,17 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, s *session, rb
 func (h *Handler) await(ctx context.Context, s *session, req *request) []byte {
 	t := time.NewTimer(s.wait)
 	defer t.Stop()
-	timeout := t.C
 	for {
 		select {
 		case b := <-req.resp:
 			return b
-		case <-timeout:
-			// Answered now, unless it waits for the request before
-			// it.
-			timeout = nil
-			s.expire(req)
+		case <-t.C:
+			// Answered now, unless it waits for a request before it
+			// or for the stream server to read: then once it is
+			// held, at the latest after another wait.
+			if !s.expire(req) {
+				t.Reset(max(s.wait, time.Second))
+			}
 		case <-ctx.Done():
 			s.abandon(req)
 			return nil
@@ -255,6 +271,9 @@ func writeBody(w http.ResponseWriter, content string, body []byte) {
 	hd := w.Header()
 	hd.Set("Content-Type", content)
 	hd.Set("Cache-Control", "no-store")
+	// A response holds what others sent: never a page that runs.
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	_, _ = w.Write(body)
 }
 
@@ -279,7 +298,7 @@ func (h *Handler) Close() {
 	}
 	h.mu.Unlock()
 	for _, s := range ss {
-		s.shutdown()
+		s.end(condSystemShutdown)
 	}
 }
 

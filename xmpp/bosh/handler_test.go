@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,6 +72,42 @@ func (hs *harness) postLater(body string) <-chan *wire.Element {
 	return ch
 }
 
+// waitFor waits until cond holds for the session sid's state.
+func (hs *harness) waitFor(sid, what string, cond func(*session) bool) {
+	hs.t.Helper()
+	deadline := time.Now().Add(testWait)
+	for {
+		hs.h.mu.Lock()
+		s := hs.h.sessions[sid]
+		hs.h.mu.Unlock()
+		if s != nil {
+			s.mu.Lock()
+			ok := cond(s)
+			s.mu.Unlock()
+			if ok {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			hs.t.Fatalf("session %s: not %s within %s", sid, what, testWait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// holding: the session holds a request with rid.
+func holding(rid uint64) func(*session) bool {
+	return func(s *session) bool {
+		return slices.ContainsFunc(s.held, func(r *request) bool { return r.rid == rid })
+	}
+}
+
+// waiting: the request with rid waits for one before it, or for the
+// stream server to read.
+func waiting(rid uint64) func(*session) bool {
+	return func(s *session) bool { return s.ahead[rid] != nil }
+}
+
 func (hs *harness) tryPost(body string) (*http.Response, *wire.Element, error) {
 	resp, err := hs.srv.Client().Post(hs.srv.URL+Path, "text/xml; charset=utf-8", strings.NewReader(body))
 	if err != nil {
@@ -119,6 +155,15 @@ func (st *stream) write(s string) {
 	if _, err := st.nc.Write([]byte(s)); err != nil {
 		st.t.Fatalf("write: %v", err)
 	}
+}
+
+// writeLater writes s from another goroutine.
+func (st *stream) writeLater(s string) {
+	go func() {
+		if _, err := st.nc.Write([]byte(s)); err != nil {
+			st.t.Errorf("write: %v", err)
+		}
+	}()
 }
 
 func (st *stream) read() *wire.Element {
@@ -193,7 +238,7 @@ func TestCreate(t *testing.T) {
 		t.Errorf("creation response typed: %s", el)
 	}
 	// Later responses do not repeat the creation attributes.
-	go st.write("<presence/>")
+	st.writeLater("<presence/>")
 	_, el = hs.post(body(sid, 1001, "", ""))
 	if _, ok := el.Attr("sid"); ok {
 		t.Errorf("second response repeats the creation attributes: %s", el)
@@ -237,7 +282,8 @@ func TestRefused(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || el.AttrValue("type") != "terminate" || el.AttrValue("condition") != tc.cond {
 				t.Fatalf("%s: %s, want a terminate with %s", resp.Status, el, tc.cond)
 			}
-			if resp.Header.Get("Content-Type") != contentType || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			if resp.Header.Get("Content-Type") != contentType || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+				resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 				t.Errorf("headers %v", resp.Header)
 			}
 		})
@@ -303,7 +349,7 @@ func TestPayloads(t *testing.T) {
 	}
 	// Held until the server writes.
 	done := hs.postLater(body(sid, 1002, "", ""))
-	time.Sleep(100 * time.Millisecond)
+	hs.waitFor(sid, "holding 1002", holding(1002))
 	select {
 	case el := <-done:
 		t.Fatalf("answered before there was anything to send: %s", el)
@@ -326,21 +372,26 @@ func TestHold(t *testing.T) {
 	if d := time.Since(start); d < 900*time.Millisecond || len(el.Children) != 0 {
 		t.Fatalf("after %v: %s", d, el)
 	}
-	first := make(chan time.Time, 1)
-	go func() {
-		hs.post(body(sid, 1002, "", ""))
-		first <- time.Now()
-	}()
-	time.Sleep(200 * time.Millisecond)
-	sent := time.Now()
-	_, el = hs.post(body(sid, 1003, "", "<presence/>"))
-	if at := <-first; at.Sub(sent) > 500*time.Millisecond {
-		t.Fatalf("the held request was answered %v after the next arrived", at.Sub(sent))
+	first := hs.postLater(body(sid, 1002, "", ""))
+	hs.waitFor(sid, "holding 1002", holding(1002))
+	// The next request releases the first at once, and is held in its
+	// place.
+	second := hs.postLater(body(sid, 1003, "", "<presence/>"))
+	select {
+	case el := <-first:
+		if el == nil || len(el.Children) != 0 || el.AttrValue("type") != "" {
+			t.Fatalf("released request got %s", el)
+		}
+	case <-time.After(500 * time.Millisecond):
+		t.Fatal("the held request was not answered when the next arrived")
 	}
+	hs.waitFor(sid, "holding 1003", holding(1003))
 	if p := st.read(); p.Name != "presence" {
 		t.Fatalf("read %s", p)
 	}
-	_ = el
+	if el := <-second; el == nil || len(el.Children) != 0 {
+		t.Fatalf("second request got %s", el)
+	}
 }
 
 // TestResend checks XEP-0124 §14.3: a request sent again gets the response
@@ -348,7 +399,7 @@ func TestHold(t *testing.T) {
 func TestResend(t *testing.T) {
 	hs := newHarness(t, Options{}, nil)
 	sid, st, _ := hs.session("wait='1'")
-	go st.write("<message><body>kept</body></message>")
+	st.writeLater("<message><body>kept</body></message>")
 	_, first := hs.post(body(sid, 1001, "", ""))
 	if first.Child("message", wire.NSClient) == nil {
 		t.Fatalf("first response %s", first)
@@ -387,7 +438,7 @@ func TestResendHeld(t *testing.T) {
 	hs := newHarness(t, Options{}, nil)
 	sid, st, _ := hs.session("wait='5'")
 	first := hs.postLater(body(sid, 1001, "", ""))
-	time.Sleep(100 * time.Millisecond)
+	hs.waitFor(sid, "holding 1001", holding(1001))
 	second := hs.postLater(body(sid, 1001, "", ""))
 	if el := <-first; el.AttrValue("type") != "error" {
 		t.Fatalf("first copy got %s", el)
@@ -404,7 +455,7 @@ func TestOrder(t *testing.T) {
 	hs := newHarness(t, Options{}, nil)
 	sid, st, _ := hs.session("wait='1'")
 	later := hs.postLater(body(sid, 1002, "", "<message id='second'/>"))
-	time.Sleep(100 * time.Millisecond)
+	hs.waitFor(sid, "with 1002 waiting for 1001", waiting(1002))
 	hs.post(body(sid, 1001, "", "<message id='first'/>"))
 	for _, id := range []string{"first", "second"} {
 		if m := st.read(); m.AttrValue("id") != id {
@@ -427,7 +478,7 @@ func TestTerminate(t *testing.T) {
 	hs := newHarness(t, Options{}, nil)
 	sid, st, _ := hs.session("wait='5'")
 	held := hs.postLater(body(sid, 1001, "", ""))
-	time.Sleep(100 * time.Millisecond)
+	hs.waitFor(sid, "holding 1001", holding(1001))
 	_, el := hs.post(body(sid, 1002, "type='terminate'", "<presence type='unavailable'/>"))
 	if el.AttrValue("type") != "" || len(el.Children) != 0 {
 		t.Fatalf("terminate answered %s", el)
@@ -481,7 +532,7 @@ func TestServerEnd(t *testing.T) {
 	// A stream closed without its end: remote-connection-failed.
 	sid, st, _ = hs.session("wait='5'")
 	held := hs.postLater(body(sid, 1001, "", ""))
-	time.Sleep(100 * time.Millisecond)
+	hs.waitFor(sid, "holding 1001", holding(1001))
 	st.nc.Close()
 	if el := <-held; el.AttrValue("condition") != condRemoteConnFailed {
 		t.Fatalf("after Close: %s", el)
@@ -553,23 +604,20 @@ func TestWriteBlocks(t *testing.T) {
 		t.Fatalf("write past MaxBody: %v", err)
 	}
 	_ = st.nc.SetWriteDeadline(time.Time{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	// Blocked until a request takes what waits.
+	wrote := make(chan error, 1)
 	go func() {
-		defer wg.Done()
-		if _, err := st.nc.Write([]byte(big)); err != nil {
-			t.Errorf("write: %v", err)
-		}
+		_ = st.nc.SetWriteDeadline(time.Now().Add(testWait))
+		_, err := st.nc.Write([]byte(big))
+		wrote <- err
 	}()
-	_, el := hs.post(body(sid, 1001, "", ""))
-	wg.Wait()
-	n := len(el.Children)
-	if n == 1 {
-		_, el = hs.post(body(sid, 1002, "", ""))
+	n := 0
+	for rid := 1001; n < 2 && rid < 1005; rid++ {
+		_, el := hs.post(body(sid, rid, "", ""))
 		n += len(el.Children)
 	}
-	if n != 2 {
-		t.Fatalf("%d messages delivered, want 2", n)
+	if err := <-wrote; err != nil || n != 2 {
+		t.Fatalf("%d messages delivered, want 2; the blocked write: %v", n, err)
 	}
 }
 
@@ -579,7 +627,7 @@ func TestShutdown(t *testing.T) {
 	hs := newHarness(t, Options{}, nil)
 	sid, st, _ := hs.session("wait='5'")
 	held := hs.postLater(body(sid, 1001, "", ""))
-	time.Sleep(100 * time.Millisecond)
+	hs.waitFor(sid, "holding 1001", holding(1001))
 	hs.h.Close()
 	if el := <-held; el.AttrValue("condition") != condSystemShutdown {
 		t.Fatalf("held request: %s", el)
@@ -618,4 +666,117 @@ func FuzzParseBody(f *testing.F) {
 			t.Fatalf("payload %q: %v", rb.payload, err)
 		}
 	})
+}
+
+func TestContentType(t *testing.T) {
+	for v, ok := range map[string]bool{
+		"text/xml": true, "text/xml; charset=utf-8": true, "application/xml;charset=UTF-8": true,
+		"text/html": false, "text/xml; foo=bar": false, "application/xhtml+xml": false, "": false, "text/xml\r\nX: y": false,
+	} {
+		if got := validContentType(v); got != ok {
+			t.Errorf("validContentType(%q) = %v, want %v", v, got, ok)
+		}
+	}
+}
+
+// TestInputWaits: once the stream server has more than MaxBody unread,
+// further requests wait for it to read, in order.
+func TestInputWaits(t *testing.T) {
+	hs := newHarness(t, Options{MaxBody: 1024}, nil)
+	sid, st, _ := hs.session("wait='5'")
+	msg := func(id string) string {
+		return "<message id='" + id + "'><body>" + strings.Repeat("x", 550) + "</body></message>"
+	}
+	first := hs.postLater(body(sid, 1001, "", msg("a")))
+	hs.waitFor(sid, "holding 1001", holding(1001))
+	second := hs.postLater(body(sid, 1002, "", msg("b")))
+	<-first
+	hs.waitFor(sid, "holding 1002", holding(1002))
+	third := hs.postLater(body(sid, 1003, "", msg("c")))
+	hs.waitFor(sid, "with 1003 waiting for the stream to read", waiting(1003))
+	for _, id := range []string{"a", "b", "c"} {
+		if m := st.read(); m.AttrValue("id") != id {
+			t.Fatalf("read %s, want %s", m, id)
+		}
+	}
+	// Read, 1003 was taken and released 1002.
+	if el := <-second; el == nil || el.AttrValue("type") != "" {
+		t.Fatalf("1002 got %s", el)
+	}
+	st.write("<presence/>")
+	if el := <-third; el == nil || el.Child("presence", wire.NSClient) == nil {
+		t.Fatalf("1003 got %s", el)
+	}
+}
+
+// TestRefusedEndsSession: a request of a session that cannot be read ends
+// the session, which its client takes for ended.
+func TestRefusedEndsSession(t *testing.T) {
+	hs := newHarness(t, Options{MaxBody: 2048}, nil)
+	for _, tc := range []struct{ name, body, cond string }{
+		{"malformed", "<body xmlns='" + NS + "' sid='SID' rid='1001'><message></body>", condBadRequest},
+		{"too large", "<body xmlns='" + NS + "' sid='SID' rid='1001'><message>" + strings.Repeat("x", 3000) + "</message></body>", condPolicyViolation},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sid, st, _ := hs.session("wait='5'")
+			held := hs.postLater(body(sid, 1001, "", ""))
+			hs.waitFor(sid, "holding 1001", holding(1001))
+			_, el := hs.post(strings.Replace(tc.body, "SID", sid, 1))
+			if el.AttrValue("condition") != tc.cond {
+				t.Fatalf("refused with %s", el)
+			}
+			if el := <-held; el == nil || el.AttrValue("condition") != tc.cond {
+				t.Fatalf("held request got %s", el)
+			}
+			_ = st.nc.SetReadDeadline(time.Now().Add(testWait))
+			if _, err := st.dec.ReadElement(); !errors.Is(err, io.EOF) {
+				t.Fatalf("stream: %v", err)
+			}
+		})
+	}
+}
+
+// TestTerminateTakesWaiting: what waits for the client when it ends the
+// session goes with the acknowledgement.
+func TestTerminateTakesWaiting(t *testing.T) {
+	hs := newHarness(t, Options{}, nil)
+	sid, st, _ := hs.session("wait='5'")
+	st.write("<message id='last'/>")
+	hs.waitFor(sid, "with the message waiting", func(s *session) bool { return len(s.payload) > 0 })
+	_, el := hs.post(body(sid, 1001, "type='terminate'", ""))
+	if el.AttrValue("type") != "terminate" || el.Child("message", wire.NSClient) == nil {
+		t.Fatalf("terminate answered %s", el)
+	}
+}
+
+// TestTerminateBeyondWindow: §11 allows one request more than 'requests'
+// to end the session; it waits for those before it.
+func TestTerminateBeyondWindow(t *testing.T) {
+	hs := newHarness(t, Options{}, nil)
+	sid, st, _ := hs.session("wait='5'")
+	term := hs.postLater(body(sid, 1003, "type='terminate'", "<presence type='unavailable'/>"))
+	hs.waitFor(sid, "with 1003 waiting", waiting(1003))
+	a := hs.postLater(body(sid, 1001, "", "<message id='a'/>"))
+	hs.waitFor(sid, "holding 1001", holding(1001))
+	// 1002 is the oldest request held when the terminate is processed:
+	// it acknowledges the end (§13).
+	if _, el := hs.post(body(sid, 1002, "", "<message id='b'/>")); el.AttrValue("type") != "terminate" {
+		t.Fatalf("1002 got %s", el)
+	}
+	for _, ch := range []<-chan *wire.Element{a, term} {
+		if el := <-ch; el == nil || el.AttrValue("type") != "" {
+			t.Fatalf("got %s", el)
+		}
+	}
+	for _, id := range []string{"a", "b"} {
+		if m := st.read(); m.AttrValue("id") != id {
+			t.Fatalf("read %s, want %s", m, id)
+		}
+	}
+	if p := st.read(); p.Name != "presence" || p.AttrValue("type") != "unavailable" {
+		t.Fatalf("read %s", p)
+	}
+	if _, err := st.dec.ReadElement(); !errors.Is(err, wire.ErrStreamEnd) {
+		t.Fatalf("after the terminate's payload: %v", err)
+	}
 }

@@ -57,15 +57,19 @@ type session struct {
 	changed chan struct{}
 
 	// Requests.
-	rid      uint64              // the last request processed
-	held     []*request          // waiting for a response, in rid order
-	ahead    map[uint64]*request // arrived before a request they follow
-	sent     []sentResponse      // the last responses, oldest first
-	created  bool                // the creation response was sent
-	inactive *time.Timer         // runs while no request is held
+	rid     uint64              // the last request processed
+	held    []*request          // waiting for a response, in rid order
+	ahead   map[uint64]*request // not processed yet: they follow one not arrived, or the stream server lags
+	sent    []sentResponse      // the last responses, oldest first
+	created bool                // the creation response was sent
+	// inactive runs while no request is held; idleGen tells its
+	// callback whether it is still the current one.
+	inactive *time.Timer
+	idleGen  uint64
 
 	// The client stream server's side.
 	in        []inChunk
+	inBytes   int // in's bytes not yet read
 	restartOK bool
 	inEOF     bool // the client ended the stream: after in, io.EOF
 	rdl, wdl  time.Time
@@ -76,6 +80,7 @@ type session struct {
 	endCond   string // the terminate's condition, when ended
 	closed    bool   // Close was called
 	gone      bool   // removed from the handler; the client is told no more
+	goneCond  string // why, for a request that raced the removal
 }
 
 var _ net.Conn = (*session)(nil)
@@ -92,9 +97,14 @@ func (s *session) receive(rb *reqBody) ([]byte, *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
-		return terminateBody(condItemNotFound), nil
+		return terminateBody(s.goneCond), nil
 	}
 	r := &request{rid: rb.rid, body: rb, resp: make(chan []byte, 1)}
+	window := uint64(s.requests)
+	if rb.terminate {
+		// §11: one request more, to end the session.
+		window++
+	}
 	switch {
 	case rb.rid <= s.rid:
 		// §14.3: a request sent again.
@@ -114,40 +124,51 @@ func (s *session) receive(rb *reqBody) ([]byte, *request) {
 		}
 		s.endLocked(condItemNotFound)
 		return terminateBody(condItemNotFound), nil
-	case rb.rid > s.rid+uint64(s.requests):
+	case rb.rid > s.rid+window:
 		// §14.2: beyond the window.
 		s.endLocked(condItemNotFound)
 		return terminateBody(condItemNotFound), nil
-	case rb.rid > s.rid+1:
-		// §14.2: out of order; processed after those before it.
-		if old := s.ahead[rb.rid]; old != nil {
-			send(old, recoverableBody)
-		}
-		if s.ahead == nil {
-			s.ahead = make(map[uint64]*request)
-		}
-		s.ahead[rb.rid] = r
-		return nil, r
 	}
-	s.processLocked(r)
-	for {
+	// In 'rid' order (§14.2): a request waits for those before it, and
+	// for the stream server to read most of what came before.
+	if old := s.ahead[rb.rid]; old != nil {
+		send(old, recoverableBody)
+	}
+	if s.ahead == nil {
+		s.ahead = make(map[uint64]*request)
+	}
+	s.ahead[rb.rid] = r
+	s.advanceLocked()
+	return nil, r
+}
+
+// advanceLocked processes the requests that follow the last one
+// processed, while the stream server keeps up: beyond MaxBody unread,
+// they wait, as a client's writes wait on a socket the server does not
+// read.
+func (s *session) advanceLocked() {
+	for !s.gone && s.inBytes <= s.h.opts.MaxBody {
 		next := s.ahead[s.rid+1]
-		if next == nil || s.gone {
-			break
+		if next == nil {
+			return
 		}
 		delete(s.ahead, s.rid+1)
 		s.processLocked(next)
 	}
-	return nil, r
+}
+
+// queueLocked adds input for the stream server.
+func (s *session) queueLocked(c inChunk) {
+	s.in = append(s.in, c)
+	s.inBytes += len(c.b)
+	s.wakeLocked()
 }
 
 // processLocked hands the request's content to the stream, holds the
 // request, and answers what can be answered.
 func (s *session) processLocked(r *request) {
 	s.rid = r.rid
-	if s.inactive != nil {
-		s.inactive.Stop()
-	}
+	s.stopInactivityLocked()
 	rb := r.body
 	switch {
 	case s.gone:
@@ -159,13 +180,16 @@ func (s *session) processLocked(r *request) {
 		// §13: the payload (an unavailable presence, say) is handled,
 		// then the stream ends. The oldest request acknowledges the
 		// end with a terminate, the others get empty responses.
-		s.in = append(s.in, inChunk{b: rb.payload}, inChunk{b: []byte("</stream:stream>")})
+		// What waits for the client goes with the acknowledgement.
+		s.queueLocked(inChunk{b: rb.payload})
+		s.queueLocked(inChunk{b: []byte("</stream:stream>")})
 		s.inEOF = true
-		s.wakeLocked()
 		s.held = append(s.held, r)
-		s.answerLocked(s.held[0], terminateBody(""))
+		payload := s.payload
+		s.payload = nil
+		s.answerLocked(s.held[0], s.responseLocked(respAttrs{terminate: true}, payload))
 		s.answerAllLocked(appendResponse(nil, respAttrs{}, nil))
-		s.removeLocked()
+		s.removeLocked("")
 		return
 	case rb.restart:
 		// XEP-0206 §5: a new stream; a payload is ignored.
@@ -176,11 +200,9 @@ func (s *session) processLocked(r *request) {
 		if lang == "" {
 			lang = s.lang
 		}
-		s.in = append(s.in, inChunk{b: streamHeader(to, rb.from, lang), restart: true})
-		s.wakeLocked()
+		s.queueLocked(inChunk{b: streamHeader(to, rb.from, lang), restart: true})
 	case len(rb.payload) > 0:
-		s.in = append(s.in, inChunk{b: rb.payload})
-		s.wakeLocked()
+		s.queueLocked(inChunk{b: rb.payload})
 	}
 	s.held = append(s.held, r)
 	s.flushLocked()
@@ -206,7 +228,7 @@ func (s *session) flushLocked() {
 			s.payload, s.streamErr = nil, nil
 			s.answerLocked(s.held[0], s.responseLocked(a, payload))
 			s.answerAllLocked(appendResponse(nil, respAttrs{}, nil))
-			s.removeLocked()
+			s.removeLocked(condItemNotFound)
 			return
 		case len(s.payload) > 0:
 			payload := s.payload
@@ -282,7 +304,8 @@ func send(r *request, body []byte) {
 
 // expire answers r, when its 'wait' has passed, with what it would get
 // now: an empty response if nothing waits for the client. It returns false
-// when r is not held (it waits for the request before it).
+// when r is not held (it waits for a request before it, or for the
+// stream server to read).
 func (s *session) expire(r *request) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -312,17 +335,25 @@ func (s *session) abandon(r *request) {
 // armInactivityLocked starts the inactivity timer (§10): a client that
 // makes no request for that long is gone.
 func (s *session) armInactivityLocked() {
-	if s.inactive == nil {
-		s.inactive = time.AfterFunc(s.h.opts.Inactivity, s.inactivityExpired)
-		return
-	}
-	s.inactive.Reset(s.h.opts.Inactivity)
+	s.stopInactivityLocked()
+	gen := s.idleGen
+	s.inactive = time.AfterFunc(s.h.opts.Inactivity, func() { s.inactivityExpired(gen) })
 }
 
-func (s *session) inactivityExpired() {
+// stopInactivityLocked stops the timer; a callback already started finds
+// itself out of date.
+func (s *session) stopInactivityLocked() {
+	s.idleGen++
+	if s.inactive != nil {
+		s.inactive.Stop()
+		s.inactive = nil
+	}
+}
+
+func (s *session) inactivityExpired(gen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.held) > 0 || s.gone {
+	if gen != s.idleGen || len(s.held) > 0 || s.gone {
 		return
 	}
 	s.h.opts.Logger.Debug("bosh: session inactive", "sid", s.sid)
@@ -337,33 +368,34 @@ func (s *session) endLocked(cond string) {
 		return
 	}
 	s.answerAllLocked(terminateBody(cond))
-	s.removeLocked()
+	s.removeLocked(cond)
 }
 
 // removeLocked takes the session out of the handler: later requests get
-// item-not-found, requests that wait for one before them a terminate, and
-// the stream server reads the end of the stream once it read what was
-// sent, and writes into nothing.
-func (s *session) removeLocked() {
-	s.gone = true
+// item-not-found (one that raced the removal cond), requests that wait
+// for one before them a terminate, and the stream server reads the end of
+// the stream once it read what was sent, and writes into nothing.
+func (s *session) removeLocked(cond string) {
+	s.gone, s.goneCond = true, cond
+	if s.goneCond == "" {
+		s.goneCond = condItemNotFound
+	}
 	s.inEOF = true
 	for rid, r := range s.ahead {
-		send(r, terminateBody(condItemNotFound))
+		send(r, terminateBody(s.goneCond))
 		delete(s.ahead, rid)
 	}
-	if s.inactive != nil {
-		s.inactive.Stop()
-	}
+	s.stopInactivityLocked()
 	s.payload, s.streamErr, s.wpend = nil, nil, nil
 	s.wakeLocked()
 	s.h.forget(s)
 }
 
-// shutdown ends the session as the handler shuts down.
-func (s *session) shutdown() {
+// end ends the session with cond, from the handler.
+func (s *session) end(cond string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.endLocked(condSystemShutdown)
+	s.endLocked(cond)
 }
 
 // streamHeader is the stream header a session creation or restart stands
@@ -396,10 +428,13 @@ func (s *session) Read(p []byte) (int, error) {
 				s.restartOK, c.restart = false, false
 			}
 			n := copy(p, c.b)
+			s.inBytes -= n
 			if c.b = c.b[n:]; len(c.b) == 0 {
 				s.in[0] = inChunk{}
 				s.in = s.in[1:]
 			}
+			// Requests that waited for the stream server to read.
+			s.advanceLocked()
 			return n, nil
 		}
 		if s.inEOF || s.closed {
@@ -488,7 +523,8 @@ func (s *session) Write(b []byte) (int, error) {
 	s.flushLocked()
 	for len(s.payload) > s.h.opts.MaxBody && !s.gone && !s.closed {
 		if !s.waitLocked(s.wdl) {
-			return 0, os.ErrDeadlineExceeded
+			// The bytes are taken; what failed is the wait.
+			return len(b), os.ErrDeadlineExceeded
 		}
 	}
 	return len(b), nil

@@ -301,10 +301,15 @@ type BOSH struct {
 	// Inactivity is how long a session may go with no request held
 	// before it ends (its client is gone). Positive.
 	Inactivity Duration `toml:"inactivity"`
-	// MaxBodySize bounds a request's body, and what waits for a client
-	// between its requests. At least [Limits.MaxStanzaSize].
+	// MaxBodySize bounds a request's body, what waits for a client
+	// between its requests, and what waits for the server to read. At
+	// least [Limits.MaxStanzaSize] + [BOSHWrapperSize].
 	MaxBodySize int `toml:"max_body_size"`
 }
+
+// BOSHWrapperSize is the room [BOSH.MaxBodySize] leaves beyond a stanza of
+// [Limits.MaxStanzaSize] for the <body/> wrapper around it.
+const BOSHWrapperSize = 1024
 
 // Push holds the settings of push notifications (XEP-0357), which mobile
 // clients whose connection their operating system closes ask for ([push]).

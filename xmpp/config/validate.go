@@ -278,9 +278,10 @@ func (b BOSH) validate(p *problems, l Limits) {
 			p.add(f.key, "must be at least 1s (BOSH counts in seconds), got %q", f.d)
 		}
 	}
-	if b.MaxBodySize < l.MaxStanzaSize {
+	// Room for the <body/> wrapper around a stanza of the largest size.
+	if b.MaxBodySize < l.MaxStanzaSize+BOSHWrapperSize {
 		p.addAlso("bosh.max_body_size", []string{"limits.max_stanza_size"},
-			"must be at least limits.max_stanza_size (%d), got %d", l.MaxStanzaSize, b.MaxBodySize)
+			"must be at least limits.max_stanza_size + %d (%d), got %d", BOSHWrapperSize, l.MaxStanzaSize+BOSHWrapperSize, b.MaxBodySize)
 	}
 }
 

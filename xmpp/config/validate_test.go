@@ -99,13 +99,14 @@ func TestValidate(t *testing.T) {
 		{"push bounds", func(c *Config) { c.Push = Push{Timeout: Duration(-time.Second)} },
 			[]string{"push.max_per_account", "push.max_errors", "push.timeout"}},
 		{"bosh settings", func(c *Config) {
-			c.BOSH = BOSH{MaxWait: Duration(time.Second), Inactivity: Duration(time.Second), MaxBodySize: c.Limits.MaxStanzaSize}
+			c.BOSH = BOSH{MaxWait: Duration(time.Second), Inactivity: Duration(time.Second), MaxBodySize: c.Limits.MaxStanzaSize + BOSHWrapperSize}
 		}, nil},
 		{"bosh bounds", func(c *Config) {
 			c.BOSH = BOSH{MaxWait: 0, Inactivity: Duration(500 * time.Millisecond), MaxBodySize: 1000}
 		},
 			[]string{"bosh.max_wait", "bosh.inactivity", "bosh.max_body_size"}},
 		{"bosh body below a raised stanza size", func(c *Config) { c.Limits.MaxStanzaSize = 2 << 20 }, []string{"bosh.max_body_size"}},
+		{"bosh body without room for the wrapper", func(c *Config) { c.BOSH.MaxBodySize = c.Limits.MaxStanzaSize }, []string{"bosh.max_body_size"}},
 		{"no hosts", func(c *Config) { c.Hosts = nil }, []string{"host"}},
 		{"empty domain", func(c *Config) { c.Hosts[0].Domain = "" }, []string{"host[0].domain"}},
 		{"trailing dot", func(c *Config) { c.Hosts[0].Domain = "example.org." }, []string{"host[0].domain"}},
