@@ -709,6 +709,39 @@ func TestInputWaits(t *testing.T) {
 	}
 }
 
+// TestWaitingIsActivity: requests waiting for the stream server to read
+// keep the session alive past 'inactivity', and it ends once they are
+// gone and the client is silent.
+func TestWaitingIsActivity(t *testing.T) {
+	hs := newHarness(t, Options{MaxBody: 1024, Inactivity: 300 * time.Millisecond}, nil)
+	sid, st, _ := hs.session("wait='1'")
+	big := "<message><body>" + strings.Repeat("x", 700) + "</body></message>"
+	first := hs.postLater(body(sid, 1001, "", big))
+	hs.waitFor(sid, "holding 1001", holding(1001))
+	second := hs.postLater(body(sid, 1002, "", big))
+	<-first
+	hs.waitFor(sid, "holding 1002", holding(1002))
+	third := hs.postLater(body(sid, 1003, "", "<presence/>"))
+	hs.waitFor(sid, "with 1003 waiting for the stream to read", waiting(1003))
+	// 1002 is answered after its wait (1 s), then nothing is held for
+	// more than 'inactivity'.
+	<-second
+	time.Sleep(700 * time.Millisecond)
+	hs.waitFor(sid, "still there with 1003 waiting", waiting(1003))
+	for _, name := range []string{"message", "message", "presence"} {
+		if m := st.read(); m.Name != name {
+			t.Fatalf("read %s, want a %s", m, name)
+		}
+	}
+	if el := <-third; el == nil || el.AttrValue("type") != "" {
+		t.Fatalf("1003 got %s", el)
+	}
+	_ = st.nc.SetReadDeadline(time.Now().Add(testWait))
+	if _, err := st.dec.ReadElement(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the client fell silent: %v", err)
+	}
+}
+
 // TestRefusedEndsSession: a request of a session that cannot be read ends
 // the session, which its client takes for ended.
 func TestRefusedEndsSession(t *testing.T) {

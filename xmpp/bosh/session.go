@@ -353,7 +353,13 @@ func (s *session) stopInactivityLocked() {
 func (s *session) inactivityExpired(gen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if gen != s.idleGen || len(s.held) > 0 || s.gone {
+	switch {
+	case gen != s.idleGen || len(s.held) > 0 || s.gone:
+		return
+	case len(s.ahead) > 0:
+		// Requests wait to be processed: the client is there. Once
+		// they are answered, or abandoned, the timer runs again.
+		s.armInactivityLocked()
 		return
 	}
 	s.h.opts.Logger.Debug("bosh: session inactive", "sid", s.sid)
