@@ -98,7 +98,7 @@ func (hs *harness) waitFor(sid, what string, cond func(*session) bool) {
 // holding: the session holds a request with rid.
 func holding(rid uint64) func(*session) bool {
 	return func(s *session) bool {
-		return slices.ContainsFunc(s.held, func(r *request) bool { return r.rid == rid })
+		return slices.ContainsFunc(s.held, func(r *request) bool { return r.body.rid == rid })
 	}
 }
 
@@ -154,6 +154,16 @@ func (st *stream) write(s string) {
 	st.t.Helper()
 	if _, err := st.nc.Write([]byte(s)); err != nil {
 		st.t.Fatalf("write: %v", err)
+	}
+}
+
+// end checks that the stream ends with want (io.EOF: the session ended;
+// wire.ErrStreamEnd: the client ended the stream).
+func (st *stream) end(want error) {
+	st.t.Helper()
+	_ = st.nc.SetReadDeadline(time.Now().Add(testWait))
+	if _, err := st.dec.ReadElement(); !errors.Is(err, want) {
+		st.t.Fatalf("stream: %v, want %v", err, want)
 	}
 }
 
@@ -426,10 +436,7 @@ func TestResend(t *testing.T) {
 		t.Fatalf("after the session ended: %s", el)
 	}
 	// The stream server reads the end of the stream.
-	_ = st.nc.SetReadDeadline(time.Now().Add(testWait))
-	if _, err := st.dec.ReadElement(); !errors.Is(err, io.EOF) {
-		t.Fatalf("stream after the session ended: %v", err)
-	}
+	st.end(io.EOF)
 }
 
 // TestResendHeld: a held request sent again gets the response; the first
@@ -490,9 +497,7 @@ func TestTerminate(t *testing.T) {
 	if p := st.read(); p.Name != "presence" {
 		t.Fatalf("read %s", p)
 	}
-	if _, err := st.dec.ReadElement(); !errors.Is(err, wire.ErrStreamEnd) {
-		t.Fatalf("after the payload: %v", err)
-	}
+	st.end(wire.ErrStreamEnd)
 	if _, err := st.nc.Write([]byte("</stream:stream>")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write after the client ended: %v", err)
 	}
@@ -543,10 +548,7 @@ func TestServerEnd(t *testing.T) {
 func TestInactivity(t *testing.T) {
 	hs := newHarness(t, Options{Inactivity: 300 * time.Millisecond}, nil)
 	sid, st, _ := hs.session("wait='5'")
-	_ = st.nc.SetReadDeadline(time.Now().Add(testWait))
-	if _, err := st.dec.ReadElement(); !errors.Is(err, io.EOF) {
-		t.Fatalf("read: %v", err)
-	}
+	st.end(io.EOF)
 	if _, el := hs.post(body(sid, 1001, "", "")); el.AttrValue("condition") != condItemNotFound {
 		t.Fatalf("after inactivity: %s", el)
 	}
@@ -632,10 +634,7 @@ func TestShutdown(t *testing.T) {
 	if el := <-held; el.AttrValue("condition") != condSystemShutdown {
 		t.Fatalf("held request: %s", el)
 	}
-	_ = st.nc.SetReadDeadline(time.Now().Add(testWait))
-	if _, err := st.dec.ReadElement(); !errors.Is(err, io.EOF) {
-		t.Fatalf("stream: %v", err)
-	}
+	st.end(io.EOF)
 	if _, el := hs.post("<body xmlns='" + NS + "' rid='5' to='example.org'/>"); el.AttrValue("condition") != condSystemShutdown {
 		t.Fatalf("new session: %s", el)
 	}
@@ -736,10 +735,7 @@ func TestWaitingIsActivity(t *testing.T) {
 	if el := <-third; el == nil || el.AttrValue("type") != "" {
 		t.Fatalf("1003 got %s", el)
 	}
-	_ = st.nc.SetReadDeadline(time.Now().Add(testWait))
-	if _, err := st.dec.ReadElement(); !errors.Is(err, io.EOF) {
-		t.Fatalf("after the client fell silent: %v", err)
-	}
+	st.end(io.EOF)
 }
 
 // TestRefusedEndsSession: a request of a session that cannot be read ends
@@ -761,10 +757,7 @@ func TestRefusedEndsSession(t *testing.T) {
 			if el := <-held; el == nil || el.AttrValue("condition") != tc.cond {
 				t.Fatalf("held request got %s", el)
 			}
-			_ = st.nc.SetReadDeadline(time.Now().Add(testWait))
-			if _, err := st.dec.ReadElement(); !errors.Is(err, io.EOF) {
-				t.Fatalf("stream: %v", err)
-			}
+			st.end(io.EOF)
 		})
 	}
 }
@@ -809,7 +802,5 @@ func TestTerminateBeyondWindow(t *testing.T) {
 	if p := st.read(); p.Name != "presence" || p.AttrValue("type") != "unavailable" {
 		t.Fatalf("read %s", p)
 	}
-	if _, err := st.dec.ReadElement(); !errors.Is(err, wire.ErrStreamEnd) {
-		t.Fatalf("after the terminate's payload: %v", err)
-	}
+	st.end(wire.ErrStreamEnd)
 }

@@ -14,7 +14,6 @@ import (
 
 // request is a client request waiting for its response.
 type request struct {
-	rid  uint64
 	body *reqBody
 	// resp receives the response once (buffered).
 	resp chan []byte
@@ -71,7 +70,6 @@ type session struct {
 	in        []inChunk
 	inBytes   int // in's bytes not yet read
 	restartOK bool
-	inEOF     bool // the client ended the stream: after in, io.EOF
 	rdl, wdl  time.Time
 	wpend     []byte // what was written that is not yet a whole unit
 	payload   []byte // translated elements waiting for a response
@@ -99,7 +97,7 @@ func (s *session) receive(rb *reqBody) ([]byte, *request) {
 	if s.gone {
 		return terminateBody(s.goneCond), nil
 	}
-	r := &request{rid: rb.rid, body: rb, resp: make(chan []byte, 1)}
+	r := &request{body: rb, resp: make(chan []byte, 1)}
 	window := uint64(s.requests)
 	if rb.terminate {
 		// §11: one request more, to end the session.
@@ -109,7 +107,7 @@ func (s *session) receive(rb *reqBody) ([]byte, *request) {
 	case rb.rid <= s.rid:
 		// §14.3: a request sent again.
 		for _, h := range s.held {
-			if h.rid == rb.rid {
+			if h.body.rid == rb.rid {
 				// Not answered yet: the earlier copy gets a
 				// recoverable error, this one its response.
 				send(h, recoverableBody)
@@ -167,14 +165,11 @@ func (s *session) queueLocked(c inChunk) {
 // processLocked hands the request's content to the stream, holds the
 // request, and answers what can be answered.
 func (s *session) processLocked(r *request) {
-	s.rid = r.rid
+	s.rid = r.body.rid
 	s.stopInactivityLocked()
 	rb := r.body
 	switch {
-	case s.gone:
-		send(r, terminateBody(condItemNotFound))
-		return
-	case s.inEOF || s.closed:
+	case s.closed:
 		// The stream is over; the session ends with this response.
 	case rb.terminate:
 		// §13: the payload (an unavailable presence, say) is handled,
@@ -183,7 +178,6 @@ func (s *session) processLocked(r *request) {
 		// What waits for the client goes with the acknowledgement.
 		s.queueLocked(inChunk{b: rb.payload})
 		s.queueLocked(inChunk{b: []byte("</stream:stream>")})
-		s.inEOF = true
 		s.held = append(s.held, r)
 		payload := s.payload
 		s.payload = nil
@@ -277,7 +271,7 @@ func (s *session) answerLocked(r *request, body []byte) {
 	if i := slices.Index(s.held, r); i >= 0 {
 		s.held = slices.Delete(s.held, i, i+1)
 	}
-	s.sent = append(s.sent, sentResponse{rid: r.rid, body: body})
+	s.sent = append(s.sent, sentResponse{rid: r.body.rid, body: body})
 	if len(s.sent) > s.requests {
 		s.sent = slices.Delete(s.sent, 0, len(s.sent)-s.requests)
 	}
@@ -325,8 +319,8 @@ func (s *session) expire(r *request) bool {
 // again), one that waits for the request before it is dropped.
 func (s *session) abandon(r *request) {
 	s.mu.Lock()
-	if s.ahead[r.rid] == r {
-		delete(s.ahead, r.rid)
+	if rid := r.body.rid; s.ahead[rid] == r {
+		delete(s.ahead, rid)
 	}
 	s.mu.Unlock()
 	s.expire(r)
@@ -386,7 +380,6 @@ func (s *session) removeLocked(cond string) {
 	if s.goneCond == "" {
 		s.goneCond = condItemNotFound
 	}
-	s.inEOF = true
 	for rid, r := range s.ahead {
 		send(r, terminateBody(s.goneCond))
 		delete(s.ahead, rid)
@@ -443,7 +436,8 @@ func (s *session) Read(p []byte) (int, error) {
 			s.advanceLocked()
 			return n, nil
 		}
-		if s.inEOF || s.closed {
+		if s.gone || s.closed {
+			// Once what was sent is read.
 			return 0, io.EOF
 		}
 		if !s.waitLocked(s.rdl) {
@@ -499,26 +493,24 @@ func (s *session) Write(b []byte) (int, error) {
 	}
 	s.wpend = append(s.wpend, b...)
 	off := 0
-	for off < len(s.wpend) && !s.ended {
-		kind, n := wire.ScanUnit(s.wpend[off:])
-		if n == 0 {
-			break
-		}
-		u := s.wpend[off : off+n]
-		off += n
-		switch kind {
-		case wire.UnitStreamEnd:
-			s.ended = true
-		case wire.UnitElement:
-			at, decl := wire.InheritedDecl(u)
-			var dst *[]byte = &s.payload
-			if wire.StartsElement(u, "stream:error") {
-				dst = &s.streamErr
+	if !s.ended {
+		off = wire.CutUnits(s.wpend, func(kind wire.UnitKind, u []byte) bool {
+			switch kind {
+			case wire.UnitStreamEnd:
+				s.ended = true
+				return false
+			case wire.UnitElement:
+				at, decl := wire.InheritedDecl(u)
+				dst := &s.payload
+				if wire.StartsElement(u, "stream:error") {
+					dst = &s.streamErr
+				}
+				*dst = append(*dst, u[:at]...)
+				*dst = append(*dst, decl...)
+				*dst = append(*dst, u[at:]...)
 			}
-			*dst = append(*dst, u[:at]...)
-			*dst = append(*dst, decl...)
-			*dst = append(*dst, u[at:]...)
-		}
+			return true
+		})
 	}
 	s.wpend = append(s.wpend[:0], s.wpend[off:]...)
 	if len(s.wpend) > s.h.opts.MaxBody {
@@ -562,28 +554,25 @@ func (s *session) LocalAddr() net.Addr { return s.local }
 func (s *session) RemoteAddr() net.Addr { return s.remote }
 
 // SetDeadline implements net.Conn.
-func (s *session) SetDeadline(t time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rdl, s.wdl = t, t
-	s.wakeLocked()
-	return nil
-}
+func (s *session) SetDeadline(t time.Time) error { return s.setDeadlines(&t, &t) }
 
 // SetReadDeadline implements net.Conn.
-func (s *session) SetReadDeadline(t time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rdl = t
-	s.wakeLocked()
-	return nil
-}
+func (s *session) SetReadDeadline(t time.Time) error { return s.setDeadlines(&t, nil) }
 
 // SetWriteDeadline implements net.Conn.
-func (s *session) SetWriteDeadline(t time.Time) error {
+func (s *session) SetWriteDeadline(t time.Time) error { return s.setDeadlines(nil, &t) }
+
+// setDeadlines sets the read and write deadlines that are given and wakes
+// a Read or Write waiting, to wait for the new ones.
+func (s *session) setDeadlines(read, write *time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.wdl = t
+	if read != nil {
+		s.rdl = *read
+	}
+	if write != nil {
+		s.wdl = *write
+	}
 	s.wakeLocked()
 	return nil
 }

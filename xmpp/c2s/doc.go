@@ -56,8 +56,9 @@
 // queueing, the writer's kick).
 //
 // Serve accepts TCP connections; ServeConn serves a stream on a transport
-// set up elsewhere, such as a WebSocket (package ws, RFC 7395), which is
-// secure when TLS runs below it and never offers STARTTLS.
+// set up elsewhere, such as a WebSocket (package ws, RFC 7395) or a BOSH
+// session (package bosh, XEP-0206), which is secure when TLS runs below it
+// and never offers STARTTLS.
 //
 // Stream errors follow RFC 6120 §4.9: the server's stream header is always
 // sent before an error, and the stream is then closed.

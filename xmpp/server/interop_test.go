@@ -33,11 +33,29 @@ func requireSlixmpp(t *testing.T) {
 		return
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	msg := "slixmpp not available (" + python + " -c 'import slixmpp': " + err.Error() + ": " + lines[len(lines)-1] + ")"
+	missingClient(t, "slixmpp not available ("+python+" -c 'import slixmpp': "+err.Error()+": "+lines[len(lines)-1]+")", "python3-slixmpp")
+}
+
+// missingClient skips the test for want of a third-party client, except
+// in CI (CI set), where a missing client must fail rather than pass by
+// skipping: .ci/run installs it (install).
+func missingClient(t *testing.T, msg, install string) {
+	t.Helper()
 	if os.Getenv("CI") != "" {
-		t.Fatal(msg + "; CI must install python3-slixmpp (.ci/run)")
+		t.Fatal(msg + "; CI must install it (.ci/run: " + install + ")")
 	}
 	t.Skip(msg)
+}
+
+// requireOutput fails the test unless a client script's output holds
+// each of want.
+func requireOutput(t *testing.T, script, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Fatalf("%s output lacks %q:\n%s", script, w, out)
+		}
+	}
 }
 
 // TestSlixmppChat is the third-party client check: a slixmpp client
@@ -85,15 +103,11 @@ func TestSlixmppChat(t *testing.T) {
 			if err != nil {
 				t.Fatalf("slixmpp_chat.py: %v\n%s", err, out)
 			}
-			for _, want := range []string{
+			requireOutput(t, "slixmpp_chat.py", out,
 				"OK: bob@localhost/", body,
-				"auth: receiver " + tc.wantMech + " " + tc.wantTLS + " after 0 failed attempts\n",
-				"auth: sender " + tc.wantMech + " " + tc.wantTLS + " after 0 failed attempts\n",
-			} {
-				if !strings.Contains(out, want) {
-					t.Fatalf("slixmpp_chat.py output lacks %q:\n%s", want, out)
-				}
-			}
+				"auth: receiver "+tc.wantMech+" "+tc.wantTLS+" after 0 failed attempts\n",
+				"auth: sender "+tc.wantMech+" "+tc.wantTLS+" after 0 failed attempts\n",
+			)
 			if tc.register {
 				if !strings.Contains(out, "registered alice@localhost in band") {
 					t.Fatalf("slixmpp did not register in band:\n%s", out)

@@ -85,6 +85,25 @@ func ScanUnit(b []byte) (UnitKind, int) {
 	return UnitSkip, 0
 }
 
+// CutUnits gives fn each whole unit at the start of b in turn (ScanUnit),
+// until fn returns false or no whole unit is left, and returns the bytes
+// the units given took: the rest waits for more.
+func CutUnits(b []byte, fn func(kind UnitKind, unit []byte) bool) int {
+	off := 0
+	for off < len(b) {
+		kind, n := ScanUnit(b[off:])
+		if n == 0 {
+			break
+		}
+		u := b[off : off+n]
+		off += n
+		if !fn(kind, u) {
+			break
+		}
+	}
+	return off
+}
+
 // StartsElement reports whether b starts with the start tag of an element
 // whose qualified name is name.
 func StartsElement(b []byte, name string) bool {

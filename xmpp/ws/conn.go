@@ -384,14 +384,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	c.wpend = append(c.wpend, b...)
 	var frames []byte
-	off := 0
-	for off < len(c.wpend) {
-		kind, n := wire.ScanUnit(c.wpend[off:])
-		if n == 0 {
-			break
-		}
-		u := c.wpend[off : off+n]
-		off += n
+	off := wire.CutUnits(c.wpend, func(kind wire.UnitKind, u []byte) bool {
 		switch kind {
 		case wire.UnitHeader:
 			frames = appendOpen(frames, u)
@@ -400,7 +393,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 		case wire.UnitElement:
 			frames = appendElement(frames, u)
 		}
-	}
+		return true
+	})
 	c.wpend = append(c.wpend[:0], c.wpend[off:]...)
 	if len(c.wpend) > c.max {
 		// c2s writes whole elements: an element this long that does

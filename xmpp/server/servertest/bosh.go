@@ -248,21 +248,7 @@ func (b *BOSH) WaitEnded(t testing.TB, timeout time.Duration) *wire.Element {
 // the test after timeout.
 func (b *BOSH) Next(t testing.TB, timeout time.Duration, match func(*wire.Element) bool) *wire.Element {
 	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		select {
-		case el, ok := <-b.in:
-			if !ok {
-				t.Fatalf("servertest: BOSH session %s ended while waiting", b.SID)
-			}
-			if match == nil || match(el) {
-				return el
-			}
-		case <-timer.C:
-			t.Fatalf("servertest: BOSH session %s: nothing matching within %s", b.SID, timeout)
-		}
-	}
+	return next(t, b.in, "BOSH session "+b.SID, timeout, match)
 }
 
 // Login authenticates with mech (mellium's SASL client), restarts the

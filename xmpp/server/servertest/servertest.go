@@ -417,19 +417,27 @@ func (c *Client) SendRaw(ctx context.Context, s string) error {
 // the test after timeout.
 func (c *Client) Next(t testing.TB, timeout time.Duration, match func(*wire.Element) bool) *wire.Element {
 	t.Helper()
+	return next(t, c.in, c.JID.String(), timeout, match)
+}
+
+// next returns the next element from in matching match, skipping others,
+// or fails the test after timeout or when in is closed; who names the
+// client in the failure.
+func next(t testing.TB, in <-chan *wire.Element, who string, timeout time.Duration, match func(*wire.Element) bool) *wire.Element {
+	t.Helper()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
 		select {
-		case el, ok := <-c.in:
+		case el, ok := <-in:
 			if !ok {
-				t.Fatalf("servertest: %s: stream closed while waiting", c.JID)
+				t.Fatalf("servertest: %s: stream closed while waiting", who)
 			}
 			if match == nil || match(el) {
 				return el
 			}
 		case <-timer.C:
-			t.Fatalf("servertest: %s: nothing matching within %s", c.JID, timeout)
+			t.Fatalf("servertest: %s: nothing matching within %s", who, timeout)
 		}
 	}
 }
