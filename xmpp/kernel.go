@@ -352,6 +352,10 @@ type Hooks struct {
 	// (RFC 6121 §8.5.2.2.1); a handler returning true stored it, otherwise
 	// the router bounces it with service-unavailable.
 	Undeliverable Filter[*Stanza]
+	// PresenceOut may rewrite an available presence a local client
+	// sends, broadcast or directed, before the UserSend filters see it
+	// (the vCard module adds the avatar hash, XEP-0398 §4).
+	PresenceOut Transform[*Stanza]
 	// UserSend runs for every stanza a local client sends, after the
 	// sender was stamped and before routing (Prosody's pre-*/ejabberd's
 	// user_send_packet); a handler returning true has consumed it.

@@ -559,9 +559,13 @@ func (r *Router) Resources(bare jid.JID) []jid.JID {
 }
 
 // RouteFromClient routes a stanza a local client sent (its sender already
-// stamped): the UserSend hooks see it first, then, for a message, the
+// stamped): an available presence is rewritten by the PresenceOut hooks
+// first; the UserSend hooks see it then, and, for a message, the
 // MessageOut hooks (archive, sent carbons), whose result is not routed.
 func (r *Router) RouteFromClient(ctx context.Context, st *xmpp.Stanza) {
+	if st.Kind == xmpp.KindPresence && st.Type == "" {
+		st = r.hooks.PresenceOut.Run(ctx, st)
+	}
 	if r.hooks.UserSend.Run(ctx, st) {
 		return
 	}

@@ -211,7 +211,9 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	vcardMod, err := vcard.New(vcard.Options{MaxBytes: cfg.Directory.VCardMaxBytes}, vcard.Deps{Store: s.db.VCards()})
+	vcardMod, err := vcard.New(vcard.Options{MaxBytes: cfg.Directory.VCardMaxBytes, Logger: s.log}, vcard.Deps{
+		Store: s.db.VCards(), Avatars: pepMod,
+	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}

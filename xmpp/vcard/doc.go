@@ -10,6 +10,12 @@
 // no vCard of its own: a request to its domain is service-unavailable, as
 // §3.2 answers for any entity without one.
 //
+// With the accounts' personal eventing nodes (Deps.Avatars), the module
+// converts avatars (XEP-0398, avatar.go): the XEP-0084 avatar is the
+// vCard's photo for readers its access model admits, a vCard's photo is
+// published as the avatar, and available presence carries the avatar's
+// hash (XEP-0153).
+//
 // Setting a vCard also records its profile (full name, given and family
 // name, nickname, department, email addresses and phone numbers) for the
 // user directory (package directory, XEP-0055).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"unicode/utf8"
 
@@ -27,17 +28,22 @@ type Store interface {
 type Options struct {
 	// MaxBytes bounds a vCard, serialised. Positive.
 	MaxBytes int
+	Logger   *slog.Logger
 }
 
 // Deps are the module's collaborators.
 type Deps struct {
 	Store Store
+	// Avatars, if set, are the accounts' avatar nodes: the module
+	// converts between them and the vCards' photos (XEP-0398).
+	Avatars Avatars
 }
 
 // Module serves the accounts' vCards.
 type Module struct {
 	opts Options
 	deps Deps
+	log  *slog.Logger
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -50,15 +56,24 @@ func New(opts Options, deps Deps) (*Module, error) {
 	if opts.MaxBytes < 1 {
 		return nil, fmt.Errorf("vcard: max bytes must be positive, got %d", opts.MaxBytes)
 	}
-	return &Module{opts: opts, deps: deps}, nil
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Module{opts: opts, deps: deps, log: log}, nil
 }
 
 // Name implements xmpp.Module.
 func (*Module) Name() string { return "vcard" }
 
 // Register implements xmpp.Module.
-func (m *Module) Register(reg *xmpp.Registry, _ *xmpp.Hooks) error {
+func (m *Module) Register(reg *xmpp.Registry, hooks *xmpp.Hooks) error {
 	reg.AddFeature(xmpp.TargetHost|xmpp.TargetAccount, NS)
+	if m.deps.Avatars != nil {
+		// XEP-0398 §2: on the account.
+		reg.AddFeature(xmpp.TargetAccount, NSConversion)
+		hooks.PresenceOut.Add(m.presenceOut)
+	}
 	if err := reg.HandleIQ(m.Name(), xmpp.TargetAccount, xmpp.TypeGet, NS, "vCard", m.get); err != nil {
 		return err
 	}
@@ -72,23 +87,36 @@ func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 		owner = st.To.Bare()
 	}
 	raw, err := m.deps.Store.Get(ctx, owner.String())
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("vcard: get %s: %w", owner, err)
+	}
+	var el *wire.Element
+	if err == nil {
+		if el, err = wire.Parse(raw, wire.NewScope("")); err != nil {
+			return nil, fmt.Errorf("vcard: stored vCard of %s: %w", owner, err)
+		}
+	}
+	if m.deps.Avatars != nil {
+		photo, decided, err := m.photo(ctx, owner, st.From)
+		if err != nil {
+			return nil, err
+		}
+		if decided && (el != nil || photo != nil) {
+			el = withPhoto(el, photo)
+		}
+	}
 	switch {
-	case errors.Is(err, store.ErrNotFound) && own:
+	case el != nil:
+		return st.Result(el), nil
+	case own:
 		// §3.1: an empty vCard (or item-not-found); clients take the
 		// empty one as "nothing set yet".
 		return st.Result(wire.New("vCard", NS)), nil
-	case errors.Is(err, store.ErrNotFound):
+	default:
 		// §3.2 (1.3): the same error as for a missing account, which
 		// the router answers before this handler.
 		return nil, xmpp.StanzaError(stanza.ServiceUnavailable, "")
-	case err != nil:
-		return nil, fmt.Errorf("vcard: get %s: %w", owner, err)
 	}
-	el, err := wire.Parse(raw, wire.NewScope(""))
-	if err != nil {
-		return nil, fmt.Errorf("vcard: stored vCard of %s: %w", owner, err)
-	}
-	return st.Result(el), nil
 }
 
 func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error) {
@@ -102,6 +130,15 @@ func (m *Module) set(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 		raw = v.AppendXML(nil, "")
 		if len(raw) > m.opts.MaxBytes {
 			return nil, xmpp.StanzaError(stanza.NotAcceptable, fmt.Sprintf("the vCard takes %d bytes, more than the %d allowed", len(raw), m.opts.MaxBytes))
+		}
+	}
+	if raw != nil && m.deps.Avatars != nil {
+		stored, err := m.publishPhoto(ctx, st.From, v)
+		if err != nil {
+			return nil, err
+		}
+		if stored != v {
+			raw = stored.AppendXML(nil, "")
 		}
 	}
 	owner := st.From.Bare().String()

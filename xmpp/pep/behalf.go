@@ -1,0 +1,47 @@
+package pep
+
+import (
+	"context"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/store"
+	"switchboard/xmpp/wire"
+)
+
+// Reading and publishing on an account's behalf, for modules that keep an
+// older protocol in step with an account's nodes: the vCard module's
+// avatar conversion (XEP-0398) reads the XEP-0084 nodes for the vCard a
+// reader asks for, and publishes the photo of a vCard the owner sets.
+
+// ItemsFor returns the items of owner's node that an items request from
+// reader would (XEP-0060 §6.5): with ids, those of them that exist;
+// otherwise the newest max (all when max <= 0); oldest first. allowed is
+// false, with no items, when the node's access model or the owner's
+// blocklist refuses reader. A missing node is store.ErrNotFound.
+func (m *Module) ItemsFor(ctx context.Context, owner, reader jid.JID, node string, max int, ids []string) (items []store.PEPItem, allowed bool, err error) {
+	own := owner.Bare()
+	n, items, err := m.deps.Store.Items(ctx, own.String(), node, max, ids)
+	if err != nil {
+		return nil, false, err
+	}
+	if m.access(ctx, own, n, reader) != nil {
+		return nil, false, nil
+	}
+	return items, true, nil
+}
+
+// PublishFor publishes an item to a node of publisher's account on the
+// account's behalf, with the notifications of the account's own
+// publication. A missing node is created with the defaults (XEP-0163 §5)
+// and the access model given; an existing node keeps its configuration.
+// A full account is store.ErrQuota, an item larger than the account's
+// whole allowance too.
+func (m *Module) PublishFor(ctx context.Context, publisher jid.JID, node, id string, payload *wire.Element, access string) error {
+	create := m.defaults(node)
+	create.Access = access
+	return m.publishItem(ctx, publisher, store.PEPPublish{
+		Item:   store.PEPItem{ID: id, Payload: payload.AppendXML(nil, "")},
+		Create: create,
+	}, payload)
+}
