@@ -18,7 +18,8 @@ import (
 // reader would (XEP-0060 §6.5): with ids, those of them that exist;
 // otherwise the newest max (all when max <= 0); oldest first. allowed is
 // false, with no items, when the node's access model or the owner's
-// blocklist refuses reader. A missing node is store.ErrNotFound.
+// blocklist refuses reader, or when the roster it needs could not be read
+// (logged). A missing node is store.ErrNotFound.
 func (m *Module) ItemsFor(ctx context.Context, owner, reader jid.JID, node string, max int, ids []string) (items []store.PEPItem, allowed bool, err error) {
 	own := owner.Bare()
 	n, items, err := m.deps.Store.Items(ctx, own.String(), node, max, ids)
@@ -44,4 +45,11 @@ func (m *Module) PublishFor(ctx context.Context, publisher jid.JID, node, id str
 		Item:   store.PEPItem{ID: id, Payload: payload.AppendXML(nil, "")},
 		Create: create,
 	}, payload)
+}
+
+// RetractFor removes an item of owner's node on the account's behalf,
+// notifying as the node says (XEP-0060 §7.2.2.1). A missing node or item
+// is store.ErrNotFound.
+func (m *Module) RetractFor(ctx context.Context, owner jid.JID, node, id string) error {
+	return m.retractItem(ctx, owner.Bare(), node, id, false)
 }

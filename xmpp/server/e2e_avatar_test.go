@@ -204,17 +204,21 @@ func TestAvatarFromPEP(t *testing.T) {
 // TestAvatarFromVCard covers XEP-0398 §3.2: a vCard's photo is published
 // to the avatar nodes (data first, metadata naming it with the image's
 // size, open to all), and contacts asking for the metadata are notified;
-// the same photo again publishes nothing; a photo that is not base64 is
-// stored as sent; one larger than the account's personal eventing
-// storage is refused with resource-constraint and nothing is stored.
+// the same photo again publishes nothing, nor does a vCard without one; a
+// photo that is not base64, or not an image, is stored as sent; one
+// larger than the account's personal eventing storage is refused with
+// resource-constraint and nothing is stored; an empty PHOTO removes the
+// avatar. Unavailable presence gets no hash.
 func TestAvatarFromVCard(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, servertest.WithConfig(func(cfg *config.Config) { cfg.PEP.MaxBytes = 8 << 10 }))
 	erin := s.AddUser(t, "erin", prPassword)
 	frank := s.AddUser(t, "frank", prPassword)
+	george := s.AddUser(t, "george", prPassword)
 	prSubscribe(t, s, frank, erin, false)
 	e := prLogin(t, s, erin, "e")
 	f := prLogin(t, s, frank, "f")
+	g := prLogin(t, s, george, "g")
 	caps := newPEPCaps(pepAvatar + "+notify")
 	pepOnline(t, f, caps, true)
 	rtOnline(t, e, 0)
@@ -236,14 +240,15 @@ func TestAvatarFromVCard(t *testing.T) {
 			t.Fatalf("metadata %s: want %s=%q", meta, k, v)
 		}
 	}
-	// Open: a reader without a subscription reads the data.
-	data := pepItems(t, e, erin, avNSData, "")
+	// Open: george, without a subscription, reads the data and the
+	// vCard.
+	data := pepItems(t, g, erin, avNSData, "")
 	if got := pepItemIDs(data); len(got) != 1 || got[0] != id+"="+b64 {
 		t.Fatalf("data items %q, want %s", got, id)
 	}
-	el := dirGetCard(t, f, erin.String())
+	el := dirGetCard(t, g, erin.String())
 	if got, _ := avPhoto(t, el); !bytes.Equal(got, img) || dirCardText(t, el, "FN") != "Erin" {
-		t.Fatalf("frank reads erin's vCard: %s", el)
+		t.Fatalf("george reads erin's vCard: %s", el)
 	}
 
 	// The same photo again, with other fields: nothing published.
@@ -253,7 +258,8 @@ func TestAvatarFromVCard(t *testing.T) {
 		t.Fatalf("FN = %q after the second set", got)
 	}
 
-	// A vCard without a photo leaves the avatar (as Prosody does).
+	// A vCard without a photo leaves the avatar: a client or bot
+	// setting a name must not remove the picture.
 	pepCheckResult(t, dirSetCard(t, e, "<vCard xmlns='vcard-temp'><FN>Erin</FN></vCard>"))
 	if got, _ := avPhoto(t, dirGetCard(t, f, erin.String())); !bytes.Equal(got, img) {
 		t.Fatal("a vCard without a photo removed the avatar")
@@ -266,12 +272,16 @@ func TestAvatarFromVCard(t *testing.T) {
 		t.Fatal("an unreadable photo replaced the avatar")
 	}
 
+	// Not an image, and no image TYPE: stored as sent too.
+	pepCheckResult(t, dirSetCard(t, e, "<vCard xmlns='vcard-temp'><PHOTO><BINVAL>aGVsbG8=</BINVAL></PHOTO></vCard>"))
+	pepEqual(t, "notifications for text as a photo", pepEvents(prSync(t, f), erin, avNSMeta))
+
 	// Beyond the account's personal eventing storage (8 KiB here).
 	big := make([]byte, 9<<10)
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
-	pepCheckError(t, dirSetCard(t, e, fmt.Sprintf("<vCard xmlns='vcard-temp'><FN>Big</FN><PHOTO><BINVAL>%s</BINVAL></PHOTO></vCard>", base64.StdEncoding.EncodeToString(big))),
+	pepCheckError(t, dirSetCard(t, e, fmt.Sprintf("<vCard xmlns='vcard-temp'><FN>Big</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>%s</BINVAL></PHOTO></vCard>", base64.StdEncoding.EncodeToString(big))),
 		"wait", "resource-constraint", "")
 	el = dirGetCard(t, f, erin.String())
 	if got, _ := avPhoto(t, el); !bytes.Equal(got, img) || dirCardText(t, el, "FN") != "" {
@@ -279,5 +289,24 @@ func TestAvatarFromVCard(t *testing.T) {
 	}
 	if got, ok := avHash(avPresenceSeen(t, e, f, "<presence/>")); !ok || got != id {
 		t.Errorf("erin's presence: hash %q, %v; want %s", got, ok, id)
+	}
+
+	// An empty PHOTO removes the avatar (XEP-0084 §3.5): metadata without
+	// an image, the image retracted.
+	pepCheckResult(t, dirSetCard(t, e, "<vCard xmlns='vcard-temp'><FN>Erin</FN><PHOTO/></vCard>"))
+	pepEqual(t, "frank's notifications of the removal", pepEvents(prSync(t, f), erin, avNSMeta), "none")
+	if got := pepItemIDs(pepItems(t, g, erin, avNSData, "")); len(got) != 0 {
+		t.Fatalf("data items %q after the removal", got)
+	}
+	el = dirGetCard(t, g, erin.String())
+	if got, _ := avPhoto(t, el); got != nil || dirCardText(t, el, "FN") != "Erin" {
+		t.Fatalf("george reads erin's vCard after the removal: %s", el)
+	}
+	if got, ok := avHash(avPresenceSeen(t, e, f, "<presence/>")); !ok || got != "" {
+		t.Errorf("erin's presence after the removal: hash %q, %v", got, ok)
+	}
+	// Unavailable presence is left alone.
+	if el := avPresenceSeen(t, e, f, "<presence type='unavailable'/>"); el.Child("x", avNSUpdate) != nil {
+		t.Errorf("unavailable presence: %s", el)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"image"
 	_ "image/gif"  // image.DecodeConfig reads the sizes of GIF,
 	_ "image/jpeg" // JPEG
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -37,13 +39,19 @@ import (
 //     that §5.2 allows; it checks the reader's access to both nodes (§7),
 //     so an avatar published for contacts only is not shown to others.
 //     Metadata without an image (XEP-0084 §3.5, the avatar removed) shows
-//     none. Before any metadata, the stored vCard is answered as it is.
+//     none, as does an image whose base64 would take the vCard beyond the
+//     module's MaxBytes. Before any metadata, the stored vCard is answered
+//     as it is.
 //   - A vCard the owner sets with a photo (BINVAL) publishes it (§3.2):
 //     first the image to the data node, then metadata naming it, each node
 //     created with open access when missing (the vCard is world-readable);
-//     the vCard is stored without it. A vCard without a photo leaves the
-//     avatar as it is, as does one whose photo is the avatar already, or
-//     whose BINVAL is not base64 (stored as sent).
+//     the vCard is stored without it. If the metadata cannot be published
+//     (the account's quota), the image is retracted again. A vCard with an
+//     empty PHOTO removes the avatar (metadata without an image, XEP-0084
+//     §3.5; the image retracted). A vCard without a PHOTO leaves the
+//     avatar as it is (a bot setting a name must not remove the user's
+//     picture), as does one whose photo is the avatar already; one whose
+//     BINVAL is not base64, or not an image, is stored as sent.
 //   - The account's available presence, broadcast and directed (room
 //     joins), carries the metadata's hash in a vcard-temp:x:update element
 //     (§4, XEP-0153 §4.1), empty when the avatar was removed: added when
@@ -58,6 +66,10 @@ const (
 	NodeMetadata = "urn:xmpp:avatar:metadata"
 )
 
+// maxInfos bounds the images of a metadata item looked at: each costs a
+// read of the data node.
+const maxInfos = 4
+
 // Avatars are the account's personal eventing nodes, read and written on
 // its behalf; *pep.Module implements it.
 type Avatars interface {
@@ -70,12 +82,27 @@ type Avatars interface {
 	// creating a missing node with the access model given. A full
 	// account is store.ErrQuota.
 	PublishFor(ctx context.Context, publisher jid.JID, node, id string, payload *wire.Element, access string) error
+	// RetractFor removes an item; a missing one is store.ErrNotFound.
+	RetractFor(ctx context.Context, owner jid.JID, node, id string) error
+}
+
+// avatarLocks order the conversions of one account's vCard sets: two
+// at once could leave the metadata naming an image the data node no
+// longer holds.
+type avatarLocks struct {
+	seed  maphash.Seed
+	locks [16]sync.Mutex
+}
+
+func (l *avatarLocks) of(owner jid.JID) *sync.Mutex {
+	return &l.locks[maphash.String(l.seed, owner.String())%uint64(len(l.locks))]
 }
 
 // metadata reads owner's avatar metadata as reader may see it. decided is
 // whether the metadata node holds an item (the vCard's photo is then the
-// one it names); infos are the images it names, those in the data node
-// (without a URL) first, and none if reader may not read it.
+// one it names), or reader may not read it (no photo then); infos are the
+// images it names, at most maxInfos, those in the data node (without a
+// URL) first.
 func (m *Module) metadata(ctx context.Context, owner, reader jid.JID) (infos []*wire.Element, decided bool, err error) {
 	items, allowed, err := m.deps.Avatars.ItemsFor(ctx, owner, reader, NodeMetadata, 1, nil)
 	if errors.Is(err, store.ErrNotFound) || err == nil && allowed && len(items) == 0 {
@@ -95,7 +122,8 @@ func (m *Module) metadata(ctx context.Context, owner, reader jid.JID) (infos []*
 	// one that is not).
 	for _, url := range []bool{false, true} {
 		for _, c := range md.Children {
-			if c.Name == "info" && c.Space == NodeMetadata && c.AttrValue("id") != "" && (c.AttrValue("url") != "") == url {
+			if c.Name == "info" && c.Space == NodeMetadata && c.AttrValue("id") != "" && (c.AttrValue("url") != "") == url &&
+				len(infos) < maxInfos {
 				infos = append(infos, c)
 			}
 		}
@@ -129,7 +157,8 @@ func (m *Module) photo(ctx context.Context, owner, reader jid.JID) (photo *wire.
 		}
 		data, err := wire.Parse(items[0].Payload, wire.NewScope(""))
 		if err != nil {
-			return nil, true, fmt.Errorf("vcard: avatar data of %s: %w", owner, err)
+			m.log.Error("vcard: stored avatar data", xmpp.LogJID, owner.String(), xmpp.LogErr, err)
+			continue
 		}
 		img, ok := decodeImage(data.Text)
 		if data.Name != "data" || data.Space != NodeData || !ok || !strings.EqualFold(hash(img), id) {
@@ -160,38 +189,83 @@ func withPhoto(v, photo *wire.Element) *wire.Element {
 }
 
 // publishPhoto publishes the photo of a vCard the owner sets to its
-// avatar nodes (§3.2) and returns the vCard to store: without the photo
-// once the nodes hold it, as sent when it has no photo or one that cannot
-// be read.
+// avatar nodes (§3.2), or removes the avatar for an empty PHOTO, and
+// returns the vCard to store: without the photo once the nodes hold it
+// (or it was empty), as sent when it has no photo or one that cannot be
+// read as an image.
 func (m *Module) publishPhoto(ctx context.Context, from jid.JID, v *wire.Element) (*wire.Element, error) {
 	photo := v.Child("PHOTO", NS)
 	if photo == nil {
 		return v, nil
 	}
-	img, ok := decodeImage(photo.ChildText("BINVAL", NS))
+	owner := from.Bare()
+	binval := strings.TrimSpace(photo.ChildText("BINVAL", NS))
+	if binval == "" && photo.Child("EXTVAL", NS) == nil {
+		if err := m.removeAvatar(ctx, from); err != nil {
+			return nil, err
+		}
+		return withPhoto(v, nil), nil
+	}
+	img, ok := decodeImage(binval)
 	if !ok {
 		return v, nil
 	}
+	typ := imageTypeOf(photo.ChildText("TYPE", NS), img)
+	if typ == "" {
+		return v, nil
+	}
 	id := hash(img)
-	owner := from.Bare()
+	mu := m.avatarLocks.of(owner)
+	mu.Lock()
+	defer mu.Unlock()
 	infos, _, err := m.metadata(ctx, owner, owner)
 	if err != nil {
 		return nil, err
 	}
-	if len(infos) == 0 || infos[0].AttrValue("id") != id || infos[0].AttrValue("url") != "" {
-		if err := m.publishImage(ctx, from, id, img, photo.ChildText("TYPE", NS)); err != nil {
+	if len(infos) == 0 || !strings.EqualFold(infos[0].AttrValue("id"), id) || infos[0].AttrValue("url") != "" || !m.hasData(ctx, owner, infos[0].AttrValue("id")) {
+		if err := m.publishImage(ctx, from, id, img, typ); err != nil {
 			return nil, err
 		}
 	}
 	return withPhoto(v, nil), nil
 }
 
-// publishImage publishes an image as the account's avatar: its data, then
-// metadata naming it (XEP-0084 §3.1, §3.2).
-func (m *Module) publishImage(ctx context.Context, from jid.JID, id string, img []byte, typ string) error {
-	if typ = strings.TrimSpace(typ); !imageType(typ) {
-		typ = http.DetectContentType(img)
+// hasData reports whether owner's data node holds the image id.
+func (m *Module) hasData(ctx context.Context, owner jid.JID, id string) bool {
+	items, _, err := m.deps.Avatars.ItemsFor(ctx, owner, owner, NodeData, 0, []string{id})
+	return err == nil && len(items) > 0
+}
+
+// removeAvatar publishes metadata without an image (XEP-0084 §3.5) and
+// retracts the images the previous metadata named, if the account has an
+// avatar.
+func (m *Module) removeAvatar(ctx context.Context, from jid.JID) error {
+	owner := from.Bare()
+	mu := m.avatarLocks.of(owner)
+	mu.Lock()
+	defer mu.Unlock()
+	infos, decided, err := m.metadata(ctx, owner, owner)
+	if err != nil || !decided || len(infos) == 0 {
+		return err
 	}
+	if err := m.publish(ctx, from, NodeMetadata, "none", wire.New("metadata", NodeMetadata)); err != nil {
+		return err
+	}
+	for _, info := range infos {
+		if info.AttrValue("url") != "" {
+			continue
+		}
+		if err := m.deps.Avatars.RetractFor(ctx, owner, NodeData, info.AttrValue("id")); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("vcard: retract the avatar of %s: %w", owner, err)
+		}
+	}
+	return nil
+}
+
+// publishImage publishes an image as the account's avatar: its data, then
+// metadata naming it (XEP-0084 §3.1, §3.2). If the metadata is refused,
+// the data is retracted again.
+func (m *Module) publishImage(ctx context.Context, from jid.JID, id string, img []byte, typ string) error {
 	data := wire.New("data", NodeData).SetText(base64.StdEncoding.EncodeToString(img))
 	info := wire.New("info", NodeMetadata,
 		wire.Attr{Name: "bytes", Value: strconv.Itoa(len(img))},
@@ -202,18 +276,27 @@ func (m *Module) publishImage(ctx context.Context, from jid.JID, id string, img 
 			wire.Attr{Name: "height", Value: strconv.Itoa(cfg.Height)},
 			wire.Attr{Name: "width", Value: strconv.Itoa(cfg.Width)})
 	}
-	meta := wire.New("metadata", NodeMetadata).AddChild(info)
-	for _, p := range []struct {
-		node    string
-		payload *wire.Element
-	}{{NodeData, data}, {NodeMetadata, meta}} {
-		err := m.deps.Avatars.PublishFor(ctx, from, p.node, id, p.payload, "open")
-		if errors.Is(err, store.ErrQuota) {
-			return xmpp.StanzaError(stanza.ResourceConstraint, "the account's personal eventing storage cannot hold the photo")
-		}
-		if err != nil {
-			return fmt.Errorf("vcard: publish the photo of %s to %s: %w", from.Bare(), p.node, err)
-		}
+	if err := m.publish(ctx, from, NodeData, id, data); err != nil {
+		return err
+	}
+	err := m.publish(ctx, from, NodeMetadata, id, wire.New("metadata", NodeMetadata).AddChild(info))
+	if err == nil {
+		return nil
+	}
+	if rerr := m.deps.Avatars.RetractFor(ctx, from.Bare(), NodeData, id); rerr != nil {
+		m.log.Error("vcard: retract an avatar image its metadata was refused for", xmpp.LogJID, from.Bare().String(), xmpp.LogErr, rerr)
+	}
+	return err
+}
+
+// publish publishes an item to an avatar node, created open if missing.
+func (m *Module) publish(ctx context.Context, from jid.JID, node, id string, payload *wire.Element) error {
+	err := m.deps.Avatars.PublishFor(ctx, from, node, id, payload, "open")
+	if errors.Is(err, store.ErrQuota) {
+		return xmpp.StanzaError(stanza.ResourceConstraint, "the account's personal eventing storage cannot hold the photo")
+	}
+	if err != nil {
+		return fmt.Errorf("vcard: publish to the %s node of %s: %w", node, from.Bare(), err)
 	}
 	return nil
 }
@@ -232,7 +315,8 @@ func (m *Module) presenceOut(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza 
 	}
 	var id string
 	if len(infos) > 0 {
-		id = infos[0].AttrValue("id")
+		// XEP-0153 clients compare it with the SHA-1 they compute.
+		id = strings.ToLower(infos[0].AttrValue("id"))
 	}
 	update := wire.New("x", NSUpdate).AddChild(wire.New("photo", NSUpdate).SetText(id))
 	at := -1
@@ -245,7 +329,7 @@ func (m *Module) presenceOut(ctx context.Context, st *xmpp.Stanza) *xmpp.Stanza 
 	if at < 0 {
 		return st.WithElement(st.El.Append(update))
 	}
-	if p := st.El.Children[at].Child("photo", NSUpdate); p != nil && (p.Text == "" || p.Text == id) {
+	if p := st.El.Children[at].Child("photo", NSUpdate); p != nil && (strings.TrimSpace(p.Text) == "" || strings.EqualFold(strings.TrimSpace(p.Text), id)) {
 		// An empty photo is the client's word that it has none (§4);
 		// the same hash needs nothing.
 		return st
@@ -276,6 +360,22 @@ func decodeImage(s string) ([]byte, bool) {
 func hash(img []byte) string {
 	sum := sha1.Sum(img)
 	return hex.EncodeToString(sum[:])
+}
+
+// imageTypeOf is the metadata's type for an image: the vCard's TYPE if it
+// names an image type, else the type its bytes show; "" when they are not
+// an image's.
+func imageTypeOf(given string, img []byte) string {
+	if given = strings.TrimSpace(given); imageType(given) {
+		return given
+	}
+	if t := http.DetectContentType(img); strings.HasPrefix(t, "image/") {
+		return t
+	}
+	if _, format, err := image.DecodeConfig(bytes.NewReader(img)); err == nil {
+		return "image/" + format
+	}
+	return ""
 }
 
 // imageType reports whether a vCard's TYPE can be the metadata's type: a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"unicode/utf8"
@@ -28,7 +29,8 @@ type Store interface {
 type Options struct {
 	// MaxBytes bounds a vCard, serialised. Positive.
 	MaxBytes int
-	Logger   *slog.Logger
+	// Logger receives the module's errors; nil discards them.
+	Logger *slog.Logger
 }
 
 // Deps are the module's collaborators.
@@ -41,9 +43,10 @@ type Deps struct {
 
 // Module serves the accounts' vCards.
 type Module struct {
-	opts Options
-	deps Deps
-	log  *slog.Logger
+	opts        Options
+	deps        Deps
+	log         *slog.Logger
+	avatarLocks *avatarLocks
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -60,7 +63,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Module{opts: opts, deps: deps, log: log}, nil
+	return &Module{opts: opts, deps: deps, log: log, avatarLocks: &avatarLocks{seed: maphash.MakeSeed()}}, nil
 }
 
 // Name implements xmpp.Module.
@@ -100,6 +103,10 @@ func (m *Module) get(ctx context.Context, st *xmpp.Stanza) (*xmpp.Stanza, error)
 		photo, decided, err := m.photo(ctx, owner, st.From)
 		if err != nil {
 			return nil, err
+		}
+		if photo != nil && len(raw)+len(photo.ChildText("BINVAL", NS)) > m.opts.MaxBytes {
+			// The answer stays within what a vCard may take.
+			photo = nil
 		}
 		if decided && (el != nil || photo != nil) {
 			el = withPhoto(el, photo)

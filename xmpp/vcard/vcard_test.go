@@ -79,10 +79,12 @@ type fakeStore struct {
 	get    []byte
 	getErr error
 	setErr error
+	set    []byte // what the last Set was given
 }
 
 func (f *fakeStore) Get(context.Context, string) ([]byte, error) { return f.get, f.getErr }
-func (f *fakeStore) Set(context.Context, string, []byte, store.Profile) error {
+func (f *fakeStore) Set(_ context.Context, _ string, v []byte, _ store.Profile) error {
+	f.set = v
 	return f.setErr
 }
 
