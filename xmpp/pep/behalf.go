@@ -21,15 +21,8 @@ import (
 // blocklist refuses reader, or when the roster it needs could not be read
 // (logged). A missing node is store.ErrNotFound.
 func (m *Module) ItemsFor(ctx context.Context, owner, reader jid.JID, node string, max int, ids []string) (items []store.PEPItem, allowed bool, err error) {
-	own := owner.Bare()
-	n, items, err := m.deps.Store.Items(ctx, own.String(), node, max, ids)
-	if err != nil {
-		return nil, false, err
-	}
-	if m.access(ctx, own, n, reader) != nil {
-		return nil, false, nil
-	}
-	return items, true, nil
+	items, denied, err := m.readItems(ctx, owner.Bare(), reader, node, max, ids)
+	return items, err == nil && denied == nil, err
 }
 
 // PublishFor publishes an item to a node of publisher's account on the

@@ -52,8 +52,9 @@
 // verification strings and other servers' resources followed per account
 // are bounded too.
 //
-// Other modules read and publish on an account's behalf through ItemsFor
-// and PublishFor: the vCard module's avatar conversion (XEP-0398).
+// Other modules read, publish and retract on an account's behalf through
+// ItemsFor, PublishFor and RetractFor: the vCard module's avatar
+// conversion (XEP-0398).
 //
 // The server itself uses an account's nodes as private storage (XEP-0223)
 // through PrivateItems, PublishPrivate and RetractPrivate: the private XML

@@ -609,14 +609,14 @@ func (m *Module) items(ctx context.Context, st *xmpp.Stanza, it *wire.Element) (
 	if len(node) > store.MaxPEPNodeLen {
 		return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
 	}
-	n, items, err := m.deps.Store.Items(ctx, own.String(), node, max, ids)
+	items, denied, err := m.readItems(ctx, own, st.From, node, max, ids)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, xmpp.StanzaError(stanza.ItemNotFound, "")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pep: items: %w", err)
 	}
-	if denied := m.access(ctx, own, n, st.From); denied != nil {
+	if denied != nil {
 		return pubsubError(st, denied.cond, denied.app, ""), nil
 	}
 	res := wire.New("items", NS, wire.Attr{Name: "node", Value: node})
@@ -630,6 +630,20 @@ func (m *Module) items(ctx context.Context, st *xmpp.Stanza, it *wire.Element) (
 		res.AddChild(e)
 	}
 	return st.Result(wire.New("pubsub", NS).AddChild(res)), nil
+}
+
+// readItems reads own's node for reader: with ids, those of its items
+// that exist, otherwise the newest max (all when max <= 0), oldest first;
+// or why reader may not read them. A missing node is store.ErrNotFound.
+func (m *Module) readItems(ctx context.Context, own, reader jid.JID, node string, max int, ids []string) ([]store.PEPItem, *denial, error) {
+	n, items, err := m.deps.Store.Items(ctx, own.String(), node, max, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	if denied := m.access(ctx, own, n, reader); denied != nil {
+		return nil, denied, nil
+	}
+	return items, nil, nil
 }
 
 func parsePayload(b []byte) (*wire.Element, error) {

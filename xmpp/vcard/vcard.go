@@ -46,7 +46,7 @@ type Module struct {
 	opts        Options
 	deps        Deps
 	log         *slog.Logger
-	avatarLocks *avatarLocks
+	avatarLocks avatarLocks
 }
 
 var _ xmpp.Module = (*Module)(nil)
@@ -63,7 +63,7 @@ func New(opts Options, deps Deps) (*Module, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Module{opts: opts, deps: deps, log: log, avatarLocks: &avatarLocks{seed: maphash.MakeSeed()}}, nil
+	return &Module{opts: opts, deps: deps, log: log, avatarLocks: avatarLocks{seed: maphash.MakeSeed()}}, nil
 }
 
 // Name implements xmpp.Module.
